@@ -1,0 +1,64 @@
+"""The ``fade-hub`` command line: parses flags, calls the library, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import FadeHubError
+
+EXIT_USER_ERROR = 2
+
+# Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
+COMMAND_MODULES = ("explore", "report", "push", "demo", "space", "hub")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="fade-hub",
+        description=(
+            "Discover where a Hugging Face model fails, publish the failure landscape "
+            "to the Hub, and collect feedback to fade those failures."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"fade-hub {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="Show full tracebacks and debug logs instead of one-line errors."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from importlib import import_module
+
+    for name in COMMAND_MODULES:
+        import_module(f".commands.{name}", __package__).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except FadeHubError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: what was produced so far is kept; rerun with --resume to continue.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

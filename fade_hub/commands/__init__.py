@@ -1,0 +1,1 @@
+"""Subcommands of the ``fade-hub`` CLI, one module each, each exposing ``register(subparsers)``."""

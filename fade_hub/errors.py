@@ -1,0 +1,53 @@
+"""Typed errors of fade-hub: each carries one actionable line for the user.
+
+The CLI prints ``error: <message>`` and exits with status 2 for any ``FadeHubError``;
+library users catch the specific class.
+"""
+
+
+class FadeHubError(Exception):
+    """Base class: a problem the user can fix; ``str(err)`` says how, in one line."""
+
+
+class NotImplementedYet(FadeHubError):
+    """A command or feature that has not landed yet."""
+
+
+class ModelNotFound(FadeHubError):
+    """The model ID or local folder does not exist or cannot be read."""
+
+
+class UnsupportedTask(FadeHubError):
+    """The model's task is not one fade-hub can explore."""
+
+
+class RemoteCodeRequired(FadeHubError):
+    """The model needs custom code and ``--trust-remote-code`` was not given."""
+
+
+class BadSpace(FadeHubError):
+    """A concept-space YAML is malformed; the message names the offending key."""
+
+
+class BadSeeds(FadeHubError):
+    """A seed source is missing, empty, or lacks the needed columns."""
+
+
+class LabelAlignmentError(FadeHubError):
+    """Dataset labels cannot be matched to the model's ``id2label``."""
+
+
+class BadConfig(FadeHubError):
+    """An option or config value is out of range or inconsistent."""
+
+
+class ResumeMismatch(FadeHubError):
+    """``--resume`` points at a run of another model, task or space."""
+
+
+class RunNotFound(FadeHubError):
+    """A run directory or run dataset does not exist or is incomplete."""
+
+
+class HubUnreachable(FadeHubError):
+    """The Hub endpoint could not be reached; the local data is kept."""

@@ -1,0 +1,69 @@
+"""Test bed: an isolated environment, one LocalHub per session, and tiny local models.
+
+Environment variables are set here, before any Hugging Face library is imported, because
+huggingface_hub and datasets read ``HF_ENDPOINT`` and ``HF_HUB_DISABLE_XET`` at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="fade-hub-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HUB_PORT = _free_port()
+TEST_ENV = {
+    "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
+    "HF_HUB_DISABLE_XET": "1",
+    "HF_TOKEN": "hf_dummy_test_token",
+    "HF_HOME": str(_SESSION_DIR / "hf_home"),
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TORCHINDUCTOR_CACHE_DIR": str(_SESSION_DIR / "inductor"),
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "MPLCONFIGDIR": str(_SESSION_DIR / "mpl"),
+    "FADE_HUB_CACHE": str(_SESSION_DIR / "fade_cache"),
+    "TOKENIZERS_PARALLELISM": "false",
+}
+os.environ.update(TEST_ENV)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    """A temp folder shared by the whole test session."""
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def hub(session_dir):
+    """The session's LocalHub, serving ``HF_ENDPOINT``."""
+    from fade_hub.testing import LocalHub
+
+    with LocalHub(root=session_dir / "hub", port=HUB_PORT) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_models(session_dir):
+    """Factory of tiny local models, built once per session: ``tiny_models("image-classification")``."""
+    from fade_hub.testing import tiny
+
+    built: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            built[kind] = tiny.build(kind, session_dir / "models" / kind)
+        return built[kind]
+
+    return get
