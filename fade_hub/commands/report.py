@@ -1,18 +1,37 @@
-"""`fade-hub report`: not implemented yet."""
+"""`fade-hub report`: the failure-mode table of a local or pushed run."""
 
 from __future__ import annotations
 
 import argparse
-
-from ..errors import NotImplementedYet
+import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand."""
-    parser = subparsers.add_parser("report", help="(not implemented yet)", description="Not implemented yet.")
-    parser.set_defaults(func=run)
+    p = subparsers.add_parser(
+        "report",
+        help="Print the ranked failure modes of a run.",
+        description="Print the ranked failure modes of RUN (a local run directory or a pushed dataset repo ID).",
+    )
+    p.add_argument("run", help="Run directory or dataset repo ID.")
+    p.add_argument("--top", type=int, default=10, help="How many failure modes to show.")
+    p.add_argument("--json", action="store_true", help="Print JSON (the modes' landscape rows) instead of a table.")
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Say that the command has not landed yet."""
-    raise NotImplementedYet("`fade-hub report` is not implemented yet; follow the project's issues for its release.")
+    """Load the run and print its top failure modes."""
+    from ..hub import open_run
+    from ..landscape import failure_modes, format_mode_table
+    from ..perturb import PerturbationSpace
+
+    meta, landscape = open_run(args.run)
+    modes = failure_modes(landscape, top_k=args.top)
+    if args.json:
+        print(json.dumps({"run_id": meta["run_id"], "model_id": meta["model_id"],
+                          "modes": json.loads(modes.to_json(orient="records"))}, indent=2))
+        return 0
+    print(f"{meta['model_id']} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
+          f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
+    print(format_mode_table(modes, PerturbationSpace.from_dict(meta["space"]), max_rows=args.top))
+    return 0

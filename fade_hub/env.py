@@ -1,0 +1,204 @@
+"""FailureEnv: a model under test, its seeds, a concept space and a judge, as a gymnasium environment.
+
+Two modes, as in the paper:
+
+* ``single`` (macroscopic): an episode is one step. ``reset`` draws a seed; the action is one
+  level index per factor (``spaces.MultiDiscrete(space.shape)``); ``step`` perturbs the seed to that
+  cell, queries the model, judges the answer and ends the episode.
+* ``sequential`` (microscopic): ``reset`` draws a seed and starts at the space's neutral cell; each
+  action is a move ``Discrete(2 * n_factors)`` — action ``2*f`` steps factor ``f`` one level up,
+  ``2*f + 1`` one level down (clamped at the ends) — applied cumulatively; every step queries the
+  model, and the episode terminates at the first failure and is truncated after ``max_steps``.
+
+Observation (both modes): ``{"seed": index of the seed in env.seeds, "cell": level index per factor}``.
+Reward: ``failure_score(verdict)`` = 1 for a failure plus ``severity_weight * severity``; in
+sequential mode ``step_penalty`` (α) is subtracted for every step taken.
+
+Explorers do not step one query at a time: they call :meth:`FailureEnv.evaluate` with a batch of
+(action, seed) pairs, which perturbs, predicts in batches and judges in one go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .errors import BadConfig
+from .judges import Judge, Verdict
+from .perturb import PerturbationSpace
+from .seeds import Seed
+from .targets import Prediction, Target
+
+MODES = ("single", "sequential")
+
+
+@dataclass
+class QueryResult:
+    """One model query: the seed, the cell, what went in, what came out and the judge's verdict."""
+
+    seed: Seed
+    action: tuple[int, ...]
+    action_id: int
+    levels: dict[str, str]
+    input: Any
+    prediction: Prediction
+    verdict: Verdict
+    score: float
+
+
+def perturbation_seed(env_seed: int, seed_id: str, action_id: int) -> int:
+    """Deterministic RNG seed for perturbing one seed into one cell (stable across processes)."""
+    digest = hashlib.sha256(f"{env_seed}|{seed_id}|{action_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class FailureEnv(gym.Env):
+    """A gymnasium environment whose steps are perturbed queries to a model, scored by a judge."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        target: Target,
+        judge: Judge,
+        space: PerturbationSpace,
+        seeds: Sequence[Seed],
+        *,
+        mode: str = "single",
+        max_steps: int = 8,
+        step_penalty: float = 0.05,
+        severity_weight: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if mode not in MODES:
+            raise BadConfig(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        if not seeds:
+            raise BadConfig("FailureEnv needs at least one seed input")
+        if space.modality != target.modality:
+            raise BadConfig(
+                f"space {space.name or ''!s} is for {space.modality} inputs but the {target.task} model takes "
+                f"{target.modality} inputs; pass a {target.modality} space with --space"
+            )
+        if max_steps < 1:
+            raise BadConfig(f"max_steps must be >= 1, got {max_steps}")
+        self.target, self.judge, self.space = target, judge, space
+        self.seeds = list(seeds)
+        self.mode, self.max_steps = mode, max_steps
+        self.step_penalty, self.severity_weight = step_penalty, severity_weight
+        self.base_seed = seed
+        shape = np.array(space.shape, dtype=np.int64)
+        self.observation_space = spaces.Dict(
+            {"seed": spaces.Discrete(len(self.seeds)), "cell": spaces.MultiDiscrete(shape)}
+        )
+        if mode == "single":
+            self.action_space = spaces.MultiDiscrete(shape, seed=seed)
+        else:
+            self.action_space = spaces.Discrete(2 * len(space.factors), seed=seed)
+        self.start_cell = self.neutral_cell()
+        self._seed_index = 0
+        self._cell = self.start_cell
+        self._steps = 0
+
+    def neutral_cell(self) -> tuple[int, ...]:
+        """The cell where sequential episodes start: every factor at its no-op level, else level 0."""
+        neutral = self.space.neutral_action()
+        return tuple(neutral) if neutral is not None else tuple(0 for _ in self.space.shape)
+
+    def failure_score(self, verdict: Verdict) -> float:
+        """Reward for one judged query before any step penalty."""
+        if not verdict.is_failure:
+            return 0.0
+        return 1.0 + self.severity_weight * float(verdict.severity)
+
+    def move(self, cell: Sequence[int], move: int) -> tuple[int, ...]:
+        """Apply one sequential move to a cell, clamped to the grid."""
+        factor, direction = divmod(int(move), 2)
+        if not 0 <= factor < len(self.space.shape):
+            raise BadConfig(f"move {move} out of range for {len(self.space.shape)} factors")
+        new = list(cell)
+        new[factor] = min(max(new[factor] + (1 if direction == 0 else -1), 0), self.space.shape[factor] - 1)
+        return tuple(new)
+
+    def evaluate(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str]) -> list[QueryResult]:
+        """Perturb each seed to its cell, query the model in batches and judge every answer."""
+        if len(actions) != len(seed_ids):
+            raise BadConfig(f"evaluate got {len(actions)} actions but {len(seed_ids)} seed ids")
+        by_id = self.seed_by_id
+        results_seeds, cells, inputs = [], [], []
+        for action, seed_id in zip(actions, seed_ids):
+            if seed_id not in by_id:
+                raise BadConfig(f"unknown seed id {seed_id!r}")
+            cell = self.space.validate_action(action)
+            seed = by_id[seed_id]
+            action_id = self.space.action_id(cell)
+            rng_seed = perturbation_seed(self.base_seed, seed_id, action_id)
+            results_seeds.append(seed)
+            cells.append(cell)
+            inputs.append(self.space.apply(seed.input, cell, seed=rng_seed))
+        predictions: list[Prediction] = []
+        for start in range(0, len(inputs), self.target.batch_size):
+            predictions.extend(self.target.predict(inputs[start : start + self.target.batch_size]))
+        verdicts = self.judge.judge(results_seeds, inputs, predictions)
+        return [
+            QueryResult(
+                seed=seed,
+                action=cell,
+                action_id=self.space.action_id(cell),
+                levels=self.space.level_strings(cell),
+                input=item,
+                prediction=prediction,
+                verdict=verdict,
+                score=self.failure_score(verdict),
+            )
+            for seed, cell, item, prediction, verdict in zip(results_seeds, cells, inputs, predictions, verdicts)
+        ]
+
+    @property
+    def seed_by_id(self) -> dict[str, Seed]:
+        """Seeds keyed by their id."""
+        if not hasattr(self, "_seed_by_id"):
+            self._seed_by_id = {seed.seed_id: seed for seed in self.seeds}
+        return self._seed_by_id
+
+    # gymnasium API -----------------------------------------------------------------------------
+
+    def _observation(self) -> dict[str, Any]:
+        return {"seed": self._seed_index, "cell": np.array(self._cell, dtype=np.int64)}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode on a seed input drawn by the env's RNG (or ``options["seed_index"]``)."""
+        super().reset(seed=seed)
+        options = options or {}
+        self._seed_index = int(options.get("seed_index", self.np_random.integers(len(self.seeds))))
+        self._cell = self.start_cell
+        self._steps = 0
+        return self._observation(), {"seed_id": self.seeds[self._seed_index].seed_id}
+
+    def step(self, action):
+        """Query the model once: at cell ``action`` (single) or after one move (sequential)."""
+        if self.mode == "single":
+            self._cell = tuple(int(a) for a in np.asarray(action).reshape(-1))
+        else:
+            self._cell = self.move(self._cell, int(np.asarray(action).reshape(-1)[0]))
+        self._steps += 1
+        seed = self.seeds[self._seed_index]
+        result = self.evaluate([self._cell], [seed.seed_id])[0]
+        reward = result.score
+        terminated = self.mode == "single" or result.verdict.is_failure
+        truncated = not terminated and self._steps >= self.max_steps
+        if self.mode == "sequential":
+            reward -= self.step_penalty
+        info = {
+            "seed_id": seed.seed_id,
+            "action_id": result.action_id,
+            "levels": result.levels,
+            "output": result.prediction.text,
+            "is_failure": result.verdict.is_failure,
+            "severity": result.verdict.severity,
+        }
+        return self._observation(), float(reward), terminated, truncated, info

@@ -1,0 +1,14 @@
+"""Explorers: a trl-trained policy (``ppo``) and the ``random``, ``epsilon-greedy`` and ``grid`` baselines."""
+
+from .config import ALGORITHMS, ExploreConfig
+
+__all__ = ["ALGORITHMS", "ExploreConfig", "explore"]
+
+
+def __getattr__(name: str):
+    # ``explore`` pulls in the model stack; import it only when asked for.
+    if name == "explore":
+        from .runner import explore
+
+        return explore
+    raise AttributeError(name)

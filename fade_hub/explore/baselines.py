@@ -1,0 +1,120 @@
+"""Undirected and simple explorers: ``random``, ``epsilon-greedy`` (the paper's baseline) and ``grid``.
+
+Each runs in both modes where it makes sense; all query through a :class:`Querier`, so they share the
+budget, the records and resume. They are deterministic given their ``numpy`` generator.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import BadConfig
+from ..seeds import Seed
+from .querier import Querier
+from .sequential import walk
+
+
+class CellStats:
+    """Running mean score per cell, for greedy choices."""
+
+    def __init__(self, num_cells: int) -> None:
+        self.counts = np.zeros(num_cells)
+        self.totals = np.zeros(num_cells)
+
+    def update(self, action_ids: Sequence[int], scores: Sequence[float]) -> None:
+        """Add observed scores."""
+        np.add.at(self.counts, list(action_ids), 1)
+        np.add.at(self.totals, list(action_ids), list(scores))
+
+    def means(self) -> np.ndarray:
+        """Mean score per cell (0 where unvisited)."""
+        return np.divide(self.totals, self.counts, out=np.zeros_like(self.totals), where=self.counts > 0)
+
+    def best(self, rng: np.random.Generator) -> int:
+        """A cell with the highest mean score, ties broken at random."""
+        means = self.means()
+        return int(rng.choice(np.flatnonzero(means == means.max())))
+
+
+def _pick_seeds(seeds: Sequence[Seed], count: int, rng: np.random.Generator) -> list[str]:
+    return [seeds[i].seed_id for i in rng.integers(len(seeds), size=count)]
+
+
+def run_random(querier: Querier, seeds: Sequence[Seed], rng: np.random.Generator, batch_size: int) -> None:
+    """Uniform random cells on random seeds until the budget is spent."""
+    space, episode = querier.env.space, 0
+    if querier.env.mode == "sequential":
+        moves = 2 * len(space.factors)
+        while querier.left() > 0:
+            count = min(batch_size, querier.left())
+            walk(querier, _pick_seeds(seeds, count, rng), first_episode=episode,
+                 choose=lambda i, cell, t: int(rng.integers(moves)))
+            episode += count
+        return
+    while querier.left() > 0:
+        count = min(batch_size, querier.left())
+        cells = [space.action_from_id(int(a)) for a in rng.integers(space.num_cells, size=count)]
+        querier.query(cells, _pick_seeds(seeds, count, rng), episode=list(range(episode, episode + count)))
+        episode += count
+
+
+def run_epsilon_greedy(
+    querier: Querier, seeds: Sequence[Seed], rng: np.random.Generator, batch_size: int, epsilon: float
+) -> None:
+    """With probability epsilon a random cell, else the cell with the best mean score so far."""
+    if not 0.0 <= epsilon <= 1.0:
+        raise BadConfig(f"--epsilon must be in [0, 1], got {epsilon}")
+    space, env, episode = querier.env.space, querier.env, 0
+    stats = CellStats(space.num_cells)
+    if env.mode == "sequential":
+        moves = 2 * len(space.factors)
+
+        def choose(i: int, cell: tuple[int, ...], t: int) -> int:
+            if rng.random() < epsilon:
+                return int(rng.integers(moves))
+            means = stats.means()
+            values = np.array([means[space.action_id(env.move(cell, m))] for m in range(moves)])
+            return int(rng.choice(np.flatnonzero(values == values.max())))
+
+        while querier.left() > 0:
+            count = min(batch_size, querier.left())
+            episodes = walk(querier, _pick_seeds(seeds, count, rng), first_episode=episode, choose=choose)
+            outcomes = [o for e in episodes for o in e.outcomes]
+            stats.update([o.action_id for o in outcomes], [o.score for o in outcomes])
+            episode += count
+        return
+    while querier.left() > 0:
+        count = min(batch_size, querier.left())
+        ids = [
+            int(rng.integers(space.num_cells)) if rng.random() < epsilon else stats.best(rng) for _ in range(count)
+        ]
+        outcomes = querier.query(
+            [space.action_from_id(a) for a in ids],
+            _pick_seeds(seeds, count, rng),
+            episode=list(range(episode, episode + count)),
+        )
+        stats.update([o.action_id for o in outcomes], [o.score for o in outcomes])
+        episode += count
+
+
+def grid_size(num_cells: int, num_seeds: int) -> int:
+    """Queries the grid needs: every cell on every seed."""
+    return num_cells * num_seeds
+
+
+def run_grid(querier: Querier, seeds: Sequence[Seed], batch_size: int) -> None:
+    """Every cell on every seed, in row-major order, cut at the budget."""
+    if querier.env.mode != "single":
+        raise BadConfig("--algorithm grid only runs in --mode single (it enumerates cells, not trajectories)")
+    space = querier.env.space
+    pairs = [(cell_id, seed.seed_id) for seed in seeds for cell_id in range(space.num_cells)]
+    pairs = pairs[: querier.left()]
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        querier.query(
+            [space.action_from_id(cell_id) for cell_id, _ in chunk],
+            [seed_id for _, seed_id in chunk],
+            episode=list(range(start, start + len(chunk))),
+        )

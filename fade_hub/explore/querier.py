@@ -1,0 +1,171 @@
+"""Querier: the one door through which explorers query the model.
+
+It enforces the budget, turns every query into a record flushed to the run directory, saves the
+media of failures, drives the progress bar, and — on ``--resume`` — serves the queries already on
+disk instead of asking the model again. Explorers are deterministic given ``--seed``, so a resumed
+run replays the same decisions; the querier checks each replayed query matches the record it
+serves and only queries the model past the end of the log: nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from ..env import FailureEnv, QueryResult
+from ..errors import BadConfig, ResumeMismatch
+from ..store import RunStore
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an explorer learns from one query."""
+
+    seed_id: str
+    action_id: int
+    is_failure: bool
+    severity: float
+    score: float
+
+
+def query_record(
+    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str
+) -> dict[str, Any]:
+    """The ``queries`` row of one query (design.md schema)."""
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "query_id": query_id,
+        "phase": phase,
+        "episode": episode,
+        "step": step,
+        "seed_id": result.seed.seed_id,
+        "context": result.seed.context,
+    }
+    record.update(result.levels)
+    record.update(
+        {
+            "action_id": result.action_id,
+            "input": result.input if isinstance(result.input, str) else "",
+            "clean_input": result.seed.input if result.verdict.is_failure and isinstance(result.seed.input, str) else "",
+            "output": result.prediction.text,
+            "expected": result.verdict.expected,
+            "is_failure": bool(result.verdict.is_failure),
+            "severity": float(result.verdict.severity),
+            "reward": float(result.score),
+            "trajectory": trajectory,
+            "media": "",
+        }
+    )
+    return record
+
+
+class Querier:
+    """Budgeted, recorded, resumable access to a FailureEnv."""
+
+    def __init__(
+        self,
+        env: FailureEnv,
+        store: RunStore,
+        *,
+        run_id: str,
+        budget: int,
+        replay: Sequence[dict[str, Any]] = (),
+        show_progress: bool = True,
+    ) -> None:
+        if budget < 1:
+            raise BadConfig(f"budget must be a positive number of model queries, got {budget}")
+        self.env, self.store, self.run_id, self.budget = env, store, run_id, budget
+        self.replay = list(replay)
+        explore_done = sum(1 for r in self.replay if r["phase"] == "explore")
+        if explore_done > budget:
+            raise ResumeMismatch(
+                f"{store.root} already holds {explore_done} queries, more than --budget {budget}; raise the budget"
+            )
+        self.next_id = 0
+        self.spent = 0
+        self.failures = 0
+        self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
+
+    def left(self) -> int:
+        """Explore queries still allowed by the budget."""
+        return self.budget - self.spent
+
+    def query(
+        self,
+        actions: Sequence[Sequence[int]],
+        seed_ids: Sequence[str],
+        *,
+        episode: int | Sequence[int],
+        step: int | Sequence[int] = 0,
+        trajectories: Sequence[str] | None = None,
+        phase: str = "explore",
+    ) -> list[Outcome]:
+        """Evaluate a batch of (cell, seed) queries; records are durable before this returns."""
+        count = len(actions)
+        if phase == "explore" and count > self.left():
+            raise BadConfig(f"explorer asked for {count} queries with only {self.left()} left in the budget")
+        episodes = [episode] * count if isinstance(episode, int) else list(episode)
+        steps = [step] * count if isinstance(step, int) else list(step)
+        trajectories = list(trajectories) if trajectories is not None else [""] * count
+        cells = [self.env.space.validate_action(action) for action in actions]
+        first = self.next_id
+        served = self._serve_replay(first, cells, seed_ids, phase)
+        fresh = range(len(served), count)
+        records = list(served)
+        if fresh:
+            results = self.env.evaluate([cells[i] for i in fresh], [seed_ids[i] for i in fresh])
+            new_records = []
+            for i, result in zip(fresh, results):
+                record = query_record(
+                    result,
+                    run_id=self.run_id,
+                    query_id=first + i,
+                    phase=phase,
+                    episode=episodes[i],
+                    step=steps[i],
+                    trajectory=trajectories[i],
+                )
+                media = result.prediction.image if result.prediction.image is not None else result.input
+                if record["is_failure"] and hasattr(media, "save"):
+                    record["media"] = self.store.save_image(record["query_id"], media)
+                new_records.append(record)
+            self.store.append(new_records)
+            records.extend(new_records)
+        self.next_id += count
+        if phase == "explore":
+            self.spent += count
+            self.failures += sum(r["is_failure"] for r in records)
+            self.bar.update(count)
+            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(self.spent, 1):.1%}")
+        return [
+            Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in records
+        ]
+
+    def _serve_replay(self, first: int, cells, seed_ids, phase: str) -> list[dict[str, Any]]:
+        served = []
+        for offset, (cell, seed_id) in enumerate(zip(cells, seed_ids)):
+            index = first + offset
+            if index >= len(self.replay):
+                break
+            record = self.replay[index]
+            expected = (phase, seed_id, self.env.space.action_id(cell))
+            if (record["phase"], record["seed_id"], record["action_id"]) != expected:
+                raise ResumeMismatch(
+                    f"cannot resume: query {index} on disk is {record['phase']} seed {record['seed_id']} cell "
+                    f"{record['action_id']} but the explorer now asks for {expected[0]} seed {expected[1]} cell "
+                    f"{expected[2]}; the run's settings changed — start a new --output"
+                )
+            served.append(record)
+        return served
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        self.bar.close()
+
+
+def trajectory_json(cells: Sequence[Sequence[int]]) -> str:
+    """Encode a sequential trajectory (the cells visited so far) for the ``trajectory`` column."""
+    return json.dumps([list(map(int, cell)) for cell in cells])

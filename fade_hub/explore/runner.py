@@ -1,0 +1,238 @@
+"""explore(): from a config to a finished run directory — load, explore, confirm, summarize."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..env import FailureEnv
+from ..errors import BadConfig
+from ..judges import JudgeConfig, make_judge
+from ..perturb import PerturbationSpace, default_space_for, load_space
+from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
+from ..store import RunStore
+from ..targets import Target, load_target
+from .baselines import grid_size, run_epsilon_greedy, run_grid, run_random
+from .config import GRID_LIMIT, ExploreConfig
+from .querier import Querier
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = 500
+VERSIONED_PACKAGES = (
+    "torch", "transformers", "diffusers", "peft", "trl", "datasets", "huggingface_hub", "gymnasium",
+)
+
+
+@dataclass
+class Run:
+    """A finished (or stopped) run: where it is and its metadata."""
+
+    path: Path
+    meta: dict
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"fade-hub": __version__}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[list[Seed], list[Seed]]:
+    """Split seeds into (explore, held-out) deterministically; held-out is empty for < 2 seeds."""
+    if fraction <= 0 or len(seeds) < 2:
+        return list(seeds), []
+    order = np.random.default_rng(seed).permutation(len(seeds))
+    count = min(max(1, round(fraction * len(seeds))), len(seeds) - 1)
+    held = sorted(order[:count])
+    held_set = set(held)
+    return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
+
+
+def load_parts(config: ExploreConfig) -> tuple[Target, PerturbationSpace, list[Seed]]:
+    """Load the model, the concept space and the seed inputs a config names."""
+    generation = {
+        key: value
+        for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
+        if value is not None
+    }
+    target = load_target(
+        config.model,
+        task=config.task,
+        revision=config.revision,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
+        batch_size=config.batch_size,
+        generation_kwargs=generation or None,
+        seed=config.seed,
+    )
+    space = load_space(config.space or default_space_for(target.modality))
+    source = config.seeds or default_seeds_for(target.task)
+    if source is None:
+        raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
+    seeds = load_seeds(
+        SeedConfig(
+            source=source,
+            split=config.split,
+            num_seeds=config.num_seeds,
+            image_column=config.image_column,
+            text_column=config.text_column,
+            label_column=config.label_column,
+            reference_column=config.reference_column,
+            label_map=config.label_map,
+            config_name=config.dataset_config,
+        ),
+        target.modality,
+        id2label=target.id2label,
+    )
+    return target, space, seeds
+
+
+def run_meta(config: ExploreConfig, target: Target, space: PerturbationSpace, budget: int, run_id: str) -> dict:
+    """The metadata written to ``run.json`` when a run starts."""
+    return {
+        "run_id": run_id,
+        "model_id": config.model,
+        "model_revision": config.revision,
+        "model_commit_sha": target.commit_sha,
+        "task": target.task,
+        "target": target.describe(),
+        "space": space.to_dict(),
+        "space_name": space.name,
+        "space_fingerprint": space.fingerprint(),
+        "seeds": {
+            "source": config.seeds or default_seeds_for(target.task),
+            "split": config.split,
+            "num_seeds": config.num_seeds,
+            "holdout": config.holdout,
+        },
+        "algorithm": config.algorithm,
+        "mode": config.mode,
+        "budget": budget,
+        "seed": config.seed,
+        "config": {k: v for k, v in config.to_dict().items() if k not in ("output", "resume", "show_progress")},
+        "fade_hub_version": __version__,
+        "versions": package_versions(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def explore(config: ExploreConfig) -> Run:
+    """Run an exploration end to end and leave a complete run directory behind."""
+    config.validate()
+    started = time.perf_counter()
+    output = Path(config.output) if config.output else Path("fade-runs") / _slug(config.model)
+    store = RunStore(output)
+    if config.resume and not store.exists():
+        raise BadConfig(f"--resume: {output} holds no run to resume; drop --resume to start one")
+    target, space, seeds = load_parts(config)
+    explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
+    budget = resolve_budget(config, space, explore_seeds)
+    judge = make_judge(target.task, _judge_config(config), target)
+    env = FailureEnv(
+        target, judge, space, seeds,
+        mode=config.mode, max_steps=config.max_steps, step_penalty=config.step_penalty,
+        severity_weight=config.severity_weight, seed=config.seed,
+    )
+    run_id = store.read_meta()["run_id"] if config.resume else uuid.uuid4().hex[:12]
+    meta = run_meta(config, target, space, budget, run_id)
+    meta["judge"] = judge.describe()
+    meta["seeds"].update(explore=len(explore_seeds), held_out=len(held_out))
+    store.create(meta, resume=config.resume)
+    replay = store.read_queries() if config.resume else []
+    loaded = time.perf_counter()
+    querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress)
+    try:
+        policy_probs = run_algorithm(config, querier, explore_seeds, store)
+    finally:
+        querier.close()
+    explored = time.perf_counter()
+    from ..summarize import confirm_top_cells, summarize
+
+    confirm_top_cells(querier, held_out, top=config.confirm_top, per_cell=config.confirm_seeds, policy_probs=policy_probs)
+    confirmed = time.perf_counter()
+    store.update_meta(
+        status="finished",
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        timings={
+            "load_s": round(loaded - started, 2),
+            "explore_s": round(explored - loaded, 2),
+            "confirm_s": round(confirmed - explored, 2),
+        },
+    )
+    meta = summarize(store)
+    return Run(store.root, meta)
+
+
+def resolve_budget(config: ExploreConfig, space: PerturbationSpace, explore_seeds: Sequence[Seed]) -> int:
+    """The explore budget: the user's, or the grid's size for ``grid``, or the default."""
+    if config.algorithm != "grid":
+        return config.budget or DEFAULT_BUDGET
+    needed = grid_size(space.num_cells, len(explore_seeds))
+    if needed > GRID_LIMIT and not config.force:
+        raise BadConfig(
+            f"grid needs {needed} queries ({space.num_cells} cells x {len(explore_seeds)} seeds), over the "
+            f"{GRID_LIMIT} limit; use a smaller space or fewer --num-seeds, or pass --force"
+        )
+    if config.budget is not None and config.budget < needed and not config.force:
+        raise BadConfig(
+            f"grid needs {needed} queries but --budget is {config.budget}; raise the budget, drop it, or pass --force to cut the grid"
+        )
+    return min(config.budget, needed) if config.budget else needed
+
+
+def run_algorithm(config: ExploreConfig, querier: Querier, seeds: list[Seed], store: RunStore) -> np.ndarray | None:
+    """Dispatch to the chosen explorer; return the policy's cell probabilities when it has one."""
+    rng = np.random.default_rng(config.seed)
+    if config.algorithm == "random":
+        run_random(querier, seeds, rng, config.batch_size)
+    elif config.algorithm == "epsilon-greedy":
+        run_epsilon_greedy(querier, seeds, rng, config.batch_size, config.epsilon)
+    elif config.algorithm == "grid":
+        run_grid(querier, seeds, config.batch_size)
+    else:
+        from .ppo import run_ppo
+
+        probs = run_ppo(querier, seeds, config, store.root / ".policy")
+        store.write_policy([float(p) for p in probs])
+        return probs
+    return None
+
+
+def _judge_config(config: ExploreConfig) -> JudgeConfig:
+    kind = None
+    if config.judge_keywords:
+        kind = "keywords"
+    elif config.judge_regex:
+        kind = "regex"
+    elif config.judge and config.judge not in ("rouge", "label", "clip"):
+        kind = "classifier"
+    elif config.judge:
+        kind = config.judge
+    return JudgeConfig(
+        kind=kind,
+        model_id=config.clip if config.clip else (config.judge if kind == "classifier" else None),
+        label=config.judge_label,
+        keywords=list(config.judge_keywords),
+        regex=config.judge_regex,
+        threshold=config.judge_threshold,
+        trust_remote_code=config.trust_remote_code,
+    )
+
+
+def _slug(model: str) -> str:
+    return Path(model.rstrip("/")).name.replace("/", "--") or "run"

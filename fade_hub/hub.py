@@ -1,0 +1,86 @@
+"""Push runs to the Hub and read them back; the token comes from HF_TOKEN or the stored login only."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import HubUnreachable, RunNotFound
+from .store import LANDSCAPE_FILE, META_FILE, MEDIA_DIR, RunStore
+
+logger = logging.getLogger(__name__)
+
+# Never uploaded: raw media (embedded in the parquet), the policy checkpoint, temp files.
+PUSH_IGNORE = (f"{MEDIA_DIR}/**", ".policy/**", "**/.*.tmp", ".*")
+
+
+def _hub_errors():
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return httpx2.TransportError, HfHubHTTPError
+
+
+def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Push a finished run directory as a dataset repo; pushing unchanged content again adds no commit."""
+    from huggingface_hub import HfApi, constants
+
+    from .summarize import summarize
+
+    store = RunStore(run_dir)
+    meta = store.read_meta()
+    if meta.get("status") != "finished":
+        raise RunNotFound(f"{store.root} is not finished (status {meta.get('status')!r}); resume it with --resume first")
+    summarize(store, repo_id=repo_id)
+    api = HfApi(token=token)
+    transport_error, http_error = _hub_errors()
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=store.root,
+            ignore_patterns=list(PUSH_IGNORE),
+            commit_message=f"fade-hub run {meta['run_id']} of {meta['model_id']}",
+        )
+    except (transport_error, OSError) as err:
+        raise HubUnreachable(
+            f"could not reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); the run in {store.root} is "
+            f"intact — retry with: fade-hub push {store.root} {repo_id}"
+        ) from None
+    except http_error as err:
+        raise HubUnreachable(
+            f"the Hub refused the push to {repo_id}: {str(err).splitlines()[0]}; the run in {store.root} is intact — "
+            f"check the token's write access, then retry with: fade-hub push {store.root} {repo_id}"
+        ) from None
+    return f"{constants.ENDPOINT}/datasets/{repo_id}"
+
+
+def open_run(spec: str | Path, *, token: str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Read a run's metadata and landscape from a local run directory or a pushed dataset repo."""
+    path = Path(spec)
+    if path.is_dir():
+        store = RunStore(path)
+        meta = store.read_meta()
+        landscape_path = path / LANDSCAPE_FILE
+        if not landscape_path.exists():
+            raise RunNotFound(f"{path} has no landscape yet (status {meta.get('status')!r}); finish it with --resume")
+        return meta, pd.read_parquet(landscape_path)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    transport_error, _ = _hub_errors()
+    try:
+        meta_file = hf_hub_download(str(spec), META_FILE, repo_type="dataset", token=token)
+        landscape_file = hf_hub_download(str(spec), LANDSCAPE_FILE, repo_type="dataset", token=token)
+    except RepositoryNotFoundError:
+        raise RunNotFound(f"{spec!s} is neither a local run directory nor a dataset repo on the Hub") from None
+    except EntryNotFoundError:
+        raise RunNotFound(f"dataset {spec!s} is not a fade-hub run (no {META_FILE} or {LANDSCAPE_FILE})") from None
+    except transport_error as err:
+        raise HubUnreachable(f"could not reach the Hub to read {spec!s} ({type(err).__name__}); check HF_ENDPOINT") from None
+    return json.loads(Path(meta_file).read_text(encoding="utf-8")), pd.read_parquet(landscape_file)

@@ -1,0 +1,422 @@
+"""Concept spaces: ordered factors × levels, loaded from YAML, mapped to and from discrete actions.
+
+A space is the product of its factors' levels; an *action* holds one level index per factor
+(a ``gymnasium.spaces.MultiDiscrete`` sample) and its ``action_id`` is the row-major index.
+Ops live in one registry per modality (``image``, ``text``, ``prompt`` modules, each with an
+``OPS`` dict of :class:`Op`), so adding an op is one function plus one registry entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import BadSpace
+
+MODALITIES = ("image", "text", "prompt")
+DEFAULT_SPACES = {"image": "image-default", "text": "text-default", "prompt": "paper-prompts"}
+_TOP_KEYS = ("modality", "name", "description", "factors")
+_FACTOR_KEYS = ("name", "op", "levels", "params")
+
+LevelCheck = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Op:
+    """A registered perturbation: ``fn(item, level, rng_seed, factor)``, its level rule and its no-op test."""
+
+    fn: Callable[[Any, Any, int, "Factor"], Any]
+    check: LevelCheck  # returns why a level is invalid, or None when it is fine
+    is_noop: Callable[[Any], bool] = lambda level: False  # no level of this op leaves the item unchanged
+    params: Mapping[str, LevelCheck] = field(default_factory=dict)  # allowed params -> value check
+    fills_template: bool = False  # prompt slots are filled before any other op runs
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One axis of a concept space: a record column name, an op, and its levels in YAML order."""
+
+    name: str
+    op: str
+    levels: tuple
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(self.levels))
+        object.__setattr__(self, "params", dict(self.params or {}))
+
+
+def _modality_module(modality: str) -> Any:
+    """The module implementing a modality: it defines ``OPS`` and ``coerce(item)``."""
+    if modality not in MODALITIES:
+        raise BadSpace(f"unknown modality {modality!r} (known: {', '.join(MODALITIES)})")
+    return importlib.import_module(f"{__package__}.{modality}")
+
+
+def ops_for(modality: str) -> dict[str, Op]:
+    """The op registry of a modality (``image``, ``text`` or ``prompt``)."""
+    return _modality_module(modality).OPS
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def number_level(lo: float | None = None, hi: float | None = None, *, hi_open: bool = False,
+                 integer: bool = False) -> LevelCheck:
+    """A level check accepting finite numbers in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``)."""
+    kind = "an integer" if integer else "a number"
+    if lo is not None and hi is not None:
+        where = f" in [{lo}, {hi}{')' if hi_open else ']'}"
+    elif lo is not None:
+        where = f" >= {lo}"
+    else:
+        where = "" if hi is None else f" <= {hi}"
+
+    def check(value: Any) -> str | None:
+        if not _is_real(value) or (integer and float(value) != int(value)):
+            return f"{value!r} is not {kind}{where}"
+        if (lo is not None and value < lo) or (hi is not None and (value >= hi if hi_open else value > hi)):
+            return f"{value!r} is out of range: must be {kind}{where}"
+        return None
+
+    return check
+
+
+def choice_level(*choices: str) -> LevelCheck:
+    """A level check accepting one of the given strings."""
+
+    def check(value: Any) -> str | None:
+        return None if isinstance(value, str) and value in choices else f"{value!r} is not one of {', '.join(choices)}"
+
+    return check
+
+
+def flag_level(value: Any) -> str | None:
+    """A level check accepting YAML booleans."""
+    return None if isinstance(value, bool) else f"{value!r} is not true or false"
+
+
+def flag_or_rate_level(value: Any) -> str | None:
+    """A level check accepting a boolean or a rate in [0, 1]."""
+    if isinstance(value, bool) or (_is_real(value) and 0 <= value <= 1):
+        return None
+    return f"{value!r} is not true, false or a rate in [0, 1]"
+
+
+def format_level(value: Any) -> str:
+    """Stable text of a level: ints as ``5``, floats shortest (``0.3``, ``1.0``), booleans ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = format(value, ".12g")
+        return text if any(c in text for c in ".en") else text + ".0"
+    return str(value)
+
+
+def _derive_seed(seed: int, index: int) -> int:
+    """A 64-bit rng seed from the caller's seed and the factor's position."""
+    state = np.random.SeedSequence([operator.index(seed) % 2**64, index]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+def _fail(source: str, key: str, message: str) -> BadSpace:
+    return BadSpace(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+
+
+def _check_factors(modality: str, factors: Sequence[Factor], source: str) -> None:
+    """Raise BadSpace naming the first invalid key of an already-typed factor list."""
+    if modality not in MODALITIES:
+        raise _fail(source, "modality", f"unknown modality {modality!r} (known: {', '.join(MODALITIES)})")
+    if not factors:
+        raise _fail(source, "factors", "must be a non-empty list of factors")
+    ops = ops_for(modality)
+    names: set[str] = set()
+    slots: set[str] = set()
+    for i, factor in enumerate(factors):
+        key = f"factors[{i}]"
+        if not isinstance(factor.name, str) or not factor.name.strip():
+            raise _fail(source, f"{key}.name", "must be a non-empty string")
+        if factor.name in names:
+            raise _fail(source, f"{key}.name", f"duplicate factor name {factor.name!r}")
+        names.add(factor.name)
+        if factor.op not in ops:
+            raise _fail(source, f"{key}.op",
+                        f"unknown op {factor.op!r} for modality {modality} (known: {', '.join(sorted(ops))})")
+        op = ops[factor.op]
+        if not factor.levels:
+            raise _fail(source, f"{key}.levels", "must be a non-empty list")
+        seen: set[str] = set()
+        for j, level in enumerate(factor.levels):
+            problem = op.check(level)
+            if problem:
+                raise _fail(source, f"{key}.levels[{j}]", f"{problem} for op {factor.op}")
+            text = format_level(level)
+            if text in seen:
+                raise _fail(source, f"{key}.levels[{j}]", f"duplicate level {text}")
+            seen.add(text)
+        for param, value in factor.params.items():
+            if param not in op.params:
+                allowed = ", ".join(sorted(op.params)) or "none"
+                raise _fail(source, f"{key}.params.{param}", f"unknown param for op {factor.op} (allowed: {allowed})")
+            problem = op.params[param](value)
+            if problem:
+                raise _fail(source, f"{key}.params.{param}", problem)
+        if op.fills_template:
+            slot = factor.params.get("slot", factor.name)
+            if slot in slots:
+                raise _fail(source, f"{key}.params.slot", f"slot {{{slot}}} is filled by two factors")
+            slots.add(slot)
+
+
+def _parse_factor(raw: Any, key: str, source: str) -> Factor:
+    """Turn one raw YAML factor mapping into a Factor, checking keys and container types."""
+    if not isinstance(raw, Mapping):
+        raise _fail(source, key, "must be a mapping with name, op and levels")
+    for name in raw:
+        if name not in _FACTOR_KEYS:
+            raise _fail(source, f"{key}.{name}", f"unknown key (allowed: {', '.join(_FACTOR_KEYS)})")
+    for name in ("name", "op", "levels"):
+        if name not in raw:
+            raise _fail(source, f"{key}.{name}", "missing")
+    if not isinstance(raw["op"], str):
+        raise _fail(source, f"{key}.op", f"must be a string, got {raw['op']!r}")
+    levels = raw["levels"]
+    if not isinstance(levels, list) or not levels:
+        raise _fail(source, f"{key}.levels", "must be a non-empty list")
+    params = raw.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise _fail(source, f"{key}.params", "must be a mapping of op keyword arguments")
+    return Factor(name=raw["name"], op=raw["op"], levels=tuple(levels), params=dict(params))
+
+
+@dataclass
+class PerturbationSpace:
+    """An ordered product of factors; actions are level indices, cells are row-major ``action_id``s."""
+
+    modality: str
+    factors: list[Factor]
+    name: str | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        self.factors = list(self.factors)
+        _check_factors(self.modality, self.factors, self.name or "<space>")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Levels per factor: the ``MultiDiscrete`` nvec."""
+        return tuple(len(f.levels) for f in self.factors)
+
+    @property
+    def num_cells(self) -> int:
+        """Number of cells (actions) in the space."""
+        return math.prod(self.shape)
+
+    def validate_action(self, action: Sequence[int]) -> tuple[int, ...]:
+        """The action as a tuple of ints; BadSpace when its length or an index is wrong."""
+        try:
+            values = tuple(operator.index(a) for a in action)
+        except TypeError as err:
+            raise BadSpace(f"action {action!r}: expected one integer level index per factor ({err})") from None
+        if len(values) != len(self.factors):
+            raise BadSpace(f"action {values}: has {len(values)} indices, the space has {len(self.factors)} factors")
+        for factor, size, index in zip(self.factors, self.shape, values):
+            if not 0 <= index < size:
+                raise BadSpace(f"action {values}: index {index} for factor {factor.name} is outside 0..{size - 1}")
+        return values
+
+    def action_id(self, action: Sequence[int]) -> int:
+        """Row-major index of an action."""
+        ident = 0
+        for size, index in zip(self.shape, self.validate_action(action)):
+            ident = ident * size + index
+        return ident
+
+    def action_from_id(self, action_id: int) -> tuple[int, ...]:
+        """The action whose row-major index is ``action_id``."""
+        ident = operator.index(action_id)
+        if not 0 <= ident < self.num_cells:
+            raise BadSpace(f"action_id {ident} is outside 0..{self.num_cells - 1}")
+        indices = []
+        for size in reversed(self.shape):
+            ident, index = divmod(ident, size)
+            indices.append(index)
+        return tuple(reversed(indices))
+
+    def level_values(self, action: Sequence[int]) -> dict[str, object]:
+        """Factor name -> level value of an action."""
+        return {f.name: f.levels[i] for f, i in zip(self.factors, self.validate_action(action))}
+
+    def level_strings(self, action: Sequence[int]) -> dict[str, str]:
+        """Factor name -> stable level text of an action (see :func:`format_level`)."""
+        return {name: format_level(value) for name, value in self.level_values(action).items()}
+
+    def neutral_action(self) -> tuple[int, ...] | None:
+        """Per factor the index of its first no-op level, or None when some factor has none."""
+        ops = ops_for(self.modality)
+        action = []
+        for factor in self.factors:
+            index = next((i for i, lv in enumerate(factor.levels) if ops[factor.op].is_noop(lv)), None)
+            if index is None:
+                return None
+            action.append(index)
+        return tuple(action)
+
+    def apply(self, item: Any, action: Sequence[int], *, seed: int = 0) -> Any:
+        """A perturbed copy of ``item``: image PIL RGB -> RGB of the same size, text -> text, template -> prompt.
+
+        Factors run in order, except that prompt slots are filled before any other op; a slot
+        missing from the template is skipped, and braces no factor fills are left untouched.
+        """
+        action = self.validate_action(action)
+        module = _modality_module(self.modality)
+        ops = module.OPS
+        item = module.coerce(item)
+        order = sorted(range(len(self.factors)), key=lambda i: not ops[self.factors[i].op].fills_template)
+        for i in order:
+            factor = self.factors[i]
+            item = ops[factor.op].fn(item, factor.levels[action[i]], _derive_seed(seed, i), factor)
+        return item
+
+    def to_dict(self) -> dict:
+        """A plain dict in the YAML layout (params only where given)."""
+        data: dict[str, Any] = {"modality": self.modality}
+        if self.name is not None:
+            data["name"] = self.name
+        if self.description is not None:
+            data["description"] = self.description
+        data["factors"] = []
+        for f in self.factors:
+            entry: dict[str, Any] = {"name": f.name, "op": f.op, "levels": list(f.levels)}
+            if f.params:
+                entry["params"] = dict(f.params)
+            data["factors"].append(entry)
+        return data
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical modality + factors (name and description excluded), for resume checks."""
+        canon = {
+            "modality": self.modality,
+            "factors": [{"name": f.name, "op": f.op, "levels": list(f.levels), "params": f.params}
+                        for f in self.factors],
+        }
+        return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The space as YAML text; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True,
+                              width=1000)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> PerturbationSpace:
+        """Build and validate a space from a YAML-shaped dict; BadSpace names ``source`` and the bad key."""
+        if not isinstance(data, Mapping):
+            raise _fail(source, "", "must be a mapping with modality and factors")
+        for key in data:
+            if key not in _TOP_KEYS:
+                raise _fail(source, str(key), f"unknown key (allowed: {', '.join(_TOP_KEYS)})")
+        if "modality" not in data:
+            raise _fail(source, "modality", f"missing (one of: {', '.join(MODALITIES)})")
+        modality = data["modality"]
+        if modality not in MODALITIES:
+            raise _fail(source, "modality", f"unknown modality {modality!r} (known: {', '.join(MODALITIES)})")
+        for key in ("name", "description"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise _fail(source, key, "must be a string")
+        raw_factors = data.get("factors")
+        if not isinstance(raw_factors, list) or not raw_factors:
+            raise _fail(source, "factors", "must be a non-empty list of factors")
+        factors = [_parse_factor(raw, f"factors[{i}]", source) for i, raw in enumerate(raw_factors)]
+        _check_factors(modality, factors, source)
+        return cls(modality=modality, factors=factors, name=data.get("name"), description=data.get("description"))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PerturbationSpace:
+        """Load and validate a space from a YAML file."""
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise _fail(source, "", "file not found") from None
+        except OSError as err:
+            raise _fail(source, "", f"cannot read: {err.strerror or err}") from None
+        return cls._from_text(text, source)
+
+    @classmethod
+    def _from_text(cls, text: str, source: str) -> PerturbationSpace:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise _fail(source, "", f"YAML does not parse: {problem}{where}") from None
+        return cls.from_dict(data, source=source)
+
+
+def _builtin_dir():
+    return resources.files("fade_hub").joinpath("builtin", "spaces")
+
+
+def _builtin_files() -> dict[str, Any]:
+    return {
+        entry.name.rsplit(".", 1)[0]: entry
+        for entry in _builtin_dir().iterdir()
+        if entry.name.endswith((".yaml", ".yml"))
+    }
+
+
+def list_builtin_spaces() -> dict[str, str]:
+    """Built-in space name -> one-line description."""
+    spaces = {}
+    for name, entry in sorted(_builtin_files().items()):
+        description = (yaml.safe_load(entry.read_text(encoding="utf-8")) or {}).get("description") or ""
+        spaces[name] = " ".join(str(description).split())
+    return spaces
+
+
+def default_space_for(modality: str) -> str:
+    """The built-in space name used for a modality when the user gives no ``--space``."""
+    if modality not in DEFAULT_SPACES:
+        raise BadSpace(f"unknown modality {modality!r} (known: {', '.join(MODALITIES)})")
+    return DEFAULT_SPACES[modality]
+
+
+def _load_builtin(name: str) -> PerturbationSpace:
+    files = _builtin_files()
+    if name not in files:
+        raise BadSpace(f"unknown built-in space {name!r} (known: {', '.join(sorted(files))})")
+    space = PerturbationSpace._from_text(files[name].read_text(encoding="utf-8"), f"builtin:{name}")
+    if space.name is None:
+        space.name = name
+    return space
+
+
+def load_space(spec: str | Path | PerturbationSpace) -> PerturbationSpace:
+    """A space from ``builtin:NAME``, a bare built-in NAME, a YAML path, or an existing space."""
+    if isinstance(spec, PerturbationSpace):
+        return spec
+    if isinstance(spec, str) and spec.startswith("builtin:"):
+        return _load_builtin(spec[len("builtin:"):])
+    path = Path(spec)
+    if isinstance(spec, Path) or path.is_file() or path.suffix in (".yaml", ".yml"):
+        return PerturbationSpace.from_yaml(path)
+    names = _builtin_files()
+    if spec in names:
+        return _load_builtin(spec)
+    raise BadSpace(f"{spec}: not a YAML file and not a built-in space (known: {', '.join(sorted(names))})")

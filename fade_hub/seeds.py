@@ -1,0 +1,588 @@
+"""Seed inputs: rows of a Hub dataset, a local folder or file, or a built-in prompt set.
+
+A seed is one unperturbed input (an RGB image, a text, or a text-to-image template with
+``{slot}`` placeholders) plus, for classifiers, its label aligned to the model's ``id2label``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+import re
+import string
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import islice
+from pathlib import Path
+
+import yaml
+from PIL import Image, ImageOps
+
+from fade_hub.errors import BadConfig, BadSeeds, HubUnreachable, LabelAlignmentError
+from fade_hub.perturb import prepare_image
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DIR = Path(__file__).parent / "builtin" / "seeds"
+MODALITIES = ("image", "text", "prompt")
+HUB_DEFAULT_CAP = 64
+STREAM_SHUFFLE_WINDOW = 1000
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+TABLE_SUFFIXES = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
+
+_IMAGE_NAMES = ("image", "img", "pixel_values", "image_path", "file_name", "filename", "path")
+_TEXT_NAMES = ("text", "sentence", "document", "article", "content", "prompt", "review", "question", "input")
+_LABEL_NAMES = ("label", "labels", "class")
+_REFERENCE_NAMES = ("summary", "highlights", "target", "reference", "abstract")
+_DEFAULT_SEEDS = {
+    "text-to-image": "builtin:paper-activities",
+    "text-generation": "builtin:prompts",
+    "text-classification": "builtin:sentences",
+    "summarization": "builtin:articles",
+}
+_UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+@dataclass
+class Seed:
+    """One unperturbed input, with its label (classifiers) or reference output when known."""
+
+    seed_id: str
+    input: object
+    label: int | None = None
+    label_name: str | None = None
+    reference: str | None = None
+    context: str = ""
+
+
+@dataclass
+class SeedConfig:
+    """Where seeds come from and how many: a Hub dataset id, a local path, or ``builtin:NAME``."""
+
+    source: str
+    split: str = "train"
+    num_seeds: int | None = None
+    image_column: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    reference_column: str | None = None
+    label_map: str | None = None
+    config_name: str | None = None
+    revision: str | None = None
+    streaming: bool = True
+    shuffle: bool = False
+    shuffle_seed: int = 0
+
+
+@dataclass
+class _Table:
+    """Raw rows of a source in their final order, with what is known about its columns."""
+
+    name: str
+    columns: list[str]
+    rows: Iterable[tuple[str, dict]]
+    open_image: Callable[[object], Image.Image]
+    image_columns: list[str] = field(default_factory=list)
+    label_names: dict[str, list[str]] = field(default_factory=dict)
+    context_column: str | None = None
+
+
+@dataclass
+class _Columns:
+    """The columns chosen for input, label and reference."""
+
+    input: str
+    label: str | None
+    reference: str | None
+    label_names: list[str] | None
+
+
+def list_builtin_seeds() -> dict[str, str]:
+    """Names of the built-in seed sets, each with a one-line description."""
+    return {path.stem: _read_builtin(path)["description"] for path in sorted(BUILTIN_DIR.glob("*.json"))}
+
+
+def default_seeds_for(task: str) -> str | None:
+    """The built-in seed source used for ``task`` when the user gives none, or None."""
+    return _DEFAULT_SEEDS.get(task)
+
+
+def load_seeds(
+    config: SeedConfig, modality: str, id2label: dict[int, str] | None = None, token=None
+) -> list[Seed]:
+    """Load seeds for ``modality`` ("image" | "text" | "prompt"), labels aligned to ``id2label``.
+
+    Local sources and built-ins give all their rows unless ``num_seeds`` is set; a Hub dataset
+    gives at most ``num_seeds`` rows, 64 when unset. With ``shuffle``, rows are shuffled with
+    ``shuffle_seed`` before the cap (a streamed dataset: within its first max(1000, 10×cap) rows).
+    """
+    if modality not in MODALITIES:
+        raise BadConfig(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+    if config.num_seeds is not None and config.num_seeds < 1:
+        raise BadConfig(f"--num-seeds must be at least 1, got {config.num_seeds}")
+    source = config.source
+    cap = config.num_seeds
+    if source.startswith("builtin:"):
+        table = _builtin_table(source.removeprefix("builtin:"), modality, config)
+    elif _is_local(source):
+        table = _local_table(Path(source).expanduser(), config)
+    else:
+        if cap is None:
+            cap = HUB_DEFAULT_CAP
+            logger.info("taking at most %d seeds from %s; pass --num-seeds to change", cap, source)
+        table = _hub_table(config, cap, token)
+    try:
+        seeds, names_declared = _materialize(table, config, modality, cap)
+    except ConnectionError as err:
+        raise HubUnreachable(f"lost the connection to the Hub while reading {source!r} ({err})") from err
+    seeds = _apply_labels(seeds, id2label, config.label_map, names_declared)
+    logger.info("loaded %d seeds from %s", len(seeds), source)
+    return seeds
+
+
+def align_labels(
+    dataset_labels: Iterable[str], id2label: dict[int, str], label_map: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Map each dataset label to a model label id, by name (case and separators ignored) or via ``label_map``."""
+    index = _LabelIndex(id2label)
+    wanted = list(dict.fromkeys(str(label) for label in dataset_labels))
+    mapped_keys = {_norm(str(key)): value for key, value in (label_map or {}).items()}
+    mapping: dict[str, int] = {}
+    unmatched: list[str] = []
+    for name in wanted:
+        target = mapped_keys.get(_norm(name)) if label_map else None
+        if label_map and name in label_map:
+            target = label_map[name]
+        label_id = index.resolve(target if target is not None else name)
+        if label_id is None and target is not None:
+            raise LabelAlignmentError(
+                f"the label map sends {name!r} to {target!r}, which is not a model label "
+                f"(model labels {_examples(index.names)})"
+            )
+        if label_id is None:
+            unmatched.append(name)
+        else:
+            mapping[name] = label_id
+    if unmatched:
+        hint = (
+            "add them to the --label-map file"
+            if label_map
+            else "pass --label-map FILE mapping dataset labels to model labels"
+        )
+        if mapping:
+            raise LabelAlignmentError(
+                f"dataset labels {_examples(unmatched)} have no match among model labels "
+                f"{_examples(index.names)} ({len(mapping)} others matched); {hint}"
+            )
+        raise LabelAlignmentError(
+            f"dataset labels {_examples(wanted)} do not match model labels {_examples(index.names)}; {hint}"
+        )
+    return mapping
+
+
+class _LabelIndex:
+    """Model label lookup by exact name, normalised name, or comma-separated synonym."""
+
+    def __init__(self, id2label: dict[int, str]):
+        self.id2label = {int(key): str(value) for key, value in sorted(id2label.items(), key=lambda kv: int(kv[0]))}
+        self.names = list(self.id2label.values())
+        self.exact: dict[str, int] = {}
+        for label_id, name in self.id2label.items():
+            self.exact.setdefault(name, label_id)
+        self.full = _unique_index((_norm(name), label_id) for label_id, name in self.id2label.items())
+        synonyms = _unique_index(
+            (_norm(part), label_id)
+            for label_id, name in self.id2label.items()
+            if "," in name
+            for part in name.split(",")
+        )
+        self.synonyms = {key: value for key, value in synonyms.items() if key not in self.full}
+
+    def resolve(self, value: object) -> int | None:
+        """The model label id for a label name (or id), or None."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value if value in self.id2label else None
+        name = str(value)
+        if name in self.exact:
+            return self.exact[name]
+        for candidate in [name, *name.split(",")]:
+            key = _norm(candidate)
+            found = self.full.get(key, self.synonyms.get(key))
+            if found is not None:
+                return found
+        return None
+
+
+def _unique_index(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Keys that point at exactly one label id."""
+    index: dict[str, set[int]] = {}
+    for key, label_id in pairs:
+        index.setdefault(key, set()).add(label_id)
+    return {key: ids.pop() for key, ids in index.items() if len(ids) == 1}
+
+
+def _norm(name: str) -> str:
+    """A label name with case, spaces, underscores, hyphens and punctuation ignored."""
+    return re.sub(r"[\W_]+", "", name.casefold()) or name.strip().casefold()
+
+
+def _examples(names: list[str], limit: int = 5) -> str:
+    """A short list of names for an error line."""
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return f"[{shown}, ...]" if len(names) > limit else f"[{shown}]"
+
+
+def _apply_labels(
+    seeds: list[Seed], id2label: dict[int, str] | None, label_map_path: str | None, names_declared: bool
+) -> list[Seed]:
+    """Set each labelled seed's ``label`` to the model's id and its name to the model's name."""
+    labelled = [seed.label_name for seed in seeds if seed.label_name is not None]
+    if id2label is None or not labelled:
+        return seeds
+    label_map = _read_label_map(label_map_path) if label_map_path else None
+    model = {int(key): str(value) for key, value in id2label.items()}
+    try:
+        mapping = align_labels(labelled, model, label_map)
+    except LabelAlignmentError:
+        if label_map is not None or names_declared or not all(_is_int(name) for name in labelled):
+            raise
+        if any(int(name) not in model for name in labelled):
+            raise
+        logger.warning("dataset labels are bare integers: taking them as the model's label ids")
+        mapping = {name: int(name) for name in labelled}
+    aligned = []
+    for seed in seeds:
+        if seed.label_name is None:
+            aligned.append(seed)
+            continue
+        label = mapping[seed.label_name]
+        context = model[label] if seed.context == seed.label_name else seed.context
+        aligned.append(replace(seed, label=label, label_name=model[label], context=context))
+    return aligned
+
+
+def _is_int(text: str) -> bool:
+    """Whether ``text`` spells an integer."""
+    return re.fullmatch(r"-?\d+", text) is not None
+
+
+def _read_label_map(path: str) -> dict[str, object]:
+    """A JSON or YAML file mapping dataset label -> model label name (or id)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise BadConfig(f"label map file {path!r} does not exist")
+    text = file.read_text(encoding="utf-8-sig")
+    try:
+        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise BadConfig(f"label map file {path!r} is not valid {file.suffix.lstrip('.') or 'YAML'}: {err}") from err
+    if not isinstance(data, dict) or not data:
+        raise BadConfig(f"label map file {path!r} must hold a mapping of dataset label -> model label")
+    return {str(key): value for key, value in data.items()}
+
+
+def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | None) -> tuple[list[Seed], bool]:
+    """Turn raw rows into seeds until ``cap``; returns them and whether label names were declared."""
+    columns = _resolve_columns(table, config, modality)
+    seeds: list[Seed] = []
+    seen = 0
+    skipped: list[str] = []
+    for seed_id, row in table.rows:
+        if cap is not None and len(seeds) >= cap:
+            break
+        seen += 1
+        value = row.get(columns.input)
+        if value is None:
+            continue
+        if modality == "image":
+            image = _try_open(table, seed_id, value)
+            if image is None:
+                skipped.append(seed_id)
+                continue
+            value = image
+        else:
+            value = value if isinstance(value, str) else str(value)
+            if modality == "prompt":
+                _check_template(value, seed_id, table.name)
+        label_name = _label_name(row.get(columns.label), columns.label_names, table.name) if columns.label else None
+        reference = row.get(columns.reference) if columns.reference else None
+        context = row.get(table.context_column) if table.context_column else None
+        seeds.append(
+            Seed(
+                seed_id=seed_id,
+                input=value,
+                label_name=label_name,
+                reference=None if reference is None else str(reference),
+                context=str(context or label_name or ""),
+            )
+        )
+    if not seeds:
+        if skipped:
+            raise BadSeeds(f"seed source {table.name} has no readable images (skipped {_examples(skipped)})")
+        if seen:
+            raise BadSeeds(f"seed source {table.name} has no rows with a value in column {columns.input!r}")
+        raise BadSeeds(f"seed source {table.name} has no rows; give a source with at least one input")
+    return seeds, columns.label_names is not None
+
+
+def _try_open(table: _Table, seed_id: str, value: object) -> Image.Image | None:
+    """The seed's image as RGB, or None (with a warning naming it) when it cannot be read."""
+    try:
+        return prepare_image(table.open_image(value))
+    except ConnectionError:
+        raise
+    except _UNREADABLE_IMAGE as err:
+        logger.warning("skipping unreadable image %s in %s: %s", seed_id, table.name, err)
+        return None
+
+
+def _label_name(value: object, names: list[str] | None, source: str) -> str | None:
+    """A row's label as a name: ClassLabel ints map through ``names``; -1 means unlabelled."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        raise BadSeeds(f"seed source {source} has multi-label or nested labels; pass --label-column with one label")
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and names is not None:
+        if value < 0:
+            return None
+        if value >= len(names):
+            raise BadSeeds(f"seed source {source} has label id {value} but only {len(names)} label names")
+        return names[value]
+    return str(value)
+
+
+def _check_template(text: str, seed_id: str, source: str) -> None:
+    """Reject a prompt template whose braces do not parse as named ``{slot}`` placeholders."""
+    try:
+        slots = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as err:
+        raise BadSeeds(f"prompt {seed_id} of {source} is not a valid template ({err}); write literal braces as {{{{ }}}}") from err
+    bad = [name for name in slots if not name.isidentifier()]
+    if bad:
+        raise BadSeeds(f"prompt {seed_id} of {source} has placeholders {bad} that are not {{slot}} names")
+
+
+def _resolve_columns(table: _Table, config: SeedConfig, modality: str) -> _Columns:
+    """Choose input, label and reference columns from flags or by type and name."""
+    if modality == "image":
+        input_col = _pick(table, config.image_column, "--image-column", table.image_columns, _IMAGE_NAMES, "image")
+    else:
+        input_col = _pick(table, config.text_column, "--text-column", [], _TEXT_NAMES, "text")
+    label_col = _pick(table, config.label_column, "--label-column", list(table.label_names), _LABEL_NAMES)
+    reference_col = _pick(table, config.reference_column, "--reference-column", [], _REFERENCE_NAMES)
+    return _Columns(
+        input=input_col,
+        label=label_col if label_col != input_col else None,
+        reference=reference_col if reference_col != input_col else None,
+        label_names=table.label_names.get(label_col) if label_col else None,
+    )
+
+
+def _pick(
+    table: _Table, explicit: str | None, flag: str, typed: list[str], names: tuple[str, ...], required: str = ""
+) -> str | None:
+    """The column given by ``flag``, else the first typed one, else the first known name."""
+    available = ", ".join(table.columns) or "none"
+    if explicit is not None:
+        if explicit not in table.columns:
+            raise BadSeeds(f"column {explicit!r} given by {flag} is not in {table.name} (columns: {available})")
+        return explicit
+    if typed:
+        return typed[0]
+    by_lower = {column.lower(): column for column in table.columns}
+    for name in names:
+        if name in by_lower:
+            return by_lower[name]
+    if required:
+        raise BadSeeds(f"seed source {table.name} has no {required} column (columns: {available}); pass {flag} NAME")
+    return None
+
+
+def _shuffled(items: list, config: SeedConfig) -> list:
+    """``items`` shuffled with ``shuffle_seed`` when ``shuffle`` is set, else as they are."""
+    if config.shuffle:
+        items = list(items)
+        random.Random(config.shuffle_seed).shuffle(items)
+    return items
+
+
+def _is_local(source: str) -> bool:
+    """Whether ``source`` names a local path rather than a Hub dataset id."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return True
+    looks_local = source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1
+    if looks_local or path.suffix.lower() in TABLE_SUFFIXES:
+        raise BadSeeds(f"seed source {source!r} does not exist")
+    return False
+
+
+def _open_local(base: Path) -> Callable[[object], Image.Image]:
+    """An image opener for paths relative to ``base``."""
+
+    def open_image(value: object) -> Image.Image:
+        path = value if isinstance(value, Path) else base / str(value)
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+
+    return open_image
+
+
+def _local_table(path: Path, config: SeedConfig) -> _Table:
+    """Rows of an image folder, or of a .jsonl / .csv / .tsv / .txt file."""
+    if path.is_dir():
+        return _folder_table(path, config)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise BadSeeds(
+            f"seed file {str(path)!r} has an unsupported type; use an image folder, "
+            f"{', '.join(TABLE_SUFFIXES)}, builtin:NAME or a Hub dataset id"
+        )
+    text = path.read_text(encoding="utf-8-sig")
+    if kind == "jsonl":
+        records = _parse_jsonl(text, path)
+    elif kind == "txt":
+        records = [{"text": line} for line in text.splitlines() if line.strip()]
+    else:
+        reader = csv.DictReader(text.splitlines(), delimiter="\t" if kind == "tsv" else ",")
+        records = list(reader)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    rows = [(f"{path.name}/{i:05d}", record) for i, record in enumerate(records)]
+    return _Table(name=str(path), columns=columns, rows=_shuffled(rows, config), open_image=_open_local(path.parent))
+
+
+def _parse_jsonl(text: str, path: Path) -> list[dict]:
+    """The JSON objects of a .jsonl file, one a line; blank lines are skipped."""
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise BadSeeds(f"{path}:{lineno} is not valid JSON ({err.msg})") from err
+        if not isinstance(record, dict):
+            raise BadSeeds(f"{path}:{lineno} is not a JSON object; write one object per line")
+        records.append(record)
+    return records
+
+
+def _folder_table(folder: Path, config: SeedConfig) -> _Table:
+    """Images under ``folder`` in sorted order; the first subfolder name is the label."""
+    relative = sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+    rows = [
+        (rel, {"image": rel, "label": rel.split("/", 1)[0] if "/" in rel else None}) for rel in relative
+    ]
+    return _Table(
+        name=str(folder),
+        columns=["image", "label"],
+        rows=_shuffled(rows, config),
+        open_image=_open_local(folder),
+        image_columns=["image"],
+    )
+
+
+def _read_builtin(path: Path) -> dict:
+    """A built-in seed set file: description, modality and rows."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _builtin_table(name: str, modality: str, config: SeedConfig) -> _Table:
+    """Rows of a seed set shipped in ``fade_hub/builtin/seeds``."""
+    path = BUILTIN_DIR / f"{name}.json"
+    if not path.is_file():
+        raise BadSeeds(f"unknown built-in seed set {name!r}; known: {', '.join(list_builtin_seeds())}")
+    data = _read_builtin(path)
+    if modality == "image":
+        raise BadSeeds(f"builtin:{name} holds {data['modality']} seeds; image models need an image folder or dataset")
+    records = data["rows"]
+    rows = [(f"{name}/{i:02d}", record) for i, record in enumerate(records)]
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    return _Table(
+        name=f"builtin:{name}",
+        columns=columns,
+        rows=_shuffled(rows, config),
+        open_image=_open_local(BUILTIN_DIR),
+        context_column="context" if "context" in columns else None,
+    )
+
+
+def _hub_table(config: SeedConfig, cap: int, token) -> _Table:
+    """Rows of a Hub dataset split, streamed unless ``streaming`` is off; images stay undecoded."""
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    source = config.source
+    try:
+        dataset = datasets.load_dataset(
+            source,
+            config.config_name,
+            split=config.split,
+            streaming=config.streaming,
+            revision=config.revision,
+            token=token,
+        )
+    except (DatasetNotFoundError, RepositoryNotFoundError, FileNotFoundError) as err:
+        raise BadSeeds(f"dataset {source!r} was not found on the Hub (or is private: log in or pass a token)") from err
+    except ConnectionError as err:
+        raise HubUnreachable(f"could not reach the Hub to load dataset {source!r} ({err})") from err
+    except ValueError as err:
+        raise BadSeeds(f"cannot load dataset {source!r}: {err}") from err
+    features = dataset.features
+    if features is None:
+        first = next(iter(dataset.take(1)), {})
+        columns = list(first)
+        image_columns: list[str] = []
+        label_names: dict[str, list[str]] = {}
+    else:
+        columns = list(features)
+        image_columns = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
+        label_names = {
+            name: list(feature.names) for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)
+        }
+    for name in image_columns:
+        dataset = dataset.cast_column(name, datasets.Image(decode=False))
+    decoder = datasets.Image()
+    tokens = {source: token} if token else None
+
+    def open_image(value: object) -> Image.Image:
+        if isinstance(value, Image.Image):
+            return value
+        if isinstance(value, str):
+            value = {"path": value, "bytes": None}
+        return decoder.decode_example(value, token_per_repo_id=tokens)
+
+    return _Table(
+        name=source,
+        columns=columns,
+        rows=_hub_rows(dataset, config, cap),
+        open_image=open_image,
+        image_columns=image_columns,
+        label_names=label_names,
+    )
+
+
+def _hub_rows(dataset, config: SeedConfig, cap: int) -> Iterator[tuple[str, dict]]:
+    """(seed id, row) pairs in order; ids keep each row's index in the split."""
+    split = config.split
+    if not config.streaming:
+        order = _shuffled(list(range(len(dataset))), config)
+        return ((f"{split}/{i:05d}", dataset[i]) for i in order)
+    indexed = ((f"{split}/{i:05d}", row) for i, row in enumerate(dataset))
+    if not config.shuffle:
+        return indexed
+    return iter(_shuffled(list(islice(indexed, max(STREAM_SHUFFLE_WINDOW, 10 * cap))), config))

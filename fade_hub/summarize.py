@@ -1,0 +1,158 @@
+"""Turn a run's query log into what people read: confirmed failure modes, parquet configs, plots, card."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .landscape import compute_landscape, failure_modes
+from .perturb import PerturbationSpace
+from .seeds import Seed
+from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, RunStore
+
+logger = logging.getLogger(__name__)
+
+FAILURE_COLUMNS = (
+    "query_id", "phase", "seed_id", "context", "action_id", "input", "clean_input", "output", "expected",
+    "severity", "trajectory",
+)
+EXAMPLES_PER_MODE = 8
+
+
+def confirm_top_cells(querier, held_out: Sequence[Seed], *, top: int, per_cell: int, policy_probs=None) -> int:
+    """Re-evaluate the top failure cells on held-out seeds (``phase="confirm"``); return the query count."""
+    if top <= 0 or per_cell <= 0:
+        return 0
+    if not held_out:
+        logger.warning("no held-out seeds (need at least 2 seeds): the top failure modes are not confirmed")
+        return 0
+    space = querier.env.space
+    explore_rows = [r for r in querier.store.read_queries() if r["phase"] == "explore"]
+    modes = failure_modes(compute_landscape(explore_rows, space, policy_probs), top_k=top)
+    seed_ids = [seed.seed_id for seed in held_out[:per_cell]]
+    pairs = [(int(cell), seed_id) for cell in modes["action_id"] for seed_id in seed_ids]
+    batch = querier.env.target.batch_size
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        querier.query(
+            [space.action_from_id(cell) for cell, _ in chunk],
+            [seed_id for _, seed_id in chunk],
+            episode=-1,
+            phase="confirm",
+        )
+    return len(pairs)
+
+
+def summarize(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
+    """Write the ``failures`` and ``landscape`` configs, the plots and the card; return the metadata."""
+    from .card import build_dataset_card
+    from .plots import examples_grid_png, heatmaps_png, marginals_png
+
+    meta = store.read_meta()
+    space = PerturbationSpace.from_dict(meta["space"])
+    queries = pd.DataFrame(store.read_queries())
+    policy = store.read_policy()
+    landscape = compute_landscape(queries, space, np.asarray(policy) if policy is not None else None)
+    landscape.to_parquet(store.root / LANDSCAPE_FILE, index=False)
+    write_failures(store, queries, space)
+
+    plots = store.root / PLOTS_DIR
+    plots.mkdir(exist_ok=True)
+    images: dict[str, str] = {}
+    explore_rows = queries[queries["phase"] == "explore"] if len(queries) else queries
+    if len(explore_rows):
+        for path in heatmaps_png(explore_rows, space, plots):
+            images[f"failure rate: {path.stem.replace('heatmap_', '').replace('_', ' × ')}"] = _rel(store, path)
+        images["failure rate per factor"] = _rel(store, marginals_png(explore_rows, space, plots / "marginals.png"))
+    modes = failure_modes(landscape, top_k=10)
+    examples = mode_examples(store, queries, modes)
+    if len(modes):
+        top_cell = int(modes["action_id"].iloc[0])
+        grid = [
+            _example_item(store, row)
+            for _, row in queries[(queries["action_id"] == top_cell) & queries["is_failure"]].head(EXAMPLES_PER_MODE).iterrows()
+        ]
+        if grid:
+            levels = ", ".join(f"{k}={v}" for k, v in space.level_strings(space.action_from_id(top_cell)).items())
+            path = examples_grid_png(grid, plots / "top_mode_examples.png", title=f"top failure mode: {levels}")
+            images["examples of the top failure mode"] = _rel(store, path)
+
+    failures = int(queries["is_failure"].sum()) if len(queries) else 0
+    meta = store.update_meta(
+        queries=int(len(queries)),
+        failures=failures,
+        failure_cells=int((landscape["failures"] > 0).sum()),
+        data_files=dict(DATA_FILES),
+    )
+    card = build_dataset_card(meta, landscape, space, examples=examples, images=images, repo_id=repo_id)
+    card.save(store.root / "README.md")
+    return meta
+
+
+def write_failures(store: RunStore, queries: pd.DataFrame, space: PerturbationSpace) -> Path:
+    """Write the ``failures`` config: failing queries with their levels, texts and images."""
+    import datasets
+
+    factor_names = [factor.name for factor in space.factors]
+    rows = queries[queries["is_failure"]] if len(queries) else queries
+    table: dict[str, list] = {name: [] for name in (*FAILURE_COLUMNS[:5], *factor_names, *FAILURE_COLUMNS[5:])}
+    has_media = space.modality == "image" or (len(rows) and (rows.get("media", pd.Series(dtype=str)) != "").any())
+    features = {name: datasets.Value("string") for name in table}
+    features.update(
+        query_id=datasets.Value("int64"), action_id=datasets.Value("int64"), severity=datasets.Value("float64")
+    )
+    if has_media:
+        table["image"] = []
+        features["image"] = datasets.Image()
+    for _, row in rows.iterrows():
+        for name in table:
+            if name == "image":
+                table[name].append(_image_cell(store, row.get("media", "")))
+            else:
+                table[name].append(row.get(name, ""))
+    dataset = datasets.Dataset.from_dict(table, features=datasets.Features(features))
+    path = store.root / FAILURES_FILE
+    dataset.to_parquet(str(path))
+    return path
+
+
+def mode_examples(store: RunStore, queries: pd.DataFrame, modes: pd.DataFrame) -> dict[int, str]:
+    """One short example per failure mode for the card: an image path or the model's output."""
+    examples: dict[int, str] = {}
+    if not len(queries):
+        return examples
+    failing = queries[queries["is_failure"]]
+    for cell in modes["action_id"]:
+        hits = failing[failing["action_id"] == cell]
+        if not len(hits):
+            continue
+        first = hits.iloc[0]
+        media = first.get("media", "")
+        examples[int(cell)] = media if media else f"{first['output']} (expected: {first['expected']})"
+    return examples
+
+
+def _image_cell(store: RunStore, media: str) -> dict[str, Any] | None:
+    if not media:
+        return None
+    path = store.root / media
+    return {"bytes": path.read_bytes(), "path": path.name}
+
+
+def _example_item(store: RunStore, row: pd.Series) -> dict[str, Any]:
+    from PIL import Image
+
+    caption = f"out: {row['output']}\nexp: {row['expected']}"
+    if row.get("media"):
+        with Image.open(io.BytesIO((store.root / row["media"]).read_bytes())) as image:
+            return {"image": image.convert("RGB"), "caption": caption}
+    return {"text": row.get("input") or row["output"], "caption": caption}
+
+
+def _rel(store: RunStore, path: Path) -> str:
+    return Path(path).relative_to(store.root).as_posix()

@@ -1,0 +1,194 @@
+"""The target protocol: a loaded model that answers batches of inputs with ``Prediction`` objects."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+
+from fade_hub.errors import BadConfig, RemoteCodeRequired
+from fade_hub.targets.source import ModelSource
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("image-classification", "text-classification", "text-generation", "summarization", "text-to-image")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_LONG_CONTEXT = 100_000
+
+
+@dataclass
+class Prediction:
+    """One model output: a readable summary plus the task-specific fields."""
+
+    text: str
+    label: int | None = None
+    score: float | None = None
+    probs: list[float] | None = None
+    image: Image.Image | None = None
+
+
+@dataclass
+class TargetConfig:
+    """How to load and run a target (the options of ``load_target`` besides the model id)."""
+
+    device: str | None = None
+    dtype: str | None = None
+    trust_remote_code: bool = False
+    batch_size: int = 16
+    generation_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise BadConfig(f"batch size must be >= 1, got {self.batch_size}")
+        if self.dtype is not None and self.dtype not in _DTYPES:
+            raise BadConfig(f"dtype {self.dtype!r} not supported; use one of {', '.join(_DTYPES)}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype to load weights in (float32 unless asked otherwise)."""
+        return _DTYPES[self.dtype or "float32"]
+
+
+def pick_device(device: str | None) -> str:
+    """The given device, or the best one accelerate sees (cuda, mps, xpu, ... else cpu)."""
+    if device:
+        return device
+    from accelerate import PartialState
+
+    return str(PartialState().device)
+
+
+@contextmanager
+def seeded(seed: int, device: str) -> Iterator[None]:
+    """Run a block with torch's RNG seeded, restoring the caller's RNG state afterwards."""
+    dev = torch.device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def batched(items: Sequence, size: int) -> Iterator[list]:
+    """Consecutive chunks of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def text_max_length(tokenizer: Any, config: Any) -> int:
+    """The longest input the model accepts, from the tokenizer or, failing that, the model config."""
+    limit = getattr(tokenizer, "model_max_length", None) or _LONG_CONTEXT
+    if limit >= _LONG_CONTEXT:
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 512
+    return int(limit)
+
+
+def ensure_pad_token(tokenizer: Any, model: Any) -> None:
+    """Give tokenizers without a pad token their EOS token as padding (GPT-style models)."""
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def remote_code_error(model_id: str, err: Exception | None = None) -> RemoteCodeRequired:
+    """The error for a model that needs its own code from the repository."""
+    detail = f" ({err})" if err else ""
+    return RemoteCodeRequired(
+        f"model {model_id!r} runs custom code from its repository{detail}; review that code, then pass "
+        "--trust-remote-code (trust_remote_code=True) to allow it"
+    )
+
+
+class Target:
+    """Base class of the model under test: ``predict`` answers a list of inputs, one forward per batch."""
+
+    task: ClassVar[str]
+    modality: ClassVar[str]
+
+    def __init__(self, source: ModelSource, config: TargetConfig) -> None:
+        self.model_id = source.model_id
+        self.revision = source.revision
+        self.commit_sha = source.commit_sha
+        self.config = config
+        self.device = pick_device(config.device)
+        self.batch_size = config.batch_size
+        self.local_path: Path = source.fetch()
+        self.id2label: dict[int, str] | None = None
+        self.model: Any = None
+        self.processor: Any = None
+
+    def predict(self, inputs: Sequence) -> list[Prediction]:
+        """Outputs for ``inputs`` (PIL images or strings), one model call per batch of ``batch_size``."""
+        outputs: list[Prediction] = []
+        with torch.inference_mode():
+            for chunk in batched(inputs, self.batch_size):
+                outputs.extend(self._predict_batch(chunk))
+        return outputs
+
+    def _predict_batch(self, batch: list) -> list[Prediction]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What was tested, for run metadata: model, revision, commit, task, device, dtype, batch size."""
+        return {
+            "model_id": self.model_id,
+            "revision": self.revision,
+            "commit_sha": self.commit_sha,
+            "task": self.task,
+            "device": self.device,
+            "dtype": str(self.config.torch_dtype).removeprefix("torch."),
+            "batch_size": self.batch_size,
+        }
+
+
+def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | None) -> Any:
+    """Load ``auto_cls`` from the target's folder in eval mode on its device; maps remote-code refusals."""
+    try:
+        model = auto_cls.from_pretrained(
+            target.local_path,
+            use_safetensors=use_safetensors,
+            trust_remote_code=target.config.trust_remote_code,
+            dtype=target.config.torch_dtype,
+        )
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise remote_code_error(target.model_id, err) from err
+        raise
+    return model.to(target.device).eval()
+
+
+def load_processor(auto_cls: Any, target: Target) -> Any:
+    """Load a tokenizer or image processor from the target's folder."""
+    try:
+        return auto_cls.from_pretrained(target.local_path, trust_remote_code=target.config.trust_remote_code)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise remote_code_error(target.model_id, err) from err
+        raise
+
+
+class Classifier(Target):
+    """Shared logic of classifiers: one forward per batch, softmax, top class."""
+
+    def _encode(self, batch: list) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _set_labels(self) -> None:
+        """Read ``id2label`` from the model config, with integer keys."""
+        self.id2label = {int(k): str(v) for k, v in self.model.config.id2label.items()}
+
+    def _predict_batch(self, batch: list) -> list[Prediction]:
+        encoded = {k: v.to(self.device) for k, v in self._encode(batch).items()}
+        probs = self.model(**encoded).logits.float().softmax(dim=-1).cpu()
+        top = probs.argmax(dim=-1).tolist()
+        return [
+            Prediction(text=self.id2label.get(label, str(label)), label=label, score=float(row[label]), probs=row.tolist())
+            for label, row in zip(top, probs, strict=True)
+        ]

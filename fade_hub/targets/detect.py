@@ -1,0 +1,109 @@
+"""Task detection from Hub metadata, ``model_index.json`` or ``config.json``."""
+
+from __future__ import annotations
+
+from fade_hub.errors import UnsupportedTask
+from fade_hub.targets.base import TASKS
+from fade_hub.targets.source import ModelSource
+
+PIPELINE_TAGS = {
+    "image-classification": "image-classification",
+    "text-classification": "text-classification",
+    "sentiment-analysis": "text-classification",
+    "text-generation": "text-generation",
+    "summarization": "summarization",
+    "text2text-generation": "summarization",
+    "text-to-image": "text-to-image",
+}
+# transformers auto-mapping tables, checked in order: supported tasks first.
+_MAPPINGS = (
+    ("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES", "image-classification"),
+    ("MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES", "text-classification"),
+    ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "summarization"),
+    ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text-generation"),
+    ("MODEL_FOR_CTC_MAPPING_NAMES", "automatic-speech-recognition"),
+    ("MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "automatic-speech-recognition"),
+    ("MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES", "audio-classification"),
+    ("MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES", "token-classification"),
+    ("MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES", "question-answering"),
+    ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "fill-mask"),
+    ("MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "object-detection"),
+    ("MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES", "image-segmentation"),
+    ("MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES", "image-segmentation"),
+    ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "image-text-to-text"),
+    ("MODEL_FOR_TEXT_TO_WAVEFORM_MAPPING_NAMES", "text-to-speech"),
+    ("MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES", "zero-shot-image-classification"),
+    ("MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES", "depth-estimation"),
+    ("MODEL_FOR_VIDEO_CLASSIFICATION_MAPPING_NAMES", "video-classification"),
+)
+# Class-name suffixes for architectures transformers does not know (remote code).
+_SUFFIXES = (
+    ("ForImageClassification", "image-classification"),
+    ("ForSequenceClassification", "text-classification"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("ForCTC", "automatic-speech-recognition"),
+    ("ForAudioClassification", "audio-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
+)
+_AUTO_MAP_KEYS = {
+    "AutoModelForImageClassification": "image-classification",
+    "AutoModelForSequenceClassification": "text-classification",
+    "AutoModelForCausalLM": "text-generation",
+    "AutoModelForSeq2SeqLM": "summarization",
+}
+_DIFFUSERS_OTHER = (("Img2Img", "image-to-image"), ("Inpaint", "image-inpainting"), ("Video", "text-to-video"),
+                    ("Audio", "text-to-audio"), ("Upscale", "image-to-image"), ("ImageVariation", "image-to-image"))  # fmt: skip
+
+
+def _from_architecture(arch: str, config: dict) -> str | None:
+    """The task of one transformers architecture class name, or None when unknown."""
+    from transformers.models.auto import modeling_auto
+
+    for table, task in _MAPPINGS:
+        if arch in getattr(modeling_auto, table, {}).values():
+            return task
+    if arch.endswith("ForConditionalGeneration") and config.get("is_encoder_decoder"):
+        return "summarization"
+    return next((task for suffix, task in _SUFFIXES if arch.endswith(suffix)), None)
+
+
+def _from_config(config: dict) -> str | None:
+    """The task implied by a transformers ``config.json``."""
+    for key in config.get("auto_map") or {}:
+        if key in _AUTO_MAP_KEYS:
+            return _AUTO_MAP_KEYS[key]
+    for arch in config.get("architectures") or []:
+        task = _from_architecture(arch, config)
+        if task:
+            return task
+    return None
+
+
+def _from_model_index(model_index: dict) -> str:
+    """The task of a diffusers pipeline from its ``_class_name``."""
+    name = str(model_index.get("_class_name", ""))
+    return next((task for part, task in _DIFFUSERS_OTHER if part in name), "text-to-image")
+
+
+def detect_source_task(source: ModelSource) -> str:
+    """The supported task of a resolved model; raises UnsupportedTask otherwise."""
+    detected = PIPELINE_TAGS.get(source.pipeline_tag or "", source.pipeline_tag)
+    if detected is None and source.is_diffusers:
+        detected = _from_model_index(source.model_index or {})
+    if detected is None and source.config is not None:
+        detected = _from_config(source.config)
+    if detected in TASKS:
+        return detected
+    supported = ", ".join(TASKS)
+    if detected is None:
+        archs = ", ".join((source.config or {}).get("architectures") or []) or "none listed"
+        raise UnsupportedTask(
+            f"could not detect the task of model {source.model_id!r} (architectures: {archs}); "
+            f"pass --task with one of: {supported}"
+        )
+    raise UnsupportedTask(
+        f"model {source.model_id!r} is a {detected!r} model, which fade-hub does not explore "
+        f"(supported: {supported}); if it can do one of these, pass --task TASK"
+    )

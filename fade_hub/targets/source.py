@@ -1,0 +1,171 @@
+"""Where a model's files come from: a local folder or a Hub repo pinned to a commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import httpx2
+from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
+
+from fade_hub.errors import HubUnreachable, ModelNotFound
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILES = ("config.json", "model_index.json")
+WEIGHT_SUFFIXES = (
+    ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx", ".onnx_data",
+    ".gguf", ".tflite", ".ot", ".pb", ".mlmodel", ".safetensors",
+)  # fmt: skip
+VARIANT_TAGS = (".fp16.", ".bf16.", ".non_ema.", ".ema.")
+_NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
+
+
+@dataclass
+class ModelSource:
+    """A resolved model: its id, pinned commit, file list and metadata (weights fetched on demand)."""
+
+    model_id: str
+    revision: str | None
+    commit_sha: str | None
+    files: list[str]
+    local_path: Path | None = None
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    config: dict | None = None
+    model_index: dict | None = None
+    token: str | bool | None = field(default=None, repr=False)
+
+    @property
+    def on_hub(self) -> bool:
+        """Whether the files live in a Hub repo rather than a local folder."""
+        return self.local_path is None
+
+    @property
+    def is_diffusers(self) -> bool:
+        """Whether this is a diffusers pipeline (``model_index.json`` at the root)."""
+        return self.model_index is not None or self.library_name == "diffusers"
+
+    @property
+    def use_safetensors(self) -> bool | None:
+        """True when every weight file to load is safetensors; None (library default) otherwise, with a warning."""
+        weights = _weight_files(self.files, self.is_diffusers)
+        if weights and all(name.endswith(".safetensors") for name in weights):
+            return True
+        logger.warning("%s: no safetensors for some weights; falling back to pickle-based files", self.model_id)
+        return None
+
+    def fetch(self) -> Path:
+        """A local folder with the files needed to load the model (downloads a Hub snapshot once)."""
+        if self.local_path is not None:
+            return self.local_path
+        wanted = select_files(self.files, diffusers=self.is_diffusers)
+        try:
+            folder = snapshot_download(self.model_id, revision=self.commit_sha, allow_patterns=wanted, token=self.token)
+        except _NETWORK_ERRORS as err:
+            raise HubUnreachable(f"lost the Hub at {constants.ENDPOINT} while downloading {self.model_id!r} ({err}); retry") from err
+        return Path(folder)
+
+
+def _weight_files(files: list[str], diffusers: bool) -> list[str]:
+    """The weight files to load: per folder, safetensors when present; no single-file or variant checkpoints."""
+    weights = [f for f in files if f.endswith(WEIGHT_SUFFIXES)]
+    if diffusers:
+        weights = [f for f in weights if len(PurePosixPath(f).parts) > 1]
+    by_dir: dict[str, list[str]] = {}
+    for name in weights:
+        by_dir.setdefault(str(PurePosixPath(name).parent), []).append(name)
+    chosen: list[str] = []
+    for names in by_dir.values():
+        names = [n for n in names if n.endswith(".safetensors")] or names
+        plain = [n for n in names if not any(tag in n for tag in VARIANT_TAGS)]
+        chosen += plain or names
+    return chosen
+
+
+def select_files(files: list[str], diffusers: bool) -> list[str]:
+    """The repo files to download: every non-weight file plus the chosen weight files."""
+    return [f for f in files if not f.endswith(WEIGHT_SUFFIXES)] + _weight_files(files, diffusers)
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None when it does not exist."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _not_found(model_id: str) -> ModelNotFound:
+    return ModelNotFound(
+        f"model {model_id!r} not found: not a local folder and not on the Hub at {constants.ENDPOINT}; "
+        "check the ID or pass a local path"
+    )
+
+
+def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSource:
+    if not folder.is_dir():
+        raise ModelNotFound(f"{model_id!r} is a file, not a model folder; pass the folder that holds config.json")
+    config, model_index = _read_json(folder / "config.json"), _read_json(folder / "model_index.json")
+    if config is None and model_index is None:
+        raise ModelNotFound(f"folder {str(folder)!r} holds no config.json or model_index.json; pass a saved model folder")
+    if revision:
+        logger.warning("ignoring revision %r for the local folder %s", revision, folder)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return ModelSource(model_id=str(folder), revision=None, commit_sha=None, files=files, local_path=folder, config=config, model_index=model_index)
+
+
+def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) -> ModelSource:
+    try:
+        info = HfApi(token=token).model_info(model_id, revision=revision)
+        sha = info.sha
+        files = [s.rfilename for s in info.siblings or []]
+        meta = {
+            name: _read_json(Path(hf_hub_download(model_id, name, revision=sha, token=token)))
+            for name in METADATA_FILES
+            if name in files
+        }
+    except GatedRepoError as err:
+        raise ModelNotFound(f"model {model_id!r} is gated: accept its terms on the Hub and set HF_TOKEN") from err
+    except RepositoryNotFoundError as err:
+        raise _not_found(model_id) from err
+    except RevisionNotFoundError as err:
+        raise ModelNotFound(f"revision {revision!r} of model {model_id!r} not found on the Hub at {constants.ENDPOINT}") from err
+    except _NETWORK_ERRORS as err:
+        raise HubUnreachable(
+            f"{model_id!r} is not a local folder and the Hub at {constants.ENDPOINT} could not be reached ({err}); "
+            "check the connection or pass a local path"
+        ) from err
+    except HfHubHTTPError as err:
+        raise HubUnreachable(f"the Hub at {constants.ENDPOINT} answered an error for {model_id!r}: {err}") from err
+    return ModelSource(
+        model_id=model_id,
+        revision=revision,
+        commit_sha=sha,
+        files=files,
+        pipeline_tag=info.pipeline_tag,
+        library_name=info.library_name,
+        config=meta.get("config.json"),
+        model_index=meta.get("model_index.json"),
+        token=token,
+    )
+
+
+def resolve_source(model_id: str, revision: str | None = None, token: str | bool | None = None) -> ModelSource:
+    """Resolve a local folder or a Hub repo id (pinned to its commit sha) without downloading weights."""
+    folder = Path(model_id).expanduser()
+    if folder.exists():
+        return _resolve_local(folder.resolve(), model_id, revision)
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError as err:
+        raise _not_found(model_id) from err
+    return _resolve_hub(model_id, revision, token)

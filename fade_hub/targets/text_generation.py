@@ -1,0 +1,48 @@
+"""Text generation targets (``AutoModelForCausalLM``): greedy by default, left padding, one generate per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fade_hub.targets.base import Prediction, Target, TargetConfig, ensure_pad_token, load_processor, load_transformers, seeded, text_max_length
+from fade_hub.targets.source import ModelSource
+
+GENERATION_DEFAULTS: dict[str, Any] = {"do_sample": False, "max_new_tokens": 32}
+
+
+def generation_settings(config: TargetConfig) -> dict[str, Any]:
+    """Generation kwargs: deterministic defaults overridden by the user's."""
+    return {**GENERATION_DEFAULTS, **config.generation_kwargs}
+
+
+class TextGenerator(Target):
+    """A causal language model: prompts in, the generated continuation (without the prompt) out."""
+
+    task = "text-generation"
+    modality = "text"
+
+    def __init__(self, source: ModelSource, config: TargetConfig) -> None:
+        super().__init__(source, config)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model = load_transformers(AutoModelForCausalLM, self, source.use_safetensors)
+        self.processor = load_processor(AutoTokenizer, self)
+        self.processor.padding_side = "left"
+        ensure_pad_token(self.processor, self.model)
+        self.generation_kwargs = generation_settings(config)
+        budget = text_max_length(self.processor, self.model.config) - int(self.generation_kwargs.get("max_new_tokens", 0))
+        self.max_length = max(budget, 1)
+        empty_is_empty = len(self.processor("")["input_ids"]) == 0
+        self._empty_prompt = (self.processor.bos_token or self.processor.eos_token or " ") if empty_is_empty else ""
+
+    def _predict_batch(self, batch: list[str]) -> list[Prediction]:
+        prompts = [str(text) or self._empty_prompt for text in batch]
+        encoded = self.processor(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+        with seeded(self.config.seed, self.device):
+            output = self.model.generate(**encoded, **self.generation_kwargs)
+        continuations = output[:, encoded["input_ids"].shape[1] :]
+        return [Prediction(text=text) for text in self.processor.batch_decode(continuations, skip_special_tokens=True)]
+
+    def describe(self) -> dict[str, Any]:
+        """Base description plus the generation settings."""
+        return {**super().describe(), "generation_kwargs": dict(self.generation_kwargs)}

@@ -1,0 +1,508 @@
+"""Git-less storage behind LocalHub: content-addressed blobs, JSON commits and refs, per-repo file locks.
+
+Layout under ``root``::
+
+    objects/ab/cdef…            file contents, named by their sha256
+    tmp/                        uploads in progress (moved into objects/ once their hash is checked)
+    {models|datasets|spaces|kernels}/{namespace}/{name}/
+        repo.json               type, id, private, sdk, creation date, Space variables and secrets
+        refs.json               {"heads": {branch: oid}, "tags": {tag: oid}, "prs": {num: oid}}
+        commits/{oid}.json      parents, title, message, date, tree {path: entry}
+        .lock                   flock'ed while a commit or a ref change is applied
+
+Every write goes to a temporary file first and is moved into place with ``os.replace``; commits are
+immutable, so readers never need a lock. Writers to one repo are serialised by ``flock`` on its lock
+file, which also holds when several LocalHub processes share one root.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+REPO_TYPES = ("model", "dataset", "space", "kernel")
+DEFAULT_BRANCH = "main"
+USER_NAME = "local-user"
+GITATTRIBUTES = (
+    "*.7z filter=lfs diff=lfs merge=lfs -text\n*.arrow filter=lfs diff=lfs merge=lfs -text\n"
+    "*.bin filter=lfs diff=lfs merge=lfs -text\n*.gz filter=lfs diff=lfs merge=lfs -text\n"
+    "*.h5 filter=lfs diff=lfs merge=lfs -text\n*.npy filter=lfs diff=lfs merge=lfs -text\n"
+    "*.onnx filter=lfs diff=lfs merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+    "*.pt filter=lfs diff=lfs merge=lfs -text\n*.pth filter=lfs diff=lfs merge=lfs -text\n"
+    "*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.zip filter=lfs diff=lfs merge=lfs -text\n"
+).encode()
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+class HubError(Exception):
+    """An error answered to the client: HTTP status, ``X-Error-Code`` (may be empty) and a message."""
+
+    status = 400
+    code = ""
+
+    def __init__(self, message: str, *, repo_commit: str | None = None) -> None:
+        super().__init__(message)
+        self.repo_commit = repo_commit
+
+
+class BadRequest(HubError):
+    """Malformed request (400)."""
+
+
+class RepoNotFound(HubError):
+    """Unknown repository (404, ``RepoNotFound``)."""
+
+    status, code = 404, "RepoNotFound"
+
+
+class RevisionNotFound(HubError):
+    """Unknown branch, tag or commit (404, ``RevisionNotFound``)."""
+
+    status, code = 404, "RevisionNotFound"
+
+
+class EntryNotFound(HubError):
+    """Unknown file or folder at a known revision (404, ``EntryNotFound``)."""
+
+    status, code = 404, "EntryNotFound"
+
+
+class Conflict(HubError):
+    """The repo, branch or tag already exists (409)."""
+
+    status = 409
+
+
+class PreconditionFailed(HubError):
+    """``parentCommit`` is no longer the head of the branch (412)."""
+
+    status = 412
+
+
+class Forbidden(HubError):
+    """An operation LocalHub refuses, such as deleting the default branch (403)."""
+
+    status = 403
+
+
+@dataclass(frozen=True)
+class RepoId:
+    """A repository address: type (model|dataset|space|kernel), namespace and name."""
+
+    type: str
+    namespace: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        """``namespace/name``."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def url_prefix(self) -> str:
+        """Path prefix of the repo's web URLs: ``""`` for models, ``"datasets/"`` for datasets, …"""
+        return "" if self.type == "model" else f"{self.type}s/"
+
+    def validate(self) -> "RepoId":
+        """Return self, or raise BadRequest when the type or a name part is not allowed."""
+        if self.type not in REPO_TYPES:
+            raise BadRequest(f"Invalid repo type {self.type!r}; expected one of {', '.join(REPO_TYPES)}.")
+        for part in (self.namespace, self.name):
+            if not _NAME_RE.match(part) or ".." in part or part.endswith((".git", ".")):
+                raise BadRequest(f"Invalid repo id {self.id!r}: use letters, digits, '-', '_' and '.'.")
+        return self
+
+
+def utc_now() -> str:
+    """The current time, ISO 8601 with milliseconds and a ``Z``, as the Hub writes dates."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git object id of a blob holding ``data``."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The git-lfs pointer file that stands for an LFS object in git."""
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+
+
+def normalize_path(path: str) -> str:
+    """Check a path inside a repo and return it without a trailing slash; raise BadRequest if unsafe."""
+    clean = path.strip("/")
+    parts = clean.split("/")
+    if not clean or any(part in ("", ".", "..") for part in parts) or "\\" in clean or "\0" in clean:
+        raise BadRequest(f"Invalid path in repo: {path!r}.")
+    return clean
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_bytes())
+
+
+def _write_json(path: Path, value: Any) -> None:
+    _write_atomic(path, json.dumps(value, indent=1, sort_keys=True).encode())
+
+
+class HubStore:
+    """The repositories under one root folder; safe to use from many threads and processes at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        for sub in ("objects", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._thread_locks: dict[Path, threading.Lock] = {}
+        self._thread_locks_guard = threading.Lock()
+
+    # ------------------------------------------------------------------ locking
+    @contextlib.contextmanager
+    def _locked(self, lock_file: Path) -> Iterator[None]:
+        """Hold an exclusive lock on ``lock_file`` (flock where available, a thread lock otherwise)."""
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover - Windows
+            with self._thread_locks_guard:
+                lock = self._thread_locks.setdefault(lock_file, threading.Lock())
+            with lock:
+                yield
+            return
+        with open(lock_file, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ objects
+    def object_path(self, sha256: str) -> Path:
+        """Where the blob with this sha256 lives (it may not exist)."""
+        return self.root / "objects" / sha256[:2] / sha256[2:]
+
+    def has_object(self, sha256: str) -> bool:
+        """Whether a blob with this sha256 is stored."""
+        return bool(_SHA256_RE.match(sha256)) and self.object_path(sha256).is_file()
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` as a blob; return its sha256."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        if not self.object_path(sha256).is_file():
+            _write_atomic(self.object_path(sha256), data)
+        return sha256
+
+    def put_stream(self, chunks: Iterable[bytes], expected_sha256: str) -> int:
+        """Store a streamed upload whose sha256 must be ``expected_sha256``; return its size."""
+        if not _SHA256_RE.match(expected_sha256):
+            raise BadRequest(f"Invalid LFS oid {expected_sha256!r}: expected a sha256 in hex.")
+        tmp = self.root / "tmp" / uuid.uuid4().hex
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(tmp, "wb") as handle:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    handle.write(chunk)
+            if digest.hexdigest() != expected_sha256:
+                raise BadRequest(f"Uploaded content does not match its oid {expected_sha256}.")
+            target = self.object_path(expected_sha256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return size
+
+    def open_object(self, sha256: str) -> IO[bytes]:
+        """Open a stored blob for reading."""
+        return open(self.object_path(sha256), "rb")
+
+    def _entry_for_bytes(self, data: bytes) -> dict:
+        return {"sha256": self.put_bytes(data), "size": len(data), "oid": git_blob_sha1(data), "lfs": False}
+
+    def _entry_for_lfs(self, sha256: str) -> dict:
+        if not self.has_object(sha256):
+            raise BadRequest(f"LFS object {sha256} was never uploaded: upload it through the LFS batch API first.")
+        size = self.object_path(sha256).stat().st_size
+        return {"sha256": sha256, "size": size, "oid": git_blob_sha1(lfs_pointer(sha256, size)), "lfs": True}
+
+    # ------------------------------------------------------------------ repos
+    def repo_dir(self, repo: RepoId) -> Path:
+        """The folder of a repo (it may not exist)."""
+        return self.root / f"{repo.type}s" / repo.namespace / repo.name
+
+    def exists(self, repo: RepoId) -> bool:
+        """Whether the repo has been created."""
+        return (self.repo_dir(repo) / "repo.json").is_file()
+
+    def meta(self, repo: RepoId) -> dict:
+        """The repo's settings (``repo.json``); raise RepoNotFound if it does not exist."""
+        try:
+            return _read_json(self.repo_dir(repo) / "repo.json")
+        except FileNotFoundError:
+            raise RepoNotFound(f"Repository {repo.url_prefix}{repo.id} not found.") from None
+
+    def create_repo(self, repo: RepoId, *, private: bool = False, sdk: str | None = None) -> str:
+        """Create a repo whose ``main`` holds one commit with ``.gitattributes``; return that commit's oid."""
+        repo.validate()
+        with self._locked(self.root / ".lock"):
+            if self.exists(repo):
+                raise Conflict(f"You already created this {repo.type} repo: {repo.id}.")
+            folder = self.repo_dir(repo)
+            if folder.exists():  # leftovers of an interrupted create
+                shutil.rmtree(folder)
+            now = utc_now()
+            tree = {".gitattributes": self._entry_for_bytes(GITATTRIBUTES)}
+            oid = self._write_commit(repo, [], tree, "initial commit", "", now)
+            _write_json(folder / "refs.json", {"heads": {DEFAULT_BRANCH: oid}, "tags": {}, "prs": {}})
+            meta = {
+                "type": repo.type,
+                "id": repo.id,
+                "private": private,
+                "sdk": sdk,
+                "createdAt": now,
+                "variables": {},
+                "secrets": {},
+            }
+            _write_json(folder / "repo.json", meta)  # written last: marks the repo as existing
+        return oid
+
+    def delete_repo(self, repo: RepoId) -> None:
+        """Delete a repo (its blobs stay in the shared object store)."""
+        with self._locked(self.root / ".lock"):
+            self.meta(repo)
+            folder = self.repo_dir(repo)
+            trash = self.root / "tmp" / f"deleted-{uuid.uuid4().hex}"
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def move_repo(self, source: RepoId, target: RepoId) -> None:
+        """Rename a repo."""
+        target.validate()
+        with self._locked(self.root / ".lock"):
+            self.meta(source)
+            if self.exists(target):
+                raise Conflict(f"Repository {target.id} already exists.")
+            self.repo_dir(target).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.repo_dir(source), self.repo_dir(target))
+            meta = self.meta(target)
+            meta["id"] = target.id
+            _write_json(self.repo_dir(target) / "repo.json", meta)
+
+    def update_meta(self, repo: RepoId, changes: dict) -> dict:
+        """Merge ``changes`` into the repo's settings; return the new settings."""
+        with self._locked(self.repo_dir(repo) / ".lock"):
+            meta = self.meta(repo)
+            meta.update(changes)
+            _write_json(self.repo_dir(repo) / "repo.json", meta)
+        return meta
+
+    def list_repos(self, repo_type: str) -> list[RepoId]:
+        """Every repo of one type, sorted by id."""
+        base = self.root / f"{repo_type}s"
+        found = [
+            RepoId(repo_type, path.parent.parent.name, path.parent.name)
+            for path in base.glob("*/*/repo.json")
+        ]
+        return sorted(found, key=lambda repo: repo.id)
+
+    # ------------------------------------------------------------------ refs and commits
+    def refs(self, repo: RepoId) -> dict:
+        """``{"heads": {...}, "tags": {...}, "prs": {...}}`` mapping ref names to commit oids."""
+        self.meta(repo)
+        return _read_json(self.repo_dir(repo) / "refs.json")
+
+    def commit(self, repo: RepoId, oid: str) -> dict:
+        """A commit record: id, parents, title, message, date, tree."""
+        try:
+            return _read_json(self.repo_dir(repo) / "commits" / f"{oid}.json")
+        except (FileNotFoundError, OSError):
+            raise RevisionNotFound(f"Invalid rev id: {oid}") from None
+
+    def resolve(self, repo: RepoId, revision: str) -> str:
+        """The commit oid a branch, tag, ``refs/...`` name or (abbreviated) commit sha points at."""
+        refs = self.refs(repo)
+        for prefix, kind in (("refs/heads/", "heads"), ("refs/tags/", "tags"), ("refs/pr/", "prs")):
+            if revision.startswith(prefix) and revision[len(prefix) :] in refs[kind]:
+                return refs[kind][revision[len(prefix) :]]
+        for kind in ("heads", "tags"):
+            if revision in refs[kind]:
+                return refs[kind][revision]
+        if _HEX_RE.match(revision):
+            commits = self.repo_dir(repo) / "commits"
+            if len(revision) == 40 and (commits / f"{revision}.json").is_file():
+                return revision
+            matches = [path.stem for path in commits.glob(f"{revision}*.json")] if len(revision) < 40 else []
+            if len(matches) == 1:
+                return matches[0]
+        raise RevisionNotFound(f"Invalid rev id: {revision}")
+
+    def tree(self, repo: RepoId, revision: str) -> tuple[str, dict[str, dict]]:
+        """``(commit oid, {path: entry})`` at a revision."""
+        oid = self.resolve(repo, revision)
+        return oid, self.commit(repo, oid)["tree"]
+
+    def history(self, repo: RepoId, revision: str) -> list[dict]:
+        """The commits reachable by first parents from a revision, newest first."""
+        oid: str | None = self.resolve(repo, revision)
+        commits = []
+        while oid:
+            commit = self.commit(repo, oid)
+            commits.append(commit)
+            oid = commit["parents"][0] if commit["parents"] else None
+        return commits
+
+    def _write_commit(
+        self, repo: RepoId, parents: list[str], tree: dict, title: str, message: str, date: str
+    ) -> str:
+        body = {"parents": parents, "title": title, "message": message, "date": date, "tree": tree}
+        oid = hashlib.sha1(json.dumps(body, sort_keys=True).encode() + str(time.time_ns()).encode()).hexdigest()
+        body.update(id=oid, author=USER_NAME)
+        _write_json(self.repo_dir(repo) / "commits" / f"{oid}.json", body)
+        return oid
+
+    def _update_refs(self, repo: RepoId, kind: str, name: str, oid: str | None) -> None:
+        refs = self.refs(repo)
+        if oid is None:
+            refs[kind].pop(name, None)
+        else:
+            refs[kind][name] = oid
+        _write_json(self.repo_dir(repo) / "refs.json", refs)
+
+    def create_ref(self, repo: RepoId, kind: str, name: str, start: str | None) -> str:
+        """Create branch (``heads``) or tag (``tags``) ``name`` at revision ``start`` (default: main)."""
+        if not name or name.startswith(("refs/", "/")) or ".." in name or name.endswith("/"):
+            raise BadRequest(f"Invalid ref name {name!r}.")
+        with self._locked(self.repo_dir(repo) / ".lock"):
+            oid = self.resolve(repo, start or DEFAULT_BRANCH)
+            if name in self.refs(repo)[kind]:
+                raise Conflict(f"Reference already exists: refs/{kind}/{name}.")
+            self._update_refs(repo, kind, name, oid)
+        return oid
+
+    def delete_ref(self, repo: RepoId, kind: str, name: str) -> None:
+        """Delete a branch or tag; the default branch cannot be deleted."""
+        if kind == "heads" and name == DEFAULT_BRANCH:
+            raise Forbidden("The default branch cannot be deleted.")
+        with self._locked(self.repo_dir(repo) / ".lock"):
+            if name not in self.refs(repo)[kind]:
+                raise RevisionNotFound(f"Invalid rev id: {name}")
+            self._update_refs(repo, kind, name, None)
+
+    def apply_commit(
+        self,
+        repo: RepoId,
+        revision: str,
+        header: dict,
+        operations: list[tuple[str, dict]],
+        *,
+        create_pr: bool = False,
+    ) -> tuple[str, int | None]:
+        """Apply one commit to a branch (or open a PR from it); return ``(commit oid, PR number or None)``.
+
+        ``operations`` are the NDJSON ``(key, value)`` pairs of the Hub's commit API: ``file``, ``lfsFile``,
+        ``deletedFile``, ``deletedFolder``. Raises PreconditionFailed when ``header["parentCommit"]`` is not
+        the current head: concurrent writers either land in sequence or fail, never overwrite each other.
+        """
+        staged = [self._stage(key, value) for key, value in operations]  # blob writes happen outside the lock
+        with self._locked(self.repo_dir(repo) / ".lock"):
+            refs = self.refs(repo)
+            kind, name = _branch_ref(revision, refs)
+            head = refs[kind][name]
+            parent = header.get("parentCommit")
+            if parent and not head.startswith(parent.lower()):
+                raise PreconditionFailed(
+                    f"A commit has happened since {parent} (head of {revision} is {head}). Please refresh and try again."
+                )
+            tree = dict(self.commit(repo, head)["tree"])
+            for action, path, entry in staged:
+                _apply_operation(tree, action, path, entry)
+            oid = self._write_commit(
+                repo, [head], tree, str(header.get("summary") or "update"), str(header.get("description") or ""), utc_now()
+            )
+            pr_num = None
+            if create_pr:
+                pr_num = max((int(num) for num in refs["prs"]), default=0) + 1
+                kind, name = "prs", str(pr_num)
+            self._update_refs(repo, kind, name, oid)
+        return oid, pr_num
+
+    def _stage(self, key: str, value: dict) -> tuple[str, str, dict | None]:
+        path = normalize_path(str(value.get("path", "")))
+        if key == "file":
+            if value.get("encoding", "base64") != "base64":
+                raise BadRequest(f"Unsupported encoding {value.get('encoding')!r} for {path}.")
+            try:
+                data = base64.b64decode(value.get("content", ""), validate=True)
+            except ValueError:
+                raise BadRequest(f"Invalid base64 content for {path}.") from None
+            return "add", path, self._entry_for_bytes(data)
+        if key == "lfsFile":
+            if value.get("algo", "sha256") != "sha256":
+                raise BadRequest(f"Unsupported LFS algo {value.get('algo')!r} for {path}.")
+            return "add", path, self._entry_for_lfs(str(value.get("oid", "")))
+        if key in ("deletedFile", "deletedFolder"):
+            return key, path, None
+        raise BadRequest(f"Unsupported commit operation {key!r}.")
+
+
+def _branch_ref(revision: str, refs: dict) -> tuple[str, str]:
+    """The ``(kind, name)`` of the branch or PR ref a commit may be written to."""
+    for prefix, kind in (("refs/heads/", "heads"), ("refs/pr/", "prs")):
+        if revision.startswith(prefix) and revision[len(prefix) :] in refs[kind]:
+            return kind, revision[len(prefix) :]
+    if revision in refs["heads"]:
+        return "heads", revision
+    raise RevisionNotFound(f"Invalid rev id: {revision} (commits go to an existing branch).")
+
+
+def _apply_operation(tree: dict[str, dict], action: str, path: str, entry: dict | None) -> None:
+    """Apply one staged operation to a ``{path: entry}`` tree in place."""
+    if action == "deletedFile":
+        if tree.pop(path, None) is None:
+            raise EntryNotFound(f"A file with this name doesn't exist: {path}")
+        return
+    if action == "deletedFolder":
+        doomed = [key for key in tree if key.startswith(path + "/")]
+        if not doomed:
+            raise EntryNotFound(f"A folder with this name doesn't exist: {path}")
+        for key in doomed:
+            del tree[key]
+        return
+    parents = [str(parent) for parent in PurePosixPath(path).parents if str(parent) != "."]
+    if any(parent in tree for parent in parents) or any(key.startswith(path + "/") for key in tree):
+        raise BadRequest(f"Cannot add {path}: a file and a folder would share a name.")
+    assert entry is not None
+    tree[path] = entry
