@@ -109,14 +109,12 @@ def default_seeds_for(task: str) -> str | None:
     return _DEFAULT_SEEDS.get(task)
 
 
-def load_seeds(
-    config: SeedConfig, modality: str, id2label: dict[int, str] | None = None, token=None
-) -> list[Seed]:
+def load_seeds(config: SeedConfig, modality: str, id2label: dict[int, str] | None = None, token=None) -> list[Seed]:
     """Load seeds for ``modality`` ("image" | "text" | "prompt"), labels aligned to ``id2label``.
 
     Local sources and built-ins give all their rows unless ``num_seeds`` is set; a Hub dataset
     gives at most ``num_seeds`` rows, 64 when unset. With ``shuffle``, rows are shuffled with
-    ``shuffle_seed`` before the cap (a streamed dataset: within its first max(1000, 10×cap) rows).
+    ``shuffle_seed`` before the cap (a streamed dataset: within its first max(1000, 10 * cap) rows).
     """
     if modality not in MODALITIES:
         raise BadConfig(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
@@ -285,6 +283,8 @@ def _read_label_map(path: str) -> dict[str, object]:
 
 def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | None) -> tuple[list[Seed], bool]:
     """Turn raw rows into seeds until ``cap``; returns them and whether label names were declared."""
+    if isinstance(table.rows, list) and not table.rows:
+        raise _no_rows(table)
     columns = _resolve_columns(table, config, modality)
     seeds: list[Seed] = []
     seen = 0
@@ -323,8 +323,13 @@ def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | No
             raise BadSeeds(f"seed source {table.name} has no readable images (skipped {_examples(skipped)})")
         if seen:
             raise BadSeeds(f"seed source {table.name} has no rows with a value in column {columns.input!r}")
-        raise BadSeeds(f"seed source {table.name} has no rows; give a source with at least one input")
+        raise _no_rows(table)
     return seeds, columns.label_names is not None
+
+
+def _no_rows(table: _Table) -> BadSeeds:
+    """The error for a source without a single row."""
+    return BadSeeds(f"seed source {table.name} has no rows; give a source with at least one input")
 
 
 def _try_open(table: _Table, seed_id: str, value: object) -> Image.Image | None:
@@ -362,7 +367,9 @@ def _check_template(text: str, seed_id: str, source: str) -> None:
     try:
         slots = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
     except ValueError as err:
-        raise BadSeeds(f"prompt {seed_id} of {source} is not a valid template ({err}); write literal braces as {{{{ }}}}") from err
+        raise BadSeeds(
+            f"prompt {seed_id} of {source} is not a valid template ({err}); write literal braces as {{{{ }}}}"
+        ) from err
     bad = [name for name in slots if not name.isidentifier()]
     if bad:
         raise BadSeeds(f"prompt {seed_id} of {source} has placeholders {bad} that are not {{slot}} names")
@@ -483,9 +490,7 @@ def _folder_table(folder: Path, config: SeedConfig) -> _Table:
         and path.is_file()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
-    rows = [
-        (rel, {"image": rel, "label": rel.split("/", 1)[0] if "/" in rel else None}) for rel in relative
-    ]
+    rows = [(rel, {"image": rel, "label": rel.split("/", 1)[0] if "/" in rel else None}) for rel in relative]
     return _Table(
         name=str(folder),
         columns=["image", "label"],
@@ -537,7 +542,10 @@ def _hub_table(config: SeedConfig, cap: int, token) -> _Table:
             token=token,
         )
     except (DatasetNotFoundError, RepositoryNotFoundError, FileNotFoundError) as err:
-        raise BadSeeds(f"dataset {source!r} was not found on the Hub (or is private: log in or pass a token)") from err
+        where = f" at revision {config.revision!r}" if config.revision else ""
+        raise BadSeeds(
+            f"dataset {source!r}{where} was not found on the Hub (or is private: log in or pass a token)"
+        ) from err
     except ConnectionError as err:
         raise HubUnreachable(f"could not reach the Hub to load dataset {source!r} ({err})") from err
     except ValueError as err:

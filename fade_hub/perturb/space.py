@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import yaml
 from ..errors import BadSpace
 
 MODALITIES = ("image", "text", "prompt")
-DEFAULT_SPACES = {"image": "image-default", "text": "text-default", "prompt": "paper-prompts"}
+DEFAULT_SPACES = MappingProxyType({"image": "image-default", "text": "text-default", "prompt": "paper-prompts"})
 _TOP_KEYS = ("modality", "name", "description", "factors")
 _FACTOR_KEYS = ("name", "op", "levels", "params")
 
@@ -38,7 +39,7 @@ class Op:
 
     fn: Callable[[Any, Any, int, "Factor"], Any]
     check: LevelCheck  # returns why a level is invalid, or None when it is fine
-    is_noop: Callable[[Any], bool] = lambda level: False  # no level of this op leaves the item unchanged
+    is_noop: Callable[[Any], bool] = lambda level: False  # by default no level leaves the item unchanged
     params: Mapping[str, LevelCheck] = field(default_factory=dict)  # allowed params -> value check
     fills_template: bool = False  # prompt slots are filled before any other op runs
 
@@ -157,15 +158,15 @@ def _check_factors(modality: str, factors: Sequence[Factor], source: str) -> Non
         op = ops[factor.op]
         if not factor.levels:
             raise _fail(source, f"{key}.levels", "must be a non-empty list")
-        seen: set[str] = set()
+        seen: set[object] = set()
         for j, level in enumerate(factor.levels):
             problem = op.check(level)
             if problem:
                 raise _fail(source, f"{key}.levels[{j}]", f"{problem} for op {factor.op}")
-            text = format_level(level)
-            if text in seen:
-                raise _fail(source, f"{key}.levels[{j}]", f"duplicate level {text}")
-            seen.add(text)
+            identity = float(level) if _is_real(level) else format_level(level)  # 5 and 5.0 are one level
+            if identity in seen:
+                raise _fail(source, f"{key}.levels[{j}]", f"duplicate level {format_level(level)}")
+            seen.add(identity)
         for param, value in factor.params.items():
             if param not in op.params:
                 allowed = ", ".join(sorted(op.params)) or "none"
