@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fade_hub.errors import BadConfig, BadSpace
+from .errors import BadConfig, BadSpace
 
+PHASES = ("explore", "confirm")
 LANDSCAPE_COLUMNS = [
     "action_id",
     "queries",
@@ -125,6 +126,9 @@ def _records(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
             "severity": frame["severity"].astype(float) if "severity" in frame.columns else 0.0,
         }
     )
+    unknown = set(out["phase"]) - set(PHASES)
+    if unknown:
+        raise BadConfig(f"query records have phase {sorted(unknown)}; expected one of {', '.join(PHASES)}")
     return out
 
 
@@ -283,6 +287,11 @@ def pairwise_effects(queries: pd.DataFrame | list[dict], space: Any) -> dict[tup
     return {pair: pair_table(records, space, pair)[0] for pair in itertools.combinations(names, 2)}
 
 
+def _overall_rate(landscape: pd.DataFrame) -> float:
+    total = int(landscape["queries"].sum())
+    return float(landscape["failures"].sum() / total) if total else math.nan
+
+
 def shift_metrics(before: pd.DataFrame, after: pd.DataFrame) -> dict:
     """Compare two landscapes of the same space (explore columns), e.g. before and after mitigation.
 
@@ -294,10 +303,6 @@ def shift_metrics(before: pd.DataFrame, after: pd.DataFrame) -> dict:
         raise BadConfig(f"landscapes differ in size ({len(before)} vs {len(after)} cells); compare runs over the same space")
     cols = ["action_id", "queries", "failures", "failure_rate", "ci_low", "ci_high"]
     merged = before[cols].merge(after[cols], on="action_id", suffixes=("_before", "_after"))
-
-    def overall(frame: pd.DataFrame) -> float:
-        total = int(frame["queries"].sum())
-        return float(frame["failures"].sum() / total) if total else math.nan
 
     both = merged[(merged["queries_before"] > 0) & (merged["queries_after"] > 0)]
     modes = merged[merged["failures_before"] > 0]
@@ -312,8 +317,8 @@ def shift_metrics(before: pd.DataFrame, after: pd.DataFrame) -> dict:
         for row in both.itertuples()
     ]
     return {
-        "rate_before": overall(before),
-        "rate_after": overall(after),
+        "rate_before": _overall_rate(before),
+        "rate_after": _overall_rate(after),
         "queries_before": int(before["queries"].sum()),
         "queries_after": int(after["queries"].sum()),
         "cells_compared": len(cells),
@@ -341,19 +346,26 @@ def held_out_text(row: pd.Series | dict) -> str:
     return f"{verdict} {int(row['confirm_failures'])}/{int(row['confirm_queries'])}"
 
 
+def count_text(row: pd.Series | dict) -> str:
+    """Explore query count of a cell, marked ``(uncertain)`` when under the landscape's threshold."""
+    return f"{int(row['queries'])} (uncertain)" if bool(row["uncertain"]) else str(int(row["queries"]))
+
+
 def format_mode_table(modes: pd.DataFrame, space: Any, max_rows: int = 10) -> str:
     """Plain-text table of ranked failure modes for the terminal."""
     names = [factor.name for factor in space.factors]
-    header = ["rank", "cell", "failure rate [95% CI]", "n", "severity", "confirmed"]
+    with_policy = bool(modes["policy_prob"].notna().any())
+    header = ["rank", "cell", "failure rate [95% CI]", "n", "severity", "confirmed"] + (["policy p"] if with_policy else [])
     rows = [
         [
             str(int(row["rank"])),
             cell_label(row, names),
             f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]",
-            str(int(row["queries"])),
+            count_text(row),
             f"{row['mean_severity']:.2f}",
             held_out_text(row),
         ]
+        + ([f"{row['policy_prob']:.3f}"] if with_policy else [])
         for _, row in modes.head(max_rows).iterrows()
     ]
     if not rows:

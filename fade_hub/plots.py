@@ -21,7 +21,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from fade_hub.landscape import wilson_intervals, factor_levels, marginal_effects, pair_table
+from .landscape import factor_levels, marginal_effects, pair_table, wilson_intervals
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -44,10 +44,9 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     rates, counts = pair_table(queries, space, factors)
     rows, cols = list(rates.index), list(rates.columns)
     values = np.ma.masked_invalid(rates.to_numpy(dtype=float))
-    cmap = colormaps[CMAP].copy()
-    cmap.set_bad(UNVISITED)
+    cmap = colormaps[CMAP].with_extremes(bad=UNVISITED)
 
-    height = max(3.5, min(9.0, 1.2 + 0.6 * len(rows)))
+    height = max(4.0, min(9.0, 1.8 + 0.6 * len(rows)))
     fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
@@ -62,6 +61,8 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
         ax.text(j, i, f"{rate:.2f}\nn={n}", ha="center", va="center", fontsize=fontsize,
                 color="white" if rate > 0.6 else "black")
     ax.set_xticks(range(len(cols)), cols, parse_math=False)
+    if _too_long(cols, room=90):
+        _tilt_x_labels(ax)
     ax.set_yticks(range(len(rows)), rows, parse_math=False)
     ax.set_xlabel(factors[1], parse_math=False)
     ax.set_ylabel(factors[0], parse_math=False)
@@ -69,6 +70,17 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     ax.set_title(f"Failure rate by {factors[0]} × {factors[1]}  ({total} queries, other factors pooled)", parse_math=False)
     fig.colorbar(image, ax=ax, label="failure rate")
     return _save(fig, path)
+
+
+def _too_long(labels: list[str], room: int) -> bool:
+    """Whether tick labels would not fit side by side in ``room`` characters."""
+    return sum(len(label) + 2 for label in labels) > room
+
+
+def _tilt_x_labels(ax: Any) -> None:
+    ax.tick_params(axis="x", labelrotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
 
 
 def _slug(text: str) -> str:
@@ -102,8 +114,11 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
         ax.errorbar(x[visited], rate[visited], yerr=err[:, visited], fmt="none", ecolor="black", capsize=3, linewidth=1)
         for i in x[~visited]:
             ax.text(i, 0.03, "not visited", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
-        labels = [f"{level}\nn={n}" for level, n in zip(table["level"], table["queries"])]
+        tilt = _too_long(list(table["level"]), room=int(110 / ncols))
+        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(table["level"], table["queries"])]
         ax.set_xticks(x, labels, parse_math=False, fontsize=8)
+        if tilt:
+            _tilt_x_labels(ax)
         ax.set_ylim(0, 1.05)
         ax.set_title(name, parse_math=False)
         ax.set_xlabel(name, parse_math=False)
@@ -197,7 +212,9 @@ def landscape_figure(landscape: pd.DataFrame, space: Any) -> "go.Figure":
 
 
 def _wrap(text: str, width: int, max_lines: int) -> str:
-    lines = textwrap.wrap(" ".join(str(text).split()), width=width) or [""]
+    """Wrap each line of ``text`` to ``width`` characters, keeping at most ``max_lines`` lines."""
+    lines = [wrapped for line in str(text).splitlines() for wrapped in textwrap.wrap(" ".join(line.split()), width=width)]
+    lines = lines or [""]
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = lines[-1][: max(0, width - 1)] + "…"

@@ -5,15 +5,17 @@ Layout::
     RUN_DIR/
       README.md                 dataset card; its YAML ``configs`` make every config loadable
       run.json                  run metadata (model, commit, task, space, judge, algorithm, ...)
-      data/queries.jsonl        every query, one JSON line each, appended and fsync'ed as it comes
-      data/failures.parquet     failing queries with their media (written by ``finalize``)
-      data/landscape.parquet    one row per cell (written by ``finalize``)
-      data/policy.json          the policy's probability per cell (ppo only)
+      logs/queries.jsonl        every query, one JSON line each, appended and fsync'ed as it comes
+      data/queries.parquet      the same queries as the ``queries`` config (written by ``summarize``)
+      data/failures.parquet     failing queries with their media (written by ``summarize``)
+      data/landscape.parquet    one row per cell (written by ``summarize``)
+      policy.json               the policy's probability per cell (ppo only)
       media/q000042.png         images of failing queries, saved as they come (embedded into the parquet)
       plots/*.png               pictures for the card
 
-``queries`` stays JSON lines so that a crash loses at most the line being written: on reopening,
-a torn last line is cut off and the run resumes from the last complete query.
+The query log is JSON lines so that a crash loses at most the line being written: on reopening, a
+torn last line is cut off and the run resumes from the last complete query. Every config is parquet,
+because ``datasets`` reads all configs of a repo with one file format.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from typing import Any, Iterable
 
 from .errors import BadConfig, ResumeMismatch, RunNotFound
 
-QUERIES_FILE = "data/queries.jsonl"
+QUERIES_LOG = "logs/queries.jsonl"
+QUERIES_FILE = "data/queries.parquet"
 FAILURES_FILE = "data/failures.parquet"
 LANDSCAPE_FILE = "data/landscape.parquet"
-POLICY_FILE = "data/policy.json"
+POLICY_FILE = "policy.json"
 META_FILE = "run.json"
 MEDIA_DIR = "media"
 PLOTS_DIR = "plots"
@@ -97,13 +100,13 @@ class RunStore:
                 raise BadConfig(
                     f"{self.root} already holds a run; pass --resume to continue it or choose another --output"
                 )
-            for name in (QUERIES_FILE, FAILURES_FILE, LANDSCAPE_FILE, POLICY_FILE):
+            for name in (QUERIES_LOG, QUERIES_FILE, FAILURES_FILE, LANDSCAPE_FILE, POLICY_FILE):
                 (self.root / name).unlink(missing_ok=True)
         elif self.root.exists() and any(self.root.iterdir()) and not overwrite:
             raise BadConfig(f"{self.root} is not empty and holds no run; choose an empty or new --output folder")
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        self.queries_path.parent.mkdir(parents=True, exist_ok=True)
         self.write_meta(dict(meta, status="running"))
-        (self.root / QUERIES_FILE).touch()
+        self.queries_path.touch()
         return self.read_meta()
 
     # queries ------------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ class RunStore:
     @property
     def queries_path(self) -> Path:
         """Path of the append-only query log."""
-        return self.root / QUERIES_FILE
+        return self.root / QUERIES_LOG
 
     def repair(self) -> int:
         """Cut a torn last line (a crash mid-write) off the query log; return how many bytes were cut."""
@@ -164,7 +167,6 @@ class RunStore:
 
     def write_policy(self, probs: list[float]) -> None:
         """Store the policy's probability of every cell."""
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
         _write_atomic(self.root / POLICY_FILE, json.dumps({"cell_probs": probs}) + "\n")
 
     def read_policy(self) -> list[float] | None:

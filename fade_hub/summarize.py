@@ -13,7 +13,7 @@ import pandas as pd
 from .landscape import compute_landscape, failure_modes
 from .perturb import PerturbationSpace
 from .seeds import Seed
-from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, RunStore
+from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, QUERIES_FILE, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ def summarize(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
     queries = pd.DataFrame(store.read_queries())
     policy = store.read_policy()
     landscape = compute_landscape(queries, space, np.asarray(policy) if policy is not None else None)
+    (store.root / "data").mkdir(exist_ok=True)
     landscape.to_parquet(store.root / LANDSCAPE_FILE, index=False)
+    queries.to_parquet(store.root / QUERIES_FILE, index=False)
     write_failures(store, queries, space)
 
     plots = store.root / PLOTS_DIR

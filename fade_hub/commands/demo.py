@@ -1,18 +1,64 @@
-"""`fade-hub demo`: not implemented yet."""
+"""`fade-hub demo`: the whole loop on a small real model, offline, in a few minutes."""
 
 from __future__ import annotations
 
 import argparse
-
-from ..errors import NotImplementedYet
+import time
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` subcommand."""
-    parser = subparsers.add_parser("demo", help="(not implemented yet)", description="Not implemented yet.")
-    parser.set_defaults(func=run)
+    p = subparsers.add_parser(
+        "demo",
+        help="Explore a small demo model with ppo and publish its failures (offline).",
+        description=(
+            "Train (once, cached) a small image classifier on generated shapes, publish it to an embedded "
+            "local Hub, explore it with ppo over rotation x brightness x saturation, push the run as a "
+            "dataset and print the failure modes. No account or network needed; --hub-endpoint and a "
+            "token (HF_TOKEN or `hf auth login`) use a real Hub instead."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--output", type=Path, default=Path("fade-runs/demo"), help="Run directory (an earlier demo run there is replaced).")
+    p.add_argument("--budget", type=int, default=600, help="Model queries for the exploration.")
+    p.add_argument("--seed", type=int, default=0, help="Random seed (the same seed gives the same run).")
+    p.add_argument("--cache-dir", type=Path, default=None, help="Where the demo model is cached (default $FADE_HUB_CACHE or ~/.cache/fade-hub).")
+    p.add_argument("--hub-root", type=Path, default=None, help="Folder of the embedded Hub (default CACHE/demo-hub).")
+    p.add_argument("--hub-endpoint", default=None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
+    p.add_argument("--namespace", default=None, help="User or org for the demo repos (default: the token's user).")
+    p.add_argument("--no-progress", dest="show_progress", action="store_false", help="Hide the progress bar.")
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Say that the command has not landed yet."""
-    raise NotImplementedYet("`fade-hub demo` is not implemented yet; follow the project's issues for its release.")
+    """Run the demo and print the failure modes and where to look."""
+    from ..demo import DemoConfig, run_demo
+
+    started = time.perf_counter()
+    result = run_demo(
+        DemoConfig(
+            output=args.output, cache_dir=args.cache_dir, budget=args.budget, seed=args.seed,
+            hub_endpoint=args.hub_endpoint, hub_root=args.hub_root, namespace=args.namespace,
+            show_progress=args.show_progress,
+        )
+    )
+    import pandas as pd
+
+    from ..landscape import failure_modes, format_mode_table
+    from ..perturb import PerturbationSpace
+
+    meta = result.meta
+    landscape = pd.read_parquet(result.run_dir / "data" / "landscape.parquet")
+    print(f"\nfade-hub demo: {meta['queries']} queries to {result.model_repo}, {meta['failures']} failures "
+          f"in {meta['failure_cells']} cells ({time.perf_counter() - started:.0f} s)\n")
+    print(format_mode_table(failure_modes(landscape, top_k=5), PerturbationSpace.from_dict(meta["space"])))
+    print(f"\nrun directory:  {result.run_dir.resolve()}")
+    print(f"dataset card:   {(result.run_dir / 'README.md').resolve()}")
+    print(f"pictures:       {(result.run_dir / 'plots').resolve()}")
+    print(f"pushed dataset: {result.dataset_url}")
+    if result.hub_root is not None:
+        print(f"\nThe embedded Hub stopped with the demo; serve it again with:\n"
+              f"  fade-hub hub serve --root {result.hub_root.resolve()}\n"
+              f"then: HF_ENDPOINT=<printed endpoint> HF_HUB_DISABLE_XET=1 fade-hub report {result.dataset_repo}")
+    return 0

@@ -1,18 +1,80 @@
-"""`fade-hub hub`: not implemented yet."""
+"""`fade-hub hub`: run LocalHub, a Hugging Face Hub-compatible server over a folder (offline tests and demos)."""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
+import sys
+import threading
+from pathlib import Path
 
-from ..errors import NotImplementedYet
+from ..errors import BadConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `hub` subcommand."""
-    parser = subparsers.add_parser("hub", help="(not implemented yet)", description="Not implemented yet.")
-    parser.set_defaults(func=run)
+    """Add the `hub` subcommand and its `serve` action."""
+    parser = subparsers.add_parser(
+        "hub",
+        help="Run LocalHub, a local Hugging Face Hub-compatible server (offline tests and demos).",
+        description=(
+            "LocalHub serves model, dataset and Space repos stored in a folder through the Hub's HTTP API, "
+            "so the unmodified huggingface_hub, datasets, transformers, peft and gradio clients work offline "
+            "once HF_ENDPOINT points at it and HF_HUB_DISABLE_XET=1 is set."
+        ),
+    )
+    parser.set_defaults(func=lambda args: _print_help(parser))
+    actions = parser.add_subparsers(dest="hub_command", metavar="ACTION")
+    serve = actions.add_parser(
+        "serve",
+        help="Serve a folder as a Hub until Ctrl-C.",
+        description=(
+            "Serve the repos under --root (created if missing) until Ctrl-C or SIGTERM. Prints the endpoint and "
+            "the environment variables clients need. Any token is accepted; repos created without an "
+            "organization belong to 'local-user'."
+        ),
+    )
+    serve.add_argument("--root", type=Path, required=True, help="Folder holding the repos (created if missing).")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="Interface to listen on (default: 127.0.0.1, this machine only)."
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help="TCP port to listen on (default: a free port, printed at start)."
+    )
+    serve.set_defaults(func=run_serve)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Say that the command has not landed yet."""
-    raise NotImplementedYet("`fade-hub hub` is not implemented yet; follow the project's issues for its release.")
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve ``args.root`` until interrupted; return 0 after a clean stop."""
+    from ..testing import LocalHub
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise BadConfig(f"--port {args.port} is out of range; pass a port between 0 (any free port) and 65535.")
+    hub = LocalHub(args.root, port=args.port, host=args.host)
+    try:
+        hub.start()
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise BadConfig(f"port {args.port} is already in use; pass another --port or omit it.") from None
+        raise BadConfig(f"cannot listen on {args.host}:{args.port}: {err.strerror}.") from None
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    print(f"LocalHub serving {args.root.resolve()} at {hub.endpoint}")
+    print("Point the Hugging Face clients at it (any HF_TOKEN value is accepted):")
+    print(f"export HF_ENDPOINT={hub.endpoint} HF_HUB_DISABLE_XET=1")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        hub.stop()
+    print("LocalHub stopped.", file=sys.stderr)
+    return 0

@@ -49,7 +49,7 @@ GITATTRIBUTES = (
     "*.pt filter=lfs diff=lfs merge=lfs -text\n*.pth filter=lfs diff=lfs merge=lfs -text\n"
     "*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.zip filter=lfs diff=lfs merge=lfs -text\n"
 ).encode()
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,95}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -193,7 +193,6 @@ class HubStore:
     @contextlib.contextmanager
     def _locked(self, lock_file: Path) -> Iterator[None]:
         """Hold an exclusive lock on ``lock_file`` (flock where available, a thread lock otherwise)."""
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
         if fcntl is None:  # pragma: no cover - Windows
             with self._thread_locks_guard:
                 lock = self._thread_locks.setdefault(lock_file, threading.Lock())
@@ -206,6 +205,19 @@ class HubStore:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _repo_locked(self, repo: RepoId) -> Iterator[None]:
+        """Hold a repo's write lock; raise RepoNotFound if it does not exist or was deleted meanwhile."""
+        self.meta(repo)
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(self._locked(self.repo_dir(repo) / ".lock"))
+        except FileNotFoundError:
+            raise RepoNotFound(f"Repository {repo.url_prefix}{repo.id} not found.") from None
+        with stack:
+            self.meta(repo)
+            yield
 
     # ------------------------------------------------------------------ objects
     def object_path(self, sha256: str) -> Path:
@@ -283,6 +295,7 @@ class HubStore:
             folder = self.repo_dir(repo)
             if folder.exists():  # leftovers of an interrupted create
                 shutil.rmtree(folder)
+            folder.mkdir(parents=True)
             now = utc_now()
             tree = {".gitattributes": self._entry_for_bytes(GITATTRIBUTES)}
             oid = self._write_commit(repo, [], tree, "initial commit", "", now)
@@ -301,7 +314,7 @@ class HubStore:
 
     def delete_repo(self, repo: RepoId) -> None:
         """Delete a repo (its blobs stay in the shared object store)."""
-        with self._locked(self.root / ".lock"):
+        with self._locked(self.root / ".lock"), self._repo_locked(repo):
             self.meta(repo)
             folder = self.repo_dir(repo)
             trash = self.root / "tmp" / f"deleted-{uuid.uuid4().hex}"
@@ -323,7 +336,7 @@ class HubStore:
 
     def update_meta(self, repo: RepoId, changes: dict) -> dict:
         """Merge ``changes`` into the repo's settings; return the new settings."""
-        with self._locked(self.repo_dir(repo) / ".lock"):
+        with self._repo_locked(repo):
             meta = self.meta(repo)
             meta.update(changes)
             _write_json(self.repo_dir(repo) / "repo.json", meta)
@@ -405,7 +418,7 @@ class HubStore:
         """Create branch (``heads``) or tag (``tags``) ``name`` at revision ``start`` (default: main)."""
         if not name or name.startswith(("refs/", "/")) or ".." in name or name.endswith("/"):
             raise BadRequest(f"Invalid ref name {name!r}.")
-        with self._locked(self.repo_dir(repo) / ".lock"):
+        with self._repo_locked(repo):
             oid = self.resolve(repo, start or DEFAULT_BRANCH)
             if name in self.refs(repo)[kind]:
                 raise Conflict(f"Reference already exists: refs/{kind}/{name}.")
@@ -416,7 +429,7 @@ class HubStore:
         """Delete a branch or tag; the default branch cannot be deleted."""
         if kind == "heads" and name == DEFAULT_BRANCH:
             raise Forbidden("The default branch cannot be deleted.")
-        with self._locked(self.repo_dir(repo) / ".lock"):
+        with self._repo_locked(repo):
             if name not in self.refs(repo)[kind]:
                 raise RevisionNotFound(f"Invalid rev id: {name}")
             self._update_refs(repo, kind, name, None)
@@ -437,27 +450,36 @@ class HubStore:
         the current head: concurrent writers either land in sequence or fail, never overwrite each other.
         """
         staged = [self._stage(key, value) for key, value in operations]  # blob writes happen outside the lock
-        with self._locked(self.repo_dir(repo) / ".lock"):
+        with self._repo_locked(repo):
             refs = self.refs(repo)
             kind, name = _branch_ref(revision, refs)
             head = refs[kind][name]
             parent = header.get("parentCommit")
             if parent and not head.startswith(parent.lower()):
                 raise PreconditionFailed(
-                    f"A commit has happened since {parent} (head of {revision} is {head}). Please refresh and try again."
+                    f"A commit has happened since {parent} (head of {revision} is {head}). "
+                    "Please refresh and try again."
                 )
             tree = dict(self.commit(repo, head)["tree"])
             for action, path, entry in staged:
                 _apply_operation(tree, action, path, entry)
-            oid = self._write_commit(
-                repo, [head], tree, str(header.get("summary") or "update"), str(header.get("description") or ""), utc_now()
-            )
+            title, message = str(header.get("summary") or "update"), str(header.get("description") or "")
+            oid = self._write_commit(repo, [head], tree, title, message, utc_now())
             pr_num = None
             if create_pr:
                 pr_num = max((int(num) for num in refs["prs"]), default=0) + 1
                 kind, name = "prs", str(pr_num)
             self._update_refs(repo, kind, name, oid)
         return oid, pr_num
+
+    def squash(self, repo: RepoId, branch: str, message: str) -> str:
+        """Replace a branch's history by one parentless commit holding its current tree; return its oid."""
+        with self._repo_locked(repo):
+            kind, name = _branch_ref(branch, self.refs(repo))
+            tree = self.commit(repo, self.refs(repo)[kind][name])["tree"]
+            oid = self._write_commit(repo, [], tree, message, "", utc_now())
+            self._update_refs(repo, kind, name, oid)
+        return oid
 
     def _stage(self, key: str, value: dict) -> tuple[str, str, dict | None]:
         path = normalize_path(str(value.get("path", "")))

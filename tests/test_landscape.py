@@ -1,0 +1,221 @@
+"""The failure landscape: Wilson intervals, per-cell statistics, ranking, effects and shift metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fade_hub.errors import BadConfig, BadSpace
+from fade_hub.landscape import (
+    LANDSCAPE_COLUMNS,
+    LandscapeConfig,
+    compute_landscape,
+    factor_levels,
+    failure_modes,
+    format_mode_table,
+    marginal_effects,
+    pairwise_effects,
+    shift_metrics,
+    wilson_interval,
+    wilson_intervals,
+)
+from fade_hub.perturb import Factor, PerturbationSpace
+
+
+@pytest.fixture
+def space() -> PerturbationSpace:
+    """rotation (3 levels) × brightness (2 levels): six cells, ids 0..5 row-major."""
+    return PerturbationSpace(
+        modality="image",
+        factors=[Factor("rotation", "rotate", (-10, 0, 10)), Factor("brightness", "brightness", (1.0, 0.5))],
+        name="tiny",
+    )
+
+
+def rec(action_id: int, fail: bool, phase: str = "explore", severity: float | None = None) -> dict:
+    """One query record with just the fields the landscape reads."""
+    return {"action_id": action_id, "phase": phase, "is_failure": fail, "severity": severity if severity is not None else float(fail)}
+
+
+def many(action_id: int, n: int, k: int, phase: str = "explore", severity: float = 1.0) -> list[dict]:
+    """n records of one cell, the first k failing with ``severity``."""
+    return [rec(action_id, i < k, phase, severity if i < k else 0.0) for i in range(n)]
+
+
+@pytest.fixture
+def records() -> list[dict]:
+    """Explore: id0 5/10 (sev .8), id1 3/3, id2 0/6, id3 1/6 (sev .2); confirm: id0 0/4, id3 2/4; ids 4-5 unvisited."""
+    return (
+        many(0, 10, 5, severity=0.8)
+        + many(1, 3, 3)
+        + many(2, 6, 0)
+        + many(3, 6, 1, severity=0.2)
+        + many(0, 4, 0, phase="confirm")
+        + many(3, 4, 2, phase="confirm")
+    )
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "expected"),
+    [(0, 10, (0.0, 0.2775)), (5, 10, (0.2366, 0.7634)), (10, 10, (0.7225, 1.0)), (1, 100, (0.0018, 0.0545)), (0, 0, (0.0, 1.0))],
+)
+def test_wilson_interval_known_values(k, n, expected):
+    low, high = wilson_interval(k, n)
+    assert low == pytest.approx(expected[0], abs=1e-4)
+    assert high == pytest.approx(expected[1], abs=1e-4)
+
+
+def test_wilson_intervals_are_symmetric_and_reject_bad_counts():
+    low, high = wilson_intervals(np.array([2, 7]), np.array([9, 9]))
+    assert low[0] == pytest.approx(1 - high[1])
+    with pytest.raises(BadConfig):
+        wilson_interval(5, 3)
+
+
+def test_landscape_counts_rates_and_columns(space, records):
+    land = compute_landscape(records, space)
+    assert list(land.columns) == ["rotation", "brightness"] + LANDSCAPE_COLUMNS
+    assert len(land) == space.num_cells == 6
+    assert land["queries"].tolist() == [10, 3, 6, 6, 0, 0]
+    assert land["failures"].tolist() == [5, 3, 0, 1, 0, 0]
+    row = land.iloc[0]
+    assert row["failure_rate"] == 0.5
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert row["mean_severity"] == pytest.approx(0.8)
+    assert land.iloc[2]["mean_severity"] == 0.0
+    assert math.isnan(land.iloc[0]["policy_prob"])
+    # cells and their level strings agree with the space's own row-major numbering
+    for _, cell in land.iterrows():
+        action = space.action_from_id(int(cell["action_id"]))
+        assert space.level_strings(action) == {"rotation": cell["rotation"], "brightness": cell["brightness"]}
+
+
+def test_unvisited_cells_and_uncertain_flags(space, records):
+    land = compute_landscape(records, space)
+    unvisited = land[land["queries"] == 0]
+    assert unvisited["action_id"].tolist() == [4, 5]
+    assert unvisited["failure_rate"].isna().all()
+    assert (unvisited["ci_low"] == 0).all() and (unvisited["ci_high"] == 1).all()
+    assert land["uncertain"].tolist() == [False, True, False, False, True, True]
+    relaxed = compute_landscape(records, space, config=LandscapeConfig(min_queries=3))
+    assert relaxed["uncertain"].tolist() == [False, False, False, False, True, True]
+
+
+def test_confirm_columns_come_from_held_out_rows_only(space, records):
+    land = compute_landscape(records, space).set_index("action_id")
+    assert land.loc[0, "queries"] == 10  # confirm rows do not leak into explore counts
+    assert (land.loc[0, "confirm_queries"], land.loc[0, "confirm_failures"], land.loc[0, "confirm_rate"]) == (4, 0, 0.0)
+    assert land.loc[0, "confirm_ci_low"] == 0.0 and not land.loc[0, "confirmed"]
+    assert (land.loc[3, "confirm_queries"], land.loc[3, "confirm_failures"]) == (4, 2)
+    assert land.loc[3, "confirm_ci_low"] == pytest.approx(wilson_interval(2, 4)[0])
+    assert land.loc[3, "confirmed"]
+    assert land.loc[1, "confirm_queries"] == 0 and math.isnan(land.loc[1, "confirm_rate"])
+    assert math.isnan(land.loc[1, "confirm_ci_low"]) and not land.loc[1, "confirmed"]
+
+
+def test_ranking_confirmed_first_then_lower_bound(space, records):
+    land = compute_landscape(records, space)
+    # id3 is confirmed (2/4 held-out) despite a weak explore rate; id1 (3/3, low .44) beats id0 (5/10, low .24);
+    # failure-free cells follow: most-queried first, then by action_id.
+    assert land.sort_values("rank")["action_id"].tolist() == [3, 1, 0, 2, 4, 5]
+    assert sorted(land["rank"].tolist()) == [1, 2, 3, 4, 5, 6]
+    modes = failure_modes(land)
+    assert modes["action_id"].tolist() == [3, 1, 0]
+    assert failure_modes(land, top_k=2)["action_id"].tolist() == [3, 1]
+
+
+def test_ranking_ties_break_on_severity_then_action_id(space):
+    records = many(0, 4, 2, severity=0.3) + many(1, 4, 2, severity=0.9) + many(2, 4, 2, severity=0.3)
+    land = compute_landscape(records, space)
+    assert failure_modes(land)["action_id"].tolist() == [1, 0, 2]
+
+
+def test_policy_probs_and_bad_inputs(space, records):
+    probs = np.arange(6, dtype=float) / 15
+    land = compute_landscape(records, space, policy_probs=probs.reshape(space.shape))
+    assert land["policy_prob"].tolist() == pytest.approx(probs.tolist())
+    with pytest.raises(BadConfig, match="6 cells"):
+        compute_landscape(records, space, policy_probs=np.ones(5))
+    with pytest.raises(BadSpace, match="another space"):
+        compute_landscape(records + [rec(6, True)], space)
+    with pytest.raises(BadConfig, match="is_failure"):
+        compute_landscape([{"action_id": 0}], space)
+    with pytest.raises(BadConfig, match="phase"):
+        compute_landscape(records + [rec(0, True, phase="train")], space)
+    no_phase = compute_landscape([{"action_id": 2, "is_failure": True}], space)  # records without phase are explore
+    assert no_phase.loc[2, "failures"] == 1 and no_phase.loc[2, "mean_severity"] == 0.0
+
+
+def test_empty_run_gives_all_cells_unvisited(space):
+    land = compute_landscape([], space)
+    assert len(land) == 6 and land["queries"].sum() == 0 and land["uncertain"].all()
+    assert land.sort_values("rank")["action_id"].tolist() == list(range(6))
+    assert failure_modes(land).empty
+    assert format_mode_table(failure_modes(land), space) == "no failure modes found"
+
+
+def test_marginal_effects_pool_over_other_factors(space, records):
+    effects = marginal_effects(records, space)
+    assert set(effects) == {"rotation", "brightness"}
+    rotation = effects["rotation"]
+    assert rotation["level"].tolist() == factor_levels(space)["rotation"] == ["-10", "0", "10"]
+    assert rotation["queries"].tolist() == [13, 12, 0]  # explore only: confirm rows are not counted
+    assert rotation["failures"].tolist() == [8, 1, 0]
+    assert rotation.loc[0, "failure_rate"] == pytest.approx(8 / 13)
+    assert (rotation.loc[0, "ci_low"], rotation.loc[0, "ci_high"]) == pytest.approx(wilson_interval(8, 13))
+    assert math.isnan(rotation.loc[2, "failure_rate"]) and rotation.loc[2, "ci_high"] == 1.0
+    brightness = effects["brightness"].set_index("level")
+    assert (brightness.loc["1.0", "queries"], brightness.loc["1.0", "failures"]) == (16, 5)
+
+
+def test_pairwise_effects_tables():
+    space3 = PerturbationSpace(
+        modality="image",
+        factors=[Factor("rotation", "rotate", (0, 10)), Factor("brightness", "brightness", (1.0, 0.5)),
+                 Factor("saturation", "saturation", (1.0, 0.0))],
+    )
+    # cells: (r, b, s) -> id 4r + 2b + s
+    records = many(0, 4, 1) + many(2, 4, 3) + many(1, 2, 2) + many(5, 5, 0)
+    tables = pairwise_effects(records, space3)
+    assert list(tables) == [("rotation", "brightness"), ("rotation", "saturation"), ("brightness", "saturation")]
+    rb = tables[("rotation", "brightness")]
+    assert rb.index.name == "rotation" and rb.columns.name == "brightness"
+    assert rb.index.tolist() == ["0", "10"] and rb.columns.tolist() == ["1.0", "0.5"]
+    assert rb.loc["0", "1.0"] == pytest.approx(3 / 6)  # ids 0 and 1, pooled over saturation
+    assert rb.loc["0", "0.5"] == pytest.approx(3 / 4)
+    assert rb.loc["10", "1.0"] == 0.0  # id 5: visited, no failure
+    assert math.isnan(rb.loc["10", "0.5"])  # ids 6, 7: never visited
+    rs = tables[("rotation", "saturation")]
+    assert rs.loc["0", "1.0"] == pytest.approx(4 / 8) and rs.loc["0", "0.0"] == 1.0
+
+
+def test_shift_metrics_before_after(space, records):
+    before = compute_landscape(records, space)
+    after = compute_landscape(many(0, 30, 0) + many(1, 4, 2) + many(2, 6, 1), space)
+    shift = shift_metrics(before, after)
+    assert shift["rate_before"] == pytest.approx(9 / 25)
+    assert shift["rate_after"] == pytest.approx(3 / 40)
+    assert shift["cells_compared"] == 3
+    assert shift["modes_before"] == 3
+    assert shift["modes_fixed"] == 1  # id0: 0/30 after
+    assert shift["modes_still_failing"] == 1  # id1
+    assert shift["modes_not_revisited"] == 1  # id3
+    assert shift["modes_improved_significantly"] == 1  # id0: after high .11 < before low .24
+    assert shift["new_modes"] == 1  # id2
+    change = {cell["action_id"]: cell["change"] for cell in shift["cells"]}
+    assert change == pytest.approx({0: -0.5, 1: -0.5, 2: 1 / 6})
+    with pytest.raises(BadConfig):
+        shift_metrics(before, after.head(3))
+
+
+def test_format_mode_table(space, records):
+    land = compute_landscape(records, space, policy_probs=np.full(6, 1 / 6))
+    text = format_mode_table(failure_modes(land), space, max_rows=2)
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["rank", "cell"] and "policy p" in lines[0]
+    assert "rotation=0 brightness=0.5" in lines[2] and "yes 2/4" in lines[2]  # id3, confirmed, rank 1
+    assert "1.00 [0.44, 1.00]" in lines[3] and "3 (uncertain)" in lines[3]  # id1
+    assert lines[-1] == "... 1 more"
+    assert "rotation=-10 brightness=1.0" in format_mode_table(failure_modes(land), space)

@@ -1,0 +1,246 @@
+"""Landscape pictures (PNG + plotly) and the run's dataset card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from huggingface_hub import DatasetCard, constants
+from PIL import Image
+
+from fade_hub.card import build_dataset_card, md_escape, size_category
+from fade_hub.errors import BadConfig
+from fade_hub.landscape import compute_landscape, failure_modes
+from fade_hub.perturb import Factor, PerturbationSpace, load_space
+from fade_hub.plots import examples_grid_png, heatmap_png, heatmaps_png, landscape_figure, marginals_png
+
+UNVISITED_RGB = (217, 217, 217)
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def explore_records(space: PerturbationSpace, n: int, seed: int = 0, skip_last_level: bool = True) -> list[dict]:
+    """Random explore queries with a planted failure region (first level of factor 0, level >= 2 of factor 1)."""
+    rng = np.random.default_rng(seed)
+    highs = [s - 1 if skip_last_level and i == 1 else s for i, s in enumerate(space.shape)]
+    records = []
+    for q in range(n):
+        action = tuple(int(rng.integers(0, h)) for h in highs)
+        planted = action[0] == 0 and (len(action) == 1 or action[1] >= 2)
+        fail = bool(rng.random() < (0.95 if planted else 0.03))
+        records.append({
+            "query_id": q, "phase": "explore", "action_id": space.action_id(action), "is_failure": fail,
+            "severity": float(rng.random()) if fail else 0.0, **space.level_strings(action),
+        })
+    return records
+
+
+@pytest.fixture(scope="module")
+def space() -> PerturbationSpace:
+    return load_space("image-default")
+
+
+@pytest.fixture(scope="module")
+def queries(space) -> list[dict]:
+    """400 explore queries (brightness 0.2 never visited) + 4 held-out queries of the worst cell."""
+    records = explore_records(space, 400)
+    worst = space.action_id((0, 3, 0))
+    records += [{"phase": "confirm", "action_id": worst, "is_failure": i < 3, "severity": 1.0} for i in range(4)]
+    return records
+
+
+def open_png(path) -> Image.Image:
+    image = Image.open(path)
+    assert image.format == "PNG"
+    assert 600 <= image.width <= 1300 and 250 <= image.height <= 1300, image.size
+    return image.convert("RGB")
+
+
+def count_near(image: Image.Image, rgb: tuple[int, int, int], tol: int = 6) -> int:
+    pixels = np.asarray(image).astype(int)
+    return int((np.abs(pixels - np.array(rgb)).max(axis=-1) <= tol).sum())
+
+
+def count_red(image: Image.Image) -> int:
+    pixels = np.asarray(image).astype(int)
+    return int(((pixels[..., 0] > 110) & (pixels[..., 1] < 40) & (pixels[..., 2] < 60)).sum())
+
+
+def test_heatmap_draws_rates_and_marks_unvisited(space, queries, tmp_path):
+    image = open_png(heatmap_png(queries, space, ("rotation", "brightness"), tmp_path / "rb.png"))
+    calm = open_png(heatmap_png(queries, space, ("brightness", "saturation"), tmp_path / "bs.png"))
+    assert count_red(image) > count_red(calm) + 5000  # the planted region's two cells are drawn red
+    assert count_near(image, UNVISITED_RGB, tol=1) > 5000  # brightness=0.2 was never visited: grey, hatched
+    full = explore_records(space, 400, skip_last_level=False)
+    every = open_png(heatmap_png(full, space, ("rotation", "saturation"), tmp_path / "rs.png"))
+    assert count_near(every, UNVISITED_RGB, tol=1) < 300  # only anti-aliased text edges
+    with pytest.raises(BadConfig):
+        heatmap_png(queries, space, ("rotation", "nope"), tmp_path / "x.png")
+
+
+def test_heatmaps_one_per_pair(tmp_path, queries, space):
+    paths = heatmaps_png(queries, space, tmp_path / "plots")
+    assert [p.name for p in paths] == [
+        "heatmap_rotation_brightness.png", "heatmap_rotation_saturation.png", "heatmap_brightness_saturation.png",
+    ]
+    for path in paths:
+        open_png(path)
+    text_space = load_space("text-default")  # four factors: six pairs, capped
+    text_queries = explore_records(text_space, 60, skip_last_level=False)
+    assert len(heatmaps_png(text_queries, text_space, tmp_path / "text", max_pairs=2)) == 2
+
+
+def test_marginals_png(space, queries, tmp_path):
+    image = open_png(marginals_png(queries, space, tmp_path / "marginals.png"))
+    assert count_near(image, (0, 0, 0), tol=30) > 200  # axes, error bars and labels are drawn
+
+
+def test_landscape_figure_three_factors(space, queries):
+    land = compute_landscape(queries, space)
+    fig = landscape_figure(land, space)
+    visited, unvisited = fig.data
+    assert visited.type == unvisited.type == "scatter3d"
+    assert len(visited.x) == int((land["queries"] > 0).sum()) and len(unvisited.x) == 25
+    assert list(fig.layout.scene.xaxis.ticktext) == ["-10", "-5", "0", "5", "10"]
+    assert fig.layout.scene.yaxis.title.text == "brightness"
+    assert visited.marker.colorbar.title.text == "failure rate"
+    assert "failure rate" in visited.hovertext[0] and "n = " in visited.hovertext[0]
+
+
+def test_landscape_figure_other_dimensions():
+    one = PerturbationSpace(modality="image", factors=[Factor("rotation", "rotate", (-10, 0, 10))])
+    two = PerturbationSpace(modality="image", factors=[Factor("rotation", "rotate", (-10, 0, 10)),
+                                                       Factor("brightness", "brightness", (1.0, 0.5))])
+    four = load_space("text-default")
+    bar = landscape_figure(compute_landscape(explore_records(one, 30, skip_last_level=False), one), one)
+    assert bar.data[0].type == "bar" and list(bar.data[0].x) == ["-10", "0", "10"]
+    heat = landscape_figure(compute_landscape(explore_records(two, 30), two), two)
+    assert heat.data[0].type == "heatmap" and np.asarray(heat.data[0].z, dtype=float).shape == (3, 2)
+    land4 = compute_landscape(explore_records(four, 100, skip_last_level=False), four)
+    pooled = landscape_figure(land4, four)
+    cells = sum(len(trace.x) for trace in pooled.data)
+    assert cells == int(np.prod(four.shape[:3]))
+    assert four.factors[3].name in pooled.layout.title.text
+
+
+def test_examples_grid_images_text_and_empty(tmp_path):
+    images = [{"image": Image.new("RGB", (48, 48), (40 * i, 90, 200)), "caption": f"pred: square / true: circle {i}"}
+              for i in range(5)]
+    open_png(examples_grid_png(images, tmp_path / "img.png", title="rotation=-10"))
+    texts = [{"text": "Costs $\\frac{1 and $$ " * 20, "caption": "pred: negative / true: positive $x^$"}] * 3
+    open_png(examples_grid_png(texts, tmp_path / "txt.png"))  # '$' is not parsed as math
+    placeholder = Image.open(examples_grid_png([], tmp_path / "none.png"))
+    assert placeholder.format == "PNG"
+
+
+# ---------------------------------------------------------------------------------------- card
+
+
+@pytest.fixture(scope="module")
+def meta(queries) -> dict:
+    return {
+        "run_id": "run-1", "model_id": "org/tiny-vit", "model_revision": "main",
+        "model_commit_sha": "0123456789abcdef0123456789abcdef01234567", "task": "image-classification",
+        "space_name": "image-default", "algorithm": "ppo", "mode": "single", "budget": 400, "seed": 7,
+        "queries": len(queries), "failures": sum(q["is_failure"] for q in queries), "fade_hub_version": "0.1.0",
+        "versions": {"torch": "2.13.0", "trl": "1.16.0"}, "timings": {"explore": 12.5, "confirm": 1.5},
+        "judge": {"name": "label"}, "seeds": {"dataset": "org/shapes", "split": "test"}, "status": "finished",
+    }
+
+
+@pytest.fixture(scope="module")
+def landscape(queries, space) -> pd.DataFrame:
+    return compute_landscape(queries, space)
+
+
+@pytest.fixture(scope="module")
+def card(meta, landscape, space) -> DatasetCard:
+    modes = failure_modes(landscape)
+    examples = {int(modes.loc[0, "action_id"]): "media/q000012.png", int(modes.loc[1, "action_id"]): XSS + " | a\nb"}
+    images = {"heatmap rotation × brightness": "plots/heatmap_rotation_brightness.png"}
+    return build_dataset_card(meta, landscape, space, examples=examples, images=images, repo_id="me/run-1")
+
+
+def test_card_metadata(card):
+    again = DatasetCard(str(card))
+    data = again.data
+    assert [c["config_name"] for c in data.configs] == ["queries", "failures", "landscape"]
+    assert data.configs[0]["data_files"] == "data/queries*.jsonl"
+    assert {"fade-hub", "failure-analysis", "robustness", "image-classification"} <= set(data.tags)
+    assert data.task_categories == ["image-classification"]
+    assert data.size_categories == ["n<1K"]
+    assert data.license == "apache-2.0"
+    assert data.to_dict()["model_under_test"] == "org/tiny-vit"
+
+
+def test_card_body(card, landscape, space):
+    text = card.text
+    top = failure_modes(landscape).iloc[0]
+    assert top["confirmed"]  # the held-out-checked cell leads
+    assert f"rotation={top['rotation']}, brightness={top['brightness']}, saturation={top['saturation']}" in text
+    assert "yes 3/4" in text
+    assert f"found {int(landscape['failures'].sum()) + 3} failures in {int((landscape['failures'] > 0).sum())} of 125 cells" in text
+    assert f"[org/tiny-vit]({constants.ENDPOINT}/org/tiny-vit)@0123456 with 404 queries (ppo, budget 400, seed 7)" in text
+    assert '<img src="media/q000012.png"' in text
+    assert "![heatmap rotation × brightness](plots/heatmap_rotation_brightness.png)" in text
+    assert 'load_dataset("me/run-1", "failures", split="train")' in text
+    assert "| torch | 2.13.0 |" in text and "| explore | 12.5 |" in text
+    assert "Uncertain" in text and "Confirmed" in text
+
+
+def test_card_escapes_model_text(card):
+    text = str(card)
+    assert XSS not in text
+    assert "&lt;img src=x onerror=alert(1)&gt; \\| a b" in text
+    table_rows = [line for line in card.text.splitlines() if line.startswith("| ") and "onerror" in line]
+    assert len(table_rows) == 1 and table_rows[0].count(" | ") == 7 - 1  # the pipe did not add a column
+
+
+def test_card_helpers_and_custom_data_files(meta, landscape, space):
+    assert md_escape("a|b\n<c> & *d*") == "a\\|b &lt;c&gt; &amp; \\*d\\*"
+    assert md_escape("x" * 50, limit=10) == "x" * 9 + "…"
+    assert [size_category(n) for n in (0, 999, 1000, 25_000)] == ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K"]
+    custom = dict(meta, data_files={"queries": ["data/queries.jsonl"], "landscape": "data/landscape.parquet"},
+                  task="summarization", license="mit", model_id="/tmp/local-model")
+    card = build_dataset_card(custom, landscape, space)
+    assert [c["config_name"] for c in card.data.configs] == ["queries", "landscape"]
+    assert card.data.task_categories == ["summarization"] and card.data.license == "mit"
+    assert "](http" not in card.text.split("## Concept space")[0]  # a local model folder is not linked
+    assert 'load_dataset("path/to/this/run", "landscape"' in card.text
+    with pytest.raises(BadConfig):
+        build_dataset_card(meta, landscape, space, images={"x": "../outside.png"})
+
+
+def test_card_without_failures(meta, space):
+    land = compute_landscape([{"phase": "explore", "action_id": 0, "is_failure": False, "severity": 0.0}], space)
+    card = build_dataset_card(dict(meta, queries=1), land, space)
+    assert "No failures were found in 1 explore queries." in card.text
+    assert "found 0 failures in 0 of 125 cells" in card.text
+
+
+def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_path, caplog):
+    """The YAML configs are what `datasets` reads: each config loads from a folder laid out like a run."""
+    from datasets import load_dataset
+
+    files = {"queries": "data/queries-*.parquet", "failures": "data/failures-*.parquet", "landscape": "data/landscape.parquet"}
+    with caplog.at_level("WARNING", logger="fade_hub.card"):
+        build_dataset_card(meta, landscape, space).save(tmp_path / "mixed.md")
+        assert "mix file formats ['json', 'parquet']" in caplog.text
+        caplog.clear()
+        build_dataset_card(dict(meta, data_files=files), landscape, space).save(tmp_path / "README.md")
+        assert "mix file formats" not in caplog.text
+    (tmp_path / "data").mkdir()
+    pd.DataFrame(queries).to_parquet(tmp_path / "data" / "queries-00000.parquet")
+    failing = pd.DataFrame([q for q in queries if q["is_failure"]])
+    failing.to_parquet(tmp_path / "data" / "failures-00000.parquet")
+    landscape.to_parquet(tmp_path / "data" / "landscape.parquet")
+    assert load_dataset(str(tmp_path), "queries", split="train").num_rows == len(queries)
+    assert load_dataset(str(tmp_path), "failures", split="train").num_rows == len(failing)
+    loaded = load_dataset(str(tmp_path), "landscape", split="train")
+    assert loaded.num_rows == 125 and loaded.column_names == list(landscape.columns)
+
+
+def test_card_yaml_validates_on_hub(card, hub):
+    """The Hub's /api/validate-yaml (served by LocalHub offline) accepts the card."""
+    card.validate(repo_type="dataset")
