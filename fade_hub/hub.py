@@ -10,12 +10,12 @@ from typing import Any
 import pandas as pd
 
 from .errors import HubUnreachable, RunNotFound
-from .store import LANDSCAPE_FILE, META_FILE, MEDIA_DIR, RunStore
+from .store import LANDSCAPE_FILE, META_FILE, RunStore
 
 logger = logging.getLogger(__name__)
 
-# Never uploaded: raw media (embedded in the parquet), the policy checkpoint, temp files.
-PUSH_IGNORE = (f"{MEDIA_DIR}/**", ".policy/**", "**/.*.tmp", ".*")
+# Never uploaded: the policy checkpoint and temp files (media stay: the card shows them).
+PUSH_IGNORE = (".policy/**", "**/.*.tmp", ".*")
 
 
 def _hub_errors():
