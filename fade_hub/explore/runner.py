@@ -139,6 +139,7 @@ def explore(config: ExploreConfig) -> Run:
     store = RunStore(output)
     if config.resume and not store.exists():
         raise BadConfig(f"--resume: {output} holds no run to resume; drop --resume to start one")
+    _quiet_library_bars()
     target, space, seeds = load_parts(config)
     explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
     budget = resolve_budget(config, space, explore_seeds)
@@ -232,6 +233,15 @@ def _judge_config(config: ExploreConfig) -> JudgeConfig:
         threshold=config.judge_threshold,
         trust_remote_code=config.trust_remote_code,
     )
+
+
+def _quiet_library_bars() -> None:
+    """Hide transformers' and datasets' per-file progress bars; the run shows its own."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def _slug(model: str) -> str:

@@ -1,0 +1,245 @@
+"""Learn where a model fails: train a :class:`Policy` with trl's ``GRPOTrainer`` against a query budget.
+
+With ``num_iterations > 1`` and ``epsilon``, GRPO optimises PPO's clipped surrogate objective, using
+the reward of each completion relative to its group (``num_generations`` completions of the same
+prompt) in place of a learned critic. The world is reached only through two callbacks:
+
+* ``evaluate(actions, contexts) -> rewards``: queries the model under test; one reward per action.
+* ``budget_left() -> int``: model queries the caller still allows.
+
+Each optimizer-step batch holds ``num_generations * prompts_per_step`` completions and is reused for
+``num_iterations`` optimizer steps. A new batch is generated only while ``budget_left()`` covers its
+worst-case cost (one query per action in single mode, ``max_steps`` per trajectory in sequential
+mode); what is left after that is spent on actions sampled from the final policy, without training.
+
+Two knobs keep the policy from collapsing onto the first failures it finds:
+
+* ``entropy_coef`` (soft / maximum-entropy RL): every training reward gets ``entropy_coef * -log pi(a)``,
+  the exact log-probability of the sampled action under the sampling policy. Its expectation is
+  ``entropy_coef`` times the policy's entropy, so the policy gradient maximises
+  ``E[reward] + entropy_coef * H(pi)``. Only the training signal changes; ``evaluate`` sees nothing.
+* ``beta``: trl's KL penalty to the reference model, the initial near-uniform policy saved in
+  ``policy.folder`` (trl reloads it from ``config._name_or_path``).
+
+trl's own ``GRPOConfig.entropy_coef`` is not used: it measures the entropy of the unrestricted
+next-token softmax, including tokens the sampler never draws, not the entropy of the sampled actions.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from transformers import PrinterCallback, TrainerCallback
+
+from fade_hub.errors import BadConfig
+
+from .policy import Action, Policy, PolicyConfig
+
+logger = logging.getLogger(__name__)
+
+Evaluate = Callable[[list, list], list[float]]
+
+
+@dataclass
+class GRPOSearchConfig:
+    """Hyper-parameters of the GRPO search (trl ``GRPOConfig`` names where they exist)."""
+
+    learning_rate: float = 1e-3
+    num_generations: int = 8  # completions per prompt: the group of the group-relative advantage
+    prompts_per_step: int = 4  # groups per optimizer step: batch = num_generations * prompts_per_step
+    num_iterations: int = 4  # optimizer steps per generated batch (PPO-style reuse, clipped surrogate)
+    epsilon: float = 0.2  # clipping range of the probability ratio
+    beta: float = 0.0  # KL coefficient to the initial policy (0 = no reference model)
+    entropy_coef: float = 0.05  # weight of the -log pi(a) reward bonus (0 disables)
+    temperature: float = 1.0  # sampling temperature
+    scale_rewards: str = "none"  # trl's advantage scaling: "none", "group" or "batch"
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def batch_size(self) -> int:
+        """Completions per generated batch."""
+        return self.num_generations * self.prompts_per_step
+
+    def validate(self) -> None:
+        """Raise BadConfig on out-of-range values."""
+        if self.num_generations < 2:
+            raise BadConfig(f"num_generations must be >= 2 for group-relative advantages, got {self.num_generations}")
+        if self.prompts_per_step < 1 or self.num_iterations < 1:
+            raise BadConfig("prompts_per_step and num_iterations must be >= 1")
+        if self.learning_rate <= 0 or self.temperature <= 0:
+            raise BadConfig("learning_rate and temperature must be > 0")
+        if self.entropy_coef < 0 or self.beta < 0 or self.epsilon <= 0:
+            raise BadConfig("entropy_coef and beta must be >= 0 and epsilon > 0")
+        if self.scale_rewards not in ("none", "group", "batch"):
+            raise BadConfig(f"scale_rewards must be 'none', 'group' or 'batch', got {self.scale_rewards!r}")
+
+
+class _Spender:
+    """Calls ``evaluate`` and reports the queries each call spent to ``progress``."""
+
+    def __init__(self, evaluate: Evaluate, budget_left: Callable[[], int], progress: Callable[[int], None] | None):
+        self.evaluate = evaluate
+        self.budget_left = budget_left
+        self.progress = progress
+
+    def __call__(self, actions: list[Action], contexts: list[str | None]) -> np.ndarray:
+        before = self.budget_left()
+        rewards = list(self.evaluate(actions, contexts))
+        if len(rewards) != len(actions):
+            raise ValueError(f"evaluate returned {len(rewards)} rewards for {len(actions)} actions")
+        if self.progress is not None:
+            self.progress(before - self.budget_left())
+        return np.asarray(rewards, dtype=np.float64)
+
+
+class _StopWhenBudgetShort(TrainerCallback):
+    """Stops training before a generation step whose batch the budget cannot cover."""
+
+    def __init__(self, budget_left: Callable[[], int], cost: int, every: int):
+        self.budget_left = budget_left
+        self.cost = cost
+        self.every = every
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0 and self.budget_left() < self.cost:
+            control.should_training_stop = True
+        return control
+
+
+def _trajectory_cost(policy: Policy) -> int:
+    return 1 if policy.mode == "single" else policy.max_steps
+
+
+def run_grpo(
+    policy: Policy,
+    contexts: Sequence[str | None],
+    evaluate: Evaluate,
+    budget_left: Callable[[], int],
+    config: GRPOSearchConfig,
+    seed: int,
+    output_dir: Path,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Train ``policy`` in place with GRPO on ``evaluate``'s rewards, then spend the leftover budget sampling.
+
+    ``contexts`` are cycled over the prompts (each must be one of ``policy.contexts``, or None).
+    ``progress(n)`` is called after every evaluation with the number of queries it spent.
+    """
+    config.validate()
+    if not contexts:
+        raise BadConfig("run_grpo needs at least one context (use [None] for the no-context prompt)")
+    contexts = list(contexts)
+    prompts = [policy.prompt(c) for c in contexts]
+    spend = _Spender(evaluate, budget_left, progress)
+    batch_cost = config.batch_size * _trajectory_cost(policy)
+    # sequential trajectories may stop early, so their batches may cost less: the callback decides when to stop
+    generations = budget_left() // (batch_cost if policy.mode == "single" else config.batch_size)
+    if budget_left() >= batch_cost:
+        _train(policy, contexts, prompts, spend, batch_cost, generations, config, seed, Path(output_dir))
+    policy.model.eval()
+    _spend_leftover(policy, contexts, spend, config, np.random.default_rng([seed, 1]))
+
+
+def _train(
+    policy: Policy,
+    contexts: list[str | None],
+    prompts: list[str],
+    spend: _Spender,
+    batch_cost: int,
+    generations: int,
+    config: GRPOSearchConfig,
+    seed: int,
+    output_dir: Path,
+) -> None:
+    """Run GRPOTrainer for at most ``generations`` generated batches."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    def reward(prompts, completions, completion_ids, context_id, **_) -> list[float]:
+        actions = [policy.decode(ids) for ids in completion_ids]
+        batch_contexts = [contexts[i] for i in context_id]
+        rewards = spend(actions, batch_contexts)
+        if config.entropy_coef > 0:
+            log_pi = policy.log_probs(batch_contexts, completion_ids, config.temperature)
+            rewards = rewards - config.entropy_coef * log_pi
+        return rewards.tolist()
+
+    rows = config.prompts_per_step * len(contexts)
+    dataset = Dataset.from_dict(
+        {"prompt": [prompts[i % len(contexts)] for i in range(rows)], "context_id": [i % len(contexts) for i in range(rows)]}
+    )
+    args = GRPOConfig(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=1,
+        num_generations=config.num_generations,
+        num_iterations=config.num_iterations,
+        epsilon=config.epsilon,
+        beta=config.beta,
+        temperature=config.temperature,
+        top_k=0,
+        top_p=1.0,
+        scale_rewards=config.scale_rewards,
+        max_completion_length=policy.completion_length,
+        mask_truncated_completions=False,
+        generation_kwargs=policy.generation_kwargs(),
+        shuffle_dataset=False,
+        remove_unused_columns=False,
+        max_steps=generations * config.num_iterations,
+        dataloader_num_workers=0,
+    )
+    with warnings.catch_warnings():
+        # trl 1.16 reads transformers' deprecated `is_gradient_checkpointing`; nothing for our users to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        trainer = GRPOTrainer(
+            model=policy.model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=dataset,
+            processing_class=policy.tokenizer,
+            callbacks=[_StopWhenBudgetShort(spend.budget_left, batch_cost, config.num_iterations)],
+        )
+        trainer.remove_callback(PrinterCallback)  # disable_tqdm swaps the bar for a printer of the train metrics
+        trainer.train()
+    logger.info("GRPO: %d optimizer steps", trainer.state.global_step)
+
+
+def _spend_leftover(
+    policy: Policy, contexts: list[str | None], spend: _Spender, config: GRPOSearchConfig, rng: np.random.Generator
+) -> None:
+    """Spend what the budget still allows on actions sampled from the policy, without training."""
+    cost = _trajectory_cost(policy)
+    turn = 0
+    while (left := spend.budget_left()) > 0:
+        n = min(config.batch_size, left // cost) or 1
+        batch_contexts = [contexts[(turn + i) % len(contexts)] for i in range(n)]
+        turn += n
+        draws = {
+            ctx: iter(policy.sample(ctx, batch_contexts.count(ctx), rng, config.temperature))
+            for ctx in dict.fromkeys(batch_contexts)
+        }
+        actions = [next(draws[ctx]) for ctx in batch_contexts]
+        if policy.mode == "sequential" and left < cost:
+            actions = [action[:left] for action in actions]
+        spend(actions, batch_contexts)
+        if spend.budget_left() >= left:
+            logger.warning("evaluate spent no budget on %d leftover actions; stopping", n)
+            break

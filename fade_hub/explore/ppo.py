@@ -1,0 +1,86 @@
+"""The ``ppo`` explorer: a policy over the concept space trained with trl's GRPOTrainer on model queries.
+
+The policy is conditioned on the seed's context (its class or template) when there are few enough
+distinct contexts to give each a token. Each group of ``num_generations`` completions of one prompt
+is evaluated on the same seed input, so the group-relative advantage compares cells, not seeds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..seeds import Seed
+from .config import ExploreConfig
+from .grpo import GRPOSearchConfig, run_grpo
+from .policy import build_policy
+from .querier import Querier
+from .sequential import walk
+
+# More distinct contexts than this and the policy is not conditioned on them.
+MAX_CONTEXTS = 64
+
+
+class SeedAssigner:
+    """Picks the seed of each completion: round-robin within its context, one seed per group."""
+
+    def __init__(self, seeds: Sequence[Seed], conditioned: bool, group: int) -> None:
+        self.by_context: dict[str | None, list[str]] = defaultdict(list)
+        for seed in seeds:
+            self.by_context[seed.context if conditioned else None].append(seed.seed_id)
+        self.turn: dict[str | None, int] = defaultdict(int)
+        self.group = group
+
+    def assign(self, contexts: Sequence[str | None]) -> list[str]:
+        """Seed ids for a batch of completions; consecutive same-context completions share a seed per group."""
+        seed_ids: list[str] = []
+        run_start = 0
+        for i, context in enumerate(contexts):
+            if i > run_start and context != contexts[i - 1]:
+                run_start = i
+            if (i - run_start) % self.group == 0:
+                pool = self.by_context[context]
+                current = pool[self.turn[context] % len(pool)]
+                self.turn[context] += 1
+            seed_ids.append(current)
+        return seed_ids
+
+
+def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, folder: Path) -> np.ndarray | None:
+    """Explore with the GRPO-trained policy; return its probability of every cell (single mode)."""
+    env = querier.env
+    distinct = sorted({seed.context for seed in seeds if seed.context})
+    conditioned = 0 < len(distinct) <= MAX_CONTEXTS and all(seed.context for seed in seeds)
+    contexts = distinct if conditioned else []
+    policy = build_policy(
+        env.space.shape, contexts, Path(folder), mode=env.mode, max_steps=env.max_steps, seed=config.seed
+    )
+    search = GRPOSearchConfig(
+        learning_rate=config.learning_rate,
+        num_generations=config.num_generations,
+        num_iterations=config.num_iterations,
+        epsilon=config.clip_epsilon,
+        beta=config.beta,
+        entropy_coef=config.entropy_coef,
+    )
+    assigner = SeedAssigner(seeds, conditioned, config.num_generations)
+    episode = 0
+
+    def evaluate(actions: list, batch_contexts: list) -> list[float]:
+        nonlocal episode
+        seed_ids = assigner.assign(batch_contexts)
+        first, episode = episode, episode + len(actions)
+        if env.mode == "single":
+            outcomes = querier.query(actions, seed_ids, episode=list(range(first, first + len(actions))))
+            return [outcome.score for outcome in outcomes]
+        moves = [[2 * factor + (0 if direction > 0 else 1) for factor, direction in action] for action in actions]
+        episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
+        return [e.reward for e in episodes]
+
+    run_grpo(policy, contexts or [None], evaluate, querier.left, search, config.seed, Path(folder) / "trainer")
+    if env.mode != "single":
+        return None
+    return policy.cell_probs(None)
