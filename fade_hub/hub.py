@@ -29,13 +29,13 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
     """Push a finished run directory as a dataset repo; pushing unchanged content again adds no commit."""
     from huggingface_hub import HfApi, constants
 
-    from .summarize import summarize
+    from .summarize import write_card
 
     store = RunStore(run_dir)
     meta = store.read_meta()
     if meta.get("status") != "finished":
         raise RunNotFound(f"{store.root} is not finished (status {meta.get('status')!r}); resume it with --resume first")
-    summarize(store, repo_id=repo_id)
+    write_card(store, repo_id)
     api = HfApi(token=token)
     transport_error, http_error = _hub_errors()
     try:

@@ -49,8 +49,7 @@ def confirm_top_cells(querier, held_out: Sequence[Seed], *, top: int, per_cell: 
 
 
 def summarize(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
-    """Write the ``failures`` and ``landscape`` configs, the plots and the card; return the metadata."""
-    from .card import build_dataset_card
+    """Write the ``queries``, ``failures`` and ``landscape`` configs, the plots and the card; return the metadata."""
     from .plots import examples_grid_png, heatmaps_png, marginals_png
 
     meta = store.read_meta()
@@ -85,13 +84,27 @@ def summarize(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
             images["examples of the top failure mode"] = _rel(store, path)
 
     failures = int(queries["is_failure"].sum()) if len(queries) else 0
-    meta = store.update_meta(
+    store.update_meta(
         queries=int(len(queries)),
         failures=failures,
         failure_cells=int((landscape["failures"] > 0).sum()),
         data_files=dict(DATA_FILES),
+        card_assets={"examples": {str(k): v for k, v in examples.items()}, "images": images},
     )
-    card = build_dataset_card(meta, landscape, space, examples=examples, images=images, repo_id=repo_id)
+    return write_card(store, repo_id, landscape=landscape)
+
+
+def write_card(store: RunStore, repo_id: str | None = None, *, landscape: pd.DataFrame | None = None) -> dict[str, Any]:
+    """(Re)write the run's dataset card, e.g. with the repo ID it is pushed to; return the metadata."""
+    from .card import build_dataset_card
+
+    meta = store.read_meta()
+    if landscape is None:
+        landscape = pd.read_parquet(store.root / LANDSCAPE_FILE)
+    assets = meta.get("card_assets") or {}
+    examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
+    space = PerturbationSpace.from_dict(meta["space"])
+    card = build_dataset_card(meta, landscape, space, examples=examples, images=assets.get("images"), repo_id=repo_id)
     card.save(store.root / "README.md")
     return meta
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,8 +13,6 @@ from PIL import Image
 
 from fade_hub.errors import BadConfig, RemoteCodeRequired
 from fade_hub.targets.source import ModelSource
-
-logger = logging.getLogger(__name__)
 
 TASKS = ("image-classification", "text-classification", "text-generation", "summarization", "text-to-image")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -189,6 +186,8 @@ class Classifier(Target):
         probs = self.model(**encoded).logits.float().softmax(dim=-1).cpu()
         top = probs.argmax(dim=-1).tolist()
         return [
-            Prediction(text=self.id2label.get(label, str(label)), label=label, score=float(row[label]), probs=row.tolist())
+            Prediction(
+                text=self.id2label.get(label, str(label)), label=label, score=float(row[label]), probs=row.tolist()
+            )
             for label, row in zip(top, probs, strict=True)
         ]

@@ -53,8 +53,14 @@ _AUTO_MAP_KEYS = {
     "AutoModelForCausalLM": "text-generation",
     "AutoModelForSeq2SeqLM": "summarization",
 }
-_DIFFUSERS_OTHER = (("Img2Img", "image-to-image"), ("Inpaint", "image-inpainting"), ("Video", "text-to-video"),
-                    ("Audio", "text-to-audio"), ("Upscale", "image-to-image"), ("ImageVariation", "image-to-image"))  # fmt: skip
+_DIFFUSERS_OTHER = (
+    ("Img2Img", "image-to-image"),
+    ("Inpaint", "image-inpainting"),
+    ("Video", "text-to-video"),
+    ("Audio", "text-to-audio"),
+    ("Upscale", "image-to-image"),
+    ("ImageVariation", "image-to-image"),
+)
 
 
 def _from_architecture(arch: str, config: dict) -> str | None:

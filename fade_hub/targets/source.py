@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import httpx2
@@ -48,11 +48,6 @@ class ModelSource:
     token: str | bool | None = field(default=None, repr=False)
 
     @property
-    def on_hub(self) -> bool:
-        """Whether the files live in a Hub repo rather than a local folder."""
-        return self.local_path is None
-
-    @property
     def is_diffusers(self) -> bool:
         """Whether this is a diffusers pipeline (``model_index.json`` at the root)."""
         return self.model_index is not None or self.library_name == "diffusers"
@@ -74,7 +69,9 @@ class ModelSource:
         try:
             folder = snapshot_download(self.model_id, revision=self.commit_sha, allow_patterns=wanted, token=self.token)
         except _NETWORK_ERRORS as err:
-            raise HubUnreachable(f"lost the Hub at {constants.ENDPOINT} while downloading {self.model_id!r} ({err}); retry") from err
+            raise HubUnreachable(
+                f"lost the Hub at {constants.ENDPOINT} while downloading {self.model_id!r} ({err}); retry"
+            ) from err
         return Path(folder)
 
 
@@ -116,11 +113,31 @@ def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSo
         raise ModelNotFound(f"{model_id!r} is a file, not a model folder; pass the folder that holds config.json")
     config, model_index = _read_json(folder / "config.json"), _read_json(folder / "model_index.json")
     if config is None and model_index is None:
-        raise ModelNotFound(f"folder {str(folder)!r} holds no config.json or model_index.json; pass a saved model folder")
+        raise ModelNotFound(
+            f"folder {str(folder)!r} holds no config.json or model_index.json; pass a saved model folder"
+        )
     if revision:
         logger.warning("ignoring revision %r for the local folder %s", revision, folder)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return ModelSource(model_id=str(folder), revision=None, commit_sha=None, files=files, local_path=folder, config=config, model_index=model_index)
+    return ModelSource(
+        model_id=str(folder),
+        revision=None,
+        commit_sha=None,
+        files=files,
+        local_path=folder,
+        config=config,
+        model_index=model_index,
+    )
+
+
+def _cached_snapshot(model_id: str, revision: str | None, token: str | bool | None) -> ModelSource | None:
+    """The model's snapshot in the local HF cache (commit sha = snapshot folder name), or None."""
+    try:
+        folder = Path(snapshot_download(model_id, revision=revision, token=token, local_files_only=True))
+    except (OSError, ValueError):
+        return None
+    source = _resolve_local(folder, model_id, None)
+    return replace(source, model_id=model_id, revision=revision, commit_sha=folder.name)
 
 
 def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) -> ModelSource:
@@ -128,8 +145,9 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         info = HfApi(token=token).model_info(model_id, revision=revision)
         sha = info.sha
         files = [s.rfilename for s in info.siblings or []]
+        # metadata by the user's revision, so the cache records it (offline runs find the snapshot again)
         meta = {
-            name: _read_json(Path(hf_hub_download(model_id, name, revision=sha, token=token)))
+            name: _read_json(Path(hf_hub_download(model_id, name, revision=revision, token=token)))
             for name in METADATA_FILES
             if name in files
         }
@@ -138,12 +156,18 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
     except RepositoryNotFoundError as err:
         raise _not_found(model_id) from err
     except RevisionNotFoundError as err:
-        raise ModelNotFound(f"revision {revision!r} of model {model_id!r} not found on the Hub at {constants.ENDPOINT}") from err
-    except _NETWORK_ERRORS as err:
-        raise HubUnreachable(
-            f"{model_id!r} is not a local folder and the Hub at {constants.ENDPOINT} could not be reached ({err}); "
-            "check the connection or pass a local path"
+        raise ModelNotFound(
+            f"revision {revision!r} of model {model_id!r} not found on the Hub at {constants.ENDPOINT}"
         ) from err
+    except _NETWORK_ERRORS as err:
+        cached = _cached_snapshot(model_id, revision, token)
+        if cached is None:
+            raise HubUnreachable(
+                f"{model_id!r} is not a local folder and the Hub at {constants.ENDPOINT} could not be reached "
+                f"({err}); check the connection or pass a local path"
+            ) from err
+        logger.warning("the Hub is unreachable; using the cached snapshot %s of %s", cached.commit_sha, model_id)
+        return cached
     except HfHubHTTPError as err:
         raise HubUnreachable(f"the Hub at {constants.ENDPOINT} answered an error for {model_id!r}: {err}") from err
     return ModelSource(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fade_hub.targets.base import Prediction, Target, TargetConfig, load_processor, load_transformers, seeded, text_max_length
+from fade_hub.targets.base import (
+    Prediction,
+    Target,
+    TargetConfig,
+    load_processor,
+    load_transformers,
+    seeded,
+    text_max_length,
+)
 from fade_hub.targets.source import ModelSource
 from fade_hub.targets.text_generation import generation_settings
 
@@ -28,7 +36,9 @@ class Summarizer(Target):
 
     def _predict_batch(self, batch: list[str]) -> list[Prediction]:
         documents = [self.prefix + str(text) for text in batch]
-        encoded = self.processor(documents, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+        encoded = self.processor(
+            documents, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
         with seeded(self.config.seed, self.device):
             output = self.model.generate(**encoded, **self.generation_kwargs)
         return [Prediction(text=text.strip()) for text in self.processor.batch_decode(output, skip_special_tokens=True)]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from fade_hub.targets.base import Classifier, TargetConfig, ensure_pad_token, load_processor, load_transformers, text_max_length
+from fade_hub.targets.base import (
+    Classifier,
+    TargetConfig,
+    ensure_pad_token,
+    load_processor,
+    load_transformers,
+    text_max_length,
+)
 from fade_hub.targets.source import ModelSource
 
 
@@ -26,4 +33,5 @@ class TextClassifier(Classifier):
 
     def _encode(self, batch: list[str]) -> dict[str, torch.Tensor]:
         texts = [str(text) for text in batch]
-        return dict(self.processor(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"))
+        encoded = self.processor(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return dict(encoded)

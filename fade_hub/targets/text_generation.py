@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fade_hub.targets.base import Prediction, Target, TargetConfig, ensure_pad_token, load_processor, load_transformers, seeded, text_max_length
+from fade_hub.targets.base import (
+    Prediction,
+    Target,
+    TargetConfig,
+    ensure_pad_token,
+    load_processor,
+    load_transformers,
+    seeded,
+    text_max_length,
+)
 from fade_hub.targets.source import ModelSource
 
 GENERATION_DEFAULTS: dict[str, Any] = {"do_sample": False, "max_new_tokens": 32}
@@ -28,16 +37,19 @@ class TextGenerator(Target):
         self.model = load_transformers(AutoModelForCausalLM, self, source.use_safetensors)
         self.processor = load_processor(AutoTokenizer, self)
         self.processor.padding_side = "left"
+        self.processor.truncation_side = "left"  # long prompts keep their end, where generation continues
         ensure_pad_token(self.processor, self.model)
         self.generation_kwargs = generation_settings(config)
-        budget = text_max_length(self.processor, self.model.config) - int(self.generation_kwargs.get("max_new_tokens", 0))
-        self.max_length = max(budget, 1)
+        new_tokens = int(self.generation_kwargs.get("max_new_tokens", 0))
+        self.max_length = max(text_max_length(self.processor, self.model.config) - new_tokens, 1)
         empty_is_empty = len(self.processor("")["input_ids"]) == 0
         self._empty_prompt = (self.processor.bos_token or self.processor.eos_token or " ") if empty_is_empty else ""
 
     def _predict_batch(self, batch: list[str]) -> list[Prediction]:
         prompts = [str(text) or self._empty_prompt for text in batch]
-        encoded = self.processor(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+        encoded = self.processor(
+            prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
         with seeded(self.config.seed, self.device):
             output = self.model.generate(**encoded, **self.generation_kwargs)
         continuations = output[:, encoded["input_ids"].shape[1] :]

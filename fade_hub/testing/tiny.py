@@ -30,6 +30,7 @@ KINDS = (
 SHAPE_LABELS = {0: "circle", 1: "square", 2: "triangle"}
 SENTIMENT_LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 _MAX_LEN = 128
+_INIT_STD = 0.2  # wider than the usual 0.02 so that random outputs depend on the input
 
 CORPUS = (
     "the quick brown fox jumps over the lazy dog",
@@ -74,12 +75,14 @@ def _bert_vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(tokens)}
 
 
-def _byte_bpe(special_tokens: list[str], vocab_size: int = 400) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _byte_bpe(special_tokens: list[str], vocab_size: int = 600) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Train a byte-level BPE on the built-in corpus in memory; return (vocab, merges)."""
     from tokenizers import ByteLevelBPETokenizer
 
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(list(CORPUS), vocab_size=vocab_size, min_frequency=2, special_tokens=special_tokens, show_progress=False)
+    trainer.train_from_iterator(
+        list(CORPUS), vocab_size=vocab_size, min_frequency=2, special_tokens=special_tokens, show_progress=False
+    )
     model = json.loads(trainer._tokenizer.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return model["vocab"], merges
@@ -112,7 +115,7 @@ def _clip_text_config(vocab_size: int) -> dict:
     )
 
 
-def _vit_config(**extra):
+def _vit_config():
     """The tiny ViT classifier config shared by the image and remote-code kinds."""
     from transformers import ViTConfig
 
@@ -124,9 +127,9 @@ def _vit_config(**extra):
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
+        initializer_range=_INIT_STD,
         id2label=dict(SHAPE_LABELS),
         label2id={v: k for k, v in SHAPE_LABELS.items()},
-        **extra,
     )
 
 
@@ -154,6 +157,7 @@ def _build_text_classification(folder: Path) -> None:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=_MAX_LEN,
+        initializer_range=_INIT_STD,
         id2label=dict(SENTIMENT_LABELS),
         label2id={v: k for k, v in SENTIMENT_LABELS.items()},
     )
@@ -169,10 +173,20 @@ def _build_text_generation(folder: Path) -> None:
     tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, pad_token=eos, model_max_length=_MAX_LEN, padding_side="left")
     eos_id = tokenizer.convert_tokens_to_ids(eos)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=_MAX_LEN, n_embd=32, n_layer=2, n_head=2, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id
+        vocab_size=len(tokenizer),
+        n_positions=_MAX_LEN,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        initializer_range=_INIT_STD,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
     )
     model = GPT2LMHeadModel(config)
-    model.generation_config = GenerationConfig(max_new_tokens=16, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    model.generation_config = GenerationConfig(
+        max_new_tokens=16, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id
+    )
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
 
@@ -182,7 +196,8 @@ def _build_summarization(folder: Path) -> None:
 
     vocab, merges = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     tokenizer = BartTokenizer(vocab=vocab, merges=merges, model_max_length=_MAX_LEN)
-    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in (("bos", "<s>"), ("pad", "<pad>"), ("eos", "</s>"))}
+    specials = (("bos", "<s>"), ("pad", "<pad>"), ("eos", "</s>"))
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in specials}
     config = BartConfig(
         vocab_size=len(tokenizer),
         d_model=32,
@@ -193,6 +208,7 @@ def _build_summarization(folder: Path) -> None:
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         max_position_embeddings=_MAX_LEN,
+        init_std=_INIT_STD,
         bos_token_id=ids["bos"],
         pad_token_id=ids["pad"],
         eos_token_id=ids["eos"],
@@ -241,7 +257,12 @@ def _build_text_to_image(folder: Path) -> None:
         sample_size=32,
     )
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )
     pipe = StableDiffusionPipeline(
         vae=vae,
@@ -261,7 +282,9 @@ def _build_clip(folder: Path) -> None:
 
     tokenizer = _clip_tokenizer()
     text = _clip_text_config(len(tokenizer))
-    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2)
+    vision = dict(
+        image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2
+    )
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
     CLIPModel(config).save_pretrained(folder, safe_serialization=True)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})

@@ -1,0 +1,89 @@
+"""The model under test: ``load_target(model_id)`` gives a ``Target`` whose ``predict`` answers batches.
+
+One module per task; ``TARGETS`` maps each supported task to its class.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fade_hub.errors import UnsupportedTask
+from fade_hub.targets.base import TASKS, Prediction, Target, TargetConfig, remote_code_error
+from fade_hub.targets.detect import detect_source_task
+from fade_hub.targets.image_classification import ImageClassifier
+from fade_hub.targets.source import ModelSource, resolve_source
+from fade_hub.targets.summarization import Summarizer
+from fade_hub.targets.text_classification import TextClassifier
+from fade_hub.targets.text_generation import TextGenerator
+from fade_hub.targets.text_to_image import TextToImage
+
+logger = logging.getLogger(__name__)
+
+TARGETS: dict[str, type[Target]] = {
+    "image-classification": ImageClassifier,
+    "text-classification": TextClassifier,
+    "text-generation": TextGenerator,
+    "summarization": Summarizer,
+    "text-to-image": TextToImage,
+}
+
+__all__ = [
+    "TASKS",
+    "TARGETS",
+    "Prediction",
+    "Target",
+    "TargetConfig",
+    "ModelSource",
+    "detect_task",
+    "load_target",
+    "resolve_source",
+]
+
+
+def detect_task(model_id: str, revision: str | None = None, token: str | bool | None = None) -> str:
+    """The supported task of a local folder or Hub model; raises UnsupportedTask with the detected one otherwise."""
+    return detect_source_task(resolve_source(model_id, revision, token))
+
+
+def needs_remote_code(source: ModelSource) -> bool:
+    """Whether loading runs repo code: ``auto_map`` for a model type transformers lacks, or a custom pipeline."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    config = source.config or {}
+    if config.get("auto_map") and config.get("model_type") not in CONFIG_MAPPING_NAMES:
+        return True
+    return isinstance((source.model_index or {}).get("_class_name"), list)
+
+
+def load_target(
+    model_id: str,
+    task: str | None = None,
+    revision: str | None = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    batch_size: int = 16,
+    generation_kwargs: dict[str, Any] | None = None,
+    token: str | bool | None = None,
+    seed: int = 0,
+    dtype: str | None = None,
+) -> Target:
+    """Load a model from a local folder or the Hub (pinned to its commit sha) as the target of a run."""
+    config = TargetConfig(
+        device=device,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        batch_size=batch_size,
+        generation_kwargs=dict(generation_kwargs or {}),
+        seed=seed,
+    )
+    source = resolve_source(model_id, revision, token)
+    if task is None:
+        task = detect_source_task(source)
+    elif task not in TARGETS:
+        raise UnsupportedTask(f"task {task!r} is not supported; choose one of: {', '.join(TASKS)}")
+    if needs_remote_code(source) and not trust_remote_code:
+        raise remote_code_error(source.model_id)
+    target = TARGETS[task](source, config)
+    logger.info("loaded %s target %s (commit %s) on %s", task, source.model_id, source.commit_sha, target.device)
+    return target

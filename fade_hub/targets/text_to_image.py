@@ -1,0 +1,58 @@
+"""Text-to-image targets (a diffusers pipeline): one pipeline call per batch, one seeded generator per prompt."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+
+from fade_hub.targets.base import Prediction, Target, TargetConfig, remote_code_error
+from fade_hub.targets.source import ModelSource
+
+PIPELINE_DEFAULTS: dict[str, Any] = {"num_inference_steps": 25}
+
+
+def prompt_seed(prompt: str, seed: int) -> int:
+    """A stable 63-bit seed for one (prompt, run seed) pair: same prompt and seed, same image."""
+    digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class TextToImage(Target):
+    """A diffusers text-to-image pipeline: prompts in, PIL images out."""
+
+    task = "text-to-image"
+    modality = "prompt"
+
+    def __init__(self, source: ModelSource, config: TargetConfig) -> None:
+        super().__init__(source, config)
+        from diffusers import DiffusionPipeline
+
+        try:
+            self.pipeline = DiffusionPipeline.from_pretrained(
+                self.local_path,
+                use_safetensors=source.use_safetensors,
+                dtype=config.torch_dtype,
+                trust_remote_code=config.trust_remote_code,
+            )
+        except ValueError as err:
+            if "trust_remote_code" in str(err):
+                raise remote_code_error(self.model_id, err) from err
+            raise
+        self.pipeline.to(self.device)
+        self.pipeline.set_progress_bar_config(disable=True)
+        self.model = getattr(self.pipeline, "unet", None) or getattr(self.pipeline, "transformer", None)
+        self.processor = getattr(self.pipeline, "tokenizer", None)
+        self.generation_kwargs = {**PIPELINE_DEFAULTS, **config.generation_kwargs}
+
+    def _predict_batch(self, batch: list[str]) -> list[Prediction]:
+        prompts = [str(prompt) for prompt in batch]
+        generators = [torch.Generator("cpu").manual_seed(prompt_seed(p, self.config.seed)) for p in prompts]
+        kwargs = {**self.generation_kwargs, "output_type": "pil"}
+        images = self.pipeline(prompt=prompts, generator=generators, **kwargs).images
+        return [Prediction(text="<image>", image=image.convert("RGB")) for image in images]
+
+    def describe(self) -> dict[str, Any]:
+        """Base description plus the pipeline call settings."""
+        return {**super().describe(), "generation_kwargs": dict(self.generation_kwargs)}
