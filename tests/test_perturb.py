@@ -142,6 +142,7 @@ PROMISED_SHAPES = {
     "text-default": ("text", (4, 4, 2, 2)),
     "paper-prompts": ("prompt", (3, 3, 3)),
     "prompt-default": ("prompt", (5, 5, 4)),
+    "demo-shapes": ("image", (5, 5, 5)),
 }
 
 

@@ -166,7 +166,7 @@ def test_card_metadata(card):
     again = DatasetCard(str(card))
     data = again.data
     assert [c["config_name"] for c in data.configs] == ["queries", "failures", "landscape"]
-    assert data.configs[0]["data_files"] == "data/queries*.jsonl"
+    assert data.configs[0]["data_files"] == "data/queries.parquet"
     assert {"fade-hub", "failure-analysis", "robustness", "image-classification"} <= set(data.tags)
     assert data.task_categories == ["image-classification"]
     assert data.size_categories == ["n<1K"]
@@ -225,7 +225,8 @@ def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_pa
 
     files = {"queries": "data/queries-*.parquet", "failures": "data/failures-*.parquet", "landscape": "data/landscape.parquet"}
     with caplog.at_level("WARNING", logger="fade_hub.card"):
-        build_dataset_card(meta, landscape, space).save(tmp_path / "mixed.md")
+        mixed = dict(files, queries="logs/queries*.jsonl")
+        build_dataset_card(dict(meta, data_files=mixed), landscape, space).save(tmp_path / "mixed.md")
         assert "mix file formats ['json', 'parquet']" in caplog.text
         caplog.clear()
         build_dataset_card(dict(meta, data_files=files), landscape, space).save(tmp_path / "README.md")
