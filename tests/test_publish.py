@@ -1,0 +1,149 @@
+"""Publishing a run: push to LocalHub, load it back in a fresh process, report, card, Hub outages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fade_hub.cli import main
+from fade_hub.store import DATA_FILES, RunStore
+
+
+@pytest.fixture(scope="module")
+def image_run(tiny_models, session_dir, tmp_path_factory) -> Path:
+    """A finished random-search run of the tiny image classifier over a small image seed folder."""
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.testing.shapes import write_seed_folder
+
+    seeds = write_seed_folder(tmp_path_factory.mktemp("seeds"), per_class=3, seed=7)
+    run = explore(
+        ExploreConfig(
+            model=str(tiny_models("image-classification")), seeds=str(seeds), space="builtin:demo-shapes",
+            algorithm="random", budget=80, seed=3, output=str(tmp_path_factory.mktemp("runs") / "run"),
+            show_progress=False, confirm_top=3, confirm_seeds=2,
+        )
+    )
+    assert run.meta["failures"] > 0, "the tiny random classifier should fail somewhere"
+    return run.path
+
+
+def _load_configs_in_subprocess(source: str, tmp_path: Path) -> dict:
+    """Load every config of ``source`` with datasets in a fresh process with an empty cache."""
+    script = """
+import json, sys, hashlib, datasets
+out = {}
+for config in ("queries", "failures", "landscape"):
+    ds = datasets.load_dataset(sys.argv[1], config, split="train")
+    rows = []
+    for row in ds:
+        if "image" in row and row["image"] is not None:
+            row["image"] = hashlib.sha256(row["image"].convert("RGB").tobytes()).hexdigest()
+        rows.append(row)
+    out[config] = rows
+print(json.dumps(out, default=str, sort_keys=True))
+"""
+    env = dict(os.environ, HF_HOME=str(tmp_path / "fresh_home"))
+    done = subprocess.run(
+        [sys.executable, "-c", script, source], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_pushed_run_loads_back_equal_config_by_config(image_run, hub, tmp_path):
+    from fade_hub.hub import push_run
+
+    push_run(image_run, "local-user/tiny-failures")
+    local = _load_configs_in_subprocess(str(image_run), tmp_path / "a")
+    pushed = _load_configs_in_subprocess("local-user/tiny-failures", tmp_path / "b")
+    assert set(local) == set(DATA_FILES)
+    for config in DATA_FILES:
+        assert local[config] == pushed[config], config
+    assert len(local["failures"]) == sum(r["is_failure"] for r in RunStore(image_run).read_queries())
+    assert all(isinstance(row["image"], str) and len(row["image"]) == 64 for row in local["failures"])
+    assert len(local["landscape"]) == 125
+
+
+def test_failures_config_decodes_images(image_run):
+    import datasets
+    from PIL import Image
+
+    failures = datasets.load_dataset(str(image_run), "failures", split="train")
+    assert isinstance(failures.features["image"], datasets.Image)
+    first = failures[0]
+    assert isinstance(first["image"], Image.Image) and first["image"].size == (32, 32)
+    assert first["output"] != first["expected"]
+
+
+def test_card_parses_and_validates(image_run, hub):
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(image_run / "README.md")
+    assert sorted(c["config_name"] for c in card.data.configs) == sorted(DATA_FILES)
+    assert "fade-hub" in card.data.tags
+    assert card.data.task_categories == ["image-classification"]
+    card.validate(repo_type="dataset")
+    assert "rotation=" in card.text and "load_dataset" in card.text
+
+
+def test_push_is_idempotent(image_run, hub):
+    from huggingface_hub import HfApi
+
+    from fade_hub.hub import push_run
+
+    push_run(image_run, "local-user/idempotent-failures")
+    api = HfApi()
+    first = api.repo_info("local-user/idempotent-failures", repo_type="dataset").sha
+    push_run(image_run, "local-user/idempotent-failures")
+    assert api.repo_info("local-user/idempotent-failures", repo_type="dataset").sha == first
+
+
+def test_report_same_modes_local_and_pushed(image_run, hub, capsys):
+    from fade_hub.hub import push_run
+
+    push_run(image_run, "local-user/report-failures")
+    assert main(["report", str(image_run), "--top", "5", "--json"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main(["report", "local-user/report-failures", "--top", "5", "--json"]) == 0
+    pushed = json.loads(capsys.readouterr().out)
+    assert local["modes"] == pushed["modes"] and len(local["modes"]) > 0
+    assert main(["report", str(image_run), "--top", "3"]) == 0
+    table = capsys.readouterr().out
+    first = local["modes"][0]
+    assert f"rotation={first['rotation']}" in table
+
+
+def test_report_bad_target_is_one_line(hub, capsys, tmp_path):
+    assert main(["report", "local-user/no-such-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "neither a local run directory nor a dataset repo" in err[0]
+
+
+@pytest.mark.slow
+def test_push_while_hub_is_down_keeps_run_and_retry_succeeds(image_run, hub, capsys):
+    from huggingface_hub import HfApi
+
+    before = {p: p.read_bytes() for p in sorted(image_run.rglob("*")) if p.is_file() and "README" not in p.name}
+    hub.stop()
+    try:
+        started = time.monotonic()
+        assert main(["push", str(image_run), "local-user/outage-failures"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert "could not reach the Hub" in err[0] and f"fade-hub push {image_run}" in err[0]
+        assert time.monotonic() - started < 120
+    finally:
+        hub.start()
+    after = {p: p.read_bytes() for p in sorted(image_run.rglob("*")) if p.is_file() and "README" not in p.name}
+    assert before == after, "a failed push must leave the run untouched"
+    assert main(["push", str(image_run), "local-user/outage-failures"]) == 0
+    files = HfApi().list_repo_files("local-user/outage-failures", repo_type="dataset")
+    assert {"run.json", *DATA_FILES.values()} <= set(files)
