@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 from transformers import PrinterCallback, TrainerCallback
 
 from fade_hub.errors import BadConfig
@@ -57,7 +59,9 @@ class GRPOSearchConfig:
     beta: float = 0.0  # KL coefficient to the initial policy (0 = no reference model)
     entropy_coef: float = 0.05  # weight of the -log pi(a) reward bonus (0 disables)
     temperature: float = 1.0  # sampling temperature
-    scale_rewards: str = "none"  # trl's advantage scaling: "none", "group" or "batch"
+    # trl's advantage scaling. "none": reward minus group mean, so the objective is exactly E[r] + c·H;
+    # "group" divides by the group's std, which blows the entropy bonus up in groups without failures
+    scale_rewards: str = "none"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     @property
@@ -79,17 +83,30 @@ class GRPOSearchConfig:
             raise BadConfig(f"scale_rewards must be 'none', 'group' or 'batch', got {self.scale_rewards!r}")
 
 
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op torch threads, then restore the previous number."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class _Spender:
-    """Calls ``evaluate`` and reports the queries each call spent to ``progress``."""
+    """Calls ``evaluate`` (with the caller's torch threads) and reports the queries it spent to ``progress``."""
 
     def __init__(self, evaluate: Evaluate, budget_left: Callable[[], int], progress: Callable[[int], None] | None):
         self.evaluate = evaluate
         self.budget_left = budget_left
         self.progress = progress
+        self.threads = torch.get_num_threads()
 
     def __call__(self, actions: list[Action], contexts: list[str | None]) -> np.ndarray:
         before = self.budget_left()
-        rewards = list(self.evaluate(actions, contexts))
+        with _torch_threads(self.threads):
+            rewards = list(self.evaluate(actions, contexts))
         if len(rewards) != len(actions):
             raise ValueError(f"evaluate returned {len(rewards)} rewards for {len(actions)} actions")
         if self.progress is not None:
@@ -134,21 +151,23 @@ def run_grpo(
     if not contexts:
         raise BadConfig("run_grpo needs at least one context (use [None] for the no-context prompt)")
     contexts = list(contexts)
-    prompts = [policy.prompt(c) for c in contexts]
+    prompt_texts = [policy.prompt(c) for c in contexts]
     spend = _Spender(evaluate, budget_left, progress)
     batch_cost = config.batch_size * _trajectory_cost(policy)
     # sequential trajectories may stop early, so their batches may cost less: the callback decides when to stop
     generations = budget_left() // (batch_cost if policy.mode == "single" else config.batch_size)
-    if budget_left() >= batch_cost:
-        _train(policy, contexts, prompts, spend, batch_cost, generations, config, seed, Path(output_dir))
-    policy.model.eval()
-    _spend_leftover(policy, contexts, spend, config, np.random.default_rng([seed, 1]))
+    # the policy is tiny: one thread is fastest, and several spin-wait badly on a busy machine
+    with _torch_threads(1):
+        if budget_left() >= batch_cost:
+            _train(policy, contexts, prompt_texts, spend, batch_cost, generations, config, seed, Path(output_dir))
+        policy.model.eval()
+        _spend_leftover(policy, contexts, spend, config, np.random.default_rng([seed, 1]))
 
 
 def _train(
     policy: Policy,
     contexts: list[str | None],
-    prompts: list[str],
+    prompt_texts: list[str],
     spend: _Spender,
     batch_cost: int,
     generations: int,
@@ -169,10 +188,9 @@ def _train(
             rewards = rewards - config.entropy_coef * log_pi
         return rewards.tolist()
 
-    rows = config.prompts_per_step * len(contexts)
-    dataset = Dataset.from_dict(
-        {"prompt": [prompts[i % len(contexts)] for i in range(rows)], "context_id": [i % len(contexts) for i in range(rows)]}
-    )
+    # contexts cycle so that every epoch of the (unshuffled) dataset visits each one prompts_per_step times
+    context_ids = [i % len(contexts) for i in range(config.prompts_per_step * len(contexts))]
+    dataset = Dataset.from_dict({"prompt": [prompt_texts[i] for i in context_ids], "context_id": context_ids})
     args = GRPOConfig(
         output_dir=str(output_dir),
         seed=seed,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -88,17 +88,14 @@ class Policy:
         vocab = tokenizer.get_vocab()
         self._action_ids = [vocab[t] for t in _action_tokens(self.shape, mode)]
         self._context_ids = {c: vocab[context_token(c)] for c in [None, *self.contexts]}
-        self._token_to_move: dict[int, tuple[int, int]] = {}
-        self._position_ids: list[list[int]] = []
+        # _position_ids[k]: the tokens allowed at completion position k
         if mode == "single":
-            for k, size in enumerate(self.shape):
-                self._position_ids.append([vocab[f"f{k}={level}"] for level in range(size)])
+            self._position_ids = [[vocab[f"f{k}={lv}"] for lv in range(size)] for k, size in enumerate(self.shape)]
+            self._level_of = [{tid: level for level, tid in enumerate(ids)} for ids in self._position_ids]
         else:
-            for k in range(len(self.shape)):
-                self._token_to_move[vocab[f"f{k}+"]] = (k, 1)
-                self._token_to_move[vocab[f"f{k}-"]] = (k, -1)
             self._position_ids = [list(self._action_ids)] * self.max_steps
-        self._level_of = [{tid: level for level, tid in enumerate(ids)} for ids in self._position_ids]
+            moves = [(k, sign, d) for k in range(len(self.shape)) for sign, d in (("+", 1), ("-", -1))]
+            self._token_to_move = {vocab[f"f{k}{sign}"]: (k, d) for k, sign, d in moves}
         mask = torch.zeros(self.completion_length, len(vocab), dtype=torch.bool)
         for k, ids in enumerate(self._position_ids):
             mask[k, ids] = True
