@@ -39,4 +39,5 @@ def test_demo_finds_dark_rotated_failures_and_pushes(tmp_path):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "64 queries" in again.stdout or "queries to" in again.stdout
+    queries = int(re.search(r"fade-hub demo: (\d+) queries", again.stdout).group(1))
+    assert 64 <= queries <= 64 + 5 * 16, "64 explore queries plus at most 5 confirmed cells x 16 held-out seeds"

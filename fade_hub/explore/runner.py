@@ -209,7 +209,8 @@ def run_algorithm(config: ExploreConfig, querier: Querier, seeds: list[Seed], st
         from .ppo import run_ppo
 
         probs = run_ppo(querier, seeds, config, store.root / ".policy")
-        store.write_policy([float(p) for p in probs])
+        if probs is not None:  # sequential policies emit moves, not cells: no per-cell distribution
+            store.write_policy([float(p) for p in probs])
         return probs
     return None
 
