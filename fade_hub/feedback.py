@@ -1,0 +1,303 @@
+"""Human feedback on failure modes: the record schema, a crash-safe writer, and the reader.
+
+A *feedback record* is one JSON object per line::
+
+    {"feedback_id": "3f0c...", "run_id": "c5b488fedaf3", "target": "42", "target_type": "mode",
+     "verdict": "fix", "correction": "", "note": "", "user": "alice", "timestamp": "2026-01-01T12:00:00.000000Z"}
+
+``target`` is a failure mode's ``action_id`` (``"42"``, ``target_type="mode"``) or a failing query's
+example id (``"q123"`` = query 123, ``target_type="example"``). ``verdict`` is ``fix`` (must be fixed),
+``acceptable`` (a failure we live with) or ``not_a_failure`` (the judge was wrong). ``correction`` is the
+right label, a preferred text, or ``accept`` / ``reject`` for a generated image; ``""`` when none.
+
+Storage: every process appends to its own ``feedback-{uuid}.jsonl`` (flushed and fsync'ed before the
+submitter is answered) inside a folder; with a Hub repo, a ``CommitScheduler`` pushes that folder to
+the dataset repo's ``data/`` every few minutes and when the process exits. The local file is the source
+of truth: after a crash, the next process pushes the files left behind. Files are append-only and
+named per process, so nothing is pushed twice. ``load`` reads every record back and ``resolved()``
+keeps the latest verdict per (run, user, target).
+
+This module imports nothing from fade_hub but ``errors``, so the Space can run it from its own files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import BadConfig, FadeHubError, HubUnreachable
+
+logger = logging.getLogger(__name__)
+
+VERDICTS = ("fix", "acceptable", "not_a_failure")
+TARGET_TYPES = ("mode", "example")
+PATH_IN_REPO = "data"
+MAX_TEXT = 4000  # characters of a correction or a note
+_MODE_RE = re.compile(r"^\d+$")
+_EXAMPLE_RE = re.compile(r"^q\d+$")
+
+CARD = """---
+license: other
+tags:
+- fade-hub
+- feedback
+configs:
+- config_name: default
+  data_files: "data/*.jsonl"
+---
+# Feedback on failure modes
+
+Verdicts people gave on the failure modes of a [fade-hub](https://huggingface.co/fade-hub) run, collected
+by its feedback Space. One JSON line per submission, appended; never rewritten.
+
+| field | meaning |
+|---|---|
+| `feedback_id` | unique id of the submission (uuid4 hex) |
+| `run_id` | the run whose failures were reviewed |
+| `target` | a failure mode's `action_id` (`"42"`) or a failing query (`"q123"`) |
+| `target_type` | `mode` or `example` |
+| `verdict` | `fix`, `acceptable` or `not_a_failure` |
+| `correction` | the right label, a preferred text, or `accept` / `reject` for a generated image; may be empty |
+| `note` | free text; may be empty |
+| `user` | Hub username of the submitter (`anonymous` where the Space allows it) |
+| `timestamp` | ISO 8601, UTC |
+
+`fade_hub.feedback.load(REPO_ID).resolved()` keeps the latest verdict per run, user and target.
+"""
+
+
+class InvalidFeedback(FadeHubError, ValueError):
+    """A submission that breaks the feedback schema (unknown verdict or target, text too long)."""
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One submission, as stored."""
+
+    feedback_id: str
+    run_id: str
+    target: str
+    target_type: str
+    verdict: str
+    correction: str
+    note: str
+    user: str
+    timestamp: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The record as a JSON-ready dict, in schema order."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeedbackRecord:
+        """Build a record from a stored dict; InvalidFeedback if a field is missing."""
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise InvalidFeedback(f"feedback record lacks field(s) {missing}")
+        return cls(**{f.name: str(data[f.name]) for f in fields(cls)})
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(FeedbackRecord))
+
+
+def target_type(target: str) -> str:
+    """``mode`` for an action id such as ``"42"``, ``example`` for a query id such as ``"q123"``."""
+    if _MODE_RE.match(target):
+        return "mode"
+    if _EXAMPLE_RE.match(target):
+        return "example"
+    raise InvalidFeedback(
+        f"target {target!r} is neither a failure mode's action id (e.g. '42') nor an example id (e.g. 'q123')"
+    )
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with microseconds, e.g. ``2026-01-01T12:00:00.000000Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_record(run_id: str, target: str, verdict: str, correction: str, note: str, user: str) -> FeedbackRecord:
+    """A new record with a fresh id and timestamp; InvalidFeedback on an unknown verdict or a bad target."""
+    target = str(target).strip()
+    verdict = str(verdict).strip()
+    if verdict not in VERDICTS:
+        raise InvalidFeedback(f"unknown verdict {verdict!r}; use one of: {', '.join(VERDICTS)}")
+    kind = target_type(target)
+    correction, note = str(correction or "").strip(), str(note or "").strip()
+    for name, text in (("correction", correction), ("note", note)):
+        if len(text) > MAX_TEXT:
+            raise InvalidFeedback(f"the {name} has {len(text)} characters; keep it under {MAX_TEXT}")
+    if not user:
+        raise InvalidFeedback("a feedback record needs a user")
+    return FeedbackRecord(
+        feedback_id=uuid.uuid4().hex,
+        run_id=str(run_id),
+        target=target,
+        target_type=kind,
+        verdict=verdict,
+        correction=correction,
+        note=note,
+        user=str(user),
+        timestamp=utc_now(),
+    )
+
+
+def default_staging_dir(repo_id: str) -> Path:
+    """Where submissions for ``repo_id`` wait to be pushed: ``$FADE_HUB_CACHE`` (or ``~/.cache/fade_hub``)/feedback/."""
+    root = Path(os.environ.get("FADE_HUB_CACHE") or Path.home() / ".cache" / "fade_hub")
+    return root / "feedback" / repo_id.replace("/", "--")
+
+
+class FeedbackWriter:
+    """Append records to this process's JSON-lines file; push the folder to a dataset repo if one is given."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        repo_id: str | None = None,
+        *,
+        every: float = 5.0,
+        private: bool | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"feedback-{uuid.uuid4().hex}.jsonl"
+        self.repo_id = repo_id
+        self._scheduler = None
+        self._lock = threading.Lock()
+        if repo_id:
+            from huggingface_hub import CommitScheduler
+
+            ensure_feedback_repo(repo_id, private=private, token=token)
+            # Pushes right away (files a crashed process left behind), then every `every` minutes and at exit.
+            self._scheduler = CommitScheduler(
+                repo_id=repo_id,
+                repo_type="dataset",
+                folder_path=self.folder,
+                path_in_repo=PATH_IN_REPO,
+                every=every,
+                allow_patterns=["*.jsonl"],
+                token=token,
+            )
+            self._lock = self._scheduler.lock  # a push snapshots file sizes under this lock
+
+    def append(self, record: FeedbackRecord) -> None:
+        """Write one record and make it durable before returning."""
+        line = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def flush(self) -> None:
+        """Push what is not on the Hub yet and wait for it (no-op without a repo)."""
+        if self._scheduler is not None:
+            self._scheduler.trigger().result()
+
+    def close(self) -> None:
+        """Push the last records and stop the scheduler; a failed push leaves them for the next start."""
+        if self._scheduler is None:
+            return
+        try:
+            self.flush()
+        except Exception as err:  # the Hub is down or refuses: the local file stays the source of truth
+            logger.error("could not push feedback to %s (%s); it stays in %s and is pushed at the next start",
+                         self.repo_id, str(err).splitlines()[0] if str(err) else type(err).__name__, self.folder)
+        finally:
+            self._scheduler.stop()
+            self._scheduler = None
+
+
+def ensure_feedback_repo(repo_id: str, *, private: bool | None = None, token: str | None = None) -> None:
+    """Create the feedback dataset repo if missing and give it a card describing the schema."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if not api.file_exists(repo_id, "README.md", repo_type="dataset"):
+            api.upload_file(
+                path_or_fileobj=CARD.encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset",
+                commit_message="Describe the feedback records",
+            )
+    except HfHubHTTPError as err:
+        raise HubUnreachable(
+            f"cannot write the feedback repo {repo_id}: {str(err).splitlines()[0]}; give the app a token with write "
+            "access to it (HF_TOKEN; on a Space, a secret)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class FeedbackSet:
+    """All feedback records read from a folder or repo, in file order, and their resolution."""
+
+    records: tuple[FeedbackRecord, ...]
+    skipped_lines: int = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def resolved(self) -> list[FeedbackRecord]:
+        """The latest record per (run, user, target) by timestamp, ties broken by file order."""
+        order = sorted(range(len(self.records)), key=lambda i: (_parse_time(self.records[i].timestamp), i))
+        latest: dict[tuple[str, str, str], FeedbackRecord] = {}
+        for i in order:
+            record = self.records[i]
+            latest[(record.run_id, record.user, record.target)] = record
+        return sorted(latest.values(), key=lambda r: (r.run_id, r.target, r.user))
+
+    def to_frame(self, resolved: bool = True) -> pd.DataFrame:
+        """The resolved (or all) records as a DataFrame with the schema's columns."""
+        rows = self.resolved() if resolved else list(self.records)
+        return pd.DataFrame([r.to_dict() for r in rows], columns=list(RECORD_FIELDS))
+
+
+def _parse_time(stamp: str) -> datetime:
+    value = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def read_records(folder: str | Path) -> FeedbackSet:
+    """Every complete record under ``folder`` (``*.jsonl`` at any depth, files in name order)."""
+    root = Path(folder)
+    records: list[FeedbackRecord] = []
+    skipped = 0
+    for path in sorted(root.rglob("*.jsonl"), key=lambda p: p.relative_to(root).as_posix()):
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(FeedbackRecord.from_dict(json.loads(line)))
+                except (json.JSONDecodeError, InvalidFeedback, TypeError) as err:
+                    skipped += 1  # a line torn by a crash mid-write, or not a record
+                    logger.warning("skipping %s line %d: %s", path, number, err)
+    return FeedbackSet(tuple(records), skipped)
+
+
+def load(source: str | Path, *, token: str | None = None) -> FeedbackSet:
+    """Read all feedback from a local folder or a feedback dataset repo on the Hub."""
+    if Path(source).is_dir():
+        return read_records(source)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        folder = snapshot_download(
+            str(source), repo_type="dataset", allow_patterns=[f"{PATH_IN_REPO}/*.jsonl"], token=token
+        )
+    except RepositoryNotFoundError:
+        raise BadConfig(f"{source!s} is neither a local folder nor a feedback dataset repo on the Hub") from None
+    return read_records(Path(folder) / PATH_IN_REPO)
