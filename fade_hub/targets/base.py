@@ -133,8 +133,8 @@ class Target:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """What was tested, for run metadata: model, revision, commit, task, device, dtype, batch size."""
-        return {
+        """What was tested, for run metadata: model, revision, commit, task, device, dtype, batch size, labels."""
+        described = {
             "model_id": self.model_id,
             "revision": self.revision,
             "commit_sha": self.commit_sha,
@@ -143,6 +143,9 @@ class Target:
             "dtype": str(self.config.torch_dtype).removeprefix("torch."),
             "batch_size": self.batch_size,
         }
+        if self.id2label:
+            described["labels"] = [self.id2label[i] for i in sorted(self.id2label)]
+        return described
 
 
 def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | None) -> Any:
