@@ -1,0 +1,33 @@
+"""Smoke tests of the benchmark scripts: they run end to end and report their figures (no speed asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_env_throughput_smoke(tmp_path):
+    """A tiny-ViT run prints both throughputs and their ratio and writes them to the --output JSON."""
+    output = tmp_path / "results" / "env_throughput.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "env_throughput.py"), "--small", "--queries", "16", "--repeats", "1",
+         "--output", str(output)],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    match = re.search(r"ratio env / raw: (\d+\.\d+)", done.stdout)
+    assert match, done.stdout
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert abs(result["ratio"] - float(match.group(1))) <= 5e-4
+    assert result["env_qps"] > 0 and result["raw_qps"] > 0
+    assert abs(result["ratio"] - result["env_qps"] / result["raw_qps"]) < 1e-3
+    assert result["setup"]["queries"] == 16 and result["setup"]["repeats"] == 1
+    assert len(result["env_qps_runs"]) == len(result["raw_qps_runs"]) == 1
+    assert result["machine"]["cpu_count"] == os.cpu_count()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
