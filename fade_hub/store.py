@@ -37,8 +37,12 @@ META_FILE = "run.json"
 MEDIA_DIR = "media"
 PLOTS_DIR = "plots"
 DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": LANDSCAPE_FILE}
-# Fields that must match for --resume to continue a run.
-RESUME_KEYS = ("model_id", "task", "space_fingerprint", "algorithm", "mode", "seed", "seeds")
+# Fields that must match for --resume to continue a run. The budget is one of them: explorers batch and
+# schedule by the budget left, so another budget makes other decisions than the ones replayed from the log.
+RESUME_KEYS = ("model_id", "task", "space_fingerprint", "algorithm", "mode", "seed", "seeds", "budget")
+# Options of ``run.json``'s ``config`` that may change on --resume; any other change (a judge threshold, the
+# generation length, a reward weight, ...) would mix records made under two settings in one run.
+RESUME_FREE_OPTIONS = frozenset({"push_to_hub", "private", "device", "batch_size", "budget", "force"})
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -87,15 +91,9 @@ class RunStore:
         """Start a run here, or check that ``meta`` matches the run already here when resuming."""
         if self.exists():
             if resume:
-                old = self.read_meta()
-                for key in RESUME_KEYS:
-                    if old.get(key) != meta.get(key):
-                        raise ResumeMismatch(
-                            f"cannot resume {self.root}: its {key} is {old.get(key)!r} but this run has "
-                            f"{meta.get(key)!r}; use another --output or drop --resume"
-                        )
+                self._check_resume(self.read_meta(), meta)
                 self.repair()
-                return self.update_meta(status="running", budget=meta.get("budget"))
+                return self.update_meta(status="running")
             if not overwrite:
                 raise BadConfig(
                     f"{self.root} already holds a run; pass --resume to continue it or choose another --output"
@@ -108,6 +106,19 @@ class RunStore:
         self.write_meta(dict(meta, status="running"))
         self.queries_path.touch()
         return self.read_meta()
+
+    def _check_resume(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Raise ResumeMismatch naming the first setting in which ``new`` differs from the run here."""
+        old_options, new_options = old.get("config") or {}, new.get("config") or {}
+        options = sorted((set(old_options) | set(new_options)) - RESUME_FREE_OPTIONS)
+        pairs = [(key, old.get(key), new.get(key)) for key in RESUME_KEYS]
+        pairs += [(key, old_options.get(key), new_options.get(key)) for key in options]
+        for key, was, now in pairs:
+            if was != now:
+                raise ResumeMismatch(
+                    f"cannot resume {self.root}: its {key} is {was!r} but this run has {now!r}; resume with the "
+                    f"run's own settings (see its {META_FILE}) or use another --output"
+                )
 
     # queries ------------------------------------------------------------------------------------
 

@@ -90,6 +90,15 @@ class ExploreConfig:
             raise BadConfig("--confirm-top and --confirm-seeds must be >= 0")
         if self.num_generations < 2:
             raise BadConfig(f"--num-generations must be >= 2 for group-relative advantages, got {self.num_generations}")
+        # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
+        if self.algorithm == "grid" and self.mode != "single":
+            raise BadConfig("--algorithm grid only runs in --mode single (it enumerates cells, not trajectories)")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise BadConfig(f"--epsilon must be in [0, 1], got {self.epsilon}")
+        if self.learning_rate <= 0 or self.clip_epsilon <= 0 or self.num_iterations < 1:
+            raise BadConfig("--learning-rate and --clip-epsilon must be > 0 and --num-iterations >= 1")
+        if self.beta < 0 or self.entropy_coef < 0:
+            raise BadConfig("--beta and --entropy-coef must be >= 0")
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> "ExploreConfig":

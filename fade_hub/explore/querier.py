@@ -82,7 +82,8 @@ class Querier:
         explore_done = sum(1 for r in self.replay if r["phase"] == "explore")
         if explore_done > budget:
             raise ResumeMismatch(
-                f"{store.root} already holds {explore_done} queries, more than --budget {budget}; raise the budget"
+                f"{store.root} already holds {explore_done} explore queries, more than the budget of {budget}; "
+                "its log does not belong to this run: use another --output"
             )
         self.next_id = 0
         self.spent = 0

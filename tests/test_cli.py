@@ -1,0 +1,172 @@
+"""The ``fade-hub`` command line: version, documented flags, built-ins, YAML configs, and the thin slice."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fade_hub import __version__
+from fade_hub.cli import build_parser, main
+from fade_hub.perturb import PerturbationSpace
+from fade_hub.store import RunStore
+from fade_hub.testing.shapes import write_seed_folder
+
+SPACE_2X2 = {
+    "modality": "image",
+    "factors": [
+        {"name": "rotation", "op": "rotate", "levels": [0, 15]},
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.3]},
+    ],
+}
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    """(command path, parser) of every subcommand, nested ones included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from subcommand_parsers(sub, (*prefix, name))
+
+
+@pytest.fixture(scope="module")
+def shape_seeds(tmp_path_factory) -> Path:
+    return write_seed_folder(tmp_path_factory.mktemp("seeds"), per_class=2, seed=2)
+
+
+@pytest.fixture(scope="module")
+def small_space(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("space") / "small.yaml"
+    PerturbationSpace.from_dict(SPACE_2X2).to_yaml(path)
+    return path
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fade-hub {__version__}"
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "explore" in capsys.readouterr().out
+
+
+def test_every_subcommand_documents_every_flag():
+    commands = dict(subcommand_parsers(build_parser()))
+    assert {("explore",), ("report",), ("push",)} <= set(commands)
+    for path, parser in commands.items():
+        text = " ".join(parser.format_help().split())  # undo line wrapping
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS and action.help.strip(), (path, action.dest)
+            names = action.option_strings or [action.metavar or action.dest]
+            for name in names:
+                assert name in text, (path, name)
+            assert " ".join(action.help.split()).split("%(")[0][:40] in text, (path, action.dest)
+
+
+def test_explore_help_lists_algorithms_and_modes(capsys):
+    with pytest.raises(SystemExit):
+        main(["explore", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for word in ("ppo", "random", "epsilon-greedy", "grid", "sequential", "--resume", "--config", "--force"):
+        assert word in text
+
+
+def test_list_builtins(capsys):
+    assert main(["explore", "--list-builtins"]) == 0
+    out = capsys.readouterr().out
+    for name in ("paper-activities", "prompts", "paper-prompts", "paper-image"):
+        assert f"  {name} " in out, name
+
+
+def test_config_file_with_flag_override(capsys, tmp_path, tiny_models, shape_seeds, small_space):
+    config = tmp_path / "explore.yaml"
+    output = tmp_path / "run"
+    config.write_text(
+        "\n".join([
+            f"model: {tiny_models('image-classification')}",
+            f"seeds: {shape_seeds}",
+            f"space: {small_space}",
+            "algorithm: epsilon-greedy",
+            "budget: 5",
+            "seed: 4",
+            "epsilon: 0.5",
+            "confirm-top: 0",
+            "show_progress: false",
+            f"output: {output}",
+        ])
+        + "\n"
+    )
+    code = main(["explore", "--config", str(config), "--budget", "7", "--algorithm", "random"])
+    assert code == 0, capsys.readouterr().err
+    meta = RunStore(output).read_meta()
+    assert meta["budget"] == 7 and meta["algorithm"] == "random"  # flags win
+    assert meta["seed"] == 4 and meta["config"]["epsilon"] == 0.5 and meta["config"]["confirm_top"] == 0  # YAML kept
+    assert len(RunStore(output).read_queries()) == 7
+    assert "run:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("budgit: 5\n", "unknown option 'budgit'"),
+        ("- just\n- a list\n", "mapping"),
+        ("budget: [1\n", "not valid YAML"),
+    ],
+    ids=["unknown-key", "not-a-mapping", "bad-yaml"],
+)
+def test_bad_config_file_is_one_line(capsys, tmp_path, text, needle):
+    config = tmp_path / "explore.yaml"
+    config.write_text(text)
+    code = main(["explore", "model", "--config", str(config)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert str(config) in lines[0]
+
+
+def test_missing_config_file(capsys, tmp_path):
+    assert main(["explore", "model", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
+    import datasets
+
+    output = tmp_path / "run"
+    budget = 12
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "fade_hub.cli", "explore", str(tiny_models("image-classification")),
+            "--seeds", str(shape_seeds), "--algorithm", "random", "--budget", str(budget), "--seed", "7",
+            "--output", str(output), "--confirm-top", "2", "--confirm-seeds", "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"run: {output}" in result.stdout
+    rows = datasets.load_dataset(str(output), "queries", split="train", cache_dir=str(tmp_path / "cache"))
+    phases = rows["phase"]
+    assert phases.count("explore") == budget and set(phases) == {"explore", "confirm"}
+    assert len(rows) == budget + phases.count("confirm") and 1 <= phases.count("confirm") <= 2
+    assert set(rows["rotation"]) <= {"-10", "-5", "0", "5", "10"}  # the default image space
+    assert all(isinstance(value, bool) for value in rows["is_failure"])
+    meta = json.loads((output / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["seed"] == 7 and meta["task"] == "image-classification"
+    assert meta["model_commit_sha"] is None  # a local folder has no commit
+    card = (output / "README.md").read_text()
+    assert "config_name: queries" in card

@@ -1,0 +1,127 @@
+"""RunStore: the run directory's append-only query log, its crash repair and its metadata."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fade_hub.errors import BadConfig, ResumeMismatch, RunNotFound
+from fade_hub.store import QUERIES_LOG, RESUME_KEYS, RunStore
+
+META = {
+    "run_id": "abc123",
+    "model_id": "tiny/model",
+    "task": "image-classification",
+    "space_fingerprint": "f" * 64,
+    "algorithm": "random",
+    "mode": "single",
+    "seed": 3,
+    "seeds": {"source": "seeds/", "split": "train"},
+    "budget": 10,
+    "config": {"judge_threshold": 0.5, "max_new_tokens": 8, "push_to_hub": None, "batch_size": 16},
+}
+
+
+def records(start: int, stop: int) -> list[dict]:
+    """Query-like records with ids start..stop-1 (non-ASCII text included)."""
+    return [
+        {"query_id": i, "phase": "explore", "output": f"süß {i} 東京", "is_failure": i % 2 == 0}
+        for i in range(start, stop)
+    ]
+
+
+def test_create_append_read_round_trip(tmp_path):
+    store = RunStore(tmp_path / "run")
+    assert not store.exists()
+    meta = store.create(dict(META))
+    assert meta["status"] == "running" and meta["model_id"] == "tiny/model"
+    assert store.queries_path == tmp_path / "run" / QUERIES_LOG and store.queries_path.read_text() == ""
+    assert store.read_queries() == []
+    store.append(records(0, 3))
+    store.append([])
+    store.append(records(3, 5))
+    assert store.read_queries() == records(0, 5)
+    lines = store.queries_path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5 and json.loads(lines[4])["output"] == "süß 4 東京"
+    assert RunStore(tmp_path / "run").read_queries() == records(0, 5)  # a fresh reader sees the same
+
+
+def test_repair_cuts_a_torn_last_line(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    store.append(records(0, 4))
+    whole = store.queries_path.read_bytes()
+    torn = json.dumps(records(4, 5)[0]).encode()[:17]  # a crash in the middle of writing query 4
+    store.queries_path.write_bytes(whole + torn)
+    reopened = RunStore(tmp_path)
+    assert reopened.read_queries() == records(0, 4)  # readers skip the torn line
+    assert reopened.repair() == len(torn)
+    assert reopened.queries_path.read_bytes() == whole
+    assert reopened.repair() == 0  # idempotent
+    reopened.append(records(4, 6))
+    assert [r["query_id"] for r in reopened.read_queries()] == list(range(6))
+
+
+def test_resume_repairs_and_checks_identity(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    store.append(records(0, 2))
+    store.queries_path.write_bytes(store.queries_path.read_bytes() + b'{"query_id": 2, "pha')
+    RunStore(tmp_path).update_meta(status="finished")
+    meta = RunStore(tmp_path).create(dict(META, run_id="new"), resume=True)
+    assert meta["run_id"] == "abc123" and meta["status"] == "running"  # the run keeps its identity
+    assert store.queries_path.read_bytes().endswith(b"\n") and len(store.read_queries()) == 2
+    for key in RESUME_KEYS:
+        with pytest.raises(ResumeMismatch, match=f"its {key} is"):
+            RunStore(tmp_path).create(dict(META, **{key: "something else"}), resume=True)
+    # options that change what a query returns or how it is scored must match too; where the run goes need not
+    for option, value in (("judge_threshold", 0.3), ("max_new_tokens", 16), ("new_option", 1)):
+        with pytest.raises(ResumeMismatch, match=f"its {option} is"):
+            RunStore(tmp_path).create(dict(META, config={**META["config"], option: value}), resume=True)
+    relaxed = dict(META, config={**META["config"], "push_to_hub": "me/run", "batch_size": 4})
+    assert RunStore(tmp_path).create(relaxed, resume=True)["status"] == "running"
+
+
+def test_meta_round_trip_and_update(tmp_path):
+    store = RunStore(tmp_path / "run")
+    with pytest.raises(RunNotFound, match="not a fade-hub run directory"):
+        store.read_meta()
+    store.create(dict(META))
+    assert {k: v for k, v in store.read_meta().items() if k != "status"} == META
+    updated = store.update_meta(status="finished", timings={"explore_s": 1.5})
+    assert RunStore(tmp_path / "run").read_meta() == updated
+    assert updated["timings"] == {"explore_s": 1.5} and updated["status"] == "finished"
+    assert not list((tmp_path / "run").glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_create_refuses_foreign_or_existing_folders(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(BadConfig, match="not empty and holds no run"):
+        RunStore(foreign).create(dict(META))
+    assert (foreign / "notes.txt").read_text() == "mine" and not (foreign / "run.json").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    RunStore(empty).create(dict(META))  # an empty folder is fine
+    RunStore(empty).append(records(0, 2))
+    with pytest.raises(BadConfig, match="already holds a run; pass --resume"):
+        RunStore(empty).create(dict(META))
+    assert len(RunStore(empty).read_queries()) == 2  # refused: nothing was touched
+    RunStore(empty).create(dict(META), overwrite=True)
+    assert RunStore(empty).read_queries() == []
+
+
+def test_policy_and_media(tmp_path):
+    from PIL import Image
+
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    assert store.read_policy() is None
+    store.write_policy([0.25, 0.75])
+    assert store.read_policy() == [0.25, 0.75]
+    rel = store.save_image(42, Image.new("RGB", (4, 4), (1, 2, 3)))
+    assert rel == "media/q0000042.png"
+    with Image.open(tmp_path / rel) as image:
+        assert image.getpixel((0, 0)) == (1, 2, 3)
