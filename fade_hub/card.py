@@ -93,8 +93,16 @@ def _warn_mixed_formats(data_files: dict[str, str | list]) -> None:
 
 def _card_data(meta: dict, space: Any, queries: int, data_files: dict[str, str | list]) -> DatasetCardData:
     task = meta.get("task")
+    # The description names the run and its size: ``datasets`` caches a local folder by name and
+    # config, so without it a run redone in the same folder would load the earlier run's rows.
+    run = f"fade-hub run {meta.get('run_id', '?')}, {queries} queries"
     configs = [
-        {"config_name": name, "data_files": files, **({"default": True} if name == DEFAULT_CONFIG else {})}
+        {
+            "config_name": name,
+            "data_files": files,
+            "description": f"{name} of {run}",
+            **({"default": True} if name == DEFAULT_CONFIG else {}),
+        }
         for name, files in data_files.items()
     ]
     tags = BASE_TAGS + [t for t in (task, getattr(space, "modality", None)) if t and t not in BASE_TAGS]
@@ -111,7 +119,7 @@ def _card_data(meta: dict, space: Any, queries: int, data_files: dict[str, str |
 
 
 def _summary(meta: dict, landscape: pd.DataFrame, space_name: str, names: list[str]) -> str:
-    commit = str(meta.get("model_commit_sha") or meta.get("model_revision") or "unknown")[:7]
+    commit = str(meta.get("model_commit_sha") or meta.get("model_revision") or "local")[:7]
     queries = int(landscape["queries"].sum() + landscape["confirm_queries"].sum())
     failures = int(landscape["failures"].sum() + landscape["confirm_failures"].sum())
     modes = int((landscape["failures"] > 0).sum())

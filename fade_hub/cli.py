@@ -45,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # library advice (e.g. transformers' "requires torchvision") must not turn a one-line error into two
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR

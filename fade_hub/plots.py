@@ -39,6 +39,9 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+MAX_ANNOTATED_CELLS = 150
+
+
 def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[str, str], path: Path) -> Path:
     """Failure-rate heatmap of a factor pair, pooled over the other factors; unvisited cells hatched grey."""
     rates, counts = pair_table(queries, space, factors)
@@ -51,7 +54,11 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     fontsize = 10 if len(cols) <= 6 else 8
+    # past about 12 x 12 cells, per-cell labels and hatches are unreadable and slow to draw: colour only
+    annotate = len(rows) * len(cols) <= MAX_ANNOTATED_CELLS
     for i, j in itertools.product(range(len(rows)), range(len(cols))):
+        if not annotate:
+            break
         n = int(counts.iat[i, j])
         if n == 0:
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#9e9e9e", linewidth=0))

@@ -33,6 +33,8 @@ TEST_ENV = {
     "MPLCONFIGDIR": str(_SESSION_DIR / "mpl"),
     "FADE_HUB_CACHE": str(_SESSION_DIR / "fade_cache"),
     "TOKENIZERS_PARALLELISM": "false",
+    # tiny models run faster on one thread, and two cores shared with subprocesses thrash otherwise
+    "OMP_NUM_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
 

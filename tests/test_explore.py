@@ -267,11 +267,6 @@ def test_queries_config_loads_with_datasets(tiny_models, shape_seeds, tmp_path):
     assert len(landscape) == 9 and sum(landscape["queries"]) == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="datasets caches a local folder by its base name and config patterns only: the card must fingerprint "
-    "each config (e.g. a per-config description) for load_dataset(RUN_DIR) to see new rows",
-)
 def test_load_dataset_sees_the_current_rows_of_each_run(tiny_models, shape_seeds, tmp_path):
     import datasets
 

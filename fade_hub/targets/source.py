@@ -102,6 +102,8 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _not_found(model_id: str) -> ModelNotFound:
+    if model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1:
+        return ModelNotFound(f"model folder {model_id!r} does not exist; check the path")
     return ModelNotFound(
         f"model {model_id!r} not found: not a local folder and not on the Hub at {constants.ENDPOINT}; "
         "check the ID or pass a local path"
