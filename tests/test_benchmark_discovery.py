@@ -34,11 +34,13 @@ def test_discovery_smoke(tmp_path):
     assert truth["true_failure_cells"] == sum(r >= truth["threshold"] for r in truth["rates"])
     assert f"{truth['true_failure_cells']} true failure cells" in done.stdout
     assert [(row["algorithm"], row["budget"]) for row in result["table"]] == [(a, 64) for a in ALGORITHMS]
+    true_cells = {i for i, rate in enumerate(truth["rates"]) if rate >= truth["threshold"]}
     for run in result["runs"]:
         assert run["queries"] == 64 and 0 <= run["failures"] <= 64
         assert run["hit_rate"] == pytest.approx(run["failures"] / 64)
         assert 0.0 <= run["top5_precision"] <= 1.0 and len(run["top_modes"]) <= 5
-        assert len(run["cells_found_curve"]) == 64
+        assert set(map(int, run["true_cells_first_failure"])) <= true_cells
+        assert all(1 <= t <= 64 for t in run["true_cells_first_failure"].values())
     ppo = next(run for run in result["runs"] if run["algorithm"] == "ppo")
     assert ppo["spearman_policy"] is not None
     assert result["versions"]["trl"] and result["settings"]["quick"] is True
