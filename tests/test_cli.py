@@ -170,3 +170,16 @@ def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     assert meta["model_commit_sha"] is None  # a local folder has no commit
     card = (output / "README.md").read_text()
     assert "config_name: queries" in card
+
+
+def test_config_numbers_written_the_yaml_1_1_way_are_numbers(tmp_path):
+    from fade_hub.errors import BadConfig
+    from fade_hub.explore.config import ExploreConfig
+
+    path = tmp_path / "explore.yaml"
+    path.write_text("model: m\nlearning-rate: 3e-3\nbudget: '12'\nconfirm_top: 2\n", encoding="utf-8")
+    config = ExploreConfig.from_yaml(path, budget=20)
+    assert config.learning_rate == 0.003 and config.budget == 20 and config.confirm_top == 2
+    path.write_text("model: m\nbudget: lots\n", encoding="utf-8")
+    with pytest.raises(BadConfig, match="budget must be a number"):
+        ExploreConfig.from_yaml(path)

@@ -112,10 +112,11 @@ class ExploreConfig:
         if not isinstance(data, dict):
             raise BadConfig(f"config file {path} must be a mapping of option: value")
         data = {str(k).replace("-", "_"): v for k, v in data.items()}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        field_types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(field_types))
         if unknown:
             raise BadConfig(f"config file {path}: unknown option {unknown[0]!r}; see fade-hub explore --help")
+        data = {key: _coerce(path, key, value, field_types[key]) for key, value in data.items()}
         data.update(overrides)
         if isinstance(data.get("judge_keywords"), str):
             data["judge_keywords"] = [w.strip() for w in data["judge_keywords"].split(",") if w.strip()]
@@ -124,3 +125,14 @@ class ExploreConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings."""
         return dataclasses.asdict(self)
+
+
+def _coerce(path: str | Path, key: str, value: Any, type_name: str) -> Any:
+    """YAML 1.1 reads ``3e-3`` as a string: turn numbers-as-text into the field's number type."""
+    base = type_name.split("|")[0].strip()
+    if value is None or base not in ("int", "float") or not isinstance(value, str):
+        return value
+    try:
+        return int(value) if base == "int" else float(value)
+    except ValueError:
+        raise BadConfig(f"config file {path}: {key} must be a number, got {value!r}") from None
