@@ -384,7 +384,9 @@ BOOTSTRAP = textwrap.dedent(
     """
     import importlib.util, runpy, sys
     checkout = sys.argv[1]
-    sys.path[:] = [p for p in sys.path if p and not p.startswith(checkout) and "__editable__" not in p]
+    # drop the checkout (but not a virtualenv that lives inside it, as CI's does) and the editable finder
+    in_checkout = lambda p: p.startswith(checkout) and "site-packages" not in p
+    sys.path[:] = [p for p in sys.path if p and not in_checkout(p) and "__editable__" not in p]
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path_hooks[:] = [h for h in sys.path_hooks if "editable" not in repr(h).lower()]
     sys.path_importer_cache.clear()
