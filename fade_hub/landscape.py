@@ -61,10 +61,9 @@ LANDSCAPE_COLUMNS = [
 
 @dataclass
 class LandscapeConfig:
-    """How the landscape flags and ranks cells."""
+    """How the landscape flags cells: fewer than ``min_queries`` explore queries is "uncertain"."""
 
     min_queries: int = 5
-    top_k: int = 10
 
 
 def wilson_interval(failures: int, n: int, z: float = 1.96) -> tuple[float, float]:

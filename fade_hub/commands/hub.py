@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from ..errors import BadConfig
+from . import help_and_fail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "once HF_ENDPOINT points at it and HF_HUB_DISABLE_XET=1 is set."
         ),
     )
-    parser.set_defaults(func=lambda args: _print_help(parser))
+    parser.set_defaults(func=lambda args: help_and_fail(parser))
     actions = parser.add_subparsers(dest="hub_command", metavar="ACTION")
     serve = actions.add_parser(
         "serve",
@@ -42,11 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--port", type=int, default=None, help="TCP port to listen on (default: a free port, printed at start)."
     )
     serve.set_defaults(func=run_serve)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import help_and_fail
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `space` subcommand with its `serve` and `deploy` actions."""
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "dataset repo; read it back with fade_hub.feedback.load(REPO_ID)."
         ),
     )
-    parser.set_defaults(func=lambda args: _help(parser))
+    parser.set_defaults(func=lambda args: help_and_fail(parser))
     actions = parser.add_subparsers(dest="space_command", metavar="ACTION")
 
     serve = actions.add_parser(
@@ -58,11 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--space-id", required=True, metavar="REPO_ID", help="The Space, e.g. user/model-feedback.")
     deploy.add_argument("--private", action="store_true", help="Create the Space and the feedback repo as private.")
     deploy.set_defaults(func=run_deploy)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def run_serve(args: argparse.Namespace) -> int:
