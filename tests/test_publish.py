@@ -147,3 +147,24 @@ def test_push_while_hub_is_down_keeps_run_and_retry_succeeds(image_run, hub, cap
     assert main(["push", str(image_run), "local-user/outage-failures"]) == 0
     files = HfApi().list_repo_files("local-user/outage-failures", repo_type="dataset")
     assert {"run.json", *DATA_FILES.values()} <= set(files)
+
+
+def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, tmp_path, capsys):
+    from huggingface_hub import HfApi
+
+    from fade_hub.testing.shapes import write_seed_folder
+
+    seeds = write_seed_folder(tmp_path / "seeds", per_class=2, seed=11)
+    code = main([
+        "explore", str(tiny_models("image-classification")), "--seeds", str(seeds), "--space", "builtin:demo-shapes",
+        "--algorithm", "random", "--budget", "24", "--output", str(tmp_path / "run"), "--no-progress",
+        "--push-to-hub", "local-user/cli-pushed", "--private",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0 and "pushed: " in out and "local-user/cli-pushed" in out
+    info = HfApi().dataset_info("local-user/cli-pushed")
+    assert info.private
+    files = HfApi().list_repo_files("local-user/cli-pushed", repo_type="dataset")
+    assert {"README.md", "run.json", *DATA_FILES.values()} <= set(files)
+    assert not any(name.startswith(".policy") or "hf_dummy" in name for name in files)
+    assert os.environ["HF_TOKEN"] not in (tmp_path / "run" / "run.json").read_text()
