@@ -88,6 +88,7 @@ class FailureEnv(gym.Env):
             raise BadConfig(f"max_steps must be >= 1, got {max_steps}")
         self.target, self.judge, self.space = target, judge, space
         self.seeds = list(seeds)
+        self.seed_by_id = {seed.seed_id: seed for seed in self.seeds}
         self.mode, self.max_steps = mode, max_steps
         self.step_penalty, self.severity_weight = step_penalty, severity_weight
         self.base_seed = seed
@@ -128,42 +129,35 @@ class FailureEnv(gym.Env):
         """Perturb each seed to its cell, query the model in batches and judge every answer."""
         if len(actions) != len(seed_ids):
             raise BadConfig(f"evaluate got {len(actions)} actions but {len(seed_ids)} seed ids")
-        by_id = self.seed_by_id
-        results_seeds, cells, inputs = [], [], []
+        seeds, cells, action_ids, inputs = [], [], [], []
         for action, seed_id in zip(actions, seed_ids):
-            if seed_id not in by_id:
+            if seed_id not in self.seed_by_id:
                 raise BadConfig(f"unknown seed id {seed_id!r}")
-            cell = self.space.validate_action(action)
-            seed = by_id[seed_id]
+            seed, cell = self.seed_by_id[seed_id], self.space.validate_action(action)
             action_id = self.space.action_id(cell)
-            rng_seed = perturbation_seed(self.base_seed, seed_id, action_id)
-            results_seeds.append(seed)
+            seeds.append(seed)
             cells.append(cell)
-            inputs.append(self.space.apply(seed.input, cell, seed=rng_seed))
+            action_ids.append(action_id)
+            inputs.append(self.space.apply(seed.input, cell, seed=perturbation_seed(self.base_seed, seed_id, action_id)))
         predictions: list[Prediction] = []
         for start in range(0, len(inputs), self.target.batch_size):
             predictions.extend(self.target.predict(inputs[start : start + self.target.batch_size]))
-        verdicts = self.judge.judge(results_seeds, inputs, predictions)
+        verdicts = self.judge.judge(seeds, inputs, predictions)
         return [
             QueryResult(
                 seed=seed,
                 action=cell,
-                action_id=self.space.action_id(cell),
+                action_id=action_id,
                 levels=self.space.level_strings(cell),
                 input=item,
                 prediction=prediction,
                 verdict=verdict,
                 score=self.failure_score(verdict),
             )
-            for seed, cell, item, prediction, verdict in zip(results_seeds, cells, inputs, predictions, verdicts)
+            for seed, cell, action_id, item, prediction, verdict in zip(
+                seeds, cells, action_ids, inputs, predictions, verdicts
+            )
         ]
-
-    @property
-    def seed_by_id(self) -> dict[str, Seed]:
-        """Seeds keyed by their id."""
-        if not hasattr(self, "_seed_by_id"):
-            self._seed_by_id = {seed.seed_id: seed for seed in self.seeds}
-        return self._seed_by_id
 
     # gymnasium API -----------------------------------------------------------------------------
 

@@ -60,27 +60,29 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
     return f"{constants.ENDPOINT}/datasets/{repo_id}"
 
 
-def open_run(spec: str | Path, *, token: str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Read a run's metadata and landscape from a local run directory or a pushed dataset repo."""
+def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
+    """Path of one file of a run: in a local run directory, or downloaded from a pushed dataset repo."""
     path = Path(spec)
     if path.is_dir():
-        store = RunStore(path)
-        meta = store.read_meta()
-        landscape_path = path / LANDSCAPE_FILE
-        if not landscape_path.exists():
-            raise RunNotFound(f"{path} has no landscape yet (status {meta.get('status')!r}); finish it with --resume")
-        return meta, pd.read_parquet(landscape_path)
+        if not (path / name).exists():
+            status = RunStore(path).read_meta().get("status")
+            raise RunNotFound(f"{path} has no {name} yet (status {status!r}); finish the run with --resume")
+        return path / name
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
     transport_error, _ = _hub_errors()
     try:
-        meta_file = hf_hub_download(str(spec), META_FILE, repo_type="dataset", token=token)
-        landscape_file = hf_hub_download(str(spec), LANDSCAPE_FILE, repo_type="dataset", token=token)
+        return Path(hf_hub_download(str(spec), name, repo_type="dataset", token=token))
     except RepositoryNotFoundError:
         raise RunNotFound(f"{spec!s} is neither a local run directory nor a dataset repo on the Hub") from None
     except EntryNotFoundError:
-        raise RunNotFound(f"dataset {spec!s} is not a fade-hub run (no {META_FILE} or {LANDSCAPE_FILE})") from None
+        raise RunNotFound(f"dataset {spec!s} is not a fade-hub run (no {name})") from None
     except transport_error as err:
         raise HubUnreachable(f"could not reach the Hub to read {spec!s} ({type(err).__name__}); check HF_ENDPOINT") from None
-    return json.loads(Path(meta_file).read_text(encoding="utf-8")), pd.read_parquet(landscape_file)
+
+
+def open_run(spec: str | Path, *, token: str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Read a run's metadata and landscape from a local run directory or a pushed dataset repo."""
+    meta = json.loads(run_file(spec, META_FILE, token=token).read_text(encoding="utf-8"))
+    return meta, pd.read_parquet(run_file(spec, LANDSCAPE_FILE, token=token))

@@ -22,9 +22,9 @@ from typing import Any, Mapping
 import gradio as gr
 import pandas as pd
 
-from .errors import BadConfig, RunNotFound
+from .errors import BadConfig
 from .feedback import FeedbackWriter, InvalidFeedback, default_staging_dir, make_record, target_type
-from .hub import open_run
+from .hub import open_run, run_file
 from .landscape import cell_label, count_text, failure_modes, held_out_text
 from .perturb import PerturbationSpace
 from .plots import landscape_figure
@@ -129,16 +129,7 @@ class RunView:
     def open(cls, spec: str, token: str | None = None) -> RunView:
         """Read a run from a local run directory or a pushed dataset repo."""
         meta, landscape = open_run(spec, token=token)
-        path = Path(spec)
-        if path.is_dir():
-            failures_file = path / FAILURES_FILE
-            if not failures_file.exists():
-                raise RunNotFound(f"{path} has no {FAILURES_FILE}; finish the run with --resume")
-        else:
-            from huggingface_hub import hf_hub_download
-
-            failures_file = Path(hf_hub_download(spec, FAILURES_FILE, repo_type="dataset", token=token))
-        return cls(meta, landscape, pd.read_parquet(failures_file))
+        return cls(meta, landscape, pd.read_parquet(run_file(spec, FAILURES_FILE, token=token)))
 
     @property
     def run_id(self) -> str:

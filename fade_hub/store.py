@@ -87,20 +87,15 @@ class RunStore:
         self.write_meta(meta)
         return meta
 
-    def create(self, meta: dict[str, Any], *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    def create(self, meta: dict[str, Any], *, resume: bool = False) -> dict[str, Any]:
         """Start a run here, or check that ``meta`` matches the run already here when resuming."""
         if self.exists():
             if resume:
                 self._check_resume(self.read_meta(), meta)
                 self.repair()
                 return self.update_meta(status="running")
-            if not overwrite:
-                raise BadConfig(
-                    f"{self.root} already holds a run; pass --resume to continue it or choose another --output"
-                )
-            for name in (QUERIES_LOG, QUERIES_FILE, FAILURES_FILE, LANDSCAPE_FILE, POLICY_FILE):
-                (self.root / name).unlink(missing_ok=True)
-        elif self.root.exists() and any(self.root.iterdir()) and not overwrite:
+            raise BadConfig(f"{self.root} already holds a run; pass --resume to continue it or choose another --output")
+        if self.root.exists() and any(self.root.iterdir()):
             raise BadConfig(f"{self.root} is not empty and holds no run; choose an empty or new --output folder")
         self.queries_path.parent.mkdir(parents=True, exist_ok=True)
         self.write_meta(dict(meta, status="running"))

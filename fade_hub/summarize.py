@@ -48,7 +48,7 @@ def confirm_top_cells(querier, held_out: Sequence[Seed], *, top: int, per_cell: 
     return len(pairs)
 
 
-def summarize(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
+def summarize(store: RunStore) -> dict[str, Any]:
     """Write the ``queries``, ``failures`` and ``landscape`` configs, the plots and the card; return the metadata."""
     from .plots import examples_grid_png, heatmaps_png, marginals_png
 
@@ -91,7 +91,7 @@ def summarize(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
         data_files=dict(DATA_FILES),
         card_assets={"examples": {str(k): v for k, v in examples.items()}, "images": images},
     )
-    return write_card(store, repo_id, landscape=landscape)
+    return write_card(store, landscape=landscape)
 
 
 def write_card(store: RunStore, repo_id: str | None = None, *, landscape: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -113,23 +113,16 @@ def write_failures(store: RunStore, queries: pd.DataFrame, space: PerturbationSp
     """Write the ``failures`` config: failing queries with their levels, texts and images."""
     import datasets
 
-    factor_names = [factor.name for factor in space.factors]
-    rows = queries[queries["is_failure"]] if len(queries) else queries
-    table: dict[str, list] = {name: [] for name in (*FAILURE_COLUMNS[:5], *factor_names, *FAILURE_COLUMNS[5:])}
-    has_media = space.modality == "image" or (len(rows) and (rows.get("media", pd.Series(dtype=str)) != "").any())
-    features = {name: datasets.Value("string") for name in table}
+    columns = (*FAILURE_COLUMNS[:5], *(factor.name for factor in space.factors), *FAILURE_COLUMNS[5:])
+    rows = queries[queries["is_failure"]].to_dict("records") if len(queries) else []
+    table: dict[str, list] = {name: [row.get(name, "") for row in rows] for name in columns}
+    features = {name: datasets.Value("string") for name in columns}
     features.update(
         query_id=datasets.Value("int64"), action_id=datasets.Value("int64"), severity=datasets.Value("float64")
     )
-    if has_media:
-        table["image"] = []
+    if space.modality != "text":  # the perturbed image, or the image generated from the prompt
+        table["image"] = [_image_cell(store, row.get("media", "")) for row in rows]
         features["image"] = datasets.Image()
-    for _, row in rows.iterrows():
-        for name in table:
-            if name == "image":
-                table[name].append(_image_cell(store, row.get("media", "")))
-            else:
-                table[name].append(row.get(name, ""))
     dataset = datasets.Dataset.from_dict(table, features=datasets.Features(features))
     path = store.root / FAILURES_FILE
     dataset.to_parquet(str(path))

@@ -109,8 +109,6 @@ def test_create_refuses_foreign_or_existing_folders(tmp_path):
     with pytest.raises(BadConfig, match="already holds a run; pass --resume"):
         RunStore(empty).create(dict(META))
     assert len(RunStore(empty).read_queries()) == 2  # refused: nothing was touched
-    RunStore(empty).create(dict(META), overwrite=True)
-    assert RunStore(empty).read_queries() == []
 
 
 def test_policy_and_media(tmp_path):
