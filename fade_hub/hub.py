@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pandas as pd
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from .errors import HubUnreachable, RunNotFound
 from .store import LANDSCAPE_FILE, META_FILE, RunStore
@@ -18,11 +20,8 @@ logger = logging.getLogger(__name__)
 PUSH_IGNORE = (".policy/**", "**/.*.tmp", ".*")
 
 
-def _hub_errors():
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
-
-    return httpx2.TransportError, HfHubHTTPError
+# What a Hub that cannot be reached raises through huggingface_hub 2.x (it sends HTTP with httpx2).
+NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
 
 
 def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
@@ -37,7 +36,6 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
         raise RunNotFound(f"{store.root} is not finished (status {meta.get('status')!r}); resume it with --resume first")
     write_card(store, repo_id)
     api = HfApi(token=token)
-    transport_error, http_error = _hub_errors()
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         api.upload_folder(
@@ -47,12 +45,12 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
             ignore_patterns=list(PUSH_IGNORE),
             commit_message=f"fade-hub run {meta['run_id']} of {meta['model_id']}",
         )
-    except (transport_error, OSError) as err:
+    except (*NETWORK_ERRORS, OSError) as err:
         raise HubUnreachable(
             f"could not reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); the run in {store.root} is "
             f"intact — retry with: fade-hub push {store.root} {repo_id}"
         ) from None
-    except http_error as err:
+    except HfHubHTTPError as err:
         raise HubUnreachable(
             f"the Hub refused the push to {repo_id}: {str(err).splitlines()[0]}; the run in {store.root} is intact — "
             f"check the token's write access, then retry with: fade-hub push {store.root} {repo_id}"
@@ -71,14 +69,13 @@ def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-    transport_error, _ = _hub_errors()
     try:
         return Path(hf_hub_download(str(spec), name, repo_type="dataset", token=token))
     except RepositoryNotFoundError:
         raise RunNotFound(f"{spec!s} is neither a local run directory nor a dataset repo on the Hub") from None
     except EntryNotFoundError:
         raise RunNotFound(f"dataset {spec!s} is not a fade-hub run (no {name})") from None
-    except transport_error as err:
+    except NETWORK_ERRORS as err:
         raise HubUnreachable(f"could not reach the Hub to read {spec!s} ({type(err).__name__}); check HF_ENDPOINT") from None
 
 

@@ -21,6 +21,7 @@ import yaml
 from PIL import Image, ImageOps
 
 from fade_hub.errors import BadConfig, BadSeeds, HubUnreachable, LabelAlignmentError
+from fade_hub.hub import NETWORK_ERRORS
 from fade_hub.perturb import prepare_image
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def load_seeds(config: SeedConfig, modality: str, id2label: dict[int, str] | Non
         table = _hub_table(config, cap, token)
     try:
         seeds, names_declared = _materialize(table, config, modality, cap)
-    except ConnectionError as err:
+    except NETWORK_ERRORS as err:
         raise HubUnreachable(f"lost the connection to the Hub while reading {source!r} ({err})") from err
     seeds = _apply_labels(seeds, id2label, config.label_map, names_declared)
     logger.info("loaded %d seeds from %s", len(seeds), source)
@@ -336,7 +337,7 @@ def _try_open(table: _Table, seed_id: str, value: object) -> Image.Image | None:
     """The seed's image as RGB, or None (with a warning naming it) when it cannot be read."""
     try:
         return prepare_image(table.open_image(value))
-    except ConnectionError:
+    except NETWORK_ERRORS:
         raise
     except _UNREADABLE_IMAGE as err:
         logger.warning("skipping unreadable image %s in %s: %s", seed_id, table.name, err)
@@ -546,7 +547,7 @@ def _hub_table(config: SeedConfig, cap: int, token) -> _Table:
         raise BadSeeds(
             f"dataset {source!r}{where} was not found on the Hub (or is private: log in or pass a token)"
         ) from err
-    except ConnectionError as err:
+    except NETWORK_ERRORS as err:
         raise HubUnreachable(f"could not reach the Hub to load dataset {source!r} ({err})") from err
     except ValueError as err:
         raise BadSeeds(f"cannot load dataset {source!r}: {err}") from err

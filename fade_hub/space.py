@@ -78,9 +78,10 @@ def stage_space(folder: str | Path) -> Path:
 def deploy(config: DeployConfig) -> Deployment:
     """Create or update the Space and the feedback repo; set the Space variables; return where it lives."""
     from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
 
     from .feedback import ensure_feedback_repo
-    from .hub import _hub_errors, open_run
+    from .hub import NETWORK_ERRORS, open_run
 
     if Path(config.failures).exists():
         raise BadConfig(
@@ -90,7 +91,6 @@ def deploy(config: DeployConfig) -> Deployment:
     open_run(config.failures, token=config.token)  # RunNotFound unless it is a pushed run
     api = HfApi(token=config.token)
     variables = {"FADE_FAILURES": config.failures, "FADE_FEEDBACK_REPO": config.feedback_repo}
-    transport_error, http_error = _hub_errors()
     try:
         space = api.create_repo(
             config.space_id, repo_type="space", space_sdk="gradio", private=config.private, exist_ok=True
@@ -106,12 +106,12 @@ def deploy(config: DeployConfig) -> Deployment:
             )
         for key, value in variables.items():
             api.add_space_variable(space.repo_id, key, value)
-    except transport_error as err:
+    except NETWORK_ERRORS as err:
         raise HubUnreachable(
             f"could not reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); nothing was half-deployed "
             "that a rerun of the same command would not fix"
         ) from None
-    except http_error as err:
+    except HfHubHTTPError as err:
         raise HubUnreachable(
             f"the Hub refused the deployment: {str(err).splitlines()[0]}; check that the token may write to "
             f"{config.space_id} and {config.feedback_repo}, then rerun"

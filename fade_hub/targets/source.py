@@ -7,19 +7,18 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-import httpx2
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
-    OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import validate_repo_id
 
 from fade_hub.errors import HubUnreachable, ModelNotFound
+from fade_hub.hub import NETWORK_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ WEIGHT_SUFFIXES = (
     ".gguf", ".tflite", ".ot", ".pb", ".mlmodel", ".safetensors",
 )  # fmt: skip
 VARIANT_TAGS = (".fp16.", ".bf16.", ".non_ema.", ".ema.")
-_NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
 
 
 @dataclass
@@ -68,7 +66,7 @@ class ModelSource:
         wanted = select_files(self.files, diffusers=self.is_diffusers)
         try:
             folder = snapshot_download(self.model_id, revision=self.commit_sha, allow_patterns=wanted, token=self.token)
-        except _NETWORK_ERRORS as err:
+        except NETWORK_ERRORS as err:
             raise HubUnreachable(
                 f"lost the Hub at {constants.ENDPOINT} while downloading {self.model_id!r} ({err}); retry"
             ) from err
@@ -161,7 +159,7 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         raise ModelNotFound(
             f"revision {revision!r} of model {model_id!r} not found on the Hub at {constants.ENDPOINT}"
         ) from err
-    except _NETWORK_ERRORS as err:
+    except NETWORK_ERRORS as err:
         cached = _cached_snapshot(model_id, revision, token)
         if cached is None:
             raise HubUnreachable(
