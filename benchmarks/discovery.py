@@ -1,6 +1,6 @@
 """Failure discovery of ``ppo`` against ``random`` and ``epsilon-greedy`` on a model with planted failures.
 
-The fixture is the demo's shapes classifier (``fade_hub.testing.shapes``): a small ResNet trained, once
+The fixture is the demo's shapes classifier (``fade_hub.demo.shapes``): a small ResNet trained, once
 per ``--cache-dir``, on generated shapes whose training data never showed dark *and* rotated shapes.
 Over ``builtin:demo-shapes`` (rotation x brightness x saturation, 125 cells) it fails where that data
 never went. ``grid`` (every cell on every seed, no held-out split) measures the ground truth: the
@@ -95,7 +95,7 @@ class GroundTruth:
 def prepare_fixture(cache: Path, config: BenchConfig) -> tuple[Path, Path]:
     """Train (or reuse) the shapes classifier and write (or reuse) its seed images; return both folders."""
     from fade_hub.demo import DEMO_MODEL_VERSION
-    from fade_hub.testing.shapes import train_shape_classifier, write_seed_folder
+    from fade_hub.demo.shapes import train_shape_classifier, write_seed_folder
 
     started = time.perf_counter()
     model = train_shape_classifier(cache / DEMO_MODEL_VERSION, seed=config.fixture_seed)

@@ -17,20 +17,15 @@ import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData, constants
 
 from .errors import BadConfig
-from .store import DATA_FILES
 from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text
+from .perturb.concepts import ConceptSpace
+from .store import DATA_FILES, LANDSCAPE_FILE, RunStore
+from .tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATA_FILES: dict[str, str | list] = dict(DATA_FILES)
 DEFAULT_CONFIG = "failures"
-TASK_CATEGORIES = {
-    "image-classification": "image-classification",
-    "text-classification": "text-classification",
-    "text-generation": "text-generation",
-    "summarization": "summarization",
-    "text-to-image": "text-to-image",
-}
 BASE_TAGS = ["fade-hub", "failure-analysis", "robustness"]
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
@@ -110,7 +105,7 @@ def _card_data(meta: dict, space: Any, queries: int, data_files: dict[str, str |
     return DatasetCardData(
         license=meta.get("license", "apache-2.0"),
         tags=list(dict.fromkeys(tags)),
-        task_categories=[TASK_CATEGORIES[task]] if task in TASK_CATEGORIES else None,
+        task_categories=[TASKS[task].card_category] if task in TASKS else None,
         size_categories=[size_category(queries)],
         pretty_name=f"fade-hub failure landscape of {meta.get('model_id', 'a model')} ({space_name})",
         configs=configs,
@@ -271,3 +266,19 @@ def build_dataset_card(
     ]
     content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
     return DatasetCard(content)
+
+
+def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
+    """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given."""
+    meta = store.read_meta()
+    landscape = pd.read_parquet(store.root / LANDSCAPE_FILE)
+    assets = meta.get("card_assets") or {}
+    examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
+    space = ConceptSpace.from_dict(meta["space"])
+    return build_dataset_card(meta, landscape, space, examples=examples, images=assets.get("images"), repo_id=repo_id)
+
+
+def write_card(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
+    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to; return the metadata."""
+    run_card(store, repo_id).save(store.root / "README.md")
+    return store.read_meta()

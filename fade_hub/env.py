@@ -30,7 +30,7 @@ from gymnasium import spaces
 
 from .errors import BadConfig
 from .judges import Judge, Verdict
-from .perturb import PerturbationSpace
+from .perturb import ConceptSpace
 from .seeds import Seed
 from .targets import Prediction, Target
 
@@ -66,7 +66,7 @@ class FailureEnv(gym.Env):
         self,
         target: Target,
         judge: Judge,
-        space: PerturbationSpace,
+        space: ConceptSpace,
         seeds: Sequence[Seed],
         *,
         mode: str = "single",

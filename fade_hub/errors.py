@@ -1,16 +1,18 @@
 """Typed errors of fade-hub: each carries one actionable line for the user.
 
 The CLI prints ``error: <message>`` and exits with status 2 for any ``FadeHubError``;
-library users catch the specific class.
+library users catch the specific class. ``NETWORK_ERRORS`` is what an unreachable Hub raises.
 """
+
+import httpx2
+from huggingface_hub.errors import OfflineModeIsEnabled
+
+# What a Hub that cannot be reached raises through huggingface_hub 2.x (it sends HTTP with httpx2).
+NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
 
 
 class FadeHubError(Exception):
     """Base class: a problem the user can fix; ``str(err)`` says how, in one line."""
-
-
-class NotImplementedYet(FadeHubError):
-    """A command or feature that has not landed yet."""
 
 
 class ModelNotFound(FadeHubError):

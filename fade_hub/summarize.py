@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .card import write_card
 from .landscape import compute_landscape, failure_modes
-from .perturb import PerturbationSpace
-from .seeds import Seed
+from .perturb import ConceptSpace
 from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, QUERIES_FILE, RunStore
 
 logger = logging.getLogger(__name__)
@@ -24,36 +24,12 @@ FAILURE_COLUMNS = (
 EXAMPLES_PER_MODE = 8
 
 
-def confirm_top_cells(querier, held_out: Sequence[Seed], *, top: int, per_cell: int, policy_probs=None) -> int:
-    """Re-evaluate the top failure cells on held-out seeds (``phase="confirm"``); return the query count."""
-    if top <= 0 or per_cell <= 0:
-        return 0
-    if not held_out:
-        logger.warning("no held-out seeds (need at least 2 seeds): the top failure modes are not confirmed")
-        return 0
-    space = querier.env.space
-    explore_rows = [r for r in querier.store.read_queries() if r["phase"] == "explore"]
-    modes = failure_modes(compute_landscape(explore_rows, space, policy_probs), top_k=top)
-    seed_ids = [seed.seed_id for seed in held_out[:per_cell]]
-    pairs = [(int(cell), seed_id) for cell in modes["action_id"] for seed_id in seed_ids]
-    batch = querier.env.target.batch_size
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        querier.query(
-            [space.action_from_id(cell) for cell, _ in chunk],
-            [seed_id for _, seed_id in chunk],
-            episode=-1,
-            phase="confirm",
-        )
-    return len(pairs)
-
-
 def summarize(store: RunStore) -> dict[str, Any]:
     """Write the ``queries``, ``failures`` and ``landscape`` configs, the plots and the card; return the metadata."""
     from .plots import examples_grid_png, heatmaps_png, marginals_png
 
     meta = store.read_meta()
-    space = PerturbationSpace.from_dict(meta["space"])
+    space = ConceptSpace.from_dict(meta["space"])
     queries = pd.DataFrame(store.read_queries())
     policy = store.read_policy()
     landscape = compute_landscape(queries, space, np.asarray(policy) if policy is not None else None)
@@ -91,25 +67,10 @@ def summarize(store: RunStore) -> dict[str, Any]:
         data_files=dict(DATA_FILES),
         card_assets={"examples": {str(k): v for k, v in examples.items()}, "images": images},
     )
-    return write_card(store, landscape=landscape)
+    return write_card(store)
 
 
-def write_card(store: RunStore, repo_id: str | None = None, *, landscape: pd.DataFrame | None = None) -> dict[str, Any]:
-    """(Re)write the run's dataset card, e.g. with the repo ID it is pushed to; return the metadata."""
-    from .card import build_dataset_card
-
-    meta = store.read_meta()
-    if landscape is None:
-        landscape = pd.read_parquet(store.root / LANDSCAPE_FILE)
-    assets = meta.get("card_assets") or {}
-    examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
-    space = PerturbationSpace.from_dict(meta["space"])
-    card = build_dataset_card(meta, landscape, space, examples=examples, images=assets.get("images"), repo_id=repo_id)
-    card.save(store.root / "README.md")
-    return meta
-
-
-def write_failures(store: RunStore, queries: pd.DataFrame, space: PerturbationSpace) -> Path:
+def write_failures(store: RunStore, queries: pd.DataFrame, space: ConceptSpace) -> Path:
     """Write the ``failures`` config: failing queries with their levels, texts and images."""
     import datasets
 

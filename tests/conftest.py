@@ -50,7 +50,7 @@ def session_dir() -> Path:
 @pytest.fixture(scope="session")
 def hub(session_dir):
     """The session's LocalHub, serving ``HF_ENDPOINT``."""
-    from fade_hub.testing import LocalHub
+    from fade_hub.localhub import LocalHub
 
     with LocalHub(root=session_dir / "hub", port=HUB_PORT) as server:
         yield server

@@ -13,9 +13,9 @@ import pytest
 
 from fade_hub import __version__
 from fade_hub.cli import build_parser, main
-from fade_hub.perturb import PerturbationSpace
+from fade_hub.perturb import ConceptSpace
 from fade_hub.store import RunStore
-from fade_hub.testing.shapes import write_seed_folder
+from fade_hub.demo.shapes import write_seed_folder
 
 SPACE_2X2 = {
     "modality": "image",
@@ -43,7 +43,7 @@ def shape_seeds(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_space(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("space") / "small.yaml"
-    PerturbationSpace.from_dict(SPACE_2X2).to_yaml(path)
+    ConceptSpace.from_dict(SPACE_2X2).to_yaml(path)
     return path
 
 

@@ -17,10 +17,10 @@ from fade_hub.cli import main
 from fade_hub.env import FailureEnv
 from fade_hub.errors import BadConfig, BadSpace
 from fade_hub.judges import JudgeConfig, logit_severity, make_judge, rouge_l
-from fade_hub.perturb import PerturbationSpace, load_space
+from fade_hub.perturb import ConceptSpace, load_space
 from fade_hub.seeds import Seed, SeedConfig, load_seeds
 from fade_hub.targets import load_target
-from fade_hub.testing.shapes import LABELS, draw_shape, write_seed_folder
+from fade_hub.demo.shapes import LABELS, draw_shape, write_seed_folder
 
 IMAGE_2X2 = {
     "modality": "image",
@@ -62,7 +62,7 @@ def self_labelled(target, inputs: list, prefix: str = "s") -> list[Seed]:
     ]
 
 
-def all_cells(space: PerturbationSpace) -> list[tuple[int, ...]]:
+def all_cells(space: ConceptSpace) -> list[tuple[int, ...]]:
     """Every action of a space, in action_id order."""
     return [space.action_from_id(i) for i in range(space.num_cells)]
 
@@ -92,7 +92,7 @@ def test_check_env_passes(image_target, image_seeds, mode):
     from gymnasium.utils.env_checker import check_env
 
     judge = make_judge("image-classification", None, image_target)
-    env = FailureEnv(image_target, judge, PerturbationSpace.from_dict(IMAGE_2X2), image_seeds, mode=mode, max_steps=3)
+    env = FailureEnv(image_target, judge, ConceptSpace.from_dict(IMAGE_2X2), image_seeds, mode=mode, max_steps=3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env, skip_render_check=True)
@@ -113,7 +113,7 @@ def test_check_env_passes(image_target, image_seeds, mode):
 
 def test_sequential_steps_cumulate_and_stop(image_target, image_seeds):
     judge = make_judge("image-classification", None, image_target)
-    space = PerturbationSpace.from_dict(IMAGE_2X2)
+    space = ConceptSpace.from_dict(IMAGE_2X2)
     env = FailureEnv(image_target, judge, space, image_seeds, mode="sequential", max_steps=3, step_penalty=0.25)
     env.reset(seed=0, options={"seed_index": 1})
     cells, rewards, ended = [], [], None
@@ -207,7 +207,7 @@ def test_text_classification_evaluate(tiny_models):
     target = load_target(str(tiny_models("text-classification")), device="cpu")
     texts = ["this movie was great", "", "Grüße aus 東京 — très bien!", "the food is good but the service is slow"]
     seeds = self_labelled(target, texts, "t")
-    space = PerturbationSpace.from_dict(TEXT_2X2)
+    space = ConceptSpace.from_dict(TEXT_2X2)
     env = FailureEnv(target, make_judge(target.task, None, target), space, seeds)
     cells = all_cells(space)
     results = env.evaluate([c for c in cells for _ in seeds], [s.seed_id for _ in cells for s in seeds])
@@ -223,7 +223,7 @@ def test_text_classification_evaluate(tiny_models):
 def test_text_generation_evaluate_with_pattern_judges(tiny_models):
     target = load_target(str(tiny_models("text-generation")), device="cpu", generation_kwargs={"max_new_tokens": 4})
     seeds = [Seed(f"p{i}", text) for i, text in enumerate(["hello world", "tell me a story", "ünïcödé ✓"])]
-    space = PerturbationSpace.from_dict(TEXT_2X2)
+    space = ConceptSpace.from_dict(TEXT_2X2)
     cells = all_cells(space)
     actions, ids = [c for c in cells for _ in seeds], [s.seed_id for _ in cells for s in seeds]
     env = FailureEnv(target, make_judge(target.task, JudgeConfig(regex="."), target), space, seeds)
@@ -244,7 +244,7 @@ def test_summarization_evaluate_with_rouge(tiny_models):
     target = load_target(str(tiny_models("summarization")), device="cpu", generation_kwargs={"max_new_tokens": 6})
     docs = ["the children play in the garden after school", "scientists found water on a distant planet last year"]
     seeds = [Seed(f"d{i}", doc) for i, doc in enumerate(docs)]
-    space = PerturbationSpace.from_dict(TEXT_2X2)
+    space = ConceptSpace.from_dict(TEXT_2X2)
     env = FailureEnv(target, make_judge(target.task, None, target), space, seeds)
     cells = all_cells(space)
     results = env.evaluate([c for c in cells for _ in seeds], [s.seed_id for _ in cells for s in seeds])
@@ -312,7 +312,7 @@ def shape_seeds(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_space(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("space") / "image-2x2.yaml"
-    PerturbationSpace.from_dict(IMAGE_2X2).to_yaml(path)
+    ConceptSpace.from_dict(IMAGE_2X2).to_yaml(path)
     return path
 
 
@@ -421,7 +421,7 @@ def test_empty_and_non_ascii_text_seeds(capsys, tmp_path, tiny_models):
     texts = ["", "Grüße aus Köln — ça va? 東京 🚀", "   ", "plain ascii text"]
     seeds.write_text("\n".join(json.dumps({"text": t}, ensure_ascii=False) for t in texts) + "\n", encoding="utf-8")
     space = tmp_path / "text.yaml"
-    PerturbationSpace.from_dict(TEXT_2X2).to_yaml(space)
+    ConceptSpace.from_dict(TEXT_2X2).to_yaml(space)
     output = tmp_path / "run"
     args = explore_args(tiny_models("text-classification"), seeds, output, "--space", str(space), "--budget", "16")
     code, _, err = run_cli(capsys, *args)

@@ -22,11 +22,11 @@ from fade_hub.explore.querier import Querier
 from fade_hub.explore.runner import explore
 from fade_hub.explore.sequential import walk
 from fade_hub.judges import make_judge
-from fade_hub.perturb import PerturbationSpace, format_level
+from fade_hub.perturb import ConceptSpace, format_level
 from fade_hub.seeds import SeedConfig, load_seeds
 from fade_hub.store import RunStore
 from fade_hub.targets import load_target
-from fade_hub.testing.shapes import write_seed_folder
+from fade_hub.demo.shapes import write_seed_folder
 
 ALGORITHMS = ("ppo", "random", "epsilon-greedy", "grid")
 TASKS = ("image-classification", "text-classification", "text-generation", "summarization", "text-to-image")
@@ -75,7 +75,7 @@ PPO = {"num_generations": 2, "num_iterations": 2}
 def shape_seeds(tmp_path_factory) -> Path:
     """12 shape images in LABEL/ folders; the 3x3 image space lies next to them (see ``image_config``)."""
     root = tmp_path_factory.mktemp("shapes")
-    PerturbationSpace.from_dict(SPACES["image3"]).to_yaml(root / "image3.yaml")
+    ConceptSpace.from_dict(SPACES["image3"]).to_yaml(root / "image3.yaml")
     return write_seed_folder(root / "seeds", per_class=3, seed=0)
 
 
@@ -101,7 +101,7 @@ def spaces(tmp_path_factory) -> dict[str, Path]:
     paths = {}
     for modality in ("image", "text", "prompt"):
         paths[modality] = folder / f"{modality}.yaml"
-        PerturbationSpace.from_dict(SPACES[modality]).to_yaml(paths[modality])
+        ConceptSpace.from_dict(SPACES[modality]).to_yaml(paths[modality])
     return paths
 
 
@@ -159,7 +159,7 @@ def signature(rows: list[dict]) -> list[tuple]:
     return [(*(r[key] for key in keys), round(r["severity"], 5)) for r in rows]
 
 
-def assert_valid_actions(rows: list[dict], space: PerturbationSpace) -> None:
+def assert_valid_actions(rows: list[dict], space: ConceptSpace) -> None:
     """Every record names levels of the space, and its action_id is the row-major index of those levels."""
     for r in rows:
         indices = []
@@ -170,7 +170,7 @@ def assert_valid_actions(rows: list[dict], space: PerturbationSpace) -> None:
         assert r["action_id"] == space.action_id(indices)
 
 
-def assert_well_formed_run(run, space: PerturbationSpace, budget: int) -> list[dict]:
+def assert_well_formed_run(run, space: ConceptSpace, budget: int) -> list[dict]:
     """Exactly ``budget`` explore queries, consecutive unique ids, valid actions, held-out-only confirmation."""
     rows = RunStore(run.path).read_queries()
     explored = explore_rows(rows)
@@ -196,7 +196,7 @@ def test_every_algorithm_on_every_task(algorithm, task, tiny_models, shape_seeds
     output = str(tmp_path / "run")
     config = task_config(task, tiny_models, seeds, spaces, algorithm=algorithm, budget=budget, output=output)
     run = explore(config)
-    space = PerturbationSpace.from_dict(SPACES[MODALITY[task]])
+    space = ConceptSpace.from_dict(SPACES[MODALITY[task]])
     held_out = run.meta["seeds"]["held_out"]
     explore_seeds = run.meta["seeds"]["explore"]
     assert held_out >= 1 and explore_seeds + held_out == 4
@@ -234,7 +234,7 @@ def test_budget_is_spent_exactly(algorithm, mode, tiny_models, shape_seeds, tmp_
         confirm_top=0,
     )
     run = explore(config)
-    space = PerturbationSpace.from_dict(run.meta["space"])
+    space = ConceptSpace.from_dict(run.meta["space"])
     rows = assert_well_formed_run(run, space, budget)
     assert len(rows) == budget  # confirmation off
 
@@ -310,7 +310,7 @@ def test_sequential_episodes_stop_at_first_failure(algorithm, tiny_models, shape
     config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm=algorithm, mode="sequential",
                           budget=60, max_steps=max_steps, confirm_top=0)
     run = explore(config)
-    space = PerturbationSpace.from_dict(run.meta["space"])
+    space = ConceptSpace.from_dict(run.meta["space"])
     rows = RunStore(run.path).read_queries()
     assert len(rows) == 60
     episodes = defaultdict(list)
@@ -341,7 +341,7 @@ def test_sequential_episodes_stop_at_first_failure(algorithm, tiny_models, shape
 def test_walk_reward_is_score_minus_alpha_per_step(tiny_models, shape_seeds, tmp_path):
     target = load_target(str(tiny_models("image-classification")), device="cpu")
     seeds = load_seeds(SeedConfig(str(shape_seeds)), "image", target.id2label)
-    space = PerturbationSpace.from_dict(SPACES["image"])
+    space = ConceptSpace.from_dict(SPACES["image"])
     alpha = 0.1
     env = FailureEnv(target, make_judge(target.task, None, target), space, seeds, mode="sequential", max_steps=3,
                      step_penalty=alpha, severity_weight=0.5)
@@ -483,7 +483,7 @@ def test_bad_options_fail_before_the_run_directory_exists(flags, needle, capsys,
 
 def test_grid_too_large_needs_force(capsys, tiny_models, shape_seeds, tmp_path):
     big = tmp_path / "big.yaml"
-    PerturbationSpace.from_dict({
+    ConceptSpace.from_dict({
         "modality": "image",
         "factors": [
             {"name": "rotation", "op": "rotate", "levels": list(range(-35, 35, 5))},

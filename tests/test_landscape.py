@@ -21,13 +21,13 @@ from fade_hub.landscape import (
     wilson_interval,
     wilson_intervals,
 )
-from fade_hub.perturb import Factor, PerturbationSpace
+from fade_hub.perturb import Factor, ConceptSpace
 
 
 @pytest.fixture
-def space() -> PerturbationSpace:
+def space() -> ConceptSpace:
     """rotation (3 levels) × brightness (2 levels): six cells, ids 0..5 row-major."""
-    return PerturbationSpace(
+    return ConceptSpace(
         modality="image",
         factors=[Factor("rotation", "rotate", (-10, 0, 10)), Factor("brightness", "brightness", (1.0, 0.5))],
         name="tiny",
@@ -171,7 +171,7 @@ def test_marginal_effects_pool_over_other_factors(space, records):
 
 
 def test_pairwise_effects_tables():
-    space3 = PerturbationSpace(
+    space3 = ConceptSpace(
         modality="image",
         factors=[Factor("rotation", "rotate", (0, 10)), Factor("brightness", "brightness", (1.0, 0.5)),
                  Factor("saturation", "saturation", (1.0, 0.0))],

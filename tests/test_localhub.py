@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fade_hub.testing import LocalHub
+from fade_hub.localhub import LocalHub
 
 
 def _repo(prefix: str) -> str:

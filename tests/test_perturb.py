@@ -13,7 +13,7 @@ from PIL import Image, ImageEnhance
 from fade_hub.errors import BadSpace
 from fade_hub.perturb import (
     Factor,
-    PerturbationSpace,
+    ConceptSpace,
     default_space_for,
     list_builtin_spaces,
     load_space,
@@ -47,18 +47,18 @@ def levenshtein(a: str, b: str) -> int:
     return row[-1]
 
 
-def one_factor(modality: str, op: str, levels: list, **params) -> PerturbationSpace:
+def one_factor(modality: str, op: str, levels: list, **params) -> ConceptSpace:
     factor = {"name": "f", "op": op, "levels": levels}
     if params:
         factor["params"] = params
-    return PerturbationSpace.from_dict({"modality": modality, "factors": [factor]})
+    return ConceptSpace.from_dict({"modality": modality, "factors": [factor]})
 
 
 # ---------------------------------------------------------------- spaces and actions
 
 
 def test_yaml_round_trip(tmp_path):
-    space = PerturbationSpace.from_dict({
+    space = ConceptSpace.from_dict({
         "modality": "prompt",
         "name": "mine",
         "factors": [
@@ -69,7 +69,7 @@ def test_yaml_round_trip(tmp_path):
     path = tmp_path / "space.yaml"
     text = space.to_yaml(path)
     assert path.read_text() == text
-    again = PerturbationSpace.from_yaml(path)
+    again = ConceptSpace.from_yaml(path)
     assert again == space
     assert again.factors[0].levels == (-10, 0.5, "x y")
     assert again.factors[0].params == {"slot": "r"}
@@ -81,9 +81,9 @@ def test_fingerprint_tracks_levels_not_name():
     base = load_space("image-default").to_dict()
     renamed = dict(base, name="other", description="other words")
     changed = dict(base, factors=[dict(base["factors"][0], levels=[-10, -5, 0, 5, 11])] + base["factors"][1:])
-    fp = PerturbationSpace.from_dict(base).fingerprint()
-    assert PerturbationSpace.from_dict(renamed).fingerprint() == fp
-    assert PerturbationSpace.from_dict(changed).fingerprint() != fp
+    fp = ConceptSpace.from_dict(base).fingerprint()
+    assert ConceptSpace.from_dict(renamed).fingerprint() == fp
+    assert ConceptSpace.from_dict(changed).fingerprint() != fp
     assert len(fp) == 64
 
 
@@ -250,14 +250,14 @@ def test_yaml_syntax_and_missing_file_errors(tmp_path):
     with pytest.raises(BadSpace, match=r"broken\.yaml: YAML does not parse: .* at line \d+"):
         load_space(path)
     with pytest.raises(BadSpace, match=r"nowhere\.yaml: file not found"):
-        PerturbationSpace.from_yaml(tmp_path / "nowhere.yaml")
+        ConceptSpace.from_yaml(tmp_path / "nowhere.yaml")
 
 
 def test_direct_construction_is_validated():
-    space = PerturbationSpace("image", [Factor("rotation", "rotate", [0, 5])])
+    space = ConceptSpace("image", [Factor("rotation", "rotate", [0, 5])])
     assert space.shape == (2,) and space.factors[0].levels == (0, 5) and space.factors[0].params == {}
     with pytest.raises(BadSpace, match="unknown op 'spin'"):
-        PerturbationSpace("image", [Factor("rotation", "spin", (0, 5))])
+        ConceptSpace("image", [Factor("rotation", "spin", (0, 5))])
 
 
 # ---------------------------------------------------------------- image ops
@@ -471,7 +471,7 @@ def test_prompt_slot_filling():
 
 
 def test_prompt_slot_param_and_text_ops():
-    space = PerturbationSpace.from_dict({"modality": "prompt", "factors": [
+    space = ConceptSpace.from_dict({"modality": "prompt", "factors": [
         {"name": "typo", "op": "typos", "levels": [0, 0.5]},
         {"name": "job", "op": "slot", "levels": ["doctor", "chef"], "params": {"slot": "profession"}},
     ]})

@@ -13,14 +13,14 @@ from PIL import Image
 from fade_hub.card import build_dataset_card, md_escape, size_category
 from fade_hub.errors import BadConfig
 from fade_hub.landscape import compute_landscape, failure_modes
-from fade_hub.perturb import Factor, PerturbationSpace, load_space
+from fade_hub.perturb import Factor, ConceptSpace, load_space
 from fade_hub.plots import examples_grid_png, heatmap_png, heatmaps_png, landscape_figure, marginals_png
 
 UNVISITED_RGB = (217, 217, 217)
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def explore_records(space: PerturbationSpace, n: int, seed: int = 0, skip_last_level: bool = True) -> list[dict]:
+def explore_records(space: ConceptSpace, n: int, seed: int = 0, skip_last_level: bool = True) -> list[dict]:
     """Random explore queries with a planted failure region (first level of factor 0, level >= 2 of factor 1)."""
     rng = np.random.default_rng(seed)
     highs = [s - 1 if skip_last_level and i == 1 else s for i, s in enumerate(space.shape)]
@@ -37,7 +37,7 @@ def explore_records(space: PerturbationSpace, n: int, seed: int = 0, skip_last_l
 
 
 @pytest.fixture(scope="module")
-def space() -> PerturbationSpace:
+def space() -> ConceptSpace:
     return load_space("image-default")
 
 
@@ -109,8 +109,8 @@ def test_landscape_figure_three_factors(space, queries):
 
 
 def test_landscape_figure_other_dimensions():
-    one = PerturbationSpace(modality="image", factors=[Factor("rotation", "rotate", (-10, 0, 10))])
-    two = PerturbationSpace(modality="image", factors=[Factor("rotation", "rotate", (-10, 0, 10)),
+    one = ConceptSpace(modality="image", factors=[Factor("rotation", "rotate", (-10, 0, 10))])
+    two = ConceptSpace(modality="image", factors=[Factor("rotation", "rotate", (-10, 0, 10)),
                                                        Factor("brightness", "brightness", (1.0, 0.5))])
     four = load_space("text-default")
     bar = landscape_figure(compute_landscape(explore_records(one, 30, skip_last_level=False), one), one)

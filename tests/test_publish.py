@@ -20,7 +20,7 @@ def image_run(tiny_models, session_dir, tmp_path_factory) -> Path:
     """A finished random-search run of the tiny image classifier over a small image seed folder."""
     from fade_hub.explore import ExploreConfig
     from fade_hub.explore.runner import explore
-    from fade_hub.testing.shapes import write_seed_folder
+    from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(tmp_path_factory.mktemp("seeds"), per_class=3, seed=7)
     run = explore(
@@ -152,7 +152,7 @@ def test_push_while_hub_is_down_keeps_run_and_retry_succeeds(image_run, hub, cap
 def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, tmp_path, capsys):
     from huggingface_hub import HfApi
 
-    from fade_hub.testing.shapes import write_seed_folder
+    from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(tmp_path / "seeds", per_class=2, seed=11)
     code = main([

@@ -49,7 +49,7 @@ def build_image_run(session_dir: Path, tiny_models) -> tuple[Path, str]:
     from fade_hub.explore.config import ExploreConfig
     from fade_hub.explore.runner import explore
     from fade_hub.hub import push_run
-    from fade_hub.testing.shapes import write_seed_folder
+    from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=4, seed=0)
     explore(ExploreConfig(model=str(tiny_models("image-classification")), seeds=str(seeds), algorithm="random",
@@ -113,7 +113,7 @@ def hostile_run(hub, session_dir):
 @contextlib.contextmanager
 def served(config):
     """A FeedbackApp launched in this process on a free port; yields (app, url)."""
-    from fade_hub.space_app import FeedbackApp
+    from fade_hub.feedback.app import FeedbackApp
 
     app = FeedbackApp(config)
     try:
@@ -155,7 +155,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
     from huggingface_hub import HfApi, hf_hub_download
 
     from fade_hub import feedback
-    from fade_hub.space_app import AppConfig
+    from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
     mode, example, labels = _top(run_dir)
@@ -196,7 +196,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
 
 def test_sixteen_concurrent_clients_give_exactly_160_records(image_run, tmp_path):
     from fade_hub import feedback
-    from fade_hub.space_app import AppConfig
+    from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
     mode, example, _ = _top(run_dir)
@@ -229,7 +229,7 @@ def test_sixteen_concurrent_clients_give_exactly_160_records(image_run, tmp_path
 
 def test_load_resolves_repeated_verdicts(image_run, tmp_path):
     from fade_hub import feedback
-    from fade_hub.space_app import AppConfig
+    from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
     mode, example, labels = _top(run_dir)
@@ -255,7 +255,7 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
 def test_who_may_submit(image_run, tmp_path):
     import gradio as gr
 
-    from fade_hub.space_app import AppConfig, FeedbackApp
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
 
     run_dir, _ = image_run
     mode, _, _ = _top(run_dir)
@@ -277,7 +277,7 @@ def test_who_may_submit(image_run, tmp_path):
 def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     import gradio as gr
 
-    from fade_hub.space_app import AppConfig, FeedbackApp
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
 
     run_dir, repo = hostile_run
     app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb")))
@@ -296,7 +296,7 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
 
 def test_config_from_env(tmp_path):
     from fade_hub.errors import BadConfig
-    from fade_hub.space_app import AppConfig
+    from fade_hub.feedback.app import AppConfig
 
     config = AppConfig.from_env({"FADE_FAILURES": "u/f", "FADE_FEEDBACK_REPO": "u/fb", "SPACE_ID": "u/s",
                                  "FADE_ALLOW_ANONYMOUS": "1", "FADE_FEEDBACK_EVERY": "2.5", "HF_TOKEN": "t"})
@@ -420,7 +420,7 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
     snapshot_download(space_id, repo_type="space", local_dir=folder)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                    if p.is_file() and ".cache" not in p.parts)
-    assert {"app.py", "README.md", "requirements.txt", "fade_hub/__init__.py", "fade_hub/space_app.py"} <= set(files)
+    assert {"app.py", "README.md", "requirements.txt", "fade_hub/__init__.py", "fade_hub/feedback/app.py"} <= set(files)
     assert not any(os.environ["HF_TOKEN"] in (folder / f).read_text(errors="ignore") for f in files)
     assert "hf_oauth: true" in (folder / "README.md").read_text()
 
@@ -441,7 +441,7 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
 
 def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     from fade_hub.perturb import load_space
-    from fade_hub.space_app import AppConfig, FeedbackApp
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
     from fade_hub.store import RunStore
     from fade_hub.summarize import summarize
 

@@ -77,7 +77,7 @@ def _click_row(driver, table: str, index: int, column: int = 1) -> None:
 
 def test_review_a_mode_and_submit_a_verdict(browser, image_run, tmp_path):
     from fade_hub import feedback
-    from fade_hub.space_app import AppConfig
+    from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
     feedback_repo = _repo("feedback")
@@ -134,7 +134,7 @@ def test_model_output_with_html_is_shown_as_text(browser, hostile_run, tmp_path)
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
 
-    from fade_hub.space_app import AppConfig
+    from fade_hub.feedback.app import AppConfig
 
     _, repo = hostile_run
     with served(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"))) as (app, url):

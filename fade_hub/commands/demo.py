@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..landscape import failure_modes, format_mode_table
-    from ..perturb import PerturbationSpace
+    from ..perturb import ConceptSpace
 
     meta = result.meta
     landscape = pd.read_parquet(result.run_dir / "data" / "landscape.parquet")
     print(f"\nfade-hub demo: {meta['queries']} queries to {result.model_repo}, {meta['failures']} failures "
           f"in {meta['failure_cells']} cells ({time.perf_counter() - started:.0f} s)\n")
-    print(format_mode_table(failure_modes(landscape, top_k=5), PerturbationSpace.from_dict(meta["space"])))
+    print(format_mode_table(failure_modes(landscape, top_k=5), ConceptSpace.from_dict(meta["space"])))
     print(f"\nrun directory:  {result.run_dir.resolve()}")
     print(f"dataset card:   {(result.run_dir / 'README.md').resolve()}")
     print(f"pictures:       {(result.run_dir / 'plots').resolve()}")

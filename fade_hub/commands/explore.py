@@ -101,14 +101,14 @@ def run(args: argparse.Namespace) -> int:
     config = ExploreConfig.from_yaml(args.config, **overrides) if args.config else ExploreConfig(**overrides)
     from ..explore.runner import explore
     from ..landscape import failure_modes, format_mode_table
-    from ..perturb import PerturbationSpace
+    from ..perturb import ConceptSpace
 
     result = explore(config)
     print(f"run: {result.path}  ({result.meta['queries']} queries, {result.meta['failures']} failures)")
     import pandas as pd
 
     landscape = pd.read_parquet(result.path / "data" / "landscape.parquet")
-    print(format_mode_table(failure_modes(landscape, top_k=10), PerturbationSpace.from_dict(result.meta["space"])))
+    print(format_mode_table(failure_modes(landscape, top_k=10), ConceptSpace.from_dict(result.meta["space"])))
     if config.push_to_hub:
         from ..hub import push_run
 

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve ``args.root`` until interrupted; return 0 after a clean stop."""
-    from ..testing import LocalHub
+    from ..localhub import LocalHub
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise BadConfig(f"--port {args.port} is out of range; pass a port between 0 (any free port) and 65535.")

@@ -21,17 +21,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the run and print its top failure modes."""
-    from ..hub import open_run
-    from ..landscape import failure_modes, format_mode_table
-    from ..perturb import PerturbationSpace
+    from ..landscape import format_mode_table
+    from ..run import Run
 
-    meta, landscape = open_run(args.run)
-    modes = failure_modes(landscape, top_k=args.top)
+    run = Run.open(args.run)
+    meta = run.meta
+    modes = run.modes.head(args.top)
     if args.json:
         print(json.dumps({"run_id": meta["run_id"], "model_id": meta["model_id"],
                           "modes": json.loads(modes.to_json(orient="records"))}, indent=2))
         return 0
     print(f"{meta['model_id']} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
           f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
-    print(format_mode_table(modes, PerturbationSpace.from_dict(meta["space"]), max_rows=args.top))
+    print(format_mode_table(modes, run.space, max_rows=args.top))
     return 0

@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from ..errors import BadConfig
-    from ..space import serve
-    from ..space_app import AppConfig
+    from ..feedback.app import AppConfig
+    from ..feedback.deploy import serve
 
     if not (args.feedback_repo or args.feedback_dir):
         raise BadConfig(
@@ -84,7 +84,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_deploy(args: argparse.Namespace) -> int:
     """Deploy and print the Space URL and how to add its token."""
-    from ..space import DeployConfig, deploy
+    from ..feedback.deploy import DeployConfig, deploy
 
     deployment = deploy(DeployConfig(args.failures, args.feedback_repo, args.space_id, private=args.private))
     print(f"Space: {deployment.url}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,12 +14,14 @@ from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JudgeConfig, make_judge
-from ..perturb import PerturbationSpace, default_space_for, load_space
+from ..perturb import ConceptSpace, default_space_for, load_space
+from ..run import Run
 from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
 from ..store import RunStore
 from ..targets import Target, load_target
 from .baselines import grid_size, run_epsilon_greedy, run_grid, run_random
 from .config import GRID_LIMIT, ExploreConfig
+from .confirm import confirm_top_cells
 from .querier import Querier
 
 logger = logging.getLogger(__name__)
@@ -29,14 +30,6 @@ DEFAULT_BUDGET = 500
 VERSIONED_PACKAGES = (
     "torch", "transformers", "diffusers", "peft", "trl", "datasets", "huggingface_hub", "gymnasium",
 )
-
-
-@dataclass
-class Run:
-    """A finished (or stopped) run: where it is and its metadata."""
-
-    path: Path
-    meta: dict
 
 
 def package_versions() -> dict[str, str]:
@@ -63,7 +56,7 @@ def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[li
     return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
-def load_parts(config: ExploreConfig) -> tuple[Target, PerturbationSpace, list[Seed]]:
+def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
     """Load the model, the concept space and the seed inputs a config names."""
     generation = {
         key: value
@@ -102,7 +95,7 @@ def load_parts(config: ExploreConfig) -> tuple[Target, PerturbationSpace, list[S
     return target, space, seeds
 
 
-def run_meta(config: ExploreConfig, target: Target, space: PerturbationSpace, budget: int, run_id: str) -> dict:
+def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget: int, run_id: str) -> dict:
     """The metadata written to ``run.json`` when a run starts."""
     return {
         "run_id": run_id,
@@ -162,7 +155,7 @@ def explore(config: ExploreConfig) -> Run:
     finally:
         querier.close()
     explored = time.perf_counter()
-    from ..summarize import confirm_top_cells, summarize
+    from ..summarize import summarize
 
     confirm_top_cells(querier, held_out, top=config.confirm_top, per_cell=config.confirm_seeds, policy_probs=policy_probs)
     confirmed = time.perf_counter()
@@ -175,11 +168,11 @@ def explore(config: ExploreConfig) -> Run:
             "confirm_s": round(confirmed - explored, 2),
         },
     )
-    meta = summarize(store)
-    return Run(store.root, meta)
+    summarize(store)
+    return Run.open(store.root)
 
 
-def resolve_budget(config: ExploreConfig, space: PerturbationSpace, explore_seeds: Sequence[Seed]) -> int:
+def resolve_budget(config: ExploreConfig, space: ConceptSpace, explore_seeds: Sequence[Seed]) -> int:
     """The explore budget: the user's, or the grid's size for ``grid``, or the default."""
     if config.algorithm != "grid":
         return config.budget or DEFAULT_BUDGET

@@ -1,10 +1,10 @@
 """Concept spaces and perturbation ops: ordered factors × levels from YAML, applied to images, text and prompts."""
 
 from .image import prepare_image
-from .space import (
+from .concepts import (
     Factor,
     Op,
-    PerturbationSpace,
+    ConceptSpace,
     default_space_for,
     format_level,
     list_builtin_spaces,
@@ -15,7 +15,7 @@ from .space import (
 __all__ = [
     "Factor",
     "Op",
-    "PerturbationSpace",
+    "ConceptSpace",
     "default_space_for",
     "format_level",
     "list_builtin_spaces",

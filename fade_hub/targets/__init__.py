@@ -1,6 +1,6 @@
 """The model under test: ``load_target(model_id)`` gives a ``Target`` whose ``predict`` answers batches.
 
-One module per task; ``TARGETS`` maps each supported task to its class.
+One module per task; the task registry (``fade_hub.tasks``) names each task's ``Target`` class.
 """
 
 from __future__ import annotations
@@ -8,29 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fade_hub.errors import UnsupportedTask
-from fade_hub.targets.base import TASKS, Prediction, Target, TargetConfig, remote_code_error
+from fade_hub.tasks import get_task
+from fade_hub.targets.base import Prediction, Target, TargetConfig, remote_code_error
 from fade_hub.targets.detect import detect_source_task
-from fade_hub.targets.image_classification import ImageClassifier
 from fade_hub.targets.source import ModelSource, resolve_source
-from fade_hub.targets.summarization import Summarizer
-from fade_hub.targets.text_classification import TextClassifier
-from fade_hub.targets.text_generation import TextGenerator
-from fade_hub.targets.text_to_image import TextToImage
 
 logger = logging.getLogger(__name__)
 
-TARGETS: dict[str, type[Target]] = {
-    "image-classification": ImageClassifier,
-    "text-classification": TextClassifier,
-    "text-generation": TextGenerator,
-    "summarization": Summarizer,
-    "text-to-image": TextToImage,
-}
-
 __all__ = [
-    "TASKS",
-    "TARGETS",
     "Prediction",
     "Target",
     "TargetConfig",
@@ -78,12 +63,9 @@ def load_target(
         seed=seed,
     )
     source = resolve_source(model_id, revision, token)
-    if task is None:
-        task = detect_source_task(source)
-    elif task not in TARGETS:
-        raise UnsupportedTask(f"task {task!r} is not supported; choose one of: {', '.join(TASKS)}")
+    spec = get_task(task or detect_source_task(source))
     if needs_remote_code(source) and not trust_remote_code:
         raise remote_code_error(source.model_id)
-    target = TARGETS[task](source, config)
-    logger.info("loaded %s target %s (commit %s) on %s", task, source.model_id, source.commit_sha, target.device)
+    target = spec.target_class()(source, config)
+    logger.info("loaded %s target %s (commit %s) on %s", spec.name, source.model_id, source.commit_sha, target.device)
     return target

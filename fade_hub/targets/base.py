@@ -14,7 +14,6 @@ from PIL import Image
 from fade_hub.errors import BadConfig, RemoteCodeRequired
 from fade_hub.targets.source import ModelSource
 
-TASKS = ("image-classification", "text-classification", "text-generation", "summarization", "text-to-image")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _LONG_CONTEXT = 100_000
 

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from fade_hub.errors import UnsupportedTask
-from fade_hub.targets.base import TASKS
 from fade_hub.targets.source import ModelSource
+from fade_hub.tasks import TASKS, task_for_pipeline_tag
 
-PIPELINE_TAGS = {
-    "image-classification": "image-classification",
-    "text-classification": "text-classification",
-    "sentiment-analysis": "text-classification",
-    "text-generation": "text-generation",
-    "summarization": "summarization",
-    "text2text-generation": "summarization",
-    "text-to-image": "text-to-image",
-}
 # transformers auto-mapping tables, checked in order: supported tasks first.
 _MAPPINGS = (
     ("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES", "image-classification"),
@@ -95,7 +86,7 @@ def _from_model_index(model_index: dict) -> str:
 
 def detect_source_task(source: ModelSource) -> str:
     """The supported task of a resolved model; raises UnsupportedTask otherwise."""
-    detected = PIPELINE_TAGS.get(source.pipeline_tag or "", source.pipeline_tag)
+    detected = task_for_pipeline_tag(source.pipeline_tag) or source.pipeline_tag
     if detected is None and source.is_diffusers:
         detected = _from_model_index(source.model_index or {})
     if detected is None and source.config is not None:

@@ -18,7 +18,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from fade_hub.errors import HubUnreachable, ModelNotFound
-from fade_hub.hub import NETWORK_ERRORS
+from fade_hub.errors import NETWORK_ERRORS
 
 logger = logging.getLogger(__name__)
 

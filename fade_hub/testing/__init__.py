@@ -1,5 +1,4 @@
-"""Offline test helpers: ``LocalHub`` (a Hub-compatible server over a folder); tiny models live in ``.tiny``."""
+"""Fixture builders for the tests and benchmarks only (tiny models from configs, small trained fixtures).
 
-from .localhub import LocalHub
-
-__all__ = ["LocalHub"]
+No production module imports this package; ``tests/test_imports.py`` holds that.
+"""

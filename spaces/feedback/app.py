@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 import fade_hub
-from fade_hub.space_app import AppConfig, FeedbackApp
+from fade_hub.feedback.app import AppConfig, FeedbackApp
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 logging.getLogger("httpx").setLevel(logging.WARNING)

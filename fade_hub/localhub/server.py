@@ -1,4 +1,4 @@
-"""LocalHub: a Hugging Face Hub-compatible HTTP server over a folder, for offline tests and demos.
+"""LocalHub: a Hugging Face Hub-compatible HTTP server over a folder, for offline demos and tests.
 
 Point the unmodified clients at it with ``HF_ENDPOINT=http://127.0.0.1:PORT`` and
 ``HF_HUB_DISABLE_XET=1`` (set both before importing huggingface_hub or datasets)::
@@ -17,10 +17,10 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from .localhub_http import HubServer
-from .localhub_store import HubStore
+from .http import HubServer
+from .store import HubStore
 
-logger = logging.getLogger("fade_hub.testing.localhub")
+logger = logging.getLogger("fade_hub.localhub")
 
 
 class LocalHub:

@@ -22,24 +22,15 @@ from typing import Any, Mapping
 import gradio as gr
 import pandas as pd
 
-from .errors import BadConfig
-from .feedback import FeedbackWriter, InvalidFeedback, default_staging_dir, make_record, target_type
-from .hub import open_run, run_file
-from .landscape import cell_label, count_text, failure_modes, held_out_text
-from .perturb import PerturbationSpace
-from .plots import landscape_figure
-from .store import FAILURES_FILE
+from ..errors import BadConfig
+from ..landscape import count_text, held_out_text
+from ..plots import landscape_figure
+from ..run import BadTarget, Run, target_type
+from ..tasks import TASKS
+from .records import FeedbackWriter, InvalidFeedback, default_staging_dir, make_record
 
 logger = logging.getLogger(__name__)
 
-# Which correction a task takes for one example.
-CORRECTION_KINDS = {
-    "image-classification": "label",
-    "text-classification": "label",
-    "text-generation": "text",
-    "summarization": "text",
-    "text-to-image": "image",
-}
 IMAGE_CHOICES = ("accept", "reject")
 PICK_HINT = "Pick an example above to correct it."
 MODE_COLUMNS = ["#", "failure mode", "failure rate [95% CI]", "n", "confirmed", "id"]
@@ -111,25 +102,24 @@ class AppConfig:
 class RunView:
     """What the app shows of one run: metadata, ranked failure modes, failing examples, known labels."""
 
-    def __init__(self, meta: dict[str, Any], landscape: pd.DataFrame, failures: pd.DataFrame) -> None:
-        self.meta = meta
-        self.space = PerturbationSpace.from_dict(meta["space"])
-        self.factor_names = [factor.name for factor in self.space.factors]
-        self.landscape = landscape
-        self.modes = failure_modes(landscape)
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.meta = run.meta
+        self.space = run.space
+        self.factor_names = run.factor_names
+        self.landscape = run.landscape
+        self.modes = run.modes
+        failures = run.failures
         self.failures = failures.sort_values(["severity", "query_id"], ascending=[False, True], kind="mergesort")
-        self.task = str(meta.get("task", ""))
-        self.correction_kind = CORRECTION_KINDS.get(self.task, "text")
+        self.task = run.task
+        self.correction_kind = TASKS[self.task].correction if self.task in TASKS else "text"
         self.has_images = "image" in failures.columns
         self.has_text_inputs = bool((failures.get("clean_input", pd.Series(dtype=str)).astype(str) != "").any())
-        self._mode_ids = {int(a) for a in self.modes["action_id"]}
-        self._example_ids = {int(q) for q in failures["query_id"]}
 
     @classmethod
     def open(cls, spec: str, token: str | None = None) -> RunView:
         """Read a run from a local run directory or a pushed dataset repo."""
-        meta, landscape = open_run(spec, token=token)
-        return cls(meta, landscape, pd.read_parquet(run_file(spec, FAILURES_FILE, token=token)))
+        return cls(Run.open(spec, token=token))
 
     @property
     def run_id(self) -> str:
@@ -158,7 +148,7 @@ class RunView:
 
     def mode_levels(self, row: pd.Series | dict) -> str:
         """``rotation=5, brightness=0.4`` for a landscape row."""
-        return cell_label(row, self.factor_names, sep=", ")
+        return self.run.cell_text(row)
 
     def mode_table(self) -> pd.DataFrame:
         """The ranked failure modes as display strings."""
@@ -203,9 +193,13 @@ class RunView:
 
     def check(self, target: str, correction: str) -> None:
         """InvalidFeedback unless ``target`` is a failure mode or failing example here and the correction fits."""
-        target, correction = str(target).strip(), str(correction or "").strip()
+        correction = str(correction or "").strip()
+        try:
+            found = self.run.resolve(target)
+        except BadTarget as err:
+            raise InvalidFeedback(str(err)) from None
         if target_type(target) == "mode":
-            if int(target) not in self._mode_ids:
+            if found is None:
                 raise InvalidFeedback(
                     f"target {target!r} is not a failure mode of run {self.run_id}; "
                     "use an action_id from the failure-mode table"
@@ -216,7 +210,7 @@ class RunView:
                     "or leave the correction empty for a whole mode"
                 )
             return
-        if int(target[1:]) not in self._example_ids:
+        if found is None:
             raise InvalidFeedback(f"target {target!r} is not a failing example of run {self.run_id}")
         if not correction:
             return

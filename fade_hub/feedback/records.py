@@ -17,7 +17,8 @@ of truth: after a crash, the next process pushes the files left behind. Files ar
 named per process, so nothing is pushed twice. ``load`` reads every record back and ``resolved()``
 keeps the latest verdict per (run, user, target).
 
-This module imports nothing from fade_hub but ``errors``, so the Space can run it from its own files.
+Targets are stored in the run reader's canonical form (``fade_hub.run.canonical_target``): ``" 021 "`` is
+stored as ``"21"``, and anything but ASCII digits is refused. This module imports no UI and no model code.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import uuid
 from dataclasses import asdict, dataclass, fields
@@ -35,16 +35,14 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import BadConfig, FadeHubError, HubUnreachable
+from ..errors import BadConfig, FadeHubError, HubUnreachable
+from ..run import BadTarget, canonical_target, target_type
 
 logger = logging.getLogger(__name__)
 
 VERDICTS = ("fix", "acceptable", "not_a_failure")
-TARGET_TYPES = ("mode", "example")
 PATH_IN_REPO = "data"
 MAX_TEXT = 4000  # characters of a correction or a note
-_MODE_RE = re.compile(r"^\d+$")
-_EXAMPLE_RE = re.compile(r"^q\d+$")
 
 CARD = """---
 license: other
@@ -110,17 +108,6 @@ class FeedbackRecord:
 RECORD_FIELDS = tuple(f.name for f in fields(FeedbackRecord))
 
 
-def target_type(target: str) -> str:
-    """``mode`` for an action id such as ``"42"``, ``example`` for a query id such as ``"q123"``."""
-    if _MODE_RE.match(target):
-        return "mode"
-    if _EXAMPLE_RE.match(target):
-        return "example"
-    raise InvalidFeedback(
-        f"target {target!r} is neither a failure mode's action id (e.g. '42') nor an example id (e.g. 'q123')"
-    )
-
-
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with microseconds, e.g. ``2026-01-01T12:00:00.000000Z``."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -128,10 +115,13 @@ def utc_now() -> str:
 
 def make_record(run_id: str, target: str, verdict: str, correction: str, note: str, user: str) -> FeedbackRecord:
     """A new record with a fresh id and timestamp; InvalidFeedback on an unknown verdict or a bad target."""
-    target = str(target).strip()
     verdict = str(verdict).strip()
     if verdict not in VERDICTS:
         raise InvalidFeedback(f"unknown verdict {verdict!r}; use one of: {', '.join(VERDICTS)}")
+    try:
+        target = canonical_target(target)
+    except BadTarget as err:
+        raise InvalidFeedback(str(err)) from None
     kind = target_type(target)
     correction, note = str(correction or "").strip(), str(note or "").strip()
     for name, text in (("correction", correction), ("note", note)):

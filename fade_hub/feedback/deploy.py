@@ -14,14 +14,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadConfig, HubUnreachable
+from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SPACE_TEMPLATE = PACKAGE_DIR.parent / "spaces" / "feedback"
 SPACE_FILES = ("app.py", "README.md", "requirements.txt")
 # The app's import closure inside fade_hub (checked by tests/test_space.py::test_deploy_...).
 VENDORED = (
-    "__init__.py", "errors.py", "feedback.py", "space_app.py", "hub.py", "store.py", "landscape.py", "plots.py",
+    "__init__.py", "errors.py", "tasks.py", "run.py", "store.py", "landscape.py", "plots.py", "feedback/*.py",
     "perturb/*.py",
 )
 
@@ -80,15 +80,15 @@ def deploy(config: DeployConfig) -> Deployment:
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError
 
-    from .feedback import ensure_feedback_repo
-    from .hub import NETWORK_ERRORS, open_run
+    from ..run import Run
+    from .records import ensure_feedback_repo
 
     if Path(config.failures).exists():
         raise BadConfig(
             f"--failures {config.failures} is a local path; a Space reads a dataset repo: push the run first "
             f"(fade-hub push {config.failures} USER/NAME) and pass that repo id"
         )
-    open_run(config.failures, token=config.token)  # RunNotFound unless it is a pushed run
+    Run.open(config.failures, token=config.token)  # RunNotFound unless it is a pushed run
     api = HfApi(token=config.token)
     variables = {"FADE_FAILURES": config.failures, "FADE_FEEDBACK_REPO": config.feedback_repo}
     try:
@@ -122,7 +122,7 @@ def deploy(config: DeployConfig) -> Deployment:
 
 def serve(app_config, *, host: str = "127.0.0.1", port: int | None = None) -> None:
     """Run the feedback app in this process until Ctrl-C or SIGTERM; push the last feedback on the way out."""
-    from .space_app import FeedbackApp
+    from .app import FeedbackApp
 
     app = FeedbackApp(app_config)
     try:

@@ -203,7 +203,7 @@ def _parse_factor(raw: Any, key: str, source: str) -> Factor:
 
 
 @dataclass
-class PerturbationSpace:
+class ConceptSpace:
     """An ordered product of factors; actions are level indices, cells are row-major ``action_id``s."""
 
     modality: str
@@ -324,7 +324,7 @@ class PerturbationSpace:
         return text
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<dict>") -> PerturbationSpace:
+    def from_dict(cls, data: Any, source: str = "<dict>") -> ConceptSpace:
         """Build and validate a space from a YAML-shaped dict; BadSpace names ``source`` and the bad key."""
         if not isinstance(data, Mapping):
             raise _fail(source, "", "must be a mapping with modality and factors")
@@ -347,7 +347,7 @@ class PerturbationSpace:
         return cls(modality=modality, factors=factors, name=data.get("name"), description=data.get("description"))
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> PerturbationSpace:
+    def from_yaml(cls, path: str | Path) -> ConceptSpace:
         """Load and validate a space from a YAML file."""
         source = str(path)
         try:
@@ -359,7 +359,7 @@ class PerturbationSpace:
         return cls._from_text(text, source)
 
     @classmethod
-    def _from_text(cls, text: str, source: str) -> PerturbationSpace:
+    def _from_text(cls, text: str, source: str) -> ConceptSpace:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -398,25 +398,25 @@ def default_space_for(modality: str) -> str:
     return DEFAULT_SPACES[modality]
 
 
-def _load_builtin(name: str) -> PerturbationSpace:
+def _load_builtin(name: str) -> ConceptSpace:
     files = _builtin_files()
     if name not in files:
         raise BadSpace(f"unknown built-in space {name!r} (known: {', '.join(sorted(files))})")
-    space = PerturbationSpace._from_text(files[name].read_text(encoding="utf-8"), f"builtin:{name}")
+    space = ConceptSpace._from_text(files[name].read_text(encoding="utf-8"), f"builtin:{name}")
     if space.name is None:
         space.name = name
     return space
 
 
-def load_space(spec: str | Path | PerturbationSpace) -> PerturbationSpace:
+def load_space(spec: str | Path | ConceptSpace) -> ConceptSpace:
     """A space from ``builtin:NAME``, a bare built-in NAME, a YAML path, or an existing space."""
-    if isinstance(spec, PerturbationSpace):
+    if isinstance(spec, ConceptSpace):
         return spec
     if isinstance(spec, str) and spec.startswith("builtin:"):
         return _load_builtin(spec[len("builtin:"):])
     path = Path(spec)
     if isinstance(spec, Path) or path.is_file() or path.suffix in (".yaml", ".yml"):
-        return PerturbationSpace.from_yaml(path)
+        return ConceptSpace.from_yaml(path)
     names = _builtin_files()
     if spec in names:
         return _load_builtin(spec)

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BadConfig
+from ..errors import BadConfig
 
 DEMO_MODEL_VERSION = "shapes-resnet-v1"
 DEMO_SPACE = "demo-shapes"
@@ -63,7 +63,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     else:
         if "huggingface_hub" in sys.modules:
             raise BadConfig("the embedded Hub must start before huggingface_hub is imported; run the demo in a fresh process")
-        from .testing import LocalHub
+        from ..localhub import LocalHub
 
         hub_root = Path(config.hub_root or cache / "demo-hub")
         hub = LocalHub(hub_root).start()
@@ -80,7 +80,7 @@ def _clear_previous_demo_run(output: Path, model_repo: str) -> None:
     """Remove an earlier demo run in ``output``; refuse to touch anything else."""
     import shutil
 
-    from .store import RunStore
+    from ..store import RunStore
 
     store = RunStore(output)
     if not output.exists():
@@ -93,10 +93,10 @@ def _clear_previous_demo_run(output: Path, model_repo: str) -> None:
 def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
     from huggingface_hub import HfApi, constants
 
-    from .explore.config import ExploreConfig
-    from .explore.runner import explore
-    from .hub import push_run
-    from .testing.shapes import train_shape_classifier, write_seed_folder
+    from ..explore.config import ExploreConfig
+    from ..explore.runner import explore
+    from ..hub import push_run
+    from .shapes import train_shape_classifier, write_seed_folder
 
     model_dir = train_shape_classifier(cache / DEMO_MODEL_VERSION, seed=config.seed)
     seeds_dir = write_seed_folder(cache / f"{DEMO_MODEL_VERSION}-seeds", config.seeds_per_class, seed=1000 + config.seed)

@@ -1,7 +1,7 @@
-"""Seed inputs: rows of a Hub dataset, a local folder or file, or a built-in prompt set.
+"""Where seeds come from: rows of a Hub dataset, a local folder or file, or a built-in set, turned into ``Seed``s.
 
 A seed is one unperturbed input (an RGB image, a text, or a text-to-image template with
-``{slot}`` placeholders) plus, for classifiers, its label aligned to the model's ``id2label``.
+``{slot}`` placeholders) plus its label name (classifiers) or reference output when the source has them.
 """
 
 from __future__ import annotations
@@ -10,23 +10,20 @@ import csv
 import json
 import logging
 import random
-import re
 import string
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-import yaml
 from PIL import Image, ImageOps
 
-from fade_hub.errors import BadConfig, BadSeeds, HubUnreachable, LabelAlignmentError
-from fade_hub.hub import NETWORK_ERRORS
+from fade_hub.errors import NETWORK_ERRORS, BadConfig, BadSeeds, HubUnreachable
 from fade_hub.perturb import prepare_image
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_DIR = Path(__file__).parent / "builtin" / "seeds"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin" / "seeds"
 MODALITIES = ("image", "text", "prompt")
 HUB_DEFAULT_CAP = 64
 STREAM_SHUFFLE_WINDOW = 1000
@@ -37,12 +34,6 @@ _IMAGE_NAMES = ("image", "img", "pixel_values", "image_path", "file_name", "file
 _TEXT_NAMES = ("text", "sentence", "document", "article", "content", "prompt", "review", "question", "input")
 _LABEL_NAMES = ("label", "labels", "class")
 _REFERENCE_NAMES = ("summary", "highlights", "target", "reference", "abstract")
-_DEFAULT_SEEDS = {
-    "text-to-image": "builtin:paper-activities",
-    "text-generation": "builtin:prompts",
-    "text-classification": "builtin:sentences",
-    "summarization": "builtin:articles",
-}
 _UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
@@ -105,13 +96,8 @@ def list_builtin_seeds() -> dict[str, str]:
     return {path.stem: _read_builtin(path)["description"] for path in sorted(BUILTIN_DIR.glob("*.json"))}
 
 
-def default_seeds_for(task: str) -> str | None:
-    """The built-in seed source used for ``task`` when the user gives none, or None."""
-    return _DEFAULT_SEEDS.get(task)
-
-
-def load_seeds(config: SeedConfig, modality: str, id2label: dict[int, str] | None = None, token=None) -> list[Seed]:
-    """Load seeds for ``modality`` ("image" | "text" | "prompt"), labels aligned to ``id2label``.
+def read_seeds(config: SeedConfig, modality: str, token=None) -> tuple[list[Seed], bool]:
+    """The seeds a source holds (labels still as the source names them) and whether it declared label names.
 
     Local sources and built-ins give all their rows unless ``num_seeds`` is set; a Hub dataset
     gives at most ``num_seeds`` rows, 64 when unset. With ``shuffle``, rows are shuffled with
@@ -133,153 +119,15 @@ def load_seeds(config: SeedConfig, modality: str, id2label: dict[int, str] | Non
             logger.info("taking at most %d seeds from %s; pass --num-seeds to change", cap, source)
         table = _hub_table(config, cap, token)
     try:
-        seeds, names_declared = _materialize(table, config, modality, cap)
+        return _materialize(table, config, modality, cap)
     except NETWORK_ERRORS as err:
         raise HubUnreachable(f"lost the connection to the Hub while reading {source!r} ({err})") from err
-    seeds = _apply_labels(seeds, id2label, config.label_map, names_declared)
-    logger.info("loaded %d seeds from %s", len(seeds), source)
-    return seeds
 
 
-def align_labels(
-    dataset_labels: Iterable[str], id2label: dict[int, str], label_map: dict[str, str] | None = None
-) -> dict[str, int]:
-    """Map each dataset label to a model label id, by name (case and separators ignored) or via ``label_map``."""
-    index = _LabelIndex(id2label)
-    wanted = list(dict.fromkeys(str(label) for label in dataset_labels))
-    mapped_keys = {_norm(str(key)): value for key, value in (label_map or {}).items()}
-    mapping: dict[str, int] = {}
-    unmatched: list[str] = []
-    for name in wanted:
-        target = mapped_keys.get(_norm(name)) if label_map else None
-        if label_map and name in label_map:
-            target = label_map[name]
-        label_id = index.resolve(target if target is not None else name)
-        if label_id is None and target is not None:
-            raise LabelAlignmentError(
-                f"the label map sends {name!r} to {target!r}, which is not a model label "
-                f"(model labels {_examples(index.names)})"
-            )
-        if label_id is None:
-            unmatched.append(name)
-        else:
-            mapping[name] = label_id
-    if unmatched:
-        hint = (
-            "add them to the --label-map file"
-            if label_map
-            else "pass --label-map FILE mapping dataset labels to model labels"
-        )
-        if mapping:
-            raise LabelAlignmentError(
-                f"dataset labels {_examples(unmatched)} have no match among model labels "
-                f"{_examples(index.names)} ({len(mapping)} others matched); {hint}"
-            )
-        raise LabelAlignmentError(
-            f"dataset labels {_examples(wanted)} do not match model labels {_examples(index.names)}; {hint}"
-        )
-    return mapping
-
-
-class _LabelIndex:
-    """Model label lookup by exact name, normalised name, or comma-separated synonym."""
-
-    def __init__(self, id2label: dict[int, str]):
-        self.id2label = {int(key): str(value) for key, value in sorted(id2label.items(), key=lambda kv: int(kv[0]))}
-        self.names = list(self.id2label.values())
-        self.exact: dict[str, int] = {}
-        for label_id, name in self.id2label.items():
-            self.exact.setdefault(name, label_id)
-        self.full = _unique_index((_norm(name), label_id) for label_id, name in self.id2label.items())
-        synonyms = _unique_index(
-            (_norm(part), label_id)
-            for label_id, name in self.id2label.items()
-            if "," in name
-            for part in name.split(",")
-        )
-        self.synonyms = {key: value for key, value in synonyms.items() if key not in self.full}
-
-    def resolve(self, value: object) -> int | None:
-        """The model label id for a label name (or id), or None."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value if value in self.id2label else None
-        name = str(value)
-        if name in self.exact:
-            return self.exact[name]
-        for candidate in [name, *name.split(",")]:
-            key = _norm(candidate)
-            found = self.full.get(key, self.synonyms.get(key))
-            if found is not None:
-                return found
-        return None
-
-
-def _unique_index(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
-    """Keys that point at exactly one label id."""
-    index: dict[str, set[int]] = {}
-    for key, label_id in pairs:
-        index.setdefault(key, set()).add(label_id)
-    return {key: ids.pop() for key, ids in index.items() if len(ids) == 1}
-
-
-def _norm(name: str) -> str:
-    """A label name with case, spaces, underscores, hyphens and punctuation ignored."""
-    return re.sub(r"[\W_]+", "", name.casefold()) or name.strip().casefold()
-
-
-def _examples(names: list[str], limit: int = 5) -> str:
+def examples_text(names: list[str], limit: int = 5) -> str:
     """A short list of names for an error line."""
     shown = ", ".join(repr(name) for name in names[:limit])
     return f"[{shown}, ...]" if len(names) > limit else f"[{shown}]"
-
-
-def _apply_labels(
-    seeds: list[Seed], id2label: dict[int, str] | None, label_map_path: str | None, names_declared: bool
-) -> list[Seed]:
-    """Set each labelled seed's ``label`` to the model's id and its name to the model's name."""
-    labelled = [seed.label_name for seed in seeds if seed.label_name is not None]
-    if id2label is None or not labelled:
-        return seeds
-    label_map = _read_label_map(label_map_path) if label_map_path else None
-    model = {int(key): str(value) for key, value in id2label.items()}
-    try:
-        mapping = align_labels(labelled, model, label_map)
-    except LabelAlignmentError:
-        if label_map is not None or names_declared or not all(_is_int(name) for name in labelled):
-            raise
-        if any(int(name) not in model for name in labelled):
-            raise
-        logger.warning("dataset labels are bare integers: taking them as the model's label ids")
-        mapping = {name: int(name) for name in labelled}
-    aligned = []
-    for seed in seeds:
-        if seed.label_name is None:
-            aligned.append(seed)
-            continue
-        label = mapping[seed.label_name]
-        context = model[label] if seed.context == seed.label_name else seed.context
-        aligned.append(replace(seed, label=label, label_name=model[label], context=context))
-    return aligned
-
-
-def _is_int(text: str) -> bool:
-    """Whether ``text`` spells an integer."""
-    return re.fullmatch(r"-?\d+", text) is not None
-
-
-def _read_label_map(path: str) -> dict[str, object]:
-    """A JSON or YAML file mapping dataset label -> model label name (or id)."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise BadConfig(f"label map file {path!r} does not exist")
-    text = file.read_text(encoding="utf-8-sig")
-    try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise BadConfig(f"label map file {path!r} is not valid {file.suffix.lstrip('.') or 'YAML'}: {err}") from err
-    if not isinstance(data, dict) or not data:
-        raise BadConfig(f"label map file {path!r} must hold a mapping of dataset label -> model label")
-    return {str(key): value for key, value in data.items()}
 
 
 def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | None) -> tuple[list[Seed], bool]:
@@ -321,7 +169,7 @@ def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | No
         )
     if not seeds:
         if skipped:
-            raise BadSeeds(f"seed source {table.name} has no readable images (skipped {_examples(skipped)})")
+            raise BadSeeds(f"seed source {table.name} has no readable images (skipped {examples_text(skipped)})")
         if seen:
             raise BadSeeds(f"seed source {table.name} has no rows with a value in column {columns.input!r}")
         raise _no_rows(table)

@@ -1,0 +1,36 @@
+"""Human feedback on failure modes: records, a crash-safe writer and the reader (``load``); the app and deploy.
+
+``fade_hub.feedback.load(REPO_OR_DIR).resolved()`` gives the latest verdict per run, user and target.
+The Gradio app lives in ``fade_hub.feedback.app`` and Space deployment in ``fade_hub.feedback.deploy``;
+importing this package loads neither.
+"""
+
+from .records import (
+    MAX_TEXT,
+    RECORD_FIELDS,
+    VERDICTS,
+    FeedbackRecord,
+    FeedbackSet,
+    FeedbackWriter,
+    InvalidFeedback,
+    default_staging_dir,
+    ensure_feedback_repo,
+    load,
+    make_record,
+    read_records,
+)
+
+__all__ = [
+    "MAX_TEXT",
+    "RECORD_FIELDS",
+    "VERDICTS",
+    "FeedbackRecord",
+    "FeedbackSet",
+    "FeedbackWriter",
+    "InvalidFeedback",
+    "default_staging_dir",
+    "ensure_feedback_repo",
+    "load",
+    "make_record",
+    "read_records",
+]

@@ -1,0 +1,203 @@
+"""Read a finished run: from its local directory or the dataset repo it was pushed to.
+
+``Run.open(spec)`` gives the run's metadata, concept space, landscape, failures and queries, and
+resolves feedback targets by one rule (``canonical_target``): a failure mode is named by its cell's
+``action_id`` (``"42"``), a failing example by its query id (``"q123"``). Surrounding whitespace and
+leading zeros are accepted and dropped (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``); anything but
+ASCII digits is refused, full-width digits included. The feedback app, ``report`` and ``mitigate`` all
+read runs through this module; it imports no UI and no model code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import NETWORK_ERRORS, HubUnreachable, RunNotFound
+from .landscape import cell_label, failure_modes
+from .perturb.concepts import ConceptSpace
+from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, RunStore
+
+_MODE_TARGET = re.compile(r"[0-9]+", re.ASCII)
+_EXAMPLE_TARGET = re.compile(r"q([0-9]+)", re.ASCII)
+TARGET_TYPES = ("mode", "example")
+
+
+class BadTarget(ValueError):
+    """A feedback target that names neither a failure mode nor an example."""
+
+
+def canonical_target(target: Any) -> str:
+    """The canonical spelling of a feedback target (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``)."""
+    text = str(target).strip()
+    if _MODE_TARGET.fullmatch(text):
+        return str(int(text))
+    match = _EXAMPLE_TARGET.fullmatch(text)
+    if match:
+        return f"q{int(match.group(1))}"
+    raise BadTarget(
+        f"target {text!r} is neither a failure mode's action id (ASCII digits, e.g. '42') nor an example id (e.g. 'q123')"
+    )
+
+
+def target_type(target: str) -> str:
+    """``mode`` for a cell id such as ``"42"``, ``example`` for a query id such as ``"q123"``."""
+    return "example" if canonical_target(target).startswith("q") else "mode"
+
+
+def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
+    """Path of one file of a run: in a local run directory, or downloaded from a pushed dataset repo."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / name).exists():
+            status = RunStore(path).read_meta().get("status")
+            raise RunNotFound(f"{path} has no {name} yet (status {status!r}); finish the run with --resume")
+        return path / name
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        return Path(hf_hub_download(str(spec), name, repo_type="dataset", token=token))
+    except (RepositoryNotFoundError, HFValidationError):
+        raise RunNotFound(f"{spec!s} is neither a local run directory nor a dataset repo on the Hub") from None
+    except EntryNotFoundError:
+        raise RunNotFound(f"dataset {spec!s} is not a fade-hub run (no {name})") from None
+    except NETWORK_ERRORS as err:
+        raise HubUnreachable(f"could not reach the Hub to read {spec!s} ({type(err).__name__}); check HF_ENDPOINT") from None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A failure mode: one cell of the concept space, with its landscape row."""
+
+    action_id: int
+    levels: dict[str, str]
+    row: pd.Series
+
+    @property
+    def target(self) -> str:
+        """The cell's feedback target."""
+        return str(self.action_id)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One failing query: its seed, cell, the perturbed input, what the model said and what was expected."""
+
+    query_id: int
+    seed_id: str
+    action_id: int
+    levels: dict[str, str]
+    input: str
+    clean_input: str
+    output: str
+    expected: str
+    image: bytes | None = None
+
+    @property
+    def target(self) -> str:
+        """The example's feedback target."""
+        return f"q{self.query_id}"
+
+
+class Run:
+    """One run, read lazily: ``meta`` and ``space`` at once, the tables when first asked for."""
+
+    def __init__(self, spec: str | Path, meta: dict[str, Any], *, token: str | None = None) -> None:
+        self.spec = str(spec)
+        self.meta = meta
+        self.token = token
+        self.path = Path(spec) if Path(spec).is_dir() else None
+        self.space = ConceptSpace.from_dict(meta["space"])
+
+    @classmethod
+    def open(cls, spec: str | Path, *, token: str | None = None) -> Run:
+        """Open a local run directory or a pushed run dataset; RunNotFound when it is neither."""
+        meta = json.loads(run_file(spec, META_FILE, token=token).read_text(encoding="utf-8"))
+        return cls(spec, meta, token=token)
+
+    def file(self, name: str) -> Path:
+        """A local path of one of the run's files (downloaded once for a pushed run)."""
+        return run_file(self.spec, name, token=self.token)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return str(self.meta.get("run_id", ""))
+
+    @property
+    def task(self) -> str:
+        """The task of the model under test."""
+        return str(self.meta.get("task", ""))
+
+    @property
+    def factor_names(self) -> list[str]:
+        """The concept space's factor names, in order."""
+        return [factor.name for factor in self.space.factors]
+
+    @cached_property
+    def landscape(self) -> pd.DataFrame:
+        """One row per cell (see ``fade_hub.landscape``)."""
+        return pd.read_parquet(self.file(LANDSCAPE_FILE))
+
+    @cached_property
+    def failures(self) -> pd.DataFrame:
+        """The failing queries with inputs, outputs, expected answers and (images) media bytes."""
+        return pd.read_parquet(self.file(FAILURES_FILE))
+
+    @cached_property
+    def queries(self) -> pd.DataFrame:
+        """Every query of the run."""
+        return pd.read_parquet(self.file(QUERIES_FILE))
+
+    @cached_property
+    def modes(self) -> pd.DataFrame:
+        """The ranked failure modes."""
+        return failure_modes(self.landscape)
+
+    def cell_text(self, row: pd.Series | dict) -> str:
+        """``rotation=5, brightness=0.4`` for a landscape or query row."""
+        return cell_label(row, self.factor_names, sep=", ")
+
+    def cell(self, action_id: int) -> Cell:
+        """The landscape row of one cell; RunNotFound when the space has no such cell."""
+        rows = self.landscape[self.landscape["action_id"] == int(action_id)]
+        if not len(rows):
+            raise RunNotFound(f"run {self.run_id} has no cell {action_id} (its space has {len(self.landscape)})")
+        row = rows.iloc[0]
+        return Cell(int(action_id), {name: str(row[name]) for name in self.factor_names}, row)
+
+    def example(self, query_id: int) -> Example | None:
+        """The failing query ``query_id``, or None when it did not fail (or does not exist)."""
+        rows = self.failures[self.failures["query_id"] == int(query_id)]
+        if not len(rows):
+            return None
+        row = rows.iloc[0]
+        image = row.get("image")
+        return Example(
+            query_id=int(row["query_id"]),
+            seed_id=str(row["seed_id"]),
+            action_id=int(row["action_id"]),
+            levels={name: str(row[name]) for name in self.factor_names},
+            input=str(row.get("input", "")),
+            clean_input=str(row.get("clean_input", "")),
+            output=str(row["output"]),
+            expected=str(row["expected"]),
+            image=image.get("bytes") if isinstance(image, dict) else None,
+        )
+
+    def resolve(self, target: Any) -> Cell | Example | None:
+        """The failure mode or failing example a feedback target names, or None when the run has no such one."""
+        target = canonical_target(target)
+        if target.startswith("q"):
+            return self.example(int(target[1:]))
+        action_id = int(target)
+        if action_id not in set(self.modes["action_id"].astype(int)):
+            return None
+        return self.cell(action_id)

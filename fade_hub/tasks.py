@@ -1,0 +1,161 @@
+"""The task registry: one ``TaskSpec`` per task fade-hub explores, the single source of every per-task fact.
+
+Targets, judges, seeds, concept spaces, the dataset card, the feedback app, the tiny test models and
+mitigation all read what a task means from here. Adding a task is one ``TaskSpec`` plus the modules it
+names. Classes are named as ``"package.module:Class"`` strings and imported on demand, so this module
+stays a leaf that the Space (which has no torch) can import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UnsupportedTask
+
+MODALITIES = ("image", "text", "prompt")
+CORRECTION_KINDS = ("label", "text", "image")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What one task means to fade-hub.
+
+    ``target``/``mitigator`` are ``"module:Class"`` paths imported on demand; ``judges`` lists the judge
+    kinds that apply, ``default_judge`` is used when the user names none (None: the user must choose);
+    ``correction`` is what a reviewer may give for one example (a label, a preferred text, or accepting a
+    generated image); ``peft_task_type`` is peft's ``TaskType`` name (None where peft has none).
+    """
+
+    name: str
+    modality: str
+    target: str
+    judges: tuple[str, ...]
+    default_judge: str | None
+    correction: str
+    card_category: str
+    peft_task_type: str | None
+    default_space: str
+    default_seeds: str | None
+    tiny_model: str
+    mitigator: str
+    pipeline_tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"task {self.name}: unknown modality {self.modality!r}")
+        if self.correction not in CORRECTION_KINDS:
+            raise ValueError(f"task {self.name}: unknown correction kind {self.correction!r}")
+        if self.default_judge is not None and self.default_judge not in self.judges:
+            raise ValueError(f"task {self.name}: default judge {self.default_judge!r} is not one of its judges")
+
+    def target_class(self) -> type:
+        """The ``Target`` subclass that loads and runs models of this task."""
+        return load_object(self.target)
+
+    def mitigator_class(self) -> type:
+        """The ``Mitigator`` subclass that trains LoRA adapters for this task."""
+        return load_object(self.mitigator)
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(
+            name="image-classification",
+            modality="image",
+            target="fade_hub.targets.image_classification:ImageClassifier",
+            judges=("label",),
+            default_judge="label",
+            correction="label",
+            card_category="image-classification",
+            peft_task_type=None,  # peft has no image-classification TaskType: LoRA + modules_to_save on the head
+            default_space="image-default",
+            default_seeds=None,
+            tiny_model="image-classification",
+            mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
+            pipeline_tags=("image-classification",),
+        ),
+        TaskSpec(
+            name="text-classification",
+            modality="text",
+            target="fade_hub.targets.text_classification:TextClassifier",
+            judges=("label",),
+            default_judge="label",
+            correction="label",
+            card_category="text-classification",
+            peft_task_type="SEQ_CLS",
+            default_space="text-default",
+            default_seeds="builtin:sentences",
+            tiny_model="text-classification",
+            mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
+            pipeline_tags=("text-classification", "sentiment-analysis"),
+        ),
+        TaskSpec(
+            name="text-generation",
+            modality="text",
+            target="fade_hub.targets.text_generation:TextGenerator",
+            judges=("classifier", "keywords", "regex"),
+            default_judge=None,
+            correction="text",
+            card_category="text-generation",
+            peft_task_type="CAUSAL_LM",
+            default_space="text-default",
+            default_seeds="builtin:prompts",
+            tiny_model="text-generation",
+            mitigator="fade_hub.mitigate.language_model:LanguageModelMitigator",
+            pipeline_tags=("text-generation",),
+        ),
+        TaskSpec(
+            name="summarization",
+            modality="text",
+            target="fade_hub.targets.summarization:Summarizer",
+            judges=("rouge", "classifier", "keywords", "regex"),
+            default_judge="rouge",
+            correction="text",
+            card_category="summarization",
+            peft_task_type="SEQ_2_SEQ_LM",
+            default_space="text-default",
+            default_seeds="builtin:articles",
+            tiny_model="summarization",
+            mitigator="fade_hub.mitigate.seq2seq:Seq2SeqMitigator",
+            pipeline_tags=("summarization", "text2text-generation"),
+        ),
+        TaskSpec(
+            name="text-to-image",
+            modality="prompt",
+            target="fade_hub.targets.text_to_image:TextToImage",
+            judges=("clip",),
+            default_judge="clip",
+            correction="image",
+            card_category="text-to-image",
+            peft_task_type=None,  # a diffusers UNet LoRA, saved in diffusers' LoRA format
+            default_space="paper-prompts",
+            default_seeds="builtin:paper-activities",
+            tiny_model="text-to-image",
+            mitigator="fade_hub.mitigate.diffusion:DiffusionMitigator",
+            pipeline_tags=("text-to-image",),
+        ),
+    )
+}
+TASK_NAMES = tuple(TASKS)
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of a supported task; UnsupportedTask naming the supported ones otherwise."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnsupportedTask(f"task {name!r} is not supported; choose one of: {', '.join(TASKS)}") from None
+
+
+def task_for_pipeline_tag(tag: str | None) -> str | None:
+    """The supported task a Hub ``pipeline_tag`` stands for, or None."""
+    return next((spec.name for spec in TASKS.values() if tag in spec.pipeline_tags), None)
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
