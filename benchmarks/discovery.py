@@ -94,7 +94,7 @@ class GroundTruth:
 
 def prepare_fixture(cache: Path, config: BenchConfig) -> tuple[Path, Path]:
     """Train (or reuse) the shapes classifier and write (or reuse) its seed images; return both folders."""
-    from fade_hub.demo import DEMO_MODEL_VERSION
+    from fade_hub.demo.run import DEMO_MODEL_VERSION
     from fade_hub.demo.shapes import train_shape_classifier, write_seed_folder
 
     started = time.perf_counter()

@@ -9,18 +9,34 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import uuid
 from pathlib import Path
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="fade-hub-tests-"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port that is free right now on 127.0.0.1."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-HUB_PORT = _free_port()
+def unique_repo(prefix: str, namespace: str = "tester") -> str:
+    """A repo id no other test uses."""
+    return f"{namespace}/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# A 2x2 image concept space: small enough for grids, with one cell that really darkens and rotates.
+IMAGE_2X2 = {
+    "modality": "image",
+    "factors": [
+        {"name": "rotation", "op": "rotate", "levels": [0, 15]},
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.3]},
+    ],
+}
+
+HUB_PORT = free_port()
 TEST_ENV = {
     "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
     "HF_HUB_DISABLE_XET": "1",
@@ -69,3 +85,22 @@ def tiny_models(session_dir):
         return built[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def shape_seeds(session_dir) -> Path:
+    """Six generated shape images, two per class, in the LABEL/NNN.png layout ``--seeds`` reads."""
+    from fade_hub.demo.shapes import write_seed_folder
+
+    return write_seed_folder(session_dir / "shape-seeds", per_class=2, seed=1)
+
+
+@pytest.fixture(scope="session")
+def small_space(session_dir) -> Path:
+    """``IMAGE_2X2`` as a concept-space YAML file."""
+    from fade_hub.perturb import ConceptSpace
+
+    path = session_dir / "spaces" / "image-2x2.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ConceptSpace.from_dict(IMAGE_2X2).to_yaml(path)
+    return path

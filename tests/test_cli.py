@@ -7,23 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from fade_hub import __version__
 from fade_hub.cli import build_parser, main
-from fade_hub.perturb import ConceptSpace
 from fade_hub.store import RunStore
-from fade_hub.demo.shapes import write_seed_folder
-
-SPACE_2X2 = {
-    "modality": "image",
-    "factors": [
-        {"name": "rotation", "op": "rotate", "levels": [0, 15]},
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.3]},
-    ],
-}
 
 
 def subcommand_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
@@ -33,18 +22,6 @@ def subcommand_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] 
             for name, sub in action.choices.items():
                 yield (*prefix, name), sub
                 yield from subcommand_parsers(sub, (*prefix, name))
-
-
-@pytest.fixture(scope="module")
-def shape_seeds(tmp_path_factory) -> Path:
-    return write_seed_folder(tmp_path_factory.mktemp("seeds"), per_class=2, seed=2)
-
-
-@pytest.fixture(scope="module")
-def small_space(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("space") / "small.yaml"
-    ConceptSpace.from_dict(SPACE_2X2).to_yaml(path)
-    return path
 
 
 def test_version(capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import IMAGE_2X2
 import torch
 from PIL import Image
 
@@ -20,15 +21,8 @@ from fade_hub.judges import JudgeConfig, logit_severity, make_judge, rouge_l
 from fade_hub.perturb import ConceptSpace, load_space
 from fade_hub.seeds import Seed, SeedConfig, load_seeds
 from fade_hub.targets import load_target
-from fade_hub.demo.shapes import LABELS, draw_shape, write_seed_folder
+from fade_hub.demo.shapes import LABELS, draw_shape
 
-IMAGE_2X2 = {
-    "modality": "image",
-    "factors": [
-        {"name": "rotation", "op": "rotate", "levels": [0, 10]},
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5]},
-    ],
-}
 TEXT_2X2 = {
     "modality": "text",
     "factors": [
@@ -103,12 +97,12 @@ def test_check_env_passes(image_target, image_seeds, mode):
     if mode == "single":
         assert env.action_space.nvec.tolist() == [2, 2]
         _, reward, terminated, truncated, info = env.step(np.array([1, 1]))
-        assert terminated and not truncated and info["levels"] == {"rotation": "10", "brightness": "0.5"}
+        assert terminated and not truncated and info["levels"] == {"rotation": "15", "brightness": "0.3"}
         assert reward == (1.0 if info["is_failure"] else 0.0)
     else:
         assert env.action_space.n == 4  # up/down per factor
         _, _, _, _, info = env.step(0)
-        assert info["levels"] == {"rotation": "10", "brightness": "1.0"}
+        assert info["levels"] == {"rotation": "15", "brightness": "1.0"}
 
 
 def test_sequential_steps_cumulate_and_stop(image_target, image_seeds):
@@ -302,18 +296,6 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def shape_seeds(tmp_path_factory) -> Path:
-    return write_seed_folder(tmp_path_factory.mktemp("shape-seeds"), per_class=2, seed=1)
-
-
-@pytest.fixture(scope="module")
-def small_space(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("space") / "image-2x2.yaml"
-    ConceptSpace.from_dict(IMAGE_2X2).to_yaml(path)
-    return path
 
 
 def explore_args(model: Path, seeds: Path | str, output: Path, *extra: str) -> list[str]:

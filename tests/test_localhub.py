@@ -6,30 +6,19 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port, unique_repo
 
 from fade_hub.localhub import LocalHub
-
-
-def _repo(prefix: str) -> str:
-    return f"tester/{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _client_env(endpoint: str, hf_home: Path, token: str = "hf_dummy_test_token") -> dict[str, str]:
@@ -58,7 +47,7 @@ def api(hub):
 def test_create_repos_of_every_type(api):
     from huggingface_hub.errors import HfHubHTTPError
 
-    model, dataset, space = _repo("model"), _repo("data"), _repo("space")
+    model, dataset, space = unique_repo("model"), unique_repo("data"), unique_repo("space")
     assert api.create_repo(model).repo_id == model
     assert api.create_repo(dataset, repo_type="dataset").repo_type == "dataset"
     assert api.create_repo(space, repo_type="space", space_sdk="gradio").repo_id == space
@@ -80,7 +69,7 @@ def test_upload_download_branches_and_history(api, tmp_path):
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_hub_download, snapshot_download
     from safetensors.numpy import save_file
 
-    repo = _repo("files")
+    repo = unique_repo("files")
     api.create_repo(repo)
     folder = tmp_path / "upload"
     (folder / "docs").mkdir(parents=True)
@@ -120,7 +109,7 @@ def test_upload_download_branches_and_history(api, tmp_path):
 def test_resolve_headers_and_range_reads(api, hub):
     from huggingface_hub import CommitOperationAdd
 
-    repo = _repo("range")
+    repo = unique_repo("range")
     api.create_repo(repo, repo_type="dataset")
     payload = bytes(range(256)) * 64
     commit = api.create_commit(
@@ -146,12 +135,12 @@ def test_typed_errors(api):
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    repo = _repo("errors")
+    repo = unique_repo("errors")
     api.create_repo(repo)
     with pytest.raises(RepositoryNotFoundError):
-        api.model_info(_repo("missing"))
+        api.model_info(unique_repo("missing"))
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download(_repo("missing"), "config.json")
+        hf_hub_download(unique_repo("missing"), "config.json")
     with pytest.raises(RevisionNotFoundError):
         hf_hub_download(repo, ".gitattributes", revision="no-such-branch")
     with pytest.raises(RevisionNotFoundError):
@@ -179,7 +168,7 @@ def test_dataset_push_then_load_in_fresh_process(api, hub, tmp_path):
         return datasets.Dataset.from_dict(data, features=features)
 
     original = datasets.DatasetDict({"train": split(5), "test": split(3)})
-    repo = _repo("dataset")
+    repo = unique_repo("dataset")
     original.push_to_hub(repo)
 
     out = _run_client(
@@ -210,14 +199,14 @@ def test_tiny_gpt2_and_lora_adapter_round_trip(api):
 
     torch.manual_seed(0)
     config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64, n_positions=32)
-    repo = _repo("gpt2")
+    repo = unique_repo("gpt2")
     GPT2LMHeadModel(config).push_to_hub(repo)
     reloaded = AutoModelForCausalLM.from_pretrained(repo)
     pushed = GPT2LMHeadModel.from_pretrained(repo)
     for name, tensor in pushed.state_dict().items():
         assert torch.equal(tensor, reloaded.state_dict()[name]), name
 
-    adapter_repo = _repo("lora")
+    adapter_repo = unique_repo("lora")
     lora = get_peft_model(pushed, LoraConfig(r=4, target_modules=["c_attn"], init_lora_weights=False))
     lora.push_to_hub(adapter_repo)
     adapter_weights = {name: t.clone() for name, t in lora.state_dict().items() if "lora_" in name}
@@ -232,7 +221,7 @@ def test_tiny_gpt2_and_lora_adapter_round_trip(api):
 def test_commit_scheduler_lands_every_line(api, tmp_path):
     from huggingface_hub import CommitScheduler, hf_hub_download
 
-    repo = _repo("feedback")
+    repo = unique_repo("feedback")
     folder = tmp_path / "feedback"
     folder.mkdir()
     scheduler = CommitScheduler(repo_id=repo, repo_type="dataset", folder_path=folder, every=10_000)
@@ -256,7 +245,7 @@ def test_concurrent_writers_lose_nothing(api, hub, tmp_path):
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    repo = _repo("concurrent")
+    repo = unique_repo("concurrent")
     api.create_repo(repo, repo_type="dataset")
     first_sha = api.dataset_info(repo).sha
     per_writer = 3
@@ -334,7 +323,7 @@ def test_cli_help_documents_every_flag(capsys):
 
 @pytest.mark.timeout(180)
 def test_cli_serve_in_a_subprocess(tmp_path):
-    port = _free_port()
+    port = free_port()
     token = "hf_secret_token_never_logged"
     server = subprocess.Popen(
         [sys.executable, "-m", "fade_hub.cli", "--debug", "hub", "serve", "--root", str(tmp_path / "root"),
@@ -370,7 +359,7 @@ def test_cli_serve_in_a_subprocess(tmp_path):
 def test_restart_on_same_root_keeps_repos(tmp_path):
     from huggingface_hub import HfApi, hf_hub_download
 
-    local = LocalHub(tmp_path / "hub", port=_free_port())
+    local = LocalHub(tmp_path / "hub", port=free_port())
     client = HfApi(endpoint=local.endpoint)
     with local:
         repo = client.create_repo("keep/me").repo_id

@@ -11,10 +11,10 @@ import yaml
 from PIL import Image, ImageEnhance
 
 from fade_hub.errors import BadSpace
+from fade_hub.tasks import TASKS
 from fade_hub.perturb import (
     Factor,
     ConceptSpace,
-    default_space_for,
     list_builtin_spaces,
     load_space,
     ops_for,
@@ -159,8 +159,8 @@ def test_builtins_load_with_promised_shapes():
         (-10, -5, 0, 5, 10), (0.1, 0.2, 0.3, 0.4, 0.5), (0.5, 0.55, 0.6, 0.65, 0.7)]
     assert [f.op for f in paper.factors] == ["rotate", "darken", "saturation"]
     assert load_space("paper-prompts").factors[2].levels == ("corporate office", "research center", "classroom")
-    for modality in ("image", "text", "prompt"):
-        assert load_space(default_space_for(modality)).modality == modality
+    for spec in TASKS.values():  # every task's default space exists and fits the task's inputs
+        assert load_space(spec.default_space).modality == spec.modality
 
 
 def test_unknown_builtin_lists_known_names(tmp_path):
@@ -171,8 +171,6 @@ def test_unknown_builtin_lists_known_names(tmp_path):
         load_space("nope")
     with pytest.raises(BadSpace, match="file not found"):
         load_space(tmp_path / "missing.yaml")
-    with pytest.raises(BadSpace, match="unknown modality"):
-        default_space_for("audio")
     space = load_space("text-default")
     assert load_space(space) is space
 

@@ -10,31 +10,20 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import free_port, unique_repo
 
 XSS = "<img src=x onerror=alert(1)>"
 CHECKOUT = Path(__file__).resolve().parents[1]
-
-
-def _repo(prefix: str) -> str:
-    return f"tester/{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # runs ---------------------------------------------------------------------------------------------
@@ -54,7 +43,7 @@ def build_image_run(session_dir: Path, tiny_models) -> tuple[Path, str]:
     seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=4, seed=0)
     explore(ExploreConfig(model=str(tiny_models("image-classification")), seeds=str(seeds), algorithm="random",
                           budget=60, output=str(run_dir), show_progress=False))
-    repo = _repo("failures-image")
+    repo = unique_repo("failures-image")
     push_run(run_dir, repo)
     marker.write_text(repo)
     return run_dir, repo
@@ -92,7 +81,7 @@ def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
     store.append(records)
     store.update_meta(status="finished")
     summarize(store)
-    repo = _repo("failures-hostile")
+    repo = unique_repo("failures-hostile")
     push_run(run_dir, repo)
     marker.write_text(repo)
     return run_dir, repo
@@ -117,7 +106,7 @@ def served(config):
 
     app = FeedbackApp(config)
     try:
-        _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+        _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
         yield app, url
     finally:
         app.close()
@@ -159,7 +148,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
 
     run_dir, repo = image_run
     mode, example, labels = _top(run_dir)
-    feedback_repo = _repo("feedback")
+    feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
     with served(config) as (app, url):
         client = _client(url)
@@ -200,7 +189,7 @@ def test_sixteen_concurrent_clients_give_exactly_160_records(image_run, tmp_path
 
     run_dir, repo = image_run
     mode, example, _ = _top(run_dir)
-    feedback_repo = _repo("feedback")
+    feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
     errors: list[BaseException] = []
     with served(config) as (app, url):
@@ -233,7 +222,7 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
 
     run_dir, repo = image_run
     mode, example, labels = _top(run_dir)
-    feedback_repo = _repo("feedback")
+    feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
     with served(config) as (app, url):
         client = _client(url)
@@ -345,8 +334,8 @@ def test_kill_9_between_submit_and_push_loses_nothing(image_run, tmp_path):
 
     run_dir, repo = image_run
     mode, example, _ = _top(run_dir)
-    feedback_repo = _repo("feedback")
-    port = _free_port()
+    feedback_repo = unique_repo("feedback")
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     staging, log = tmp_path / "staging", tmp_path / "app.log"
     command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", repo, "--feedback-repo",
@@ -405,7 +394,7 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
     from fade_hub.cli import main
 
     _, repo = image_run
-    space_id, feedback_repo = _repo("space"), _repo("feedback")
+    space_id, feedback_repo = unique_repo("space"), unique_repo("feedback")
     assert main(["space", "deploy", "--failures", repo, "--feedback-repo", feedback_repo, "--space-id", space_id]) == 0
     printed = capsys.readouterr().out
     assert f"/spaces/{space_id}" in printed and "HF_TOKEN" in printed and "add_space_secret" in printed
@@ -424,7 +413,7 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
     assert not any(os.environ["HF_TOKEN"] in (folder / f).read_text(errors="ignore") for f in files)
     assert "hf_oauth: true" in (folder / "README.md").read_text()
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(variables, FADE_FEEDBACK_DIR=str(tmp_path / "staging"), GRADIO_SERVER_PORT=str(port),
                GRADIO_SERVER_NAME="127.0.0.1", PYTHONNOUSERSITE="1")

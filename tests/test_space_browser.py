@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from test_space import XSS, _repo, hostile_run, image_run, served  # noqa: F401 - fixtures
+from conftest import unique_repo
+from test_space import XSS, hostile_run, image_run, served  # noqa: F401 - fixtures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -80,7 +81,7 @@ def test_review_a_mode_and_submit_a_verdict(browser, image_run, tmp_path):
     from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
-    feedback_repo = _repo("feedback")
+    feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
     with served(config) as (app, url):
         browser.get(url)

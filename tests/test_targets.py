@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from fade_hub.errors import HubUnreachable, ModelNotFound, RemoteCodeRequired, UnsupportedTask
-from fade_hub.targets import TASKS, Prediction, detect_task, load_target
+from fade_hub.targets import Prediction, detect_task, load_target
+from fade_hub.tasks import TASKS
 from fade_hub.targets.source import select_files
 
 ODD_TEXTS = ["", "Grüße 東京 🚀", "the quick brown fox " * 200]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+
+from ..demo.run import DemoConfig
+from ..options import add_options, build_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,31 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "dataset and print the failure modes. No account or network needed; --hub-endpoint and a "
             "token (HF_TOKEN or `hf auth login`) use a real Hub instead."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--output", type=Path, default=Path("fade-runs/demo"), help="Run directory (an earlier demo run there is replaced).")
-    p.add_argument("--budget", type=int, default=600, help="Model queries for the exploration.")
-    p.add_argument("--seed", type=int, default=0, help="Random seed (the same seed gives the same run).")
-    p.add_argument("--cache-dir", type=Path, default=None, help="Where the demo model is cached (default $FADE_HUB_CACHE or ~/.cache/fade-hub).")
-    p.add_argument("--hub-root", type=Path, default=None, help="Folder of the embedded Hub (default CACHE/demo-hub).")
-    p.add_argument("--hub-endpoint", default=None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
-    p.add_argument("--namespace", default=None, help="User or org for the demo repos (default: the token's user).")
-    p.add_argument("--no-progress", dest="show_progress", action="store_false", help="Hide the progress bar.")
+    add_options(p, DemoConfig)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the failure modes and where to look."""
-    from ..demo import DemoConfig, run_demo
+    from ..demo import run_demo
 
     started = time.perf_counter()
-    result = run_demo(
-        DemoConfig(
-            output=args.output, cache_dir=args.cache_dir, budget=args.budget, seed=args.seed,
-            hub_endpoint=args.hub_endpoint, hub_root=args.hub_root, namespace=args.namespace,
-            show_progress=args.show_progress,
-        )
-    )
+    result = run_demo(build_config(DemoConfig, args))
     import pandas as pd
 
     from ..landscape import failure_modes, format_mode_table

@@ -13,7 +13,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import cache_root
 from ..errors import BadConfig
+from ..options import option
 
 DEMO_MODEL_VERSION = "shapes-resnet-v1"
 DEMO_SPACE = "demo-shapes"
@@ -23,15 +25,16 @@ DEMO_SPACE = "demo-shapes"
 class DemoConfig:
     """Settings of ``fade-hub demo``."""
 
-    output: Path = Path("fade-runs/demo")
-    cache_dir: Path | None = None
-    budget: int = 600
-    seed: int = 0
-    seeds_per_class: int = 16
-    hub_endpoint: str | None = None
-    hub_root: Path | None = None
-    namespace: str | None = None
-    show_progress: bool = True
+    output: str = option("fade-runs/demo", help="Run directory (an earlier demo run there is replaced).")
+    cache_dir: str | None = option(None, help="Where the demo model is cached (default: CACHE, that is "
+                                   "$FADE_HUB_CACHE or HF_HOME/fade-hub).")
+    budget: int = option(600, low=1, help="Model queries for the exploration.")
+    seed: int = option(0, low=0, help="Random seed (the same seed gives the same run).")
+    seeds_per_class: int = option(16, low=2, help="Seed images per class for the exploration.")
+    hub_endpoint: str | None = option(None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
+    hub_root: str | None = option(None, help="Folder of the embedded Hub (default CACHE/demo-hub).")
+    namespace: str | None = option(None, help="User or org for the demo repos (default: the token's user).")
+    show_progress: bool = option(True, flag="--no-progress", help="Hide the progress bars.")
 
 
 @dataclass
@@ -48,10 +51,8 @@ class DemoResult:
 
 
 def cache_dir(config: DemoConfig) -> Path:
-    """The demo's cache: ``--cache-dir``, ``$FADE_HUB_CACHE`` or ``~/.cache/fade-hub``."""
-    if config.cache_dir:
-        return Path(config.cache_dir)
-    return Path(os.environ.get("FADE_HUB_CACHE") or Path.home() / ".cache" / "fade-hub")
+    """The demo's cache: ``--cache-dir``, else fade-hub's cache root."""
+    return Path(config.cache_dir) if config.cache_dir else cache_root()
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
@@ -61,7 +62,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     if config.hub_endpoint:
         os.environ["HF_ENDPOINT"] = config.hub_endpoint.rstrip("/")
     else:
-        if "huggingface_hub" in sys.modules:
+        if any(name in sys.modules for name in ("huggingface_hub.constants", "datasets")):  # they read HF_ENDPOINT once
             raise BadConfig("the embedded Hub must start before huggingface_hub is imported; run the demo in a fresh process")
         from ..localhub import LocalHub
 

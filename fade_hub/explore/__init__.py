@@ -1,8 +1,9 @@
 """Explorers: a trl-trained policy (``ppo``) and the ``random``, ``epsilon-greedy`` and ``grid`` baselines."""
 
-from .config import ALGORITHMS, ExploreConfig
+from .config import ExploreConfig
+from .registry import EXPLORERS
 
-__all__ = ["ALGORITHMS", "ExploreConfig", "explore"]
+__all__ = ["EXPLORERS", "ExploreConfig", "explore"]
 
 
 def __getattr__(name: str):

@@ -118,3 +118,18 @@ def run_grid(querier: Querier, seeds: Sequence[Seed], batch_size: int) -> None:
             [seed_id for _, seed_id in chunk],
             episode=list(range(start, start + len(chunk))),
         )
+
+
+def explore_random(config, querier: Querier, seeds: Sequence[Seed], store) -> None:
+    """The ``random`` explorer."""
+    run_random(querier, seeds, np.random.default_rng(config.seed), config.batch_size)
+
+
+def explore_epsilon_greedy(config, querier: Querier, seeds: Sequence[Seed], store) -> None:
+    """The ``epsilon-greedy`` explorer."""
+    run_epsilon_greedy(querier, seeds, np.random.default_rng(config.seed), config.batch_size, config.epsilon)
+
+
+def explore_grid(config, querier: Querier, seeds: Sequence[Seed], store) -> None:
+    """The ``grid`` explorer."""
+    run_grid(querier, seeds, config.batch_size)

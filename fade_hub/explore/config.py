@@ -1,138 +1,133 @@
-"""ExploreConfig: every setting of an exploration run, loadable from YAML and overridable by CLI flags."""
+"""ExploreConfig: every setting of an exploration run; its fields are the YAML keys and the ``explore`` flags."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import BadConfig
+from ..options import build_config, check_ranges, load_options, option, to_dict
+from ..tasks import TASK_NAMES
+from .registry import EXPLORERS, MODES
 
-ALGORITHMS = ("ppo", "random", "epsilon-greedy", "grid")
 # grid runs above this many queries only with --force
 GRID_LIMIT = 20_000
+_MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
+_SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
+    "confirmation on held-out seeds", "output"
 
 
 @dataclass
 class ExploreConfig:
-    """Settings of one exploration run (see ``fade-hub explore --help`` for each field)."""
+    """Settings of one exploration run (``fade-hub explore --help`` shows each with its default)."""
 
-    model: str = ""
-    task: str | None = None
-    revision: str | None = None
-    device: str | None = None
-    trust_remote_code: bool = False
-    batch_size: int = 16
-    max_new_tokens: int | None = None
-    num_inference_steps: int | None = None
+    model: str = option("", help="Hub model ID (user/name) or local model folder.", cli=False)
+    # the model
+    task: str | None = option(None, group=_MODEL, choices=TASK_NAMES,
+                              help="Override the task detected from the model's metadata.")
+    revision: str | None = option(None, group=_MODEL, help="Model branch, tag or commit sha (the resolved sha is recorded).")
+    device: str | None = option(None, group=_MODEL, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
+    trust_remote_code: bool = option(False, group=_MODEL, help="Allow the model's own Python code to run (off by "
+                                     "default: only for models you trust). Also allows --allow-user-code.")
+    allow_user_code: bool = option(False, group=_MODEL, help="Import your own Python named by the concept space "
+                                   "(op: package.module:function) or by --judge package.module:Class.")
+    batch_size: int = option(16, group=_MODEL, low=1, help="Inputs per model forward pass.")
+    max_new_tokens: int | None = option(None, group=_MODEL, low=1,
+                                        help="Generation length for text-generation and summarization.")
+    num_inference_steps: int | None = option(None, group=_MODEL, low=1, help="Denoising steps for text-to-image.")
     # seeds
-    seeds: str | None = None
-    split: str = "train"
-    dataset_config: str | None = None
-    num_seeds: int | None = None
-    image_column: str | None = None
-    text_column: str | None = None
-    label_column: str | None = None
-    reference_column: str | None = None
-    label_map: str | None = None
+    seeds: str | None = option(None, group=_SEEDS, help="Hub dataset ID, local path (image folder LABEL/file.png, "
+                               ".jsonl, .csv, .txt) or builtin:NAME (see --list-builtins). Default: a built-in set "
+                               "for text tasks.")
+    split: str = option("train", group=_SEEDS, help="Dataset split.")
+    dataset_config: str | None = option(None, group=_SEEDS, help="Dataset configuration (subset) name.")
+    num_seeds: int | None = option(None, group=_SEEDS, low=1, help="Use at most this many seed inputs.")
+    image_column: str | None = option(None, group=_SEEDS, help="Dataset column holding images.")
+    text_column: str | None = option(None, group=_SEEDS, help="Dataset column holding texts or prompts.")
+    label_column: str | None = option(None, group=_SEEDS, help="Dataset column holding labels.")
+    reference_column: str | None = option(None, group=_SEEDS,
+                                          help="Dataset column holding reference outputs (e.g. summaries).")
+    label_map: str | None = option(None, group=_SEEDS,
+                                   help="JSON/YAML file mapping dataset labels to the model's label names.")
     # concept space and judge
-    space: str | None = None
-    judge: str | None = None
-    judge_label: str | None = None
-    judge_keywords: list[str] = field(default_factory=list)
-    judge_regex: str | None = None
-    judge_threshold: float | None = None
-    clip: str | None = None
+    space: str | None = option(None, group=_JUDGE,
+                               help="Concept-space YAML file or builtin:NAME (default: the task's built-in).")
+    judge: str | None = option(None, group=_JUDGE, help="A Hub text-classification model ID used as the judge of "
+                               "generated text, a built-in judge by name (rouge, label, clip), or your own "
+                               "package.module:Class (with --allow-user-code).")
+    judge_label: str | None = option(None, group=_JUDGE,
+                                     help="The judge model's label that counts as a failure (e.g. toxic).")
+    judge_keywords: list[str] = option(group=_JUDGE, csv=True, default_factory=list,
+                                       help="Comma-separated words whose presence in the output is a failure.")
+    judge_regex: str | None = option(None, group=_JUDGE, help="A regular expression whose match in the output is a failure.")
+    judge_threshold: float | None = option(None, group=_JUDGE, low=0.0, high=1.0, help="Failure threshold: judge score "
+                                           "(classifier), share of ROUGE-L kept (summarization) or CLIP cosine "
+                                           "(text-to-image).")
+    clip: str | None = option(None, group=_JUDGE, help="Text-to-image: CLIP model ID scoring image-prompt similarity.")
     # exploration
-    algorithm: str = "ppo"
-    mode: str = "single"
-    budget: int | None = None
-    seed: int = 0
-    epsilon: float = 0.1
-    max_steps: int = 8
-    step_penalty: float = 0.05
-    severity_weight: float = 0.0
-    force: bool = False
-    # ppo (trl GRPO with PPO's clipped surrogate)
-    learning_rate: float = 1e-3
-    num_generations: int = 8
-    num_iterations: int = 4
-    clip_epsilon: float = 0.2
-    beta: float = 0.0
-    entropy_coef: float = 0.05
-    # confirmation on held-out seeds
-    holdout: float = 0.25
-    confirm_top: int = 5
-    confirm_seeds: int = 16
+    algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
+    mode: str = option("single", group=_SEARCH, choices=MODES, help="single: one cell per query (macroscopic); "
+                       "sequential: cumulative small moves per seed (microscopic).")
+    budget: int | None = option(None, group=_SEARCH, low=1, help="Model queries to spend exploring (default 500; "
+                                "grid: every cell x seed).")
+    seed: int = option(0, group=_SEARCH, low=0, help="Random seed: the same seed gives the same records on CPU.")
+    epsilon: float = option(0.1, group=_SEARCH, low=0.0, high=1.0,
+                            help="epsilon-greedy: probability of a random cell.")
+    max_steps: int = option(8, group=_SEARCH, low=1, help="sequential: steps per episode before it is cut.")
+    step_penalty: float = option(0.05, group=_SEARCH, low=0.0, help="sequential: alpha, reward lost per step.")
+    severity_weight: float = option(0.0, group=_SEARCH, low=0.0, help="Reward = 1 per failure + this x severity.")
+    force: bool = option(False, group=_SEARCH, help="Let grid run past its size limit or be cut at --budget.")
+    # ppo
+    learning_rate: float = option(1e-3, group=_PPO, low=0.0, low_open=True, help="Policy learning rate.")
+    num_generations: int = option(8, group=_PPO, low=2,
+                                  help="Completions per group for group-relative advantages.")
+    num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
+    clip_epsilon: float = option(0.2, group=_PPO, low=0.0, low_open=True, help="PPO clipping range.")
+    beta: float = option(0.0, group=_PPO, low=0.0, help="KL penalty to the initial policy; keeps coverage.")
+    entropy_coef: float = option(0.05, group=_PPO, low=0.0,
+                                 help="Entropy bonus; keeps the policy from collapsing on one cell.")
+    # confirmation
+    holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
+                            help="Fraction of seeds kept out of exploration.")
+    confirm_top: int = option(5, group=_CONFIRM, low=0,
+                              help="Re-evaluate this many top cells on held-out seeds (0 = off).")
+    confirm_seeds: int = option(16, group=_CONFIRM, low=0, help="Held-out seeds per confirmed cell.")
     # output
-    output: str | None = None
-    resume: bool = False
-    push_to_hub: str | None = None
-    private: bool = False
-    show_progress: bool = True
+    output: str | None = option(None, group=_OUT, help="Run directory (default fade-runs/MODEL_NAME).")
+    resume: bool = option(False, group=_OUT, help="Continue the run in --output where it stopped.")
+    push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the finished run as a dataset repo.")
+    private: bool = option(False, group=_OUT, help="Create the pushed dataset repo as private.")
+    show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bar.")
 
     def validate(self) -> None:
         """Check ranges and choices; raise BadConfig naming the option."""
         if not self.model:
             raise BadConfig("no model given: pass a Hub model ID or a local folder as MODEL")
-        if self.algorithm not in ALGORITHMS:
-            raise BadConfig(f"--algorithm {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-        if self.budget is not None and self.budget < 1:
-            raise BadConfig(f"--budget must be a positive number of model queries, got {self.budget}")
-        if self.batch_size < 1:
-            raise BadConfig(f"--batch-size must be >= 1, got {self.batch_size}")
-        if not 0.0 <= self.holdout < 1.0:
-            raise BadConfig(f"--holdout must be a fraction in [0, 1), got {self.holdout}")
-        if self.confirm_top < 0 or self.confirm_seeds < 0:
-            raise BadConfig("--confirm-top and --confirm-seeds must be >= 0")
-        if self.num_generations < 2:
-            raise BadConfig(f"--num-generations must be >= 2 for group-relative advantages, got {self.num_generations}")
+        if self.algorithm not in EXPLORERS:
+            raise BadConfig(f"--algorithm {self.algorithm!r} is not one of {', '.join(EXPLORERS)}")
+        if self.mode not in MODES:
+            raise BadConfig(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
+        check_ranges(self)
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
-        if self.algorithm == "grid" and self.mode != "single":
-            raise BadConfig("--algorithm grid only runs in --mode single (it enumerates cells, not trajectories)")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise BadConfig(f"--epsilon must be in [0, 1], got {self.epsilon}")
-        if self.learning_rate <= 0 or self.clip_epsilon <= 0 or self.num_iterations < 1:
-            raise BadConfig("--learning-rate and --clip-epsilon must be > 0 and --num-iterations >= 1")
-        if self.beta < 0 or self.entropy_coef < 0:
-            raise BadConfig("--beta and --entropy-coef must be >= 0")
+        if self.mode not in EXPLORERS[self.algorithm].modes:
+            raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
+
+    @property
+    def user_code_allowed(self) -> bool:
+        """Whether user Python named by the space or the judge may be imported."""
+        return self.allow_user_code or self.trust_remote_code
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> "ExploreConfig":
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> ExploreConfig:
         """Load a YAML config (keys = field names, dashes allowed), then apply overrides."""
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise BadConfig(f"config file {path} not found") from None
-        except yaml.YAMLError as err:
-            raise BadConfig(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise BadConfig(f"config file {path} must be a mapping of option: value")
-        data = {str(k).replace("-", "_"): v for k, v in data.items()}
-        field_types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(field_types))
-        if unknown:
-            raise BadConfig(f"config file {path}: unknown option {unknown[0]!r}; see fade-hub explore --help")
-        data = {key: _coerce(path, key, value, field_types[key]) for key, value in data.items()}
-        data.update(overrides)
-        if isinstance(data.get("judge_keywords"), str):
-            data["judge_keywords"] = [w.strip() for w in data["judge_keywords"].split(",") if w.strip()]
-        return cls(**data)
+        return cls(**{**load_options(cls, path), **overrides})
+
+    @classmethod
+    def from_args(cls, args: Any) -> ExploreConfig:
+        """The config of ``fade-hub explore``: its ``--config`` file overridden by the flags given."""
+        return build_config(cls, args, args.config)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings."""
-        return dataclasses.asdict(self)
-
-
-def _coerce(path: str | Path, key: str, value: Any, type_name: str) -> Any:
-    """YAML 1.1 reads ``3e-3`` as a string: turn numbers-as-text into the field's number type."""
-    base = type_name.split("|")[0].strip()
-    if value is None or base not in ("int", "float") or not isinstance(value, str):
-        return value
-    try:
-        return int(value) if base == "int" else float(value)
-    except ValueError:
-        raise BadConfig(f"config file {path}: {key} must be a number, got {value!r}") from None
+        return to_dict(self)

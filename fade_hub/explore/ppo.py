@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..seeds import Seed
+from ..store import RunStore
 from .config import ExploreConfig
 from .grpo import GRPOSearchConfig, run_grpo
 from .policy import build_policy
@@ -84,3 +85,11 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     if env.mode != "single":
         return None
     return policy.cell_probs(None)
+
+
+def explore_ppo(config: ExploreConfig, querier: Querier, seeds: Sequence[Seed], store: RunStore) -> np.ndarray | None:
+    """The ``ppo`` explorer: train the policy, store its cell probabilities (single mode) and return them."""
+    probs = run_ppo(querier, seeds, config, store.root / ".policy")
+    if probs is not None:  # sequential policies emit moves, not cells: no per-cell distribution
+        store.write_policy([float(p) for p in probs])
+    return probs

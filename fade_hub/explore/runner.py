@@ -13,16 +13,19 @@ import numpy as np
 from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
-from ..judges import JudgeConfig, make_judge
-from ..perturb import ConceptSpace, default_space_for, load_space
+from ..judges import JUDGES, JudgeConfig, make_judge
+from ..perturb import ConceptSpace, load_space
 from ..run import Run
 from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
 from ..store import RunStore
+from ..tasks import get_task
+from ..usercode import is_user_ref, user_code_record
 from ..targets import Target, load_target
-from .baselines import grid_size, run_epsilon_greedy, run_grid, run_random
+from .baselines import grid_size
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_top_cells
 from .querier import Querier
+from .registry import EXPLORERS
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,8 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
         generation_kwargs=generation or None,
         seed=config.seed,
     )
-    space = load_space(config.space or default_space_for(target.modality))
+    space = load_space(config.space or f"builtin:{get_task(target.task).default_space}",
+                       allow_user_code=config.user_code_allowed)
     source = config.seeds or default_seeds_for(target.task)
     if source is None:
         raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
@@ -136,7 +140,7 @@ def explore(config: ExploreConfig) -> Run:
     target, space, seeds = load_parts(config)
     explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
     budget = resolve_budget(config, space, explore_seeds)
-    judge = make_judge(target.task, _judge_config(config), target)
+    judge = make_judge(target.task, judge_config(config), target, allow_user_code=config.user_code_allowed)
     env = FailureEnv(
         target, judge, space, seeds,
         mode=config.mode, max_steps=config.max_steps, step_penalty=config.step_penalty,
@@ -145,6 +149,9 @@ def explore(config: ExploreConfig) -> Run:
     run_id = store.read_meta()["run_id"] if config.resume else uuid.uuid4().hex[:12]
     meta = run_meta(config, target, space, budget, run_id)
     meta["judge"] = judge.describe()
+    user_refs = space.user_refs + ([config.judge] if is_user_ref(config.judge) else [])
+    if user_refs:
+        meta["user_code"] = [user_code_record(ref) for ref in user_refs]
     meta["seeds"].update(explore=len(explore_seeds), held_out=len(held_out))
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
@@ -190,31 +197,18 @@ def resolve_budget(config: ExploreConfig, space: ConceptSpace, explore_seeds: Se
 
 
 def run_algorithm(config: ExploreConfig, querier: Querier, seeds: list[Seed], store: RunStore) -> np.ndarray | None:
-    """Dispatch to the chosen explorer; return the policy's cell probabilities when it has one."""
-    rng = np.random.default_rng(config.seed)
-    if config.algorithm == "random":
-        run_random(querier, seeds, rng, config.batch_size)
-    elif config.algorithm == "epsilon-greedy":
-        run_epsilon_greedy(querier, seeds, rng, config.batch_size, config.epsilon)
-    elif config.algorithm == "grid":
-        run_grid(querier, seeds, config.batch_size)
-    else:
-        from .ppo import run_ppo
-
-        probs = run_ppo(querier, seeds, config, store.root / ".policy")
-        if probs is not None:  # sequential policies emit moves, not cells: no per-cell distribution
-            store.write_policy([float(p) for p in probs])
-        return probs
-    return None
+    """Run the chosen explorer; return the policy's cell probabilities when it has one."""
+    return EXPLORERS[config.algorithm].load()(config, querier, seeds, store)
 
 
-def _judge_config(config: ExploreConfig) -> JudgeConfig:
+def judge_config(config: ExploreConfig) -> JudgeConfig:
+    """The judge settings an explore config names: keywords or a regex, a judge kind, or a judge model id."""
     kind = None
     if config.judge_keywords:
         kind = "keywords"
     elif config.judge_regex:
         kind = "regex"
-    elif config.judge and config.judge not in ("rouge", "label", "clip"):
+    elif config.judge and config.judge not in JUDGES and not is_user_ref(config.judge):
         kind = "classifier"
     elif config.judge:
         kind = config.judge

@@ -9,8 +9,6 @@ from typing import Any
 from fade_hub.errors import BadConfig
 from fade_hub.targets import Prediction, Target
 
-KINDS = ("label", "classifier", "keywords", "regex", "rouge", "clip")
-
 
 @dataclass
 class Verdict:
@@ -35,15 +33,16 @@ class JudgeConfig:
     revision: str | None = None
     trust_remote_code: bool = False
 
-    def __post_init__(self) -> None:
-        if self.kind is not None and self.kind not in KINDS:
-            raise BadConfig(f"unknown judge {self.kind!r}; choose one of: {', '.join(KINDS)}")
-
 
 class Judge:
     """Base class of judges: ``judge`` maps aligned seeds, inputs and predictions to verdicts."""
 
     name: str = "judge"
+
+    @classmethod
+    def from_config(cls, config: JudgeConfig, target: Target) -> Judge:
+        """Build the judge from its config and the target it judges."""
+        raise NotImplementedError
 
     def judge(self, seeds: Sequence[Any], inputs: Sequence[Any], predictions: Sequence[Prediction]) -> list[Verdict]:
         """One verdict per query; the three lists are aligned."""

@@ -24,6 +24,11 @@ class LabelJudge(Judge):
 
     name = "label"
 
+    @classmethod
+    def from_config(cls, config, target: Target) -> LabelJudge:
+        """The label judge needs only the target."""
+        return cls(target)
+
     def __init__(self, target: Target) -> None:
         self.id2label = target.id2label or {}
         self.clean = CleanOutputs(target)

@@ -19,6 +19,11 @@ def keyword_pattern(keywords: list[str]) -> re.Pattern[str]:
 class PatternJudge(Judge):
     """Failure when the output contains one of the keywords (whole word, any case) or matches the regex."""
 
+    @classmethod
+    def from_config(cls, config, target) -> PatternJudge:
+        """The config's keywords and regex."""
+        return cls(config.keywords, config.regex)
+
     def __init__(self, keywords: list[str], regex: str | None) -> None:
         self.keywords = [word.strip() for word in keywords if word.strip()]
         self.regex = regex

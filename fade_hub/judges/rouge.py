@@ -48,6 +48,11 @@ class RougeJudge(Judge):
 
     name = "rouge"
 
+    @classmethod
+    def from_config(cls, config, target: Target) -> RougeJudge:
+        """ROUGE-L against the reference or the clean summary, at the config's threshold."""
+        return cls(target, config.threshold)
+
     def __init__(self, target: Target, threshold: float | None) -> None:
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self.clean = CleanOutputs(target)

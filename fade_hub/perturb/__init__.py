@@ -1,22 +1,14 @@
 """Concept spaces and perturbation ops: ordered factors × levels from YAML, applied to images, text and prompts."""
 
+from .builtin import list_builtin_spaces, load_space
+from .concepts import ConceptSpace, ops_for
 from .image import prepare_image
-from .concepts import (
-    Factor,
-    Op,
-    ConceptSpace,
-    default_space_for,
-    format_level,
-    list_builtin_spaces,
-    load_space,
-    ops_for,
-)
+from .ops import Factor, Op, format_level
 
 __all__ = [
+    "ConceptSpace",
     "Factor",
     "Op",
-    "ConceptSpace",
-    "default_space_for",
     "format_level",
     "list_builtin_spaces",
     "load_space",

@@ -3,7 +3,9 @@
 A space is the product of its factors' levels; an *action* holds one level index per factor
 (a ``gymnasium.spaces.MultiDiscrete`` sample) and its ``action_id`` is the row-major index.
 Ops live in one registry per modality (``image``, ``text``, ``prompt`` modules, each with an
-``OPS`` dict of :class:`Op`), so adding an op is one function plus one registry entry.
+``OPS`` dict of :class:`Op`), so adding an op is one function plus one registry entry. A factor may
+also name the user's own function as ``op: package.module:function``; reading such a space imports
+nothing, and :meth:`ConceptSpace.import_user_ops` imports it only when user code is allowed.
 """
 
 from __future__ import annotations
@@ -13,49 +15,21 @@ import importlib
 import json
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import yaml
 
 from ..errors import BadSpace
+from ..tasks import MODALITIES
+from ..usercode import import_user_object, is_user_ref
+from .ops import Factor, Op, format_level, is_real
 
-MODALITIES = ("image", "text", "prompt")
-DEFAULT_SPACES = MappingProxyType({"image": "image-default", "text": "text-default", "prompt": "paper-prompts"})
 _TOP_KEYS = ("modality", "name", "description", "factors")
 _FACTOR_KEYS = ("name", "op", "levels", "params")
-
-LevelCheck = Callable[[Any], "str | None"]
-
-
-@dataclass(frozen=True)
-class Op:
-    """A registered perturbation: ``fn(item, level, rng_seed, factor)``, its level rule and its no-op test."""
-
-    fn: Callable[[Any, Any, int, "Factor"], Any]
-    check: LevelCheck  # returns why a level is invalid, or None when it is fine
-    is_noop: Callable[[Any], bool] = lambda level: False  # by default no level leaves the item unchanged
-    params: Mapping[str, LevelCheck] = field(default_factory=dict)  # allowed params -> value check
-    fills_template: bool = False  # prompt slots are filled before any other op runs
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One axis of a concept space: a record column name, an op, and its levels in YAML order."""
-
-    name: str
-    op: str
-    levels: tuple
-    params: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "levels", tuple(self.levels))
-        object.__setattr__(self, "params", dict(self.params or {}))
 
 
 def _modality_module(modality: str) -> Any:
@@ -70,60 +44,8 @@ def ops_for(modality: str) -> dict[str, Op]:
     return _modality_module(modality).OPS
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def number_level(lo: float | None = None, hi: float | None = None, *, hi_open: bool = False,
-                 integer: bool = False) -> LevelCheck:
-    """A level check accepting finite numbers in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``)."""
-    kind = "an integer" if integer else "a number"
-    if lo is not None and hi is not None:
-        where = f" in [{lo}, {hi}{')' if hi_open else ']'}"
-    elif lo is not None:
-        where = f" >= {lo}"
-    else:
-        where = "" if hi is None else f" <= {hi}"
-
-    def check(value: Any) -> str | None:
-        if not _is_real(value) or (integer and float(value) != int(value)):
-            return f"{value!r} is not {kind}{where}"
-        if (lo is not None and value < lo) or (hi is not None and (value >= hi if hi_open else value > hi)):
-            return f"{value!r} is out of range: must be {kind}{where}"
-        return None
-
-    return check
-
-
-def choice_level(*choices: str) -> LevelCheck:
-    """A level check accepting one of the given strings."""
-
-    def check(value: Any) -> str | None:
-        return None if isinstance(value, str) and value in choices else f"{value!r} is not one of {', '.join(choices)}"
-
-    return check
-
-
-def flag_level(value: Any) -> str | None:
-    """A level check accepting YAML booleans."""
-    return None if isinstance(value, bool) else f"{value!r} is not true or false"
-
-
-def flag_or_rate_level(value: Any) -> str | None:
-    """A level check accepting a boolean or a rate in [0, 1]."""
-    if isinstance(value, bool) or (_is_real(value) and 0 <= value <= 1):
-        return None
-    return f"{value!r} is not true, false or a rate in [0, 1]"
-
-
-def format_level(value: Any) -> str:
-    """Stable text of a level: ints as ``5``, floats shortest (``0.3``, ``1.0``), booleans ``true``/``false``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        text = format(value, ".12g")
-        return text if any(c in text for c in ".en") else text + ".0"
-    return str(value)
+# What a space knows of a user op before it is imported: any level, no no-op level, not a template filler.
+USER_OP = Op(fn=lambda item, level, rng_seed, factor: item, check=lambda level: None)
 
 
 def _derive_seed(seed: int, index: int) -> int:
@@ -152,10 +74,11 @@ def _check_factors(modality: str, factors: Sequence[Factor], source: str) -> Non
         if factor.name in names:
             raise _fail(source, f"{key}.name", f"duplicate factor name {factor.name!r}")
         names.add(factor.name)
-        if factor.op not in ops:
-            raise _fail(source, f"{key}.op",
-                        f"unknown op {factor.op!r} for modality {modality} (known: {', '.join(sorted(ops))})")
-        op = ops[factor.op]
+        user_op = is_user_ref(factor.op)  # the user's own function: its levels and params are its business
+        if factor.op not in ops and not user_op:
+            raise _fail(source, f"{key}.op", f"unknown op {factor.op!r} for modality {modality} (known: "
+                        f"{', '.join(sorted(ops))}, or your own package.module:function)")
+        op = USER_OP if user_op else ops[factor.op]
         if not factor.levels:
             raise _fail(source, f"{key}.levels", "must be a non-empty list")
         seen: set[object] = set()
@@ -163,11 +86,13 @@ def _check_factors(modality: str, factors: Sequence[Factor], source: str) -> Non
             problem = op.check(level)
             if problem:
                 raise _fail(source, f"{key}.levels[{j}]", f"{problem} for op {factor.op}")
-            identity = float(level) if _is_real(level) else format_level(level)  # 5 and 5.0 are one level
+            identity = float(level) if is_real(level) else format_level(level)  # 5 and 5.0 are one level
             if identity in seen:
                 raise _fail(source, f"{key}.levels[{j}]", f"duplicate level {format_level(level)}")
             seen.add(identity)
         for param, value in factor.params.items():
+            if user_op:
+                continue
             if param not in op.params:
                 allowed = ", ".join(sorted(op.params)) or "none"
                 raise _fail(source, f"{key}.params.{param}", f"unknown param for op {factor.op} (allowed: {allowed})")
@@ -210,6 +135,7 @@ class ConceptSpace:
     factors: list[Factor]
     name: str | None = None
     description: str | None = None
+    _user_ops: dict[str, Op] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.factors = list(self.factors)
@@ -264,12 +190,40 @@ class ConceptSpace:
         """Factor name -> stable level text of an action (see :func:`format_level`)."""
         return {name: format_level(value) for name, value in self.level_values(action).items()}
 
+    @property
+    def user_refs(self) -> list[str]:
+        """The ``package.module:function`` ops of this space (the user's own code)."""
+        return list(dict.fromkeys(f.op for f in self.factors if is_user_ref(f.op)))
+
+    def import_user_ops(self, *, allowed: bool) -> list[str]:
+        """Import the user's op functions (BadConfig unless ``allowed``); return their references."""
+        for ref in self.user_refs:
+            fn = import_user_object(ref, allowed=allowed, what="concept-space op")
+            if not callable(fn):
+                raise BadSpace(f"op {ref} is not a function fn(item, level, rng_seed, factor)")
+            self._user_ops[ref] = Op(fn=fn, check=lambda level: None,
+                                     is_noop=getattr(fn, "is_noop", USER_OP.is_noop))
+        return self.user_refs
+
+    def declared_op(self, factor: Factor) -> Op:
+        """A factor's op as far as it is known: registered, imported, or ``USER_OP`` for a user op not imported."""
+        if is_user_ref(factor.op):
+            return self._user_ops.get(factor.op, USER_OP)
+        return ops_for(self.modality)[factor.op]
+
+    def op(self, factor: Factor) -> Op:
+        """The op a factor applies; BadSpace for the user's function when it has not been imported."""
+        if is_user_ref(factor.op) and factor.op not in self._user_ops:
+            raise BadSpace(f"factor {factor.name} uses {factor.op}, which is not imported; load the space with "
+                           "user code allowed (--allow-user-code)")
+        return self.declared_op(factor)
+
     def neutral_action(self) -> tuple[int, ...] | None:
         """Per factor the index of its first no-op level, or None when some factor has none."""
-        ops = ops_for(self.modality)
         action = []
         for factor in self.factors:
-            index = next((i for i, lv in enumerate(factor.levels) if ops[factor.op].is_noop(lv)), None)
+            is_noop = self.declared_op(factor).is_noop
+            index = next((i for i, lv in enumerate(factor.levels) if is_noop(lv)), None)
             if index is None:
                 return None
             action.append(index)
@@ -282,13 +236,11 @@ class ConceptSpace:
         missing from the template is skipped, and braces no factor fills are left untouched.
         """
         action = self.validate_action(action)
-        module = _modality_module(self.modality)
-        ops = module.OPS
-        item = module.coerce(item)
-        order = sorted(range(len(self.factors)), key=lambda i: not ops[self.factors[i].op].fills_template)
+        item = _modality_module(self.modality).coerce(item)
+        ops = [self.op(factor) for factor in self.factors]
+        order = sorted(range(len(self.factors)), key=lambda i: not ops[i].fills_template)
         for i in order:
-            factor = self.factors[i]
-            item = ops[factor.op].fn(item, factor.levels[action[i]], _derive_seed(seed, i), factor)
+            item = ops[i].fn(item, self.factors[i].levels[action[i]], _derive_seed(seed, i), self.factors[i])
         return item
 
     def to_dict(self) -> dict:
@@ -368,56 +320,3 @@ class ConceptSpace:
             problem = getattr(err, "problem", None) or str(err).splitlines()[0]
             raise _fail(source, "", f"YAML does not parse: {problem}{where}") from None
         return cls.from_dict(data, source=source)
-
-
-def _builtin_dir():
-    return resources.files("fade_hub").joinpath("builtin", "spaces")
-
-
-def _builtin_files() -> dict[str, Any]:
-    return {
-        entry.name.rsplit(".", 1)[0]: entry
-        for entry in _builtin_dir().iterdir()
-        if entry.name.endswith((".yaml", ".yml"))
-    }
-
-
-def list_builtin_spaces() -> dict[str, str]:
-    """Built-in space name -> one-line description."""
-    spaces = {}
-    for name, entry in sorted(_builtin_files().items()):
-        description = (yaml.safe_load(entry.read_text(encoding="utf-8")) or {}).get("description") or ""
-        spaces[name] = " ".join(str(description).split())
-    return spaces
-
-
-def default_space_for(modality: str) -> str:
-    """The built-in space name used for a modality when the user gives no ``--space``."""
-    if modality not in DEFAULT_SPACES:
-        raise BadSpace(f"unknown modality {modality!r} (known: {', '.join(MODALITIES)})")
-    return DEFAULT_SPACES[modality]
-
-
-def _load_builtin(name: str) -> ConceptSpace:
-    files = _builtin_files()
-    if name not in files:
-        raise BadSpace(f"unknown built-in space {name!r} (known: {', '.join(sorted(files))})")
-    space = ConceptSpace._from_text(files[name].read_text(encoding="utf-8"), f"builtin:{name}")
-    if space.name is None:
-        space.name = name
-    return space
-
-
-def load_space(spec: str | Path | ConceptSpace) -> ConceptSpace:
-    """A space from ``builtin:NAME``, a bare built-in NAME, a YAML path, or an existing space."""
-    if isinstance(spec, ConceptSpace):
-        return spec
-    if isinstance(spec, str) and spec.startswith("builtin:"):
-        return _load_builtin(spec[len("builtin:"):])
-    path = Path(spec)
-    if isinstance(spec, Path) or path.is_file() or path.suffix in (".yaml", ".yml"):
-        return ConceptSpace.from_yaml(path)
-    names = _builtin_files()
-    if spec in names:
-        return _load_builtin(spec)
-    raise BadSpace(f"{spec}: not a YAML file and not a built-in space (known: {', '.join(sorted(names))})")

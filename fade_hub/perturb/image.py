@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from .concepts import Factor, Op, number_level
+from .ops import Factor, Op, number_level
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")

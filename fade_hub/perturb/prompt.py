@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .concepts import Factor, Op, format_level
+from .ops import Factor, Op, format_level
 from .text import OPS as TEXT_OPS
 from .text import coerce  # templates are plain text
 

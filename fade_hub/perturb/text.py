@@ -13,7 +13,7 @@ import unicodedata
 from types import MappingProxyType
 from typing import Any
 
-from .concepts import Factor, Op, choice_level, flag_level, flag_or_rate_level, number_level
+from .ops import Factor, Op, choice_level, flag_level, flag_or_rate_level, number_level
 
 _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _TYPO_KINDS = ("delete", "insert", "swap", "adjacent")

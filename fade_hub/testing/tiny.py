@@ -18,15 +18,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-KINDS = (
-    "image-classification",
-    "text-classification",
-    "text-generation",
-    "summarization",
-    "text-to-image",
-    "clip",
-    "remote-code",
-)
 SHAPE_LABELS = {0: "circle", 1: "square", 2: "triangle"}
 SENTIMENT_LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 _MAX_LEN = 128
@@ -345,6 +336,7 @@ _BUILDERS: dict[str, Callable[[Path], None]] = {
     "clip": _build_clip,
     "remote-code": _build_remote_code,
 }
+KINDS = tuple(_BUILDERS)
 
 
 def build(kind: str, folder: Path | str) -> Path:

@@ -1,0 +1,43 @@
+"""The explorer registry: each search algorithm, the modes it runs in, and the function that runs it.
+
+An explorer is ``run(config, querier, seeds, store) -> cell probabilities | None``: it spends the
+querier's budget and returns the policy's probability of every cell when it has a policy. Functions are
+named as ``"module:function"`` strings and imported on demand, so that listing the algorithms (``--help``,
+config validation) loads no model code. A new algorithm is one entry here plus its function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..tasks import load_object
+
+MODES = ("single", "sequential")
+
+
+@dataclass(frozen=True)
+class ExplorerSpec:
+    """One search algorithm: its name, its ``module:function``, the env modes it runs in, a one-line summary."""
+
+    name: str
+    function: str
+    modes: tuple[str, ...]
+    summary: str
+
+    def load(self) -> Callable[..., Any]:
+        """The explorer function."""
+        return load_object(self.function)
+
+
+EXPLORERS: dict[str, ExplorerSpec] = {
+    spec.name: spec
+    for spec in (
+        ExplorerSpec("ppo", "fade_hub.explore.ppo:explore_ppo", MODES,
+                     "a policy over the concept space trained with trl's GRPOTrainer (PPO's clipped surrogate)"),
+        ExplorerSpec("random", "fade_hub.explore.baselines:explore_random", MODES, "uniform random cells"),
+        ExplorerSpec("epsilon-greedy", "fade_hub.explore.baselines:explore_epsilon_greedy", MODES,
+                     "the best cell so far, a random one with probability epsilon"),
+        ExplorerSpec("grid", "fade_hub.explore.baselines:explore_grid", ("single",), "every cell on every seed"),
+    )
+}

@@ -1,0 +1,215 @@
+"""Config dataclasses as the one source of CLI flags, YAML keys, defaults, help texts and value ranges.
+
+A field declared with :func:`option` carries its help text, its flag group and, for numbers, its range.
+:func:`add_options` turns a dataclass into argparse flags (``batch_size`` -> ``--batch-size``, the default
+appended to the help text), :func:`load_options` reads a ``--config`` YAML file with the same names, and
+:func:`build_config` merges the two (flags win). :func:`check_ranges` rejects NaN, infinities and
+out-of-range numbers for every ranged field, so that no option is checked by hand twice.
+
+``transformers.HfArgumentParser`` does not fit here: it writes list options as ``nargs="+"`` where our
+users pass comma-separated values, names negated booleans ``--no_<field>`` where ours keep their
+established names (``--no-progress``), and cannot leave an option unset so that a YAML value shows through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BadConfig
+
+_MISSING = dataclasses.MISSING
+
+
+def option(
+    default: Any = _MISSING,
+    *,
+    help: str,  # noqa: A002 - argparse's name
+    group: str | None = None,
+    flag: str | None = None,
+    metavar: str | None = None,
+    choices: Sequence[str] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    auto: bool = False,
+    csv: bool = False,
+    cli: bool = True,
+    default_factory: Callable[[], Any] | Any = _MISSING,
+) -> Any:
+    """A dataclass field with everything its flag and its checks need.
+
+    ``low``/``high`` bound numbers (``low_open``/``high_open`` exclude the bound); ``auto`` also accepts the
+    word ``auto``; ``csv`` reads a comma-separated list; ``flag`` overrides the flag name (a boolean whose
+    default is True gets a store-false flag such as ``--no-progress``); ``cli=False`` keeps it out of the CLI.
+    """
+    metadata = {
+        "help": help, "group": group, "flag": flag, "metavar": metavar, "choices": tuple(choices or ()),
+        "low": low, "high": high, "low_open": low_open, "high_open": high_open, "auto": auto, "csv": csv, "cli": cli,
+    }
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _base_type(field: dataclasses.Field) -> str:
+    """``int`` for ``int | None``, ``list`` for ``list[str]``, ... (annotations are strings here)."""
+    text = str(field.type).replace("typing.", "")
+    first = [part.strip() for part in text.split("|") if part.strip() != "None"][0]
+    return first.split("[")[0]
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """The field's CLI flag (``--batch-size``)."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    if field.default is not _MISSING:
+        return field.default
+    if field.default_factory is not _MISSING:
+        return field.default_factory()
+    return None
+
+
+def _help_text(field: dataclasses.Field) -> str:
+    text = field.metadata["help"]
+    default = _default_of(field)
+    if default in (None, False, "", []) or _base_type(field) == "bool":
+        return text
+    shown = ",".join(map(str, default)) if isinstance(default, list) else default
+    return f"{text} (default: {shown})"
+
+
+def parse_number(kind: str, auto: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` for int/float flags that also takes ``auto`` when allowed."""
+    convert = int if kind == "int" else float
+
+    def parse(text: str) -> Any:
+        if auto and text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return convert(text)
+        except ValueError:
+            expected = f"an {'integer' if kind == 'int' else 'number'}" + (" or 'auto'" if auto else "")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
+
+    return parse
+
+
+def csv_list(text: str) -> list[str]:
+    """Comma-separated values, stripped, empty items dropped."""
+    return [item.strip() for item in str(text).split(",") if item.strip()]
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = ()) -> None:
+    """Add one flag per ``option`` field of ``cls`` (grouped as declared), leaving unset flags out of the namespace."""
+    groups: dict[str | None, Any] = {None: parser}
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        if not meta.get("cli", False) or field.name in skip:
+            continue
+        group = meta["group"]
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        kwargs: dict[str, Any] = {"dest": field.name, "help": _help_text(field), "default": argparse.SUPPRESS}
+        kind = _base_type(field)
+        if kind == "bool":
+            kwargs["action"] = "store_false" if _default_of(field) is True else "store_true"
+        else:
+            if meta["csv"] or kind == "list":
+                kwargs["type"] = csv_list
+            elif kind in ("int", "float"):
+                kwargs["type"] = parse_number(kind, meta["auto"])
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            if meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+        groups[group].add_argument(flag_name(field), **kwargs)
+
+
+def load_options(cls: type, path: str | Path) -> dict[str, Any]:
+    """The options of a YAML config file (keys = field names, dashes allowed), numbers-as-text made numbers."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise BadConfig(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadConfig(f"config file {path} cannot be read as UTF-8 text ({type(err).__name__})") from None
+    except yaml.YAMLError as err:
+        raise BadConfig(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise BadConfig(f"config file {path} must be a mapping of option: value")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    options: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in fields:
+            raise BadConfig(f"config file {path}: unknown option {key!r}; see --help for the options")
+        options[name] = _coerce(path, fields[name], value)
+    return options
+
+
+def _coerce(path: str | Path, field: dataclasses.Field, value: Any) -> Any:
+    """YAML 1.1 reads ``3e-3`` as a string: turn numbers-as-text into the field's number type; split csv text."""
+    kind = _base_type(field)
+    if isinstance(value, str) and (field.metadata.get("csv") or kind == "list"):
+        return csv_list(value)
+    if value is None or kind not in ("int", "float") or not isinstance(value, str):
+        return value
+    try:
+        return parse_number(kind, field.metadata.get("auto", False))(value)
+    except argparse.ArgumentTypeError:
+        raise BadConfig(f"config file {path}: {field.name} must be a number, got {value!r}") from None
+
+
+def build_config(cls: type, args: argparse.Namespace, config_file: str | Path | None = None, **fixed: Any) -> Any:
+    """An instance of ``cls`` from a YAML file (when given), overridden by the flags set on the command line."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    values = load_options(cls, config_file) if config_file else {}
+    values.update({key: value for key, value in vars(args).items() if key in names})
+    values.update(fixed)
+    return cls(**values)
+
+
+def check_ranges(config: Any) -> None:
+    """BadConfig naming the flag of the first number that is NaN, infinite or outside its field's range."""
+    for field in dataclasses.fields(config):
+        meta = field.metadata
+        value = getattr(config, field.name)
+        if "low" not in meta or value is None or value == "auto" or isinstance(value, bool):
+            continue
+        if not isinstance(value, (int, float)):
+            if _base_type(field) in ("int", "float"):
+                raise BadConfig(f"{flag_name(field)} must be a number, got {value!r}")
+            continue
+        low, high = meta["low"], meta["high"]
+        if not math.isfinite(value):
+            raise BadConfig(f"{flag_name(field)} must be a finite number, got {value}")
+        if _base_type(field) == "int" and float(value) != int(value):
+            raise BadConfig(f"{flag_name(field)} must be a whole number, got {value}")
+        too_low = low is not None and (value <= low if meta["low_open"] else value < low)
+        too_high = high is not None and (value >= high if meta["high_open"] else value > high)
+        if too_low or too_high:
+            raise BadConfig(f"{flag_name(field)} must be {_range_text(meta)}, got {value}")
+
+
+def _range_text(meta: dict) -> str:
+    low, high = meta["low"], meta["high"]
+    if low is not None and high is not None:
+        return f"in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}"
+    if low is not None:
+        return f"{'>' if meta['low_open'] else '>='} {low:g}"
+    return f"{'<' if meta['high_open'] else '<='} {high:g}"
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict of a config's fields."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,118 @@
+"""The package's shape: no import cycles, no production module importing the test fixtures, small modules,
+and one task registry from which every per-task fact comes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from fade_hub.tasks import CORRECTION_KINDS, TASKS
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fade_hub"
+MAX_LINES = 500
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the fade_hub modules it imports, at any depth of the file (lazy imports included)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(module, path, node)
+                for alias in node.names:  # `from pkg import module` imports the module, else the package
+                    edges.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+        graph[module] = {edge for edge in edges if edge in modules and edge != module}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycles():
+    cycle = _cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert _cycle(graph) == ["a", "b", "c", "a"]
+
+
+def test_no_production_module_imports_the_test_fixtures():
+    offenders = sorted(
+        module for module, edges in import_graph().items()
+        if not module.startswith("fade_hub.testing") and any(edge.startswith("fade_hub.testing") for edge in edges)
+    )
+    assert offenders == []
+
+
+def test_modules_stay_small():
+    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_registry_gives_every_task_its_parts(task):
+    from fade_hub.judges import JUDGES
+    from fade_hub.perturb import load_space
+    from fade_hub.seeds import list_builtin_seeds
+    from fade_hub.targets.base import Target
+    from fade_hub.testing.tiny import KINDS
+
+    spec = TASKS[task]
+    target = spec.target_class()
+    assert issubclass(target, Target) and target.task == task and target.modality == spec.modality
+    assert spec.judges and all(kind in JUDGES for kind in spec.judges)
+    assert spec.tiny_model in KINDS
+    assert spec.correction in CORRECTION_KINDS
+    assert spec.card_category
+    assert load_space(spec.default_space).modality == spec.modality
+    if spec.default_seeds:
+        assert spec.default_seeds.removeprefix("builtin:") in list_builtin_seeds()
