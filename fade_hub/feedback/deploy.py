@@ -21,7 +21,7 @@ SPACE_TEMPLATE = PACKAGE_DIR.parent / "spaces" / "feedback"
 SPACE_FILES = ("app.py", "README.md", "requirements.txt")
 # The app's import closure inside fade_hub (checked by tests/test_space.py::test_deploy_...).
 VENDORED = (
-    "__init__.py", "errors.py", "tasks.py", "usercode.py", "run.py", "store.py", "landscape.py", "plots.py", "feedback/*.py",
+    "__init__.py", "cache.py", "errors.py", "tasks.py", "usercode.py", "run.py", "store.py", "landscape.py", "plots.py", "feedback/*.py",
     "perturb/*.py",
 )
 
