@@ -63,8 +63,9 @@ def note_legacy_roots() -> None:
         return
     logger.warning(
         "fade-hub now keeps its cache in %s ($FADE_HUB_CACHE, else HF_HOME/fade-hub) and no longer uses %s; "
-        "feedback still waiting there is carried over when you serve its repo again, after which the old "
-        "folders can be deleted", root, ", ".join(f"{folder} ({_size_text(folder)})" for folder in old),
+        "feedback found there is compared with its Hub when you serve its repo again (what that Hub lacks is "
+        "copied over and pushed, anything else is listed); delete the old folders when you no longer need them",
+        root, ", ".join(f"{folder} ({_size_text(folder)})" for folder in old),
     )
     root.mkdir(parents=True, exist_ok=True)
     (root / LEGACY_NOTED).write_text("\n".join(str(folder) for folder in old) + "\n", encoding="utf-8")

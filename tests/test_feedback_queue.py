@@ -154,7 +154,7 @@ def test_the_old_layout_is_read_once_and_never_written(hub, tmp_path, monkeypatc
     lines = _queue_lines(caplog)
     assert len(lines) == 2, lines
     assert str(cache) in lines[0] and "~" not in lines[0] and str(home / ".cache" / "fade-hub") in lines[0]
-    assert f"1 file with records {hub.endpoint} lacks copied" in lines[1] and "1 file already on" in lines[1]
+    assert f"1 file holding records that {hub.endpoint} lacks, copied" in lines[1] and "1 file already on" in lines[1]
     assert "1 file never pushed" in lines[1] and "--feedback-dir" in lines[1]
     assert _all_ids(repo) == sorted(partly_ids + whole_ids)
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in home.rglob("*") if p.is_file()} == before

@@ -4,8 +4,9 @@ By default a writer for ``REPO`` on the Hub at ``ENDPOINT`` appends to a file in
 ``CACHE/feedback/<host>-<hash of ENDPOINT>/<org>--<name>/`` (``CACHE`` is ``fade_hub.cache.cache_root()``).
 Next to each ``feedback-<id>.jsonl`` a sidecar ``feedback-<id>.meta.json`` records the endpoint, the repo and
 how many bytes of the file the Hub holds; sidecars are never uploaded and never read as records. A writer
-pushes only files whose sidecar names its own endpoint and repo (or, in a folder the user names, files
-without a sidecar, which it then claims), and lists in one line the files waiting for other Hubs or repos.
+pushes only files whose sidecar names its own endpoint and repo (and files without a sidecar, kept from a
+local-only session in a folder the user names, which it then claims), and lists in one line the files
+waiting for other Hubs or repos.
 
 The old layout (``~/.cache/fade_hub/feedback/<org>--<name>/`` or ``$FADE_HUB_CACHE/feedback/<org>--<name>/``)
 recorded no endpoint. ``migrate_legacy`` reads it once per endpoint and repo, and copies into the new folder
@@ -26,10 +27,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..cache import cache_root, legacy_roots
+from ..errors import NETWORK_ERRORS
 
 logger = logging.getLogger(__name__)
 
 FEEDBACK_DIR = "feedback"  # under the cache root
+PATH_IN_REPO = "data"  # where the dataset repo holds the feedback files
 META_SUFFIX = ".meta.json"
 LEGACY_CHECKED = ".legacy-checked"  # marker in a queue folder: the old layout was read for it
 
@@ -162,7 +165,7 @@ def migrate_legacy(folder: Path, repo_id: str, api) -> None:
     A file this Hub holds a part of was written for it; the rest of the old files may belong to another Hub
     and are only listed (in one line). The old folders are read, never written.
     """
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
     from huggingface_hub.hf_api import RepoFile
 
     marker = folder / LEGACY_CHECKED
@@ -170,10 +173,14 @@ def migrate_legacy(folder: Path, repo_id: str, api) -> None:
     if marker.exists() or not old:
         return
     try:
-        tree = api.list_repo_tree(repo_id, "data", repo_type="dataset")
+        tree = api.list_repo_tree(repo_id, PATH_IN_REPO, repo_type="dataset")
         on_hub = {Path(entry.path).name: entry.size for entry in tree if isinstance(entry, RepoFile)}
     except EntryNotFoundError:
         on_hub = {}
+    except (HfHubHTTPError, *NETWORK_ERRORS) as err:  # checked again at the next start
+        logger.warning("could not compare fade-hub's old feedback folder for %s with the Hub (%s); left for the "
+                       "next start", repo_id, type(err).__name__)
+        return
     endpoint = api.endpoint
     copied = [path for path in old if path.name in on_hub and path.stat().st_size > on_hub[path.name]]
     for path in copied:
@@ -185,11 +192,11 @@ def migrate_legacy(folder: Path, repo_id: str, api) -> None:
     unknown = [path for path in old if path.name not in on_hub]
     held = len(old) - len(copied) - len(unknown)
     message = (f"read fade-hub's old feedback folder for {repo_id} ({', '.join(map(str, legacy_dirs(repo_id)))}), "
-               f"which recorded no Hub: {_count(len(copied), 'file')} with records {endpoint} lacks copied to "
-               f"{folder} and pushed; {_count(held, 'file')} already on {endpoint}")
+               f"which recorded no Hub: {_count(len(copied), 'file')} holding records that {endpoint} lacks, copied "
+               f"to {folder} and pushed; {_count(held, 'file')} already on {endpoint}")
     if unknown:
         message += (f"; {_count(len(unknown), 'file')} never pushed to {endpoint}, maybe written for another Hub, "
-                    "left where they are (to push them here, serve with --feedback-dir set to their folder)")
+                    "left in place (to push them here, serve with --feedback-dir set to their folder)")
     logger.warning(message)
     folder.mkdir(parents=True, exist_ok=True)
     marker.write_text("\n".join(str(path) for path in old) + "\n", encoding="utf-8")

@@ -40,12 +40,20 @@ import pandas as pd
 from ..cache import note_legacy_roots
 from ..errors import BadConfig, FadeHubError, HubUnreachable
 from ..run import BadTarget, canonical_target, target_type
-from .queue import claim, migrate_legacy, normalize_endpoint, queue_dir, waiting_elsewhere, waiting_line, write_meta
+from .queue import (
+    PATH_IN_REPO,
+    claim,
+    migrate_legacy,
+    normalize_endpoint,
+    queue_dir,
+    waiting_elsewhere,
+    waiting_line,
+    write_meta,
+)
 
 logger = logging.getLogger(__name__)
 
 VERDICTS = ("fix", "acceptable", "not_a_failure")
-PATH_IN_REPO = "data"
 MAX_TEXT = 4000  # characters of a correction or a note
 
 CARD = """---
