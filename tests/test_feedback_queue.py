@@ -199,6 +199,14 @@ class TwoHubs:
         client = _client(url)
         return sorted(_submit(client, "5", "fix", "", f"note {i}")["feedback_id"] for i in range(count))
 
+    def session(self, hub: int) -> tuple[list[str], Path]:
+        """Serve against Hub ``hub``, submit 40 records, stop gracefully; (their feedback ids, the app's log)."""
+        app, url, log = self.serve(hub)
+        try:
+            return self.submit(url), log
+        finally:
+            _stop(app, log)
+
     def ids(self, hub: int) -> list[str]:
         return _all_ids(self.repo, self.endpoint(hub))
 
@@ -221,18 +229,9 @@ def _waiting_lines(log: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_each_hub_gets_only_its_own_40_records(two_hubs):
-    app, url, log = two_hubs.serve(1)
-    try:
-        first = two_hubs.submit(url)
-    finally:
-        _stop(app, log)
+    first, _ = two_hubs.session(1)
     assert two_hubs.ids(1) == first
-
-    app, url, log = two_hubs.serve(2)  # a fresh org/fb on another Hub
-    try:
-        second = two_hubs.submit(url)
-    finally:
-        _stop(app, log)
+    second, log = two_hubs.session(2)  # a fresh org/fb on another Hub
     assert two_hubs.ids(2) == second  # exactly its 40, none of the first Hub's
     assert two_hubs.ids(1) == first
     assert _waiting_lines(log) == []  # everything of Hub 1 was pushed there
@@ -249,12 +248,7 @@ def test_after_a_kill_9_the_40_records_reach_only_their_own_hub(two_hubs):
         if app.poll() is None:
             app.kill()
     assert two_hubs.ids(1) == []  # killed before any push
-
-    app, url, log = two_hubs.serve(2)
-    try:
-        second = two_hubs.submit(url)
-    finally:
-        _stop(app, log)
+    second, log = two_hubs.session(2)
     assert two_hubs.ids(2) == second
     waiting = _waiting_lines(log)
     assert len(waiting) == 1, log.read_text()[-3000:]
