@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Pull and print where it went."""
-    from ..hub import pull_adapter
+    from ..mitigate.publish import pull_adapter
 
     print(pull_adapter(args.source, args.output, merge=args.merge, base=args.base))
     return 0

@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     """Push and print the dataset URL."""
     from pathlib import Path
 
-    from ..hub import push_adapter, push_run
+    from ..hub import push_run
+    from ..mitigate.publish import push_adapter
 
     push = push_adapter if (Path(args.run_dir) / "adapter_config.json").is_file() else push_run
     print(push(args.run_dir, args.repo_id, private=args.private))

@@ -6,7 +6,20 @@ variant: a Hub model repo on disk that stock peft / diffusers / transformers cod
 """
 
 from .config import MitigateConfig
-from .outputs import format_shift
-from .restructure import Mitigation, mitigate, read_figures
 
-__all__ = ["MitigateConfig", "Mitigation", "format_shift", "mitigate", "read_figures"]
+__all__ = [
+    "MitigateConfig", "Mitigation", "format_shift", "mitigate", "pull_adapter", "push_adapter", "read_figures",
+]
+_LAZY = {
+    "Mitigation": "restructure", "mitigate": "restructure", "format_shift": "outputs", "read_figures": "outputs",
+    "pull_adapter": "publish", "push_adapter": "publish",
+}
+
+
+def __getattr__(name: str):
+    # the model stack loads only when a mitigation runs, so that the CLI starts fast and the demo can start its Hub
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(name)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..env import FailureEnv
+from ..errors import RunNotFound
 from ..plots import new_figure, save_figure
 from .evaluate import EXAMPLES_PER_MODE, Measurement
 
@@ -17,6 +18,14 @@ EVAL_FILE = "fade_eval.json"
 EXAMPLES_FILE = "eval/examples.parquet"
 MODES_PLOT = "plots/modes_before_after.png"
 LANDSCAPE_PLOT = "plots/landscape_before_after.png"
+
+
+def read_figures(folder: str | Path) -> dict[str, Any]:
+    """The ``fade_eval.json`` of an adapter folder; RunNotFound when it has none."""
+    path = Path(folder) / EVAL_FILE
+    if not path.is_file():
+        raise RunNotFound(f"{folder} holds no {EVAL_FILE}; pass a folder written by fade-hub mitigate")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_eval(folder: Path, figures: dict[str, Any]) -> Path:

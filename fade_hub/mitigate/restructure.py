@@ -21,7 +21,7 @@ from PIL import Image
 
 from .. import __version__
 from ..env import FailureEnv
-from ..errors import BadConfig, FadeHubError, RunNotFound
+from ..errors import BadConfig, FadeHubError
 from ..explore.runner import judge_config, label_aliases
 from ..feedback import load as load_feedback
 from ..judges import make_judge
@@ -32,7 +32,7 @@ from .base import Example, TrainingPlan
 from .card import build_model_card
 from .config import MitigateConfig
 from .evaluate import compare, evaluation_cells, measure
-from .outputs import EVAL_FILE, LANDSCAPE_PLOT, MODES_PLOT, landscape_plot, modes_plot, write_eval, write_examples
+from .outputs import LANDSCAPE_PLOT, MODES_PLOT, landscape_plot, modes_plot, write_eval, write_examples
 from .seeds import explore_config, split_seeds
 from .selection import Selection, from_confirmed, from_feedback
 
@@ -165,17 +165,8 @@ def mitigate(config: MitigateConfig) -> Mitigation:
         shutil.rmtree(staging, ignore_errors=True)
     result = Mitigation(output, figures)
     if config.push_to_hub:
-        from ..hub import push_adapter
+        from .publish import push_adapter
 
         result.url = push_adapter(output, config.push_to_hub, private=config.private)
     return result
 
-
-def read_figures(folder: str | Path) -> dict[str, Any]:
-    """The ``fade_eval.json`` of an adapter folder; RunNotFound when it has none."""
-    import json
-
-    path = Path(folder) / EVAL_FILE
-    if not path.is_file():
-        raise RunNotFound(f"{folder} holds no {EVAL_FILE}; pass a folder written by fade-hub mitigate")
-    return json.loads(path.read_text(encoding="utf-8"))
