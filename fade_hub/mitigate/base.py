@@ -72,13 +72,15 @@ def adaptable_modules(model: torch.nn.Module, kinds: tuple[type, ...] = (torch.n
 
 
 def default_target_modules(model: torch.nn.Module) -> list[str]:
-    """peft's LoRA targets for the architecture when it has some, else every adaptable layer outside the head."""
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
+    """Every attention, dense and convolution layer outside the head, plus the token embeddings of text models.
 
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type in PEFT_DEFAULTS:
-        return list(PEFT_DEFAULTS[model_type])
-    return adaptable_modules(model)
+    Perturbed inputs (typos, letter case, new words) often reach embeddings that training never moved, which
+    adapters of the attention projections alone cannot reach; peft's per-architecture defaults (query and value
+    only) leave such failures in place.
+    """
+    embeddings = [name for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Embedding) and name.endswith(("word_embeddings", "embed_tokens"))]
+    return adaptable_modules(model) + sorted({name.rsplit(".", 1)[-1] for name in embeddings})
 
 
 def head_modules(model: torch.nn.Module) -> list[str]:
