@@ -1,18 +1,26 @@
 """Mitigation benchmark: how much a fade-hub LoRA adapter fades the targeted failure modes, and what it costs.
 
-Two fixtures, each trained here:
+Four fixtures, each trained here:
 - ``shapes``: the demo's image classifier (it never saw dark *and* rotated shapes), explored with ppo over the
   demo space; a simulated reviewer marks the confirmed modes ``fix``.
 - ``sentiment``: a small text classifier with a cased tokenizer that never saw upper case, so it fails under
   upper and toggled case (label-preserving); explored with grid over typos x case; every mode marked ``fix``.
+- ``generation``: a tiny chat model (``fade_hub.testing.generation``) that says a banned word to prompts with
+  typos; explored through its chat template with the keyword judge over typos x case x punctuation; every mode
+  marked ``fix``; mitigated with trl (``--objectives dpo kto sft`` compares the objectives on the same run).
+- ``summarization``: a tiny BART (``fade_hub.testing.summaries``) that drops the key sentence of upper-cased
+  articles; explored with the ROUGE judge against reference summaries over case x punctuation; every mode marked
+  ``fix``; mitigated with ``Seq2SeqTrainer``.
 
 For each, the base and the mitigated model answer the same held-out seeds (never explored, confirmed or trained
 on; at least 400 of them, so that one point of clean accuracy is measurable) over the targeted cells, the clean
 inputs and the untargeted cells. Printed with 95 % Wilson intervals, and written to
-``benchmarks/results/mitigation.json``. Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1
-point, untargeted failure rate up <= 2 points.
+``benchmarks/results/mitigation.json``. Targets: targeted failure rate down >= 80 % (classifiers) or >= 70 %
+(generative), clean quality (accuracy; the pass rate on clean prompts; ROUGE-L on clean articles) down <= 1 point
+(classifiers) or <= 2 points (generative), untargeted failure rate up <= 2 points.
 
-    python benchmarks/mitigation.py [--fixtures shapes sentiment] [--eval-seeds 420] [--quick]
+    python benchmarks/mitigation.py [--fixtures shapes sentiment generation summarization] [--eval-seeds 420]
+        [--objectives auto dpo kto sft] [--quick]
 """
 
 from __future__ import annotations
@@ -25,12 +33,22 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mitigation.json"
 TEXT_SPACE = {"modality": "text", "factors": [
     {"name": "typos", "op": "typos", "levels": [0, 0.05, 0.1]},
     {"name": "case", "op": "case", "levels": ["none", "upper", "toggle"]},
+]}
+GENERATION_SPACE = {"modality": "text", "factors": [
+    {"name": "typos", "op": "typos", "levels": [0, 0.05, 0.1]},
+    {"name": "case", "op": "case", "levels": ["none", "upper"]},
+    {"name": "punctuation", "op": "punctuation", "levels": [False, True]},
+]}
+SUMMARIZATION_SPACE = {"modality": "text", "factors": [
+    {"name": "case", "op": "case", "levels": ["none", "upper"]},
+    {"name": "punctuation", "op": "punctuation", "levels": [False, True]},
 ]}
 
 
@@ -89,24 +107,93 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
     return result.figures
 
 
-FIXTURES = {"shapes": shapes, "sentiment": sentiment}
+def generation(work: Path, eval_seeds: int, quick: bool, objective: str = "auto") -> dict:
+    """The chat fixture (typo'd prompts make it say a banned word): explore through its chat template, review every
+    mode, mitigate with ``objective``, measure."""
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing.generation import BANNED, SYSTEM, train_chat_model, write_prompts
+
+    model = train_chat_model(work / "chat-model", steps=80 if quick else 300)
+    space = work / "generation-space.yaml"
+    space.write_text(yaml.safe_dump(GENERATION_SPACE))
+    run_dir = work / "generation-run"
+    if not (run_dir / "data" / "landscape.parquet").exists():  # explored once, mitigated once per objective
+        explore(ExploreConfig(model=str(model), seeds=str(write_prompts(work / "prompts.jsonl", 24, seed=1)),
+                              space=str(space), algorithm="grid", judge_keywords=[BANNED], system_prompt=SYSTEM,
+                              max_new_tokens=12, output=str(run_dir), show_progress=False))
+    from fade_hub.run import Run
+
+    run = Run.open(run_dir)
+    feedback = work / "generation-feedback"
+    if not feedback.exists():
+        _review(run, feedback, run.modes["action_id"].tolist())
+    result = mitigate(MitigateConfig(
+        run=str(run_dir), feedback=[str(feedback)], output=str(work / f"generation-adapter-{objective}"),
+        objective=objective, steps=20 if quick else 150, learning_rate=1e-3,
+        train_seeds=[str(write_prompts(work / "prompts-train.jsonl", 96, seed=2))],
+        eval_seeds=str(write_prompts(work / "prompts-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+    ))
+    return result.figures
+
+
+def summarization(work: Path, eval_seeds: int, quick: bool) -> dict:
+    """The summarizer fixture (it drops the key sentence of upper-cased articles): explore, review every mode,
+    mitigate with Seq2SeqTrainer, measure ROUGE-L against the reference summaries."""
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing.summaries import train_summarizer, write_articles
+
+    model = train_summarizer(work / "summarizer-model", steps=100 if quick else 600)
+    space = work / "summarization-space.yaml"
+    space.write_text(yaml.safe_dump(SUMMARIZATION_SPACE))
+    run = explore(ExploreConfig(model=str(model), seeds=str(write_articles(work / "articles.jsonl", 24, seed=1)),
+                                space=str(space), algorithm="grid", output=str(work / "summarization-run"),
+                                show_progress=False))
+    result = mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(_review(run, work / "summarization-feedback", run.modes["action_id"].tolist()))],
+        output=str(work / "summarization-adapter"), steps=20 if quick else 150, learning_rate=1e-3,
+        train_seeds=[str(write_articles(work / "articles-train.jsonl", 96, seed=2))],
+        eval_seeds=str(write_articles(work / "articles-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+    ))
+    return result.figures
+
+
+FIXTURES = {"shapes": shapes, "sentiment": sentiment, "generation": generation, "summarization": summarization}
+
+
+# per fixture: the targeted drop it must reach and the most clean quality it may lose, in points (the issues' targets)
+TARGETS = {"shapes": (0.8, 1.0), "sentiment": (0.8, 1.0), "generation": (0.7, 2.0), "summarization": (0.7, 2.0)}
+
+
+def clean_quality(figures: dict) -> tuple[str, float]:
+    """What clean quality is for a fixture and how many points it dropped: the judge's quality metric (ROUGE-L of
+    summaries) where it has one, else the pass rate on clean inputs (accuracy, for classifiers)."""
+    quality = figures["clean"].get("quality")
+    if quality:
+        return f"clean {quality['metric']}", -100 * quality["change"]
+    before, after = figures["clean"]["before"]["rate"] or 0, figures["clean"]["after"]["rate"] or 0
+    what = "clean accuracy" if figures["task"].endswith("classification") else "clean pass rate"
+    return what, 100 * (after - before)
 
 
 def summary(name: str, figures: dict, seconds: float) -> dict:
     """The row of one fixture: the three target figures and whether each holds."""
-    clean_before, clean_after = figures["clean"]["before"], figures["clean"]["after"]
     untargeted = figures["untargeted"]
-    clean_drop_points = 100 * ((clean_after["rate"] or 0) - (clean_before["rate"] or 0))
+    quality, clean_drop_points = clean_quality(figures)
     untargeted_rise_points = 100 * ((untargeted["after"]["rate"] or 0) - (untargeted["before"]["rate"] or 0))
+    least_drop, most_loss = TARGETS[name.split("[")[0]]
     return {
         "fixture": name, "seconds": round(seconds, 1), "modes": len(figures["modes"]),
         "eval_seeds": figures["eval_seeds"]["count"], "targeted": figures["targeted"], "clean": figures["clean"],
-        "untargeted": untargeted, "wasserstein": figures["wasserstein"],
-        "targeted_drop": figures["targeted"]["drop"], "clean_accuracy_drop_points": clean_drop_points,
-        "untargeted_rise_points": untargeted_rise_points,
+        "untargeted": untargeted, "wasserstein": figures["wasserstein"], "training": figures["training"],
+        "targeted_drop": figures["targeted"]["drop"], "clean_quality": quality,
+        "clean_quality_drop_points": clean_drop_points, "untargeted_rise_points": untargeted_rise_points,
         "holds": {
-            "targeted drop >= 80%": (figures["targeted"]["drop"] or 0) >= 0.8,
-            "clean accuracy drop <= 1 point": clean_drop_points <= 1.0,
+            f"targeted drop >= {least_drop:.0%}": (figures["targeted"]["drop"] or 0) >= least_drop,
+            f"{quality} drop <= {most_loss:g} point(s)": clean_drop_points <= most_loss,
             "untargeted rise <= 2 points": untargeted_rise_points <= 2.0,
         },
     }
@@ -123,8 +210,13 @@ def print_table(rows: list[dict]) -> None:
               f"{row['seconds']:.0f} s")
         for part in ("targeted", "clean", "untargeted"):
             print(f"  {part:<11} failure rate  before {_rate(row[part]['before'])}   after {_rate(row[part]['after'])}")
-        print(f"  targeted drop {row['targeted_drop']:.1%}; clean accuracy drop {row['clean_accuracy_drop_points']:+.2f} "
-              f"points; untargeted rise {row['untargeted_rise_points']:+.2f} points; Wasserstein {row['wasserstein']:.3f}")
+        quality = row["clean"].get("quality")
+        if quality:
+            print(f"  clean {quality['metric']}  before {quality['before']:.3f}   after {quality['after']:.3f} "
+                  f"(n={quality['queries']})")
+        print(f"  targeted drop {row['targeted_drop']:.1%}; {row['clean_quality']} drop "
+              f"{row['clean_quality_drop_points']:+.2f} points; untargeted rise {row['untargeted_rise_points']:+.2f} "
+              f"points; Wasserstein {row['wasserstein']:.3f}")
         for check, held in row["holds"].items():
             print(f"  {'ok  ' if held else 'FAIL'} {check}")
 
@@ -135,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", nargs="+", choices=list(FIXTURES), default=list(FIXTURES))
     parser.add_argument("--eval-seeds", type=int, default=420, help="Held-out seeds per fixture (>= 400 to resolve "
                         "one point of clean accuracy).")
+    parser.add_argument("--objectives", nargs="+", choices=["auto", "dpo", "kto", "sft"], default=["auto"],
+                        help="Objectives the generation fixture is mitigated with, side by side on the same run.")
     parser.add_argument("--quick", action="store_true", help="Tiny budgets, for a smoke test (figures not meaningful).")
     parser.add_argument("--output", type=Path, default=RESULTS, help="Where to write the JSON results.")
     parser.add_argument("--work-dir", type=Path, default=None, help="Keep models and runs here (default: a temp dir).")
@@ -144,13 +238,17 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HOME", str(work / "hf"))
         rows = []
         for name in args.fixtures:
-            started = time.perf_counter()
-            figures = FIXTURES[name](work, args.eval_seeds, args.quick)
-            rows.append(summary(name, figures, time.perf_counter() - started))
+            for objective in args.objectives if name == "generation" else [None]:
+                started = time.perf_counter()
+                options = {"objective": objective} if objective else {}
+                figures = FIXTURES[name](work, args.eval_seeds, args.quick, **options)
+                label = f"{name}[{objective}]" if objective else name
+                rows.append(summary(label, figures, time.perf_counter() - started))
     print_table(rows)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"eval_seeds": args.eval_seeds, "quick": args.quick, "rows": rows}, indent=2,
-                                      allow_nan=False) + "\n")
+    args.output.write_text(json.dumps({"eval_seeds": args.eval_seeds, "quick": args.quick, "rows": rows,
+                                       "machine": {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}},
+                                      indent=2, allow_nan=False) + "\n")
     return 0
 
 

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -61,23 +61,24 @@ def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[li
     return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
-def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
-    """Load the model, the concept space and the seed inputs a config names."""
+def target_options(config: ExploreConfig) -> dict[str, Any]:
+    """The ``load_target`` options of a config besides the model id: how the run loads and prompts the model."""
     generation = {
         key: value
         for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
         if value is not None
     }
-    target = load_target(
-        config.model,
-        task=config.task,
-        revision=config.revision,
-        device=config.device,
-        trust_remote_code=config.trust_remote_code,
-        batch_size=config.batch_size,
-        generation_kwargs=generation or None,
-        seed=config.seed,
-    )
+    return {
+        "task": config.task, "revision": config.revision, "device": config.device,
+        "trust_remote_code": config.trust_remote_code, "batch_size": config.batch_size,
+        "generation_kwargs": generation or None, "seed": config.seed,
+        "system_prompt": config.system_prompt, "raw_prompts": config.raw_prompts,
+    }
+
+
+def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
+    """Load the model, the concept space and the seed inputs a config names."""
+    target = load_target(config.model, **target_options(config))
     space = concept_space(config, target)
     source = config.seeds or default_seeds_for(target.task)
     if source is None:

@@ -26,6 +26,7 @@ class Measurement:
 
     cells: dict[int, list[int]] = field(default_factory=dict)  # action id -> [failures, queries]
     clean: list[int] = field(default_factory=lambda: [0, 0])
+    clean_scores: list[float] = field(default_factory=list)  # the judge's score of each clean answer
     examples: dict[tuple[int, str], QueryResult] = field(default_factory=dict)  # (targeted cell, seed id) -> answer
 
     def rate(self, cells: Sequence[int]) -> dict[str, Any]:
@@ -66,6 +67,8 @@ def measure(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int], *, l
             for result in env.evaluate_clean(seed_ids):
                 found.clean[0] += result.verdict.is_failure
                 found.clean[1] += 1
+                if result.verdict.score is not None:
+                    found.clean_scores.append(float(result.verdict.score))
         bar.update(len(seed_ids))
         for start in range(0, len(pairs), batch):
             chunk = pairs[start : start + batch]
@@ -110,7 +113,8 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, targeted: 
         "targeted": {"before": targeted_before, "after": targeted_after,
                      "drop": _drop(targeted_before["rate"], targeted_after["rate"])},
         "clean": {"before": clean_before, "after": clean_after,
-                  "accuracy_change": _change(clean_before["rate"], clean_after["rate"], sign=-1)},
+                  "accuracy_change": _change(clean_before["rate"], clean_after["rate"], sign=-1),
+                  **_quality(env, before, after)},
         "untargeted": {"before": untargeted_before, "after": untargeted_after,
                        "change": _change(untargeted_before["rate"], untargeted_after["rate"])},
         "wasserstein": wasserstein([before.rate([c])["rate"] or 0.0 for c in cells],
@@ -118,6 +122,17 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, targeted: 
         "cells_evaluated": len(cells),
         "queries_per_model": sum(n for _, n in before.cells.values()) + before.clean[1],
     }
+
+
+def _quality(env: FailureEnv, before: Measurement, after: Measurement) -> dict[str, Any]:
+    """``{"quality": {metric, before, after, change}}``: the mean judge score on clean inputs, for judges whose score
+    is a quality measure (ROUGE-L of summaries, CLIP score of images); empty for the others."""
+    metric = env.judge.quality_metric
+    if not metric or not before.clean_scores or not after.clean_scores:
+        return {}
+    mean_before, mean_after = float(np.mean(before.clean_scores)), float(np.mean(after.clean_scores))
+    return {"quality": {"metric": metric, "before": mean_before, "after": mean_after,
+                        "change": mean_after - mean_before, "queries": len(after.clean_scores)}}
 
 
 def _drop(before: float | None, after: float | None) -> float | None:
