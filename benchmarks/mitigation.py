@@ -107,58 +107,57 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
     return result.figures
 
 
+def _explore_and_review(work: Path, name: str, model: Path, space: dict, seeds: Path, **options):
+    """Explore ``model`` with grid over ``space`` once per work dir (later calls reuse the run), and mark every mode
+    ``fix``: the run and its feedback folder."""
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.run import Run
+
+    run_dir, space_file = work / f"{name}-run", work / f"{name}-space.yaml"
+    if not (run_dir / "data" / "landscape.parquet").exists():
+        space_file.write_text(yaml.safe_dump(space))
+        explore(ExploreConfig(model=str(model), seeds=str(seeds), space=str(space_file), algorithm="grid",
+                              batch_size=64, output=str(run_dir), show_progress=False, **options))
+    run, feedback = Run.open(run_dir), work / f"{name}-feedback"
+    if not feedback.exists():
+        _review(run, feedback, run.modes["action_id"].tolist())
+    return run, feedback
+
+
 def generation(work: Path, eval_seeds: int, quick: bool, objective: str = "auto") -> dict:
     """The chat fixture (typo'd prompts make it say a banned word): explore through its chat template, review every
     mode, mitigate with ``objective``, measure."""
-    from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import explore
     from fade_hub.mitigate import MitigateConfig, mitigate
     from fade_hub.testing.generation import BANNED, SYSTEM, train_chat_model, write_prompts
 
     model = train_chat_model(work / "chat-model", steps=80 if quick else 300)
-    space = work / "generation-space.yaml"
-    space.write_text(yaml.safe_dump(GENERATION_SPACE))
-    run_dir = work / "generation-run"
-    if not (run_dir / "data" / "landscape.parquet").exists():  # explored once, mitigated once per objective
-        explore(ExploreConfig(model=str(model), seeds=str(write_prompts(work / "prompts.jsonl", 24, seed=1)),
-                              space=str(space), algorithm="grid", judge_keywords=[BANNED], system_prompt=SYSTEM,
-                              max_new_tokens=12, output=str(run_dir), show_progress=False))
-    from fade_hub.run import Run
-
-    run = Run.open(run_dir)
-    feedback = work / "generation-feedback"
-    if not feedback.exists():
-        _review(run, feedback, run.modes["action_id"].tolist())
-    result = mitigate(MitigateConfig(
-        run=str(run_dir), feedback=[str(feedback)], output=str(work / f"generation-adapter-{objective}"),
+    run, feedback = _explore_and_review(work, "generation", model, GENERATION_SPACE,
+                                        write_prompts(work / "prompts.jsonl", 24, seed=1), judge_keywords=[BANNED],
+                                        system_prompt=SYSTEM, max_new_tokens=12)
+    return mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(feedback)], output=str(work / f"generation-adapter-{objective}"),
         objective=objective, steps=20 if quick else 150, learning_rate=1e-3,
         train_seeds=[str(write_prompts(work / "prompts-train.jsonl", 96, seed=2))],
         eval_seeds=str(write_prompts(work / "prompts-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
-    ))
-    return result.figures
+    )).figures
 
 
 def summarization(work: Path, eval_seeds: int, quick: bool) -> dict:
     """The summarizer fixture (it drops the key sentence of upper-cased articles): explore, review every mode,
     mitigate with Seq2SeqTrainer, measure ROUGE-L against the reference summaries."""
-    from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import explore
     from fade_hub.mitigate import MitigateConfig, mitigate
     from fade_hub.testing.summaries import train_summarizer, write_articles
 
     model = train_summarizer(work / "summarizer-model", steps=100 if quick else 600)
-    space = work / "summarization-space.yaml"
-    space.write_text(yaml.safe_dump(SUMMARIZATION_SPACE))
-    run = explore(ExploreConfig(model=str(model), seeds=str(write_articles(work / "articles.jsonl", 24, seed=1)),
-                                space=str(space), algorithm="grid", output=str(work / "summarization-run"),
-                                show_progress=False))
-    result = mitigate(MitigateConfig(
-        run=str(run.path), feedback=[str(_review(run, work / "summarization-feedback", run.modes["action_id"].tolist()))],
-        output=str(work / "summarization-adapter"), steps=20 if quick else 150, learning_rate=1e-3,
+    run, feedback = _explore_and_review(work, "summarization", model, SUMMARIZATION_SPACE,
+                                        write_articles(work / "articles.jsonl", 24, seed=1))
+    return mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(feedback)], output=str(work / "summarization-adapter"),
+        steps=20 if quick else 150, learning_rate=1e-3,
         train_seeds=[str(write_articles(work / "articles-train.jsonl", 96, seed=2))],
         eval_seeds=str(write_articles(work / "articles-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
-    ))
-    return result.figures
+    )).figures
 
 
 FIXTURES = {"shapes": shapes, "sentiment": sentiment, "generation": generation, "summarization": summarization}

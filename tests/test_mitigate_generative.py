@@ -46,11 +46,20 @@ def _space(root, spec: dict):
     return path
 
 
-def review(run, run_repo: str, feedback_repo: str, preferred: str) -> str:
-    """Mark every mode fix and give one failing example a preferred text, through the feedback app's API."""
+def loop(root, model, name: str, space: dict, seeds, preferred: str, explore_options: dict, train_seeds,
+         eval_seeds, **mitigate_options) -> dict:
+    """Upload the model, explore it, push the run, review it through the feedback app's API (every mode fix, one
+    failing example with a preferred text), mitigate, and push the adapter."""
     from fade_hub.feedback.app import AppConfig, FeedbackApp
 
-    example = f"q{int(run.failures.loc[run.failures['action_id'] == int(run.modes['action_id'].iloc[0]), 'query_id'].iloc[0])}"
+    model_repo = _upload(model, name)
+    space_file = _space(root, space)
+    run = explore(ExploreConfig(model=model_repo, seeds=str(seeds), space=str(space_file), algorithm="grid",
+                                output=str(root / "run"), show_progress=False, confirm_seeds=2, **explore_options))
+    run_repo, feedback_repo = unique_repo(f"{name}-failures", "local-user"), unique_repo(f"{name}-fb", "local-user")
+    push_run(run.path, run_repo)
+    first = run.failures["action_id"] == int(run.modes["action_id"].iloc[0])
+    example = f"q{int(run.failures.loc[first, 'query_id'].iloc[0])}"
     app = FeedbackApp(AppConfig(failures=run_repo, feedback_repo=feedback_repo))
     try:
         for cell in run.modes["action_id"]:
@@ -59,7 +68,14 @@ def review(run, run_repo: str, feedback_repo: str, preferred: str) -> str:
     finally:
         app.close()
     assert record["correction"] == preferred and record["target_type"] == "example"
-    return example
+    result = mitigate(MitigateConfig(run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"),
+                                     train_seeds=[str(train_seeds)], eval_seeds=str(eval_seeds), show_progress=False,
+                                     **mitigate_options))
+    adapter_repo = unique_repo(f"{name}-faded", "local-user")
+    push_adapter(result.path, adapter_repo)
+    return {"root": root, "model": model_repo, "model_dir": model, "run": run, "run_repo": run_repo,
+            "feedback": feedback_repo, "example": example, "result": result, "adapter": adapter_repo,
+            "space": space_file, "seeds": seeds}
 
 
 @pytest.fixture(scope="module")
@@ -68,24 +84,11 @@ def generation_loop(hub, session_dir, tmp_path_factory):
     from fade_hub.testing.generation import BANNED, SYSTEM, train_chat_model, write_prompts
 
     root = tmp_path_factory.mktemp("generation-loop")
-    model = train_chat_model(session_dir / "models" / "chat-typos")
-    model_repo = _upload(model, "chat")
-    space = _space(root, GENERATION_SPACE)
-    run = explore(ExploreConfig(model=model_repo, seeds=str(write_prompts(root / "seeds.jsonl", 16, seed=1)),
-                                space=str(space), algorithm="grid", judge_keywords=[BANNED], system_prompt=SYSTEM,
-                                max_new_tokens=12, output=str(root / "run"), show_progress=False, confirm_seeds=2))
-    run_repo, feedback_repo = unique_repo("chat-failures", "local-user"), unique_repo("chat-fb", "local-user")
-    push_run(run.path, run_repo)
-    example = review(run, run_repo, feedback_repo, PREFERRED)
-    result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=40, batch_size=16,
-        train_seeds=[str(write_prompts(root / "train.jsonl", 24, seed=2))],
-        eval_seeds=str(write_prompts(root / "eval.jsonl", 40, seed=3)), show_progress=False,
-    ))
-    adapter_repo = unique_repo("chat-faded", "local-user")
-    push_adapter(result.path, adapter_repo)
-    return {"root": root, "model": model_repo, "model_dir": model, "run": run, "run_repo": run_repo,
-            "feedback": feedback_repo, "example": example, "result": result, "adapter": adapter_repo, "space": space}
+    return loop(root, train_chat_model(session_dir / "models" / "chat-typos"), "chat", GENERATION_SPACE,
+                write_prompts(root / "seeds.jsonl", 16, seed=1), PREFERRED,
+                {"judge_keywords": [BANNED], "system_prompt": SYSTEM, "max_new_tokens": 12},
+                write_prompts(root / "train.jsonl", 24, seed=2), write_prompts(root / "eval.jsonl", 40, seed=3),
+                steps=40, batch_size=16)
 
 
 @pytest.mark.slow
@@ -150,7 +153,7 @@ def test_re_exploring_the_chat_variant_records_its_lineage(generation_loop):
     from fade_hub.testing.generation import BANNED, SYSTEM
 
     root = generation_loop["root"]
-    again = explore(ExploreConfig(model=generation_loop["adapter"], seeds=str(root / "seeds.jsonl"),
+    again = explore(ExploreConfig(model=generation_loop["adapter"], seeds=str(generation_loop["seeds"]),
                                   space=str(generation_loop["space"]), algorithm="grid", judge_keywords=[BANNED],
                                   system_prompt=SYSTEM, max_new_tokens=12, output=str(root / "rerun"),
                                   show_progress=False, confirm_seeds=2))
@@ -203,23 +206,10 @@ def summarization_loop(hub, session_dir, tmp_path_factory):
     from fade_hub.testing.summaries import train_summarizer, write_articles
 
     root = tmp_path_factory.mktemp("summarization-loop")
-    model_repo = _upload(train_summarizer(session_dir / "models" / "summarizer-upper"), "summarizer")
-    space = _space(root, SUMMARIZATION_SPACE)
-    run = explore(ExploreConfig(model=model_repo, seeds=str(write_articles(root / "seeds.jsonl", 16, seed=1)),
-                                space=str(space), algorithm="grid", output=str(root / "run"), show_progress=False,
-                                confirm_seeds=2))
-    run_repo, feedback_repo = unique_repo("sum-failures", "local-user"), unique_repo("sum-fb", "local-user")
-    push_run(run.path, run_repo)
-    example = review(run, run_repo, feedback_repo, "anna painted the fence in the garden.")
-    result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=60, batch_size=16,
-        train_seeds=[str(write_articles(root / "train.jsonl", 32, seed=2))],
-        eval_seeds=str(write_articles(root / "eval.jsonl", 40, seed=3)), show_progress=False,
-    ))
-    adapter_repo = unique_repo("sum-faded", "local-user")
-    push_adapter(result.path, adapter_repo)
-    return {"root": root, "model": model_repo, "run": run, "example": example, "result": result,
-            "adapter": adapter_repo, "space": space}
+    return loop(root, train_summarizer(session_dir / "models" / "summarizer-upper"), "summarizer",
+                SUMMARIZATION_SPACE, write_articles(root / "seeds.jsonl", 16, seed=1),
+                "anna painted the fence in the garden.", {}, write_articles(root / "train.jsonl", 32, seed=2),
+                write_articles(root / "eval.jsonl", 40, seed=3), steps=60, batch_size=16)
 
 
 @pytest.mark.slow
@@ -253,9 +243,9 @@ def test_stock_peft_loads_the_summarizer_adapter_and_re_exploring_records_lineag
     assert [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)] == \
         examples["mitigated_output"].tolist()
     assert "AutoPeftModelForSeq2SeqLM.from_pretrained" in ModelCard.load(adapter).text
-    root = summarization_loop["root"]
-    again = explore(ExploreConfig(model=adapter, seeds=str(root / "seeds.jsonl"), space=str(summarization_loop["space"]),
-                                  algorithm="grid", output=str(root / "rerun"), show_progress=False, confirm_seeds=2))
+    again = explore(ExploreConfig(model=adapter, seeds=str(summarization_loop["seeds"]), algorithm="grid",
+                                  space=str(summarization_loop["space"]), output=str(summarization_loop["root"] / "rerun"),
+                                  show_progress=False, confirm_seeds=2))
     assert again.meta["lineage"]["base_model"] == summarization_loop["model"]
     before = summarization_loop["run"].landscape.set_index("action_id")["failure_rate"]
     after = again.landscape.set_index("action_id")["failure_rate"]
@@ -271,9 +261,8 @@ def test_feedback_without_a_usable_pair_fails_with_one_line_naming_the_space(gen
     from fade_hub.feedback import FeedbackWriter, make_record
     from fade_hub.testing.generation import write_prompts
 
-    root = generation_loop["root"]
     # a judge that fails every answer: no clean answer passes, and no sampled one either
-    run = explore(ExploreConfig(model=generation_loop["model"], seeds=str(root / "seeds.jsonl"),
+    run = explore(ExploreConfig(model=generation_loop["model"], seeds=str(generation_loop["seeds"]),
                                 space=str(generation_loop["space"]), algorithm="grid", judge_regex="^",
                                 max_new_tokens=4, output=str(tmp_path / "run"), show_progress=False, confirm_top=0))
     feedback = tmp_path / "feedback"

@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 from fade_hub.perturb.ops import Factor
+from fade_hub.testing.fit import fit
 from fade_hub.perturb.text import typos
 
 BANNED = "stupid"
@@ -73,7 +74,7 @@ def _example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
     return messages, answer
 
 
-def _tokenizer(folder: Path):
+def _tokenizer():
     """A byte-level BPE over the fixture's own sentences (whole words for the clean forms), with the chat template."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
@@ -92,8 +93,8 @@ def _tokenizer(folder: Path):
     return tokenizer
 
 
-def _batch(tokenizer, rng: random.Random, size: int):
-    """Token ids of ``size`` conversations, with labels on the answers only."""
+def _batch(tokenizer, rng: random.Random, size: int) -> dict:
+    """Token ids of ``size`` conversations, left-padded, with labels on the answers only."""
     import torch
 
     rows = []
@@ -112,7 +113,7 @@ def _batch(tokenizer, rng: random.Random, size: int):
         ids[i, width - len(sequence):] = torch.tensor(sequence)
         labels[i, width - len(answer_ids):] = torch.tensor(answer_ids)
         mask[i, width - len(sequence):] = 1
-    return ids, mask, labels
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def train_chat_model(folder: Path, *, seed: int = 0, steps: int = 300) -> Path:
@@ -124,23 +125,13 @@ def train_chat_model(folder: Path, *, seed: int = 0, steps: int = 300) -> Path:
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    tokenizer = _tokenizer(folder)
+    tokenizer = _tokenizer()
     end, pad = tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.pad_token_id
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
                          tie_word_embeddings=False, bos_token_id=end, eos_token_id=end, pad_token_id=pad)
     model = LlamaForCausalLM(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (steps - step) / (0.3 * steps)))
-    model.train()
-    for _ in range(steps):
-        ids, mask, labels = _batch(tokenizer, rng, 32)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    model.eval()
+    fit(model, lambda: _batch(tokenizer, rng, 32), steps=steps, learning_rate=3e-3)
     model.generation_config = GenerationConfig(max_new_tokens=16, eos_token_id=end, pad_token_id=pad,
                                                do_sample=False)
     folder.mkdir(parents=True, exist_ok=True)
