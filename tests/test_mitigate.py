@@ -256,3 +256,27 @@ def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, t
                     str(tiny_models("image-classification"))], "does not fit model")
     for name in "abcde":
         assert not (tmp_path / name).exists()
+
+
+def test_multi_process_mitigation_matches_the_single_process_checks(image_loop, tmp_path):
+    """`--num-processes 2` relaunches under `accelerate launch --cpu`: two processes train, the main one writes."""
+    import os
+    import subprocess
+    import sys
+
+    from fade_hub.demo.shapes import write_seed_folder
+
+    output = tmp_path / "adapter"
+    done = subprocess.run(
+        [sys.executable, "-m", "fade_hub.cli", "mitigate", image_loop["run_repo"], "--feedback", image_loop["feedback"],
+         "--output", str(output), "--steps", "60", "--batch-size", "16", "--num-processes", "2", "--no-progress",
+         "--train-seeds", str(write_seed_folder(tmp_path / "train", per_class=10, seed=8)),
+         "--eval-seeds", str(write_seed_folder(tmp_path / "eval", per_class=10, seed=9))],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("targeted drop") == 1  # only the main process reports
+    figures = json.loads((output / "fade_eval.json").read_text())
+    assert figures["targeted"]["drop"] >= 0.6
+    assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
+    assert (output / "adapter_model.safetensors").is_file() and not list(tmp_path.glob(".adapter-*"))

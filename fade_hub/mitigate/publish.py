@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from huggingface_hub.errors import HfHubHTTPError
@@ -33,8 +34,10 @@ def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, tok
         card.save(staged / "README.md")
         try:
             api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-            api.upload_folder(repo_id=repo_id, folder_path=staged, commit_message=f"fade-hub mitigated variant of "
-                              f"{card.data.base_model or 'a local model'}")
+            with warnings.catch_warnings():  # eval/examples.parquet belongs in the model repo: the Space reads it
+                warnings.filterwarnings("ignore", message=".*data file.*model repository.*")
+                api.upload_folder(repo_id=repo_id, folder_path=staged, commit_message=f"fade-hub mitigated variant "
+                                  f"of {card.data.base_model or 'a local model'}")
         except (*NETWORK_ERRORS, OSError) as err:
             raise HubUnreachable(f"could not reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                                  f"{retry}") from None

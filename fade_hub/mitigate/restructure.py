@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
 from PIL import Image
 
 from .. import __version__
@@ -128,7 +129,9 @@ def mitigate(config: MitigateConfig) -> Mitigation:
     if unjudged:
         raise BadConfig(f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded")
     cells = evaluation_cells(eval_env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
-    before = measure(eval_env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
+    main = PartialState().is_main_process  # under `accelerate launch`, the other processes only train
+    if main:
+        before = measure(eval_env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
     mitigator = spec.mitigator_class()(target, config)
     mitigator.prepare()
     plan = TrainingPlan(
@@ -137,6 +140,8 @@ def mitigate(config: MitigateConfig) -> Mitigation:
         seeds=seeds.train, corrections=_corrections(selection, origin["run_sources"], target),
     )
     training = mitigator.train(plan)
+    if not main:
+        return Mitigation(output, {})
     after = measure(eval_env, cells, selection.targeted, label="mitigated", show_progress=config.show_progress)
     figures = {
         **compare(eval_env, before, after, selection.targeted, selection.votes),
