@@ -14,6 +14,7 @@ from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
+from ..options import project
 from ..perturb import ConceptSpace, load_space
 from ..perturb.expect import unresolvable_factors
 from ..run import Run
@@ -89,17 +90,8 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
 def seed_config(config: ExploreConfig, source: str, *, split: str | None = None,
                 num_seeds: int | None = None) -> SeedConfig:
     """How to read seeds from ``source`` with a config's columns and label map (another split or cap if given)."""
-    return SeedConfig(
-        source=source,
-        split=split or config.split,
-        num_seeds=num_seeds if split else config.num_seeds,
-        image_column=config.image_column,
-        text_column=config.text_column,
-        label_column=config.label_column,
-        reference_column=config.reference_column,
-        label_map=config.label_map,
-        config_name=config.dataset_config,
-    )
+    return project(SeedConfig, config, source=source, config_name=config.dataset_config, split=split or config.split,
+                   num_seeds=num_seeds if split else config.num_seeds, revision=None)  # --revision is the model's
 
 
 def label_aliases(config: ExploreConfig) -> dict[str, list[str]] | None:
