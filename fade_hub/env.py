@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import BadConfig
+from .errors import BadConfig, EndpointFailed
 from .judges import Judge, Verdict
 from .perturb import ConceptSpace
 from .seeds import Seed
@@ -139,10 +139,19 @@ class FailureEnv(gym.Env):
             cells.append(cell)
             action_ids.append(action_id)
             inputs.append(self.space.apply(seed.input, cell, seed=perturbation_seed(self.base_seed, seed_id, action_id)))
-        predictions: list[Prediction] = []
-        for start in range(0, len(inputs), self.target.batch_size):
-            predictions.extend(self.target.predict(inputs[start : start + self.target.batch_size]))
-        verdicts = self.judge.judge(seeds, inputs, predictions)
+        try:
+            predictions: list[Prediction] = self.target.predict(inputs)
+        except EndpointFailed as stop:
+            # a remote model stopped part-way: judge what it answered, so that the querier can keep it
+            answered = len(stop.answered)
+            stop.results = self._results(seeds[:answered], cells, action_ids, inputs, stop.answered)
+            raise
+        return self._results(seeds, cells, action_ids, inputs, predictions)
+
+    def _results(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list,
+                 predictions: list[Prediction]) -> list[QueryResult]:  # fmt: skip
+        """Judge the predictions of the leading ``len(seeds)`` queries and bundle everything per query."""
+        verdicts = self.judge.judge(seeds, inputs[: len(seeds)], predictions)
         return [
             QueryResult(
                 seed=seed,

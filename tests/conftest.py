@@ -104,3 +104,24 @@ def small_space(session_dir) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ConceptSpace.from_dict(IMAGE_2X2).to_yaml(path)
     return path
+
+
+@pytest.fixture
+def served(tiny_models):
+    """Factory of local inference servers over tiny models: ``served("text-classification", faults=Faults(...))``.
+
+    Each server is a real pipeline behind the routes ``InferenceClient`` calls; all are stopped at teardown.
+    """
+    from fade_hub.testing.inference_server import PipelineBackend, serve
+
+    servers = []
+
+    def start(kind: str, faults=None, *, task: str | None = None, token: str | None = None, **backend):
+        backend.setdefault("model_id", f"tester/served-{kind}")
+        server = serve(PipelineBackend(task or kind, tiny_models(kind), **backend), faults, token=token)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from ..env import FailureEnv, QueryResult
-from ..errors import BadConfig, ResumeMismatch
+from ..errors import BadConfig, EndpointFailed, ResumeMismatch
 from ..store import RunStore
 
 
@@ -117,24 +117,12 @@ class Querier:
         fresh = range(len(served), count)
         records = list(served)
         if fresh:
-            results = self.env.evaluate([cells[i] for i in fresh], [seed_ids[i] for i in fresh])
-            new_records = []
-            for i, result in zip(fresh, results):
-                record = query_record(
-                    result,
-                    run_id=self.run_id,
-                    query_id=first + i,
-                    phase=phase,
-                    episode=episodes[i],
-                    step=steps[i],
-                    trajectory=trajectories[i],
-                )
-                media = result.prediction.image if result.prediction.image is not None else result.input
-                if record["is_failure"] and hasattr(media, "save"):
-                    record["media"] = self.store.save_image(record["query_id"], media)
-                new_records.append(record)
-            self.store.append(new_records)
-            records.extend(new_records)
+            try:
+                results = self.env.evaluate([cells[i] for i in fresh], [seed_ids[i] for i in fresh])
+            except EndpointFailed as stop:  # keep what a remote model answered before it stopped
+                self._record(stop.results, fresh, first, phase, episodes, steps, trajectories)
+                raise
+            records.extend(self._record(results, fresh, first, phase, episodes, steps, trajectories))
         self.next_id += count
         if phase == "explore":
             self.spent += count
@@ -144,6 +132,29 @@ class Querier:
         return [
             Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in records
         ]
+
+    def _record(
+        self, results: Sequence[QueryResult], fresh: range, first: int, phase: str, episodes: list[int],
+        steps: list[int], trajectories: list[str],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Turn the results of the fresh queries (in order, possibly only the leading ones) into durable records."""
+        new_records = []
+        for i, result in zip(fresh, results):
+            record = query_record(
+                result,
+                run_id=self.run_id,
+                query_id=first + i,
+                phase=phase,
+                episode=episodes[i],
+                step=steps[i],
+                trajectory=trajectories[i],
+            )
+            media = result.prediction.image if result.prediction.image is not None else result.input
+            if record["is_failure"] and hasattr(media, "save"):
+                record["media"] = self.store.save_image(record["query_id"], media)
+            new_records.append(record)
+        self.store.append(new_records)
+        return new_records
 
     def _serve_replay(self, first: int, cells, seed_ids, phase: str) -> list[dict[str, Any]]:
         served = []
