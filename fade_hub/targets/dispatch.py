@@ -189,7 +189,7 @@ class Dispatcher:
             if not failure.retry:
                 raise _Stop(failure.reason)
             if retries >= self.max_retries:
-                raise _Stop(f"{failure.reason}, still failing after {self.max_retries} retries")
+                raise _Stop(f"{failure.reason}, still failing after {self.max_retries} retr{'y' if retries == 1 else 'ies'}")
             if failure.wait is not None and failure.wait > MAX_RETRY_AFTER_S:
                 raise _Stop(f"{failure.reason}, asks to retry after {failure.wait:.0f} s")
             retries += 1

@@ -66,6 +66,12 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def endpoint_route(url: str, route: str) -> str:
+    """``route`` appended to the URL's path, its user info and query kept (e.g. ``/info`` of a server)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + route))
+
+
 def is_openai_base(url: str) -> bool:
     """Whether a URL is an OpenAI-compatible base URL (its path ends in ``/v1``)."""
     return urlsplit(url).path.rstrip("/").endswith("/v1")
@@ -109,13 +115,12 @@ def served_model_info(endpoint: str) -> dict[str, Any]:
 
     TGI and TEI answer ``GET /info``; OpenAI-compatible servers (vLLM, TGI's ``/v1``) list ``GET /v1/models``.
     """
-    base = endpoint.rstrip("/")
     info: dict[str, Any] = {}
-    if is_openai_base(base):
-        listing = _get_json(f"{base}/models")
+    if is_openai_base(endpoint):
+        listing = _get_json(endpoint_route(endpoint, "/models"))
         ids = [str(m.get("id")) for m in (listing or {}).get("data", []) if isinstance(m, dict) and m.get("id")]
         return {"model_ids": ids, "server": "openai-compatible"} if ids else {}
-    found = _get_json(f"{base}/info")
+    found = _get_json(endpoint_route(endpoint, "/info"))
     if isinstance(found, dict) and found.get("model_id"):
         info = {"model_id": str(found["model_id"]), "server": "tei" if "model_type" in found else "tgi"}
         if found.get("model_sha"):

@@ -157,6 +157,8 @@ class HTTPServerThread:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
+        except asyncio.CancelledError:  # shutting down: end quietly (the stream's callback logs cancelled tasks)
+            pass
         finally:
             writer.close()
 
