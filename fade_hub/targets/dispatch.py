@@ -84,8 +84,10 @@ def retry_after_seconds(headers: Any) -> float | None:
 def classify(err: BaseException, timeout: float) -> _Failure:
     """Whether a failed request is worth retrying, and why it failed (one line, no URL or secret)."""
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
 
+    if isinstance(err, OfflineModeIsEnabled):
+        return _Failure("HF_HUB_OFFLINE is set, so huggingface_hub sends no request at all; unset it", retry=False)
     if isinstance(err, InferenceTimeoutError | httpx2.TimeoutException):
         return _Failure(f"no answer within {timeout:g} s", retry=True)
     if isinstance(err, httpx2.TransportError):
