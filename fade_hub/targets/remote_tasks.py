@@ -117,7 +117,22 @@ class RemoteTextClassifier(RemoteClassifier):
         return await self.client.text_classification(str(item), top_k=top_k)
 
 
-class RemoteTextGenerator(RemoteTarget):
+class RemoteGenerator(RemoteTarget):
+    """Shared by remote generators: the generation settings the local target of the task uses, recorded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.generation_kwargs = self._generation_settings()
+
+    def _generation_settings(self) -> dict[str, Any]:
+        return generation_settings(self.config)
+
+    def describe(self) -> dict[str, Any]:
+        """Base description plus the generation settings."""
+        return {**super().describe(), "generation_kwargs": dict(self.generation_kwargs)}
+
+
+class RemoteTextGenerator(RemoteGenerator):
     """A language model behind an endpoint: ``chat_completion`` (messages from ``prompt_messages``) or ``text_generation``.
 
     Greedy unless ``do_sample`` is set, as locally. The chat route leaves the chat template to the server,
@@ -129,7 +144,6 @@ class RemoteTextGenerator(RemoteTarget):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.generation_kwargs = generation_settings(self.config)
         ids = self.served.get("model_ids") or []
         # an OpenAI-compatible server may serve the model under another name (vLLM's --served-model-name)
         self.served_name = ids[0] if len(ids) == 1 and self.model_id not in ids else self.model_id
@@ -167,39 +181,30 @@ class RemoteTextGenerator(RemoteTarget):
 
     def describe(self) -> dict[str, Any]:
         """Base description plus the route and the generation settings."""
-        return {**super().describe(), "route": self.route, "generation_kwargs": dict(self.generation_kwargs)}
+        return {**super().describe(), "route": self.route}
 
 
-class RemoteSummarizer(RemoteTarget):
+class RemoteSummarizer(RemoteGenerator):
     """A summarizer behind an endpoint: ``summarization`` with the local target's generation settings."""
 
     task = "summarization"
     modality = "text"
     hf_task = "summarization"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.generation_kwargs = generation_settings(self.config)
-
     async def _ask(self, document: str) -> Prediction:
         out = await self.client.summarization(str(document), generate_parameters=dict(self.generation_kwargs))
         return Prediction(text=(out.summary_text or "").strip())
 
-    def describe(self) -> dict[str, Any]:
-        """Base description plus the generation settings."""
-        return {**super().describe(), "generation_kwargs": dict(self.generation_kwargs)}
 
-
-class RemoteTextToImage(RemoteTarget):
+class RemoteTextToImage(RemoteGenerator):
     """A text-to-image model behind an endpoint or provider: ``text_to_image``, one seeded image per prompt."""
 
     task = "text-to-image"
     modality = "prompt"
     hf_task = "text-to-image"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.generation_kwargs = {**PIPELINE_DEFAULTS, **self.config.generation_kwargs}
+    def _generation_settings(self) -> dict[str, Any]:
+        return {**PIPELINE_DEFAULTS, **self.config.generation_kwargs}
 
     async def _ask(self, prompt: str) -> Prediction:
         known = {k: v for k, v in self.generation_kwargs.items() if k in _IMAGE_PARAMETERS}
@@ -210,6 +215,3 @@ class RemoteTextToImage(RemoteTarget):
         self.dispatcher.usage.add(images=1)
         return Prediction(text="<image>", image=image.convert("RGB"))
 
-    def describe(self) -> dict[str, Any]:
-        """Base description plus the pipeline call settings."""
-        return {**super().describe(), "generation_kwargs": dict(self.generation_kwargs)}
