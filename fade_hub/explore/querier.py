@@ -120,8 +120,12 @@ class Querier:
             try:
                 results = self.env.evaluate([cells[i] for i in fresh], [seed_ids[i] for i in fresh])
             except EndpointFailed as stop:  # keep what a remote model answered before it stopped
-                self._record(stop.results, fresh, first, phase, episodes, steps, trajectories)
-                raise
+                recorded = self._record(stop.results, fresh, first, phase, episodes, steps, trajectories)
+                kept = first + len(served) + len(recorded)
+                raise EndpointFailed(
+                    f"{stop}; the {kept} queries answered so far are kept in {self.store.root}: rerun with --resume "
+                    "to continue"
+                ) from stop
             records.extend(self._record(results, fresh, first, phase, episodes, steps, trajectories))
         self.next_id += count
         if phase == "explore":

@@ -71,6 +71,10 @@ def load_model(config: ExploreConfig) -> Target:
     common = dict(task=config.task, revision=config.revision, device=config.device, batch_size=config.batch_size,
                   generation_kwargs=generation or None, seed=config.seed)  # fmt: skip
     if config.is_remote:
+        ignored = [flag for flag, value in (("--dtype", config.dtype), ("--trust-remote-code", config.trust_remote_code))
+                   if value]  # fmt: skip
+        if ignored:
+            logger.warning("%s: no effect on a model served elsewhere", ", ".join(ignored))
         remote = RemoteConfig(
             endpoint=config.endpoint, provider=config.provider, concurrency=config.concurrency,
             max_retries=config.max_retries, timeout=config.request_timeout, labels=list(config.labels),

@@ -6,8 +6,8 @@ Answers the endpoint may give later are retried: HTTP 429 and 5xx, time-outs and
 after the server's ``Retry-After`` when it sends one (and every request then waits that long, since a rate
 limit holds for the whole client), else after an exponential back-off. When a request still fails after
 ``max_retries`` retries, or fails in a way retrying cannot fix (401, 404, 422, ...), the call stops with
-one ``EndpointFailed`` whose ``answered`` holds the answers of the leading inputs: the run records those
-and ``--resume`` continues from there.
+one ``EndpointFailed`` whose ``answered`` holds the answers of the leading inputs: the querier records
+those and ``--resume`` continues from there.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class _Failure:
 
 
 class _Stop(Exception):
-    """Internal: a request that cannot be answered; stops the whole call."""
+    """Internal: a request that cannot be answered; stops the whole call (its message is the user's line)."""
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -87,7 +87,7 @@ def classify(err: BaseException, timeout: float) -> _Failure:
     from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
 
     if isinstance(err, OfflineModeIsEnabled):
-        return _Failure("HF_HUB_OFFLINE is set, so huggingface_hub sends no request at all; unset it", retry=False)
+        return _Failure("HF_HUB_OFFLINE is set, so huggingface_hub sends no request; unset it", retry=False)
     if isinstance(err, InferenceTimeoutError | httpx2.TimeoutException):
         return _Failure(f"no answer within {timeout:g} s", retry=True)
     if isinstance(err, httpx2.TransportError):
@@ -103,7 +103,9 @@ def classify(err: BaseException, timeout: float) -> _Failure:
         if status == 404:
             return _Failure("HTTP 404: no such route; check --endpoint, --task and --generation-route", False)
         return _Failure(f"HTTP {status}{detail_text}", retry=False)
-    if isinstance(err, FadeHubError | ValueError):
+    if isinstance(err, FadeHubError):  # an answer fade-hub cannot use; its message says so in full
+        raise _Stop(str(err)) from None
+    if isinstance(err, ValueError):  # huggingface_hub refusing to build the request
         return _Failure(str(err).splitlines()[0] if str(err) else type(err).__name__, retry=False)
     raise err
 
@@ -167,11 +169,7 @@ class Dispatcher:
         except _Stop as stop:
             await _cancel(tasks)
             answered = next((i for i, ok in enumerate(done) if not ok), len(items))
-            raise EndpointFailed(
-                f"{self.where} kept failing ({stop}); the {answered} answered queries of this batch and all earlier "
-                "ones are kept: rerun with --resume to continue",
-                answered=answers[:answered],
-            ) from None
+            raise EndpointFailed(str(stop), answered=answers[:answered]) from None
         except BaseException:
             await _cancel(tasks)
             raise
@@ -189,11 +187,12 @@ class Dispatcher:
                 self.usage.add(requests=1)
                 return answer
             if not failure.retry:
-                raise _Stop(failure.reason)
+                raise _Stop(f"{self.where} failed: {failure.reason}")
             if retries >= self.max_retries:
-                raise _Stop(f"{failure.reason}, still failing after {self.max_retries} retr{'y' if retries == 1 else 'ies'}")
+                plural = "y" if retries == 1 else "ies"
+                raise _Stop(f"{self.where} kept failing ({failure.reason}) after {retries} retr{plural}")
             if failure.wait is not None and failure.wait > MAX_RETRY_AFTER_S:
-                raise _Stop(f"{failure.reason}, asks to retry after {failure.wait:.0f} s")
+                raise _Stop(f"{self.where} asks to retry after {failure.wait:.0f} s ({failure.reason}); try later")
             retries += 1
             self.usage.add(retries=1)
             wait = failure.wait if failure.wait is not None else min(BACKOFF_BASE_S * 2 ** (retries - 1), BACKOFF_CAP_S)
