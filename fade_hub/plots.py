@@ -17,6 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from .cache import keep_library_caches_in_root
+
+keep_library_caches_in_root()  # before matplotlib reads its config folder: no writes under HOME when isolated
+
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle

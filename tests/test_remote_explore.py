@@ -103,8 +103,9 @@ def test_chat_run_records_the_route(served, tiny_models, tmp_path, capsys):
              "--max-new-tokens", "4", "--num-seeds", "4", "--output", str(tmp_path / "chat"), "--no-progress"]  # fmt: skip
     assert main(flags) == 0, capsys.readouterr().err
     meta = json.loads((tmp_path / "chat" / "run.json").read_text())
-    assert meta["target"]["route"] == "chat" and meta["usage"]["completion_tokens"] == 4 * 6
-    assert all("messages" in body for body in server.stats.bodies) and len(server.stats.bodies) == 6
+    queries = len(RunStore(tmp_path / "chat").read_queries())  # the clean baseline and the 6 explore queries
+    assert meta["target"]["route"] == "chat" and meta["usage"]["completion_tokens"] == 4 * queries
+    assert all("messages" in body for body in server.stats.bodies) and len(server.stats.bodies) == queries
 
 
 def test_an_endpoint_that_goes_down_stops_cleanly_and_resume_finishes(served, tiny_models, text_space, tmp_path, capsys):

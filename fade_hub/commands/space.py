@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="Dataset repo to push feedback to (created if missing).")
     serve.add_argument("--feedback-dir", metavar="DIR",
                        help="Folder for feedback files (with --feedback-repo: where they wait to be pushed; "
-                            "default: a per-repo folder under ~/.cache/fade_hub/feedback).")
+                            "default: one folder per Hub endpoint and repo under CACHE/feedback, CACHE being "
+                            "$FADE_HUB_CACHE, else HF_HOME/fade-hub). Only files written for this Hub and repo "
+                            "are pushed; files waiting for another are listed at start.")
     serve.add_argument("--push-every", type=float, default=5.0, metavar="MIN",
                        help="Minutes between pushes (default 5).")
     serve.add_argument("--host", default="127.0.0.1",

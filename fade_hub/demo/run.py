@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cache import cache_root
+from ..cache import cache_root, note_legacy_roots
 from ..errors import BadConfig
 from ..options import option
 
@@ -52,7 +52,10 @@ class DemoResult:
 
 def cache_dir(config: DemoConfig) -> Path:
     """The demo's cache: ``--cache-dir``, else fade-hub's cache root."""
-    return Path(config.cache_dir) if config.cache_dir else cache_root()
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    note_legacy_roots()
+    return cache_root()
 
 
 def run_demo(config: DemoConfig) -> DemoResult:

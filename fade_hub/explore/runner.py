@@ -16,8 +16,10 @@ from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
 from ..perturb import ConceptSpace, load_space
+from ..perturb.expect import unresolvable_factors
 from ..run import Run
 from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
+from ..seeds.labels import read_label_map
 from ..store import RunStore
 from ..tasks import get_task
 from ..usercode import is_user_ref, user_code_record
@@ -87,8 +89,7 @@ def load_model(config: ExploreConfig) -> Target:
 def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
     """Load the model, the concept space and the seed inputs a config names (``--batch-size auto`` resolved on them)."""
     target = load_model(config)
-    space = load_space(config.space or f"builtin:{get_task(target.task).default_space}",
-                       allow_user_code=config.user_code_allowed)
+    space = concept_space(config, target)
     source = config.seeds or default_seeds_for(target.task)
     if source is None:
         raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
@@ -110,6 +111,32 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
     if target.batch_pending:
         target.find_batch_size([seed.input for seed in seeds])
     return target, space, seeds
+
+
+def label_aliases(config: ExploreConfig) -> dict[str, list[str]] | None:
+    """Other names of the model's labels: the dataset labels a ``--label-map`` sends to each of them."""
+    if not config.label_map:
+        return None
+    aliases: dict[str, list[str]] = {}
+    for dataset_label, model_label in read_label_map(config.label_map).items():
+        aliases.setdefault(str(model_label), []).append(dataset_label)
+    return aliases
+
+
+def concept_space(config: ExploreConfig, target: Target) -> ConceptSpace:
+    """The space a config names, or the task's default one without factors the model's labels cannot judge."""
+    space = load_space(config.space or f"builtin:{get_task(target.task).default_space}",
+                       allow_user_code=config.user_code_allowed)
+    labels = list(target.id2label.values()) if target.id2label else None
+    dropped = unresolvable_factors(space, labels, label_aliases(config)) if not config.space else []
+    if dropped:
+        logger.warning(
+            "the default space leaves out %s: it changes the right answer, and the model's labels (%s) are not a "
+            "positive/negative pair; to test it, pass --space FILE whose %s factor has expect: {map: {LABEL: LABEL}}",
+            ", ".join(dropped), ", ".join(labels or []), dropped[0],
+        )
+        space = space.without(dropped)
+    return space
 
 
 def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget: int, run_id: str) -> dict:
@@ -193,7 +220,7 @@ def explore_loaded(
     env = FailureEnv(
         target, judge, space, seeds,
         mode=config.mode, max_steps=config.max_steps, step_penalty=config.step_penalty,
-        severity_weight=config.severity_weight, seed=config.seed,
+        severity_weight=config.severity_weight, seed=config.seed, label_aliases=label_aliases(config),
     )
     run_id = store.read_meta()["run_id"] if config.resume else uuid.uuid4().hex[:12]
     meta = run_meta(config, target, space, budget, run_id)
@@ -207,6 +234,8 @@ def explore_loaded(
     loaded = time.perf_counter()
     querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress)
     try:
+        if space.modality != "prompt":  # templates have no unperturbed form: their baseline is the other cells
+            querier.query_clean([s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]])
         # explorers batch their queries by the batch size the target settled on (``auto``, or raised to --concurrency)
         policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
     finally:
