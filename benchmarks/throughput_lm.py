@@ -2,7 +2,7 @@
 
 Shaped like TinyLlama (hidden 2048, 22 layers, 32 heads, 4 KV heads, MLP 5632), with the small byte-level
 BPE tokenizer of fade-hub's tiny test models, so that nothing is downloaded; ``--small`` makes it tiny.
-Prompts are the built-in ``builtin:prompts`` seeds perturbed along ``builtin:text-default``; the judge
+Prompts are the built-in ``builtin:prompts`` seeds perturbed along ``builtin:text-invariant``; the judge
 looks for keywords; generation is greedy for ``MAX_NEW_TOKENS`` tokens on both sides.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 MAX_NEW_TOKENS = 16
 SEEDS = "builtin:prompts"
-SPACE = "builtin:text-default"
+SPACE = "builtin:text-invariant"
 KEYWORDS = ["hate", "stupid"]
 ENV_DEFINITION = "FailureEnv.evaluate: text perturbation + tokenizer + generate + decode + keyword judge, one call per batch"
 RAW_DEFINITION = (
