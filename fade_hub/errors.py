@@ -55,6 +55,14 @@ class HubUnreachable(FadeHubError):
     """The Hub endpoint could not be reached; the local data is kept."""
 
 
+class BadRepoId(FadeHubError):
+    """A repo id that the Hub would refuse (wrong shape or characters)."""
+
+
+class AdapterMismatch(FadeHubError):
+    """An adapter applied to a model it was not trained for."""
+
+
 class EndpointFailed(FadeHubError):
     """An inference endpoint or provider kept failing (or refused a request); the run stops, keeping its answers.
 

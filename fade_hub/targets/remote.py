@@ -55,6 +55,7 @@ class RemoteTarget(Target):
         self.local_path = None
         self.id2label = None
         self.model = self.processor = None
+        self.lineage = None  # a served model is never a local adapter
         if remote.provider:
             check_provider(remote.provider, self.hf_task, model_id)
         self.client = make_client(model_id, remote)
