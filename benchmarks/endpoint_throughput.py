@@ -4,7 +4,7 @@ The endpoint is ``fade_hub.testing.inference_server --fixed text-classification`
 sleeps ``--delay`` (50 ms) per request and answers a fixed payload, with no model, so that what is measured
 is fade-hub's side: perturbing the seeds, ``AsyncInferenceClient`` requests through the ``Dispatcher``
 (``--concurrency`` in flight), turning answers into predictions, judging them. Each measurement is
-``FailureEnv.evaluate`` on batches of the size a run hands the endpoint (``max(16, concurrency)``) over a
+``FailureEnv.evaluate`` on batches of ``max(16, 4 x concurrency)`` queries (a run's ``--batch-size``) over a
 remote text-classification target, the built-in sentences and text space.
 
 An endpoint taking ``delay`` seconds per request allows at most ``concurrency / delay`` queries per second;
@@ -66,7 +66,7 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
     return process, line.removeprefix("READY ")
 
 
-def build_env(url: str, concurrency: int) -> Any:
+def build_env(url: str, concurrency: int, batch_size: int) -> Any:
     """A FailureEnv over a remote text classifier at ``url``, the built-in sentences and text space."""
     from fade_hub.env import FailureEnv
     from fade_hub.judges import make_judge
@@ -75,7 +75,7 @@ def build_env(url: str, concurrency: int) -> Any:
     from fade_hub.targets import RemoteConfig, load_remote_target
 
     remote = RemoteConfig(endpoint=url, concurrency=concurrency, labels=list(LABELS))
-    target = load_remote_target("bench/fixed-classifier", remote, task="text-classification")
+    target = load_remote_target("bench/fixed-classifier", remote, task="text-classification", batch_size=batch_size)
     seeds = load_seeds(SeedConfig(source="builtin:sentences"), target.modality, target.id2label)
     return FailureEnv(target, make_judge(target.task, None, target), load_space("builtin:text-default"), seeds)
 
@@ -127,7 +127,7 @@ def client_qps(url: str, concurrency: int, count: int) -> float:
 
 def run_level(url: str, concurrency: int, config: BenchConfig) -> dict[str, Any]:
     """Median queries per second at one concurrency (fade-hub and the bare client, alternating), after a warm-up."""
-    env = build_env(url, concurrency)
+    env = build_env(url, concurrency, max(16, 4 * concurrency))
     runs, client_runs = [], []
     try:
         batch = env.target.batch_size
@@ -179,7 +179,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
             "server": f"fade_hub.testing.inference_server --fixed text-classification (own process), "
                       f"{config.delay * 1000:g} ms per request, fixed payload, no model",
             "measured": "FailureEnv.evaluate: perturb + AsyncInferenceClient.text_classification via the Dispatcher "
-                        "+ label judge, batches of max(16, concurrency)",
+                        "+ label judge, batches of max(16, 4 x concurrency)",
             "seeds": "builtin:sentences", "space": "builtin:text-default", "repeats": config.repeats,
             "statistic": "median over repeats, after one warm-up batch",
         },  # fmt: skip

@@ -278,3 +278,19 @@ def test_endpoint_is_recorded_without_secrets():
         RemoteConfig(endpoint="http://a", provider="together")
     with pytest.raises(BadConfig, match="not an http"):
         RemoteConfig(endpoint="ftp://user:secret@host/")
+
+
+def test_batch_size_stays_the_users_and_warns_when_it_starves_the_endpoint(served, caplog):
+    """The batch is the explorers' too, so concurrency never changes what is explored; too small a batch is named."""
+    server = served("text-classification")
+    with caplog.at_level("WARNING", logger="fade_hub.targets.remote"):
+        target = _remote("someone/x", server.url, task="text-classification", concurrency=8, batch_size=16,
+                         labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
+    target.close()
+    assert target.batch_size == 16 and "a batch size of 32 or more keeps them flowing" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fade_hub.targets.remote"):
+        target = _remote("someone/x", server.url, task="text-classification", concurrency=4, batch_size=16,
+                         labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
+    target.close()
+    assert target.batch_size == 16 and not caplog.text

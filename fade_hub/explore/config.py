@@ -40,8 +40,8 @@ class ExploreConfig:
                                    "(op: package.module:function) or by --judge package.module:Class.")
     batch_size: int | str = option(16, group=_MODEL, low=1, auto=True, help="Inputs per model forward pass, or auto: "
                                    "the largest batch that fits the device (halved on out-of-memory). With "
-                                   "--endpoint/--provider: queries handed to the endpoint at once (at least "
-                                   "--concurrency).")
+                                   "--endpoint/--provider: queries handed to the endpoint at once; 4 x --concurrency "
+                                   "or more keeps the requests flowing.")
     max_new_tokens: int | None = option(None, group=_MODEL, low=1,
                                         help="Generation length for text-generation and summarization.")
     num_inference_steps: int | None = option(None, group=_MODEL, low=1, help="Denoising steps for text-to-image.")

@@ -240,7 +240,7 @@ def explore_loaded(
     try:
         if space.modality != "prompt":  # templates have no unperturbed form: their baseline is the other cells
             querier.query_clean([s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]])
-        # explorers batch their queries by the batch size the target settled on (``auto``, or raised to --concurrency)
+        # explorers batch their queries by the batch size the target settled on (for ``auto``)
         policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
     finally:
         querier.close()

@@ -23,13 +23,17 @@ from fade_hub.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
+BATCH_ROUNDS = 4  # batches of fewer than this many rounds of --concurrency requests leave the endpoint idle
+
 
 class RemoteTarget(Target):
     """A model answering over HTTP: one request per input, ``concurrency`` in flight, answers in input order.
 
     Nothing is loaded locally, so ``__init__`` does not call ``Target.__init__`` (which fetches weights).
     ``device`` is where fade-hub's own helper models (e.g. a CLIP or classifier judge) run; ``batch_size``
-    is how many queries go to the endpoint at once (at least ``concurrency``, so that every slot is used).
+    is how many queries go to the endpoint at once (at most ``concurrency`` of them in flight). It is the
+    explorers' batch too, so it stays what the user set: the same settings explore the same queries whatever
+    the concurrency, and ``--resume`` may change the concurrency.
     """
 
     hf_task: ClassVar[str]  # the InferenceClient task name, for provider checks
@@ -51,7 +55,13 @@ class RemoteTarget(Target):
         self.device_map = None
         self.batch_pending = False
         requested = PROVISIONAL_BATCH_SIZE if config.batch_size == "auto" else int(config.batch_size)
-        self.batch_size = max(requested, remote.concurrency)
+        self.batch_size = requested
+        if requested < BATCH_ROUNDS * remote.concurrency:
+            logger.warning(
+                "--batch-size %d hands the endpoint fewer than %d x --concurrency %d queries at once, so requests "
+                "wait for the slowest of each batch; a batch size of %d or more keeps them flowing",
+                requested, BATCH_ROUNDS, remote.concurrency, BATCH_ROUNDS * remote.concurrency,
+            )  # fmt: skip
         self.local_path = None
         self.id2label = None
         self.model = self.processor = None
