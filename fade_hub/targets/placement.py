@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from fade_hub.choices import AUTO, DTYPE_CHOICES
+from fade_hub.choices import AUTO
 from fade_hub.errors import BadConfig
 
 logger = logging.getLogger(__name__)
