@@ -53,3 +53,7 @@ class RunNotFound(FadeHubError):
 
 class HubUnreachable(FadeHubError):
     """The Hub endpoint could not be reached; the local data is kept."""
+
+
+class RunDamaged(RunNotFound):
+    """A file of a run is corrupt (a broken query-log line, a truncated parquet); the message names it."""

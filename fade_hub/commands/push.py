@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="A run directory written by `fade-hub explore`.")
     p.add_argument("repo_id", help="Target dataset repo, e.g. user/my-model-failures.")
     p.add_argument("--private", action="store_true", help="Create the repo as private.")
+    p.add_argument("--public", action="store_true", help="Push in public even when the run's model or seeds are "
+                   "private or gated on the Hub (such runs are pushed private otherwise).")
     p.set_defaults(func=run)
 
 
@@ -23,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     """Push and print the dataset URL."""
     from ..hub import push_run
 
-    print(push_run(args.run_dir, args.repo_id, private=args.private))
+    print(push_run(args.run_dir, args.repo_id, private=args.private, public=args.public))
     return 0

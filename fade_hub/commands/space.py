@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
+from ..options import add_options, build_config, check_ranges, option
 from . import help_and_fail
+
+MAX_PUSH_MINUTES = 7 * 24 * 60
+
+
+@dataclass
+class ServeOptions:
+    """How ``fade-hub space serve`` runs the app (its numbers are range-checked before anything starts)."""
+
+    push_every: float = option(5.0, low=0.0, low_open=True, high=MAX_PUSH_MINUTES, metavar="MIN",
+                               help="Minutes between pushes to --feedback-repo.")
+    host: str = option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all).")
+    port: int | None = option(None, low=1, high=65535,
+                              help="Port (default: gradio's, 7860 or the next free one).")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,11 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--feedback-dir", metavar="DIR",
                        help="Folder for feedback files (with --feedback-repo: where they wait to be pushed; "
                             "default: a per-repo folder under ~/.cache/fade_hub/feedback).")
-    serve.add_argument("--push-every", type=float, default=5.0, metavar="MIN",
-                       help="Minutes between pushes (default 5).")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="Interface to listen on (default 127.0.0.1; 0.0.0.0 for all).")
-    serve.add_argument("--port", type=int, default=None, help="Port (default: gradio's, 7860 or the next free one).")
+    add_options(serve, ServeOptions)
     serve.set_defaults(func=run_serve)
 
     deploy = actions.add_parser(
@@ -65,20 +76,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from ..errors import BadConfig
-    from ..feedback.app import AppConfig
-    from ..feedback.deploy import serve
 
     if not (args.feedback_repo or args.feedback_dir):
         raise BadConfig(
             "say where feedback goes: --feedback-repo REPO_ID (pushed to the Hub) or --feedback-dir DIR (kept local)"
         )
-    if args.port is not None and not 0 < args.port < 65536:
-        raise BadConfig(f"--port {args.port} is out of range; pass a port between 1 and 65535")
+    options = build_config(ServeOptions, args)
+    check_ranges(options)
+    from ..feedback.app import AppConfig  # gradio: imported once the flags are known to be good
+    from ..feedback.deploy import serve
+
     config = AppConfig(
         failures=args.failures, feedback_repo=args.feedback_repo, feedback_dir=args.feedback_dir,
-        push_every=args.push_every,
+        push_every=options.push_every,
     )
-    serve(config, host=args.host, port=args.port)
+    serve(config, host=options.host, port=options.port)
     return 0
 
 

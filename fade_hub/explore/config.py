@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..options import build_config, check_ranges, load_options, option, to_dict
+from ..options import MAX_SEED, build_config, check_ranges, load_options, option, to_dict
+from ..paths import check_repo_id
 from ..tasks import TASK_NAMES
 from .registry import EXPLORERS, MODES
 
@@ -71,7 +72,7 @@ class ExploreConfig:
                        "sequential: cumulative small moves per seed (microscopic).")
     budget: int | None = option(None, group=_SEARCH, low=1, help="Model queries to spend exploring (default 500; "
                                 "grid: every cell x seed).")
-    seed: int = option(0, group=_SEARCH, low=0, help="Random seed: the same seed gives the same records on CPU.")
+    seed: int = option(0, group=_SEARCH, low=0, high=MAX_SEED, help="Random seed: the same seed gives the same records on CPU.")
     epsilon: float = option(0.1, group=_SEARCH, low=0.0, high=1.0,
                             help="epsilon-greedy: probability of a random cell.")
     max_steps: int = option(8, group=_SEARCH, low=1, help="sequential: steps per episode before it is cut.")
@@ -98,6 +99,8 @@ class ExploreConfig:
     resume: bool = option(False, group=_OUT, help="Continue the run in --output where it stopped.")
     push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the finished run as a dataset repo.")
     private: bool = option(False, group=_OUT, help="Create the pushed dataset repo as private.")
+    public: bool = option(False, group=_OUT, help="Push in public even when the model or the seeds are private or "
+                          "gated on the Hub (such runs are pushed private otherwise).")
     show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bar.")
 
     def validate(self) -> None:
@@ -109,6 +112,10 @@ class ExploreConfig:
         if self.mode not in MODES:
             raise BadConfig(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
         check_ranges(self)
+        if self.push_to_hub:
+            check_repo_id(self.push_to_hub, "--push-to-hub")
+        if self.private and self.public:
+            raise BadConfig("--private and --public contradict each other; pass one of them")
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
             raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")

@@ -15,6 +15,7 @@ from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
 from ..perturb import ConceptSpace, load_space
+from ..provenance import publication_meta, seeds_origin
 from ..run import Run
 from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
 from ..store import RunStore
@@ -22,6 +23,7 @@ from ..tasks import get_task
 from ..usercode import is_user_ref, user_code_record
 from ..targets import Target, load_target
 from .baselines import grid_size
+from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_top_cells
 from .querier import Querier
@@ -92,6 +94,7 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
             reference_column=config.reference_column,
             label_map=config.label_map,
             config_name=config.dataset_config,
+            image_side=target.input_side,
         ),
         target.modality,
         id2label=target.id2label,
@@ -134,12 +137,14 @@ def explore(config: ExploreConfig) -> Run:
     started = time.perf_counter()
     output = Path(config.output) if config.output else Path("fade-runs") / _slug(config.model)
     store = RunStore(output)
-    if config.resume and not store.exists():
-        raise BadConfig(f"--resume: {output} holds no run to resume; drop --resume to start one")
+    store.check_output(config.resume)
     _quiet_library_bars()
     target, space, seeds = load_parts(config)
     explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
     budget = resolve_budget(config, space, explore_seeds)
+    done = len(store.read_queries()) if config.resume else 0
+    announce(plan_calls(budget, confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
+                        held_out=len(held_out), done=done))
     judge = make_judge(target.task, judge_config(config), target, allow_user_code=config.user_code_allowed)
     env = FailureEnv(
         target, judge, space, seeds,
@@ -153,6 +158,7 @@ def explore(config: ExploreConfig) -> Run:
     if user_refs:
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]
     meta["seeds"].update(explore=len(explore_seeds), held_out=len(held_out))
+    meta.update(publication_meta(getattr(target, "origin", None), seeds_origin(meta["seeds"]["source"])))
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
     loaded = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import Any
 
 from fade_hub.tasks import get_task
 from fade_hub.targets.base import Prediction, Target, TargetConfig, remote_code_error
-from fade_hub.targets.detect import detect_source_task
+from fade_hub.targets.detect import check_task_fits, detect_source_task
 from fade_hub.targets.source import ModelSource, resolve_source
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ def load_target(
     )
     source = resolve_source(model_id, revision, token)
     spec = get_task(task or detect_source_task(source))
+    if task:
+        check_task_fits(source, task)
     if needs_remote_code(source) and not trust_remote_code:
         raise remote_code_error(source.model_id)
     target = spec.target_class()(source, config)

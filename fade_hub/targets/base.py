@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from fade_hub.errors import BadConfig, RemoteCodeRequired
+from fade_hub.errors import BadConfig, ModelNotFound, RemoteCodeRequired
 from fade_hub.targets.source import ModelSource
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -112,11 +113,13 @@ class Target:
         self.model_id = source.model_id
         self.revision = source.revision
         self.commit_sha = source.commit_sha
+        self.origin = source.origin
         self.config = config
         self.device = pick_device(config.device)
         self.batch_size = config.batch_size
         self.local_path: Path = source.fetch()
         self.id2label: dict[int, str] | None = None
+        self.input_side: int | None = None  # images: the side the model's processor resizes to
         self.model: Any = None
         self.processor: Any = None
 
@@ -149,6 +152,8 @@ class Target:
 
 def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | None) -> Any:
     """Load ``auto_cls`` from the target's folder in eval mode on its device; maps remote-code refusals."""
+    from safetensors import SafetensorError
+
     try:
         model = auto_cls.from_pretrained(
             target.local_path,
@@ -160,7 +165,25 @@ def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | Non
         if "trust_remote_code" in str(err):
             raise remote_code_error(target.model_id, err) from err
         raise
+    except (SafetensorError, OSError) as err:
+        raise ModelNotFound(
+            f"the weights of model {target.model_id!r} cannot be read ({damaged_weights(target.local_path) or err}); "
+            "the file is truncated or not a model file: download the model again"
+        ) from err
     return model.to(target.device).eval()
+
+
+def damaged_weights(folder: Path) -> str | None:
+    """``NAME: reason`` for the first safetensors file in ``folder`` whose header does not parse, else None."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            return f"{path.relative_to(folder).as_posix()}: {str(err).splitlines()[0]}"
+    return None
 
 
 def load_processor(auto_cls: Any, target: Target) -> Any:
@@ -170,7 +193,15 @@ def load_processor(auto_cls: Any, target: Target) -> Any:
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise remote_code_error(target.model_id, err) from err
-        raise
+        if not isinstance(err, json.JSONDecodeError):
+            raise
+        reason = f"invalid JSON: {err.msg}"
+    except OSError as err:
+        reason = str(err).splitlines()[0]
+    raise ModelNotFound(
+        f"the {auto_cls.__name__.removeprefix('Auto')} files of model {target.model_id!r} cannot be read ({reason}); "
+        "fix them or download the model again"
+    )
 
 
 class Classifier(Target):

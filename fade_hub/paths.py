@@ -1,0 +1,83 @@
+"""Names at the edges: folders the user names for output, Hub repo ids, and local paths as a run publishes them.
+
+A run records where its model, seeds and concept space came from. A Hub repo id or ``builtin:NAME`` is
+kept as it is; a local path is recorded relative to the run directory, so that no absolute path (a home
+folder, a user name, a cache location) reaches ``run.json`` or a pushed card.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import BadConfig
+
+# a relative path is only kept when the run and the path share a folder at least this deep (/home/alice,
+# /tmp/work); sharing only / or /home, its ``..`` steps would climb through other users' or system folders
+_MIN_SHARED_DEPTH = 2
+
+
+def check_folder_target(path: Path, flag: str, purpose: str) -> None:
+    """BadConfig when ``path`` or the nearest existing folder above it is a file, or cannot be written."""
+    path = Path(path)
+    existing = next(folder for folder in (path, *path.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        raise BadConfig(f"{flag} {path}: {existing} is a file, not a folder; pass a folder {purpose}")
+    if not os.access(existing, os.W_OK):
+        raise BadConfig(f"{flag} {path}: {existing} is not writable; pass a folder you can write to")
+
+
+def is_local_path(value: Any) -> bool:
+    """Whether ``value`` is text naming an existing local file or folder."""
+    return isinstance(value, str) and bool(value) and Path(value).expanduser().exists()
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text`` can only be a local path (``./x``, ``/x``, ``~/x``, ``x/../y``, ``a/b/c``), never a repo id."""
+    return text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or ".." in text.split("/")
+
+
+def portable_path(value: Any, base: str | Path) -> Any:
+    """``value`` as a run may record it: a local path relative to ``base`` (else its name); anything else as is."""
+    if not is_local_path(value):
+        return value
+    path = Path(value).expanduser().resolve()
+    base = Path(base).expanduser().resolve()
+    shared = Path(os.path.commonpath([path, base]))
+    if len(shared.parts) - 1 < _MIN_SHARED_DEPTH:
+        return path.name
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def check_repo_id(repo_id: str, flag: str) -> None:
+    """BadConfig when ``repo_id`` cannot name a Hub repo (checked before anything is built or sent)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = str(err).split(":")[0].split(". Use")[0].rstrip(".")
+        raise BadConfig(f"{flag} {repo_id!r} is not a valid repo id ({reason}); use NAMESPACE/NAME") from None
+
+
+def portable_fields(record: dict, fields: tuple[str, ...], base: str | Path, *, absolute_only: bool = False) -> dict:
+    """A copy of ``record`` with each dotted field (``"config.seeds"``) made a ``portable_path``.
+
+    ``absolute_only`` leaves relative values alone: in a record read back, they are already relative to ``base``.
+    """
+    result = dict(record)
+    for field in fields:
+        *parents, name = field.split(".")
+        holder: dict | None = result
+        for key in parents:
+            if not isinstance(holder.get(key), dict):
+                holder = None
+                break
+            holder[key] = dict(holder[key])  # copied, so that the caller's record is left as it was
+            holder = holder[key]
+        value = holder.get(name) if holder is not None else None
+        if isinstance(value, str) and not (absolute_only and not Path(value).is_absolute()):
+            holder[name] = portable_path(value, base)
+    return result
