@@ -18,6 +18,20 @@ from .errors import BadConfig
 _MIN_SHARED_DEPTH = 2
 
 
+class NotUtf8(ValueError):
+    """A text file that is not UTF-8; the message says where the first bad byte is."""
+
+
+def read_utf8(path: str | Path) -> str:
+    """A UTF-8 text file's content (a byte-order mark is dropped); NotUtf8 naming the line of the first bad byte."""
+    data = Path(path).expanduser().read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise NotUtf8(f"not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); save it as UTF-8") from None
+
+
 def check_folder_target(path: Path, flag: str, purpose: str) -> None:
     """BadConfig when ``path`` or the nearest existing folder above it is a file, or cannot be written."""
     path = Path(path)

@@ -9,6 +9,7 @@ import sys
 from ..explore import budget
 from ..explore.config import ExploreConfig
 from ..options import add_options
+from ..store import RunStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list_builtins:
         return list_builtins()
     config = ExploreConfig.from_args(args)
-    config.validate()  # before the heavy imports: a bad flag is reported at once
+    config.validate()  # before the heavy imports: a bad flag or output folder is reported at once
+    RunStore(config.run_dir).check_output(config.resume)
     show_plan()
     from ..explore.runner import explore
     from ..landscape import failure_modes, format_mode_table

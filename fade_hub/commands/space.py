@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from ..options import add_options, build_config, check_ranges, option
+from ..paths import check_repo_id
 from . import help_and_fail
 
 MAX_PUSH_MINUTES = 7 * 24 * 60
@@ -83,6 +84,8 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     options = build_config(ServeOptions, args)
     check_ranges(options)
+    if args.feedback_repo:
+        check_repo_id(args.feedback_repo, "--feedback-repo")
     from ..feedback.app import AppConfig  # gradio: imported once the flags are known to be good
     from ..feedback.deploy import serve
 
@@ -96,6 +99,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_deploy(args: argparse.Namespace) -> int:
     """Deploy and print the Space URL and how to add its token."""
+    for flag, repo_id in (("--feedback-repo", args.feedback_repo), ("--space-id", args.space_id)):
+        check_repo_id(repo_id, flag)
     from ..feedback.deploy import DeployConfig, deploy
 
     deployment = deploy(DeployConfig(args.failures, args.feedback_repo, args.space_id, private=args.private))

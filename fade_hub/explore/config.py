@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import BadConfig
 from ..options import MAX_SEED, build_config, check_ranges, load_options, option, to_dict
-from ..paths import check_repo_id
+from ..paths import check_repo_id, looks_like_path
 from ..tasks import TASK_NAMES
 from .registry import EXPLORERS, MODES
 
@@ -116,9 +116,19 @@ class ExploreConfig:
             check_repo_id(self.push_to_hub, "--push-to-hub")
         if self.private and self.public:
             raise BadConfig("--private and --public contradict each other; pass one of them")
+        for flag, value in (("--seeds", self.seeds), ("--space", self.space), ("--label-map", self.label_map)):
+            if value and looks_like_path(value) and not Path(value).expanduser().exists():
+                raise BadConfig(f"{flag} {value}: no such file or folder; check the path")
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
             raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory: ``--output``, else ``fade-runs/MODEL_NAME``."""
+        if self.output:
+            return Path(self.output)
+        return Path("fade-runs") / (Path(self.model.rstrip("/")).name.replace("/", "--") or "run")
 
     @property
     def user_code_allowed(self) -> bool:

@@ -135,16 +135,12 @@ def explore(config: ExploreConfig) -> Run:
     """Run an exploration end to end and leave a complete run directory behind."""
     config.validate()
     started = time.perf_counter()
-    output = Path(config.output) if config.output else Path("fade-runs") / _slug(config.model)
-    store = RunStore(output)
+    store = RunStore(config.run_dir)
     store.check_output(config.resume)
     _quiet_library_bars()
     target, space, seeds = load_parts(config)
     explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
     budget = resolve_budget(config, space, explore_seeds)
-    done = len(store.read_queries()) if config.resume else 0
-    announce(plan_calls(budget, confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
-                        held_out=len(held_out), done=done))
     judge = make_judge(target.task, judge_config(config), target, allow_user_code=config.user_code_allowed)
     env = FailureEnv(
         target, judge, space, seeds,
@@ -161,6 +157,8 @@ def explore(config: ExploreConfig) -> Run:
     meta.update(publication_meta(getattr(target, "origin", None), seeds_origin(meta["seeds"]["source"])))
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
+    announce(plan_calls(budget, confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
+                        held_out=len(held_out), done=len(replay)))
     loaded = time.perf_counter()
     querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress)
     try:
@@ -236,7 +234,3 @@ def _quiet_library_bars() -> None:
 
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
-
-
-def _slug(model: str) -> str:
-    return Path(model.rstrip("/")).name.replace("/", "--") or "run"

@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from fade_hub.errors import NETWORK_ERRORS, BadConfig, BadSeeds, HubUnreachable
-from fade_hub.paths import looks_like_path
+from fade_hub.paths import NotUtf8, looks_like_path, read_utf8
 from fade_hub.perturb.image import MAX_DECODED_PIXELS, ImageTooLarge
 from fade_hub.seeds.images import hub_opener, local_opener
 
@@ -320,14 +320,10 @@ def _local_table(path: Path, config: SeedConfig) -> _Table:
 
 def _read_text(path: Path) -> str:
     """A seed file's text; BadSeeds naming the line of the first byte that is not UTF-8."""
-    data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise BadSeeds(
-            f"seed file {str(path)!r} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); save it as UTF-8"
-        ) from None
+        return read_utf8(path)
+    except NotUtf8 as err:
+        raise BadSeeds(f"seed file {str(path)!r} is {err}") from None
 
 
 def _parse_jsonl(text: str, path: Path) -> list[dict]:

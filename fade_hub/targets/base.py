@@ -54,12 +54,29 @@ class TargetConfig:
 
 
 def pick_device(device: str | None) -> str:
-    """The given device, or the best one accelerate sees (cuda, mps, xpu, ... else cpu)."""
+    """The given device (BadConfig when this machine has no such device), or the best one accelerate sees."""
     if device:
-        return device
+        return check_device(device)
     from accelerate import PartialState
 
     return str(PartialState().device)
+
+
+def check_device(device: str) -> str:
+    """``device`` when torch can run on it here; BadConfig saying what this machine has otherwise."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise BadConfig(f"--device {device!r} is not a device name; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise BadConfig(f"--device {device}: torch sees no CUDA device on this machine; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise BadConfig(f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise BadConfig(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    return device
 
 
 @contextmanager
