@@ -8,6 +8,7 @@ import sys
 
 from ..explore import budget
 from ..explore.config import ExploreConfig
+from ..explore.precheck import check_inputs
 from ..options import add_options
 from ..store import RunStore
 
@@ -36,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list_builtins:
         return list_builtins()
     config = ExploreConfig.from_args(args)
-    config.validate()  # before the heavy imports: a bad flag or output folder is reported at once
+    config.validate()  # before torch is imported: a bad flag, output folder or input file is reported at once
     RunStore(config.run_dir).check_output(config.resume)
+    check_inputs(config)
     show_plan()
     from ..explore.runner import explore
     from ..landscape import failure_modes, format_mode_table

@@ -26,6 +26,7 @@ from .baselines import grid_size
 from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_top_cells
+from .precheck import check_inputs
 from .querier import Querier
 from .registry import EXPLORERS
 
@@ -137,6 +138,7 @@ def explore(config: ExploreConfig) -> Run:
     started = time.perf_counter()
     store = RunStore(config.run_dir)
     store.check_output(config.resume)
+    check_inputs(config)
     _quiet_library_bars()
     target, space, seeds = load_parts(config)
     explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)

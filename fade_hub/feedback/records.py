@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import BadConfig, FadeHubError, HubUnreachable
+from ..jsonio import to_json
 from ..run import BadTarget, canonical_target, target_type
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class FeedbackWriter:
 
     def append(self, record: FeedbackRecord) -> None:
         """Write one record and make it durable before returning."""
-        line = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
+        line = to_json(record.to_dict(), ensure_ascii=False) + "\n"
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

@@ -111,7 +111,7 @@ def apply_labels(
     labelled = [seed.label_name for seed in seeds if seed.label_name is not None]
     if id2label is None or not labelled:
         return seeds
-    label_map = _read_label_map(label_map_path) if label_map_path else None
+    label_map = read_label_map(label_map_path) if label_map_path else None
     model = {int(key): str(value) for key, value in id2label.items()}
     try:
         mapping = align_labels(labelled, model, label_map)
@@ -138,7 +138,7 @@ def _is_int(text: str) -> bool:
     return re.fullmatch(r"-?\d+", text) is not None
 
 
-def _read_label_map(path: str) -> dict[str, object]:
+def read_label_map(path: str) -> dict[str, object]:
     """A JSON or YAML file mapping dataset label -> model label name (or id)."""
     file = Path(path).expanduser()
     if not file.is_file():

@@ -133,6 +133,20 @@ def read_seeds(config: SeedConfig, modality: str, token=None) -> tuple[list[Seed
         raise HubUnreachable(f"lost the connection to the Hub while reading {source!r} ({err})") from err
 
 
+def check_seed_source(config: SeedConfig) -> None:
+    """Read a local or built-in source's rows (images undecoded) before any model loads: BadSeeds when the
+    source is missing, empty, not UTF-8 or malformed. Hub datasets are checked when they are read."""
+    source = config.source
+    if source.startswith("builtin:"):
+        name = source.removeprefix("builtin:")
+        if not (BUILTIN_DIR / f"{name}.json").is_file():
+            raise BadSeeds(f"unknown built-in seed set {name!r}; known: {', '.join(list_builtin_seeds())}")
+    elif _is_local(source):
+        table = _local_table(Path(source).expanduser(), config)
+        if not table.rows:
+            raise _no_rows(table)
+
+
 def examples_text(names: list[str], limit: int = 5) -> str:
     """A short list of names for an error line."""
     shown = ", ".join(repr(name) for name in names[:limit])
