@@ -1,8 +1,9 @@
 """Names at the edges: folders the user names for output, Hub repo ids, and local paths as a run publishes them.
 
 A run records where its model, seeds and concept space came from. A Hub repo id or ``builtin:NAME`` is
-kept as it is; a local path is recorded relative to the run directory, so that no absolute path (a home
-folder, a user name, a cache location) reaches ``run.json`` or a pushed card.
+kept as it is; a local path is recorded relative to the run directory (or as ``local:NAME`` when the two
+share no folder below the top levels), so that no absolute path (a home folder, a user name, a cache
+location) reaches ``run.json`` or a pushed card.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from .errors import BadConfig
 
+LOCAL_PREFIX = "local:"
 # a relative path is only kept when the run and the path share a folder at least this deep (/home/alice,
 # /tmp/work); sharing only / or /home, its ``..`` steps would climb through other users' or system folders
 _MIN_SHARED_DEPTH = 2
@@ -53,14 +55,14 @@ def looks_like_path(text: str) -> bool:
 
 
 def portable_path(value: Any, base: str | Path) -> Any:
-    """``value`` as a run may record it: a local path relative to ``base`` (else its name); anything else as is."""
+    """``value`` as a run may record it: a local path relative to ``base`` (else ``local:NAME``); anything else as is."""
     if not is_local_path(value):
         return value
     path = Path(value).expanduser().resolve()
     base = Path(base).expanduser().resolve()
     shared = Path(os.path.commonpath([path, base]))
     if len(shared.parts) - 1 < _MIN_SHARED_DEPTH:
-        return path.name
+        return f"{LOCAL_PREFIX}{path.name}"
     return Path(os.path.relpath(path, base)).as_posix()
 
 

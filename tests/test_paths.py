@@ -19,8 +19,8 @@ def test_portable_path_is_relative_to_the_run_or_just_a_name(tmp_path):
     assert portable_path(str(run / "inside"), run) == "inside"
     assert portable_path("user/model", run) == "user/model" and portable_path("builtin:prompts", run) == "builtin:prompts"
     assert portable_path(None, run) is None
-    # sharing only the filesystem root, ``..`` steps would spell out other folders: the name alone is kept
-    assert portable_path(str(tmp_path / "models" / "m"), Path("/nonexistent-top/run")) == "m"
+    # sharing only the filesystem root, ``..`` steps would spell out other folders: only the name is kept
+    assert portable_path(str(tmp_path / "models" / "m"), Path("/nonexistent-top/run")) == "local:m"
 
 
 def test_portable_fields_only_touches_the_named_fields(tmp_path):

@@ -217,3 +217,18 @@ def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tm
     capsys.readouterr()
     assert main(["push", str(gated_run), "local-user/gated-failures-public"]) == 2  # the public repo exists
     assert "already exists and is public" in capsys.readouterr().err
+
+
+def test_report_shows_local_paths_relative_to_the_run(image_run, tmp_path, capsys, tiny_models):
+    import shutil
+
+    model = RunStore(image_run).read_meta()["model_id"]
+    assert not Path(model).is_absolute() and str(tiny_models("image-classification")) not in model
+    old = shutil.copytree(image_run, tmp_path / "runs" / "old")
+    local_model = shutil.copytree(tiny_models("image-classification"), tmp_path / "models" / "tiny")
+    RunStore(old).update_meta(model_id=str(local_model))  # absolute, as runs of earlier versions recorded it
+    capsys.readouterr()
+    assert main(["report", str(old), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model_id"] == "../../models/tiny"
+    assert main(["report", str(old)]) == 0
+    assert capsys.readouterr().out.startswith("../../models/tiny @ local:")
