@@ -22,7 +22,7 @@ SPACE_FILES = ("app.py", "README.md", "requirements.txt")
 # The app's import closure inside fade_hub (checked by tests/test_space.py::test_deploy_...).
 VENDORED = (
     "__init__.py", "errors.py", "tasks.py", "usercode.py", "run.py", "store.py", "landscape.py", "plots.py", "feedback/*.py",
-    "perturb/*.py",
+    "perturb/*.py", "jsonio.py", "paths.py",
 )
 
 
