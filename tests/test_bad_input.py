@@ -38,6 +38,9 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
 
 
+TEXT = ("--space", "builtin:text-default")  # later flags win: a text space for the text models
+
+
 def _explore(model: str, *flags: str, seeds: str = "{seeds}", out: str = "{out}") -> tuple[str, ...]:
     """A small random exploration of ``model``, plus ``flags``."""
     return ("explore", model, "--seeds", seeds, "--space", "{space}", "--algorithm", "random", "--budget", "6",
@@ -55,7 +58,7 @@ CASES: dict[str, Case] = {
     "explore-budget-negative": Case(_explore("{image}", "--budget", "-5"), "--budget"),
     "explore-budget-not-a-number": Case(_explore("{image}", "--budget", "lots"), "'lots' is not an integer"),
     "explore-threshold-nan": Case(_explore("{textgen}", "--judge", "{textcls}", "--judge-label", "POSITIVE",
-                                           "--judge-threshold", "nan", seeds="builtin:prompts"), "finite"),
+                                           "--judge-threshold", "nan", *TEXT, seeds="builtin:prompts"), "finite"),
     "explore-threshold-inf": Case(_explore("{image}", "--judge-threshold", "inf"), "--judge-threshold"),
     "explore-threshold-negative": Case(_explore("{image}", "--judge-threshold", "-0.5"), "in [0, 1]"),
     "explore-learning-rate": Case(_explore("{image}", "--learning-rate", "-1"), "--learning-rate"),
@@ -66,7 +69,7 @@ CASES: dict[str, Case] = {
     "explore-epsilon": Case(_explore("{image}", "--algorithm", "epsilon-greedy", "--epsilon", "2"), "--epsilon"),
     "explore-seed-too-large": Case(_explore("{image}", "--seed", str(2**32)), "4294967295"),
     "explore-max-new-tokens-past-context": Case(_explore("{textgen}", "--judge-keywords", "x", "--max-new-tokens",
-                                                         "1000000", seeds="builtin:prompts"), "--max-new-tokens"),
+                                                         "1000000", *TEXT, seeds="builtin:prompts"), "--max-new-tokens"),
     "explore-grid-sequential": Case(_explore("{image}", "--algorithm", "grid", "--mode", "sequential"), "--mode single"),
     "explore-grid-budget-too-small": Case(_explore("{image}", "--algorithm", "grid", "--budget", "2"), "--force"),
     "explore-unknown-algorithm": Case(_explore("{image}", "--algorithm", "annealing"), "invalid choice"),
@@ -90,17 +93,17 @@ CASES: dict[str, Case] = {
     "model-config-not-json": Case(_explore("{root}/config-not-json"), "config.json"),
     "model-weights-truncated": Case(_explore("{root}/weights-truncated"), "model.safetensors"),
     "model-weights-garbage": Case(_explore("{root}/weights-garbage"), "model.safetensors"),
-    "model-tokenizer-damaged": Case(_explore("{root}/tokenizer-damaged", "--judge-keywords", "x",
+    "model-tokenizer-damaged": Case(_explore("{root}/tokenizer-damaged", "--judge-keywords", "x", *TEXT,
                                              seeds="builtin:prompts"), "Tokenizer"),
     "model-device-unknown": Case(_explore("{image}", "--device", "toaster"), "not a device name"),
     "model-device-absent": Case(_explore("{image}", "--device", "cuda:7"), "--device cuda:7"),
     "model-task-mismatch": Case(_explore("{image}", "--task", "text-generation", "--judge-keywords", "x"),
                                 "--task text-generation does not fit"),
     # seeds (item 4)
-    "seeds-txt-not-utf8": Case(_explore("{textcls}", seeds="{root}/latin1.txt"), "not UTF-8"),
-    "seeds-csv-not-utf8": Case(_explore("{textcls}", seeds="{root}/latin1.csv"), "line 2"),
-    "seeds-jsonl-not-utf8": Case(_explore("{textcls}", seeds="{root}/latin1.jsonl"), "not UTF-8"),
-    "seeds-jsonl-no-rows": Case(_explore("{textcls}", seeds="{root}/empty.jsonl"), "no rows"),
+    "seeds-txt-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.txt"), "not UTF-8"),
+    "seeds-csv-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.csv"), "line 2"),
+    "seeds-jsonl-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.jsonl"), "not UTF-8"),
+    "seeds-jsonl-no-rows": Case(_explore("{textcls}", *TEXT, seeds="{root}/empty.jsonl"), "no rows"),
     "seeds-folder-no-images": Case(_explore("{image}", seeds="{root}/no-images"), "no rows"),
     "seeds-labels-unalignable": Case(_explore("{image}", seeds="{root}/pets"), "--label-map"),
     "seeds-missing": Case(_explore("{image}", seeds="{root}/no-such-seeds"), "no such file or folder"),
