@@ -57,3 +57,11 @@ class HubUnreachable(FadeHubError):
 
 class RunDamaged(RunNotFound):
     """A file of a run is corrupt (a broken query-log line, a truncated parquet); the message names it."""
+
+
+class BadRepoId(FadeHubError):
+    """A repo id that the Hub would refuse (wrong shape or characters)."""
+
+
+class AdapterMismatch(FadeHubError):
+    """An adapter applied to a model it was not trained for."""

@@ -1,4 +1,5 @@
-"""Push runs to the Hub; the token comes from HF_TOKEN or the stored login only (read runs with ``fade_hub.run``)."""
+"""Push runs to the Hub; the token comes from HF_TOKEN or the stored login only (read runs with ``fade_hub.run``,
+push and pull mitigated variants with ``fade_hub.mitigate.publish``)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import BadConfig
+from .errors import BadConfig, BadRepoId
 
 LOCAL_PREFIX = "local:"
 # a relative path is only kept when the run and the path share a folder at least this deep (/home/alice,
@@ -67,7 +67,7 @@ def portable_path(value: Any, base: str | Path) -> Any:
 
 
 def check_repo_id(repo_id: str, flag: str) -> None:
-    """BadConfig when ``repo_id`` cannot name a Hub repo (checked before anything is built or sent)."""
+    """BadRepoId when ``repo_id`` cannot name a Hub repo (checked before anything is built or sent)."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -75,7 +75,7 @@ def check_repo_id(repo_id: str, flag: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as err:
         reason = str(err).split(":")[0].split(". Use")[0].rstrip(".")
-        raise BadConfig(f"{flag} {repo_id!r} is not a valid repo id ({reason}); use NAMESPACE/NAME") from None
+        raise BadRepoId(f"{flag} {repo_id!r} is not a valid repo id ({reason}); use NAMESPACE/NAME") from None
 
 
 def portable_fields(record: dict, fields: tuple[str, ...], base: str | Path, *, absolute_only: bool = False) -> dict:

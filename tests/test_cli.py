@@ -89,7 +89,7 @@ def test_config_file_with_flag_override(capsys, tmp_path, tiny_models, shape_see
     meta = RunStore(output).read_meta()
     assert meta["budget"] == 7 and meta["algorithm"] == "random"  # flags win
     assert meta["seed"] == 4 and meta["config"]["epsilon"] == 0.5 and meta["config"]["confirm_top"] == 0  # YAML kept
-    assert len(RunStore(output).read_queries()) == 7
+    assert sum(r["phase"] == "explore" for r in RunStore(output).read_queries()) == 7
     assert "run:" in capsys.readouterr().out
 
 
@@ -140,9 +140,9 @@ def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     assert "planned model calls: 14 = 12 exploring + up to 2 confirming (2 cells x 1 held-out seeds)" in result.stderr
     rows = datasets.load_dataset(str(output), "queries", split="train", cache_dir=str(tmp_path / "cache"))
     phases = rows["phase"]
-    assert phases.count("explore") == budget and set(phases) == {"explore", "confirm"}
-    assert len(rows) == budget + phases.count("confirm") and 1 <= phases.count("confirm") <= 2
-    assert set(rows["rotation"]) <= {"-10", "-5", "0", "5", "10"}  # the default image space
+    assert phases.count("explore") == budget and set(phases) == {"clean", "explore", "confirm"}
+    assert len(rows) == phases.count("clean") + budget + phases.count("confirm") and phases.count("clean") == 4 + 1  # explore seeds + the confirm seed
+    assert set(rows["rotation"]) <= {"-10", "-5", "0", "5", "10", ""}  # the default image space ("" on clean seeds)
     assert all(isinstance(value, bool) for value in rows["is_failure"])
     meta = json.loads((output / "run.json").read_text())
     assert meta["status"] == "finished" and meta["seed"] == 7 and meta["task"] == "image-classification"

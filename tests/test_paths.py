@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fade_hub.errors import BadConfig
+from fade_hub.errors import BadConfig, BadRepoId
 from fade_hub.paths import check_folder_target, check_repo_id, looks_like_path, portable_fields, portable_path
 
 
@@ -41,7 +41,7 @@ def test_folder_targets_and_repo_ids(tmp_path):
     check_folder_target(tmp_path / "new" / "run", "--output", "for the run")
     assert not (tmp_path / "new").exists()  # checking creates nothing
     for bad in ("local-user/..", "bad repo/na me!!", "a/b/c", "-x/y"):
-        with pytest.raises(BadConfig, match="not a valid repo id"):
+        with pytest.raises(BadRepoId, match="not a valid repo id"):
             check_repo_id(bad, "REPO_ID")
     check_repo_id("user/name", "REPO_ID")
     assert looks_like_path("x/../../y") and looks_like_path("./m") and looks_like_path("a/b/c")

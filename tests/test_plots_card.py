@@ -179,13 +179,15 @@ def test_card_body(card, landscape, space):
     assert top["confirmed"]  # the held-out-checked cell leads
     assert f"rotation={top['rotation']}, brightness={top['brightness']}, saturation={top['saturation']}" in text
     assert "yes 3/4" in text
-    assert f"found {int(landscape['failures'].sum()) + 3} failures in {int((landscape['failures'] > 0).sum())} of 125 cells" in text
+    failing, modes = int((landscape["failures"] > 0).sum()), len(failure_modes(landscape))
+    assert f"{int(landscape['failures'].sum()) + 3} failures in {failing} of 125 cells, of which {modes} fail" in text
+    assert 0 < modes < failing  # the planted region, not every cell that failed once (3 % background noise)
     assert f"[org/tiny-vit]({constants.ENDPOINT}/org/tiny-vit)@0123456 with 404 queries (ppo, budget 400, seed 7)" in text
     assert '<img src="media/q000012.png"' in text
     assert "![heatmap rotation × brightness](plots/heatmap_rotation_brightness.png)" in text
     assert 'load_dataset("me/run-1", "failures", split="train")' in text
     assert "| torch | 2.13.0 |" in text and "| explore | 12.5 |" in text
-    assert "Uncertain" in text and "Confirmed" in text
+    assert "Uncertain" in text and "Confirmed" in text and "Invariance and directional tests" in text
 
 
 def test_card_escapes_model_text(card):
@@ -214,8 +216,8 @@ def test_card_helpers_and_custom_data_files(meta, landscape, space):
 def test_card_without_failures(meta, space):
     land = compute_landscape([{"phase": "explore", "action_id": 0, "is_failure": False, "severity": 0.0}], space)
     card = build_dataset_card(dict(meta, queries=1), land, space)
-    assert "No failures were found in 1 explore queries." in card.text
-    assert "found 0 failures in 0 of 125 cells" in card.text
+    assert "No cell fails significantly more often than the model does on clean inputs (1 explore queries)." in card.text
+    assert "0 failures in 0 of 125 cells, of which 0 fail" in card.text
 
 
 def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_path, caplog):

@@ -16,21 +16,20 @@ from fade_hub.store import DATA_FILES, RunStore
 
 
 @pytest.fixture(scope="module")
-def image_run(tiny_models, session_dir, tmp_path_factory) -> Path:
-    """A finished random-search run of the tiny image classifier over a small image seed folder."""
+def image_run(shapes_model, block_space, tmp_path_factory) -> Path:
+    """A finished grid run of the shapes classifier over a 2x2 space with one failing (dark, rotated) cell."""
+    from fade_hub.demo.shapes import write_seed_folder
     from fade_hub.explore import ExploreConfig
     from fade_hub.explore.runner import explore
-    from fade_hub.demo.shapes import write_seed_folder
 
-    seeds = write_seed_folder(tmp_path_factory.mktemp("seeds"), per_class=3, seed=7)
+    seeds = write_seed_folder(tmp_path_factory.mktemp("seeds"), per_class=6, seed=7)
     run = explore(
         ExploreConfig(
-            model=str(tiny_models("image-classification")), seeds=str(seeds), space="builtin:demo-shapes",
-            algorithm="random", budget=80, seed=3, output=str(tmp_path_factory.mktemp("runs") / "run"),
-            show_progress=False, confirm_top=3, confirm_seeds=2,
+            model=str(shapes_model), seeds=str(seeds), space=str(block_space), algorithm="grid", seed=3,
+            output=str(tmp_path_factory.mktemp("runs") / "run"), show_progress=False, confirm_top=3, confirm_seeds=2,
         )
     )
-    assert run.meta["failures"] > 0, "the tiny random classifier should fail somewhere"
+    assert len(run.modes) >= 1, "the shapes classifier fails dark rotated shapes"
     return run.path
 
 
@@ -69,7 +68,7 @@ def test_pushed_run_loads_back_equal_config_by_config(image_run, hub, tmp_path):
         assert local[config] == pushed[config], config
     assert len(local["failures"]) == sum(r["is_failure"] for r in RunStore(image_run).read_queries())
     assert all(isinstance(row["image"], str) and len(row["image"]) == 64 for row in local["failures"])
-    assert len(local["landscape"]) == 125
+    assert len(local["landscape"]) == 4
 
 
 def test_failures_config_decodes_images(image_run):

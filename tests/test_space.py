@@ -29,7 +29,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 # runs ---------------------------------------------------------------------------------------------
 
 
-def build_image_run(session_dir: Path, tiny_models) -> tuple[Path, str]:
+def build_image_run(session_dir: Path, shapes_model: Path, block_space: Path) -> tuple[Path, str]:
     """A real random exploration of the tiny image classifier, pushed once per session; (run dir, repo id)."""
     run_dir = session_dir / "space-runs" / "image"
     marker = run_dir.parent / "image-repo.txt"
@@ -40,9 +40,9 @@ def build_image_run(session_dir: Path, tiny_models) -> tuple[Path, str]:
     from fade_hub.hub import push_run
     from fade_hub.demo.shapes import write_seed_folder
 
-    seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=4, seed=0)
-    explore(ExploreConfig(model=str(tiny_models("image-classification")), seeds=str(seeds), algorithm="random",
-                          budget=60, output=str(run_dir), show_progress=False))
+    seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=6, seed=0)
+    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(block_space), algorithm="grid",
+                          output=str(run_dir), show_progress=False))
     repo = unique_repo("failures-image")
     push_run(run_dir, repo)
     marker.write_text(repo)
@@ -78,6 +78,13 @@ def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
             "expected": "a friendly greeting", "is_failure": failing, "severity": 2.0 if cell == 5 else 1.0,
             "reward": float(failing), "trajectory": "", "media": "",
         })
+    clean = {name: "" for name in space.level_strings(space.action_from_id(0))}
+    records += [{
+        "run_id": "hostile01", "query_id": 12 + i, "phase": "clean", "episode": -1, "step": 0,
+        "seed_id": f"prompts/{i:02d}", "context": "", **clean, "action_id": -1, "input": f"Say hi #{i}",
+        "clean_input": "", "output": "hi", "expected": "a friendly greeting", "is_failure": False, "severity": 0.0,
+        "reward": 0.0, "trajectory": "", "media": "",
+    } for i in range(8)]  # the model greets on clean prompts, so the failing cells are failure modes
     store.append(records)
     store.update_meta(status="finished")
     summarize(store)
@@ -88,9 +95,9 @@ def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def image_run(hub, session_dir, tiny_models):
+def image_run(hub, session_dir, shapes_model, block_space):
     """(run dir, repo id) of the pushed image run."""
-    return build_image_run(session_dir, tiny_models)
+    return build_image_run(session_dir, shapes_model, block_space)
 
 
 @pytest.fixture(scope="module")

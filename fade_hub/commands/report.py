@@ -43,9 +43,14 @@ def run(args: argparse.Namespace) -> int:
     modes = run.modes.head(options.top)
     if options.json:
         rows = json.loads(modes.to_json(orient="records"))
-        print(to_json({"run_id": meta["run_id"], "model_id": model, "modes": rows}, indent=2))
+        print(to_json({"run_id": meta["run_id"], "model_id": model, "clean": meta.get("clean"), "modes": rows},
+                      indent=2))
         return 0
     print(f"{model} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
           f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
+    clean = meta.get("clean") or {}
+    if clean.get("queries"):
+        print(f"clean failure rate {clean['failures']}/{clean['queries']} = {clean['rate']:.2f} "
+              f"[{clean['ci_low']:.2f}, {clean['ci_high']:.2f}]: a failure mode fails significantly more often")
     print(format_mode_table(modes, run.space, max_rows=options.top))
     return 0

@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="Dataset repo to push feedback to (created if missing).")
     serve.add_argument("--feedback-dir", metavar="DIR",
                        help="Folder for feedback files (with --feedback-repo: where they wait to be pushed; "
-                            "default: a per-repo folder under ~/.cache/fade_hub/feedback).")
+                            "default: one folder per Hub endpoint and repo under CACHE/feedback, CACHE being "
+                            "$FADE_HUB_CACHE, else HF_HOME/fade-hub). Only files written for this Hub and repo "
+                            "are pushed; files waiting for another are listed at start.")
     add_options(serve, ServeOptions)
     serve.set_defaults(func=run_serve)
 

@@ -1,4 +1,4 @@
-"""The model calls a run plans, announced before the first one: exploration plus confirmation.
+"""The model calls a run plans, announced before the first one: clean seeds, exploration and confirmation.
 
 ``announce`` logs the plan at INFO on this module's logger (``fade-hub explore`` prints it) and a
 warning past ``WARN_CALLS``; it never asks for confirmation, since scripts and CI have no one to answer.
@@ -21,6 +21,7 @@ class CallPlan:
     explore: int
     confirm_cells: int
     confirm_seeds: int
+    clean: int = 0
     done: int = 0
 
     @property
@@ -31,19 +32,22 @@ class CallPlan:
     @property
     def total(self) -> int:
         """Every planned model call."""
-        return self.explore + self.confirm
+        return self.clean + self.explore + self.confirm
 
     def describe(self) -> str:
         """One line: the total and where it goes."""
-        text = (f"planned model calls: {self.total:,} = {self.explore:,} exploring + up to {self.confirm:,} "
-                f"confirming ({self.confirm_cells} cells x {self.confirm_seeds} held-out seeds)")
+        text = (f"planned model calls: {self.total:,} = {self.clean:,} on clean seeds + {self.explore:,} exploring + "
+                f"up to {self.confirm:,} confirming ({self.confirm_cells} cells x {self.confirm_seeds} held-out seeds)")
         return text + (f"; {self.done:,} already in the log are replayed, not asked again" if self.done else "")
 
 
-def plan_calls(budget: int, *, confirm_top: int, confirm_seeds: int, held_out: int, done: int = 0) -> CallPlan:
-    """The plan of a run exploring with ``budget`` queries, then confirming its top cells on held-out seeds."""
+def plan_calls(budget: int, *, confirm_top: int, confirm_seeds: int, held_out: int, clean: int = 0,
+               done: int = 0) -> CallPlan:
+    """The plan of a run that asks ``clean`` unperturbed seeds, explores with ``budget`` queries, then confirms
+    its top cells on held-out seeds."""
     seeds = min(confirm_seeds, held_out) if confirm_top > 0 else 0
-    return CallPlan(explore=budget, confirm_cells=confirm_top if seeds else 0, confirm_seeds=seeds, done=done)
+    return CallPlan(explore=budget, confirm_cells=confirm_top if seeds else 0, confirm_seeds=seeds, clean=clean,
+                    done=done)
 
 
 def announce(plan: CallPlan) -> None:

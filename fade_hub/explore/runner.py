@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -14,10 +15,13 @@ from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
+from ..options import project
 from ..perturb import ConceptSpace, load_space
+from ..perturb.expect import unresolvable_factors
 from ..provenance import publication_meta, seeds_origin
 from ..run import Run
 from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
+from ..seeds.labels import read_label_map
 from ..store import RunStore
 from ..tasks import get_task
 from ..usercode import is_user_ref, user_code_record
@@ -79,28 +83,46 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
         generation_kwargs=generation or None,
         seed=config.seed,
     )
-    space = load_space(config.space or f"builtin:{get_task(target.task).default_space}",
-                       allow_user_code=config.user_code_allowed)
+    space = concept_space(config, target)
     source = config.seeds or default_seeds_for(target.task)
     if source is None:
         raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
-    seeds = load_seeds(
-        SeedConfig(
-            source=source,
-            split=config.split,
-            num_seeds=config.num_seeds,
-            image_column=config.image_column,
-            text_column=config.text_column,
-            label_column=config.label_column,
-            reference_column=config.reference_column,
-            label_map=config.label_map,
-            config_name=config.dataset_config,
-            image_side=target.input_side,
-        ),
-        target.modality,
-        id2label=target.id2label,
-    )
+    seeds = load_seeds(replace(seed_config(config, source), image_side=target.input_side), target.modality,
+                       id2label=target.id2label)
     return target, space, seeds
+
+
+def seed_config(config: ExploreConfig, source: str, *, split: str | None = None,
+                num_seeds: int | None = None) -> SeedConfig:
+    """How to read seeds from ``source`` with a config's columns and label map (another split or cap if given)."""
+    return project(SeedConfig, config, source=source, config_name=config.dataset_config, split=split or config.split,
+                   num_seeds=num_seeds if split else config.num_seeds, revision=None)  # --revision is the model's
+
+
+def label_aliases(config: ExploreConfig) -> dict[str, list[str]] | None:
+    """Other names of the model's labels: the dataset labels a ``--label-map`` sends to each of them."""
+    if not config.label_map:
+        return None
+    aliases: dict[str, list[str]] = {}
+    for dataset_label, model_label in read_label_map(config.label_map).items():
+        aliases.setdefault(str(model_label), []).append(dataset_label)
+    return aliases
+
+
+def concept_space(config: ExploreConfig, target: Target) -> ConceptSpace:
+    """The space a config names, or the task's default one without factors the model's labels cannot judge."""
+    space = load_space(config.space or f"builtin:{get_task(target.task).default_space}",
+                       allow_user_code=config.user_code_allowed)
+    labels = list(target.id2label.values()) if target.id2label else None
+    dropped = unresolvable_factors(space, labels, label_aliases(config)) if not config.space else []
+    if dropped:
+        logger.warning(
+            "the default space leaves out %s: it changes the right answer, and the model's labels (%s) are not a "
+            "positive/negative pair; to test it, pass --space FILE whose %s factor has expect: {map: {LABEL: LABEL}}",
+            ", ".join(dropped), ", ".join(labels or []), dropped[0],
+        )
+        space = space.without(dropped)
+    return space
 
 
 def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget: int, run_id: str) -> dict:
@@ -147,11 +169,13 @@ def explore(config: ExploreConfig) -> Run:
     env = FailureEnv(
         target, judge, space, seeds,
         mode=config.mode, max_steps=config.max_steps, step_penalty=config.step_penalty,
-        severity_weight=config.severity_weight, seed=config.seed,
+        severity_weight=config.severity_weight, seed=config.seed, label_aliases=label_aliases(config),
     )
     run_id = store.read_meta()["run_id"] if config.resume else uuid.uuid4().hex[:12]
     meta = run_meta(config, target, space, budget, run_id)
     meta["judge"] = judge.describe()
+    if target.lineage:
+        meta["lineage"] = target.lineage
     user_refs = space.user_refs + ([config.judge] if is_user_ref(config.judge) else [])
     if user_refs:
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]
@@ -159,11 +183,15 @@ def explore(config: ExploreConfig) -> Run:
     meta.update(publication_meta(getattr(target, "origin", None), seeds_origin(meta["seeds"]["source"])))
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
+    # templates have no unperturbed form: their baseline is the other cells
+    clean = [s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]] if space.modality != "prompt" else []
     announce(plan_calls(budget, confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
-                        held_out=len(held_out), done=len(replay)))
+                        held_out=len(held_out), clean=len(clean), done=len(replay)))
     loaded = time.perf_counter()
     querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress)
     try:
+        if clean:
+            querier.query_clean(clean)
         policy_probs = run_algorithm(config, querier, explore_seeds, store)
     finally:
         querier.close()

@@ -1,7 +1,7 @@
 """Serve the feedback app locally, or deploy it as a Hub Space that starts from its own files.
 
 A deployed Space holds ``app.py``, ``README.md`` and ``requirements.txt`` from ``spaces/feedback/`` plus
-a copy of the few pure-Python ``fade_hub`` modules the app imports (``VENDORED``): the Space then needs
+a copy of the pure-Python ``fade_hub`` modules the app imports (``vendor.app_modules``): the Space then needs
 neither this checkout nor fade-hub's heavy dependencies (torch, transformers, ...). Its configuration
 travels as Space variables (``FADE_FAILURES``, ``FADE_FEEDBACK_REPO``); the write token is a Space
 secret the operator adds, never uploaded by us.
@@ -16,14 +16,10 @@ from pathlib import Path
 
 from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+from .vendor import PACKAGE_DIR, app_modules
+
 SPACE_TEMPLATE = PACKAGE_DIR.parent / "spaces" / "feedback"
 SPACE_FILES = ("app.py", "README.md", "requirements.txt")
-# The app's import closure inside fade_hub (checked by tests/test_space.py::test_deploy_...).
-VENDORED = (
-    "__init__.py", "errors.py", "tasks.py", "usercode.py", "run.py", "store.py", "landscape.py", "plots.py", "feedback/*.py",
-    "perturb/*.py", "jsonio.py", "paths.py",
-)
 
 
 @dataclass
@@ -67,11 +63,10 @@ def stage_space(folder: str | Path) -> Path:
         )
     for name in SPACE_FILES:
         shutil.copy2(SPACE_TEMPLATE / name, folder / name)
-    for pattern in VENDORED:
-        for source in sorted(PACKAGE_DIR.glob(pattern)):
-            target = folder / "fade_hub" / source.relative_to(PACKAGE_DIR)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    for source in app_modules():
+        target = folder / "fade_hub" / source.relative_to(PACKAGE_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
     return folder
 
 

@@ -11,11 +11,13 @@ example id (``"q123"`` = query 123, ``target_type="example"``). ``verdict`` is `
 right label, a preferred text, or ``accept`` / ``reject`` for a generated image; ``""`` when none.
 
 Storage: every process appends to its own ``feedback-{uuid}.jsonl`` (flushed and fsync'ed before the
-submitter is answered) inside a folder; with a Hub repo, a ``CommitScheduler`` pushes that folder to
-the dataset repo's ``data/`` every few minutes and when the process exits. The local file is the source
-of truth: after a crash, the next process pushes the files left behind. Files are append-only and
-named per process, so nothing is pushed twice. ``load`` reads every record back and ``resolved()``
-keeps the latest verdict per (run, user, target).
+submitter is answered) inside a folder; with a Hub repo, a ``CommitScheduler`` pushes that file to the
+dataset repo's ``data/`` every few minutes and when the process exits. The local file is the source of
+truth: after a crash, the next process for the same Hub endpoint and repo pushes the files left behind,
+and only those (``fade_hub.feedback.queue``: by default one folder per endpoint and repo under the cache
+root, and a sidecar per file naming its Hub). Files are append-only and named per process, so nothing
+is pushed twice. ``load`` reads every record back and ``resolved()`` keeps the latest verdict per
+(run, user, target).
 
 Targets are stored in the run reader's canonical form (``fade_hub.run.canonical_target``): ``" 021 "`` is
 stored as ``"21"``, and anything but ASCII digits is refused. This module imports no UI and no model code.
@@ -35,14 +37,24 @@ from typing import Any
 
 import pandas as pd
 
+from ..cache import note_legacy_roots
 from ..errors import BadConfig, FadeHubError, HubUnreachable
 from ..jsonio import to_json
 from ..run import BadTarget, canonical_target, target_type
+from .queue import (
+    PATH_IN_REPO,
+    claim,
+    migrate_legacy,
+    normalize_endpoint,
+    queue_dir,
+    waiting_elsewhere,
+    waiting_line,
+    write_meta,
+)
 
 logger = logging.getLogger(__name__)
 
 VERDICTS = ("fix", "acceptable", "not_a_failure")
-PATH_IN_REPO = "data"
 MAX_TEXT = 4000  # characters of a correction or a note
 
 CARD = """---
@@ -143,14 +155,26 @@ def make_record(run_id: str, target: str, verdict: str, correction: str, note: s
     )
 
 
-def default_staging_dir(repo_id: str) -> Path:
-    """Where submissions for ``repo_id`` wait to be pushed: ``$FADE_HUB_CACHE`` (or ``~/.cache/fade_hub``)/feedback/."""
-    root = Path(os.environ.get("FADE_HUB_CACHE") or Path.home() / ".cache" / "fade_hub")
-    return root / "feedback" / repo_id.replace("/", "--")
+def default_staging_dir(repo_id: str, endpoint: str | None = None) -> Path:
+    """Where submissions for ``repo_id`` on the Hub at ``endpoint`` (default: ``HF_ENDPOINT``'s) wait to be pushed.
+
+    ``CACHE/feedback/<host>-<hash of the endpoint>/<org>--<name>``, ``CACHE`` being ``$FADE_HUB_CACHE``, else
+    ``HF_HOME/fade-hub`` (see ``fade_hub.feedback.queue``).
+    """
+    if endpoint is None:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    return queue_dir(repo_id, endpoint)
 
 
 class FeedbackWriter:
-    """Append records to this process's JSON-lines file; push the folder to a dataset repo if one is given."""
+    """Append records to this process's JSON-lines file; push it to a dataset repo if one is given.
+
+    With a repo, the file gets a sidecar naming the Hub endpoint and the repo; at start the writer also pushes
+    the files of that endpoint and repo that earlier processes left unpushed in ``folder``, and lists in one
+    warning line those waiting for another Hub or repo, which it never pushes.
+    """
 
     def __init__(
         self,
@@ -165,31 +189,50 @@ class FeedbackWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / f"feedback-{uuid.uuid4().hex}.jsonl"
         self.repo_id = repo_id
+        self.endpoint: str | None = None
         self._scheduler = None
         self._lock = threading.Lock()
         if repo_id:
-            from huggingface_hub import CommitScheduler
+            self._start_pushing(repo_id, every=every, private=private, token=token)
 
-            ensure_feedback_repo(repo_id, private=private, token=token)
-            # Pushes right away (files a crashed process left behind), then every `every` minutes and at exit.
-            self._scheduler = CommitScheduler(
-                repo_id=repo_id,
-                repo_type="dataset",
-                folder_path=self.folder,
-                path_in_repo=PATH_IN_REPO,
-                every=every,
-                allow_patterns=["*.jsonl"],
-                token=token,
-            )
-            self._lock = self._scheduler.lock  # a push snapshots file sizes under this lock
+    def _start_pushing(self, repo_id: str, *, every: float, private: bool | None, token: str | None) -> None:
+        from huggingface_hub import HfApi
+
+        from .scheduler import QueueScheduler
+
+        api = HfApi(token=token)
+        self.endpoint = normalize_endpoint(api.endpoint)
+        ensure_feedback_repo(repo_id, private=private, token=token)
+        if self.folder == default_staging_dir(repo_id, self.endpoint):
+            note_legacy_roots()
+            migrate_legacy(self.folder, repo_id, api)
+        leftovers, waiting = claim(self.folder, self.endpoint, repo_id)
+        waiting += waiting_elsewhere(repo_id, self.endpoint)
+        if waiting:
+            logger.warning(waiting_line(self.endpoint, waiting))
+        # Pushes right away (files a crashed process left for this Hub and repo), then every `every` minutes and at exit.
+        self._scheduler = QueueScheduler(
+            files=[*leftovers, self.path],
+            endpoint=self.endpoint,
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=self.folder,
+            path_in_repo=PATH_IN_REPO,
+            every=every,
+            hf_api=api,
+        )
+        self._lock = self._scheduler.lock  # a push snapshots file sizes under this lock
 
     def append(self, record: FeedbackRecord) -> None:
         """Write one record and make it durable before returning."""
         line = to_json(record.to_dict(), ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with self._lock:
+            if self.endpoint and not self.path.exists():  # the sidecar first: no file is ever without its Hub
+                write_meta(self.path, self.endpoint, str(self.repo_id))
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def flush(self) -> None:
         """Push what is not on the Hub yet and wait for it (no-op without a repo)."""

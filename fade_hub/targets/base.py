@@ -139,6 +139,7 @@ class Target:
         self.input_side: int | None = None  # images: the side the model's processor resizes to
         self.model: Any = None
         self.processor: Any = None
+        self.lineage: dict[str, Any] | None = None  # set when the model is a mitigated variant (an adapter)
 
     def predict(self, inputs: Sequence) -> list[Prediction]:
         """Outputs for ``inputs`` (PIL images or strings), one model call per batch of ``batch_size``."""
