@@ -3,12 +3,15 @@
 A run records where its model, seeds and concept space came from. A Hub repo id or ``builtin:NAME`` is
 kept as it is; a local path is recorded relative to the run directory (or as ``local:NAME`` when the two
 share no folder below the top levels), so that no absolute path (a home folder, a user name, a cache
-location) reaches ``run.json`` or a pushed card.
+location) reaches ``run.json`` or a pushed card. The absolute paths stay on this machine in a hidden file
+next to ``run.json`` (never pushed), so that a run read here loads its model and seeds again
+(``loadable_fields``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,72 @@ def portable_path(value: Any, base: str | Path) -> Any:
     if len(shared.parts) - 1 < _MIN_SHARED_DEPTH:
         return f"{LOCAL_PREFIX}{path.name}"
     return Path(os.path.relpath(path, base)).as_posix()
+
+
+def check_repo_id(repo_id: str, flag: str) -> None:
+    """BadRepoId when ``repo_id`` cannot name a Hub repo (checked before anything is built or sent)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = str(err).split(":")[0].split(". Use")[0].rstrip(".")
+        raise BadRepoId(f"{flag} {repo_id!r} is not a valid repo id ({reason}); use NAMESPACE/NAME") from None
+
+
+def map_fields(record: dict, fields: tuple[str, ...], change: Callable[[str, str], Any]) -> dict:
+    """A copy of ``record`` with each dotted field (``"config.seeds"``) that holds text replaced by
+    ``change(field, text)``; the nested dicts on the way are copied, so ``record`` is left as it was."""
+    result = dict(record)
+    for field in fields:
+        *parents, name = field.split(".")
+        holder: dict | None = result
+        for key in parents:
+            if not isinstance(holder.get(key), dict):
+                holder = None
+                break
+            holder[key] = dict(holder[key])
+            holder = holder[key]
+        if holder is not None and isinstance(holder.get(name), str):
+            holder[name] = change(field, holder[name])
+    return result
+
+
+def portable_fields(record: dict, fields: tuple[str, ...], base: str | Path, *, absolute_only: bool = False) -> dict:
+    """``record`` with each of ``fields`` made a ``portable_path`` relative to ``base``.
+
+    ``absolute_only`` leaves relative values alone: in a record read back, they are already relative to ``base``.
+    """
+    def change(field: str, value: str) -> Any:
+        return value if absolute_only and not Path(value).is_absolute() else portable_path(value, base)
+
+    return map_fields(record, fields, change)
+
+
+def local_paths(record: dict, fields: tuple[str, ...]) -> dict[str, str]:
+    """The absolute path of each of ``fields`` that names a local file or folder."""
+    found: dict[str, str] = {}
+
+    def note(field: str, value: str) -> str:
+        if is_local_path(value):
+            found[field] = str(Path(value).expanduser().resolve())
+        return value
+
+    map_fields(record, fields, note)
+    return found
+
+
+def loadable_fields(record: dict, fields: tuple[str, ...], base: str | Path, known: dict[str, str]) -> dict:
+    """``record`` with each path field as a path that loads from here: the absolute path in ``known`` when it
+    still exists, else the recorded path joined to ``base`` when that exists, else as recorded."""
+    def change(field: str, value: str) -> str:
+        if known.get(field) and Path(known[field]).exists():
+            return known[field]
+        joined = Path(base) / value
+        return str(joined.resolve()) if not value.startswith(LOCAL_PREFIX) and joined.exists() else value
+
+    return map_fields(record, fields, change)
 
 
 def check_repo_id(repo_id: str, flag: str) -> None:

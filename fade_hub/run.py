@@ -135,7 +135,8 @@ class Run:
     def open(cls, spec: str | Path, *, token: str | None = None) -> Run:
         """Open a local run directory or a pushed run dataset; RunNotFound when it is neither."""
         path = run_file(spec, META_FILE, token=token)
-        meta = RunStore(path.parent).read_meta()
+        store = RunStore(path.parent)
+        meta = store.local_meta() if Path(spec).is_dir() else store.read_meta()  # a local run loads its paths again
         return cls(spec, meta, token=token)
 
     def file(self, name: str) -> Path:

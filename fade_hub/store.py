@@ -5,6 +5,7 @@ Layout::
     RUN_DIR/
       README.md                 dataset card; its YAML ``configs`` make every config loadable
       run.json                  run metadata (model, commit, task, space, judge, algorithm, ...)
+      .local_paths.json         the absolute local paths run.json gives relative to the run (never pushed)
       logs/queries.jsonl        every query, one JSON line each, appended and fsync'ed as it comes
       data/queries.parquet      the same queries as the ``queries`` config (written by ``summarize``)
       data/failures.parquet     failing queries with their media (written by ``summarize``)
@@ -29,7 +30,7 @@ from typing import Any, Iterable
 
 from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
 from .jsonio import to_json
-from .paths import check_folder_target, portable_fields
+from .paths import check_folder_target, loadable_fields, local_paths, portable_fields
 
 QUERIES_LOG = "logs/queries.jsonl"
 QUERIES_FILE = "data/queries.parquet"
@@ -37,6 +38,7 @@ FAILURES_FILE = "data/failures.parquet"
 LANDSCAPE_FILE = "data/landscape.parquet"
 POLICY_FILE = "policy.json"
 META_FILE = "run.json"
+LOCAL_PATHS_FILE = ".local_paths.json"  # this machine's absolute paths of the PATH_FIELDS; hidden: never pushed
 MEDIA_DIR = "media"
 PLOTS_DIR = "plots"
 DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": LANDSCAPE_FILE}
@@ -132,15 +134,25 @@ class RunStore:
         refused resume leaves the run exactly as it was.
         """
         self.check_output(resume)
-        meta = portable_fields(meta, PATH_FIELDS, self.root)
+        original, meta = meta, portable_fields(meta, PATH_FIELDS, self.root)
         if resume:
             self._check_resume(portable_fields(self.read_meta(), PATH_FIELDS, self.root, absolute_only=True), meta)
             self.repair()
             return self.update_meta(status="running")
         self.queries_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.root / LOCAL_PATHS_FILE, to_json(local_paths(original, PATH_FIELDS), indent=2) + "\n")
         self.write_meta(dict(meta, status="running"))
         self.queries_path.touch()
         return self.read_meta()
+
+    def local_meta(self) -> dict[str, Any]:
+        """The run metadata with its local paths as paths that load from here (absolute), for re-running parts."""
+        path = self.root / LOCAL_PATHS_FILE
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            known = {}
+        return loadable_fields(self.read_meta(), PATH_FIELDS, self.root, known if isinstance(known, dict) else {})
 
     def _check_resume(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Raise ResumeMismatch naming the first setting in which ``new`` differs from the run here."""

@@ -163,7 +163,7 @@ CASES: dict[str, Case] = {
     "demo-budget-zero": Case(("demo", "--budget", "0", "--output", "{out}"), "--budget"),
     "demo-seeds-per-class": Case(("demo", "--seeds-per-class", "1", "--output", "{out}"), "--seeds-per-class"),
     "demo-seed-negative": Case(("demo", "--seed", "-1", "--output", "{out}"), "--seed"),
-    "demo-output-not-a-run": Case(("demo", "--output", "{seeds}", "--cache-dir", "{out}"), "not an earlier demo run"),
+    "demo-output-not-a-run": Case(("demo", "--output", "{seeds}", "--cache-dir", "{out}"), "not an earlier demo"),
     "no-command": Case((), None),
 }
 

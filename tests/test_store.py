@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from fade_hub.errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
-from fade_hub.store import QUERIES_LOG, RESUME_KEYS, RunStore
+from fade_hub.store import LOCAL_PATHS_FILE, QUERIES_LOG, RESUME_KEYS, RunStore
 
 META = {
     "run_id": "abc123",
@@ -186,3 +187,26 @@ def test_local_paths_are_recorded_relative_to_the_run(tmp_path):
     assert meta["model_id"] == str(model)  # the caller's dict is left alone
     store.create(meta, resume=True)  # the same absolute paths match the recorded relative ones
     assert store.read_meta()["model_id"] == "../../models/tiny"
+    local = store.local_meta()  # read on this machine, the paths load again
+    assert local["model_id"] == local["config"]["model"] == str(model.resolve())
+    assert local["seeds"]["source"] == str(seeds.resolve()) and local["config"]["seeds"] == "builtin:prompts"
+    assert (tmp_path / "runs" / "one" / LOCAL_PATHS_FILE).is_file()  # hidden: pushes leave it out
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second top-level folder")
+def test_paths_that_share_no_folder_with_the_run_are_named_only(tmp_path):
+    import shutil
+    import tempfile
+
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))  # shares only / with the run under /tmp
+    try:
+        model = elsewhere / "tiny"
+        model.mkdir()
+        store = RunStore(tmp_path / "run")
+        store.create(dict(META, model_id=str(model)))
+        assert store.read_meta()["model_id"] == "local:tiny" and str(elsewhere) not in store.meta_path.read_text()
+        assert store.local_meta()["model_id"] == str(model.resolve())
+        (store.root / LOCAL_PATHS_FILE).unlink()  # a run copied to another machine: the name is all there is
+        assert store.local_meta()["model_id"] == "local:tiny"
+    finally:
+        shutil.rmtree(elsewhere)

@@ -18,6 +18,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from fade_hub.errors import NETWORK_ERRORS, HubUnreachable, ModelNotFound
+from fade_hub.paths import LOCAL_PREFIX
 from fade_hub.provenance import Origin, folder_origin, hub_origin
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,11 @@ def _read_json(path: Path, model_id: str) -> dict | None:
 
 
 def _not_found(model_id: str) -> ModelNotFound:
+    if model_id.startswith(LOCAL_PREFIX):
+        return ModelNotFound(
+            f"model {model_id!r} was a local folder on the machine that made the run (runs publish no local paths); "
+            "use that run's own folder, or pass the model's path"
+        )
     if model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1:
         return ModelNotFound(f"model folder {model_id!r} does not exist; check the path")
     return ModelNotFound(
