@@ -124,11 +124,13 @@ def local_paths(record: dict, fields: tuple[str, ...]) -> dict[str, str]:
 
 
 def loadable_fields(record: dict, fields: tuple[str, ...], base: str | Path, known: dict[str, str]) -> dict:
-    """``record`` with each path field as a path that loads from here: the absolute path in ``known`` when it
-    still exists, else the recorded path joined to ``base`` when that exists, else as recorded."""
+    """``record`` with each path field as a path that loads from here: the absolute path in ``known`` when it is
+    the one recorded (it still exists and records as the same value), else the recorded path joined to ``base``
+    when that exists, else as recorded."""
     def change(field: str, value: str) -> str:
-        if known.get(field) and Path(known[field]).exists():
-            return known[field]
+        path = known.get(field)
+        if path and Path(path).exists() and portable_path(path, base) == value:
+            return path
         joined = Path(base) / value
         return str(joined.resolve()) if not value.startswith(LOCAL_PREFIX) and joined.exists() else value
 
