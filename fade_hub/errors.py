@@ -55,6 +55,10 @@ class HubUnreachable(FadeHubError):
     """The Hub endpoint could not be reached; the local data is kept."""
 
 
+class RunDamaged(RunNotFound):
+    """A file of a run is corrupt (a broken query-log line, a truncated parquet); the message names it."""
+
+
 class BadRepoId(FadeHubError):
     """A repo id that the Hub would refuse (wrong shape or characters)."""
 

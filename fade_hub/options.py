@@ -25,6 +25,8 @@ import yaml
 from .errors import BadConfig
 
 _MISSING = dataclasses.MISSING
+# the largest random seed every seeded library takes (numpy's legacy seeding, used by trl, stops at 2**32 - 1)
+MAX_SEED = 2**32 - 1
 
 
 def option(
@@ -193,7 +195,7 @@ def check_ranges(config: Any) -> None:
         low, high = meta["low"], meta["high"]
         if not math.isfinite(value):
             raise BadConfig(f"{flag_name(field)} must be a finite number, got {value}")
-        if _base_type(field) == "int" and float(value) != int(value):
+        if _base_type(field) == "int" and not isinstance(value, int) and not float(value).is_integer():
             raise BadConfig(f"{flag_name(field)} must be a whole number, got {value}")
         too_low = low is not None and (value <= low if meta["low_open"] else value < low)
         too_high = high is not None and (value >= high if meta["high_open"] else value > high)
@@ -202,12 +204,17 @@ def check_ranges(config: Any) -> None:
 
 
 def _range_text(meta: dict) -> str:
-    low, high = meta["low"], meta["high"]
-    if low is not None and high is not None:
-        return f"in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}"
-    if low is not None:
-        return f"{'>' if meta['low_open'] else '>='} {low:g}"
-    return f"{'<' if meta['high_open'] else '<='} {high:g}"
+    low, high = _number_text(meta["low"]), _number_text(meta["high"])
+    if meta["low"] is not None and meta["high"] is not None:
+        return f"in {'(' if meta['low_open'] else '['}{low}, {high}{')' if meta['high_open'] else ']'}"
+    if meta["low"] is not None:
+        return f"{'>' if meta['low_open'] else '>='} {low}"
+    return f"{'<' if meta['high_open'] else '<='} {high}"
+
+
+def _number_text(value: float | None) -> str:
+    """An int bound in full (``4294967295``), a float one short (``0.5``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}" if value is not None else ""
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -67,3 +67,19 @@ def test_endpoint_throughput_smoke(tmp_path):
         assert level["efficiency"] == pytest.approx(level["qps"] / level["ideal_qps"], abs=1e-3)
         assert f"{level['qps']:.1f}" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_seed_image_memory_smoke(tmp_path):
+    """The bomb is skipped, the JPEG kept at 1024 px, and the peaks are written with their excess over the baseline."""
+    output = tmp_path / "seed_image_memory.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "seed_image_memory.py"), "--repeats", "1", "--output", str(output)],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert set(result["peak_mib"]) == {"small", "bomb", "jpeg"}
+    assert result["seeds_kept"]["bomb"] == {"circle/small.png": [32, 32]}  # the bomb never decoded
+    assert result["seeds_kept"]["jpeg"]["circle/photo.jpg"] == [1024, 768]
+    assert result["folder_bytes"]["bomb"] < 64_000
+    assert re.search(r"bomb .* peak RSS +\d+\.\d MiB", done.stdout), done.stdout

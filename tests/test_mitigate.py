@@ -189,8 +189,9 @@ def text_loop(hub, session_dir, tmp_path_factory):
     push_run(run.path, run_repo)
     modes = [str(int(cell)) for cell in run.modes["action_id"]]
     review(run_repo, feedback_repo, {cell: "fix" for cell in modes})
+    # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
     result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
+        run=str(run.path), feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
         learning_rate=3e-3, train_seeds=[str(write_seeds(root / "train.jsonl", 64, seed=2))],
         eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3)), show_progress=False,
     ))
@@ -242,8 +243,10 @@ def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, t
     _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(image_loop["result"].path)],
            "already holds an adapter")
     assert (image_loop["result"].path / "adapter_model.safetensors").is_file()  # untouched
+    _fails(capsys, ["mitigate", str(run.path), *base[2:], "--feedback", image_loop["feedback"], "--output",
+                    str(tmp_path / "c")], "no seeds left for evaluation")  # its held-out seeds confirmed the modes
     _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(tmp_path / "c")],
-           "no seeds left for evaluation")  # its two held-out seeds per class confirmed the modes
+           "cannot be read here")  # the pushed run names its local seed folder only relative to the run
     gone = tmp_path / "gone-run"
     shutil.copytree(run.path, gone)
     meta = json.loads((gone / "run.json").read_text())

@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
+from ..options import add_options, build_config, check_ranges, option
+from ..paths import check_repo_id
 from . import help_and_fail
+
+MAX_PUSH_MINUTES = 7 * 24 * 60
+
+
+@dataclass
+class ServeOptions:
+    """How ``fade-hub space serve`` runs the app (its numbers are range-checked before anything starts)."""
+
+    push_every: float = option(5.0, low=0.0, low_open=True, high=MAX_PUSH_MINUTES, metavar="MIN",
+                               help="Minutes between pushes to --feedback-repo.")
+    host: str = option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all).")
+    port: int | None = option(None, low=1, high=65535,
+                              help="Port (default: gradio's, 7860 or the next free one).")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,11 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "default: one folder per Hub endpoint and repo under CACHE/feedback, CACHE being "
                             "$FADE_HUB_CACHE, else HF_HOME/fade-hub). Only files written for this Hub and repo "
                             "are pushed; files waiting for another are listed at start.")
-    serve.add_argument("--push-every", type=float, default=5.0, metavar="MIN",
-                       help="Minutes between pushes (default 5).")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="Interface to listen on (default 127.0.0.1; 0.0.0.0 for all).")
-    serve.add_argument("--port", type=int, default=None, help="Port (default: gradio's, 7860 or the next free one).")
+    add_options(serve, ServeOptions)
     serve.set_defaults(func=run_serve)
 
     deploy = actions.add_parser(
@@ -67,25 +79,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from ..errors import BadConfig
-    from ..feedback.app import AppConfig
-    from ..feedback.deploy import serve
 
     if not (args.feedback_repo or args.feedback_dir):
         raise BadConfig(
             "say where feedback goes: --feedback-repo REPO_ID (pushed to the Hub) or --feedback-dir DIR (kept local)"
         )
-    if args.port is not None and not 0 < args.port < 65536:
-        raise BadConfig(f"--port {args.port} is out of range; pass a port between 1 and 65535")
+    options = build_config(ServeOptions, args)
+    check_ranges(options)
+    if args.feedback_repo:
+        check_repo_id(args.feedback_repo, "--feedback-repo")
+    from ..feedback.app import AppConfig  # gradio: imported once the flags are known to be good
+    from ..feedback.deploy import serve
+
     config = AppConfig(
         failures=args.failures, feedback_repo=args.feedback_repo, feedback_dir=args.feedback_dir,
-        push_every=args.push_every,
+        push_every=options.push_every,
     )
-    serve(config, host=args.host, port=args.port)
+    serve(config, host=options.host, port=options.port)
     return 0
 
 
 def run_deploy(args: argparse.Namespace) -> int:
     """Deploy and print the Space URL and how to add its token."""
+    for flag, repo_id in (("--feedback-repo", args.feedback_repo), ("--space-id", args.space_id)):
+        check_repo_id(repo_id, flag)
     from ..feedback.deploy import DeployConfig, deploy
 
     deployment = deploy(DeployConfig(args.failures, args.feedback_repo, args.space_id, private=args.private))

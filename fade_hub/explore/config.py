@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..options import build_config, check_ranges, load_options, option, to_dict
+from ..options import MAX_SEED, build_config, check_ranges, load_options, option, to_dict
 from ..choices import DTYPE_CHOICES, GENERATION_ROUTES
+from ..paths import check_repo_id, looks_like_path
 from ..tasks import TASK_NAMES
 from .registry import EXPLORERS, MODES
 
@@ -98,7 +99,7 @@ class ExploreConfig:
                        "sequential: cumulative small moves per seed (microscopic).")
     budget: int | None = option(None, group=_SEARCH, low=1, help="Model queries to spend exploring (default 500; "
                                 "grid: every cell x seed).")
-    seed: int = option(0, group=_SEARCH, low=0, help="Random seed: the same seed gives the same records on CPU.")
+    seed: int = option(0, group=_SEARCH, low=0, high=MAX_SEED, help="Random seed: the same seed gives the same records on CPU.")
     epsilon: float = option(0.1, group=_SEARCH, low=0.0, high=1.0,
                             help="epsilon-greedy: probability of a random cell.")
     max_steps: int = option(8, group=_SEARCH, low=1, help="sequential: steps per episode before it is cut.")
@@ -125,6 +126,8 @@ class ExploreConfig:
     resume: bool = option(False, group=_OUT, help="Continue the run in --output where it stopped.")
     push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the finished run as a dataset repo.")
     private: bool = option(False, group=_OUT, help="Create the pushed dataset repo as private.")
+    public: bool = option(False, group=_OUT, help="Push in public even when the model or the seeds are private or "
+                          "gated on the Hub (such runs are pushed private otherwise).")
     show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bar.")
 
     def validate(self) -> None:
@@ -140,6 +143,13 @@ class ExploreConfig:
             raise BadConfig("--endpoint and --provider exclude each other: an endpoint URL is called directly")
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             raise BadConfig("--endpoint must be an http:// or https:// URL")
+        if self.push_to_hub:
+            check_repo_id(self.push_to_hub, "--push-to-hub")
+        if self.private and self.public:
+            raise BadConfig("--private and --public contradict each other; pass one of them")
+        for flag, value in (("--seeds", self.seeds), ("--space", self.space), ("--label-map", self.label_map)):
+            if value and looks_like_path(value) and not Path(value).expanduser().exists():
+                raise BadConfig(f"{flag} {value}: no such file or folder; check the path")
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
             raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
@@ -148,6 +158,13 @@ class ExploreConfig:
     def is_remote(self) -> bool:
         """Whether the model is queried over HTTP (--endpoint or --provider) rather than loaded."""
         return bool(self.endpoint or self.provider)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory: ``--output``, else ``fade-runs/MODEL_NAME``."""
+        if self.output:
+            return Path(self.output)
+        return Path("fade-runs") / (Path(self.model.rstrip("/")).name.replace("/", "--") or "run")
 
     @property
     def user_code_allowed(self) -> bool:

@@ -6,7 +6,6 @@ import logging
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from ..judges import JUDGES, JudgeConfig, make_judge
 from ..options import project
 from ..perturb import ConceptSpace, load_space
 from ..perturb.expect import unresolvable_factors
+from ..provenance import publication_meta, seeds_origin
 from ..run import Run
 from ..seeds import Seed, SeedConfig, default_seeds_for, load_seeds
 from ..seeds.labels import read_label_map
@@ -27,8 +27,10 @@ from ..usercode import is_user_ref, user_code_record
 from ..targets import RemoteConfig, RemoteTarget, Target, load_remote_target, load_target
 from ..targets.endpoint import redact_url
 from .baselines import grid_size
+from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_top_cells
+from .precheck import check_inputs
 from .querier import Querier
 from .registry import EXPLORERS
 
@@ -94,7 +96,8 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
     source = config.seeds or default_seeds_for(target.task)
     if source is None:
         raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
-    seeds = load_seeds(seed_config(config, source), target.modality, id2label=target.id2label)
+    seeds = load_seeds(replace(seed_config(config, source), image_side=target.input_side), target.modality,
+                       id2label=target.id2label)
     if target.batch_pending:
         target.find_batch_size([seed.input for seed in seeds])
     return target, space, seeds
@@ -191,10 +194,9 @@ def explore(config: ExploreConfig) -> Run:
     """Run an exploration end to end and leave a complete run directory behind."""
     config.validate()
     started = time.perf_counter()
-    output = Path(config.output) if config.output else Path("fade-runs") / _slug(config.model)
-    store = RunStore(output)
-    if config.resume and not store.exists():
-        raise BadConfig(f"--resume: {output} holds no run to resume; drop --resume to start one")
+    store = RunStore(config.run_dir)
+    store.check_output(config.resume)
+    check_inputs(config)
     _quiet_library_bars()
     target, space, seeds = load_parts(config)
     try:
@@ -225,13 +227,18 @@ def explore_loaded(
     if user_refs:
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]
     meta["seeds"].update(explore=len(explore_seeds), held_out=len(held_out))
+    meta.update(publication_meta(getattr(target, "origin", None), seeds_origin(meta["seeds"]["source"])))
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
+    # templates have no unperturbed form: their baseline is the other cells
+    clean = [s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]] if space.modality != "prompt" else []
+    announce(plan_calls(budget, confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
+                        held_out=len(held_out), clean=len(clean), done=len(replay)))
     loaded = time.perf_counter()
     querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress)
     try:
-        if space.modality != "prompt":  # templates have no unperturbed form: their baseline is the other cells
-            querier.query_clean([s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]])
+        if clean:
+            querier.query_clean(clean)
         # explorers batch their queries by the batch size the target settled on (for ``auto``)
         policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
     finally:
@@ -306,7 +313,3 @@ def _quiet_library_bars() -> None:
 
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
-
-
-def _slug(model: str) -> str:
-    return Path(model.rstrip("/")).name.replace("/", "--") or "run"

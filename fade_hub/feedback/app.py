@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import signal
 import threading
@@ -89,7 +90,7 @@ class AppConfig:
 
     def validate(self) -> None:
         """Check ranges; raise BadConfig naming the option."""
-        if not self.push_every > 0:
+        if not (self.push_every > 0 and math.isfinite(self.push_every)):
             raise BadConfig(f"push interval {self.push_every} must be a positive number of minutes")
 
     def staging_dir(self) -> Path:

@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..cache import note_legacy_roots
 from ..errors import BadConfig, FadeHubError, HubUnreachable
+from ..jsonio import to_json
 from ..run import BadTarget, canonical_target, target_type
 from .queue import (
     PATH_IN_REPO,
@@ -224,7 +225,7 @@ class FeedbackWriter:
 
     def append(self, record: FeedbackRecord) -> None:
         """Write one record and make it durable before returning."""
-        line = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
+        line = to_json(record.to_dict(), ensure_ascii=False) + "\n"
         with self._lock:
             if self.endpoint and not self.path.exists():  # the sidecar first: no file is ever without its Hub
                 write_meta(self.path, self.endpoint, str(self.repo_id))

@@ -11,7 +11,7 @@ from typing import Any
 
 from fade_hub.tasks import get_task
 from fade_hub.targets.base import Prediction, Target, TargetConfig, remote_code_error
-from fade_hub.targets.detect import detect_source_task
+from fade_hub.targets.detect import check_task_fits, detect_source_task
 from fade_hub.targets.endpoint import RemoteConfig
 from fade_hub.targets.remote import RemoteTarget, load_remote_target
 from fade_hub.targets.source import ModelSource, resolve_source
@@ -82,6 +82,8 @@ def load_target(
                        generation_kwargs=generation_kwargs, token=token, seed=seed, dtype=dtype)
         return load_adapter_target(source, load_target, **options)
     spec = get_task(task or detect_source_task(source))
+    if task:
+        check_task_fits(source, task)
     if needs_remote_code(source) and not trust_remote_code:
         raise remote_code_error(source.model_id)
     target = spec.target_class()(source, config)

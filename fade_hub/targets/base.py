@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import torch
 from PIL import Image
 
 from fade_hub.choices import AUTO, DTYPE_CHOICES
-from fade_hub.errors import BadConfig, RemoteCodeRequired
+from fade_hub.errors import BadConfig, ModelNotFound, RemoteCodeRequired
 from fade_hub.targets.batching import (
     PROVISIONAL_BATCH_SIZE,
     batch_limit,
@@ -120,6 +121,7 @@ class Target:
         self.model_id = source.model_id
         self.revision = source.revision
         self.commit_sha = source.commit_sha
+        self.origin = source.origin
         self.config = config
         self.device = pick_device(config.device)
         self.device_map: dict[str, Any] | None = None
@@ -127,6 +129,7 @@ class Target:
         self.batch_size: int = PROVISIONAL_BATCH_SIZE if self.batch_pending else int(config.batch_size)
         self.local_path: Path = source.fetch()
         self.id2label: dict[int, str] | None = None
+        self.input_side: int | None = None  # images: the side the model's processor resizes to
         self.model: Any = None
         self.processor: Any = None
         self.lineage: dict[str, Any] | None = None  # set when the model is a mitigated variant (an adapter)
@@ -212,6 +215,8 @@ class Target:
 
 def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | None) -> Any:
     """Load ``auto_cls`` from the target's folder in eval mode on its device, or spread over devices when needed."""
+    from safetensors import SafetensorError
+
     dtype = target.config.torch_dtype
     split = plan_device_map(target.config.device, target.device, target.local_path, None if dtype == AUTO else dtype)
     try:
@@ -230,10 +235,28 @@ def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | Non
         raise
     except torch.OutOfMemoryError as err:
         raise out_of_memory_error(target.model_id, target.device, err) from err
+    except (SafetensorError, OSError) as err:
+        raise ModelNotFound(
+            f"the weights of model {target.model_id!r} cannot be read ({damaged_weights(target.local_path) or err}); "
+            "the file is truncated or not a model file: download the model again"
+        ) from err
     if split:
         target.device_map = dict(getattr(model, "hf_device_map", None) or {})
         target.device = str(model.device)
     return model.eval()
+
+
+def damaged_weights(folder: Path) -> str | None:
+    """``NAME: reason`` for the first safetensors file in ``folder`` whose header does not parse, else None."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            return f"{path.relative_to(folder).as_posix()}: {str(err).splitlines()[0]}"
+    return None
 
 
 def load_processor(auto_cls: Any, target: Target) -> Any:
@@ -243,7 +266,15 @@ def load_processor(auto_cls: Any, target: Target) -> Any:
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise remote_code_error(target.model_id, err) from err
-        raise
+        if not isinstance(err, json.JSONDecodeError):
+            raise
+        reason = f"invalid JSON: {err.msg}"
+    except OSError as err:
+        reason = str(err).splitlines()[0]
+    raise ModelNotFound(
+        f"the {auto_cls.__name__.removeprefix('Auto')} files of model {target.model_id!r} cannot be read ({reason}); "
+        "fix them or download the model again"
+    )
 
 
 class Classifier(Target):

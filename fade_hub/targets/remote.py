@@ -63,6 +63,8 @@ class RemoteTarget(Target):
                 requested, BATCH_ROUNDS, remote.concurrency, BATCH_ROUNDS * remote.concurrency,
             )  # fmt: skip
         self.local_path = None
+        self.origin = hub.origin if hub else None  # licence and visibility of the Hub repo behind a provider
+        self.input_side = None  # the server resizes its own inputs
         self.id2label = None
         self.model = self.processor = None
         self.lineage = None  # a served model is never a local adapter
