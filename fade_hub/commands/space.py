@@ -99,7 +99,8 @@ def run_exclude(args: argparse.Namespace) -> int:
     """Append the exclusion and say what it does."""
     from ..feedback.exclude import exclude_user
 
-    record = exclude_user(build_config(ExcludeConfig, args))
-    action = "brought back" if args.undo else "left out of resolved() (kept in the dataset)"
+    config = build_config(ExcludeConfig, args)
+    record = exclude_user(config)
+    action = "brought back" if config.undo else "left out of resolved() (kept in the dataset)"
     print(f"{record.target}'s feedback is {action}: record {record.feedback_id} by {record.user}")
     return 0

@@ -17,7 +17,7 @@ from ..run import target_type
 from .records import InvalidFeedback
 from .review import FILTER_CHOICES
 from .ui_variants import variants_tab
-from .view import short
+from .view import short, votes_text
 from .words import guide_markdown, plain
 
 if TYPE_CHECKING:
@@ -213,9 +213,10 @@ class ReviewUI:
         choices = [(f"{r.target}: {short(view.describe(r.target), 50)} ({r.verdict.replace('_', ' ')})", r.target)
                    for r in mine]
         disputed = reviews.disagreements()
-        disagree = ("Reviewers disagree on " + ", ".join(
-            f"{plain(view.mode_label(mode))} ({plain(', '.join(f'{n} {v}' for v, n in reviews.votes()[mode].items()))})"
-            for mode in disputed) + ".") if disputed else "No disagreement between reviewers so far."
+        votes = reviews.votes()
+        disagree = ("Reviewers disagree on " + "; ".join(
+            f"{plain(view.mode_label(mode))}: {plain(votes_text(votes[mode]))}" for mode in disputed) + "."
+        ) if disputed else "No disagreement between reviewers so far."
         return [
             reviews.progress(user, view.mode_ids),
             gr.Dataframe(value=[[str(cell) for cell in row] for row in rows] or None, headers=MINE_COLUMNS),

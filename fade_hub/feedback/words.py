@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 from ..landscape import LandscapeConfig, factor_levels
 
-_MARKUP = re.compile(r"([\\`*_\[\]#+!|~$])")
-_LIST_START = re.compile(r"^(\d+)([.)])|^([-+])")
+_MARKUP = re.compile(r"([\\`*_\[\]!|~$])")
+_LINE_START = re.compile(r"^(\d+)([.)])|^([-+#=])")  # list items and headings: markup only at the start
 
 
 def plain(text: Any) -> str:
@@ -22,7 +22,7 @@ def plain(text: Any) -> str:
     text = " ".join(str(text).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKUP.sub(r"\\\1", text)
-    return _LIST_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(1) else f"\\{m.group(3)}", text)
+    return _LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(1) else f"\\{m.group(3)}", text)
 
 
 def percent(value: float | None) -> str:
