@@ -89,8 +89,8 @@ def test_review_flow_advances_resets_and_counts(review_run, tmp_path, caplog):
     assert mode.value == modes[1] and [c[1] for c in mode.choices] == modes[1:]  # the next unreviewed one
     assert (target.value, verdict, note) == (modes[1], None, "") and correction.value is None
     assert progress == f"1 of {len(modes)} modes reviewed by you"
-    card, *_shown, status = ui.on_mode(modes[0], pair, None)
-    assert status.startswith("You said **fix** on this mode")
+    card, *_shown, yours = ui.on_mode(modes[0], pair, None)
+    assert yours.startswith("Your verdict on this mode: **fix**")
 
     example = ui._target_choices(modes[1])[1][1]  # a verdict on one example keeps the mode and resets the form
     labels = app.view.labels
@@ -214,11 +214,11 @@ def test_plain_words(review_run):
     from fade_hub.feedback.words import clean_words, perturbation_words, plain, rate_words, severity_words
     from fade_hub.perturb import load_space
 
-    assert rate_words(11, 14, 0.524, 0.924) == ("failed 11 of 14 times (79 %); the true failure rate is between 52 % "
-                                                 "and 92 % (95 % interval)")
+    assert rate_words(11, 14, 0.524, 0.924) == ("failed 11 of 14 tries (79%); the true rate is between 52% and 92% "
+                                                 "(95% interval)")
     assert clean_words({"queries": 0}).startswith("This run measured no clean failure rate")
-    assert "about 88 % confidence" in severity_words("label", 20.0)
-    assert severity_words("rouge", 0.3).startswith("Severity 0.30: how far the output fell below")
+    assert "about 88% confident" in severity_words("label", 20.0)
+    assert severity_words("rouge", 0.3).startswith("0.30 — how far the output fell below")
     text = load_space("text-default")
     assert perturbation_words(text, text.level_strings(text.action_from_id(63))) == (
         "typos in 0.2 of the characters, toggle case, negated, punctuation removed")

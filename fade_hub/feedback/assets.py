@@ -18,11 +18,16 @@ CSS = """
 .fade-gallery .grid-wrap.fixed-height {max-height: 75vh; min-height: 0;}
 @media (max-width: 700px) {
   .fade-gallery .grid-container {grid-template-columns: minmax(0, 1fr) !important;}
+  .fade-table td, .fade-table th, .fade-table td span, .fade-table th span {font-size: 12px !important;}
+  .fade-table .cell-wrap {padding: 2px 4px !important;}
 }
 .fade-table table {table-layout: fixed; width: 100%;}
 .fade-table td, .fade-table th {overflow-wrap: anywhere; word-break: break-word;}
 .fade-image img {object-fit: contain; max-width: 100%; height: auto;}
 #progress p {font-weight: 600; margin: 0;}
+#mode-card h3 {margin-bottom: 0.2em;}
+#mode-card p {margin: 0.2em 0 0.4em 0;}
+#mode-card li {margin: 0.15em 0;}
 #submitting-as p, #whoami p {margin: 0;}
 .fade-warning {border-left: 4px solid #d97706; padding-left: 8px;}
 """

@@ -17,7 +17,7 @@ from ..run import target_type
 from .records import InvalidFeedback
 from .review import FILTER_CHOICES
 from .ui_variants import variants_tab
-from .view import short, votes_text
+from .view import column_widths, short, votes_text
 from .words import guide_markdown, plain
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ VERDICT_CHOICES = [
 ]
 PICK_HINT = "Pick an example (table or picture) to correct it."
 MINE_COLUMNS = ["target", "what", "verdict", "correction", "note", "when (UTC)"]
-MODE_WIDTHS = ["8%", "6%", "34%", "20%", "10%", "9%", "13%"]
 PRIVATE = {"api_visibility": "private"}
 
 
@@ -77,13 +76,16 @@ class ReviewUI:
         view = self.view
         with gr.Accordion("How to review (what the terms mean)", open=False, elem_id="guide"):
             gr.Markdown(guide_markdown(view.meta.get("clean")))
-        self.progress = gr.Markdown(elem_id="progress")
-        self.filter = gr.Radio(FILTER_CHOICES, value="unreviewed", label="Show", elem_id="filter")
-        with gr.Row(equal_height=True):
-            self.prev = gr.Button("← previous (p)", elem_id="prev-mode", scale=0, min_width=110, size="sm")
-            self.mode = gr.Dropdown(choices=view.mode_choices(), value=None, label="Failure mode",
-                                    elem_id="mode-select", scale=4, min_width=200)
-            self.next = gr.Button("next (n) →", elem_id="next-mode", scale=0, min_width=110, size="sm")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=280):
+                self.progress = gr.Markdown(elem_id="progress")
+                self.filter = gr.Radio(FILTER_CHOICES, value="unreviewed", show_label=False, elem_id="filter")
+            with gr.Column(scale=3, min_width=280):
+                self.mode = gr.Dropdown(choices=view.mode_choices(), value=None, label="Failure mode",
+                                        elem_id="mode-select")
+                with gr.Row():
+                    self.prev = gr.Button("← previous (p)", elem_id="prev-mode", size="sm", min_width=100)
+                    self.next = gr.Button("next (n) →", elem_id="next-mode", size="sm", min_width=100)
         with gr.Row():
             with gr.Column(scale=3, min_width=300):
                 self.card = gr.Markdown(elem_id="mode-card")
@@ -95,6 +97,7 @@ class ReviewUI:
                         label="Failing examples", show_label=False, columns=2, object_fit="contain", format="png", elem_id="examples-gallery",
                         elem_classes="fade-gallery", allow_preview=False, interactive=False)
                 self.examples = gr.Dataframe(datatype="str", interactive=False, wrap=True, max_height=360,
+                                             column_widths=column_widths(list(view.examples_table(None).columns)),
                                              label="Failing examples (click a row to give feedback on it)",
                                              elem_id="examples-table", elem_classes="fade-table")
                 with gr.Row(visible=view.has_text_inputs):
@@ -108,6 +111,7 @@ class ReviewUI:
                     self.expected = gr.Textbox(label="Selected example: expected", interactive=False, lines=2,
                                                elem_classes="fade-mono", elem_id="expected")
             with gr.Column(scale=2, min_width=300):
+                self.yours = gr.Markdown(elem_id="your-verdict")
                 self.target = gr.Dropdown(label="Give feedback on", elem_id="target-select")
                 self.verdict = gr.Radio(VERDICT_CHOICES, label="Verdict (keys 1, 2, 3; Enter submits)",
                                         elem_id="verdict")
@@ -138,6 +142,7 @@ class ReviewUI:
         gr.Markdown("Your standing verdicts on this run, newest first. Pick one to change or withdraw it: the record "
                     "stays, and your latest record counts.")
         self.mine = gr.Dataframe(headers=MINE_COLUMNS, datatype="str", interactive=False, wrap=True, max_height=400,
+                                 column_widths=column_widths(MINE_COLUMNS),
                                  elem_id="my-verdicts", elem_classes="fade-table")
         with gr.Row(equal_height=True):
             self.edit_target = gr.Dropdown(label="Verdict to change", elem_id="edit-target", scale=3)
@@ -151,7 +156,7 @@ class ReviewUI:
         self.disagree = gr.Markdown(elem_id="disagreements")
         self.mode_table = gr.Dataframe(
             value=self.view.mode_table(self.app.reviews.votes()), datatype="str", interactive=False, wrap=True,
-            max_height=520, column_widths=MODE_WIDTHS, elem_id="mode-table", elem_classes="fade-table",
+            max_height=520, column_widths=["11%", "35%", "32%", "22%"], elem_id="mode-table", elem_classes="fade-table",
             label="Failure modes, worst first (click a row to review it; id = the target for the API)")
         with gr.Accordion("3D view of the landscape (optional, needs WebGL)", open=False, elem_id="view-3d"):
             show = gr.Button("Show the 3D view", size="sm", elem_id="show-3d")
@@ -188,7 +193,7 @@ class ReviewUI:
     def _mode_outputs(self) -> list:
         gallery = [self.gallery] if self.gallery is not None else []
         return [self.card, *gallery, self.examples, self.target, self.heatmap, self.verdict, self.note,
-                self.correction, self.status]
+                self.correction, self.yours]
 
     def _detail_outputs(self) -> list:
         return [self.clean, self.perturbed, self.output, self.expected, self.correction]
@@ -264,11 +269,16 @@ class ReviewUI:
             card = ("**Nothing left to show under this filter.** All done? Choose *all modes* above to look at any "
                     "mode again, or *My verdicts* to change one.")
         gallery = [[(image, caption) for _, image, caption in view.example_pairs(mode)]] if self.gallery else []
-        mine = reviews.my_verdict(user, mode) if mode else None
-        status = (f"You said **{mine.verdict.replace('_', ' ')}** on this mode ({mine.timestamp[:16].replace('T', ' ')} "
-                  "UTC); submit again to change it.") if mine else ""
         return [card, *gallery, view.examples_table(mode), gr.Dropdown(choices=self._target_choices(mode), value=mode),
-                self._heatmap(pair, mode), None, "", self._reset_correction(), status]
+                self._heatmap(pair, mode), None, "", self._reset_correction(), self._yours(user, mode)]
+
+    def _yours(self, user: str | None, mode: str | None) -> str:
+        """The visitor's standing verdict on a mode, in one line (``""`` when none)."""
+        mine = self.app.reviews.my_verdict(user, mode) if mode else None
+        if mine is None:
+            return ""
+        return (f"Your verdict on this mode: **{mine.verdict.replace('_', ' ')}** "
+                f"({mine.timestamp[:16].replace('T', ' ')} UTC); submit again to change it.")
 
     def _target_choices(self, mode: str | None) -> list[tuple[str, str]]:
         if not mode:

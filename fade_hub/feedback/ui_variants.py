@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .variants import Variant, before_after_table, example_images, examples_table, headline, mode_choices
+from .variants import TABLE_COLUMNS, Variant, before_after_table, example_images, examples_table, headline, mode_choices
+from .view import column_widths
 from .words import plain
 
 if TYPE_CHECKING:
@@ -36,11 +37,12 @@ def variants_tab(app: FeedbackApp) -> None:
         with gr.Column(scale=3, min_width=300):
             summary = gr.Markdown(headline(first), elem_id="variant-headline")
             table = gr.Dataframe(value=before_after_table(first), datatype="str", interactive=False, wrap=True,
-                                 label="Failures before and after, with 95 % intervals (points = change in failure "
+                                 label="Failures before and after, with 95% intervals (points = change in failure "
                                        "rate)", elem_id="variant-table", elem_classes="fade-table",
-                                 column_widths=["7%", "25%", "14%", "20%", "20%", "14%"])
+                                 column_widths=column_widths(TABLE_COLUMNS))
         with gr.Column(scale=2, min_width=300):
-            picture = gr.Image(value=_plot(first), type="pil", interactive=False, label="Before and after",
+            gr.Markdown("**Before and after**")
+            picture = gr.Image(value=_plot(first), type="pil", interactive=False, show_label=False,
                                elem_id="variant-plot", elem_classes="fade-image", buttons=[])
     choices = mode_choices(first)
     mode = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None,
@@ -48,11 +50,14 @@ def variants_tab(app: FeedbackApp) -> None:
     has_images = any("image" in variant.examples.columns for variant in variants.values())
     gallery = None
     if has_images:
-        gallery = gr.Gallery(value=example_images(first, mode.value), label="Inputs (base | mitigated for generated "
-                             "images), with what each model said", columns=4, object_fit="contain", format="png",
+        gr.Markdown("**The evaluation inputs** (for generated images: base | mitigated), with what each model said.")
+        gallery = gr.Gallery(value=example_images(first, mode.value), label="Evaluation inputs", show_label=False,
+                             columns=4, object_fit="contain", format="png",
                              elem_id="variant-gallery", elem_classes="fade-gallery", allow_preview=False,
                              interactive=False)
-    examples = gr.Dataframe(value=examples_table(first, mode.value), datatype="str", interactive=False, wrap=True,
+    shown = examples_table(first, mode.value)
+    examples = gr.Dataframe(value=shown, datatype="str", interactive=False, wrap=True,
+                            column_widths=column_widths(list(shown.columns)),
                             max_height=420, label="Outputs before (base) and after (mitigated)",
                             elem_id="variant-examples", elem_classes="fade-table")
 

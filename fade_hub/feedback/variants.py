@@ -124,11 +124,11 @@ def load_variants(specs: Iterable[str], *, token: str | None = None) -> tuple[li
 
 
 def counts_text(counts: Mapping[str, Any] | None) -> str:
-    """``50/60 failed (83 %; 72-91 %)`` for a COUNTS mapping."""
+    """``50/60 failed (83%, 95% CI 72-91%)`` for a COUNTS mapping."""
     if not counts or not counts.get("queries"):
         return "no queries"
-    return (f"{int(counts['failures'])}/{int(counts['queries'])} failed ({percent(counts.get('rate'))}; "
-            f"{percent(counts.get('ci_low'))}-{percent(counts.get('ci_high'))})")
+    low, high = percent(counts.get("ci_low")).rstrip("%"), percent(counts.get("ci_high"))
+    return f"{int(counts['failures'])}/{int(counts['queries'])} failed ({percent(counts.get('rate'))}, 95% CI {low}-{high})"
 
 
 def _change(before: Mapping | None, after: Mapping | None) -> str:
@@ -196,12 +196,13 @@ def examples_table(variant: Variant, action_id: str | None) -> pd.DataFrame:
     if frame.empty or action_id is None:
         return pd.DataFrame(columns=columns)
     rows = frame[frame["action_id"].astype(str) == str(action_id)]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "seed": rows["seed_id"].astype(str), "input": rows["input"].astype(str),
         "expected": rows["expected"].astype(str), "base output": rows["base_output"].astype(str),
         "base": [_mark(v) for v in rows["base_failure"]], "mitigated output": rows["mitigated_output"].astype(str),
         "mitigated": [_mark(v) for v in rows["mitigated_failure"]],
     }, columns=columns)
+    return table if (table["input"] != "").any() else table.drop(columns="input")  # images: the gallery shows them
 
 
 def example_images(variant: Variant, action_id: str | None) -> list[tuple[Any, str]]:

@@ -29,8 +29,19 @@ from .words import (
 
 IMAGE_CHOICES = ("accept", "reject")
 MAX_EXAMPLES = 48  # examples shown per failure mode
-MODE_COLUMNS = ["id", "#", "failure mode", "failure rate [95% CI]", "tries", "confirmed", "verdicts"]
+MODE_COLUMNS = ["id", "failure mode", "failure rate [95% CI]", "verdicts"]
 EXAMPLE_SIDE = 224  # px: each half of a clean | perturbed pair is at least this wide
+
+
+# relative widths of table columns, so that every table fits its column (a phone included) and wraps its cells
+_WEIGHTS = {"id": 1.2, "target": 1.2, "seed": 2.0, "verdict": 1.6, "base": 1.2, "mitigated": 1.4, "severity": 1.4,
+            "when (UTC)": 1.8, "what": 3.0, "clean input": 3.0, "perturbed input": 3.0, "input": 3.0}
+
+
+def column_widths(columns: list[str]) -> list[str]:
+    """Percent widths for a table's columns (text columns wider than ids and flags), summing to 100."""
+    weights = [_WEIGHTS.get(column, 2.2) for column in columns]
+    return [f"{100 * weight / sum(weights):.1f}%" for weight in weights]
 
 
 def short(text: Any, limit: int = 60) -> str:
@@ -167,11 +178,10 @@ class RunView:
         rows = [
             [
                 str(int(row["action_id"])),
-                str(int(row["rank"])),
-                self.mode_levels(row),
-                f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]",
-                f"{int(row['failures'])}/{int(row['queries'])}" + (" (uncertain)" if bool(row["uncertain"]) else ""),
-                "yes" if bool(row["confirmed"]) else "no" if int(row["confirm_queries"]) else "not run",
+                f"#{int(row['rank'])} {self.mode_levels(row)}",
+                f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
+                f"{int(row['failures'])}/{int(row['queries'])}{' (uncertain)' if bool(row['uncertain']) else ''}; "
+                f"confirmed: {'yes' if bool(row['confirmed']) else 'no' if int(row['confirm_queries']) else 'not run'}",
                 votes_text(votes.get(str(int(row["action_id"])))),
             ]
             for _, row in self.modes.iterrows()
@@ -197,23 +207,26 @@ class RunView:
         levels = {name: str(row[name]) for name in self.factor_names}
         examples = self.examples(mode)
         source = str(examples["expected_source"].iloc[0]) if "expected_source" in examples and len(examples) else ""
-        lines = [
-            f"### {plain(position)} {plain(self.mode_levels(row))}",
-            f"**Rank** #{int(row['rank'])} of {len(self.modes)} · **id** {int(row['action_id'])} · "
-            f"**perturbation:** {plain(perturbation_words(self.space, levels))}",
-            f"**Failure rate:** {plain(rate_words(int(row['failures']), int(row['queries']), row['ci_low'], row['ci_high']))}.",
-            f"**Compared with clean inputs:** {plain(clean_words(self.meta.get('clean')))} {plain(evidence_words(row))}",
+        judge = str((self.meta.get("judge") or {}).get("name", ""))
+        facts = [
+            f"**Fails:** {plain(rate_words(int(row['failures']), int(row['queries']), row['ci_low'], row['ci_high']))}.",
+            f"**Clean inputs:** {plain(clean_words(self.meta.get('clean')))} {plain(evidence_words(row))}",
             f"**Held-out check:** {plain(confirmed_words(row))}",
+            f"**Severity:** {plain(severity_words(judge, row['mean_severity']))}",
+            f"**Right answer:** {expectation_words(str(row.get('expectation', 'invariant')), source)}",
         ]
         uncertain = uncertain_words(row)
         if uncertain:
-            lines.append(f"**{plain(uncertain)}**")
-        judge = str((self.meta.get("judge") or {}).get("name", ""))
-        lines.append(f"**Severity:** {plain(severity_words(judge, row['mean_severity']))}")
-        lines.append(f"**Right answer:** {expectation_words(str(row.get('expectation', 'invariant')), source)}")
+            facts.insert(1, f"**{plain(uncertain)}**")
         if votes:
-            lines.append(f"**Reviewers so far:** {plain(votes_text(votes))}"
+            facts.append(f"**Reviewers so far:** {plain(votes_text(votes))}"
                          + (" — reviewers disagree on this mode." if len(votes) > 1 else ""))
+        lines = [
+            f"### {plain(position)} {plain(self.mode_levels(row))}",
+            f"Rank #{int(row['rank'])} of {len(self.modes)} · id {int(row['action_id'])} · "
+            f"**{plain(perturbation_words(self.space, levels))}**",
+            "\n".join(f"- {fact}" for fact in facts),
+        ]
         return "\n\n".join(lines)
 
     def examples(self, mode: str | None) -> pd.DataFrame:

@@ -26,19 +26,18 @@ def plain(text: Any) -> str:
 
 
 def percent(value: float | None) -> str:
-    """``0.786`` -> ``79 %``; ``None``/NaN -> ``n/a``."""
+    """``0.786`` -> ``79%``; ``None``/NaN -> ``n/a``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{100 * float(value):.0f} %"
+    return f"{100 * float(value):.0f}%"
 
 
 def rate_words(failures: int, queries: int, low: float, high: float) -> str:
-    """``failed 11 of 14 times (79 %); the true rate is between 52 % and 92 % (95 % interval)``."""
+    """``failed 11 of 14 tries (79%); the true rate is between 52% and 92% (95% interval)``."""
     if not queries:
         return "not tried"
-    rate = failures / queries
-    return (f"failed {failures} of {queries} times ({percent(rate)}); the true failure rate is between "
-            f"{percent(low)} and {percent(high)} (95 % interval)")
+    return (f"failed {failures} of {queries} tries ({percent(failures / queries)}); the true rate is between "
+            f"{percent(low)} and {percent(high)} (95% interval)")
 
 
 def clean_words(clean: Mapping[str, Any] | None) -> str:
@@ -46,8 +45,7 @@ def clean_words(clean: Mapping[str, Any] | None) -> str:
     if not clean or not clean.get("queries"):
         return ("This run measured no clean failure rate (prompt spaces have no unperturbed form): each cell is "
                 "compared with the other cells instead.")
-    return (f"On unperturbed seeds the model {rate_words(int(clean['failures']), int(clean['queries']), clean['ci_low'], clean['ci_high'])}. "
-            "A failure mode must fail clearly more often than that.")
+    return f"Unperturbed seeds {rate_words(int(clean['failures']), int(clean['queries']), clean['ci_low'], clean['ci_high'])}."
 
 
 def evidence_words(row: Mapping[str, Any]) -> str:
@@ -57,20 +55,18 @@ def evidence_words(row: Mapping[str, Any]) -> str:
         return "Not tested against the clean failure rate."
     alpha = LandscapeConfig().alpha
     verdict = "significantly more often" if bool(row.get("significant")) else "not significantly more often"
-    return f"It fails {verdict} than clean inputs (adjusted p = {float(q_value):.2g}; the threshold is {alpha:g})."
+    return f"This cell fails {verdict} (adjusted p = {float(q_value):.2g}; threshold {alpha:g})."
 
 
 def confirmed_words(row: Mapping[str, Any]) -> str:
     """What the re-test on held-out seeds found."""
     queries = int(row.get("confirm_queries") or 0)
     if not queries:
-        return "Not re-tested on held-out seeds yet, so not confirmed."
+        return "Not re-tested on held-out seeds, so not confirmed."
     failures = int(row.get("confirm_failures") or 0)
     if bool(row.get("confirmed")):
-        return (f"Confirmed: on {queries} held-out seeds it failed {failures} times, again clearly more often than "
-                "clean inputs.")
-    return (f"Not confirmed: on {queries} held-out seeds it failed {failures} times, not clearly more often than "
-            "clean inputs.")
+        return f"Confirmed: failed {failures} of {queries} held-out seeds, again clearly more often than clean inputs."
+    return f"Not confirmed: failed {failures} of {queries} held-out seeds, not clearly more often than clean inputs."
 
 
 def uncertain_words(row: Mapping[str, Any]) -> str:
@@ -86,8 +82,8 @@ def severity_words(judge: str, severity: float) -> str:
     value = float(severity or 0.0)
     if judge == "label":
         confidence = 1.0 / (1.0 + math.exp(-value / 10.0))
-        return (f"Severity {value:.1f}: the wrong answers came with about {percent(confidence)} confidence on average "
-                "(10 × the log-odds of the wrong label; 0 is a coin flip, 20 is about 88 % sure).")
+        return (f"{value:.1f} — the wrong answers were about {percent(confidence)} confident on average "
+                "(10 × the log-odds of the wrong label; 0 is a coin flip, 20 is 88% sure).")
     meanings = {
         "classifier": "the judge model's probability that the output is what it flags",
         "rouge": "how far the output fell below the baseline ROUGE-L score",
@@ -95,7 +91,7 @@ def severity_words(judge: str, severity: float) -> str:
         "clip": "100 × (1 − cosine) between the image and its prompt: higher means further from the prompt",
     }
     meaning = meanings.get(judge, "the judge's measure of how bad a failure is")
-    return f"Severity {value:.2f}: {meaning}; higher is worse."
+    return f"{value:.2f} — {meaning}; higher is worse."
 
 
 def expectation_words(expectation: str, source: str = "") -> str:
@@ -156,14 +152,14 @@ def guide_markdown(clean: Mapping[str, Any] | None) -> str:
 brightness) and asked the model again. A **cell** is one combination of factor levels. A **failure mode** is a
 cell where the model fails clearly more often than on the unperturbed inputs.
 
-**The clean failure rate.** {plain(clean_words(clean))}
+**The clean failure rate.** {plain(clean_words(clean))} A failure mode must fail clearly more often than that.
 
 **How a cell becomes a mode.** For each cell, a statistical test (one-sided Fisher test) asks whether it fails
 more often than the clean inputs; the p-values are adjusted for testing many cells at once (Benjamini-Hochberg),
 and a cell whose adjusted p-value is at most {config.alpha:g} is a failure mode.
 
-**Failure rate and interval.** "failed 11 of 14 times (79 %); between 52 % and 92 %" means: we saw 11 failures in
-14 tries, and with 95 % confidence the true rate lies in that range. Few tries give a wide range.
+**Failure rate and interval.** "failed 11 of 14 tries (79%); the true rate is between 52% and 92%" means: we saw
+11 failures in 14 tries, and with 95% confidence the true rate lies in that range. Few tries give a wide range.
 
 **Confirmed** means the cell was re-tested on *held-out* seeds (inputs the search never saw) and failed clearly
 more often than clean inputs there too. **Uncertain** marks cells with fewer than {config.min_queries} tries.
