@@ -30,24 +30,29 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 # runs ---------------------------------------------------------------------------------------------
 
 
-def build_image_run(session_dir: Path, shapes_model: Path, block_space: Path) -> tuple[Path, str]:
-    """A real random exploration of the tiny image classifier, pushed once per session; (run dir, repo id)."""
-    run_dir = session_dir / "space-runs" / "image"
-    marker = run_dir.parent / "image-repo.txt"
+def _grid_run(session_dir: Path, name: str, shapes_model: Path, space: Path) -> tuple[Path, str]:
+    """A grid exploration of the shapes classifier over ``space``, pushed once per session; (run dir, repo id)."""
+    run_dir = session_dir / "space-runs" / name
+    marker = run_dir.parent / f"{name}-repo.txt"
     if marker.exists():
         return run_dir, marker.read_text()
+    from fade_hub.demo.shapes import write_seed_folder
     from fade_hub.explore.config import ExploreConfig
     from fade_hub.explore.runner import explore
     from fade_hub.hub import push_run
-    from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=6, seed=0)
-    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(block_space), algorithm="grid",
+    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(space), algorithm="grid",
                           output=str(run_dir), show_progress=False))
-    repo = unique_repo("failures-image")
+    repo = unique_repo(f"failures-{name}")
     push_run(run_dir, repo)
     marker.write_text(repo)
     return run_dir, repo
+
+
+def build_image_run(session_dir: Path, shapes_model: Path, block_space: Path) -> tuple[Path, str]:
+    """The 2x2 block space (one failure mode), pushed once per session; (run dir, repo id)."""
+    return _grid_run(session_dir, "image", shapes_model, block_space)
 
 
 # Rotations past the classifier's training and darker lighting: several significant failure modes.
@@ -61,27 +66,14 @@ REVIEW_4X4 = {
 
 
 def build_review_run(session_dir: Path, shapes_model: Path) -> tuple[Path, str]:
-    """A grid exploration of the shapes classifier over ``REVIEW_4X4`` (several modes), pushed once; (dir, repo)."""
-    run_dir = session_dir / "space-runs" / "review"
-    marker = run_dir.parent / "review-repo.txt"
-    if marker.exists():
-        return run_dir, marker.read_text()
-    from fade_hub.demo.shapes import write_seed_folder
-    from fade_hub.explore.config import ExploreConfig
-    from fade_hub.explore.runner import explore
-    from fade_hub.hub import push_run
+    """``REVIEW_4X4`` (several failure modes), pushed once per session; (run dir, repo id)."""
     from fade_hub.perturb import ConceptSpace
 
     space = session_dir / "space-runs" / "review-4x4.yaml"
-    space.parent.mkdir(parents=True, exist_ok=True)
-    ConceptSpace.from_dict(REVIEW_4X4).to_yaml(space)
-    seeds = write_seed_folder(session_dir / "space-runs" / "review-seeds", per_class=6, seed=0)
-    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(space), algorithm="grid",
-                          output=str(run_dir), show_progress=False))
-    repo = unique_repo("failures-review")
-    push_run(run_dir, repo)
-    marker.write_text(repo)
-    return run_dir, repo
+    if not space.exists():
+        space.parent.mkdir(parents=True, exist_ok=True)
+        ConceptSpace.from_dict(REVIEW_4X4).to_yaml(space)
+    return _grid_run(session_dir, "review", shapes_model, space)
 
 
 def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:

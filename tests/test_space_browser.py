@@ -1,7 +1,8 @@
 """The feedback app in a real browser (Debian's chromium + chromium-driver through selenium).
 
 Skipped where chromium or chromedriver is missing (`.ci/run` installs them). Screenshots are saved in the test's
-temp dir (``review-1280x900.png``, ``variants-1280x900.png``, ... and ``injection-page.png``); with
+temp dir (``review-1280x900.png``, ``variants-1280x900.png``, ..., ``injection-review.png``,
+``injection-variants.png``); with
 ``FADE_SCREENSHOTS=DIR`` set they are copied there too.
 """
 
@@ -188,6 +189,12 @@ def test_review_three_modes_by_keyboard_and_nothing_overflows(browser, review_ru
         assert resolved == {(modes[0], "fix"), (modes[1], "not_a_failure"), (modes[2], "fix")}
         assert len(feedback.load(feedback_repo)) == 4
 
+        _tab(browser, "All modes")  # a row of the table opens that mode for review
+        _wait(browser, lambda d: len(_rows(d, "mode-table")) == total, "the mode table did not fill")
+        assert "1 not a failure" in _rows(browser, "mode-table")[1].text
+        _css(browser, '#mode-table [data-testid="cell-5-1"]').click()
+        _wait(browser, lambda d: _text(d, "#mode-card").startswith(f"Mode 6 of {total}:"), "the row did not open")
+
         problems = {}
         for width, height in SIZES:
             _size(browser, width, height)
@@ -234,12 +241,14 @@ def test_html_in_outputs_and_notes_is_shown_as_text(browser, hostile_run, tmp_pa
         _css(browser, '#verdict input[value="fix"]').click()
         _css(browser, "#submit").click()
         _wait(browser, lambda d: _text(d, "#status").startswith("Stored fix on example"), "the verdict was not stored")
+        _shoot(browser, tmp_path / "injection-review.png")
         _tab(browser, "My verdicts")
         _wait(browser, lambda d: XSS in "\n".join(r.text for r in _rows(d, "my-verdicts")), "the note was not listed")
         _tab(browser, "Mitigated variants")
         _wait(browser, lambda d: XSS in "\n".join(r.text for r in _rows(d, "variant-examples")),
               "the variant's hostile output was not shown as text")
-        _shoot(browser, tmp_path / "injection-page.png")
+        browser.execute_script("document.querySelector('#variant-examples').scrollIntoView()")
+        _shoot(browser, tmp_path / "injection-variants.png")
         assert browser.find_elements(By.CSS_SELECTOR, 'img[src="x"]') == []
         assert browser.find_elements(By.XPATH, "//script[contains(., 'alert(2)')]") == []
         assert browser.find_elements(By.CSS_SELECTOR, 'a[href^="javascript:"]') == []

@@ -22,7 +22,7 @@ CSS = """
   .fade-table .cell-wrap {padding: 2px 4px !important;}
 }
 .fade-table table {table-layout: fixed; width: 100%;}
-.fade-table td, .fade-table th {overflow-wrap: anywhere; word-break: break-word;}
+.fade-table td, .fade-table th {overflow-wrap: anywhere;}
 .fade-image img {object-fit: contain; max-width: 100%; height: auto;}
 #progress p {font-weight: 600; margin: 0;}
 #mode-card h3 {margin-bottom: 0.2em;}

@@ -8,7 +8,7 @@ not reviewed yet (within the chosen filter).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 
@@ -19,9 +19,6 @@ from .review import FILTER_CHOICES
 from .ui_variants import variants_tab
 from .view import column_widths, short, votes_text
 from .words import guide_markdown, plain
-
-if TYPE_CHECKING:
-    from .app import FeedbackApp
 
 VERDICT_CHOICES = [
     ("1 · fix: this must be fixed", "fix"),
@@ -36,7 +33,7 @@ PRIVATE = {"api_visibility": "private"}
 class ReviewUI:
     """Components and handlers of the review page."""
 
-    def __init__(self, app: FeedbackApp) -> None:
+    def __init__(self, app: Any) -> None:  # the FeedbackApp (its module imports this one)
         self.app = app
         self.view = app.view
         self.confirmed = {mode for mode, yes in zip(app.view.mode_ids, app.view.modes["confirmed"]) if bool(yes)}

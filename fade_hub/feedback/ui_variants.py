@@ -3,16 +3,13 @@ evaluation examples with the base model's and the mitigated model's outputs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 
 from .variants import TABLE_COLUMNS, Variant, before_after_table, example_images, examples_table, headline, mode_choices
-from .view import column_widths
+from .view import column_widths, open_image
 from .words import plain
-
-if TYPE_CHECKING:
-    from .app import FeedbackApp
 
 PRIVATE = {"api_visibility": "private"}
 NONE_YET = (
@@ -22,7 +19,7 @@ NONE_YET = (
 )
 
 
-def variants_tab(app: FeedbackApp) -> None:
+def variants_tab(app: Any) -> None:
     """Lay out the tab inside the current ``gr.Tab`` and wire its events."""
     variants = {variant.name: variant for variant in app.variants}
     problems = "".join(f"\n\n⚠ {plain(problem)}" for problem in app.variant_problems)
@@ -78,13 +75,5 @@ def variants_tab(app: FeedbackApp) -> None:
 
 def _plot(variant: Variant) -> Any:
     """The variant's before/after picture of the targeted modes (else of the landscape) as a PIL image, or None."""
-    from PIL import Image, UnidentifiedImageError
-
     path = variant.plots.get("modes") or variant.plots.get("landscape")
-    if not path:
-        return None
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError):
-        return None
+    return open_image(path) if path else None

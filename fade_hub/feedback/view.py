@@ -34,8 +34,9 @@ EXAMPLE_SIDE = 224  # px: each half of a clean | perturbed pair is at least this
 
 
 # relative widths of table columns, so that every table fits its column (a phone included) and wraps its cells
-_WEIGHTS = {"id": 1.2, "target": 1.2, "seed": 2.0, "verdict": 1.6, "base": 1.2, "mitigated": 1.4, "severity": 1.4,
-            "when (UTC)": 1.8, "what": 3.0, "clean input": 3.0, "perturbed input": 3.0, "input": 3.0}
+_WEIGHTS = {"id": 1.2, "target": 1.2, "seed": 2.0, "verdict": 1.6, "verdicts": 1.8, "change": 1.6, "base": 1.2,
+            "mitigated": 1.4, "severity": 1.4, "when (UTC)": 1.8, "what": 3.0, "failure mode": 3.4, "clean input": 3.0,
+            "perturbed input": 3.0, "input": 3.0}
 
 
 def column_widths(columns: list[str]) -> list[str]:
@@ -58,15 +59,21 @@ def votes_text(votes: Counter | None) -> str:
     return text + (" (disagree)" if len(votes) > 1 else "")
 
 
-def decode_image(cell: Any):
-    """A PIL image from a parquet ``datasets.Image`` cell, or None."""
-    from PIL import Image
+def open_image(source: Any):
+    """An RGB PIL image from a path or a binary file, or None when it is no readable image."""
+    from PIL import Image, UnidentifiedImageError
 
-    data = cell.get("bytes") if isinstance(cell, dict) else cell if isinstance(cell, bytes) else None
-    if not data:
+    try:
+        with Image.open(source) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError):
         return None
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+
+
+def decode_image(cell: Any):
+    """A PIL image from a parquet ``datasets.Image`` cell (or raw bytes), or None."""
+    data = cell.get("bytes") if isinstance(cell, dict) else cell if isinstance(cell, bytes) else None
+    return open_image(io.BytesIO(data)) if data else None
 
 
 def side_by_side(left, right, labels: tuple[str, str] = ("clean seed", "perturbed"), side: int = EXAMPLE_SIDE):
@@ -284,13 +291,7 @@ class RunView:
         path = (self._seed_folder / str(row.get("seed_id", ""))).resolve()
         if not path.is_file() or self._seed_folder not in path.parents:
             return None
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except (OSError, UnidentifiedImageError):
-            return None
+        return open_image(path)
 
     def describe(self, target: str) -> str:
         """A short human description of a target."""
