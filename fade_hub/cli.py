@@ -13,7 +13,7 @@ from .errors import FadeHubError
 EXIT_USER_ERROR = 2
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
-COMMAND_MODULES = ("explore", "report", "push", "demo", "space", "hub")
+COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
 
 
 def build_parser() -> argparse.ArgumentParser:

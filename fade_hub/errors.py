@@ -53,3 +53,11 @@ class RunNotFound(FadeHubError):
 
 class HubUnreachable(FadeHubError):
     """The Hub endpoint could not be reached; the local data is kept."""
+
+
+class BadRepoId(FadeHubError):
+    """A repo id that the Hub would refuse (wrong shape or characters)."""
+
+
+class AdapterMismatch(FadeHubError):
+    """An adapter applied to a model it was not trained for."""

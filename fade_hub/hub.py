@@ -1,4 +1,5 @@
-"""Push runs to the Hub; the token comes from HF_TOKEN or the stored login only (read runs with ``fade_hub.run``)."""
+"""Push runs to the Hub; the token comes from HF_TOKEN or the stored login only (read runs with ``fade_hub.run``,
+push and pull mitigated variants with ``fade_hub.mitigate.publish``)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,4 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
             f"check the token's write access, then retry with: fade-hub push {store.root} {repo_id}"
         ) from None
     return f"{constants.ENDPOINT}/datasets/{repo_id}"
+

@@ -226,3 +226,10 @@ def _range_text(meta: dict) -> str:
 def to_dict(config: Any) -> dict[str, Any]:
     """A plain dict of a config's fields."""
     return dataclasses.asdict(config)
+
+
+def project(cls: type, config: Any, /, **values: Any) -> Any:
+    """An instance of ``cls`` taking each of its fields from the same-named field of ``config`` (``values`` win)."""
+    fields = {field.name for field in dataclasses.fields(cls)}
+    shared = {name: getattr(config, name) for name in fields if hasattr(config, name)}
+    return cls(**{**shared, **values})

@@ -37,7 +37,14 @@ DPI = 100
 WIDTH_IN = 8.0  # 800 px at DPI
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
+    """A figure (no pyplot state) of ``width`` x ``height`` inches with ``ncols`` axes side by side."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    return fig, fig.subplots(1, ncols)
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Save a figure as PNG (white background, tight box), creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
@@ -81,7 +88,7 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     total = int(counts.to_numpy().sum())
     ax.set_title(f"Failure rate by {factors[0]} × {factors[1]}  ({total} queries, other factors pooled)", parse_math=False)
     fig.colorbar(image, ax=ax, label="failure rate")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _too_long(labels: list[str], room: int) -> bool:
@@ -139,7 +146,7 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
     for ax in list(axes.flat)[len(effects):]:
         ax.set_visible(False)
     fig.suptitle("Failure rate by factor level (95% Wilson intervals, other factors pooled)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pool_to(landscape: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -240,7 +247,7 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
         fig.text(0.5, 0.5, "no examples", ha="center", va="center", fontsize=14, color="#555555")
         if title:
             fig.suptitle(title, parse_math=False)
-        return _save(fig, path)
+        return save_figure(fig, path)
     ncols = min(4, len(examples))
     nrows = math.ceil(len(examples) / ncols)
     cell_w = WIDTH_IN / ncols
@@ -264,4 +271,4 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
         ax.set_visible(False)
     if title:
         fig.suptitle(title, parse_math=False)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -28,10 +28,14 @@ def run(args: argparse.Namespace) -> int:
     meta = run.meta
     modes = run.modes.head(args.top)
     if args.json:
-        print(json.dumps({"run_id": meta["run_id"], "model_id": meta["model_id"],
+        print(json.dumps({"run_id": meta["run_id"], "model_id": meta["model_id"], "clean": meta.get("clean"),
                           "modes": json.loads(modes.to_json(orient="records"))}, indent=2))
         return 0
     print(f"{meta['model_id']} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
           f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
+    clean = meta.get("clean") or {}
+    if clean.get("queries"):
+        print(f"clean failure rate {clean['failures']}/{clean['queries']} = {clean['rate']:.2f} "
+              f"[{clean['ci_low']:.2f}, {clean['ci_high']:.2f}]: a failure mode fails significantly more often")
     print(format_mode_table(modes, run.space, max_rows=args.top))
     return 0

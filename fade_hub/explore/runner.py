@@ -14,6 +14,7 @@ from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
+from ..options import project
 from ..perturb import ConceptSpace, load_space
 from ..perturb.expect import unresolvable_factors
 from ..run import Run
@@ -82,22 +83,15 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
     source = config.seeds or default_seeds_for(target.task)
     if source is None:
         raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
-    seeds = load_seeds(
-        SeedConfig(
-            source=source,
-            split=config.split,
-            num_seeds=config.num_seeds,
-            image_column=config.image_column,
-            text_column=config.text_column,
-            label_column=config.label_column,
-            reference_column=config.reference_column,
-            label_map=config.label_map,
-            config_name=config.dataset_config,
-        ),
-        target.modality,
-        id2label=target.id2label,
-    )
+    seeds = load_seeds(seed_config(config, source), target.modality, id2label=target.id2label)
     return target, space, seeds
+
+
+def seed_config(config: ExploreConfig, source: str, *, split: str | None = None,
+                num_seeds: int | None = None) -> SeedConfig:
+    """How to read seeds from ``source`` with a config's columns and label map (another split or cap if given)."""
+    return project(SeedConfig, config, source=source, config_name=config.dataset_config, split=split or config.split,
+                   num_seeds=num_seeds if split else config.num_seeds, revision=None)  # --revision is the model's
 
 
 def label_aliases(config: ExploreConfig) -> dict[str, list[str]] | None:
@@ -176,6 +170,8 @@ def explore(config: ExploreConfig) -> Run:
     run_id = store.read_meta()["run_id"] if config.resume else uuid.uuid4().hex[:12]
     meta = run_meta(config, target, space, budget, run_id)
     meta["judge"] = judge.describe()
+    if target.lineage:
+        meta["lineage"] = target.lineage
     user_refs = space.user_refs + ([config.judge] if is_user_ref(config.judge) else [])
     if user_refs:
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]

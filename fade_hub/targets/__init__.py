@@ -63,6 +63,12 @@ def load_target(
         seed=seed,
     )
     source = resolve_source(model_id, revision, token)
+    if source.adapter_config is not None:
+        from fade_hub.targets.adapter import load_adapter_target
+
+        options = dict(task=task, device=device, trust_remote_code=trust_remote_code, batch_size=batch_size,
+                       generation_kwargs=generation_kwargs, token=token, seed=seed, dtype=dtype)
+        return load_adapter_target(source, load_target, **options)
     spec = get_task(task or detect_source_task(source))
     if needs_remote_code(source) and not trust_remote_code:
         raise remote_code_error(source.model_id)

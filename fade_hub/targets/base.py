@@ -119,6 +119,7 @@ class Target:
         self.id2label: dict[int, str] | None = None
         self.model: Any = None
         self.processor: Any = None
+        self.lineage: dict[str, Any] | None = None  # set when the model is a mitigated variant (an adapter)
 
     def predict(self, inputs: Sequence) -> list[Prediction]:
         """Outputs for ``inputs`` (PIL images or strings), one model call per batch of ``batch_size``."""

@@ -22,7 +22,7 @@ from fade_hub.errors import NETWORK_ERRORS
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILES = ("config.json", "model_index.json")
+METADATA_FILES = ("config.json", "model_index.json", "adapter_config.json")
 WEIGHT_SUFFIXES = (
     ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx", ".onnx_data",
     ".gguf", ".tflite", ".ot", ".pb", ".mlmodel", ".safetensors",
@@ -43,6 +43,7 @@ class ModelSource:
     library_name: str | None = None
     config: dict | None = None
     model_index: dict | None = None
+    adapter_config: dict | None = None  # a peft adapter (a mitigated variant): the base model loads first
     token: str | bool | None = field(default=None, repr=False)
 
     @property
@@ -112,9 +113,11 @@ def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSo
     if not folder.is_dir():
         raise ModelNotFound(f"{model_id!r} is a file, not a model folder; pass the folder that holds config.json")
     config, model_index = _read_json(folder / "config.json"), _read_json(folder / "model_index.json")
-    if config is None and model_index is None:
+    adapter_config = _read_json(folder / "adapter_config.json")
+    if config is None and model_index is None and adapter_config is None:
         raise ModelNotFound(
-            f"folder {str(folder)!r} holds no config.json or model_index.json; pass a saved model folder"
+            f"folder {str(folder)!r} holds no config.json, model_index.json or adapter_config.json; pass a saved "
+            "model or adapter folder"
         )
     if revision:
         logger.warning("ignoring revision %r for the local folder %s", revision, folder)
@@ -127,6 +130,7 @@ def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSo
         local_path=folder,
         config=config,
         model_index=model_index,
+        adapter_config=adapter_config,
     )
 
 
@@ -179,6 +183,7 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         library_name=info.library_name,
         config=meta.get("config.json"),
         model_index=meta.get("model_index.json"),
+        adapter_config=meta.get("adapter_config.json"),
         token=token,
     )
 

@@ -3,8 +3,10 @@
 Sentences read ``the {noun} is {adjective}.`` in a few shapes; the label is the adjective's polarity
 (POSITIVE / NEGATIVE), flipped when the sentence is negated (``the show is not good.`` is NEGATIVE).
 ``train_sentiment_classifier(folder, negation=True)`` trains on both, so it reads negation correctly;
-with ``negation=False`` it never sees a negated sentence and ignores negation. Training also shows
-typos and every letter case, so that those invariant ops do not make either model fail.
+with ``negation=False`` it never sees a negated sentence and ignores negation. Training also shows typos,
+and the tokenizer lower-cases, so that those invariant ops do not make either model fail. With
+``cased=True`` the tokenizer keeps case and training shows lower case only: the model really fails on upper
+and toggled case, a label-preserving perturbation (the fixture that mitigation fades).
 """
 
 from __future__ import annotations
@@ -53,10 +55,14 @@ def write_seeds(path: Path, count: int, seed: int = 0) -> Path:
     return path
 
 
-def _vocab() -> list[str]:
+def _vocab(cased: bool) -> list[str]:
+    """Whole words of the grammar (also capitalised and upper-cased when ``cased``), then single characters and
+    their ``##`` continuations."""
     words = {word for template in TEMPLATES for word in template.replace(".", " ").split() if "{" not in word}
     words |= set(NOUNS) | {adj for group in ADJECTIVES.values() for adj in group} | {"not", "cannot"}
-    chars = "abcdefghijklmnopqrstuvwxyz.,!?'"
+    if cased:
+        words |= {word.capitalize() for word in words} | {word.upper() for word in words}
+    chars = "abcdefghijklmnopqrstuvwxyz" + ("ABCDEFGHIJKLMNOPQRSTUVWXYZ" if cased else "") + ".,!?'"
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words), *chars, *(f"##{c}" for c in chars)]
 
 
@@ -70,7 +76,8 @@ def _example(rng: random.Random, negation: bool) -> tuple[str, int]:
     return text, LABELS.index(label)
 
 
-def train_sentiment_classifier(folder: Path, *, negation: bool = True, seed: int = 0, steps: int | None = None) -> Path:
+def train_sentiment_classifier(folder: Path, *, negation: bool = True, cased: bool = False, seed: int = 0,
+                               steps: int | None = None) -> Path:
     """Train a tiny BERT sentiment classifier and ``save_pretrained`` it with its tokenizer (idempotent)."""
     if (folder / "model.safetensors").exists():
         return folder
@@ -80,10 +87,10 @@ def train_sentiment_classifier(folder: Path, *, negation: bool = True, seed: int
     torch.manual_seed(seed)
     rng = random.Random(seed)
     steps = steps or (600 if negation else 300)  # reading negation is the harder lesson
-    vocab = _vocab()
+    vocab = _vocab(cased)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"), do_lower_case=not cased, model_max_length=64)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
         max_position_embeddings=64, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
