@@ -555,7 +555,7 @@ def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     app = FeedbackApp(AppConfig(failures=str(store.root), feedback_dir=str(tmp_path / "fb"), find_adapters=False))
     card, table, *_ = app.ui.on_mode(None, app.ui.pair.value, None)
     assert app.view.mode_choices() == [] and len(table) == 0 and card == "No failure mode to show."
-    assert app.ui.on_load("unreviewed", app.ui.pair.value, None)[3] == "0 of 0 modes reviewed by you"
+    assert app.ui.on_load("unreviewed", app.ui.pair.value, None)[4] == "0 of 0 modes reviewed by you"
     import gradio as gr
 
     with pytest.raises(gr.Error, match="is not a failure mode of run clean01"):

@@ -38,7 +38,7 @@ OVERFLOW = """
 const bad = [];
 const visible = (el) => el.offsetParent !== null || el === document.documentElement;
 const check = (el, what) => {
-  if (visible(el) && el.scrollWidth > el.clientWidth + 1) bad.push(`${what}: ${el.scrollWidth} > ${el.clientWidth}`);
+  if (visible(el) && el.scrollWidth > el.clientWidth) bad.push(`${what}: ${el.scrollWidth} > ${el.clientWidth}`);
 };
 const boxes = '.virtual-table-viewport, .table-wrap, table, .grid-wrap, .grid-container, .gallery-container, ' +
   '.image-container, .image-frame';
@@ -131,6 +131,42 @@ def _rows(driver, table: str) -> list:
     return driver.find_elements("css selector", f"#{table} .virtual-row[role=row]")
 
 
+def _layout_problems(browser, url: str, tmp_path: Path, prefix: str, total: int) -> dict:
+    """Every tab at every size in ``SIZES``: what overflows (empty when nothing does); screenshots on the way."""
+    problems = {}
+    for width, height in SIZES:
+        _size(browser, width, height)
+        browser.get(url)
+        _wait(browser, lambda d: _text(d, "#mode-card").startswith("Mode "), "the page did not load again")
+        _wait(browser, lambda d: d.find_elements("css selector", "#heatmap img"), "no heatmap")
+        for tab in TABS:
+            _tab(browser, tab)
+            if tab == "Mitigated variants":
+                _wait(browser, lambda d: _rows(d, "variant-examples"), "the variant's examples did not show")
+                if _has(browser, "#variant-gallery"):
+                    _wait(browser, lambda d: d.find_elements("css selector", "#variant-gallery .thumbnail-item img"),
+                          "the variant's pictures did not show")
+                _wait(browser, lambda d: d.find_elements("css selector", "#variant-plot img"), "no before/after plot")
+                _shoot(browser, tmp_path / f"{prefix}variants-{width}x{height}.png")
+            elif tab == "All modes":
+                _wait(browser, lambda d: len(_rows(d, "mode-table")) == total, "the mode table did not fill")
+                _shoot(browser, tmp_path / f"{prefix}modes-{width}x{height}.png")
+            elif tab == "Review":
+                _shoot(browser, tmp_path / f"{prefix}review-{width}x{height}.png")
+                below = "#examples-gallery" if _has(browser, "#examples-gallery") else "#examples-table"
+                browser.execute_script(f"document.querySelector('{below}').scrollIntoView()")
+                _shoot(browser, tmp_path / f"{prefix}review-examples-{width}x{height}.png")
+            found = browser.execute_script(OVERFLOW)
+            if found:
+                problems[(width, tab)] = found
+    return problems
+
+
+def _has(driver, selector: str) -> bool:
+    """Whether the page has an element matching ``selector``."""
+    return bool(driver.find_elements("css selector", selector))
+
+
 @pytest.fixture
 def variant_repo(review_run, tmp_path):
     """A mitigated variant of the review run, published with card metadata naming the run."""
@@ -176,6 +212,7 @@ def test_review_three_modes_by_keyboard_and_nothing_overflows(browser, review_ru
 
         _tab(browser, "My verdicts")  # change the verdict on the second mode
         _wait(browser, lambda d: len(_rows(d, "my-verdicts")) == 3, "my verdicts did not list three")
+        assert _text(browser, "#submitting-as-mine") == "Submitting as local-user"
         row = next(i for i, r in enumerate(_rows(browser, "my-verdicts")) if r.text.startswith(f"{modes[1]}\n")
                    or r.text.split()[0] == modes[1])
         _css(browser, f'#my-verdicts [data-testid="cell-{row}-0"]').click()
@@ -195,26 +232,8 @@ def test_review_three_modes_by_keyboard_and_nothing_overflows(browser, review_ru
         _css(browser, '#mode-table [data-testid="cell-5-1"]').click()
         _wait(browser, lambda d: _text(d, "#mode-card").startswith(f"Mode 6 of {total}:"), "the row did not open")
 
-        problems = {}
-        for width, height in SIZES:
-            _size(browser, width, height)
-            browser.get(url)
-            _wait(browser, lambda d: _text(d, "#mode-card").startswith("Mode 4 of"), "the page did not load again")
-            _wait(browser, lambda d: d.find_elements("css selector", "#heatmap img"), "no heatmap")
-            for tab in TABS:
-                _tab(browser, tab)
-                if tab == "Mitigated variants":
-                    _wait(browser, lambda d: d.find_elements("css selector", "#variant-gallery .thumbnail-item img"),
-                          "the variant's examples did not show")
-                    _wait(browser, lambda d: d.find_elements("css selector", "#variant-plot img"), "no before/after plot")
-                    _shoot(browser, tmp_path / f"variants-{width}x{height}.png")
-                elif tab == "All modes":
-                    _wait(browser, lambda d: len(_rows(d, "mode-table")) == total, "the mode table did not fill")
-                    _shoot(browser, tmp_path / f"modes-{width}x{height}.png")
-                elif tab == "Review":
-                    _shoot(browser, tmp_path / f"review-{width}x{height}.png")
-                problems[(width, tab)] = browser.execute_script(OVERFLOW)
-    assert all(not found for found in problems.values()), {key: found for key, found in problems.items() if found}
+        problems = _layout_problems(browser, url, tmp_path, "", total)
+    assert not problems, problems
     assert (tmp_path / "review-1280x900.png").stat().st_size > 20_000
     assert (tmp_path / "variants-390x844.png").stat().st_size > 20_000
 
@@ -254,4 +273,6 @@ def test_html_in_outputs_and_notes_is_shown_as_text(browser, hostile_run, tmp_pa
         assert browser.find_elements(By.CSS_SELECTOR, 'a[href^="javascript:"]') == []
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text  # noqa: B018 - raises when no alert ran
+        problems = _layout_problems(browser, url, tmp_path, "text-", len(app.view.mode_ids))
+    assert not problems, problems
     assert json.dumps(app.writer.read().records[0].note).count("onerror") == 1

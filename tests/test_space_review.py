@@ -72,8 +72,8 @@ def test_review_flow_advances_resets_and_counts(review_run, tmp_path, caplog):
     ui, modes = app.ui, app.view.mode_ids
     assert len(modes) >= 3
     pair = ui.pair.value
-    whoami, submitting_as, mode, progress, *_ = ui.on_load("unreviewed", pair, None)
-    assert submitting_as == "Submitting as **ada**" and mode.value == modes[0]
+    whoami, submitting_as, submitting_as_mine, mode, progress, *_ = ui.on_load("unreviewed", pair, None)
+    assert submitting_as == submitting_as_mine == "Submitting as **ada**" and mode.value == modes[0]
     assert progress == f"0 of {len(modes)} modes reviewed by you"
 
     caplog.clear()
@@ -225,6 +225,32 @@ def test_plain_words(review_run):
     assert perturbation_words(text, text.level_strings(text.action_from_id(0))) == "unchanged"
     assert plain("<img src=x> [a](javascript:x) **b**") == "&lt;img src=x&gt; \\[a\\](javascript:x) \\*\\*b\\*\\*"
     assert plain("# 1. x") == "\\# 1. x" and plain("12. x") == "12\\. x"
+
+
+def test_examples_show_the_clean_seed_beside_the_perturbed_input(review_run, tmp_path):
+    """From the seed folder of a local run, or from a ``clean_image`` column; a pushed run without one says so."""
+    import shutil
+
+    import pandas as pd
+
+    from fade_hub.feedback.view import RunView
+
+    run_dir, repo = review_run
+    local = RunView.open(str(run_dir))
+    mode = local.mode_ids[0]
+    pairs = local.example_pairs(mode)
+    assert pairs and all("clean seed not stored" not in caption for _, _, caption in pairs)
+    pushed = RunView.open(repo).example_pairs(mode)
+    assert all(caption.endswith("(clean seed not stored)") for _, _, caption in pushed)
+    assert pairs[0][1].width > pushed[0][1].width  # two pictures side by side, not one
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    failures = pd.read_parquet(copy / "data" / "failures.parquet")
+    failures["clean_image"] = failures["image"]  # as a run that stores its clean seeds would
+    failures.to_parquet(copy / "data" / "failures.parquet", index=False)
+    (copy / "run.json").write_text((copy / "run.json").read_text().replace(str(local.meta["seeds"]["source"]), "/gone"))
+    stored = RunView.open(str(copy)).example_pairs(mode)
+    assert [caption for _, _, caption in stored] == [caption for _, _, caption in pairs]
 
 
 def test_heatmap_outlines_the_selected_mode(review_run):

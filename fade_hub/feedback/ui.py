@@ -144,6 +144,7 @@ class ReviewUI:
         with gr.Row(equal_height=True):
             self.edit_target = gr.Dropdown(label="Verdict to change", elem_id="edit-target", scale=3)
             self.edit_verdict = gr.Radio(VERDICT_CHOICES, label="New verdict", elem_id="edit-verdict", scale=4)
+        self.submitting_as_mine = gr.Markdown(self.app.whoami_line(None, warn=False), elem_id="submitting-as-mine")
         with gr.Row():
             self.change = gr.Button("Change verdict", variant="primary", elem_id="change-verdict")
             self.withdraw_button = gr.Button("Withdraw verdict", variant="stop", elem_id="withdraw-verdict")
@@ -153,7 +154,7 @@ class ReviewUI:
         self.disagree = gr.Markdown(elem_id="disagreements")
         self.mode_table = gr.Dataframe(
             value=self.view.mode_table(self.app.reviews.votes()), datatype="str", interactive=False, wrap=True,
-            max_height=520, column_widths=["11%", "35%", "32%", "22%"], elem_id="mode-table", elem_classes="fade-table",
+            max_height=520, column_widths=["11%", "35%", "31.5%", "22%"], elem_id="mode-table", elem_classes="fade-table",
             label="Failure modes, worst first (click a row to review it; id = the target for the API)")
         with gr.Accordion("3D view of the landscape (optional, needs WebGL)", open=False, elem_id="view-3d"):
             show = gr.Button("Show the 3D view", size="sm", elem_id="show-3d")
@@ -165,8 +166,8 @@ class ReviewUI:
     def _wire(self, demo: gr.Blocks) -> None:
         mode_view = self._mode_outputs()
         shared = [self.progress, self.mine, self.edit_target, self.mode_table, self.disagree]
-        demo.load(self.on_load, [self.filter, self.pair], [self.whoami, self.submitting_as, self.mode, *shared],
-                  **PRIVATE)
+        demo.load(self.on_load, [self.filter, self.pair],
+                  [self.whoami, self.submitting_as, self.submitting_as_mine, self.mode, *shared], **PRIVATE)
         self.filter.change(self.on_filter, [self.filter, self.mode], [self.mode, self.progress], **PRIVATE)
         self.mode.change(self.on_mode, [self.mode, self.pair], mode_view, **PRIVATE)
         self.prev.click(self.on_step_back, [self.filter, self.mode], self.mode, **PRIVATE)
@@ -231,8 +232,9 @@ class ReviewUI:
         """A visitor arrives: who they are, their queue of modes, their verdicts."""
         self.app.reviews.refresh()
         user = self.app.user_of(profile)
-        return [self.app.whoami_line(profile), self.app.whoami_line(profile, warn=False),
-                self._mode_dropdown(user, which, None), *self._shared(user)]
+        short_line = self.app.whoami_line(profile, warn=False)
+        return [self.app.whoami_line(profile), short_line, short_line, self._mode_dropdown(user, which, None),
+                *self._shared(user)]
 
     def on_filter(self, which: str, mode: str | None, profile: gr.OAuthProfile | None) -> list:
         """Show the modes of another filter, keeping the current mode when it is among them."""

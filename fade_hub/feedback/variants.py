@@ -55,9 +55,11 @@ def published_for(run_ids: Iterable[str], *, token: str | None = None) -> list[s
 
     wanted = {str(run_id) for run_id in run_ids if run_id}
     found = []
+    from huggingface_hub.errors import HfHubHTTPError
+
     try:
         models = list(HfApi(token=token).list_models(filter=list(TAGS), cardData=True, limit=MAX_LISTED))
-    except NETWORK_ERRORS as err:
+    except (*NETWORK_ERRORS, HfHubHTTPError) as err:
         logger.warning("could not look for published adapters (%s); pass them with --adapters", type(err).__name__)
         return []
     for model in models:
@@ -165,7 +167,8 @@ def headline(variant: Variant) -> str:
     lines = [
         f"### {plain(variant.name)}",
         f"A LoRA adapter on **{plain(evaluation.get('base_model', '?'))}**, trained for run "
-        f"**{plain(variant.run_id or '?')}** on {len(variant.modes())} failure modes that reviewers marked *fix*.",
+        f"**{plain(variant.run_id or '?')}** on {len(variant.modes())} failure mode"
+        f"{'' if len(variant.modes()) == 1 else 's'} that reviewers marked *fix*.",
         f"**Targeted modes:** {plain(counts_text(targeted.get('before')))} before, "
         f"{plain(counts_text(targeted.get('after')))} after"
         + (f" (failures down {percent(drop)})." if drop is not None else "."),

@@ -40,9 +40,10 @@ _WEIGHTS = {"id": 1.2, "target": 1.2, "seed": 2.0, "verdict": 1.6, "verdicts": 1
 
 
 def column_widths(columns: list[str]) -> list[str]:
-    """Percent widths for a table's columns (text columns wider than ids and flags), summing to 100."""
+    """Percent widths for a table's columns (text columns wider than ids and flags), rounded down to sum under 100
+    (a fraction of a pixel too wide would show a scroll bar)."""
     weights = [_WEIGHTS.get(column, 2.2) for column in columns]
-    return [f"{100 * weight / sum(weights):.1f}%" for weight in weights]
+    return [f"{int(995 * weight / sum(weights)) / 10:.1f}%" for weight in weights]
 
 
 def short(text: Any, limit: int = 60) -> str:
