@@ -150,12 +150,15 @@ def deploy(config: DeployConfig) -> Deployment:
     return Deployment(space_id=space.repo_id, url=url, settings_url=f"{url}/settings", variables=variables)
 
 
-def serve(app_config) -> None:
-    """Run the feedback app in this process until Ctrl-C or SIGTERM; push the last feedback on the way out."""
+def serve(app_config, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the feedback app in this process until Ctrl-C or SIGTERM; push the last feedback on the way out.
+
+    ``host`` and ``port`` override the config's.
+    """
     from .app import FeedbackApp
 
     app = FeedbackApp(app_config)
-    host, port = app_config.host, app_config.port
+    host, port = host or app_config.host, port or app_config.port
     try:
         app.serve(server_name=host, server_port=port)
     except OSError as err:
