@@ -237,10 +237,10 @@ def _reading_section(landscape: pd.DataFrame, min_queries: int | None, meta: dic
 
 def _details_section(meta: dict) -> list[str]:
     lines = ["## Run details", ""]
-    fields = ["run_id", "model_id", "model_revision", "model_commit_sha", "task", "algorithm", "mode", "budget",
-              "seed", "status", "started_at", "finished_at", "fade_hub_version"]
+    fields = ["run_id", "model_id", "model_revision", "model_commit_sha", "endpoint", "provider", "task", "algorithm",
+              "mode", "budget", "seed", "status", "started_at", "finished_at", "fade_hub_version"]
     lines += [f"- {name}: {md_escape(meta[name])}" for name in fields if meta.get(name) is not None]
-    for name in ("judge", "seeds"):
+    for name in ("judge", "seeds", "usage"):
         if meta.get(name):
             lines.append(f"- {name}: {md_escape(json.dumps(meta[name], sort_keys=True, default=str), limit=300)}")
     if meta.get("versions"):

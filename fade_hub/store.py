@@ -42,7 +42,9 @@ DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": L
 RESUME_KEYS = ("model_id", "task", "space_fingerprint", "algorithm", "mode", "seed", "seeds", "budget")
 # Options of ``run.json``'s ``config`` that may change on --resume; any other change (a judge threshold, the
 # generation length, a reward weight, ...) would mix records made under two settings in one run.
-RESUME_FREE_OPTIONS = frozenset({"push_to_hub", "private", "device", "batch_size", "budget", "force"})
+RESUME_FREE_OPTIONS = frozenset({
+    "push_to_hub", "private", "device", "batch_size", "budget", "force", "concurrency", "max_retries", "request_timeout",
+})  # fmt: skip
 
 
 def _write_atomic(path: Path, text: str) -> None:

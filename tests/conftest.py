@@ -133,3 +133,24 @@ def shapes_model(session_dir) -> Path:
 def block_space(session_dir) -> Path:
     """``BLOCK_2X2`` as a concept-space YAML file."""
     return space_file(session_dir, "block-2x2", BLOCK_2X2)
+
+
+@pytest.fixture
+def served(tiny_models):
+    """Factory of local inference servers over tiny models: ``served("text-classification", faults=Faults(...))``.
+
+    Each server is a real pipeline behind the routes ``InferenceClient`` calls; all are stopped at teardown.
+    """
+    from fade_hub.testing.inference_server import PipelineBackend, serve
+
+    servers = []
+
+    def start(kind: str, faults=None, *, task: str | None = None, token: str | None = None, **backend):
+        backend.setdefault("model_id", f"tester/served-{kind}")
+        server = serve(PipelineBackend(task or kind, tiny_models(kind), **backend), faults, token=token)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

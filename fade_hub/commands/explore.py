@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     result = explore(config)
     print(f"run: {result.path}  ({result.meta['queries']} queries, {result.meta['failures']} failures)")
+    if result.meta.get("usage"):  # a remote model: what the endpoint or provider was asked for, over all sessions
+        used = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in result.meta["usage"].items() if value)
+        print(f"endpoint usage: {used}")
     import pandas as pd
 
     landscape = pd.read_parquet(result.path / "data" / "landscape.parquet")

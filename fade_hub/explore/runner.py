@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +24,8 @@ from ..seeds.labels import read_label_map
 from ..store import RunStore
 from ..tasks import get_task
 from ..usercode import is_user_ref, user_code_record
-from ..targets import Target, load_target
+from ..targets import RemoteConfig, RemoteTarget, Target, load_remote_target, load_target
+from ..targets.endpoint import redact_url
 from .baselines import grid_size
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_top_cells
@@ -62,28 +64,39 @@ def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[li
     return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
-def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
-    """Load the model, the concept space and the seed inputs a config names."""
+def load_model(config: ExploreConfig) -> Target:
+    """The target a config names: loaded here, or queried at ``--endpoint`` / through ``--provider``."""
     generation = {
         key: value
         for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
         if value is not None
     }
-    target = load_target(
-        config.model,
-        task=config.task,
-        revision=config.revision,
-        device=config.device,
-        trust_remote_code=config.trust_remote_code,
-        batch_size=config.batch_size,
-        generation_kwargs=generation or None,
-        seed=config.seed,
-    )
+    common = dict(task=config.task, revision=config.revision, device=config.device, batch_size=config.batch_size,
+                  generation_kwargs=generation or None, seed=config.seed)  # fmt: skip
+    if config.is_remote:
+        ignored = [flag for flag, value in (("--dtype", config.dtype), ("--trust-remote-code", config.trust_remote_code))
+                   if value]  # fmt: skip
+        if ignored:
+            logger.warning("%s: no effect on a model served elsewhere", ", ".join(ignored))
+        remote = RemoteConfig(
+            endpoint=config.endpoint, provider=config.provider, concurrency=config.concurrency,
+            max_retries=config.max_retries, timeout=config.request_timeout, labels=list(config.labels),
+            generation_route=config.generation_route,
+        )  # fmt: skip
+        return load_remote_target(config.model, remote, **common)
+    return load_target(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype, **common)
+
+
+def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
+    """Load the model, the concept space and the seed inputs a config names (``--batch-size auto`` resolved on them)."""
+    target = load_model(config)
     space = concept_space(config, target)
     source = config.seeds or default_seeds_for(target.task)
     if source is None:
         raise BadConfig(f"a {target.task} model needs seed inputs: pass --seeds DATASET_ID|PATH")
     seeds = load_seeds(seed_config(config, source), target.modality, id2label=target.id2label)
+    if target.batch_pending:
+        target.find_batch_size([seed.input for seed in seeds])
     return target, space, seeds
 
 
@@ -127,6 +140,7 @@ def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget:
         "model_id": config.model,
         "model_revision": config.revision,
         "model_commit_sha": target.commit_sha,
+        **served_by(target),
         "task": target.task,
         "target": target.describe(),
         "space": space.to_dict(),
@@ -142,11 +156,35 @@ def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget:
         "mode": config.mode,
         "budget": budget,
         "seed": config.seed,
-        "config": {k: v for k, v in config.to_dict().items() if k not in ("output", "resume", "show_progress")},
+        "config": recorded_options(config),
         "fade_hub_version": __version__,
         "versions": package_versions(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def recorded_options(config: ExploreConfig) -> dict:
+    """The options ``run.json`` records: all but where the output goes, the endpoint without secrets."""
+    options = {k: v for k, v in config.to_dict().items() if k not in ("output", "resume", "show_progress")}
+    if options.get("endpoint"):
+        options["endpoint"] = redact_url(options["endpoint"])
+    return options
+
+
+def served_by(target: Target) -> dict:
+    """``run.json``'s top-level ``endpoint`` and ``provider`` of a remote target (empty for a local one)."""
+    described = target.describe()
+    return {key: described[key] for key in ("endpoint", "provider") if described.get(key)}
+
+
+def add_usage(store: RunStore, target: Target) -> None:
+    """Add what a remote target used since the last call to the run's ``usage`` totals (kept across --resume)."""
+    if not isinstance(target, RemoteTarget) or not store.exists():
+        return
+    totals = dict(store.read_meta().get("usage") or {})
+    for name, value in target.take_usage().items():
+        totals[name] = int(totals.get(name, 0)) + value
+    store.update_meta(usage=totals)
 
 
 def explore(config: ExploreConfig) -> Run:
@@ -159,6 +197,17 @@ def explore(config: ExploreConfig) -> Run:
         raise BadConfig(f"--resume: {output} holds no run to resume; drop --resume to start one")
     _quiet_library_bars()
     target, space, seeds = load_parts(config)
+    try:
+        return explore_loaded(config, store, target, space, seeds, started)
+    finally:
+        add_usage(store, target)
+        target.close()
+
+
+def explore_loaded(
+    config: ExploreConfig, store: RunStore, target: Target, space: ConceptSpace, seeds: list[Seed], started: float
+) -> Run:
+    """The run once its parts are loaded: judge, explore, confirm, summarize."""
     explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
     budget = resolve_budget(config, space, explore_seeds)
     judge = make_judge(target.task, judge_config(config), target, allow_user_code=config.user_code_allowed)
@@ -183,7 +232,8 @@ def explore(config: ExploreConfig) -> Run:
     try:
         if space.modality != "prompt":  # templates have no unperturbed form: their baseline is the other cells
             querier.query_clean([s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]])
-        policy_probs = run_algorithm(config, querier, explore_seeds, store)
+        # explorers batch their queries by the batch size the target settled on (for ``auto``)
+        policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
     finally:
         querier.close()
     explored = time.perf_counter()
@@ -200,6 +250,7 @@ def explore(config: ExploreConfig) -> Run:
             "confirm_s": round(confirmed - explored, 2),
         },
     )
+    add_usage(store, target)  # before the card is written, which shows the totals
     summarize(store)
     return Run.open(store.root)
 

@@ -26,5 +26,5 @@ class ImageClassifier(Classifier):
     def _encode(self, batch: list[Image.Image]) -> dict[str, torch.Tensor]:
         images = [image.convert("RGB") for image in batch]
         encoded = self.processor(images=images, return_tensors="pt")
-        encoded["pixel_values"] = encoded["pixel_values"].to(self.config.torch_dtype)
+        encoded["pixel_values"] = encoded["pixel_values"].to(self.model.dtype)
         return dict(encoded)
