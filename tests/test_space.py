@@ -140,7 +140,7 @@ def hostile_run(hub, session_dir):
 
 
 @contextlib.contextmanager
-def served(config):
+def served_app(config):
     """A FeedbackApp launched in this process on a free port; yields (app, url)."""
     from fade_hub.feedback.app import FeedbackApp
 
@@ -194,7 +194,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
     mode, example, labels = _top(run_dir)
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
-    with served(config) as (app, url):
+    with served_app(config) as (app, url):
         client = _client(url)
         first = _submit(client, mode, "fix", "", "dark + rotated must work")
         second = _submit(client, example, "fix", labels[0], "")
@@ -235,7 +235,8 @@ def test_targets_are_stored_canonically_and_non_ascii_digits_refused(review_run,
 
     run_dir, repo = review_run
     mode, example, _ = _top(run_dir)
-    with served(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)) as (app, url):
+    config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)
+    with served_app(config) as (app, url):
         client = _client(url)
         padded = [_submit(client, f"0{mode}", "fix"), _submit(client, f" {mode} ", "acceptable"),
                   _submit(client, f" q0{example[1:]}", "fix")]
@@ -257,7 +258,7 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
     mode, example, labels = _top(run_dir)
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
-    with served(config) as (app, url):
+    with served_app(config) as (app, url):
         client = _client(url)
         for verdict in ("fix", "acceptable", "not_a_failure"):
             _submit(client, mode, verdict)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import unique_repo
-from test_space import XSS, hostile_run, review_run, served  # noqa: F401 - fixtures
+from test_space import XSS, hostile_run, review_run, served_app  # noqa: F401 - fixtures
 from test_space_variants import publish_variant, write_variant
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -181,7 +181,7 @@ def test_review_three_modes_by_keyboard_and_nothing_overflows(browser, review_ru
     run_dir, repo = review_run
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
-    with served(config) as (app, url):
+    with served_app(config) as (app, url):
         modes, total = app.view.mode_ids, len(app.view.mode_ids)
         assert variant_repo in [variant.name for variant in app.variants] and total >= 4
         _size(browser, *SIZES[0])
@@ -247,7 +247,7 @@ def test_html_in_outputs_and_notes_is_shown_as_text(browser, hostile_run, tmp_pa
     run_dir, repo = hostile_run
     variant = str(write_variant(tmp_path / "hostile-variant", run_dir, repo, hostile=True))
     config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), adapters=[variant], find_adapters=False)
-    with served(config) as (app, url):
+    with served_app(config) as (app, url):
         _size(browser, *SIZES[0])
         browser.get(url)
         _wait(browser, lambda d: XSS in "\n".join(r.text for r in _rows(d, "examples-table")),

@@ -10,7 +10,17 @@ import textwrap
 
 import pytest
 from conftest import free_port, unique_repo
-from test_space import _client, _start, _stop, _submit, _top, _wait_for, _withdraw, review_run, served  # noqa: F401
+from test_space import (  # noqa: F401 - review_run is a fixture
+    _client,
+    _start,
+    _stop,
+    _submit,
+    _top,
+    _wait_for,
+    _withdraw,
+    review_run,
+    served_app,
+)
 
 
 def _app(run_dir, folder, **options):
@@ -24,7 +34,13 @@ def _app(run_dir, folder, **options):
 
 def test_withdrawals_and_exclusions_are_records_and_resolve(tmp_path):
     from fade_hub import feedback
-    from fade_hub.feedback import FeedbackWriter, InvalidFeedback, make_exclusion, make_record, make_withdrawal
+    from fade_hub.feedback import (
+        FeedbackWriter,
+        InvalidFeedback,
+        make_exclusion,
+        make_record,
+        make_withdrawal,
+    )
 
     writer = FeedbackWriter(tmp_path)
     for record in (make_record("r1", "21", "fix", "", "", "alice"), make_record("r1", "21", "acceptable", "", "", "bob"),
@@ -128,7 +144,8 @@ def test_withdraw_through_the_api(review_run, tmp_path):
 
     run_dir, repo = review_run
     mode, _, _ = _top(run_dir)
-    with served(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)) as (app, url):
+    config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)
+    with served_app(config) as (app, url):
         client = _client(url)
         _submit(client, mode, "fix")
         withdrawal = _withdraw(client, f" 0{mode}")
@@ -211,7 +228,13 @@ def test_serve_refuses_to_run_as_nobody(review_run, tmp_path, monkeypatch, capsy
 
 
 def test_plain_words(review_run):
-    from fade_hub.feedback.words import clean_words, perturbation_words, plain, rate_words, severity_words
+    from fade_hub.feedback.words import (
+        clean_words,
+        perturbation_words,
+        plain,
+        rate_words,
+        severity_words,
+    )
     from fade_hub.perturb import load_space
 
     assert rate_words(11, 14, 0.524, 0.924) == ("failed 11 of 14 tries (79%); the true rate is between 52% and 92% "

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import gradio as gr
 
@@ -23,7 +24,14 @@ from ..errors import BadConfig, FadeHubError
 from .assets import CSS, SHORTCUTS
 from .config import ENV, AppConfig
 from .identity import ANONYMOUS, Identity, local_identity, profile_orgs
-from .records import FeedbackRecord, FeedbackWriter, InvalidFeedback, load, make_record, make_withdrawal
+from .records import (
+    FeedbackRecord,
+    FeedbackWriter,
+    InvalidFeedback,
+    load,
+    make_record,
+    make_withdrawal,
+)
 from .review import ReviewState
 from .ui import ReviewUI
 from .variants import load_variants, published_for

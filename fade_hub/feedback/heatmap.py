@@ -16,11 +16,11 @@ from ..cache import keep_library_caches_in_root
 
 keep_library_caches_in_root()  # before matplotlib reads its config folder
 
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from ..landscape import factor_levels  # noqa: E402
+from ..landscape import factor_levels
 
 CMAP = "YlOrRd"
 UNVISITED = "#d9d9d9"

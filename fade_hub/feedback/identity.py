@@ -12,10 +12,11 @@ organisation ``acme`` (names compared case-insensitively, as the Hub does).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from ..errors import BadConfig
+from ..errors import NETWORK_ERRORS, BadConfig
 from .records import InvalidFeedback
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _whoami(token: str | None) -> tuple[dict[str, Any] | None, str | None]:
     except HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else "?"
         return None, f"{constants.ENDPOINT} refused it with HTTP {status}"
-    except Exception as err:  # offline or unreachable: the caller decides what that means
+    except (*NETWORK_ERRORS, OSError, ValueError) as err:  # offline, unreachable, or not a Hub at all
         return None, f"{constants.ENDPOINT} could not be reached: {type(err).__name__}"
 
 

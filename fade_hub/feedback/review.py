@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import FadeHubError
 from .records import FeedbackRecord, FeedbackSet

@@ -284,8 +284,9 @@ class ReviewUI:
             return []
         choices = [(f"the whole {self.view.describe(mode)}", mode)]
         for _, row in self.view.examples(mode).iterrows():
-            choices.append((f"example q{int(row['query_id'])}: output {short(row['output'], 40)!r}, "
-                            f"expected {short(row['expected'], 40)!r}", f"q{int(row['query_id'])}"))
+            label = (f"example q{int(row['query_id'])}: output {short(row['output'], 40)!r}, "
+                     f"expected {short(row['expected'], 40)!r}")
+            choices.append((label, f"q{int(row['query_id'])}"))
         return choices
 
     def _heatmap(self, pair: str | None, mode: str | None):

@@ -7,7 +7,15 @@ from typing import Any
 
 import gradio as gr
 
-from .variants import TABLE_COLUMNS, Variant, before_after_table, example_images, examples_table, headline, mode_choices
+from .variants import (
+    TABLE_COLUMNS,
+    Variant,
+    before_after_table,
+    example_images,
+    examples_table,
+    headline,
+    mode_choices,
+)
 from .view import column_widths, open_image
 from .words import plain
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -166,9 +167,9 @@ def headline(variant: Variant) -> str:
     drop = targeted.get("drop")
     lines = [
         f"### {plain(variant.name)}",
-        f"A LoRA adapter on **{plain(evaluation.get('base_model', '?'))}**, trained for run "
-        f"**{plain(variant.run_id or '?')}** on {len(variant.modes())} failure mode"
-        f"{'' if len(variant.modes()) == 1 else 's'} that reviewers marked *fix*.",
+        (f"A LoRA adapter on **{plain(evaluation.get('base_model', '?'))}**, trained for run "
+         f"**{plain(variant.run_id or '?')}** on {len(variant.modes())} failure mode"
+         f"{'' if len(variant.modes()) == 1 else 's'} that reviewers marked *fix*."),
         f"**Targeted modes:** {plain(counts_text(targeted.get('before')))} before, "
         f"{plain(counts_text(targeted.get('after')))} after"
         + (f" (failures down {percent(drop)})." if drop is not None else "."),

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -187,9 +188,9 @@ class RunView:
             [
                 str(int(row["action_id"])),
                 f"#{int(row['rank'])} {self.mode_levels(row)}",
-                f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
-                f"{int(row['failures'])}/{int(row['queries'])}{' (uncertain)' if bool(row['uncertain']) else ''}; "
-                f"confirmed: {'yes' if bool(row['confirmed']) else 'no' if int(row['confirm_queries']) else 'not run'}",
+                (f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
+                 f"{int(row['failures'])}/{int(row['queries'])}{' (uncertain)' if bool(row['uncertain']) else ''}; "
+                 f"confirmed: {'yes' if bool(row['confirmed']) else 'no' if int(row['confirm_queries']) else 'not run'}"),
                 votes_text(votes.get(str(int(row["action_id"])))),
             ]
             for _, row in self.modes.iterrows()
@@ -231,8 +232,8 @@ class RunView:
                          + (" — reviewers disagree on this mode." if len(votes) > 1 else ""))
         lines = [
             f"### {plain(position)} {plain(self.mode_levels(row))}",
-            f"Rank #{int(row['rank'])} of {len(self.modes)} · id {int(row['action_id'])} · "
-            f"**{plain(perturbation_words(self.space, levels))}**",
+            (f"Rank #{int(row['rank'])} of {len(self.modes)} · id {int(row['action_id'])} · "
+             f"**{plain(perturbation_words(self.space, levels))}**"),
             "\n".join(f"- {fact}" for fact in facts),
         ]
         return "\n\n".join(lines)
