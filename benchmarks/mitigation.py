@@ -100,7 +100,7 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
                                 show_progress=False))
     result = mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(_review(run, work / "sentiment-feedback", run.modes["action_id"].tolist()))],
-        output=str(work / "sentiment-adapter"), steps=20 if quick else 300, learning_rate=3e-3,
+        output=str(work / "sentiment-adapter"), steps=20 if quick else 300, learning_rate=2e-3,
         train_seeds=[str(write_seeds(work / "train.jsonl", 96, seed=2))],
         eval_seeds=str(write_seeds(work / "eval.jsonl", eval_seeds, seed=3)), show_progress=False,
     ))
@@ -244,11 +244,24 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"{name}[{objective}]" if objective else name
                 rows.append(summary(label, figures, time.perf_counter() - started))
     print_table(rows)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"eval_seeds": args.eval_seeds, "quick": args.quick, "rows": rows,
-                                       "machine": {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}},
-                                      indent=2, allow_nan=False) + "\n")
+    write_results(args.output, rows, eval_seeds=args.eval_seeds, quick=args.quick)
     return 0
+
+
+def write_results(path: Path, rows: list[dict], **settings) -> None:
+    """Write ``rows`` into the results JSON, keeping the rows of fixtures not run this time (a run of the same
+    settings; a run of other settings starts the file afresh)."""
+    kept, extra = [], {}
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if all(previous.get(key) == value for key, value in settings.items()):
+            ran = {row["fixture"] for row in rows}
+            kept = [row for row in previous.pop("rows") if row["fixture"] not in ran]
+            extra = previous  # notes and the like
+    path.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
+    path.write_text(json.dumps({**extra, **settings, "rows": kept + rows, "machine": machine}, indent=2,
+                               allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":
