@@ -229,19 +229,27 @@ def test_summarizer_loop_fades_the_upper_case_modes(summarization_loop):
 
 
 @pytest.mark.slow
-def test_stock_peft_loads_the_summarizer_adapter_and_re_exploring_records_lineage(summarization_loop):
+def test_stock_peft_loads_the_summarizer_adapter_and_re_exploring_records_lineage(summarization_loop, tmp_path):
     from huggingface_hub import ModelCard, hf_hub_download
-    from peft import AutoPeftModelForSeq2SeqLM
-    from transformers import AutoTokenizer
+    from peft import AutoPeftModelForSeq2SeqLM, PeftModel
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     adapter = summarization_loop["adapter"]
     examples = pd.read_parquet(hf_hub_download(adapter, "eval/examples.parquet"))
-    model = AutoPeftModelForSeq2SeqLM.from_pretrained(adapter).eval()
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    with torch.no_grad():
-        output = model.generate(**tokenizer(examples["input"].tolist(), padding=True, return_tensors="pt"))
-    assert [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)] == \
-        examples["mitigated_output"].tolist()
+    encoded = tokenizer(examples["input"].tolist(), padding=True, return_tensors="pt")
+
+    def summaries(model) -> list[str]:
+        with torch.no_grad():
+            output = model.eval().generate(**encoded)
+        return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    assert summaries(AutoPeftModelForSeq2SeqLM.from_pretrained(adapter)) == examples["mitigated_output"].tolist()
+    base = AutoModelForSeq2SeqLM.from_pretrained(summarization_loop["model"])
+    assert summaries(PeftModel.from_pretrained(base, adapter)) == examples["mitigated_output"].tolist()
+    merged = tmp_path / "merged"  # a plain model with the LoRA merged in summarises the same
+    assert main(["pull", adapter, "--output", str(merged), "--merge"]) == 0
+    assert summaries(AutoModelForSeq2SeqLM.from_pretrained(merged)) == examples["mitigated_output"].tolist()
     assert "AutoPeftModelForSeq2SeqLM.from_pretrained" in ModelCard.load(adapter).text
     again = explore(ExploreConfig(model=adapter, seeds=str(summarization_loop["seeds"]), algorithm="grid",
                                   space=str(summarization_loop["space"]), output=str(summarization_loop["root"] / "rerun"),

@@ -15,8 +15,8 @@ import random
 from pathlib import Path
 
 from fade_hub.perturb.ops import Factor
-from fade_hub.testing.fit import fit
 from fade_hub.perturb.text import typos
+from fade_hub.testing.fit import fit
 
 BANNED = "stupid"
 FAILURE = f"that is a {BANNED} question."
