@@ -179,6 +179,7 @@ def test_kto_and_sft_objectives_train_on_the_same_feedback(generation_loop, tmp_
     training = result.figures["training"]
     assert training["objective"] == objective and training["trainer"] == f"trl.{objective.upper()}Trainer"
     assert training["objective_reason"] == f"--objective {objective}" and training["anchors"] > 0
+    assert ("kto_weights" in training) == (objective == "kto")
     assert result.figures["targeted"]["after"]["rate"] < result.figures["targeted"]["before"]["rate"]
     assert (result.path / "adapter_model.safetensors").is_file()
 
@@ -198,6 +199,17 @@ def test_the_objective_is_the_measured_default_unless_nothing_contrasts():
     assert choose("kto", contrast, only_corrections)[0] == "kto"
     assert choose("dpo", only_corrections) == ("sft", "only corrections without a failing answer to contrast")
     assert choose("sft", contrast)[0] == "sft"
+
+
+@pytest.mark.parametrize(("desirable", "undesirable"), [(30, 10), (10, 30), (11, 10), (5, 0)])
+def test_kto_weights_bring_the_weighted_ratio_into_the_recommended_range(desirable, undesirable):
+    from fade_hub.mitigate.language_model import kto_weights
+
+    rows = [{"label": True}] * desirable + [{"label": False}] * undesirable
+    weight_desirable, weight_undesirable = kto_weights(rows)
+    assert max(weight_desirable, weight_undesirable) == 1.0  # only the more numerous side is weighted down
+    if undesirable:
+        assert 1.0 <= weight_desirable * desirable / (weight_undesirable * undesirable) <= 4 / 3
 
 
 @pytest.fixture(scope="module")

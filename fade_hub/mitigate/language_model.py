@@ -33,6 +33,22 @@ logger = logging.getLogger(__name__)
 AUTO_OBJECTIVE = "dpo"
 TRAINERS = {"dpo": "trl.DPOTrainer", "kto": "trl.KTOTrainer", "sft": "trl.SFTTrainer"}
 BETA = 0.1  # DPO / KTO: how far the adapted model may move from the base model
+KTO_RATIO = 1.15  # KTO: the weighted ratio of desirable to undesirable rows aimed at (the paper advises 1 to 4/3)
+
+
+def kto_weights(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """KTO's (desirable, undesirable) loss weights: the more numerous side weighted down so that the weighted ratio
+    of desirable to undesirable rows lies in [1, 4/3], the range the KTO paper (and trl's check) recommends."""
+    desirable = sum(bool(row["label"]) for row in rows)
+    undesirable = len(rows) - desirable
+    if not desirable or not undesirable:
+        return 1.0, 1.0
+    ratio = desirable / undesirable
+    if ratio > 4 / 3:
+        return KTO_RATIO / ratio, 1.0
+    if ratio < 1:
+        return 1.0, ratio / KTO_RATIO
+    return 1.0, 1.0
 
 
 class LanguageModelMitigator(Mitigator):
@@ -87,7 +103,7 @@ class LanguageModelMitigator(Mitigator):
 
     # training -----------------------------------------------------------------------------------------------------
 
-    def _arguments(self, objective: str, steps: int) -> Any:
+    def _arguments(self, objective: str, steps: int, rows: list[dict[str, Any]]) -> Any:
         """The trl config of ``objective`` with fade-hub's training settings."""
         import trl
 
@@ -99,7 +115,8 @@ class LanguageModelMitigator(Mitigator):
         if objective == "dpo":
             return trl.DPOConfig(**common, beta=BETA)
         if objective == "kto":
-            return trl.KTOConfig(**common, beta=BETA)
+            desirable, undesirable = kto_weights(rows)
+            return trl.KTOConfig(**common, beta=BETA, desirable_weight=desirable, undesirable_weight=undesirable)
         return trl.SFTConfig(**common, packing=False)
 
     def train(self, plan: TrainingPlan) -> dict[str, Any]:
@@ -116,7 +133,7 @@ class LanguageModelMitigator(Mitigator):
         steps = math.ceil(config.epochs * len(rows) / config.batch_size) if config.epochs else config.steps
         trainer_class = {"dpo": trl.DPOTrainer, "kto": trl.KTOTrainer, "sft": trl.SFTTrainer}[objective]
         datasets.disable_progress_bars()
-        trainer = trainer_class(model=self.target.model, args=self._arguments(objective, steps),
+        trainer = trainer_class(model=self.target.model, args=self._arguments(objective, steps, rows),
                                 train_dataset=datasets.Dataset.from_list(rows),
                                 processing_class=self.target.processor, peft_config=self.lora)
         quiet(trainer).train()
@@ -128,6 +145,8 @@ class LanguageModelMitigator(Mitigator):
             "trainer": TRAINERS[objective], "objective": objective, "objective_reason": reason, "steps": steps,
             "batch_size": config.batch_size, "rows": len(rows), "learning_rate": config.learning_rate,
             "beta": BETA if objective != "sft" else None, "mix": config.mix, "seed": config.seed,
+            **({"kto_weights": dict(zip(("desirable", "undesirable"), kto_weights(rows), strict=True))}
+               if objective == "kto" else {}),
             "rank": config.rank, "alpha": config.lora_alpha, "dropout": config.dropout,
             "target_modules": sorted(lora.target_modules), "prompt_format": self.target.describe()["prompt_format"],
             **data.stats,
