@@ -114,8 +114,10 @@ def default_target_modules(model: torch.nn.Module) -> list[str]:
 
 def tied_embeddings(model: torch.nn.Module) -> bool:
     """Whether the model's output layer shares its weight with the input embeddings (most seq2seq and small LMs)."""
-    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    try:
+        inputs, output = model.get_input_embeddings(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):  # a model without token embeddings (vision models)
+        return False
     return inputs is not None and output is not None and output.weight is inputs.weight
 
 
