@@ -172,7 +172,7 @@ def test_kto_and_sft_objectives_train_on_the_same_feedback(generation_loop, tmp_
     from fade_hub.testing.generation import write_prompts
 
     result = mitigate(MitigateConfig(
-        run=generation_loop["run_repo"], feedback=[generation_loop["feedback"]], output=str(tmp_path / "adapter"),
+        run=str(generation_loop["run"].path), feedback=[generation_loop["feedback"]], output=str(tmp_path / "adapter"),
         objective=objective, steps=30, batch_size=16, eval_seeds=str(write_prompts(tmp_path / "eval.jsonl", 12, 4)),
         show_progress=False,
     ))
@@ -231,7 +231,8 @@ def test_summarizer_loop_fades_the_upper_case_modes(summarization_loop):
     assert {int(cell) for cell in run.modes["action_id"]} == upper
     quality = figures["clean"]["quality"]
     print(f"\nsummarization loop: targeted {figures['targeted']['before']['rate']:.2f} -> "
-          f"{figures['targeted']['after']['rate']:.2f}, clean ROUGE-L {quality['before']:.3f} -> {quality['after']:.3f}")
+          f"{figures['targeted']['after']['rate']:.2f}, clean ROUGE-L {quality['before']:.3f} -> "
+          f"{quality['after']:.3f}")
     assert figures["targeted"]["before"]["rate"] >= 0.8 and figures["targeted"]["drop"] >= 0.7
     assert quality["metric"] == "ROUGE-L F1" and quality["change"] >= -0.02
     training = figures["training"]
@@ -264,7 +265,8 @@ def test_stock_peft_loads_the_summarizer_adapter_and_re_exploring_records_lineag
     assert summaries(AutoModelForSeq2SeqLM.from_pretrained(merged)) == examples["mitigated_output"].tolist()
     assert "AutoPeftModelForSeq2SeqLM.from_pretrained" in ModelCard.load(adapter).text
     again = explore(ExploreConfig(model=adapter, seeds=str(summarization_loop["seeds"]), algorithm="grid",
-                                  space=str(summarization_loop["space"]), output=str(summarization_loop["root"] / "rerun"),
+                                  space=str(summarization_loop["space"]),
+                                  output=str(summarization_loop["root"] / "rerun"),
                                   show_progress=False, confirm_seeds=2))
     assert again.meta["lineage"]["base_model"] == summarization_loop["model"]
     before = summarization_loop["run"].landscape.set_index("action_id")["failure_rate"]
@@ -288,6 +290,7 @@ def test_feedback_without_a_usable_pair_fails_with_one_line_naming_the_space(gen
     feedback = tmp_path / "feedback"
     FeedbackWriter(feedback).append(make_record(run.run_id, "1", "fix", "", "", "ann"))
     output = tmp_path / "adapter"
+    capsys.readouterr()  # what explore printed
     code = main(["mitigate", str(run.path), "--feedback", str(feedback), "--output", str(output), "--no-progress",
                  "--samples", "2", "--steps", "2", "--eval-seeds", str(write_prompts(tmp_path / "eval.jsonl", 4, 9))])
     err = capsys.readouterr().err.strip()
