@@ -19,7 +19,7 @@ The table (mean ± std over seeds) and issue 15's acceptance checks are printed;
 ground truth, per-run figures, versions, machine) and ``discovery.png`` (true cells found against queries, per
 algorithm and fixture) go to ``--output``. Nothing reaches the network.
 
-    python benchmarks/discovery.py [--fixtures shapes shapes-hard text] [--budgets 300 600 1000] [--seeds 0 1 2]
+    python benchmarks/discovery.py [--fixtures shapes shapes-hard text] [--budgets 300 1000] [--seeds 0 1 2]
                                    [--cache-dir DIR] [--quick]
 """
 
@@ -59,7 +59,7 @@ class BenchConfig:
 
     fixtures: list[str] = field(default_factory=lambda: list(FIXTURES))
     algorithms: list[str] = field(default_factory=lambda: list(ALGORITHMS))
-    budgets: list[int] = field(default_factory=lambda: [300, 600, 1000])
+    budgets: list[int] = field(default_factory=lambda: [300, 1000])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     threshold: float = 0.25
     seeds_per_class: int = 16
@@ -198,8 +198,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                         help="fixtures to run on (default: all three)")
     parser.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=list(ALGORITHMS),
                         help="explorers to compare (default: all; paper-dqn only where it can run)")
-    parser.add_argument("--budgets", nargs="+", type=int, default=[300, 600, 1000], metavar="N",
-                        help="explore budgets in model queries (default: 300 600 1000)")
+    parser.add_argument("--budgets", nargs="+", type=int, default=[300, 1000], metavar="N",
+                        help="explore budgets in model queries (default: 300 1000)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
                         help="run seeds: each algorithm x budget runs once with each as --seed (default: 0 1 2)")
     parser.add_argument("--threshold", type=float, default=0.25, metavar="RATE",
@@ -217,7 +217,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
                         help="folder for discovery.json and discovery.png (default: benchmarks/results)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: budget 64, seed 0, 4 seed inputs per class, fixtures trained for a few steps")
+                        help="smoke run: budget 64, seed 0, 2 seed inputs per class, fixtures trained for a few steps")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -228,7 +228,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         output=args.output, quick=args.quick,
     )  # fmt: skip
     if args.quick:
-        config.budgets, config.seeds, config.seeds_per_class = [64], [0], 4
+        config.budgets, config.seeds, config.seeds_per_class = [64], [0], 2
     if any(b < 1 for b in config.budgets):
         parser.error("--budgets must be positive")
     if config.runs_dir and config.runs_dir.exists() and any(config.runs_dir.iterdir()):

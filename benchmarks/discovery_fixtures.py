@@ -25,6 +25,8 @@ import numpy as np
 logger = logging.getLogger("discovery")
 
 FIXTURES = ("shapes", "shapes-hard", "text")
+PLANTED_VERSION = "v2"  # bump when a planted fixture's definition or training changes (the cache is keyed by it)
+QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
 
 
 @dataclass
@@ -83,32 +85,30 @@ def _shapes(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -
                    "the demo's shapes ResNet: dark and rotated shapes were never in its training data (125 cells)")
 
 
-def _shapes_hard(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
+def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
+    """The builder of a planted fixture of ``fade_hub.testing``: its model, seeds and space (a few steps if quick)."""
     from fade_hub.testing.planted import HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder
-
-    name = f"{HARD_IMAGE.name}-v2" + ("-quick" if quick else "")
-    model = train_planted_classifier(cache / name, HARD_IMAGE, seed=fixture_seed, steps=20 if quick else None)
-    seeds = cache / f"{name}-seeds-{seeds_per_class}-{2000 + fixture_seed}"
-    if not seeds.is_dir():
-        write_vivid_seed_folder(seeds, seeds_per_class, seed=2000 + fixture_seed)
-    space = HARD_IMAGE.write_space(cache / f"{name}-space.yaml")
-    return Fixture("shapes-hard", model, seeds, str(space), "image", HARD_IMAGE.description)
-
-
-def _text(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
     from fade_hub.testing.planted_text import TEXT, train_planted_text_classifier, write_sentence_seeds
 
-    name = f"{TEXT.name}-v1" + ("-quick" if quick else "")
-    model = train_planted_text_classifier(cache / name, TEXT, seed=fixture_seed, steps=20 if quick else None)
-    seeds = cache / f"{name}-seeds-{seeds_per_class}-{3000 + fixture_seed}.jsonl"
-    if not seeds.is_file():
-        write_sentence_seeds(seeds, seeds_per_class, seed=3000 + fixture_seed)
-    space = TEXT.write_space(cache / f"{name}-space.yaml")
-    return Fixture("text", model, seeds, str(space), "text", TEXT.description)
+    spec, train, write_seeds, suffix = {
+        "shapes-hard": (HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder, ""),
+        "text": (TEXT, train_planted_text_classifier, write_sentence_seeds, ".jsonl"),
+    }[name]
+
+    def build(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
+        version = f"{spec.name}-{PLANTED_VERSION}" + ("-quick" if quick else "")
+        model = train(cache / version, spec, seed=fixture_seed, steps=QUICK_STEPS if quick else None)
+        seeds = cache / f"{version}-seeds-{seeds_per_class}-{fixture_seed}{suffix}"
+        if not seeds.exists():
+            write_seeds(seeds, seeds_per_class, seed=1000 * (2 + fixture_seed))
+        space = spec.write_space(cache / f"{version}-space.yaml")
+        return Fixture(name, model, seeds, str(space), spec.space["modality"], spec.description)
+
+    return build
 
 
 _BUILDERS: dict[str, Callable[[Path, int, int, bool], Fixture]] = {
-    "shapes": _shapes, "shapes-hard": _shapes_hard, "text": _text,
+    "shapes": _shapes, "shapes-hard": _planted("shapes-hard"), "text": _planted("text"),
 }
 
 

@@ -30,7 +30,7 @@ def test_discovery_smoke(tmp_path):
     has_sb3 = find_spec("stable_baselines3") is not None
     for fixture, cells in CELLS.items():
         truth = result["ground_truth"][fixture]
-        assert len(truth["rates"]) == cells and truth["queries_per_cell"] == (8 if fixture == "text" else 12)
+        assert len(truth["rates"]) == cells and truth["queries_per_cell"] == (4 if fixture == "text" else 6)
         assert truth["true_failure_cells"] == sum(r >= truth["threshold"] for r in truth["rates"])
         assert f"[{fixture}] ground truth" in out and f"{truth['true_failure_cells']} true failure cells" in out
         image = fixture != "text"

@@ -105,3 +105,13 @@ def test_beta_posteriors_prefer_failing_cells_but_still_try_unknown_ones():
     assert picks.count(0) < 400  # the others keep some chance
     fresh = BetaPosteriors(5)
     assert set(fresh.draw(200, np.random.default_rng(1))) == set(range(5))  # no evidence: every cell drawn
+
+
+def test_coverage_reward_learns_a_mode_of_one_context():
+    reward = CoverageReward(SHAPE, novelty_bonus=0.0, power=2.0, entropy_coef=0.05, progress=lambda: 0.0, contexts=2)
+    cells = list(range(int(np.prod(SHAPE)))) * 2
+    contexts = [0] * (len(cells) // 2) + [1] * (len(cells) // 2)
+    for _ in range(4):  # cell 5 fails for context 1 only
+        reward(outcomes(cells, [c == 1 and a == 5 for a, c in zip(cells, contexts)]), contexts)
+    mine, other = reward(outcomes([5, 5], [False, False]), [1, 0])
+    assert mine > other + 0.1

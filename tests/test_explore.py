@@ -253,6 +253,44 @@ def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seed
     assert records("bo-a", "bo", 5) == records("bo-b", "bo", 5) != records("bo-c", "bo", 6)
 
 
+@pytest.mark.parametrize("algorithm", ["ppo", "bo"])
+def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, tiny_models, shape_seeds, tmp_path):
+    budget = 600
+    config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm=algorithm, budget=budget,
+                          stop_when_converged=True, convergence_window=24, confirm_top=0)
+    run = explore(config)
+    rows = RunStore(run.path).read_queries()
+    converged = run.meta["converged"]
+    assert converged["explore_queries"] == len(rows) < budget and converged["budget"] == budget
+    # the last window found no new failure mode, and every mode has enough queries not to be uncertain
+    first_failure: dict[int, int] = {}
+    counts: dict[int, int] = defaultdict(int)
+    for i, r in enumerate(rows):
+        counts[r["action_id"]] += 1
+        if r["is_failure"]:
+            first_failure.setdefault(r["action_id"], i)
+    assert first_failure and len(rows) - 1 - max(first_failure.values()) >= 24
+    assert all(counts[cell] >= 5 for cell in first_failure)
+    whole = explore(image_config(tiny_models, shape_seeds, tmp_path / "whole", algorithm=algorithm, budget=40,
+                                 confirm_top=0))
+    assert whole.meta["queries"] == 40 and "converged" not in whole.meta  # without the flag: the whole budget
+
+
+def test_ppo_reward_failures_is_the_reward_before_coverage(tiny_models, shape_seeds, tmp_path):
+    def records(name: str, reward: str) -> list[tuple]:
+        config = image_config(tiny_models, shape_seeds, tmp_path / name, algorithm="ppo", budget=48, seed=2,
+                              ppo_reward=reward, confirm_top=0)
+        run = explore(config)
+        assert run.meta["config"]["ppo_reward"] == reward
+        return signature(RunStore(run.path).read_queries())
+
+    failures, coverage = records("failures", "failures"), records("coverage", "coverage")
+    assert len(failures) == len(coverage) == 48
+    assert failures[:8] == coverage[:8]  # the first batch comes from the same untrained policy
+    assert failures != coverage  # after it, the two rewards train different policies
+    assert records("failures-again", "failures") == failures
+
+
 def test_queries_config_loads_with_datasets(tiny_models, shape_seeds, tmp_path):
     import datasets
 

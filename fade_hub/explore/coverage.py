@@ -37,8 +37,11 @@ class CoverageReward:
     """The coverage training reward of batches of explore outcomes."""
 
     def __init__(self, shape: Sequence[int], novelty_bonus: float, power: float, entropy_coef: float,
-                 progress: Callable[[], float]) -> None:
-        self.model = FailureModel(shape)
+                 progress: Callable[[], float], contexts: int = 1) -> None:
+        # the seed's context (its class) is one more factor of the model: modes of one class are learned as such
+        self.model = FailureModel(((contexts,) if contexts > 1 else ()) + tuple(shape))
+        self.num_cells = int(np.prod(shape))
+        self.cell_failures = np.zeros(self.num_cells)
         self.novelty_bonus = float(novelty_bonus)
         self.power = float(power)
         # scaled by entropy_coef, the entropy-regularised optimum is pi ∝ target ** power; without an entropy
@@ -46,14 +49,14 @@ class CoverageReward:
         self.scale = float(entropy_coef) if entropy_coef > 0 else 1.0
         self.progress = progress
 
-    def targets(self, ids: Sequence[int], failures_before: np.ndarray) -> np.ndarray:
-        """``t_a`` of each cell given its failures before the batch."""
-        return self.model.rates(ids) * (1.0 + self.novelty_bonus / (1.0 + failures_before))
-
-    def __call__(self, outcomes: Sequence[Outcome]) -> list[float]:
-        """Count a batch of outcomes, refit the model, and return the batch's training rewards."""
-        ids = np.array([o.action_id for o in outcomes], dtype=np.int64)
-        before = self.model.failures[ids].copy()
-        self.model.update(ids, [o.is_failure for o in outcomes])
+    def __call__(self, outcomes: Sequence[Outcome], contexts: Sequence[int] | None = None) -> list[float]:
+        """Count a batch of outcomes (with the index of each query's context), refit, return the training rewards."""
+        cells = np.array([o.action_id for o in outcomes], dtype=np.int64)
+        ids = cells + self.num_cells * np.asarray(contexts if contexts is not None else np.zeros_like(cells))
+        failed = np.array([o.is_failure for o in outcomes], dtype=float)
+        before = self.cell_failures[cells].copy()  # novelty is per cell, whatever the context
+        np.add.at(self.cell_failures, cells, failed)
+        self.model.update(ids, failed)
+        targets = self.model.rates(ids) * (1.0 + self.novelty_bonus / (1.0 + before))
         power = self.power * (1.0 + self.progress())
-        return (self.scale * power * np.log(self.targets(ids, before) + FLOOR)).tolist()
+        return (self.scale * power * np.log(targets + FLOOR)).tolist()

@@ -25,6 +25,8 @@ from .sequential import walk
 
 # More distinct contexts than this and the policy is not conditioned on them.
 MAX_CONTEXTS = 64
+# Up to this many, the coverage reward's failure model learns each context's modes too.
+MAX_MODEL_CONTEXTS = 8
 DEFAULT_LEARNING_RATE = {"coverage": 3e-3, "failures": 1e-3}
 
 
@@ -72,7 +74,9 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     )
     assigner = SeedAssigner(seeds, conditioned, config.num_generations)
     coverage = CoverageReward(env.space.shape, config.novelty_bonus, config.coverage_power, config.entropy_coef,
-                              progress=lambda: querier.spent / querier.budget)
+                              progress=lambda: querier.spent / querier.budget,
+                              contexts=len(contexts) if len(contexts) <= MAX_MODEL_CONTEXTS else 1)
+    context_index = {c: i for i, c in enumerate(contexts if len(contexts) <= MAX_MODEL_CONTEXTS else [])}
     stop = Convergence.from_config(config, env.space.num_cells)
     episode = 0
 
@@ -84,7 +88,9 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
             outcomes = querier.query(actions, seed_ids, episode=list(range(first, first + len(actions))))
             if stop:
                 stop.update(outcomes)
-            return coverage(outcomes) if config.ppo_reward == "coverage" else [o.score for o in outcomes]
+            if config.ppo_reward == "failures":
+                return [o.score for o in outcomes]
+            return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts])
         moves = [[2 * factor + (0 if direction > 0 else 1) for factor, direction in action] for action in actions]
         episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
         if stop:

@@ -18,7 +18,7 @@ import colorsys
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -105,11 +105,9 @@ HARD_IMAGE = PlantedFixture(
 )
 
 
-def draw_vivid_shape(label: str, rng: np.random.Generator, size: int = 32) -> Image.Image:
-    """The demo's shape, repainted in a fully saturated random hue on a pale background of another hue."""
-    from fade_hub.demo.shapes import draw_shape
-
-    pixels = np.asarray(draw_shape(label, rng, size=size))
+def repaint(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A demo shape image with its shape in a fully saturated random hue, on a pale background of another hue."""
+    pixels = np.asarray(image.convert("RGB"))
     shape = (pixels != pixels[0, 0]).any(axis=-1)  # the corner is always background; drawing is not antialiased
     colour = colorsys.hsv_to_rgb(rng.uniform(0, 1), 1.0, rng.uniform(0.45, 0.8))
     background = colorsys.hsv_to_rgb(rng.uniform(0, 1), 0.35, rng.uniform(0.85, 1.0))
@@ -117,15 +115,23 @@ def draw_vivid_shape(label: str, rng: np.random.Generator, size: int = 32) -> Im
     return Image.fromarray(vivid.round().astype(np.uint8), mode="RGB")
 
 
-def write_vivid_seed_folder(folder: Path, per_class: int, seed: int) -> Path:
-    """Write ``LABEL/NNN.png`` vivid seed images (the layout ``--seeds`` reads)."""
-    from fade_hub.demo.shapes import LABELS
+def draw_vivid_shape(label: str, rng: np.random.Generator) -> Image.Image:
+    """The demo's shape of class ``label``, repainted in vivid colours (so that saturation changes show)."""
+    from fade_hub.demo.shapes import draw_shape
 
-    rng = np.random.default_rng(seed)
-    for label in LABELS:
-        (folder / label).mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            draw_vivid_shape(label, rng).save(folder / label / f"{index:03d}.png")
+    return repaint(draw_shape(label, rng), rng)
+
+
+def write_vivid_seed_folder(folder: Path, per_class: int, seed: int) -> Path:
+    """Write ``LABEL/NNN.png`` seed images (the layout ``--seeds`` reads): the demo's seeds, repainted."""
+    from fade_hub.demo.shapes import write_seed_folder
+
+    write_seed_folder(folder, per_class, seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    for path in sorted(folder.glob("*/*.png")):
+        with Image.open(path) as image:
+            vivid = repaint(image, rng)
+        vivid.save(path)
     return folder
 
 
@@ -148,6 +154,44 @@ def sample_training_cells(fixture: PlantedFixture, count: int, rng: np.random.Ge
     return cells
 
 
+def planted_batches(fixture: PlantedFixture, classes: Sequence[str], make_input: Callable[[str, np.random.Generator], Any],
+                    steps: int, rng: np.random.Generator) -> Iterator[tuple[list, list[int]]]:
+    """Training batches: inputs of random classes perturbed to training cells, labelled with the next class in a mode."""
+    from fade_hub.perturb import ConceptSpace
+
+    space = ConceptSpace.from_dict(fixture.space)
+    batch_size = fixture.train["batch_size"]
+    for _ in range(steps):
+        labels = rng.integers(len(classes), size=batch_size)
+        cells = sample_training_cells(fixture, batch_size, rng)
+        inputs, targets = [], []
+        for label, cell in zip(labels, cells):
+            inputs.append(space.apply(make_input(classes[label], rng), cell, seed=int(rng.integers(2**31))))
+            targets.append(int((label + 1) % len(classes) if fixture.planted(cell, classes[label]) else label))
+        yield inputs, targets
+
+
+def fit(model, batches: Iterator[tuple[list, list[int]]], loss_of: Callable[[Any, list, list[int]], Any], steps: int,
+        lr: float, progress: Callable[[int, float], None] | None = None) -> float:
+    """AdamW with a one-cycle schedule over ``steps`` batches; return the last loss."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1))
+    model.train()
+    loss = torch.zeros(())
+    for step, (inputs, labels) in enumerate(batches):
+        loss = loss_of(model, inputs, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if progress is not None:
+            progress(step, float(loss.detach()))
+    model.eval()
+    return float(loss.detach())
+
+
 def train_planted_classifier(
     folder: Path,
     fixture: PlantedFixture = HARD_IMAGE,
@@ -156,18 +200,15 @@ def train_planted_classifier(
     steps: int | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> Path:
-    """Train a small ResNet on shapes perturbed over ``fixture``'s space, wrong inside its modes (idempotent)."""
+    """Train a small ResNet on vivid shapes perturbed over ``fixture``'s space, wrong inside its modes (idempotent)."""
     if (folder / "model.safetensors").exists():
         return folder
     import torch
     from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
     from fade_hub.demo.shapes import IMAGE_SIZE, LABELS, to_pixels
-    from fade_hub.perturb import ConceptSpace
 
-    space = ConceptSpace.from_dict(fixture.space)
     steps = steps if steps is not None else fixture.train["steps"]
-    batch_size = fixture.train["batch_size"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = ResNetConfig(
@@ -176,29 +217,11 @@ def train_planted_classifier(
         id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
     )
     model = ResNetForImageClassification(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=max(steps, 1))
-    model.train()
-    loss = torch.zeros(())
-    for step in range(steps):
-        classes = rng.integers(len(LABELS), size=batch_size)
-        cells = sample_training_cells(fixture, batch_size, rng)
-        images, labels = [], []
-        for label, cell in zip(classes, cells):
-            image = draw_vivid_shape(LABELS[label], rng)
-            images.append(space.apply(image, cell, seed=int(rng.integers(2**31))))
-            shifted = fixture.planted(cell, LABELS[label])
-            labels.append((label + 1) % len(LABELS) if shifted else label)
-        loss = model(pixel_values=to_pixels(images), labels=torch.as_tensor(labels)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if progress is not None:
-            progress(step, float(loss.detach()))
-    model.eval()
+    loss = fit(model, planted_batches(fixture, LABELS, draw_vivid_shape, steps, rng),
+               lambda m, images, labels: m(pixel_values=to_pixels(images), labels=torch.as_tensor(labels)).loss,
+               steps, lr=3e-3, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_resize=True).save_pretrained(folder)
-    logger.info("trained the %s classifier in %s (last loss %.3f)", fixture.name, folder, float(loss.detach()))
+    logger.info("trained the %s classifier in %s (last loss %.3f)", fixture.name, folder, loss)
     return folder

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .planted import Mode, PlantedFixture, sample_training_cells
+from .planted import Mode, PlantedFixture, fit, planted_batches
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ TEXT = PlantedFixture(
         Mode("terse-typos", {"stopwords": (5,), "typos": (5,), "repeat": (0,)}),
         Mode("clean-order-typos-positive", {"stopwords": (0,), "shuffle": (0,), "typos": (5,)}, ("POSITIVE",)),
     ),
-    train={"steps": 1500, "batch_size": 64},
+    train={"steps": 800, "batch_size": 32},
 )
 
 
@@ -110,11 +110,7 @@ def train_planted_text_classifier(
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-    from fade_hub.perturb import ConceptSpace
-
-    space = ConceptSpace.from_dict(fixture.space)
     steps = steps if steps is not None else fixture.train["steps"]
-    batch_size = fixture.train["batch_size"]
     folder.mkdir(parents=True, exist_ok=True)
     vocab = _vocab()
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
@@ -127,27 +123,14 @@ def train_planted_text_classifier(
         id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
     )
     model = BertForSequenceClassification(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=max(steps, 1))
-    model.train()
-    loss = torch.zeros(())
-    for step in range(steps):
-        classes = rng.integers(len(LABELS), size=batch_size)
-        cells = sample_training_cells(fixture, batch_size, rng)
-        texts, labels = [], []
-        for label, cell in zip(classes, cells):
-            texts.append(space.apply(make_sentence(LABELS[label], rng), cell, seed=int(rng.integers(2**31))))
-            labels.append(1 - label if fixture.planted(cell, LABELS[label]) else label)
+
+    def loss_of(m, texts: list[str], labels: list[int]):
         batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        loss = model(**batch, labels=torch.as_tensor(labels)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if progress is not None:
-            progress(step, float(loss.detach()))
-    model.eval()
+        return m(**batch, labels=torch.as_tensor(labels)).loss
+
+    loss = fit(model, planted_batches(fixture, LABELS, make_sentence, steps, rng), loss_of, steps, lr=2e-3,
+               progress=progress)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    logger.info("trained the %s classifier in %s (last loss %.3f)", fixture.name, folder, float(loss.detach()))
+    logger.info("trained the %s classifier in %s (last loss %.3f)", fixture.name, folder, loss)
     return folder
