@@ -101,7 +101,7 @@ HARD_IMAGE = PlantedFixture(
         Mode("upright-grey-noisy", {"rotation": (0,), "saturation": (5,), "noise": (5,)}),
         Mode("bright-vivid-noisy-triangles", {"brightness": (0,), "saturation": (0,), "noise": (5,)}, ("triangle",)),
     ),
-    train={"steps": 2500, "batch_size": 64},
+    train={"steps": 2500, "batch_size": 64, "lr": 3e-3},
 )
 
 
@@ -219,7 +219,7 @@ def train_planted_classifier(
     model = ResNetForImageClassification(config)
     loss = fit(model, planted_batches(fixture, LABELS, draw_vivid_shape, steps, rng),
                lambda m, images, labels: m(pixel_values=to_pixels(images), labels=torch.as_tensor(labels)).loss,
-               steps, lr=3e-3, progress=progress)
+               steps, lr=fixture.train["lr"], progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_resize=True).save_pretrained(folder)

@@ -58,7 +58,7 @@ TEXT = PlantedFixture(
         Mode("terse-typos", {"stopwords": (5,), "typos": (5,), "repeat": (0,)}),
         Mode("clean-order-typos-positive", {"stopwords": (0,), "shuffle": (0,), "typos": (5,)}, ("POSITIVE",)),
     ),
-    train={"steps": 800, "batch_size": 32},
+    train={"steps": 800, "batch_size": 32, "lr": 2e-3},
 )
 
 
@@ -86,7 +86,7 @@ def write_sentence_seeds(path: Path, per_class: int, seed: int) -> Path:
 def _vocab() -> list[str]:
     """WordPiece vocabulary: specials, every template word, letters (also as ``##`` pieces), punctuation."""
     words: dict[str, None] = {}
-    parts = [*_NOUNS, *_ADVERBS, *(" ".join(t) for t in _TEMPLATES)]
+    parts = [*_NOUNS, *_ADVERBS, *_TEMPLATES]
     for label in LABELS:
         parts += [*_WORDS[label]["adjectives"], *_WORDS[label]["endings"]]
     for part in parts:
@@ -111,10 +111,9 @@ def train_planted_text_classifier(
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     steps = steps if steps is not None else fixture.train["steps"]
-    folder.mkdir(parents=True, exist_ok=True)
     vocab = _vocab()
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True,
+                              model_max_length=128)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = BertConfig(
@@ -128,8 +127,8 @@ def train_planted_text_classifier(
         batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
         return m(**batch, labels=torch.as_tensor(labels)).loss
 
-    loss = fit(model, planted_batches(fixture, LABELS, make_sentence, steps, rng), loss_of, steps, lr=2e-3,
-               progress=progress)
+    loss = fit(model, planted_batches(fixture, LABELS, make_sentence, steps, rng), loss_of, steps,
+               lr=fixture.train["lr"], progress=progress)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     logger.info("trained the %s classifier in %s (last loss %.3f)", fixture.name, folder, loss)
