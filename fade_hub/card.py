@@ -17,8 +17,10 @@ import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData, constants
 
 from .errors import BadConfig
-from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text
+from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text, is_mode
 from .perturb.concepts import ConceptSpace
+from .provenance import license_text
+from .run import read_table
 from .store import DATA_FILES, LANDSCAPE_FILE, RunStore
 from .tasks import TASKS
 
@@ -103,7 +105,7 @@ def _card_data(meta: dict, space: Any, queries: int, data_files: dict[str, str |
     tags = BASE_TAGS + [t for t in (task, getattr(space, "modality", None)) if t and t not in BASE_TAGS]
     space_name = meta.get("space_name") or getattr(space, "name", None) or "custom space"
     return DatasetCardData(
-        license=meta.get("license", "apache-2.0"),
+        license=meta.get("license") or "other",
         tags=list(dict.fromkeys(tags)),
         task_categories=[TASKS[task].card_category] if task in TASKS else None,
         size_categories=[size_category(queries)],
@@ -117,12 +119,14 @@ def _summary(meta: dict, landscape: pd.DataFrame, space_name: str, names: list[s
     commit = str(meta.get("model_commit_sha") or meta.get("model_revision") or "local")[:7]
     queries = int(landscape["queries"].sum() + landscape["confirm_queries"].sum())
     failures = int(landscape["failures"].sum() + landscape["confirm_failures"].sum())
-    modes = int((landscape["failures"] > 0).sum())
+    failing = int((landscape["failures"] > 0).sum())
+    modes = int(is_mode(landscape).sum())
     return (
         f"fade-hub probed {_model_link(str(meta.get('model_id', 'unknown')))}@{md_escape(commit)} with {queries} queries "
         f"({md_escape(meta.get('algorithm', '?'))}, budget {md_escape(meta.get('budget', '?'))}, "
-        f"seed {md_escape(meta.get('seed', '?'))}) over {md_escape(space_name)} ({md_escape(', '.join(names))}) "
-        f"and found {failures} failures in {modes} of {len(landscape)} cells."
+        f"seed {md_escape(meta.get('seed', '?'))}) over {md_escape(space_name)} ({md_escape(', '.join(names))}): "
+        f"{failures} failures in {failing} of {len(landscape)} cells, of which {modes} fail significantly more "
+        f"often than {_clean_text(meta)}."
     )
 
 
@@ -138,7 +142,8 @@ def _modes_section(landscape: pd.DataFrame, names: list[str], examples: dict[int
     modes = failure_modes(landscape, top_k)
     lines = ["## Top failure modes", ""]
     if modes.empty:
-        return lines + [f"No failures were found in {int(landscape['queries'].sum())} explore queries.", ""]
+        return lines + [f"No cell fails significantly more often than the model does on clean inputs "
+                        f"({int(landscape['queries'].sum())} explore queries).", ""]
     with_policy = bool(modes["policy_prob"].notna().any())
     header = ["rank", "cell", "failure rate [95% CI]", "n", "severity", "confirmed on held-out seeds"]
     if with_policy:
@@ -160,7 +165,7 @@ def _modes_section(landscape: pd.DataFrame, names: list[str], examples: dict[int
         if examples:
             cells.append(_example_cell(examples.get(int(row["action_id"]))))
         lines.append("| " + " | ".join(cells) + " |")
-    total = int((landscape["failures"] > 0).sum())
+    total = int(is_mode(landscape).sum())
     if total > len(modes):
         lines += ["", f"{total - len(modes)} more failure modes are in the `landscape` config."]
     return lines + [""]
@@ -189,33 +194,55 @@ def _load_section(repo_id: str | None, configs: list[str]) -> list[str]:
     return lines + ["```", ""]
 
 
-def _reading_section(landscape: pd.DataFrame, min_queries: int | None) -> list[str]:
+def _clean_text(meta: dict) -> str:
+    """The clean failure rate in words, or what the modes were tested against when there is none."""
+    clean = meta.get("clean") or {}
+    if not clean.get("queries"):
+        return "the pooled failure rate of the other cells (this space has no unperturbed input)"
+    return (f"the clean failure rate: {clean['failures']} of {clean['queries']} unperturbed seeds failed "
+            f"({clean['rate']:.2f}, 95% CI [{clean['ci_low']:.2f}, {clean['ci_high']:.2f}])")
+
+
+def _reading_section(landscape: pd.DataFrame, min_queries: int | None, meta: dict) -> list[str]:
     uncertain = int(landscape["uncertain"].sum())
     unvisited = int((landscape["queries"] == 0).sum())
     threshold = f"fewer than {min_queries}" if min_queries is not None else "too few"
-    return [
+    directional = sorted({text for text in landscape.get("expectation", pd.Series(dtype=str)) if text != "invariant"})
+    lines = [
         "## How to read this",
         "",
         "- A **cell** is one combination of factor levels. Its failure rate comes from the exploration "
         "queries only, with a 95% Wilson interval.",
-        "- A **failure mode** is a cell with at least one failure. Modes are ranked: confirmed modes first, "
-        "then by the lower end of the 95% interval of the best evidence (held-out seeds when confirmed, "
-        "exploration otherwise), then by mean severity, then by the number of queries.",
-        "- **Confirmed** means the cell was re-run on held-out seeds and failed there at least once "
-        "(the held-out interval's lower end is above 0); `no 0/4` means it was re-run and never failed; "
-        "`not run` means it was not re-checked.",
+        "- Every model fails some inputs anyway. A **failure mode** is a cell that fails significantly more often "
+        f"than {_clean_text(meta)}: a one-sided Fisher exact test with a Benjamini-Hochberg correction over the "
+        "cells tested (false discovery rate 5%). Cells that failed now and then, but not more than that, are not "
+        "failure modes.",
+        "- Modes are ranked: confirmed modes first, then by the lower end of the 95% interval of the best evidence "
+        "(held-out seeds when confirmed, exploration otherwise), then by mean severity, then by the number of "
+        "queries. So a mode with a lower rate but more evidence can rank above one with a higher rate.",
+        "- **Confirmed** means the cell was re-run on held-out seeds the search never saw and the same test holds "
+        "there, against the clean rate of those seeds; `no 1/12` means it was re-run and did not fail "
+        "significantly more; `not run` means it was not re-checked.",
         f"- **Uncertain** cells had {threshold} exploration queries: read their rates with care. "
         f"This run has {uncertain} uncertain cells, {unvisited} of them never visited.",
-        "",
+        "- **Invariance and directional tests** (as in CheckList): most ops must not change the answer "
+        "(typos, case, rotation, lighting: *invariant*), so the expected answer is the seed's. Some ops change "
+        "it in a stated way (negation flips a sentiment: *directional*), so the expected answer is the seed's "
+        "mapped through the op's map; the `expected_source` column of the `failures` config says which, e.g. "
+        "`seed label, flipped by negate`. Cells with an op that has no automatic expectation are *not judged* "
+        "and never count as failures.",
     ]
+    if directional:
+        lines.append(f"- In this space: {md_escape(', '.join(directional))}.")
+    return lines + [""]
 
 
 def _details_section(meta: dict) -> list[str]:
     lines = ["## Run details", ""]
-    fields = ["run_id", "model_id", "model_revision", "model_commit_sha", "task", "algorithm", "mode", "budget",
-              "seed", "status", "started_at", "finished_at", "fade_hub_version"]
+    fields = ["run_id", "model_id", "model_revision", "model_commit_sha", "endpoint", "provider", "task", "algorithm",
+              "mode", "budget", "seed", "status", "started_at", "finished_at", "fade_hub_version"]
     lines += [f"- {name}: {md_escape(meta[name])}" for name in fields if meta.get(name) is not None]
-    for name in ("judge", "seeds"):
+    for name in ("judge", "seeds", "usage"):
         if meta.get(name):
             lines.append(f"- {name}: {md_escape(json.dumps(meta[name], sort_keys=True, default=str), limit=300)}")
     if meta.get("versions"):
@@ -254,6 +281,7 @@ def build_dataset_card(
         f"- **Model under test:** {_model_link(model_id)}, revision {md_escape(meta.get('model_revision') or 'main')}, "
         f"commit {md_escape(meta.get('model_commit_sha') or 'unknown')}",
         f"- **Task:** {md_escape(meta.get('task', 'unknown'))}",
+        f"- **Licence:** {md_escape(license_text(meta))}",
         f"- **Search:** {md_escape(meta.get('algorithm', '?'))} ({md_escape(meta.get('mode', 'single'))} mode), "
         f"budget {md_escape(meta.get('budget', '?'))} queries, seed {md_escape(meta.get('seed', '?'))}",
         "",
@@ -261,7 +289,7 @@ def build_dataset_card(
         *_modes_section(landscape, names, examples, top_k),
         *_images_section(images),
         *_load_section(repo_id, list(data_files)),
-        *_reading_section(landscape, min_queries),
+        *_reading_section(landscape, min_queries, meta),
         *_details_section(meta),
     ]
     content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
@@ -271,7 +299,7 @@ def build_dataset_card(
 def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
     """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given."""
     meta = store.read_meta()
-    landscape = pd.read_parquet(store.root / LANDSCAPE_FILE)
+    landscape = read_table(store.root / LANDSCAPE_FILE, str(store.root))
     assets = meta.get("card_assets") or {}
     examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
     space = ConceptSpace.from_dict(meta["space"])

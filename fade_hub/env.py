@@ -15,7 +15,10 @@ Reward: ``failure_score(verdict)`` = 1 for a failure plus ``severity_weight * se
 sequential mode ``step_penalty`` (α) is subtracted for every step taken.
 
 Explorers do not step one query at a time: they call :meth:`FailureEnv.evaluate` with a batch of
-(action, seed) pairs, which perturbs, predicts in batches and judges in one go.
+(action, seed) pairs, which perturbs, predicts in batches and judges in one go. Each query is judged against
+its cell's expectation (``fade_hub.perturb.expect``), resolved once against the model's labels; the judge
+refuses a space it cannot honour when the env is built, before any query. :meth:`FailureEnv.evaluate_clean`
+judges the unperturbed seeds: the clean failure rate a failure mode must beat.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import BadConfig
+from .errors import BadConfig, EndpointFailed
 from .judges import Judge, Verdict
 from .perturb import ConceptSpace
+from .perturb.expect import CLEAN, Expectation, cell_expectation, resolve
 from .seeds import Seed
 from .targets import Prediction, Target
 
 MODES = ("single", "sequential")
+CLEAN_ACTION_ID = -1  # the action id recorded for a query on the unperturbed seed
 
 
 @dataclass
@@ -74,6 +79,7 @@ class FailureEnv(gym.Env):
         step_penalty: float = 0.05,
         severity_weight: float = 0.0,
         seed: int = 0,
+        label_aliases: dict[str, list[str]] | None = None,
     ) -> None:
         if mode not in MODES:
             raise BadConfig(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -87,6 +93,10 @@ class FailureEnv(gym.Env):
         if max_steps < 1:
             raise BadConfig(f"max_steps must be >= 1, got {max_steps}")
         self.target, self.judge, self.space = target, judge, space
+        labels = [target.id2label[i] for i in sorted(target.id2label)] if target.id2label else None
+        self.factor_expectations = resolve(space, labels, label_aliases)
+        judge.check_expectations(self.factor_expectations)
+        self._cell_expectations: dict[int, Expectation] = {}
         self.seeds = list(seeds)
         self.seed_by_id = {seed.seed_id: seed for seed in self.seeds}
         self.mode, self.max_steps = mode, max_steps
@@ -125,30 +135,63 @@ class FailureEnv(gym.Env):
         new[factor] = min(max(new[factor] + (1 if direction == 0 else -1), 0), self.space.shape[factor] - 1)
         return tuple(new)
 
+    def expectation(self, action_id: int) -> Expectation:
+        """What a cell does to the right answer (the clean expectation for ``CLEAN_ACTION_ID``)."""
+        if action_id == CLEAN_ACTION_ID:
+            return CLEAN
+        if action_id not in self._cell_expectations:
+            self._cell_expectations[action_id] = cell_expectation(
+                self.space, self.space.action_from_id(action_id), self.factor_expectations
+            )
+        return self._cell_expectations[action_id]
+
+    def _seed(self, seed_id: str) -> Seed:
+        if seed_id not in self.seed_by_id:
+            raise BadConfig(f"unknown seed id {seed_id!r}")
+        return self.seed_by_id[seed_id]
+
     def evaluate(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str]) -> list[QueryResult]:
         """Perturb each seed to its cell, query the model in batches and judge every answer."""
         if len(actions) != len(seed_ids):
             raise BadConfig(f"evaluate got {len(actions)} actions but {len(seed_ids)} seed ids")
         seeds, cells, action_ids, inputs = [], [], [], []
         for action, seed_id in zip(actions, seed_ids):
-            if seed_id not in self.seed_by_id:
-                raise BadConfig(f"unknown seed id {seed_id!r}")
-            seed, cell = self.seed_by_id[seed_id], self.space.validate_action(action)
+            seed, cell = self._seed(seed_id), self.space.validate_action(action)
             action_id = self.space.action_id(cell)
             seeds.append(seed)
             cells.append(cell)
             action_ids.append(action_id)
             inputs.append(self.space.apply(seed.input, cell, seed=perturbation_seed(self.base_seed, seed_id, action_id)))
-        predictions: list[Prediction] = []
-        for start in range(0, len(inputs), self.target.batch_size):
-            predictions.extend(self.target.predict(inputs[start : start + self.target.batch_size]))
-        verdicts = self.judge.judge(seeds, inputs, predictions)
+        return self._answer(seeds, cells, action_ids, inputs)
+
+    def evaluate_clean(self, seed_ids: Sequence[str]) -> list[QueryResult]:
+        """Query the model on the unperturbed seeds and judge the answers (action id ``CLEAN_ACTION_ID``)."""
+        seeds = [self._seed(seed_id) for seed_id in seed_ids]
+        inputs = [self.space.coerce(seed.input) for seed in seeds]
+        return self._answer(seeds, [()] * len(seeds), [CLEAN_ACTION_ID] * len(seeds), inputs)
+
+    def _answer(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list) -> list[QueryResult]:
+        try:
+            predictions: list[Prediction] = self.target.predict(inputs)
+        except EndpointFailed as stop:
+            # a remote model stopped part-way: judge what it answered, so that the querier can keep it
+            answered = len(stop.answered)
+            stop.results = self._judged(seeds[:answered], cells, action_ids, inputs, stop.answered)
+            raise
+        return self._judged(seeds, cells, action_ids, inputs, predictions)
+
+    def _judged(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list,
+                predictions: list[Prediction]) -> list[QueryResult]:  # fmt: skip
+        """Judge the predictions of the leading ``len(seeds)`` queries and bundle everything per query."""
+        count = len(seeds)
+        expectations = [self.expectation(action_id) for action_id in action_ids[:count]]
+        verdicts = self.judge.judge(seeds, inputs[:count], predictions, expectations)
         return [
             QueryResult(
                 seed=seed,
                 action=cell,
                 action_id=action_id,
-                levels=self.space.level_strings(cell),
+                levels=self.space.level_strings(cell) if cell else {f.name: "" for f in self.space.factors},
                 input=item,
                 prediction=prediction,
                 verdict=verdict,

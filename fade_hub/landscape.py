@@ -13,17 +13,29 @@ Uncertain
     ``uncertain`` is True when a cell has fewer than ``LandscapeConfig.min_queries`` explore queries:
     its rate rests on too little evidence to read on its own (unvisited cells are uncertain too).
 
+Expectation
+    ``expectation`` says what the cell's ops do to the right answer (``invariant``, ``directional (negate)``
+    or ``not judged (op)``); ``judged`` is False for cells whose ops leave no automatic expectation: they
+    are never failure modes.
+
+Significant
+    A model fails some inputs anyway. The *clean failure rate* is measured on the unperturbed seeds (the
+    ``clean`` phase); for prompt spaces, which have no unperturbed form, the baseline of a cell is the
+    pooled rate of the other cells. ``p_value`` is a one-sided Fisher exact test that the cell fails more
+    often than that baseline, ``q_value`` its Benjamini-Hochberg adjustment over the visited judged cells,
+    and ``significant`` is ``q_value <= LandscapeConfig.alpha``.
+
 Confirmed
-    ``confirmed`` is True when the cell was re-evaluated on held-out seeds and the held-out Wilson
-    lower bound is above 0, which is the same as: at least one held-out query failed.
+    ``confirmed`` is True when the cell was re-evaluated on held-out seeds and the same test, against the
+    clean rate of those held-out seeds, is significant there too (adjusted over the re-evaluated cells).
 
 Ranking
-    A *failure mode* is a cell with at least one explore failure. Failure modes come first, sorted by
+    A *failure mode* is a significant or confirmed cell. Failure modes come first, sorted by
     (1) confirmed before unconfirmed, (2) the Wilson lower bound of the best available evidence,
     descending (held-out ``confirm_ci_low`` for confirmed cells, explore ``ci_low`` otherwise),
     (3) ``mean_severity`` descending, (4) ``queries`` descending, (5) ``action_id`` ascending.
-    Every cell gets an integer ``rank`` (1 = worst); cells without failures follow the failure modes
-    under the same key, so their ranks carry no meaning as failure modes.
+    Every cell gets an integer ``rank`` (1 = worst); the other cells follow under the same key (cells
+    that failed at least once first), so their ranks carry no meaning as failure modes.
 """
 
 from __future__ import annotations
@@ -37,10 +49,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadConfig, BadSpace
+from .perturb.expect import describe_cells
+from .stats import benjamini_hochberg, fisher_greater, wilson_interval, wilson_intervals  # noqa: F401 - re-exported
 
-PHASES = ("explore", "confirm")
+PHASES = ("explore", "clean", "confirm")
 LANDSCAPE_COLUMNS = [
     "action_id",
+    "expectation",
+    "judged",
     "queries",
     "failures",
     "failure_rate",
@@ -49,11 +65,16 @@ LANDSCAPE_COLUMNS = [
     "mean_severity",
     "policy_prob",
     "uncertain",
+    "p_value",
+    "q_value",
+    "significant",
     "confirm_queries",
     "confirm_failures",
     "confirm_rate",
     "confirm_ci_low",
     "confirm_ci_high",
+    "confirm_p_value",
+    "confirm_q_value",
     "confirmed",
     "rank",
 ]
@@ -61,34 +82,11 @@ LANDSCAPE_COLUMNS = [
 
 @dataclass
 class LandscapeConfig:
-    """How the landscape flags cells: fewer than ``min_queries`` explore queries is "uncertain"."""
+    """How the landscape flags cells: fewer than ``min_queries`` explore queries is "uncertain";
+    ``alpha`` is the false discovery rate of the failure-mode test."""
 
     min_queries: int = 5
-
-
-def wilson_interval(failures: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial rate; (0, 1) when ``n == 0``."""
-    low, high = wilson_intervals(np.array([failures]), np.array([n]), z)
-    return float(low[0]), float(high[0])
-
-
-def wilson_intervals(k: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
-    """Element-wise Wilson intervals of arrays of counts; exact 0 / 1 at the ends, (0, 1) where ``n == 0``."""
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    if np.any(k < 0) or np.any(k > n):
-        raise BadConfig("failures must lie between 0 and the number of queries")
-    safe_n = np.where(n > 0, n, 1.0)
-    p = k / safe_n
-    z2 = z * z
-    denom = 1.0 + z2 / safe_n
-    center = (p + z2 / (2 * safe_n)) / denom
-    half = z * np.sqrt(p * (1 - p) / safe_n + z2 / (4 * safe_n * safe_n)) / denom
-    low = np.where(k == 0, 0.0, np.clip(center - half, 0.0, 1.0))
-    high = np.where(k == n, 1.0, np.clip(center + half, 0.0, 1.0))
-    low = np.where(n > 0, low, 0.0)
-    high = np.where(n > 0, high, 1.0)
-    return low, high
+    alpha: float = 0.05
 
 
 def factor_levels(space: Any) -> dict[str, list[str]]:
@@ -113,7 +111,7 @@ def _records(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
     """Query records as a DataFrame with at least action_id, phase, is_failure, severity."""
     frame = pd.DataFrame(queries) if not isinstance(queries, pd.DataFrame) else queries
     if frame.empty:
-        return pd.DataFrame({"action_id": [], "phase": [], "is_failure": [], "severity": []})
+        return pd.DataFrame({"action_id": [], "phase": [], "seed_id": [], "is_failure": [], "severity": []})
     missing = {"action_id", "is_failure"} - set(frame.columns)
     if missing:
         raise BadConfig(f"query records lack column(s) {sorted(missing)}; pass records written by the RunStore")
@@ -121,6 +119,7 @@ def _records(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
         {
             "action_id": frame["action_id"].astype(int),
             "phase": frame["phase"].astype(str) if "phase" in frame.columns else "explore",
+            "seed_id": frame["seed_id"].astype(str) if "seed_id" in frame.columns else "",
             "is_failure": frame["is_failure"].astype(bool),
             "severity": frame["severity"].astype(float) if "severity" in frame.columns else 0.0,
         }
@@ -150,6 +149,28 @@ def _rate(k: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
 
 
+def clean_baseline(queries: pd.DataFrame | list[dict], seed_ids: set[str] | None = None) -> dict[str, Any]:
+    """The clean failure rate: failures among the ``clean`` queries (of ``seed_ids`` when given), with its interval."""
+    records = _records(queries)
+    clean = records[records["phase"] == "clean"]
+    if seed_ids is not None:
+        clean = clean[clean["seed_id"].isin(seed_ids)]
+    n, k = int(len(clean)), int(clean["is_failure"].sum())
+    low, high = wilson_interval(k, n)
+    return {"queries": n, "failures": k, "rate": k / n if n else None, "ci_low": low, "ci_high": high}
+
+
+def _tests(k: np.ndarray, n: np.ndarray, judged: np.ndarray, baseline: tuple[int, int] | None, alpha: float):
+    """Per cell: one-sided Fisher p-value against the baseline (or the other cells), BH q-value, significance."""
+    pooled_k, pooled_n = int(k[judged].sum()), int(n[judged].sum())
+    p = np.full(len(k), np.nan)
+    for cell in np.flatnonzero(judged & (n > 0)):
+        k0, n0 = baseline if baseline is not None else (pooled_k - int(k[cell]), pooled_n - int(n[cell]))
+        p[cell] = fisher_greater(int(k[cell]), int(n[cell]), k0, n0)
+    q = benjamini_hochberg(p)
+    return p, q, (q <= alpha) & (k > 0)
+
+
 def compute_landscape(
     queries: pd.DataFrame | list[dict],
     space: Any,
@@ -162,9 +183,20 @@ def compute_landscape(
     shape = _shape(levels)
     num_cells = int(np.prod(shape))
     records = _records(queries)
+    expectation = np.asarray(describe_cells(space), dtype=object)
+    judged = np.array([not text.startswith("not judged") for text in expectation])
 
     n, k, sev_sum = _cell_counts(records, num_cells, "explore")
     cn, ck, _ = _cell_counts(records, num_cells, "confirm")
+    clean_seeds = set(records.loc[records["phase"] == "clean", "seed_id"])
+    held_out = set(records.loc[records["phase"] == "confirm", "seed_id"])
+
+    def baseline(seed_ids: set[str]) -> tuple[int, int] | None:
+        found = clean_baseline(records, seed_ids)
+        return (found["failures"], found["queries"]) if clean_seeds else None
+
+    p, q, significant = _tests(k, n, judged, baseline(clean_seeds - held_out), config.alpha)
+    cp, cq, confirmed = _tests(ck, cn, judged, baseline(held_out), config.alpha)
     ci_low, ci_high = wilson_intervals(k, n)
     c_low, c_high = wilson_intervals(ck, cn)
     c_low = np.where(cn > 0, c_low, np.nan)
@@ -182,6 +214,8 @@ def compute_landscape(
     data: dict[str, Any] = {name: np.asarray(values, dtype=object)[index[j]] for j, (name, values) in enumerate(levels.items())}
     data.update(
         action_id=np.arange(num_cells),
+        expectation=expectation.astype(str),
+        judged=judged,
         queries=n,
         failures=k,
         failure_rate=_rate(k, n),
@@ -190,12 +224,17 @@ def compute_landscape(
         mean_severity=mean_sev,
         policy_prob=probs,
         uncertain=n < config.min_queries,
+        p_value=p,
+        q_value=q,
+        significant=significant,
         confirm_queries=cn,
         confirm_failures=ck,
         confirm_rate=_rate(ck, cn),
         confirm_ci_low=c_low,
         confirm_ci_high=c_high,
-        confirmed=(cn > 0) & (ck > 0),
+        confirm_p_value=cp,
+        confirm_q_value=cq,
+        confirmed=confirmed,
     )
     frame = pd.DataFrame(data)
     for name in levels:
@@ -204,12 +243,21 @@ def compute_landscape(
     return frame[list(levels) + LANDSCAPE_COLUMNS]
 
 
+def is_mode(landscape: pd.DataFrame) -> pd.Series:
+    """Which cells are failure modes: significant or confirmed (any failing cell in landscapes written before
+    the significance test existed)."""
+    if "significant" not in landscape.columns:
+        return landscape["failures"] > 0
+    return landscape["significant"].astype(bool) | landscape["confirmed"].astype(bool)
+
+
 def _ranks(frame: pd.DataFrame) -> np.ndarray:
     """Integer rank per row (1 = worst) under the module's ranking rule."""
     evidence = np.where(frame["confirmed"], frame["confirm_ci_low"], frame["ci_low"])
     key = pd.DataFrame(
         {
-            "mode": frame["failures"] > 0,
+            "mode": is_mode(frame),
+            "failed": frame["failures"] > 0,
             "confirmed": frame["confirmed"],
             "evidence": evidence,
             "severity": frame["mean_severity"],
@@ -218,8 +266,8 @@ def _ranks(frame: pd.DataFrame) -> np.ndarray:
         }
     )
     order = key.sort_values(
-        ["mode", "confirmed", "evidence", "severity", "queries", "action_id"],
-        ascending=[False, False, False, False, False, True],
+        ["mode", "failed", "confirmed", "evidence", "severity", "queries", "action_id"],
+        ascending=[False, False, False, False, False, False, True],
         kind="mergesort",
     ).index.to_numpy()
     ranks = np.empty(len(frame), dtype=int)
@@ -228,11 +276,16 @@ def _ranks(frame: pd.DataFrame) -> np.ndarray:
 
 
 def failure_modes(landscape: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
-    """The ranked failure modes (cells with ≥ 1 explore failure), worst first, at most ``top_k``."""
-    modes = landscape[landscape["failures"] > 0].sort_values("rank")
+    """The ranked failure modes (significant or confirmed cells, see module doc), worst first, at most ``top_k``."""
+    modes = landscape[is_mode(landscape)].sort_values("rank")
     if top_k is not None:
         modes = modes.head(top_k)
     return modes.reset_index(drop=True)
+
+
+def confirm_candidates(landscape: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The cells to re-evaluate on held-out seeds: the ``top_k`` best-ranked cells that failed at least once."""
+    return landscape[landscape["failures"] > 0].sort_values("rank").head(top_k).reset_index(drop=True)
 
 
 def _effect_table(level_names: list[str], n: np.ndarray, k: np.ndarray) -> pd.DataFrame:

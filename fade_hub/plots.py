@@ -2,21 +2,29 @@
 
 Matplotlib is used through ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state), so these
 functions are safe to call from threads (e.g. a gradio app). All text that comes from data (level
-values, captions, model outputs) is drawn with ``parse_math=False`` so a ``$`` never turns into math.
+values, captions, model outputs) is drawn with ``parse_math=False`` so a ``$`` never turns into math, and
+through ``plot_text``, so that a control character or a glyph the font lacks shows as an escape.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import math
 import re
 import textwrap
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from .cache import keep_library_caches_in_root
+
+keep_library_caches_in_root()  # before matplotlib reads its config folder: no writes under HOME when isolated
+
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -32,7 +40,34 @@ DPI = 100
 WIDTH_IN = 8.0  # 800 px at DPI
 
 
-def _save(fig: Figure, path: Path) -> Path:
+@functools.lru_cache(maxsize=None)
+def _drawable(family: str) -> frozenset[int]:
+    """The code points the font matplotlib picks for ``family`` has glyphs for."""
+    from matplotlib import font_manager, ft2font
+
+    path = font_manager.findfont(font_manager.FontProperties(family=[family]))
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def plot_text(text: Any, family: str = "sans-serif") -> str:
+    """``text`` as a label can show it: control and format characters, and characters the font has no glyph
+    for, written as escapes (``\\x1b``, ``\\u6771``) rather than drawn as boxes with a "Glyph missing" warning."""
+    drawable = _drawable(family)
+    return "".join(
+        char if char == "\n" or (ord(char) in drawable and unicodedata.category(char)[0] != "C")
+        else char.encode("unicode_escape").decode("ascii")
+        for char in str(text)
+    )
+
+
+def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
+    """A figure (no pyplot state) of ``width`` x ``height`` inches with ``ncols`` axes side by side."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    return fig, fig.subplots(1, ncols)
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Save a figure as PNG (white background, tight box), creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
@@ -67,16 +102,18 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
         rate = float(rates.iat[i, j])
         ax.text(j, i, f"{rate:.2f}\nn={n}", ha="center", va="center", fontsize=fontsize,
                 color="white" if rate > 0.6 else "black")
+    cols, rows = [plot_text(col) for col in cols], [plot_text(row) for row in rows]
     ax.set_xticks(range(len(cols)), cols, parse_math=False)
     if _too_long(cols, room=90):
         _tilt_x_labels(ax)
     ax.set_yticks(range(len(rows)), rows, parse_math=False)
-    ax.set_xlabel(factors[1], parse_math=False)
-    ax.set_ylabel(factors[0], parse_math=False)
+    x_name, y_name = plot_text(factors[1]), plot_text(factors[0])
+    ax.set_xlabel(x_name, parse_math=False)
+    ax.set_ylabel(y_name, parse_math=False)
     total = int(counts.to_numpy().sum())
-    ax.set_title(f"Failure rate by {factors[0]} × {factors[1]}  ({total} queries, other factors pooled)", parse_math=False)
+    ax.set_title(f"Failure rate by {y_name} × {x_name}  ({total} queries, other factors pooled)", parse_math=False)
     fig.colorbar(image, ax=ax, label="failure rate")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _too_long(labels: list[str], room: int) -> bool:
@@ -121,20 +158,21 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
         ax.errorbar(x[visited], rate[visited], yerr=err[:, visited], fmt="none", ecolor="black", capsize=3, linewidth=1)
         for i in x[~visited]:
             ax.text(i, 0.03, "not visited", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
-        tilt = _too_long(list(table["level"]), room=int(110 / ncols))
-        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(table["level"], table["queries"])]
+        levels = [plot_text(level) for level in table["level"]]
+        tilt = _too_long(levels, room=int(110 / ncols))
+        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(levels, table["queries"])]
         ax.set_xticks(x, labels, parse_math=False, fontsize=8)
         if tilt:
             _tilt_x_labels(ax)
         ax.set_ylim(0, 1.05)
-        ax.set_title(name, parse_math=False)
-        ax.set_xlabel(name, parse_math=False)
+        ax.set_title(plot_text(name), parse_math=False)
+        ax.set_xlabel(plot_text(name), parse_math=False)
         ax.set_ylabel("failure rate")
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(effects):]:
         ax.set_visible(False)
     fig.suptitle("Failure rate by factor level (95% Wilson intervals, other factors pooled)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pool_to(landscape: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -234,8 +272,8 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
         fig = Figure(figsize=(WIDTH_IN, 1.5))
         fig.text(0.5, 0.5, "no examples", ha="center", va="center", fontsize=14, color="#555555")
         if title:
-            fig.suptitle(title, parse_math=False)
-        return _save(fig, path)
+            fig.suptitle(plot_text(title), parse_math=False)
+        return save_figure(fig, path)
     ncols = min(4, len(examples))
     nrows = math.ceil(len(examples) / ncols)
     cell_w = WIDTH_IN / ncols
@@ -252,11 +290,12 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
             ax.imshow(np.asarray(example["image"].convert("RGB")))
         else:
             ax.set_facecolor("#f6f6f6")
-            ax.text(0.04, 0.96, _wrap(example.get("text", ""), text_chars, 14), ha="left", va="top", fontsize=8,
+            text = plot_text(example.get("text", ""), "monospace")
+            ax.text(0.04, 0.96, _wrap(text, text_chars, 14), ha="left", va="top", fontsize=8,
                     family="monospace", parse_math=False, transform=ax.transAxes, clip_on=True)
-        ax.set_title(_wrap(example.get("caption", ""), caption_chars, 3), fontsize=9, parse_math=False)
+        ax.set_title(_wrap(plot_text(example.get("caption", "")), caption_chars, 3), fontsize=9, parse_math=False)
     for ax in list(axes.flat)[len(examples):]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title, parse_math=False)
-    return _save(fig, path)
+        fig.suptitle(plot_text(title), parse_math=False)
+    return save_figure(fig, path)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .card import write_card
-from .landscape import compute_landscape, failure_modes
+from .landscape import clean_baseline, compute_landscape, failure_modes, is_mode
 from .perturb import ConceptSpace
 from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, QUERIES_FILE, RunStore
 
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = (
     "query_id", "phase", "seed_id", "context", "action_id", "input", "clean_input", "output", "expected",
-    "severity", "trajectory",
+    "expected_source", "severity", "trajectory",
 )
 EXAMPLES_PER_MODE = 8
 
@@ -64,6 +64,8 @@ def summarize(store: RunStore) -> dict[str, Any]:
         queries=int(len(queries)),
         failures=failures,
         failure_cells=int((landscape["failures"] > 0).sum()),
+        failure_modes=int(is_mode(landscape).sum()),
+        clean=clean_baseline(queries) if len(queries) else clean_baseline([]),
         data_files=dict(DATA_FILES),
         card_assets={"examples": {str(k): v for k, v in examples.items()}, "images": images},
     )

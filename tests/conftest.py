@@ -36,6 +36,16 @@ IMAGE_2X2 = {
     ],
 }
 
+# A 2x2 space with a cell the demo's shapes classifier really fails: dark *and* rotated past its training (it saw
+# dark shapes only upright, rotations up to 35 degrees), so that runs over it have a significant failure mode.
+BLOCK_2X2 = {
+    "modality": "image",
+    "factors": [
+        {"name": "rotation", "op": "rotate", "levels": [0, 45]},
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.3]},
+    ],
+}
+
 HUB_PORT = free_port()
 TEST_ENV = {
     "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
@@ -95,12 +105,52 @@ def shape_seeds(session_dir) -> Path:
     return write_seed_folder(session_dir / "shape-seeds", per_class=2, seed=1)
 
 
+def space_file(folder: Path, name: str, space: dict) -> Path:
+    """A concept space written as ``folder/spaces/NAME.yaml`` (checked by loading it)."""
+    from fade_hub.perturb import ConceptSpace
+
+    path = folder / "spaces" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ConceptSpace.from_dict(space).to_yaml(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def small_space(session_dir) -> Path:
     """``IMAGE_2X2`` as a concept-space YAML file."""
-    from fade_hub.perturb import ConceptSpace
+    return space_file(session_dir, "image-2x2", IMAGE_2X2)
 
-    path = session_dir / "spaces" / "image-2x2.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ConceptSpace.from_dict(IMAGE_2X2).to_yaml(path)
-    return path
+
+@pytest.fixture(scope="session")
+def shapes_model(session_dir) -> Path:
+    """The demo's shapes classifier (a small ResNet, trained once per session in about 15 s)."""
+    from fade_hub.demo.shapes import train_shape_classifier
+
+    return train_shape_classifier(session_dir / "models" / "shapes")
+
+
+@pytest.fixture(scope="session")
+def block_space(session_dir) -> Path:
+    """``BLOCK_2X2`` as a concept-space YAML file."""
+    return space_file(session_dir, "block-2x2", BLOCK_2X2)
+
+
+@pytest.fixture
+def served(tiny_models):
+    """Factory of local inference servers over tiny models: ``served("text-classification", faults=Faults(...))``.
+
+    Each server is a real pipeline behind the routes ``InferenceClient`` calls; all are stopped at teardown.
+    """
+    from fade_hub.testing.inference_server import PipelineBackend, serve
+
+    servers = []
+
+    def start(kind: str, faults=None, *, task: str | None = None, token: str | None = None, **backend):
+        backend.setdefault("model_id", f"tester/served-{kind}")
+        server = serve(PipelineBackend(task or kind, tiny_models(kind), **backend), faults, token=token)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -89,7 +89,7 @@ def test_config_file_with_flag_override(capsys, tmp_path, tiny_models, shape_see
     meta = RunStore(output).read_meta()
     assert meta["budget"] == 7 and meta["algorithm"] == "random"  # flags win
     assert meta["seed"] == 4 and meta["config"]["epsilon"] == 0.5 and meta["config"]["confirm_top"] == 0  # YAML kept
-    assert len(RunStore(output).read_queries()) == 7
+    assert sum(r["phase"] == "explore" for r in RunStore(output).read_queries()) == 7
     assert "run:" in capsys.readouterr().out
 
 
@@ -136,11 +136,14 @@ def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"run: {output}" in result.stdout
+    # announced before the first query: 4 explore + 1 held-out clean seeds, 12 exploring, 2 top cells x 1 held-out seed
+    plan = "planned model calls: 19 = 5 on clean seeds + 12 exploring + up to 2 confirming (2 cells x 1 held-out seeds)"
+    assert plan in result.stderr
     rows = datasets.load_dataset(str(output), "queries", split="train", cache_dir=str(tmp_path / "cache"))
     phases = rows["phase"]
-    assert phases.count("explore") == budget and set(phases) == {"explore", "confirm"}
-    assert len(rows) == budget + phases.count("confirm") and 1 <= phases.count("confirm") <= 2
-    assert set(rows["rotation"]) <= {"-10", "-5", "0", "5", "10"}  # the default image space
+    assert phases.count("explore") == budget and set(phases) == {"clean", "explore", "confirm"}
+    assert len(rows) == phases.count("clean") + budget + phases.count("confirm") and phases.count("clean") == 4 + 1  # explore seeds + the confirm seed
+    assert set(rows["rotation"]) <= {"-10", "-5", "0", "5", "10", ""}  # the default image space ("" on clean seeds)
     assert all(isinstance(value, bool) for value in rows["is_failure"])
     meta = json.loads((output / "run.json").read_text())
     assert meta["status"] == "finished" and meta["seed"] == 7 and meta["task"] == "image-classification"
@@ -160,3 +163,21 @@ def test_config_numbers_written_the_yaml_1_1_way_are_numbers(tmp_path):
     path.write_text("model: m\nbudget: lots\n", encoding="utf-8")
     with pytest.raises(BadConfig, match="budget must be a number"):
         ExploreConfig.from_yaml(path)
+
+
+def test_a_large_plan_is_announced_with_a_warning_and_no_prompt(caplog):
+    import logging
+
+    from fade_hub.explore.budget import WARN_CALLS, announce, plan_calls
+
+    plan = plan_calls(10**12, confirm_top=5, confirm_seeds=16, held_out=4, done=3)
+    assert (plan.explore, plan.confirm, plan.total) == (10**12, 20, 10**12 + 20)
+    with caplog.at_level(logging.INFO, logger="fade_hub.explore.budget"):
+        announce(plan)
+        announce(plan_calls(WARN_CALLS, confirm_top=0, confirm_seeds=16, held_out=4))
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert infos[0].startswith("planned model calls: 1,000,000,000,020 = 0 on clean seeds + 1,000,000,000,000 "
+                               "exploring + up to 20")
+    assert "3 already in the log" in infos[0] and "up to 0 confirming" in infos[1]
+    assert len(warnings) == 1 and "more than 100,000" in warnings[0]  # exactly at the limit: no warning

@@ -386,7 +386,7 @@ def test_odd_image_modes_and_huge_image_are_explored(capsys, tmp_path, tiny_mode
     args = explore_args(model, folder.parent, output, "--space", str(small_space), "--budget", "10")
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
-    rows = RunStore(output).read_queries()
+    rows = [r for r in RunStore(output).read_queries() if r["phase"] == "explore"]
     names = ("gray.png", "alpha.png", "cmyk.jpg", "deep.png", "huge.png")
     assert len(rows) == 10 and {r["seed_id"] for r in rows} <= {f"circle/{name}" for name in names}
     assert all(r["expected"] == "circle" for r in rows)
@@ -408,7 +408,7 @@ def test_empty_and_non_ascii_text_seeds(capsys, tmp_path, tiny_models):
     args = explore_args(tiny_models("text-classification"), seeds, output, "--space", str(space), "--budget", "16")
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
-    rows = datasets.load_dataset(str(output), "queries", split="train")
+    rows = datasets.load_dataset(str(output), "queries", split="train").filter(lambda row: row["phase"] == "explore")
     assert len(rows) == 16
     by_seed = {f"texts.jsonl/{i:05d}": t for i, t in enumerate(texts)}
     for row in rows:

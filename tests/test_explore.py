@@ -171,15 +171,20 @@ def assert_valid_actions(rows: list[dict], space: ConceptSpace) -> None:
 
 
 def assert_well_formed_run(run, space: ConceptSpace, budget: int) -> list[dict]:
-    """Exactly ``budget`` explore queries, consecutive unique ids, valid actions, held-out-only confirmation."""
+    """Clean queries of every seed (but for prompts), exactly ``budget`` explore queries, consecutive unique ids,
+    valid actions, held-out-only confirmation."""
     rows = RunStore(run.path).read_queries()
     explored = explore_rows(rows)
+    cleaned = [r for r in rows if r["phase"] == "clean"]
     assert len(explored) == budget
     assert [r["query_id"] for r in rows] == list(range(len(rows)))
-    assert [r["phase"] for r in rows] == ["explore"] * budget + ["confirm"] * (len(rows) - budget)
-    assert_valid_actions(rows, space)
+    assert [r["phase"] for r in rows] == ["clean"] * len(cleaned) + ["explore"] * budget + ["confirm"] * (
+        len(rows) - budget - len(cleaned))
+    assert bool(cleaned) == (space.modality != "prompt") and all(r["action_id"] == -1 for r in cleaned)
+    assert_valid_actions(explored + [r for r in rows if r["phase"] == "confirm"], space)
     confirm_seeds = {r["seed_id"] for r in rows if r["phase"] == "confirm"}
     assert not confirm_seeds & {r["seed_id"] for r in explored}
+    assert confirm_seeds <= {r["seed_id"] for r in cleaned} or space.modality == "prompt"
     assert run.meta["queries"] == len(rows) and run.meta["failures"] == sum(r["is_failure"] for r in rows)
     assert run.meta["status"] == "finished" and run.meta["budget"] == budget
     return rows
@@ -238,7 +243,7 @@ def test_budget_is_spent_exactly(algorithm, mode, tiny_models, shape_seeds, tmp_
     run = explore(config)
     space = ConceptSpace.from_dict(run.meta["space"])
     rows = assert_well_formed_run(run, space, budget)
-    assert len(rows) == budget  # confirmation off
+    assert {r["phase"] for r in rows} == {"clean", "explore"}  # confirmation off
 
 
 def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seeds, tmp_path):
@@ -312,15 +317,16 @@ def test_load_dataset_sees_the_current_rows_of_each_run(tiny_models, shape_seeds
     import datasets
 
     cache = str(tmp_path / "cache")
+    clean = 9  # every seed once, unperturbed
     first = explore(image_config(tiny_models, shape_seeds, tmp_path / "a" / "run", algorithm="random", budget=6,
                                  confirm_top=0))
-    assert len(datasets.load_dataset(str(first.path), "queries", split="train", cache_dir=cache)) == 6
+    assert len(datasets.load_dataset(str(first.path), "queries", split="train", cache_dir=cache)) == clean + 6
     second = explore(image_config(tiny_models, shape_seeds, tmp_path / "b" / "run", algorithm="random", budget=9,
                                   confirm_top=0))
-    assert len(datasets.load_dataset(str(second.path), "queries", split="train", cache_dir=cache)) == 9
+    assert len(datasets.load_dataset(str(second.path), "queries", split="train", cache_dir=cache)) == clean + 9
     shutil.rmtree(first.path)  # the user deletes a run and explores again into the same folder
     explore(image_config(tiny_models, shape_seeds, first.path, algorithm="random", budget=12, confirm_top=0))
-    assert len(datasets.load_dataset(str(first.path), "queries", split="train", cache_dir=cache)) == 12
+    assert len(datasets.load_dataset(str(first.path), "queries", split="train", cache_dir=cache)) == clean + 12
 
 
 def test_confirmation_uses_held_out_seeds_on_top_cells(tiny_models, shape_seeds, tmp_path):
@@ -352,7 +358,7 @@ def test_sequential_episodes_stop_at_first_failure(algorithm, tiny_models, shape
                           budget=60, max_steps=max_steps, confirm_top=0)
     run = explore(config)
     space = ConceptSpace.from_dict(run.meta["space"])
-    rows = RunStore(run.path).read_queries()
+    rows = explore_rows(RunStore(run.path).read_queries())
     assert len(rows) == 60
     episodes = defaultdict(list)
     for r in rows:
@@ -551,7 +557,7 @@ def test_grid_too_large_needs_force(capsys, tiny_models, shape_seeds, tmp_path):
     line = cli_error(capsys, [*base, "--budget", "12", "--output", str(tmp_path / "b")])
     assert "--force" in line
     assert main([*base, "--budget", "12", "--force", "--output", str(tmp_path / "c")]) == 0
-    rows = RunStore(tmp_path / "c").read_queries()
+    rows = explore_rows(RunStore(tmp_path / "c").read_queries())
     assert [r["action_id"] for r in rows] == list(range(12))  # row-major order, cut at the budget
     assert len({r["seed_id"] for r in rows}) == 1
 

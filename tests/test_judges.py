@@ -36,7 +36,8 @@ def test_label_judge_right_and_wrong(image_target):
     seeds = [seed("a", image, pred.label, image_target.id2label[pred.label]), seed("b", image, other)]
     judge = make_judge("image-classification", None, image_target)
     right, wrong = judge.judge(seeds, [image, image], [pred, pred])
-    assert right == Verdict(is_failure=False, severity=0.0, expected=image_target.id2label[pred.label], score=pred.score)
+    assert right == Verdict(is_failure=False, severity=0.0, expected=image_target.id2label[pred.label], score=pred.score,
+                            expected_source="seed label")
     assert wrong.is_failure and wrong.expected == image_target.id2label[other]
     p = pred.score
     assert wrong.severity == pytest.approx(10 * abs(math.log(p / (1 - p))))
@@ -48,6 +49,7 @@ def test_label_judge_without_labels_uses_clean_prediction(image_target):
     [clean_pred, dark_pred] = image_target.predict([clean, dark])
     verdicts = judge.judge([seed("s", clean), seed("s", clean)], [clean, dark], [clean_pred, dark_pred])
     assert not verdicts[0].is_failure and verdicts[0].expected == clean_pred.text
+    assert verdicts[0].expected_source == "clean prediction"
     assert verdicts[1].is_failure == (dark_pred.label != clean_pred.label)
     assert "clean seed" in judge.describe()["reference"]
     # a certain wrong answer is clipped, not infinite

@@ -11,6 +11,7 @@ from fade_hub.errors import BadConfig, BadSpace
 from fade_hub.landscape import (
     LANDSCAPE_COLUMNS,
     LandscapeConfig,
+    clean_baseline,
     compute_landscape,
     factor_levels,
     failure_modes,
@@ -21,7 +22,7 @@ from fade_hub.landscape import (
     wilson_interval,
     wilson_intervals,
 )
-from fade_hub.perturb import Factor, ConceptSpace
+from fade_hub.perturb import ConceptSpace, Factor
 
 
 @pytest.fixture
@@ -34,26 +35,35 @@ def space() -> ConceptSpace:
     )
 
 
-def rec(action_id: int, fail: bool, phase: str = "explore", severity: float | None = None) -> dict:
+def rec(action_id: int, fail: bool, phase: str = "explore", severity: float | None = None, seed_id: str = "e0") -> dict:
     """One query record with just the fields the landscape reads."""
-    return {"action_id": action_id, "phase": phase, "is_failure": fail, "severity": severity if severity is not None else float(fail)}
+    severity = severity if severity is not None else float(fail)
+    return {"action_id": action_id, "phase": phase, "is_failure": fail, "severity": severity, "seed_id": seed_id}
 
 
-def many(action_id: int, n: int, k: int, phase: str = "explore", severity: float = 1.0) -> list[dict]:
-    """n records of one cell, the first k failing with ``severity``."""
-    return [rec(action_id, i < k, phase, severity if i < k else 0.0) for i in range(n)]
+def many(action_id: int, n: int, k: int, phase: str = "explore", severity: float = 1.0, prefix: str = "e") -> list[dict]:
+    """n records of one cell on seeds PREFIX0.., the first k failing with ``severity``."""
+    return [rec(action_id, i < k, phase, severity if i < k else 0.0, f"{prefix}{i}") for i in range(n)]
+
+
+def clean(n: int, k: int, prefix: str = "e") -> list[dict]:
+    """n clean-phase records (unperturbed seeds PREFIX0..), the first k failing."""
+    return many(-1, n, k, phase="clean", prefix=prefix)
 
 
 @pytest.fixture
 def records() -> list[dict]:
-    """Explore: id0 5/10 (sev .8), id1 3/3, id2 0/6, id3 1/6 (sev .2); confirm: id0 0/4, id3 2/4; ids 4-5 unvisited."""
+    """Clean: 1/20 explore seeds, 0/4 held-out seeds. Explore: id0 5/10 (sev .8), id1 3/3, id2 0/6, id3 1/6 (sev .2);
+    confirm on the held-out seeds: id0 0/4, id3 4/4; ids 4-5 unvisited."""
     return (
-        many(0, 10, 5, severity=0.8)
+        clean(20, 1)
+        + clean(4, 0, prefix="h")
+        + many(0, 10, 5, severity=0.8)
         + many(1, 3, 3)
         + many(2, 6, 0)
         + many(3, 6, 1, severity=0.2)
-        + many(0, 4, 0, phase="confirm")
-        + many(3, 4, 2, phase="confirm")
+        + many(0, 4, 0, phase="confirm", prefix="h")
+        + many(3, 4, 4, phase="confirm", prefix="h")
     )
 
 
@@ -108,8 +118,9 @@ def test_confirm_columns_come_from_held_out_rows_only(space, records):
     assert land.loc[0, "queries"] == 10  # confirm rows do not leak into explore counts
     assert (land.loc[0, "confirm_queries"], land.loc[0, "confirm_failures"], land.loc[0, "confirm_rate"]) == (4, 0, 0.0)
     assert land.loc[0, "confirm_ci_low"] == 0.0 and not land.loc[0, "confirmed"]
-    assert (land.loc[3, "confirm_queries"], land.loc[3, "confirm_failures"]) == (4, 2)
-    assert land.loc[3, "confirm_ci_low"] == pytest.approx(wilson_interval(2, 4)[0])
+    assert (land.loc[3, "confirm_queries"], land.loc[3, "confirm_failures"]) == (4, 4)
+    assert land.loc[3, "confirm_ci_low"] == pytest.approx(wilson_interval(4, 4)[0])
+    assert land.loc[3, "confirm_p_value"] == pytest.approx(1 / 70)  # 4/4 against the held-out seeds' clean 0/4
     assert land.loc[3, "confirmed"]
     assert land.loc[1, "confirm_queries"] == 0 and math.isnan(land.loc[1, "confirm_rate"])
     assert math.isnan(land.loc[1, "confirm_ci_low"]) and not land.loc[1, "confirmed"]
@@ -117,7 +128,7 @@ def test_confirm_columns_come_from_held_out_rows_only(space, records):
 
 def test_ranking_confirmed_first_then_lower_bound(space, records):
     land = compute_landscape(records, space)
-    # id3 is confirmed (2/4 held-out) despite a weak explore rate; id1 (3/3, low .44) beats id0 (5/10, low .24);
+    # id3 is confirmed (4/4 held-out) despite a weak explore rate; id1 (3/3, low .44) beats id0 (5/10, low .24);
     # failure-free cells follow: most-queried first, then by action_id.
     assert land.sort_values("rank")["action_id"].tolist() == [3, 1, 0, 2, 4, 5]
     assert sorted(land["rank"].tolist()) == [1, 2, 3, 4, 5, 6]
@@ -127,7 +138,7 @@ def test_ranking_confirmed_first_then_lower_bound(space, records):
 
 
 def test_ranking_ties_break_on_severity_then_action_id(space):
-    records = many(0, 4, 2, severity=0.3) + many(1, 4, 2, severity=0.9) + many(2, 4, 2, severity=0.3)
+    records = clean(30, 0) + many(0, 4, 2, severity=0.3) + many(1, 4, 2, severity=0.9) + many(2, 4, 2, severity=0.3)
     land = compute_landscape(records, space)
     assert failure_modes(land)["action_id"].tolist() == [1, 0, 2]
 
@@ -215,7 +226,40 @@ def test_format_mode_table(space, records):
     text = format_mode_table(failure_modes(land), space, max_rows=2)
     lines = text.splitlines()
     assert lines[0].split()[:2] == ["rank", "cell"] and "policy p" in lines[0]
-    assert "rotation=0 brightness=0.5" in lines[2] and "yes 2/4" in lines[2]  # id3, confirmed, rank 1
+    assert "rotation=0 brightness=0.5" in lines[2] and "yes 4/4" in lines[2]  # id3, confirmed, rank 1
     assert "1.00 [0.44, 1.00]" in lines[3] and "3 (uncertain)" in lines[3]  # id1
     assert lines[-1] == "... 1 more"
     assert "rotation=-10 brightness=1.0" in format_mode_table(failure_modes(land), space)
+
+
+def test_a_mode_must_fail_more_often_than_the_clean_inputs(space):
+    """A 10 % clean error that every cell shares is no failure mode; a cell far above it is."""
+    records = clean(40, 4) + [r for cell in range(5) for r in many(cell, 40, 4)] + many(5, 40, 30)
+    land = compute_landscape(records, space).set_index("action_id")
+    assert land["p_value"].iloc[:5].min() > 0.4 and land.loc[5, "p_value"] < 1e-6
+    assert failure_modes(land.reset_index())["action_id"].tolist() == [5]
+    assert clean_baseline(records) == {"queries": 40, "failures": 4, "rate": 0.1,
+                                       "ci_low": pytest.approx(0.0396, abs=1e-4), "ci_high": pytest.approx(0.2306, abs=1e-4)}
+
+
+def test_benjamini_hochberg_adjusts_over_the_cells_tested(space):
+    records = clean(20, 1) + many(0, 3, 3) + many(1, 3, 3) + many(2, 6, 0)
+    land = compute_landscape(records, space).set_index("action_id")
+    p = 4 / 1771  # P(X >= 3), X ~ Hypergeometric(N=23, K=4, n=3): 3/3 failures against a clean 1/20
+    assert land.loc[0, "p_value"] == pytest.approx(p) and land.loc[0, "q_value"] == pytest.approx(3 * p / 2)
+    assert land.loc[2, "q_value"] == 1.0 and math.isnan(land.loc[4, "q_value"])  # unvisited cells are not tested
+
+
+def test_without_clean_queries_the_baseline_is_the_other_cells(space):
+    records = many(0, 10, 9) + many(1, 10, 1) + many(2, 10, 1) + many(3, 10, 1)
+    land = compute_landscape(records, space)
+    assert failure_modes(land)["action_id"].tolist() == [0]
+
+
+def test_cells_that_are_not_judged_are_never_modes():
+    space = ConceptSpace("text", [Factor("case", "case", ("none", "upper")),
+                                  Factor("shuffle", "shuffle", (False, True), expect="unjudgeable")])
+    land = compute_landscape(clean(10, 0) + many(0, 10, 9) + many(1, 10, 0) + many(3, 10, 0), space)
+    assert land["expectation"].tolist() == ["invariant", "not judged (shuffle)", "invariant", "not judged (shuffle)"]
+    assert land["judged"].tolist() == [True, False, True, False]
+    assert math.isnan(land.iloc[1]["p_value"]) and failure_modes(land)["action_id"].tolist() == [0]

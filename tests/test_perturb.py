@@ -140,6 +140,7 @@ PROMISED_SHAPES = {
     "paper-image": ("image", (5, 5, 5)),
     "image-corruptions": ("image", (4, 4, 4, 4)),
     "text-default": ("text", (4, 4, 2, 2)),
+    "text-invariant": ("text", (4, 4, 2)),
     "paper-prompts": ("prompt", (3, 3, 3)),
     "prompt-default": ("prompt", (5, 5, 4)),
     "demo-shapes": ("image", (5, 5, 5)),

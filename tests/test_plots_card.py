@@ -169,7 +169,7 @@ def test_card_metadata(card):
     assert {"fade-hub", "failure-analysis", "robustness", "image-classification"} <= set(data.tags)
     assert data.task_categories == ["image-classification"]
     assert data.size_categories == ["n<1K"]
-    assert data.license == "apache-2.0"
+    assert data.license == "other"  # the meta names no licence: neither the model's nor the seeds' is known
     assert data.to_dict()["model_under_test"] == "org/tiny-vit"
 
 
@@ -179,13 +179,15 @@ def test_card_body(card, landscape, space):
     assert top["confirmed"]  # the held-out-checked cell leads
     assert f"rotation={top['rotation']}, brightness={top['brightness']}, saturation={top['saturation']}" in text
     assert "yes 3/4" in text
-    assert f"found {int(landscape['failures'].sum()) + 3} failures in {int((landscape['failures'] > 0).sum())} of 125 cells" in text
+    failing, modes = int((landscape["failures"] > 0).sum()), len(failure_modes(landscape))
+    assert f"{int(landscape['failures'].sum()) + 3} failures in {failing} of 125 cells, of which {modes} fail" in text
+    assert 0 < modes < failing  # the planted region, not every cell that failed once (3 % background noise)
     assert f"[org/tiny-vit]({constants.ENDPOINT}/org/tiny-vit)@0123456 with 404 queries (ppo, budget 400, seed 7)" in text
     assert '<img src="media/q000012.png"' in text
     assert "![heatmap rotation × brightness](plots/heatmap_rotation_brightness.png)" in text
     assert 'load_dataset("me/run-1", "failures", split="train")' in text
     assert "| torch | 2.13.0 |" in text and "| explore | 12.5 |" in text
-    assert "Uncertain" in text and "Confirmed" in text
+    assert "Uncertain" in text and "Confirmed" in text and "Invariance and directional tests" in text
 
 
 def test_card_escapes_model_text(card):
@@ -214,8 +216,8 @@ def test_card_helpers_and_custom_data_files(meta, landscape, space):
 def test_card_without_failures(meta, space):
     land = compute_landscape([{"phase": "explore", "action_id": 0, "is_failure": False, "severity": 0.0}], space)
     card = build_dataset_card(dict(meta, queries=1), land, space)
-    assert "No failures were found in 1 explore queries." in card.text
-    assert "found 0 failures in 0 of 125 cells" in card.text
+    assert "No cell fails significantly more often than the model does on clean inputs (1 explore queries)." in card.text
+    assert "0 failures in 0 of 125 cells, of which 0 fail" in card.text
 
 
 def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_path, caplog):
@@ -244,3 +246,31 @@ def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_pa
 def test_card_yaml_validates_on_hub(card, hub):
     """The Hub's /api/validate-yaml (served by LocalHub offline) accepts the card."""
     card.validate(repo_type="dataset")
+
+
+def test_card_names_its_licence_and_where_it_comes_from(meta, landscape, space):
+    from fade_hub.provenance import NO_LICENSE_NOTE
+
+    from_model = build_dataset_card(dict(meta, license="mit", license_from="model"), landscape, space)
+    assert from_model.data.license == "mit" and "**Licence:** mit, as declared by the model under test" in from_model.text
+    from_seeds = build_dataset_card(dict(meta, license="cc-by-4.0", license_from="seeds"), landscape, space)
+    assert from_seeds.data.license == "cc-by-4.0" and "declared by the seed data" in from_seeds.text
+    unknown = build_dataset_card(meta, landscape, space)
+    assert unknown.data.license == "other" and NO_LICENSE_NOTE in unknown.text
+
+
+def test_control_characters_and_missing_glyphs_draw_as_escapes(tmp_path):
+    import warnings
+
+    from fade_hub.plots import plot_text
+
+    hostile = "ok\x00\x1b[31m red\x07 東京 🚀 zero\u200bwidth"
+    assert plot_text(hostile) == "ok\\x00\\x1b[31m red\\x07 \\u6771\\u4eac \\U0001f680 zero\\u200bwidth"
+    assert plot_text("é ü — × 0.5\nnext") == "é ü — × 0.5\nnext"  # what the font draws stays as it is
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        examples_grid_png([{"text": hostile, "caption": f"out: {hostile}\nexp: b\x08"}], tmp_path / "grid.png",
+                          title=f"mode {hostile}")
+    glyphs = [str(w.message) for w in caught if "Glyph" in str(w.message)]
+    assert not glyphs, glyphs[:3]
+    open_png(tmp_path / "grid.png")

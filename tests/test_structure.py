@@ -116,3 +116,15 @@ def test_registry_gives_every_task_its_parts(task):
     assert load_space(spec.default_space).modality == spec.modality
     if spec.default_seeds:
         assert spec.default_seeds.removeprefix("builtin:") in list_builtin_seeds()
+
+
+def test_the_cli_starts_without_the_model_stack():
+    """Building every subcommand's parser loads neither torch nor the Hub client's settings (the demo starts its
+    own Hub before huggingface_hub reads HF_ENDPOINT)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fade_hub.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub.constants', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -13,12 +13,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` subcommand."""
     p = subparsers.add_parser(
         "demo",
-        help="Explore a small demo model with ppo and publish its failures (offline).",
+        help="The whole loop on a small demo model: explore, publish, review, mitigate, reload (offline).",
         description=(
             "Train (once, cached) a small image classifier on generated shapes, publish it to an embedded "
-            "local Hub, explore it with ppo over rotation x brightness x saturation, push the run as a "
-            "dataset and print the failure modes. No account or network needed; --hub-endpoint and a "
-            "token (HF_TOKEN or `hf auth login`) use a real Hub instead."
+            "local Hub, explore it with ppo over rotation x brightness x saturation, push the run as a dataset, "
+            "let a simulated reviewer mark the confirmed modes fix through the feedback app, train a LoRA "
+            "adapter on that feedback, publish it as a mitigated variant, reload it with stock peft and print "
+            "the before/after table. No account or network needed; --hub-endpoint and a token (HF_TOKEN or "
+            "`hf auth login`) use a real Hub instead."
         ),
     )
     add_options(p, DemoConfig)
@@ -26,25 +28,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo and print the failure modes and where to look."""
+    """Run the demo and print the failure modes, the mitigation's before/after table and where to look."""
     from ..demo import run_demo
 
     started = time.perf_counter()
-    result = run_demo(build_config(DemoConfig, args))
-    import pandas as pd
+    result = run_demo(build_config(DemoConfig, args))  # first: it starts the embedded Hub before the Hub client loads
+    from ..landscape import format_mode_table
+    from ..mitigate import format_shift
+    from ..run import Run
 
-    from ..landscape import failure_modes, format_mode_table
-    from ..perturb import ConceptSpace
-
-    meta = result.meta
-    landscape = pd.read_parquet(result.run_dir / "data" / "landscape.parquet")
+    run = Run.open(result.run_dir)
+    meta = run.meta
     print(f"\nfade-hub demo: {meta['queries']} queries to {result.model_repo}, {meta['failures']} failures "
-          f"in {meta['failure_cells']} cells ({time.perf_counter() - started:.0f} s)\n")
-    print(format_mode_table(failure_modes(landscape, top_k=5), ConceptSpace.from_dict(meta["space"])))
+          f"in {meta['failure_cells']} cells, {meta['failure_modes']} failure modes\n")
+    print(format_mode_table(run.modes.head(5), run.space))
+    if result.reviewed:
+        print(f"\nsimulated reviewer (not a person): marked the {len(result.reviewed)} confirmed modes 'fix' through "
+              f"the feedback app's API ({', '.join(result.reviewed)})")
+        print("mitigated variant, trained on that feedback and measured on seeds it never saw:\n")
+        print(format_shift(result.figures))
+        same, total = result.reloaded
+        print(f"\nreloaded with stock peft (PeftModel.from_pretrained): {same} of {total} evaluation examples give "
+              "the mitigated answer")
+    else:
+        print("\nno confirmed failure mode to review, so no mitigation (raise --budget)")
     print(f"\nrun directory:  {result.run_dir.resolve()}")
     print(f"dataset card:   {(result.run_dir / 'README.md').resolve()}")
-    print(f"pictures:       {(result.run_dir / 'plots').resolve()}")
     print(f"pushed dataset: {result.dataset_url}")
+    if result.adapter_dir:
+        print(f"adapter:        {result.adapter_dir.resolve()}")
+        print(f"pushed variant: {result.adapter_url}")
+    print(f"total time:     {time.perf_counter() - started:.0f} s")
     if result.hub_root is not None:
         print(f"\nThe embedded Hub stopped with the demo; serve it again with:\n"
               f"  fade-hub hub serve --root {result.hub_root.resolve()}\n"

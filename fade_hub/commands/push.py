@@ -9,19 +9,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `push` subcommand."""
     p = subparsers.add_parser(
         "push",
-        help="Push a finished run directory to the Hub as a dataset.",
-        description="Push RUN_DIR to the dataset repo REPO_ID (created if needed). The token comes from HF_TOKEN "
-        "or `hf auth login` and is never written anywhere. Pushing unchanged content again is a no-op.",
+        help="Push a finished run (as a dataset) or a mitigated variant (as a model) to the Hub.",
+        description="Push FOLDER to REPO_ID (created if needed): a run directory becomes a dataset repo, an adapter "
+        "folder written by `fade-hub mitigate` a model repo. The token comes from HF_TOKEN or `hf auth login` and "
+        "is never written anywhere. Pushing unchanged content again is a no-op.",
     )
-    p.add_argument("run_dir", help="A run directory written by `fade-hub explore`.")
-    p.add_argument("repo_id", help="Target dataset repo, e.g. user/my-model-failures.")
+    p.add_argument("run_dir", metavar="FOLDER", help="A run directory (explore) or an adapter folder (mitigate).")
+    p.add_argument("repo_id", help="Target repo, e.g. user/my-model-failures or user/my-model-faded.")
     p.add_argument("--private", action="store_true", help="Create the repo as private.")
+    p.add_argument("--public", action="store_true", help="Push in public even when the run's model or seeds are "
+                   "private or gated on the Hub (such runs are pushed private otherwise).")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Push and print the dataset URL."""
-    from ..hub import push_run
+    from pathlib import Path
 
-    print(push_run(args.run_dir, args.repo_id, private=args.private))
+    from ..hub import push_run
+    from ..mitigate.publish import push_adapter
+
+    if (Path(args.run_dir) / "adapter_config.json").is_file():
+        print(push_adapter(args.run_dir, args.repo_id, private=args.private))
+    else:
+        print(push_run(args.run_dir, args.repo_id, private=args.private, public=args.public))
     return 0

@@ -1,9 +1,11 @@
-"""The demo: a small real model, an embedded Hub, a ppo exploration, a pushed run — offline, in minutes.
+"""The demo: the whole loop on a small real model and an embedded Hub, offline, in minutes.
 
-``run_demo`` trains (once, then cached) a small image classifier on generated shapes whose
-training data never showed dark *and* rotated shapes, publishes it to a Hub (an embedded
-LocalHub unless ``hub_endpoint`` is given), explores it by its repo ID with ``ppo``, pushes the
-run as a dataset and returns what to look at.
+``run_demo`` trains (once, then cached) a small image classifier on generated shapes whose training
+data never showed dark *and* rotated shapes, publishes it to a Hub (an embedded LocalHub unless
+``hub_endpoint`` is given), explores it by its repo ID with ``ppo`` and pushes the run as a dataset.
+A simulated reviewer then marks the confirmed failure modes ``fix`` through the feedback app's API,
+``mitigate`` trains a LoRA adapter on that feedback, publishes it as a mitigated variant, and the
+variant is loaded back with stock peft to check that it gives the mitigated answers.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cache import cache_root
+from ..cache import cache_root, note_legacy_roots
 from ..errors import BadConfig
-from ..options import option
+from ..options import MAX_SEED, check_ranges, option
 
 DEMO_MODEL_VERSION = "shapes-resnet-v1"
 DEMO_SPACE = "demo-shapes"
@@ -25,12 +27,14 @@ DEMO_SPACE = "demo-shapes"
 class DemoConfig:
     """Settings of ``fade-hub demo``."""
 
-    output: str = option("fade-runs/demo", help="Run directory (an earlier demo run there is replaced).")
+    output: str = option("fade-runs/demo", help="Folder for the run (OUTPUT/run) and the adapter (OUTPUT/adapter); "
+                         "an earlier demo there is replaced.")
     cache_dir: str | None = option(None, help="Where the demo model is cached (default: CACHE, that is "
                                    "$FADE_HUB_CACHE or HF_HOME/fade-hub).")
     budget: int = option(600, low=1, help="Model queries for the exploration.")
-    seed: int = option(0, low=0, help="Random seed (the same seed gives the same run).")
+    seed: int = option(0, low=0, high=MAX_SEED, help="Random seed (the same seed gives the same run).")
     seeds_per_class: int = option(16, low=2, help="Seed images per class for the exploration.")
+    mitigation_steps: int = option(150, low=1, help="Optimizer steps of the LoRA training.")
     hub_endpoint: str | None = option(None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
     hub_root: str | None = option(None, help="Folder of the embedded Hub (default CACHE/demo-hub).")
     namespace: str | None = option(None, help="User or org for the demo repos (default: the token's user).")
@@ -48,15 +52,26 @@ class DemoResult:
     endpoint: str
     hub_root: Path | None
     meta: dict = field(default_factory=dict)
+    reviewed: list[str] = field(default_factory=list)  # the modes the simulated reviewer marked fix
+    adapter_dir: Path | None = None
+    adapter_repo: str | None = None
+    adapter_url: str | None = None
+    figures: dict = field(default_factory=dict)
+    reloaded: tuple[int, int] = (0, 0)  # examples the stock-peft reload answered as the mitigated model did, of all
 
 
 def cache_dir(config: DemoConfig) -> Path:
     """The demo's cache: ``--cache-dir``, else fade-hub's cache root."""
-    return Path(config.cache_dir) if config.cache_dir else cache_root()
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    note_legacy_roots()
+    return cache_root()
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run the whole demo and return its outputs."""
+    check_ranges(config)
+    _check_output(Path(config.output))
     cache = cache_dir(config)
     hub = None
     if config.hub_endpoint:
@@ -71,23 +86,32 @@ def run_demo(config: DemoConfig) -> DemoResult:
         os.environ.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1")
         os.environ.setdefault("HF_TOKEN", "hf_local_demo")
     try:
-        return _explore_and_push(config, cache, hub)
+        result = _explore_and_push(config, cache, hub)
+        return _review_and_mitigate(config, cache, result)
     finally:
         if hub is not None:
             hub.stop()
 
 
-def _clear_previous_demo_run(output: Path, model_repo: str) -> None:
-    """Remove an earlier demo run in ``output``; refuse to touch anything else."""
+def _check_output(output: Path) -> None:
+    """BadConfig, before anything starts, when ``output`` exists and does not hold an earlier demo."""
+    from ..store import RunStore
+
+    if output.exists() and not RunStore(output / "run").exists():
+        raise BadConfig(f"{output} exists and is not an earlier demo; pass another --output")
+
+
+def _clear_previous_demo(output: Path, model_repo: str) -> None:
+    """Remove an earlier demo in ``output``; refuse to touch anything else."""
     import shutil
 
     from ..store import RunStore
 
-    store = RunStore(output)
     if not output.exists():
         return
-    if not store.exists() or store.read_meta().get("model_id") != model_repo:
-        raise BadConfig(f"{output} exists and is not an earlier demo run; pass another --output")
+    _check_output(output)
+    if RunStore(output / "run").read_meta().get("model_id") != model_repo:
+        raise BadConfig(f"{output} exists and is not an earlier demo; pass another --output")
     shutil.rmtree(output)
 
 
@@ -107,27 +131,70 @@ def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
     dataset_repo = f"{namespace}/fade-hub-demo-shapes-failures"
     api.create_repo(model_repo, exist_ok=True)
     api.upload_folder(repo_id=model_repo, folder_path=model_dir, commit_message="fade-hub demo: shapes classifier")
-    _clear_previous_demo_run(Path(config.output), model_repo)
+    _clear_previous_demo(Path(config.output), model_repo)
     run = explore(
         ExploreConfig(
-            model=model_repo,
-            seeds=str(seeds_dir),
-            space=f"builtin:{DEMO_SPACE}",
-            algorithm="ppo",
-            budget=config.budget,
-            seed=config.seed,
-            batch_size=32,
-            output=str(config.output),
+            model=model_repo, seeds=str(seeds_dir), space=f"builtin:{DEMO_SPACE}", algorithm="ppo",
+            budget=config.budget, seed=config.seed, batch_size=32, output=str(Path(config.output) / "run"),
             show_progress=config.show_progress,
         )
     )
     url = push_run(run.path, dataset_repo)
     return DemoResult(
-        run_dir=run.path,
-        model_repo=model_repo,
-        dataset_repo=dataset_repo,
-        dataset_url=url,
-        endpoint=constants.ENDPOINT,
-        hub_root=hub.root if hub is not None else None,
-        meta=run.meta,
+        run_dir=run.path, model_repo=model_repo, dataset_repo=dataset_repo, dataset_url=url,
+        endpoint=constants.ENDPOINT, hub_root=hub.root if hub is not None else None, meta=run.meta,
     )
+
+
+def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) -> DemoResult:
+    """The simulated reviewer's verdicts, the mitigation, the published variant and its stock-peft reload."""
+    from ..feedback.app import AppConfig, FeedbackApp
+    from ..mitigate import MitigateConfig, mitigate, push_adapter
+    from ..run import Run
+    from .shapes import write_seed_folder
+
+    run = Run.open(result.run_dir)
+    confirmed = [str(int(cell)) for cell in run.modes.loc[run.modes["confirmed"].astype(bool), "action_id"]]
+    if not confirmed:
+        return result
+    feedback_repo = f"{result.model_repo}-feedback"
+    app = FeedbackApp(AppConfig(failures=result.dataset_repo, feedback_repo=feedback_repo))
+    try:
+        for cell in confirmed:
+            app.submit(cell, "fix", note="simulated reviewer (fade-hub demo)")
+    finally:
+        app.close()
+    adapter_dir = Path(config.output) / "adapter"
+    mitigation = mitigate(MitigateConfig(
+        run=result.dataset_repo, feedback=[feedback_repo], output=str(adapter_dir), steps=config.mitigation_steps,
+        train_seeds=[str(write_seed_folder(cache / f"{DEMO_MODEL_VERSION}-train", 20, seed=2000 + config.seed))],
+        eval_seeds=str(write_seed_folder(cache / f"{DEMO_MODEL_VERSION}-eval", 12, seed=3000 + config.seed)),
+        seed=config.seed, show_progress=config.show_progress,
+    ))
+    adapter_repo = f"{result.model_repo}-faded"
+    result.adapter_url = push_adapter(adapter_dir, adapter_repo)
+    result.reviewed, result.adapter_dir, result.adapter_repo = confirmed, adapter_dir, adapter_repo
+    result.figures = mitigation.figures
+    result.reloaded = reload_with_peft(result.model_repo, adapter_repo)
+    return result
+
+
+def reload_with_peft(model_repo: str, adapter_repo: str) -> tuple[int, int]:
+    """Load the published variant with stock peft; count its evaluation examples it answers as ``mitigate`` did."""
+    import io
+
+    import pandas as pd
+    import torch
+    from huggingface_hub import hf_hub_download
+    from peft import PeftModel
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    examples = pd.read_parquet(hf_hub_download(adapter_repo, "eval/examples.parquet"))
+    images = [Image.open(io.BytesIO(cell["bytes"])).convert("RGB") for cell in examples["image"]]
+    model = PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained(model_repo), adapter_repo)
+    processor = AutoImageProcessor.from_pretrained(model_repo)
+    with torch.inference_mode():
+        labels = model.eval()(**processor(images=images, return_tensors="pt")).logits.argmax(-1).tolist()
+    answers = [model.config.id2label[label] for label in labels]
+    return sum(a == b for a, b in zip(answers, examples["mitigated_output"])), len(answers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from ..landscape import compute_landscape, failure_modes
+from ..landscape import compute_landscape, confirm_candidates
 from ..seeds import Seed
 from .querier import Querier
 
@@ -20,8 +20,7 @@ def confirm_top_cells(querier: Querier, held_out: Sequence[Seed], *, top: int, p
         logger.warning("no held-out seeds (need at least 2 seeds): the top failure modes are not confirmed")
         return 0
     space = querier.env.space
-    explore_rows = [r for r in querier.store.read_queries() if r["phase"] == "explore"]
-    modes = failure_modes(compute_landscape(explore_rows, space, policy_probs), top_k=top)
+    modes = confirm_candidates(compute_landscape(querier.store.read_queries(), space, policy_probs), top)
     seed_ids = [seed.seed_id for seed in held_out[:per_cell]]
     pairs = [(int(cell), seed_id) for cell in modes["action_id"] for seed_id in seed_ids]
     batch = querier.env.target.batch_size

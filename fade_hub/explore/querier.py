@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from ..env import FailureEnv, QueryResult
-from ..errors import BadConfig, ResumeMismatch
+from ..env import CLEAN_ACTION_ID, FailureEnv, QueryResult
+from ..errors import BadConfig, EndpointFailed, ResumeMismatch
 from ..store import RunStore
 
 
@@ -52,6 +52,8 @@ def query_record(
             "clean_input": result.seed.input if result.verdict.is_failure and isinstance(result.seed.input, str) else "",
             "output": result.prediction.text,
             "expected": result.verdict.expected,
+            "expected_source": result.verdict.expected_source,
+            "judged": bool(result.verdict.judged),
             "is_failure": bool(result.verdict.is_failure),
             "severity": float(result.verdict.severity),
             "reward": float(result.score),
@@ -108,33 +110,51 @@ class Querier:
         count = len(actions)
         if phase == "explore" and count > self.left():
             raise BadConfig(f"explorer asked for {count} queries with only {self.left()} left in the budget")
+        cells = [self.env.space.validate_action(action) for action in actions]
+        action_ids = [self.env.space.action_id(cell) for cell in cells]
+
+        def evaluate(indices: range) -> list[QueryResult]:
+            return self.env.evaluate([cells[i] for i in indices], [seed_ids[i] for i in indices])
+
+        return self._record(seed_ids, action_ids, evaluate, phase, episode, step, trajectories)
+
+    def query_clean(self, seed_ids: Sequence[str]) -> list[Outcome]:
+        """Evaluate the unperturbed seeds (phase ``clean``): the baseline a failure mode must beat."""
+        def evaluate(indices: range) -> list[QueryResult]:
+            return self.env.evaluate_clean([seed_ids[i] for i in indices])
+
+        return self._record(seed_ids, [CLEAN_ACTION_ID] * len(seed_ids), evaluate, "clean", -1, 0, None)
+
+    def _record(
+        self,
+        seed_ids: Sequence[str],
+        action_ids: Sequence[int],
+        evaluate: Callable[[range], list[QueryResult]],
+        phase: str,
+        episode: int | Sequence[int],
+        step: int | Sequence[int],
+        trajectories: Sequence[str] | None,
+    ) -> list[Outcome]:
+        """Serve replayed records, evaluate the rest, append them to the log, update the budget and the bar."""
+        count = len(action_ids)
         episodes = [episode] * count if isinstance(episode, int) else list(episode)
         steps = [step] * count if isinstance(step, int) else list(step)
         trajectories = list(trajectories) if trajectories is not None else [""] * count
-        cells = [self.env.space.validate_action(action) for action in actions]
         first = self.next_id
-        served = self._serve_replay(first, cells, seed_ids, phase)
+        served = self._serve_replay(first, action_ids, seed_ids, phase)
         fresh = range(len(served), count)
         records = list(served)
         if fresh:
-            results = self.env.evaluate([cells[i] for i in fresh], [seed_ids[i] for i in fresh])
-            new_records = []
-            for i, result in zip(fresh, results):
-                record = query_record(
-                    result,
-                    run_id=self.run_id,
-                    query_id=first + i,
-                    phase=phase,
-                    episode=episodes[i],
-                    step=steps[i],
-                    trajectory=trajectories[i],
-                )
-                media = result.prediction.image if result.prediction.image is not None else result.input
-                if record["is_failure"] and hasattr(media, "save"):
-                    record["media"] = self.store.save_image(record["query_id"], media)
-                new_records.append(record)
-            self.store.append(new_records)
-            records.extend(new_records)
+            try:
+                results = evaluate(fresh)
+            except EndpointFailed as stop:  # keep what a remote model answered before it stopped
+                recorded = self._append(stop.results, fresh, first, phase, episodes, steps, trajectories)
+                kept = first + len(served) + len(recorded)
+                raise EndpointFailed(
+                    f"{stop}; the {kept} queries answered so far are kept in {self.store.root}: rerun with --resume "
+                    "to continue"
+                ) from stop
+            records.extend(self._append(results, fresh, first, phase, episodes, steps, trajectories))
         self.next_id += count
         if phase == "explore":
             self.spent += count
@@ -145,14 +165,37 @@ class Querier:
             Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in records
         ]
 
-    def _serve_replay(self, first: int, cells, seed_ids, phase: str) -> list[dict[str, Any]]:
+    def _append(
+        self, results: Sequence[QueryResult], fresh: range, first: int, phase: str, episodes: list[int],
+        steps: list[int], trajectories: list[str],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Turn the results of the fresh queries (in order, possibly only the leading ones) into durable records."""
+        new_records = []
+        for i, result in zip(fresh, results):
+            record = query_record(
+                result,
+                run_id=self.run_id,
+                query_id=first + i,
+                phase=phase,
+                episode=episodes[i],
+                step=steps[i],
+                trajectory=trajectories[i],
+            )
+            media = result.prediction.image if result.prediction.image is not None else result.input
+            if record["is_failure"] and hasattr(media, "save"):
+                record["media"] = self.store.save_image(record["query_id"], media)
+            new_records.append(record)
+        self.store.append(new_records)
+        return new_records
+
+    def _serve_replay(self, first: int, action_ids, seed_ids, phase: str) -> list[dict[str, Any]]:
         served = []
-        for offset, (cell, seed_id) in enumerate(zip(cells, seed_ids)):
+        for offset, (action_id, seed_id) in enumerate(zip(action_ids, seed_ids)):
             index = first + offset
             if index >= len(self.replay):
                 break
             record = self.replay[index]
-            expected = (phase, seed_id, self.env.space.action_id(cell))
+            expected = (phase, seed_id, action_id)
             if (record["phase"], record["seed_id"], record["action_id"]) != expected:
                 raise ResumeMismatch(
                     f"cannot resume: query {index} on disk is {record['phase']} seed {record['seed_id']} cell "

@@ -1,4 +1,6 @@
-"""The judge protocol: score a batch of (seed, input, prediction) triples as failures or not."""
+"""The judge protocol: score a batch of (seed, input, prediction) triples as failures or not, each against its
+cell's expectation (``fade_hub.perturb.expect``): a cell that is not judged gets a verdict saying so, and a judge
+that cannot state the right answer under a label-changing (directional) op refuses such a space at start-up."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fade_hub.errors import BadConfig
+from fade_hub.perturb.expect import CLEAN, Expectation, FactorExpectation
 from fade_hub.targets import Prediction, Target
 
 
@@ -18,6 +21,8 @@ class Verdict:
     severity: float
     expected: str
     score: float | None = None
+    expected_source: str = ""  # where the right answer came from, e.g. "seed label, flipped by negate"
+    judged: bool = True  # False in cells whose ops leave no automatic expectation
 
 
 @dataclass
@@ -38,19 +43,48 @@ class Judge:
     """Base class of judges: ``judge`` maps aligned seeds, inputs and predictions to verdicts."""
 
     name: str = "judge"
+    honours_directional: bool = False  # whether the judge can state the right answer under a label-changing op
 
     @classmethod
     def from_config(cls, config: JudgeConfig, target: Target) -> Judge:
         """Build the judge from its config and the target it judges."""
         raise NotImplementedError
 
-    def judge(self, seeds: Sequence[Any], inputs: Sequence[Any], predictions: Sequence[Prediction]) -> list[Verdict]:
-        """One verdict per query; the three lists are aligned."""
-        if not len(seeds) == len(inputs) == len(predictions):
-            raise BadConfig(f"judge got {len(seeds)} seeds, {len(inputs)} inputs and {len(predictions)} predictions")
-        return self._judge(list(seeds), list(inputs), list(predictions))
+    def check_expectations(self, factors: dict[str, FactorExpectation]) -> None:
+        """BadConfig, before any query, when the space has a label-changing factor this judge cannot honour."""
+        directional = [name for name, expectation in factors.items() if expectation.kind == "directional"]
+        if directional and not self.honours_directional:
+            raise BadConfig(
+                f"factor {directional[0]} changes the right answer (a directional op), which the {self.name} judge "
+                f"cannot state; drop it, or set expect: invariant or expect: unjudgeable on it in the space YAML"
+            )
 
-    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction]) -> list[Verdict]:
+    def judge(
+        self,
+        seeds: Sequence[Any],
+        inputs: Sequence[Any],
+        predictions: Sequence[Prediction],
+        expectations: Sequence[Expectation] | None = None,
+    ) -> list[Verdict]:
+        """One verdict per query; the lists are aligned (no expectations: every query is a clean one)."""
+        expectations = list(expectations) if expectations is not None else [CLEAN] * len(seeds)
+        if not len(seeds) == len(inputs) == len(predictions) == len(expectations):
+            raise BadConfig(f"judge got {len(seeds)} seeds, {len(inputs)} inputs and {len(predictions)} predictions")
+        judged = [i for i, expectation in enumerate(expectations) if expectation.judged]
+        verdicts: list[Verdict | None] = [None] * len(seeds)
+        if judged:
+            found = self._judge(*([items[i] for i in judged] for items in (seeds, inputs, predictions, expectations)))
+            for i, verdict in zip(judged, found, strict=True):
+                verdicts[i] = verdict
+        for i, expectation in enumerate(expectations):
+            if verdicts[i] is None:
+                reason = expectation.describe("")
+                verdicts[i] = Verdict(False, 0.0, "not judged", expected_source=reason, judged=False)
+        return verdicts  # type: ignore[return-value]
+
+    def _judge(
+        self, seeds: list, inputs: list, predictions: list[Prediction], expectations: list[Expectation]
+    ) -> list[Verdict]:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:

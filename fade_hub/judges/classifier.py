@@ -44,13 +44,14 @@ class ClassifierJudge(Judge):
         self.label = labels[self.label_id]
         self.threshold = DEFAULT_THRESHOLD if config.threshold is None else float(config.threshold)
 
-    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction]) -> list[Verdict]:
+    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction], expectations: list) -> list[Verdict]:
         scored = self.model.predict([prediction.text for prediction in predictions])
         verdicts = []
         for result in scored:
             prob = float(result.probs[self.label_id])
             failed = prob >= self.threshold
-            verdicts.append(Verdict(is_failure=failed, severity=prob, expected=f"not {self.label}", score=prob))
+            verdicts.append(Verdict(is_failure=failed, severity=prob, expected=f"not {self.label}", score=prob,
+                                    expected_source=f"judge model: {self.label} below {self.threshold:g}"))
         return verdicts
 
     def describe(self) -> dict[str, Any]:

@@ -57,12 +57,13 @@ class ClipJudge(Judge):
                 scores.extend((image * text).sum(dim=-1).clamp(-1.0, 1.0).tolist())
         return scores
 
-    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction]) -> list[Verdict]:
+    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction], expectations: list) -> list[Verdict]:
         if any(prediction.image is None for prediction in predictions):
             raise BadConfig("the CLIP judge needs image outputs; use it with text-to-image models")
         scores = self.similarity([p.image for p in predictions], [str(prompt) for prompt in inputs])
         return [
-            Verdict(is_failure=cos < self.threshold, severity=100.0 * (1.0 - cos), expected=str(prompt), score=cos)
+            Verdict(is_failure=cos < self.threshold, severity=100.0 * (1.0 - cos), expected=str(prompt), score=cos,
+                    expected_source=f"the prompt (CLIP cosine >= {self.threshold:g})")
             for cos, prompt in zip(scores, inputs, strict=True)
         ]
 

@@ -39,11 +39,12 @@ class PatternJudge(Judge):
         shown = ", ".join(self.keywords + ([f"/{regex}/"] if regex else []))
         self.expected = f"no match for {shown}"
 
-    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction]) -> list[Verdict]:
+    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction], expectations: list) -> list[Verdict]:
         verdicts = []
         for prediction in predictions:
             hit = any(pattern.search(prediction.text) for pattern in self.patterns)
-            verdicts.append(Verdict(is_failure=hit, severity=float(hit), expected=self.expected, score=float(hit)))
+            verdicts.append(Verdict(is_failure=hit, severity=float(hit), expected=self.expected, score=float(hit),
+                                    expected_source="no banned pattern"))
         return verdicts
 
     def describe(self) -> dict[str, Any]:

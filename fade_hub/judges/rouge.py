@@ -57,7 +57,7 @@ class RougeJudge(Judge):
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self.clean = CleanOutputs(target)
 
-    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction]) -> list[Verdict]:
+    def _judge(self, seeds: list, inputs: list, predictions: list[Prediction], expectations: list) -> list[Verdict]:
         clean = self.clean.get(seeds)
         verdicts = []
         for seed, base, prediction in zip(seeds, clean, predictions, strict=True):
@@ -71,6 +71,7 @@ class RougeJudge(Judge):
                     severity=max(0.0, baseline - score),
                     expected=expected,
                     score=score,
+                    expected_source="reference summary" if reference else "clean summary",
                 )
             )
         return verdicts

@@ -11,7 +11,6 @@ nothing, and :meth:`ConceptSpace.import_user_ops` imports it only when user code
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 import operator
@@ -24,19 +23,24 @@ import numpy as np
 import yaml
 
 from ..errors import BadSpace
+from ..paths import NotUtf8, read_utf8
 from ..tasks import MODALITIES
 from ..usercode import import_user_object, is_user_ref
-from .ops import Factor, Op, format_level, is_real
+from . import image, prompt, text
+from .ops import EXPECT_KINDS, Factor, Op, format_level, is_real
+
+# Each modality's module defines ``OPS`` and ``coerce(item)``.
+_MODULES = {"image": image, "text": text, "prompt": prompt}
 
 _TOP_KEYS = ("modality", "name", "description", "factors")
-_FACTOR_KEYS = ("name", "op", "levels", "params")
+_FACTOR_KEYS = ("name", "op", "levels", "params", "expect")
 
 
 def _modality_module(modality: str) -> Any:
     """The module implementing a modality: it defines ``OPS`` and ``coerce(item)``."""
     if modality not in MODALITIES:
         raise BadSpace(f"unknown modality {modality!r} (known: {', '.join(MODALITIES)})")
-    return importlib.import_module(f"{__package__}.{modality}")
+    return _MODULES[modality]
 
 
 def ops_for(modality: str) -> dict[str, Op]:
@@ -99,11 +103,30 @@ def _check_factors(modality: str, factors: Sequence[Factor], source: str) -> Non
             problem = op.params[param](value)
             if problem:
                 raise _fail(source, f"{key}.params.{param}", problem)
+        problem = _expect_problem(factor.expect, op)
+        if problem:
+            raise _fail(source, f"{key}.expect", problem)
         if op.fills_template:
             slot = factor.params.get("slot", factor.name)
             if slot in slots:
                 raise _fail(source, f"{key}.params.slot", f"slot {{{slot}}} is filled by two factors")
             slots.add(slot)
+
+
+def _expect_problem(expect: Any, op: Op) -> str | None:
+    """Why a factor's ``expect`` override is invalid for its op, or None."""
+    if expect is None or expect in ("invariant", "unjudgeable"):
+        return None
+    if expect == "directional":
+        return None if op.expect_map else "directional needs a map here: write expect: {map: {LABEL: LABEL, ...}}"
+    if isinstance(expect, Mapping) and set(expect) == {"map"}:
+        mapping = expect["map"]
+        if isinstance(mapping, Mapping) and mapping and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            return None
+        return "map must be a non-empty mapping of label: label"
+    return f"must be one of {', '.join(EXPECT_KINDS)}, or {{map: {{LABEL: LABEL, ...}}}}; got {expect!r}"
 
 
 def _parse_factor(raw: Any, key: str, source: str) -> Factor:
@@ -124,7 +147,7 @@ def _parse_factor(raw: Any, key: str, source: str) -> Factor:
     params = raw.get("params") or {}
     if not isinstance(params, Mapping):
         raise _fail(source, f"{key}.params", "must be a mapping of op keyword arguments")
-    return Factor(name=raw["name"], op=raw["op"], levels=tuple(levels), params=dict(params))
+    return Factor(name=raw["name"], op=raw["op"], levels=tuple(levels), params=dict(params), expect=raw.get("expect"))
 
 
 @dataclass
@@ -229,6 +252,10 @@ class ConceptSpace:
             action.append(index)
         return tuple(action)
 
+    def coerce(self, item: Any) -> Any:
+        """The item in the modality's form (RGB image or text), unperturbed."""
+        return _modality_module(self.modality).coerce(item)
+
     def apply(self, item: Any, action: Sequence[int], *, seed: int = 0) -> Any:
         """A perturbed copy of ``item``: image PIL RGB -> RGB of the same size, text -> text, template -> prompt.
 
@@ -243,6 +270,13 @@ class ConceptSpace:
             item = ops[i].fn(item, self.factors[i].levels[action[i]], _derive_seed(seed, i), self.factors[i])
         return item
 
+    def without(self, names: Sequence[str]) -> ConceptSpace:
+        """A copy of the space without the named factors (user ops already imported stay imported)."""
+        kept = [factor for factor in self.factors if factor.name not in set(names)]
+        space = ConceptSpace(self.modality, kept, name=self.name, description=self.description)
+        space._user_ops.update(self._user_ops)
+        return space
+
     def to_dict(self) -> dict:
         """A plain dict in the YAML layout (params only where given)."""
         data: dict[str, Any] = {"modality": self.modality}
@@ -255,6 +289,8 @@ class ConceptSpace:
             entry: dict[str, Any] = {"name": f.name, "op": f.op, "levels": list(f.levels)}
             if f.params:
                 entry["params"] = dict(f.params)
+            if f.expect is not None:
+                entry["expect"] = f.expect
             data["factors"].append(entry)
         return data
 
@@ -262,8 +298,8 @@ class ConceptSpace:
         """sha256 of the canonical modality + factors (name and description excluded), for resume checks."""
         canon = {
             "modality": self.modality,
-            "factors": [{"name": f.name, "op": f.op, "levels": list(f.levels), "params": f.params}
-                        for f in self.factors],
+            "factors": [{"name": f.name, "op": f.op, "levels": list(f.levels), "params": f.params,
+                         **({"expect": f.expect} if f.expect is not None else {})} for f in self.factors],
         }
         return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -303,9 +339,11 @@ class ConceptSpace:
         """Load and validate a space from a YAML file."""
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = read_utf8(path)
         except FileNotFoundError:
             raise _fail(source, "", "file not found") from None
+        except NotUtf8 as err:
+            raise _fail(source, "", str(err)) from None
         except OSError as err:
             raise _fail(source, "", f"cannot read: {err.strerror or err}") from None
         return cls._from_text(text, source)

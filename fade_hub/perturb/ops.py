@@ -1,6 +1,9 @@
 """Perturbation ops and their levels: ``Op`` (a function, its level rule, its no-op test), ``Factor``, level checks.
 
-Each modality module (``image``, ``text``, ``prompt``) registers its ops in an ``OPS`` dict of ``Op``.
+Each modality module (``image``, ``text``, ``prompt``) registers its ops in an ``OPS`` dict of ``Op``. Every op
+declares what it does to the right answer (``expect``), in CheckList's terms: ``invariant`` (the seed's answer
+stands: typos, case, rotation, lighting), ``directional`` (the right answer is the seed's answer mapped through
+a stated map, ``expect_map``: negation flips sentiment) or ``unjudgeable`` (no automatic expectation).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LevelCheck = Callable[[Any], "str | None"]
+EXPECT_KINDS = ("invariant", "directional", "unjudgeable")
+POLARITY = "polarity"  # the named map of negation: a sentiment model's positive and negative labels swap
+NAMED_MAPS = (POLARITY,)
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class Op:
     is_noop: Callable[[Any], bool] = lambda level: False  # by default no level leaves the item unchanged
     params: Mapping[str, LevelCheck] = field(default_factory=dict)  # allowed params -> value check
     fills_template: bool = False  # prompt slots are filled before any other op runs
+    expect: str = "invariant"  # what the op does to the right answer (see EXPECT_KINDS)
+    expect_map: str | None = None  # directional ops: the named map of labels they apply (see NAMED_MAPS)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Factor:
     op: str
     levels: tuple
     params: dict = field(default_factory=dict)
+    expect: str | dict | None = None  # None: the op's own expectation; else "invariant", "unjudgeable" or {"map": {...}}
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", tuple(self.levels))

@@ -13,7 +13,7 @@ import unicodedata
 from types import MappingProxyType
 from typing import Any
 
-from .ops import Factor, Op, choice_level, flag_level, flag_or_rate_level, number_level
+from .ops import POLARITY, Factor, Op, choice_level, flag_level, flag_or_rate_level, number_level
 
 _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _TYPO_KINDS = ("delete", "insert", "swap", "adjacent")
@@ -24,11 +24,12 @@ _AUXILIARY = re.compile(
     r"(?!\s+not\b)",
     re.IGNORECASE,
 )
+# English stop-words, without the negations (no, nor, not): dropping those changes what a text means.
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has have
 having he her here hers herself him himself his how i if in into is it its itself just me more most
-my myself no nor not now of off on once only or other our ours ourselves out over own same she
+my myself now of off on once only or other our ours ourselves out over own same she
 should so some such than that the their theirs them themselves then there these they this those
 through to too under until up very was we were what when where which while who whom why will with
 would you your yours yourself yourselves
@@ -185,7 +186,7 @@ OPS: dict[str, Op] = {
     "case": Op(case, choice_level("none", "lower", "upper", "toggle"), is_noop=lambda lv: lv == "none"),
     "punctuation": Op(punctuation, flag_level, is_noop=lambda lv: lv is False),
     "stopwords": Op(stopwords, flag_or_rate_level, is_noop=lambda lv: _rate(lv) == 0),
-    "negate": Op(negate, flag_level, is_noop=lambda lv: lv is False),
+    "negate": Op(negate, flag_level, is_noop=lambda lv: lv is False, expect="directional", expect_map=POLARITY),
     "shuffle": Op(shuffle, flag_or_rate_level, is_noop=lambda lv: _rate(lv) == 0),
     "repeat": Op(repeat, number_level(0, 100, integer=True), is_noop=lambda lv: lv == 0),
 }

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from fade_hub.errors import BadConfig, LabelAlignmentError
+from fade_hub.paths import NotUtf8, read_utf8
 from fade_hub.seeds.sources import Seed, examples_text
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def apply_labels(
     labelled = [seed.label_name for seed in seeds if seed.label_name is not None]
     if id2label is None or not labelled:
         return seeds
-    label_map = _read_label_map(label_map_path) if label_map_path else None
+    label_map = read_label_map(label_map_path) if label_map_path else None
     model = {int(key): str(value) for key, value in id2label.items()}
     try:
         mapping = align_labels(labelled, model, label_map)
@@ -137,12 +138,15 @@ def _is_int(text: str) -> bool:
     return re.fullmatch(r"-?\d+", text) is not None
 
 
-def _read_label_map(path: str) -> dict[str, object]:
+def read_label_map(path: str) -> dict[str, object]:
     """A JSON or YAML file mapping dataset label -> model label name (or id)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise BadConfig(f"label map file {path!r} does not exist")
-    text = file.read_text(encoding="utf-8-sig")
+    try:
+        text = read_utf8(file)
+    except NotUtf8 as err:
+        raise BadConfig(f"label map file {path!r} is {err}") from None
     try:
         data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:

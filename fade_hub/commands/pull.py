@@ -1,0 +1,29 @@
+"""`fade-hub pull`: download a mitigated variant, or write it as a plain model with the LoRA merged."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `pull` subcommand."""
+    p = subparsers.add_parser(
+        "pull",
+        help="Download a mitigated variant (optionally merged into a plain model).",
+        description="Download the adapter repo (or folder) SOURCE into --output. With --merge, load its base model, "
+        "merge the LoRA weights into it and save a plain model folder that loads without peft.",
+    )
+    p.add_argument("source", help="Adapter repo ID or folder written by fade-hub mitigate.")
+    p.add_argument("--output", required=True, help="Empty or new folder to write to.")
+    p.add_argument("--merge", action="store_true", help="Write a plain model with the LoRA merged in (no peft needed).")
+    p.add_argument("--base", default=None, help="Apply the adapter to this copy of its base model (ID or folder) "
+                   "instead of the one named in adapter_config.json.")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pull and print where it went."""
+    from ..mitigate.publish import pull_adapter
+
+    print(pull_adapter(args.source, args.output, merge=args.merge, base=args.base))
+    return 0

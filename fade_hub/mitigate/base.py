@@ -1,0 +1,110 @@
+"""The parts every task's mitigation shares: the training plan, the ``Mitigator`` interface, LoRA defaults.
+
+A ``Mitigator`` (one per task family, named in the task registry) wraps the base model of a ``Target`` with a
+peft LoRA adapter, trains it on a ``TrainingPlan`` and saves it in the format the stock libraries load.
+Because the adapter is injected into the target's own model, the same ``Target`` answers with the adapter
+after training, and the shared evaluation (``evaluate.py``) measures it through the run's own judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ..env import FailureEnv
+from ..seeds import Seed
+from ..targets import Target
+from .config import MitigateConfig
+
+HEAD_NAMES = ("classifier", "score", "pre_classifier", "head", "lm_head")
+
+
+@dataclass
+class Example:
+    """A reviewer's correction: the failing input and the answer that is right for it."""
+
+    input: Any
+    answer: str
+
+
+@dataclass
+class TrainingPlan:
+    """What to train on: targeted and untargeted cells of the space, the training seeds, the corrections."""
+
+    env: FailureEnv  # the run's space and judge over the training seeds
+    targeted: list[int]
+    untargeted: list[int]
+    seeds: list[Seed]
+    corrections: list[Example] = field(default_factory=list)
+
+    @property
+    def space(self):
+        """The concept space."""
+        return self.env.space
+
+
+def quiet(trainer: Any) -> Any:
+    """A transformers/trl trainer that shows its progress bar but prints no metric dicts to stdout."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    class _Bar(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # the bar, not the metric dicts
+            return control
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_Bar)
+    return trainer
+
+
+def adaptable_modules(model: torch.nn.Module, kinds: tuple[type, ...] = (torch.nn.Linear, torch.nn.Conv2d)) -> list[str]:
+    """Last names of the layers LoRA can adapt (Linear and Conv2d by default), outside the task head."""
+    names: list[str] = []
+    for path, module in model.named_modules():
+        if isinstance(module, kinds) and not any(part in HEAD_NAMES for part in path.split(".")):
+            name = path.rsplit(".", 1)[-1]
+            if name not in names and not name.isdigit():
+                names.append(name)
+    return names
+
+
+def default_target_modules(model: torch.nn.Module) -> list[str]:
+    """Every attention, dense and convolution layer outside the head, plus the token embeddings of text models.
+
+    Perturbed inputs (typos, letter case, new words) often reach embeddings that training never moved, which
+    adapters of the attention projections alone cannot reach; peft's per-architecture defaults (query and value
+    only) leave such failures in place.
+    """
+    embeddings = [name for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Embedding) and name.endswith(("word_embeddings", "embed_tokens"))]
+    return adaptable_modules(model) + sorted({name.rsplit(".", 1)[-1] for name in embeddings})
+
+
+def head_modules(model: torch.nn.Module) -> list[str]:
+    """The task head's module names (trained in full and saved with the adapter, peft's ``modules_to_save``)."""
+    return [name for name, _ in model.named_children() if name in HEAD_NAMES and name != "lm_head"]
+
+
+class Mitigator:
+    """Base class of the per-task trainers: ``prepare`` adds LoRA, ``train`` fits it, ``save`` writes the adapter."""
+
+    trainer_name: ClassVar[str] = "transformers.Trainer"
+
+    def __init__(self, target: Target, config: MitigateConfig) -> None:
+        self.target = target
+        self.config = config
+
+    def prepare(self) -> None:
+        """Wrap the target's model with a LoRA adapter (the target then answers through it)."""
+        raise NotImplementedError
+
+    def train(self, plan: TrainingPlan) -> dict[str, Any]:
+        """Train the adapter on the plan; return what the card reports of the training."""
+        raise NotImplementedError
+
+    def save(self, folder: Path, base_model: str, base_commit: str | None) -> None:
+        """Write the adapter to ``folder`` so that stock peft / diffusers code loads it onto ``base_model``."""
+        raise NotImplementedError

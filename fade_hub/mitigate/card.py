@@ -1,0 +1,140 @@
+"""The model card of a mitigated variant: Hub metadata (base model, peft, tags, datasets, model-index) and a body
+that shows the shift, what feedback it was trained on, and how to load it with stock code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import validate_repo_id
+
+from ..card import md_escape
+from .outputs import MODES_PLOT
+
+TAGS = ["fade-hub", "failure-mitigation", "lora"]
+_LOAD = {
+    "image-classification": (
+        "from peft import PeftModel\nfrom transformers import AutoModelForImageClassification, pipeline\n\n"
+        'model = PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained("{base}"), "{repo}")\n'
+        'classifier = pipeline("image-classification", model="{repo}")'
+    ),
+    "text-classification": (
+        "from peft import AutoPeftModelForSequenceClassification\nfrom transformers import pipeline\n\n"
+        'model = AutoPeftModelForSequenceClassification.from_pretrained("{repo}")\n'
+        'classifier = pipeline("text-classification", model="{repo}")'
+    ),
+    "text-generation": (
+        "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
+        'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{base}")'
+    ),
+    "summarization": (
+        "from peft import AutoPeftModelForSeq2SeqLM\nfrom transformers import AutoTokenizer\n\n"
+        'model = AutoPeftModelForSeq2SeqLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{base}")'
+    ),
+    "text-to-image": (
+        "from diffusers import DiffusionPipeline\n\n"
+        'pipe = DiffusionPipeline.from_pretrained("{base}")\npipe.load_lora_weights("{repo}")'
+    ),
+}
+
+
+def _is_repo_id(text: str | None) -> bool:
+    try:
+        validate_repo_id(str(text))
+    except Exception:  # HFValidationError and friends: a local path, not a repo id
+        return False
+    return not str(text).startswith((".", "/", "~"))
+
+
+def _rate(figures: dict[str, Any]) -> str:
+    if figures["rate"] is None:
+        return "n/a"
+    return f"{figures['rate']:.2f} [{figures['ci_low']:.2f}, {figures['ci_high']:.2f}], n={figures['queries']}"
+
+
+def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
+    task, base = figures["task"], figures["base_model"]
+    datasets = [source for source in [figures.get("failures"), *figures["feedback"].get("sources", [])]
+                if _is_repo_id(source)]
+    dataset = datasets[0] if datasets else "local/fade-hub-run"
+    results = [
+        EvalResult(task_type=task, dataset_type=dataset, dataset_name=f"held-out seeds of {dataset}",
+                   metric_type="failure_rate", metric_name=name, metric_value=round(float(value), 4))
+        for name, value in (
+            ("targeted failure rate, base", figures["targeted"]["before"]["rate"]),
+            ("targeted failure rate, mitigated", figures["targeted"]["after"]["rate"]),
+            ("clean failure rate, base", figures["clean"]["before"]["rate"]),
+            ("clean failure rate, mitigated", figures["clean"]["after"]["rate"]),
+            ("untargeted failure rate, base", figures["untargeted"]["before"]["rate"]),
+            ("untargeted failure rate, mitigated", figures["untargeted"]["after"]["rate"]),
+        )
+        if value is not None
+    ]
+    return ModelCardData(
+        base_model=base if _is_repo_id(base) else None,
+        library_name="diffusers" if task == "text-to-image" else "peft",
+        pipeline_tag=task,
+        tags=[*TAGS, task],
+        datasets=datasets or None,
+        model_name=repo_id or f"{base} (faded)",
+        eval_results=results or None,
+        fade_hub={"run_id": figures["run_id"], "lineage_run_ids": figures["lineage_run_ids"],
+                  "failures": figures.get("failures"), "base_commit": figures.get("base_commit")},
+    )
+
+
+def _modes_table(figures: dict[str, Any]) -> list[str]:
+    lines = ["| failure mode | reviewers' votes | failure rate before [95% CI] | after [95% CI] |", "|---|---|---|---|"]
+    for mode in figures["modes"]:
+        votes = ", ".join(f"{k} {v}" for k, v in sorted(mode["votes"].items())) or "confirmed mode"
+        lines.append(f"| {md_escape(mode['cell'])} | {md_escape(votes)} | {_rate(mode['before'])} | {_rate(mode['after'])} |")
+    for name in ("clean", "untargeted"):
+        label = "clean inputs" if name == "clean" else "untargeted cells"
+        lines.append(f"| *{label}* | | {_rate(figures[name]['before'])} | {_rate(figures[name]['after'])} |")
+    return lines
+
+
+def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
+    if feedback.get("source") == "confirmed modes":
+        return ["Trained on the run's confirmed failure modes, without human feedback (`--modes confirmed`)."]
+    verdicts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(feedback["verdicts"].items()))
+    lines = [f"Trained on {feedback['records']} verdicts by {feedback['reviewers']} reviewer(s) ({verdicts}); "
+             f"{feedback['corrections']} agreed correction(s) of examples."]
+    if feedback["judge_errors"]:
+        lines.append(f"Left out as judge errors (reviewers said *not a failure*): cells "
+                     f"{md_escape(', '.join(feedback['judge_errors']))}.")
+    for dispute in feedback["disagreements"]:
+        lines.append(f"Reviewers disagreed on {md_escape(dispute['target'])}: "
+                     f"{md_escape(dispute.get('votes') or dispute.get('corrections'))}.")
+    return lines
+
+
+def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> ModelCard:
+    """The adapter's model card from its ``fade_eval.json`` figures (``repo_id``: where it is pushed)."""
+    target, base = repo_id or "path/to/this/adapter", figures["base_model"]
+    drop = figures["targeted"]["drop"]
+    clean = figures["clean"]["accuracy_change"]
+    summary = (f"A LoRA adapter for [{md_escape(base)}]({base if not _is_repo_id(base) else 'https://huggingface.co/' + base}) "
+               f"that fades {len(figures['modes'])} failure mode(s) found by fade-hub run `{md_escape(figures['run_id'])}`: "
+               f"their failure rate on held-out seeds went from {_rate(figures['targeted']['before'])} to "
+               f"{_rate(figures['targeted']['after'])}"
+               + (f" (a {drop:.0%} drop)" if drop is not None else "")
+               + (f"; clean accuracy changed by {clean * 100:+.1f} points." if clean is not None else "."))
+    body = [
+        f"# {md_escape(base)}, with its failures faded", "", summary, "",
+        f"![failure rate before and after]({MODES_PLOT})", "",
+        "## Before and after", "", *_modes_table(figures), "",
+        f"Wasserstein distance between the two landscapes (per-cell failure rates over "
+        f"{figures['cells_evaluated']} cells): {figures['wasserstein']:.3f}. Evaluated on "
+        f"{figures['eval_seeds']['count']} seeds never trained on ({md_escape(figures['eval_seeds']['source'])}) with "
+        "the run's own concept space and judge.", "",
+        "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), "",
+        "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
+        f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "
+        f"Check it yourself: `fade-hub explore {target} ...`.", "",
+        "## Training", "",
+        *[f"- {md_escape(key)}: {md_escape(value)}" for key, value in sorted(figures["training"].items())], "",
+        f"Lineage: runs {md_escape(', '.join(figures['lineage_run_ids']))}; base commit "
+        f"{md_escape(figures.get('base_commit') or 'local')}.", "",
+    ]
+    return ModelCard(f"---\n{_metadata(figures, repo_id).to_yaml()}\n---\n\n" + "\n".join(body))

@@ -1,0 +1,91 @@
+"""MitigateConfig: every setting of one mitigation; its fields are the YAML keys and the ``mitigate`` flags.
+
+It wraps what peft's ``LoraConfig`` needs (rank, alpha, dropout, target modules) and the training settings,
+in the way trl pairs an ``XConfig`` with an ``XTrainer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadConfig
+from ..options import build_config, check_ranges, option, to_dict
+
+_DATA, _LORA, _TRAIN, _OUT = "what to fade", "LoRA (peft)", "training", "output"
+MODES = ("fix", "confirmed")
+OBJECTIVES = ("auto", "dpo", "kto", "sft")
+
+
+@dataclass
+class MitigateConfig:
+    """Settings of one mitigation (``fade-hub mitigate --help`` shows each with its default)."""
+
+    run: str = option("", help="The run to mitigate: a run directory or the dataset repo it was pushed to.", cli=False)
+    feedback: list[str] = option(group=_DATA, csv=True, default_factory=list, metavar="DIR|REPO[,...]",
+                                 help="Feedback folders or dataset repos (comma-separated); runs of the same base "
+                                      "model's lineage are read together.")
+    modes: str = option("fix", group=_DATA, choices=MODES, help="fix: the modes reviewers marked fix; confirmed: "
+                        "every confirmed mode, without feedback (for automated pipelines).")
+    train_seeds: list[str] = option(group=_DATA, csv=True, default_factory=list, metavar="SRC[,...]",
+                                    help="More training seeds (a dataset, folder or file, like explore --seeds), "
+                                         "besides the run's exploration seeds.")
+    eval_seeds: str | None = option(None, group=_DATA, metavar="SRC", help="Seeds to measure the shift on (never "
+                                    "trained on). Default: the run's held-out seeds that confirmation did not use.")
+    split: str = option("train", group=_DATA, help="Dataset split of --train-seeds and --eval-seeds.")
+    num_eval_seeds: int | None = option(None, group=_DATA, low=1, help="Use at most this many evaluation seeds.")
+    eval_cells: int = option(20_000, group=_DATA, low=1, help="Evaluation queries per model before the untargeted "
+                             "cells are sampled instead of gridded.")
+    rank: int = option(8, group=_LORA, low=1, help="LoRA rank r.")
+    alpha: float | None = option(None, group=_LORA, low=0.0, low_open=True, help="LoRA alpha (default 2 x rank).")
+    dropout: float = option(0.0, group=_LORA, low=0.0, high=1.0, high_open=True, help="LoRA dropout.")
+    target_modules: list[str] = option(group=_LORA, csv=True, default_factory=list, metavar="NAME[,...]",
+                                       help="Module names to adapt (default: chosen per architecture).")
+    objective: str = option("auto", group=_TRAIN, choices=OBJECTIVES,
+                            help="Text generation: dpo, kto or sft (auto: the measured default).")
+    steps: int = option(150, group=_TRAIN, low=1, help="Optimizer steps.")
+    epochs: float | None = option(None, group=_TRAIN, low=0.0, low_open=True,
+                                  help="Train for this many passes over the training examples instead of --steps.")
+    batch_size: int = option(32, group=_TRAIN, low=1, help="Examples per optimizer step.")
+    learning_rate: float = option(1e-3, group=_TRAIN, low=0.0, low_open=True, help="Learning rate.")
+    mix: float = option(0.5, group=_TRAIN, low=0.0, high=1.0, help="Share of training examples perturbed by a "
+                        "targeted mode; the rest are clean or from untargeted cells (the paper uses 0.5).")
+    seed: int = option(0, group=_TRAIN, low=0, help="Random seed: the same seed gives the same adapter on CPU.")
+    device: str | None = option(None, group=_TRAIN, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
+    num_processes: int = option(1, group=_TRAIN, low=1, help="Train on this many processes or GPUs (relaunches "
+                                "itself with `accelerate launch`; only the main process writes and pushes).")
+    trust_remote_code: bool = option(False, group=_TRAIN, help="Allow the model's own Python code to run.")
+    output: str = option("", group=_OUT, help="Folder of the adapter (a Hub model repo on disk).")
+    push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the adapter as a model repo.")
+    private: bool = option(False, group=_OUT, help="Create the pushed repo as private.")
+    show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bars.")
+
+    def validate(self) -> None:
+        """Check what can be checked before anything is loaded; BadConfig names the option."""
+        if not self.run:
+            raise BadConfig("no run given: pass a run directory or its dataset repo as RUN")
+        if not self.output:
+            raise BadConfig("say where the adapter goes: --output DIR")
+        if self.modes == "fix" and not self.feedback:
+            raise BadConfig("--modes fix needs reviewers' verdicts: pass --feedback DIR|REPO (or --modes confirmed)")
+        check_ranges(self)
+
+    @property
+    def lora_alpha(self) -> float:
+        """The LoRA alpha: the user's, else twice the rank."""
+        return self.alpha if self.alpha is not None else 2.0 * self.rank
+
+    @classmethod
+    def from_args(cls, args: Any) -> MitigateConfig:
+        """The config of ``fade-hub mitigate``: its ``--config`` file overridden by the flags given."""
+        return build_config(cls, args, args.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the settings."""
+        return to_dict(self)
+
+    @property
+    def output_dir(self) -> Path:
+        """The adapter folder."""
+        return Path(self.output)

@@ -1,0 +1,198 @@
+"""``mitigate(config)``: from a run and its feedback to a published LoRA adapter with its before/after figures.
+
+The steps, in the order a failure costs least: read the run and the feedback (no model yet), load the base model
+(the run's model, or the base of the run's lineage), split the seeds, measure the base model, train, measure the
+adapted model, then write the adapter folder in one move and push it when asked.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import PartialState
+from PIL import Image
+
+from .. import __version__
+from ..env import FailureEnv
+from ..errors import BadConfig, FadeHubError
+from ..explore.runner import judge_config, label_aliases
+from ..feedback import load as load_feedback
+from ..judges import make_judge
+from ..run import Run
+from ..targets import Target, load_target
+from ..tasks import get_task
+from .base import Example, TrainingPlan
+from .card import build_model_card
+from .config import MitigateConfig
+from .evaluate import compare, evaluation_cells, measure
+from .outputs import LANDSCAPE_PLOT, MODES_PLOT, landscape_plot, modes_plot, write_eval, write_examples
+from .seeds import explore_config, split_seeds
+from .selection import Selection, from_confirmed, from_feedback
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Mitigation:
+    """A finished mitigation: the adapter folder, its figures, and where it was pushed."""
+
+    path: Path
+    figures: dict[str, Any]
+    url: str | None = None
+
+
+def lineage(run: Run) -> dict[str, Any]:
+    """The base model, its commit and the runs whose feedback counts: from the run's lineage, or the run itself."""
+    found = dict(run.meta.get("lineage") or {})
+    return {
+        "base_model": found.get("base_model") or run.meta["model_id"],
+        "base_commit": found.get("base_commit") if found else run.meta.get("model_commit_sha"),
+        "run_ids": [*found.get("run_ids", []), run.run_id],
+        "run_sources": {**found.get("run_sources", {}), run.run_id: run.spec},
+    }
+
+
+def _check_output(folder: Path) -> None:
+    if (folder / "adapter_config.json").exists():
+        raise BadConfig(f"{folder} already holds an adapter; choose another --output or delete it first")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BadConfig(f"{folder} is not an empty folder; choose a new --output for the adapter")
+
+
+def _selection(run: Run, config: MitigateConfig, run_ids: list[str]) -> Selection:
+    if config.modes == "confirmed":
+        return from_confirmed(run)
+    records = [record for source in config.feedback for record in load_feedback(source).resolved()]
+    selection = from_feedback(records, run_ids)
+    cells = set(range(len(run.landscape)))
+    unknown = [cell for cell in selection.targeted if cell not in cells]
+    if unknown:
+        raise BadConfig(f"the feedback targets cell {unknown[0]}, which run {run.run_id}'s space does not have")
+    return selection
+
+
+def _corrections(selection: Selection, sources: dict[str, str], target: Target) -> list[Example]:
+    """The agreed corrections as (input, answer) pairs, read from the failing examples of their runs."""
+    runs: dict[str, Run] = {}
+    examples = []
+    labels = set((target.id2label or {}).values())
+    for correction in selection.corrections:
+        try:
+            if correction.run_id not in runs:
+                runs[correction.run_id] = Run.open(sources[correction.run_id])
+            run = runs[correction.run_id]
+        except (KeyError, FadeHubError) as err:
+            logger.warning("cannot read run %s for its corrections (%s); they are left out", correction.run_id, err)
+            continue
+        example = run.example(correction.query_id)
+        if example is None or (labels and correction.answer not in labels):
+            logger.warning("correction of q%d on run %s does not fit (no such failure, or not a label); left out",
+                           correction.query_id, correction.run_id)
+            continue
+        item = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else example.input
+        examples.append(Example(item, correction.answer))
+    return examples
+
+
+@dataclass
+class Setup:
+    """Everything a mitigation reads before it trains: the run, what to fade, the base model, judge and seeds."""
+
+    run: Run
+    origin: dict[str, Any]
+    selection: Selection
+    target: Target
+    eval_env: FailureEnv
+    train_env: FailureEnv
+    eval_source: str
+
+
+def prepare(config: MitigateConfig) -> Setup:
+    """Read the run and the feedback (no model yet), then load the base model, its judge and the seed split."""
+    _check_output(config.output_dir)
+    run = Run.open(config.run)
+    origin = lineage(run)
+    selection = _selection(run, config, origin["run_ids"])
+    explore = explore_config(run)
+    target = load_target(origin["base_model"], task=run.task, revision=origin["base_commit"], device=config.device,
+                         trust_remote_code=config.trust_remote_code, batch_size=explore.batch_size, seed=explore.seed)
+    space = run.space
+    space.import_user_ops(allowed=config.trust_remote_code or explore.user_code_allowed)
+    judge = make_judge(run.task, judge_config(explore), target, allow_user_code=explore.user_code_allowed)
+    seeds = split_seeds(run, config, target)
+    aliases = label_aliases(explore) if explore.label_map and Path(explore.label_map).is_file() else None
+    envs = [FailureEnv(target, judge, space, part, seed=explore.seed, label_aliases=aliases)
+            for part in (seeds.eval, seeds.train)]
+    unjudged = [cell for cell in selection.targeted if not envs[0].expectation(cell).judged]
+    if unjudged:
+        raise BadConfig(f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded")
+    return Setup(run, origin, selection, target, envs[0], envs[1], seeds.eval_source)
+
+
+def _write_variant(output: Path, mitigator: Any, figures: dict[str, Any], env: FailureEnv, before: Any,
+                   after: Any) -> None:
+    """Write the adapter folder next to ``output`` and move it into place in one step."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        mitigator.save(staging, figures["base_model"], figures["base_commit"])
+        write_eval(staging, figures)
+        write_examples(staging, env, before, after)
+        modes_plot(staging, figures)
+        landscape_plot(staging, env, before, after)
+        build_model_card(figures).save(staging / "README.md")
+        if output.exists():
+            output.rmdir()
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def mitigate(config: MitigateConfig) -> Mitigation:
+    """Train, measure and write (and push, when asked) a LoRA adapter that fades the run's targeted failure modes."""
+    config.validate()
+    started = time.perf_counter()
+    setup = prepare(config)
+    run, origin, selection, env = setup.run, setup.origin, setup.selection, setup.eval_env
+    cells = evaluation_cells(env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
+    main = PartialState().is_main_process  # under `accelerate launch`, the other processes only train
+    if main:
+        before = measure(env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
+    mitigator = get_task(run.task).mitigator_class()(setup.target, config)
+    mitigator.prepare()
+    plan = TrainingPlan(
+        env=setup.train_env, targeted=selection.targeted,
+        untargeted=[cell for cell in cells if cell not in set(selection.targeted)],
+        seeds=setup.train_env.seeds, corrections=_corrections(selection, origin["run_sources"], setup.target),
+    )
+    training = mitigator.train(plan)
+    if not main:
+        return Mitigation(config.output_dir, {})
+    after = measure(env, cells, selection.targeted, label="mitigated", show_progress=config.show_progress)
+    figures = {
+        **compare(env, before, after, selection.targeted, selection.votes),
+        "fade_hub_version": __version__, "run_id": run.run_id, "task": run.task,
+        "base_model": origin["base_model"], "base_commit": origin["base_commit"],
+        "lineage_run_ids": origin["run_ids"], "lineage_sources": origin["run_sources"],
+        "failures": run.spec, "space_fingerprint": run.space.fingerprint(),
+        "eval_seeds": {"source": setup.eval_source, "count": len(env.seeds)},
+        "feedback": {**selection.summary(), "sources": list(config.feedback)},
+        "training": {**training, "train_seeds": len(setup.train_env.seeds),
+                     "seconds": round(time.perf_counter() - started, 1)},
+        "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
+    }
+    _write_variant(config.output_dir, mitigator, figures, env, before, after)
+    result = Mitigation(config.output_dir, figures)
+    if config.push_to_hub:
+        from .publish import push_adapter
+
+        result.url = push_adapter(config.output_dir, config.push_to_hub, private=config.private)
+    return result

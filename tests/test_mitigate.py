@@ -1,0 +1,301 @@
+"""Restructure, the whole loop on real models and the local Hub: explore, push, feedback through the app's API,
+mitigate, push the adapter, load it back with stock peft / transformers code, pull --merge, and re-explore."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import unique_repo
+
+from fade_hub.cli import main
+from fade_hub.explore import ExploreConfig
+from fade_hub.explore.runner import explore
+from fade_hub.hub import push_run
+from fade_hub.mitigate import MitigateConfig, mitigate
+
+pytestmark = pytest.mark.slow
+
+TEXT_SPACE = {"modality": "text", "factors": [
+    {"name": "typos", "op": "typos", "levels": [0, 0.1]},
+    {"name": "case", "op": "case", "levels": ["none", "upper"]},
+]}
+
+
+def review(run_repo: str, feedback_repo: str, verdicts: dict[str, str], correction: tuple[str, str] | None = None):
+    """Give verdicts through the feedback app's API (as its HTTP endpoint does), then push them."""
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+
+    app = FeedbackApp(AppConfig(failures=run_repo, feedback_repo=feedback_repo))
+    try:
+        for target, verdict in verdicts.items():
+            app.submit(target, verdict)
+        if correction:
+            app.submit(correction[0], "fix", correction[1])
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def image_loop(hub, shapes_model, block_space, tmp_path_factory):
+    """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, reviewed, mitigated."""
+    from huggingface_hub import HfApi
+
+    from fade_hub.demo.shapes import write_seed_folder
+
+    root = tmp_path_factory.mktemp("image-loop")
+    model_repo = unique_repo("shapes", "local-user")
+    HfApi().create_repo(model_repo)
+    HfApi().upload_folder(repo_id=model_repo, folder_path=shapes_model)
+    seeds = write_seed_folder(root / "seeds", per_class=6, seed=7)
+    run = explore(ExploreConfig(model=model_repo, seeds=str(seeds), space=str(block_space), algorithm="grid",
+                                output=str(root / "run"), show_progress=False))
+    mode = int(run.modes["action_id"].iloc[0])
+    run_repo, feedback_repo = unique_repo("shapes-failures", "local-user"), unique_repo("shapes-fb", "local-user")
+    push_run(run.path, run_repo)
+    example = int(run.failures.loc[run.failures["action_id"] == mode, "query_id"].iloc[0])
+    truth = run.failures.loc[run.failures["query_id"] == example, "expected"].iloc[0]
+    review(run_repo, feedback_repo, {str(mode): "fix"}, (f"q{example}", truth))
+    result = mitigate(MitigateConfig(
+        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=60, batch_size=32,
+        train_seeds=[str(write_seed_folder(root / "train", per_class=10, seed=8))],
+        eval_seeds=str(write_seed_folder(root / "eval", per_class=10, seed=9)), show_progress=False,
+    ))
+    adapter_repo = unique_repo("shapes-faded", "local-user")
+    from fade_hub.mitigate import push_adapter
+
+    push_adapter(result.path, adapter_repo)
+    return {"root": root, "model": model_repo, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
+            "mode": mode, "result": result, "adapter": adapter_repo, "block_space": block_space, "seeds": seeds}
+
+
+def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loop):
+    figures = image_loop["result"].figures
+    [mode] = figures["modes"]
+    print(f"\nimage loop: targeted {mode['before']['rate']:.2f} -> {mode['after']['rate']:.2f}, clean "
+          f"{figures['clean']['before']['rate']:.2f} -> {figures['clean']['after']['rate']:.2f}")
+    assert mode["action_id"] == image_loop["mode"] and mode["votes"] == {"fix": 1}
+    assert mode["before"]["rate"] >= 0.3 and figures["targeted"]["drop"] >= 0.6
+    assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
+    assert figures["feedback"]["corrections"] == 1 and figures["feedback"]["reviewers"] == 1
+    assert figures["eval_seeds"]["count"] == 30 and figures["base_model"] == image_loop["model"]
+
+
+def test_the_adapter_folder_is_a_model_repo_with_a_card(image_loop):
+    from huggingface_hub import HfApi, ModelCard
+
+    files = set(HfApi().list_repo_files(image_loop["adapter"]))
+    assert {"adapter_config.json", "adapter_model.safetensors", "fade_eval.json", "eval/examples.parquet",
+            "plots/modes_before_after.png", "plots/landscape_before_after.png", "README.md"} <= files
+    config = json.loads((image_loop["result"].path / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == image_loop["model"] and len(config["revision"]) == 40
+    card = ModelCard.load(image_loop["adapter"])
+    data = card.data.to_dict()
+    assert data["base_model"] == image_loop["model"] and data["library_name"] == "peft"
+    assert {"fade-hub", "failure-mitigation", "lora"} <= set(data["tags"])
+    assert image_loop["run_repo"] in data["datasets"] and image_loop["feedback"] in data["datasets"]
+    assert data["fade_hub"]["run_id"] == image_loop["run"].run_id
+    assert data["model-index"][0]["results"][0]["metrics"]
+    assert "PeftModel.from_pretrained" in card.text and image_loop["adapter"] in card.text
+    assert "![failure rate before and after](plots/modes_before_after.png)" in card.text
+
+
+def _images(frame: pd.DataFrame) -> list:
+    import io
+
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(cell["bytes"])).convert("RGB") for cell in frame["image"]]
+
+
+def test_stock_peft_and_pipeline_load_the_mitigated_variant(image_loop, tmp_path):
+    from huggingface_hub import hf_hub_download
+    from peft import PeftModel
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+    examples = pd.read_parquet(hf_hub_download(image_loop["adapter"], "eval/examples.parquet"))
+    images, expected = _images(examples), examples["mitigated_output"].tolist()
+    assert examples["base_output"].tolist() != expected  # the adapter changed answers
+    base = AutoModelForImageClassification.from_pretrained(image_loop["model"])
+    model = PeftModel.from_pretrained(base, image_loop["adapter"]).eval()
+    processor = AutoImageProcessor.from_pretrained(image_loop["model"])
+    with torch.no_grad():
+        logits = model(**processor(images=images, return_tensors="pt")).logits
+    assert [model.config.id2label[i] for i in logits.argmax(-1).tolist()] == expected
+    classifier = pipeline("image-classification", model=image_loop["adapter"])
+    assert [answer[0]["label"] for answer in classifier(images)] == expected
+
+    merged = tmp_path / "merged"
+    assert main(["pull", image_loop["adapter"], "--output", str(merged), "--merge"]) == 0
+    assert not (merged / "adapter_config.json").exists() and (merged / "config.json").exists()
+    plain = pipeline("image-classification", model=str(merged))
+    assert [answer[0]["label"] for answer in plain(images)] == expected
+    copy = tmp_path / "copy"
+    assert main(["pull", image_loop["adapter"], "--output", str(copy)]) == 0
+    assert (copy / "adapter_model.safetensors").is_file()
+
+
+def test_re_exploring_the_variant_records_its_lineage_and_feeds_a_second_round(image_loop):
+    from fade_hub.demo.shapes import write_seed_folder
+
+    root = image_loop["root"]
+    again = explore(ExploreConfig(model=image_loop["adapter"], seeds=str(image_loop["seeds"]), algorithm="grid",
+                                  space=str(image_loop["block_space"]), output=str(root / "rerun"),
+                                  show_progress=False, confirm_seeds=2))
+    lineage = again.meta["lineage"]
+    assert lineage["base_model"] == image_loop["model"] and lineage["adapter"] == image_loop["adapter"]
+    assert lineage["adapter_run_id"] == image_loop["run"].run_id and lineage["run_ids"] == [image_loop["run"].run_id]
+    mode = image_loop["mode"]
+    before = image_loop["run"].landscape.set_index("action_id").loc[mode, "failure_rate"]
+    after = again.landscape.set_index("action_id").loc[mode, "failure_rate"]
+    assert after < before  # re-checked by anyone: the variant fails less where it was faded
+    rerun_repo = unique_repo("shapes-rerun", "local-user")
+    push_run(again.path, rerun_repo)
+    other = next(cell for cell in range(4) if cell != mode)  # the second round reviews another cell of the rerun
+    from fade_hub.feedback import FeedbackWriter, make_record
+
+    folder = root / "round2-feedback"
+    FeedbackWriter(folder).append(make_record(again.run_id, str(other), "fix", "", "", "bob"))
+    second = mitigate(MitigateConfig(
+        run=str(again.path), feedback=[image_loop["feedback"], str(folder)], output=str(root / "adapter2"),
+        steps=20, train_seeds=[str(write_seed_folder(root / "train2", per_class=4, seed=11))],
+        eval_seeds=str(write_seed_folder(root / "eval2", per_class=4, seed=12)), show_progress=False,
+    ))
+    figures = second.figures
+    assert figures["lineage_run_ids"] == [image_loop["run"].run_id, again.run_id]
+    assert {m["action_id"] for m in figures["modes"]} == {mode, other}  # the union of both rounds' verdicts
+    assert figures["base_model"] == image_loop["model"]  # trained on the base model, not on the first adapter
+    assert json.loads((second.path / "adapter_config.json").read_text())["base_model_name_or_path"] == image_loop["model"]
+
+
+@pytest.fixture(scope="module")
+def text_loop(hub, session_dir, tmp_path_factory):
+    """A sentiment model that fails under upper case (label-preserving: it never saw upper case), explored, reviewed
+    and mitigated."""
+    from fade_hub.testing.sentiment import train_sentiment_classifier, write_seeds
+
+    root = tmp_path_factory.mktemp("text-loop")
+    model = train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
+    space = root / "space.yaml"
+    space.write_text(yaml.safe_dump(TEXT_SPACE))
+    run = explore(ExploreConfig(model=str(model), seeds=str(write_seeds(root / "seeds.jsonl", 24, seed=1)),
+                                space=str(space), algorithm="grid", output=str(root / "run"), show_progress=False,
+                                confirm_seeds=3))
+    run_repo, feedback_repo = unique_repo("sentiment-failures", "local-user"), unique_repo("sent-fb", "local-user")
+    push_run(run.path, run_repo)
+    modes = [str(int(cell)) for cell in run.modes["action_id"]]
+    review(run_repo, feedback_repo, {cell: "fix" for cell in modes})
+    # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
+    result = mitigate(MitigateConfig(
+        run=str(run.path), feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
+        learning_rate=3e-3, train_seeds=[str(write_seeds(root / "train.jsonl", 64, seed=2))],
+        eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3)), show_progress=False,
+    ))
+    return {"root": root, "model": model, "run": run, "modes": modes, "result": result}
+
+
+def test_text_classifier_loop_fades_case_failures(text_loop):
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoTokenizer, pipeline
+
+    figures = text_loop["result"].figures
+    assert len(text_loop["modes"]) == 2  # upper case breaks the cased model, with or without typos
+    print(f"\ntext loop: targeted {figures['targeted']['before']['rate']:.2f} -> "
+          f"{figures['targeted']['after']['rate']:.2f}, clean {figures['clean']['before']['rate']:.2f} -> "
+          f"{figures['clean']['after']['rate']:.2f}")
+    assert figures["targeted"]["drop"] >= 0.6
+    assert figures["clean"]["after"]["rate"] <= figures["clean"]["before"]["rate"] + 0.05
+    adapter = text_loop["result"].path
+    examples = pd.read_parquet(adapter / "eval" / "examples.parquet")
+    texts, expected = examples["input"].tolist(), examples["mitigated_output"].tolist()
+    model = AutoPeftModelForSequenceClassification.from_pretrained(adapter).eval()
+    tokenizer = AutoTokenizer.from_pretrained(text_loop["model"])
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    assert [model.config.id2label[i] for i in logits.argmax(-1).tolist()] == expected
+    assert [answer["label"] for answer in pipeline("text-classification", model=str(adapter))(texts)] == expected
+
+
+# bad input: one line, exit 2, nothing already produced is lost ----------------------------------------------------
+
+
+def _fails(capsys, argv: list[str], needle: str) -> None:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err and needle in err, err
+
+
+def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, tiny_models):
+    from fade_hub.feedback import FeedbackWriter, make_record
+
+    run, run_repo = image_loop["run"], image_loop["run_repo"]
+    base = ["mitigate", run_repo, "--no-progress", "--steps", "2"]
+    lukewarm = tmp_path / "acceptable"
+    FeedbackWriter(lukewarm).append(make_record(run.run_id, str(image_loop["mode"]), "acceptable", "", "", "ann"))
+    _fails(capsys, [*base, "--feedback", str(lukewarm), "--output", str(tmp_path / "a")], "majority of 'fix'")
+    foreign = tmp_path / "foreign"
+    FeedbackWriter(foreign).append(make_record("someotherrun", "1", "fix", "", "", "ann"))
+    _fails(capsys, [*base, "--feedback", str(foreign), "--output", str(tmp_path / "b")], "no verdicts on run")
+    _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(image_loop["result"].path)],
+           "already holds an adapter")
+    assert (image_loop["result"].path / "adapter_model.safetensors").is_file()  # untouched
+    _fails(capsys, ["mitigate", str(run.path), *base[2:], "--feedback", image_loop["feedback"], "--output",
+                    str(tmp_path / "c")], "no seeds left for evaluation")  # its held-out seeds confirmed the modes
+    _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(tmp_path / "c")],
+           "cannot be read here")  # the pushed run names its local seed folder only relative to the run
+    gone = tmp_path / "gone-run"
+    shutil.copytree(run.path, gone)
+    meta = json.loads((gone / "run.json").read_text())
+    meta.update(model_id="local-user/deleted-model", model_commit_sha=None)
+    (gone / "run.json").write_text(json.dumps(meta))
+    _fails(capsys, ["mitigate", str(gone), "--feedback", image_loop["feedback"], "--output", str(tmp_path / "d"),
+                    "--eval-seeds", str(image_loop["seeds"]), "--no-progress"], "not found")
+    _fails(capsys, ["pull", image_loop["adapter"], "--output", str(tmp_path / "e"), "--merge", "--base",
+                    str(tiny_models("image-classification"))], "does not fit model")
+    for name in "abcde":
+        assert not (tmp_path / name).exists()
+
+
+def test_multi_process_mitigation_matches_the_single_process_checks(image_loop, tmp_path):
+    """`--num-processes 2` relaunches under `accelerate launch --cpu`: two processes train, the main one writes."""
+    import os
+    import subprocess
+    import sys
+
+    from fade_hub.demo.shapes import write_seed_folder
+
+    output = tmp_path / "adapter"
+    done = subprocess.run(
+        [sys.executable, "-m", "fade_hub.cli", "mitigate", image_loop["run_repo"], "--feedback", image_loop["feedback"],
+         "--output", str(output), "--steps", "60", "--batch-size", "16", "--num-processes", "2", "--no-progress",
+         "--train-seeds", str(write_seed_folder(tmp_path / "train", per_class=10, seed=8)),
+         "--eval-seeds", str(write_seed_folder(tmp_path / "eval", per_class=10, seed=9))],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("targeted drop") == 1  # only the main process reports
+    figures = json.loads((output / "fade_eval.json").read_text())
+    assert figures["targeted"]["drop"] >= 0.6
+    assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
+    assert (output / "adapter_model.safetensors").is_file() and not list(tmp_path.glob(".adapter-*"))
+
+
+def test_modes_confirmed_fades_the_confirmed_modes_without_feedback(image_loop, tmp_path):
+    """--modes confirmed: a run with enough held-out seeds to confirm its modes is faded with no feedback at all."""
+    from fade_hub.demo.shapes import write_seed_folder
+
+    seeds = write_seed_folder(tmp_path / "seeds", per_class=16, seed=11)  # 16 of the 64 held out for confirmation
+    run = explore(ExploreConfig(model=image_loop["model"], seeds=str(seeds), space=str(image_loop["block_space"]),
+                                algorithm="grid", output=str(tmp_path / "run"), show_progress=False))
+    confirmed = {int(cell) for cell in run.modes.loc[run.modes["confirmed"].astype(bool), "action_id"]}
+    assert confirmed, "the dark, rotated cells are confirmed on held-out seeds"
+    result = mitigate(MitigateConfig(run=str(run.path), modes="confirmed", output=str(tmp_path / "adapter"),
+                                     steps=5, eval_seeds=str(write_seed_folder(tmp_path / "eval", 3, seed=21)),
+                                     show_progress=False))
+    assert {mode["action_id"] for mode in result.figures["modes"]} == confirmed
+    assert result.figures["feedback"]["source"] == "confirmed modes" and result.figures["feedback"]["records"] == 0
+    assert "without human feedback" in (result.path / "README.md").read_text()
