@@ -78,11 +78,13 @@ def test_coverage_reward_pays_more_for_a_first_failure_and_matches_the_failure_r
 
 def test_coverage_reward_power_grows_with_the_budget_spent():
     spent = {"fraction": 0.0}
-    reward = CoverageReward(SHAPE, novelty_bonus=0.0, power=2.0, entropy_coef=0.05, progress=lambda: spent["fraction"])
+    reward = CoverageReward(SHAPE, novelty_bonus=0.0, power=2.0, entropy_coef=0.05, progress=lambda: spent["fraction"],
+                            growth=1.0)
     early = reward(outcomes([1], [False]))[0]
-    spent["fraction"] = 1.0
-    late = CoverageReward(SHAPE, novelty_bonus=0.0, power=2.0, entropy_coef=0.05, progress=lambda: 1.0)
+    late = CoverageReward(SHAPE, novelty_bonus=0.0, power=2.0, entropy_coef=0.05, progress=lambda: 1.0, growth=1.0)
+    constant = CoverageReward(SHAPE, novelty_bonus=0.0, power=2.0, entropy_coef=0.05, progress=lambda: 1.0)
     assert late(outcomes([1], [False]))[0] == pytest.approx(2 * early)
+    assert constant(outcomes([1], [False]))[0] == pytest.approx(early)  # growth 0: the same power all along
 
 
 def test_convergence_needs_a_quiet_window_and_settled_modes():

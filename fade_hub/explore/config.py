@@ -128,9 +128,11 @@ class ExploreConfig:
                              "1 per failure, the reward before coverage (sequential episodes always use it).")
     novelty_bonus: float = option(10.0, group=_PPO, low=0.0, help="coverage: a cell with k failures seen so far "
                                   "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
-    coverage_power: float = option(2.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "
-                                   "is proportional to (rate x premium) to this power, rising to twice it by the "
-                                   "end of the budget; higher exploits harder.")
+    coverage_power: float = option(3.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "
+                                   "is proportional to (rate x premium) to this power; higher exploits harder.")
+    coverage_growth: float = option(0.0, group=_PPO, low=0.0, help="coverage: the power rises linearly to (1 + this) "
+                                    "x --coverage-power by the end of the budget (0 = constant; 1 with power 2 is "
+                                    "the first coverage reward).")
     # confirmation
     holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
                             help="Fraction of seeds kept out of exploration.")

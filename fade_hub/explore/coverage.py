@@ -14,8 +14,10 @@ never failed, fading as its failures are seen. The training reward of the query 
 objective is ``E_pi[log t^power - log pi]``, a reverse KL whose optimum is ``pi(a) ∝ t_a ** power``: the
 policy matches the (sharpened) failure landscape rather than collapsing on its worst cell, which keeps
 every mode found in play, and the reward is the model's estimate rather than the single pass / fail, so
-it moves as soon as the model has evidence. ``power`` grows linearly from ``coverage_power`` at the
-first query to twice that at the last, so the search maps first and exploits the modes it mapped last.
+it moves as soon as the model has evidence. ``power`` is ``coverage_power`` throughout by default; with ``growth`` > 0 it rises linearly to
+``(1 + growth) * coverage_power`` at the last query, so the search maps first and exploits the modes it
+mapped last (measured on the discovery benchmark, a constant power 3 mapped more of the hard fixture's
+failure cells than power 2 doubling over the budget, at a similar hit rate).
 
 The model is updated only from the outcomes the querier returns, so a resumed run (whose querier replays
 the logged outcomes) rebuilds exactly the same rewards.
@@ -37,13 +39,14 @@ class CoverageReward:
     """The coverage training reward of batches of explore outcomes."""
 
     def __init__(self, shape: Sequence[int], novelty_bonus: float, power: float, entropy_coef: float,
-                 progress: Callable[[], float], contexts: int = 1) -> None:
+                 progress: Callable[[], float], contexts: int = 1, growth: float = 0.0) -> None:
         # the seed's context (its class) is one more factor of the model: modes of one class are learned as such
         self.model = FailureModel(((contexts,) if contexts > 1 else ()) + tuple(shape))
         self.num_cells = int(np.prod(shape))
         self.cell_failures = np.zeros(self.num_cells)
         self.novelty_bonus = float(novelty_bonus)
         self.power = float(power)
+        self.growth = float(growth)
         # scaled by entropy_coef, the entropy-regularised optimum is pi ∝ target ** power; without an entropy
         # bonus the policy simply climbs to the highest targets
         self.scale = float(entropy_coef) if entropy_coef > 0 else 1.0
@@ -58,5 +61,5 @@ class CoverageReward:
         np.add.at(self.cell_failures, cells, failed)
         self.model.update(ids, failed)
         targets = self.model.rates(ids) * (1.0 + self.novelty_bonus / (1.0 + before))
-        power = self.power * (1.0 + self.progress())
+        power = self.power * (1.0 + self.growth * self.progress())
         return (self.scale * power * np.log(targets + FLOOR)).tolist()
