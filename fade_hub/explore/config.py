@@ -15,6 +15,7 @@ from .registry import EXPLORERS, MODES
 
 # grid runs above this many queries only with --force
 GRID_LIMIT = 20_000
+PPO_REWARDS = ("coverage", "failures")
 _MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
 _SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
     "confirmation on held-out seeds", "output"
@@ -106,8 +107,14 @@ class ExploreConfig:
     step_penalty: float = option(0.05, group=_SEARCH, low=0.0, help="sequential: alpha, reward lost per step.")
     severity_weight: float = option(0.0, group=_SEARCH, low=0.0, help="Reward = 1 per failure + this x severity.")
     force: bool = option(False, group=_SEARCH, help="Let grid run past its size limit or be cut at --budget.")
+    stop_when_converged: bool = option(False, group=_SEARCH, help="ppo and bo: stop before the budget is spent once "
+                                       "--convergence-window queries found no new failure mode and every mode found "
+                                       "has enough queries not to be flagged uncertain (the rest is not spent).")
+    convergence_window: int = option(200, group=_SEARCH, low=1,
+                                     help="Queries without a new failure mode after which --stop-when-converged stops.")
     # ppo
-    learning_rate: float = option(1e-3, group=_PPO, low=0.0, low_open=True, help="Policy learning rate.")
+    learning_rate: float | None = option(None, group=_PPO, low=0.0, low_open=True, help="Policy learning rate "
+                                         "(default 3e-3 with --ppo-reward coverage, 1e-3 with failures).")
     num_generations: int = option(8, group=_PPO, low=2,
                                   help="Completions per group for group-relative advantages.")
     num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
@@ -115,6 +122,17 @@ class ExploreConfig:
     beta: float = option(0.0, group=_PPO, low=0.0, help="KL penalty to the initial policy; keeps coverage.")
     entropy_coef: float = option(0.05, group=_PPO, low=0.0,
                                  help="Entropy bonus; keeps the policy from collapsing on one cell.")
+    ppo_reward: str = option("coverage", group=_PPO, choices=PPO_REWARDS, help="coverage: the policy learns to "
+                             "sample each cell in proportion to its estimated failure rate (a model shared across "
+                             "cells with levels in common), with a premium on cells not yet seen failing; failures: "
+                             "1 per failure, the reward before coverage (sequential episodes always use it).")
+    novelty_bonus: float = option(10.0, group=_PPO, low=0.0, help="coverage: a cell with k failures seen so far "
+                                  "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
+    coverage_power: float = option(3.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "
+                                   "is proportional to (rate x premium) to this power; higher exploits harder.")
+    coverage_growth: float = option(0.0, group=_PPO, low=0.0, help="coverage: the power rises linearly to (1 + this) "
+                                    "x --coverage-power by the end of the budget (0 = constant; 1 with power 2 is "
+                                    "the first coverage reward).")
     # confirmation
     holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
                             help="Fraction of seeds kept out of exploration.")
@@ -153,6 +171,9 @@ class ExploreConfig:
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
             raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
+        if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
+            stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
+            raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole budget")
 
     @property
     def is_remote(self) -> bool:
