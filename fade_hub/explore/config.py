@@ -53,9 +53,10 @@ class ExploreConfig:
     # concept space and judge
     space: str | None = option(None, group=_JUDGE,
                                help="Concept-space YAML file or builtin:NAME (default: the task's built-in).")
-    judge: str | None = option(None, group=_JUDGE, help="A Hub text-classification model ID used as the judge of "
-                               "generated text, a built-in judge by name (rouge, label, clip), or your own "
-                               "package.module:Class (with --allow-user-code).")
+    judge: str | None = option(None, group=_JUDGE, help="A Hub model ID used as the judge: a text-classification "
+                               "model for generated text, an image classifier for text-to-image (the right label is "
+                               "the one the prompt names); a built-in judge by name (rouge, label, clip), or your "
+                               "own package.module:Class (with --allow-user-code).")
     judge_label: str | None = option(None, group=_JUDGE,
                                      help="The judge model's label that counts as a failure (e.g. toxic).")
     judge_keywords: list[str] = option(group=_JUDGE, csv=True, default_factory=list,

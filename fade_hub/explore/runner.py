@@ -61,13 +61,18 @@ def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[li
     return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
-def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
-    """Load the model, the concept space and the seed inputs a config names."""
+def generation_kwargs(config: ExploreConfig) -> dict[str, int] | None:
+    """The generation settings a config gives the target (None: the target's defaults)."""
     generation = {
         key: value
         for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
         if value is not None
     }
+    return generation or None
+
+
+def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:
+    """Load the model, the concept space and the seed inputs a config names."""
     target = load_target(
         config.model,
         task=config.task,
@@ -75,7 +80,7 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
         device=config.device,
         trust_remote_code=config.trust_remote_code,
         batch_size=config.batch_size,
-        generation_kwargs=generation or None,
+        generation_kwargs=generation_kwargs(config),
         seed=config.seed,
     )
     space = concept_space(config, target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +29,10 @@ class TextToImage(Target):
     def __init__(self, source: ModelSource, config: TargetConfig) -> None:
         super().__init__(source, config)
         from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
 
+        shown = diffusers_logging.is_progress_bar_enabled()
+        diffusers_logging.disable_progress_bar()  # the component-loading bar: fade-hub shows its own progress
         try:
             self.pipeline = DiffusionPipeline.from_pretrained(
                 self.local_path,
@@ -40,6 +44,9 @@ class TextToImage(Target):
             if "trust_remote_code" in str(err):
                 raise remote_code_error(self.model_id, err) from err
             raise
+        finally:
+            if shown:
+                diffusers_logging.enable_progress_bar()
         self.pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         self.model = getattr(self.pipeline, "unet", None) or getattr(self.pipeline, "transformer", None)
@@ -52,6 +59,16 @@ class TextToImage(Target):
         kwargs = {**self.generation_kwargs, "output_type": "pil"}
         images = self.pipeline(prompt=prompts, generator=generators, **kwargs).images
         return [Prediction(text="<image>", image=image.convert("RGB")) for image in images]
+
+    def load_lora(self, folder: Path) -> None:
+        """Apply a diffusers LoRA (``save_lora_weights`` format) to the pipeline with ``pipe.load_lora_weights``."""
+        self.pipeline.load_lora_weights(str(folder))
+
+    def save_fused(self, folder: Path) -> None:
+        """Fuse the loaded LoRA into the pipeline's weights and save it as a plain pipeline (``save_pretrained``)."""
+        self.pipeline.fuse_lora()
+        self.pipeline.unload_lora_weights()
+        self.pipeline.save_pretrained(folder, safe_serialization=True)
 
     def describe(self) -> dict[str, Any]:
         """Base description plus the pipeline call settings."""

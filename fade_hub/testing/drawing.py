@@ -77,25 +77,44 @@ def _words() -> list[str]:
     return sorted(set(text.split()))
 
 
+def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """CLIP's byte-pair encoding of one word: merge the best-ranked adjacent pair until none is known."""
+    parts = [*word[:-1], word[-1] + "</w>"]
+    while len(parts) > 1:
+        rank, first = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(zip(parts, parts[1:])))
+        if rank == len(ranks):
+            break
+        pair, merged, i = (parts[first], parts[first + 1]), [], 0
+        while i < len(parts):
+            if tuple(parts[i : i + 2]) == pair:
+                merged.append(pair[0] + pair[1])
+                i += 2
+            else:
+                merged.append(parts[i])
+                i += 1
+        parts = merged
+    return parts
+
+
 def word_tokenizer(folder: Path):
-    """A CLIP tokenizer whose merges spell every fixture word as one token (other text falls back to bytes)."""
+    """A CLIP tokenizer whose merges spell every fixture word as one token (other text falls back to bytes).
+
+    Each new merge joins the first two pieces a word still splits into, ranked after every earlier merge, so that
+    the words already whole stay whole.
+    """
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import CLIPTokenizer
 
     alphabet = sorted(ByteLevel.alphabet())
-    tokens = ["<|startoftext|>", "<|endoftext|>", *alphabet, *[f"{c}</w>" for c in alphabet]]
-    merges: dict[tuple[str, str], None] = {}
+    ranks: dict[tuple[str, str], int] = {}
     for word in _words():
-        parts = [*word[:-1], word[-1] + "</w>"]
-        merged = parts[0]
-        for part in parts[1:]:
-            merges.setdefault((merged, part), None)
-            merged += part
-            if merged not in tokens:
-                tokens.append(merged)
+        while len(parts := _bpe(word, ranks)) > 1:
+            ranks[(parts[0], parts[1])] = len(ranks)
+    tokens = ["<|startoftext|>", "<|endoftext|>", *alphabet, *[f"{c}</w>" for c in alphabet]]
+    tokens += [a + b for a, b in ranks if a + b not in tokens]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in ranks), encoding="utf-8")
     return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=MAX_TOKENS)
 
 
