@@ -1,4 +1,4 @@
-"""Queries per second of ``FailureEnv.evaluate`` against a raw batched ViT forward, side by side on CPU.
+"""Queries per second of ``FailureEnv.evaluate`` against the raw batched model, side by side, on CPU or a GPU.
 
 Builds a randomly initialised ViT classifier (``ViTConfig()`` defaults: ViT-base, 224x224, patch 16;
 ``--small`` for a tiny one) and a labelled image-folder of seeds in a temp dir, loads them through
@@ -14,6 +14,13 @@ drifts hit both); each repeat sums each side's time, and the medians over repeat
 their ratio ``env / raw`` (target >= 0.8). Nothing reaches the network; everything but the results JSON
 is written to a temp dir.
 
+``--model causal-lm`` measures a ~1B-parameter Llama-shaped language model instead (``throughput_lm.py``:
+generation on both sides). ``--device`` (auto, cpu, cuda, cuda:N) and ``--dtype`` place both sides alike;
+``--batch-size auto`` lets the target find the largest batch that fits the device, and the raw side runs
+the same batches. On a GPU, for example:
+
+    python benchmarks/env_throughput.py --device cuda --dtype bfloat16 --batch-size auto
+    python benchmarks/env_throughput.py --model causal-lm --device cuda --dtype bfloat16 --batch-size auto
     python benchmarks/env_throughput.py [--queries 128] [--batch-size 16] [--repeats 3] [--small]
 """
 
@@ -30,7 +37,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import throughput_lm  # noqa: E402 - the sibling workload module (run as a script from benchmarks/)
+
+from fade_hub.choices import DTYPE_CHOICES  # a leaf: importing it loads no Hugging Face library
 
 logger = logging.getLogger("env_throughput")
 
@@ -50,9 +61,12 @@ class BenchConfig:
     """What to measure: model size, seeds, batches and repetitions."""
 
     queries: int = 128
-    batch_size: int = 16
+    batch_size: int | str = 16
     repeats: int = 3
     small: bool = False
+    model: str = "vit"
+    device: str = "cpu"
+    dtype: str | None = None
     num_seeds: int = 32
     seed: int = 0
     output: Path = DEFAULT_OUTPUT
@@ -157,21 +171,22 @@ def time_env(env: Any, batch: list[tuple[tuple[int, ...], str]]) -> float:
     return time.perf_counter() - start
 
 
-def time_raw(model: Any, processor: Any, images: list[Any]) -> tuple[float, float]:
-    """Seconds for the processor and for the forward pass on one batch of images."""
+def time_raw(model: Any, processor: Any, images: list[Any], device: str) -> tuple[float, float]:
+    """Seconds for the processor and for the forward pass (answers back on the CPU) on one batch of images."""
     import torch
 
     with torch.inference_mode():
         t0 = time.perf_counter()
         inputs = processor(images=images, return_tensors="pt")
         t1 = time.perf_counter()
-        model(**inputs).logits.argmax(dim=-1)
+        model(pixel_values=inputs["pixel_values"].to(device, model.dtype)).logits.argmax(dim=-1).cpu()
         t2 = time.perf_counter()
     return t1 - t0, t2 - t1
 
 
 def run_repeat(
-    env: Any, model: Any, processor: Any, env_batches: list, raw_batches: list, rep: int, timings: Timings
+    env: Any, raw: Callable[[list[Any]], tuple[float, float]], env_batches: list, raw_batches: list, rep: int,
+    timings: Timings,
 ) -> None:
     """One pass over all batches, env and raw interleaved batch by batch, the first side alternating."""
     env_s = processing = forward = 0.0
@@ -180,7 +195,7 @@ def run_repeat(
             if side == "env":
                 env_s += time_env(env, env_batch)
             else:
-                p, f = time_raw(model, processor, images)
+                p, f = raw(images)
                 processing, forward = processing + p, forward + f
     timings.env.append(env_s)
     timings.raw.append(processing + forward)
@@ -209,76 +224,104 @@ def machine_info() -> dict[str, Any]:
 
 @dataclass
 class Bench:
-    """Everything one measurement needs: the env, the raw model and processor, and the query batches."""
+    """Everything one measurement needs: the env, the raw side (one batch -> its seconds), and the query batches."""
 
     env: Any
-    raw_model: Any
-    raw_processor: Any
+    raw: Callable[[list[Any]], tuple[float, float]]
     env_batches: list[list[tuple[tuple[int, ...], str]]]
     raw_batches: list[list[Any]]
     perturb_ms: float
     setup: dict[str, Any]
+    definitions: tuple[str, str] = (ENV_DEFINITION, RAW_DEFINITION)
 
 
 def build_bench(config: BenchConfig, tmp: Path) -> Bench:
     """Model and seeds in ``tmp``, the env through fade-hub's loaders, the raw model and pre-perturbed batches."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
     from fade_hub.env import FailureEnv, perturbation_seed
-    from fade_hub.judges import make_judge
+    from fade_hub.judges import JudgeConfig, make_judge
     from fade_hub.perturb import load_space
     from fade_hub.seeds import SeedConfig, load_seeds
     from fade_hub.targets import load_target
 
     model_dir, seed_dir = tmp / "model", tmp / "seeds"
-    model_info = build_model(model_dir, config.small, config.seed)
-    image_size = build_seed_folder(seed_dir, config.num_seeds, model_info["image_size"], config.seed)
+    lm = config.model == "causal-lm"
+    if lm:
+        model_info, seed_source, space_name = throughput_lm.build_causal_lm(model_dir, config.small, config.seed), \
+            throughput_lm.SEEDS, throughput_lm.SPACE  # fmt: skip
+        judge = JudgeConfig(kind="keywords", keywords=list(throughput_lm.KEYWORDS))
+    else:
+        model_info, space_name, judge = build_model(model_dir, config.small, config.seed), SPACE, None
+        image_size = build_seed_folder(seed_dir, config.num_seeds, model_info["image_size"], config.seed)
+        model_info["seed_image_size"], seed_source = list(image_size), str(seed_dir)
 
-    target = load_target(str(model_dir), task="image-classification", device="cpu", batch_size=config.batch_size)
-    space = load_space(SPACE)
-    seeds = load_seeds(SeedConfig(source=str(seed_dir)), target.modality, target.id2label)
-    env = FailureEnv(target, make_judge(target.task, None, target), space, seeds, seed=config.seed)
+    target = load_target(
+        str(model_dir), task="text-generation" if lm else "image-classification", device=config.device,
+        dtype=config.dtype, batch_size=config.batch_size,
+        generation_kwargs={"max_new_tokens": throughput_lm.MAX_NEW_TOKENS} if lm else None,
+    )  # fmt: skip
+    space = load_space(space_name)
+    seeds = load_seeds(SeedConfig(source=seed_source, num_seeds=config.num_seeds), target.modality, target.id2label)
+    if target.batch_pending:
+        target.find_batch_size([s.input for s in seeds])
+    batch = target.batch_size
+    env = FailureEnv(target, make_judge(target.task, judge, target), space, seeds, seed=config.seed)
 
-    pairs = query_pairs(space, [s.seed_id for s in seeds], config.batch_size + config.queries, config.seed)
+    pairs = query_pairs(space, [s.seed_id for s in seeds], batch + config.queries, config.seed)
     start = time.perf_counter()
     perturbed = [
         space.apply(env.seed_by_id[sid].input, cell, seed=perturbation_seed(config.seed, sid, space.action_id(cell)))
         for cell, sid in pairs
     ]
     perturb_ms = 1000 * (time.perf_counter() - start) / len(pairs)
+    if lm:
+        model_name = "small Llama-shaped LM" if config.small else "~1B-parameter Llama-shaped LM (TinyLlama shape)"
+    else:
+        model_name = "small ViT" if config.small else "ViT-base (ViTConfig() defaults)"
     setup = {
-        "model": ("small ViT" if config.small else "ViT-base (ViTConfig() defaults)") + ", random init",
+        "model": model_name + ", random init",
         **model_info,
-        "space": SPACE,
+        "device": target.device,
+        "dtype": target.dtype,
+        "space": space_name,
         "space_cells": space.num_cells,
         "seeds": len(seeds),
-        "seed_image_size": list(image_size),
         "queries": config.queries,
-        "batch_size": config.batch_size,
-        "warmup_queries": config.batch_size,
+        "batch_size": batch,
+        "batch_size_requested": config.batch_size,
+        "warmup_queries": batch,
         "repeats": config.repeats,
         "statistic": "median over repeats; env and raw interleaved batch by batch, alternating which goes first",
     }
     return Bench(
         env=env,
-        raw_model=AutoModelForImageClassification.from_pretrained(model_dir).eval(),
-        raw_processor=AutoImageProcessor.from_pretrained(model_dir),
-        env_batches=chunks(pairs, config.batch_size),
-        raw_batches=chunks(perturbed, config.batch_size),
+        raw=raw_side(model_dir, lm, target.device, target.model.dtype),
+        env_batches=chunks(pairs, batch),
+        raw_batches=chunks(perturbed, batch),
         perturb_ms=perturb_ms,
         setup=setup,
+        definitions=(throughput_lm.ENV_DEFINITION, throughput_lm.RAW_DEFINITION) if lm else (ENV_DEFINITION, RAW_DEFINITION),
     )
+
+
+def raw_side(model_dir: Path, lm: bool, device: str, dtype: Any) -> Callable[[list[Any]], tuple[float, float]]:
+    """The same model loaded with plain transformers on the target's device and dtype, as one batch -> seconds."""
+    if lm:
+        model, tokenizer = throughput_lm.load_raw(model_dir, device, dtype)
+        return lambda prompts: throughput_lm.time_raw(model, tokenizer, prompts, device)
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    processor = AutoImageProcessor.from_pretrained(model_dir)
+    return lambda images: time_raw(model, processor, images, device)
 
 
 def run(bench: Bench, repeats: int) -> Timings:
     """One warm-up batch on each side, then ``repeats`` interleaved passes over the remaining batches."""
     time_env(bench.env, bench.env_batches[0])
-    time_raw(bench.raw_model, bench.raw_processor, bench.raw_batches[0])
+    bench.raw(bench.raw_batches[0])
     timings = Timings()
     for rep in range(repeats):
-        run_repeat(
-            bench.env, bench.raw_model, bench.raw_processor, bench.env_batches[1:], bench.raw_batches[1:], rep, timings
-        )
+        run_repeat(bench.env, bench.raw, bench.env_batches[1:], bench.raw_batches[1:], rep, timings)
         logger.info("repeat %d: env %.2f s, raw %.2f s", rep + 1, timings.env[-1], timings.raw[-1])
     return timings
 
@@ -303,8 +346,8 @@ def summarise(bench: Bench, timings: Timings, queries: int) -> dict[str, Any]:
             "raw_forward": round(1000 * statistics.median(timings.raw_forward) / queries, 3),
             "env_total": round(1000 * statistics.median(timings.env) / queries, 3),
         },
-        "env_definition": ENV_DEFINITION,
-        "raw_definition": RAW_DEFINITION,
+        "env_definition": bench.definitions[0],
+        "raw_definition": bench.definitions[1],
         "setup": bench.setup,
         "machine": machine_info(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -316,11 +359,12 @@ def report(result: dict[str, Any]) -> str:
     setup, parts = result["setup"], result["breakdown_ms_per_query"]
     return "\n".join(
         [
-            f"model: {setup['model']}, {setup['parameters'] / 1e6:.2f}M params, {setup['image_size']}px; "
-            f"{setup['queries']} queries, batch {setup['batch_size']}, {setup['repeats']} repeats, "
+            f"model: {setup['model']}, {setup['parameters'] / 1e6:.2f}M params, {setup['dtype']} on {setup['device']}; "
+            f"{setup['queries']} queries, batch {setup['batch_size']} (asked: {setup['batch_size_requested']}), "
+            f"{setup['repeats']} repeats, "
             f"{result['machine']['torch_threads']} torch threads / {result['machine']['cpu_count']} CPUs",
             f"env (FailureEnv.evaluate):        {result['env_qps']:.2f} queries/s  runs {result['env_qps_runs']}",
-            f"raw (processor + model forward):  {result['raw_qps']:.2f} queries/s  runs {result['raw_qps_runs']}",
+            f"raw (preprocess + model):         {result['raw_qps']:.2f} queries/s  runs {result['raw_qps_runs']}",
             f"per query: perturb {parts['perturb']:.2f} ms, raw processor {parts['raw_processor']:.2f} ms, "
             f"raw forward {parts['raw_forward']:.2f} ms, env total {parts['env_total']:.2f} ms",
             f"ratio env / raw: {result['ratio']:.3f} (target >= {result['target_ratio']}: "
@@ -329,22 +373,34 @@ def report(result: dict[str, Any]) -> str:
     )
 
 
+def batch_size_arg(text: str) -> int | str:
+    """``--batch-size``: a whole number or ``auto``."""
+    return "auto" if text.strip().lower() == "auto" else int(text)
+
+
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
     """Command-line flags as a ``BenchConfig``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=BenchConfig.queries, help="timed queries per repeat")
-    parser.add_argument("--batch-size", type=int, default=BenchConfig.batch_size, help="queries per batch")
+    parser.add_argument("--batch-size", type=batch_size_arg, default=BenchConfig.batch_size,
+                        help="queries per batch, or auto: the largest batch that fits the device")
     parser.add_argument("--repeats", type=int, default=BenchConfig.repeats, help="alternating repetitions")
-    parser.add_argument("--small", action="store_true", help="a tiny ViT instead of ViT-base (smoke run)")
-    parser.add_argument("--num-seeds", type=int, default=BenchConfig.num_seeds, help="seed images to generate")
+    parser.add_argument("--model", choices=("vit", "causal-lm"), default="vit", help="the workload")
+    parser.add_argument("--small", action="store_true", help="a tiny model instead of the real-size one (smoke run)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (both sides)")
+    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help="weights dtype (default float32)")
+    parser.add_argument("--num-seeds", type=int, default=BenchConfig.num_seeds, help="seed inputs to use")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the results JSON")
     args = parser.parse_args(argv)
     for name in ("queries", "batch_size", "repeats", "num_seeds"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) != "auto" and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    output = args.output
+    if args.model == "causal-lm" and output == DEFAULT_OUTPUT:
+        output = DEFAULT_OUTPUT.with_name("env_throughput_causal_lm.json")
     return BenchConfig(
-        queries=args.queries, batch_size=args.batch_size, repeats=args.repeats, small=args.small,
-        num_seeds=args.num_seeds, output=args.output,
+        queries=args.queries, batch_size=args.batch_size, repeats=args.repeats, small=args.small, model=args.model,
+        device=args.device, dtype=args.dtype, num_seeds=args.num_seeds, output=output,
     )  # fmt: skip
 
 

@@ -87,7 +87,7 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
                                 show_progress=False))
     result = mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(_review(run, work / "sentiment-feedback", run.modes["action_id"].tolist()))],
-        output=str(work / "sentiment-adapter"), steps=20 if quick else 300, learning_rate=3e-3,
+        output=str(work / "sentiment-adapter"), steps=20 if quick else 300, learning_rate=2e-3,
         train_seeds=[str(write_seeds(work / "train.jsonl", 96, seed=2))],
         eval_seeds=str(write_seeds(work / "eval.jsonl", eval_seeds, seed=3)), show_progress=False,
     ))

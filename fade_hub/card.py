@@ -19,6 +19,8 @@ from huggingface_hub import DatasetCard, DatasetCardData, constants
 from .errors import BadConfig
 from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text, is_mode
 from .perturb.concepts import ConceptSpace
+from .provenance import license_text
+from .run import read_table
 from .store import DATA_FILES, LANDSCAPE_FILE, RunStore
 from .tasks import TASKS
 
@@ -103,7 +105,7 @@ def _card_data(meta: dict, space: Any, queries: int, data_files: dict[str, str |
     tags = BASE_TAGS + [t for t in (task, getattr(space, "modality", None)) if t and t not in BASE_TAGS]
     space_name = meta.get("space_name") or getattr(space, "name", None) or "custom space"
     return DatasetCardData(
-        license=meta.get("license", "apache-2.0"),
+        license=meta.get("license") or "other",
         tags=list(dict.fromkeys(tags)),
         task_categories=[TASKS[task].card_category] if task in TASKS else None,
         size_categories=[size_category(queries)],
@@ -237,10 +239,10 @@ def _reading_section(landscape: pd.DataFrame, min_queries: int | None, meta: dic
 
 def _details_section(meta: dict) -> list[str]:
     lines = ["## Run details", ""]
-    fields = ["run_id", "model_id", "model_revision", "model_commit_sha", "task", "algorithm", "mode", "budget",
-              "seed", "status", "started_at", "finished_at", "fade_hub_version"]
+    fields = ["run_id", "model_id", "model_revision", "model_commit_sha", "endpoint", "provider", "task", "algorithm",
+              "mode", "budget", "seed", "status", "started_at", "finished_at", "fade_hub_version"]
     lines += [f"- {name}: {md_escape(meta[name])}" for name in fields if meta.get(name) is not None]
-    for name in ("judge", "seeds"):
+    for name in ("judge", "seeds", "usage"):
         if meta.get(name):
             lines.append(f"- {name}: {md_escape(json.dumps(meta[name], sort_keys=True, default=str), limit=300)}")
     if meta.get("versions"):
@@ -279,6 +281,7 @@ def build_dataset_card(
         f"- **Model under test:** {_model_link(model_id)}, revision {md_escape(meta.get('model_revision') or 'main')}, "
         f"commit {md_escape(meta.get('model_commit_sha') or 'unknown')}",
         f"- **Task:** {md_escape(meta.get('task', 'unknown'))}",
+        f"- **Licence:** {md_escape(license_text(meta))}",
         f"- **Search:** {md_escape(meta.get('algorithm', '?'))} ({md_escape(meta.get('mode', 'single'))} mode), "
         f"budget {md_escape(meta.get('budget', '?'))} queries, seed {md_escape(meta.get('seed', '?'))}",
         "",
@@ -296,7 +299,7 @@ def build_dataset_card(
 def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
     """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given."""
     meta = store.read_meta()
-    landscape = pd.read_parquet(store.root / LANDSCAPE_FILE)
+    landscape = read_table(store.root / LANDSCAPE_FILE, str(store.root))
     assets = meta.get("card_assets") or {}
     examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
     space = ConceptSpace.from_dict(meta["space"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from . import __version__
 from .errors import FadeHubError
@@ -16,9 +16,17 @@ EXIT_USER_ERROR = 2
 COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one ``error:`` line pointing at ``--help`` (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: MESSAGE (see PROG --help)`` and exit with the usage-error status."""
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="fade-hub",
         description=(
             "Discover where a Hugging Face model fails, publish the failure landscape "

@@ -31,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import BadConfig
+from .errors import BadConfig, EndpointFailed
 from .judges import Judge, Verdict
 from .perturb import ConceptSpace
 from .perturb.expect import CLEAN, Expectation, cell_expectation, resolve
@@ -171,11 +171,21 @@ class FailureEnv(gym.Env):
         return self._answer(seeds, [()] * len(seeds), [CLEAN_ACTION_ID] * len(seeds), inputs)
 
     def _answer(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list) -> list[QueryResult]:
-        predictions: list[Prediction] = []
-        for start in range(0, len(inputs), self.target.batch_size):
-            predictions.extend(self.target.predict(inputs[start : start + self.target.batch_size]))
-        expectations = [self.expectation(action_id) for action_id in action_ids]
-        verdicts = self.judge.judge(seeds, inputs, predictions, expectations)
+        try:
+            predictions: list[Prediction] = self.target.predict(inputs)
+        except EndpointFailed as stop:
+            # a remote model stopped part-way: judge what it answered, so that the querier can keep it
+            answered = len(stop.answered)
+            stop.results = self._judged(seeds[:answered], cells, action_ids, inputs, stop.answered)
+            raise
+        return self._judged(seeds, cells, action_ids, inputs, predictions)
+
+    def _judged(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list,
+                predictions: list[Prediction]) -> list[QueryResult]:  # fmt: skip
+        """Judge the predictions of the leading ``len(seeds)`` queries and bundle everything per query."""
+        count = len(seeds)
+        expectations = [self.expectation(action_id) for action_id in action_ids[:count]]
+        verdicts = self.judge.judge(seeds, inputs[:count], predictions, expectations)
         return [
             QueryResult(
                 seed=seed,

@@ -55,9 +55,26 @@ class HubUnreachable(FadeHubError):
     """The Hub endpoint could not be reached; the local data is kept."""
 
 
+class RunDamaged(RunNotFound):
+    """A file of a run is corrupt (a broken query-log line, a truncated parquet); the message names it."""
+
+
 class BadRepoId(FadeHubError):
     """A repo id that the Hub would refuse (wrong shape or characters)."""
 
 
 class AdapterMismatch(FadeHubError):
     """An adapter applied to a model it was not trained for."""
+
+
+class EndpointFailed(FadeHubError):
+    """An inference endpoint or provider kept failing (or refused a request); the run stops, keeping its answers.
+
+    ``answered`` holds the predictions of the failed call's leading inputs that were answered (set by the
+    remote target); ``results`` the same queries judged (set by the environment), which the querier records.
+    """
+
+    def __init__(self, message: str, answered: list | None = None) -> None:
+        super().__init__(message)
+        self.answered: list = list(answered or [])
+        self.results: list = []

@@ -25,6 +25,8 @@ import yaml
 from .errors import BadConfig
 
 _MISSING = dataclasses.MISSING
+# the largest random seed every seeded library takes (numpy's legacy seeding, used by trl, stops at 2**32 - 1)
+MAX_SEED = 2**32 - 1
 
 
 def option(
@@ -41,25 +43,27 @@ def option(
     high_open: bool = False,
     auto: bool = False,
     csv: bool = False,
+    many: bool = False,
     cli: bool = True,
     default_factory: Callable[[], Any] | Any = _MISSING,
 ) -> Any:
     """A dataclass field with everything its flag and its checks need.
 
     ``low``/``high`` bound numbers (``low_open``/``high_open`` exclude the bound); ``auto`` also accepts the
-    word ``auto``; ``csv`` reads a comma-separated list; ``flag`` overrides the flag name (a boolean whose
+    word ``auto``; ``csv`` reads a comma-separated list; ``many`` a list given as several values, commas
+    allowed, the flag repeatable (``--adapters a b,c --adapters d``); ``flag`` overrides the flag name (a boolean whose
     default is True gets a store-false flag such as ``--no-progress``); ``cli=False`` keeps it out of the CLI.
     """
     metadata = {
         "help": help, "group": group, "flag": flag, "metavar": metavar, "choices": tuple(choices or ()),
-        "low": low, "high": high, "low_open": low_open, "high_open": high_open, "auto": auto, "csv": csv, "cli": cli,
+        "low": low, "high": high, "low_open": low_open, "high_open": high_open, "auto": auto, "csv": csv, "many": many, "cli": cli,
     }
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def _base_type(field: dataclasses.Field) -> str:
+def base_type(field: dataclasses.Field) -> str:
     """``int`` for ``int | None``, ``list`` for ``list[str]``, ... (annotations are strings here)."""
     text = str(field.type).replace("typing.", "")
     first = [part.strip() for part in text.split("|") if part.strip() != "None"][0]
@@ -82,7 +86,7 @@ def _default_of(field: dataclasses.Field) -> Any:
 def _help_text(field: dataclasses.Field) -> str:
     text = field.metadata["help"]
     default = _default_of(field)
-    if default in (None, False, "", []) or _base_type(field) == "bool":
+    if default in (None, False, "", []) or base_type(field) == "bool":
         return text
     shown = ",".join(map(str, default)) if isinstance(default, list) else default
     return f"{text} (default: {shown})"
@@ -109,6 +113,15 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in str(text).split(",") if item.strip()]
 
 
+class _ManyValues(argparse.Action):
+    """Collects ``--flag a b,c --flag d`` as ``["a", "b", "c", "d"]``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001 - argparse's API
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.extend(item for value in values for item in csv_list(value))
+        setattr(namespace, self.dest, items)
+
+
 def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = ()) -> None:
     """Add one flag per ``option`` field of ``cls`` (grouped as declared), leaving unset flags out of the namespace."""
     groups: dict[str | None, Any] = {None: parser}
@@ -120,9 +133,11 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[st
         if group not in groups:
             groups[group] = parser.add_argument_group(group)
         kwargs: dict[str, Any] = {"dest": field.name, "help": _help_text(field), "default": argparse.SUPPRESS}
-        kind = _base_type(field)
+        kind = base_type(field)
         if kind == "bool":
             kwargs["action"] = "store_false" if _default_of(field) is True else "store_true"
+        elif meta.get("many"):
+            kwargs.update(nargs="+", action=_ManyValues, metavar=meta["metavar"] or None)
         else:
             if meta["csv"] or kind == "list":
                 kwargs["type"] = csv_list
@@ -159,7 +174,7 @@ def load_options(cls: type, path: str | Path) -> dict[str, Any]:
 
 def _coerce(path: str | Path, field: dataclasses.Field, value: Any) -> Any:
     """YAML 1.1 reads ``3e-3`` as a string: turn numbers-as-text into the field's number type; split csv text."""
-    kind = _base_type(field)
+    kind = base_type(field)
     if isinstance(value, str) and (field.metadata.get("csv") or kind == "list"):
         return csv_list(value)
     if value is None or kind not in ("int", "float") or not isinstance(value, str):
@@ -187,13 +202,13 @@ def check_ranges(config: Any) -> None:
         if "low" not in meta or value is None or value == "auto" or isinstance(value, bool):
             continue
         if not isinstance(value, (int, float)):
-            if _base_type(field) in ("int", "float"):
+            if base_type(field) in ("int", "float"):
                 raise BadConfig(f"{flag_name(field)} must be a number, got {value!r}")
             continue
         low, high = meta["low"], meta["high"]
         if not math.isfinite(value):
             raise BadConfig(f"{flag_name(field)} must be a finite number, got {value}")
-        if _base_type(field) == "int" and float(value) != int(value):
+        if base_type(field) == "int" and not isinstance(value, int) and not float(value).is_integer():
             raise BadConfig(f"{flag_name(field)} must be a whole number, got {value}")
         too_low = low is not None and (value <= low if meta["low_open"] else value < low)
         too_high = high is not None and (value >= high if meta["high_open"] else value > high)
@@ -202,14 +217,26 @@ def check_ranges(config: Any) -> None:
 
 
 def _range_text(meta: dict) -> str:
-    low, high = meta["low"], meta["high"]
-    if low is not None and high is not None:
-        return f"in {'(' if meta['low_open'] else '['}{low:g}, {high:g}{')' if meta['high_open'] else ']'}"
-    if low is not None:
-        return f"{'>' if meta['low_open'] else '>='} {low:g}"
-    return f"{'<' if meta['high_open'] else '<='} {high:g}"
+    low, high = _number_text(meta["low"]), _number_text(meta["high"])
+    if meta["low"] is not None and meta["high"] is not None:
+        return f"in {'(' if meta['low_open'] else '['}{low}, {high}{')' if meta['high_open'] else ']'}"
+    if meta["low"] is not None:
+        return f"{'>' if meta['low_open'] else '>='} {low}"
+    return f"{'<' if meta['high_open'] else '<='} {high}"
+
+
+def _number_text(value: float | None) -> str:
+    """An int bound in full (``4294967295``), a float one short (``0.5``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}" if value is not None else ""
 
 
 def to_dict(config: Any) -> dict[str, Any]:
     """A plain dict of a config's fields."""
     return dataclasses.asdict(config)
+
+
+def project(cls: type, config: Any, /, **values: Any) -> Any:
+    """An instance of ``cls`` taking each of its fields from the same-named field of ``config`` (``values`` win)."""
+    fields = {field.name for field in dataclasses.fields(cls)}
+    shared = {name: getattr(config, name) for name in fields if hasattr(config, name)}
+    return cls(**{**shared, **values})

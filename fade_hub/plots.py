@@ -2,16 +2,19 @@
 
 Matplotlib is used through ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state), so these
 functions are safe to call from threads (e.g. a gradio app). All text that comes from data (level
-values, captions, model outputs) is drawn with ``parse_math=False`` so a ``$`` never turns into math.
+values, captions, model outputs) is drawn with ``parse_math=False`` so a ``$`` never turns into math, and
+through ``plot_text``, so that a control character or a glyph the font lacks shows as an escape.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import math
 import re
 import textwrap
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,26 @@ CMAP = "YlOrRd"
 UNVISITED = "#d9d9d9"
 DPI = 100
 WIDTH_IN = 8.0  # 800 px at DPI
+
+
+@functools.lru_cache(maxsize=None)
+def _drawable(family: str) -> frozenset[int]:
+    """The code points the font matplotlib picks for ``family`` has glyphs for."""
+    from matplotlib import font_manager, ft2font
+
+    path = font_manager.findfont(font_manager.FontProperties(family=[family]))
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def plot_text(text: Any, family: str = "sans-serif") -> str:
+    """``text`` as a label can show it: control and format characters, and characters the font has no glyph
+    for, written as escapes (``\\x1b``, ``\\u6771``) rather than drawn as boxes with a "Glyph missing" warning."""
+    drawable = _drawable(family)
+    return "".join(
+        char if char == "\n" or (ord(char) in drawable and unicodedata.category(char)[0] != "C")
+        else char.encode("unicode_escape").decode("ascii")
+        for char in str(text)
+    )
 
 
 def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
@@ -79,14 +102,16 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
         rate = float(rates.iat[i, j])
         ax.text(j, i, f"{rate:.2f}\nn={n}", ha="center", va="center", fontsize=fontsize,
                 color="white" if rate > 0.6 else "black")
+    cols, rows = [plot_text(col) for col in cols], [plot_text(row) for row in rows]
     ax.set_xticks(range(len(cols)), cols, parse_math=False)
     if _too_long(cols, room=90):
         _tilt_x_labels(ax)
     ax.set_yticks(range(len(rows)), rows, parse_math=False)
-    ax.set_xlabel(factors[1], parse_math=False)
-    ax.set_ylabel(factors[0], parse_math=False)
+    x_name, y_name = plot_text(factors[1]), plot_text(factors[0])
+    ax.set_xlabel(x_name, parse_math=False)
+    ax.set_ylabel(y_name, parse_math=False)
     total = int(counts.to_numpy().sum())
-    ax.set_title(f"Failure rate by {factors[0]} × {factors[1]}  ({total} queries, other factors pooled)", parse_math=False)
+    ax.set_title(f"Failure rate by {y_name} × {x_name}  ({total} queries, other factors pooled)", parse_math=False)
     fig.colorbar(image, ax=ax, label="failure rate")
     return save_figure(fig, path)
 
@@ -133,14 +158,15 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
         ax.errorbar(x[visited], rate[visited], yerr=err[:, visited], fmt="none", ecolor="black", capsize=3, linewidth=1)
         for i in x[~visited]:
             ax.text(i, 0.03, "not visited", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
-        tilt = _too_long(list(table["level"]), room=int(110 / ncols))
-        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(table["level"], table["queries"])]
+        levels = [plot_text(level) for level in table["level"]]
+        tilt = _too_long(levels, room=int(110 / ncols))
+        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(levels, table["queries"])]
         ax.set_xticks(x, labels, parse_math=False, fontsize=8)
         if tilt:
             _tilt_x_labels(ax)
         ax.set_ylim(0, 1.05)
-        ax.set_title(name, parse_math=False)
-        ax.set_xlabel(name, parse_math=False)
+        ax.set_title(plot_text(name), parse_math=False)
+        ax.set_xlabel(plot_text(name), parse_math=False)
         ax.set_ylabel("failure rate")
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(effects):]:
@@ -246,7 +272,7 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
         fig = Figure(figsize=(WIDTH_IN, 1.5))
         fig.text(0.5, 0.5, "no examples", ha="center", va="center", fontsize=14, color="#555555")
         if title:
-            fig.suptitle(title, parse_math=False)
+            fig.suptitle(plot_text(title), parse_math=False)
         return save_figure(fig, path)
     ncols = min(4, len(examples))
     nrows = math.ceil(len(examples) / ncols)
@@ -264,11 +290,12 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
             ax.imshow(np.asarray(example["image"].convert("RGB")))
         else:
             ax.set_facecolor("#f6f6f6")
-            ax.text(0.04, 0.96, _wrap(example.get("text", ""), text_chars, 14), ha="left", va="top", fontsize=8,
+            text = plot_text(example.get("text", ""), "monospace")
+            ax.text(0.04, 0.96, _wrap(text, text_chars, 14), ha="left", va="top", fontsize=8,
                     family="monospace", parse_math=False, transform=ax.transAxes, clip_on=True)
-        ax.set_title(_wrap(example.get("caption", ""), caption_chars, 3), fontsize=9, parse_math=False)
+        ax.set_title(_wrap(plot_text(example.get("caption", "")), caption_chars, 3), fontsize=9, parse_math=False)
     for ax in list(axes.flat)[len(examples):]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title, parse_math=False)
+        fig.suptitle(plot_text(title), parse_math=False)
     return save_figure(fig, path)

@@ -10,7 +10,6 @@ read runs through this module; it imports no UI and no model code.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import NETWORK_ERRORS, HubUnreachable, RunNotFound
+from .errors import NETWORK_ERRORS, HubUnreachable, RunDamaged, RunNotFound
 from .landscape import cell_label, failure_modes
+from .paths import looks_like_path, portable_path
 from .perturb.concepts import ConceptSpace
 from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, RunStore
 
@@ -59,6 +59,8 @@ def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
             status = RunStore(path).read_meta().get("status")
             raise RunNotFound(f"{path} has no {name} yet (status {status!r}); finish the run with --resume")
         return path / name
+    if path.exists() or looks_like_path(str(spec)):
+        raise RunNotFound(f"{spec!s} is not a run directory (no such folder); pass the folder `fade-hub explore` wrote")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
 
@@ -70,6 +72,19 @@ def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
         raise RunNotFound(f"dataset {spec!s} is not a fade-hub run (no {name})") from None
     except NETWORK_ERRORS as err:
         raise HubUnreachable(f"could not reach the Hub to read {spec!s} ({type(err).__name__}); check HF_ENDPOINT") from None
+
+
+def read_table(path: Path, spec: str) -> pd.DataFrame:
+    """A run's parquet file as a DataFrame; RunDamaged naming the file when it is truncated or not parquet."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as err:
+        raise RunDamaged(
+            f"{spec}: {path.name} is damaged (not a readable parquet file: {type(err).__name__}); rebuild it by "
+            "rerunning the run's explore command with --resume"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,9 @@ class Run:
     @classmethod
     def open(cls, spec: str | Path, *, token: str | None = None) -> Run:
         """Open a local run directory or a pushed run dataset; RunNotFound when it is neither."""
-        meta = json.loads(run_file(spec, META_FILE, token=token).read_text(encoding="utf-8"))
+        path = run_file(spec, META_FILE, token=token)
+        store = RunStore(path.parent)
+        meta = store.local_meta() if Path(spec).is_dir() else store.read_meta()  # a local run loads its paths again
         return cls(spec, meta, token=token)
 
     def file(self, name: str) -> Path:
@@ -130,6 +147,14 @@ class Run:
     def run_id(self) -> str:
         """The run's id."""
         return str(self.meta.get("run_id", ""))
+
+    @property
+    def model_text(self) -> str:
+        """The model under test as a report shows it: a repo id, or a local folder relative to the run directory."""
+        model = str(self.meta.get("model_id", ""))
+        if self.path is not None and Path(model).is_absolute():
+            return str(portable_path(model, self.path))
+        return model
 
     @property
     def task(self) -> str:
@@ -144,17 +169,17 @@ class Run:
     @cached_property
     def landscape(self) -> pd.DataFrame:
         """One row per cell (see ``fade_hub.landscape``)."""
-        return pd.read_parquet(self.file(LANDSCAPE_FILE))
+        return read_table(self.file(LANDSCAPE_FILE), self.spec)
 
     @cached_property
     def failures(self) -> pd.DataFrame:
         """The failing queries with inputs, outputs, expected answers and (images) media bytes."""
-        return pd.read_parquet(self.file(FAILURES_FILE))
+        return read_table(self.file(FAILURES_FILE), self.spec)
 
     @cached_property
     def queries(self) -> pd.DataFrame:
         """Every query of the run."""
-        return pd.read_parquet(self.file(QUERIES_FILE))
+        return read_table(self.file(QUERIES_FILE), self.spec)
 
     @cached_property
     def modes(self) -> pd.DataFrame:

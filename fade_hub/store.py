@@ -5,6 +5,7 @@ Layout::
     RUN_DIR/
       README.md                 dataset card; its YAML ``configs`` make every config loadable
       run.json                  run metadata (model, commit, task, space, judge, algorithm, ...)
+      .local_paths.json         the absolute local paths run.json gives relative to the run (never pushed)
       logs/queries.jsonl        every query, one JSON line each, appended and fsync'ed as it comes
       data/queries.parquet      the same queries as the ``queries`` config (written by ``summarize``)
       data/failures.parquet     failing queries with their media (written by ``summarize``)
@@ -15,7 +16,8 @@ Layout::
 
 The query log is JSON lines so that a crash loses at most the line being written: on reopening, a
 torn last line is cut off and the run resumes from the last complete query. Every config is parquet,
-because ``datasets`` reads all configs of a repo with one file format.
+because ``datasets`` reads all configs of a repo with one file format. ``run.json`` is standard JSON (no
+NaN), and the local paths it names (model folder, seeds, space file) are relative to the run directory.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import BadConfig, ResumeMismatch, RunNotFound
+from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
+from .jsonio import to_json
+from .paths import check_folder_target, loadable_fields, local_paths, portable_fields
 
 QUERIES_LOG = "logs/queries.jsonl"
 QUERIES_FILE = "data/queries.parquet"
@@ -34,21 +38,40 @@ FAILURES_FILE = "data/failures.parquet"
 LANDSCAPE_FILE = "data/landscape.parquet"
 POLICY_FILE = "policy.json"
 META_FILE = "run.json"
+LOCAL_PATHS_FILE = ".local_paths.json"  # this machine's absolute paths of the PATH_FIELDS; hidden: never pushed
 MEDIA_DIR = "media"
 PLOTS_DIR = "plots"
 DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": LANDSCAPE_FILE}
 # Fields that must match for --resume to continue a run. The budget is one of them: explorers batch and
 # schedule by the budget left, so another budget makes other decisions than the ones replayed from the log.
 RESUME_KEYS = ("model_id", "task", "space_fingerprint", "algorithm", "mode", "seed", "seeds", "budget")
+# Fields of ``run.json`` that may name a local path: each is recorded relative to the run directory (or by
+# its name alone; see ``fade_hub.paths.portable_path``), so that no absolute path reaches a pushed run.
+PATH_FIELDS = (
+    "model_id", "target.model_id", "judge.model_id", "seeds.source",
+    "config.model", "config.seeds", "config.space", "config.label_map", "config.judge", "config.clip",
+)
 # Options of ``run.json``'s ``config`` that may change on --resume; any other change (a judge threshold, the
 # generation length, a reward weight, ...) would mix records made under two settings in one run.
-RESUME_FREE_OPTIONS = frozenset({"push_to_hub", "private", "device", "batch_size", "budget", "force"})
+RESUME_FREE_OPTIONS = frozenset({
+    "push_to_hub", "private", "public", "device", "batch_size", "budget", "force", "concurrency", "max_retries",
+    "request_timeout",
+})  # fmt: skip
 
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _reason(err: Exception) -> str:
+    """A short reason for a JSON file that does not parse."""
+    if isinstance(err, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(err, json.JSONDecodeError):
+        return f"invalid JSON: {err.msg} at character {err.pos}"
+    return type(err).__name__
 
 
 class RunStore:
@@ -73,12 +96,18 @@ class RunStore:
         """The run metadata; RunNotFound if the folder is not a run."""
         if not self.exists():
             raise RunNotFound(f"{self.root} is not a fade-hub run directory (no {META_FILE}); check the path")
-        return json.loads(self.meta_path.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RunDamaged(f"{self.meta_path} is damaged ({_reason(err)}); it cannot be rebuilt: start a new run") from None
+        if not isinstance(meta, dict):
+            raise RunDamaged(f"{self.meta_path} is damaged (not a JSON object); it cannot be rebuilt: start a new run")
+        return meta
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Replace ``run.json`` atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        _write_atomic(self.meta_path, to_json(meta, indent=2, sort_keys=True, default=str) + "\n")
 
     def update_meta(self, **fields: Any) -> dict[str, Any]:
         """Merge fields into ``run.json`` and return the result."""
@@ -87,20 +116,46 @@ class RunStore:
         self.write_meta(meta)
         return meta
 
-    def create(self, meta: dict[str, Any], *, resume: bool = False) -> dict[str, Any]:
-        """Start a run here, or check that ``meta`` matches the run already here when resuming."""
-        if self.exists():
-            if resume:
-                self._check_resume(self.read_meta(), meta)
-                self.repair()
-                return self.update_meta(status="running")
+    def check_output(self, resume: bool) -> None:
+        """BadConfig, before anything is loaded or written, when this folder cannot take the run (or, with
+        ``resume``, holds no run to continue); RunDamaged when the run to resume has a damaged file."""
+        check_folder_target(self.root, "--output", "for the run")
+        if resume:
+            if not self.exists():
+                raise BadConfig(f"--resume: {self.root} holds no run to resume; drop --resume to start one")
+            self.read_meta()
+            self.read_queries()
+        elif self.exists():
             raise BadConfig(f"{self.root} already holds a run; pass --resume to continue it or choose another --output")
-        if self.root.exists() and any(self.root.iterdir()):
+        elif self.root.exists() and any(self.root.iterdir()):
             raise BadConfig(f"{self.root} is not empty and holds no run; choose an empty or new --output folder")
+
+    def create(self, meta: dict[str, Any], *, resume: bool = False) -> dict[str, Any]:
+        """Start a run here, or check that ``meta`` matches the run already here when resuming.
+
+        Every check (the settings, each line of the query log) comes before the first change, so a
+        refused resume leaves the run exactly as it was.
+        """
+        self.check_output(resume)
+        original, meta = meta, portable_fields(meta, PATH_FIELDS, self.root)
+        if resume:
+            self._check_resume(portable_fields(self.read_meta(), PATH_FIELDS, self.root, absolute_only=True), meta)
+            self.repair()
+            return self.update_meta(status="running")
         self.queries_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.root / LOCAL_PATHS_FILE, to_json(local_paths(original, PATH_FIELDS), indent=2) + "\n")
         self.write_meta(dict(meta, status="running"))
         self.queries_path.touch()
         return self.read_meta()
+
+    def local_meta(self) -> dict[str, Any]:
+        """The run metadata with its local paths as paths that load from here (absolute), for re-running parts."""
+        path = self.root / LOCAL_PATHS_FILE
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            known = {}
+        return loadable_fields(self.read_meta(), PATH_FIELDS, self.root, known if isinstance(known, dict) else {})
 
     def _check_resume(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Raise ResumeMismatch naming the first setting in which ``new`` differs from the run here."""
@@ -137,7 +192,7 @@ class RunStore:
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append query records and make them durable before returning."""
-        lines = "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
+        lines = "".join(to_json(record, ensure_ascii=False, default=str) + "\n" for record in records)
         if not lines:
             return
         with self._lock, self.queries_path.open("a", encoding="utf-8") as handle:
@@ -146,15 +201,35 @@ class RunStore:
             os.fsync(handle.fileno())
 
     def read_queries(self) -> list[dict[str, Any]]:
-        """All complete query records, in the order they were written."""
+        """All complete query records, in the order they were written; RunDamaged naming a broken line.
+
+        A last line without its newline is a write cut short by a crash: it is skipped here and cut off
+        by ``repair`` when the run resumes. A broken line before it is damage that resuming cannot mend.
+        """
         if not self.queries_path.exists():
             return []
         records = []
-        with self.queries_path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.endswith("\n") and line.strip():
-                    records.append(json.loads(line))
+        with self.queries_path.open("rb") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.endswith(b"\n"):
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                    raise self._damaged_line(lineno, _reason(err)) from None
+                if not isinstance(record, dict):
+                    raise self._damaged_line(lineno, "not a JSON object")
+                records.append(record)
         return records
+
+    def _damaged_line(self, lineno: int, reason: str) -> RunDamaged:
+        """The error for line ``lineno`` of the query log, saying how to continue from the lines before it."""
+        return RunDamaged(
+            f"{self.queries_path}:{lineno} is not a query record ({reason}); nothing was changed. To continue "
+            f"from the {lineno - 1} lines before it, keep only those (head -n {lineno - 1}) and --resume"
+        )
 
     # media and derived files --------------------------------------------------------------------
 
@@ -173,7 +248,7 @@ class RunStore:
 
     def write_policy(self, probs: list[float]) -> None:
         """Store the policy's probability of every cell."""
-        _write_atomic(self.root / POLICY_FILE, json.dumps({"cell_probs": probs}) + "\n")
+        _write_atomic(self.root / POLICY_FILE, to_json({"cell_probs": probs}) + "\n")
 
     def read_policy(self) -> list[float] | None:
         """The policy's cell probabilities, if the run has a policy."""

@@ -22,7 +22,8 @@ CORRECTION_KINDS = ("label", "text", "image")
 class TaskSpec:
     """What one task means to fade-hub.
 
-    ``target``/``mitigator`` are ``"module:Class"`` paths imported on demand; ``judges`` lists the judge
+    ``target``/``mitigator`` are ``"module:Class"`` paths imported on demand (``remote_target``: the class that
+    queries a model served by an endpoint or an Inference Provider); ``judges`` lists the judge
     kinds that apply, ``default_judge`` is used when the user names none (None: the user must choose);
     ``correction`` is what a reviewer may give for one example (a label, a preferred text, or accepting a
     generated image); ``peft_task_type`` is peft's ``TaskType`` name (None where peft has none).
@@ -41,6 +42,7 @@ class TaskSpec:
     tiny_model: str
     mitigator: str
     pipeline_tags: tuple[str, ...] = ()
+    remote_target: str = ""
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -53,6 +55,12 @@ class TaskSpec:
     def target_class(self) -> type:
         """The ``Target`` subclass that loads and runs models of this task."""
         return load_object(self.target)
+
+    def remote_target_class(self) -> type:
+        """The ``RemoteTarget`` subclass that queries served models of this task."""
+        if not self.remote_target:
+            raise UnsupportedTask(f"task {self.name!r} cannot be explored through an endpoint or a provider")
+        return load_object(self.remote_target)
 
     def mitigator_class(self) -> type:
         """The ``Mitigator`` subclass that trains LoRA adapters for this task."""
@@ -76,6 +84,7 @@ TASKS: dict[str, TaskSpec] = {
             tiny_model="image-classification",
             mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
             pipeline_tags=("image-classification",),
+            remote_target="fade_hub.targets.remote_tasks:RemoteImageClassifier",
         ),
         TaskSpec(
             name="text-classification",
@@ -91,6 +100,7 @@ TASKS: dict[str, TaskSpec] = {
             tiny_model="text-classification",
             mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
             pipeline_tags=("text-classification", "sentiment-analysis"),
+            remote_target="fade_hub.targets.remote_tasks:RemoteTextClassifier",
         ),
         TaskSpec(
             name="text-generation",
@@ -106,6 +116,7 @@ TASKS: dict[str, TaskSpec] = {
             tiny_model="text-generation",
             mitigator="fade_hub.mitigate.language_model:LanguageModelMitigator",
             pipeline_tags=("text-generation",),
+            remote_target="fade_hub.targets.remote_tasks:RemoteTextGenerator",
         ),
         TaskSpec(
             name="summarization",
@@ -121,6 +132,7 @@ TASKS: dict[str, TaskSpec] = {
             tiny_model="summarization",
             mitigator="fade_hub.mitigate.seq2seq:Seq2SeqMitigator",
             pipeline_tags=("summarization", "text2text-generation"),
+            remote_target="fade_hub.targets.remote_tasks:RemoteSummarizer",
         ),
         TaskSpec(
             name="text-to-image",
@@ -136,6 +148,7 @@ TASKS: dict[str, TaskSpec] = {
             tiny_model="text-to-image",
             mitigator="fade_hub.mitigate.diffusion:DiffusionMitigator",
             pipeline_tags=("text-to-image",),
+            remote_target="fade_hub.targets.remote_tasks:RemoteTextToImage",
         ),
     )
 }

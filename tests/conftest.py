@@ -105,15 +105,20 @@ def shape_seeds(session_dir) -> Path:
     return write_seed_folder(session_dir / "shape-seeds", per_class=2, seed=1)
 
 
+def space_file(folder: Path, name: str, space: dict) -> Path:
+    """A concept space written as ``folder/spaces/NAME.yaml`` (checked by loading it)."""
+    from fade_hub.perturb import ConceptSpace
+
+    path = folder / "spaces" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ConceptSpace.from_dict(space).to_yaml(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def small_space(session_dir) -> Path:
     """``IMAGE_2X2`` as a concept-space YAML file."""
-    from fade_hub.perturb import ConceptSpace
-
-    path = session_dir / "spaces" / "image-2x2.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ConceptSpace.from_dict(IMAGE_2X2).to_yaml(path)
-    return path
+    return space_file(session_dir, "image-2x2", IMAGE_2X2)
 
 
 @pytest.fixture(scope="session")
@@ -127,9 +132,25 @@ def shapes_model(session_dir) -> Path:
 @pytest.fixture(scope="session")
 def block_space(session_dir) -> Path:
     """``BLOCK_2X2`` as a concept-space YAML file."""
-    from fade_hub.perturb import ConceptSpace
+    return space_file(session_dir, "block-2x2", BLOCK_2X2)
 
-    path = session_dir / "spaces" / "block-2x2.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ConceptSpace.from_dict(BLOCK_2X2).to_yaml(path)
-    return path
+
+@pytest.fixture
+def served(tiny_models):
+    """Factory of local inference servers over tiny models: ``served("text-classification", faults=Faults(...))``.
+
+    Each server is a real pipeline behind the routes ``InferenceClient`` calls; all are stopped at teardown.
+    """
+    from fade_hub.testing.inference_server import PipelineBackend, serve
+
+    servers = []
+
+    def start(kind: str, faults=None, *, task: str | None = None, token: str | None = None, **backend):
+        backend.setdefault("model_id", f"tester/served-{kind}")
+        server = serve(PipelineBackend(task or kind, tiny_models(kind), **backend), faults, token=token)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

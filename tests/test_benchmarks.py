@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -31,3 +33,53 @@ def test_env_throughput_smoke(tmp_path):
     assert len(result["env_qps_runs"]) == len(result["raw_qps_runs"]) == 1
     assert result["machine"]["cpu_count"] == os.cpu_count()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_env_throughput_causal_lm_with_auto_batch_smoke(tmp_path):
+    """The language-model workload on --device auto with --batch-size auto: the batch it found is recorded."""
+    output = tmp_path / "results" / "lm.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "env_throughput.py"), "--model", "causal-lm", "--small", "--queries", "8",
+         "--repeats", "1", "--device", "auto", "--batch-size", "auto", "--output", str(output)],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert result["setup"]["batch_size_requested"] == "auto" and result["setup"]["batch_size"] == 32  # the CPU limit
+    assert result["setup"]["device"] == "cpu" and result["env_qps"] > 0 and result["raw_qps"] > 0
+    assert "generate" in result["raw_definition"] and "batch 32 (asked: auto)" in done.stdout
+
+
+def test_endpoint_throughput_smoke(tmp_path):
+    """Concurrency 1 and 4 against the fixed-answer server process: figures printed and written, nothing retried."""
+    output = tmp_path / "results" / "endpoint.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "endpoint_throughput.py"), "--quick", "--output", str(output)],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(output.read_text(encoding="utf-8"))
+    levels = {level["concurrency"]: level for level in result["levels"]}
+    assert sorted(levels) == [1, 4] and all(level["retries"] == 0 for level in levels.values())
+    assert levels[1]["speedup"] == 1.0 and levels[4]["qps"] > levels[1]["qps"]
+    for level in levels.values():
+        assert level["ideal_qps"] == level["concurrency"] / 0.05
+        assert level["efficiency"] == pytest.approx(level["qps"] / level["ideal_qps"], abs=1e-3)
+        assert f"{level['qps']:.1f}" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_seed_image_memory_smoke(tmp_path):
+    """The bomb is skipped, the JPEG kept at 1024 px, and the peaks are written with their excess over the baseline."""
+    output = tmp_path / "seed_image_memory.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "seed_image_memory.py"), "--repeats", "1", "--output", str(output)],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert set(result["peak_mib"]) == {"small", "bomb", "jpeg"}
+    assert result["seeds_kept"]["bomb"] == {"circle/small.png": [32, 32]}  # the bomb never decoded
+    assert result["seeds_kept"]["jpeg"]["circle/photo.jpg"] == [1024, 768]
+    assert result["folder_bytes"]["bomb"] < 64_000
+    assert re.search(r"bomb .* peak RSS +\d+\.\d MiB", done.stdout), done.stdout

@@ -136,6 +136,9 @@ def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"run: {output}" in result.stdout
+    # announced before the first query: 4 explore + 1 held-out clean seeds, 12 exploring, 2 top cells x 1 held-out seed
+    plan = "planned model calls: 19 = 5 on clean seeds + 12 exploring + up to 2 confirming (2 cells x 1 held-out seeds)"
+    assert plan in result.stderr
     rows = datasets.load_dataset(str(output), "queries", split="train", cache_dir=str(tmp_path / "cache"))
     phases = rows["phase"]
     assert phases.count("explore") == budget and set(phases) == {"clean", "explore", "confirm"}
@@ -160,3 +163,21 @@ def test_config_numbers_written_the_yaml_1_1_way_are_numbers(tmp_path):
     path.write_text("model: m\nbudget: lots\n", encoding="utf-8")
     with pytest.raises(BadConfig, match="budget must be a number"):
         ExploreConfig.from_yaml(path)
+
+
+def test_a_large_plan_is_announced_with_a_warning_and_no_prompt(caplog):
+    import logging
+
+    from fade_hub.explore.budget import WARN_CALLS, announce, plan_calls
+
+    plan = plan_calls(10**12, confirm_top=5, confirm_seeds=16, held_out=4, done=3)
+    assert (plan.explore, plan.confirm, plan.total) == (10**12, 20, 10**12 + 20)
+    with caplog.at_level(logging.INFO, logger="fade_hub.explore.budget"):
+        announce(plan)
+        announce(plan_calls(WARN_CALLS, confirm_top=0, confirm_seeds=16, held_out=4))
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert infos[0].startswith("planned model calls: 1,000,000,000,020 = 0 on clean seeds + 1,000,000,000,000 "
+                               "exploring + up to 20")
+    assert "3 already in the log" in infos[0] and "up to 0 confirming" in infos[1]
+    assert len(warnings) == 1 and "more than 100,000" in warnings[0]  # exactly at the limit: no warning

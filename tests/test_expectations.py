@@ -169,3 +169,22 @@ def test_a_label_map_lets_label_ids_read_as_a_polarity_pair(tiny_models, tmp_pat
                                 output=str(tmp_path / "run"), show_progress=False, confirm_top=0))
     negated = [r for r in RunStore(run.path).read_queries() if r["phase"] == "explore" and r["negate"] == "true"]
     assert negated and {r["expected"] for r in negated} == {"LABEL_0"}
+
+
+def test_a_judge_that_cannot_state_the_flipped_answer_refuses_negation_at_start_up(tiny_models, tmp_path, capsys):
+    output = tmp_path / "run"
+    code = main(["explore", str(tiny_models("text-generation")), "--space", "builtin:text-default",
+                 "--judge-keywords", "hate", "--output", str(output), "--no-progress", "--budget", "4"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "factor negate changes the right answer" in err and "keywords judge cannot state" in err
+    assert not (output / "logs" / "queries.jsonl").exists()
+
+
+def test_report_shows_the_clean_failure_rate(shapes_model, block_space, tmp_path, capsys):
+    from fade_hub.demo.shapes import write_seed_folder
+
+    seeds = write_seed_folder(tmp_path / "seeds", per_class=2, seed=4)
+    grid_run(shapes_model, seeds, tmp_path / "run", space=str(block_space), confirm_top=0)
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert "clean failure rate 0/6 = 0.00 [0.00, 0.39]: a failure mode fails significantly more often" in capsys.readouterr().out

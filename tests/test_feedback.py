@@ -38,7 +38,7 @@ def test_make_record_fills_the_schema():
     ("target", "verdict", "note", "message"),
     [
         ("42", "fixed", "", "unknown verdict 'fixed'"),
-        ("42", "", "", "unknown verdict ''"),
+        ("42", "", "", "choose a verdict first"),
         ("mode-3", "fix", "", "neither a failure mode's action id"),
         ("q1x", "fix", "", "neither a failure mode's action id"),
         ("42", "fix", "x" * (feedback.MAX_TEXT + 1), "keep it under"),

@@ -28,9 +28,10 @@ def test_demo_and_a_feedback_session_write_nothing_under_home(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in LIBRARY_DIRS and not k.startswith("XDG_")}
     env.update(HOME=str(home), HF_HOME=str(tmp_path / "hf"), FADE_HUB_CACHE=str(tmp_path / "cache"))
     demo_env = {k: v for k, v in env.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}  # the demo embeds its Hub
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "demo" / "run"
     demo = subprocess.run(
-        [sys.executable, "-m", "fade_hub.cli", "demo", "--budget", "60", "--output", str(run_dir), "--no-progress"],
+        [sys.executable, "-m", "fade_hub.cli", "demo", "--budget", "60", "--mitigation-steps", "5", "--output",
+         str(tmp_path / "demo"), "--no-progress"],
         env=demo_env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert demo.returncode == 0, demo.stderr[-3000:]

@@ -370,3 +370,59 @@ def test_restart_on_same_root_keeps_repos(tmp_path):
         assert client.model_info(repo).sha == sha
         path = hf_hub_download(repo, "kept.txt", revision=sha, endpoint=local.endpoint, cache_dir=tmp_path / "c")
         assert Path(path).read_text() == "kept"
+
+
+def _uploads_in_progress(root: Path) -> list[Path]:
+    """Files under ``root/tmp`` (the lock files of running stores aside)."""
+    return [p for p in (root / "tmp").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+
+
+@pytest.mark.timeout(180)
+def test_a_crash_mid_upload_leaves_nothing_after_the_next_start(tmp_path):
+    import socket
+    import time
+
+    root, port = tmp_path / "root", free_port()
+    server = subprocess.Popen([sys.executable, "-m", "fade_hub.cli", "hub", "serve", "--root", str(root),
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "LocalHub serving" in server.stdout.readline()
+        part = os.urandom(1 << 20)
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # an LFS upload of 8 MiB, cut after 1 MiB
+            sock.sendall(f"PUT /localhub/lfs/{'a' * 64} HTTP/1.1\r\nHost: x\r\nContent-Length: {8 << 20}\r\n\r\n"
+                         .encode() + part)
+            deadline = time.monotonic() + 30
+            while not any(p.stat().st_size >= len(part) for p in _uploads_in_progress(root)):
+                assert time.monotonic() < deadline, "the upload never reached the server's disk"
+                time.sleep(0.05)
+            server.kill()  # SIGKILL: no cleanup can run
+            server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate(timeout=30)
+    leftovers = _uploads_in_progress(root)
+    assert leftovers and sum(p.stat().st_size for p in leftovers) >= len(part)
+    (root / "tmp" / "old-layout-partial").write_bytes(b"x" * 1000)  # what earlier versions left behind
+    with LocalHub(root, port=free_port()):
+        assert _uploads_in_progress(root) == []
+    assert sorted((root / "tmp").iterdir()) == []  # a clean stop leaves nothing either
+
+
+def test_start_keeps_the_uploads_of_a_running_peer_and_failed_uploads_leave_nothing(tmp_path):
+    from fade_hub.localhub.store import HubStore
+
+    root = tmp_path / "root"
+    peer = HubStore(root)  # another LocalHub process on the same root, mid-upload
+    in_flight = peer.staging.new_path()
+    in_flight.write_bytes(b"half of an upload")
+    with LocalHub(root, port=free_port()) as local:
+        assert in_flight.read_bytes() == b"half of an upload"
+        request = urllib.request.Request(f"{local.endpoint}/localhub/lfs/{'b' * 64}", data=b"not what the oid says",
+                                         method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=30)
+        assert err.value.code == 400
+        assert _uploads_in_progress(root) == [in_flight]  # the refused upload's part is gone at once
+    peer.close()
+    assert sorted((root / "tmp").iterdir()) == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -190,8 +189,9 @@ def text_loop(hub, session_dir, tmp_path_factory):
     push_run(run.path, run_repo)
     modes = [str(int(cell)) for cell in run.modes["action_id"]]
     review(run_repo, feedback_repo, {cell: "fix" for cell in modes})
+    # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
     result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
+        run=str(run.path), feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
         learning_rate=3e-3, train_seeds=[str(write_seeds(root / "train.jsonl", 64, seed=2))],
         eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3)), show_progress=False,
     ))
@@ -243,8 +243,10 @@ def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, t
     _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(image_loop["result"].path)],
            "already holds an adapter")
     assert (image_loop["result"].path / "adapter_model.safetensors").is_file()  # untouched
+    _fails(capsys, ["mitigate", str(run.path), *base[2:], "--feedback", image_loop["feedback"], "--output",
+                    str(tmp_path / "c")], "no seeds left for evaluation")  # its held-out seeds confirmed the modes
     _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(tmp_path / "c")],
-           "no seeds left for evaluation")  # its two held-out seeds per class confirmed the modes
+           "cannot be read here")  # the pushed run names its local seed folder only relative to the run
     gone = tmp_path / "gone-run"
     shutil.copytree(run.path, gone)
     meta = json.loads((gone / "run.json").read_text())
@@ -256,3 +258,27 @@ def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, t
                     str(tiny_models("image-classification"))], "does not fit model")
     for name in "abcde":
         assert not (tmp_path / name).exists()
+
+
+def test_multi_process_mitigation_matches_the_single_process_checks(image_loop, tmp_path):
+    """`--num-processes 2` relaunches under `accelerate launch --cpu`: two processes train, the main one writes."""
+    import os
+    import subprocess
+    import sys
+
+    from fade_hub.demo.shapes import write_seed_folder
+
+    output = tmp_path / "adapter"
+    done = subprocess.run(
+        [sys.executable, "-m", "fade_hub.cli", "mitigate", image_loop["run_repo"], "--feedback", image_loop["feedback"],
+         "--output", str(output), "--steps", "60", "--batch-size", "16", "--num-processes", "2", "--no-progress",
+         "--train-seeds", str(write_seed_folder(tmp_path / "train", per_class=10, seed=8)),
+         "--eval-seeds", str(write_seed_folder(tmp_path / "eval", per_class=10, seed=9))],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("targeted drop") == 1  # only the main process reports
+    figures = json.loads((output / "fade_eval.json").read_text())
+    assert figures["targeted"]["drop"] >= 0.6
+    assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
+    assert (output / "adapter_model.safetensors").is_file() and not list(tmp_path.glob(".adapter-*"))

@@ -169,7 +169,7 @@ def test_card_metadata(card):
     assert {"fade-hub", "failure-analysis", "robustness", "image-classification"} <= set(data.tags)
     assert data.task_categories == ["image-classification"]
     assert data.size_categories == ["n<1K"]
-    assert data.license == "apache-2.0"
+    assert data.license == "other"  # the meta names no licence: neither the model's nor the seeds' is known
     assert data.to_dict()["model_under_test"] == "org/tiny-vit"
 
 
@@ -246,3 +246,31 @@ def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_pa
 def test_card_yaml_validates_on_hub(card, hub):
     """The Hub's /api/validate-yaml (served by LocalHub offline) accepts the card."""
     card.validate(repo_type="dataset")
+
+
+def test_card_names_its_licence_and_where_it_comes_from(meta, landscape, space):
+    from fade_hub.provenance import NO_LICENSE_NOTE
+
+    from_model = build_dataset_card(dict(meta, license="mit", license_from="model"), landscape, space)
+    assert from_model.data.license == "mit" and "**Licence:** mit, as declared by the model under test" in from_model.text
+    from_seeds = build_dataset_card(dict(meta, license="cc-by-4.0", license_from="seeds"), landscape, space)
+    assert from_seeds.data.license == "cc-by-4.0" and "declared by the seed data" in from_seeds.text
+    unknown = build_dataset_card(meta, landscape, space)
+    assert unknown.data.license == "other" and NO_LICENSE_NOTE in unknown.text
+
+
+def test_control_characters_and_missing_glyphs_draw_as_escapes(tmp_path):
+    import warnings
+
+    from fade_hub.plots import plot_text
+
+    hostile = "ok\x00\x1b[31m red\x07 東京 🚀 zero\u200bwidth"
+    assert plot_text(hostile) == "ok\\x00\\x1b[31m red\\x07 \\u6771\\u4eac \\U0001f680 zero\\u200bwidth"
+    assert plot_text("é ü — × 0.5\nnext") == "é ü — × 0.5\nnext"  # what the font draws stays as it is
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        examples_grid_png([{"text": hostile, "caption": f"out: {hostile}\nexp: b\x08"}], tmp_path / "grid.png",
+                          title=f"mode {hostile}")
+    glyphs = [str(w.message) for w in caught if "Glyph" in str(w.message)]
+    assert not glyphs, glyphs[:3]
+    open_png(tmp_path / "grid.png")

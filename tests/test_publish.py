@@ -130,7 +130,7 @@ def test_report_bad_target_is_one_line(hub, capsys, tmp_path):
 def test_push_while_hub_is_down_keeps_run_and_retry_succeeds(image_run, hub, capsys):
     from huggingface_hub import HfApi
 
-    before = {p: p.read_bytes() for p in sorted(image_run.rglob("*")) if p.is_file() and "README" not in p.name}
+    before = {p: p.read_bytes() for p in sorted(image_run.rglob("*")) if p.is_file()}
     hub.stop()
     try:
         started = time.monotonic()
@@ -141,9 +141,11 @@ def test_push_while_hub_is_down_keeps_run_and_retry_succeeds(image_run, hub, cap
         assert time.monotonic() - started < 120
     finally:
         hub.start()
-    after = {p: p.read_bytes() for p in sorted(image_run.rglob("*")) if p.is_file() and "README" not in p.name}
-    assert before == after, "a failed push must leave the run untouched"
+    after = {p: p.read_bytes() for p in sorted(image_run.rglob("*")) if p.is_file()}
+    assert before == after, "a failed push must leave the run untouched, its card included"
+    assert 'load_dataset("local-user/outage-failures"' not in (image_run / "README.md").read_text()
     assert main(["push", str(image_run), "local-user/outage-failures"]) == 0
+    assert 'load_dataset("local-user/outage-failures"' in (image_run / "README.md").read_text()  # once accepted
     files = HfApi().list_repo_files("local-user/outage-failures", repo_type="dataset")
     assert {"run.json", *DATA_FILES.values()} <= set(files)
 
@@ -167,3 +169,65 @@ def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, 
     assert {"README.md", "run.json", *DATA_FILES.values()} <= set(files)
     assert not any(name.startswith(".policy") or "hf_dummy" in name for name in files)
     assert os.environ["HF_TOKEN"] not in (tmp_path / "run" / "run.json").read_text()
+
+
+def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tmp_path, caplog, capsys):
+    """The card takes the model's licence, else the seeds'; gated seeds make a push private unless --public."""
+    import logging
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    from fade_hub.demo.shapes import write_seed_folder
+
+    api = HfApi()
+    seeds = api.create_repo("local-user/gated-shapes", repo_type="dataset", exist_ok=True).repo_id
+    api.upload_folder(repo_id=seeds, repo_type="dataset", path_in_repo="train",
+                      folder_path=write_seed_folder(tmp_path / "seed-files", per_class=2, seed=5))
+    api.upload_file(repo_id=seeds, repo_type="dataset", path_in_repo="README.md",
+                    path_or_fileobj=b"---\nlicense: cc-by-4.0\n---\n# shapes behind a gate\n")
+    api.update_repo_settings(seeds, gated="auto", repo_type="dataset")
+    model = shutil.copytree(tiny_models("image-classification"), tmp_path / "mit-model")
+    (model / "README.md").write_text("---\nlicense: mit\n---\n# a tiny classifier\n")
+    flags = ["--space", "builtin:demo-shapes", "--algorithm", "random", "--budget", "6", "--confirm-top", "0",
+             "--no-progress"]
+
+    assert main(["explore", str(model), "--seeds", str(tmp_path / "seed-files"), *flags,
+                 "--output", str(tmp_path / "mit-run")]) == 0
+    meta = RunStore(tmp_path / "mit-run").read_meta()
+    assert (meta["license"], meta["license_from"]) == ("mit", "model")
+    assert meta["inputs_access"] == {"model": "local", "seeds": "local"}
+    assert "license: mit" in (tmp_path / "mit-run" / "README.md").read_text()
+
+    gated_run = tmp_path / "gated-run"
+    model_without_licence = str(tiny_models("image-classification"))
+    assert main(["explore", model_without_licence, "--seeds", seeds, "--num-seeds", "6", *flags,
+                 "--output", str(gated_run)]) == 0
+    meta = RunStore(gated_run).read_meta()
+    assert (meta["license"], meta["license_from"]) == ("cc-by-4.0", "seeds")
+    assert meta["inputs_access"]["seeds"] == "gated"
+    with caplog.at_level(logging.WARNING, logger="fade_hub.provenance"):
+        assert main(["push", str(gated_run), "local-user/gated-failures"]) == 0
+    assert "pushing it as a private dataset; pass --public" in caplog.text
+    assert api.dataset_info("local-user/gated-failures").private
+    assert api.dataset_info("local-user/gated-failures").card_data.license == "cc-by-4.0"
+    assert main(["push", str(gated_run), "local-user/gated-failures-public", "--public"]) == 0
+    assert not api.dataset_info("local-user/gated-failures-public").private
+    capsys.readouterr()
+    assert main(["push", str(gated_run), "local-user/gated-failures-public"]) == 2  # the public repo exists
+    assert "already exists and is public" in capsys.readouterr().err
+
+
+def test_report_shows_local_paths_relative_to_the_run(image_run, tmp_path, capsys, tiny_models):
+    import shutil
+
+    model = RunStore(image_run).read_meta()["model_id"]
+    assert not Path(model).is_absolute() and str(tiny_models("image-classification")) not in model
+    old = shutil.copytree(image_run, tmp_path / "runs" / "old")
+    local_model = shutil.copytree(tiny_models("image-classification"), tmp_path / "models" / "tiny")
+    RunStore(old).update_meta(model_id=str(local_model))  # absolute, as runs of earlier versions recorded it
+    capsys.readouterr()
+    assert main(["report", str(old), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model_id"] == "../../models/tiny"
+    assert main(["report", str(old)]) == 0
+    assert capsys.readouterr().out.startswith("../../models/tiny @ local:")

@@ -272,3 +272,32 @@ def test_hub_dataset_streams_with_cap_and_classlabel_names(hub):
     ]
     with pytest.raises(BadSeeds, match="seed-tester/absent"):
         load_seeds(SeedConfig("seed-tester/absent"), "image")
+
+
+def test_images_are_decoded_at_the_size_they_are_kept_and_bombs_are_skipped(tmp_path, caplog):
+    from fade_hub.perturb.image import ImageTooLarge, open_image
+
+    folder = tmp_path / "seeds" / "circle"
+    folder.mkdir(parents=True)
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:  # a 13000 x 13000 one-bit PNG compresses to about 20 KB: 169 megapixels once decoded
+        Image.new("1", (13000, 13000), 0).save(folder / "bomb.png", optimize=True)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    assert (folder / "bomb.png").stat().st_size < 64_000
+    Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(folder / "photo.jpg", quality=90)
+    Image.new("RGB", (300, 200), (10, 200, 10)).save(folder / "small.png")
+    with caplog.at_level(logging.WARNING, logger="fade_hub.seeds"):
+        seeds = load_seeds(SeedConfig(str(tmp_path / "seeds"), image_side=64), "image")
+    assert [s.seed_id for s in seeds] == ["circle/photo.jpg", "circle/small.png"]
+    assert "skipping image circle/bomb.png" in caplog.text and "13000x13000 is 169 MP, over the 64 MP" in caplog.text
+    sizes = {s.seed_id: s.input.size for s in seeds}
+    assert sizes == {"circle/photo.jpg": (85, 64), "circle/small.png": (96, 64)}  # shorter side: the model's 64
+    with pytest.raises(ImageTooLarge, match="over the 64 MP limit"):
+        open_image(folder / "bomb.png")
+    with Image.open(folder / "photo.jpg") as photo:  # what draft makes of the JPEG before any decoding
+        photo.draft("RGB", (85, 64))
+        assert photo.size == (500, 375)  # decoded at 1/8 scale: 0.19 MP instead of 12 MP
+    default = load_seeds(SeedConfig(str(tmp_path / "seeds")), "image")
+    assert {s.seed_id: s.input.size for s in default} == {"circle/photo.jpg": (1024, 768),
+                                                          "circle/small.png": (300, 200)}

@@ -1,7 +1,8 @@
 """The feedback app against LocalHub: gradio_client submissions, concurrency, crash safety, deploy to a Space.
 
-The failures come from a real exploration of the tiny image classifier pushed to the session LocalHub,
-and from a hand-made text-generation run whose model output is an HTML injection.
+The failures come from real explorations of the demo's shapes classifier pushed to the session LocalHub (a 2x2
+space with one failure mode, a 4x4 space with several), and from a hand-made text-generation run whose model
+output is an HTML injection. Other test files import the helpers defined here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -29,24 +29,50 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 # runs ---------------------------------------------------------------------------------------------
 
 
-def build_image_run(session_dir: Path, shapes_model: Path, block_space: Path) -> tuple[Path, str]:
-    """A real random exploration of the tiny image classifier, pushed once per session; (run dir, repo id)."""
-    run_dir = session_dir / "space-runs" / "image"
-    marker = run_dir.parent / "image-repo.txt"
+def _grid_run(session_dir: Path, name: str, shapes_model: Path, space: Path) -> tuple[Path, str]:
+    """A grid exploration of the shapes classifier over ``space``, pushed once per session; (run dir, repo id)."""
+    run_dir = session_dir / "space-runs" / name
+    marker = run_dir.parent / f"{name}-repo.txt"
     if marker.exists():
         return run_dir, marker.read_text()
+    from fade_hub.demo.shapes import write_seed_folder
     from fade_hub.explore.config import ExploreConfig
     from fade_hub.explore.runner import explore
     from fade_hub.hub import push_run
-    from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=6, seed=0)
-    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(block_space), algorithm="grid",
+    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(space), algorithm="grid",
                           output=str(run_dir), show_progress=False))
-    repo = unique_repo("failures-image")
+    repo = unique_repo(f"failures-{name}")
     push_run(run_dir, repo)
     marker.write_text(repo)
     return run_dir, repo
+
+
+def build_image_run(session_dir: Path, shapes_model: Path, block_space: Path) -> tuple[Path, str]:
+    """The 2x2 block space (one failure mode), pushed once per session; (run dir, repo id)."""
+    return _grid_run(session_dir, "image", shapes_model, block_space)
+
+
+# Rotations past the classifier's training and darker lighting: several significant failure modes.
+REVIEW_4X4 = {
+    "modality": "image",
+    "factors": [
+        {"name": "rotation", "op": "rotate", "levels": [0, 30, 45, 60]},
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5, 0.3, 0.15]},
+    ],
+}
+
+
+def build_review_run(session_dir: Path, shapes_model: Path) -> tuple[Path, str]:
+    """``REVIEW_4X4`` (several failure modes), pushed once per session; (run dir, repo id)."""
+    from fade_hub.perturb import ConceptSpace
+
+    space = session_dir / "space-runs" / "review-4x4.yaml"
+    if not space.exists():
+        space.parent.mkdir(parents=True, exist_ok=True)
+        ConceptSpace.from_dict(REVIEW_4X4).to_yaml(space)
+    return _grid_run(session_dir, "review", shapes_model, space)
 
 
 def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
@@ -101,13 +127,19 @@ def image_run(hub, session_dir, shapes_model, block_space):
 
 
 @pytest.fixture(scope="module")
+def review_run(hub, session_dir, shapes_model):
+    """(run dir, repo id) of the pushed 4x4 run with several failure modes."""
+    return build_review_run(session_dir, shapes_model)
+
+
+@pytest.fixture(scope="module")
 def hostile_run(hub, session_dir):
     """(run dir, repo id) of the pushed hostile text run."""
     return build_hostile_text_run(session_dir)
 
 
 @contextlib.contextmanager
-def served(config):
+def served_app(config):
     """A FeedbackApp launched in this process on a free port; yields (app, url)."""
     from fade_hub.feedback.app import FeedbackApp
 
@@ -127,6 +159,10 @@ def _client(url: str):
 
 def _submit(client, target, verdict, correction="", note=""):
     return client.predict(target, verdict, correction, note, api_name="/submit_feedback")
+
+
+def _withdraw(client, target):
+    return client.predict(target, api_name="/withdraw_feedback")
 
 
 def _top(run_dir: Path) -> tuple[str, str, list[str]]:
@@ -157,7 +193,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
     mode, example, labels = _top(run_dir)
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
-    with served(config) as (app, url):
+    with served_app(config) as (app, url):
         client = _client(url)
         first = _submit(client, mode, "fix", "", "dark + rotated must work")
         second = _submit(client, example, "fix", labels[0], "")
@@ -190,37 +226,27 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
     assert (second["target"], second["target_type"], second["correction"]) == (example, "example", labels[0])
 
 
-def test_sixteen_concurrent_clients_give_exactly_160_records(image_run, tmp_path):
+def test_targets_are_stored_canonically_and_non_ascii_digits_refused(review_run, tmp_path):
+    from gradio_client.exceptions import AppError
+
     from fade_hub import feedback
-    from fade_hub.feedback.app import AppConfig
+    from fade_hub.feedback.config import AppConfig
 
-    run_dir, repo = image_run
+    run_dir, repo = review_run
     mode, example, _ = _top(run_dir)
-    feedback_repo = unique_repo("feedback")
-    config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
-    errors: list[BaseException] = []
-    with served(config) as (app, url):
-
-        def one_client(i: int) -> None:
-            try:
-                client = _client(url)
-                for j in range(10):
-                    verdict = ("fix", "acceptable", "not_a_failure")[j % 3]
-                    _submit(client, mode if j % 2 else example, verdict, "", f"{i}/{j}")
-            except BaseException as err:  # noqa: BLE001 - reported below
-                errors.append(err)
-
-        threads = [threading.Thread(target=one_client, args=(i,)) for i in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
-        app.writer.flush()
-    assert not errors, errors[:3]
-    loaded = feedback.load(feedback_repo)
-    assert len(loaded) == 160 and loaded.skipped_lines == 0
-    assert len({r.feedback_id for r in loaded.records}) == 160
-    assert sorted(r.note for r in loaded.records) == sorted(f"{i}/{j}" for i in range(16) for j in range(10))
+    config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)
+    with served_app(config) as (app, url):
+        client = _client(url)
+        padded = [_submit(client, f"0{mode}", "fix"), _submit(client, f" {mode} ", "acceptable"),
+                  _submit(client, f" q0{example[1:]}", "fix")]
+        wide = "".join(chr(ord(c) + 0xFEE0) for c in mode)  # the same digits, full width
+        for target in (wide, f"q{wide}", "٢١"):
+            with pytest.raises(AppError, match="ASCII digits"):
+                _submit(client, target, "fix")
+    assert [r["target"] for r in padded] == [mode, mode, example]
+    stored = feedback.load(tmp_path / "fb")
+    assert len(stored) == 3 and {r.target for r in stored.records} == {mode, example}
+    assert [(r.target, r.verdict) for r in stored.resolved() if r.target_type == "mode"] == [(mode, "acceptable")]
 
 
 def test_load_resolves_repeated_verdicts(image_run, tmp_path):
@@ -231,7 +257,7 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
     mode, example, labels = _top(run_dir)
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
-    with served(config) as (app, url):
+    with served_app(config) as (app, url):
         client = _client(url)
         for verdict in ("fix", "acceptable", "not_a_failure"):
             _submit(client, mode, verdict)
@@ -248,26 +274,60 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
     assert len(frame) == 2 and set(frame["user"]) == {"local-user"}
 
 
-def test_who_may_submit(image_run, tmp_path):
+def test_who_may_submit(image_run, tmp_path, monkeypatch, caplog):
     import gradio as gr
 
+    from fade_hub.errors import BadConfig
     from fade_hub.feedback.app import AppConfig, FeedbackApp
 
     run_dir, _ = image_run
     mode, _, _ = _top(run_dir)
-    on_space = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(tmp_path / "a"), on_space=True))
+    config = {"failures": str(run_dir), "find_adapters": False}
+    on_space = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "a"), on_space=True,
+                                     reviewers=["ada", "org:acme"]))
     assert any(isinstance(block, gr.LoginButton) for block in on_space.demo.blocks.values())
+    assert "Not signed in" in on_space.whoami_line(None)
     with pytest.raises(gr.Error, match="sign in with your Hugging Face account"):
         on_space.submit(mode, "fix")
-    assert not on_space.writer.path.exists()
-    profile = gr.OAuthProfile({"name": "Ada", "preferred_username": "ada", "profile": "", "picture": ""})
-    assert on_space.submit(mode, "fix", profile=profile)["user"] == "ada"
-    anonymous = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(tmp_path / "b"), on_space=True,
-                                      allow_anonymous=True))
+
+    def profile(name: str, orgs: tuple[str, ...] = ()) -> gr.OAuthProfile:
+        return gr.OAuthProfile({"name": name, "preferred_username": name, "profile": "", "picture": "",
+                                "orgs": [{"preferred_username": org} for org in orgs]})
+
+    assert on_space.whoami_line(profile("Ada")) == "Submitting as **Ada**"
+    assert on_space.submit(mode, "fix", profile=profile("Ada"))["user"] == "Ada"  # names compare case-insensitively
+    assert on_space.submit(mode, "fix", profile=profile("carol", ("ACME",)))["user"] == "carol"
+    caplog.clear()
+    with pytest.raises(gr.Error) as refused:
+        on_space.submit(mode, "fix", profile=profile("bob", ("other",)))
+    assert refused.value.message == "bob may not review here: this app takes feedback from ada and members of acme only"
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "\n" not in refusals[0].getMessage() and refusals[0].exc_info is None
+    assert len(on_space.writer.read()) == 2  # bob's submission stored nothing
+
+    anonymous = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "b"), on_space=True, allow_anonymous=True))
     assert anonymous.submit(mode, "acceptable")["user"] == "anonymous"
-    local = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(tmp_path / "c")))
+    local = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "c")))
     assert not any(isinstance(block, gr.LoginButton) for block in local.demo.blocks.values())
     assert local.submit(mode, "fix")["user"] == "local-user"  # the token's user on LocalHub
+    assert local.whoami_line(None) == "Submitting as **local-user**"
+    named = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "d"), reviewer="ada"))
+    assert named.submit(mode, "fix")["user"] == "ada"
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # a Hub that is not there
+    with pytest.raises(BadConfig, match=r"cannot tell who is reviewing: the Hub token could not be verified "
+                                        r"\(http://127\.0\.0\.1:\d+ could not be reached: \w+\); pass --reviewer NAME"):
+        FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "e")))
+    offline = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "f"), reviewer="ada"))
+    assert "⚠ the Hub token could not be verified" in offline.whoami_line(None)
+    assert "recorded as ada (--reviewer)" in offline.whoami_line(None)
+    assert offline.submit(mode, "fix")["user"] == "ada"
+    nobody = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "g"), allow_anonymous=True))
+    assert nobody.submit(mode, "fix")["user"] == "anonymous"
+    with pytest.raises(BadConfig, match="--allow-anonymous and --reviewers contradict"):
+        FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "h"), allow_anonymous=True, reviewers=["ada"]))
 
 
 def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
@@ -276,13 +336,20 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     from fade_hub.feedback.app import AppConfig, FeedbackApp
 
     run_dir, repo = hostile_run
-    app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb")))
-    mode = app.view.mode_choices()[0][1]
-    table, target = app._on_mode(mode)
-    assert XSS in set(table["output"])
+    app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False))
+    ui = app.ui
+    mode = app.view.mode_ids[0]
+    card, table, target, *_ = ui.on_mode(mode, ui.pair.value, None)
+    assert XSS in set(table["output"]) and "<" not in card
     example = table["id"].iloc[0]
-    clean, perturbed, output, expected, _ = app._on_target(example)
+    clean, perturbed, output, expected, _ = ui.on_target(example)
     assert output == XSS and "javascript:" in perturbed
+    app.submit(example, "fix", "", f"{XSS} **note**")
+    status, *_rest = ui.on_submit(mode, "fix", "", XSS, "all", mode, None)
+    texts = [status, *_rest[-1:], *ui.on_load("all", ui.pair.value, None)[:2]]
+    assert all("<" not in str(text) for text in texts)  # the disagreement line, whoami and the status escape run text
+    progress, mine, *_ = ui._shared("local-user")
+    assert XSS in {cell for row in mine.value["data"] for cell in row}  # the note, as a table cell
     for block in app.demo.blocks.values():
         if isinstance(block, (gr.HTML, gr.Markdown)):
             assert "<" not in str(block.value) and "tester/echo-model" not in str(block.value)
@@ -295,13 +362,23 @@ def test_config_from_env(tmp_path):
     from fade_hub.feedback.app import AppConfig
 
     config = AppConfig.from_env({"FADE_FAILURES": "u/f", "FADE_FEEDBACK_REPO": "u/fb", "SPACE_ID": "u/s",
-                                 "FADE_ALLOW_ANONYMOUS": "1", "FADE_FEEDBACK_EVERY": "2.5", "HF_TOKEN": "t"})
+                                 "FADE_ALLOW_ANONYMOUS": "1", "FADE_FEEDBACK_EVERY": "2.5", "HF_TOKEN": "t",
+                                 "FADE_REVIEWERS": "alice, org:acme", "FADE_ADAPTERS": "u/a,u/b"})
     assert (config.failures, config.feedback_repo) == ("u/f", "u/fb")
-    assert config.on_space and config.allow_anonymous
+    assert config.on_space and config.allow_anonymous and config.space_id == "u/s"
     assert config.push_every == 2.5 and config.token == "t" and config.staging_dir().name == "u--fb"
+    assert config.reviewers == ["alice", "org:acme"] and config.adapters == ["u/a", "u/b"]
+    assert config.reviewer_list.allows("Alice") and config.reviewer_list.allows("bob", ["acme"])
+    assert not config.reviewer_list.allows("bob", ["other"])
     assert AppConfig.from_env({"FADE_FAILURES": str(tmp_path)}).staging_dir() == Path("fade-feedback")
     with pytest.raises(BadConfig, match="FADE_FAILURES is not set"):
         AppConfig.from_env({})
+    with pytest.raises(BadConfig, match="FADE_FEEDBACK_EVERY='soon' is not a number"):
+        AppConfig.from_env({"FADE_FAILURES": "u/f", "FADE_FEEDBACK_EVERY": "soon"})
+    for bad, message in ((dict(push_every=0.0), "--push-every must be > 0"), (dict(port=70000), "--port must be in"),
+                         (dict(failures=""), "pass --failures")):
+        with pytest.raises(BadConfig, match=message):
+            AppConfig(**{"failures": "u/f", **bad}).validate()
 
 
 # subprocesses: kill -9, deploy ----------------------------------------------------------------------
@@ -336,43 +413,58 @@ def _stop(process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_between_submit_and_push_loses_nothing(image_run, tmp_path):
+def test_fifty_records_from_eight_clients_survive_a_kill_9(review_run, tmp_path):
+    """8 concurrent API clients, 50 records in all; the app is killed (-9) halfway, before any push, and restarted."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from fade_hub import feedback
 
-    run_dir, repo = image_run
-    mode, example, _ = _top(run_dir)
+    run_dir, repo = review_run
+    modes = [str(int(m)) for m in pd.read_parquet(run_dir / "data" / "landscape.parquet").query("significant")["action_id"]]
     feedback_repo = unique_repo("feedback")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     staging, log = tmp_path / "staging", tmp_path / "app.log"
     command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", repo, "--feedback-repo",
-               feedback_repo, "--feedback-dir", str(staging), "--port", str(port), "--push-every", "60"]
+               feedback_repo, "--feedback-dir", str(staging), "--port", str(port), "--push-every", "60",
+               "--no-find-adapters"]
+
+    def session(first: int, count: int) -> list[dict]:
+        """``count`` records from 8 concurrent clients (notes first .. first+count-1)."""
+        shares = [list(range(first + i, first + count, 8)) for i in range(8)]
+
+        def client_work(notes: list[int]) -> list[dict]:
+            client = _client(url)
+            return [_submit(client, modes[n % len(modes)], ("fix", "acceptable", "not_a_failure")[n % 3], "",
+                            f"note {n}") for n in notes]
+
+        with ThreadPoolExecutor(8) as pool:
+            return [record for records in pool.map(client_work, shares) for record in records]
+
     first = _start(command, log, tmp_path)
     try:
         _wait_for(url, first, log)
-        before_crash = _submit(_client(url), mode, "fix", "", "before the crash")
+        before = session(0, 25)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
         if first.poll() is None:
             first.kill()
     assert len(feedback.load(feedback_repo)) == 0  # killed before any scheduled push
-    assert [json.loads(line) for line in next(staging.glob("*.jsonl")).read_text().splitlines()] == [before_crash]
+    left = [json.loads(line) for line in next(staging.glob("*.jsonl")).read_text().splitlines()]
+    assert sorted(r["feedback_id"] for r in left) == sorted(r["feedback_id"] for r in before)
 
     second = _start(command, log, tmp_path)
     try:
         _wait_for(url, second, log)
-        deadline = time.monotonic() + 30  # the restarted scheduler pushes the leftovers right away
-        while len(feedback.load(feedback_repo)) == 0 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert [r.to_dict() for r in feedback.load(feedback_repo).records] == [before_crash]
-        after_restart = _submit(_client(url), example, "acceptable", "", "after the restart")
+        after = session(25, 25)
     finally:
-        _stop(second, log)  # a graceful stop pushes the last record
+        _stop(second, log)  # the restarted writer pushed the leftovers; a graceful stop pushes the rest
     loaded = feedback.load(feedback_repo)
-    expected_ids = sorted([before_crash["feedback_id"], after_restart["feedback_id"]])
-    assert sorted(r.feedback_id for r in loaded.records) == expected_ids
-    assert [r.to_dict() for r in loaded.records if r.feedback_id == before_crash["feedback_id"]] == [before_crash]
+    acknowledged = {r["feedback_id"]: r for r in before + after}
+    assert len(acknowledged) == 50 and len(loaded) == 50 and loaded.skipped_lines == 0
+    assert {r.feedback_id: r.to_dict() for r in loaded.records} == acknowledged
+    assert sorted(r.note for r in loaded.records) == sorted(f"note {n}" for n in range(50))
     assert len(list(staging.glob("*.jsonl"))) == 2
 
 
@@ -402,10 +494,16 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
 
     _, repo = image_run
     space_id, feedback_repo = unique_repo("space"), unique_repo("feedback")
-    assert main(["space", "deploy", "--failures", repo, "--feedback-repo", feedback_repo, "--space-id", space_id]) == 0
+    deploy = ["space", "deploy", "--failures", repo, "--feedback-repo", feedback_repo, "--space-id", space_id]
+    assert main([*deploy, "--reviewers", "alice,org:acme", "--adapters", "u/a", "u/b,u/c"]) == 0
+    api = HfApi()
+    variables = {key: value.value for key, value in api.get_space_variables(space_id).items()}
+    assert variables == {"FADE_FAILURES": repo, "FADE_FEEDBACK_REPO": feedback_repo,
+                         "FADE_REVIEWERS": "alice,org:acme", "FADE_ADAPTERS": "u/a,u/b,u/c"}
+    capsys.readouterr()
+    assert main(deploy) == 0  # deployed again without them: the Space variables go too
     printed = capsys.readouterr().out
     assert f"/spaces/{space_id}" in printed and "HF_TOKEN" in printed and "add_space_secret" in printed
-    api = HfApi()
     assert api.space_info(space_id).sdk == "gradio"
     variables = {key: value.value for key, value in api.get_space_variables(space_id).items()}
     assert variables == {"FADE_FAILURES": repo, "FADE_FEEDBACK_REPO": feedback_repo}
@@ -454,8 +552,10 @@ def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     ])
     store.update_meta(status="finished")
     summarize(store)
-    app = FeedbackApp(AppConfig(failures=str(store.root), feedback_dir=str(tmp_path / "fb")))
-    assert app.view.mode_choices() == [] and len(app._on_mode(None)[0]) == 0
+    app = FeedbackApp(AppConfig(failures=str(store.root), feedback_dir=str(tmp_path / "fb"), find_adapters=False))
+    card, table, *_ = app.ui.on_mode(None, app.ui.pair.value, None)
+    assert app.view.mode_choices() == [] and len(table) == 0 and card == "No failure mode to show."
+    assert app.ui.on_load("unreviewed", app.ui.pair.value, None)[4] == "0 of 0 modes reviewed by you"
     import gradio as gr
 
     with pytest.raises(gr.Error, match="is not a failure mode of run clean01"):

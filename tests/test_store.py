@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from fade_hub.errors import BadConfig, ResumeMismatch, RunNotFound
-from fade_hub.store import QUERIES_LOG, RESUME_KEYS, RunStore
+from fade_hub.errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
+from fade_hub.store import LOCAL_PATHS_FILE, QUERIES_LOG, RESUME_KEYS, RunStore
 
 META = {
     "run_id": "abc123",
@@ -123,3 +124,89 @@ def test_policy_and_media(tmp_path):
     assert rel == "media/q0000042.png"
     with Image.open(tmp_path / rel) as image:
         assert image.getpixel((0, 0)) == (1, 2, 3)
+
+
+def strict_json(text: str):
+    """``json.loads`` as strict readers do it: NaN and Infinity are errors."""
+    def refuse(name: str):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_everything_written_is_standard_json(tmp_path):
+    import numpy as np
+
+    store = RunStore(tmp_path)
+    store.create(dict(META, stats={"failure_rate": float("nan"), "rates": [np.float32(0.5), np.nan], "n": np.int64(3)}))
+    meta = strict_json(store.meta_path.read_text())
+    assert meta["stats"] == {"failure_rate": None, "rates": [0.5, None], "n": 3}  # a missing number is null
+    store.append([{"query_id": 0, "severity": float("nan"), "reward": 1.0}])
+    assert strict_json(store.queries_path.read_text())["severity"] is None
+    store.write_policy([0.5, float("nan")])
+    assert strict_json((tmp_path / "policy.json").read_text()) == {"cell_probs": [0.5, None]}
+    with pytest.raises(ValueError, match=r"value.threshold is inf"):
+        store.update_meta(threshold=float("inf"))  # no reader could tell what an infinity meant
+    assert strict_json(store.meta_path.read_text())["stats"]["n"] == 3  # the refused write changed nothing
+
+
+def test_a_broken_line_inside_the_log_is_named_and_nothing_changes(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    store.append(records(0, 5))
+    store.update_meta(status="finished")
+    lines = store.queries_path.read_bytes().splitlines(keepends=True)
+    broken = b"".join(lines[:2] + [b'{"query_id": 2, "out\n'] + lines[3:])
+    store.queries_path.write_bytes(broken + b'{"query_id": 5')  # and a torn last line, as a crash leaves
+    meta_before = store.meta_path.read_bytes()
+    with pytest.raises(RunDamaged, match=r"queries.jsonl:3 is not a query record .*head -n 2"):
+        RunStore(tmp_path).create(dict(META), resume=True)
+    with pytest.raises(RunDamaged, match=r"queries.jsonl:3"):
+        RunStore(tmp_path).read_queries()
+    assert store.meta_path.read_bytes() == meta_before  # still "finished"
+    assert store.queries_path.read_bytes() == broken + b'{"query_id": 5'  # not even the torn tail was cut
+    store.queries_path.write_bytes(b"".join(lines[:2]) + b"[1, 2]\n")
+    with pytest.raises(RunDamaged, match="not a JSON object"):
+        store.read_queries()
+    store.meta_path.write_text('{"run_id": ')
+    with pytest.raises(RunDamaged, match="run.json is damaged"):
+        store.read_meta()
+
+
+def test_local_paths_are_recorded_relative_to_the_run(tmp_path):
+    model, seeds = tmp_path / "models" / "tiny", tmp_path / "data" / "seeds"
+    model.mkdir(parents=True)
+    seeds.mkdir(parents=True)
+    meta = dict(META, model_id=str(model), target={"model_id": str(model)}, seeds={"source": str(seeds)},
+                config={**META["config"], "model": str(model), "seeds": "builtin:prompts", "space": None})
+    store = RunStore(tmp_path / "runs" / "one")
+    written = store.create(meta)
+    assert written["model_id"] == written["target"]["model_id"] == written["config"]["model"] == "../../models/tiny"
+    assert written["seeds"]["source"] == "../../data/seeds" and written["config"]["seeds"] == "builtin:prompts"
+    assert str(tmp_path) not in store.meta_path.read_text()
+    assert meta["model_id"] == str(model)  # the caller's dict is left alone
+    store.create(meta, resume=True)  # the same absolute paths match the recorded relative ones
+    assert store.read_meta()["model_id"] == "../../models/tiny"
+    local = store.local_meta()  # read on this machine, the paths load again
+    assert local["model_id"] == local["config"]["model"] == str(model.resolve())
+    assert local["seeds"]["source"] == str(seeds.resolve()) and local["config"]["seeds"] == "builtin:prompts"
+    assert (tmp_path / "runs" / "one" / LOCAL_PATHS_FILE).is_file()  # hidden: pushes leave it out
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second top-level folder")
+def test_paths_that_share_no_folder_with_the_run_are_named_only(tmp_path):
+    import shutil
+    import tempfile
+
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))  # shares only / with the run under /tmp
+    try:
+        model = elsewhere / "tiny"
+        model.mkdir()
+        store = RunStore(tmp_path / "run")
+        store.create(dict(META, model_id=str(model)))
+        assert store.read_meta()["model_id"] == "local:tiny" and str(elsewhere) not in store.meta_path.read_text()
+        assert store.local_meta()["model_id"] == str(model.resolve())
+        (store.root / LOCAL_PATHS_FILE).unlink()  # a run copied to another machine: the name is all there is
+        assert store.local_meta()["model_id"] == "local:tiny"
+    finally:
+        shutil.rmtree(elsewhere)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if result.reviewed:
         print(f"\nsimulated reviewer (not a person): marked the {len(result.reviewed)} confirmed modes 'fix' through "
               f"the feedback app's API ({', '.join(result.reviewed)})")
-        print(f"mitigated variant, trained on that feedback and measured on seeds it never saw:\n")
+        print("mitigated variant, trained on that feedback and measured on seeds it never saw:\n")
         print(format_shift(result.figures))
         same, total = result.reloaded
         print(f"\nreloaded with stock peft (PeftModel.from_pretrained): {same} of {total} evaluation examples give "

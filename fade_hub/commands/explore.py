@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
+from ..explore import budget
 from ..explore.config import ExploreConfig
+from ..explore.precheck import check_inputs
 from ..options import add_options
+from ..store import RunStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,12 +37,19 @@ def run(args: argparse.Namespace) -> int:
     if args.list_builtins:
         return list_builtins()
     config = ExploreConfig.from_args(args)
+    config.validate()  # before torch is imported: a bad flag, output folder or input file is reported at once
+    RunStore(config.run_dir).check_output(config.resume)
+    check_inputs(config)
+    show_plan()
     from ..explore.runner import explore
     from ..landscape import failure_modes, format_mode_table
     from ..perturb import ConceptSpace
 
     result = explore(config)
     print(f"run: {result.path}  ({result.meta['queries']} queries, {result.meta['failures']} failures)")
+    if result.meta.get("usage"):  # a remote model: what the endpoint or provider was asked for, over all sessions
+        used = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in result.meta["usage"].items() if value)
+        print(f"endpoint usage: {used}")
     import pandas as pd
 
     landscape = pd.read_parquet(result.path / "data" / "landscape.parquet")
@@ -45,9 +57,25 @@ def run(args: argparse.Namespace) -> int:
     if config.push_to_hub:
         from ..hub import push_run
 
-        url = push_run(result.path, config.push_to_hub, private=config.private)
+        url = push_run(result.path, config.push_to_hub, private=config.private, public=config.public)
         print(f"pushed: {url}")
     return 0
+
+
+class _StderrLines(logging.Handler):
+    """Writes each record as a plain line to the current ``sys.stderr``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def show_plan() -> None:
+    """Print the run's planned model calls (the library logs them) on stderr, as plain lines."""
+    plan_logger = logging.getLogger(budget.__name__)
+    if not any(isinstance(handler, _StderrLines) for handler in plan_logger.handlers):
+        plan_logger.addHandler(_StderrLines())
+    plan_logger.setLevel(logging.INFO)
+    plan_logger.propagate = False
 
 
 def list_builtins() -> int:

@@ -7,10 +7,22 @@ import errno
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadConfig
+from ..options import add_options, build_config, check_ranges, option
+from ..paths import check_folder_target
 from . import help_and_fail
+
+
+@dataclass
+class ServeOptions:
+    """Where ``fade-hub hub serve`` listens (the port is range-checked before anything starts)."""
+
+    host: str = option("127.0.0.1", help="Interface to listen on (this machine only by default).")
+    port: int | None = option(None, low=0, high=65535,
+                              help="TCP port to listen on (default: a free port, printed at start; 0 = any free port).")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,12 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     serve.add_argument("--root", type=Path, required=True, help="Folder holding the repos (created if missing).")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="Interface to listen on (default: 127.0.0.1, this machine only)."
-    )
-    serve.add_argument(
-        "--port", type=int, default=None, help="TCP port to listen on (default: a free port, printed at start)."
-    )
+    add_options(serve, ServeOptions)
     serve.set_defaults(func=run_serve)
 
 
@@ -49,15 +56,16 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve ``args.root`` until interrupted; return 0 after a clean stop."""
     from ..localhub import LocalHub
 
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise BadConfig(f"--port {args.port} is out of range; pass a port between 0 (any free port) and 65535.")
-    hub = LocalHub(args.root, port=args.port, host=args.host)
+    options = build_config(ServeOptions, args)
+    check_ranges(options)
+    check_folder_target(args.root, "--root", "to keep the repos in")
+    hub = LocalHub(args.root, port=options.port, host=options.host)
     try:
         hub.start()
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
-            raise BadConfig(f"port {args.port} is already in use; pass another --port or omit it.") from None
-        raise BadConfig(f"cannot listen on {args.host}:{args.port}: {err.strerror}.") from None
+            raise BadConfig(f"port {options.port} is already in use; pass another --port or omit it.") from None
+        raise BadConfig(f"cannot listen on {options.host}:{options.port or 'a free port'}: {err.strerror}.") from None
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     print(f"LocalHub serving {args.root.resolve()} at {hub.endpoint}")

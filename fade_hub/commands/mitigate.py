@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..mitigate.config import MitigateConfig
 from ..options import add_options
@@ -27,12 +28,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Mitigate and print the before/after table."""
+    """Mitigate and print the before/after table (relaunched under ``accelerate launch`` for --num-processes)."""
+    config = MitigateConfig.from_args(args)
+    if config.num_processes > 1:
+        return launch(config)
     from ..mitigate import format_shift, mitigate
 
-    result = mitigate(MitigateConfig.from_args(args))
+    result = mitigate(config)
+    if not result.figures:  # a worker process of a multi-process run: the main process reports
+        return 0
     print(format_shift(result.figures))
     print(f"\nadapter: {result.path}")
     if result.url:
         print(f"pushed:  {result.url}")
     return 0
+
+
+def launch(config: MitigateConfig) -> int:
+    """Run the same mitigation under ``accelerate launch`` with ``config.num_processes`` processes."""
+    import dataclasses
+    import subprocess
+    import sys
+    import tempfile
+
+    import torch
+    import yaml
+
+    config.validate()
+    options = {**dataclasses.asdict(config), "num_processes": 1}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(options, handle)
+    cpu = config.device == "cpu" or not torch.cuda.is_available()
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(config.num_processes),
+               *(["--cpu"] if cpu else []), "-m", "fade_hub.cli", "mitigate", "--config", handle.name]
+    try:
+        return subprocess.run(command, check=False).returncode
+    finally:
+        Path(handle.name).unlink(missing_ok=True)

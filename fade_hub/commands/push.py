@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="FOLDER", help="A run directory (explore) or an adapter folder (mitigate).")
     p.add_argument("repo_id", help="Target repo, e.g. user/my-model-failures or user/my-model-faded.")
     p.add_argument("--private", action="store_true", help="Create the repo as private.")
+    p.add_argument("--public", action="store_true", help="Push in public even when the run's model or seeds are "
+                   "private or gated on the Hub (such runs are pushed private otherwise).")
     p.set_defaults(func=run)
 
 
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from ..hub import push_run
     from ..mitigate.publish import push_adapter
 
-    push = push_adapter if (Path(args.run_dir) / "adapter_config.json").is_file() else push_run
-    print(push(args.run_dir, args.repo_id, private=args.private))
+    if (Path(args.run_dir) / "adapter_config.json").is_file():
+        print(push_adapter(args.run_dir, args.repo_id, private=args.private))
+    else:
+        print(push_run(args.run_dir, args.repo_id, private=args.private, public=args.public))
     return 0

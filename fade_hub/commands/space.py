@@ -1,22 +1,27 @@
-"""`fade-hub space`: serve the feedback app locally, or deploy it as a Hub Space."""
+"""`fade-hub space`: serve the feedback app locally, deploy it as a Hub Space, or exclude a reviewer's records."""
 
 from __future__ import annotations
 
 import argparse
 
+from ..feedback.config import AppConfig
+from ..feedback.deploy import DeployConfig
+from ..feedback.exclude import ExcludeConfig
+from ..options import add_options, build_config
 from . import help_and_fail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `space` subcommand with its `serve` and `deploy` actions."""
+    """Add the `space` subcommand with its `serve`, `deploy` and `exclude` actions."""
     parser = subparsers.add_parser(
         "space",
         help="Collect human feedback on a run's failure modes (local app or Hub Space).",
         description=(
-            "The feedback app shows a run's ranked failure modes, its landscape and the failing examples; "
-            "people give a verdict (fix / acceptable / not_a_failure) per mode or example, with an optional "
-            "correction and note. Each submission is appended to a JSON-lines file and pushed to a feedback "
-            "dataset repo; read it back with fade_hub.feedback.load(REPO_ID)."
+            "The feedback app shows a run's failure modes one at a time, with the failing examples, a heatmap and "
+            "plain words on what each figure means; people give a verdict (fix / acceptable / not_a_failure) per "
+            "mode or example, with an optional correction and note, and may change or withdraw it later. Each "
+            "submission is appended to a JSON-lines file and pushed to a feedback dataset repo; read it back with "
+            "fade_hub.feedback.load(REPO_ID).resolved(). Mitigated variants of the run are shown beside it."
         ),
     )
     parser.set_defaults(func=lambda args: help_and_fail(parser))
@@ -26,25 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="Run the feedback app in this process until Ctrl-C.",
         description=(
-            "Serve the feedback app for a run directory or a pushed run. Feedback is recorded as the user of "
-            "your Hub token (or 'local') and written to --feedback-dir, and pushed to --feedback-repo if given "
-            "(every --push-every minutes and when the app stops)."
+            "Serve the feedback app for a run directory or a pushed run. Feedback is recorded as the user of your "
+            "Hub token (or --reviewer NAME; without either the app refuses to start unless --allow-anonymous), "
+            "written to --feedback-dir, and pushed to --feedback-repo if given (every --push-every minutes and "
+            "when the app stops)."
         ),
     )
-    serve.add_argument("--failures", required=True, metavar="RUN_DIR|REPO_ID",
-                       help="A run directory or the dataset repo it was pushed to.")
-    serve.add_argument("--feedback-repo", metavar="REPO_ID",
-                       help="Dataset repo to push feedback to (created if missing).")
-    serve.add_argument("--feedback-dir", metavar="DIR",
-                       help="Folder for feedback files (with --feedback-repo: where they wait to be pushed; "
-                            "default: one folder per Hub endpoint and repo under CACHE/feedback, CACHE being "
-                            "$FADE_HUB_CACHE, else HF_HOME/fade-hub). Only files written for this Hub and repo "
-                            "are pushed; files waiting for another are listed at start.")
-    serve.add_argument("--push-every", type=float, default=5.0, metavar="MIN",
-                       help="Minutes between pushes (default 5).")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="Interface to listen on (default 127.0.0.1; 0.0.0.0 for all).")
-    serve.add_argument("--port", type=int, default=None, help="Port (default: gradio's, 7860 or the next free one).")
+    add_options(serve, AppConfig)
     serve.set_defaults(func=run_serve)
 
     deploy = actions.add_parser(
@@ -53,44 +46,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Create the Space (gradio SDK) and the feedback dataset repo if missing, upload the app with the "
             "fade_hub modules it needs (it starts from its own files), and set FADE_FAILURES and "
-            "FADE_FEEDBACK_REPO as Space variables. No token is uploaded: add one with write access to the "
-            "feedback repo as the Space secret HF_TOKEN (printed instructions)."
+            "FADE_FEEDBACK_REPO (and FADE_REVIEWERS, FADE_ADAPTERS, FADE_ALLOW_ANONYMOUS when given) as Space "
+            "variables. No token is uploaded: add one with write access to the feedback repo as the Space secret "
+            "HF_TOKEN (printed instructions; until then the Space shows them too)."
         ),
     )
-    deploy.add_argument("--failures", required=True, metavar="REPO_ID", help="The pushed run (a dataset repo id).")
-    deploy.add_argument("--feedback-repo", required=True, metavar="REPO_ID", help="Dataset repo feedback is pushed to.")
-    deploy.add_argument("--space-id", required=True, metavar="REPO_ID", help="The Space, e.g. user/model-feedback.")
-    deploy.add_argument("--private", action="store_true", help="Create the Space and the feedback repo as private.")
+    add_options(deploy, DeployConfig)
     deploy.set_defaults(func=run_deploy)
+
+    exclude = actions.add_parser(
+        "exclude",
+        help="Leave one user's feedback out of resolved() without deleting it.",
+        description=(
+            "Append an exclusion record (by you, the operator) to the feedback: fade_hub.feedback.load(...)."
+            "resolved() then leaves out every record of USER, for every run, while the records stay in the "
+            "dataset. --undo appends the record that brings them back."
+        ),
+    )
+    exclude.add_argument("user", metavar="USER", help="The Hub username whose records to exclude.")
+    add_options(exclude, ExcludeConfig)
+    exclude.set_defaults(func=run_exclude)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from ..errors import BadConfig
-    from ..feedback.app import AppConfig
     from ..feedback.deploy import serve
 
-    if not (args.feedback_repo or args.feedback_dir):
+    config = build_config(AppConfig, args)
+    if not (config.feedback_repo or config.feedback_dir):
         raise BadConfig(
             "say where feedback goes: --feedback-repo REPO_ID (pushed to the Hub) or --feedback-dir DIR (kept local)"
         )
-    if args.port is not None and not 0 < args.port < 65536:
-        raise BadConfig(f"--port {args.port} is out of range; pass a port between 1 and 65535")
-    config = AppConfig(
-        failures=args.failures, feedback_repo=args.feedback_repo, feedback_dir=args.feedback_dir,
-        push_every=args.push_every,
-    )
-    serve(config, host=args.host, port=args.port)
+    config.validate()
+    serve(config)
     return 0
 
 
 def run_deploy(args: argparse.Namespace) -> int:
     """Deploy and print the Space URL and how to add its token."""
-    from ..feedback.deploy import DeployConfig, deploy
+    from ..feedback.deploy import deploy
 
-    deployment = deploy(DeployConfig(args.failures, args.feedback_repo, args.space_id, private=args.private))
+    deployment = deploy(build_config(DeployConfig, args))
     print(f"Space: {deployment.url}")
     for key, value in deployment.variables.items():
         print(f"variable {key}={value}")
     print(deployment.instructions())
+    return 0
+
+
+def run_exclude(args: argparse.Namespace) -> int:
+    """Append the exclusion and say what it does."""
+    from ..feedback.exclude import exclude_user
+
+    config = build_config(ExcludeConfig, args)
+    record = exclude_user(config)
+    action = "brought back" if config.undo else "left out of resolved() (kept in the dataset)"
+    print(f"{record.target}'s feedback is {action}: record {record.feedback_id} by {record.user}")
     return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..cache import cache_root, note_legacy_roots
 from ..errors import BadConfig
-from ..options import option
+from ..options import MAX_SEED, check_ranges, option
 
 DEMO_MODEL_VERSION = "shapes-resnet-v1"
 DEMO_SPACE = "demo-shapes"
@@ -32,7 +32,7 @@ class DemoConfig:
     cache_dir: str | None = option(None, help="Where the demo model is cached (default: CACHE, that is "
                                    "$FADE_HUB_CACHE or HF_HOME/fade-hub).")
     budget: int = option(600, low=1, help="Model queries for the exploration.")
-    seed: int = option(0, low=0, help="Random seed (the same seed gives the same run).")
+    seed: int = option(0, low=0, high=MAX_SEED, help="Random seed (the same seed gives the same run).")
     seeds_per_class: int = option(16, low=2, help="Seed images per class for the exploration.")
     mitigation_steps: int = option(150, low=1, help="Optimizer steps of the LoRA training.")
     hub_endpoint: str | None = option(None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
@@ -70,6 +70,8 @@ def cache_dir(config: DemoConfig) -> Path:
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run the whole demo and return its outputs."""
+    check_ranges(config)
+    _check_output(Path(config.output))
     cache = cache_dir(config)
     hub = None
     if config.hub_endpoint:
@@ -91,6 +93,14 @@ def run_demo(config: DemoConfig) -> DemoResult:
             hub.stop()
 
 
+def _check_output(output: Path) -> None:
+    """BadConfig, before anything starts, when ``output`` exists and does not hold an earlier demo."""
+    from ..store import RunStore
+
+    if output.exists() and not RunStore(output / "run").exists():
+        raise BadConfig(f"{output} exists and is not an earlier demo; pass another --output")
+
+
 def _clear_previous_demo(output: Path, model_repo: str) -> None:
     """Remove an earlier demo in ``output``; refuse to touch anything else."""
     import shutil
@@ -99,8 +109,8 @@ def _clear_previous_demo(output: Path, model_repo: str) -> None:
 
     if not output.exists():
         return
-    store = RunStore(output / "run")
-    if not store.exists() or store.read_meta().get("model_id") != model_repo:
+    _check_output(output)
+    if RunStore(output / "run").read_meta().get("model_id") != model_repo:
         raise BadConfig(f"{output} exists and is not an earlier demo; pass another --output")
     shutil.rmtree(output)
 

@@ -72,6 +72,7 @@ def to_pixels(images: list[Image.Image]):
 def train_shape_classifier(folder: Path, *, seed: int = 0, steps: int = 250, batch_size: int = 48) -> Path:
     """Train a small ResNet on bright, upright shapes and ``save_pretrained`` it (idempotent)."""
     if (folder / "model.safetensors").exists():
+        _write_model_card(folder)
         return folder
     import torch
     from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
@@ -101,5 +102,18 @@ def train_shape_classifier(folder: Path, *, seed: int = 0, steps: int = 250, bat
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+    _write_model_card(folder)
     logger.info("trained the shapes classifier in %s (last loss %.3f)", folder, float(loss.detach()))
     return folder
+
+
+def _write_model_card(folder: Path) -> None:
+    """A short model card declaring the demo model's licence (a run of it takes its licence from here)."""
+    card = folder / "README.md"
+    if not card.exists():
+        card.write_text(
+            "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: image-classification\n---\n\n"
+            "# fade-hub demo: shapes classifier\n\nA small ResNet trained by `fade-hub demo` on generated bright, "
+            "upright circles, squares and triangles, to show how fade-hub finds where a model fails.\n",
+            encoding="utf-8",
+        )

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..options import build_config, check_ranges, load_options, option, to_dict
+from ..options import MAX_SEED, build_config, check_ranges, load_options, option, to_dict
+from ..choices import DTYPE_CHOICES, GENERATION_ROUTES
+from ..paths import check_repo_id, looks_like_path
 from ..tasks import TASK_NAMES
 from .registry import EXPLORERS, MODES
 
@@ -16,6 +18,7 @@ GRID_LIMIT = 20_000
 _MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
 _SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
     "confirmation on held-out seeds", "output"
+_REMOTE = "model served elsewhere (an endpoint URL or an Inference Provider; nothing is downloaded)"
 
 
 @dataclass
@@ -27,15 +30,40 @@ class ExploreConfig:
     task: str | None = option(None, group=_MODEL, choices=TASK_NAMES,
                               help="Override the task detected from the model's metadata.")
     revision: str | None = option(None, group=_MODEL, help="Model branch, tag or commit sha (the resolved sha is recorded).")
-    device: str | None = option(None, group=_MODEL, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
+    device: str | None = option(None, group=_MODEL, help="auto, cpu, cuda, cuda:N or mps. auto (the default) picks the "
+                                "best device and, when the model does not fit that GPU, spreads it over the GPUs and "
+                                "CPU memory with accelerate (device_map='auto'); a named device is used as given.")
+    dtype: str | None = option(None, group=_MODEL, choices=DTYPE_CHOICES, help="Weights dtype: auto (the "
+                               "checkpoint's), float16, bfloat16 or float32 (default: float32).")
     trust_remote_code: bool = option(False, group=_MODEL, help="Allow the model's own Python code to run (off by "
                                      "default: only for models you trust). Also allows --allow-user-code.")
     allow_user_code: bool = option(False, group=_MODEL, help="Import your own Python named by the concept space "
                                    "(op: package.module:function) or by --judge package.module:Class.")
-    batch_size: int = option(16, group=_MODEL, low=1, help="Inputs per model forward pass.")
+    batch_size: int | str = option(16, group=_MODEL, low=1, auto=True, help="Inputs per model forward pass, or auto: "
+                                   "the largest batch that fits the device (halved on out-of-memory). With "
+                                   "--endpoint/--provider: queries handed to the endpoint at once; 4 x --concurrency "
+                                   "or more keeps the requests flowing.")
     max_new_tokens: int | None = option(None, group=_MODEL, low=1,
                                         help="Generation length for text-generation and summarization.")
     num_inference_steps: int | None = option(None, group=_MODEL, low=1, help="Denoising steps for text-to-image.")
+    # model served elsewhere
+    endpoint: str | None = option(None, group=_REMOTE, metavar="URL", help="Query MODEL at this URL instead of "
+                                  "loading it: a TGI, vLLM or TEI server, an Inference Endpoint, or an "
+                                  "OpenAI-compatible base URL ending in /v1. Recorded without user info or query.")
+    provider: str | None = option(None, group=_REMOTE, metavar="NAME", help="Query MODEL through this Hugging Face "
+                                  "Inference Provider (e.g. together, fal-ai, hf-inference, or auto).")
+    concurrency: int = option(8, group=_REMOTE, low=1, help="Requests in flight at once.")
+    max_retries: int = option(5, group=_REMOTE, low=0, help="Retries of a request answered 429/5xx, timed out or "
+                              "dropped (after Retry-After, else an exponential back-off) before the run stops; "
+                              "answered queries are kept for --resume.")
+    request_timeout: float = option(120.0, group=_REMOTE, low=0.0, low_open=True, help="Seconds to wait for one answer.")
+    labels: list[str] = option(group=_REMOTE, csv=True, default_factory=list, help="A remote classifier's class names "
+                               "in id order (default: the model's config on the Hub, the server's /info, else the "
+                               "names of a first probe answer in alphabetical order).")
+    generation_route: str = option("auto", group=_REMOTE, choices=GENERATION_ROUTES, help="Text generation: chat "
+                                   "(messages to chat_completion; the server applies the model's chat template), "
+                                   "text-generation (the raw prompt), or auto: chat for --provider or a URL ending "
+                                   "in /v1, else text-generation.")
     # seeds
     seeds: str | None = option(None, group=_SEEDS, help="Hub dataset ID, local path (image folder LABEL/file.png, "
                                ".jsonl, .csv, .txt) or builtin:NAME (see --list-builtins). Default: a built-in set "
@@ -72,7 +100,7 @@ class ExploreConfig:
                        "sequential: cumulative small moves per seed (microscopic).")
     budget: int | None = option(None, group=_SEARCH, low=1, help="Model queries to spend exploring (default 500; "
                                 "grid: every cell x seed).")
-    seed: int = option(0, group=_SEARCH, low=0, help="Random seed: the same seed gives the same records on CPU.")
+    seed: int = option(0, group=_SEARCH, low=0, high=MAX_SEED, help="Random seed: the same seed gives the same records on CPU.")
     epsilon: float = option(0.1, group=_SEARCH, low=0.0, high=1.0,
                             help="epsilon-greedy: probability of a random cell.")
     max_steps: int = option(8, group=_SEARCH, low=1, help="sequential: steps per episode before it is cut.")
@@ -99,6 +127,8 @@ class ExploreConfig:
     resume: bool = option(False, group=_OUT, help="Continue the run in --output where it stopped.")
     push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the finished run as a dataset repo.")
     private: bool = option(False, group=_OUT, help="Create the pushed dataset repo as private.")
+    public: bool = option(False, group=_OUT, help="Push in public even when the model or the seeds are private or "
+                          "gated on the Hub (such runs are pushed private otherwise).")
     show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bar.")
 
     def validate(self) -> None:
@@ -110,9 +140,32 @@ class ExploreConfig:
         if self.mode not in MODES:
             raise BadConfig(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
         check_ranges(self)
+        if self.endpoint and self.provider:
+            raise BadConfig("--endpoint and --provider exclude each other: an endpoint URL is called directly")
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise BadConfig("--endpoint must be an http:// or https:// URL")
+        if self.push_to_hub:
+            check_repo_id(self.push_to_hub, "--push-to-hub")
+        if self.private and self.public:
+            raise BadConfig("--private and --public contradict each other; pass one of them")
+        for flag, value in (("--seeds", self.seeds), ("--space", self.space), ("--label-map", self.label_map)):
+            if value and looks_like_path(value) and not Path(value).expanduser().exists():
+                raise BadConfig(f"{flag} {value}: no such file or folder; check the path")
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
             raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the model is queried over HTTP (--endpoint or --provider) rather than loaded."""
+        return bool(self.endpoint or self.provider)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory: ``--output``, else ``fade-runs/MODEL_NAME``."""
+        if self.output:
+            return Path(self.output)
+        return Path("fade-runs") / (Path(self.model.rstrip("/")).name.replace("/", "--") or "run")
 
     @property
     def user_code_allowed(self) -> bool:

@@ -33,6 +33,7 @@ from tokenizers.pre_tokenizers import WhitespaceSplit
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from fade_hub.errors import BadConfig
+from fade_hub.jsonio import to_json
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 NO_CONTEXT = "ctx:<none>"
@@ -131,7 +132,7 @@ class Policy:
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         meta = {"shape": list(self.shape), "contexts": self.contexts, "mode": self.mode, "max_steps": self.max_steps}
-        (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+        (folder / META_FILE).write_text(to_json(meta, indent=2))
 
     def prompt(self, context: str | None) -> str:
         """The prompt string of a context, e.g. ``"<bos> ctx:circle"``; None gives the no-context prompt."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from ..env import CLEAN_ACTION_ID, FailureEnv, QueryResult
-from ..errors import BadConfig, ResumeMismatch
+from ..errors import BadConfig, EndpointFailed, ResumeMismatch
 from ..store import RunStore
 
 
@@ -145,23 +145,16 @@ class Querier:
         fresh = range(len(served), count)
         records = list(served)
         if fresh:
-            new_records = []
-            for i, result in zip(fresh, evaluate(fresh)):
-                record = query_record(
-                    result,
-                    run_id=self.run_id,
-                    query_id=first + i,
-                    phase=phase,
-                    episode=episodes[i],
-                    step=steps[i],
-                    trajectory=trajectories[i],
-                )
-                media = result.prediction.image if result.prediction.image is not None else result.input
-                if record["is_failure"] and hasattr(media, "save"):
-                    record["media"] = self.store.save_image(record["query_id"], media)
-                new_records.append(record)
-            self.store.append(new_records)
-            records.extend(new_records)
+            try:
+                results = evaluate(fresh)
+            except EndpointFailed as stop:  # keep what a remote model answered before it stopped
+                recorded = self._append(stop.results, fresh, first, phase, episodes, steps, trajectories)
+                kept = first + len(served) + len(recorded)
+                raise EndpointFailed(
+                    f"{stop}; the {kept} queries answered so far are kept in {self.store.root}: rerun with --resume "
+                    "to continue"
+                ) from stop
+            records.extend(self._append(results, fresh, first, phase, episodes, steps, trajectories))
         self.next_id += count
         if phase == "explore":
             self.spent += count
@@ -171,6 +164,29 @@ class Querier:
         return [
             Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in records
         ]
+
+    def _append(
+        self, results: Sequence[QueryResult], fresh: range, first: int, phase: str, episodes: list[int],
+        steps: list[int], trajectories: list[str],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Turn the results of the fresh queries (in order, possibly only the leading ones) into durable records."""
+        new_records = []
+        for i, result in zip(fresh, results):
+            record = query_record(
+                result,
+                run_id=self.run_id,
+                query_id=first + i,
+                phase=phase,
+                episode=episodes[i],
+                step=steps[i],
+                trajectory=trajectories[i],
+            )
+            media = result.prediction.image if result.prediction.image is not None else result.input
+            if record["is_failure"] and hasattr(media, "save"):
+                record["media"] = self.store.save_image(record["query_id"], media)
+            new_records.append(record)
+        self.store.append(new_records)
+        return new_records
 
     def _serve_replay(self, first: int, action_ids, seed_ids, phase: str) -> list[dict[str, Any]]:
         served = []

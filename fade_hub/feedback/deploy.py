@@ -3,8 +3,13 @@
 A deployed Space holds ``app.py``, ``README.md`` and ``requirements.txt`` from ``spaces/feedback/`` plus
 a copy of the pure-Python ``fade_hub`` modules the app imports (``vendor.app_modules``): the Space then needs
 neither this checkout nor fade-hub's heavy dependencies (torch, transformers, ...). Its configuration
-travels as Space variables (``FADE_FAILURES``, ``FADE_FEEDBACK_REPO``); the write token is a Space
-secret the operator adds, never uploaded by us.
+travels as Space variables (``FADE_FAILURES``, ``FADE_FEEDBACK_REPO``, and ``FADE_REVIEWERS``,
+``FADE_ADAPTERS``, ``FADE_ALLOW_ANONYMOUS`` when given); the write token is a Space secret the operator adds,
+never uploaded by us.
+
+The template ships inside the package: ``fade_hub/feedback/space_template`` is a link to the top-level
+``spaces/feedback`` folder in a checkout (the one place its files are edited), and a built wheel or sdist holds
+real copies of them, so ``space deploy`` works from a pip install too.
 """
 
 from __future__ import annotations
@@ -15,22 +20,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable
-
+from ..options import option
+from ..paths import check_repo_id
+from .config import ENV
+from .identity import Reviewers
 from .vendor import PACKAGE_DIR, app_modules
 
-SPACE_TEMPLATE = PACKAGE_DIR.parent / "spaces" / "feedback"
+SPACE_TEMPLATE = PACKAGE_DIR / "feedback" / "space_template"
 SPACE_FILES = ("app.py", "README.md", "requirements.txt")
+OPTIONAL_VARIABLES = ("reviewers", "adapters", "allow_anonymous")  # set when given, removed when not
 
 
 @dataclass
 class DeployConfig:
-    """What ``fade-hub space deploy`` publishes and where."""
+    """What ``fade-hub space deploy`` publishes and where (``fade-hub space deploy --help``)."""
 
-    failures: str
-    feedback_repo: str
-    space_id: str
-    private: bool = False
-    token: str | None = None
+    failures: str = option("", metavar="REPO_ID", help="The pushed run (a dataset repo id).")
+    feedback_repo: str = option("", metavar="REPO_ID", help="Dataset repo feedback is pushed to (created if missing).")
+    space_id: str = option("", metavar="REPO_ID", help="The Space, e.g. user/model-feedback.")
+    private: bool = option(False, help="Create the Space and the feedback repo as private.")
+    reviewers: list[str] = option(csv=True, default_factory=list, metavar="USER,org:ORG,...", help=(
+        "Only these users and members of these organisations may submit (the Space variable FADE_REVIEWERS)."))
+    adapters: list[str] = option(many=True, default_factory=list, metavar="REPO", help=(
+        "Mitigated variants to show beside the base model, in addition to those whose card names the run."))
+    allow_anonymous: bool = option(False, help="Accept feedback without signing in (recorded as 'anonymous').")
+    token: str | None = option(None, cli=False, help="Hub token (default: HF_TOKEN or the stored login).")
+
+    def validate(self) -> None:
+        """BadConfig naming the missing or contradictory option."""
+        for name in ("failures", "feedback_repo", "space_id"):
+            if not getattr(self, name):
+                raise BadConfig(f"pass --{name.replace('_', '-')} REPO_ID")
+        check_repo_id(self.feedback_repo, "--feedback-repo")
+        check_repo_id(self.space_id, "--space-id")
+        if self.allow_anonymous and Reviewers.parse(self.reviewers):
+            raise BadConfig("--allow-anonymous and --reviewers contradict each other; drop one of them")
+
+    def variables(self) -> dict[str, str]:
+        """The Space variables of this deployment (unset optional ones left out)."""
+        values = {"failures": self.failures, "feedback_repo": self.feedback_repo,
+                  "reviewers": ",".join(self.reviewers), "adapters": ",".join(self.adapters),
+                  "allow_anonymous": "1" if self.allow_anonymous else ""}
+        return {ENV[name]: value for name, value in values.items() if value}
 
 
 @dataclass
@@ -56,10 +87,11 @@ class Deployment:
 def stage_space(folder: str | Path) -> Path:
     """Write the Space's files into ``folder``: the app template plus the vendored fade_hub modules."""
     folder = Path(folder)
-    if not SPACE_TEMPLATE.is_dir():
+    missing = [name for name in SPACE_FILES if not (SPACE_TEMPLATE / name).is_file()]
+    if missing:
         raise BadConfig(
-            f"the Space template {SPACE_TEMPLATE} is missing; deploy from a fade-hub checkout "
-            "(it ships spaces/feedback)"
+            f"the Space template {SPACE_TEMPLATE} lacks {', '.join(missing)}; reinstall fade-hub (the package ships "
+            "spaces/feedback as fade_hub/feedback/space_template)"
         )
     for name in SPACE_FILES:
         shutil.copy2(SPACE_TEMPLATE / name, folder / name)
@@ -78,6 +110,7 @@ def deploy(config: DeployConfig) -> Deployment:
     from ..run import Run
     from .records import ensure_feedback_repo
 
+    config.validate()
     if Path(config.failures).exists():
         raise BadConfig(
             f"--failures {config.failures} is a local path; a Space reads a dataset repo: push the run first "
@@ -85,7 +118,8 @@ def deploy(config: DeployConfig) -> Deployment:
         )
     Run.open(config.failures, token=config.token)  # RunNotFound unless it is a pushed run
     api = HfApi(token=config.token)
-    variables = {"FADE_FAILURES": config.failures, "FADE_FEEDBACK_REPO": config.feedback_repo}
+    variables = config.variables()
+    stale = [ENV[name] for name in OPTIONAL_VARIABLES if ENV[name] not in variables]
     try:
         space = api.create_repo(
             config.space_id, repo_type="space", space_sdk="gradio", private=config.private, exist_ok=True
@@ -101,6 +135,10 @@ def deploy(config: DeployConfig) -> Deployment:
             )
         for key, value in variables.items():
             api.add_space_variable(space.repo_id, key, value)
+        existing = api.get_space_variables(space.repo_id)
+        for key in stale:
+            if key in existing:
+                api.delete_space_variable(space.repo_id, key)
     except NETWORK_ERRORS as err:
         raise HubUnreachable(
             f"could not reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); nothing was half-deployed "
@@ -115,11 +153,15 @@ def deploy(config: DeployConfig) -> Deployment:
     return Deployment(space_id=space.repo_id, url=url, settings_url=f"{url}/settings", variables=variables)
 
 
-def serve(app_config, *, host: str = "127.0.0.1", port: int | None = None) -> None:
-    """Run the feedback app in this process until Ctrl-C or SIGTERM; push the last feedback on the way out."""
+def serve(app_config, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the feedback app in this process until Ctrl-C or SIGTERM; push the last feedback on the way out.
+
+    ``host`` and ``port`` override the config's.
+    """
     from .app import FeedbackApp
 
     app = FeedbackApp(app_config)
+    host, port = host or app_config.host, port or app_config.port
     try:
         app.serve(server_name=host, server_port=port)
     except OSError as err:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from ..cache import cache_root, legacy_roots
 from ..errors import NETWORK_ERRORS
+from ..jsonio import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def write_meta(path: Path, endpoint: str, repo_id: str, pushed_bytes: int = 0) -
     meta = {"endpoint": normalize_endpoint(endpoint), "repo_id": repo_id, "pushed_bytes": pushed_bytes}
     target = meta_path(path)
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    partial.write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    partial.write_text(to_json(meta) + "\n", encoding="utf-8")
     os.replace(partial, target)
 
 

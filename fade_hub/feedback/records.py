@@ -10,6 +10,12 @@ example id (``"q123"`` = query 123, ``target_type="example"``). ``verdict`` is `
 ``acceptable`` (a failure we live with) or ``not_a_failure`` (the judge was wrong). ``correction`` is the
 right label, a preferred text, or ``accept`` / ``reject`` for a generated image; ``""`` when none.
 
+Two more kinds of record share the schema, so that the files stay append-only and old readers still parse them:
+
+- a *withdrawal*: ``verdict="withdrawn"`` on a target takes back that user's verdict on it;
+- an *exclusion*: ``target_type="user"``, ``target`` the excluded user, ``verdict="exclude"`` (or ``"include"``
+  to undo it), ``user`` the operator who wrote it, ``run_id`` empty: it covers every run in the feedback set.
+
 Storage: every process appends to its own ``feedback-{uuid}.jsonl`` (flushed and fsync'ed before the
 submitter is answered) inside a folder; with a Hub repo, a ``CommitScheduler`` pushes that file to the
 dataset repo's ``data/`` every few minutes and when the process exits. The local file is the source of
@@ -17,7 +23,7 @@ truth: after a crash, the next process for the same Hub endpoint and repo pushes
 and only those (``fade_hub.feedback.queue``: by default one folder per endpoint and repo under the cache
 root, and a sidecar per file naming its Hub). Files are append-only and named per process, so nothing
 is pushed twice. ``load`` reads every record back and ``resolved()`` keeps the latest verdict per
-(run, user, target).
+(run, user, target), leaving out withdrawn verdicts and the records of excluded users (nothing is deleted).
 
 Targets are stored in the run reader's canonical form (``fade_hub.run.canonical_target``): ``" 021 "`` is
 stored as ``"21"``, and anything but ASCII digits is refused. This module imports no UI and no model code.
@@ -39,6 +45,7 @@ import pandas as pd
 
 from ..cache import note_legacy_roots
 from ..errors import BadConfig, FadeHubError, HubUnreachable
+from ..jsonio import to_json
 from ..run import BadTarget, canonical_target, target_type
 from .queue import (
     PATH_IN_REPO,
@@ -54,6 +61,9 @@ from .queue import (
 logger = logging.getLogger(__name__)
 
 VERDICTS = ("fix", "acceptable", "not_a_failure")
+WITHDRAWN = "withdrawn"  # the verdict of a withdrawal record
+EXCLUDE, INCLUDE = "exclude", "include"  # the verdicts of an exclusion record (target_type USER)
+USER = "user"  # target_type of an exclusion record
 MAX_TEXT = 4000  # characters of a correction or a note
 
 CARD = """---
@@ -73,16 +83,17 @@ by its feedback Space. One JSON line per submission, appended; never rewritten.
 | field | meaning |
 |---|---|
 | `feedback_id` | unique id of the submission (uuid4 hex) |
-| `run_id` | the run whose failures were reviewed |
-| `target` | a failure mode's `action_id` (`"42"`) or a failing query (`"q123"`) |
-| `target_type` | `mode` or `example` |
-| `verdict` | `fix`, `acceptable` or `not_a_failure` |
+| `run_id` | the run whose failures were reviewed (empty for an exclusion: it covers every run) |
+| `target` | a failure mode's `action_id` (`"42"`), a failing query (`"q123"`), or the excluded user |
+| `target_type` | `mode`, `example`, or `user` for an exclusion |
+| `verdict` | `fix`, `acceptable` or `not_a_failure`; `withdrawn` takes back the user's verdict on the target; `exclude` / `include` (by the operator) leave a user's records out of `resolved()` or bring them back |
 | `correction` | the right label, a preferred text, or `accept` / `reject` for a generated image; may be empty |
 | `note` | free text; may be empty |
 | `user` | Hub username of the submitter (`anonymous` where the Space allows it) |
 | `timestamp` | ISO 8601, UTC |
 
-`fade_hub.feedback.load(REPO_ID).resolved()` keeps the latest verdict per run, user and target.
+`fade_hub.feedback.load(REPO_ID).resolved()` keeps the latest verdict per run, user and target, without withdrawn
+verdicts and without the records of excluded users. Nothing is ever deleted: a later record wins.
 """
 
 
@@ -125,21 +136,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def make_record(run_id: str, target: str, verdict: str, correction: str, note: str, user: str) -> FeedbackRecord:
-    """A new record with a fresh id and timestamp; InvalidFeedback on an unknown verdict or a bad target."""
-    verdict = str(verdict).strip()
-    if verdict not in VERDICTS:
-        raise InvalidFeedback(f"unknown verdict {verdict!r}; use one of: {', '.join(VERDICTS)}")
-    try:
-        target = canonical_target(target)
-    except BadTarget as err:
-        raise InvalidFeedback(str(err)) from None
-    kind = target_type(target)
+def _new(run_id: str, target: str, kind: str, verdict: str, correction: Any, note: Any, user: str) -> FeedbackRecord:
+    """A record with a fresh id and timestamp, texts stripped and bounded; InvalidFeedback without a user."""
     correction, note = str(correction or "").strip(), str(note or "").strip()
     for name, text in (("correction", correction), ("note", note)):
         if len(text) > MAX_TEXT:
             raise InvalidFeedback(f"the {name} has {len(text)} characters; keep it under {MAX_TEXT}")
-    if not user:
+    if not str(user or "").strip():
         raise InvalidFeedback("a feedback record needs a user")
     return FeedbackRecord(
         feedback_id=uuid.uuid4().hex,
@@ -149,9 +152,41 @@ def make_record(run_id: str, target: str, verdict: str, correction: str, note: s
         verdict=verdict,
         correction=correction,
         note=note,
-        user=str(user),
+        user=str(user).strip(),
         timestamp=utc_now(),
     )
+
+
+def _canonical(target: Any) -> str:
+    try:
+        return canonical_target(target)
+    except BadTarget as err:
+        raise InvalidFeedback(str(err)) from None
+
+
+def make_record(run_id: str, target: str, verdict: str, correction: str, note: str, user: str) -> FeedbackRecord:
+    """A new record with a fresh id and timestamp; InvalidFeedback on an unknown verdict or a bad target."""
+    verdict = str(verdict or "").strip()
+    if not verdict:
+        raise InvalidFeedback(f"choose a verdict first: {', '.join(VERDICTS)}")
+    if verdict not in VERDICTS:
+        raise InvalidFeedback(f"unknown verdict {verdict!r}; use one of: {', '.join(VERDICTS)}")
+    target = _canonical(target)
+    return _new(run_id, target, target_type(target), verdict, correction, note, user)
+
+
+def make_withdrawal(run_id: str, target: str, user: str, note: str = "") -> FeedbackRecord:
+    """A record that takes back ``user``'s verdict on ``target`` (a later verdict counts again)."""
+    target = _canonical(target)
+    return _new(run_id, target, target_type(target), WITHDRAWN, "", note, user)
+
+
+def make_exclusion(excluded: str, operator: str, note: str = "", *, include: bool = False) -> FeedbackRecord:
+    """A record by ``operator`` that leaves ``excluded``'s records out of ``resolved()`` (``include``: undoes it)."""
+    excluded = str(excluded or "").strip()
+    if not excluded or any(char.isspace() for char in excluded):
+        raise InvalidFeedback(f"{excluded!r} is not a user name; pass the Hub username whose records to exclude")
+    return _new("", excluded, USER, INCLUDE if include else EXCLUDE, "", note, operator)
 
 
 def default_staging_dir(repo_id: str, endpoint: str | None = None) -> Path:
@@ -189,6 +224,7 @@ class FeedbackWriter:
         self.path = self.folder / f"feedback-{uuid.uuid4().hex}.jsonl"
         self.repo_id = repo_id
         self.endpoint: str | None = None
+        self.leftovers: list[Path] = []  # files earlier processes left for this Hub and repo, pushed by this writer
         self._scheduler = None
         self._lock = threading.Lock()
         if repo_id:
@@ -205,13 +241,13 @@ class FeedbackWriter:
         if self.folder == default_staging_dir(repo_id, self.endpoint):
             note_legacy_roots()
             migrate_legacy(self.folder, repo_id, api)
-        leftovers, waiting = claim(self.folder, self.endpoint, repo_id)
+        self.leftovers, waiting = claim(self.folder, self.endpoint, repo_id)
         waiting += waiting_elsewhere(repo_id, self.endpoint)
         if waiting:
             logger.warning(waiting_line(self.endpoint, waiting))
         # Pushes right away (files a crashed process left for this Hub and repo), then every `every` minutes and at exit.
         self._scheduler = QueueScheduler(
-            files=[*leftovers, self.path],
+            files=[*self.leftovers, self.path],
             endpoint=self.endpoint,
             repo_id=repo_id,
             repo_type="dataset",
@@ -224,7 +260,7 @@ class FeedbackWriter:
 
     def append(self, record: FeedbackRecord) -> None:
         """Write one record and make it durable before returning."""
-        line = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
+        line = to_json(record.to_dict(), ensure_ascii=False) + "\n"
         with self._lock:
             if self.endpoint and not self.path.exists():  # the sidecar first: no file is ever without its Hub
                 write_meta(self.path, self.endpoint, str(self.repo_id))
@@ -232,6 +268,13 @@ class FeedbackWriter:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
+
+    def read(self) -> FeedbackSet:
+        """The records held locally for this writer's destination: its folder without a repo, else its own file
+        and the leftovers it pushes."""
+        if not self.repo_id:
+            return read_records(self.folder)
+        return read_files([*self.leftovers, self.path])
 
     def flush(self) -> None:
         """Push what is not on the Hub yet and wait for it (no-op without a repo)."""
@@ -282,19 +325,42 @@ class FeedbackSet:
     def __len__(self) -> int:
         return len(self.records)
 
-    def resolved(self) -> list[FeedbackRecord]:
-        """The latest record per (run, user, target) by timestamp, ties broken by file order."""
+    def _in_order(self) -> list[FeedbackRecord]:
+        """The records by timestamp, ties broken by file order."""
         order = sorted(range(len(self.records)), key=lambda i: (_parse_time(self.records[i].timestamp), i))
+        return [self.records[i] for i in order]
+
+    def exclusions(self) -> dict[str, FeedbackRecord]:
+        """The users whose records are excluded now, each with the operator's latest exclusion record."""
+        latest: dict[str, FeedbackRecord] = {}
+        for record in self._in_order():
+            if record.target_type == USER:
+                latest[record.target.casefold()] = record
+        return {record.target: record for record in latest.values() if record.verdict == EXCLUDE}
+
+    def resolved(self) -> list[FeedbackRecord]:
+        """The latest verdict per (run, user, target), ties broken by file order; withdrawn verdicts and the
+        records of excluded users left out."""
+        excluded = {user.casefold() for user in self.exclusions()}
         latest: dict[tuple[str, str, str], FeedbackRecord] = {}
-        for i in order:
-            record = self.records[i]
-            latest[(record.run_id, record.user, record.target)] = record
-        return sorted(latest.values(), key=lambda r: (r.run_id, r.target, r.user))
+        for record in self._in_order():
+            if record.target_type != USER and record.user.casefold() not in excluded:
+                latest[(record.run_id, record.user, _target_key(record.target))] = record
+        kept = [record for record in latest.values() if record.verdict != WITHDRAWN]
+        return sorted(kept, key=lambda r: (r.run_id, r.target, r.user))
 
     def to_frame(self, resolved: bool = True) -> pd.DataFrame:
         """The resolved (or all) records as a DataFrame with the schema's columns."""
         rows = self.resolved() if resolved else list(self.records)
         return pd.DataFrame([r.to_dict() for r in rows], columns=list(RECORD_FIELDS))
+
+
+def _target_key(target: str) -> str:
+    """A target as ``resolved()`` groups it: canonical where it can be (records from before canonical targets)."""
+    try:
+        return canonical_target(target)
+    except BadTarget:
+        return target
 
 
 def _parse_time(stamp: str) -> datetime:
@@ -305,9 +371,16 @@ def _parse_time(stamp: str) -> datetime:
 def read_records(folder: str | Path) -> FeedbackSet:
     """Every complete record under ``folder`` (``*.jsonl`` at any depth, files in name order)."""
     root = Path(folder)
+    return read_files(sorted(root.rglob("*.jsonl"), key=lambda p: p.relative_to(root).as_posix()))
+
+
+def read_files(paths: list[Path]) -> FeedbackSet:
+    """Every complete record of the given JSON-lines files, in that order (missing files are skipped)."""
     records: list[FeedbackRecord] = []
     skipped = 0
-    for path in sorted(root.rglob("*.jsonl"), key=lambda p: p.relative_to(root).as_posix()):
+    for path in paths:
+        if not path.exists():
+            continue
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():

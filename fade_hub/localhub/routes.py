@@ -87,6 +87,17 @@ def _front_matter(text: str) -> str | None:
     return None
 
 
+def _filter_tags(info: dict) -> set[str]:
+    """What a ``filter`` query matches, as on the Hub: the card's tags, its library and ``dataset:ID`` per dataset."""
+    card = info.get("cardData") or {}
+    datasets = card.get("datasets") or []
+    tags = set(map(str, info.get("tags") or []))
+    if card.get("library_name"):
+        tags.add(str(card["library_name"]))
+    tags.update(f"dataset:{name}" for name in ([datasets] if isinstance(datasets, str) else datasets))
+    return tags
+
+
 def _file_item(path: str, entry: dict) -> dict:
     item: dict[str, Any] = {"type": "file", "oid": entry["oid"], "size": entry["size"], "path": path}
     if entry["lfs"]:
@@ -160,11 +171,13 @@ class RepoRoutes:
         search = ((query.get("search") or [""])[0]).lower()
         limit = int((query.get("limit") or ["0"])[0] or 0)
         full = (query.get("full") or ["false"])[0].lower() in ("1", "true")
+        wanted = set(query.get("filter") or [])  # as the Hub: every filter must be one of the repo's tags
         items = [
             self._repo_info(repo, DEFAULT_BRANCH, siblings=full)
             for repo in self.store.list_repos(repo_type)
             if (author is None or repo.namespace == author) and search in repo.id.lower()
         ]
+        items = [item for item in items if wanted <= _filter_tags(item)]
         raise Response(200, items[:limit] if limit else items)
 
     def _repo_info(self, repo: RepoId, revision: str, *, siblings: bool) -> dict:

@@ -70,6 +70,7 @@ class LocalHub:
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+        server.store.close()
         logger.info("LocalHub at port %d stopped", self.port)
 
     def __enter__(self) -> "LocalHub":

@@ -3,7 +3,8 @@
 Layout under ``root``::
 
     objects/ab/cdef…            file contents, named by their sha256
-    tmp/                        uploads in progress (moved into objects/ once their hash is checked)
+    tmp/                        uploads in progress, one folder per running store (see ``staging``); moved into
+                                objects/ once their hash is checked, and cleaned of crash leftovers at start
     {models|datasets|spaces|kernels}/{namespace}/{name}/
         repo.json               type, id, private, sdk, creation date, Space variables and secrets
         refs.json               {"heads": {branch: oid}, "tags": {tag: oid}, "prs": {num: oid}}
@@ -27,7 +28,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Iterable, Iterator
 
@@ -47,6 +47,7 @@ from .base import (
     normalize_path,
     utc_now,
 )
+from .staging import Staging
 
 try:
     import fcntl
@@ -92,10 +93,14 @@ class HubStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        for sub in ("objects", "tmp"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "objects").mkdir(parents=True, exist_ok=True)
+        self.staging = Staging(self.root / "tmp")
         self._thread_locks: dict[Path, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        """Release this store's upload folder (the repos stay)."""
+        self.staging.close()
 
     # ------------------------------------------------------------------ locking
     @contextlib.contextmanager
@@ -140,14 +145,14 @@ class HubStore:
         """Store ``data`` as a blob; return its sha256."""
         sha256 = hashlib.sha256(data).hexdigest()
         if not self.object_path(sha256).is_file():
-            _write_atomic(self.object_path(sha256), data)
+            self.put_stream([data], sha256)
         return sha256
 
     def put_stream(self, chunks: Iterable[bytes], expected_sha256: str) -> int:
         """Store a streamed upload whose sha256 must be ``expected_sha256``; return its size."""
         if not _SHA256_RE.match(expected_sha256):
             raise BadRequest(f"Invalid LFS oid {expected_sha256!r}: expected a sha256 in hex.")
-        tmp = self.root / "tmp" / uuid.uuid4().hex
+        tmp = self.staging.new_path()
         digest, size = hashlib.sha256(), 0
         try:
             with open(tmp, "wb") as handle:
@@ -225,7 +230,7 @@ class HubStore:
         with self._locked(self.root / ".lock"), self._repo_locked(repo):
             self.meta(repo)
             folder = self.repo_dir(repo)
-            trash = self.root / "tmp" / f"deleted-{uuid.uuid4().hex}"
+            trash = self.staging.new_path()
             os.replace(folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
 

@@ -53,6 +53,8 @@ class MitigateConfig:
                         "targeted mode; the rest are clean or from untargeted cells (the paper uses 0.5).")
     seed: int = option(0, group=_TRAIN, low=0, help="Random seed: the same seed gives the same adapter on CPU.")
     device: str | None = option(None, group=_TRAIN, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
+    num_processes: int = option(1, group=_TRAIN, low=1, help="Train on this many processes or GPUs (relaunches "
+                                "itself with `accelerate launch`; only the main process writes and pushes).")
     trust_remote_code: bool = option(False, group=_TRAIN, help="Allow the model's own Python code to run.")
     output: str = option("", group=_OUT, help="Folder of the adapter (a Hub model repo on disk).")
     push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the adapter as a model repo.")

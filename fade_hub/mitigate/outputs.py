@@ -11,6 +11,7 @@ import numpy as np
 
 from ..env import FailureEnv
 from ..errors import RunNotFound
+from ..jsonio import to_json
 from ..plots import new_figure, save_figure
 from .evaluate import EXAMPLES_PER_MODE, Measurement
 
@@ -29,9 +30,9 @@ def read_figures(folder: str | Path) -> dict[str, Any]:
 
 
 def write_eval(folder: Path, figures: dict[str, Any]) -> Path:
-    """Write ``fade_eval.json`` as standard JSON (no NaN)."""
+    """Write ``fade_eval.json`` as standard JSON (a missing figure, NaN, is written as null)."""
     path = folder / EVAL_FILE
-    path.write_text(json.dumps(figures, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(to_json(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 

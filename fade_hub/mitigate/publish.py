@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..errors import NETWORK_ERRORS, BadConfig, BadRepoId, HubUnreachable, RunNotFound
+from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable, RunNotFound
+from ..paths import check_repo_id
 from .card import build_model_card
 from .outputs import EVAL_FILE, read_figures
 
@@ -17,14 +19,9 @@ from .outputs import EVAL_FILE, read_figures
 def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
     """Push a mitigated variant (an adapter folder) as a model repo; its local card names the repo once pushed."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
 
     folder = Path(folder)
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise BadRepoId(f"{repo_id!r} is not a repo id ({err}); use NAMESPACE/NAME") from None
+    check_repo_id(repo_id, "REPO_ID")
     card = build_model_card(read_figures(folder), repo_id)
     retry = f"the adapter in {folder} is intact — retry with: fade-hub push {folder} {repo_id}"
     api = HfApi(token=token)
@@ -33,8 +30,10 @@ def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, tok
         card.save(staged / "README.md")
         try:
             api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-            api.upload_folder(repo_id=repo_id, folder_path=staged, commit_message=f"fade-hub mitigated variant of "
-                              f"{card.data.base_model or 'a local model'}")
+            with warnings.catch_warnings():  # eval/examples.parquet belongs in the model repo: the Space reads it
+                warnings.filterwarnings("ignore", message=".*data file.*model repository.*")
+                api.upload_folder(repo_id=repo_id, folder_path=staged, commit_message=f"fade-hub mitigated variant "
+                                  f"of {card.data.base_model or 'a local model'}")
         except (*NETWORK_ERRORS, OSError) as err:
             raise HubUnreachable(f"could not reach the Hub at {constants.ENDPOINT} ({type(err).__name__}); "
                                  f"{retry}") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
 from PIL import Image
 
 from .. import __version__
@@ -112,14 +113,23 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
     return examples
 
 
-def mitigate(config: MitigateConfig) -> Mitigation:
-    """Train, measure and write (and push, when asked) a LoRA adapter that fades the run's targeted failure modes."""
-    config.validate()
-    started = time.perf_counter()
-    output = config.output_dir
-    _check_output(output)
+@dataclass
+class Setup:
+    """Everything a mitigation reads before it trains: the run, what to fade, the base model, judge and seeds."""
+
+    run: Run
+    origin: dict[str, Any]
+    selection: Selection
+    target: Target
+    eval_env: FailureEnv
+    train_env: FailureEnv
+    eval_source: str
+
+
+def prepare(config: MitigateConfig) -> Setup:
+    """Read the run and the feedback (no model yet), then load the base model, its judge and the seed split."""
+    _check_output(config.output_dir)
     run = Run.open(config.run)
-    spec = get_task(run.task)
     origin = lineage(run)
     selection = _selection(run, config, origin["run_ids"])
     explore = explore_config(run)
@@ -131,54 +141,70 @@ def mitigate(config: MitigateConfig) -> Mitigation:
     judge = make_judge(run.task, judge_config(explore), target, allow_user_code=explore.user_code_allowed)
     seeds = split_seeds(run, config, target)
     aliases = label_aliases(explore) if explore.label_map and Path(explore.label_map).is_file() else None
-
-    def env_over(seed_list):
-        return FailureEnv(target, judge, space, seed_list, seed=explore.seed, label_aliases=aliases)
-
-    eval_env, train_env = env_over(seeds.eval), env_over(seeds.train)
-    unjudged = [cell for cell in selection.targeted if not eval_env.expectation(cell).judged]
+    envs = [FailureEnv(target, judge, space, part, seed=explore.seed, label_aliases=aliases)
+            for part in (seeds.eval, seeds.train)]
+    unjudged = [cell for cell in selection.targeted if not envs[0].expectation(cell).judged]
     if unjudged:
         raise BadConfig(f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded")
-    cells = evaluation_cells(eval_env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
-    before = measure(eval_env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
-    mitigator = spec.mitigator_class()(target, config)
-    mitigator.prepare()
-    plan = TrainingPlan(
-        env=train_env, targeted=selection.targeted,
-        untargeted=[cell for cell in cells if cell not in set(selection.targeted)],
-        seeds=seeds.train, corrections=_corrections(selection, origin["run_sources"], target),
-    )
-    training = mitigator.train(plan)
-    after = measure(eval_env, cells, selection.targeted, label="mitigated", show_progress=config.show_progress)
-    figures = {
-        **compare(eval_env, before, after, selection.targeted, selection.votes),
-        "fade_hub_version": __version__, "run_id": run.run_id, "task": run.task,
-        "base_model": origin["base_model"], "base_commit": origin["base_commit"],
-        "lineage_run_ids": origin["run_ids"], "lineage_sources": origin["run_sources"],
-        "failures": run.spec, "space_fingerprint": space.fingerprint(),
-        "eval_seeds": {"source": seeds.eval_source, "count": len(seeds.eval)},
-        "feedback": {**selection.summary(), "sources": list(config.feedback)},
-        "training": {**training, "train_seeds": len(seeds.train), "seconds": round(time.perf_counter() - started, 1)},
-        "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
-    }
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent if output.parent.exists() else None))
+    return Setup(run, origin, selection, target, envs[0], envs[1], seeds.eval_source)
+
+
+def _write_variant(output: Path, mitigator: Any, figures: dict[str, Any], env: FailureEnv, before: Any,
+                   after: Any) -> None:
+    """Write the adapter folder next to ``output`` and move it into place in one step."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        mitigator.save(staging, origin["base_model"], origin["base_commit"])
+        mitigator.save(staging, figures["base_model"], figures["base_commit"])
         write_eval(staging, figures)
-        write_examples(staging, eval_env, before, after)
+        write_examples(staging, env, before, after)
         modes_plot(staging, figures)
-        landscape_plot(staging, eval_env, before, after)
+        landscape_plot(staging, env, before, after)
         build_model_card(figures).save(staging / "README.md")
         if output.exists():
             output.rmdir()
-        output.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = Mitigation(output, figures)
+
+
+def mitigate(config: MitigateConfig) -> Mitigation:
+    """Train, measure and write (and push, when asked) a LoRA adapter that fades the run's targeted failure modes."""
+    config.validate()
+    started = time.perf_counter()
+    setup = prepare(config)
+    run, origin, selection, env = setup.run, setup.origin, setup.selection, setup.eval_env
+    cells = evaluation_cells(env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
+    main = PartialState().is_main_process  # under `accelerate launch`, the other processes only train
+    if main:
+        before = measure(env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
+    mitigator = get_task(run.task).mitigator_class()(setup.target, config)
+    mitigator.prepare()
+    plan = TrainingPlan(
+        env=setup.train_env, targeted=selection.targeted,
+        untargeted=[cell for cell in cells if cell not in set(selection.targeted)],
+        seeds=setup.train_env.seeds, corrections=_corrections(selection, origin["run_sources"], setup.target),
+    )
+    training = mitigator.train(plan)
+    if not main:
+        return Mitigation(config.output_dir, {})
+    after = measure(env, cells, selection.targeted, label="mitigated", show_progress=config.show_progress)
+    figures = {
+        **compare(env, before, after, selection.targeted, selection.votes),
+        "fade_hub_version": __version__, "run_id": run.run_id, "task": run.task,
+        "base_model": origin["base_model"], "base_commit": origin["base_commit"],
+        "lineage_run_ids": origin["run_ids"], "lineage_sources": origin["run_sources"],
+        "failures": run.spec, "space_fingerprint": run.space.fingerprint(),
+        "eval_seeds": {"source": setup.eval_source, "count": len(env.seeds)},
+        "feedback": {**selection.summary(), "sources": list(config.feedback)},
+        "training": {**training, "train_seeds": len(setup.train_env.seeds),
+                     "seconds": round(time.perf_counter() - started, 1)},
+        "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
+    }
+    _write_variant(config.output_dir, mitigator, figures, env, before, after)
+    result = Mitigation(config.output_dir, figures)
     if config.push_to_hub:
         from .publish import push_adapter
 
-        result.url = push_adapter(output, config.push_to_hub, private=config.private)
+        result.url = push_adapter(config.output_dir, config.push_to_hub, private=config.private)
     return result
-

@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from ..errors import BadSpace
+from ..paths import NotUtf8, read_utf8
 from ..tasks import MODALITIES
 from ..usercode import import_user_object, is_user_ref
 from . import image, prompt, text
@@ -338,9 +339,11 @@ class ConceptSpace:
         """Load and validate a space from a YAML file."""
         source = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = read_utf8(path)
         except FileNotFoundError:
             raise _fail(source, "", "file not found") from None
+        except NotUtf8 as err:
+            raise _fail(source, "", str(err)) from None
         except OSError as err:
             raise _fail(source, "", f"cannot read: {err.strerror or err}") from None
         return cls._from_text(text, source)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+import warnings
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from .ops import Factor, Op, number_level
 
@@ -15,6 +17,8 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _RESIZE_FIRST = ("RGB", "RGBA", "L", "LA")  # modes PIL resamples well (alpha premultiplied)
 _WHITE = (255, 255, 255)
+# images decoding to more pixels than this are refused (a 20 KB PNG can hold 13000x13000 pixels: 0.5 GB as RGB)
+MAX_DECODED_PIXELS = 64_000_000
 _GRAY = (128, 128, 128)
 
 
@@ -31,15 +35,15 @@ def _float_to_l(image: Image.Image, sixteen_bit: bool) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
 
 
-def _convert(image: Any, max_side: int | None) -> Image.Image:
-    """Any image as RGB, shrunk to ``max_side`` (when given) at the cheapest point of the conversion."""
+def _convert(image: Any, max_side: int | None, short_side: int | None = None) -> Image.Image:
+    """Any image as RGB, shrunk to ``max_side``/``short_side`` (when given) at the cheapest point of the conversion."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     if not isinstance(image, Image.Image):
         raise TypeError(f"expected a PIL image, got {type(image).__name__}")
 
     def shrink(im: Image.Image) -> Image.Image:
-        return _shrink(im, max_side) if max_side else im
+        return _shrink(im, max_side, short_side) if max_side else im
 
     if image.mode in _INT_MODES:
         return _float_to_l(shrink(image.convert("F")), image.mode.startswith("I;16")).convert("RGB")
@@ -53,14 +57,55 @@ def _convert(image: Any, max_side: int | None) -> Image.Image:
     return shrink(rgb)
 
 
-def _shrink(image: Image.Image, max_side: int) -> Image.Image:
-    """The image downscaled so its longer side is at most ``max_side`` (itself when already small)."""
-    width, height = image.size
-    scale = max_side / max(width, height)
+def fit_size(size: tuple[int, int], max_side: int, short_side: int | None = None) -> tuple[int, int]:
+    """The size an image is shrunk to (never enlarged, aspect kept): longer side at most ``max_side``, and,
+    given ``short_side`` (a model's input size), shorter side down to that, no smaller."""
+    width, height = size
+    scale = min(1.0, max_side / max(width, height, 1))
+    if short_side:
+        scale = min(scale, short_side / max(min(width, height), 1))
     if scale >= 1:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink(image: Image.Image, max_side: int, short_side: int | None = None) -> Image.Image:
+    """The image downscaled to ``fit_size`` (itself when already small)."""
+    size = fit_size(image.size, max_side, short_side)
+    if size == image.size:
         return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than fade-hub decodes (a decompression bomb or a huge scan)."""
+
+
+def open_image(
+    source: str | Path | IO[bytes], *, max_side: int = 1024, short_side: int | None = None,
+    max_pixels: int = MAX_DECODED_PIXELS,
+) -> Image.Image:
+    """Decode an image file as RGB at no more than the size it is shrunk to; ImageTooLarge past ``max_pixels``.
+
+    The header is read first: JPEGs decode straight at 1/2 to 1/8 scale (``Image.draft``), and an image
+    that would still decode to more than ``max_pixels`` is refused before any pixel is decoded.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below against our own limit
+        try:
+            image = Image.open(source)
+        except Image.DecompressionBombError as err:
+            raise ImageTooLarge(f"{err}; the limit for decoded images is {max_pixels / 1e6:g} MP") from None
+    with image:
+        image.draft("RGB", fit_size(image.size, max_side, short_side))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"{width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:g} MP limit for "
+                "decoded images; downscale it to use it"
+            )
+        image.load()
+        return prepare_image(ImageOps.exif_transpose(image), max_side, short_side)
 
 
 def to_rgb(image: Any) -> Image.Image:
@@ -68,11 +113,11 @@ def to_rgb(image: Any) -> Image.Image:
     return _convert(image, None)
 
 
-def prepare_image(image: Any, max_side: int = 1024) -> Image.Image:
-    """An RGB uint8 copy of any image, downscaled (aspect kept) so its longer side is at most ``max_side``."""
+def prepare_image(image: Any, max_side: int = 1024, short_side: int | None = None) -> Image.Image:
+    """An RGB uint8 copy of any image, downscaled (aspect kept) to ``fit_size(size, max_side, short_side)``."""
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
-    rgb = _convert(image, max_side)
+    rgb = _convert(image, max_side, short_side)
     return rgb.copy() if rgb is image else rgb
 
 

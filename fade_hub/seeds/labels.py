@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from fade_hub.errors import BadConfig, LabelAlignmentError
+from fade_hub.paths import NotUtf8, read_utf8
 from fade_hub.seeds.sources import Seed, examples_text
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,10 @@ def read_label_map(path: str) -> dict[str, object]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise BadConfig(f"label map file {path!r} does not exist")
-    text = file.read_text(encoding="utf-8-sig")
+    try:
+        text = read_utf8(file)
+    except NotUtf8 as err:
+        raise BadConfig(f"label map file {path!r} is {err}") from None
     try:
         data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:

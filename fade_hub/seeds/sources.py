@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fade_hub.errors import NETWORK_ERRORS, BadConfig, BadSeeds, HubUnreachable
-from fade_hub.perturb import prepare_image
+from fade_hub.paths import NotUtf8, looks_like_path, read_utf8
+from fade_hub.perturb.image import MAX_DECODED_PIXELS, ImageTooLarge
+from fade_hub.seeds.images import hub_opener, local_opener
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,12 @@ class Seed:
 
 @dataclass
 class SeedConfig:
-    """Where seeds come from and how many: a Hub dataset id, a local path, or ``builtin:NAME``."""
+    """Where seeds come from and how many: a Hub dataset id, a local path, or ``builtin:NAME``.
+
+    Images are shrunk as they are read: to ``image_side`` on their shorter side (the model's input size,
+    when known) and at most 1024 pixels on their longer side; images decoding to more than ``max_pixels``
+    pixels are skipped with a warning.
+    """
 
     source: str
     split: str = "train"
@@ -66,6 +73,8 @@ class SeedConfig:
     streaming: bool = True
     shuffle: bool = False
     shuffle_seed: int = 0
+    image_side: int | None = None
+    max_pixels: int = MAX_DECODED_PIXELS
 
 
 @dataclass
@@ -122,6 +131,20 @@ def read_seeds(config: SeedConfig, modality: str, token=None) -> tuple[list[Seed
         return _materialize(table, config, modality, cap)
     except NETWORK_ERRORS as err:
         raise HubUnreachable(f"lost the connection to the Hub while reading {source!r} ({err})") from err
+
+
+def check_seed_source(config: SeedConfig) -> None:
+    """Read a local or built-in source's rows (images undecoded) before any model loads: BadSeeds when the
+    source is missing, empty, not UTF-8 or malformed. Hub datasets are checked when they are read."""
+    source = config.source
+    if source.startswith("builtin:"):
+        name = source.removeprefix("builtin:")
+        if not (BUILTIN_DIR / f"{name}.json").is_file():
+            raise BadSeeds(f"unknown built-in seed set {name!r}; known: {', '.join(list_builtin_seeds())}")
+    elif _is_local(source):
+        table = _local_table(Path(source).expanduser(), config)
+        if not table.rows:
+            raise _no_rows(table)
 
 
 def examples_text(names: list[str], limit: int = 5) -> str:
@@ -182,11 +205,14 @@ def _no_rows(table: _Table) -> BadSeeds:
 
 
 def _try_open(table: _Table, seed_id: str, value: object) -> Image.Image | None:
-    """The seed's image as RGB, or None (with a warning naming it) when it cannot be read."""
+    """The seed's image as RGB, or None (with a warning naming it) when it cannot be read or is too large."""
     try:
-        return prepare_image(table.open_image(value))
+        return table.open_image(value)
     except NETWORK_ERRORS:
         raise
+    except ImageTooLarge as err:
+        logger.warning("skipping image %s in %s: %s", seed_id, table.name, err)
+        return None
     except _UNREADABLE_IMAGE as err:
         logger.warning("skipping unreadable image %s in %s: %s", seed_id, table.name, err)
         return None
@@ -273,22 +299,14 @@ def _is_local(source: str) -> bool:
     path = Path(source).expanduser()
     if path.exists():
         return True
-    looks_local = source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1
-    if looks_local or path.suffix.lower() in TABLE_SUFFIXES:
+    if looks_like_path(source) or path.suffix.lower() in TABLE_SUFFIXES:
         raise BadSeeds(f"seed source {source!r} does not exist")
     return False
 
 
-def _open_local(base: Path) -> Callable[[object], Image.Image]:
-    """An image opener for paths relative to ``base``."""
-
-    def open_image(value: object) -> Image.Image:
-        path = value if isinstance(value, Path) else base / str(value)
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
-
-    return open_image
+def _local_opener(base: Path, config: SeedConfig) -> Callable[[object], Image.Image]:
+    """An image opener for paths relative to ``base``, shrinking as ``config`` says."""
+    return local_opener(base, config.image_side, config.max_pixels)
 
 
 def _local_table(path: Path, config: SeedConfig) -> _Table:
@@ -301,7 +319,7 @@ def _local_table(path: Path, config: SeedConfig) -> _Table:
             f"seed file {str(path)!r} has an unsupported type; use an image folder, "
             f"{', '.join(TABLE_SUFFIXES)}, builtin:NAME or a Hub dataset id"
         )
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read_text(path)
     if kind == "jsonl":
         records = _parse_jsonl(text, path)
     elif kind == "txt":
@@ -311,7 +329,15 @@ def _local_table(path: Path, config: SeedConfig) -> _Table:
         records = list(reader)
     columns = list(dict.fromkeys(key for record in records for key in record))
     rows = [(f"{path.name}/{i:05d}", record) for i, record in enumerate(records)]
-    return _Table(name=str(path), columns=columns, rows=_shuffled(rows, config), open_image=_open_local(path.parent))
+    return _Table(name=str(path), columns=columns, rows=_shuffled(rows, config), open_image=_local_opener(path.parent, config))
+
+
+def _read_text(path: Path) -> str:
+    """A seed file's text; BadSeeds naming the line of the first byte that is not UTF-8."""
+    try:
+        return read_utf8(path)
+    except NotUtf8 as err:
+        raise BadSeeds(f"seed file {str(path)!r} is {err}") from None
 
 
 def _parse_jsonl(text: str, path: Path) -> list[dict]:
@@ -344,7 +370,7 @@ def _folder_table(folder: Path, config: SeedConfig) -> _Table:
         name=str(folder),
         columns=["image", "label"],
         rows=_shuffled(rows, config),
-        open_image=_open_local(folder),
+        open_image=_local_opener(folder, config),
         image_columns=["image"],
     )
 
@@ -369,7 +395,7 @@ def _builtin_table(name: str, modality: str, config: SeedConfig) -> _Table:
         name=f"builtin:{name}",
         columns=columns,
         rows=_shuffled(rows, config),
-        open_image=_open_local(BUILTIN_DIR),
+        open_image=_local_opener(BUILTIN_DIR, config),
         context_column="context" if "context" in columns else None,
     )
 
@@ -413,21 +439,11 @@ def _hub_table(config: SeedConfig, cap: int, token) -> _Table:
         }
     for name in image_columns:
         dataset = dataset.cast_column(name, datasets.Image(decode=False))
-    decoder = datasets.Image()
-    tokens = {source: token} if token else None
-
-    def open_image(value: object) -> Image.Image:
-        if isinstance(value, Image.Image):
-            return value
-        if isinstance(value, str):
-            value = {"path": value, "bytes": None}
-        return decoder.decode_example(value, token_per_repo_id=tokens)
-
     return _Table(
         name=source,
         columns=columns,
         rows=_hub_rows(dataset, config, cap),
-        open_image=open_image,
+        open_image=hub_opener(token, config.image_side, config.max_pixels),
         image_columns=image_columns,
         label_names=label_names,
     )

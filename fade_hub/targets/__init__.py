@@ -1,6 +1,7 @@
 """The model under test: ``load_target(model_id)`` gives a ``Target`` whose ``predict`` answers batches.
 
-One module per task; the task registry (``fade_hub.tasks``) names each task's ``Target`` class.
+One module per task; the task registry (``fade_hub.tasks``) names each task's ``Target`` class. A model
+served elsewhere (an endpoint URL or an Inference Provider) is a ``RemoteTarget`` from ``load_remote_target``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from typing import Any
 
 from fade_hub.tasks import get_task
 from fade_hub.targets.base import Prediction, Target, TargetConfig, remote_code_error
-from fade_hub.targets.detect import detect_source_task
+from fade_hub.targets.detect import check_task_fits, detect_source_task
+from fade_hub.targets.endpoint import RemoteConfig
+from fade_hub.targets.remote import RemoteTarget, load_remote_target
 from fade_hub.targets.source import ModelSource, resolve_source
 
 logger = logging.getLogger(__name__)
@@ -20,7 +23,10 @@ __all__ = [
     "Target",
     "TargetConfig",
     "ModelSource",
+    "RemoteConfig",
+    "RemoteTarget",
     "detect_task",
+    "load_remote_target",
     "load_target",
     "resolve_source",
 ]
@@ -47,13 +53,19 @@ def load_target(
     revision: str | None = None,
     device: str | None = None,
     trust_remote_code: bool = False,
-    batch_size: int = 16,
+    batch_size: int | str = 16,
     generation_kwargs: dict[str, Any] | None = None,
     token: str | bool | None = None,
     seed: int = 0,
     dtype: str | None = None,
 ) -> Target:
-    """Load a model from a local folder or the Hub (pinned to its commit sha) as the target of a run."""
+    """Load a model from a local folder or the Hub (pinned to its commit sha) as the target of a run.
+
+    ``device``: ``auto``/None (the best device; spread over GPUs and CPU memory when the model does not fit),
+    ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. ``dtype``: None (float32), ``auto`` (the checkpoint's),
+    ``float16``, ``bfloat16`` or ``float32``. ``batch_size``: a number, or ``auto`` (the largest that fits,
+    found on the first inputs or by ``Target.find_batch_size``).
+    """
     config = TargetConfig(
         device=device,
         dtype=dtype,
@@ -70,6 +82,8 @@ def load_target(
                        generation_kwargs=generation_kwargs, token=token, seed=seed, dtype=dtype)
         return load_adapter_target(source, load_target, **options)
     spec = get_task(task or detect_source_task(source))
+    if task:
+        check_task_fits(source, task)
     if needs_remote_code(source) and not trust_remote_code:
         raise remote_code_error(source.model_id)
     target = spec.target_class()(source, config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,10 +13,21 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from fade_hub.errors import BadConfig, RemoteCodeRequired
+from fade_hub.choices import AUTO, DTYPE_CHOICES
+from fade_hub.errors import BadConfig, ModelNotFound, RemoteCodeRequired
+from fade_hub.targets.batching import (
+    PROVISIONAL_BATCH_SIZE,
+    batch_limit,
+    is_out_of_memory,
+    largest_fitting,
+    probe_inputs,
+    release_memory,
+)
+from fade_hub.targets.placement import DTYPES, out_of_memory_error, plan_device_map, resolve_device
 from fade_hub.targets.source import ModelSource
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+logger = logging.getLogger(__name__)
+
 _LONG_CONTEXT = 100_000
 
 
@@ -36,29 +49,25 @@ class TargetConfig:
     device: str | None = None
     dtype: str | None = None
     trust_remote_code: bool = False
-    batch_size: int = 16
+    batch_size: int | str = 16
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise BadConfig(f"batch size must be >= 1, got {self.batch_size}")
-        if self.dtype is not None and self.dtype not in _DTYPES:
-            raise BadConfig(f"dtype {self.dtype!r} not supported; use one of {', '.join(_DTYPES)}")
+        if self.batch_size != AUTO and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise BadConfig(f"batch size must be a whole number >= 1 or 'auto', got {self.batch_size!r}")
+        if self.dtype is not None and self.dtype not in DTYPE_CHOICES:
+            raise BadConfig(f"dtype {self.dtype!r} not supported; use one of {', '.join(DTYPE_CHOICES)}")
 
     @property
-    def torch_dtype(self) -> torch.dtype:
-        """The torch dtype to load weights in (float32 unless asked otherwise)."""
-        return _DTYPES[self.dtype or "float32"]
+    def torch_dtype(self) -> torch.dtype | str:
+        """The dtype to load weights in: float32 unless asked otherwise; ``"auto"`` keeps the checkpoint's."""
+        return AUTO if self.dtype == AUTO else DTYPES[self.dtype or "float32"]
 
 
 def pick_device(device: str | None) -> str:
-    """The given device, or the best one accelerate sees (cuda, mps, xpu, ... else cpu)."""
-    if device:
-        return device
-    from accelerate import PartialState
-
-    return str(PartialState().device)
+    """The given device (checked to exist), or the best one accelerate sees for ``auto``/None."""
+    return resolve_device(device)
 
 
 @contextmanager
@@ -112,25 +121,76 @@ class Target:
         self.model_id = source.model_id
         self.revision = source.revision
         self.commit_sha = source.commit_sha
+        self.origin = source.origin
         self.config = config
         self.device = pick_device(config.device)
-        self.batch_size = config.batch_size
+        self.device_map: dict[str, Any] | None = None
+        self.batch_pending = config.batch_size == AUTO
+        self.batch_size: int = PROVISIONAL_BATCH_SIZE if self.batch_pending else int(config.batch_size)
         self.local_path: Path = source.fetch()
         self.id2label: dict[int, str] | None = None
+        self.input_side: int | None = None  # images: the side the model's processor resizes to
         self.model: Any = None
         self.processor: Any = None
         self.lineage: dict[str, Any] | None = None  # set when the model is a mitigated variant (an adapter)
 
     def predict(self, inputs: Sequence) -> list[Prediction]:
-        """Outputs for ``inputs`` (PIL images or strings), one model call per batch of ``batch_size``."""
+        """Outputs for ``inputs`` (PIL images or strings), one model call per batch; halves a batch that OOMs."""
+        inputs = list(inputs)
+        if self.batch_pending and inputs:
+            self.find_batch_size(inputs)
         outputs: list[Prediction] = []
-        with torch.inference_mode():
-            for chunk in batched(inputs, self.batch_size):
-                outputs.extend(self._predict_batch(chunk))
+        while len(outputs) < len(inputs):
+            chunk = inputs[len(outputs) : len(outputs) + self.batch_size]
+            answered = self._try_batch(chunk)
+            if answered is not None:
+                outputs.extend(answered)
+            elif len(chunk) == 1:
+                raise BadConfig(
+                    f"model {self.model_id!r} runs out of memory on {self.device} even for one input; use --device "
+                    "auto to spread it over the GPUs and CPU memory, or --dtype bfloat16"
+                )
+            else:
+                self.batch_size = len(chunk) // 2
+                logger.warning("out of memory at batch size %d on %s: retrying with %d", len(chunk), self.device,
+                               self.batch_size)  # fmt: skip
         return outputs
+
+    def find_batch_size(self, samples: Sequence) -> int:
+        """Set ``batch_size`` to the largest batch of the biggest sample that runs without running out of memory."""
+        if not samples:
+            raise BadConfig("finding a batch size needs at least one sample input")
+        limit = batch_limit(self.device)
+        size = largest_fitting(lambda n: self._try_batch(probe_inputs(samples, n)) is not None, limit)
+        if size == 0:
+            raise BadConfig(
+                f"model {self.model_id!r} runs out of memory on {self.device} even for one input; use --device auto "
+                "to spread it over the GPUs and CPU memory, or --dtype bfloat16"
+            )
+        self.batch_size, self.batch_pending = size, False
+        logger.info("batch size auto: %d fits on %s (searched up to %d)", size, self.device, limit)
+        return size
+
+    def _try_batch(self, batch: list) -> list[Prediction] | None:
+        """The batch's outputs, or None when the device ran out of memory (its cache is freed first)."""
+        try:
+            with torch.inference_mode():
+                return self._predict_batch(batch)
+        except Exception as err:  # noqa: BLE001 - only out-of-memory errors are swallowed
+            if not is_out_of_memory(err):
+                raise
+        release_memory()
+        return None
 
     def _predict_batch(self, batch: list) -> list[Prediction]:
         raise NotImplementedError
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the weights run in, as a name (``float32``, ``bfloat16``, ...)."""
+        dtype = getattr(self.model, "dtype", None) if self.model is not None else None
+        dtype = dtype if isinstance(dtype, torch.dtype) else self.config.torch_dtype
+        return str(dtype).removeprefix("torch.")
 
     def describe(self) -> dict[str, Any]:
         """What was tested, for run metadata: model, revision, commit, task, device, dtype, batch size, labels."""
@@ -140,28 +200,63 @@ class Target:
             "commit_sha": self.commit_sha,
             "task": self.task,
             "device": self.device,
-            "dtype": str(self.config.torch_dtype).removeprefix("torch."),
+            "dtype": self.dtype,
             "batch_size": self.batch_size,
         }
+        if self.device_map:
+            described["device_map"] = {str(k): str(v) for k, v in self.device_map.items()}
         if self.id2label:
             described["labels"] = [self.id2label[i] for i in sorted(self.id2label)]
         return described
 
+    def close(self) -> None:
+        """Release what the target holds besides its weights (nothing for local models)."""
+
 
 def load_transformers(auto_cls: Any, target: Target, use_safetensors: bool | None) -> Any:
-    """Load ``auto_cls`` from the target's folder in eval mode on its device; maps remote-code refusals."""
+    """Load ``auto_cls`` from the target's folder in eval mode on its device, or spread over devices when needed."""
+    from safetensors import SafetensorError
+
+    dtype = target.config.torch_dtype
+    split = plan_device_map(target.config.device, target.device, target.local_path, None if dtype == AUTO else dtype)
     try:
         model = auto_cls.from_pretrained(
             target.local_path,
             use_safetensors=use_safetensors,
             trust_remote_code=target.config.trust_remote_code,
-            dtype=target.config.torch_dtype,
+            dtype=dtype,
+            **({"device_map": AUTO} if split else {}),
         )
+        if not split:
+            model = model.to(target.device)
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise remote_code_error(target.model_id, err) from err
         raise
-    return model.to(target.device).eval()
+    except torch.OutOfMemoryError as err:
+        raise out_of_memory_error(target.model_id, target.device, err) from err
+    except (SafetensorError, OSError) as err:
+        raise ModelNotFound(
+            f"the weights of model {target.model_id!r} cannot be read ({damaged_weights(target.local_path) or err}); "
+            "the file is truncated or not a model file: download the model again"
+        ) from err
+    if split:
+        target.device_map = dict(getattr(model, "hf_device_map", None) or {})
+        target.device = str(model.device)
+    return model.eval()
+
+
+def damaged_weights(folder: Path) -> str | None:
+    """``NAME: reason`` for the first safetensors file in ``folder`` whose header does not parse, else None."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            return f"{path.relative_to(folder).as_posix()}: {str(err).splitlines()[0]}"
+    return None
 
 
 def load_processor(auto_cls: Any, target: Target) -> Any:
@@ -171,7 +266,15 @@ def load_processor(auto_cls: Any, target: Target) -> Any:
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise remote_code_error(target.model_id, err) from err
-        raise
+        if not isinstance(err, json.JSONDecodeError):
+            raise
+        reason = f"invalid JSON: {err.msg}"
+    except OSError as err:
+        reason = str(err).splitlines()[0]
+    raise ModelNotFound(
+        f"the {auto_cls.__name__.removeprefix('Auto')} files of model {target.model_id!r} cannot be read ({reason}); "
+        "fix them or download the model again"
+    )
 
 
 class Classifier(Target):

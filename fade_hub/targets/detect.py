@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from fade_hub.errors import UnsupportedTask
 from fade_hub.targets.source import ModelSource
 from fade_hub.tasks import TASKS, task_for_pipeline_tag
+
+logger = logging.getLogger(__name__)
 
 # transformers auto-mapping tables, checked in order: supported tasks first.
 _MAPPINGS = (
@@ -103,4 +107,33 @@ def detect_source_task(source: ModelSource) -> str:
     raise UnsupportedTask(
         f"model {source.model_id!r} is a {detected!r} model, which fade-hub does not explore "
         f"(supported: {supported}); if it can do one of these, pass --task TASK"
+    )
+
+
+def check_task_fits(source: ModelSource, task: str) -> None:
+    """UnsupportedTask, before any weights load, when ``--task`` names a head the model's config cannot have."""
+    if (task == "text-to-image") != source.is_diffusers:
+        kind = "a diffusers pipeline" if source.is_diffusers else "a transformers model"
+        raise UnsupportedTask(
+            f"--task {task} does not fit model {source.model_id!r}, which is {kind}; drop --task to use the detected task"
+        )
+    config = source.config or {}
+    model_type = config.get("model_type")
+    tables = [table for table, mapped in _MAPPINGS if mapped == task]
+    if not model_type or not tables or source.is_diffusers:
+        return
+    from transformers.models.auto import modeling_auto
+
+    detected = _from_config(config)
+    archs = ", ".join(config.get("architectures") or []) or model_type
+    if any(model_type in getattr(modeling_auto, table, {}) for table in tables):
+        if detected and detected != task:
+            logger.warning("model %s was trained for %s (%s): its %s head is newly initialised, so its answers "
+                           "say nothing about the model", source.model_id, detected, archs, task)
+        return
+    if any(key in _AUTO_MAP_KEYS and _AUTO_MAP_KEYS[key] == task for key in config.get("auto_map") or {}):
+        return  # the repo's own code provides the head
+    hint = f"its architecture {archs} is for {detected}; drop --task" if detected else f"its architecture is {archs}"
+    raise UnsupportedTask(
+        f"--task {task} does not fit model {source.model_id!r}: a {model_type} model has no {task} head; {hint}"
     )

@@ -17,8 +17,9 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
-from fade_hub.errors import HubUnreachable, ModelNotFound
-from fade_hub.errors import NETWORK_ERRORS
+from fade_hub.errors import NETWORK_ERRORS, HubUnreachable, ModelNotFound
+from fade_hub.paths import LOCAL_PREFIX
+from fade_hub.provenance import Origin, folder_origin, hub_origin
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class ModelSource:
     model_index: dict | None = None
     adapter_config: dict | None = None  # an adapter (a mitigated variant): the base model loads first
     token: str | bool | None = field(default=None, repr=False)
+    origin: Origin = Origin()
 
     @property
     def is_diffusers(self) -> bool:
@@ -97,9 +99,23 @@ def select_files(files: list[str], diffusers: bool) -> list[str]:
     return [f for f in files if not f.endswith(WEIGHT_SUFFIXES)] + _weight_files(files, diffusers)
 
 
-def _read_json(path: Path) -> dict | None:
-    """A JSON file's content, or None when it does not exist."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+def _read_json(path: Path, model_id: str) -> dict | None:
+    """A metadata file's JSON object, or None when it does not exist; ModelNotFound when it is damaged."""
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        value, reason = None, "not UTF-8 text"
+    except json.JSONDecodeError as err:
+        value, reason = None, f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+    else:
+        reason = "" if isinstance(value, dict) else "not a JSON object"
+    if reason:
+        raise ModelNotFound(
+            f"{path.name} of model {model_id!r} cannot be read ({reason}); fix the file or download the model again"
+        )
+    return value
 
 
 def diffusers_lora_config(figures: dict | None, model_id: str) -> dict:
@@ -118,6 +134,11 @@ def diffusers_lora_config(figures: dict | None, model_id: str) -> dict:
 
 
 def _not_found(model_id: str) -> ModelNotFound:
+    if model_id.startswith(LOCAL_PREFIX):
+        return ModelNotFound(
+            f"model {model_id!r} was a local folder on the machine that made the run (runs publish no local paths); "
+            "use that run's own folder, or pass the model's path"
+        )
     if model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1:
         return ModelNotFound(f"model folder {model_id!r} does not exist; check the path")
     return ModelNotFound(
@@ -129,10 +150,10 @@ def _not_found(model_id: str) -> ModelNotFound:
 def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSource:
     if not folder.is_dir():
         raise ModelNotFound(f"{model_id!r} is a file, not a model folder; pass the folder that holds config.json")
-    config, model_index = _read_json(folder / "config.json"), _read_json(folder / "model_index.json")
-    adapter_config = _read_json(folder / "adapter_config.json")
+    config, model_index = _read_json(folder / "config.json", model_id), _read_json(folder / "model_index.json", model_id)
+    adapter_config = _read_json(folder / "adapter_config.json", model_id)
     if adapter_config is None and (folder / DIFFUSERS_LORA_FILE).is_file():
-        adapter_config = diffusers_lora_config(_read_json(folder / EVAL_FILE), model_id)
+        adapter_config = diffusers_lora_config(_read_json(folder / EVAL_FILE, model_id), model_id)
     if config is None and model_index is None and adapter_config is None:
         raise ModelNotFound(
             f"folder {str(folder)!r} holds no config.json, model_index.json, adapter_config.json or "
@@ -150,6 +171,7 @@ def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSo
         config=config,
         model_index=model_index,
         adapter_config=adapter_config,
+        origin=folder_origin(folder),
     )
 
 
@@ -160,7 +182,8 @@ def _cached_snapshot(model_id: str, revision: str | None, token: str | bool | No
     except (OSError, ValueError):
         return None
     source = _resolve_local(folder, model_id, None)
-    return replace(source, model_id=model_id, revision=revision, commit_sha=folder.name)
+    origin = Origin(source.origin.license, "unknown")  # whether the repo is public cannot be asked offline
+    return replace(source, model_id=model_id, revision=revision, commit_sha=folder.name, origin=origin)
 
 
 def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) -> ModelSource:
@@ -171,7 +194,7 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         # metadata by the user's revision, so the cache records it (offline runs find the snapshot again)
         lora = DIFFUSERS_LORA_FILE in files and "adapter_config.json" not in files
         meta = {
-            name: _read_json(Path(hf_hub_download(model_id, name, revision=revision, token=token)))
+            name: _read_json(Path(hf_hub_download(model_id, name, revision=revision, token=token)), model_id)
             for name in (*METADATA_FILES, *([EVAL_FILE] if lora else []))
             if name in files
         }
@@ -205,6 +228,7 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         model_index=meta.get("model_index.json"),
         adapter_config=diffusers_lora_config(meta.get(EVAL_FILE), model_id) if lora else meta.get("adapter_config.json"),
         token=token,
+        origin=hub_origin(info),
     )
 
 

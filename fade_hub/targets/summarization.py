@@ -14,7 +14,7 @@ from fade_hub.targets.base import (
     text_max_length,
 )
 from fade_hub.targets.source import ModelSource
-from fade_hub.targets.text_generation import generation_settings
+from fade_hub.targets.text_generation import check_new_tokens, generation_settings
 
 
 class Summarizer(Target):
@@ -30,6 +30,9 @@ class Summarizer(Target):
         self.model = load_transformers(AutoModelForSeq2SeqLM, self, source.use_safetensors)
         self.processor = load_processor(AutoTokenizer, self)
         self.generation_kwargs = generation_settings(config)
+        positions = getattr(self.model.config, "max_position_embeddings", None)  # learned decoder positions
+        if positions:
+            check_new_tokens(int(self.generation_kwargs.get("max_new_tokens", 0)), positions, self.model_id, "decoder")
         self.max_length = text_max_length(self.processor, self.model.config)
         task_params = getattr(self.model.config, "task_specific_params", None) or {}
         self.prefix = str(task_params.get("summarization", {}).get("prefix", ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fade_hub.errors import BadConfig
 from fade_hub.targets.base import (
     Prediction,
     Target,
@@ -24,6 +25,13 @@ def generation_settings(config: TargetConfig) -> dict[str, Any]:
     return {**GENERATION_DEFAULTS, **config.generation_kwargs}
 
 
+def check_new_tokens(new_tokens: int, limit: int, model_id: str, what: str) -> None:
+    """BadConfig when ``max_new_tokens`` does not fit below the model's ``limit`` of positions."""
+    if new_tokens >= limit:
+        raise BadConfig(f"--max-new-tokens {new_tokens} does not fit model {model_id!r}: its {what} has "
+                        f"{limit} positions; pass at most {limit - 1}")
+
+
 class TextGenerator(Target):
     """A causal language model: prompts in, the generated continuation (without the prompt) out."""
 
@@ -41,7 +49,9 @@ class TextGenerator(Target):
         ensure_pad_token(self.processor, self.model)
         self.generation_kwargs = generation_settings(config)
         new_tokens = int(self.generation_kwargs.get("max_new_tokens", 0))
-        self.max_length = max(text_max_length(self.processor, self.model.config) - new_tokens, 1)
+        context = text_max_length(self.processor, self.model.config)
+        check_new_tokens(new_tokens, context, self.model_id, "context (prompt and answer)")
+        self.max_length = context - new_tokens
         empty_is_empty = len(self.processor("")["input_ids"]) == 0
         self._empty_prompt = (self.processor.bos_token or self.processor.eos_token or " ") if empty_is_empty else ""
 

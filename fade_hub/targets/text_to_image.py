@@ -9,6 +9,8 @@ from typing import Any
 import torch
 
 from fade_hub.targets.base import Prediction, Target, TargetConfig, remote_code_error
+from fade_hub.choices import AUTO
+from fade_hub.targets.placement import checkpoint_dtype, out_of_memory_error, plan_device_map
 from fade_hub.targets.source import ModelSource
 
 PIPELINE_DEFAULTS: dict[str, Any] = {"num_inference_steps": 25}
@@ -31,23 +33,35 @@ class TextToImage(Target):
         from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
 
+        dtype = checkpoint_dtype(self.local_path) if config.torch_dtype == AUTO else config.torch_dtype
+        split = plan_device_map(config.device, self.device, self.local_path, dtype)
+        # diffusers spreads whole components: "balanced" over several GPUs; one GPU borrows CPU memory instead
+        balanced = split and torch.cuda.device_count() > 1
         shown = diffusers_logging.is_progress_bar_enabled()
         diffusers_logging.disable_progress_bar()  # the component-loading bar: fade-hub shows its own progress
         try:
             self.pipeline = DiffusionPipeline.from_pretrained(
                 self.local_path,
                 use_safetensors=source.use_safetensors,
-                dtype=config.torch_dtype,
+                dtype=dtype,
                 trust_remote_code=config.trust_remote_code,
+                **({"device_map": "balanced"} if balanced else {}),
             )
+            if split and not balanced:
+                self.pipeline.enable_model_cpu_offload(device=self.device)
+            elif not split:
+                self.pipeline.to(self.device)
         except ValueError as err:
             if "trust_remote_code" in str(err):
                 raise remote_code_error(self.model_id, err) from err
             raise
+        except torch.OutOfMemoryError as err:
+            raise out_of_memory_error(self.model_id, self.device, err) from err
         finally:
             if shown:
                 diffusers_logging.enable_progress_bar()
-        self.pipeline.to(self.device)
+        if balanced:
+            self.device_map = dict(getattr(self.pipeline, "hf_device_map", None) or {})
         self.pipeline.set_progress_bar_config(disable=True)
         self.model = getattr(self.pipeline, "unet", None) or getattr(self.pipeline, "transformer", None)
         self.processor = getattr(self.pipeline, "tokenizer", None)

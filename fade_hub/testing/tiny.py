@@ -182,6 +182,22 @@ def _build_text_generation(folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
+def _build_chat(folder: Path) -> None:
+    """The tiny text generator with a chat template, as chat models ship one in their tokenizer config."""
+    from transformers import AutoTokenizer
+
+    _build_text_generation(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+
+
 def _build_summarization(folder: Path) -> None:
     from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer, GenerationConfig
 
@@ -331,6 +347,7 @@ _BUILDERS: dict[str, Callable[[Path], None]] = {
     "image-classification": _build_image_classification,
     "text-classification": _build_text_classification,
     "text-generation": _build_text_generation,
+    "chat": _build_chat,
     "summarization": _build_summarization,
     "text-to-image": _build_text_to_image,
     "clip": _build_clip,

@@ -1,6 +1,7 @@
 """fade-hub feedback Space: review a run's failure modes and give verdicts that land on the Hub.
 
-Configured by Space variables and secrets (see README.md): FADE_FAILURES, FADE_FEEDBACK_REPO, HF_TOKEN.
+Configured by Space variables and secrets (see README.md): FADE_FAILURES, FADE_FEEDBACK_REPO, HF_TOKEN, and
+optionally FADE_REVIEWERS, FADE_ADAPTERS, FADE_ALLOW_ANONYMOUS. When one is missing the page says what to add.
 Runs from this folder alone: `fade-hub space deploy` puts the few fade_hub modules it needs next to it.
 """
 
@@ -8,7 +9,7 @@ import logging
 from pathlib import Path
 
 import fade_hub
-from fade_hub.feedback.app import AppConfig, FeedbackApp
+from fade_hub.feedback.app import serve_space
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -17,4 +18,4 @@ logging.getLogger("fade_hub.space").info(
 )
 
 if __name__ == "__main__":
-    FeedbackApp(AppConfig.from_env()).serve()
+    serve_space()

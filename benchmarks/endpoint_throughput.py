@@ -1,0 +1,239 @@
+"""Queries per second of fade-hub against an endpoint, at concurrency 1, 4, 16 and 64: is there a serial bottleneck?
+
+The endpoint is ``fade_hub.testing.inference_server --fixed text-classification`` in its own process: it
+sleeps ``--delay`` (50 ms) per request and answers a fixed payload, with no model, so that what is measured
+is fade-hub's side: perturbing the seeds, ``AsyncInferenceClient`` requests through the ``Dispatcher``
+(``--concurrency`` in flight), turning answers into predictions, judging them. Each measurement is
+``FailureEnv.evaluate`` on batches of ``max(16, 4 x concurrency)`` queries (a run's ``--batch-size``) over a
+remote text-classification target, the built-in sentences and text space.
+
+An endpoint taking ``delay`` seconds per request allows at most ``concurrency / delay`` queries per second;
+``efficiency`` is the measured rate over that bound, and ``speed-up`` the rate over the rate at concurrency 1.
+Efficiency >= 0.8 up to concurrency 16 means fade-hub adds no serial bottleneck. Side by side, alternating
+with it, the same number of bare ``AsyncInferenceClient`` calls (same client, same server, nothing else):
+``fade-hub/client`` is fade-hub's rate over that, its own overhead. Medians over repeats.
+
+    python benchmarks/endpoint_throughput.py [--concurrency 1 4 16 64] [--delay 0.05] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("endpoint_throughput")
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "endpoint_throughput.json"
+TARGET_EFFICIENCY = 0.8
+TARGET_UP_TO = 16
+LABELS = ["NEGATIVE", "POSITIVE"]
+
+
+@dataclass
+class BenchConfig:
+    """What to measure: concurrency levels, server delay, queries per level, repetitions."""
+
+    concurrency: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    delay: float = 0.05
+    seconds: float = 3.0  # ideal duration of one measurement: queries = max(min_queries, seconds * concurrency / delay)
+    min_queries: int = 64
+    repeats: int = 3
+    output: Path = DEFAULT_OUTPUT
+
+
+def start_server(delay: float) -> tuple[subprocess.Popen, str]:
+    """The fixed-answer server in its own process, and its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fade_hub.testing.inference_server", "--fixed", "text-classification",
+         "--delay", str(delay)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    line = process.stdout.readline().strip()
+    if not line.startswith("READY "):
+        process.kill()
+        raise RuntimeError(f"the inference server did not start: {line!r}")
+    return process, line.removeprefix("READY ")
+
+
+def build_env(url: str, concurrency: int, batch_size: int) -> Any:
+    """A FailureEnv over a remote text classifier at ``url``, the built-in sentences and text space."""
+    from fade_hub.env import FailureEnv
+    from fade_hub.judges import make_judge
+    from fade_hub.perturb import load_space
+    from fade_hub.seeds import SeedConfig, load_seeds
+    from fade_hub.targets import RemoteConfig, load_remote_target
+
+    remote = RemoteConfig(endpoint=url, concurrency=concurrency, labels=list(LABELS))
+    target = load_remote_target("bench/fixed-classifier", remote, task="text-classification", batch_size=batch_size)
+    seeds = load_seeds(SeedConfig(source="builtin:sentences"), target.modality, target.id2label)
+    return FailureEnv(target, make_judge(target.task, None, target), load_space("builtin:text-default"), seeds)
+
+
+def query_batches(env: Any, count: int, batch: int, seed: int) -> list[list[tuple[tuple[int, ...], str]]]:
+    """``count`` random (cell, seed id) pairs in batches of ``batch``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, env.space.shape, size=(count, len(env.space.shape)))
+    ids = [s.seed_id for s in env.seeds]
+    pairs = [(tuple(int(v) for v in cell), ids[i % len(ids)]) for i, cell in enumerate(cells)]
+    return [pairs[start : start + batch] for start in range(0, len(pairs), batch)]
+
+
+def measure(env: Any, batches: list[list[tuple[tuple[int, ...], str]]]) -> float:
+    """Queries per second of ``env.evaluate`` over ``batches``."""
+    start = time.perf_counter()
+    for batch in batches:
+        env.evaluate([cell for cell, _ in batch], [seed_id for _, seed_id in batch])
+    return sum(len(b) for b in batches) / (time.perf_counter() - start)
+
+
+def client_qps(url: str, concurrency: int, count: int) -> float:
+    """Queries per second of bare ``AsyncInferenceClient.text_classification`` calls, ``concurrency`` in flight.
+
+    The reference for fade-hub's own overhead: the same client and server, without perturbing, batching,
+    retrying or judging.
+    """
+    import asyncio
+
+    from huggingface_hub import AsyncInferenceClient
+
+    async def measure_client() -> float:
+        async with AsyncInferenceClient(base_url=url) as client:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def one() -> None:
+                async with slots:
+                    await client.text_classification("a fixed sentence", top_k=len(LABELS))
+
+            await asyncio.gather(*(one() for _ in range(concurrency)))  # warm-up: connections
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(count)))
+            return count / (time.perf_counter() - start)
+
+    return asyncio.run(measure_client())
+
+
+def run_level(url: str, concurrency: int, config: BenchConfig) -> dict[str, Any]:
+    """Median queries per second at one concurrency (fade-hub and the bare client, alternating), after a warm-up."""
+    env = build_env(url, concurrency, max(16, 4 * concurrency))
+    runs, client_runs = [], []
+    try:
+        batch = env.target.batch_size
+        count = max(config.min_queries, round(config.seconds * concurrency / config.delay))
+        measure(env, query_batches(env, batch, batch, seed=99))  # warm-up: connections, imports, caches
+        for rep in range(config.repeats):
+            runs.append(measure(env, query_batches(env, count, batch, seed=rep)))
+            client_runs.append(client_qps(url, concurrency, count))
+        usage = env.target.take_usage()
+    finally:
+        env.target.close()
+    qps, client = statistics.median(runs), statistics.median(client_runs)
+    ideal = concurrency / config.delay
+    return {"concurrency": concurrency, "batch": batch, "queries": count, "qps": round(qps, 2),
+            "qps_runs": [round(q, 2) for q in runs], "ideal_qps": round(ideal, 2),
+            "efficiency": round(qps / ideal, 3), "client_qps": round(client, 2),
+            "client_qps_runs": [round(q, 2) for q in client_runs], "client_efficiency": round(client / ideal, 3),
+            "vs_client": round(qps / client, 3), "retries": usage["retries"]}  # fmt: skip
+
+
+def machine_info() -> dict[str, Any]:
+    """Versions and CPU facts that the figures depend on."""
+    from importlib.metadata import version
+
+    return {
+        "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "huggingface_hub": version("huggingface_hub"), "httpx2": version("httpx2"), "fade_hub": version("fade-hub"),
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],  # other work on the machine slows both sides
+    }  # fmt: skip
+
+
+def run(config: BenchConfig) -> dict[str, Any]:
+    """Every concurrency level against one server process; the result record."""
+    server, url = start_server(config.delay)
+    try:
+        levels = [run_level(url, c, config) for c in config.concurrency]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    base = next((lvl["qps"] for lvl in levels if lvl["concurrency"] == 1), None)
+    for level in levels:
+        level["speedup"] = round(level["qps"] / base, 2) if base else None
+    checked = [lvl for lvl in levels if lvl["concurrency"] <= TARGET_UP_TO]
+    return {
+        "levels": levels,
+        "target": f"efficiency >= {TARGET_EFFICIENCY} for concurrency <= {TARGET_UP_TO}",
+        "meets_target": all(lvl["efficiency"] >= TARGET_EFFICIENCY for lvl in checked),
+        "setup": {
+            "server": f"fade_hub.testing.inference_server --fixed text-classification (own process), "
+                      f"{config.delay * 1000:g} ms per request, fixed payload, no model",
+            "measured": "FailureEnv.evaluate: perturb + AsyncInferenceClient.text_classification via the Dispatcher "
+                        "+ label judge, batches of max(16, 4 x concurrency)",
+            "seeds": "builtin:sentences", "space": "builtin:text-default", "repeats": config.repeats,
+            "statistic": "median over repeats, after one warm-up batch",
+        },  # fmt: skip
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    """The figures as plain lines for stdout."""
+    lines = ["concurrency   queries/s   ideal/s   efficiency   speed-up   bare client/s   client eff.   fade-hub/client"]
+    for lvl in result["levels"]:
+        lines.append(f"{lvl['concurrency']:>11}   {lvl['qps']:>9.1f}   {lvl['ideal_qps']:>7.0f}   {lvl['efficiency']:>10.2f}"
+                     f"   {lvl['speedup']:>8.2f}   {lvl['client_qps']:>13.1f}   {lvl['client_efficiency']:>11.2f}"
+                     f"   {lvl['vs_client']:>15.2f}")  # fmt: skip
+    lines.append(f"target: {result['target']}: {'met' if result['meets_target'] else 'NOT met'}; machine load average "
+                 f"(1/5/15 min) {result['machine']['load_average_1_5_15min']} on {result['machine']['cpu_count']} CPUs")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    """Command-line flags as a ``BenchConfig``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64], help="levels to measure")
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds the server takes per request")
+    parser.add_argument("--seconds", type=float, default=3.0, help="ideal seconds of one measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per level (median reported)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: concurrency 1 and 4, short, one repeat")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the results JSON")
+    args = parser.parse_args(argv)
+    if min(args.concurrency) < 1 or args.repeats < 1 or args.delay <= 0 or args.seconds <= 0:
+        parser.error("--concurrency and --repeats must be >= 1, --delay and --seconds > 0")
+    if args.quick:
+        return BenchConfig(concurrency=[1, 4], delay=args.delay, seconds=0.5, min_queries=8, repeats=1, output=args.output)
+    return BenchConfig(args.concurrency, args.delay, args.seconds, repeats=args.repeats, output=args.output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the figures and write the results JSON."""
+    config = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("fade_hub").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="fade-hub-bench-") as tmp:
+        # no Hub: its metadata lookup is refused at once (HF_HUB_OFFLINE would block the endpoint requests too)
+        os.environ.update({"HF_HOME": str(Path(tmp) / "hf_home"), "HF_ENDPOINT": "http://127.0.0.1:9",
+                           "HF_HUB_DISABLE_TELEMETRY": "1", "FADE_HUB_CACHE": str(Path(tmp) / "fade_cache")})  # fmt: skip
+        result = run(config)
+    print(report(result))
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    config.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {config.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

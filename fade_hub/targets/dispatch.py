@@ -1,0 +1,214 @@
+"""Concurrent, retrying requests to an endpoint: at most N in flight, answers kept in input order.
+
+A ``Dispatcher`` owns an asyncio loop on a background thread (so that it also works under a caller's own
+running loop, e.g. a notebook) and sends one request per input, ``concurrency`` at a time, in input order.
+Answers the endpoint may give later are retried: HTTP 429 and 5xx, time-outs and dropped connections,
+after the server's ``Retry-After`` when it sends one (and every request then waits that long, since a rate
+limit holds for the whole client), else after an exponential back-off. When a request still fails after
+``max_retries`` retries, or fails in a way retrying cannot fix (401, 404, 422, ...), the call stops with
+one ``EndpointFailed`` whose ``answered`` holds the answers of the leading inputs: the querier records
+those and ``--resume`` continues from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fade_hub.errors import EndpointFailed, FadeHubError
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+MAX_RETRY_AFTER_S = 300.0
+
+
+@dataclass
+class Usage:
+    """What the endpoint was asked for and reported: answered requests, retries, tokens and images."""
+
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    images: int = 0
+
+    def add(self, **counts: int | None) -> None:
+        """Add the counts a response reported (None: not reported)."""
+        for name, value in counts.items():
+            if value:
+                setattr(self, name, getattr(self, name) + int(value))
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """How one failed attempt is handled: retried (after ``wait`` seconds, or a back-off) or fatal."""
+
+    reason: str
+    retry: bool
+    wait: float | None = None
+
+
+class _Stop(Exception):
+    """Internal: a request that cannot be answered; stops the whole call (its message is the user's line)."""
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The ``Retry-After`` header in seconds (delay-seconds or an HTTP date), or None."""
+    value = headers.get("retry-after") if headers is not None else None
+    if value is None:
+        return None
+    value = str(value).strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(err: BaseException, timeout: float) -> _Failure:
+    """Whether a failed request is worth retrying, and why it failed (one line, no URL or secret)."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
+
+    if isinstance(err, OfflineModeIsEnabled):
+        return _Failure("HF_HUB_OFFLINE is set, so huggingface_hub sends no request; unset it", retry=False)
+    if isinstance(err, InferenceTimeoutError | httpx2.TimeoutException):
+        return _Failure(f"no answer within {timeout:g} s", retry=True)
+    if isinstance(err, httpx2.TransportError):
+        return _Failure(f"connection failed ({type(err).__name__})", retry=True)
+    if isinstance(err, HfHubHTTPError) and err.response is not None:
+        status = err.response.status_code
+        if status in RETRY_STATUSES:
+            return _Failure(f"HTTP {status}", retry=True, wait=retry_after_seconds(err.response.headers))
+        detail = (getattr(err, "server_message", None) or "").strip().splitlines()
+        detail_text = f": {detail[0][:200]}" if detail else ""
+        if status in (401, 403):
+            return _Failure(f"HTTP {status}: refused the token; set HF_TOKEN or run `hf auth login`{detail_text}", False)
+        if status == 404:
+            return _Failure("HTTP 404: no such route; check --endpoint, --task and --generation-route", False)
+        return _Failure(f"HTTP {status}{detail_text}", retry=False)
+    if isinstance(err, FadeHubError):  # an answer fade-hub cannot use; its message says so in full
+        raise _Stop(str(err)) from None
+    if isinstance(err, ValueError):  # huggingface_hub refusing to build the request
+        return _Failure(str(err).splitlines()[0] if str(err) else type(err).__name__, retry=False)
+    raise err
+
+
+class Dispatcher:
+    """Runs ``ask(item)`` for every item, ``concurrency`` at a time, with retries; see the module docstring."""
+
+    def __init__(
+        self, ask: Callable[[Any], Awaitable[Any]], *, where: str, concurrency: int, max_retries: int, timeout: float
+    ) -> None:
+        self.ask, self.where = ask, where
+        self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
+        self.usage = Usage()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._paused_until = 0.0
+
+    def run(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None) -> list[Any]:
+        """The answers to ``items`` in order (by ``ask``, default the dispatcher's); EndpointFailed when it must stop."""
+        if not items:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._run_all(list(items), ask or self.ask), self._ensure_loop())
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    def call(self, coroutine: Awaitable[Any]) -> Any:
+        """Run one coroutine on the dispatcher's loop (e.g. closing the client) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop()).result()
+
+    def close(self) -> None:
+        """Stop the background loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            self._loop = self._thread = None
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="fade-hub-endpoint", daemon=True)
+            self._thread.start()
+        return self._loop
+
+    async def _run_all(self, items: list[Any], ask: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+        answers: list[Any] = [None] * len(items)
+        done = [False] * len(items)
+        slots = asyncio.Semaphore(self.concurrency)  # FIFO: requests leave in input order
+
+        async def one(index: int) -> None:
+            async with slots:
+                answers[index] = await self._attempts(items[index], ask)
+                done[index] = True
+
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(items))]
+        try:
+            await asyncio.gather(*tasks)
+        except _Stop as stop:
+            await _cancel(tasks)
+            answered = next((i for i, ok in enumerate(done) if not ok), len(items))
+            raise EndpointFailed(str(stop), answered=answers[:answered]) from None
+        except BaseException:
+            await _cancel(tasks)
+            raise
+        return answers
+
+    async def _attempts(self, item: Any, ask: Callable[[Any], Awaitable[Any]]) -> Any:
+        retries = 0
+        while True:
+            await self._respect_pause()
+            try:
+                answer = await ask(item)
+            except Exception as err:  # noqa: BLE001 - classify() re-raises what it does not know
+                failure = classify(err, self.timeout)
+            else:
+                self.usage.add(requests=1)
+                return answer
+            if not failure.retry:
+                raise _Stop(f"{self.where} failed: {failure.reason}")
+            if retries >= self.max_retries:
+                plural = "y" if retries == 1 else "ies"
+                raise _Stop(f"{self.where} kept failing ({failure.reason}) after {retries} retr{plural}")
+            if failure.wait is not None and failure.wait > MAX_RETRY_AFTER_S:
+                raise _Stop(f"{self.where} asks to retry after {failure.wait:.0f} s ({failure.reason}); try later")
+            retries += 1
+            self.usage.add(retries=1)
+            wait = failure.wait if failure.wait is not None else min(BACKOFF_BASE_S * 2 ** (retries - 1), BACKOFF_CAP_S)
+            if failure.wait is not None:
+                self._paused_until = max(self._paused_until, time.monotonic() + wait)
+            logger.info("%s: %s; retry %d/%d in %.1f s", self.where, failure.reason, retries, self.max_retries, wait)
+            await asyncio.sleep(wait)
+
+    async def _respect_pause(self) -> None:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def _cancel(tasks: list[asyncio.Future]) -> None:
+    """Cancel every unfinished task and wait until they are all done."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,261 @@
+"""Mitigated variants in the feedback app: adapters found on the (local) Hub by their card metadata or passed with
+--adapters, their before/after figures and examples read without torch, and runs made on a mitigated variant.
+
+The adapter repos are written by hand in the layout ``fade-hub mitigate`` produces (fade_eval.json,
+eval/examples.parquet, plots/, a model card with ``fade_hub:`` metadata); the Space needs no weights.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import unique_repo
+from test_space import XSS, _top, hostile_run, image_run, review_run  # noqa: F401 - fixtures
+
+CARD = """---
+base_model: {base}
+library_name: peft
+tags:
+- fade-hub
+- failure-mitigation
+- lora
+datasets:
+- {failures}
+fade_hub:
+  run_id: {run_id}
+  lineage_run_ids: {lineage}
+  failures: {failures}
+---
+# {name}
+
+A LoRA adapter that fades the failure modes reviewers marked as fix.
+"""
+
+
+def _counts(queries: int, failures: int) -> dict:
+    from fade_hub.stats import wilson_interval
+
+    low, high = wilson_interval(failures, queries)
+    return {"queries": queries, "failures": failures, "rate": failures / queries if queries else None,
+            "ci_low": low, "ci_high": high}
+
+
+def _png(width: int = 640, height: int = 320) -> bytes:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100)
+    ax = fig.add_subplot()
+    ax.bar(["before", "after"], [0.8, 0.1], color=["#d62728", "#2ca02c"])
+    ax.set_ylabel("failure rate of the targeted modes")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_variant(folder: Path, run_dir: Path, failures_repo: str, *, name: str = "tester/shapes-faded",
+                  lineage: list[str] | None = None, hostile: bool = False) -> Path:
+    """An adapter folder as ``fade-hub mitigate`` writes it, for the top two modes of ``run_dir`` (no weights)."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    landscape = pd.read_parquet(run_dir / "data" / "landscape.parquet").sort_values("rank")
+    failures = pd.read_parquet(run_dir / "data" / "failures.parquet")
+    names = [factor["name"] for factor in meta["space"]["factors"]]
+    modes, rows = [], []
+    for _, cell in landscape.head(2).iterrows():
+        action_id = int(cell["action_id"])
+        examples = failures[failures["action_id"] == action_id].head(4)
+        fixed = len(examples) - 1
+        for i, (_, example) in enumerate(examples.iterrows()):
+            row = {"action_id": action_id, "seed_id": str(example["seed_id"]), "input": str(example["input"]),
+                   "expected": str(example["expected"]), "base_output": str(example["output"]),
+                   "mitigated_output": str(example["expected"]) if i < fixed else str(example["output"]),
+                   "base_failure": True, "mitigated_failure": i >= fixed}
+            if hostile:
+                row["base_output"] = XSS
+            if "image" in failures.columns:
+                row["image"] = {"bytes": example["image"]["bytes"], "path": None}
+            rows.append(row)
+        modes.append({"action_id": action_id, "cell": ", ".join(f"{n}={cell[n]}" for n in names),
+                      "levels": {n: str(cell[n]) for n in names}, "votes": {"fix": 2, "acceptable": 0, "not_a_failure": 0},
+                      "before": _counts(len(examples), len(examples)), "after": _counts(len(examples), len(examples) - fixed)})
+    evaluation = {
+        "fade_hub_version": "0.1.0", "run_id": meta["run_id"], "task": meta["task"], "base_model": meta["model_id"],
+        "base_commit": None, "space_fingerprint": meta.get("space_fingerprint", ""), "modes": modes,
+        "targeted": {"before": _counts(8, 8), "after": _counts(8, 2), "drop": 0.75},
+        "clean": {"before": _counts(18, 0), "after": _counts(18, 1), "accuracy_change": -0.056},
+        "untargeted": {"before": _counts(200, 30), "after": _counts(200, 28), "change": -0.01},
+        "wasserstein": 0.12, "eval_seeds": {"source": "generated shapes (seed 7)", "count": 12},
+        "feedback": {"records": 4, "reviewers": 2, "verdicts": {"fix": 4}, "judge_errors": [], "disagreements": [],
+                     "corrections": 0},
+        "training": {"steps": 10}, "plots": {"modes": "plots/modes_before_after.png",
+                                             "landscape": "plots/landscape_before_after.png"},
+    }
+    (folder / "eval").mkdir(parents=True, exist_ok=True)
+    (folder / "plots").mkdir(exist_ok=True)
+    (folder / "fade_eval.json").write_text(json.dumps(evaluation, indent=2))
+    pd.DataFrame(rows).astype({"action_id": "int64"}).to_parquet(folder / "eval" / "examples.parquet", index=False)
+    (folder / "plots" / "modes_before_after.png").write_bytes(_png())
+    (folder / "plots" / "landscape_before_after.png").write_bytes(_png(400, 300))
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": meta["model_id"]}))
+    (folder / "README.md").write_text(CARD.format(base=meta["model_id"], failures=failures_repo, run_id=meta["run_id"],
+                                                  lineage=json.dumps(lineage or [meta["run_id"]]), name=name))
+    return folder
+
+
+def publish_variant(folder: Path, repo_id: str) -> str:
+    """Upload an adapter folder to the local Hub as a model repo."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="mitigated variant")
+    return repo_id
+
+
+@pytest.fixture(scope="module")
+def published(review_run, tmp_path_factory):
+    """(adapter repo for the review run, an unrelated adapter repo)."""
+    run_dir, repo = review_run
+    mine = publish_variant(write_variant(tmp_path_factory.mktemp("variant"), run_dir, repo),
+                           unique_repo("shapes-faded"))
+    other = write_variant(tmp_path_factory.mktemp("other"), run_dir, repo, name="tester/unrelated")
+    card = (other / "README.md").read_text()
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    (other / "README.md").write_text(card.replace(run_id, "someotherrun"))
+    return mine, publish_variant(other, unique_repo("unrelated-faded"))
+
+
+def test_localhub_lists_models_by_tag_with_card_data(published):
+    from huggingface_hub import HfApi
+
+    mine, other = published
+    found = {model.id: model for model in HfApi().list_models(filter=["fade-hub", "failure-mitigation"], cardData=True)}
+    assert {mine, other} <= set(found)
+    assert found[mine].card_data.to_dict()["fade_hub"]["failures"]
+    assert not list(HfApi().list_models(filter=["fade-hub", "no-such-tag"]))
+    assert mine in {model.id for model in HfApi().list_models(filter="peft")}  # the library counts, as on the Hub
+
+
+def test_adapters_published_for_a_run_are_found_by_run_id_and_lineage(review_run, published, tmp_path):
+    from fade_hub.feedback.variants import published_for
+
+    run_dir, repo = review_run
+    mine, other = published
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    assert mine in published_for([run_id]) and other not in published_for([run_id])
+    later = write_variant(tmp_path / "later", run_dir, repo, lineage=[run_id, "nextround1"])
+    card = (later / "README.md").read_text().replace(f"run_id: {run_id}", "run_id: nextround1")
+    (later / "README.md").write_text(card)
+    later_repo = publish_variant(later, unique_repo("later-faded"))
+    assert later_repo in published_for(["nextround1"]) and later_repo in published_for([run_id])
+
+
+def test_variant_figures_and_examples_are_read_without_torch(review_run, published, tmp_path):
+    from fade_hub.errors import BadConfig
+    from fade_hub.feedback.variants import (
+        before_after_table,
+        example_images,
+        examples_table,
+        headline,
+        load_variant,
+        load_variants,
+    )
+
+    run_dir, repo = review_run
+    mine, _ = published
+    variant = load_variant(mine)
+    assert variant.run_id == json.loads((run_dir / "run.json").read_text())["run_id"]
+    assert variant.card["fade_hub"]["run_id"] == variant.run_id and "modes" in variant.plots
+    table = before_after_table(variant)
+    top = str(variant.modes()[0]["action_id"])
+    assert list(table["id"])[:2] == [str(m["action_id"]) for m in variant.modes()]
+    assert list(table["failure mode"])[-3:] == ["all targeted modes", "clean seeds", "untargeted cells"]
+    assert table["before"].iloc[-3] == "8/8 failed (100%, 95% CI 68-100%)" and table["change"].iloc[-3] == "-75 points"
+    examples = examples_table(variant, top)
+    assert "input" not in examples.columns  # image inputs are in the gallery
+    assert len(examples) == 4 and list(examples["base"]) == ["fails"] * 4
+    assert list(examples["mitigated"]) == ["ok", "ok", "ok", "fails"]
+    assert len(example_images(variant, top)) == 4 and "mitigated" in example_images(variant, top)[0][1]
+    assert "failures down 75%" in headline(variant)
+    folder = load_variant(str(write_variant(tmp_path / "local", run_dir, repo)))
+    assert before_after_table(folder).equals(table)
+    variants, problems = load_variants([mine, str(tmp_path), "tester/no-such-adapter"])
+    assert [v.name for v in variants] == [mine] and len(problems) == 2
+    assert "no fade_eval.json" in problems[0] and "neither a local adapter folder nor a model repo" in problems[1]
+    with pytest.raises(BadConfig, match="not a fade-hub mitigated variant"):
+        load_variant(str(tmp_path))
+
+
+def test_the_app_shows_the_variants_of_its_run(review_run, published, tmp_path):
+    import gradio as gr
+
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+
+    run_dir, repo = review_run
+    mine, other = published
+    extra = str(write_variant(tmp_path / "extra", run_dir, repo))
+    app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), adapters=[extra]))
+    names = [variant.name for variant in app.variants]
+    assert names[0] == extra and mine in names[1:]  # --adapters first, then those published for the run
+    assert other not in names
+    blocks = {block.elem_id: block for block in app.demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert blocks["variant-select"].choices == [(name, name) for name in names]
+    assert len(blocks["variant-table"].value["data"]) == 2 + 3
+    assert blocks["variant-plot"].value is not None and blocks["variant-gallery"].value
+    assert isinstance(blocks["variant-examples"], gr.Dataframe)
+    none = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb2"), find_adapters=False))
+    blocks = {block.elem_id: block for block in none.demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert "variant-select" not in blocks and "fade-hub mitigate" in blocks["variants-none"].value
+
+
+def test_variant_outputs_with_html_are_text(hostile_run, tmp_path):
+    import gradio as gr
+
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+
+    run_dir, repo = hostile_run
+    variant = str(write_variant(tmp_path / "hostile", run_dir, repo, hostile=True))
+    app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), adapters=[variant],
+                                find_adapters=False))
+    blocks = {block.elem_id: block for block in app.demo.blocks.values() if getattr(block, "elem_id", None)}
+    cells = {cell for row in blocks["variant-examples"].value["data"] for cell in row}
+    assert XSS in cells and "**bold** reply" not in str(blocks["variant-headline"].value)
+    assert "tester/echo-model" in blocks["variant-headline"].value  # escaped Markdown: no markup of its own
+    for block in app.demo.blocks.values():
+        if isinstance(block, (gr.HTML, gr.Markdown)):
+            assert "<" not in str(block.value), block.value
+
+
+def test_feedback_on_a_run_made_on_a_mitigated_variant_carries_its_own_run_id(review_run, published, tmp_path):
+    """A run explored on the variant names its lineage; its feedback is its own, read with the base run's."""
+    import shutil
+
+    from fade_hub import feedback
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+
+    run_dir, _ = review_run
+    mine, _ = published
+    base_meta = json.loads((run_dir / "run.json").read_text())
+    child = tmp_path / "child-run"
+    shutil.copytree(run_dir, child)
+    meta = dict(base_meta, run_id="childrun0001", model_id=mine,
+                lineage={"base_model": base_meta["model_id"], "base_commit": None, "adapter": mine,
+                         "adapter_run_id": base_meta["run_id"], "run_ids": [base_meta["run_id"]]})
+    (child / "run.json").write_text(json.dumps(meta))
+    folder = tmp_path / "fb"
+    base = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(folder), find_adapters=False))
+    mode = base.view.mode_ids[0]
+    base.submit(mode, "fix")
+    app = FeedbackApp(AppConfig(failures=str(child), feedback_dir=str(folder), find_adapters=False))
+    lineage = next(block for block in app.demo.blocks.values() if getattr(block, "elem_id", None) == "lineage")
+    assert mine in lineage.value and base_meta["run_id"] in lineage.value and "childrun0001" in lineage.value
+    assert [variant.name for variant in app.variants] == [mine]  # the adapter this run was made on
+    record = app.submit(mode, "acceptable", "", "still fails after mitigation")
+    assert record["run_id"] == "childrun0001"
+    resolved = feedback.load(folder).resolved()
+    wanted = {*meta["lineage"]["run_ids"], meta["run_id"]}
+    assert {(r.run_id, r.verdict) for r in resolved if r.run_id in wanted} == {
+        (base_meta["run_id"], "fix"), ("childrun0001", "acceptable")}
