@@ -33,12 +33,12 @@ def drawing_model(session_dir):
     return train_drawing_pipeline(session_dir / "models" / "drawing")
 
 
-def _upload(folder, prefix: str) -> str:
+def _upload(folder, prefix: str, repo_type: str = "model") -> str:
     from huggingface_hub import HfApi
 
     repo = unique_repo(prefix, "local-user")
-    HfApi().create_repo(repo)
-    HfApi().upload_folder(repo_id=repo, folder_path=folder)
+    HfApi().create_repo(repo, repo_type=repo_type)
+    HfApi().upload_folder(repo_id=repo, folder_path=folder, repo_type=repo_type)
     return repo
 
 
@@ -53,7 +53,8 @@ def loop(hub, drawing_model, shapes_model, tmp_path_factory):
     pool = templates(seed=3)
     space = root / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
-    seeds = write_prompt_seeds(root / "seeds.jsonl", pool[:12])
+    # the explored templates on the Hub too, so that the pushed run's seeds load again for training
+    seeds = _upload(write_prompt_seeds(root / "seeds" / "train.jsonl", pool[:12]).parent, "drawing-seeds", "dataset")
     run = explore(ExploreConfig(model=model, seeds=str(seeds), space=str(space), algorithm="grid", judge=judge,
                                 num_inference_steps=STEPS, output=str(root / "run"), confirm_seeds=3,
                                 show_progress=False))
@@ -99,6 +100,7 @@ def test_the_lora_fades_the_fancy_shapes_and_keeps_the_clean_ones(loop):
     assert figures["clean"]["judge_score"]["before"] > 0.5
     training = figures["training"]
     assert training["pairs"]["accepted"] == 1  # the accepted image; the rejected one is left out
+    assert training["train_seeds"] == 9 + 8  # the pushed run's explored templates (its seeds on the Hub) + 8 more
     assert 45 <= training["pairs"]["fix"] <= 17 * 3 and training["pairs"]["preservation"] > 0  # (9 explored + 8) x 3
     assert training["target_modules"] == ["to_k", "to_out.0", "to_q", "to_v"]
     assert training["prediction_type"] == "v_prediction" and "diffusers" in training["trainer"]
