@@ -13,9 +13,10 @@ For each, the base and the mitigated model answer the same held-out seeds (never
 on; at least 400 of them for the classifiers, so that one point of clean accuracy is measurable; for text-to-image
 a quarter as many generated prompt templates, each at the six clean cells, so that 2 points of the clean pass rate
 are) over the targeted cells, the clean inputs and the untargeted cells. Printed with 95 % Wilson intervals, and
-written to ``benchmarks/results/mitigation.json``. Targets: targeted failure rate down >= 80 %, clean accuracy down
-<= 1 point, untargeted failure rate up <= 2 points; for text-to-image (issue 12), targeted failure rate down
->= 70 % and the clean pass rate down <= 2 points.
+written to ``benchmarks/results/mitigation.json`` (the rows of fixtures not run this time are kept, each row with
+its settings). Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1 point, untargeted failure
+rate up <= 2 points; for text-to-image (issue 12), targeted failure rate down >= 70 % and the clean pass rate
+down <= 2 points.
 
     python benchmarks/mitigation.py [--fixtures shapes sentiment text-to-image] [--eval-seeds 420] [--quick]
 """
@@ -184,10 +185,22 @@ def main(argv: list[str] | None = None) -> int:
             figures = FIXTURES[name](work, args.eval_seeds, args.quick)
             rows.append(summary(name, figures, time.perf_counter() - started))
     print_table(rows)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"eval_seeds": args.eval_seeds, "quick": args.quick, "rows": rows}, indent=2,
-                                      allow_nan=False) + "\n")
+    write_results(args.output, rows, args.eval_seeds, args.quick)
     return 0
+
+
+def write_results(path: Path, rows: list[dict], eval_seeds: int, quick: bool) -> None:
+    """Write the rows to ``path``, keeping its other entries and the rows of fixtures not measured this time."""
+    for row in rows:
+        row.update(quick=quick, eval_seeds_option=eval_seeds)
+    earlier: dict = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    settings = {"quick": earlier.pop("quick", None), "eval_seeds_option": earlier.pop("eval_seeds", None)}
+    measured = {row["fixture"] for row in rows}
+    kept = [{**settings, **row} for row in earlier.pop("rows", []) if row["fixture"] not in measured]
+    order = list(FIXTURES)
+    merged = sorted([*kept, *rows], key=lambda row: order.index(row["fixture"]) if row["fixture"] in order else len(order))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**earlier, "rows": merged}, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

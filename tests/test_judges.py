@@ -176,3 +176,15 @@ def test_image_classifier_judge_expects_the_shape_the_prompt_names(tiny_models, 
     assert label_pattern("traffic_light").search("a red traffic light") and not label_pattern("cat").search("a catalog")
     with pytest.raises(BadConfig, match="does not apply"):
         make_judge("image-classification", JudgeConfig(kind="image-classifier"), t2i)
+
+
+def test_explore_options_select_the_image_classifier_judge():
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import judge_config
+
+    chosen = judge_config(ExploreConfig(model="user/sd", judge="user/shapes", judge_threshold=0.6))
+    assert (chosen.kind, chosen.model_id, chosen.threshold) == ("classifier", "user/shapes", 0.6)
+    clip = judge_config(ExploreConfig(model="user/sd", clip="user/clip"))
+    assert (clip.kind, clip.model_id) == (None, "user/clip")
+    with pytest.raises(BadConfig, match="pass one of them"):
+        ExploreConfig(model="user/sd", clip="user/clip", judge="user/shapes").validate()

@@ -302,7 +302,7 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
         kind = config.judge
     return JudgeConfig(
         kind=kind,
-        model_id=config.clip if config.clip else (config.judge if kind == "classifier" else None),
+        model_id=config.judge if kind == "classifier" else config.clip,
         label=config.judge_label,
         keywords=list(config.judge_keywords),
         regex=config.judge_regex,
