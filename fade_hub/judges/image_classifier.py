@@ -15,8 +15,9 @@ from typing import Any
 
 from fade_hub.errors import BadConfig
 from fade_hub.judges.base import Judge, JudgeConfig, Verdict
+from fade_hub.judges.classifier import load_judge_model
 from fade_hub.judges.label import logit_severity
-from fade_hub.targets import Prediction, Target, load_target
+from fade_hub.targets import Prediction, Target
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,7 @@ class ImageClassifierJudge(Judge):
         if not config.model_id:
             raise BadConfig("the image-classifier judge needs a model: pass --judge MODEL_ID (an image classifier "
                             "whose labels the prompts name, e.g. a shapes classifier for 'a photo of a {shape}')")
-        self.model = load_target(
-            config.model_id,
-            task="image-classification",
-            revision=config.revision,
-            device=target.device,
-            trust_remote_code=config.trust_remote_code,
-            batch_size=target.batch_size,
-        )
+        self.model = load_judge_model(config, target, "image-classification")
         self.labels = dict(self.model.id2label or {})
         self.patterns = {label_id: label_pattern(name) for label_id, name in self.labels.items()}
         self.threshold = config.threshold

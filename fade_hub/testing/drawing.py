@@ -20,6 +20,7 @@ Built to be learnt fast and to keep the failure in the UNet (where a UNet LoRA c
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -81,7 +82,7 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     """CLIP's byte-pair encoding of one word: merge the best-ranked adjacent pair until none is known."""
     parts = [*word[:-1], word[-1] + "</w>"]
     while len(parts) > 1:
-        rank, first = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(zip(parts, parts[1:])))
+        rank, first = min((ranks.get(pair, len(ranks)), i) for i, pair in enumerate(itertools.pairwise(parts)))
         if rank == len(ranks):
             break
         pair, merged, i = (parts[first], parts[first + 1]), [], 0
@@ -190,8 +191,8 @@ def _unet():
 
 
 def _schedule() -> dict:
-    return dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", prediction_type="v_prediction",
-                clip_sample=False)
+    return {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+            "prediction_type": "v_prediction", "clip_sample": False}
 
 
 def _train_unet(unet, tokenizer, encoder, latents: dict, rng: np.random.Generator, *, steps: int, batch_size: int):
