@@ -71,7 +71,7 @@ def loop(hub, drawing_model, shapes_model, tmp_path_factory):
     finally:
         app.close()
     result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=150, batch_size=16, learning_rate=5e-4,
+        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=150, batch_size=16, learning_rate=2.5e-4,
         train_seeds=[str(write_prompt_seeds(root / "train.jsonl", pool[12:20]))],
         eval_seeds=str(write_prompt_seeds(root / "eval.jsonl", pool[20:44])), show_progress=False,
     ))
@@ -95,7 +95,7 @@ def test_the_lora_fades_the_fancy_shapes_and_keeps_the_clean_ones(loop):
     assert sorted(mode["action_id"] for mode in figures["modes"]) == sorted(loop["modes"])
     assert figures["targeted"]["before"]["rate"] >= 0.8 and figures["targeted"]["drop"] >= 0.7
     assert figures["clean"]["before"]["queries"] == 24 * 6  # held-out prompts x the six plain/bold cells
-    assert figures["clean"]["after"]["rate"] <= figures["clean"]["before"]["rate"] + 0.05
+    assert figures["clean"]["after"]["rate"] <= figures["clean"]["before"]["rate"] + 0.03  # issue 12: <= 2 points
     assert "descriptor=plain, shape=square" in figures["clean"]["inputs"]
     assert figures["clean"]["judge_score"]["before"] > 0.5
     training = figures["training"]
