@@ -95,7 +95,7 @@ CASES: dict[str, Case] = {
     "model-weights-garbage": Case(_explore("{root}/weights-garbage"), "model.safetensors"),
     "model-tokenizer-damaged": Case(_explore("{root}/tokenizer-damaged", "--judge-keywords", "x", *TEXT,
                                              seeds="builtin:prompts"), "Tokenizer"),
-    "model-device-unknown": Case(_explore("{image}", "--device", "toaster"), "not a device name"),
+    "model-device-unknown": Case(_explore("{image}", "--device", "toaster"), "is not a device;"),
     "model-device-absent": Case(_explore("{image}", "--device", "cuda:7"), "--device cuda:7"),
     "model-task-mismatch": Case(_explore("{image}", "--task", "text-generation", "--judge-keywords", "x"),
                                 "--task text-generation does not fit"),

@@ -118,8 +118,9 @@ def test_an_endpoint_that_goes_down_stops_cleanly_and_resume_finishes(served, ti
     capsys.readouterr()
     assert main(flags) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert err == [f"error: {server.url} kept failing (HTTP 503) after 1 retry; the 20 queries answered so far are kept "
-                   f"in {tmp_path / 'run'}: rerun with --resume to continue"]
+    assert err[0].startswith("planned model calls: ")  # the plan, then one error line
+    assert err[1:] == [f"error: {server.url} kept failing (HTTP 503) after 1 retry; the 20 queries answered so far are "
+                       f"kept in {tmp_path / 'run'}: rerun with --resume to continue"]
     store = RunStore(tmp_path / "run")
     assert len(store.read_queries()) == 20 and store.read_meta()["status"] == "running"
     assert store.read_meta()["usage"]["requests"] == 20

@@ -375,7 +375,7 @@ def test_config_from_env(tmp_path):
         AppConfig.from_env({})
     with pytest.raises(BadConfig, match="FADE_FEEDBACK_EVERY='soon' is not a number"):
         AppConfig.from_env({"FADE_FAILURES": "u/f", "FADE_FEEDBACK_EVERY": "soon"})
-    for bad, message in ((dict(push_every=0.0), "--push-every must be > 0"), (dict(port=70000), "--port must be in"),
+    for bad, message in ((dict(push_every=0.0), "--push-every must be in \\(0, 10080\\]"), (dict(port=70000), "--port must be in"),
                          (dict(failures=""), "pass --failures")):
         with pytest.raises(BadConfig, match=message):
             AppConfig(**{"failures": "u/f", **bad}).validate()

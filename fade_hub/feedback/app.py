@@ -211,7 +211,10 @@ def serve_blocks(demo: gr.Blocks, **kwargs: Any) -> None:
     """Serve ``demo`` in this thread until Ctrl-C or SIGTERM."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    launch_blocks(demo, prevent_thread_lock=False, **kwargs)
+    try:
+        launch_blocks(demo, prevent_thread_lock=False, **kwargs)
+    except KeyboardInterrupt:  # a stop that arrives while gradio is still starting (it handles later ones itself)
+        demo.close()
 
 
 def _interrupt(signum: int, frame: Any) -> None:
