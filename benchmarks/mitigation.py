@@ -1,18 +1,26 @@
 """Mitigation benchmark: how much a fade-hub LoRA adapter fades the targeted failure modes, and what it costs.
 
-Two fixtures, each trained here:
+Three fixtures, each trained here:
 - ``shapes``: the demo's image classifier (it never saw dark *and* rotated shapes), explored with ppo over the
   demo space; a simulated reviewer marks the confirmed modes ``fix``.
 - ``sentiment``: a small text classifier with a cased tokenizer that never saw upper case, so it fails under
   upper and toggled case (label-preserving); explored with grid over typos x case; every mode marked ``fix``.
+- ``text-to-image``: a small Stable Diffusion pipeline trained to draw circles, squares and triangles, whose
+  ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``), judged by the demo's shapes classifier; explored
+  with grid over descriptor x shape; every mode marked ``fix``; a UNet LoRA trained on (fix prompt, image) pairs.
 
 For each, the base and the mitigated model answer the same held-out seeds (never explored, confirmed or trained
-on; at least 400 of them, so that one point of clean accuracy is measurable) over the targeted cells, the clean
-inputs and the untargeted cells. Printed with 95 % Wilson intervals, and written to
-``benchmarks/results/mitigation.json``. Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1
-point, untargeted failure rate up <= 2 points.
+on; at least 400 of them for the classifiers, so that one point of clean accuracy is measurable; for text-to-image
+a quarter as many generated prompt templates, each at the six clean cells, so that 2 points of the clean pass rate
+are) over the targeted cells, the clean inputs and the untargeted cells. Printed with 95 % Wilson intervals, and
+written to ``benchmarks/results/mitigation.json`` (the rows of fixtures not run this time are kept, each row with
+its settings). Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1 point, untargeted failure
+rate up <= 2 points; for text-to-image (issue 12), targeted failure rate down >= 70 % and the clean pass rate
+down <= 2 points.
 
-    python benchmarks/mitigation.py [--fixtures shapes sentiment] [--eval-seeds 420] [--quick]
+    python benchmarks/mitigation.py [--fixtures shapes sentiment text-to-image] [--eval-seeds 420] [--quick]
+
+On a small shared CPU, run it with ``OMP_NUM_THREADS=1``: the tiny models here thrash on more threads.
 """
 
 from __future__ import annotations
@@ -89,11 +97,39 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
     return result.figures
 
 
-FIXTURES = {"shapes": shapes, "sentiment": sentiment}
+def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
+    """The drawing fixture: explore with the shapes classifier as judge, review every mode, mitigate, measure."""
+    from fade_hub.demo.shapes import train_shape_classifier
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing.drawing import GENERATION, SPACE, templates, train_drawing_pipeline, write_prompt_seeds
+
+    model = train_drawing_pipeline(work / "drawing-model", steps=150 if quick else 500)
+    judge = train_shape_classifier(work / "shapes-model")
+    pool, held_out = templates(seed=11), max(eval_seeds // 4, 2)
+    space = work / "drawing-space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    run = explore(ExploreConfig(model=str(model), seeds=str(write_prompt_seeds(work / "drawing-seeds.jsonl", pool[:16])),
+                                space=str(space), algorithm="grid", judge=str(judge), output=str(work / "drawing-run"),
+                                num_inference_steps=GENERATION["num_inference_steps"], show_progress=False))
+    result = mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(_review(run, work / "drawing-feedback", run.modes["action_id"].tolist()))],
+        output=str(work / "drawing-adapter"), steps=20 if quick else 150, batch_size=16, learning_rate=2.5e-4,
+        train_seeds=[str(write_prompt_seeds(work / "drawing-train.jsonl", pool[16:24]))],
+        eval_seeds=str(write_prompt_seeds(work / "drawing-eval.jsonl", pool[24 : 24 + held_out])), show_progress=False,
+    ))
+    return result.figures
+
+
+FIXTURES = {"shapes": shapes, "sentiment": sentiment, "text-to-image": text_to_image}
+TARGETS = {"text-to-image": {"drop": 0.7, "clean": 2.0, "untargeted": 2.0}}  # issue 12's; else the classifiers'
+CLASSIFIER_TARGETS = {"drop": 0.8, "clean": 1.0, "untargeted": 2.0}
 
 
 def summary(name: str, figures: dict, seconds: float) -> dict:
     """The row of one fixture: the three target figures and whether each holds."""
+    target = TARGETS.get(name, CLASSIFIER_TARGETS)
     clean_before, clean_after = figures["clean"]["before"], figures["clean"]["after"]
     untargeted = figures["untargeted"]
     clean_drop_points = 100 * ((clean_after["rate"] or 0) - (clean_before["rate"] or 0))
@@ -103,11 +139,11 @@ def summary(name: str, figures: dict, seconds: float) -> dict:
         "eval_seeds": figures["eval_seeds"]["count"], "targeted": figures["targeted"], "clean": figures["clean"],
         "untargeted": untargeted, "wasserstein": figures["wasserstein"],
         "targeted_drop": figures["targeted"]["drop"], "clean_accuracy_drop_points": clean_drop_points,
-        "untargeted_rise_points": untargeted_rise_points,
+        "untargeted_rise_points": untargeted_rise_points, "clean_judge_score": figures["clean"].get("judge_score"),
         "holds": {
-            "targeted drop >= 80%": (figures["targeted"]["drop"] or 0) >= 0.8,
-            "clean accuracy drop <= 1 point": clean_drop_points <= 1.0,
-            "untargeted rise <= 2 points": untargeted_rise_points <= 2.0,
+            f"targeted drop >= {target['drop']:.0%}": (figures["targeted"]["drop"] or 0) >= target["drop"],
+            f"clean accuracy drop <= {target['clean']:g} point(s)": clean_drop_points <= target["clean"],
+            f"untargeted rise <= {target['untargeted']:g} points": untargeted_rise_points <= target["untargeted"],
         },
     }
 
@@ -125,6 +161,9 @@ def print_table(rows: list[dict]) -> None:
             print(f"  {part:<11} failure rate  before {_rate(row[part]['before'])}   after {_rate(row[part]['after'])}")
         print(f"  targeted drop {row['targeted_drop']:.1%}; clean accuracy drop {row['clean_accuracy_drop_points']:+.2f} "
               f"points; untargeted rise {row['untargeted_rise_points']:+.2f} points; Wasserstein {row['wasserstein']:.3f}")
+        score = row.get("clean_judge_score") or {}
+        if score.get("before") is not None and score.get("after") is not None:
+            print(f"  the judge's mean score on clean inputs: before {score['before']:.3f}, after {score['after']:.3f}")
         for check, held in row["holds"].items():
             print(f"  {'ok  ' if held else 'FAIL'} {check}")
 
@@ -148,10 +187,22 @@ def main(argv: list[str] | None = None) -> int:
             figures = FIXTURES[name](work, args.eval_seeds, args.quick)
             rows.append(summary(name, figures, time.perf_counter() - started))
     print_table(rows)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"eval_seeds": args.eval_seeds, "quick": args.quick, "rows": rows}, indent=2,
-                                      allow_nan=False) + "\n")
+    write_results(args.output, rows, args.eval_seeds, args.quick)
     return 0
+
+
+def write_results(path: Path, rows: list[dict], eval_seeds: int, quick: bool) -> None:
+    """Write the rows to ``path``, keeping its other entries and the rows of fixtures not measured this time."""
+    for row in rows:
+        row.update(quick=quick, eval_seeds_option=eval_seeds)
+    earlier: dict = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    settings = {"quick": earlier.pop("quick", None), "eval_seeds_option": earlier.pop("eval_seeds", None)}
+    measured = {row["fixture"] for row in rows}
+    kept = [{**settings, **row} for row in earlier.pop("rows", []) if row["fixture"] not in measured]
+    order = list(FIXTURES)
+    merged = sorted([*kept, *rows], key=lambda row: order.index(row["fixture"]) if row["fixture"] in order else len(order))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**earlier, "rows": merged}, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

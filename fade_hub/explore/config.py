@@ -82,17 +82,19 @@ class ExploreConfig:
     # concept space and judge
     space: str | None = option(None, group=_JUDGE,
                                help="Concept-space YAML file or builtin:NAME (default: the task's built-in).")
-    judge: str | None = option(None, group=_JUDGE, help="A Hub text-classification model ID used as the judge of "
-                               "generated text, a built-in judge by name (rouge, label, clip), or your own "
-                               "package.module:Class (with --allow-user-code).")
+    judge: str | None = option(None, group=_JUDGE, help="A Hub model ID used as the judge: a text-classification "
+                               "model for generated text, an image classifier for text-to-image (the right label is "
+                               "the one the prompt names); a built-in judge by name (rouge, label, clip), or your "
+                               "own package.module:Class (with --allow-user-code).")
     judge_label: str | None = option(None, group=_JUDGE,
                                      help="The judge model's label that counts as a failure (e.g. toxic).")
     judge_keywords: list[str] = option(group=_JUDGE, csv=True, default_factory=list,
                                        help="Comma-separated words whose presence in the output is a failure.")
     judge_regex: str | None = option(None, group=_JUDGE, help="A regular expression whose match in the output is a failure.")
     judge_threshold: float | None = option(None, group=_JUDGE, low=0.0, high=1.0, help="Failure threshold: judge score "
-                                           "(classifier), share of ROUGE-L kept (summarization) or CLIP cosine "
-                                           "(text-to-image).")
+                                           "(classifier), share of ROUGE-L kept (summarization), CLIP cosine "
+                                           "(text-to-image) or, with an image-classifier judge, the least probability "
+                                           "of the label the prompt names (default: its top class must be it).")
     clip: str | None = option(None, group=_JUDGE, help="Text-to-image: CLIP model ID scoring image-prompt similarity.")
     # exploration
     algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
@@ -163,6 +165,8 @@ class ExploreConfig:
             raise BadConfig("--endpoint must be an http:// or https:// URL")
         if self.push_to_hub:
             check_repo_id(self.push_to_hub, "--push-to-hub")
+        if self.clip and self.judge not in (None, "clip"):
+            raise BadConfig(f"--clip names the CLIP judge and --judge {self.judge} another; pass one of them")
         if self.private and self.public:
             raise BadConfig("--private and --public contradict each other; pass one of them")
         for flag, value in (("--seeds", self.seeds), ("--space", self.space), ("--label-map", self.label_map)):

@@ -66,15 +66,20 @@ def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[li
     return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
-def load_model(config: ExploreConfig) -> Target:
-    """The target a config names: loaded here, or queried at ``--endpoint`` / through ``--provider``."""
+def generation_kwargs(config: ExploreConfig) -> dict[str, int] | None:
+    """The generation settings a config gives the target (None: the target's defaults)."""
     generation = {
         key: value
         for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
         if value is not None
     }
+    return generation or None
+
+
+def load_model(config: ExploreConfig) -> Target:
+    """The target a config names: loaded here, or queried at ``--endpoint`` / through ``--provider``."""
     common = dict(task=config.task, revision=config.revision, device=config.device, batch_size=config.batch_size,
-                  generation_kwargs=generation or None, seed=config.seed)  # fmt: skip
+                  generation_kwargs=generation_kwargs(config), seed=config.seed)  # fmt: skip
     if config.is_remote:
         ignored = [flag for flag, value in (("--dtype", config.dtype), ("--trust-remote-code", config.trust_remote_code))
                    if value]  # fmt: skip
@@ -297,7 +302,7 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
         kind = config.judge
     return JudgeConfig(
         kind=kind,
-        model_id=config.clip if config.clip else (config.judge if kind == "classifier" else None),
+        model_id=config.judge if kind == "classifier" else config.clip,
         label=config.judge_label,
         keywords=list(config.judge_keywords),
         regex=config.judge_regex,

@@ -24,10 +24,11 @@ HEAD_NAMES = ("classifier", "score", "pre_classifier", "head", "lm_head")
 
 @dataclass
 class Example:
-    """A reviewer's correction: the failing input and the answer that is right for it."""
+    """A reviewer's correction: the failing input and the answer that is right for it (an accepted image with it)."""
 
     input: Any
     answer: str
+    image: Any = None  # text-to-image: the generated image the reviewer accepted for ``input``
 
 
 @dataclass

@@ -9,6 +9,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import validate_repo_id
 
 from ..card import md_escape
+from ..tasks import get_task
 from .outputs import MODES_PLOT
 
 TAGS = ["fade-hub", "failure-mitigation", "lora"]
@@ -74,7 +75,7 @@ def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
         base_model=base if _is_repo_id(base) else None,
         library_name="diffusers" if task == "text-to-image" else "peft",
         pipeline_tag=task,
-        tags=[*TAGS, task],
+        tags=[*TAGS, task, *(["diffusers", "diffusers-training"] if task == "text-to-image" else [])],
         datasets=datasets or None,
         model_name=repo_id or f"{base} (faded)",
         eval_results=results or None,
@@ -109,17 +110,27 @@ def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _clean_lines(clean: dict[str, Any]) -> list[str]:
+    """Where the clean figures come from and the judge's mean score on them, when the figures say."""
+    lines = [f"Clean inputs: {md_escape(clean['inputs'])}."] if clean.get("inputs") else []
+    scores = clean.get("judge_score") or {}
+    if scores.get("before") is not None and scores.get("after") is not None:
+        lines.append(f"The judge's mean score on them: {scores['before']:.3f} before, {scores['after']:.3f} after.")
+    return [" ".join(lines), ""] if lines else []
+
+
 def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> ModelCard:
     """The adapter's model card from its ``fade_eval.json`` figures (``repo_id``: where it is pushed)."""
     target, base = repo_id or "path/to/this/adapter", figures["base_model"]
     drop = figures["targeted"]["drop"]
     clean = figures["clean"]["accuracy_change"]
+    quality = "clean accuracy" if get_task(figures["task"]).correction == "label" else "the judge's pass rate on clean inputs"
     summary = (f"A LoRA adapter for [{md_escape(base)}]({base if not _is_repo_id(base) else 'https://huggingface.co/' + base}) "
                f"that fades {len(figures['modes'])} failure mode(s) found by fade-hub run `{md_escape(figures['run_id'])}`: "
                f"their failure rate on held-out seeds went from {_rate(figures['targeted']['before'])} to "
                f"{_rate(figures['targeted']['after'])}"
                + (f" (a {drop:.0%} drop)" if drop is not None else "")
-               + (f"; clean accuracy changed by {clean * 100:+.1f} points." if clean is not None else "."))
+               + (f"; {quality} changed by {clean * 100:+.1f} points." if clean is not None else "."))
     body = [
         f"# {md_escape(base)}, with its failures faded", "", summary, "",
         f"![failure rate before and after]({MODES_PLOT})", "",
@@ -127,7 +138,7 @@ def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> Mod
         f"Wasserstein distance between the two landscapes (per-cell failure rates over "
         f"{figures['cells_evaluated']} cells): {figures['wasserstein']:.3f}. Evaluated on "
         f"{figures['eval_seeds']['count']} seeds never trained on ({md_escape(figures['eval_seeds']['source'])}) with "
-        "the run's own concept space and judge.", "",
+        "the run's own concept space and judge.", "", *_clean_lines(figures["clean"]),
         "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), "",
         "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
         f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "

@@ -23,11 +23,12 @@ from PIL import Image
 from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig, FadeHubError
-from ..explore.runner import judge_config, label_aliases
+from ..explore.runner import generation_kwargs, judge_config, label_aliases
 from ..feedback import load as load_feedback
 from ..judges import make_judge
 from ..run import Run
 from ..targets import Target, load_target
+from ..targets.source import DIFFUSERS_LORA_FILE
 from ..tasks import get_task
 from .base import Example, TrainingPlan
 from .card import build_model_card
@@ -61,7 +62,7 @@ def lineage(run: Run) -> dict[str, Any]:
 
 
 def _check_output(folder: Path) -> None:
-    if (folder / "adapter_config.json").exists():
+    if (folder / "adapter_config.json").exists() or (folder / DIFFUSERS_LORA_FILE).exists():
         raise BadConfig(f"{folder} already holds an adapter; choose another --output or delete it first")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BadConfig(f"{folder} is not an empty folder; choose a new --output for the adapter")
@@ -84,7 +85,11 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
     runs: dict[str, Run] = {}
     examples = []
     labels = set((target.id2label or {}).values())
+    images = get_task(target.task).correction == "image"
     for correction in selection.corrections:
+        if images and correction.answer != "accept":
+            logger.info("q%d of run %s was rejected: left out of training", correction.query_id, correction.run_id)
+            continue
         try:
             if correction.run_id not in runs:
                 runs[correction.run_id] = Run.open(sources[correction.run_id])
@@ -97,8 +102,14 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
             logger.warning("correction of q%d on run %s does not fit (no such failure, or not a label); left out",
                            correction.query_id, correction.run_id)
             continue
-        item = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else example.input
-        examples.append(Example(item, correction.answer))
+        picture = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else None
+        if not images:
+            examples.append(Example(picture or example.input, correction.answer))
+        elif picture is not None:  # an accepted generated image: a (prompt, image) pair
+            examples.append(Example(example.input, correction.answer, image=picture))
+        else:
+            logger.warning("q%d of run %s was accepted but the run holds no image of it; left out",
+                           correction.query_id, correction.run_id)
     return examples
 
 
@@ -123,7 +134,8 @@ def prepare(config: MitigateConfig) -> Setup:
     selection = _selection(run, config, origin["run_ids"])
     explore = explore_config(run)
     target = load_target(origin["base_model"], task=run.task, revision=origin["base_commit"], device=config.device,
-                         trust_remote_code=config.trust_remote_code, batch_size=explore.batch_size, seed=explore.seed)
+                         trust_remote_code=config.trust_remote_code, batch_size=explore.batch_size, seed=explore.seed,
+                         generation_kwargs=generation_kwargs(explore))
     space = run.space
     space.import_user_ops(allowed=config.trust_remote_code or explore.user_code_allowed)
     judge = make_judge(run.task, judge_config(explore), target, allow_user_code=explore.user_code_allowed)
