@@ -15,6 +15,7 @@ from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
 from ..options import project
+from ..paths import portable_path
 from ..perturb import ConceptSpace, load_space
 from ..perturb.expect import unresolvable_factors
 from ..provenance import publication_meta, seeds_origin
@@ -227,7 +228,8 @@ def explore_loaded(
     meta = run_meta(config, target, space, budget, run_id)
     meta["judge"] = judge.describe()
     if target.lineage:
-        meta["lineage"] = target.lineage
+        sources = {run: portable_path(spec, store.root) for run, spec in target.lineage["run_sources"].items()}
+        meta["lineage"] = {**target.lineage, "run_sources": sources}  # local runs relative to this run
     user_refs = space.user_refs + ([config.judge] if is_user_ref(config.judge) else [])
     if user_refs:
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]

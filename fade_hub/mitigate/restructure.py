@@ -26,6 +26,7 @@ from ..errors import BadConfig, FadeHubError
 from ..explore.runner import generation_kwargs, judge_config, label_aliases
 from ..feedback import load as load_feedback
 from ..judges import make_judge
+from ..paths import portable_fields, portable_path, resolve_from
 from ..run import Run
 from ..targets import Target, load_target
 from ..targets.source import DIFFUSERS_LORA_FILE
@@ -57,7 +58,8 @@ def lineage(run: Run) -> dict[str, Any]:
         "base_model": found.get("base_model") or run.meta["model_id"],
         "base_commit": found.get("base_commit") if found else run.meta.get("model_commit_sha"),
         "run_ids": [*found.get("run_ids", []), run.run_id],
-        "run_sources": {**found.get("run_sources", {}), run.run_id: run.spec},
+        "run_sources": {**{key: resolve_from(spec, run.path) if run.path else spec
+                           for key, spec in found.get("run_sources", {}).items()}, run.run_id: run.spec},
     }
 
 
@@ -145,8 +147,19 @@ def prepare(config: MitigateConfig) -> Setup:
             for part in (seeds.eval, seeds.train)]
     unjudged = [cell for cell in selection.targeted if not envs[0].expectation(cell).judged]
     if unjudged:
-        raise BadConfig(f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded")
+        raise BadConfig(
+            f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded"
+        )
     return Setup(run, origin, selection, target, envs[0], envs[1], seeds.eval_source)
+
+
+def published_figures(figures: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``figures`` with every local path made relative to the adapter folder (or ``local:NAME``): none is published."""
+    moved = portable_fields(figures, ("failures", "eval_seeds.source"), folder)
+    feedback = moved["feedback"]
+    moved["feedback"] = {**feedback, "sources": [portable_path(source, folder) for source in feedback["sources"]]}
+    moved["lineage_sources"] = {run: portable_path(spec, folder) for run, spec in moved["lineage_sources"].items()}
+    return moved
 
 
 def _write_variant(output: Path, mitigator: Any, figures: dict[str, Any], env: FailureEnv, before: Any,
@@ -201,6 +214,7 @@ def mitigate(config: MitigateConfig) -> Mitigation:
                      "seconds": round(time.perf_counter() - started, 1)},
         "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
     }
+    figures = published_figures(figures, config.output_dir)
     _write_variant(config.output_dir, mitigator, figures, env, before, after)
     result = Mitigation(config.output_dir, figures)
     if config.push_to_hub:

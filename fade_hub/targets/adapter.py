@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fade_hub.errors import AdapterMismatch, ModelNotFound
+from fade_hub.paths import resolve_from
 from fade_hub.targets.base import Target
 from fade_hub.targets.source import DIFFUSERS_LORA_FILE, EVAL_FILE, ModelSource
 
@@ -28,6 +29,7 @@ def adapter_lineage(source: ModelSource, folder: Path) -> dict[str, Any]:
     """What a run made on this adapter records as its lineage."""
     config = source.adapter_config or {}
     figures = json.loads((folder / EVAL_FILE).read_text(encoding="utf-8")) if (folder / EVAL_FILE).is_file() else {}
+    sources = figures.get("lineage_sources") or {}
     return {
         "base_model": config.get("base_model_name_or_path"),
         "base_commit": config.get("revision"),
@@ -35,7 +37,7 @@ def adapter_lineage(source: ModelSource, folder: Path) -> dict[str, Any]:
         "adapter_commit": source.commit_sha,
         "adapter_run_id": figures.get("run_id"),
         "run_ids": list(figures.get("lineage_run_ids") or []),
-        "run_sources": dict(figures.get("lineage_sources") or {}),
+        "run_sources": {run: resolve_from(spec, folder) for run, spec in sources.items()},
     }
 
 
