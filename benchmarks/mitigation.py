@@ -1,6 +1,6 @@
 """Mitigation benchmark: how much a fade-hub LoRA adapter fades the targeted failure modes, and what it costs.
 
-Four fixtures, each trained here:
+Five fixtures, each trained here:
 - ``shapes``: the demo's image classifier (it never saw dark *and* rotated shapes), explored with ppo over the
   demo space; a simulated reviewer marks the confirmed modes ``fix``.
 - ``sentiment``: a small text classifier with a cased tokenizer that never saw upper case, so it fails under
@@ -11,16 +11,23 @@ Four fixtures, each trained here:
 - ``summarization``: a tiny BART (``fade_hub.testing.summaries``) that drops the key sentence of upper-cased
   articles; explored with the ROUGE judge against reference summaries over case x punctuation; every mode marked
   ``fix``; mitigated with ``Seq2SeqTrainer``.
+- ``text-to-image``: a small Stable Diffusion pipeline trained to draw circles, squares and triangles, whose
+  ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``), judged by the demo's shapes classifier; explored
+  with grid over descriptor x shape; every mode marked ``fix``; a UNet LoRA trained on (fix prompt, image) pairs.
 
 For each, the base and the mitigated model answer the same held-out seeds (never explored, confirmed or trained
-on; at least 400 of them, so that one point of clean accuracy is measurable) over the targeted cells, the clean
-inputs and the untargeted cells. Printed with 95 % Wilson intervals, and written to
-``benchmarks/results/mitigation.json``. Targets: targeted failure rate down >= 80 % (classifiers) or >= 70 %
-(generative), clean quality (accuracy; the pass rate on clean prompts; ROUGE-L on clean articles) down <= 1 point
-(classifiers) or <= 2 points (generative), untargeted failure rate up <= 2 points.
+on; at least 400 of them for the classifiers, so that one point of clean accuracy is measurable; for text-to-image
+a quarter as many generated prompt templates, each at the six clean cells, so that 2 points of the clean pass rate
+are) over the targeted cells, the clean inputs and the untargeted cells. Printed with 95 % Wilson intervals, and
+written to ``benchmarks/results/mitigation.json`` (the rows of fixtures not run this time are kept, each row with
+its settings). Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1 point, untargeted failure
+rate up <= 2 points; for the generative fixtures (issue 12), targeted failure rate down >= 70 % and clean
+quality (the pass rate on clean prompts; ROUGE-L on clean articles) down <= 2 points.
 
-    python benchmarks/mitigation.py [--fixtures shapes sentiment generation summarization] [--eval-seeds 420]
-        [--objectives auto dpo kto sft] [--quick]
+    python benchmarks/mitigation.py [--fixtures shapes sentiment generation summarization text-to-image]
+        [--eval-seeds 420] [--objectives auto dpo kto sft] [--quick]
+
+On a small shared CPU, run it with ``OMP_NUM_THREADS=1``: the tiny models here thrash on more threads.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mitigation.json"
@@ -160,11 +166,36 @@ def summarization(work: Path, eval_seeds: int, quick: bool) -> dict:
     )).figures
 
 
-FIXTURES = {"shapes": shapes, "sentiment": sentiment, "generation": generation, "summarization": summarization}
+def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
+    """The drawing fixture: explore with the shapes classifier as judge, review every mode, mitigate, measure."""
+    from fade_hub.demo.shapes import train_shape_classifier
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing.drawing import GENERATION, SPACE, templates, train_drawing_pipeline, write_prompt_seeds
+
+    model = train_drawing_pipeline(work / "drawing-model", steps=150 if quick else 500)
+    judge = train_shape_classifier(work / "shapes-model")
+    pool, held_out = templates(seed=11), max(eval_seeds // 4, 2)
+    space = work / "drawing-space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    run = explore(ExploreConfig(model=str(model), seeds=str(write_prompt_seeds(work / "drawing-seeds.jsonl", pool[:16])),
+                                space=str(space), algorithm="grid", judge=str(judge), output=str(work / "drawing-run"),
+                                num_inference_steps=GENERATION["num_inference_steps"], show_progress=False))
+    result = mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(_review(run, work / "drawing-feedback", run.modes["action_id"].tolist()))],
+        output=str(work / "drawing-adapter"), steps=20 if quick else 150, batch_size=16, learning_rate=2.5e-4,
+        train_seeds=[str(write_prompt_seeds(work / "drawing-train.jsonl", pool[16:24]))],
+        eval_seeds=str(write_prompt_seeds(work / "drawing-eval.jsonl", pool[24 : 24 + held_out])), show_progress=False,
+    ))
+    return result.figures
 
 
-# per fixture: the targeted drop it must reach and the most clean quality it may lose, in points (the issues' targets)
-TARGETS = {"shapes": (0.8, 1.0), "sentiment": (0.8, 1.0), "generation": (0.7, 2.0), "summarization": (0.7, 2.0)}
+FIXTURES = {"shapes": shapes, "sentiment": sentiment, "generation": generation, "summarization": summarization,
+            "text-to-image": text_to_image}
+GENERATIVE_TARGETS = {"drop": 0.7, "clean": 2.0, "untargeted": 2.0}  # issue 12's; else the classifiers'
+TARGETS = {"generation": GENERATIVE_TARGETS, "summarization": GENERATIVE_TARGETS, "text-to-image": GENERATIVE_TARGETS}
+CLASSIFIER_TARGETS = {"drop": 0.8, "clean": 1.0, "untargeted": 2.0}
 
 
 def clean_quality(figures: dict) -> tuple[str, float]:
@@ -180,20 +211,21 @@ def clean_quality(figures: dict) -> tuple[str, float]:
 
 def summary(name: str, figures: dict, seconds: float) -> dict:
     """The row of one fixture: the three target figures and whether each holds."""
+    target = TARGETS.get(name.split("[")[0], CLASSIFIER_TARGETS)  # generation[dpo]: the generation fixture
     untargeted = figures["untargeted"]
     quality, clean_drop_points = clean_quality(figures)
     untargeted_rise_points = 100 * ((untargeted["after"]["rate"] or 0) - (untargeted["before"]["rate"] or 0))
-    least_drop, most_loss = TARGETS[name.split("[")[0]]
     return {
         "fixture": name, "seconds": round(seconds, 1), "modes": len(figures["modes"]),
         "eval_seeds": figures["eval_seeds"]["count"], "targeted": figures["targeted"], "clean": figures["clean"],
-        "untargeted": untargeted, "wasserstein": figures["wasserstein"], "training": figures["training"],
+        "untargeted": untargeted, "wasserstein": figures["wasserstein"],
         "targeted_drop": figures["targeted"]["drop"], "clean_quality": quality,
-        "clean_quality_drop_points": clean_drop_points, "untargeted_rise_points": untargeted_rise_points,
+        "clean_quality_drop_points": clean_drop_points,
+        "untargeted_rise_points": untargeted_rise_points, "clean_judge_score": figures["clean"].get("judge_score"),
         "holds": {
-            f"targeted drop >= {least_drop:.0%}": (figures["targeted"]["drop"] or 0) >= least_drop,
-            f"{quality} drop <= {most_loss:g} point(s)": clean_drop_points <= most_loss,
-            "untargeted rise <= 2 points": untargeted_rise_points <= 2.0,
+            f"targeted drop >= {target['drop']:.0%}": (figures["targeted"]["drop"] or 0) >= target["drop"],
+            f"{quality} drop <= {target['clean']:g} point(s)": clean_drop_points <= target["clean"],
+            f"untargeted rise <= {target['untargeted']:g} points": untargeted_rise_points <= target["untargeted"],
         },
     }
 
@@ -209,13 +241,12 @@ def print_table(rows: list[dict]) -> None:
               f"{row['seconds']:.0f} s")
         for part in ("targeted", "clean", "untargeted"):
             print(f"  {part:<11} failure rate  before {_rate(row[part]['before'])}   after {_rate(row[part]['after'])}")
-        quality = row["clean"].get("quality")
-        if quality:
-            print(f"  clean {quality['metric']}  before {quality['before']:.3f}   after {quality['after']:.3f} "
-                  f"(n={quality['queries']})")
         print(f"  targeted drop {row['targeted_drop']:.1%}; {row['clean_quality']} drop "
               f"{row['clean_quality_drop_points']:+.2f} points; untargeted rise {row['untargeted_rise_points']:+.2f} "
               f"points; Wasserstein {row['wasserstein']:.3f}")
+        score = row.get("clean_judge_score") or {}
+        if score.get("before") is not None and score.get("after") is not None:
+            print(f"  the judge's mean score on clean inputs: before {score['before']:.3f}, after {score['after']:.3f}")
         for check, held in row["holds"].items():
             print(f"  {'ok  ' if held else 'FAIL'} {check}")
 
@@ -244,24 +275,23 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"{name}[{objective}]" if objective else name
                 rows.append(summary(label, figures, time.perf_counter() - started))
     print_table(rows)
-    write_results(args.output, rows, eval_seeds=args.eval_seeds, quick=args.quick)
+    write_results(args.output, rows, args.eval_seeds, args.quick)
     return 0
 
 
-def write_results(path: Path, rows: list[dict], **settings) -> None:
-    """Write ``rows`` into the results JSON, keeping the rows of fixtures not run this time (a run of the same
-    settings; a run of other settings starts the file afresh)."""
-    kept, extra = [], {}
-    if path.is_file():
-        previous = json.loads(path.read_text())
-        if all(previous.get(key) == value for key, value in settings.items()):
-            ran = {row["fixture"] for row in rows}
-            kept = [row for row in previous.pop("rows") if row["fixture"] not in ran]
-            extra = previous  # notes and the like
+def write_results(path: Path, rows: list[dict], eval_seeds: int, quick: bool) -> None:
+    """Write the rows to ``path``, keeping its other entries and the rows of fixtures not measured this time."""
+    for row in rows:
+        row.update(quick=quick, eval_seeds_option=eval_seeds)
+    earlier: dict = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    settings = {"quick": earlier.pop("quick", None), "eval_seeds_option": earlier.pop("eval_seeds", None)}
+    measured = {row["fixture"] for row in rows}
+    kept = [{**settings, **row} for row in earlier.pop("rows", []) if row["fixture"] not in measured]
+    order = list(FIXTURES)
+    merged = sorted([*kept, *rows], key=lambda row: order.index(row["fixture"].split("[")[0])
+                    if row["fixture"].split("[")[0] in order else len(order))
     path.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
-    path.write_text(json.dumps({**extra, **settings, "rows": kept + rows, "machine": machine}, indent=2,
-                               allow_nan=False) + "\n")
+    path.write_text(json.dumps({**earlier, "rows": merged}, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

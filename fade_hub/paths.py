@@ -135,3 +135,9 @@ def loadable_fields(record: dict, fields: tuple[str, ...], base: str | Path, kno
         return str(joined.resolve()) if not value.startswith(LOCAL_PREFIX) and joined.exists() else value
 
     return map_fields(record, fields, change)
+
+
+def resolve_from(spec: str, folder: str | Path) -> str:
+    """A path recorded relative to ``folder``, as a path that loads from here; a repo id (or a missing path) as is."""
+    joined = Path(folder) / spec
+    return str(joined.resolve()) if looks_like_path(spec) and joined.exists() else spec

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/discovery.py: a quick run prints the table and writes its JSON and plot."""
+"""Smoke test of benchmarks/discovery.py: a quick run prints a table per fixture and writes its JSON and plot."""
 
 from __future__ import annotations
 
@@ -6,43 +6,59 @@ import json
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "discovery.py"
-ALGORITHMS = ("ppo", "random", "epsilon-greedy")
+ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "paper-dqn")
+CELLS = {"shapes": 125, "shapes-hard": 1296, "text": 1296}
 
 
 @pytest.mark.slow
 def test_discovery_smoke(tmp_path):
-    """--quick trains the fixture, measures the grid, runs each algorithm once and reports the figures."""
+    """--quick trains the fixtures briefly, measures their grids, runs each algorithm once and reports the figures."""
     output = tmp_path / "results"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--output", str(output), "--cache-dir", str(tmp_path / "cache")],
-        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=900,
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("algorithm"))
-    assert "hit rate" in lines[header] and "top-5 prec." in lines[header] and "spearman" in lines[header]
-    assert [lines[header + 2 + i].split()[0] for i in range(3)] == list(ALGORITHMS)
-
+    out = done.stdout
     result = json.loads((output / "discovery.json").read_text(encoding="utf-8"))
-    truth = result["ground_truth"]
-    assert len(truth["rates"]) == 125 and truth["queries_per_cell"] == 12
-    assert truth["true_failure_cells"] == sum(r >= truth["threshold"] for r in truth["rates"])
-    assert f"{truth['true_failure_cells']} true failure cells" in done.stdout
-    assert [(row["algorithm"], row["budget"]) for row in result["table"]] == [(a, 64) for a in ALGORITHMS]
-    true_cells = {i for i, rate in enumerate(truth["rates"]) if rate >= truth["threshold"]}
+    has_sb3 = find_spec("stable_baselines3") is not None
+    for fixture, cells in CELLS.items():
+        truth = result["ground_truth"][fixture]
+        assert len(truth["rates"]) == cells and truth["queries_per_cell"] == (4 if fixture == "text" else 6)
+        assert truth["true_failure_cells"] == sum(r >= truth["threshold"] for r in truth["rates"])
+        assert f"[{fixture}] ground truth" in out and f"{truth['true_failure_cells']} true failure cells" in out
+        image = fixture != "text"
+        expected = [a for a in ALGORITHMS if a != "paper-dqn" or (image and has_sb3)]
+        rows = [row for row in result["table"] if row["fixture"] == fixture]
+        assert sorted(row["algorithm"] for row in rows) == sorted(expected)
+        assert all(row["budget"] == 64 for row in rows)
+        if "paper-dqn" not in expected:  # the row is skipped with the reason printed
+            reason = result["skipped"][fixture]["paper-dqn"]
+            assert f"paper-dqn: skipped, {reason}" in out
+            assert ("image fixtures only" in reason) if not image else ("pip install '.[paper]'" in reason)
+    table = out[out.index("[shapes] ground truth"):]
+    header = next(line for line in table.splitlines() if line.startswith("algorithm"))
+    for column in ("hit rate", "x random", "true cells found", "queries to 90%", "top-5 prec.", "spearman", "wall s"):
+        assert column in header
     for run in result["runs"]:
+        truth = result["ground_truth"][run["fixture"]]
+        true_cells = {i for i, rate in enumerate(truth["rates"]) if rate >= truth["threshold"]}
         assert run["queries"] == 64 and 0 <= run["failures"] <= 64
         assert run["hit_rate"] == pytest.approx(run["failures"] / 64)
         assert 0.0 <= run["top5_precision"] <= 1.0 and len(run["top_modes"]) <= 5
         assert set(map(int, run["true_cells_first_failure"])) <= true_cells
+        assert run["true_cells_found"] == len(run["true_cells_first_failure"])
         assert all(1 <= t <= 64 for t in run["true_cells_first_failure"].values())
-    ppo = next(run for run in result["runs"] if run["algorithm"] == "ppo")
-    assert ppo["spearman_policy"] is not None
+        assert run["seconds"] > 0
+    checks = {(c["fixture"], c["check"]) for c in result["acceptance"]}
+    assert any("hit rate" in check for _, check in checks) and any("coverage" in check for _, check in checks)
+    assert "acceptance (issue 15):" in out
     assert result["versions"]["trl"] and result["settings"]["quick"] is True
     assert (output / "discovery.png").stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "results"]

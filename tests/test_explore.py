@@ -28,7 +28,7 @@ from fade_hub.store import RunStore
 from fade_hub.targets import load_target
 from fade_hub.demo.shapes import write_seed_folder
 
-ALGORITHMS = ("ppo", "random", "epsilon-greedy", "grid")
+ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "grid")
 TASKS = ("image-classification", "text-classification", "text-generation", "summarization", "text-to-image")
 SPACES = {
     "image": {
@@ -230,8 +230,10 @@ def test_every_algorithm_on_every_task(algorithm, task, tiny_models, shape_seeds
 # budget, validity, determinism ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["random", "epsilon-greedy", "ppo"])
-@pytest.mark.parametrize("mode", ["single", "sequential"])
+@pytest.mark.parametrize(
+    ("algorithm", "mode"),
+    [(a, m) for a in ("random", "epsilon-greedy", "ppo") for m in ("single", "sequential")] + [("bo", "single")],
+)
 def test_budget_is_spent_exactly(algorithm, mode, tiny_models, shape_seeds, tmp_path):
     budget = 21  # not a multiple of the batch size, the PPO batch or the episode length
     config = image_config(
@@ -253,6 +255,46 @@ def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seed
     assert records("random-b", "random", 5) == first
     assert records("random-c", "random", 6) != first
     assert records("ppo-a", "ppo", 5) == records("ppo-b", "ppo", 5)
+    assert records("bo-a", "bo", 5) == records("bo-b", "bo", 5) != records("bo-c", "bo", 6)
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "bo"])
+def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, tiny_models, shape_seeds, tmp_path):
+    budget = 600
+    config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm=algorithm, budget=budget,
+                          stop_when_converged=True, convergence_window=24, confirm_top=0)
+    run = explore(config)
+    rows = [r for r in RunStore(run.path).read_queries() if r["phase"] == "explore"]
+    converged = run.meta["converged"]
+    assert converged["explore_queries"] == len(rows) < budget and converged["budget"] == budget
+    # the last window found no new failure mode, and every mode has enough queries not to be uncertain
+    first_failure: dict[int, int] = {}
+    counts: dict[int, int] = defaultdict(int)
+    for i, r in enumerate(rows):
+        counts[r["action_id"]] += 1
+        if r["is_failure"]:
+            first_failure.setdefault(r["action_id"], i)
+    assert first_failure and len(rows) - 1 - max(first_failure.values()) >= 24
+    assert all(counts[cell] >= 5 for cell in first_failure)
+    whole = explore(image_config(tiny_models, shape_seeds, tmp_path / "whole", algorithm=algorithm, budget=40,
+                                 confirm_top=0))
+    spent = sum(r["phase"] == "explore" for r in RunStore(whole.path).read_queries())
+    assert spent == 40 and "converged" not in whole.meta  # without the flag: the whole budget
+
+
+def test_ppo_reward_failures_is_the_reward_before_coverage(tiny_models, shape_seeds, tmp_path):
+    def records(name: str, reward: str) -> list[tuple]:
+        config = image_config(tiny_models, shape_seeds, tmp_path / name, algorithm="ppo", budget=48, seed=2,
+                              ppo_reward=reward, confirm_top=0)
+        run = explore(config)
+        assert run.meta["config"]["ppo_reward"] == reward
+        return signature([r for r in RunStore(run.path).read_queries() if r["phase"] == "explore"])
+
+    failures, coverage = records("failures", "failures"), records("coverage", "coverage")
+    assert len(failures) == len(coverage) == 48
+    assert failures[:8] == coverage[:8]  # the first batch comes from the same untrained policy
+    assert failures != coverage  # after it, the two rewards train different policies
+    assert records("failures-again", "failures") == failures
 
 
 def test_queries_config_loads_with_datasets(tiny_models, shape_seeds, tmp_path):
@@ -401,17 +443,21 @@ def _kill_mid_run(args: list[str], log: Path, min_lines: int, cwd: Path, sig: in
     return status, log.read_bytes().count(b"\n")
 
 
+STOP = ["--stop-when-converged", "--convergence-window", "24"]
+
+
 @pytest.mark.parametrize(
-    ("algorithm", "sig", "budget"),
+    ("algorithm", "sig", "budget", "extra"),
     [
-        ("random", signal.SIGKILL, 200),
-        ("random", signal.SIGINT, 200),
-        pytest.param("ppo", signal.SIGKILL, 160, marks=pytest.mark.slow),
+        ("random", signal.SIGKILL, 200, []),
+        ("random", signal.SIGINT, 200, []),
+        ("bo", signal.SIGKILL, 400, STOP),
+        pytest.param("ppo", signal.SIGKILL, 160, [], marks=pytest.mark.slow),
     ],
-    ids=["random-sigkill", "random-sigint", "ppo-sigkill"],
+    ids=["random-sigkill", "random-sigint", "bo-stop-sigkill", "ppo-sigkill"],
 )
 def test_resume_after_interrupt_matches_uninterrupted_run(
-    algorithm, sig, budget, tiny_models, shape_seeds, tmp_path, capsys
+    algorithm, sig, budget, extra, tiny_models, shape_seeds, tmp_path, capsys
 ):
     model = str(tiny_models("image-classification"))
     output = tmp_path / "run"
@@ -419,7 +465,7 @@ def test_resume_after_interrupt_matches_uninterrupted_run(
         "explore", model, "--seeds", str(shape_seeds), "--algorithm", algorithm, "--budget", str(budget),
         "--batch-size", "2", "--seed", "11", "--confirm-top", "2", "--confirm-seeds", "2", "--num-generations", "2",
         "--num-iterations", "2", "--space", image3(shape_seeds), "--output", str(output),
-        "--no-progress",
+        "--no-progress", *extra,
     ]
     status, written = _kill_mid_run(flags, output / "logs" / "queries.jsonl", 8, tmp_path, sig)
     assert 8 <= written < budget
@@ -433,7 +479,9 @@ def test_resume_after_interrupt_matches_uninterrupted_run(
     assert main([*flags, "--resume"]) == 0, capsys.readouterr().err
     resumed = RunStore(output).read_queries()
     ids = [r["query_id"] for r in resumed]
-    assert len(explore_rows(resumed)) == budget and len(ids) == len(set(ids)) == ids[-1] + 1
+    explored = len(explore_rows(resumed))
+    assert (explored < budget) if extra else (explored == budget)  # a converged search returns the rest
+    assert len(ids) == len(set(ids)) == ids[-1] + 1
     assert RunStore(output).read_meta()["status"] == "finished"
 
     reference = tmp_path / "reference"
@@ -470,6 +518,11 @@ def test_budget_must_be_positive(budget, capsys, tiny_models, shape_seeds, tmp_p
     ("flags", "needle"),
     [
         (["--algorithm", "grid", "--mode", "sequential"], "--mode single"),
+        (["--algorithm", "bo", "--mode", "sequential"], "--mode single"),
+        (["--algorithm", "random", "--stop-when-converged"], "--stop-when-converged"),
+        (["--convergence-window", "0"], "--convergence-window"),
+        (["--novelty-bonus", "-1"], "--novelty-bonus"),
+        (["--coverage-power", "0"], "--coverage-power"),
         (["--algorithm", "epsilon-greedy", "--epsilon", "2"], "--epsilon"),
         (["--learning-rate", "-1"], "--learning-rate"),
         (["--num-generations", "1"], "--num-generations"),
@@ -477,7 +530,8 @@ def test_budget_must_be_positive(budget, capsys, tiny_models, shape_seeds, tmp_p
         (["--batch-size", "0"], "--batch-size"),
         (["--holdout", "1.5"], "--holdout"),
     ],
-    ids=["grid-sequential", "epsilon", "learning-rate", "num-generations", "entropy-coef", "batch-size", "holdout"],
+    ids=["grid-sequential", "bo-sequential", "stop-random", "convergence-window", "novelty-bonus", "coverage-power",
+         "epsilon", "learning-rate", "num-generations", "entropy-coef", "batch-size", "holdout"],
 )
 def test_bad_options_fail_before_the_run_directory_exists(flags, needle, capsys, tiny_models, shape_seeds, tmp_path):
     output = tmp_path / "run"

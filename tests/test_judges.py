@@ -146,3 +146,45 @@ def test_clip_judge(tiny_models):
         assert verdict.severity == pytest.approx(100 * (1 - verdict.score))
         assert verdict.is_failure == (verdict.score < 0.25) and verdict.expected == prompt
     assert judge.similarity([preds[0].image], [prompts[0]]) == pytest.approx([verdicts[0].score], abs=1e-5)
+
+
+def test_image_classifier_judge_expects_the_shape_the_prompt_names(tiny_models, shapes_model):
+    import numpy as np
+
+    from fade_hub.demo.shapes import draw_shape
+    from fade_hub.judges.image_classifier import label_pattern
+
+    t2i = load_target(str(tiny_models("text-to-image")), device="cpu", generation_kwargs={"num_inference_steps": 2})
+    with pytest.raises(BadConfig, match="--judge MODEL_ID"):
+        make_judge("text-to-image", JudgeConfig(kind="image-classifier"), t2i)
+    judge = make_judge("text-to-image", JudgeConfig(kind="classifier", model_id=str(shapes_model)), t2i)
+    assert judge.name == "image-classifier"  # --judge MODEL_ID on text-to-image: an image classifier
+    rng = np.random.default_rng(0)
+    square, circle = draw_shape("square", rng), draw_shape("circle", rng)
+    prompts = ["a drawing of a fancy square", "two Squares", "a fancy square", "a dog", "a circle in a square"]
+    images = [square, square, circle, square, circle]
+    preds = [Prediction("<image>", image=image) for image in images]
+    right, plural, wrong, none, both = judge.judge([seed(str(i), p) for i, p in enumerate(prompts)], prompts, preds)
+    assert not right.is_failure and right.expected == "square" and right.score > 0.5 and right.judged
+    assert not plural.is_failure and plural.expected == "square"
+    assert wrong.is_failure and wrong.expected == "square" and wrong.severity > 0 and wrong.score < 0.5
+    assert not none.judged and not both.judged and "none or several" in none.expected_source
+    strict = make_judge("text-to-image", JudgeConfig(kind="classifier", model_id=str(shapes_model), threshold=0.999),
+                        t2i)
+    assert strict.judge([seed("s", prompts[0])], prompts[:1], preds[:1])[0].is_failure == (right.score < 0.999)
+    assert judge.describe()["labels"] == ["circle", "square", "triangle"]
+    assert label_pattern("traffic_light").search("a red traffic light") and not label_pattern("cat").search("a catalog")
+    with pytest.raises(BadConfig, match="does not apply"):
+        make_judge("image-classification", JudgeConfig(kind="image-classifier"), t2i)
+
+
+def test_explore_options_select_the_image_classifier_judge():
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import judge_config
+
+    chosen = judge_config(ExploreConfig(model="user/sd", judge="user/shapes", judge_threshold=0.6))
+    assert (chosen.kind, chosen.model_id, chosen.threshold) == ("classifier", "user/shapes", 0.6)
+    clip = judge_config(ExploreConfig(model="user/sd", clip="user/clip"))
+    assert (clip.kind, clip.model_id) == (None, "user/clip")
+    with pytest.raises(BadConfig, match="pass one of them"):
+        ExploreConfig(model="user/sd", clip="user/clip", judge="user/shapes").validate()

@@ -102,6 +102,8 @@ def test_the_adapter_folder_is_a_model_repo_with_a_card(image_loop):
     assert data["model-index"][0]["results"][0]["metrics"]
     assert "PeftModel.from_pretrained" in card.text and image_loop["adapter"] in card.text
     assert "![failure rate before and after](plots/modes_before_after.png)" in card.text
+    published = card.content + (image_loop["result"].path / "fade_eval.json").read_text()
+    assert str(image_loop["root"]) not in published  # the eval seed folder is named relative to the adapter
 
 
 def _images(frame: pd.DataFrame) -> list:

@@ -187,7 +187,7 @@ def test_kto_and_sft_objectives_train_on_the_same_feedback(generation_loop, tmp_
 def test_the_objective_is_the_measured_default_unless_nothing_contrasts():
     from fade_hub.mitigate.config import MitigateConfig as Config
     from fade_hub.mitigate.language_model import AUTO_OBJECTIVE, LanguageModelMitigator
-    from fade_hub.mitigate.pairs import Pair, PreferenceData
+    from fade_hub.mitigate.preferences import Pair, PreferenceData
 
     def choose(objective: str, *pairs: Pair) -> tuple[str, str]:
         mitigator = LanguageModelMitigator(None, Config(run="r", output="o", objective=objective))

@@ -15,6 +15,7 @@ from .registry import EXPLORERS, MODES
 
 # grid runs above this many queries only with --force
 GRID_LIMIT = 20_000
+PPO_REWARDS = ("coverage", "failures")
 _MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
 _SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
     "confirmation on held-out seeds", "output"
@@ -86,17 +87,19 @@ class ExploreConfig:
     # concept space and judge
     space: str | None = option(None, group=_JUDGE,
                                help="Concept-space YAML file or builtin:NAME (default: the task's built-in).")
-    judge: str | None = option(None, group=_JUDGE, help="A Hub text-classification model ID used as the judge of "
-                               "generated text, a built-in judge by name (rouge, label, clip), or your own "
-                               "package.module:Class (with --allow-user-code).")
+    judge: str | None = option(None, group=_JUDGE, help="A Hub model ID used as the judge: a text-classification "
+                               "model for generated text, an image classifier for text-to-image (the right label is "
+                               "the one the prompt names); a built-in judge by name (rouge, label, clip), or your "
+                               "own package.module:Class (with --allow-user-code).")
     judge_label: str | None = option(None, group=_JUDGE,
                                      help="The judge model's label that counts as a failure (e.g. toxic).")
     judge_keywords: list[str] = option(group=_JUDGE, csv=True, default_factory=list,
                                        help="Comma-separated words whose presence in the output is a failure.")
     judge_regex: str | None = option(None, group=_JUDGE, help="A regular expression whose match in the output is a failure.")
     judge_threshold: float | None = option(None, group=_JUDGE, low=0.0, high=1.0, help="Failure threshold: judge score "
-                                           "(classifier), share of ROUGE-L kept (summarization) or CLIP cosine "
-                                           "(text-to-image).")
+                                           "(classifier), share of ROUGE-L kept (summarization), CLIP cosine "
+                                           "(text-to-image) or, with an image-classifier judge, the least probability "
+                                           "of the label the prompt names (default: its top class must be it).")
     clip: str | None = option(None, group=_JUDGE, help="Text-to-image: CLIP model ID scoring image-prompt similarity.")
     # exploration
     algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
@@ -111,8 +114,14 @@ class ExploreConfig:
     step_penalty: float = option(0.05, group=_SEARCH, low=0.0, help="sequential: alpha, reward lost per step.")
     severity_weight: float = option(0.0, group=_SEARCH, low=0.0, help="Reward = 1 per failure + this x severity.")
     force: bool = option(False, group=_SEARCH, help="Let grid run past its size limit or be cut at --budget.")
+    stop_when_converged: bool = option(False, group=_SEARCH, help="ppo and bo: stop before the budget is spent once "
+                                       "--convergence-window queries found no new failure mode and every mode found "
+                                       "has enough queries not to be flagged uncertain (the rest is not spent).")
+    convergence_window: int = option(200, group=_SEARCH, low=1,
+                                     help="Queries without a new failure mode after which --stop-when-converged stops.")
     # ppo
-    learning_rate: float = option(1e-3, group=_PPO, low=0.0, low_open=True, help="Policy learning rate.")
+    learning_rate: float | None = option(None, group=_PPO, low=0.0, low_open=True, help="Policy learning rate "
+                                         "(default 3e-3 with --ppo-reward coverage, 1e-3 with failures).")
     num_generations: int = option(8, group=_PPO, low=2,
                                   help="Completions per group for group-relative advantages.")
     num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
@@ -120,6 +129,17 @@ class ExploreConfig:
     beta: float = option(0.0, group=_PPO, low=0.0, help="KL penalty to the initial policy; keeps coverage.")
     entropy_coef: float = option(0.05, group=_PPO, low=0.0,
                                  help="Entropy bonus; keeps the policy from collapsing on one cell.")
+    ppo_reward: str = option("coverage", group=_PPO, choices=PPO_REWARDS, help="coverage: the policy learns to "
+                             "sample each cell in proportion to its estimated failure rate (a model shared across "
+                             "cells with levels in common), with a premium on cells not yet seen failing; failures: "
+                             "1 per failure, the reward before coverage (sequential episodes always use it).")
+    novelty_bonus: float = option(10.0, group=_PPO, low=0.0, help="coverage: a cell with k failures seen so far "
+                                  "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
+    coverage_power: float = option(3.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "
+                                   "is proportional to (rate x premium) to this power; higher exploits harder.")
+    coverage_growth: float = option(0.0, group=_PPO, low=0.0, help="coverage: the power rises linearly to (1 + this) "
+                                    "x --coverage-power by the end of the budget (0 = constant; 1 with power 2 is "
+                                    "the first coverage reward).")
     # confirmation
     holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
                             help="Fraction of seeds kept out of exploration.")
@@ -150,6 +170,8 @@ class ExploreConfig:
             raise BadConfig("--endpoint must be an http:// or https:// URL")
         if self.push_to_hub:
             check_repo_id(self.push_to_hub, "--push-to-hub")
+        if self.clip and self.judge not in (None, "clip"):
+            raise BadConfig(f"--clip names the CLIP judge and --judge {self.judge} another; pass one of them")
         if self.private and self.public:
             raise BadConfig("--private and --public contradict each other; pass one of them")
         for flag, value in (("--seeds", self.seeds), ("--space", self.space), ("--label-map", self.label_map)):
@@ -158,6 +180,9 @@ class ExploreConfig:
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
             raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
+        if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
+            stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
+            raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole budget")
 
     @property
     def is_remote(self) -> bool:

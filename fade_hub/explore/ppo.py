@@ -16,6 +16,8 @@ import numpy as np
 from ..seeds import Seed
 from ..store import RunStore
 from .config import ExploreConfig
+from .convergence import Convergence
+from .coverage import CoverageReward
 from .grpo import GRPOSearchConfig, run_grpo
 from .policy import build_policy
 from .querier import Querier
@@ -23,6 +25,9 @@ from .sequential import walk
 
 # More distinct contexts than this and the policy is not conditioned on them.
 MAX_CONTEXTS = 64
+# Up to this many, the coverage reward's failure model learns each context's modes too.
+MAX_MODEL_CONTEXTS = 8
+DEFAULT_LEARNING_RATE = {"coverage": 3e-3, "failures": 1e-3}
 
 
 class SeedAssigner:
@@ -60,7 +65,7 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         env.space.shape, contexts, Path(folder), mode=env.mode, max_steps=env.max_steps, seed=config.seed
     )
     search = GRPOSearchConfig(
-        learning_rate=config.learning_rate,
+        learning_rate=config.learning_rate or DEFAULT_LEARNING_RATE[config.ppo_reward],
         num_generations=config.num_generations,
         num_iterations=config.num_iterations,
         epsilon=config.clip_epsilon,
@@ -68,6 +73,12 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         entropy_coef=config.entropy_coef,
     )
     assigner = SeedAssigner(seeds, conditioned, config.num_generations)
+    coverage = CoverageReward(env.space.shape, config.novelty_bonus, config.coverage_power, config.entropy_coef,
+                              progress=lambda: querier.spent / querier.budget,
+                              contexts=len(contexts) if len(contexts) <= MAX_MODEL_CONTEXTS else 1,
+                              growth=config.coverage_growth)
+    context_index = {c: i for i, c in enumerate(contexts if len(contexts) <= MAX_MODEL_CONTEXTS else [])}
+    stop = Convergence.from_config(config, env.space.num_cells)
     episode = 0
 
     def evaluate(actions: list, batch_contexts: list) -> list[float]:
@@ -76,12 +87,23 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         first, episode = episode, episode + len(actions)
         if env.mode == "single":
             outcomes = querier.query(actions, seed_ids, episode=list(range(first, first + len(actions))))
-            return [outcome.score for outcome in outcomes]
+            if stop:
+                stop.update(outcomes)
+            if config.ppo_reward == "failures":
+                return [o.score for o in outcomes]
+            return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts])
         moves = [[2 * factor + (0 if direction > 0 else 1) for factor, direction in action] for action in actions]
         episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
+        if stop:
+            stop.update([o for e in episodes for o in e.outcomes])
         return [e.reward for e in episodes]
 
-    run_grpo(policy, contexts or [None], evaluate, querier.left, search, config.seed, Path(folder) / "trainer")
+    def budget_left() -> int:
+        return 0 if stop and stop.converged() else querier.left()
+
+    run_grpo(policy, contexts or [None], evaluate, budget_left, search, config.seed, Path(folder) / "trainer")
+    if stop:
+        stop.record(querier)
     if env.mode != "single":
         return None
     return policy.cell_probs(None)

@@ -18,12 +18,14 @@ MODES = ("single", "sequential")
 
 @dataclass(frozen=True)
 class ExplorerSpec:
-    """One search algorithm: its name, its ``module:function``, the env modes it runs in, a one-line summary."""
+    """One search algorithm: its name, its ``module:function``, the env modes it runs in, a one-line summary,
+    and whether it honours ``--stop-when-converged``."""
 
     name: str
     function: str
     modes: tuple[str, ...]
     summary: str
+    stops_early: bool = False
 
     def load(self) -> Callable[..., Any]:
         """The explorer function."""
@@ -34,10 +36,14 @@ EXPLORERS: dict[str, ExplorerSpec] = {
     spec.name: spec
     for spec in (
         ExplorerSpec("ppo", "fade_hub.explore.ppo:explore_ppo", MODES,
-                     "a policy over the concept space trained with trl's GRPOTrainer (PPO's clipped surrogate)"),
+                     "a policy over the concept space trained with trl's GRPOTrainer (PPO's clipped surrogate)",
+                     stops_early=True),
         ExplorerSpec("random", "fade_hub.explore.baselines:explore_random", MODES, "uniform random cells"),
         ExplorerSpec("epsilon-greedy", "fade_hub.explore.baselines:explore_epsilon_greedy", MODES,
                      "the best cell so far, a random one with probability epsilon"),
+        ExplorerSpec("bo", "fade_hub.explore.bo:explore_bo", ("single",),
+                     "Bayesian optimisation: Thompson sampling from Beta posteriors of each cell's failure rate",
+                     stops_early=True),
         ExplorerSpec("grid", "fade_hub.explore.baselines:explore_grid", ("single",), "every cell on every seed"),
     )
 }

@@ -15,6 +15,7 @@ from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
 from ..options import project
+from ..paths import portable_path
 from ..perturb import ConceptSpace, load_space
 from ..perturb.expect import unresolvable_factors
 from ..provenance import publication_meta, seeds_origin
@@ -66,17 +67,22 @@ def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[li
     return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
-def target_options(config: ExploreConfig) -> dict[str, Any]:
-    """The ``load_target`` options of a config besides the model id: how the run loads and prompts the model."""
+def generation_kwargs(config: ExploreConfig) -> dict[str, int] | None:
+    """The generation settings a config gives the target (None: the target's defaults)."""
     generation = {
         key: value
         for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
         if value is not None
     }
+    return generation or None
+
+
+def target_options(config: ExploreConfig) -> dict[str, Any]:
+    """The ``load_target`` options of a config besides the model id: how the run loads and prompts the model."""
     return {
         "task": config.task, "revision": config.revision, "device": config.device,
         "trust_remote_code": config.trust_remote_code, "dtype": config.dtype, "batch_size": config.batch_size,
-        "generation_kwargs": generation or None, "seed": config.seed,
+        "generation_kwargs": generation_kwargs(config), "seed": config.seed,
         "system_prompt": config.system_prompt, "raw_prompts": config.raw_prompts,
     }
 
@@ -235,7 +241,8 @@ def explore_loaded(
     meta = run_meta(config, target, space, budget, run_id)
     meta["judge"] = judge.describe()
     if target.lineage:
-        meta["lineage"] = target.lineage
+        sources = {run: portable_path(spec, store.root) for run, spec in target.lineage["run_sources"].items()}
+        meta["lineage"] = {**target.lineage, "run_sources": sources}  # local runs relative to this run
     user_refs = space.user_refs + ([config.judge] if is_user_ref(config.judge) else [])
     if user_refs:
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]
@@ -310,7 +317,7 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
         kind = config.judge
     return JudgeConfig(
         kind=kind,
-        model_id=config.clip if config.clip else (config.judge if kind == "classifier" else None),
+        model_id=config.judge if kind == "classifier" else config.clip,
         label=config.judge_label,
         keywords=list(config.judge_keywords),
         regex=config.judge_regex,

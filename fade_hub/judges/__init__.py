@@ -25,7 +25,10 @@ JUDGES: dict[str, str] = {
     "regex": "fade_hub.judges.pattern:PatternJudge",
     "rouge": "fade_hub.judges.rouge:RougeJudge",
     "clip": "fade_hub.judges.clip:ClipJudge",
+    "image-classifier": "fade_hub.judges.image_classifier:ImageClassifierJudge",
 }
+# what ``--judge MODEL_ID`` (kind "classifier") means for tasks whose outputs are images
+_MODEL_JUDGE_FOR_IMAGES = "image-classifier"
 
 
 def _default_kind(task: str, config: JudgeConfig) -> str:
@@ -52,6 +55,8 @@ def make_judge(task: str, config: JudgeConfig | None, target: Target, *, allow_u
         if not (isinstance(cls, type) and issubclass(cls, Judge)):
             raise BadConfig(f"--judge {kind} is not a fade_hub.judges.Judge subclass")
         return cls.from_config(config, target)
+    if kind == "classifier" and kind not in spec.judges and _MODEL_JUDGE_FOR_IMAGES in spec.judges:
+        kind = _MODEL_JUDGE_FOR_IMAGES  # a judge model for generated images is an image classifier
     if kind not in JUDGES:
         raise BadConfig(f"unknown judge {kind!r}; choose one of: {', '.join(JUDGES)}, or package.module:Class")
     if kind not in spec.judges:

@@ -11,6 +11,12 @@ from fade_hub.targets import Prediction, Target, load_target
 DEFAULT_THRESHOLD = 0.5
 
 
+def load_judge_model(config: JudgeConfig, target: Target, task: str) -> Target:
+    """The judge model ``config.model_id`` as a ``task`` classifier, on the judged target's device and batch size."""
+    return load_target(config.model_id, task=task, revision=config.revision, device=target.device,
+                       trust_remote_code=config.trust_remote_code, batch_size=target.batch_size)
+
+
 class ClassifierJudge(Judge):
     """Failure when the judge model gives the failure label (e.g. ``toxic``) a probability >= threshold."""
 
@@ -24,14 +30,7 @@ class ClassifierJudge(Judge):
     def __init__(self, config: JudgeConfig, target: Target) -> None:
         if not config.model_id:
             raise BadConfig("the classifier judge needs a model: pass --judge MODEL_ID --judge-label LABEL")
-        self.model = load_target(
-            config.model_id,
-            task="text-classification",
-            revision=config.revision,
-            device=target.device,
-            trust_remote_code=config.trust_remote_code,
-            batch_size=target.batch_size,
-        )
+        self.model = load_judge_model(config, target, "text-classification")
         labels = self.model.id2label or {}
         wanted = {name.lower(): idx for idx, name in labels.items()}
         if not config.label or config.label.lower() not in wanted:

@@ -25,11 +25,13 @@ HEAD_NAMES = ("classifier", "score", "pre_classifier", "head", "lm_head")
 
 @dataclass
 class Example:
-    """A reviewer's correction: the failing input, the answer that is right for it, and what the model said."""
+    """A reviewer's correction: the failing input and the answer that is right for it, with what the model said
+    (a text task's rejected answer) or the image the reviewer accepted (text-to-image)."""
 
     input: Any
     answer: str
     output: str | None = None  # the failing output the run recorded (a text task's rejected answer)
+    image: Any = None  # text-to-image: the generated image the reviewer accepted for ``input``
 
 
 @dataclass

@@ -9,6 +9,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import validate_repo_id
 
 from ..card import md_escape
+from ..tasks import get_task
 from .outputs import MODES_PLOT
 
 TAGS = ["fade-hub", "failure-mitigation", "lora"]
@@ -77,7 +78,7 @@ def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
         base_model=base if _is_repo_id(base) else None,
         library_name="diffusers" if task == "text-to-image" else "peft",
         pipeline_tag=task,
-        tags=[*TAGS, task],
+        tags=[*TAGS, task, *(["diffusers", "diffusers-training"] if task == "text-to-image" else [])],
         datasets=datasets or None,
         model_name=repo_id or f"{base} (faded)",
         eval_results=results or None,
@@ -110,7 +111,7 @@ def _clean_change(figures: dict[str, Any]) -> str:
     change = figures["clean"]["accuracy_change"]
     if change is None:
         return "."
-    what = "clean accuracy" if figures["task"].endswith("classification") else "the pass rate on clean inputs"
+    what = "clean accuracy" if get_task(figures["task"]).correction == "label" else "the judge's pass rate on clean inputs"
     return f"; {what} changed by {change * 100:+.1f} points."
 
 
@@ -127,6 +128,15 @@ def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
         lines.append(f"Reviewers disagreed on {md_escape(dispute['target'])}: "
                      f"{md_escape(dispute.get('votes') or dispute.get('corrections'))}.")
     return lines
+
+
+def _clean_lines(clean: dict[str, Any]) -> list[str]:
+    """Where the clean figures come from and the judge's mean score on them, when the figures say."""
+    lines = [f"Clean inputs: {md_escape(clean['inputs'])}."] if clean.get("inputs") else []
+    scores = clean.get("judge_score") or {}
+    if scores.get("before") is not None and scores.get("after") is not None:
+        lines.append(f"The judge's mean score on them: {scores['before']:.3f} before, {scores['after']:.3f} after.")
+    return [" ".join(lines), ""] if lines else []
 
 
 def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> ModelCard:
@@ -146,7 +156,7 @@ def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> Mod
         f"Wasserstein distance between the two landscapes (per-cell failure rates over "
         f"{figures['cells_evaluated']} cells): {figures['wasserstein']:.3f}. Evaluated on "
         f"{figures['eval_seeds']['count']} seeds never trained on ({md_escape(figures['eval_seeds']['source'])}) with "
-        "the run's own concept space and judge.", "",
+        "the run's own concept space and judge.", "", *_clean_lines(figures["clean"]),
         "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), "",
         "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
         f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "

@@ -1,6 +1,9 @@
 """Before and after: the same cells, the same held-out seeds and the run's own judge, for the base and the adapted
-model. Reports per targeted mode, the clean inputs and the untargeted cells, with Wilson intervals, and the
-Wasserstein distance between the two landscapes (the paper's shift measure).
+model. Reports per targeted mode, the clean inputs and the untargeted cells, with Wilson intervals, the judge's mean
+score on the clean inputs, and the Wasserstein distance between the two landscapes (the paper's shift measure).
+
+Prompt templates have no unperturbed form: there, the clean inputs are the prompts of the *clean cells*, the
+untargeted cells one level away from a targeted mode (``a plain square`` for the mode ``a fancy square``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class Measurement:
 
     cells: dict[int, list[int]] = field(default_factory=dict)  # action id -> [failures, queries]
     clean: list[int] = field(default_factory=lambda: [0, 0])
-    clean_scores: list[float] = field(default_factory=list)  # the judge's score of each clean answer
+    clean_scores: list[float] = field(default_factory=list)  # the judge's score of each clean query that has one
     examples: dict[tuple[int, str], QueryResult] = field(default_factory=dict)  # (targeted cell, seed id) -> answer
 
     def rate(self, cells: Sequence[int]) -> dict[str, Any]:
@@ -42,22 +45,45 @@ def counts(k: int, n: int) -> dict[str, Any]:
     return {"queries": n, "failures": k, "rate": k / n if n else None, "ci_low": low, "ci_high": high}
 
 
+def clean_cells(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int]) -> list[int]:
+    """Prompt spaces: the judged untargeted ``cells`` one level away from a targeted cell (none for other spaces)."""
+    if env.space.modality != "prompt":
+        return []
+    space, chosen = env.space, set(targeted)
+    modes = [space.action_from_id(cell) for cell in targeted]
+
+    def near(cell: int) -> bool:
+        action = space.action_from_id(cell)
+        return any(sum(a != b for a, b in zip(action, mode)) == 1 for mode in modes)
+
+    return [cell for cell in cells if cell not in chosen and env.expectation(cell).judged and near(cell)]
+
+
 def evaluation_cells(env: FailureEnv, targeted: Sequence[int], excluded: Sequence[int], budget: int,
                      seed: int) -> list[int]:
-    """Every judged cell when the grid fits ``budget`` queries, else the targeted ones plus a fixed sample."""
+    """Every judged cell when the grid fits ``budget`` queries, else the targeted and clean ones plus a fixed sample."""
     space = env.space
     judged = [cell for cell in range(space.num_cells) if env.expectation(cell).judged and cell not in set(excluded)]
-    others = [cell for cell in judged if cell not in set(targeted)]
-    room = max(budget // max(len(env.seeds), 1) - len(targeted), 0)
+    clean = clean_cells(env, judged, targeted)
+    others = [cell for cell in judged if cell not in set(targeted) | set(clean)]
+    room = max(budget // max(len(env.seeds), 1) - len(targeted) - len(clean), 0)
     if len(others) > room:
         others = sorted(np.random.default_rng(seed).choice(others, size=room, replace=False).tolist())
-    return sorted(set(targeted) | set(others))
+    return sorted(set(targeted) | set(clean) | set(others))
+
+
+def _count_clean(found: Measurement, result: QueryResult) -> None:
+    found.clean[0] += result.verdict.is_failure
+    found.clean[1] += 1
+    if result.verdict.score is not None:
+        found.clean_scores.append(float(result.verdict.score))
 
 
 def measure(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int], *, label: str,
             show_progress: bool = True) -> Measurement:
     """Query ``env``'s target on every (cell, seed) and on the clean seeds; keep the targeted cells' answers."""
     found = Measurement(cells={cell: [0, 0] for cell in cells})
+    clean = set(clean_cells(env, cells, targeted))
     seed_ids = [seed.seed_id for seed in env.seeds]
     pairs = [(cell, seed_id) for cell in cells for seed_id in seed_ids]
     batch = max(env.target.batch_size, 1) * 4
@@ -65,10 +91,7 @@ def measure(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int], *, l
               disable=not show_progress, dynamic_ncols=True) as bar:
         if env.space.modality != "prompt":
             for result in env.evaluate_clean(seed_ids):
-                found.clean[0] += result.verdict.is_failure
-                found.clean[1] += 1
-                if result.verdict.score is not None:
-                    found.clean_scores.append(float(result.verdict.score))
+                _count_clean(found, result)
         bar.update(len(seed_ids))
         for start in range(0, len(pairs), batch):
             chunk = pairs[start : start + batch]
@@ -76,6 +99,8 @@ def measure(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int], *, l
             for (cell, seed_id), result in zip(chunk, results, strict=True):
                 found.cells[cell][0] += result.verdict.is_failure
                 found.cells[cell][1] += 1
+                if cell in clean:
+                    _count_clean(found, result)
                 if cell in targeted:
                     found.examples[(cell, seed_id)] = result
             bar.update(len(chunk))
@@ -114,7 +139,8 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, targeted: 
                      "drop": _drop(targeted_before["rate"], targeted_after["rate"])},
         "clean": {"before": clean_before, "after": clean_after,
                   "accuracy_change": _change(clean_before["rate"], clean_after["rate"], sign=-1),
-                  **_quality(env, before, after)},
+                  "judge_score": {"before": _mean(before.clean_scores), "after": _mean(after.clean_scores)},
+                  "inputs": _clean_source(env, cells, targeted), **_quality(env, before, after)},
         "untargeted": {"before": untargeted_before, "after": untargeted_after,
                        "change": _change(untargeted_before["rate"], untargeted_after["rate"])},
         "wasserstein": wasserstein([before.rate([c])["rate"] or 0.0 for c in cells],
@@ -130,9 +156,23 @@ def _quality(env: FailureEnv, before: Measurement, after: Measurement) -> dict[s
     metric = env.judge.quality_metric
     if not metric or not before.clean_scores or not after.clean_scores:
         return {}
-    mean_before, mean_after = float(np.mean(before.clean_scores)), float(np.mean(after.clean_scores))
+    mean_before, mean_after = _mean(before.clean_scores), _mean(after.clean_scores)
     return {"quality": {"metric": metric, "before": mean_before, "after": mean_after,
                         "change": mean_after - mean_before, "queries": len(after.clean_scores)}}
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _clean_source(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int]) -> str:
+    """What the clean figures were measured on, in words."""
+    if env.space.modality != "prompt":
+        return "the unperturbed seeds"
+    space = env.space
+    named = [", ".join(f"{k}={v}" for k, v in space.level_strings(space.action_from_id(cell)).items())
+             for cell in clean_cells(env, cells, targeted)]
+    return "the clean cells (untargeted, one level from a targeted mode): " + ("; ".join(named) or "none")
 
 
 def _drop(before: float | None, after: float | None) -> float | None:

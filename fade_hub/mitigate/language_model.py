@@ -1,6 +1,6 @@
 """Mitigation of causal language models: a LoRA adapter trained with trl on preference data from the feedback.
 
-The data (``pairs.py``) are failing answers to prompts perturbed into the targeted modes, each with an answer
+The data (``preferences.py``) are failing answers to prompts perturbed into the targeted modes, each with an answer
 to prefer, plus passing answers to clean and untargeted prompts (anchors). Three objectives, ``--objective``:
 
 - ``dpo``: trl's ``DPOTrainer`` on (prompt, chosen, rejected) pairs;
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Mitigator, TrainingPlan, default_target_modules, mixed, quiet, training_arguments
-from .pairs import PreferenceData, collect
+from .preferences import PreferenceData, collect
 
 logger = logging.getLogger(__name__)
 

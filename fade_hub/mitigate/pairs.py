@@ -1,137 +1,134 @@
-"""Preference data for a language model, built from the training plan and the model's own answers.
+"""The (prompt, image) pairs a text-to-image LoRA trains on, found with the run's own pipeline and judge.
 
-For every training seed perturbed into a targeted mode, the base model answers and the run's judge scores it. Each
-failing answer becomes the ``rejected`` side of a pair whose ``chosen`` side is, in this order: the reviewers'
-agreed correction (for the examples they corrected), the model's own answer to the clean prompt when the judge
-passes it, or the best of N sampled answers to the perturbed prompt that pass the judge (rejection sampling).
-Passing answers to clean prompts and to untargeted cells are kept as *anchors*: desirable examples that keep
-the model as it was where it did not fail.
+For every training template and targeted cell, the *fix prompt* is the template filled at that cell. Its image is
+the pipeline's own image of a *clean version* of the prompt: the same template at an untargeted cell, the nearest
+first (fewest factors changed), of which at most ``CANDIDATES`` are tried. A clean version counts when the run's
+judge passes its image both for its own prompt and for the fix prompt (so that it shows what the fix prompt asks
+for: ``a plain square`` stands in for ``a fancy square``, ``a fancy circle`` does not). The images reviewers
+accepted in the Space join as they are. The *preservation pairs* are the training templates at every clean cell
+(the untargeted cells one level from a targeted one, as the evaluation defines them) with their own images that the
+judge passes, so that the adapter learns what must not change next to what must.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+import torch
 
-from ..env import QueryResult
+from ..env import QueryResult, perturbation_seed
 from ..errors import BadConfig
-from ..targets import Prediction
 from .base import TrainingPlan
+from .evaluate import clean_cells
 
 logger = logging.getLogger(__name__)
 
-QUERY_CHUNK = 256
+CANDIDATES = 4  # clean versions tried per fix prompt
 
 
 @dataclass
-class Pair:
-    """A failing prompt, the answer to prefer, and the failing answer (None: a correction without one)."""
+class ImagePairs:
+    """Prompts and images, the first ``targeted`` of them fix or accepted pairs, the rest preservation pairs."""
 
-    prompt: str
-    chosen: str
-    rejected: str | None
-    source: str  # "correction", "clean answer" or "sampled answer"
+    prompts: list[str] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
+    targeted: int = 0
+    accepted: int = 0
+    tried: int = 0
 
+    def __len__(self) -> int:
+        return len(self.prompts)
 
-@dataclass
-class PreferenceData:
-    """The pairs and anchors to train on, with what it took to build them (for ``fade_eval.json``)."""
+    def draw(self, size: int, mix: float, generator: torch.Generator) -> torch.Tensor:
+        """Indices of one batch: each a fix/accepted pair with probability ``mix``, else a preservation pair."""
+        kept = len(self) - self.targeted
+        fix = torch.randint(self.targeted, (size,), generator=generator)
+        if not kept:
+            return fix
+        keep = self.targeted + torch.randint(kept, (size,), generator=generator)
+        return torch.where(torch.rand(size, generator=generator) < mix, fix, keep)
 
-    pairs: list[Pair]
-    anchors: list[tuple[str, str]]  # (prompt, passing answer)
-    stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _answer(env, cells: list[int], seed_ids: list[str]) -> list[QueryResult]:
-    """The model's judged answers on (cell, seed) pairs, in chunks."""
-    results: list[QueryResult] = []
-    for start in range(0, len(seed_ids), QUERY_CHUNK):
-        chunk = slice(start, start + QUERY_CHUNK)
-        results += env.evaluate([env.space.action_from_id(cell) for cell in cells[chunk]], seed_ids[chunk])
-    return results
-
-
-def _sampled(plan: TrainingPlan, target: Any, failing: list[QueryResult], samples: int) -> list[str | None]:
-    """For each failing query, the passing sampled answer of least severity, or None when none of them passes."""
-    if not failing or samples < 1:
-        return [None] * len(failing)
-    answers = target.sample([str(result.input) for result in failing], samples)
-    seeds = [result.seed for result in failing for _ in range(samples)]
-    inputs = [result.input for result in failing for _ in range(samples)]
-    expectations = [plan.env.expectation(result.action_id) for result in failing for _ in range(samples)]
-    verdicts = plan.env.judge.judge(seeds, inputs, [Prediction(text=text) for group in answers for text in group],
-                                    expectations)
-    best: list[str | None] = []
-    for index, group in enumerate(answers):
-        mine = verdicts[index * samples : (index + 1) * samples]
-        scored = [(verdict.severity, text) for text, verdict in zip(group, mine, strict=True) if not verdict.is_failure]
-        best.append(min(scored, key=lambda item: item[0])[1] if scored else None)
-    return best
+    def summary(self) -> dict[str, Any]:
+        """What the card reports of the pairs."""
+        return {"pairs": {"fix": self.targeted - self.accepted, "accepted": self.accepted,
+                          "preservation": len(self) - self.targeted},
+                "clean_versions_tried": self.tried}
 
 
-def _contrast(output: str | None, chosen: str) -> str | None:
-    """A recorded failing output worth contrasting with the chosen answer: not empty, and not the same text."""
-    return output if output and output.strip() and output.strip() != chosen.strip() else None
+def clean_versions(plan: TrainingPlan, cell: int) -> list[int]:
+    """The judged untargeted cells nearest to ``cell`` (fewest factors changed, then by id), at most CANDIDATES."""
+    space, env = plan.space, plan.env
+    mode = space.action_from_id(cell)
+    others = [other for other in range(space.num_cells)
+              if other not in set(plan.targeted) and env.expectation(other).judged]
+
+    def distance(other: int) -> int:
+        return sum(a != b for a, b in zip(space.action_from_id(other), mode))
+
+    return sorted(others, key=lambda other: (distance(other), other))[:CANDIDATES]
 
 
-def _no_pair_error(failing: int, prompts: int, samples: int, cells: list[int]) -> BadConfig:
-    where = ", ".join(str(cell) for cell in cells)
-    if not failing:
-        return BadConfig(
-            f"the base model answers none of the {prompts} training prompts of the targeted modes ({where}) with a "
-            "failure, so there is nothing to fade; add preferred texts for failing examples in the feedback Space, "
-            "or pass --train-seeds with prompts on which these modes fail"
+def _fix_prompt(plan: TrainingPlan, seed: Any, cell: int) -> str:
+    """The training template filled at a targeted cell, perturbed as the run perturbs it."""
+    env = plan.env
+    return env.space.apply(seed.input, env.space.action_from_id(cell),
+                           seed=perturbation_seed(env.base_seed, seed.seed_id, cell))
+
+
+def _generate(plan: TrainingPlan, wanted: set[tuple[str, int]], made: dict[tuple[str, int], QueryResult]) -> None:
+    """The pipeline's judged images of the (seed id, cell) pairs not made yet, added to ``made``."""
+    env = plan.env
+    missing = sorted(wanted - set(made))
+    if missing:
+        results = env.evaluate([env.space.action_from_id(cell) for _, cell in missing], [seed for seed, _ in missing])
+        made.update(zip(missing, results, strict=True))
+
+
+def build_pairs(plan: TrainingPlan) -> ImagePairs:
+    """Fix, accepted and preservation pairs; BadConfig saying what to add in the Space when there is no fix pair."""
+    env = plan.env
+    pending = {(seed.seed_id, cell): clean_versions(plan, cell) for seed in plan.seeds for cell in plan.targeted}
+    made: dict[tuple[str, int], QueryResult] = {}
+    pairs = ImagePairs()
+    for attempt in range(CANDIDATES):
+        tries = [(key, versions[attempt]) for key, versions in pending.items() if attempt < len(versions)]
+        if not tries:
+            break
+        _generate(plan, {(seed_id, version) for (seed_id, _), version in tries}, made)
+        candidates = [(key, made[(key[0], version)]) for key, version in tries]
+        seeds = [env.seed_by_id[seed_id] for (seed_id, _), _ in candidates]
+        prompts = [_fix_prompt(plan, seed, cell) for seed, ((_, cell), _) in zip(seeds, candidates, strict=True)]
+        verdicts = env.judge.judge(seeds, prompts, [result.prediction for _, result in candidates],
+                                   [env.expectation(cell) for (_, cell), _ in candidates])
+        for (key, result), prompt, verdict in zip(candidates, prompts, verdicts, strict=True):
+            if not result.verdict.is_failure and verdict.judged and not verdict.is_failure:
+                pairs.prompts.append(prompt)
+                pairs.images.append(result.prediction.image)
+                del pending[key]
+    for example in plan.corrections:
+        if example.image is not None:
+            pairs.prompts.append(str(example.input))
+            pairs.images.append(example.image)
+            pairs.accepted += 1
+    pairs.targeted, pairs.tried = len(pairs), len(made)
+    if not pairs.targeted:
+        found = (f"none of the {len(made)} clean versions tried (at most {CANDIDATES} per prompt) passed the run's "
+                 "judge for the targeted prompts" if plan.targeted else "no failure mode is marked fix")
+        raise BadConfig(
+            f"no (prompt, image) pair to train on: {found}, and no generated image was accepted; in the feedback "
+            "Space, accept images that show what the failing prompts ask for (correction 'accept'), mark modes fix, "
+            "or pass more --train-seeds"
         )
-    return BadConfig(
-        f"no usable preference pair: none of the {failing} failing answers of the targeted modes ({where}) has a "
-        f"passing alternative (the answers to the clean prompts fail the judge too, and so do {samples} sampled "
-        "answers to each prompt); add a preferred text to failing examples of these modes in the feedback Space "
-        "(a correction on an example such as q12)"
-    )
-
-
-def collect(plan: TrainingPlan, target: Any, *, samples: int, anchors_per_seed: int = 1,
-            seed: int = 0) -> PreferenceData:
-    """Pairs for the targeted modes and the corrections, anchors from clean and untargeted prompts.
-
-    BadConfig (one line naming what to add in the feedback Space) when there is not a single pair to train on.
-    """
-    env, seed_ids = plan.env, [item.seed_id for item in plan.seeds]
-    clean = {result.seed.seed_id: result for result in env.evaluate_clean(seed_ids)}
-    cells = [cell for cell in plan.targeted for _ in seed_ids]
-    targeted = _answer(env, cells, seed_ids * len(plan.targeted)) if plan.targeted else []
-    failing = [result for result in targeted if result.verdict.is_failure]
-    pairs = [Pair(str(example.input), example.answer, _contrast(example.output, example.answer), "correction")
-             for example in plan.corrections]
-    need_sampling = []
-    for result in failing:
-        own = clean[result.seed.seed_id]
-        if own.verdict.is_failure:
-            need_sampling.append(result)
-        else:
-            pairs.append(Pair(str(result.input), own.prediction.text, result.prediction.text, "clean answer"))
-    found = _sampled(plan, target, need_sampling, samples)
-    pairs += [Pair(str(result.input), text, result.prediction.text, "sampled answer")
-              for result, text in zip(need_sampling, found, strict=True) if text is not None]
-    if not pairs:
-        raise _no_pair_error(len(failing), len(targeted), samples, plan.targeted)
-    rng = np.random.default_rng(seed)
-    others = [int(rng.choice(plan.untargeted)) for _ in seed_ids for _ in range(anchors_per_seed)] \
-        if plan.untargeted else []
-    untargeted = _answer(env, others, [sid for sid in seed_ids for _ in range(anchors_per_seed)]) if others else []
-    anchors = [(str(result.input), result.prediction.text) for result in [*clean.values(), *untargeted]
-               if not result.verdict.is_failure]
-    sources = Counter(pair.source for pair in pairs)
-    stats = {
-        "targeted_prompts": len(targeted), "failing_answers": len(failing),
-        "pairs": dict(sources), "anchors": len(anchors),
-        "sampling": {"prompts": len(need_sampling), "samples_per_prompt": samples if need_sampling else 0,
-                     "tried": len(need_sampling) * samples if need_sampling else 0,
-                     "found": sources.get("sampled answer", 0)},
-    }
-    logger.info("preference data: %d pairs (%s), %d anchors", len(pairs), dict(sources), len(anchors))
-    return PreferenceData(pairs, anchors, stats)
+    keep = {(seed.seed_id, cell) for seed in plan.seeds
+            for cell in clean_cells(env, range(env.space.num_cells), plan.targeted)}
+    _generate(plan, keep, made)
+    for key in sorted(keep):
+        if not made[key].verdict.is_failure and made[key].verdict.judged:
+            pairs.prompts.append(str(made[key].input))
+            pairs.images.append(made[key].prediction.image)
+    logger.info("trained on %d fix, %d accepted and %d preservation pairs (%d clean versions tried, %d fix prompts "
+                "without one)", pairs.targeted - pairs.accepted, pairs.accepted, len(pairs) - pairs.targeted,
+                pairs.tried, len(pending))
+    return pairs

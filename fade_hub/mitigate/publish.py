@@ -45,20 +45,22 @@ def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, tok
 
 def pull_adapter(source: str, output: str | Path, *, merge: bool = False, base: str | None = None,
                  token: str | None = None) -> Path:
-    """Download a mitigated variant into ``output``; with ``merge``, write a plain model with the LoRA merged in.
+    """Download a mitigated variant into ``output``; with ``merge``, write a plain model with the LoRA merged in
+    (peft's ``merge_and_unload``; for a text-to-image variant, diffusers' ``fuse_lora``, saved as a full pipeline).
 
     ``base`` applies the adapter to another copy of its base model (e.g. a local folder); AdapterMismatch when
     its layers do not fit.
     """
     from ..targets import load_target, resolve_source
-    from ..targets.adapter import apply_adapter
+    from ..targets.adapter import apply_adapter, is_diffusers_lora
 
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise BadConfig(f"{output} is not an empty folder; choose a new --output")
     adapter = resolve_source(source, token=token)
     if adapter.adapter_config is None:
-        raise RunNotFound(f"{source} is not a mitigated variant (it has no adapter_config.json)")
+        raise RunNotFound(f"{source} is not a mitigated variant (it has no adapter_config.json or "
+                          "pytorch_lora_weights.safetensors)")
     folder = adapter.fetch()
     if not merge:
         shutil.copytree(folder, output, dirs_exist_ok=True)
@@ -68,8 +70,11 @@ def pull_adapter(source: str, output: str | Path, *, merge: bool = False, base: 
     target = load_target(base or config["base_model_name_or_path"], task=figures.get("task"),
                          revision=None if base else config.get("revision"), token=token)
     apply_adapter(target, folder, source)
-    merged = target.model.merge_and_unload()
     output.mkdir(parents=True, exist_ok=True)
+    if is_diffusers_lora(folder):  # a text-to-image variant: the LoRA fused into a plain pipeline
+        target.save_fused(output)
+        return output
+    merged = target.model.merge_and_unload()
     merged.save_pretrained(output)
     target.processor.save_pretrained(output)
     return output

@@ -26,8 +26,10 @@ from ..errors import BadConfig, FadeHubError
 from ..explore.runner import judge_config, label_aliases, target_options
 from ..feedback import load as load_feedback
 from ..judges import make_judge
+from ..paths import portable_fields, portable_path, resolve_from
 from ..run import Run
 from ..targets import Target, load_target
+from ..targets.source import DIFFUSERS_LORA_FILE
 from ..tasks import get_task
 from .base import Example, TrainingPlan
 from .card import build_model_card
@@ -56,12 +58,13 @@ def lineage(run: Run) -> dict[str, Any]:
         "base_model": found.get("base_model") or run.meta["model_id"],
         "base_commit": found.get("base_commit") if found else run.meta.get("model_commit_sha"),
         "run_ids": [*found.get("run_ids", []), run.run_id],
-        "run_sources": {**found.get("run_sources", {}), run.run_id: run.spec},
+        "run_sources": {**{key: resolve_from(spec, run.path) if run.path else spec
+                           for key, spec in found.get("run_sources", {}).items()}, run.run_id: run.spec},
     }
 
 
 def _check_output(folder: Path) -> None:
-    if (folder / "adapter_config.json").exists():
+    if (folder / "adapter_config.json").exists() or (folder / DIFFUSERS_LORA_FILE).exists():
         raise BadConfig(f"{folder} already holds an adapter; choose another --output or delete it first")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BadConfig(f"{folder} is not an empty folder; choose a new --output for the adapter")
@@ -84,7 +87,11 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
     runs: dict[str, Run] = {}
     examples = []
     labels = set((target.id2label or {}).values())
+    images = get_task(target.task).correction == "image"
     for correction in selection.corrections:
+        if images and correction.answer != "accept":
+            logger.info("q%d of run %s was rejected: left out of training", correction.query_id, correction.run_id)
+            continue
         try:
             if correction.run_id not in runs:
                 runs[correction.run_id] = Run.open(sources[correction.run_id])
@@ -97,8 +104,14 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
             logger.warning("correction of q%d on run %s does not fit (no such failure, not a label, or empty); left "
                            "out", correction.query_id, correction.run_id)
             continue
-        item = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else example.input
-        examples.append(Example(item, correction.answer, example.output))
+        picture = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else None
+        if not images:
+            examples.append(Example(picture or example.input, correction.answer, example.output))
+        elif picture is not None:  # an accepted generated image: a (prompt, image) pair
+            examples.append(Example(example.input, correction.answer, image=picture))
+        else:
+            logger.warning("q%d of run %s was accepted but the run holds no image of it; left out",
+                           correction.query_id, correction.run_id)
     return examples
 
 
@@ -135,8 +148,19 @@ def prepare(config: MitigateConfig) -> Setup:
             for part in (seeds.eval, seeds.train)]
     unjudged = [cell for cell in selection.targeted if not envs[0].expectation(cell).judged]
     if unjudged:
-        raise BadConfig(f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded")
+        raise BadConfig(
+            f"cell {unjudged[0]} is not judged (an op without an automatic expectation); it cannot be faded"
+        )
     return Setup(run, origin, selection, target, envs[0], envs[1], seeds.eval_source)
+
+
+def published_figures(figures: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``figures`` with every local path made relative to the adapter folder (or ``local:NAME``): none is published."""
+    moved = portable_fields(figures, ("failures", "eval_seeds.source"), folder)
+    feedback = moved["feedback"]
+    moved["feedback"] = {**feedback, "sources": [portable_path(source, folder) for source in feedback["sources"]]}
+    moved["lineage_sources"] = {run: portable_path(spec, folder) for run, spec in moved["lineage_sources"].items()}
+    return moved
 
 
 def _write_variant(output: Path, mitigator: Any, figures: dict[str, Any], env: FailureEnv, before: Any,
@@ -191,6 +215,7 @@ def mitigate(config: MitigateConfig) -> Mitigation:
                      "seconds": round(time.perf_counter() - started, 1)},
         "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
     }
+    figures = published_figures(figures, config.output_dir)
     _write_variant(config.output_dir, mitigator, figures, env, before, after)
     result = Mitigation(config.output_dir, figures)
     if config.push_to_hub:

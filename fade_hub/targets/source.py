@@ -24,6 +24,8 @@ from fade_hub.provenance import Origin, folder_origin, hub_origin
 logger = logging.getLogger(__name__)
 
 METADATA_FILES = ("config.json", "model_index.json", "adapter_config.json")
+DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"  # a diffusers LoRA (``save_lora_weights``)
+EVAL_FILE = "fade_eval.json"  # a mitigated variant's figures: its ``base_model`` names a diffusers LoRA's base
 WEIGHT_SUFFIXES = (
     ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx", ".onnx_data",
     ".gguf", ".tflite", ".ot", ".pb", ".mlmodel", ".safetensors",
@@ -44,14 +46,14 @@ class ModelSource:
     library_name: str | None = None
     config: dict | None = None
     model_index: dict | None = None
-    adapter_config: dict | None = None  # a peft adapter (a mitigated variant): the base model loads first
+    adapter_config: dict | None = None  # an adapter (a mitigated variant): the base model loads first
     token: str | bool | None = field(default=None, repr=False)
     origin: Origin = Origin()
 
     @property
     def is_diffusers(self) -> bool:
-        """Whether this is a diffusers pipeline (``model_index.json`` at the root)."""
-        return self.model_index is not None or self.library_name == "diffusers"
+        """Whether this is a diffusers pipeline (``model_index.json`` at the root), not a LoRA for one."""
+        return (self.model_index is not None or self.library_name == "diffusers") and self.adapter_config is None
 
     @property
     def use_safetensors(self) -> bool | None:
@@ -116,6 +118,21 @@ def _read_json(path: Path, model_id: str) -> dict | None:
     return value
 
 
+def diffusers_lora_config(figures: dict | None, model_id: str) -> dict:
+    """The adapter config of a diffusers LoRA made by ``fade-hub mitigate``: its base pipeline from ``fade_eval.json``.
+
+    It reads like a peft ``adapter_config.json`` (``base_model_name_or_path``, ``revision``) plus
+    ``lora_format: diffusers``, so that such variants load through the same adapter path.
+    """
+    if not (figures or {}).get("base_model"):
+        raise ModelNotFound(
+            f"{model_id!r} holds a diffusers LoRA ({DIFFUSERS_LORA_FILE}) but no {EVAL_FILE} naming its base "
+            "pipeline; load it onto the pipeline it was trained for with pipe.load_lora_weights"
+        )
+    return {"base_model_name_or_path": figures["base_model"], "revision": figures.get("base_commit"),
+            "lora_format": "diffusers"}
+
+
 def _not_found(model_id: str) -> ModelNotFound:
     if model_id.startswith(LOCAL_PREFIX):
         return ModelNotFound(
@@ -135,10 +152,12 @@ def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSo
         raise ModelNotFound(f"{model_id!r} is a file, not a model folder; pass the folder that holds config.json")
     config, model_index = _read_json(folder / "config.json", model_id), _read_json(folder / "model_index.json", model_id)
     adapter_config = _read_json(folder / "adapter_config.json", model_id)
+    if adapter_config is None and (folder / DIFFUSERS_LORA_FILE).is_file():
+        adapter_config = diffusers_lora_config(_read_json(folder / EVAL_FILE, model_id), model_id)
     if config is None and model_index is None and adapter_config is None:
         raise ModelNotFound(
-            f"folder {str(folder)!r} holds no config.json, model_index.json or adapter_config.json; pass a saved "
-            "model or adapter folder"
+            f"folder {str(folder)!r} holds no config.json, model_index.json, adapter_config.json or "
+            f"{DIFFUSERS_LORA_FILE}; pass a saved model or adapter folder"
         )
     if revision:
         logger.warning("ignoring revision %r for the local folder %s", revision, folder)
@@ -173,9 +192,10 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         sha = info.sha
         files = [s.rfilename for s in info.siblings or []]
         # metadata by the user's revision, so the cache records it (offline runs find the snapshot again)
+        lora = DIFFUSERS_LORA_FILE in files and "adapter_config.json" not in files
         meta = {
             name: _read_json(Path(hf_hub_download(model_id, name, revision=revision, token=token)), model_id)
-            for name in METADATA_FILES
+            for name in (*METADATA_FILES, *([EVAL_FILE] if lora else []))
             if name in files
         }
     except GatedRepoError as err:
@@ -206,7 +226,7 @@ def _resolve_hub(model_id: str, revision: str | None, token: str | bool | None) 
         library_name=info.library_name,
         config=meta.get("config.json"),
         model_index=meta.get("model_index.json"),
-        adapter_config=meta.get("adapter_config.json"),
+        adapter_config=diffusers_lora_config(meta.get(EVAL_FILE), model_id) if lora else meta.get("adapter_config.json"),
         token=token,
         origin=hub_origin(info),
     )

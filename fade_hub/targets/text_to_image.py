@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +31,14 @@ class TextToImage(Target):
     def __init__(self, source: ModelSource, config: TargetConfig) -> None:
         super().__init__(source, config)
         from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
 
         dtype = checkpoint_dtype(self.local_path) if config.torch_dtype == AUTO else config.torch_dtype
         split = plan_device_map(config.device, self.device, self.local_path, dtype)
         # diffusers spreads whole components: "balanced" over several GPUs; one GPU borrows CPU memory instead
         balanced = split and torch.cuda.device_count() > 1
+        shown = diffusers_logging.is_progress_bar_enabled()
+        diffusers_logging.disable_progress_bar()  # the component-loading bar: fade-hub shows its own progress
         try:
             self.pipeline = DiffusionPipeline.from_pretrained(
                 self.local_path,
@@ -53,6 +57,9 @@ class TextToImage(Target):
             raise
         except torch.OutOfMemoryError as err:
             raise out_of_memory_error(self.model_id, self.device, err) from err
+        finally:
+            if shown:
+                diffusers_logging.enable_progress_bar()
         if balanced:
             self.device_map = dict(getattr(self.pipeline, "hf_device_map", None) or {})
         self.pipeline.set_progress_bar_config(disable=True)
@@ -66,6 +73,16 @@ class TextToImage(Target):
         kwargs = {**self.generation_kwargs, "output_type": "pil"}
         images = self.pipeline(prompt=prompts, generator=generators, **kwargs).images
         return [Prediction(text="<image>", image=image.convert("RGB")) for image in images]
+
+    def load_lora(self, folder: Path) -> None:
+        """Apply a diffusers LoRA (``save_lora_weights`` format) to the pipeline with ``pipe.load_lora_weights``."""
+        self.pipeline.load_lora_weights(str(folder))
+
+    def save_fused(self, folder: Path) -> None:
+        """Fuse the loaded LoRA into the pipeline's weights and save it as a plain pipeline (``save_pretrained``)."""
+        self.pipeline.fuse_lora()
+        self.pipeline.unload_lora_weights()
+        self.pipeline.save_pretrained(folder, safe_serialization=True)
 
     def describe(self) -> dict[str, Any]:
         """Base description plus the pipeline call settings."""

@@ -1,0 +1,142 @@
+"""The discovery benchmark's fixtures: real models with planted failures, their seeds and spaces, and their ground truth.
+
+* ``shapes``: the demo's shapes ResNet (``fade_hub.demo.shapes``) over ``builtin:demo-shapes`` (125 cells). It
+  fails where its training data never went: dark *and* rotated shapes.
+* ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
+  planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
+* ``text``: a small BERT sentiment classifier over stop-words x shuffle x repeat x typos (1296 cells) with three
+  planted modes (``fade_hub.testing.planted_text.TEXT``).
+
+Each model is trained once per cache folder. The ground truth of a fixture is ``grid``: every cell on every seed
+input (no held-out split), cached next to the model as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+logger = logging.getLogger("discovery")
+
+FIXTURES = ("shapes", "shapes-hard", "text")
+PLANTED_VERSION = "v2"  # bump when a planted fixture's definition or training changes (the cache is keyed by it)
+QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
+
+
+@dataclass
+class Fixture:
+    """A prepared fixture: the model folder, the seed source, the concept space and what it is."""
+
+    name: str
+    model: Path
+    seeds: Path
+    space: str
+    modality: str
+    description: str
+
+
+@dataclass
+class GroundTruth:
+    """Per-cell failure rate of a fixture measured by ``grid`` over every seed input."""
+
+    rates: np.ndarray
+    queries_per_cell: int
+    threshold: float
+    labels: list[str]
+
+    def cells(self, strict_positive: bool = False) -> set[int]:
+        """True failure cells: rate >= threshold, or rate > 0 with ``strict_positive``."""
+        hit = self.rates > 0 if strict_positive else self.rates >= self.threshold
+        return {int(i) for i in np.flatnonzero(hit)}
+
+    def summary(self) -> dict[str, Any]:
+        """Cell counts, the overall rate, every failing cell (worst first) and all rates."""
+        order = np.argsort(-self.rates, kind="stable")
+        return {
+            "cells": int(len(self.rates)),
+            "queries_per_cell": self.queries_per_cell,
+            "overall_failure_rate": float(self.rates.mean()),
+            "threshold": self.threshold,
+            "true_failure_cells": len(self.cells()),
+            "cells_with_any_failure": len(self.cells(strict_positive=True)),
+            "failing_cells": [
+                {"action_id": int(i), "cell": self.labels[i], "failure_rate": float(self.rates[i])}
+                for i in order if self.rates[i] > 0
+            ],
+            "rates": [float(r) for r in self.rates],
+        }
+
+
+def _shapes(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
+    from fade_hub.demo.run import DEMO_MODEL_VERSION
+    from fade_hub.demo.shapes import train_shape_classifier, write_seed_folder
+
+    model = train_shape_classifier(cache / DEMO_MODEL_VERSION, seed=fixture_seed)
+    seeds = cache / f"{DEMO_MODEL_VERSION}-seeds-{seeds_per_class}-{1000 + fixture_seed}"
+    if not seeds.is_dir():
+        write_seed_folder(seeds, seeds_per_class, seed=1000 + fixture_seed)
+    return Fixture("shapes", model, seeds, "builtin:demo-shapes", "image",
+                   "the demo's shapes ResNet: dark and rotated shapes were never in its training data (125 cells)")
+
+
+def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
+    """The builder of a planted fixture of ``fade_hub.testing``: its model, seeds and space (a few steps if quick)."""
+    from fade_hub.testing.planted import HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder
+    from fade_hub.testing.planted_text import TEXT, train_planted_text_classifier, write_sentence_seeds
+
+    spec, train, write_seeds, suffix = {
+        "shapes-hard": (HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder, ""),
+        "text": (TEXT, train_planted_text_classifier, write_sentence_seeds, ".jsonl"),
+    }[name]
+
+    def build(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
+        version = f"{spec.name}-{PLANTED_VERSION}" + ("-quick" if quick else "")
+        model = train(cache / version, spec, seed=fixture_seed, steps=QUICK_STEPS if quick else None)
+        seeds = cache / f"{version}-seeds-{seeds_per_class}-{fixture_seed}{suffix}"
+        if not seeds.exists():
+            write_seeds(seeds, seeds_per_class, seed=1000 * (2 + fixture_seed))
+        space = spec.write_space(cache / f"{version}-space.yaml")
+        return Fixture(name, model, seeds, str(space), spec.space["modality"], spec.description)
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[[Path, int, int, bool], Fixture]] = {
+    "shapes": _shapes, "shapes-hard": _planted("shapes-hard"), "text": _planted("text"),
+}
+
+
+def prepare_fixture(name: str, cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
+    """Train (or reuse) a fixture's model and write (or reuse) its seeds and space in ``cache``."""
+    started = time.perf_counter()
+    fixture = _BUILDERS[name](cache, seeds_per_class, fixture_seed, quick)
+    logger.info("fixture %s ready in %.0f s: %s", name, time.perf_counter() - started, fixture.model)
+    return fixture
+
+
+def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_grid: Callable[[], Path]) -> GroundTruth:
+    """The per-cell failure rates of ``run_grid()``'s run directory (every cell on every seed), cached in ``cache``."""
+    import pandas as pd
+
+    from fade_hub.landscape import LANDSCAPE_COLUMNS, cell_label
+    from fade_hub.store import LANDSCAPE_FILE
+
+    saved = cache / f"{fixture.model.name}-{fixture.seeds.stem}-grid.json"
+    if saved.is_file():
+        data = json.loads(saved.read_text(encoding="utf-8"))
+    else:
+        landscape = pd.read_parquet(run_grid() / LANDSCAPE_FILE).sort_values("action_id")
+        names = [name for name in landscape.columns if name not in LANDSCAPE_COLUMNS]
+        data = {
+            "rates": landscape["failure_rate"].astype(float).tolist(),
+            "queries_per_cell": int(landscape["queries"].min()),
+            "labels": [cell_label(row, names) for _, row in landscape.iterrows()],
+        }
+        saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"])

@@ -1,0 +1,138 @@
+"""The discovery benchmark's figures: per run (from its run directory) and per algorithm x budget (over run seeds).
+
+Per run:
+
+* hit rate = failing explore queries / explore queries;
+* true cells found: true failure cells (ground-truth rate >= threshold) seen failing at least once;
+* queries to 90 %: explore queries spent (query-log order) when 90 % of the true failure cells had each failed at
+  least once; None when the run never got there;
+* top-5 precision: the fraction of the run's 5 best-ranked failure modes
+  (``fade_hub.landscape.failure_modes(landscape, top_k=5)``) that are true failure cells (out of 5: a missing
+  mode counts as wrong);
+* Spearman: rank correlation over all cells of the run's landscape (explore failure rate, 0 where unvisited)
+  with the ground truth.
+
+Per algorithm x budget: mean and std over run seeds, the ratio of the mean hit rate to ``random``'s, and the
+queries to 90 % with a run that never got there counted as its whole budget (``reached`` says how many did).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from discovery_fixtures import GroundTruth
+
+TOP_K = 5
+COVERAGE = 0.9
+BASELINE = "random"
+STATS = ("failures", "hit_rate", "true_cells_found", "true_cells_fraction", "queries_to_90", "top5_precision",
+         "spearman", "seconds")
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    ra = pd.Series(np.asarray(a, dtype=float)).rank(method="average").to_numpy()
+    rb = pd.Series(np.asarray(b, dtype=float)).rank(method="average").to_numpy()
+    if ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def first_failures(explore_rows: pd.DataFrame, cells: set[int]) -> dict[int, int]:
+    """For each of ``cells`` that failed: the explore query count at its first failure (1-based)."""
+    failing = explore_rows[explore_rows["is_failure"] & explore_rows["action_id"].isin(cells)]
+    first = failing.groupby("action_id")["position"].min()
+    return {int(cell): int(position) + 1 for cell, position in first.sort_values().items()}
+
+
+def queries_to_cover(first: dict[int, int], cells: set[int], fraction: float = COVERAGE) -> int | None:
+    """Explore queries spent when ``fraction`` of ``cells`` had each failed at least once; None if never."""
+    needed = math.ceil(fraction * len(cells) - 1e-9)
+    times = sorted(t for cell, t in first.items() if cell in cells)
+    return times[needed - 1] if cells and len(times) >= needed else None
+
+
+def coverage_curve(first: dict[int, int], length: int) -> np.ndarray:
+    """True cells seen failing after each explore query (index i = after i + 1 queries)."""
+    return np.searchsorted(np.sort(list(first.values())), np.arange(1, length + 1), side="right")
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def run_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
+    """The benchmark's figures for one finished run directory."""
+    from fade_hub.landscape import failure_modes
+    from fade_hub.store import LANDSCAPE_FILE, RunStore
+
+    queries = pd.DataFrame(RunStore(run_dir).read_queries()).sort_values("query_id")
+    explore_rows = queries[queries["phase"] == "explore"].reset_index(drop=True)
+    explore_rows["position"] = np.arange(len(explore_rows))
+    landscape = pd.read_parquet(run_dir / LANDSCAPE_FILE).sort_values("action_id")
+    true_cells = truth.cells()
+    modes = [int(a) for a in failure_modes(landscape, top_k=TOP_K)["action_id"]]
+    failures = int(explore_rows["is_failure"].sum())
+    estimate = landscape["failure_rate"].fillna(0.0).to_numpy(dtype=float)
+    first = first_failures(explore_rows, true_cells)
+    return {
+        "queries": int(len(explore_rows)),
+        "failures": failures,
+        "hit_rate": failures / max(len(explore_rows), 1),
+        "true_cells_found": len(first),
+        "true_cells_fraction": len(first) / max(len(true_cells), 1),
+        "queries_to_90": queries_to_cover(first, true_cells),
+        "true_cells_first_failure": {str(cell): t for cell, t in first.items()},
+        "top_modes": modes,
+        "top5_precision": sum(a in true_cells for a in modes) / TOP_K,
+        "spearman": _finite(spearman(estimate, truth.rates)),
+    }
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and (population) std of the non-missing values, with how many there were."""
+    present = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not present:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(np.mean(present)), "std": float(np.std(present)), "n": len(present)}
+
+
+def summarize_runs(runs: list[dict[str, Any]], fixture: str, algorithms: Sequence[str],
+                   budgets: Sequence[int]) -> list[dict[str, Any]]:
+    """One row per algorithm x budget of one fixture: mean / std over seeds and the ratio to random."""
+    rows = []
+    for algorithm in algorithms:
+        for budget in budgets:
+            group = [r for r in runs if r["fixture"] == fixture and r["algorithm"] == algorithm and r["budget"] == budget]
+            if not group:
+                continue
+            row: dict[str, Any] = {"fixture": fixture, "algorithm": algorithm, "budget": budget,
+                                   "seeds": [r["seed"] for r in group]}
+            for key in STATS:
+                row[key] = mean_std([r[key] for r in group])
+            # a run that never reached 90 % counts as its whole budget
+            row["queries_to_90_or_budget"] = mean_std([r["queries_to_90"] or r["queries"] for r in group])
+            row["reached_90"] = sum(r["queries_to_90"] is not None for r in group)
+            rows.append(row)
+    for row in rows:
+        base = next((b for b in rows if b["algorithm"] == BASELINE and b["budget"] == row["budget"]), None)
+        base_rate = base["hit_rate"]["mean"] if base else None
+        row["ratio_vs_random"] = row["hit_rate"]["mean"] / base_rate if base_rate else None
+        per_seed = [_seed_ratio(runs, row, seed) for seed in row["seeds"]]
+        row["ratio_vs_random_min_seed"] = min(per_seed) if per_seed and None not in per_seed else None
+    return rows
+
+
+def _seed_ratio(runs: list[dict[str, Any]], row: dict[str, Any], seed: int) -> float | None:
+    """The hit-rate ratio to random of one run seed."""
+    def rate(algorithm: str) -> float | None:
+        return next((r["hit_rate"] for r in runs if (r["fixture"], r["algorithm"], r["budget"], r["seed"])
+                     == (row["fixture"], algorithm, row["budget"], seed)), None)
+
+    mine, base = rate(row["algorithm"]), rate(BASELINE)
+    return mine / base if mine is not None and base else None

@@ -1,0 +1,65 @@
+"""The coverage reward of ``ppo``: train the policy to sample every cell in proportion to its chance of failing,
+with a premium on cells whose failures have not been seen yet.
+
+After each batch, a :class:`~fade_hub.explore.failure_model.FailureModel` (per-cell Beta posteriors over a
+logistic model of factor levels and pairs of levels, so that evidence is shared between cells with levels
+in common) gives ``p_a``, the posterior mean failure rate of each queried cell ``a``. The target of cell
+``a`` is
+
+    t_a = p_a * (1 + novelty_bonus / (1 + k_a))
+
+with ``k_a`` its failures before the batch: a count-based novelty premium, largest for a cell that has
+never failed, fading as its failures are seen. The training reward of the query is
+``entropy_coef * power * log(t_a)``. With grpo's entropy bonus ``-entropy_coef * log pi(a)`` the
+objective is ``E_pi[log t^power - log pi]``, a reverse KL whose optimum is ``pi(a) ∝ t_a ** power``: the
+policy matches the (sharpened) failure landscape rather than collapsing on its worst cell, which keeps
+every mode found in play, and the reward is the model's estimate rather than the single pass / fail, so
+it moves as soon as the model has evidence. ``power`` is ``coverage_power`` throughout by default; with ``growth`` > 0 it rises linearly to
+``(1 + growth) * coverage_power`` at the last query, so the search maps first and exploits the modes it
+mapped last (measured on the discovery benchmark, a constant power 3 mapped more of the hard fixture's
+failure cells than power 2 doubling over the budget, at a similar hit rate).
+
+The model is updated only from the outcomes the querier returns, so a resumed run (whose querier replays
+the logged outcomes) rebuilds exactly the same rewards.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .failure_model import FailureModel
+from .querier import Outcome
+
+FLOOR = 1e-3  # targets are floored here before the log: a cell never judged impossible
+
+
+class CoverageReward:
+    """The coverage training reward of batches of explore outcomes."""
+
+    def __init__(self, shape: Sequence[int], novelty_bonus: float, power: float, entropy_coef: float,
+                 progress: Callable[[], float], contexts: int = 1, growth: float = 0.0) -> None:
+        # the seed's context (its class) is one more factor of the model: modes of one class are learned as such
+        self.model = FailureModel(((contexts,) if contexts > 1 else ()) + tuple(shape))
+        self.num_cells = int(np.prod(shape))
+        self.cell_failures = np.zeros(self.num_cells)
+        self.novelty_bonus = float(novelty_bonus)
+        self.power = float(power)
+        self.growth = float(growth)
+        # scaled by entropy_coef, the entropy-regularised optimum is pi ∝ target ** power; without an entropy
+        # bonus the policy simply climbs to the highest targets
+        self.scale = float(entropy_coef) if entropy_coef > 0 else 1.0
+        self.progress = progress
+
+    def __call__(self, outcomes: Sequence[Outcome], contexts: Sequence[int] | None = None) -> list[float]:
+        """Count a batch of outcomes (with the index of each query's context), refit, return the training rewards."""
+        cells = np.array([o.action_id for o in outcomes], dtype=np.int64)
+        ids = cells + self.num_cells * np.asarray(contexts if contexts is not None else np.zeros_like(cells))
+        failed = np.array([o.is_failure for o in outcomes], dtype=float)
+        before = self.cell_failures[cells].copy()  # novelty is per cell, whatever the context
+        np.add.at(self.cell_failures, cells, failed)
+        self.model.update(ids, failed)
+        targets = self.model.rates(ids) * (1.0 + self.novelty_bonus / (1.0 + before))
+        power = self.power * (1.0 + self.growth * self.progress())
+        return (self.scale * power * np.log(targets + FLOOR)).tolist()

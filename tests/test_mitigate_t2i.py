@@ -1,0 +1,207 @@
+"""Restructure for text-to-image, the whole loop on the local Hub: a pipeline trained in the session to draw shapes
+(``fancy`` ones come out wrong), judged by the demo's shapes classifier; explore, push, feedback through the app's
+API (fix the modes, accept one generated image, reject another), mitigate with a UNet LoRA, push it, load it back
+with ``pipe.load_lora_weights(REPO)``, fuse it with ``pull --merge``, and re-explore the variant."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import unique_repo
+from PIL import Image
+
+from fade_hub.cli import main
+from fade_hub.explore import ExploreConfig
+from fade_hub.explore.runner import explore
+from fade_hub.hub import push_run
+from fade_hub.mitigate import MitigateConfig, mitigate
+from fade_hub.testing.drawing import GENERATION, SPACE, templates, train_drawing_pipeline, write_prompt_seeds
+
+pytestmark = pytest.mark.slow
+
+STEPS = GENERATION["num_inference_steps"]
+
+
+@pytest.fixture(scope="session")
+def drawing_model(session_dir):
+    """The drawing pipeline (trained once per session, about a minute on one core)."""
+    return train_drawing_pipeline(session_dir / "models" / "drawing")
+
+
+def _upload(folder, prefix: str, repo_type: str = "model") -> str:
+    from huggingface_hub import HfApi
+
+    repo = unique_repo(prefix, "local-user")
+    HfApi().create_repo(repo, repo_type=repo_type)
+    HfApi().upload_folder(repo_id=repo, folder_path=folder, repo_type=repo_type)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def loop(hub, drawing_model, shapes_model, tmp_path_factory):
+    """Explore the pipeline on the Hub over descriptor x shape, push, review in the app, mitigate, push the LoRA."""
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+    from fade_hub.mitigate import push_adapter
+
+    root = tmp_path_factory.mktemp("t2i-loop")
+    model, judge = _upload(drawing_model, "drawing"), _upload(shapes_model, "shapes-judge")
+    pool = templates(seed=3)
+    space = root / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    # the explored templates on the Hub too, so that the pushed run's seeds load again for training
+    seeds = _upload(write_prompt_seeds(root / "seeds" / "train.jsonl", pool[:12]).parent, "drawing-seeds", "dataset")
+    run = explore(ExploreConfig(model=model, seeds=str(seeds), space=str(space), algorithm="grid", judge=judge,
+                                num_inference_steps=STEPS, output=str(root / "run"), confirm_seeds=3,
+                                show_progress=False))
+    run_repo, feedback_repo = unique_repo("drawing-failures", "local-user"), unique_repo("drawing-fb", "local-user")
+    push_run(run.path, run_repo)
+    modes = [int(cell) for cell in run.modes["action_id"]]
+    accepted, rejected = (f"q{int(q)}" for q in run.failures["query_id"].iloc[:2])
+    app = FeedbackApp(AppConfig(failures=run_repo, feedback_repo=feedback_repo))
+    try:
+        for cell in modes:
+            app.submit(str(cell), "fix")
+        app.submit(accepted, "acceptable", "accept")
+        app.submit(rejected, "fix", "reject")
+    finally:
+        app.close()
+    result = mitigate(MitigateConfig(
+        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=150, batch_size=16, learning_rate=2.5e-4,
+        train_seeds=[str(write_prompt_seeds(root / "train.jsonl", pool[12:20]))],
+        eval_seeds=str(write_prompt_seeds(root / "eval.jsonl", pool[20:44])), show_progress=False,
+    ))
+    adapter = unique_repo("drawing-faded", "local-user")
+    push_adapter(result.path, adapter)
+    return {"root": root, "model": model, "judge": judge, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
+            "modes": modes, "result": result, "adapter": adapter, "space": space, "seeds": seeds}
+
+
+def test_the_run_finds_the_planted_failure(loop):
+    modes = loop["run"].modes
+    assert set(modes["descriptor"]) == {"fancy"} and set(modes["shape"]) == {"circle", "square", "triangle"}
+    assert loop["run"].meta["judge"]["name"] == "image-classifier"
+    assert loop["run"].meta["judge"]["labels"] == ["circle", "square", "triangle"]
+
+
+def test_the_lora_fades_the_fancy_shapes_and_keeps_the_clean_ones(loop):
+    figures = loop["result"].figures
+    print(f"\nt2i loop: targeted {figures['targeted']['before']['rate']:.2f} -> {figures['targeted']['after']['rate']:.2f}"
+          f", clean {figures['clean']['before']['rate']:.3f} -> {figures['clean']['after']['rate']:.3f}")
+    assert sorted(mode["action_id"] for mode in figures["modes"]) == sorted(loop["modes"])
+    assert figures["targeted"]["before"]["rate"] >= 0.8 and figures["targeted"]["drop"] >= 0.7
+    assert figures["clean"]["before"]["queries"] == 24 * 6  # held-out prompts x the six plain/bold cells
+    assert figures["clean"]["after"]["rate"] <= figures["clean"]["before"]["rate"] + 0.03  # issue 12: <= 2 points
+    assert "descriptor=plain, shape=square" in figures["clean"]["inputs"]
+    assert figures["clean"]["judge_score"]["before"] > 0.5
+    training = figures["training"]
+    assert training["pairs"]["accepted"] == 1  # the accepted image; the rejected one is left out
+    assert training["train_seeds"] == 9 + 8  # the pushed run's explored templates (its seeds on the Hub) + 8 more
+    assert 45 <= training["pairs"]["fix"] <= 17 * 3 and training["pairs"]["preservation"] > 0  # (9 explored + 8) x 3
+    assert training["target_modules"] == ["to_k", "to_out.0", "to_q", "to_v"]
+    assert training["prediction_type"] == "v_prediction" and "diffusers" in training["trainer"]
+    assert figures["task"] == "text-to-image" and figures["base_model"] == loop["model"]
+
+
+def test_the_variant_is_a_diffusers_lora_repo_with_a_card(loop):
+    from huggingface_hub import HfApi, ModelCard, hf_hub_download
+
+    files = set(HfApi().list_repo_files(loop["adapter"]))
+    assert {"pytorch_lora_weights.safetensors", "fade_eval.json", "eval/examples.parquet",
+            "plots/modes_before_after.png", "plots/landscape_before_after.png", "README.md"} <= files
+    assert "adapter_config.json" not in files
+    card = ModelCard.load(loop["adapter"])
+    data = card.data.to_dict()
+    assert data["library_name"] == "diffusers" and data["base_model"] == loop["model"]
+    assert {"lora", "text-to-image", "diffusers"} <= set(data["tags"])
+    assert f'pipe.load_lora_weights("{loop["adapter"]}")' in card.text and "pass rate on clean inputs" in card.text
+    examples = pd.read_parquet(hf_hub_download(loop["adapter"], "eval/examples.parquet"))
+    assert {"image", "base_image", "input", "expected"} <= set(examples.columns)
+    assert examples["base_failure"].mean() > examples["mitigated_failure"].mean()
+    assert all(shape in prompt for shape, prompt in zip(examples["expected"], examples["input"]))
+
+
+def _pictures(cells) -> list[np.ndarray]:
+    return [np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB"), dtype=np.float32) for cell in cells]
+
+
+def _generate(pipe, prompts: list[str]) -> list[np.ndarray]:
+    """Images as the target makes them: one generator per prompt, seeded from the prompt and the run seed (0)."""
+    import torch
+
+    from fade_hub.targets.text_to_image import prompt_seed
+
+    pipe.set_progress_bar_config(disable=True)
+    generators = [torch.Generator("cpu").manual_seed(prompt_seed(prompt, 0)) for prompt in prompts]
+    images = pipe(prompt=prompts, generator=generators, num_inference_steps=STEPS).images
+    return [np.asarray(image.convert("RGB"), dtype=np.float32) for image in images]
+
+
+def test_stock_diffusers_loads_the_variant_and_pull_merge_fuses_it(loop, tmp_path):
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline
+    from huggingface_hub import hf_hub_download
+
+    examples = pd.read_parquet(hf_hub_download(loop["adapter"], "eval/examples.parquet")).iloc[:6]
+    prompts, mitigated, base = examples["input"].tolist(), _pictures(examples["image"]), _pictures(examples["base_image"])
+    pipe = StableDiffusionPipeline.from_pretrained(loop["model"])
+    assert all(np.abs(a - b).mean() < 1.0 for a, b in zip(_generate(pipe, prompts), base))
+    pipe.load_lora_weights(loop["adapter"])
+    assert all(np.abs(a - b).mean() < 1.0 for a, b in zip(_generate(pipe, prompts), mitigated))
+
+    merged = tmp_path / "merged"
+    assert main(["pull", loop["adapter"], "--output", str(merged), "--merge"]) == 0
+    assert (merged / "model_index.json").is_file() and not (merged / "pytorch_lora_weights.safetensors").exists()
+    fused = _generate(DiffusionPipeline.from_pretrained(str(merged)), prompts)
+    assert all(np.abs(a - b).mean() < 3.0 for a, b in zip(fused, mitigated))
+    copy = tmp_path / "copy"
+    assert main(["pull", loop["adapter"], "--output", str(copy)]) == 0
+    assert (copy / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_re_exploring_the_variant_records_its_lineage(loop):
+    again = explore(ExploreConfig(model=loop["adapter"], seeds=str(loop["seeds"]), space=str(loop["space"]),
+                                  algorithm="grid", judge=loop["judge"], num_inference_steps=STEPS,
+                                  output=str(loop["root"] / "rerun"), confirm_seeds=3, show_progress=False))
+    lineage = again.meta["lineage"]
+    assert lineage["base_model"] == loop["model"] and lineage["adapter"] == loop["adapter"]
+    assert lineage["run_ids"] == [loop["run"].run_id]
+    before = loop["run"].landscape.set_index("action_id").loc[loop["modes"], "failure_rate"]
+    after = again.landscape.set_index("action_id").loc[loop["modes"], "failure_rate"]
+    assert after.mean() <= 0.3 * before.mean()  # anyone can check: the variant draws the fancy shapes right
+
+
+# bad input: one line, exit 2, nothing already produced is lost ----------------------------------------------------
+
+
+def test_feedback_without_a_usable_pair_says_what_to_add(loop, tmp_path, capsys):
+    from fade_hub.feedback import FeedbackWriter, make_record
+
+    folder = tmp_path / "rejections"
+    FeedbackWriter(folder).append(make_record(loop["run"].run_id, f"q{int(loop['run'].failures['query_id'].iloc[0])}",
+                                              "fix", "reject", "", "ann"))
+    code = main(["mitigate", loop["run_repo"], "--feedback", str(folder), "--output", str(tmp_path / "out"),
+                 "--eval-seeds", str(loop["root"] / "train.jsonl"), "--steps", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "no (prompt, image) pair" in err and "accept" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_diffusers_lora_without_its_figures_names_no_base(loop, tmp_path):
+    from fade_hub.errors import ModelNotFound
+    from fade_hub.targets import load_target
+
+    folder = tmp_path / "bare-lora"
+    folder.mkdir()
+    (folder / "pytorch_lora_weights.safetensors").write_bytes(
+        (loop["result"].path / "pytorch_lora_weights.safetensors").read_bytes())
+    with pytest.raises(ModelNotFound, match="no fade_eval.json naming its base"):
+        load_target(str(folder))
+    figures = json.loads((loop["result"].path / "fade_eval.json").read_text())
+    (folder / "fade_eval.json").write_text(json.dumps({"base_model": figures["base_model"], "task": "text-to-image"}))
+    target = load_target(str(folder), generation_kwargs={"num_inference_steps": 2})
+    assert target.lineage["base_model"] == loop["model"] and target.task == "text-to-image"
