@@ -1,10 +1,16 @@
 """Mitigation benchmark: how much a fade-hub LoRA adapter fades the targeted failure modes, and what it costs.
 
-Three fixtures, each trained here:
+Five fixtures, each trained here:
 - ``shapes``: the demo's image classifier (it never saw dark *and* rotated shapes), explored with ppo over the
   demo space; a simulated reviewer marks the confirmed modes ``fix``.
 - ``sentiment``: a small text classifier with a cased tokenizer that never saw upper case, so it fails under
   upper and toggled case (label-preserving); explored with grid over typos x case; every mode marked ``fix``.
+- ``generation``: a tiny chat model (``fade_hub.testing.generation``) that says a banned word to prompts with
+  typos; explored through its chat template with the keyword judge over typos x case x punctuation; every mode
+  marked ``fix``; mitigated with trl (``--objectives dpo kto sft`` compares the objectives on the same run).
+- ``summarization``: a tiny BART (``fade_hub.testing.summaries``) that drops the key sentence of upper-cased
+  articles; explored with the ROUGE judge against reference summaries over case x punctuation; every mode marked
+  ``fix``; mitigated with ``Seq2SeqTrainer``.
 - ``text-to-image``: a small Stable Diffusion pipeline trained to draw circles, squares and triangles, whose
   ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``), judged by the demo's shapes classifier; explored
   with grid over descriptor x shape; every mode marked ``fix``; a UNet LoRA trained on (fix prompt, image) pairs.
@@ -15,10 +21,11 @@ a quarter as many generated prompt templates, each at the six clean cells, so th
 are) over the targeted cells, the clean inputs and the untargeted cells. Printed with 95 % Wilson intervals, and
 written to ``benchmarks/results/mitigation.json`` (the rows of fixtures not run this time are kept, each row with
 its settings). Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1 point, untargeted failure
-rate up <= 2 points; for text-to-image (issue 12), targeted failure rate down >= 70 % and the clean pass rate
-down <= 2 points.
+rate up <= 2 points; for the generative fixtures (issue 12), targeted failure rate down >= 70 % and clean
+quality (the pass rate on clean prompts; ROUGE-L on clean articles) down <= 2 points.
 
-    python benchmarks/mitigation.py [--fixtures shapes sentiment text-to-image] [--eval-seeds 420] [--quick]
+    python benchmarks/mitigation.py [--fixtures shapes sentiment generation summarization text-to-image]
+        [--eval-seeds 420] [--objectives auto dpo kto sft] [--quick]
 
 On a small shared CPU, run it with ``OMP_NUM_THREADS=1``: the tiny models here thrash on more threads.
 """
@@ -39,6 +46,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "mitigation.json"
 TEXT_SPACE = {"modality": "text", "factors": [
     {"name": "typos", "op": "typos", "levels": [0, 0.05, 0.1]},
     {"name": "case", "op": "case", "levels": ["none", "upper", "toggle"]},
+]}
+GENERATION_SPACE = {"modality": "text", "factors": [
+    {"name": "typos", "op": "typos", "levels": [0, 0.05, 0.1]},
+    {"name": "case", "op": "case", "levels": ["none", "upper"]},
+    {"name": "punctuation", "op": "punctuation", "levels": [False, True]},
+]}
+SUMMARIZATION_SPACE = {"modality": "text", "factors": [
+    {"name": "case", "op": "case", "levels": ["none", "upper"]},
+    {"name": "punctuation", "op": "punctuation", "levels": [False, True]},
 ]}
 
 
@@ -97,6 +113,59 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
     return result.figures
 
 
+def _explore_and_review(work: Path, name: str, model: Path, space: dict, seeds: Path, **options):
+    """Explore ``model`` with grid over ``space`` once per work dir (later calls reuse the run), and mark every mode
+    ``fix``: the run and its feedback folder."""
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.run import Run
+
+    run_dir, space_file = work / f"{name}-run", work / f"{name}-space.yaml"
+    if not (run_dir / "data" / "landscape.parquet").exists():
+        space_file.write_text(yaml.safe_dump(space))
+        explore(ExploreConfig(model=str(model), seeds=str(seeds), space=str(space_file), algorithm="grid",
+                              batch_size=64, output=str(run_dir), show_progress=False, **options))
+    run, feedback = Run.open(run_dir), work / f"{name}-feedback"
+    if not feedback.exists():
+        _review(run, feedback, run.modes["action_id"].tolist())
+    return run, feedback
+
+
+def generation(work: Path, eval_seeds: int, quick: bool, objective: str = "auto") -> dict:
+    """The chat fixture (typo'd prompts make it say a banned word): explore through its chat template, review every
+    mode, mitigate with ``objective``, measure."""
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing.generation import BANNED, SYSTEM, train_chat_model, write_prompts
+
+    model = train_chat_model(work / "chat-model", steps=80 if quick else 300)
+    run, feedback = _explore_and_review(work, "generation", model, GENERATION_SPACE,
+                                        write_prompts(work / "prompts.jsonl", 24, seed=1), judge_keywords=[BANNED],
+                                        system_prompt=SYSTEM, max_new_tokens=12)
+    return mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(feedback)], output=str(work / f"generation-adapter-{objective}"),
+        objective=objective, steps=20 if quick else 150, learning_rate=1e-3,
+        train_seeds=[str(write_prompts(work / "prompts-train.jsonl", 96, seed=2))],
+        eval_seeds=str(write_prompts(work / "prompts-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+    )).figures
+
+
+def summarization(work: Path, eval_seeds: int, quick: bool) -> dict:
+    """The summarizer fixture (it drops the key sentence of upper-cased articles): explore, review every mode,
+    mitigate with Seq2SeqTrainer, measure ROUGE-L against the reference summaries."""
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing.summaries import train_summarizer, write_articles
+
+    model = train_summarizer(work / "summarizer-model", steps=100 if quick else 600)
+    run, feedback = _explore_and_review(work, "summarization", model, SUMMARIZATION_SPACE,
+                                        write_articles(work / "articles.jsonl", 24, seed=1))
+    return mitigate(MitigateConfig(
+        run=str(run.path), feedback=[str(feedback)], output=str(work / "summarization-adapter"),
+        steps=20 if quick else 150, learning_rate=1e-3,
+        train_seeds=[str(write_articles(work / "articles-train.jsonl", 96, seed=2))],
+        eval_seeds=str(write_articles(work / "articles-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+    )).figures
+
+
 def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
     """The drawing fixture: explore with the shapes classifier as judge, review every mode, mitigate, measure."""
     from fade_hub.demo.shapes import train_shape_classifier
@@ -122,27 +191,40 @@ def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
     return result.figures
 
 
-FIXTURES = {"shapes": shapes, "sentiment": sentiment, "text-to-image": text_to_image}
-TARGETS = {"text-to-image": {"drop": 0.7, "clean": 2.0, "untargeted": 2.0}}  # issue 12's; else the classifiers'
+FIXTURES = {"shapes": shapes, "sentiment": sentiment, "generation": generation, "summarization": summarization,
+            "text-to-image": text_to_image}
+GENERATIVE_TARGETS = {"drop": 0.7, "clean": 2.0, "untargeted": 2.0}  # issue 12's; else the classifiers'
+TARGETS = {"generation": GENERATIVE_TARGETS, "summarization": GENERATIVE_TARGETS, "text-to-image": GENERATIVE_TARGETS}
 CLASSIFIER_TARGETS = {"drop": 0.8, "clean": 1.0, "untargeted": 2.0}
+
+
+def clean_quality(figures: dict) -> tuple[str, float]:
+    """What clean quality is for a fixture and how many points it dropped: the judge's quality metric (ROUGE-L of
+    summaries) where it has one, else the pass rate on clean inputs (accuracy, for classifiers)."""
+    quality = figures["clean"].get("quality")
+    if quality:
+        return f"clean {quality['metric']}", -100 * quality["change"]
+    before, after = figures["clean"]["before"]["rate"] or 0, figures["clean"]["after"]["rate"] or 0
+    what = "clean accuracy" if figures["task"].endswith("classification") else "clean pass rate"
+    return what, 100 * (after - before)
 
 
 def summary(name: str, figures: dict, seconds: float) -> dict:
     """The row of one fixture: the three target figures and whether each holds."""
-    target = TARGETS.get(name, CLASSIFIER_TARGETS)
-    clean_before, clean_after = figures["clean"]["before"], figures["clean"]["after"]
+    target = TARGETS.get(name.split("[")[0], CLASSIFIER_TARGETS)  # generation[dpo]: the generation fixture
     untargeted = figures["untargeted"]
-    clean_drop_points = 100 * ((clean_after["rate"] or 0) - (clean_before["rate"] or 0))
+    quality, clean_drop_points = clean_quality(figures)
     untargeted_rise_points = 100 * ((untargeted["after"]["rate"] or 0) - (untargeted["before"]["rate"] or 0))
     return {
         "fixture": name, "seconds": round(seconds, 1), "modes": len(figures["modes"]),
         "eval_seeds": figures["eval_seeds"]["count"], "targeted": figures["targeted"], "clean": figures["clean"],
         "untargeted": untargeted, "wasserstein": figures["wasserstein"],
-        "targeted_drop": figures["targeted"]["drop"], "clean_accuracy_drop_points": clean_drop_points,
+        "targeted_drop": figures["targeted"]["drop"], "clean_quality": quality,
+        "clean_quality_drop_points": clean_drop_points,
         "untargeted_rise_points": untargeted_rise_points, "clean_judge_score": figures["clean"].get("judge_score"),
         "holds": {
             f"targeted drop >= {target['drop']:.0%}": (figures["targeted"]["drop"] or 0) >= target["drop"],
-            f"clean accuracy drop <= {target['clean']:g} point(s)": clean_drop_points <= target["clean"],
+            f"{quality} drop <= {target['clean']:g} point(s)": clean_drop_points <= target["clean"],
             f"untargeted rise <= {target['untargeted']:g} points": untargeted_rise_points <= target["untargeted"],
         },
     }
@@ -159,8 +241,9 @@ def print_table(rows: list[dict]) -> None:
               f"{row['seconds']:.0f} s")
         for part in ("targeted", "clean", "untargeted"):
             print(f"  {part:<11} failure rate  before {_rate(row[part]['before'])}   after {_rate(row[part]['after'])}")
-        print(f"  targeted drop {row['targeted_drop']:.1%}; clean accuracy drop {row['clean_accuracy_drop_points']:+.2f} "
-              f"points; untargeted rise {row['untargeted_rise_points']:+.2f} points; Wasserstein {row['wasserstein']:.3f}")
+        print(f"  targeted drop {row['targeted_drop']:.1%}; {row['clean_quality']} drop "
+              f"{row['clean_quality_drop_points']:+.2f} points; untargeted rise {row['untargeted_rise_points']:+.2f} "
+              f"points; Wasserstein {row['wasserstein']:.3f}")
         score = row.get("clean_judge_score") or {}
         if score.get("before") is not None and score.get("after") is not None:
             print(f"  the judge's mean score on clean inputs: before {score['before']:.3f}, after {score['after']:.3f}")
@@ -174,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", nargs="+", choices=list(FIXTURES), default=list(FIXTURES))
     parser.add_argument("--eval-seeds", type=int, default=420, help="Held-out seeds per fixture (>= 400 to resolve "
                         "one point of clean accuracy).")
+    parser.add_argument("--objectives", nargs="+", choices=["auto", "dpo", "kto", "sft"], default=["auto"],
+                        help="Objectives the generation fixture is mitigated with, side by side on the same run.")
     parser.add_argument("--quick", action="store_true", help="Tiny budgets, for a smoke test (figures not meaningful).")
     parser.add_argument("--output", type=Path, default=RESULTS, help="Where to write the JSON results.")
     parser.add_argument("--work-dir", type=Path, default=None, help="Keep models and runs here (default: a temp dir).")
@@ -183,9 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HOME", str(work / "hf"))
         rows = []
         for name in args.fixtures:
-            started = time.perf_counter()
-            figures = FIXTURES[name](work, args.eval_seeds, args.quick)
-            rows.append(summary(name, figures, time.perf_counter() - started))
+            for objective in args.objectives if name == "generation" else [None]:
+                started = time.perf_counter()
+                options = {"objective": objective} if objective else {}
+                figures = FIXTURES[name](work, args.eval_seeds, args.quick, **options)
+                label = f"{name}[{objective}]" if objective else name
+                rows.append(summary(label, figures, time.perf_counter() - started))
     print_table(rows)
     write_results(args.output, rows, args.eval_seeds, args.quick)
     return 0
@@ -200,7 +288,8 @@ def write_results(path: Path, rows: list[dict], eval_seeds: int, quick: bool) ->
     measured = {row["fixture"] for row in rows}
     kept = [{**settings, **row} for row in earlier.pop("rows", []) if row["fixture"] not in measured]
     order = list(FIXTURES)
-    merged = sorted([*kept, *rows], key=lambda row: order.index(row["fixture"]) if row["fixture"] in order else len(order))
+    merged = sorted([*kept, *rows], key=lambda row: order.index(row["fixture"].split("[")[0])
+                    if row["fixture"].split("[")[0] in order else len(order))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**earlier, "rows": merged}, indent=2, allow_nan=False) + "\n")
 

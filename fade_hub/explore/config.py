@@ -47,6 +47,11 @@ class ExploreConfig:
     max_new_tokens: int | None = option(None, group=_MODEL, low=1,
                                         help="Generation length for text-generation and summarization.")
     num_inference_steps: int | None = option(None, group=_MODEL, low=1, help="Denoising steps for text-to-image.")
+    system_prompt: str | None = option(None, group=_MODEL, metavar="TEXT", help="Text generation: a system message "
+                                       "sent before every prompt through the model's chat template (prepended as "
+                                       "plain text when the model has none).")
+    raw_prompts: bool = option(False, group=_MODEL, help="Text generation: send prompts as plain text, not through "
+                               "the model's chat template (used by default when the tokenizer has one).")
     # model served elsewhere
     endpoint: str | None = option(None, group=_REMOTE, metavar="URL", help="Query MODEL at this URL instead of "
                                   "loading it: a TGI, vLLM or TEI server, an Inference Endpoint, or an "

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -77,22 +77,35 @@ def generation_kwargs(config: ExploreConfig) -> dict[str, int] | None:
     return generation or None
 
 
+def target_options(config: ExploreConfig) -> dict[str, Any]:
+    """The ``load_target`` options of a config besides the model id: how the run loads and prompts the model."""
+    return {
+        "task": config.task, "revision": config.revision, "device": config.device,
+        "trust_remote_code": config.trust_remote_code, "dtype": config.dtype, "batch_size": config.batch_size,
+        "generation_kwargs": generation_kwargs(config), "seed": config.seed,
+        "system_prompt": config.system_prompt, "raw_prompts": config.raw_prompts,
+    }
+
+
 def load_model(config: ExploreConfig) -> Target:
     """The target a config names: loaded here, or queried at ``--endpoint`` / through ``--provider``."""
-    common = dict(task=config.task, revision=config.revision, device=config.device, batch_size=config.batch_size,
-                  generation_kwargs=generation_kwargs(config), seed=config.seed)  # fmt: skip
-    if config.is_remote:
-        ignored = [flag for flag, value in (("--dtype", config.dtype), ("--trust-remote-code", config.trust_remote_code))
-                   if value]  # fmt: skip
-        if ignored:
-            logger.warning("%s: no effect on a model served elsewhere", ", ".join(ignored))
-        remote = RemoteConfig(
-            endpoint=config.endpoint, provider=config.provider, concurrency=config.concurrency,
-            max_retries=config.max_retries, timeout=config.request_timeout, labels=list(config.labels),
-            generation_route=config.generation_route,
-        )  # fmt: skip
-        return load_remote_target(config.model, remote, **common)
-    return load_target(config.model, trust_remote_code=config.trust_remote_code, dtype=config.dtype, **common)
+    options = target_options(config)
+    if not config.is_remote:
+        return load_target(config.model, **options)
+    local_only = (("--dtype", config.dtype), ("--trust-remote-code", config.trust_remote_code),
+                  ("--system-prompt", config.system_prompt), ("--raw-prompts", config.raw_prompts))
+    ignored = [flag for flag, value in local_only if value]
+    if ignored:
+        logger.warning("%s: no effect on a model served elsewhere (the server applies its own chat template; "
+                       "see --generation-route)", ", ".join(ignored))
+    remote = RemoteConfig(
+        endpoint=config.endpoint, provider=config.provider, concurrency=config.concurrency,
+        max_retries=config.max_retries, timeout=config.request_timeout, labels=list(config.labels),
+        generation_route=config.generation_route,
+    )  # fmt: skip
+    for name in ("trust_remote_code", "dtype", "system_prompt", "raw_prompts"):
+        options.pop(name)
+    return load_remote_target(config.model, remote, **options)
 
 
 def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]:

@@ -44,6 +44,7 @@ class Judge:
 
     name: str = "judge"
     honours_directional: bool = False  # whether the judge can state the right answer under a label-changing op
+    quality_metric: str | None = None  # what the verdict's score measures when it is a quality (higher is better)
 
     @classmethod
     def from_config(cls, config: JudgeConfig, target: Target) -> Judge:

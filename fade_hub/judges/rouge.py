@@ -47,6 +47,7 @@ class RougeJudge(Judge):
     """
 
     name = "rouge"
+    quality_metric = "ROUGE-L F1"
 
     @classmethod
     def from_config(cls, config, target: Target) -> RougeJudge:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from ..env import FailureEnv
@@ -24,10 +25,12 @@ HEAD_NAMES = ("classifier", "score", "pre_classifier", "head", "lm_head")
 
 @dataclass
 class Example:
-    """A reviewer's correction: the failing input and the answer that is right for it (an accepted image with it)."""
+    """A reviewer's correction: the failing input and the answer that is right for it, with what the model said
+    (a text task's rejected answer) or the image the reviewer accepted (text-to-image)."""
 
     input: Any
     answer: str
+    output: str | None = None  # the failing output the run recorded (a text task's rejected answer)
     image: Any = None  # text-to-image: the generated image the reviewer accepted for ``input``
 
 
@@ -47,6 +50,28 @@ class TrainingPlan:
         return self.env.space
 
 
+def training_arguments(config: MitigateConfig, device: str, steps: int) -> dict[str, Any]:
+    """The ``TrainingArguments`` settings every generative mitigator shares: steps, batch, schedule, seeds, quiet."""
+    return dict(
+        output_dir=str(Path(config.output) / ".trainer"), max_steps=steps,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        lr_scheduler_type="linear", warmup_steps=max(1, steps // 20), weight_decay=0.0, seed=config.seed,
+        data_seed=config.seed, use_cpu=device == "cpu", report_to="none", save_strategy="no",
+        logging_strategy="no", disable_tqdm=not config.show_progress, dataloader_num_workers=0,
+    )
+
+
+def mixed(targeted: list, anchors: list, share: float, seed: int) -> list:
+    """Targeted rows and anchors, each repeated so that ``share`` of the rows are targeted, in a seeded order."""
+    rows = list(targeted)
+    if anchors and share < 1.0:
+        total = max(len(targeted) / max(share, 1e-9), len(anchors) / (1.0 - share))
+        rows = [targeted[i % len(targeted)] for i in range(round(total * share))] if targeted else []
+        rows += [anchors[i % len(anchors)] for i in range(round(total * (1.0 - share)))]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [rows[i] for i in order]
+
+
 def quiet(trainer: Any) -> Any:
     """A transformers/trl trainer that shows its progress bar but prints no metric dicts to stdout."""
     from transformers import PrinterCallback, ProgressCallback
@@ -61,8 +86,11 @@ def quiet(trainer: Any) -> Any:
     return trainer
 
 
-def adaptable_modules(model: torch.nn.Module, kinds: tuple[type, ...] = (torch.nn.Linear, torch.nn.Conv2d)) -> list[str]:
-    """Last names of the layers LoRA can adapt (Linear and Conv2d by default), outside the task head."""
+def adaptable_modules(model: torch.nn.Module, kinds: tuple[type, ...] | None = None) -> list[str]:
+    """Last names of the layers LoRA can adapt (Linear, Conv2d and GPT-2's Conv1D by default), outside the task head."""
+    from transformers.pytorch_utils import Conv1D
+
+    kinds = kinds or (torch.nn.Linear, torch.nn.Conv2d, Conv1D)
     names: list[str] = []
     for path, module in model.named_modules():
         if isinstance(module, kinds) and not any(part in HEAD_NAMES for part in path.split(".")):
@@ -81,7 +109,18 @@ def default_target_modules(model: torch.nn.Module) -> list[str]:
     """
     embeddings = [name for name, module in model.named_modules()
                   if isinstance(module, torch.nn.Embedding) and name.endswith(("word_embeddings", "embed_tokens"))]
+    if tied_embeddings(model):  # a LoRA on them would leave the tied output layer behind once merged
+        embeddings = []
     return adaptable_modules(model) + sorted({name.rsplit(".", 1)[-1] for name in embeddings})
+
+
+def tied_embeddings(model: torch.nn.Module) -> bool:
+    """Whether the model's output layer shares its weight with the input embeddings (most seq2seq and small LMs)."""
+    try:
+        inputs, output = model.get_input_embeddings(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):  # a model without token embeddings (vision models)
+        return False
+    return inputs is not None and output is not None and output.weight is inputs.weight
 
 
 def head_modules(model: torch.nn.Module) -> list[str]:

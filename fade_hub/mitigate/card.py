@@ -25,12 +25,15 @@ _LOAD = {
         'classifier = pipeline("text-classification", model="{repo}")'
     ),
     "text-generation": (
-        "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
-        'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{base}")'
+        "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer, pipeline\n\n"
+        'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{repo}")'
+        "  # with the chat template the run used\n"
+        'generator = pipeline("text-generation", model="{repo}")'
     ),
     "summarization": (
-        "from peft import AutoPeftModelForSeq2SeqLM\nfrom transformers import AutoTokenizer\n\n"
-        'model = AutoPeftModelForSeq2SeqLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{base}")'
+        "from peft import AutoPeftModelForSeq2SeqLM\nfrom transformers import AutoTokenizer, pipeline\n\n"
+        'model = AutoPeftModelForSeq2SeqLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+        'summarizer = pipeline("summarization", model="{repo}")'
     ),
     "text-to-image": (
         "from diffusers import DiffusionPipeline\n\n"
@@ -92,7 +95,24 @@ def _modes_table(figures: dict[str, Any]) -> list[str]:
     for name in ("clean", "untargeted"):
         label = "clean inputs" if name == "clean" else "untargeted cells"
         lines.append(f"| *{label}* | | {_rate(figures[name]['before'])} | {_rate(figures[name]['after'])} |")
+    quality = figures["clean"].get("quality")
+    if quality:
+        lines.append(f"| *{md_escape(quality['metric'])} on clean inputs (mean, higher is better)* | | "
+                     f"{quality['before']:.3f} | {quality['after']:.3f} |")
     return lines
+
+
+def _clean_change(figures: dict[str, Any]) -> str:
+    """How clean quality moved: the judge's quality metric where it has one, else accuracy or pass rate."""
+    quality = figures["clean"].get("quality")
+    if quality:
+        return (f"; {md_escape(quality['metric'])} on clean inputs went from {quality['before']:.3f} to "
+                f"{quality['after']:.3f} ({quality['change'] * 100:+.1f} points).")
+    change = figures["clean"]["accuracy_change"]
+    if change is None:
+        return "."
+    what = "clean accuracy" if get_task(figures["task"]).correction == "label" else "the judge's pass rate on clean inputs"
+    return f"; {what} changed by {change * 100:+.1f} points."
 
 
 def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
@@ -123,14 +143,12 @@ def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> Mod
     """The adapter's model card from its ``fade_eval.json`` figures (``repo_id``: where it is pushed)."""
     target, base = repo_id or "path/to/this/adapter", figures["base_model"]
     drop = figures["targeted"]["drop"]
-    clean = figures["clean"]["accuracy_change"]
-    quality = "clean accuracy" if get_task(figures["task"]).correction == "label" else "the judge's pass rate on clean inputs"
     summary = (f"A LoRA adapter for [{md_escape(base)}]({base if not _is_repo_id(base) else 'https://huggingface.co/' + base}) "
                f"that fades {len(figures['modes'])} failure mode(s) found by fade-hub run `{md_escape(figures['run_id'])}`: "
                f"their failure rate on held-out seeds went from {_rate(figures['targeted']['before'])} to "
                f"{_rate(figures['targeted']['after'])}"
                + (f" (a {drop:.0%} drop)" if drop is not None else "")
-               + (f"; {quality} changed by {clean * 100:+.1f} points." if clean is not None else "."))
+               + _clean_change(figures))
     body = [
         f"# {md_escape(base)}, with its failures faded", "", summary, "",
         f"![failure rate before and after]({MODES_PLOT})", "",

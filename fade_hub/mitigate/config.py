@@ -44,6 +44,8 @@ class MitigateConfig:
                                        help="Module names to adapt (default: chosen per architecture).")
     objective: str = option("auto", group=_TRAIN, choices=OBJECTIVES,
                             help="Text generation: dpo, kto or sft (auto: the measured default).")
+    samples: int = option(8, group=_TRAIN, low=1, help="Text generation: answers sampled per failing prompt when "
+                          "neither a correction nor the answer to the clean prompt passes the judge.")
     steps: int = option(150, group=_TRAIN, low=1, help="Optimizer steps.")
     epochs: float | None = option(None, group=_TRAIN, low=0.0, low_open=True,
                                   help="Train for this many passes over the training examples instead of --steps.")

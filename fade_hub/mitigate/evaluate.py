@@ -140,7 +140,7 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, targeted: 
         "clean": {"before": clean_before, "after": clean_after,
                   "accuracy_change": _change(clean_before["rate"], clean_after["rate"], sign=-1),
                   "judge_score": {"before": _mean(before.clean_scores), "after": _mean(after.clean_scores)},
-                  "inputs": _clean_source(env, cells, targeted)},
+                  "inputs": _clean_source(env, cells, targeted), **_quality(env, before, after)},
         "untargeted": {"before": untargeted_before, "after": untargeted_after,
                        "change": _change(untargeted_before["rate"], untargeted_after["rate"])},
         "wasserstein": wasserstein([before.rate([c])["rate"] or 0.0 for c in cells],
@@ -148,6 +148,17 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, targeted: 
         "cells_evaluated": len(cells),
         "queries_per_model": sum(n for _, n in before.cells.values()) + before.clean[1],
     }
+
+
+def _quality(env: FailureEnv, before: Measurement, after: Measurement) -> dict[str, Any]:
+    """``{"quality": {metric, before, after, change}}``: the mean judge score on clean inputs, for judges whose score
+    is a quality measure (ROUGE-L of summaries, CLIP score of images); empty for the others."""
+    metric = env.judge.quality_metric
+    if not metric or not before.clean_scores or not after.clean_scores:
+        return {}
+    mean_before, mean_after = _mean(before.clean_scores), _mean(after.clean_scores)
+    return {"quality": {"metric": metric, "before": mean_before, "after": mean_after,
+                        "change": mean_after - mean_before, "queries": len(after.clean_scores)}}
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -157,6 +157,10 @@ def format_shift(figures: dict[str, Any]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(3)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    quality = figures["clean"].get("quality")
+    if quality:
+        lines.append(f"{quality['metric']} on clean inputs: {quality['before']:.3f} -> {quality['after']:.3f} "
+                     f"({quality['change'] * 100:+.1f} points)")
     drop = figures["targeted"]["drop"]
     if drop is not None:
         lines.append(f"targeted drop {drop:.0%}; Wasserstein shift {figures['wasserstein']:.3f}")

@@ -23,7 +23,7 @@ from PIL import Image
 from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig, FadeHubError
-from ..explore.runner import generation_kwargs, judge_config, label_aliases
+from ..explore.runner import judge_config, label_aliases, target_options
 from ..feedback import load as load_feedback
 from ..judges import make_judge
 from ..paths import portable_fields, portable_path, resolve_from
@@ -100,13 +100,13 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
             logger.warning("cannot read run %s for its corrections (%s); they are left out", correction.run_id, err)
             continue
         example = run.example(correction.query_id)
-        if example is None or (labels and correction.answer not in labels):
-            logger.warning("correction of q%d on run %s does not fit (no such failure, or not a label); left out",
-                           correction.query_id, correction.run_id)
+        if example is None or (labels and correction.answer not in labels) or not correction.answer.strip():
+            logger.warning("correction of q%d on run %s does not fit (no such failure, not a label, or empty); left "
+                           "out", correction.query_id, correction.run_id)
             continue
         picture = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else None
         if not images:
-            examples.append(Example(picture or example.input, correction.answer))
+            examples.append(Example(picture or example.input, correction.answer, example.output))
         elif picture is not None:  # an accepted generated image: a (prompt, image) pair
             examples.append(Example(example.input, correction.answer, image=picture))
         else:
@@ -135,9 +135,10 @@ def prepare(config: MitigateConfig) -> Setup:
     origin = lineage(run)
     selection = _selection(run, config, origin["run_ids"])
     explore = explore_config(run)
-    target = load_target(origin["base_model"], task=run.task, revision=origin["base_commit"], device=config.device,
-                         trust_remote_code=config.trust_remote_code, batch_size=explore.batch_size, seed=explore.seed,
-                         generation_kwargs=generation_kwargs(explore))
+    # the model answers as it did when explored: same generation settings, chat template and system prompt
+    target = load_target(origin["base_model"], **{
+        **target_options(explore), "task": run.task, "revision": origin["base_commit"], "device": config.device,
+        "trust_remote_code": config.trust_remote_code})
     space = run.space
     space.import_user_ops(allowed=config.trust_remote_code or explore.user_code_allowed)
     judge = make_judge(run.task, judge_config(explore), target, allow_user_code=explore.user_code_allowed)

@@ -58,8 +58,13 @@ def load_target(
     token: str | bool | None = None,
     seed: int = 0,
     dtype: str | None = None,
+    system_prompt: str | None = None,
+    raw_prompts: bool = False,
 ) -> Target:
     """Load a model from a local folder or the Hub (pinned to its commit sha) as the target of a run.
+
+    Text generation models answer through their chat template when they have one (``raw_prompts`` turns that
+    off), after ``system_prompt`` when given.
 
     ``device``: ``auto``/None (the best device; spread over GPUs and CPU memory when the model does not fit),
     ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. ``dtype``: None (float32), ``auto`` (the checkpoint's),
@@ -73,13 +78,16 @@ def load_target(
         batch_size=batch_size,
         generation_kwargs=dict(generation_kwargs or {}),
         seed=seed,
+        system_prompt=system_prompt,
+        raw_prompts=raw_prompts,
     )
     source = resolve_source(model_id, revision, token)
     if source.adapter_config is not None:
         from fade_hub.targets.adapter import load_adapter_target
 
         options = dict(task=task, device=device, trust_remote_code=trust_remote_code, batch_size=batch_size,
-                       generation_kwargs=generation_kwargs, token=token, seed=seed, dtype=dtype)
+                       generation_kwargs=generation_kwargs, token=token, seed=seed, dtype=dtype,
+                       system_prompt=system_prompt, raw_prompts=raw_prompts)
         return load_adapter_target(source, load_target, **options)
     spec = get_task(task or detect_source_task(source))
     if task:

@@ -52,6 +52,8 @@ class TargetConfig:
     batch_size: int | str = 16
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    system_prompt: str | None = None  # text generation: the system message sent before every prompt
+    raw_prompts: bool = False  # text generation: plain prompts even when the tokenizer has a chat template
 
     def __post_init__(self) -> None:
         if self.batch_size != AUTO and (not isinstance(self.batch_size, int) or self.batch_size < 1):
