@@ -8,7 +8,7 @@ after training, and the shared evaluation (``evaluate.py``) measures it through 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -132,10 +132,11 @@ class Mitigator:
     """Base class of the per-task trainers: ``prepare`` adds LoRA, ``train`` fits it, ``save`` writes the adapter."""
 
     trainer_name: ClassVar[str] = "transformers.Trainer"
+    default_learning_rate: ClassVar[float] = 1e-3  # used when the config leaves --learning-rate unset
 
     def __init__(self, target: Target, config: MitigateConfig) -> None:
         self.target = target
-        self.config = config
+        self.config = config if config.learning_rate else replace(config, learning_rate=self.default_learning_rate)
 
     def prepare(self) -> None:
         """Wrap the target's model with a LoRA adapter (the target then answers through it)."""

@@ -50,7 +50,9 @@ class MitigateConfig:
     epochs: float | None = option(None, group=_TRAIN, low=0.0, low_open=True,
                                   help="Train for this many passes over the training examples instead of --steps.")
     batch_size: int = option(32, group=_TRAIN, low=1, help="Examples per optimizer step.")
-    learning_rate: float = option(1e-3, group=_TRAIN, low=0.0, low_open=True, help="Learning rate.")
+    learning_rate: float | None = option(None, group=_TRAIN, low=0.0, low_open=True, help="Learning rate (default: "
+                                         "the task's: 1e-3 for classifiers and language models, 1e-4 for a "
+                                         "diffusion UNet, as in diffusers' LoRA recipe).")
     mix: float = option(0.5, group=_TRAIN, low=0.0, high=1.0, help="Share of training examples perturbed by a "
                         "targeted mode; the rest are clean or from untargeted cells (the paper uses 0.5).")
     seed: int = option(0, group=_TRAIN, low=0, help="Random seed: the same seed gives the same adapter on CPU.")

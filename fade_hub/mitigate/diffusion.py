@@ -40,6 +40,7 @@ class DiffusionMitigator(Mitigator):
     """UNet LoRA for Stable Diffusion-style pipelines (a UNet conditioned on the text encoder's hidden states)."""
 
     trainer_name: ClassVar[str] = "diffusers text-to-image LoRA recipe (UNet attention, noise-prediction MSE)"
+    default_learning_rate: ClassVar[float] = 1e-4  # diffusers' LoRA recipe; 1e-3 breaks a real UNet's clean images
 
     def prepare(self) -> None:
         """Add a LoRA to the UNet's attention projections; the text encoder and VAE stay frozen."""
