@@ -144,3 +144,13 @@ def test_load_unknown_repo_is_a_clear_error(hub):
 
     with pytest.raises(BadConfig, match="neither a local folder nor a feedback dataset repo"):
         feedback.load("tester/no-such-feedback")
+
+
+def test_load_of_a_repo_nobody_submitted_to_is_empty_and_quiet(hub, caplog):
+    from huggingface_hub import HfApi
+
+    repo = f"tester/fresh-feedback-{uuid.uuid4().hex[:8]}"
+    HfApi().create_repo(repo, repo_type="dataset")
+    with caplog.at_level("WARNING"):
+        loaded = feedback.load(repo)
+    assert loaded.records == () and loaded.resolved() == [] and not caplog.records

@@ -397,10 +397,13 @@ def load(source: str | Path, *, token: str | None = None) -> FeedbackSet:
     """Read all feedback from a local folder or a feedback dataset repo on the Hub."""
     if Path(source).is_dir():
         return read_records(source)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError
 
     try:
+        files = HfApi(token=token).list_repo_files(str(source), repo_type="dataset")
+        if not any(name.startswith(f"{PATH_IN_REPO}/") and name.endswith(".jsonl") for name in files):
+            return FeedbackSet((), 0)  # a feedback repo nobody has submitted to yet
         folder = snapshot_download(
             str(source), repo_type="dataset", allow_patterns=[f"{PATH_IN_REPO}/*.jsonl"], token=token
         )

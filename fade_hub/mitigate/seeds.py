@@ -39,15 +39,19 @@ def explore_config(run: Run) -> ExploreConfig:
     return ExploreConfig(**{**options, "model": str(run.meta.get("model_id", ""))})
 
 
-def _run_seeds(run: Run, config: ExploreConfig, target: Target) -> tuple[list[Seed], list[Seed]] | None:
-    """The run's exploration seeds and its unused held-out seeds, or None when its seed source is gone."""
+def _run_seeds(
+    run: Run, config: ExploreConfig, target: Target, *, others: bool
+) -> tuple[list[Seed], list[Seed]] | None:
+    """The run's exploration seeds and its unused held-out seeds, or None when its seed source is gone (said as a
+    warning unless ``others``: the user passed seeds of their own to train and evaluate on)."""
     source = (run.meta.get("seeds") or {}).get("source")
     if not source:
         return None
     try:
         seeds = load_seeds(seed_config(config, source), target.modality, id2label=target.id2label)
     except (BadSeeds, HubUnreachable) as err:
-        logger.warning("cannot read the run's seeds again (%s); only --train-seeds and --eval-seeds are used", err)
+        logger.log(logging.INFO if others else logging.WARNING,
+                   "cannot read the run's seeds again (%s); only --train-seeds and --eval-seeds are used", err)
         return None
     explored, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
     confirmed = config.confirm_seeds if config.confirm_top else 0
@@ -69,7 +73,7 @@ def _same_source(a: str, b: str) -> bool:
 def split_seeds(run: Run, config: MitigateConfig, target: Target) -> SeedSplit:
     """Training and evaluation seeds for a mitigation, disjoint; BadConfig says what to pass when one is missing."""
     explore = explore_config(run)
-    found = _run_seeds(run, explore, target)
+    found = _run_seeds(run, explore, target, others=bool(config.train_seeds and config.eval_seeds))
     train = list(found[0]) if found else []
     for index, source in enumerate(config.train_seeds):
         train += _extra(config, explore, source, target, None, f"train{index}")
