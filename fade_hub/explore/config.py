@@ -135,6 +135,10 @@ class ExploreConfig:
     coverage_growth: float = option(0.0, group=_PPO, low=0.0, help="coverage: the power rises linearly to (1 + this) "
                                     "x --coverage-power by the end of the budget (0 = constant; 1 with power 2 is "
                                     "the first coverage reward).")
+    coverage_optimism: float = option(0.0, group=_PPO, low=0.0, help="coverage: a cell's rate is read as its "
+                                      "posterior mean + this x its posterior std (wide while the cell has few "
+                                      "queries), fading linearly to the mean by the end of the budget; maps more "
+                                      "cells and ranks them better at a lower hit rate (0 = the mean throughout).")
     # confirmation
     holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
                             help="Fraction of seeds kept out of exploration.")
