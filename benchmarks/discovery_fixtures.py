@@ -5,7 +5,7 @@
 * ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
   planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
 * ``text``: a small BERT sentiment classifier over stop-words x shuffle x repeat x typos (1296 cells) with three
-  planted modes (``fade_hub.testing.planted_text.TEXT``).
+  small planted modes and mild typos (``fade_hub.testing.planted_text.TEXT``).
 
 Each model is trained once per cache folder. The ground truth of a fixture is ``grid``: every cell on every seed
 input (no held-out split), cached next to the model as JSON.
@@ -25,7 +25,8 @@ import numpy as np
 logger = logging.getLogger("discovery")
 
 FIXTURES = ("shapes", "shapes-hard", "text")
-PLANTED_VERSION = "v2"  # bump when a planted fixture's definition or training changes (the cache is keyed by it)
+# bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
+PLANTED_VERSIONS = {"shapes-hard": "v2", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
 
 
@@ -96,7 +97,7 @@ def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
     }[name]
 
     def build(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
-        version = f"{spec.name}-{PLANTED_VERSION}" + ("-quick" if quick else "")
+        version = f"{spec.name}-{PLANTED_VERSIONS[name]}" + ("-quick" if quick else "")
         model = train(cache / version, spec, seed=fixture_seed, steps=QUICK_STEPS if quick else None)
         seeds = cache / f"{version}-seeds-{seeds_per_class}-{fixture_seed}{suffix}"
         if not seeds.exists():

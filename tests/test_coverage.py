@@ -87,6 +87,39 @@ def test_coverage_reward_power_grows_with_the_budget_spent():
     assert constant(outcomes([1], [False]))[0] == pytest.approx(early)  # growth 0: the same power all along
 
 
+def test_coverage_reward_exploits_after_a_quiet_window_and_explores_again_on_a_new_cell():
+    reward = CoverageReward(SHAPE, novelty_bonus=0.0, power=1.0, entropy_coef=1.0, progress=lambda: 0.0,
+                            growth=2.0, quiet_window=4)
+    constant = CoverageReward(SHAPE, novelty_bonus=0.0, power=1.0, entropy_coef=1.0, progress=lambda: 0.0)
+    batches = [([5, 6], [True, False]), ([5, 6], [True, False]), ([5, 6], [True, False]), ([7, 6], [True, False])]
+    ratios = []
+    for cells, failed in batches:
+        ratios.append(np.array(reward(outcomes(cells, failed))) / np.array(constant(outcomes(cells, failed))))
+    assert ratios[0] == pytest.approx([1.0, 1.0])  # cell 5 fails for the first time: explore
+    assert ratios[1] == pytest.approx([1.0, 1.0])  # 2 quiet queries, fewer than the window
+    assert ratios[2] == pytest.approx([3.0, 3.0])  # 4 quiet queries: the power rises to (1 + growth) x
+    assert ratios[3] == pytest.approx([1.0, 1.0])  # cell 7 fails for the first time: back to mapping
+
+
+def test_coverage_optimism_favours_cells_with_few_queries_and_fades_over_the_budget():
+    model = FailureModel(SHAPE)
+    model.update([5] * 20 + [7], [False] * 20 + [False])
+    assert model.spread([7])[0] > 2 * model.spread([5])[0]  # one query of its own: the rate is still uncertain
+    spent = {"fraction": 0.0}
+
+    def reward(optimism: float) -> CoverageReward:
+        return CoverageReward(SHAPE, novelty_bonus=0.0, power=1.0, entropy_coef=1.0, optimism=optimism,
+                              progress=lambda: spent["fraction"])
+
+    plain, hopeful = reward(0.0), reward(3.0)
+    batch = outcomes([5] * 20 + [7], [False] * 21)
+    mean, optimistic = np.exp(plain(batch)), np.exp(hopeful(batch))
+    assert (optimistic > mean).all()
+    assert optimistic[-1] / mean[-1] > optimistic[0] / mean[0]  # the rarely queried cell gains the most
+    spent["fraction"] = 1.0  # by the end of the budget the optimism is gone
+    assert hopeful(outcomes([9], [False])) == pytest.approx(plain(outcomes([9], [False])))
+
+
 def test_convergence_needs_a_quiet_window_and_settled_modes():
     stop = Convergence(num_cells=10, window=6, min_queries=3)
     stop.update(outcomes([1, 2, 3], [True, False, False]))

@@ -137,9 +137,18 @@ class ExploreConfig:
                                   "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
     coverage_power: float = option(3.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "
                                    "is proportional to (rate x premium) to this power; higher exploits harder.")
-    coverage_growth: float = option(0.0, group=_PPO, low=0.0, help="coverage: the power rises linearly to (1 + this) "
-                                    "x --coverage-power by the end of the budget (0 = constant; 1 with power 2 is "
-                                    "the first coverage reward).")
+    coverage_growth: float = option(2.0, group=_PPO, low=0.0, help="coverage: the power rises to (1 + this) x "
+                                    "--coverage-power: all at once during a quiet spell (see "
+                                    "--coverage-quiet-window), or linearly by the end of the budget when that is 0 "
+                                    "(0 = constant power, the reward before the quiet spell).")
+    coverage_quiet_window: int = option(100, group=_PPO, low=0, help="coverage: queries without a new failing cell "
+                                        "after which the search exploits what it mapped (power x (1 + "
+                                        "--coverage-growth)) until a new cell fails (0 = the power rises with the "
+                                        "budget spent instead).")
+    coverage_optimism: float = option(0.0, group=_PPO, low=0.0, help="coverage: a cell's rate is read as its "
+                                      "posterior mean + this x its posterior std (wide while the cell has few "
+                                      "queries), fading linearly to the mean by the end of the budget; maps more "
+                                      "cells and ranks them better at a lower hit rate (0 = the mean throughout).")
     # confirmation
     holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
                             help="Fraction of seeds kept out of exploration.")

@@ -96,3 +96,9 @@ class FailureModel:
         """Posterior mean failure rate of each cell: its own counts on top of the shared prediction."""
         ids = np.asarray(ids, dtype=np.int64)
         return (self.strength * self.prior(ids) + self.failures[ids]) / (self.strength + self.queries[ids])
+
+    def spread(self, ids: Sequence[int]) -> np.ndarray:
+        """Posterior standard deviation of each cell's failure rate (wide for a cell with few queries of its own)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        mean = self.rates(ids)
+        return np.sqrt(mean * (1.0 - mean) / (self.strength + self.queries[ids] + 1.0))

@@ -76,7 +76,8 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     coverage = CoverageReward(env.space.shape, config.novelty_bonus, config.coverage_power, config.entropy_coef,
                               progress=lambda: querier.spent / querier.budget,
                               contexts=len(contexts) if len(contexts) <= MAX_MODEL_CONTEXTS else 1,
-                              growth=config.coverage_growth)
+                              growth=config.coverage_growth, optimism=config.coverage_optimism,
+                              quiet_window=config.coverage_quiet_window)
     context_index = {c: i for i, c in enumerate(contexts if len(contexts) <= MAX_MODEL_CONTEXTS else [])}
     stop = Convergence.from_config(config, env.space.num_cells)
     episode = 0
