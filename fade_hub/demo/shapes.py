@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
@@ -69,22 +70,29 @@ def to_pixels(images: list[Image.Image]):
     return torch.from_numpy((array - 0.5) / 0.5).permute(0, 3, 1, 2).contiguous()
 
 
+def shapes_resnet(width: int) -> Any:
+    """An untrained three-stage ResNet over the shape labels, ``width`` channels in its first stage."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    config = ResNetConfig(
+        num_channels=3, embedding_size=width, hidden_sizes=[width, 2 * width, 4 * width], depths=[1, 1, 1],
+        layer_type="basic", downsample_in_first_stage=False,
+        id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
+    )
+    return ResNetForImageClassification(config)
+
+
 def train_shape_classifier(folder: Path, *, seed: int = 0, steps: int = 250, batch_size: int = 48) -> Path:
     """Train a small ResNet on bright, upright shapes and ``save_pretrained`` it (idempotent)."""
     if (folder / "model.safetensors").exists():
         _write_model_card(folder)
         return folder
     import torch
-    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+    from transformers import ViTImageProcessor
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = ResNetConfig(
-        num_channels=3, embedding_size=16, hidden_sizes=[16, 32, 64], depths=[1, 1, 1], layer_type="basic",
-        downsample_in_first_stage=False,
-        id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
-    )
-    model = ResNetForImageClassification(config)
+    model = shapes_resnet(16)
     processor = ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_resize=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)

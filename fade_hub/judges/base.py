@@ -48,8 +48,8 @@ class Judge:
 
     @classmethod
     def from_config(cls, config: JudgeConfig, target: Target) -> Judge:
-        """Build the judge from its config and the target it judges."""
-        raise NotImplementedError
+        """Build the judge from its config and the target it judges (judges built from other parts override this)."""
+        return cls(config, target)
 
     def check_expectations(self, factors: dict[str, FactorExpectation]) -> None:
         """BadConfig, before any query, when the space has a label-changing factor this judge cannot honour."""

@@ -22,11 +22,6 @@ class ClassifierJudge(Judge):
 
     name = "classifier"
 
-    @classmethod
-    def from_config(cls, config: JudgeConfig, target: Target) -> ClassifierJudge:
-        """Load the judge model the config names."""
-        return cls(config, target)
-
     def __init__(self, config: JudgeConfig, target: Target) -> None:
         if not config.model_id:
             raise BadConfig("the classifier judge needs a model: pass --judge MODEL_ID --judge-label LABEL")

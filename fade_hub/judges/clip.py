@@ -19,11 +19,6 @@ class ClipJudge(Judge):
 
     name = "clip"
 
-    @classmethod
-    def from_config(cls, config: JudgeConfig, target: Target) -> ClipJudge:
-        """Load the CLIP model the config names."""
-        return cls(config, target)
-
     def __init__(self, config: JudgeConfig, target: Target) -> None:
         if not config.model_id:
             raise BadConfig(

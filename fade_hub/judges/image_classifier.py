@@ -33,11 +33,6 @@ class ImageClassifierJudge(Judge):
 
     name = "image-classifier"
 
-    @classmethod
-    def from_config(cls, config: JudgeConfig, target: Target) -> ImageClassifierJudge:
-        """Load the image classifier the config names."""
-        return cls(config, target)
-
     def __init__(self, config: JudgeConfig, target: Target) -> None:
         if not config.model_id:
             raise BadConfig("the image-classifier judge needs a model: pass --judge MODEL_ID (an image classifier "

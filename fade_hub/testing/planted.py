@@ -204,19 +204,14 @@ def train_planted_classifier(
     if (folder / "model.safetensors").exists():
         return folder
     import torch
-    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+    from transformers import ViTImageProcessor
 
-    from fade_hub.demo.shapes import IMAGE_SIZE, LABELS, to_pixels
+    from fade_hub.demo.shapes import IMAGE_SIZE, LABELS, shapes_resnet, to_pixels
 
     steps = steps if steps is not None else fixture.train["steps"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = ResNetConfig(
-        num_channels=3, embedding_size=24, hidden_sizes=[24, 48, 96], depths=[1, 1, 1], layer_type="basic",
-        downsample_in_first_stage=False,
-        id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
-    )
-    model = ResNetForImageClassification(config)
+    model = shapes_resnet(24)
     loss = fit(model, planted_batches(fixture, LABELS, draw_vivid_shape, steps, rng),
                lambda m, images, labels: m(pixel_values=to_pixels(images), labels=torch.as_tensor(labels)).loss,
                steps, lr=fixture.train["lr"], progress=progress)
