@@ -75,11 +75,10 @@ class GroundTruth:
 
 
 def _shapes(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -> Fixture:
-    from fade_hub.demo.run import DEMO_MODEL_VERSION
-    from fade_hub.demo.shapes import train_shape_classifier, write_seed_folder
+    from fade_hub.demo.shapes import SHIPPED_MODEL, shipped_model_dir, write_seed_folder
 
-    model = train_shape_classifier(cache / DEMO_MODEL_VERSION, seed=fixture_seed)
-    seeds = cache / f"{DEMO_MODEL_VERSION}-seeds-{seeds_per_class}-{1000 + fixture_seed}"
+    model = shipped_model_dir()
+    seeds = cache / f"{SHIPPED_MODEL}-seeds-{seeds_per_class}-{1000 + fixture_seed}"
     if not seeds.is_dir():
         write_seed_folder(seeds, seeds_per_class, seed=1000 + fixture_seed)
     return Fixture("shapes", model, seeds, "builtin:demo-shapes", "image",

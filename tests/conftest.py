@@ -37,12 +37,13 @@ IMAGE_2X2 = {
 }
 
 # A 2x2 space with a cell the demo's shapes classifier really fails: dark *and* rotated past its training (it saw
-# dark shapes only upright, rotations up to 35 degrees), so that runs over it have a significant failure mode.
+# the darkest shapes only near upright, rotations up to 35 degrees), so that runs over it have a significant failure
+# mode: 0.65 of seeds fail there, 0.07 at (40, 1.0), 0.03 at (0, 0.2), none clean.
 BLOCK_2X2 = {
     "modality": "image",
     "factors": [
-        {"name": "rotation", "op": "rotate", "levels": [0, 45]},
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.3]},
+        {"name": "rotation", "op": "rotate", "levels": [0, 40]},
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.2]},
     ],
 }
 
@@ -122,11 +123,11 @@ def small_space(session_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shapes_model(session_dir) -> Path:
-    """The demo's shapes classifier (a small ResNet, trained once per session in about 15 s)."""
-    from fade_hub.demo.shapes import train_shape_classifier
+def shapes_model() -> Path:
+    """The demo's shapes classifier (a small ResNet shipped with the package: the same bytes on every machine)."""
+    from fade_hub.demo.shapes import shipped_model_dir
 
-    return train_shape_classifier(session_dir / "models" / "shapes")
+    return shipped_model_dir()
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,7 @@ def test_ten_percent_clean_error_without_perturbation_effect_is_no_failure_mode(
     assert 0.05 <= meta["clean"]["rate"] <= 0.2
     assert not landscape["confirmed"].any() and not landscape["significant"].any()
     landscape, _ = grid_run(shapes_model, seeds, tmp_path / "block", space=str(block_space))
-    dark_rotated = landscape[(landscape["rotation"] == "45") & (landscape["brightness"] == "0.3")].iloc[0]
+    dark_rotated = landscape[(landscape["rotation"] == "40") & (landscape["brightness"] == "0.2")].iloc[0]
     assert dark_rotated["significant"] and int(dark_rotated["rank"]) == 1
 
 

@@ -1,7 +1,7 @@
 """The demo: the whole loop on a small real model and an embedded Hub, offline, in minutes.
 
-``run_demo`` trains (once, then cached) a small image classifier on generated shapes whose training
-data never showed dark *and* rotated shapes, publishes it to a Hub (an embedded LocalHub unless
+``run_demo`` takes the small image classifier that ships with the package (trained on generated shapes
+whose training data never showed very dark *and* strongly rotated shapes), publishes it to a Hub (an embedded LocalHub unless
 ``hub_endpoint`` is given), explores it by its repo ID with ``ppo`` and pushes the run as a dataset.
 A simulated reviewer then marks the confirmed failure modes ``fix`` through the feedback app's API,
 ``mitigate`` trains a LoRA adapter on that feedback, publishes it as a mitigated variant, and the
@@ -19,7 +19,6 @@ from ..cache import cache_root, note_legacy_roots
 from ..errors import BadConfig
 from ..options import MAX_SEED, check_ranges, option
 
-DEMO_MODEL_VERSION = "shapes-resnet-v1"
 DEMO_SPACE = "demo-shapes"
 
 
@@ -121,10 +120,11 @@ def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
     from ..explore.config import ExploreConfig
     from ..explore.runner import explore
     from ..hub import push_run
-    from .shapes import train_shape_classifier, write_seed_folder
+    from .shapes import SHIPPED_MODEL, shipped_model_dir, write_seed_folder
 
-    model_dir = train_shape_classifier(cache / DEMO_MODEL_VERSION, seed=config.seed)
-    seeds_dir = write_seed_folder(cache / f"{DEMO_MODEL_VERSION}-seeds", config.seeds_per_class, seed=1000 + config.seed)
+    model_dir = shipped_model_dir()
+    seeds_dir = write_seed_folder(cache / f"{SHIPPED_MODEL}-seeds-{config.seeds_per_class}-{config.seed}",
+                                  config.seeds_per_class, seed=1000 + config.seed)
     api = HfApi()
     namespace = config.namespace or api.whoami()["name"]
     model_repo = f"{namespace}/fade-hub-demo-shapes"
@@ -151,7 +151,7 @@ def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) ->
     from ..feedback.app import AppConfig, FeedbackApp
     from ..mitigate import MitigateConfig, mitigate, push_adapter
     from ..run import Run
-    from .shapes import write_seed_folder
+    from .shapes import SHIPPED_MODEL, write_seed_folder
 
     run = Run.open(result.run_dir)
     confirmed = [str(int(cell)) for cell in run.modes.loc[run.modes["confirmed"].astype(bool), "action_id"]]
@@ -167,8 +167,8 @@ def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) ->
     adapter_dir = Path(config.output) / "adapter"
     mitigation = mitigate(MitigateConfig(
         run=result.dataset_repo, feedback=[feedback_repo], output=str(adapter_dir), steps=config.mitigation_steps,
-        train_seeds=[str(write_seed_folder(cache / f"{DEMO_MODEL_VERSION}-train", 20, seed=2000 + config.seed))],
-        eval_seeds=str(write_seed_folder(cache / f"{DEMO_MODEL_VERSION}-eval", 12, seed=3000 + config.seed)),
+        train_seeds=[str(write_seed_folder(cache / f"{SHIPPED_MODEL}-train-{config.seed}", 20, seed=2000 + config.seed))],
+        eval_seeds=str(write_seed_folder(cache / f"{SHIPPED_MODEL}-eval-{config.seed}", 12, seed=3000 + config.seed)),
         seed=config.seed, show_progress=config.show_progress,
     ))
     adapter_repo = f"{result.model_repo}-faded"

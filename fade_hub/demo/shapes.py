@@ -1,9 +1,15 @@
 """A small real model for the demo and the benchmarks: a small ResNet that tells circles, squares and triangles apart.
 
-It is trained in under a minute on CPU on generated shapes whose training data has one gap: dark
-images appear only when the shape is nearly upright. So it really fails where that data never went —
-dark *and* rotated shapes — a block of about a sixth of the demo's concept space. Nothing is labelled
-wrong on purpose; ``grid`` exploration measures where it fails.
+It was trained on generated shapes whose training data has one gap: the darkest images appear only within
+10 degrees of upright. So it really fails where that data never went — very dark *and* strongly rotated
+shapes, which in the demo's concept space is the region ``brightness = 0.2`` and ``rotation = ±30`` (any
+saturation), on squares and triangles more than circles. Nothing is labelled wrong on purpose.
+
+The weights ship with the package (``SHIPPED_MODEL``, about 330 KB), so that every machine explores the same
+bytes: training sums floats in an order that depends on the number of threads, so a model trained on the
+user's machine would not be the model the tests saw. ``train_shape_classifier`` is the recipe that made them
+(``rebuild_shipped_model``: one thread, training seed ``SHIPPED_SEED``); ``tests/test_demo_model.py`` checks
+that the recipe still gives the shipped bytes.
 """
 
 from __future__ import annotations
@@ -18,8 +24,15 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 logger = logging.getLogger(__name__)
 
+SHIPPED_MODEL = "shapes-resnet-v2"  # a folder of fade_hub/builtin/models
+SHIPPED_SEED = 2  # the training seed of the shipped weights
+
 LABELS = ("circle", "square", "triangle")
 IMAGE_SIZE = 32
+# The gap in the training data: images darker than DARKEST_ROTATED only within UPRIGHT_DEGREES of upright.
+UPRIGHT_DEGREES = 10.0
+DARKEST_UPRIGHT = 0.15
+DARKEST_ROTATED = 0.45
 
 
 def draw_shape(label: str, rng: np.random.Generator, size: int = IMAGE_SIZE) -> Image.Image:
@@ -54,9 +67,9 @@ def write_seed_folder(folder: Path, per_class: int, seed: int) -> Path:
 
 
 def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Training variation: any saturation, rotations up to 35 degrees, and darkness only when upright."""
+    """Training variation: any saturation, rotations up to 35 degrees, and the darkest images only near upright."""
     angle = float(rng.uniform(-35, 35))
-    darkest = 0.15 if abs(angle) <= 5 else 0.55
+    darkest = DARKEST_UPRIGHT if abs(angle) <= UPRIGHT_DEGREES else DARKEST_ROTATED
     image = image.rotate(angle, resample=Image.BILINEAR, fillcolor=(0, 0, 0))
     image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(darkest, 1.0)))
     return ImageEnhance.Color(image).enhance(float(rng.uniform(0.0, 1.0)))
@@ -115,13 +128,33 @@ def train_shape_classifier(folder: Path, *, seed: int = 0, steps: int = 250, bat
     return folder
 
 
+def shipped_model_dir() -> Path:
+    """The folder of the demo's shipped shapes classifier (``save_pretrained`` layout, read-only)."""
+    from importlib.resources import files
+
+    return Path(str(files("fade_hub") / "builtin" / "models" / SHIPPED_MODEL))
+
+
+def rebuild_shipped_model(folder: Path) -> Path:
+    """Train the shipped classifier again into ``folder`` with its recipe, on one thread (as the shipped bytes were)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_shape_classifier(folder, seed=SHIPPED_SEED)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _write_model_card(folder: Path) -> None:
     """A short model card declaring the demo model's licence (a run of it takes its licence from here)."""
     card = folder / "README.md"
     if not card.exists():
         card.write_text(
             "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: image-classification\n---\n\n"
-            "# fade-hub demo: shapes classifier\n\nA small ResNet trained by `fade-hub demo` on generated bright, "
-            "upright circles, squares and triangles, to show how fade-hub finds where a model fails.\n",
+            "# fade-hub demo: shapes classifier\n\nA small ResNet that tells generated circles, squares and "
+            "triangles apart, trained without very dark shapes rotated more than 10 degrees, to show how fade-hub "
+            "finds where a model fails.\n",
             encoding="utf-8",
         )
