@@ -17,11 +17,13 @@ import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData, constants
 
 from .errors import BadConfig
-from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text, is_mode
+from .characterize import characterize_run
+from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text, is_mode, seed_counts
 from .perturb.concepts import ConceptSpace
 from .provenance import license_text
+from .region_text import class_text, excess_text, figures_text, percent, test_text, verdict_text
 from .run import read_table
-from .store import DATA_FILES, LANDSCAPE_FILE, RunStore
+from .store import DATA_FILES, LANDSCAPE_FILE, REGIONS_FILE, RunStore
 from .tasks import TASKS
 
 logger = logging.getLogger(__name__)
@@ -115,19 +117,61 @@ def _card_data(meta: dict, space: Any, queries: int, data_files: dict[str, str |
     )
 
 
-def _summary(meta: dict, landscape: pd.DataFrame, space_name: str, names: list[str]) -> str:
+def _summary(meta: dict, landscape: pd.DataFrame, regions: pd.DataFrame, space_name: str, names: list[str]) -> str:
     commit = str(meta.get("model_commit_sha") or meta.get("model_revision") or "local")[:7]
-    queries = int(landscape["queries"].sum() + landscape["confirm_queries"].sum())
-    failures = int(landscape["failures"].sum() + landscape["confirm_failures"].sum())
+    queries = int(meta.get("queries") or 0)
     failing = int((landscape["failures"] > 0).sum())
-    modes = int(is_mode(landscape).sum())
+    modes = int(regions["is_mode"].sum()) if len(regions) else 0
     return (
         f"fade-hub probed {_model_link(str(meta.get('model_id', 'unknown')))}@{md_escape(commit)} with {queries} queries "
         f"({md_escape(meta.get('algorithm', '?'))}, budget {md_escape(meta.get('budget', '?'))}, "
         f"seed {md_escape(meta.get('seed', '?'))}) over {md_escape(space_name)} ({md_escape(', '.join(names))}): "
-        f"{failures} failures in {failing} of {len(landscape)} cells, of which {modes} fail significantly more "
-        f"often than {_clean_text(meta)}."
+        f"seeds failed in {failing} of {len(landscape)} cells, and {modes} failure region{'s' if modes != 1 else ''} "
+        f"fail{'s' if modes == 1 else ''} more often than {_clean_text(meta)}."
     )
+
+
+def _regions_section(regions: pd.DataFrame, meta: dict, images: dict[str, str] | None, note: str | None) -> list[str]:
+    """The card's lead: each region in words, its figures with intervals, its picture."""
+    lines = ["## Failure regions", ""]
+    if note:
+        lines += [f"*{md_escape(note)}*", ""]
+    confirmation = meta.get("confirmation") or {}
+    if confirmation:
+        tested = len(confirmation.get("regions") or [])
+        lines += [f"Regions are found on the exploration's seeds (screening: it chose its cells adaptively, so it "
+                  f"only proposes) and {tested} {'was' if tested == 1 else 'were'} then tested on "
+                  f"{len(confirmation.get('held_out') or [])} held-out seeds the search never saw (confirmation "
+                  f"decides): {md_escape(test_text(confirmation.get('test', '')))}, Holm-adjusted across regions.", ""]
+    else:
+        lines += ["Regions are found on the exploration's seeds (screening: it chose its cells adaptively, so it only "
+                  "proposes); this run has no held-out confirmation.", ""]
+    if regions.empty:
+        return lines + ["No region fails more often than the model does on clean inputs.", ""]
+    header = ["rank", "region", "failure rate [95% CI]", "excess over clean [95% CI]", "verdict"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in regions.itertuples():
+        lines.append("| " + " | ".join([str(int(row.rank)), md_escape(row.description), md_escape(figures_text(row)),
+                                        md_escape(excess_text(row)), md_escape(verdict_text(row))]) + " |")
+    lines.append("")
+    for row in regions.itertuples():
+        lines += [f"### {int(row.rank)}. {md_escape(row.description)}", ""]
+        lines.append(f"- **{md_escape(verdict_text(row).capitalize())}**: {md_escape(figures_text(row))}; "
+                     f"excess {md_escape(excess_text(row))}.")
+        if row.confirm_test:
+            lines.append(f"- Held-out test: p = {row.confirm_p:.2g} (Holm-adjusted {row.confirm_p_holm:.2g}).")
+        lines.append(f"- Exploration (screening): {row.failures:g} of {int(row.seeds)} seeds failed "
+                     f"({percent(row.failure_rate)} [{100 * row.ci_low:.0f}, {100 * row.ci_high:.0f}]), outside the "
+                     f"region {percent(row.outside_rate)}; BH-adjusted p = {row.screen_q:.2g}.")
+        if class_text(row):
+            lines.append(f"- By seed class in its cells: {md_escape(class_text(row))}.")
+        lines.append(f"- {int(row.num_cells)} cells (`region_id` `{md_escape(row.region_id)}`; action ids "
+                     f"{md_escape(', '.join(str(c) for c in list(row.cells)[:20]))}{' …' if len(row.cells) > 20 else ''}).")
+        image = (images or {}).get(str(row.region_id))
+        if image:
+            lines += ["", f"![region {int(row.rank)}]({_relative_path(image)})"]
+        lines.append("")
+    return lines
 
 
 def _example_cell(value: str | None) -> str:
@@ -140,12 +184,13 @@ def _example_cell(value: str | None) -> str:
 
 def _modes_section(landscape: pd.DataFrame, names: list[str], examples: dict[int, str] | None, top_k: int) -> list[str]:
     modes = failure_modes(landscape, top_k)
-    lines = ["## Top failure modes", ""]
+    lines = ["## Cells (drill-down)", "", "The cells behind the regions: failure-mode cells are screened significant, "
+             "or inside a confirmed region.", ""]
     if modes.empty:
         return lines + [f"No cell fails significantly more often than the model does on clean inputs "
-                        f"({int(landscape['queries'].sum())} explore queries).", ""]
+                        f"({int(seed_counts(landscape).sum())} explored (cell, seed) pairs).", ""]
     with_policy = bool(modes["policy_prob"].notna().any())
-    header = ["rank", "cell", "failure rate [95% CI]", "n", "severity", "confirmed on held-out seeds"]
+    header = ["rank", "cell", "failure rate [95% CI]", "seeds", "severity", "held-out (drill-down)"]
     if with_policy:
         header.append("policy probability")
     if examples:
@@ -167,7 +212,7 @@ def _modes_section(landscape: pd.DataFrame, names: list[str], examples: dict[int
         lines.append("| " + " | ".join(cells) + " |")
     total = int(is_mode(landscape).sum())
     if total > len(modes):
-        lines += ["", f"{total - len(modes)} more failure modes are in the `landscape` config."]
+        lines += ["", f"{total - len(modes)} more failure-mode cells are in the `landscape` config."]
     return lines + [""]
 
 
@@ -205,25 +250,27 @@ def _clean_text(meta: dict) -> str:
 
 def _reading_section(landscape: pd.DataFrame, min_queries: int | None, meta: dict) -> list[str]:
     uncertain = int(landscape["uncertain"].sum())
-    unvisited = int((landscape["queries"] == 0).sum())
+    unvisited = int((seed_counts(landscape) == 0).sum())
     threshold = f"fewer than {min_queries}" if min_queries is not None else "too few"
     directional = sorted({text for text in landscape.get("expectation", pd.Series(dtype=str)) if text != "invariant"})
     lines = [
         "## How to read this",
         "",
-        "- A **cell** is one combination of factor levels. Its failure rate comes from the exploration "
-        "queries only, with a 95% Wilson interval.",
-        "- Every model fails some inputs anyway. A **failure mode** is a cell that fails significantly more often "
-        f"than {_clean_text(meta)}: a one-sided Fisher exact test with a Benjamini-Hochberg correction over the "
-        "cells tested (false discovery rate 5%). Cells that failed now and then, but not more than that, are not "
-        "failure modes.",
-        "- Modes are ranked: confirmed modes first, then by the lower end of the 95% interval of the best evidence "
-        "(held-out seeds when confirmed, exploration otherwise), then by mean severity, then by the number of "
-        "queries. So a mode with a lower rate but more evidence can rank above one with a higher rate.",
-        "- **Confirmed** means the cell was re-run on held-out seeds the search never saw and the same test holds "
-        "there, against the clean rate of those seeds; `no 1/12` means it was re-run and did not fail "
-        "significantly more; `not run` means it was not re-checked.",
-        f"- **Uncertain** cells had {threshold} exploration queries: read their rates with care. "
+        "- **The seed is the unit of evidence.** A perturbation is seeded by (seed, cell), so asking a deterministic "
+        "model the same pair twice gives the same answer: every figure counts a (cell, seed) pair once.",
+        "- A **cell** is one combination of factor levels; a **region** is a conjunction over factors (per factor any "
+        "level or a set of levels, intervals or tails for numeric factors, optionally some seed classes), the unit a "
+        "person would name. Regions are found by Kulldorff's scan statistic on the exploration's seeds, disjoint, each "
+        "the simplest that scores near the best.",
+        "- Every model fails some inputs anyway: the **clean rate** is "
+        f"{_clean_text(meta)}. A region or cell must fail more often than that: its **excess** over the clean rate "
+        "comes with Newcombe's 95% interval, and it is a failure mode only when the lower end of that interval is at "
+        f"least {md_escape((meta.get('config') or {}).get('min_excess', 0.05))}.",
+        "- **Screening** (exploration): the search chose its cells adaptively, so its one-sided Fisher tests "
+        "(Benjamini-Hochberg over the regions, and over the cells) only propose. **Confirmation** decides: each "
+        "screened region is asked once per held-out seed the search never saw, one test per region, Holm-adjusted "
+        "across regions. Inside a confirmed region its cells are tested on the same held-out answers (drill-down).",
+        f"- **Uncertain** cells had {threshold} exploration seeds: read their rates with care. "
         f"This run has {uncertain} uncertain cells, {unvisited} of them never visited.",
         "- **Invariance and directional tests** (as in CheckList): most ops must not change the answer "
         "(typos, case, rotation, lighting: *invariant*), so the expected answer is the seed's. Some ops change "
@@ -258,25 +305,28 @@ def build_dataset_card(
     meta: dict,
     landscape: pd.DataFrame,
     space: Any,
+    regions: pd.DataFrame,
     examples: dict[int, str] | None = None,
     images: dict[str, str] | None = None,
+    region_images: dict[str, str] | None = None,
     repo_id: str | None = None,
     top_k: int = 10,
     min_queries: int | None = None,
+    regions_note: str | None = None,
 ) -> DatasetCard:
-    """The run's dataset card: YAML configs/tags/task for the Hub and a short readable body."""
+    """The run's dataset card: YAML configs/tags/task for the Hub and a readable body that leads with the regions."""
     levels = factor_levels(space)
     names = list(levels)
     data_files = dict(meta.get("data_files") or DEFAULT_DATA_FILES)
     _warn_mixed_formats(data_files)
-    queries = int(meta.get("queries") or landscape["queries"].sum() + landscape["confirm_queries"].sum())
+    queries = int(meta.get("queries") or 0)
     data = _card_data(meta, space, queries, data_files)
     space_name = str(meta.get("space_name") or getattr(space, "name", None) or "a custom space")
     model_id = str(meta.get("model_id", "unknown"))
     body = [
         f"# Failure landscape of {md_escape(model_id)}",
         "",
-        _summary(meta, landscape, space_name, names),
+        _summary(meta, landscape, regions, space_name, names),
         "",
         f"- **Model under test:** {_model_link(model_id)}, revision {md_escape(meta.get('model_revision') or 'main')}, "
         f"commit {md_escape(meta.get('model_commit_sha') or 'unknown')}",
@@ -285,6 +335,7 @@ def build_dataset_card(
         f"- **Search:** {md_escape(meta.get('algorithm', '?'))} ({md_escape(meta.get('mode', 'single'))} mode), "
         f"budget {md_escape(meta.get('budget', '?'))} queries, seed {md_escape(meta.get('seed', '?'))}",
         "",
+        *_regions_section(regions, meta, region_images, regions_note),
         *_space_section(space, levels),
         *_modes_section(landscape, names, examples, top_k),
         *_images_section(images),
@@ -296,14 +347,25 @@ def build_dataset_card(
     return DatasetCard(content)
 
 
+OLD_RUN_NOTE = ("This run was recorded before fade-hub reported regions: its regions are computed from its queries "
+                "(screening only; its held-out queries were made for cells, not regions).")
+
+
 def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
     """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given."""
     meta = store.read_meta()
     landscape = read_table(store.root / LANDSCAPE_FILE, str(store.root))
+    note = None
+    if (store.root / REGIONS_FILE).exists():
+        regions = read_table(store.root / REGIONS_FILE, str(store.root))
+    else:  # a run summarized before regions existed
+        found = characterize_run(meta, store.read_queries(), store.read_policy())
+        landscape, regions, note = found.landscape, found.regions, OLD_RUN_NOTE
     assets = meta.get("card_assets") or {}
     examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
     space = ConceptSpace.from_dict(meta["space"])
-    return build_dataset_card(meta, landscape, space, examples=examples, images=assets.get("images"), repo_id=repo_id)
+    return build_dataset_card(meta, landscape, space, regions, examples=examples, images=assets.get("images"),
+                              region_images=assets.get("regions"), repo_id=repo_id, regions_note=note)
 
 
 def write_card(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:

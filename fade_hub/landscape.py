@@ -1,92 +1,84 @@
-"""The failure landscape: per-cell statistics of a run, Wilson intervals, and the failure-mode ranking.
+"""The failure landscape: one row per cell of the concept space, with its seed-counted statistics and rank.
 
-A *cell* is one point of the perturbation space (one level per factor), identified by its row-major
-``action_id``. The landscape has one row per cell, visited or not.
+A *cell* is one point of the space (one level per factor), identified by its row-major ``action_id``. Every count
+is of seeds, not queries (``fade_hub.evidence``): a (cell, seed) pair asked twice counts once.
 
-Statistics
-    ``queries`` / ``failures`` / ``failure_rate`` / ``ci_low`` / ``ci_high`` / ``mean_severity`` come from
-    the ``explore`` phase only; ``confirm_*`` columns come from the ``confirm`` phase (the top cells
-    re-evaluated on held-out seeds). Intervals are Wilson score intervals at 95 %. ``failure_rate`` is
-    NaN for a cell with no queries; its interval is then (0, 1).
+Exploration
+    ``seeds`` / ``failures`` / ``failure_rate`` / ``ci_low`` / ``ci_high`` / ``mean_severity`` come from the
+    ``explore`` phase (``queries`` is how many times the cell was asked, repeats included). Intervals are Wilson
+    score intervals at 95 %; ``failure_rate`` is NaN for an unvisited cell, whose interval is (0, 1).
+    ``uncertain``: fewer than ``LandscapeConfig.min_queries`` seeds.
 
-Uncertain
-    ``uncertain`` is True when a cell has fewer than ``LandscapeConfig.min_queries`` explore queries:
-    its rate rests on too little evidence to read on its own (unvisited cells are uncertain too).
+Screening
+    The search chose its cells adaptively, so its tests *screen*: they propose, confirmation decides. ``p_value``
+    is a one-sided Fisher exact test that the cell fails more often than the clean baseline, the unperturbed
+    exploration seeds (for prompt spaces, which have no unperturbed form, the pooled other cells); ``q_value`` its
+    Benjamini-Hochberg adjustment over the visited judged cells; ``excess`` the failure rate above the baseline,
+    with Newcombe's 95 % interval (``excess_low``, ``excess_high``). ``significant``: ``q_value <= alpha`` and
+    ``excess_low >= min_excess``.
 
-Expectation
-    ``expectation`` says what the cell's ops do to the right answer (``invariant``, ``directional (negate)``
-    or ``not judged (op)``); ``judged`` is False for cells whose ops leave no automatic expectation: they
-    are never failure modes.
-
-Significant
-    A model fails some inputs anyway. The *clean failure rate* is measured on the unperturbed seeds (the
-    ``clean`` phase); for prompt spaces, which have no unperturbed form, the baseline of a cell is the
-    pooled rate of the other cells. ``p_value`` is a one-sided Fisher exact test that the cell fails more
-    often than that baseline, ``q_value`` its Benjamini-Hochberg adjustment over the visited judged cells,
-    and ``significant`` is ``q_value <= LandscapeConfig.alpha``.
-
-Confirmed
-    ``confirmed`` is True when the cell was re-evaluated on held-out seeds and the same test, against the
-    clean rate of those held-out seeds, is significant there too (adjusted over the re-evaluated cells).
+Regions and confirmation
+    ``region_id`` / ``region_rank`` name the region (``fade_hub.regions``) holding the cell, ``region_confirmed``
+    whether held-out seeds confirmed it. ``confirm_*`` count the held-out queries at the cell; inside a confirmed
+    region each cell is tested on them (``confirm_p_value``, ``confirm_q_value`` adjusted within the region:
+    hierarchical testing) and ``confirmed`` when that holds with the minimum excess. These columns are filled by
+    ``fade_hub.characterize``; :func:`cell_table` alone leaves them empty.
 
 Ranking
-    A *failure mode* is a significant or confirmed cell. Failure modes come first, sorted by
-    (1) confirmed before unconfirmed, (2) the Wilson lower bound of the best available evidence,
-    descending (held-out ``confirm_ci_low`` for confirmed cells, explore ``ci_low`` otherwise),
-    (3) ``mean_severity`` descending, (4) ``queries`` descending, (5) ``action_id`` ascending.
-    Every cell gets an integer ``rank`` (1 = worst); the other cells follow under the same key (cells
-    that failed at least once first), so their ranks carry no meaning as failure modes.
+    A *failure mode* cell is significant, confirmed, or inside a confirmed region. Modes come first, sorted by
+    (1) inside a confirmed region, (2) confirmed, (3) the Wilson lower bound of the best evidence (held-out when
+    confirmed), (4) mean severity, (5) seeds, (6) ``action_id``. Every cell gets an integer ``rank`` (1 = worst).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import BadConfig, BadSpace
+from .errors import BadConfig
+from .evidence import Evidence, cell_counts, records_frame, whole
 from .perturb.expect import describe_cells
-from .stats import benjamini_hochberg, fisher_greater, wilson_interval, wilson_intervals  # noqa: F401 - re-exported
+from .stats import benjamini_hochberg, fisher_greater, newcombe_difference, wilson_intervals
 
-PHASES = ("explore", "clean", "confirm")
 LANDSCAPE_COLUMNS = [
-    "action_id",
-    "expectation",
-    "judged",
-    "queries",
-    "failures",
-    "failure_rate",
-    "ci_low",
-    "ci_high",
-    "mean_severity",
-    "policy_prob",
-    "uncertain",
-    "p_value",
-    "q_value",
-    "significant",
-    "confirm_queries",
-    "confirm_failures",
-    "confirm_rate",
-    "confirm_ci_low",
-    "confirm_ci_high",
-    "confirm_p_value",
-    "confirm_q_value",
-    "confirmed",
-    "rank",
-]
+    "action_id", "expectation", "judged", "seeds", "failures", "queries", "failure_rate", "ci_low", "ci_high",
+    "mean_severity", "policy_prob", "uncertain", "excess", "excess_low", "excess_high", "p_value", "q_value",
+    "significant", "region_id", "region_rank", "region_confirmed", "confirm_seeds", "confirm_failures",
+    "confirm_rate", "confirm_ci_low", "confirm_ci_high", "confirm_p_value", "confirm_q_value", "confirmed", "rank",
+]  # fmt: skip
 
 
 @dataclass
 class LandscapeConfig:
-    """How the landscape flags cells: fewer than ``min_queries`` explore queries is "uncertain";
-    ``alpha`` is the false discovery rate of the failure-mode test."""
+    """How cells and regions are tested and reported.
+
+    ``min_queries``: fewer seeds than this at a cell and its rate is "uncertain". ``alpha``: the error rate of the
+    tests (false discovery rate when screening, family-wise when confirming). ``min_excess``: a region or cell is a
+    failure mode only when the lower 95 % bound of its failure rate above the clean rate is at least this.
+    ``max_regions``: the scan reports at most this many disjoint regions. ``paired_above``: when the exploration
+    seeds' clean failure rate is at least this, confirmation pairs each held-out seed's clean and perturbed answers
+    (McNemar) instead of testing against the pooled clean rate. ``simpler_within``: a region constraining fewer
+    factors is preferred while its scan score is within this share of the best.
+    """
 
     min_queries: int = 5
     alpha: float = 0.05
+    min_excess: float = 0.05
+    max_regions: int = 5
+    paired_above: float = 0.1
+    simpler_within: float = 0.05
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> LandscapeConfig:
+        """The config of a run's recorded options (``--min-excess``, ``--max-regions``; defaults for runs made
+        before they existed)."""
+        defaults = cls()
+        return cls(min_excess=float(options.get("min_excess", defaults.min_excess)),
+                   max_regions=int(options.get("max_regions", defaults.max_regions)))
 
 
 def factor_levels(space: Any) -> dict[str, list[str]]:
@@ -107,102 +99,73 @@ def _shape(levels: dict[str, list[str]]) -> tuple[int, ...]:
     return tuple(len(values) for values in levels.values())
 
 
-def _records(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
-    """Query records as a DataFrame with at least action_id, phase, is_failure, severity."""
-    frame = pd.DataFrame(queries) if not isinstance(queries, pd.DataFrame) else queries
-    if frame.empty:
-        return pd.DataFrame({"action_id": [], "phase": [], "seed_id": [], "is_failure": [], "severity": []})
-    missing = {"action_id", "is_failure"} - set(frame.columns)
-    if missing:
-        raise BadConfig(f"query records lack column(s) {sorted(missing)}; pass records written by the RunStore")
-    out = pd.DataFrame(
-        {
-            "action_id": frame["action_id"].astype(int),
-            "phase": frame["phase"].astype(str) if "phase" in frame.columns else "explore",
-            "seed_id": frame["seed_id"].astype(str) if "seed_id" in frame.columns else "",
-            "is_failure": frame["is_failure"].astype(bool),
-            "severity": frame["severity"].astype(float) if "severity" in frame.columns else 0.0,
-        }
-    )
-    unknown = set(out["phase"]) - set(PHASES)
-    if unknown:
-        raise BadConfig(f"query records have phase {sorted(unknown)}; expected one of {', '.join(PHASES)}")
-    return out
-
-
-def _cell_counts(records: pd.DataFrame, num_cells: int, phase: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-cell (queries, failures, severity summed over failures) for one phase."""
-    rows = records[records["phase"] == phase]
-    ids = rows["action_id"].to_numpy(dtype=int)
-    if len(ids) and (ids.min() < 0 or ids.max() >= num_cells):
-        raise BadSpace(f"query records hold action_id outside the space's {num_cells} cells; was the run made with another space?")
-    fails = rows["is_failure"].to_numpy(dtype=bool)
-    sev = rows["severity"].to_numpy(dtype=float)
-    n = np.bincount(ids, minlength=num_cells)
-    k = np.bincount(ids, weights=fails.astype(float), minlength=num_cells).astype(int)
-    sev_sum = np.bincount(ids, weights=np.where(fails, sev, 0.0), minlength=num_cells)
-    return n, k, sev_sum
-
-
 def _rate(k: np.ndarray, n: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
 
 
+def _intervals(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson intervals of seed counts (failure shares rounded to whole seeds)."""
+    return wilson_intervals(np.rint(k), n)
+
+
+def baseline_counts(clean: pd.DataFrame) -> tuple[int, int]:
+    """(failing seeds, seeds) of some clean pairs."""
+    return whole(clean["failure"].sum()), int(len(clean))
+
+
 def clean_baseline(queries: pd.DataFrame | list[dict], seed_ids: set[str] | None = None) -> dict[str, Any]:
-    """The clean failure rate: failures among the ``clean`` queries (of ``seed_ids`` when given), with its interval."""
-    records = _records(queries)
-    clean = records[records["phase"] == "clean"]
+    """The clean failure rate: failing unperturbed seeds (of ``seed_ids`` when given), with its interval."""
+    clean = Evidence.from_queries(queries).clean()
     if seed_ids is not None:
         clean = clean[clean["seed_id"].isin(seed_ids)]
-    n, k = int(len(clean)), int(clean["is_failure"].sum())
-    low, high = wilson_interval(k, n)
-    return {"queries": n, "failures": k, "rate": k / n if n else None, "ci_low": low, "ci_high": high}
+    k, n = baseline_counts(clean)
+    low, high = wilson_intervals(np.array([k]), np.array([n]))
+    return {"queries": n, "failures": k, "rate": k / n if n else None, "ci_low": float(low[0]), "ci_high": float(high[0])}
 
 
-def _tests(k: np.ndarray, n: np.ndarray, judged: np.ndarray, baseline: tuple[int, int] | None, alpha: float):
-    """Per cell: one-sided Fisher p-value against the baseline (or the other cells), BH q-value, significance."""
-    pooled_k, pooled_n = int(k[judged].sum()), int(n[judged].sum())
-    p = np.full(len(k), np.nan)
+def screen_cells(k: np.ndarray, n: np.ndarray, judged: np.ndarray, baseline: tuple[int, int] | None,
+                 config: LandscapeConfig) -> dict[str, np.ndarray]:
+    """Per cell: the excess over the baseline (or the other cells) with Newcombe's interval, the one-sided Fisher
+    p-value, its BH q-value over the visited judged cells, and whether the cell is significant."""
+    pooled_k, pooled_n = whole(k[judged].sum()), int(n[judged].sum())
+    size = len(k)
+    out = {name: np.full(size, np.nan) for name in ("excess", "excess_low", "excess_high", "p_value")}
     for cell in np.flatnonzero(judged & (n > 0)):
-        k0, n0 = baseline if baseline is not None else (pooled_k - int(k[cell]), pooled_n - int(n[cell]))
-        p[cell] = fisher_greater(int(k[cell]), int(n[cell]), k0, n0)
-    q = benjamini_hochberg(p)
-    return p, q, (q <= alpha) & (k > 0)
+        k1, n1 = whole(k[cell]), int(n[cell])
+        k0, n0 = baseline if baseline is not None else (pooled_k - k1, pooled_n - n1)
+        out["p_value"][cell] = fisher_greater(k1, n1, k0, n0)
+        out["excess"][cell], out["excess_low"][cell], out["excess_high"][cell] = newcombe_difference(k1, n1, k0, n0)
+    out["q_value"] = benjamini_hochberg(out["p_value"])
+    with np.errstate(invalid="ignore"):
+        out["significant"] = (out["q_value"] <= config.alpha) & (out["excess_low"] >= config.min_excess) & (k > 0)
+    return out
 
 
-def compute_landscape(
-    queries: pd.DataFrame | list[dict],
-    space: Any,
-    policy_probs: np.ndarray | None = None,
-    config: LandscapeConfig | None = None,
-) -> pd.DataFrame:
-    """One row per cell of ``space`` with explore / held-out statistics, flags and rank (see module doc)."""
+def cell_table(evidence: Evidence, queries: pd.DataFrame | list[dict], space: Any,
+               policy_probs: np.ndarray | None = None, config: LandscapeConfig | None = None) -> pd.DataFrame:
+    """The landscape's cell rows from exploration and screening (region and confirmation columns left empty)."""
     config = config or LandscapeConfig()
     levels = factor_levels(space)
     shape = _shape(levels)
     num_cells = int(np.prod(shape))
-    records = _records(queries)
     expectation = np.asarray(describe_cells(space), dtype=object)
     judged = np.array([not text.startswith("not judged") for text in expectation])
 
-    n, k, sev_sum = _cell_counts(records, num_cells, "explore")
-    cn, ck, _ = _cell_counts(records, num_cells, "confirm")
-    clean_seeds = set(records.loc[records["phase"] == "clean", "seed_id"])
-    held_out = set(records.loc[records["phase"] == "confirm", "seed_id"])
-
-    def baseline(seed_ids: set[str]) -> tuple[int, int] | None:
-        found = clean_baseline(records, seed_ids)
-        return (found["failures"], found["queries"]) if clean_seeds else None
-
-    p, q, significant = _tests(k, n, judged, baseline(clean_seeds - held_out), config.alpha)
-    cp, cq, confirmed = _tests(ck, cn, judged, baseline(held_out), config.alpha)
-    ci_low, ci_high = wilson_intervals(k, n)
-    c_low, c_high = wilson_intervals(ck, cn)
-    c_low = np.where(cn > 0, c_low, np.nan)
-    c_high = np.where(cn > 0, c_high, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_sev = np.where(k > 0, sev_sum / np.where(k > 0, k, 1), 0.0)
+    explore = evidence.phase("explore")
+    k, n = (counts[0] for counts in cell_counts(explore, num_cells))
+    severity = np.bincount(explore["action_id"].to_numpy(dtype=int),
+                           weights=(explore["severity"] * (explore["failure"] > 0)).to_numpy(dtype=float),
+                           minlength=num_cells)
+    failing = np.bincount(explore["action_id"].to_numpy(dtype=int),
+                          weights=(explore["failure"] > 0).to_numpy(dtype=float), minlength=num_cells)
+    records = records_frame(queries)
+    asked = np.bincount(records.loc[records["phase"] == "explore", "action_id"].to_numpy(dtype=int), minlength=num_cells)
+    baseline = baseline_counts(evidence.clean(held_out=False)) if evidence.has_clean else None
+    screened = screen_cells(k, n, judged, baseline, config)
+    ck, cn = (counts[0] for counts in cell_counts(evidence.phase("confirm"), num_cells))
+    ci_low, ci_high = _intervals(k, n)
+    c_low, c_high = _intervals(ck, cn)
     if policy_probs is None:
         probs = np.full(num_cells, np.nan)
     else:
@@ -213,61 +176,58 @@ def compute_landscape(
     index = np.unravel_index(np.arange(num_cells), shape)
     data: dict[str, Any] = {name: np.asarray(values, dtype=object)[index[j]] for j, (name, values) in enumerate(levels.items())}
     data.update(
-        action_id=np.arange(num_cells),
-        expectation=expectation.astype(str),
-        judged=judged,
-        queries=n,
-        failures=k,
-        failure_rate=_rate(k, n),
-        ci_low=ci_low,
-        ci_high=ci_high,
-        mean_severity=mean_sev,
-        policy_prob=probs,
-        uncertain=n < config.min_queries,
-        p_value=p,
-        q_value=q,
-        significant=significant,
-        confirm_queries=cn,
-        confirm_failures=ck,
-        confirm_rate=_rate(ck, cn),
-        confirm_ci_low=c_low,
-        confirm_ci_high=c_high,
-        confirm_p_value=cp,
-        confirm_q_value=cq,
-        confirmed=confirmed,
+        action_id=np.arange(num_cells), expectation=expectation.astype(str), judged=judged,
+        seeds=n.astype(int), failures=k, queries=asked, failure_rate=_rate(k, n), ci_low=ci_low, ci_high=ci_high,
+        mean_severity=np.where(failing > 0, severity / np.where(failing > 0, failing, 1), 0.0), policy_prob=probs,
+        uncertain=n < config.min_queries, **screened,
+        region_id="", region_rank=-1, region_confirmed=False,
+        confirm_seeds=cn.astype(int), confirm_failures=ck, confirm_rate=_rate(ck, cn),
+        confirm_ci_low=np.where(cn > 0, c_low, np.nan), confirm_ci_high=np.where(cn > 0, c_high, np.nan),
+        confirm_p_value=np.nan, confirm_q_value=np.nan, confirmed=False,
     )
     frame = pd.DataFrame(data)
     for name in levels:
         frame[name] = frame[name].astype(str)
-    frame["rank"] = _ranks(frame)
+    frame["rank"] = rank_cells(frame)
     return frame[list(levels) + LANDSCAPE_COLUMNS]
 
 
 def is_mode(landscape: pd.DataFrame) -> pd.Series:
-    """Which cells are failure modes: significant or confirmed (any failing cell in landscapes written before
-    the significance test existed)."""
+    """Which cells are failure modes: significant, confirmed, or inside a confirmed region (any failing cell in
+    landscapes written before the significance test existed)."""
     if "significant" not in landscape.columns:
         return landscape["failures"] > 0
-    return landscape["significant"].astype(bool) | landscape["confirmed"].astype(bool)
+    mode = landscape["significant"].astype(bool) | landscape["confirmed"].astype(bool)
+    if "region_confirmed" in landscape.columns:
+        mode |= landscape["region_confirmed"].astype(bool)
+    return mode
 
 
-def _ranks(frame: pd.DataFrame) -> np.ndarray:
+def seed_counts(landscape: pd.DataFrame, prefix: str = "") -> pd.Series:
+    """The seeds behind each cell's rate (``prefix="confirm_"`` for the held-out ones); landscapes written before
+    seeds were counted give their query counts."""
+    name = f"{prefix}seeds" if f"{prefix}seeds" in landscape.columns else f"{prefix}queries"
+    return landscape[name]
+
+
+def rank_cells(frame: pd.DataFrame) -> np.ndarray:
     """Integer rank per row (1 = worst) under the module's ranking rule."""
     evidence = np.where(frame["confirmed"], frame["confirm_ci_low"], frame["ci_low"])
     key = pd.DataFrame(
         {
             "mode": is_mode(frame),
-            "failed": frame["failures"] > 0,
+            "region": frame["region_confirmed"] if "region_confirmed" in frame.columns else False,
             "confirmed": frame["confirmed"],
+            "failed": frame["failures"] > 0,
             "evidence": evidence,
             "severity": frame["mean_severity"],
-            "queries": frame["queries"],
+            "seeds": seed_counts(frame),
             "action_id": frame["action_id"],
         }
     )
     order = key.sort_values(
-        ["mode", "failed", "confirmed", "evidence", "severity", "queries", "action_id"],
-        ascending=[False, False, False, False, False, False, True],
+        ["mode", "region", "confirmed", "failed", "evidence", "severity", "seeds", "action_id"],
+        ascending=[False, False, False, False, False, False, False, True],
         kind="mergesort",
     ).index.to_numpy()
     ranks = np.empty(len(frame), dtype=int)
@@ -276,38 +236,32 @@ def _ranks(frame: pd.DataFrame) -> np.ndarray:
 
 
 def failure_modes(landscape: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
-    """The ranked failure modes (significant or confirmed cells, see module doc), worst first, at most ``top_k``."""
+    """The ranked failure-mode cells (see module doc), worst first, at most ``top_k``."""
     modes = landscape[is_mode(landscape)].sort_values("rank")
     if top_k is not None:
         modes = modes.head(top_k)
     return modes.reset_index(drop=True)
 
 
-def confirm_candidates(landscape: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    """The cells to re-evaluate on held-out seeds: the ``top_k`` best-ranked cells that failed at least once."""
-    return landscape[landscape["failures"] > 0].sort_values("rank").head(top_k).reset_index(drop=True)
-
-
 def _effect_table(level_names: list[str], n: np.ndarray, k: np.ndarray) -> pd.DataFrame:
-    low, high = wilson_intervals(k, n)
+    low, high = _intervals(k, n)
     return pd.DataFrame(
-        {
-            "level": level_names,
-            "queries": n.astype(int),
-            "failures": k.astype(int),
-            "failure_rate": _rate(k, n),
-            "ci_low": low,
-            "ci_high": high,
-        }
+        {"level": level_names, "seeds": n.astype(int), "failures": k, "failure_rate": _rate(k, n),
+         "ci_low": low, "ci_high": high}
     )
+
+
+def _explore_grid(queries: pd.DataFrame | list[dict], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Explore (seeds, failures) per cell, shaped like the space."""
+    k, n = (counts[0] for counts in cell_counts(Evidence.from_queries(queries).phase("explore"), int(np.prod(shape))))
+    return n.reshape(shape), k.reshape(shape)
 
 
 def marginal_effects(queries: pd.DataFrame | list[dict], space: Any) -> dict[str, pd.DataFrame]:
     """Per factor: explore failure rate of each level (all levels, in order) pooled over the other factors."""
     levels = factor_levels(space)
     shape = _shape(levels)
-    n, k, _ = _cell_counts(_records(queries), int(np.prod(shape)), "explore")
-    n, k = n.reshape(shape), k.reshape(shape)
+    n, k = _explore_grid(queries, shape)
     effects = {}
     for j, (name, values) in enumerate(levels.items()):
         others = tuple(i for i in range(len(shape)) if i != j)
@@ -316,73 +270,26 @@ def marginal_effects(queries: pd.DataFrame | list[dict], space: Any) -> dict[str
 
 
 def pair_table(queries: pd.DataFrame | list[dict], space: Any, pair: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Explore failure rates (NaN where unvisited) and query counts of one factor pair; rows = levels of ``pair[0]``."""
+    """Explore failure rates (NaN where unvisited) and seed counts of one factor pair; rows = levels of ``pair[0]``."""
     levels = factor_levels(space)
     shape = _shape(levels)
     names = list(levels)
     if pair[0] not in levels or pair[1] not in levels or pair[0] == pair[1]:
         raise BadConfig(f"{pair} is not a pair of two factors of the space ({', '.join(names)})")
     a, b = names.index(pair[0]), names.index(pair[1])
-    n, k, _ = _cell_counts(_records(queries), int(np.prod(shape)), "explore")
+    n, k = _explore_grid(queries, shape)
     others = tuple(i for i in range(len(shape)) if i not in (a, b))
-    n2, k2 = n.reshape(shape).sum(axis=others), k.reshape(shape).sum(axis=others)
+    n2, k2 = n.sum(axis=others), k.sum(axis=others)
     if a > b:
         n2, k2 = n2.T, k2.T
     rows, cols = pd.Index(levels[pair[0]], name=pair[0]), pd.Index(levels[pair[1]], name=pair[1])
-    return pd.DataFrame(_rate(k2, n2), index=rows, columns=cols), pd.DataFrame(n2, index=rows, columns=cols)
+    return pd.DataFrame(_rate(k2, n2), index=rows, columns=cols), pd.DataFrame(n2.astype(int), index=rows, columns=cols)
 
 
 def pairwise_effects(queries: pd.DataFrame | list[dict], space: Any) -> dict[tuple[str, str], pd.DataFrame]:
     """Per factor pair (in factor order): explore failure rates, rows = levels of the first, NaN where unvisited."""
-    records = _records(queries)
     names = [factor.name for factor in space.factors]
-    return {pair: pair_table(records, space, pair)[0] for pair in itertools.combinations(names, 2)}
-
-
-def _overall_rate(landscape: pd.DataFrame) -> float:
-    total = int(landscape["queries"].sum())
-    return float(landscape["failures"].sum() / total) if total else math.nan
-
-
-def shift_metrics(before: pd.DataFrame, after: pd.DataFrame) -> dict:
-    """Compare two landscapes of the same space (explore columns), e.g. before and after mitigation.
-
-    Returns plain Python values: overall failure rates, per-cell rate changes for cells visited in both,
-    and counts of failure modes fixed (visited after with no failure), still failing, not revisited,
-    significantly improved (after ``ci_high`` < before ``ci_low``) and new (failing only after).
-    """
-    if len(before) != len(after):
-        raise BadConfig(f"landscapes differ in size ({len(before)} vs {len(after)} cells); compare runs over the same space")
-    cols = ["action_id", "queries", "failures", "failure_rate", "ci_low", "ci_high"]
-    merged = before[cols].merge(after[cols], on="action_id", suffixes=("_before", "_after"))
-
-    both = merged[(merged["queries_before"] > 0) & (merged["queries_after"] > 0)]
-    modes = merged[merged["failures_before"] > 0]
-    revisited = modes[modes["queries_after"] > 0]
-    cells = [
-        {
-            "action_id": int(row.action_id),
-            "rate_before": float(row.failure_rate_before),
-            "rate_after": float(row.failure_rate_after),
-            "change": float(row.failure_rate_after - row.failure_rate_before),
-        }
-        for row in both.itertuples()
-    ]
-    return {
-        "rate_before": _overall_rate(before),
-        "rate_after": _overall_rate(after),
-        "queries_before": int(before["queries"].sum()),
-        "queries_after": int(after["queries"].sum()),
-        "cells_compared": len(cells),
-        "mean_cell_change": float(np.mean([c["change"] for c in cells])) if cells else math.nan,
-        "modes_before": len(modes),
-        "modes_fixed": int((revisited["failures_after"] == 0).sum()),
-        "modes_still_failing": int((revisited["failures_after"] > 0).sum()),
-        "modes_not_revisited": int((modes["queries_after"] == 0).sum()),
-        "modes_improved_significantly": int((revisited["ci_high_after"] < revisited["ci_low_before"]).sum()),
-        "new_modes": int(((merged["failures_before"] == 0) & (merged["failures_after"] > 0)).sum()),
-        "cells": cells,
-    }
+    return {pair: pair_table(queries, space, pair)[0] for pair in itertools.combinations(names, 2)}
 
 
 def cell_label(row: pd.Series | dict, names: list[str], sep: str = " ") -> str:
@@ -391,23 +298,25 @@ def cell_label(row: pd.Series | dict, names: list[str], sep: str = " ") -> str:
 
 
 def held_out_text(row: pd.Series | dict) -> str:
-    """``yes 3/4`` / ``no 0/4`` for re-evaluated cells, ``not run`` otherwise."""
-    if int(row["confirm_queries"]) == 0:
+    """``yes 3/4`` / ``no 0/4`` for cells re-evaluated on held-out seeds, ``not run`` otherwise."""
+    seeds = int(row.get("confirm_seeds", row.get("confirm_queries", 0)) or 0)
+    if seeds == 0:
         return "not run"
     verdict = "yes" if bool(row["confirmed"]) else "no"
-    return f"{verdict} {int(row['confirm_failures'])}/{int(row['confirm_queries'])}"
+    return f"{verdict} {whole(row['confirm_failures'])}/{seeds}"
 
 
 def count_text(row: pd.Series | dict) -> str:
-    """Explore query count of a cell, marked ``(uncertain)`` when under the landscape's threshold."""
-    return f"{int(row['queries'])} (uncertain)" if bool(row["uncertain"]) else str(int(row["queries"]))
+    """Explore seed count of a cell, marked ``(uncertain)`` when under the landscape's threshold."""
+    seeds = int(row.get("seeds", row.get("queries", 0)))
+    return f"{seeds} (uncertain)" if bool(row["uncertain"]) else str(seeds)
 
 
 def format_mode_table(modes: pd.DataFrame, space: Any, max_rows: int = 10) -> str:
-    """Plain-text table of ranked failure modes for the terminal."""
+    """Plain-text table of ranked failure-mode cells for the terminal."""
     names = [factor.name for factor in space.factors]
-    with_policy = bool(modes["policy_prob"].notna().any())
-    header = ["rank", "cell", "failure rate [95% CI]", "n", "severity", "confirmed"] + (["policy p"] if with_policy else [])
+    with_policy = bool(modes["policy_prob"].notna().any()) if len(modes) else False
+    header = ["rank", "cell", "failure rate [95% CI]", "seeds", "severity", "held-out"] + (["policy p"] if with_policy else [])
     rows = [
         [
             str(int(row["rank"])),
@@ -421,7 +330,7 @@ def format_mode_table(modes: pd.DataFrame, space: Any, max_rows: int = 10) -> st
         for _, row in modes.head(max_rows).iterrows()
     ]
     if not rows:
-        return "no failure modes found"
+        return "no failure-mode cells"
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))

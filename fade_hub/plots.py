@@ -29,7 +29,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .landscape import factor_levels, marginal_effects, pair_table, wilson_intervals
+from .landscape import factor_levels, marginal_effects, pair_table, seed_counts, wilson_intervals
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -38,6 +38,7 @@ CMAP = "YlOrRd"
 UNVISITED = "#d9d9d9"
 DPI = 100
 WIDTH_IN = 8.0  # 800 px at DPI
+REGION_COLOURS = ("#1f4e9c", "#2a9d8f", "#8e44ad", "#e76f51", "#264653")
 
 
 @functools.lru_cache(maxsize=None)
@@ -111,7 +112,8 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     ax.set_xlabel(x_name, parse_math=False)
     ax.set_ylabel(y_name, parse_math=False)
     total = int(counts.to_numpy().sum())
-    ax.set_title(f"Failure rate by {y_name} × {x_name}  ({total} queries, other factors pooled)", parse_math=False)
+    ax.set_title(f"Failure rate by {y_name} × {x_name}  ({total} (cell, seed) pairs, other factors pooled)",
+                 parse_math=False)
     fig.colorbar(image, ax=ax, label="failure rate")
     return save_figure(fig, path)
 
@@ -149,7 +151,7 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
     cmap = colormaps[CMAP]
     for ax, (name, table) in zip(axes.flat, effects.items()):
         rate = table["failure_rate"].fillna(0.0).to_numpy()
-        visited = table["queries"].to_numpy() > 0
+        visited = table["seeds"].to_numpy() > 0
         err = np.vstack([rate - table["ci_low"], table["ci_high"] - rate])
         err[:, ~visited] = 0.0
         x = np.arange(len(table))
@@ -160,7 +162,7 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
             ax.text(i, 0.03, "not visited", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
         levels = [plot_text(level) for level in table["level"]]
         tilt = _too_long(levels, room=int(110 / ncols))
-        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(levels, table["queries"])]
+        labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(levels, table["seeds"])]
         ax.set_xticks(x, labels, parse_math=False, fontsize=8)
         if tilt:
             _tilt_x_labels(ax)
@@ -171,15 +173,16 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(effects):]:
         ax.set_visible(False)
-    fig.suptitle("Failure rate by factor level (95% Wilson intervals, other factors pooled)")
+    fig.suptitle("Failure rate of seeds by factor level (95% Wilson intervals, other factors pooled)")
     return save_figure(fig, path)
 
 
 def _pool_to(landscape: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """Sum explore counts over the factors not in ``names`` and recompute rates and intervals."""
-    pooled = landscape.groupby(names, sort=False, as_index=False)[["queries", "failures"]].sum()
-    low, high = wilson_intervals(pooled["failures"].to_numpy(), pooled["queries"].to_numpy())
-    n = pooled["queries"].to_numpy()
+    """Sum explore seed counts over the factors not in ``names`` and recompute rates and intervals."""
+    frame = landscape.assign(n=seed_counts(landscape))
+    pooled = frame.groupby(names, sort=False, as_index=False)[["n", "failures"]].sum()
+    low, high = wilson_intervals(np.rint(pooled["failures"].to_numpy()), pooled["n"].to_numpy())
+    n = pooled["n"].to_numpy()
     pooled["failure_rate"] = np.where(n > 0, pooled["failures"] / np.where(n > 0, n, 1), np.nan)
     pooled["ci_low"], pooled["ci_high"] = low, high
     return pooled
@@ -189,8 +192,10 @@ def _hover(frame: pd.DataFrame, names: list[str]) -> list[str]:
     texts = []
     for _, row in frame.iterrows():
         cell = "<br>".join(f"{html.escape(name)} = {html.escape(str(row[name]))}" for name in names)
-        stats = ("not visited" if row["queries"] == 0 else
-                 f"failure rate {row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]<br>n = {int(row['queries'])}")
+        stats = ("not visited" if row["n"] == 0 else f"failure rate {row['failure_rate']:.2f} [{row['ci_low']:.2f}, "
+                 f"{row['ci_high']:.2f}]<br>{int(row['n'])} seeds")
+        if row.get("region_rank", -1) and int(row.get("region_rank", -1)) > 0:
+            stats += f"<br>in region {int(row['region_rank'])}"
         texts.append(f"{cell}<br>{stats}")
     return texts
 
@@ -202,10 +207,10 @@ def landscape_figure(landscape: pd.DataFrame, space: Any) -> "go.Figure":
     levels = factor_levels(space)
     names = list(levels)
     shown = names[:3]
-    frame = landscape if len(names) <= 3 else _pool_to(landscape, shown)
+    frame = landscape.assign(n=seed_counts(landscape)) if len(names) <= 3 else _pool_to(landscape, shown)
     colorbar = {"title": {"text": "failure rate"}}
     hover = _hover(frame, shown)
-    title = f"Failure landscape ({int(frame['queries'].sum())} explore queries)"
+    title = f"Failure landscape ({int(frame['n'].sum())} explored (cell, seed) pairs)"
     if len(names) > 3:
         title += f"; pooled over {', '.join(names[3:])}"
 
@@ -232,8 +237,8 @@ def landscape_figure(landscape: pd.DataFrame, space: Any) -> "go.Figure":
                           plot_bgcolor=UNVISITED)
     else:
         coords = {name: frame[name].map({level: i for i, level in enumerate(levels[name])}).to_numpy() for name in shown}
-        visited = frame["queries"].to_numpy() > 0
-        n = frame["queries"].to_numpy()
+        visited = frame["n"].to_numpy() > 0
+        n = frame["n"].to_numpy()
         size = 6 + 24 * np.sqrt(n / max(1, n.max()))
         hover = np.asarray(hover, dtype=object)
         fig = go.Figure([
@@ -249,6 +254,15 @@ def landscape_figure(landscape: pd.DataFrame, space: Any) -> "go.Figure":
                 marker={"size": 3, "color": UNVISITED, "opacity": 0.5, "symbol": "x"},
             ),
         ])
+        if "region_rank" in frame.columns:  # each region's cells ringed, one legend entry per region
+            for rank in sorted(r for r in frame["region_rank"].unique() if r > 0):
+                inside = frame["region_rank"].to_numpy() == rank
+                fig.add_trace(go.Scatter3d(
+                    x=coords[shown[0]][inside], y=coords[shown[1]][inside], z=coords[shown[2]][inside],
+                    mode="markers", name=f"region {int(rank)}", hoverinfo="skip",
+                    marker={"size": size[inside] + 6, "color": "rgba(0,0,0,0)", "symbol": "circle-open",
+                            "line": {"width": 3, "color": REGION_COLOURS[(int(rank) - 1) % len(REGION_COLOURS)]}},
+                ))
         axis = {name: {"title": {"text": name}, "tickvals": list(range(len(levels[name]))), "ticktext": levels[name]} for name in shown}
         fig.update_layout(scene={"xaxis": axis[shown[0]], "yaxis": axis[shown[1]], "zaxis": axis[shown[2]]},
                           legend={"x": 0, "y": 1})

@@ -18,11 +18,12 @@ from typing import Any
 
 import pandas as pd
 
+from .characterize import Characterization, characterize_run
 from .errors import NETWORK_ERRORS, HubUnreachable, RunDamaged, RunNotFound
 from .landscape import cell_label, failure_modes
 from .paths import looks_like_path, portable_path
 from .perturb.concepts import ConceptSpace
-from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, RunStore
+from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, REGIONS_FILE, RunStore
 
 _MODE_TARGET = re.compile(r"[0-9]+", re.ASCII)
 _EXAMPLE_TARGET = re.compile(r"q([0-9]+)", re.ASCII)
@@ -168,8 +169,32 @@ class Run:
 
     @cached_property
     def landscape(self) -> pd.DataFrame:
-        """One row per cell (see ``fade_hub.landscape``)."""
+        """One row per cell (see ``fade_hub.landscape``); for a run recorded before regions existed, recomputed from
+        its queries (``regions_computed``)."""
+        if self.regions_computed:
+            return self._characterized.landscape
         return read_table(self.file(LANDSCAPE_FILE), self.spec)
+
+    @cached_property
+    def regions(self) -> pd.DataFrame:
+        """One row per failure region, ranked (see ``fade_hub.characterize``): the ``regions`` config, or computed
+        from the queries of a run recorded before regions existed (``regions_computed``)."""
+        if self.regions_computed:
+            return self._characterized.regions
+        return read_table(self.file(REGIONS_FILE), self.spec)
+
+    @cached_property
+    def regions_computed(self) -> bool:
+        """Whether the run has no ``regions`` config (recorded before regions existed): regions come from its queries."""
+        try:
+            self.file(REGIONS_FILE)
+        except RunNotFound:
+            return True
+        return False
+
+    @cached_property
+    def _characterized(self) -> Characterization:
+        return characterize_run(self.meta, self.queries)
 
     @cached_property
     def failures(self) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The statistics fade-hub reports: Wilson intervals, a one-sided Fisher exact test, Benjamini-Hochberg q-values.
+"""The statistics fade-hub reports, in one place: Wilson intervals, Newcombe intervals of a difference of rates (independent
+or paired), one-sided Fisher and McNemar mid-p tests, Benjamini-Hochberg and Holm adjustments, Kulldorff's scan statistic.
 
 Pure numpy and the standard library, so that the Space (which has no scipy) computes the same numbers.
 """
@@ -72,3 +73,121 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     scaled = p[order] * m / np.arange(1, m + 1)
     q[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
     return q
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control; NaN entries are not tested and stay NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    if not len(tested):
+        return adjusted
+    order = tested[np.argsort(p[tested], kind="mergesort")]
+    m = len(order)
+    scaled = p[order] * (m - np.arange(m))
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def newcombe_difference(k1: int, n1: int, k0: int, n0: int, z: float = 1.96) -> tuple[float, float, float]:
+    """Difference ``k1/n1 - k0/n0`` of two independent rates with Newcombe's hybrid score interval (his method 10).
+
+    The interval combines the two Wilson intervals, so it stays inside [-1, 1] and keeps its coverage at rates
+    near 0 or 1, where the Wald interval fails. NaN when either sample is empty.
+    """
+    if n1 <= 0 or n0 <= 0:
+        return math.nan, math.nan, math.nan
+    p1, p0 = k1 / n1, k0 / n0
+    l1, u1 = wilson_interval(k1, n1, z)
+    l0, u0 = wilson_interval(k0, n0, z)
+    diff = p1 - p0
+    return diff, diff - math.hypot(p1 - l1, u0 - p0), diff + math.hypot(u1 - p1, p0 - l0)
+
+
+def newcombe_paired_difference(both: int, only1: int, only0: int, neither: int,
+                               z: float = 1.96) -> tuple[float, float, float]:
+    """Difference of two rates measured on the same units, with Newcombe's paired hybrid score interval (method 10).
+
+    ``both`` units failed under both conditions, ``only1`` only under the first, ``only0`` only under the second,
+    ``neither`` under none. The Wilson intervals of the two marginal rates are combined with the correlation of
+    the pairs (phi, with Newcombe's continuity correction), so that a strong positive correlation narrows the
+    interval. NaN without units.
+    """
+    n = both + only1 + only0 + neither
+    if n <= 0:
+        return math.nan, math.nan, math.nan
+    k1, k0 = both + only1, both + only0
+    p1, p0 = k1 / n, k0 / n
+    l1, u1 = wilson_interval(k1, n, z)
+    l0, u0 = wilson_interval(k0, n, z)
+    margins = (both + only1) * (only0 + neither) * (both + only0) * (only1 + neither)
+    cross = both * neither - only1 * only0  # phi's numerator, shrunk by n / 2 when positive (Newcombe's correction)
+    cross = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = 0.0 if margins == 0 else cross / math.sqrt(margins)
+    diff = p1 - p0
+    below = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u0 - p0) + (u0 - p0) ** 2, 0.0))
+    above = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p0 - l0) + (p0 - l0) ** 2, 0.0))
+    return diff, max(diff - below, -1.0), min(diff + above, 1.0)
+
+
+def binomial_upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    logs = [_log_comb(n, x) + x * math.log(p) + (n - x) * math.log1p(-p) for x in range(k, n + 1)]
+    top = max(logs)
+    return float(min(1.0, math.exp(top) * sum(math.exp(t - top) for t in logs)))
+
+
+def mcnemar_greater(only1: int, only0: int) -> float:
+    """One-sided exact McNemar mid-p value that the first condition fails more often than the second, on pairs.
+
+    ``only1`` pairs failed only under the first condition, ``only0`` only under the second; the pairs that
+    agree carry no information. Under the null each discordant pair is a fair coin: the mid-p value is
+    P(X > only1) + P(X = only1) / 2 with X ~ Binomial(only1 + only0, 1/2) (1.0 without discordant pairs).
+    """
+    n = only1 + only0
+    if n <= 0 or only1 <= 0:
+        return 1.0
+    at_least = binomial_upper_tail(only1, n, 0.5)
+    exactly = math.exp(_log_comb(n, only1) - n * math.log(2.0))
+    return float(min(1.0, at_least - exactly / 2.0))
+
+
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x * log(y) with 0 * log(0) = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, x * np.log(np.where(y > 0, y, 1.0)), 0.0)
+
+
+def bernoulli_scan_llr(k_in: np.ndarray, n_in: np.ndarray, k_all: float, n_all: float) -> np.ndarray:
+    """Kulldorff's Bernoulli scan statistic of candidate regions: the log-likelihood ratio of a separate failure rate
+    inside a region (``k_in`` failures of ``n_in``) versus one rate everywhere (``k_all`` of ``n_all``).
+
+    Only excess counts: a region whose inside rate is not above its outside rate scores 0.
+    """
+    k_in, n_in = np.asarray(k_in, dtype=float), np.asarray(n_in, dtype=float)
+    k_out, n_out = k_all - k_in, n_all - n_in
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_in = np.where(n_in > 0, k_in / np.where(n_in > 0, n_in, 1.0), 0.0)
+        p_out = np.where(n_out > 0, k_out / np.where(n_out > 0, n_out, 1.0), 0.0)
+    p_all = k_all / n_all if n_all > 0 else 0.0
+    fitted = (_xlogy(k_in, p_in) + _xlogy(n_in - k_in, 1.0 - p_in)
+              + _xlogy(k_out, p_out) + _xlogy(n_out - k_out, 1.0 - p_out))
+    null = float(_xlogy(np.array(k_all), np.array(p_all)) + _xlogy(np.array(n_all - k_all), np.array(1.0 - p_all)))
+    return np.where((p_in > p_out) & (n_in > 0), np.maximum(fitted - null, 0.0), 0.0)
+
+
+def fisher_power(n: int, rate: float, k0: int, n0: int, alpha: float = 0.05) -> float:
+    """Probability that the one-sided Fisher test rejects at ``alpha`` when ``n`` units fail at ``rate`` against a
+    baseline of ``k0`` failures in ``n0`` units (exact, summed over the binomial outcomes)."""
+    if n <= 0:
+        return 0.0
+    needed = next((k for k in range(n + 1) if fisher_greater(k, n, k0, n0) <= alpha), None)
+    return 0.0 if needed is None else binomial_upper_tail(needed, n, rate)

@@ -10,6 +10,7 @@ Layout::
       data/queries.parquet      the same queries as the ``queries`` config (written by ``summarize``)
       data/failures.parquet     failing queries with their media (written by ``summarize``)
       data/landscape.parquet    one row per cell (written by ``summarize``)
+      data/regions.parquet      one row per failure region (written by ``summarize``)
       policy.json               the policy's probability per cell (ppo only)
       media/q000042.png         images of failing queries, saved as they come (embedded into the parquet)
       plots/*.png               pictures for the card
@@ -36,12 +37,13 @@ QUERIES_LOG = "logs/queries.jsonl"
 QUERIES_FILE = "data/queries.parquet"
 FAILURES_FILE = "data/failures.parquet"
 LANDSCAPE_FILE = "data/landscape.parquet"
+REGIONS_FILE = "data/regions.parquet"
 POLICY_FILE = "policy.json"
 META_FILE = "run.json"
 LOCAL_PATHS_FILE = ".local_paths.json"  # this machine's absolute paths of the PATH_FIELDS; hidden: never pushed
 MEDIA_DIR = "media"
 PLOTS_DIR = "plots"
-DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": LANDSCAPE_FILE}
+DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": LANDSCAPE_FILE, "regions": REGIONS_FILE}
 # Fields that must match for --resume to continue a run. The budget is one of them: explorers batch and
 # schedule by the budget left, so another budget makes other decisions than the ones replayed from the log.
 RESUME_KEYS = ("model_id", "task", "space_fingerprint", "algorithm", "mode", "seed", "seeds", "budget")

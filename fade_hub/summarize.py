@@ -1,4 +1,4 @@
-"""Turn a run's query log into what people read: confirmed failure modes, parquet configs, plots, card."""
+"""Turn a run's query log into what people read: its regions and cells, parquet configs, plots, card."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from .card import write_card
-from .landscape import clean_baseline, compute_landscape, failure_modes, is_mode
+from .characterize import characterize_run
+from .landscape import failure_modes, is_mode
 from .perturb import ConceptSpace
-from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, QUERIES_FILE, RunStore
+from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, QUERIES_FILE, REGIONS_FILE, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +26,27 @@ EXAMPLES_PER_MODE = 8
 
 
 def summarize(store: RunStore) -> dict[str, Any]:
-    """Write the ``queries``, ``failures`` and ``landscape`` configs, the plots and the card; return the metadata."""
+    """Write the ``queries``, ``failures``, ``landscape`` and ``regions`` configs, the plots and the card; return the
+    metadata."""
     from .plots import examples_grid_png, heatmaps_png, marginals_png
+    from .region_plots import region_png
 
     meta = store.read_meta()
     space = ConceptSpace.from_dict(meta["space"])
     queries = pd.DataFrame(store.read_queries())
-    policy = store.read_policy()
-    landscape = compute_landscape(queries, space, np.asarray(policy) if policy is not None else None)
+    found = characterize_run(meta, queries, store.read_policy())
+    landscape, regions = found.landscape, found.regions
     (store.root / "data").mkdir(exist_ok=True)
     landscape.to_parquet(store.root / LANDSCAPE_FILE, index=False)
+    write_regions(regions, store.root / REGIONS_FILE)
     queries.to_parquet(store.root / QUERIES_FILE, index=False)
     write_failures(store, queries, space)
 
     plots = store.root / PLOTS_DIR
     plots.mkdir(exist_ok=True)
     images: dict[str, str] = {}
+    region_images = {str(row.region_id): _rel(store, region_png(landscape, row, found, plots / f"region_{int(row.rank)}.png"))
+                     for row in regions.itertuples()}
     explore_rows = queries[queries["phase"] == "explore"] if len(queries) else queries
     if len(explore_rows):
         for path in heatmaps_png(explore_rows, space, plots):
@@ -52,12 +58,13 @@ def summarize(store: RunStore) -> dict[str, Any]:
         top_cell = int(modes["action_id"].iloc[0])
         grid = [
             _example_item(store, row)
-            for _, row in queries[(queries["action_id"] == top_cell) & queries["is_failure"]].head(EXAMPLES_PER_MODE).iterrows()
+            for _, row in queries[(queries["action_id"] == top_cell) & queries["is_failure"]]
+            .drop_duplicates("seed_id").head(EXAMPLES_PER_MODE).iterrows()
         ]
         if grid:
             levels = ", ".join(f"{k}={v}" for k, v in space.level_strings(space.action_from_id(top_cell)).items())
-            path = examples_grid_png(grid, plots / "top_mode_examples.png", title=f"top failure mode: {levels}")
-            images["examples of the top failure mode"] = _rel(store, path)
+            path = examples_grid_png(grid, plots / "top_mode_examples.png", title=f"top failure-mode cell: {levels}")
+            images["examples of the top failure-mode cell"] = _rel(store, path)
 
     failures = int(queries["is_failure"].sum()) if len(queries) else 0
     store.update_meta(
@@ -65,11 +72,29 @@ def summarize(store: RunStore) -> dict[str, Any]:
         failures=failures,
         failure_cells=int((landscape["failures"] > 0).sum()),
         failure_modes=int(is_mode(landscape).sum()),
-        clean=clean_baseline(queries) if len(queries) else clean_baseline([]),
+        regions=int(len(regions)),
+        failure_regions=int(regions["is_mode"].sum()) if len(regions) else 0,
+        clean=found.clean,
         data_files=dict(DATA_FILES),
-        card_assets={"examples": {str(k): v for k, v in examples.items()}, "images": images},
+        card_assets={"examples": {str(k): v for k, v in examples.items()}, "images": images, "regions": region_images},
     )
     return write_card(store)
+
+
+def write_regions(regions: pd.DataFrame, path: Path) -> Path:
+    """Write the ``regions`` config with explicit types (an empty table loads with the same columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"cells": pa.list_(pa.int64()), "classes": pa.list_(pa.string()), "region_id": pa.string(),
+             "description": pa.string(), "factors": pa.string(), "class_rates": pa.string(),
+             "confirm_test": pa.string(), "rank": pa.int64(), "num_cells": pa.int64(), "seeds": pa.int64(),
+             "outside_seeds": pa.int64(), "clean_seeds": pa.int64(), "screened": pa.bool_(),
+             "confirmed": pa.bool_(), "is_mode": pa.bool_()}
+    schema = pa.schema([(name, types.get(name, pa.float64())) for name in regions.columns])
+    table = pa.Table.from_pandas(regions, schema=schema, preserve_index=False)
+    pq.write_table(table, path)
+    return path
 
 
 def write_failures(store: RunStore, queries: pd.DataFrame, space: ConceptSpace) -> Path:

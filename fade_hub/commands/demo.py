@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train (once, cached) a small image classifier on generated shapes, publish it to an embedded "
             "local Hub, explore it with ppo over rotation x brightness x saturation, push the run as a dataset, "
-            "let a simulated reviewer mark the confirmed modes fix through the feedback app, train a LoRA "
+            "let a simulated reviewer mark the confirmed failure regions fix through the feedback app, train a LoRA "
             "adapter on that feedback, publish it as a mitigated variant, reload it with stock peft and print "
             "the before/after table. No account or network needed; --hub-endpoint and a token (HF_TOKEN or "
             "`hf auth login`) use a real Hub instead."
@@ -28,30 +28,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo and print the failure modes, the mitigation's before/after table and where to look."""
+    """Run the demo and print the failure regions, the mitigation's before/after table and where to look."""
     from ..demo import run_demo
 
     started = time.perf_counter()
     result = run_demo(build_config(DemoConfig, args))  # first: it starts the embedded Hub before the Hub client loads
-    from ..landscape import format_mode_table
     from ..mitigate import format_shift
+    from ..region_text import region_line
     from ..run import Run
 
     run = Run.open(result.run_dir)
     meta = run.meta
-    print(f"\nfade-hub demo: {meta['queries']} queries to {result.model_repo}, {meta['failures']} failures "
-          f"in {meta['failure_cells']} cells, {meta['failure_modes']} failure modes\n")
-    print(format_mode_table(run.modes.head(5), run.space))
+    regions = run.regions[run.regions["is_mode"].astype(bool)].head(3)
+    print(f"\nfade-hub demo: {meta['queries']} queries to {result.model_repo}, {meta['failures']} failures, "
+          f"{meta.get('failure_regions', 0)} failure region(s)\n")
+    for row in regions.itertuples():
+        print(region_line(row))
     if result.reviewed:
-        print(f"\nsimulated reviewer (not a person): marked the {len(result.reviewed)} confirmed modes 'fix' through "
-              f"the feedback app's API ({', '.join(result.reviewed)})")
+        print(f"\nsimulated reviewer (not a person): marked the {len(result.reviewed)} confirmed region(s) 'fix' "
+              f"through the feedback app's API, cell by cell ({', '.join(result.reviewed)})")
         print("mitigated variant, trained on that feedback and measured on seeds it never saw:\n")
         print(format_shift(result.figures))
         same, total = result.reloaded
         print(f"\nreloaded with stock peft (PeftModel.from_pretrained): {same} of {total} evaluation examples give "
               "the mitigated answer")
     else:
-        print("\nno confirmed failure mode to review, so no mitigation (raise --budget)")
+        print("\nno confirmed failure region to review, so no mitigation (raise --budget)")
     print(f"\nrun directory:  {result.run_dir.resolve()}")
     print(f"dataset card:   {(result.run_dir / 'README.md').resolve()}")
     print(f"pushed dataset: {result.dataset_url}")

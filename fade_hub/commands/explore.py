@@ -42,18 +42,18 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(config)
     show_plan()
     from ..explore.runner import explore
-    from ..landscape import failure_modes, format_mode_table
-    from ..perturb import ConceptSpace
+    from ..region_text import region_line
 
     result = explore(config)
     print(f"run: {result.path}  ({result.meta['queries']} queries, {result.meta['failures']} failures)")
     if result.meta.get("usage"):  # a remote model: what the endpoint or provider was asked for, over all sessions
         used = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in result.meta["usage"].items() if value)
         print(f"endpoint usage: {used}")
-    import pandas as pd
-
-    landscape = pd.read_parquet(result.path / "data" / "landscape.parquet")
-    print(format_mode_table(failure_modes(landscape, top_k=10), ConceptSpace.from_dict(result.meta["space"])))
+    regions = result.regions
+    print("failure regions:" if len(regions) else "no failure region: nothing fails more often than clean inputs")
+    for row in regions.itertuples():
+        print(f"  {region_line(row)}")
+    print(f"(fade-hub report {result.path} --cells: the cells behind them)")
     if config.push_to_hub:
         from ..hub import push_run
 

@@ -1,4 +1,4 @@
-"""`fade-hub report`: the failure-mode table of a local or pushed run."""
+"""`fade-hub report`: the failure regions of a local or pushed run, in words (``--cells``: the cell table too)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ from ..options import add_options, build_config, check_ranges, option
 class ReportOptions:
     """What ``fade-hub report`` shows."""
 
-    top: int = option(10, low=1, help="How many failure modes to show.")
-    json: bool = option(False, help="Print JSON (the modes' landscape rows) instead of a table.")
+    top: int = option(10, low=1, help="How many regions (and with --cells, failure-mode cells) to show.")
+    cells: bool = option(False, help="Also show the failure-mode cells: the drill-down behind the regions.")
+    json: bool = option(False, help="Print JSON (the regions' rows, and the cells' landscape rows) instead of text.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand."""
     p = subparsers.add_parser(
         "report",
-        help="Print the ranked failure modes of a run.",
-        description="Print the ranked failure modes of RUN (a local run directory or a pushed dataset repo ID).",
+        help="Print the failure regions of a run (and its failure-mode cells).",
+        description="Print the failure regions of RUN (a local run directory or a pushed dataset repo ID): each in "
+                    "words with its failure rate, the clean rate it beats and how sure that is; --cells adds the "
+                    "cells behind them.",
     )
     p.add_argument("run", help="Run directory or dataset repo ID.")
     add_options(p, ReportOptions)
@@ -30,27 +33,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the run and print its top failure modes."""
+    """Load the run and print its regions (and cells)."""
     options = build_config(ReportOptions, args)
     check_ranges(options)
     from ..jsonio import to_json
     from ..landscape import format_mode_table
+    from ..region_text import region_line
     from ..run import Run
 
     run = Run.open(args.run)
     meta = run.meta
     model = run.model_text
+    regions = run.regions.head(options.top)
     modes = run.modes.head(options.top)
     if options.json:
-        rows = json.loads(modes.to_json(orient="records"))
-        print(to_json({"run_id": meta["run_id"], "model_id": model, "clean": meta.get("clean"), "modes": rows},
-                      indent=2))
+        document = {"run_id": meta["run_id"], "model_id": model, "clean": meta.get("clean"),
+                    "confirmation": meta.get("confirmation"), "regions_computed": run.regions_computed,
+                    "regions": json.loads(regions.to_json(orient="records"))}
+        if options.cells:
+            document["cells"] = json.loads(modes.to_json(orient="records"))
+        print(to_json(document, indent=2))
         return 0
     print(f"{model} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
           f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
     clean = meta.get("clean") or {}
     if clean.get("queries"):
-        print(f"clean failure rate {clean['failures']}/{clean['queries']} = {clean['rate']:.2f} "
-              f"[{clean['ci_low']:.2f}, {clean['ci_high']:.2f}]: a failure mode fails significantly more often")
-    print(format_mode_table(modes, run.space, max_rows=options.top))
+        print(f"clean failure rate {clean['failures']}/{clean['queries']} seeds = {clean['rate']:.2f} "
+              f"[{clean['ci_low']:.2f}, {clean['ci_high']:.2f}]: a failure region fails significantly more often")
+    if run.regions_computed:
+        print("(recorded before fade-hub reported regions: regions computed from its queries, screening only)")
+    print("\nfailure regions:" if len(regions) else "\nno failure region: nothing fails more often than clean inputs")
+    for row in regions.itertuples():
+        print(f"  {region_line(row)}")
+    if options.cells:
+        print("\nfailure-mode cells (drill-down):")
+        print(format_mode_table(modes, run.space, max_rows=options.top))
+    else:
+        print("\n(--cells shows the cells behind the regions)")
     return 0

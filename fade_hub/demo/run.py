@@ -3,7 +3,8 @@
 ``run_demo`` takes the small image classifier that ships with the package (trained on generated shapes
 whose training data never showed very dark *and* strongly rotated shapes), publishes it to a Hub (an embedded LocalHub unless
 ``hub_endpoint`` is given), explores it by its repo ID with ``ppo`` and pushes the run as a dataset.
-A simulated reviewer then marks the confirmed failure modes ``fix`` through the feedback app's API,
+A simulated reviewer then marks the confirmed failure regions ``fix`` (each of their cells, until the
+feedback app reviews regions) through the feedback app's API,
 ``mitigate`` trains a LoRA adapter on that feedback, publishes it as a mitigated variant, and the
 variant is loaded back with stock peft to check that it gives the mitigated answers.
 """
@@ -32,7 +33,8 @@ class DemoConfig:
                                    "$FADE_HUB_CACHE or HF_HOME/fade-hub).")
     budget: int = option(600, low=1, help="Model queries for the exploration.")
     seed: int = option(0, low=0, high=MAX_SEED, help="Random seed (the same seed gives the same run).")
-    seeds_per_class: int = option(16, low=2, help="Seed images per class for the exploration.")
+    seeds_per_class: int = option(24, low=2, help="Seed images per class: a third of them are held out to confirm "
+                                  "the regions the exploration finds.")
     mitigation_steps: int = option(150, low=1, help="Optimizer steps of the LoRA training.")
     hub_endpoint: str | None = option(None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
     hub_root: str | None = option(None, help="Folder of the embedded Hub (default CACHE/demo-hub).")
@@ -51,7 +53,7 @@ class DemoResult:
     endpoint: str
     hub_root: Path | None
     meta: dict = field(default_factory=dict)
-    reviewed: list[str] = field(default_factory=list)  # the modes the simulated reviewer marked fix
+    reviewed: list[str] = field(default_factory=list)  # the regions the simulated reviewer marked fix
     adapter_dir: Path | None = None
     adapter_repo: str | None = None
     adapter_url: str | None = None
@@ -154,13 +156,15 @@ def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) ->
     from .shapes import SHIPPED_MODEL, write_seed_folder
 
     run = Run.open(result.run_dir)
-    confirmed = [str(int(cell)) for cell in run.modes.loc[run.modes["confirmed"].astype(bool), "action_id"]]
-    if not confirmed:
+    confirmed = run.regions[run.regions["confirmed"].astype(bool)]
+    if confirmed.empty:
         return result
+    # until the Space reviews regions, a region's verdict is given on each of its cells
+    cells = [str(int(cell)) for region_cells in confirmed["cells"] for cell in region_cells]
     feedback_repo = f"{result.model_repo}-feedback"
     app = FeedbackApp(AppConfig(failures=result.dataset_repo, feedback_repo=feedback_repo))
     try:
-        for cell in confirmed:
+        for cell in cells:
             app.submit(cell, "fix", note="simulated reviewer (fade-hub demo)")
     finally:
         app.close()
@@ -173,7 +177,8 @@ def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) ->
     ))
     adapter_repo = f"{result.model_repo}-faded"
     result.adapter_url = push_adapter(adapter_dir, adapter_repo)
-    result.reviewed, result.adapter_dir, result.adapter_repo = confirmed, adapter_dir, adapter_repo
+    result.reviewed = list(confirmed["region_id"])
+    result.adapter_dir, result.adapter_repo = adapter_dir, adapter_repo
     result.figures = mitigation.figures
     result.reloaded = reload_with_peft(result.model_repo, adapter_repo)
     return result

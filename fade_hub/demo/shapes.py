@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ def write_seed_folder(folder: Path, per_class: int, seed: int) -> Path:
 
 
 def augment(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Training variation: any saturation, rotations up to 35 degrees, and the darkest images only near upright."""
+    """Training variation: mirror images, any saturation, rotations up to 35 degrees, the darkest images only near
+    upright."""
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
     angle = float(rng.uniform(-35, 35))
     darkest = DARKEST_UPRIGHT if abs(angle) <= UPRIGHT_DEGREES else DARKEST_ROTATED
     image = image.rotate(angle, resample=Image.BILINEAR, fillcolor=(0, 0, 0))

@@ -19,15 +19,18 @@ class CallPlan:
     """How many queries a run will send to the model, by phase."""
 
     explore: int
-    confirm_cells: int
+    confirm_regions: int
     confirm_seeds: int
     clean: int = 0
     done: int = 0
+    references: bool = False  # prompt spaces: each held-out seed is also asked once outside the regions
 
     @property
     def confirm(self) -> int:
-        """The most confirmation queries: each top cell on each held-out seed it gets."""
-        return self.confirm_cells * self.confirm_seeds
+        """The most confirmation queries: each region once on each held-out seed (and one reference per seed)."""
+        if not self.confirm_regions:
+            return 0
+        return self.confirm_regions * self.confirm_seeds + (self.confirm_seeds if self.references else 0)
 
     @property
     def total(self) -> int:
@@ -37,17 +40,17 @@ class CallPlan:
     def describe(self) -> str:
         """One line: the total and where it goes."""
         text = (f"planned model calls: {self.total:,} = {self.clean:,} on clean seeds + {self.explore:,} exploring + "
-                f"up to {self.confirm:,} confirming ({self.confirm_cells} cells x {self.confirm_seeds} held-out seeds)")
+                f"up to {self.confirm:,} confirming (up to {self.confirm_regions} regions x {self.confirm_seeds} "
+                "held-out seeds)")
         return text + (f"; {self.done:,} already in the log are replayed, not asked again" if self.done else "")
 
 
-def plan_calls(budget: int, *, confirm_top: int, confirm_seeds: int, held_out: int, clean: int = 0,
-               done: int = 0) -> CallPlan:
-    """The plan of a run that asks ``clean`` unperturbed seeds, explores with ``budget`` queries, then confirms
-    its top cells on held-out seeds."""
-    seeds = min(confirm_seeds, held_out) if confirm_top > 0 else 0
-    return CallPlan(explore=budget, confirm_cells=confirm_top if seeds else 0, confirm_seeds=seeds, clean=clean,
-                    done=done)
+def plan_calls(budget: int, *, confirm_top: int, held_out: int, clean: int = 0, done: int = 0,
+               references: bool = False) -> CallPlan:
+    """The plan of a run that asks ``clean`` unperturbed seeds, explores with ``budget`` queries, then confirms up to
+    ``confirm_top`` regions on its ``held_out`` seeds."""
+    return CallPlan(explore=budget, confirm_regions=confirm_top if held_out else 0, confirm_seeds=held_out,
+                    clean=clean, done=done, references=references)
 
 
 def announce(plan: CallPlan) -> None:

@@ -5,6 +5,13 @@ media of failures, drives the progress bar, and — on ``--resume`` — serves t
 disk instead of asking the model again. Explorers are deterministic given ``--seed``, so a resumed
 run replays the same decisions; the querier checks each replayed query matches the record it
 serves and only queries the model past the end of the log: nothing is lost or doubled.
+
+Explorers choose cells; the querier has the last word on seeds. A deterministic model asked a (cell, seed)
+pair it already answered learns nothing new, so an explore query whose pair was answered (or is asked twice in
+one batch) goes to an unused exploration seed of that cell instead, of the same class when one is left, in a
+seeded order per cell (sampling without replacement). Only once a cell's seeds are used up does a pair repeat,
+said once per cell in the log. A model that samples its answers, and sequential episodes (which walk one seed),
+keep the seeds their explorer chose.
 """
 
 from __future__ import annotations
@@ -15,9 +22,17 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+import logging
+from collections import defaultdict
+
+import numpy as np
+
 from ..env import CLEAN_ACTION_ID, FailureEnv, QueryResult
 from ..errors import BadConfig, EndpointFailed, ResumeMismatch
+from ..seeds import Seed
 from ..store import RunStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class Querier:
         budget: int,
         replay: Sequence[dict[str, Any]] = (),
         show_progress: bool = True,
+        pool: Sequence[Seed] = (),
+        random_seed: int = 0,
     ) -> None:
         if budget < 1:
             raise BadConfig(f"budget must be a positive number of model queries, got {budget}")
@@ -91,6 +108,7 @@ class Querier:
         self.spent = 0
         self.failures = 0
         self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
+        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" and not env.target.samples else None
 
     def left(self) -> int:
         """Explore queries still allowed by the budget."""
@@ -112,6 +130,8 @@ class Querier:
             raise BadConfig(f"explorer asked for {count} queries with only {self.left()} left in the budget")
         cells = [self.env.space.validate_action(action) for action in actions]
         action_ids = [self.env.space.action_id(cell) for cell in cells]
+        if phase == "explore" and self.seeds is not None:
+            seed_ids = self.seeds.choose(action_ids, seed_ids)
 
         def evaluate(indices: range) -> list[QueryResult]:
             return self.env.evaluate([cells[i] for i in indices], [seed_ids[i] for i in indices])
@@ -205,9 +225,59 @@ class Querier:
             served.append(record)
         return served
 
+    @property
+    def repeated(self) -> int:
+        """Explore queries that repeated an answered pair because their cell had no unused seed left."""
+        return self.seeds.repeated if self.seeds is not None else 0
+
     def close(self) -> None:
         """Close the progress bar."""
         self.bar.close()
+
+
+class SeedChooser:
+    """Sampling without replacement per cell: an unused seed for a (cell, seed) pair already asked."""
+
+    def __init__(self, pool: Sequence[Seed], random_seed: int) -> None:
+        self.context = {seed.seed_id: seed.context for seed in pool}
+        self.ids = [seed.seed_id for seed in pool]
+        self.random_seed = random_seed
+        self.used: dict[int, set[str]] = defaultdict(set)
+        self.order: dict[int, list[str]] = {}
+        self.exhausted: set[int] = set()  # cells whose seeds are all used
+        self.repeated = 0
+
+    def _order(self, cell: int) -> list[str]:
+        """The cell's seeded order of the pool (the order unused seeds are handed out in)."""
+        if cell not in self.order:
+            rng = np.random.default_rng([self.random_seed, 3, cell])
+            self.order[cell] = [self.ids[i] for i in rng.permutation(len(self.ids))]
+        return self.order[cell]
+
+    def choose(self, action_ids: Sequence[int], seed_ids: Sequence[str]) -> list[str]:
+        """The seed of each query: the explorer's, or an unused one when its pair was asked (see module doc)."""
+        chosen = []
+        for cell, seed_id in zip(action_ids, seed_ids):
+            used = self.used[cell]
+            if seed_id in used:
+                seed_id = self._unused(cell, self.context.get(seed_id)) or seed_id
+            used.add(seed_id)
+            chosen.append(seed_id)
+        return chosen
+
+    def _unused(self, cell: int, context: str | None) -> str | None:
+        """An unused seed of the cell, of ``context`` when one is left; None (and a log line) when all are used."""
+        used = self.used[cell]
+        free = [seed_id for seed_id in self._order(cell) if seed_id not in used]
+        same = [seed_id for seed_id in free if self.context.get(seed_id) == context]
+        if same or free:
+            return (same or free)[0]
+        if cell not in self.exhausted:
+            logger.info("cell %d: all %d exploration seeds asked; further queries there repeat a pair and count nothing "
+                        "new", cell, len(self.ids))
+            self.exhausted.add(cell)
+        self.repeated += 1
+        return None
 
 
 def trajectory_json(cells: Sequence[Sequence[int]]) -> str:

@@ -14,6 +14,7 @@ from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
 from ..judges import JUDGES, JudgeConfig, make_judge
+from ..landscape import LandscapeConfig
 from ..options import project
 from ..paths import portable_path
 from ..perturb import ConceptSpace, load_space
@@ -30,7 +31,7 @@ from ..targets.endpoint import redact_url
 from .baselines import grid_size
 from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
-from .confirm import confirm_top_cells
+from .confirm import confirm_regions, split_holdout
 from .precheck import check_inputs
 from .querier import Querier
 from .registry import EXPLORERS
@@ -54,17 +55,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
-
-
-def split_holdout(seeds: Sequence[Seed], fraction: float, seed: int) -> tuple[list[Seed], list[Seed]]:
-    """Split seeds into (explore, held-out) deterministically; held-out is empty for < 2 seeds."""
-    if fraction <= 0 or len(seeds) < 2:
-        return list(seeds), []
-    order = np.random.default_rng(seed).permutation(len(seeds))
-    count = min(max(1, round(fraction * len(seeds))), len(seeds) - 1)
-    held = sorted(order[:count])
-    held_set = set(held)
-    return [s for i, s in enumerate(seeds) if i not in held_set], [seeds[i] for i in held]
 
 
 def generation_kwargs(config: ExploreConfig) -> dict[str, int] | None:
@@ -229,7 +219,9 @@ def explore_loaded(
     config: ExploreConfig, store: RunStore, target: Target, space: ConceptSpace, seeds: list[Seed], started: float
 ) -> Run:
     """The run once its parts are loaded: judge, explore, confirm, summarize."""
-    explore_seeds, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
+    explore_seeds, held_out = split_holdout(seeds, fraction=config.holdout if config.confirm_top else 0.0,
+                                            minimum=config.confirm_seeds if config.confirm_top else 0,
+                                            random_seed=config.seed)
     budget = resolve_budget(config, space, explore_seeds)
     judge = make_judge(target.task, judge_config(config), target, allow_user_code=config.user_code_allowed)
     env = FailureEnv(
@@ -251,11 +243,12 @@ def explore_loaded(
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
     # templates have no unperturbed form: their baseline is the other cells
-    clean = [s.seed_id for s in [*explore_seeds, *held_out[: config.confirm_seeds]]] if space.modality != "prompt" else []
-    announce(plan_calls(budget, confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
-                        held_out=len(held_out), clean=len(clean), done=len(replay)))
+    clean = [s.seed_id for s in [*explore_seeds, *held_out]] if space.modality != "prompt" else []
+    announce(plan_calls(budget, confirm_top=config.confirm_top, held_out=len(held_out), clean=len(clean),
+                        done=len(replay), references=space.modality == "prompt"))
     loaded = time.perf_counter()
-    querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress)
+    querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress,
+                      pool=explore_seeds, random_seed=config.seed)
     try:
         if clean:
             querier.query_clean(clean)
@@ -266,8 +259,13 @@ def explore_loaded(
     explored = time.perf_counter()
     from ..summarize import summarize
 
-    confirm_top_cells(querier, held_out, top=config.confirm_top, per_cell=config.confirm_seeds, policy_probs=policy_probs)
+    confirmation = confirm_regions(querier, held_out, top=config.confirm_top, config=LandscapeConfig.from_options(config.to_dict()),
+                                   random_seed=config.seed, policy_probs=policy_probs)
     confirmed = time.perf_counter()
+    if confirmation is not None:
+        store.update_meta(confirmation=confirmation.to_dict())
+    if querier.repeated:
+        store.update_meta(repeated_pairs=querier.repeated)
     store.update_meta(
         status="finished",
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -35,15 +35,15 @@ def _axes(space: Any, pair: tuple[str, str]) -> tuple[list[str], list[str]]:
 
 
 def pooled_pair(landscape: pd.DataFrame, space: Any, pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """(failures, queries) of a factor pair, summed over the other factors; rows are the first factor's levels."""
+    """(failures, seeds) of a factor pair, summed over the other factors; rows are the first factor's levels."""
     rows, cols = _axes(space, pair)
     keys = list(dict.fromkeys(pair))
-    pooled = landscape.groupby(keys, sort=False)[["failures", "queries"]].sum()
+    pooled = landscape.groupby(keys, sort=False)[["failures", "seeds"]].sum()
     failures, queries = np.zeros((len(rows), len(cols)), int), np.zeros((len(rows), len(cols)), int)
     for key, counts in pooled.iterrows():
         row, col = key if len(keys) == 2 else ("all", key)
         i, j = rows.index(str(row)), cols.index(str(col))
-        failures[i, j], queries[i, j] = int(counts["failures"]), int(counts["queries"])
+        failures[i, j], queries[i, j] = round(counts["failures"]), int(counts["seeds"])
     return failures, queries
 
 
@@ -77,7 +77,7 @@ def heatmap_image(landscape: pd.DataFrame, space: Any, pair: tuple[str, str], se
     ax.set_xlabel(pair[1], parse_math=False)
     ax.set_ylabel("" if rows == ["all"] else pair[0], parse_math=False)
     others = [factor.name for factor in space.factors if factor.name not in pair]
-    title = "failure rate (failures/queries)" + (f", pooled over {', '.join(others)}" if others else "")
+    title = "failure rate (failing seeds/seeds)" + (f", pooled over {', '.join(others)}" if others else "")
     ax.set_title(title, fontsize=9, parse_math=False)
     fig.colorbar(image, ax=ax, shrink=0.85)
     buffer = io.BytesIO()

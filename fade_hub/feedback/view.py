@@ -189,8 +189,8 @@ class RunView:
                 str(int(row["action_id"])),
                 f"#{int(row['rank'])} {self.mode_levels(row)}",
                 (f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
-                 f"{int(row['failures'])}/{int(row['queries'])}{' (uncertain)' if bool(row['uncertain']) else ''}; "
-                 f"confirmed: {'yes' if bool(row['confirmed']) else 'no' if int(row['confirm_queries']) else 'not run'}"),
+                 f"{int(row['failures'])}/{int(row['seeds'])}{' (uncertain)' if bool(row['uncertain']) else ''}; "
+                 f"confirmed: {'yes' if bool(row['confirmed']) else 'no' if int(row['confirm_seeds']) else 'not run'}"),
                 votes_text(votes.get(str(int(row["action_id"])))),
             ]
             for _, row in self.modes.iterrows()
@@ -202,7 +202,7 @@ class RunView:
         row = self.mode_row(mode)
         if row is None:
             return mode
-        return f"#{int(row['rank'])}  {self.mode_levels(row)}  ({int(row['failures'])}/{int(row['queries'])} failed)"
+        return f"#{int(row['rank'])}  {self.mode_levels(row)}  ({int(row['failures'])}/{int(row['seeds'])} seeds failed)"
 
     def mode_choices(self) -> list[tuple[str, str]]:
         """Dropdown choices (label, action id) of the failure modes, worst first."""
@@ -218,7 +218,7 @@ class RunView:
         source = str(examples["expected_source"].iloc[0]) if "expected_source" in examples and len(examples) else ""
         judge = str((self.meta.get("judge") or {}).get("name", ""))
         facts = [
-            f"**Fails:** {plain(rate_words(int(row['failures']), int(row['queries']), row['ci_low'], row['ci_high']))}.",
+            f"**Fails:** {plain(rate_words(int(row['failures']), int(row['seeds']), row['ci_low'], row['ci_high']))}.",
             f"**Clean inputs:** {plain(clean_words(self.meta.get('clean')))} {plain(evidence_words(row))}",
             f"**Held-out check:** {plain(confirmed_words(row))}",
             f"**Severity:** {plain(severity_words(judge, row['mean_severity']))}",

@@ -37,7 +37,7 @@ def rate_words(failures: int, queries: int, low: float, high: float) -> str:
     """``failed 11 of 14 tries (79%); the true rate is between 52% and 92% (95% interval)``."""
     if not queries:
         return "not tried"
-    return (f"failed {failures} of {queries} tries ({percent(failures / queries)}); the true rate is between "
+    return (f"failed on {failures} of {queries} seeds ({percent(failures / queries)}); the true rate is between "
             f"{percent(low)} and {percent(high)} (95% interval)")
 
 
@@ -61,7 +61,7 @@ def evidence_words(row: Mapping[str, Any]) -> str:
 
 def confirmed_words(row: Mapping[str, Any]) -> str:
     """What the re-test on held-out seeds found."""
-    queries = int(row.get("confirm_queries") or 0)
+    queries = int(row.get("confirm_seeds") or 0)
     if not queries:
         return "Not re-tested on held-out seeds, so not confirmed."
     failures = int(row.get("confirm_failures") or 0)
@@ -74,7 +74,7 @@ def uncertain_words(row: Mapping[str, Any]) -> str:
     """A warning for cells with too few queries, else ``""``."""
     if not bool(row.get("uncertain")):
         return ""
-    return (f"Uncertain: only {int(row.get('queries') or 0)} queries here (fewer than "
+    return (f"Uncertain: only {int(row.get('seeds') or 0)} seeds here (fewer than "
             f"{LandscapeConfig().min_queries}), too few to read the rate on its own.")
 
 

@@ -33,7 +33,7 @@ from .ops import EXPECT_KINDS, Factor, Op, format_level, is_real
 _MODULES = {"image": image, "text": text, "prompt": prompt}
 
 _TOP_KEYS = ("modality", "name", "description", "factors")
-_FACTOR_KEYS = ("name", "op", "levels", "params", "expect")
+_FACTOR_KEYS = ("name", "op", "levels", "params", "expect", "ordered")
 
 
 def _modality_module(modality: str) -> Any:
@@ -106,6 +106,11 @@ def _check_factors(modality: str, factors: Sequence[Factor], source: str) -> Non
         problem = _expect_problem(factor.expect, op)
         if problem:
             raise _fail(source, f"{key}.expect", problem)
+        if factor.ordered is not None and not isinstance(factor.ordered, bool):
+            raise _fail(source, f"{key}.ordered", f"must be true or false, got {factor.ordered!r}")
+        if factor.ordered and not all(is_real(level) for level in factor.levels):
+            raise _fail(source, f"{key}.ordered", "an ordered factor's levels must all be numbers (they are ordered by "
+                        "value); drop `ordered: true` to treat the levels as unordered")
         if op.fills_template:
             slot = factor.params.get("slot", factor.name)
             if slot in slots:
@@ -147,7 +152,8 @@ def _parse_factor(raw: Any, key: str, source: str) -> Factor:
     params = raw.get("params") or {}
     if not isinstance(params, Mapping):
         raise _fail(source, f"{key}.params", "must be a mapping of op keyword arguments")
-    return Factor(name=raw["name"], op=raw["op"], levels=tuple(levels), params=dict(params), expect=raw.get("expect"))
+    return Factor(name=raw["name"], op=raw["op"], levels=tuple(levels), params=dict(params), expect=raw.get("expect"),
+                  ordered=raw.get("ordered"))
 
 
 @dataclass
@@ -291,6 +297,8 @@ class ConceptSpace:
                 entry["params"] = dict(f.params)
             if f.expect is not None:
                 entry["expect"] = f.expect
+            if f.ordered is not None:
+                entry["ordered"] = f.ordered
             data["factors"].append(entry)
         return data
 
@@ -299,7 +307,8 @@ class ConceptSpace:
         canon = {
             "modality": self.modality,
             "factors": [{"name": f.name, "op": f.op, "levels": list(f.levels), "params": f.params,
-                         **({"expect": f.expect} if f.expect is not None else {})} for f in self.factors],
+                         **({"expect": f.expect} if f.expect is not None else {}),
+                         **({"ordered": f.ordered} if f.ordered is not None else {})} for f in self.factors],
         }
         return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 

@@ -41,10 +41,17 @@ class Factor:
     levels: tuple
     params: dict = field(default_factory=dict)
     expect: str | dict | None = None  # None: the op's own expectation; else "invariant", "unjudgeable" or {"map": {...}}
+    ordered: bool | None = None  # None: ordered exactly when every level is a number
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", tuple(self.levels))
         object.__setattr__(self, "params", dict(self.params or {}))
+
+    @property
+    def is_ordered(self) -> bool:
+        """Whether the levels have an order (by value): numbers unless ``ordered: false``, never other levels."""
+        numeric = all(is_real(level) for level in self.levels)
+        return numeric if self.ordered is None else bool(self.ordered) and numeric
 
 
 def is_real(value: Any) -> bool:

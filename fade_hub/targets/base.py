@@ -188,6 +188,11 @@ class Target:
         raise NotImplementedError
 
     @property
+    def samples(self) -> bool:
+        """Whether the model samples its answers, so that one (cell, seed) pair asked twice may be answered twice."""
+        return bool((self.config.generation_kwargs or {}).get("do_sample"))
+
+    @property
     def dtype(self) -> str:
         """The dtype the weights run in, as a name (``float32``, ``bfloat16``, ...)."""
         dtype = getattr(self.model, "dtype", None) if self.model is not None else None
