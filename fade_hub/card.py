@@ -47,6 +47,11 @@ def md_escape(text: Any, limit: int | None = None) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
+def code_span(text: Any) -> str:
+    """Text as a Markdown code span: shown verbatim (no entities), on one line, without backticks to break out."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
+
+
 def size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket of ``n`` rows."""
     return next((label for bound, label in _SIZES if n < bound), "n>1B")
@@ -165,7 +170,7 @@ def _regions_section(regions: pd.DataFrame, meta: dict, images: dict[str, str] |
                      f"region {percent(row.outside_rate)}; BH-adjusted p = {row.screen_q:.2g}.")
         if class_text(row):
             lines.append(f"- By seed class in its cells: {md_escape(class_text(row))}.")
-        lines.append(f"- {int(row.num_cells)} cells (`region_id` `{md_escape(row.region_id)}`; action ids "
+        lines.append(f"- {int(row.num_cells)} cells (`region_id` {code_span(row.region_id)}; action ids "
                      f"{md_escape(', '.join(str(c) for c in list(row.cells)[:20]))}{' …' if len(row.cells) > 20 else ''}).")
         image = (images or {}).get(str(row.region_id))
         if image:

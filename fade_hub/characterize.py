@@ -2,8 +2,9 @@
 
 Screening (the exploration's own seeds, chosen adaptively, so it only *proposes*): each region found by the scan
 (``fade_hub.regions``) against the clean failures of the exploration seeds of the classes it holds on, one-sided
-Fisher, Benjamini-Hochberg over the regions; ``screened`` when that holds with a lower excess bound of at least
-``min_excess``.
+Fisher; the table lists the scan's regions up to the first whose p-value is above ``alpha`` (the later ones only
+get weaker), Benjamini-Hochberg over those; ``screened`` when the adjusted p-value is at most ``alpha`` and the
+lower excess bound at least ``min_excess``.
 
 Confirmation (held-out seeds the search never saw, one query per seed and region, at the region's cells in
 rotation; ``explore.confirm`` asks them) *decides*, with one test per region and Holm's adjustment across the
@@ -164,7 +165,10 @@ def _region_table(evidence: Evidence, grid: RegionGrid, landscape: pd.DataFrame,
     k, n = explore_counts(evidence, grid, judged)
     rows = []
     for region, llr in grid.scan(k, n, max_regions=config.max_regions, tolerance=config.simpler_within):
-        rows.append(_screening_row(evidence, grid, region, llr, k, n, judged))
+        row = _screening_row(evidence, grid, region, llr, k, n, judged)
+        if row["screen_p"] > config.alpha:  # the scan's next regions only get weaker: stop at the first that is not
+            break
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=[c for c in REGION_COLUMNS if not c.startswith("confirm") and c not in
                                         ("screen_q", "screened", "rank", "is_mode")])
     frame["screen_q"] = benjamini_hochberg(frame["screen_p"].to_numpy(dtype=float)) if len(frame) else []

@@ -29,11 +29,12 @@ def records_frame(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
     missing = {"action_id", "is_failure"} - set(frame.columns)
     if missing:
         raise BadConfig(f"query records lack column(s) {sorted(missing)}; pass records written by the RunStore")
+    own = pd.Series([f"#{i}" for i in range(len(frame))], index=frame.index)  # records without a seed id: each its own
     out = pd.DataFrame(
         {
             "action_id": frame["action_id"].astype(int),
-            "phase": frame["phase"].astype(str) if "phase" in frame.columns else "explore",
-            "seed_id": frame["seed_id"].astype(str) if "seed_id" in frame.columns else "",
+            "phase": frame["phase"].fillna("explore").astype(str) if "phase" in frame.columns else "explore",
+            "seed_id": frame["seed_id"].where(frame["seed_id"].notna(), own).astype(str) if "seed_id" in frame.columns else own,
             "context": frame["context"].fillna("").astype(str) if "context" in frame.columns else "",
             "is_failure": frame["is_failure"].astype(bool),
             "severity": frame["severity"].astype(float) if "severity" in frame.columns else 0.0,

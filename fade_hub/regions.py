@@ -8,15 +8,13 @@ A *region* admits, per factor, any level or a set of levels, and optionally only
 * when the seeds carry classes (2 to ``MAX_CLASSES`` of them), the class is one more unordered factor: a region
   may hold only on some classes ("on square and triangle seeds").
 
-The scan scores a candidate by Kulldorff's Bernoulli log-likelihood ratio of failing inside versus outside,
-over seed-deduplicated (class, cell) counts of the exploration. Every candidate is enumerated when the product
-of the factors' choices is at most ``ENUMERATION_LIMIT`` (a 5x5x5 grid with three classes has 64,827); larger
-grids are scanned one factor at a time from several starts (multidimensional subset scanning, Zhang & Neill
-2016), an unordered factor with many levels by its levels sorted by failure rate (the linear-time subset
-scanning property of such scores). The best region is taken, its (class, cell) pairs are removed, and the scan
-repeats, so regions are disjoint. Each pick is the *simplest* candidate (fewest factors constrained) scoring
-within ``tolerance`` of the best, so that "brightness 0.2 and rotation ±30" wins over the same cells with a
-saturation subset that fits noise.
+The scan (``fade_hub.scan``) scores a candidate by Kulldorff's Bernoulli log-likelihood ratio of failing inside
+versus outside, over seed-deduplicated (class, cell) counts of the exploration, less a price for every factor it
+constrains, so that a constraint stays only when the data demand it and the region is the simplest that explains
+them ("brightness 0.2 and rotation ±30" wins over the same cells with a saturation subset that fits noise). The
+best region is taken, its (class, cell) pairs are removed, and the scan repeats, so regions are disjoint. An
+unordered factor with many levels offers its levels sorted by failure rate (the linear-time subset scanning
+property of such scores).
 
 Regions are named by a canonical ``region_id`` (``rotation=-30,30&brightness=0.2&class=square``: constrained
 factors in space order, levels in value order, the class last; ``all`` for no constraint) that
@@ -34,12 +32,10 @@ import numpy as np
 
 from .errors import BadConfig
 from .perturb.ops import format_level
-from .stats import bernoulli_scan_llr
+from .scan import Scanner
 
 MAX_CLASSES = 8  # more distinct seed classes than this and the class is not a factor of regions
 MAX_SUBSET_LEVELS = 10  # unordered factors with more levels are scanned by rate-sorted prefixes
-ENUMERATION_LIMIT = 2_000_000  # candidates enumerated at once; larger grids are scanned one factor at a time
-ASCENT_STARTS = 8  # starts of the one-factor-at-a-time scan
 ALL = "all"  # the region_id of the region without constraint
 CLASS = "class"  # the name of the class factor in ids and descriptions
 
@@ -206,13 +202,13 @@ class RegionGrid:
 
     # scan -------------------------------------------------------------------------------------------------
 
-    def scan(self, failures: np.ndarray, seeds: np.ndarray, *, max_regions: int, tolerance: float = 0.05,
-             min_gain: float = 2.0) -> list[tuple[Region, float]]:
+    def scan(self, failures: np.ndarray, seeds: np.ndarray, *, max_regions: int,
+             tolerance: float = 0.05) -> list[tuple[Region, float]]:
         """Up to ``max_regions`` disjoint regions, best first, with their scan scores (log-likelihood ratios).
 
-        ``failures`` and ``seeds`` are (classes, cells) arrays of seed-deduplicated counts. A region is the simplest
-        candidate scoring at least ``best - max(min_gain, tolerance * best)``; the scan stops when nothing scores
-        above 0 or no candidate has a failure.
+        ``failures`` and ``seeds`` are (classes, cells) arrays of seed-deduplicated counts. Each region is the best
+        candidate under the penalized score of ``fade_hub.scan`` (a constraint costs at least ``tolerance`` times
+        the best score); the scan stops when no candidate has excess failures.
         """
         if max_regions < 1:
             raise BadConfig(f"max_regions must be >= 1, got {max_regions}")
@@ -223,11 +219,12 @@ class RegionGrid:
         found: list[tuple[Region, float]] = []
         while len(found) < max_regions:
             k_left, n_left = np.where(taken, 0.0, k), np.where(taken, 0.0, n)
-            best = self._best(k_left, n_left, taken, tolerance, min_gain)
+            best = Scanner(self._axes_choices(k_left, n_left), k_left, n_left, taken, tolerance).best()
             if best is None:
                 break
-            found.append(best)
-            taken |= best[0].pair_mask(self.shape, self.num_classes).reshape(shape)
+            region = self._region(best[0])
+            found.append((region, best[1]))
+            taken |= region.pair_mask(self.shape, self.num_classes).reshape(shape)
         return found
 
     def _axes_choices(self, k: np.ndarray, n: np.ndarray) -> list[list[tuple[int, ...] | None]]:
@@ -247,108 +244,9 @@ class RegionGrid:
         size = len(self.classes)
         return [None] + [c for r in range(1, size) for c in itertools.combinations(range(size), r)]
 
-    def _best(self, k: np.ndarray, n: np.ndarray, taken: np.ndarray, tolerance: float,
-              min_gain: float) -> tuple[Region, float] | None:
-        """The simplest near-best region of the remaining counts, or None when none has excess failures."""
-        choices = self._axes_choices(k, n)
-        if np.prod([len(c) for c in choices], dtype=float) <= ENUMERATION_LIMIT:
-            return _enumerated_best(choices, k, n, taken, tolerance, min_gain, self._region)
-        return _ascent_best(choices, k, n, taken, tolerance, min_gain, self._region)
-
     def _region(self, picks: Sequence[tuple[int, ...] | None]) -> Region:
         """The region of one choice per scan axis (class first)."""
         return Region(tuple(picks[1:]), picks[0])
-
-
-def _masks(choices: list[tuple[int, ...] | None], size: int) -> np.ndarray:
-    """(choices, levels) 0/1 matrix of which levels each choice admits."""
-    masks = np.zeros((len(choices), size))
-    for row, admitted in enumerate(choices):
-        masks[row, list(range(size)) if admitted is None else list(admitted)] = 1.0
-    return masks
-
-
-def _contract(tensor: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
-    """Sum ``tensor`` over every region: axis a of the result indexes the choices of axis a."""
-    out = tensor
-    for matrix in masks:
-        out = np.tensordot(out, matrix, axes=([0], [1]))  # the contracted axis goes last, in order
-    return out
-
-
-def _enumerated_best(choices, k, n, taken, tolerance, min_gain, make_region):
-    """Score every candidate at once; pick the simplest within tolerance of the best valid one."""
-    masks = [_masks(c, size) for c, size in zip(choices, k.shape)]
-    k_in, n_in = _contract(k, masks), _contract(n, masks)
-    overlap = _contract(taken.astype(float), masks)
-    score = bernoulli_scan_llr(k_in, n_in, float(k.sum()), float(n.sum()))
-    valid = (overlap == 0) & (k_in > 0) & (score > 0)
-    if not valid.any():
-        return None
-    constrained = sum(
-        np.array([c is not None for c in axis_choices], dtype=int).reshape([-1 if a == i else 1 for a in range(k.ndim)])
-        for i, axis_choices in enumerate(choices)
-    )
-    best = float(score[valid].max())
-    near = valid & (score >= best - max(min_gain, tolerance * best))
-    fewest = int(constrained[near].min())
-    pick = near & (constrained == fewest)
-    index = np.unravel_index(int(np.argmax(np.where(pick, score, -np.inf))), score.shape)
-    return make_region([choices[a][i] for a, i in enumerate(index)]), float(score[index])
-
-
-def _region_counts(picks, k, n, taken):
-    """(failures, seeds, taken pairs) inside the region of one choice per axis."""
-    mask = np.ones(k.shape, dtype=bool)
-    for axis, admitted in enumerate(picks):
-        if admitted is not None:
-            keep = np.zeros(k.shape[axis], dtype=bool)
-            keep[list(admitted)] = True
-            mask &= keep.reshape([-1 if a == axis else 1 for a in range(k.ndim)])
-    return float(k[mask].sum()), float(n[mask].sum()), int(taken[mask].sum())
-
-
-def _ascent_best(choices, k, n, taken, tolerance, min_gain, make_region):
-    """One factor at a time from several starts (the most failing single cells): the best region found, simplified."""
-    k_all, n_all = float(k.sum()), float(n.sum())
-
-    def score(picks) -> float:
-        k_in, n_in, overlap = _region_counts(picks, k, n, taken)
-        if overlap or k_in <= 0:
-            return 0.0
-        return float(bernoulli_scan_llr(np.array([k_in]), np.array([n_in]), k_all, n_all)[0])
-
-    rate = np.where(n > 0, k / np.where(n > 0, n, 1.0), 0.0) * (1 - taken)
-    starts = np.argsort(-rate.reshape(-1), kind="mergesort")[:ASCENT_STARTS]
-    best_picks, best_score = None, 0.0
-    for start in starts:
-        if rate.reshape(-1)[start] <= 0:
-            continue
-        index = np.unravel_index(int(start), k.shape)
-        picks = [(int(i),) if len(c) > 1 else None for i, c in zip(index, choices)]
-        current = score(picks)
-        for _ in range(20):
-            improved = False
-            for axis, axis_choices in enumerate(choices):
-                options = [score(picks[:axis] + [c] + picks[axis + 1 :]) for c in axis_choices]
-                top = int(np.argmax(options))
-                if options[top] > current + 1e-9:
-                    picks[axis], current, improved = axis_choices[top], options[top], True
-            if not improved:
-                break
-        if current > best_score:
-            best_picks, best_score = picks, current
-    if best_picks is None:
-        return None
-    floor = best_score - max(min_gain, tolerance * best_score)
-    while True:  # drop constraints while the score stays within tolerance: the simplest near-best region
-        loose = [(score(best_picks[:a] + [None] + best_picks[a + 1 :]), a) for a, c in enumerate(best_picks) if c is not None]
-        loose = [(s, a) for s, a in loose if s >= floor]
-        if not loose:
-            break
-        _, axis = max(loose)
-        best_picks[axis] = None
-    return make_region(best_picks), score(best_picks)
 
 
 def _rate_prefixes(k: np.ndarray, n: np.ndarray) -> list[tuple[int, ...]]:
@@ -395,4 +293,6 @@ def _describe_levels(axis: Axis, admitted: tuple[int, ...]) -> str:
         if split == 1 and len(ranks) == 2:
             return f"{axis.name} ±{_number(high)}"
         return f"|{axis.name}| ≥ {_number(high)}"
-    return f"{axis.name} ≤ {_number(low)} or ≥ {_number(high)}"
+    low_text = _number(low) if split == 1 else f"≤ {_number(low)}"
+    high_text = _number(high) if split == len(ranks) - 1 else f"≥ {_number(high)}"
+    return f"{axis.name} {low_text} or {high_text}"

@@ -136,13 +136,15 @@ def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"run: {output}" in result.stdout
-    # announced before the first query: 4 explore + 1 held-out clean seeds, 12 exploring, 2 top cells x 1 held-out seed
-    plan = "planned model calls: 19 = 5 on clean seeds + 12 exploring + up to 2 confirming (2 cells x 1 held-out seeds)"
+    # announced before the first query: 4 explore + 2 held-out clean seeds, 12 exploring, 2 regions x 2 held-out seeds
+    plan = ("planned model calls: 22 = 6 on clean seeds + 12 exploring + up to 4 confirming (up to 2 regions x 2 "
+            "held-out seeds)")
     assert plan in result.stderr
     rows = datasets.load_dataset(str(output), "queries", split="train", cache_dir=str(tmp_path / "cache"))
     phases = rows["phase"]
-    assert phases.count("explore") == budget and set(phases) == {"clean", "explore", "confirm"}
-    assert len(rows) == phases.count("clean") + budget + phases.count("confirm") and phases.count("clean") == 4 + 1  # explore seeds + the confirm seed
+    assert phases.count("explore") == budget and set(phases) <= {"clean", "explore", "confirm"}
+    assert len(rows) == phases.count("clean") + budget + phases.count("confirm") and phases.count("clean") == 6
+    assert "failure region" in result.stdout  # the regions (or that there is none) are what it prints
     assert set(rows["rotation"]) <= {"-10", "-5", "0", "5", "10", ""}  # the default image space ("" on clean seeds)
     assert all(isinstance(value, bool) for value in rows["is_failure"])
     meta = json.loads((output / "run.json").read_text())
@@ -170,11 +172,12 @@ def test_a_large_plan_is_announced_with_a_warning_and_no_prompt(caplog):
 
     from fade_hub.explore.budget import WARN_CALLS, announce, plan_calls
 
-    plan = plan_calls(10**12, confirm_top=5, confirm_seeds=16, held_out=4, done=3)
+    plan = plan_calls(10**12, confirm_top=5, held_out=4, done=3)
     assert (plan.explore, plan.confirm, plan.total) == (10**12, 20, 10**12 + 20)
+    assert plan_calls(10, confirm_top=2, held_out=4, references=True).confirm == 2 * 4 + 4  # prompt spaces
     with caplog.at_level(logging.INFO, logger="fade_hub.explore.budget"):
         announce(plan)
-        announce(plan_calls(WARN_CALLS, confirm_top=0, confirm_seeds=16, held_out=4))
+        announce(plan_calls(WARN_CALLS, confirm_top=0, held_out=4))
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert infos[0].startswith("planned model calls: 1,000,000,000,020 = 0 on clean seeds + 1,000,000,000,000 "

@@ -1,4 +1,4 @@
-"""The README's main command: `fade-hub demo` end to end in a fresh process, the whole loop."""
+"""The README's main command: `fade-hub demo` end to end in a fresh process, the whole loop, on any thread count."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import sys
 
 import pytest
 
+REGION = "rotation ±30 and brightness 0.2 (any saturation)"
 
-def _demo(tmp_path, *flags: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}
+
+def _demo(tmp_path, name: str, *flags: str, threads: int | None = None) -> str:
+    """Run the demo as a user does: no thread setting (the test session's OMP_NUM_THREADS is removed) unless given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN", "OMP_NUM_THREADS")}
     env["HF_HOME"] = str(tmp_path / "hf_home")
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     done = subprocess.run(
-        [sys.executable, "-m", "fade_hub.cli", "demo", "--output", str(tmp_path / "demo"),
+        [sys.executable, "-m", "fade_hub.cli", "demo", "--output", str(tmp_path / name),
          "--cache-dir", str(tmp_path / "cache"), "--no-progress", *flags],
         env=env, capture_output=True, text=True, timeout=900,
     )
@@ -22,14 +27,18 @@ def _demo(tmp_path, *flags: str) -> str:
     return done.stdout
 
 
+def _regions(out: str) -> list[str]:
+    """The printed region lines: ``1. rotation ±30 ...: fails ...; confirmed``."""
+    return [line for line in out.splitlines() if re.match(r"\d+\. ", line)]
+
+
 @pytest.mark.slow
-def test_demo_closes_the_loop_offline(tmp_path):
-    out = _demo(tmp_path)
-    table = out[out.index("rank"):out.index("simulated reviewer")]
-    modes = [line for line in table.splitlines()[2:] if line.strip()]
-    assert 1 <= len(modes) <= 5
-    # the model never saw dark and rotated shapes in training: that is where it must fail
-    assert all("brightness=0.2" in line or "brightness=0.4" in line for line in modes), table
+def test_demo_closes_the_loop_offline_on_any_thread_count(tmp_path):
+    out = _demo(tmp_path, "demo")
+    regions = _regions(out)
+    assert 1 <= len(regions) <= 3
+    # the model never saw very dark shapes rotated past 10 degrees in training: that is where it must fail
+    assert regions[0].startswith(f"1. {REGION}") and regions[0].endswith("; confirmed"), regions
     assert "simulated reviewer (not a person): marked the" in out
     drop = int(re.search(r"targeted drop (-?\d+)%", out).group(1))
     assert drop >= 60, out
@@ -38,12 +47,22 @@ def test_demo_closes_the_loop_offline(tmp_path):
     seconds = int(re.search(r"total time:\s+(\d+) s", out).group(1))
     assert seconds < 300
     assert (tmp_path / "demo" / "run" / "README.md").is_file()
-    assert list((tmp_path / "demo" / "run" / "plots").glob("heatmap_*.png"))
+    assert (tmp_path / "demo" / "run" / "data" / "regions.parquet").is_file()
+    assert list((tmp_path / "demo" / "run" / "plots").glob("region_*.png"))
     assert (tmp_path / "demo" / "adapter" / "adapter_model.safetensors").is_file()
     assert "pushed dataset: http://127.0.0.1:" in out and "pushed variant: http://127.0.0.1:" in out
     assert (tmp_path / "cache" / "demo-hub").is_dir()
-    # a second demo reuses the cached model and replaces the earlier one
-    again = _demo(tmp_path, "--budget", "64", "--mitigation-steps", "5")
+    # the model ships with the package: one and two threads find and confirm the same regions
+    for threads in (1, 2):
+        again = _demo(tmp_path, f"demo-{threads}", "--mitigation-steps", "5", threads=threads)
+        assert _regions(again) == regions, (threads, again)
+        assert "simulated reviewer (not a person): marked the" in again
+
+
+@pytest.mark.slow
+def test_a_second_demo_replaces_the_first(tmp_path):
+    _demo(tmp_path, "demo", "--budget", "64", "--mitigation-steps", "5")
+    again = _demo(tmp_path, "demo", "--budget", "64", "--mitigation-steps", "5")
     queries = int(re.search(r"fade-hub demo: (\d+) queries", again).group(1))
-    clean = 48  # every seed once, unperturbed (16 per class)
-    assert 64 + clean <= queries <= 64 + clean + 5 * 16, "64 explore + the clean seeds + at most 5 cells x 16 held out"
+    clean = 72  # every seed once, unperturbed (24 per class)
+    assert 64 + clean <= queries <= 64 + clean + 3 * 24, "64 explore + the clean seeds + at most 3 regions x 24 held out"

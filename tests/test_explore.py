@@ -190,6 +190,15 @@ def assert_well_formed_run(run, space: ConceptSpace, budget: int) -> list[dict]:
     return rows
 
 
+def assert_no_wasted_queries(rows: list[dict], explore_seeds: int) -> None:
+    """No explore query repeats an answered (cell, seed) pair while that cell still had an unused seed."""
+    asked: dict[int, set[str]] = defaultdict(set)
+    for r in explore_rows(rows):
+        cell = asked[r["action_id"]]
+        assert r["seed_id"] not in cell or len(cell) == explore_seeds, (r["query_id"], r["action_id"], len(cell))
+        cell.add(r["seed_id"])
+
+
 # every algorithm on every task -----------------------------------------------------------------
 
 
@@ -208,10 +217,11 @@ def test_every_algorithm_on_every_task(algorithm, task, tiny_models, shape_seeds
     expected = space.num_cells * explore_seeds if algorithm == "grid" else budget
     rows = assert_well_formed_run(run, space, expected)
     assert all(r["run_id"] == run.meta["run_id"] and r["output"] is not None for r in rows)
-    # the top failure cells are confirmed; with no failure there is nothing to confirm
-    assert any(r["phase"] == "confirm" for r in rows) == any(r["is_failure"] for r in explore_rows(rows))
-    if task != "summarization":  # the tiny summarizer may summarize every variant of a short text alike
-        assert any(r["phase"] == "confirm" for r in rows)
+    # only regions that pass screening are asked on the held-out seeds: one query per seed and region
+    tested = (run.meta.get("confirmation") or {}).get("regions") or []
+    confirm = [r for r in rows if r["phase"] == "confirm"]
+    assert bool(confirm) == bool(tested) and len(confirm) <= len(tested) * held_out + held_out
+    assert_no_wasted_queries(rows, explore_seeds)
     if algorithm == "grid":  # every cell on every explore seed, once
         pairs = {(r["seed_id"], r["action_id"]) for r in explore_rows(rows)}
         assert len(pairs) == expected and {a for _, a in pairs} == set(range(space.num_cells))
@@ -330,23 +340,41 @@ def test_load_dataset_sees_the_current_rows_of_each_run(tiny_models, shape_seeds
     assert len(datasets.load_dataset(str(first.path), "queries", split="train", cache_dir=cache)) == clean + 12
 
 
-def test_confirmation_uses_held_out_seeds_on_top_cells(tiny_models, shape_seeds, tmp_path):
-    from fade_hub.explore.runner import split_holdout
-
-    config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm="random", budget=40, holdout=0.34,
-                          confirm_top=3, confirm_seeds=2)
+def test_confirmation_asks_each_held_out_seed_once_per_screened_region(shapes_model, block_space, tmp_path):
+    """24 shape seeds: 12 held out, 4 per class; the dark rotated cell is a region, confirmed on its classes' seeds."""
+    seeds = write_seed_folder(tmp_path / "seeds", 8, seed=5)
+    config = ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(block_space), algorithm="grid",
+                           seed=3, output=str(tmp_path / "run"), show_progress=False, batch_size=16)
     run = explore(config)
     rows = RunStore(run.path).read_queries()
-    seeds = load_seeds(SeedConfig(str(shape_seeds)), "image", {0: "circle", 1: "square", 2: "triangle"})
-    explored, held = split_holdout(seeds, 0.34, 3)
+    confirmation = run.meta["confirmation"]
+    held = set(confirmation["held_out"])
+    assert len(held) == 12 and {s.split("/")[0] for s in held} == {"circle", "square", "triangle"}
+    assert sum(s.startswith("square/") for s in held) == 4  # balanced across classes
+    assert confirmation["test"] == "pooled" and confirmation["clean_rate"] == 0.0
     confirm = [r for r in rows if r["phase"] == "confirm"]
-    assert {r["seed_id"] for r in explore_rows(rows)} <= {s.seed_id for s in explored}
-    assert {r["seed_id"] for r in confirm} == {s.seed_id for s in held[:2]}
-    failing_cells = {r["action_id"] for r in explore_rows(rows) if r["is_failure"]}
-    confirmed_cells = {r["action_id"] for r in confirm}
-    assert len(confirm) == 2 * len(confirmed_cells) and 1 <= len(confirmed_cells) <= 3
-    assert confirmed_cells <= failing_cells
-    assert all(r["episode"] == -1 for r in confirm)
+    assert {r["seed_id"] for r in explore_rows(rows)}.isdisjoint(held) and {r["seed_id"] for r in confirm} <= held
+    region = run.regions.iloc[0]
+    assert confirmation["regions"][0] == region["region_id"] and region["confirmed"]
+    assert region["description"].startswith("rotation 40")  # (40, 1.0) fails too on squares and triangles
+    classes = region["classes"] if len(region["classes"]) else ["circle", "square", "triangle"]
+    eligible = [s for s in held if s.split("/")[0] in classes]
+    assert sorted(r["seed_id"] for r in confirm) == sorted(eligible)  # each eligible seed once
+    assert {r["action_id"] for r in confirm} <= set(region["cells"]) and all(r["episode"] == -1 for r in confirm)
+    assert region["confirm_seeds"] == len(eligible)
+
+
+def test_every_explorer_spends_no_query_on_an_answered_pair(tiny_models, shape_seeds, tmp_path):
+    """With more budget than (cell, seed) pairs, each explorer's repeats wait until a cell's seeds are used up."""
+    for algorithm in ("random", "epsilon-greedy", "bo", "ppo"):
+        config = image_config(tiny_models, shape_seeds, tmp_path / algorithm, algorithm=algorithm, budget=96,
+                              confirm_top=0)
+        run = explore(config)
+        rows = RunStore(run.path).read_queries()
+        assert_no_wasted_queries(rows, run.meta["seeds"]["explore"])
+        pairs = {(r["action_id"], r["seed_id"]) for r in explore_rows(rows)}
+        repeats = 96 - len(pairs)
+        assert run.meta.get("repeated_pairs", 0) == repeats
 
 
 # sequential (microscopic) mode --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The failure landscape: Wilson intervals, per-cell statistics, ranking, effects and shift metrics."""
+"""The failure landscape: Wilson intervals, per-cell statistics counted by seed, screening, ranking, effects."""
 
 from __future__ import annotations
 
@@ -7,21 +7,19 @@ import math
 import numpy as np
 import pytest
 
+from fade_hub.characterize import compute_landscape
 from fade_hub.errors import BadConfig, BadSpace
 from fade_hub.landscape import (
     LANDSCAPE_COLUMNS,
     LandscapeConfig,
     clean_baseline,
-    compute_landscape,
     factor_levels,
     failure_modes,
     format_mode_table,
     marginal_effects,
     pairwise_effects,
-    shift_metrics,
-    wilson_interval,
-    wilson_intervals,
 )
+from fade_hub.stats import wilson_interval, wilson_intervals
 from fade_hub.perturb import ConceptSpace, Factor
 
 
@@ -88,6 +86,7 @@ def test_landscape_counts_rates_and_columns(space, records):
     land = compute_landscape(records, space)
     assert list(land.columns) == ["rotation", "brightness"] + LANDSCAPE_COLUMNS
     assert len(land) == space.num_cells == 6
+    assert land["seeds"].tolist() == [10, 3, 6, 6, 0, 0]
     assert land["queries"].tolist() == [10, 3, 6, 6, 0, 0]
     assert land["failures"].tolist() == [5, 3, 0, 1, 0, 0]
     row = land.iloc[0]
@@ -104,7 +103,7 @@ def test_landscape_counts_rates_and_columns(space, records):
 
 def test_unvisited_cells_and_uncertain_flags(space, records):
     land = compute_landscape(records, space)
-    unvisited = land[land["queries"] == 0]
+    unvisited = land[land["seeds"] == 0]
     assert unvisited["action_id"].tolist() == [4, 5]
     assert unvisited["failure_rate"].isna().all()
     assert (unvisited["ci_low"] == 0).all() and (unvisited["ci_high"] == 1).all()
@@ -113,28 +112,42 @@ def test_unvisited_cells_and_uncertain_flags(space, records):
     assert relaxed["uncertain"].tolist() == [False, False, False, False, True, True]
 
 
+def test_a_pair_asked_twice_counts_once(space):
+    """A (cell, seed) pair is one piece of evidence however often it was asked: a seed failing twice is 1/1."""
+    records = clean(20, 0) + [rec(0, True, seed_id="s1"), rec(0, True, seed_id="s1"), rec(0, False, seed_id="s2")]
+    land = compute_landscape(records, space).set_index("action_id")
+    assert (land.loc[0, "seeds"], land.loc[0, "failures"], land.loc[0, "queries"]) == (2, 1, 3)
+    assert land.loc[0, "failure_rate"] == 0.5
+
+
 def test_confirm_columns_come_from_held_out_rows_only(space, records):
     land = compute_landscape(records, space).set_index("action_id")
-    assert land.loc[0, "queries"] == 10  # confirm rows do not leak into explore counts
-    assert (land.loc[0, "confirm_queries"], land.loc[0, "confirm_failures"], land.loc[0, "confirm_rate"]) == (4, 0, 0.0)
-    assert land.loc[0, "confirm_ci_low"] == 0.0 and not land.loc[0, "confirmed"]
-    assert (land.loc[3, "confirm_queries"], land.loc[3, "confirm_failures"]) == (4, 4)
+    assert land.loc[0, "seeds"] == 10  # confirm rows do not leak into explore counts
+    assert (land.loc[0, "confirm_seeds"], land.loc[0, "confirm_failures"], land.loc[0, "confirm_rate"]) == (4, 0, 0.0)
+    assert land.loc[0, "confirm_ci_low"] == 0.0
+    assert (land.loc[3, "confirm_seeds"], land.loc[3, "confirm_failures"]) == (4, 4)
     assert land.loc[3, "confirm_ci_low"] == pytest.approx(wilson_interval(4, 4)[0])
-    assert land.loc[3, "confirm_p_value"] == pytest.approx(1 / 70)  # 4/4 against the held-out seeds' clean 0/4
-    assert land.loc[3, "confirmed"]
-    assert land.loc[1, "confirm_queries"] == 0 and math.isnan(land.loc[1, "confirm_rate"])
-    assert math.isnan(land.loc[1, "confirm_ci_low"]) and not land.loc[1, "confirmed"]
+    assert land.loc[1, "confirm_seeds"] == 0 and math.isnan(land.loc[1, "confirm_rate"])
+    # cells are confirmed only inside a region confirmed on held-out seeds (fade_hub.characterize)
+    assert not land["confirmed"].any() and not land["region_confirmed"].any()
 
 
-def test_ranking_confirmed_first_then_lower_bound(space, records):
+def test_screening_against_the_exploration_seeds_clean_rate(space, records):
+    land = compute_landscape(records, space).set_index("action_id")
+    # the held-out seeds' clean answers (h0-h3) are not the screening baseline: 3/3 against 1/20
+    assert land.loc[1, "p_value"] == pytest.approx(4 / 1771)
+    excess = land.loc[1, ["excess", "excess_low", "excess_high"]].tolist()
+    assert excess[0] == pytest.approx(0.95) and 0.05 < excess[1] < 0.95 < excess[2] <= 1.0
+    assert land.loc[1, "significant"] and not land.loc[3, "significant"]
+
+
+def test_ranking_modes_first_then_lower_bound(space, records):
     land = compute_landscape(records, space)
-    # id3 is confirmed (4/4 held-out) despite a weak explore rate; id1 (3/3, low .44) beats id0 (5/10, low .24);
-    # failure-free cells follow: most-queried first, then by action_id.
-    assert land.sort_values("rank")["action_id"].tolist() == [3, 1, 0, 2, 4, 5]
+    # id1 (3/3, low .44) and id0 (5/10, low .24) are significant; id3 failed once; failure-free cells follow
+    assert land.sort_values("rank")["action_id"].tolist()[:3] == [1, 0, 3]
     assert sorted(land["rank"].tolist()) == [1, 2, 3, 4, 5, 6]
-    modes = failure_modes(land)
-    assert modes["action_id"].tolist() == [3, 1, 0]
-    assert failure_modes(land, top_k=2)["action_id"].tolist() == [3, 1]
+    assert failure_modes(land)["action_id"].tolist() == [1, 0]
+    assert failure_modes(land, top_k=1)["action_id"].tolist() == [1]
 
 
 def test_ranking_ties_break_on_severity_then_action_id(space):
@@ -161,10 +174,10 @@ def test_policy_probs_and_bad_inputs(space, records):
 
 def test_empty_run_gives_all_cells_unvisited(space):
     land = compute_landscape([], space)
-    assert len(land) == 6 and land["queries"].sum() == 0 and land["uncertain"].all()
+    assert len(land) == 6 and land["seeds"].sum() == 0 and land["uncertain"].all()
     assert land.sort_values("rank")["action_id"].tolist() == list(range(6))
     assert failure_modes(land).empty
-    assert format_mode_table(failure_modes(land), space) == "no failure modes found"
+    assert format_mode_table(failure_modes(land), space) == "no failure-mode cells"
 
 
 def test_marginal_effects_pool_over_other_factors(space, records):
@@ -172,13 +185,13 @@ def test_marginal_effects_pool_over_other_factors(space, records):
     assert set(effects) == {"rotation", "brightness"}
     rotation = effects["rotation"]
     assert rotation["level"].tolist() == factor_levels(space)["rotation"] == ["-10", "0", "10"]
-    assert rotation["queries"].tolist() == [13, 12, 0]  # explore only: confirm rows are not counted
+    assert rotation["seeds"].tolist() == [13, 12, 0]  # explore only: confirm rows are not counted
     assert rotation["failures"].tolist() == [8, 1, 0]
     assert rotation.loc[0, "failure_rate"] == pytest.approx(8 / 13)
     assert (rotation.loc[0, "ci_low"], rotation.loc[0, "ci_high"]) == pytest.approx(wilson_interval(8, 13))
     assert math.isnan(rotation.loc[2, "failure_rate"]) and rotation.loc[2, "ci_high"] == 1.0
     brightness = effects["brightness"].set_index("level")
-    assert (brightness.loc["1.0", "queries"], brightness.loc["1.0", "failures"]) == (16, 5)
+    assert (brightness.loc["1.0", "seeds"], brightness.loc["1.0", "failures"]) == (16, 5)
 
 
 def test_pairwise_effects_tables():
@@ -202,34 +215,24 @@ def test_pairwise_effects_tables():
     assert rs.loc["0", "1.0"] == pytest.approx(4 / 8) and rs.loc["0", "0.0"] == 1.0
 
 
-def test_shift_metrics_before_after(space, records):
-    before = compute_landscape(records, space)
-    after = compute_landscape(many(0, 30, 0) + many(1, 4, 2) + many(2, 6, 1), space)
-    shift = shift_metrics(before, after)
-    assert shift["rate_before"] == pytest.approx(9 / 25)
-    assert shift["rate_after"] == pytest.approx(3 / 40)
-    assert shift["cells_compared"] == 3
-    assert shift["modes_before"] == 3
-    assert shift["modes_fixed"] == 1  # id0: 0/30 after
-    assert shift["modes_still_failing"] == 1  # id1
-    assert shift["modes_not_revisited"] == 1  # id3
-    assert shift["modes_improved_significantly"] == 1  # id0: after high .11 < before low .24
-    assert shift["new_modes"] == 1  # id2
-    change = {cell["action_id"]: cell["change"] for cell in shift["cells"]}
-    assert change == pytest.approx({0: -0.5, 1: -0.5, 2: 1 / 6})
-    with pytest.raises(BadConfig):
-        shift_metrics(before, after.head(3))
-
-
 def test_format_mode_table(space, records):
     land = compute_landscape(records, space, policy_probs=np.full(6, 1 / 6))
-    text = format_mode_table(failure_modes(land), space, max_rows=2)
+    text = format_mode_table(failure_modes(land), space, max_rows=1)
     lines = text.splitlines()
-    assert lines[0].split()[:2] == ["rank", "cell"] and "policy p" in lines[0]
-    assert "rotation=0 brightness=0.5" in lines[2] and "yes 4/4" in lines[2]  # id3, confirmed, rank 1
-    assert "1.00 [0.44, 1.00]" in lines[3] and "3 (uncertain)" in lines[3]  # id1
+    assert lines[0].split()[:2] == ["rank", "cell"] and "policy p" in lines[0] and "seeds" in lines[0]
+    assert "rotation=-10 brightness=0.5" in lines[2] and "1.00 [0.44, 1.00]" in lines[2]  # id1, rank 1
+    assert "3 (uncertain)" in lines[2] and "not run" in lines[2]
     assert lines[-1] == "... 1 more"
     assert "rotation=-10 brightness=1.0" in format_mode_table(failure_modes(land), space)
+
+
+def test_a_cell_needs_the_minimum_excess(space):
+    """Significant is not enough: the lower bound of the excess over clean must reach --min-excess."""
+    records = clean(400, 0) + many(0, 400, 20)  # 5 % against 0 %: p tiny, excess lower bound about 0.03
+    land = compute_landscape(records, space).set_index("action_id")
+    assert land.loc[0, "q_value"] < 1e-4 and land.loc[0, "excess_low"] < 0.05 and not land.loc[0, "significant"]
+    relaxed = compute_landscape(records, space, config=LandscapeConfig(min_excess=0.0)).set_index("action_id")
+    assert relaxed.loc[0, "significant"]
 
 
 def test_a_mode_must_fail_more_often_than_the_clean_inputs(space):

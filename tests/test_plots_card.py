@@ -11,7 +11,8 @@ from PIL import Image
 
 from fade_hub.card import build_dataset_card, md_escape, size_category
 from fade_hub.errors import BadConfig
-from fade_hub.landscape import compute_landscape, failure_modes
+from fade_hub.characterize import Confirmation, characterize, compute_landscape
+from fade_hub.landscape import failure_modes
 from fade_hub.perturb import Factor, ConceptSpace, load_space
 from fade_hub.plots import examples_grid_png, heatmap_png, heatmaps_png, landscape_figure, marginals_png
 
@@ -41,12 +42,26 @@ def space() -> ConceptSpace:
 
 
 @pytest.fixture(scope="module")
-def queries(space) -> list[dict]:
-    """400 explore queries (brightness 0.2 never visited) + 4 held-out queries of the worst cell."""
-    records = explore_records(space, 400)
-    worst = space.action_id((0, 3, 0))
-    records += [{"phase": "confirm", "action_id": worst, "is_failure": i < 3, "severity": 1.0} for i in range(4)]
-    return records
+def explored(space) -> list[dict]:
+    """400 explore queries (brightness 0.2 never visited) and 40 clean seeds, none failing."""
+    clean = [{"phase": "clean", "action_id": -1, "seed_id": f"c{i}", "is_failure": False, "severity": 0.0}
+             for i in range(40)]
+    return explore_records(space, 400) + clean
+
+
+@pytest.fixture(scope="module")
+def confirmation(space, explored) -> Confirmation:
+    """The top screened region, tested on 12 held-out seeds."""
+    top = characterize(explored, space).regions.iloc[0]
+    return Confirmation("pooled", [top["region_id"]], [f"h{i}" for i in range(12)], 0.0)
+
+
+@pytest.fixture(scope="module")
+def queries(space, explored, confirmation) -> list[dict]:
+    """The explored records plus the held-out queries of the top region: 10 of 12 seeds fail there."""
+    cells = characterize(explored, space).regions.iloc[0]["cells"]
+    return explored + [{"phase": "confirm", "action_id": int(cells[i % len(cells)]), "seed_id": seed,
+                        "is_failure": i < 10, "severity": 1.0} for i, seed in enumerate(confirmation.held_out)]
 
 
 def open_png(path) -> Image.Image:
@@ -98,13 +113,21 @@ def test_marginals_png(space, queries, tmp_path):
 def test_landscape_figure_three_factors(space, queries):
     land = compute_landscape(queries, space)
     fig = landscape_figure(land, space)
-    visited, unvisited = fig.data
+    visited, unvisited = fig.data[:2]
     assert visited.type == unvisited.type == "scatter3d"
-    assert len(visited.x) == int((land["queries"] > 0).sum()) and len(unvisited.x) == 25
+    assert len(visited.x) == int((land["seeds"] > 0).sum()) and len(unvisited.x) == 25
     assert list(fig.layout.scene.xaxis.ticktext) == ["-10", "-5", "0", "5", "10"]
     assert fig.layout.scene.yaxis.title.text == "brightness"
     assert visited.marker.colorbar.title.text == "failure rate"
-    assert "failure rate" in visited.hovertext[0] and "n = " in visited.hovertext[0]
+    assert "failure rate" in visited.hovertext[0] and " seeds" in visited.hovertext[0]
+    assert "(cell, seed) pairs" in fig.layout.title.text
+
+
+def test_landscape_figure_rings_the_regions(space, queries, confirmation):
+    land = characterize(queries, space, confirmation=confirmation).landscape
+    fig = landscape_figure(land, space)
+    ringed = [trace for trace in fig.data if trace.name == "region 1"]
+    assert len(ringed) == 1 and len(ringed[0].x) == int((land["region_rank"] == 1).sum()) > 0
 
 
 def test_landscape_figure_other_dimensions():
@@ -137,7 +160,7 @@ def test_examples_grid_images_text_and_empty(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def meta(queries) -> dict:
+def meta(queries, confirmation) -> dict:
     return {
         "run_id": "run-1", "model_id": "org/tiny-vit", "model_revision": "main",
         "model_commit_sha": "0123456789abcdef0123456789abcdef01234567", "task": "image-classification",
@@ -145,26 +168,40 @@ def meta(queries) -> dict:
         "queries": len(queries), "failures": sum(q["is_failure"] for q in queries), "fade_hub_version": "0.1.0",
         "versions": {"torch": "2.13.0", "trl": "1.16.0"}, "timings": {"explore": 12.5, "confirm": 1.5},
         "judge": {"name": "label"}, "seeds": {"dataset": "org/shapes", "split": "test"}, "status": "finished",
+        "clean": {"queries": 40, "failures": 0, "rate": 0.0, "ci_low": 0.0, "ci_high": 0.088},
+        "confirmation": confirmation.to_dict(),
     }
 
 
 @pytest.fixture(scope="module")
-def landscape(queries, space) -> pd.DataFrame:
-    return compute_landscape(queries, space)
+def found(queries, space, confirmation):
+    return characterize(queries, space, confirmation=confirmation)
 
 
 @pytest.fixture(scope="module")
-def card(meta, landscape, space) -> DatasetCard:
+def landscape(found) -> pd.DataFrame:
+    return found.landscape
+
+
+@pytest.fixture(scope="module")
+def regions(found) -> pd.DataFrame:
+    return found.regions
+
+
+@pytest.fixture(scope="module")
+def card(meta, landscape, regions, space) -> DatasetCard:
     modes = failure_modes(landscape)
     examples = {int(modes.loc[0, "action_id"]): "media/q000012.png", int(modes.loc[1, "action_id"]): XSS + " | a\nb"}
     images = {"heatmap rotation × brightness": "plots/heatmap_rotation_brightness.png"}
-    return build_dataset_card(meta, landscape, space, examples=examples, images=images, repo_id="me/run-1")
+    region_images = {regions.loc[0, "region_id"]: "plots/region_1.png"}
+    return build_dataset_card(meta, landscape, space, regions, examples=examples, images=images,
+                              region_images=region_images, repo_id="me/run-1")
 
 
 def test_card_metadata(card):
     again = DatasetCard(str(card))
     data = again.data
-    assert [c["config_name"] for c in data.configs] == ["queries", "failures", "landscape"]
+    assert [c["config_name"] for c in data.configs] == ["queries", "failures", "landscape", "regions"]
     assert data.configs[0]["data_files"] == "data/queries.parquet"
     assert {"fade-hub", "failure-analysis", "robustness", "image-classification"} <= set(data.tags)
     assert data.task_categories == ["image-classification"]
@@ -173,21 +210,32 @@ def test_card_metadata(card):
     assert data.to_dict()["model_under_test"] == "org/tiny-vit"
 
 
+def test_card_leads_with_the_regions(card, regions):
+    text = card.text
+    top = regions.iloc[0]
+    assert top["confirmed"] and top["description"].startswith("rotation -10 and brightness")
+    # the regions come before the cells, in words with their figures and intervals
+    assert text.index("## Failure regions") < text.index("## Cells (drill-down)") < text.index("## How to read this")
+    assert f"### 1. {top['description']}" in text
+    assert "fails 83% \\[55, 95\\] of 12 held-out seeds vs 0% clean" in text  # 10 of 12
+    assert f"`region_id` `{top['region_id']}`" in text
+    assert "![region 1](plots/region_1.png)" in text
+    assert "and 1 failure region fails more often than the clean failure rate" in text
+    assert "tested on 12 held-out seeds the search never saw" in text
+
+
 def test_card_body(card, landscape, space):
     text = card.text
     top = failure_modes(landscape).iloc[0]
-    assert top["confirmed"]  # the held-out-checked cell leads
+    assert top["region_confirmed"]  # cells of the confirmed region lead
     assert f"rotation={top['rotation']}, brightness={top['brightness']}, saturation={top['saturation']}" in text
-    assert "yes 3/4" in text
-    failing, modes = int((landscape["failures"] > 0).sum()), len(failure_modes(landscape))
-    assert f"{int(landscape['failures'].sum()) + 3} failures in {failing} of 125 cells, of which {modes} fail" in text
-    assert 0 < modes < failing  # the planted region, not every cell that failed once (3 % background noise)
-    assert f"[org/tiny-vit]({constants.ENDPOINT}/org/tiny-vit)@0123456 with 404 queries (ppo, budget 400, seed 7)" in text
+    assert f"[org/tiny-vit]({constants.ENDPOINT}/org/tiny-vit)@0123456 with 452 queries (ppo, budget 400, seed 7)" in text
     assert '<img src="media/q000012.png"' in text
     assert "![heatmap rotation × brightness](plots/heatmap_rotation_brightness.png)" in text
-    assert 'load_dataset("me/run-1", "failures", split="train")' in text
+    assert 'load_dataset("me/run-1", "regions", split="train")' in text
     assert "| torch | 2.13.0 |" in text and "| explore | 12.5 |" in text
-    assert "Uncertain" in text and "Confirmed" in text and "Invariance and directional tests" in text
+    assert "Uncertain" in text and "Confirmation" in text and "Invariance and directional tests" in text
+    assert "The seed is the unit of evidence" in text
 
 
 def test_card_escapes_model_text(card):
@@ -198,39 +246,42 @@ def test_card_escapes_model_text(card):
     assert len(table_rows) == 1 and table_rows[0].count(" | ") == 7 - 1  # the pipe did not add a column
 
 
-def test_card_helpers_and_custom_data_files(meta, landscape, space):
+def test_card_helpers_and_custom_data_files(meta, landscape, regions, space):
     assert md_escape("a|b\n<c> & *d*") == "a\\|b &lt;c&gt; &amp; \\*d\\*"
     assert md_escape("x" * 50, limit=10) == "x" * 9 + "…"
     assert [size_category(n) for n in (0, 999, 1000, 25_000)] == ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K"]
     custom = dict(meta, data_files={"queries": ["data/queries.jsonl"], "landscape": "data/landscape.parquet"},
                   task="summarization", license="mit", model_id="/tmp/local-model")
-    card = build_dataset_card(custom, landscape, space)
+    card = build_dataset_card(custom, landscape, space, regions)
     assert [c["config_name"] for c in card.data.configs] == ["queries", "landscape"]
     assert card.data.task_categories == ["summarization"] and card.data.license == "mit"
     assert "](http" not in card.text.split("## Concept space")[0]  # a local model folder is not linked
     assert 'load_dataset("path/to/this/run", "landscape"' in card.text
     with pytest.raises(BadConfig):
-        build_dataset_card(meta, landscape, space, images={"x": "../outside.png"})
+        build_dataset_card(meta, landscape, space, regions, images={"x": "../outside.png"})
 
 
 def test_card_without_failures(meta, space):
-    land = compute_landscape([{"phase": "explore", "action_id": 0, "is_failure": False, "severity": 0.0}], space)
-    card = build_dataset_card(dict(meta, queries=1), land, space)
-    assert "No cell fails significantly more often than the model does on clean inputs (1 explore queries)." in card.text
-    assert "0 failures in 0 of 125 cells, of which 0 fail" in card.text
+    found = characterize([{"phase": "explore", "action_id": 0, "is_failure": False, "severity": 0.0}], space)
+    card = build_dataset_card(dict(meta, queries=1, confirmation=None), found.landscape, space, found.regions)
+    assert "No region fails more often than the model does on clean inputs." in card.text
+    assert "No cell fails significantly more often than the model does on clean inputs (1 explored (cell, seed) " \
+           "pairs)." in card.text
+    assert "seeds failed in 0 of 125 cells, and 0 failure regions fail" in card.text
+    assert "this run has no held-out confirmation" in card.text
 
 
-def test_card_configs_load_with_datasets(meta, queries, landscape, space, tmp_path, caplog):
+def test_card_configs_load_with_datasets(meta, queries, landscape, regions, space, tmp_path, caplog):
     """The YAML configs are what `datasets` reads: each config loads from a folder laid out like a run."""
     from datasets import load_dataset
 
     files = {"queries": "data/queries-*.parquet", "failures": "data/failures-*.parquet", "landscape": "data/landscape.parquet"}
     with caplog.at_level("WARNING", logger="fade_hub.card"):
         mixed = dict(files, queries="logs/queries*.jsonl")
-        build_dataset_card(dict(meta, data_files=mixed), landscape, space).save(tmp_path / "mixed.md")
+        build_dataset_card(dict(meta, data_files=mixed), landscape, space, regions).save(tmp_path / "mixed.md")
         assert "mix file formats ['json', 'parquet']" in caplog.text
         caplog.clear()
-        build_dataset_card(dict(meta, data_files=files), landscape, space).save(tmp_path / "README.md")
+        build_dataset_card(dict(meta, data_files=files), landscape, space, regions).save(tmp_path / "README.md")
         assert "mix file formats" not in caplog.text
     (tmp_path / "data").mkdir()
     pd.DataFrame(queries).to_parquet(tmp_path / "data" / "queries-00000.parquet")
@@ -248,14 +299,14 @@ def test_card_yaml_validates_on_hub(card, hub):
     card.validate(repo_type="dataset")
 
 
-def test_card_names_its_licence_and_where_it_comes_from(meta, landscape, space):
+def test_card_names_its_licence_and_where_it_comes_from(meta, landscape, regions, space):
     from fade_hub.provenance import NO_LICENSE_NOTE
 
-    from_model = build_dataset_card(dict(meta, license="mit", license_from="model"), landscape, space)
+    from_model = build_dataset_card(dict(meta, license="mit", license_from="model"), landscape, space, regions)
     assert from_model.data.license == "mit" and "**Licence:** mit, as declared by the model under test" in from_model.text
-    from_seeds = build_dataset_card(dict(meta, license="cc-by-4.0", license_from="seeds"), landscape, space)
+    from_seeds = build_dataset_card(dict(meta, license="cc-by-4.0", license_from="seeds"), landscape, space, regions)
     assert from_seeds.data.license == "cc-by-4.0" and "declared by the seed data" in from_seeds.text
-    unknown = build_dataset_card(meta, landscape, space)
+    unknown = build_dataset_card(meta, landscape, space, regions)
     assert unknown.data.license == "other" and NO_LICENSE_NOTE in unknown.text
 
 

@@ -111,13 +111,14 @@ def test_report_same_modes_local_and_pushed(image_run, hub, capsys):
     push_run(image_run, "local-user/report-failures")
     assert main(["report", str(image_run), "--top", "5", "--json"]) == 0
     local = json.loads(capsys.readouterr().out)
-    assert main(["report", "local-user/report-failures", "--top", "5", "--json"]) == 0
+    assert main(["report", "local-user/report-failures", "--top", "5", "--json", "--cells"]) == 0
     pushed = json.loads(capsys.readouterr().out)
-    assert local["modes"] == pushed["modes"] and len(local["modes"]) > 0
+    assert local["regions"] == pushed["regions"] and len(local["regions"]) > 0
+    assert "cells" not in local and len(pushed["cells"]) > 0
     assert main(["report", str(image_run), "--top", "3"]) == 0
-    table = capsys.readouterr().out
-    first = local["modes"][0]
-    assert f"rotation={first['rotation']}" in table
+    text = capsys.readouterr().out
+    first = local["regions"][0]
+    assert f"1. {first['description']}: fails" in text and "--cells" in text
 
 
 def test_report_bad_target_is_one_line(hub, capsys, tmp_path):

@@ -237,7 +237,7 @@ def test_plain_words(review_run):
     )
     from fade_hub.perturb import load_space
 
-    assert rate_words(11, 14, 0.524, 0.924) == ("failed 11 of 14 tries (79%); the true rate is between 52% and 92% "
+    assert rate_words(11, 14, 0.524, 0.924) == ("failed on 11 of 14 seeds (79%); the true rate is between 52% and 92% "
                                                  "(95% interval)")
     assert clean_words({"queries": 0}).startswith("This run measured no clean failure rate")
     assert "about 88% confident" in severity_words("label", 20.0)

@@ -1,8 +1,9 @@
 """The seeds a mitigation trains on and the ones it measures on, kept apart.
 
-Training uses the run's exploration seeds plus any ``--train-seeds``. Evaluation uses ``--eval-seeds``, else the
-run's held-out seeds that confirmation did not use: modes were picked because they failed on the exploration
-seeds and confirmed on the confirmation seeds, so measuring on either would flatter the drop.
+Training uses the run's exploration seeds (those its exploration asked) plus any ``--train-seeds``. Evaluation
+uses ``--eval-seeds``, else the run's seeds that neither exploration nor confirmation asked: regions were picked
+because they failed on the exploration seeds and confirmed on the held-out ones, so measuring on either would
+flatter the drop.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from ..errors import BadConfig, BadSeeds, HubUnreachable
 from ..explore.config import ExploreConfig
-from ..explore.runner import seed_config, split_holdout
+from ..explore.runner import seed_config
 from ..run import Run
 from ..seeds import Seed, load_seeds
 from ..targets import Target
@@ -53,9 +54,10 @@ def _run_seeds(
         logger.log(logging.INFO if others else logging.WARNING,
                    "cannot read the run's seeds again (%s); only --train-seeds and --eval-seeds are used", err)
         return None
-    explored, held_out = split_holdout(seeds, config.holdout if config.confirm_top else 0.0, config.seed)
-    confirmed = config.confirm_seeds if config.confirm_top else 0
-    return explored, held_out[confirmed:]
+    asked = run.queries.groupby("phase")["seed_id"].agg(lambda ids: set(ids.astype(str)))
+    explored, confirmed = asked.get("explore", set()), asked.get("confirm", set())
+    return ([seed for seed in seeds if seed.seed_id in explored],
+            [seed for seed in seeds if seed.seed_id not in explored | confirmed])
 
 
 def _extra(config: MitigateConfig, explore: ExploreConfig, source: str, target: Target, cap: int | None,
@@ -91,12 +93,12 @@ def split_seeds(run: Run, config: MitigateConfig, target: Target) -> SeedSplit:
         source = config.eval_seeds
     else:
         evaluation = list(found[1]) if found else []
-        source = f"held-out seeds of run {run.run_id} that confirmation did not use"
+        source = f"seeds of run {run.run_id} that neither exploration nor confirmation asked"
         if config.num_eval_seeds:
             evaluation = evaluation[: config.num_eval_seeds]
     if not evaluation:
         raise BadConfig(
-            f"run {run.run_id} has no seeds left for evaluation (its held-out seeds all confirmed its modes); pass "
+            f"run {run.run_id} has no seeds left for evaluation (exploration and confirmation asked them all); pass "
             "--eval-seeds SRC with inputs that were never explored or trained on"
         )
     return SeedSplit(train=train, eval=evaluation, eval_source=source)
