@@ -23,18 +23,21 @@ class CellStats:
         self.counts = np.zeros(num_cells)
         self.totals = np.zeros(num_cells)
 
-    def update(self, action_ids: Sequence[int], scores: Sequence[float]) -> None:
-        """Add observed scores."""
-        np.add.at(self.counts, list(action_ids), 1)
-        np.add.at(self.totals, list(action_ids), list(scores))
+    def update(self, outcomes: Sequence) -> None:
+        """Add the scores of fresh outcomes (a repeated pair is no new evidence)."""
+        fresh = [o for o in outcomes if o.fresh]
+        np.add.at(self.counts, [o.action_id for o in fresh], 1)
+        np.add.at(self.totals, [o.action_id for o in fresh], [o.score for o in fresh])
 
     def means(self) -> np.ndarray:
         """Mean score per cell (0 where unvisited)."""
         return np.divide(self.totals, self.counts, out=np.zeros_like(self.totals), where=self.counts > 0)
 
-    def best(self, rng: np.random.Generator) -> int:
-        """A cell with the highest mean score, ties broken at random."""
+    def best(self, rng: np.random.Generator, excluded: set[int] = frozenset()) -> int:
+        """A cell with the highest mean score outside ``excluded`` (all cells when every one is), ties at random."""
         means = self.means()
+        if len(excluded) < len(means):
+            means[list(excluded)] = -np.inf
         return int(rng.choice(np.flatnonzero(means == means.max())))
 
 
@@ -81,21 +84,21 @@ def run_epsilon_greedy(
         while querier.left() > 0:
             count = min(batch_size, querier.left())
             episodes = walk(querier, _pick_seeds(seeds, count, rng), first_episode=episode, choose=choose)
-            outcomes = [o for e in episodes for o in e.outcomes]
-            stats.update([o.action_id for o in outcomes], [o.score for o in outcomes])
+            stats.update([o for e in episodes for o in e.outcomes])
             episode += count
         return
     while querier.left() > 0:
         count = min(batch_size, querier.left())
         ids = [
-            int(rng.integers(space.num_cells)) if rng.random() < epsilon else stats.best(rng) for _ in range(count)
+            int(rng.integers(space.num_cells)) if rng.random() < epsilon else stats.best(rng, querier.exhausted())
+            for _ in range(count)
         ]
         outcomes = querier.query(
             [space.action_from_id(a) for a in ids],
             _pick_seeds(seeds, count, rng),
             episode=list(range(episode, episode + count)),
         )
-        stats.update([o.action_id for o in outcomes], [o.score for o in outcomes])
+        stats.update(outcomes)
         episode += count
 
 

@@ -11,7 +11,8 @@ to fail rarely.
 Why this and not a GP or TPE sampler (optuna): it is the exact Bayesian model of the outcome, draws a
 whole batch in one vectorised step, needs no new dependency, and its state is the per-cell counts, so
 a resumed run rebuilds it from the replayed records and stays exact. Its limit is the one a per-cell
-model has: nothing is shared between cells that have factor levels in common.
+model has: nothing is shared between cells that have factor levels in common. Counts are of (cell, seed) pairs:
+a repeated pair is not counted again, and cells whose exploration seeds are all asked are not drawn.
 """
 
 from __future__ import annotations
@@ -47,14 +48,19 @@ class BetaPosteriors:
         mean = (self.failures.sum() + 1.0) / (self.queries.sum() + 2.0)
         return self.prior_strength * mean, self.prior_strength * (1.0 - mean)
 
-    def draw(self, count: int, rng: np.random.Generator) -> list[int]:
-        """``count`` cells, each the argmax of one joint posterior sample over all cells."""
+    def draw(self, count: int, rng: np.random.Generator, excluded: set[int] = frozenset()) -> list[int]:
+        """``count`` cells, each the argmax of one joint posterior sample over the cells not ``excluded`` (cells with
+        nothing left to learn), over all cells when every one is."""
         alpha0, beta0 = self.prior()
         alpha, beta = alpha0 + self.failures, beta0 + self.queries - self.failures
+        blocked = np.zeros(len(alpha), dtype=bool)
+        if len(excluded) < len(alpha):
+            blocked[list(excluded)] = True
         rows = max(1, _DRAW_ROWS // len(alpha))
         picks: list[int] = []
         while len(picks) < count:
             samples = rng.beta(alpha, beta, size=(min(rows, count - len(picks)), len(alpha)))
+            samples[:, blocked] = -1.0
             picks.extend(int(i) for i in samples.argmax(axis=1))
         return picks
 
@@ -73,11 +79,12 @@ def run_thompson(
     posteriors = BetaPosteriors(space.num_cells)
     while querier.left() > 0 and not (stop and stop.converged()):
         count = min(batch_size, querier.left())
-        ids = posteriors.draw(count, rng)
+        ids = posteriors.draw(count, rng, querier.exhausted())
         seed_ids = [seeds[i].seed_id for i in rng.integers(len(seeds), size=count)]
         outcomes = querier.query([space.action_from_id(a) for a in ids], seed_ids,
                                  episode=list(range(episode, episode + count)))
-        posteriors.update([o.action_id for o in outcomes], [o.is_failure for o in outcomes])
+        fresh = [o for o in outcomes if o.fresh]  # a repeated pair is no new evidence
+        posteriors.update([o.action_id for o in fresh], [o.is_failure for o in fresh])
         if stop:
             stop.update(outcomes)
         episode += count

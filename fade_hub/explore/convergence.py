@@ -43,9 +43,11 @@ class Convergence:
         return cls(num_cells, config.convergence_window)
 
     def update(self, outcomes: Sequence[Outcome]) -> None:
-        """Count a batch of explore outcomes, in query order."""
+        """Count a batch of explore outcomes, in query order (a repeated pair spends the window, adds no evidence)."""
         for outcome in outcomes:
             self.seen += 1
+            if not outcome.fresh:
+                continue
             self.queries[outcome.action_id] += 1
             if outcome.is_failure:
                 if self.failures[outcome.action_id] == 0:

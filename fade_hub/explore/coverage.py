@@ -65,18 +65,24 @@ class CoverageReward:
         self.scale = float(entropy_coef) if entropy_coef > 0 else 1.0
         self.progress = progress
 
-    def __call__(self, outcomes: Sequence[Outcome], contexts: Sequence[int] | None = None) -> list[float]:
-        """Count a batch of outcomes (with the index of each query's context), refit, return the training rewards."""
+    def __call__(self, outcomes: Sequence[Outcome], contexts: Sequence[int] | None = None,
+                 exhausted: set[int] = frozenset()) -> list[float]:
+        """Count a batch of outcomes (with the index of each query's context), refit, return the training rewards.
+
+        Repeated (cell, seed) pairs are not counted again, and a cell in ``exhausted`` (all its exploration seeds
+        asked) is worth the floor: there is nothing left to learn there.
+        """
         cells = np.array([o.action_id for o in outcomes], dtype=np.int64)
         ids = cells + self.num_cells * np.asarray(contexts if contexts is not None else np.zeros_like(cells))
-        failed = np.array([o.is_failure for o in outcomes], dtype=float)
+        fresh = np.array([o.fresh for o in outcomes], dtype=bool)
+        failed = np.array([o.is_failure for o in outcomes], dtype=float) * fresh
         before = self.cell_failures[cells].copy()  # novelty is per cell, whatever the context
         np.add.at(self.cell_failures, cells, failed)
-        self.queries += len(cells)
+        self.queries += int(fresh.sum())
         if (before[failed > 0] == 0).any():  # a cell failed for the first time
             self.last_new_cell = self.queries
-        self.model.update(ids, failed)
-        rates = self.model.rates(ids)
+        self.model.update(ids[fresh], failed[fresh])
+        rates = np.where(np.isin(cells, list(exhausted)), 0.0, self.model.rates(ids))
         if self.optimism:  # optimism fades over the budget: map first, exploit last
             optimism = self.optimism * (1.0 - self.progress())
             rates = np.minimum(rates + optimism * self.model.spread(ids), 1.0)

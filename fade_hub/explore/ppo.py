@@ -92,7 +92,7 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
                 stop.update(outcomes)
             if config.ppo_reward == "failures":
                 return [o.score for o in outcomes]
-            return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts])
+            return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts], querier.exhausted())
         moves = [[2 * factor + (0 if direction > 0 else 1) for factor, direction in action] for action in actions]
         episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
         if stop:

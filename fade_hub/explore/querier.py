@@ -16,6 +16,7 @@ keep the seeds their explorer chose.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -37,13 +38,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an explorer learns from one query."""
+    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair of a
+    deterministic model, which carries no new evidence (explorers' models must not count it)."""
 
     seed_id: str
     action_id: int
     is_failure: bool
     severity: float
     score: float
+    fresh: bool = True
 
 
 def query_record(
@@ -109,6 +112,7 @@ class Querier:
         self.failures = 0
         self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
         self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" and not env.target.samples else None
+        self.answered: set[tuple[int, str]] = set()  # explore (cell, seed) pairs asked so far
 
     def left(self) -> int:
         """Explore queries still allowed by the budget."""
@@ -132,11 +136,25 @@ class Querier:
         action_ids = [self.env.space.action_id(cell) for cell in cells]
         if phase == "explore" and self.seeds is not None:
             seed_ids = self.seeds.choose(action_ids, seed_ids)
+        fresh = self._fresh(action_ids, seed_ids) if phase == "explore" else [True] * len(action_ids)
 
         def evaluate(indices: range) -> list[QueryResult]:
             return self.env.evaluate([cells[i] for i in indices], [seed_ids[i] for i in indices])
 
-        return self._record(seed_ids, action_ids, evaluate, phase, episode, step, trajectories)
+        outcomes = self._record(seed_ids, action_ids, evaluate, phase, episode, step, trajectories)
+        return [dataclasses.replace(o, fresh=f) if not f else o for o, f in zip(outcomes, fresh)]
+
+    def _fresh(self, action_ids: Sequence[int], seed_ids: Sequence[str]) -> list[bool]:
+        """Which explore queries ask a pair for the first time (every query of a model that samples is fresh)."""
+        flags = []
+        for pair in zip(action_ids, seed_ids):
+            flags.append(self.env.target.samples or pair not in self.answered)
+            self.answered.add(pair)
+        return flags
+
+    def exhausted(self) -> set[int]:
+        """Cells whose exploration seeds have all been asked (an explorer gains nothing more there)."""
+        return self.seeds.exhausted if self.seeds is not None else set()
 
     def query_clean(self, seed_ids: Sequence[str]) -> list[Outcome]:
         """Evaluate the unperturbed seeds (phase ``clean``): the baseline a failure mode must beat."""
@@ -245,6 +263,7 @@ class SeedChooser:
         self.used: dict[int, set[str]] = defaultdict(set)
         self.order: dict[int, list[str]] = {}
         self.exhausted: set[int] = set()  # cells whose seeds are all used
+        self.said: set[int] = set()  # cells whose repeats the log has mentioned
         self.repeated = 0
 
     def _order(self, cell: int) -> list[str]:
@@ -262,6 +281,8 @@ class SeedChooser:
             if seed_id in used:
                 seed_id = self._unused(cell, self.context.get(seed_id)) or seed_id
             used.add(seed_id)
+            if len(used) >= len(self.ids):
+                self.exhausted.add(cell)
             chosen.append(seed_id)
         return chosen
 
@@ -272,10 +293,10 @@ class SeedChooser:
         same = [seed_id for seed_id in free if self.context.get(seed_id) == context]
         if same or free:
             return (same or free)[0]
-        if cell not in self.exhausted:
+        if cell not in self.said:
             logger.info("cell %d: all %d exploration seeds asked; further queries there repeat a pair and count nothing "
                         "new", cell, len(self.ids))
-            self.exhausted.add(cell)
+            self.said.add(cell)
         self.repeated += 1
         return None
 
