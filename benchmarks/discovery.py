@@ -9,11 +9,11 @@ ground truth; *true failure cells* are the cells whose ground-truth rate is >= `
 Algorithms: the package's ``ppo``, ``random``, ``epsilon-greedy`` and ``bo``, and the paper's own agent,
 ``paper-dqn`` (``benchmarks/paper_dqn.py``: SB3 DQN with the authors' settings; image fixtures only, and only
 when stable-baselines3 is installed, ``pip install '.[paper]'``; otherwise its row is skipped with a note).
-Every algorithm explores every fixture at every budget with every run seed (each run holds out a quarter of
-the seeds to confirm its top modes, as ``fade-hub explore`` does). The figures are described in
-``benchmarks/discovery_metrics.py``: hit rate and its ratio to random, true cells found, queries to 90 %
-coverage (random's whole budget when it never gets there, and the table says so), top-5 precision, Spearman of
-the landscape against the grid, and wall time.
+Every algorithm explores every fixture at every budget with every run seed (each run holds out seeds to confirm its regions,
+as ``fade-hub explore`` does). The figures are described in ``benchmarks/discovery_metrics.py``: planted regions
+found (Jaccard >= 0.8), false regions, queries until every planted region is found, hit rate and its ratio to
+random, true cells found, queries to 90 % coverage (random's whole budget when it never gets there, and the table
+says so), top-5 precision, Spearman of the landscape against the grid, and wall time.
 
 The table (mean ± std over seeds) and issue 15's acceptance checks are printed; ``discovery.json`` (settings,
 ground truth, per-run figures, versions, machine) and ``discovery.png`` (true cells found against queries, per
@@ -113,9 +113,11 @@ def run_one(fixture: Fixture, runs: Path, algorithm: str, budget: int, seed: int
               "seconds": round(seconds, 1)}
     result.update(run_metrics(run.path, truth))
     result["timings"] = run.meta.get("timings", {})
-    logger.info("%s %s budget %d seed %d: hit rate %.3f, %d true cells, 90%% at %s, top-5 %.1f, %.0f s",
-                fixture.name, algorithm, budget, seed, result["hit_rate"], result["true_cells_found"],
-                result["queries_to_90"], result["top5_precision"], seconds)  # fmt: skip
+    logger.info("%s %s budget %d seed %d: %d of %d planted regions (%d false), all at %s; hit rate %.3f, %d true "
+                "cells, 90%% at %s, top-5 %.1f, %.0f s", fixture.name, algorithm, budget, seed,
+                result["regions_found"], len(truth.regions), result["false_regions"], result["queries_to_all_regions"],
+                result["hit_rate"], result["true_cells_found"], result["queries_to_90"], result["top5_precision"],
+                seconds)  # fmt: skip
     return result
 
 
@@ -182,7 +184,7 @@ def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], dict[str, Ground
             "ground_truth": {name: truth.summary() for name, truth in truths.items()},
             "table": table,
             "skipped": notes,
-            "acceptance": acceptance(table, config.fixtures),
+            "acceptance": acceptance(table, config.fixtures, {name: len(t.regions) for name, t in truths.items()}),
             "runs": results,
             "versions": versions(),
             "machine": machine(),
@@ -273,10 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{gt['true_failure_cells']} true failure cells (rate >= {config.threshold:g}), "
               f"{gt['cells_with_any_failure']} cells with any failure, "
               f"overall failure rate {gt['overall_failure_rate']:.4f}")  # fmt: skip
-        print(format_table([row for row in result["table"] if row["fixture"] == name]))
+        for region, planted in gt["planted_regions"].items():
+            print(f"  planted region {region}: {len(planted['cells'])} cells, mean grid rate {planted['mean_rate']:.2f}")
+        print(format_table([row for row in result["table"] if row["fixture"] == name], len(gt["planted_regions"])))
         for algorithm, reason in result["skipped"].get(name, {}).items():
             print(f"  {algorithm}: skipped, {reason}")
-    print("\nacceptance (issue 15):")
+    print("\nacceptance (issues 15 and 20):")
     for check in result["acceptance"]:
         print(f"  [{'pass' if check['met'] else 'FAIL'}] {check['fixture']}: {check['check']} ({check['measured']})")
     output = Path(config.output)

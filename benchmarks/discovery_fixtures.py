@@ -1,14 +1,14 @@
 """The discovery benchmark's fixtures: real models with planted failures, their seeds and spaces, and their ground truth.
 
 * ``shapes``: the demo's shapes ResNet (``fade_hub.demo.shapes``) over ``builtin:demo-shapes`` (125 cells). It
-  fails where its training data never went: dark *and* rotated shapes.
+  fails where its training data never went: its planted region is rotation ±30 and brightness 0.2 (10 cells).
 * ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
   planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
 * ``text``: a small BERT sentiment classifier over stop-words x shuffle x repeat x typos (1296 cells) with three
   small planted modes and mild typos (``fade_hub.testing.planted_text.TEXT``).
 
 Each model is trained once per cache folder. The ground truth of a fixture is ``grid``: every cell on every seed
-input (no held-out split), cached next to the model as JSON.
+input (no held-out split), cached next to the model as JSON, and its planted regions (each mode's cells).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a sm
 
 @dataclass
 class Fixture:
-    """A prepared fixture: the model folder, the seed source, the concept space and what it is."""
+    """A prepared fixture: the model folder, the seed source, the concept space, what it is, and its planted regions
+    (name -> the cells of the space each covers)."""
 
     name: str
     model: Path
@@ -40,6 +41,7 @@ class Fixture:
     space: str
     modality: str
     description: str
+    planted: dict[str, list[int]]
 
 
 @dataclass
@@ -50,6 +52,7 @@ class GroundTruth:
     queries_per_cell: int
     threshold: float
     labels: list[str]
+    regions: dict[str, list[int]]  # the planted regions: name -> cells
 
     def cells(self, strict_positive: bool = False) -> set[int]:
         """True failure cells: rate >= threshold, or rate > 0 with ``strict_positive``."""
@@ -66,6 +69,8 @@ class GroundTruth:
             "threshold": self.threshold,
             "true_failure_cells": len(self.cells()),
             "cells_with_any_failure": len(self.cells(strict_positive=True)),
+            "planted_regions": {name: {"cells": cells, "mean_rate": float(self.rates[cells].mean())}
+                                for name, cells in self.regions.items()},
             "failing_cells": [
                 {"action_id": int(i), "cell": self.labels[i], "failure_rate": float(self.rates[i])}
                 for i in order if self.rates[i] > 0
@@ -82,7 +87,29 @@ def _shapes(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -
     if not seeds.is_dir():
         write_seed_folder(seeds, seeds_per_class, seed=1000 + fixture_seed)
     return Fixture("shapes", model, seeds, "builtin:demo-shapes", "image",
-                   "the demo's shapes ResNet: dark and rotated shapes were never in its training data (125 cells)")
+                   "the demo's shapes ResNet: very dark shapes rotated past 10 degrees were never in its training data "
+                   "(125 cells)", {"dark-and-tilted": demo_region_cells()})
+
+
+def demo_region_cells() -> list[int]:
+    """The cells of the demo model's training gap in its space: rotation ±30 and brightness 0.2, any saturation."""
+    from fade_hub.perturb import load_space
+
+    space = load_space("builtin:demo-shapes")
+    return [a for a in range(space.num_cells)
+            if space.level_strings(space.action_from_id(a))["rotation"] in ("-30", "30")
+            and space.level_strings(space.action_from_id(a))["brightness"] == "0.2"]
+
+
+def planted_region_cells(spec: Any) -> dict[str, list[int]]:
+    """Each planted mode of a fixture as the cells it covers (for any class)."""
+    names = spec.factor_names
+    cells = {}
+    for mode in spec.modes:
+        covered = [a for a, cell in enumerate(np.ndindex(*spec.shape))
+                   if any(mode.covers(names, cell, c) for c in mode.classes or ("",))]
+        cells[mode.name] = covered
+    return cells
 
 
 def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
@@ -102,7 +129,8 @@ def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
         if not seeds.exists():
             write_seeds(seeds, seeds_per_class, seed=1000 * (2 + fixture_seed))
         space = spec.write_space(cache / f"{version}-space.yaml")
-        return Fixture(name, model, seeds, str(space), spec.space["modality"], spec.description)
+        return Fixture(name, model, seeds, str(space), spec.space["modality"], spec.description,
+                       planted_region_cells(spec))
 
     return build
 
@@ -135,8 +163,9 @@ def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_gr
         names = [name for name in landscape.columns if name not in LANDSCAPE_COLUMNS]
         data = {
             "rates": landscape["failure_rate"].astype(float).tolist(),
-            "queries_per_cell": int(landscape["queries"].min()),
+            "queries_per_cell": int(landscape["seeds"].min()),
             "labels": [cell_label(row, names) for _, row in landscape.iterrows()],
         }
         saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
-    return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"])
+    return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"],
+                       fixture.planted)

@@ -12,6 +12,13 @@ Per run:
 * Spearman: rank correlation over all cells of the run's landscape (explore failure rate, 0 where unvisited)
   with the ground truth.
 
+Regions (the unit fade-hub reports): a reported region (a failure mode of the ``regions`` config: confirmed, or
+screened where nothing was held out) *finds* a planted region when their cell sets have Jaccard >= 0.8; it is
+*false* when at most half of its cells are planted ones, *imprecise* when it overlaps planted cells but matches
+none. Per run: planted regions found, false and imprecise regions (and false ones among the confirmed), and the
+explore queries after which the screened regions of the log so far find every planted region (checked every
+``PREFIX_STEP`` queries and at the end; None when never).
+
 Per algorithm x budget: mean and std over run seeds, the ratio of the mean hit rate to ``random``'s, and the
 queries to 90 % with a run that never got there counted as its whole budget (``reached`` says how many did).
 """
@@ -29,9 +36,12 @@ from discovery_fixtures import GroundTruth
 
 TOP_K = 5
 COVERAGE = 0.9
+JACCARD = 0.8  # a reported region finds a planted one when their cell sets overlap this much
+PREFIX_STEP = 50  # explore queries between the checks of queries-to-all-regions
 BASELINE = "random"
 STATS = ("failures", "hit_rate", "true_cells_found", "true_cells_fraction", "queries_to_90", "top5_precision",
-         "spearman", "seconds")
+         "spearman", "seconds", "regions_found", "false_regions", "imprecise_regions", "false_confirmed",
+         "queries_to_all_regions")
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -66,6 +76,69 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    """|a ∩ b| / |a ∪ b| of two cell sets (0 for two empty sets)."""
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def match_regions(reported: Sequence[Sequence[int]], planted: dict[str, list[int]]) -> dict[str, Any]:
+    """Which planted regions the reported ones find, and how many reported ones are false or imprecise."""
+    found = sorted(name for name, cells in planted.items() if any(jaccard(r, cells) >= JACCARD for r in reported))
+    union = set().union(*map(set, planted.values())) if planted else set()
+    false = imprecise = 0
+    for region in reported:
+        if any(jaccard(region, cells) >= JACCARD for cells in planted.values()):
+            continue
+        inside = len(set(region) & union) / max(len(set(region)), 1)
+        false += inside <= 0.5
+        imprecise += inside > 0.5
+    return {"found": found, "false": false, "imprecise": imprecise}
+
+
+def queries_to_all_regions(run_dir: Path, planted: dict[str, list[int]]) -> int | None:
+    """Explore queries after which the screened regions of the log so far find every planted region, or None."""
+    from fade_hub.characterize import characterize
+    from fade_hub.landscape import LandscapeConfig
+    from fade_hub.perturb import ConceptSpace
+    from fade_hub.store import RunStore
+
+    store = RunStore(run_dir)
+    meta = store.read_meta()
+    records = store.read_queries()
+    clean = [r for r in records if r["phase"] == "clean"]
+    explored = [r for r in records if r["phase"] == "explore"]
+    held = set((meta.get("confirmation") or {}).get("held_out") or [])
+    space = ConceptSpace.from_dict(meta["space"])
+    config = LandscapeConfig.from_options(meta.get("config") or {})
+    for end in [*range(PREFIX_STEP, len(explored), PREFIX_STEP), len(explored)]:
+        regions = characterize(clean + explored[:end], space, config=config, held_out=held).regions
+        reported = [list(cells) for cells in regions.loc[regions["screened"], "cells"]]
+        if len(match_regions(reported, planted)["found"]) == len(planted):
+            return end
+    return None
+
+
+def region_metrics(run_dir: Path, planted: dict[str, list[int]]) -> dict[str, Any]:
+    """A run's regions against the planted ones (see module doc)."""
+    from fade_hub.run import Run
+
+    regions = Run.open(run_dir).regions
+    reported = regions[regions["is_mode"].astype(bool)]
+    match = match_regions([list(c) for c in reported["cells"]], planted)
+    confirmed = match_regions([list(c) for c in reported.loc[reported["confirmed"].astype(bool), "cells"]], planted)
+    return {
+        "regions": [{"description": str(r.description), "cells": len(r.cells), "confirmed": bool(r.confirmed)}
+                    for r in reported.itertuples()],
+        "planted_found": match["found"],
+        "regions_found": len(match["found"]),
+        "false_regions": match["false"],
+        "imprecise_regions": match["imprecise"],
+        "false_confirmed": confirmed["false"],
+        "queries_to_all_regions": queries_to_all_regions(run_dir, planted),
+    }
+
+
 def run_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
     """The benchmark's figures for one finished run directory."""
     from fade_hub.landscape import failure_modes
@@ -91,6 +164,7 @@ def run_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
         "top_modes": modes,
         "top5_precision": sum(a in true_cells for a in modes) / TOP_K,
         "spearman": _finite(spearman(estimate, truth.rates)),
+        **region_metrics(run_dir, truth.regions),
     }
 
 
@@ -118,6 +192,11 @@ def summarize_runs(runs: list[dict[str, Any]], fixture: str, algorithms: Sequenc
             # a run that never reached 90 % counts as its whole budget
             row["queries_to_90_or_budget"] = mean_std([r["queries_to_90"] or r["queries"] for r in group])
             row["reached_90"] = sum(r["queries_to_90"] is not None for r in group)
+            # a run that never found every planted region counts as its whole budget
+            row["queries_to_all_regions_or_budget"] = mean_std([r["queries_to_all_regions"] or r["queries"]
+                                                                for r in group])
+            row["found_all_regions"] = sum(r["queries_to_all_regions"] is not None for r in group)
+            row["worst_seed_regions_found"] = min(r["regions_found"] for r in group)
             rows.append(row)
     for row in rows:
         base = next((b for b in rows if b["algorithm"] == BASELINE and b["budget"] == row["budget"]), None)

@@ -1,4 +1,4 @@
-"""The discovery benchmark's outputs: the printed table, issue 15's acceptance checks, and the coverage plot."""
+"""The discovery benchmark's outputs: the printed table, issues 15 and 20's acceptance checks, and the coverage plot."""
 
 from __future__ import annotations
 
@@ -33,14 +33,26 @@ def _queries_to_90(row: dict[str, Any]) -> str:
     return text
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def _queries_to_regions(row: dict[str, Any]) -> str:
+    """Mean queries until every planted region is found; runs that never got there count as their budget."""
+    stat, n = row["queries_to_all_regions_or_budget"], len(row["seeds"])
+    text = f"{stat['mean']:.0f} ± {stat['std']:.0f}"
+    if row["found_all_regions"] < n:
+        text += f" (all found {row['found_all_regions']}/{n}; else budget)"
+    return text
+
+
+def format_table(rows: list[dict[str, Any]], planted: int) -> str:
     """The printed table of one fixture: one line per algorithm x budget, mean ± std over seeds."""
-    header = ["algorithm", "budget", "hit rate", "x random", "true cells found", "queries to 90%", "top-5 prec.",
-              "spearman", "wall s"]
+    header = ["algorithm", "budget", f"regions found /{planted} (worst)", "false regions", "queries to all regions",
+              "hit rate", "x random", "true cells found", "queries to 90%", "top-5 prec.", "spearman", "wall s"]
     lines = []
     for row in sorted(rows, key=lambda r: (r["budget"], r["algorithm"] != "ppo", r["algorithm"])):
         lines.append([
-            row["algorithm"], str(row["budget"]), _fmt(row["hit_rate"], 3),
+            row["algorithm"], str(row["budget"]),
+            f"{_fmt(row['regions_found'], 1)} ({row['worst_seed_regions_found']})",
+            f"{_fmt(row['false_regions'], 1)} (confirmed {row['false_confirmed']['mean']:.1f})",
+            _queries_to_regions(row), _fmt(row["hit_rate"], 3),
             f"{row['ratio_vs_random']:.2f}" if row["ratio_vs_random"] is not None else "-",
             f"{_fmt(row['true_cells_found'], 1)} ({row['true_cells_fraction']['mean']:.0%})",
             _queries_to_90(row), _fmt(row["top5_precision"], 2), _fmt(row["spearman"], 2), _fmt(row["seconds"], 1),
@@ -63,8 +75,8 @@ def _check(fixture: str, check: str, met: bool, measured: str) -> dict[str, Any]
     return {"fixture": fixture, "check": check, "met": bool(met), "measured": measured}
 
 
-def acceptance(rows: list[dict[str, Any]], fixtures: Sequence[str]) -> list[dict[str, Any]]:
-    """Issue 15's bar, fixture by fixture, from the table rows (largest budget where one is named)."""
+def acceptance(rows: list[dict[str, Any]], fixtures: Sequence[str], planted: dict[str, int]) -> list[dict[str, Any]]:
+    """Issues 15 and 20's bar, fixture by fixture, from the table rows (largest budget where one is named)."""
     checks = []
     for fixture in fixtures:
         mine = [r for r in rows if r["fixture"] == fixture]
@@ -73,6 +85,11 @@ def acceptance(rows: list[dict[str, Any]], fixtures: Sequence[str]) -> list[dict
         budgets = sorted({r["budget"] for r in mine})
         top = budgets[-1]
         ppo, base = _row(rows, fixture, "ppo", top), _row(rows, fixture, BASELINE, top)
+        checks.append(_check(fixture, f"ppo finds every planted region (Jaccard >= 0.8) on every seed at budget {top}",
+                             ppo["worst_seed_regions_found"] == planted[fixture],
+                             f"worst seed {ppo['worst_seed_regions_found']} of {planted[fixture]}"))
+        checks.append(_check(fixture, f"ppo reports no false confirmed region at budget {top}",
+                             ppo["false_confirmed"]["mean"] == 0, f"mean {ppo['false_confirmed']['mean']:.2f}"))
         if base is not None:
             ratio, worst = ppo["ratio_vs_random"] or 0.0, ppo["ratio_vs_random_min_seed"] or 0.0
             checks.append(_check(fixture, f"ppo hit rate >= {HIT_RATIO:g}x random at budget {top} (mean and every seed)",
