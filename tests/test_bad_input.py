@@ -85,6 +85,12 @@ CASES: dict[str, Case] = {
     "label-map-missing": Case(_explore("{image}", "--label-map", "{root}/no-such-map.yaml"), "--label-map"),
     "space-unknown-op": Case(_explore("{image}", "--space", "{root}/space-bad-op.yaml"), "factors[0].op"),
     "space-missing-levels": Case(_explore("{image}", "--space", "{root}/space-no-levels.yaml"), "factors[0].levels"),
+    "space-ordered-text-levels": Case(_explore("{image}", "--space", "{root}/space-ordered-words.yaml"),
+                                      "factors[0].ordered: an ordered factor's levels must all be numbers"),
+    # regions (issue 20)
+    "explore-min-excess-one": Case(_explore("{image}", "--min-excess", "1"), "--min-excess must be in [0, 1)"),
+    "explore-min-excess-negative": Case(_explore("{image}", "--min-excess", "-0.1"), "--min-excess"),
+    "explore-max-regions-zero": Case(_explore("{image}", "--max-regions", "0"), "--max-regions must be >= 1"),
     # models (item 4)
     "model-missing": Case(_explore("{root}/no-such-model"), "does not exist"),
     "model-is-a-file": Case(_explore("{file}"), "is a file"),
@@ -225,6 +231,8 @@ def bed(tmp_path_factory, tiny_models, small_space, hub) -> dict[str, str]:
     (root / "unknown-key.yaml").write_text("budgit: 5\n")
     (root / "list.yaml").write_text("- just\n- a list\n")
     (root / "broken.yaml").write_text("budget: [1\n")
+    (root / "space-ordered-words.yaml").write_text(json.dumps(
+        {"modality": "text", "factors": [{"name": "case", "op": "case", "levels": ["none", "upper"], "ordered": True}]}))
     (root / "space-bad-op.yaml").write_text(json.dumps(
         {"modality": "image", "factors": [{"name": "spin", "op": "twirl", "levels": [1, 2]}]}))
     (root / "space-no-levels.yaml").write_text(json.dumps(
