@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn, Sequence
 
@@ -11,6 +12,7 @@ from . import __version__
 from .errors import FadeHubError
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a Unix tool killed by SIGPIPE reports (`report | head -1`)
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
 COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
@@ -46,7 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the process exit status."""
+    """Run the CLI; return the process exit status (quietly 141 when the reader of stdout went away)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # inside the try: a reader gone by now is a broken pipe too, not an exit-time message
+        return status
+    except BrokenPipeError:
+        # stdout is closed (`| head -1`): stop quietly, as Unix tools do, and keep Python's exit-time flush quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -55,8 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.debug:
         # library advice (e.g. transformers' "requires torchvision") must not turn a one-line error into two
-        import os
-
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if not getattr(args, "func", None):
         parser.print_help()

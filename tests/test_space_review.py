@@ -176,11 +176,15 @@ def test_the_operator_excludes_a_user_without_deleting_anything(review_run, tmp_
 
 def test_feedback_repo_exclusion_is_pushed(review_run, tmp_path):
     from fade_hub import feedback
+    from fade_hub.feedback import FeedbackWriter, make_record
     from fade_hub.feedback.exclude import ExcludeConfig, exclude_user
 
     repo = unique_repo("feedback")
-    record = exclude_user(ExcludeConfig(user="mallory", feedback_repo=repo, feedback_dir=str(tmp_path / "q")))
-    assert feedback.load(repo).exclusions()["mallory"].feedback_id == record.feedback_id
+    writer = FeedbackWriter(tmp_path / "app", repo, every=60)
+    writer.append(make_record("r1", "3", "fix", "", "", "mallory"))
+    writer.close()
+    done = exclude_user(ExcludeConfig(user="mallory", feedback_repo=repo, feedback_dir=str(tmp_path / "q")))
+    assert feedback.load(repo).exclusions()["mallory"].feedback_id == done.record.feedback_id
 
 
 @pytest.mark.slow
