@@ -65,7 +65,8 @@ class AppConfig:
                                  help=("Mitigated variants (adapter repos or folders written by fade-hub mitigate) to "
                                        "show beside the base model, in addition to those published for this run."))
     find_adapters: bool = option(True, group="mitigated variants", flag="--no-find-adapters", help=(
-        "Do not look for adapters on the Hub whose model card names this run (fade_hub.run_id)."))
+        "Do not look for adapters on the Hub whose model card names this run (fade_hub.run_id); they are looked for "
+        "only when the run or --feedback-repo is on the Hub."))
     host: str = option("127.0.0.1", group=_SERVER, help="Interface to listen on (0.0.0.0 for all).")
     port: int | None = option(None, group=_SERVER, low=1, high=65535,
                               help="Port (default: gradio's, 7860 or the next free one).")

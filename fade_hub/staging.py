@@ -1,9 +1,11 @@
-"""Where LocalHub writes uploads before they are checked and moved into the object store.
+"""Staging folders that a crash does not leave behind: what is written goes to a claimed folder first.
 
-Each ``HubStore`` writes into its own folder ``ROOT/tmp/<id>/``, claimed by holding an exclusive
-``flock`` on ``ROOT/tmp/<id>.lock`` for as long as the store lives. An upload cut short by a crash leaves
-its part there; the next store to start on the same root removes every folder whose lock nobody holds
-(and anything else in ``tmp/``), while the folders of LocalHub processes still running on the root stay.
+A ``Staging`` over a folder ``tmp`` writes into its own ``tmp/<id>/``, claimed by holding an exclusive ``flock``
+on ``tmp/<id>.lock`` for as long as it lives; the finished result is then moved into place in one rename. A
+write cut short by a crash (Ctrl-C, kill -9) leaves its part there; the next ``Staging`` on the same ``tmp``
+removes every folder whose lock nobody holds (and anything else in ``tmp/``), while the folders of processes
+still running stay. LocalHub stages uploads in ``ROOT/tmp``; ``fade-hub pull`` stages a variant next to its
+``--output``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, so only leftovers older than a day are removed
     fcntl = None  # type: ignore[assignment]
 
-logger = logging.getLogger("fade_hub.localhub")
+logger = logging.getLogger(__name__)
 
 _LOCK_SUFFIX = ".lock"
 _UNLOCKED_AGE_S = 24 * 3600
@@ -46,8 +48,8 @@ def _remove(path: Path) -> None:
 
 
 def _claimed(lock: Path) -> bool:
-    """Whether a running store holds ``lock``; when nobody does, the stale lock file is removed."""
-    if fcntl is None:  # no flock: whatever is younger than a day may be a running store's
+    """Whether a running process holds ``lock``; when nobody does, the stale lock file is removed."""
+    if fcntl is None:  # no flock: whatever is younger than a day may be a running process's
         return lock.exists() and time.time() - lock.stat().st_mtime < _UNLOCKED_AGE_S
     if not lock.exists():
         return False
@@ -60,7 +62,7 @@ def _claimed(lock: Path) -> bool:
 
 
 def clean_stale(tmp: Path) -> int:
-    """Remove from ``tmp`` what no running store claims (parts of interrupted uploads); return how many went."""
+    """Remove from ``tmp`` what no running process claims (parts of interrupted writes); return how many went."""
     removed = 0
     for entry in sorted(tmp.iterdir()):
         if entry.name.endswith(_LOCK_SUFFIX):
@@ -71,12 +73,12 @@ def clean_stale(tmp: Path) -> int:
             _remove(entry)
             removed += 1
     if removed:
-        logger.info("removed %d leftovers of interrupted uploads from %s", removed, tmp)
+        logger.info("removed %d leftovers of interrupted writes from %s", removed, tmp)
     return removed
 
 
 class Staging:
-    """This store's own upload folder under ``tmp/``, claimed until ``close``."""
+    """This process's own folder under ``tmp/``, claimed until ``close`` (stale ones removed when it starts)."""
 
     def __init__(self, tmp: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,7 @@ class Staging:
         self.folder.mkdir()
 
     def new_path(self) -> Path:
-        """A fresh file name in this store's folder."""
+        """A fresh file name in this staging folder."""
         return self.folder / uuid.uuid4().hex
 
     def close(self) -> None:
