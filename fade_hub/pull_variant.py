@@ -42,9 +42,7 @@ def pull(source: str, output: str | Path, *, merge: bool = False, base: str | No
     try:
         staged = staging.folder / (output.name or "variant")
         _pull_into(source, staged, output, merge=merge, base=base, token=token, show_progress=show_progress)
-        if output.exists():
-            output.rmdir()  # empty (checked above): replaced by the finished variant
-        os.replace(staged, output)
+        os.replace(staged, output)  # one step; an empty --output folder is replaced (POSIX rename)
     finally:
         staging.close()
         _remove_if_empty(output.parent / STAGING_DIR)

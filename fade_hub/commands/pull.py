@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EXIT_INTERRUPTED = 130
 
@@ -33,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         print(pull(args.source, args.output, merge=args.merge, base=args.base, show_progress=args.show_progress))
-    except KeyboardInterrupt:
-        print(f"interrupted: nothing was written to {args.output}; run the same command again to pull",
-              file=sys.stderr)
+    except KeyboardInterrupt:  # --output appears complete in one rename, or not at all
+        done = Path(args.output).is_dir() and any(Path(args.output).iterdir())
+        print(f"interrupted after the variant was written to {args.output}" if done else
+              f"interrupted: nothing was written to {args.output}; run the same command again to pull", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
