@@ -95,3 +95,22 @@ def test_a_pull_that_fails_midway_leaves_the_output_as_it_was(tmp_path):
     (adapter / "tokenizer.json").unlink()
     assert main(["pull", str(adapter), "--output", str(output)]) == 0
     assert _digests(output) == _digests(adapter)
+
+
+def test_pull_merge_without_progress_prints_only_where_it_went(tiny_models, tmp_path):
+    """No transformers FutureWarning and, with --no-progress, no loading or writing bars: stdout names the folder."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageClassification
+
+    base = tiny_models("image-classification")
+    model = get_peft_model(AutoModelForImageClassification.from_pretrained(base),
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    model.save_pretrained(tmp_path / "adapter")
+    (tmp_path / "adapter" / "fade_eval.json").write_text(json.dumps({"task": "image-classification"}))
+    merged = tmp_path / "merged"
+    done = subprocess.run([sys.executable, "-m", "fade_hub.cli", "pull", str(tmp_path / "adapter"), "--output",
+                           str(merged), "--merge", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.strip() == str(merged)
+    assert (merged / "config.json").is_file() and not (merged / "adapter_config.json").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["adapter", "merged"]  # no staging left
