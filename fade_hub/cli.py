@@ -12,7 +12,6 @@ from . import __version__
 from .errors import FadeHubError
 
 EXIT_USER_ERROR = 2
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a Unix tool killed by SIGPIPE reports (`report | head -1`)
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
 COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
@@ -47,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a Unix tool killed by SIGPIPE reports (`report | head -1`)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit status (quietly 141 when the reader of stdout went away)."""
     try:
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    """Parse the flags and run the command (errors as one line, exit status 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

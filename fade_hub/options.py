@@ -120,7 +120,8 @@ def csv_values(metavar: str | None) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         items = csv_list(text)
         if not items:
-            raise argparse.ArgumentTypeError(f"{text!r} names nothing; write {metavar or 'A,B,...'} or leave the flag out")
+            raise argparse.ArgumentTypeError(f"{text!r} names nothing; write {metavar or 'A,B,...'} or leave the "
+                                             "flag out")
         return items
 
     return parse

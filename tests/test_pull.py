@@ -45,9 +45,9 @@ def big_adapter(hub, tmp_path_factory) -> tuple[str, dict[str, str]]:
 
 
 def _pull(repo: str, output: Path, home: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fade_hub.cli", "pull", repo, "--output", str(output), "--no-progress"],
-                            env={**os.environ, "HF_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    command = [sys.executable, "-m", "fade_hub.cli", "pull", repo, "--output", str(output), "--no-progress"]
+    return subprocess.Popen(command, env={**os.environ, "HF_HOME": str(home)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
@@ -63,8 +63,9 @@ def test_an_interrupted_pull_leaves_nothing_partial_and_the_rerun_succeeds(big_a
         time.sleep(delay)
         process.send_signal(stop)
         _, stderr = process.communicate(timeout=120)
+        left = (tmp_path / STAGING_DIR).exists()
         print(f"\n{stop.name} {delay:.1f} s into the pull: exit {process.returncode}, output "
-              f"{'complete' if output.exists() else 'absent'}, staging {'left' if (tmp_path / STAGING_DIR).exists() else 'none'}")
+              f"{'complete' if output.exists() else 'absent'}, staging {'left' if left else 'none'}")
         assert "Traceback" not in stderr, stderr
         if output.exists():  # it had finished writing when the signal came: complete
             assert _digests(output) == expected, (process.returncode, stderr)

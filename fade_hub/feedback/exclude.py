@@ -71,7 +71,8 @@ def exclude_user(config: ExcludeConfig) -> Exclusion:
     current = _current(config)
     standing = {name.casefold(): record for name, record in current.exclusions().items()}.get(user.casefold())
     if config.undo and standing is None:
-        return Exclusion(None, f"{user}'s feedback is not excluded in {_where(config)}: nothing to undo, nothing written")
+        return Exclusion(None, f"{user}'s feedback is not excluded in {_where(config)}: nothing to undo, nothing "
+                               "written")
     if not config.undo and standing is not None:
         return Exclusion(None, f"{user}'s feedback is already left out of resolved() (by {standing.user} at "
                                f"{standing.timestamp}): nothing written")

@@ -26,7 +26,11 @@ is pushed twice. ``load`` reads every record back and ``resolved()`` keeps the l
 (run, user, target), leaving out withdrawn verdicts and the records of excluded users (nothing is deleted).
 
 Targets are stored in the run reader's canonical form (``fade_hub.run.canonical_target``): ``" 021 "`` is
-stored as ``"21"``, and anything but ASCII digits is refused. This module imports no UI and no model code.
+stored as ``"21"``, and anything but ASCII digits is refused. Reading is as strict as writing: a line that is no
+usable record (torn by a crash, not UTF-8, an unknown verdict or target type, a malformed target, a timestamp that
+is not ISO 8601) is skipped wherever records are read (``load``, the app, ``mitigate``), all such lines of a read
+named in one warning; records written by older versions (targets such as ``" 021 "``) still read. This module
+imports no UI and no model code.
 """
 
 from __future__ import annotations
@@ -148,19 +152,22 @@ class FeedbackRecord:
                 raise InvalidFeedback(f"{name} is empty")
         if self.target_type == USER:
             if self.verdict not in (EXCLUDE, INCLUDE):
-                raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)} of an exclusion, not {EXCLUDE} or {INCLUDE}")
+                raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)} of an exclusion, not {EXCLUDE} or "
+                                      f"{INCLUDE}")
             if not self.target.strip() or any(char.isspace() for char in self.target):
                 raise InvalidFeedback(f"the excluded user {_shown(self.target)} is not a user name")
         elif self.target_type in TARGET_TYPES:
             if self.verdict not in (*VERDICTS, WITHDRAWN):
-                raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)}, not {', '.join(VERDICTS)} or {WITHDRAWN}")
+                raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)}, not {', '.join(VERDICTS)} or "
+                                      f"{WITHDRAWN}")
             kind = target_type(_canonical(self.target))
             if kind != self.target_type:
                 raise InvalidFeedback(f"target {_shown(self.target)} names an {kind}, not a {self.target_type}")
             if not self.run_id.strip():
                 raise InvalidFeedback("run_id is empty")
         else:
-            raise InvalidFeedback(f"unknown target_type {_shown(self.target_type)}, not {', '.join(TARGET_TYPES)} or {USER}")
+            raise InvalidFeedback(f"unknown target_type {_shown(self.target_type)}, not {', '.join(TARGET_TYPES)} "
+                                  f"or {USER}")
         try:
             _parse_time(self.timestamp)
         except ValueError:
