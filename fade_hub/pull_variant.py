@@ -1,14 +1,13 @@
 """``fade-hub pull``: write a mitigated variant (as it is, or merged into a plain model) into a folder, all or nothing.
 
-The variant is written into a staging folder next to ``--output`` (``PARENT/.fade-hub-staging/<id>/``, claimed
-by a lock while the pull runs) and moved into place in one rename once complete, so an interrupted pull
-(Ctrl-C, kill -9, a full disk, a broken file in the source) leaves no partial ``--output`` to block the rerun;
-what interrupted pulls left in the staging folder is removed when the next pull into the same parent starts.
+The variant is written into the output's staging folder (``fade_hub.staging.OutputClaim``: ``.NAME.fade-staging``
+beside ``--output``, locked while the pull runs) and moved into place in one rename once complete, so an
+interrupted pull (Ctrl-C, kill -9, a full disk, a broken file in the source) leaves no partial ``--output`` to block
+the rerun, and what it left in the staging folder is removed by the next pull (or mitigate) of that output.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -17,9 +16,7 @@ from pathlib import Path
 
 from .errors import NETWORK_ERRORS, BadConfig, ModelNotFound, RunNotFound
 from .paths import check_folder_target
-from .staging import Staging
-
-STAGING_DIR = ".fade-hub-staging"  # next to the output: a rename within one file system is one step
+from .staging import OutputClaim
 
 
 def pull(source: str, output: str | Path, *, merge: bool = False, base: str | None = None,
@@ -27,8 +24,8 @@ def pull(source: str, output: str | Path, *, merge: bool = False, base: str | No
     """Write the mitigated variant ``source`` (an adapter repo or folder) into the new folder ``output``; with
     ``merge``, a plain model with the LoRA merged in (see ``fade_hub.mitigate.publish.pull_adapter``).
 
-    BadConfig before anything is written when ``output`` is taken or ``base`` is given without ``merge``; after a
-    failure or an interruption ``output`` is as it was.
+    BadConfig before anything is written when ``output`` is taken (or being written by another command) or ``base``
+    is given without ``merge``; after a failure or an interruption ``output`` is as it was.
     """
     output = Path(output)
     if base is not None and not merge:
@@ -37,15 +34,10 @@ def pull(source: str, output: str | Path, *, merge: bool = False, base: str | No
     check_folder_target(output, "--output", "to write the variant to")
     if output.exists() and any(output.iterdir()):
         raise BadConfig(f"--output {output} is not an empty folder; choose a new one")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Staging(output.parent / STAGING_DIR)
-    try:
-        staged = staging.folder / (output.name or "variant")
+    with OutputClaim(output, "pull") as claim:
+        staged = claim.path("variant")
         _pull_into(source, staged, output, merge=merge, base=base, token=token, show_progress=show_progress)
-        os.replace(staged, output)  # one step; an empty --output folder is replaced (POSIX rename)
-    finally:
-        staging.close()
-        _remove_if_empty(output.parent / STAGING_DIR)
+        claim.publish(staged)
     return output
 
 
@@ -106,11 +98,3 @@ def _library_noise(show_progress: bool) -> Iterator[None]:
             transformers_logging.enable_progress_bar()
         if bars[1]:
             hub_utils.enable_progress_bars()
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` when nothing is left in it (another pull may still be using it)."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

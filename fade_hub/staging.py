@@ -1,11 +1,11 @@
-"""Staging folders that a crash does not leave behind: what is written goes to a claimed folder first.
+"""A command's claim on the folder it writes: a lock that no crashed holder leaves behind, and a staging folder.
 
-A ``Staging`` over a folder ``tmp`` writes into its own ``tmp/<id>/``, claimed by holding an exclusive ``flock``
-on ``tmp/<id>.lock`` for as long as it lives; the finished result is then moved into place in one rename. A
-write cut short by a crash (Ctrl-C, kill -9) leaves its part there; the next ``Staging`` on the same ``tmp``
-removes every folder whose lock nobody holds (and anything else in ``tmp/``), while the folders of processes
-still running stay. LocalHub stages uploads in ``ROOT/tmp``; ``fade-hub pull`` stages a variant next to its
-``--output``.
+``OutputClaim(output)`` holds an exclusive ``flock`` on ``.NAME.fade-staging/lock`` beside ``output`` for as long
+as the command runs, so that a second command on the same output refuses at once (the kernel drops the lock of a
+process that dies, even by ``kill -9``). Everything the command makes before it is done (a trainer's scratch files,
+the folder being written) lives in that staging folder, outside ``output``; ``publish`` moves the finished folder
+into place in one rename. Whatever an interrupted command left there is removed by the next one to claim the
+output, so a rerun after Ctrl-C, ``kill -9`` or a crash needs no cleaning by hand.
 """
 
 from __future__ import annotations
@@ -13,102 +13,99 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
-import uuid
+import stat
 from pathlib import Path
+
+from .errors import BadConfig
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: no flock, so only leftovers older than a day are removed
+except ImportError:  # pragma: no cover - Windows: no flock; leftovers are still removed on the next start
     fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
-_LOCK_SUFFIX = ".lock"
-_UNLOCKED_AGE_S = 24 * 3600
+SUFFIX = ".fade-staging"
+_LOCK = "lock"
 
 
-def _try_lock(path: Path) -> int | None:
-    """An fd holding an exclusive flock on ``path`` (created if missing), or None when another holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+def staging_folder(output: str | Path) -> Path:
+    """The hidden staging folder beside ``output`` (``.NAME.fade-staging``)."""
+    output = Path(output).absolute()
+    return output.parent / f".{output.name}{SUFFIX}"
 
 
-def _remove(path: Path) -> None:
-    """Remove a file or folder, whichever it is."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+class OutputClaim:
+    """Exclusive use of ``output`` and its staging folder while the ``with`` block runs (see the module docstring)."""
 
-
-def _claimed(lock: Path) -> bool:
-    """Whether a running process holds ``lock``; when nobody does, the stale lock file is removed."""
-    if fcntl is None:  # no flock: whatever is younger than a day may be a running process's
-        return lock.exists() and time.time() - lock.stat().st_mtime < _UNLOCKED_AGE_S
-    if not lock.exists():
-        return False
-    fd = _try_lock(lock)
-    if fd is None:
-        return True
-    lock.unlink(missing_ok=True)
-    os.close(fd)
-    return False
-
-
-def clean_stale(tmp: Path) -> int:
-    """Remove from ``tmp`` what no running process claims (parts of interrupted writes); return how many went."""
-    removed = 0
-    for entry in sorted(tmp.iterdir()):
-        if entry.name.endswith(_LOCK_SUFFIX):
-            if not entry.with_name(entry.name[: -len(_LOCK_SUFFIX)]).exists():
-                _claimed(entry)  # an orphan lock: removed unless held
-            continue
-        if not _claimed(entry.with_name(entry.name + _LOCK_SUFFIX)):
-            _remove(entry)
-            removed += 1
-    if removed:
-        logger.info("removed %d leftovers of interrupted writes from %s", removed, tmp)
-    return removed
-
-
-class Staging:
-    """This process's own folder under ``tmp/``, claimed until ``close`` (stale ones removed when it starts)."""
-
-    def __init__(self, tmp: Path) -> None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        clean_stale(tmp)
+    def __init__(self, output: str | Path, command: str) -> None:
+        self.output = Path(output)
+        self.folder = staging_folder(output)
+        self.command = command
         self._fd: int | None = None
-        name = uuid.uuid4().hex
-        while fcntl is not None:
-            fd = _try_lock(tmp / (name + _LOCK_SUFFIX))
-            if fd is not None and _same_file(fd, tmp / (name + _LOCK_SUFFIX)):
-                self._fd = fd
+        self._made: list[Path] = []  # folders above the output that this claim created (removed if left empty)
+
+    def __enter__(self) -> OutputClaim:
+        missing = [folder for folder in self.folder.parents if not folder.exists()]
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self._made = missing
+        while True:
+            self.folder.mkdir(exist_ok=True)
+            lock = self.folder / _LOCK
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the holder removed the folder as it finished: again
+                continue
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                    os.close(fd)
+                    self._remove_made()
+                    raise BadConfig(
+                        f"another fade-hub {self.command} (process {holder}) is writing {self.output}; wait for it "
+                        "to finish, or choose another --output"
+                    ) from None
+            if _same_file(fd, lock):  # else the holder removed the folder between our open and our flock: again
                 break
-            if fd is not None:  # a cleaner unlinked the file between our open and our flock: claim another
-                os.close(fd)
-            name = uuid.uuid4().hex
-        self._lock = tmp / (name + _LOCK_SUFFIX)
-        self._lock.touch()
-        self.folder = tmp / name
-        self.folder.mkdir()
+            os.close(fd)
+        self._fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        for entry in self.folder.iterdir():  # what an interrupted command left
+            if entry.name != _LOCK:
+                logger.info("removing %s, left by an interrupted fade-hub %s", entry, self.command)
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        return self
 
-    def new_path(self) -> Path:
-        """A fresh file name in this staging folder."""
-        return self.folder / uuid.uuid4().hex
+    def path(self, name: str) -> Path:
+        """A place inside the staging folder (not created)."""
+        return self.folder / name
 
-    def close(self) -> None:
-        """Remove the folder and release the claim."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self._lock.unlink(missing_ok=True)
+    def publish(self, built: Path) -> None:
+        """Move ``built`` (a folder made inside the staging folder) to the output in one rename; an existing empty
+        output folder is replaced, keeping its permissions."""
+        if self.output.is_dir():
+            os.chmod(built, stat.S_IMODE(self.output.stat().st_mode))
+            self.output.rmdir()
+        os.replace(built, self.output)
+        self._made = []
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)  # the lock file with it: the next claim makes a new one
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for folder in self._made:  # nearest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._made = []
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import unique_repo
 
-from fade_hub.pull_variant import STAGING_DIR
+from fade_hub.staging import staging_folder
 
 pytestmark = pytest.mark.slow  # each pull starts a process that imports the model stack (about 10 s)
 
@@ -57,13 +57,13 @@ def test_an_interrupted_pull_leaves_nothing_partial_and_the_rerun_succeeds(big_a
     for repetition in range(3):
         home, output = tmp_path / f"home{repetition}", tmp_path / f"pulled{repetition}"  # a cold download each time
         process = _pull(repo, output, home)
-        while not (tmp_path / STAGING_DIR).exists() and process.poll() is None:
+        while not staging_folder(output).exists() and process.poll() is None:
             time.sleep(0.01)  # the pull has begun writing: its staging folder is there
         delay = draw.uniform(0, 8)  # imports, download and copy take about 9 s
         time.sleep(delay)
         process.send_signal(stop)
         _, stderr = process.communicate(timeout=120)
-        left = (tmp_path / STAGING_DIR).exists()
+        left = staging_folder(output).exists()
         print(f"\n{stop.name} {delay:.1f} s into the pull: exit {process.returncode}, output "
               f"{'complete' if output.exists() else 'absent'}, staging {'left' if left else 'none'}")
         assert "Traceback" not in stderr, stderr
@@ -77,7 +77,7 @@ def test_an_interrupted_pull_leaves_nothing_partial_and_the_rerun_succeeds(big_a
         out, err = rerun.communicate(timeout=300)
         assert rerun.returncode == 0, err
         assert out.strip() == str(output) and _digests(output) == expected
-        assert not (tmp_path / STAGING_DIR).exists(), "the interrupted pull's staging folder was left behind"
+        assert not staging_folder(output).exists(), "the interrupted pull's staging folder was left behind"
 
 
 def test_a_pull_that_fails_midway_leaves_the_output_as_it_was(tmp_path):

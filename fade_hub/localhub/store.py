@@ -47,7 +47,7 @@ from .base import (
     normalize_path,
     utc_now,
 )
-from ..staging import Staging
+from .staging import Staging
 
 try:
     import fcntl
