@@ -18,7 +18,7 @@ _EXPORTS = {
     "explore": "fade_hub.explore.runner",
     "MitigateConfig": "fade_hub.mitigate.config",
     "mitigate": "fade_hub.mitigate.restructure",
-    "pull": ("fade_hub.mitigate.publish", "pull_adapter"),
+    "pull": ("fade_hub.pull_variant", "pull"),
     "push": ("fade_hub.hub", "push_run"),
     "push_adapter": "fade_hub.mitigate.publish",
     "open_run": ("fade_hub.run", "Run.open"),

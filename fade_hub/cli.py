@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn, Sequence
 
@@ -45,8 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a Unix tool killed by SIGPIPE reports (`report | head -1`)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the process exit status."""
+    """Run the CLI; return the process exit status (quietly 141 when the reader of stdout went away)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # inside the try: a reader gone by now is a broken pipe too, not an exit-time message
+        return status
+    except BrokenPipeError:
+        # stdout is closed (`| head -1`): stop quietly, as Unix tools do, and keep Python's exit-time flush quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """Parse the flags and run the command (errors as one line, exit status 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -55,8 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.debug:
         # library advice (e.g. transformers' "requires torchvision") must not turn a one-line error into two
-        import os
-
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if not getattr(args, "func", None):
         parser.print_help()

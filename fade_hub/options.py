@@ -113,6 +113,20 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in str(text).split(",") if item.strip()]
 
 
+def csv_values(metavar: str | None) -> Callable[[str], list[str]]:
+    """An argparse ``type`` for a comma-separated flag that refuses a value naming nothing (``""``, ``",,"``): unset,
+    the flag keeps its default; given empty, it would silently mean the same."""
+
+    def parse(text: str) -> list[str]:
+        items = csv_list(text)
+        if not items:
+            raise argparse.ArgumentTypeError(f"{text!r} names nothing; write {metavar or 'A,B,...'} or leave the "
+                                             "flag out")
+        return items
+
+    return parse
+
+
 class _ManyValues(argparse.Action):
     """Collects ``--flag a b,c --flag d`` as ``["a", "b", "c", "d"]``."""
 
@@ -140,7 +154,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[st
             kwargs.update(nargs="+", action=_ManyValues, metavar=meta["metavar"] or None)
         else:
             if meta["csv"] or kind == "list":
-                kwargs["type"] = csv_list
+                kwargs["type"] = csv_values(meta["metavar"])
             elif kind in ("int", "float"):
                 kwargs["type"] = parse_number(kind, meta["auto"])
             if meta["choices"]:

@@ -11,6 +11,7 @@ next to ``run.json`` (never pushed), so that a run read here loads its model and
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ LOCAL_PREFIX = "local:"
 # a relative path is only kept when the run and the path share a folder at least this deep (/home/alice,
 # /tmp/work); sharing only / or /home, its ``..`` steps would climb through other users' or system folders
 _MIN_SHARED_DEPTH = 2
+# a Hub user or organisation name, as a repo id's namespace may be: ASCII letters, digits, '-', '_' and '.', at most
+# 96, starting and ending with a letter or digit, without '--' or '..'
+_HUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?", re.ASCII)
 
 
 class NotUtf8(ValueError):
@@ -79,6 +83,11 @@ def check_repo_id(repo_id: str, flag: str) -> None:
     except HFValidationError as err:
         reason = str(err).split(":")[0].split(". Use")[0].rstrip(".")
         raise BadRepoId(f"{flag} {repo_id!r} is not a valid repo id ({reason}); use NAMESPACE/NAME") from None
+
+
+def is_hub_name(name: str) -> bool:
+    """Whether ``name`` can be a Hub user or organisation name (what a repo id's namespace may be)."""
+    return bool(_HUB_NAME.fullmatch(name)) and "--" not in name and ".." not in name
 
 
 def map_fields(record: dict, fields: tuple[str, ...], change: Callable[[str, str], Any]) -> dict:

@@ -27,6 +27,7 @@ from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, REGIO
 
 _MODE_TARGET = re.compile(r"[0-9]+", re.ASCII)
 _EXAMPLE_TARGET = re.compile(r"q([0-9]+)", re.ASCII)
+MAX_TARGET_DIGITS = 18  # ids are 64-bit integers; longer digit strings are no id (and int() refuses > 4300 digits)
 TARGET_TYPES = ("mode", "example")
 
 
@@ -37,14 +38,16 @@ class BadTarget(ValueError):
 def canonical_target(target: Any) -> str:
     """The canonical spelling of a feedback target (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``)."""
     text = str(target).strip()
-    if _MODE_TARGET.fullmatch(text):
-        return str(int(text))
-    match = _EXAMPLE_TARGET.fullmatch(text)
-    if match:
-        return f"q{int(match.group(1))}"
-    raise BadTarget(
-        f"target {text!r} is neither a failure mode's action id (ASCII digits, e.g. '42') nor an example id (e.g. 'q123')"
-    )
+    shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
+    match = _MODE_TARGET.fullmatch(text) or _EXAMPLE_TARGET.fullmatch(text)
+    if match is None:
+        raise BadTarget(f"target {shown} is neither a failure mode's action id (ASCII digits, e.g. '42') nor an "
+                        "example id (e.g. 'q123')")
+    number = match.group(match.re.groups).lstrip("0") or "0"
+    if len(number) > MAX_TARGET_DIGITS:
+        raise BadTarget(f"target {shown} is a longer number than any action id or query id can be "
+                        f"(at most {MAX_TARGET_DIGITS} digits)")
+    return f"{'q' if match.re is _EXAMPLE_TARGET else ''}{number}"
 
 
 def target_type(target: str) -> str:

@@ -154,3 +154,106 @@ def test_load_of_a_repo_nobody_submitted_to_is_empty_and_quiet(hub, caplog):
     with caplog.at_level("WARNING"):
         loaded = feedback.load(repo)
     assert loaded.records == () and loaded.resolved() == [] and not caplog.records
+
+
+def _line(**fields) -> str:
+    return json.dumps({**_record().to_dict(), "feedback_id": uuid.uuid4().hex, **fields}, ensure_ascii=False)
+
+
+def test_unusable_lines_are_skipped_with_one_warning_naming_file_and_line(tmp_path, caplog):
+    """Unknown verdicts or target types, malformed targets and times, non-UTF-8 lines and a folder named *.jsonl:
+    none counts (a later 'banana' does not override alice's fix), and one warning says where each one is."""
+    fix = _record(timestamp="2026-01-01T00:00:00.000000Z")
+    lines = [
+        json.dumps(fix.to_dict()),
+        _line(verdict="banana", timestamp="2026-01-02T00:00:00.000000Z"),  # line 2
+        _line(target="abc"),
+        _line(target=None),
+        _line(timestamp="yesterday"),
+        _line(target_type="region"),
+        _line(target="q5"),  # an example id where the record says mode
+        _line(target="1" * 5000),
+        _line(user=""),
+        _line(target_type="user", target="mallory", verdict="fix"),  # an exclusion with a review verdict
+        '["a", "list"]',
+        '{"feedback_id": "torn", "run_',
+    ]
+    path = tmp_path / "feedback-a.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + _line(note="caf\udce9").encode("utf-8", "surrogateescape"))
+    (tmp_path / "x.jsonl").mkdir()
+    with caplog.at_level("WARNING", logger="fade_hub.feedback.records"):
+        loaded = feedback.load(tmp_path)
+    assert loaded.records == (fix,) and loaded.resolved() == [fix]
+    assert loaded.skipped_lines == 13
+    [warning] = caplog.records
+    message = warning.getMessage()
+    assert message.startswith("skipped 13 unusable feedback lines") and "\n" not in message
+    assert f"{path}:2: unknown verdict 'banana'" in message and f"{path}:3: target 'abc' is neither" in message
+    assert message.endswith("and 10 more")
+
+
+def test_every_unusable_line_is_named_with_its_reason(tmp_path, caplog, monkeypatch):
+    from fade_hub.feedback import records
+
+    monkeypatch.setattr(records, "MAX_PROBLEMS_SHOWN", 20)
+    path = tmp_path / "feedback-a.jsonl"
+    path.write_bytes(b"\n".join([_line(target=None).encode(), _line(timestamp="yesterday").encode(),
+                                 _line(target="1" * 5000).encode(), _line(note="caf\xe9").encode("latin-1")]) + b"\n")
+    (tmp_path / "x.jsonl").mkdir()
+    with caplog.at_level("WARNING", logger="fade_hub.feedback.records"):
+        assert len(feedback.load(tmp_path)) == 0
+    message = caplog.records[0].getMessage()
+    for reason in (f"{path}:1: target is None, not text", f"{path}:2: timestamp 'yesterday' is not an ISO 8601 time",
+                   f"{path}:3: target '1111", "longer number than any action id", f"{path}:4: not UTF-8",
+                   f"{tmp_path / 'x.jsonl'}: a folder, not a file"):
+        assert reason in message
+
+
+def test_records_written_by_older_versions_still_read(tmp_path):
+    """Targets spelled " 021 " or as a JSON number, a null note, a time without microseconds: read as today's."""
+    old = {"feedback_id": "a" * 32, "run_id": "r1", "target": 21, "target_type": "mode", "verdict": "fix",
+           "correction": "", "note": None, "user": "alice", "timestamp": "2025-01-01T00:00:00Z"}
+    lines = [old, {**old, "feedback_id": "b" * 32, "target": " q007 ", "target_type": "example"}]
+    (tmp_path / "feedback-old.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    loaded = feedback.load(tmp_path)
+    assert loaded.skipped_lines == 0
+    assert [(r.target, r.note) for r in loaded.resolved()] == [("21", ""), ("q7", "")]
+
+
+def test_unusable_records_on_the_hub_are_skipped_and_do_not_decide_what_mitigate_fades(hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    from fade_hub.mitigate.selection import from_feedback
+
+    repo = f"tester/feedback-{uuid.uuid4().hex[:8]}"
+    lines = [json.dumps(_record(target="7", verdict="fix").to_dict()),
+             _line(target="7", verdict="banana", timestamp="2026-01-02T00:00:00.000000Z"),
+             _line(target="8", verdict="fix", timestamp="yesterday"), _line(target="abc")]
+    (tmp_path / "feedback-x.jsonl").write_text("\n".join(lines) + "\n")
+    HfApi().create_repo(repo, repo_type="dataset")
+    HfApi().upload_file(path_or_fileobj=tmp_path / "feedback-x.jsonl", path_in_repo="data/feedback-x.jsonl",
+                        repo_id=repo, repo_type="dataset")
+    loaded = feedback.load(repo)
+    assert [(r.target, r.verdict) for r in loaded.resolved()] == [("7", "fix")] and loaded.skipped_lines == 3
+    selection = from_feedback(loaded.resolved(), ["run1"])
+    assert selection.targeted == [7] and selection.verdicts == {"fix": 1}
+
+
+def test_load_of_a_file_or_an_unreachable_hub_is_one_line(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from fade_hub.errors import BadConfig, HubUnreachable
+
+    afile = tmp_path / "feedback.jsonl"
+    afile.write_text("")
+    with pytest.raises(BadConfig, match="is a file; pass the folder"):
+        feedback.load(afile)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(HubUnreachable, match="could not reach the Hub at http://127.0.0.1:9 to read the feedback repo"):
+        feedback.load("tester/feedback")
+
+
+def test_a_target_longer_than_any_id_is_refused_in_words():
+    with pytest.raises(InvalidFeedback, match=r"'1111.*\(5000 characters\) is a longer number than any action id"):
+        make_record("run1", "1" * 5000, "fix", "", "", "bob")
+    assert make_record("run1", "0" * 5000 + "7", "fix", "", "", "bob").target == "7"  # leading zeros are no digits

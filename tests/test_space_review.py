@@ -4,6 +4,7 @@ words it shows, and the rule that the Space's code imports no model libraries.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -151,6 +152,9 @@ def test_withdraw_through_the_api(review_run, tmp_path):
         withdrawal = _withdraw(client, f" 0{mode}")
         with pytest.raises(AppError, match="you have no verdict on"):
             _withdraw(client, mode)
+        for call in (lambda target: _submit(client, target, "fix"), lambda target: _withdraw(client, target)):
+            with pytest.raises(AppError, match=r"\(5000 characters\) is a longer number than any action id"):
+                call("1" * 5000)  # refused in words, not a ValueError inside the server
     assert (withdrawal["target"], withdrawal["verdict"]) == (mode, "withdrawn")
     assert feedback.load(tmp_path / "fb").resolved() == [] and len(feedback.load(tmp_path / "fb")) == 2
 
@@ -176,11 +180,105 @@ def test_the_operator_excludes_a_user_without_deleting_anything(review_run, tmp_
 
 def test_feedback_repo_exclusion_is_pushed(review_run, tmp_path):
     from fade_hub import feedback
+    from fade_hub.feedback import FeedbackWriter, make_record
     from fade_hub.feedback.exclude import ExcludeConfig, exclude_user
 
     repo = unique_repo("feedback")
-    record = exclude_user(ExcludeConfig(user="mallory", feedback_repo=repo, feedback_dir=str(tmp_path / "q")))
-    assert feedback.load(repo).exclusions()["mallory"].feedback_id == record.feedback_id
+    writer = FeedbackWriter(tmp_path / "app", repo, every=60)
+    writer.append(make_record("r1", "3", "fix", "", "", "mallory"))
+    writer.close()
+    done = exclude_user(ExcludeConfig(user="mallory", feedback_repo=repo, feedback_dir=str(tmp_path / "q")))
+    assert feedback.load(repo).exclusions()["mallory"].feedback_id == done.record.feedback_id
+
+
+def test_exclude_says_what_it_did_and_writes_only_what_changes_something(review_run, tmp_path):
+    from huggingface_hub import HfApi
+
+    from fade_hub import feedback
+    from fade_hub.errors import BadConfig
+    from fade_hub.feedback.exclude import ExcludeConfig, exclude_user
+
+    run_dir, _ = review_run
+    folder = tmp_path / "fb"
+    _app(run_dir, folder, reviewer="bob").submit(_top(run_dir)[0], "fix")
+
+    def exclude(user: str, **options):
+        return exclude_user(ExcludeConfig(user=user, feedback_dir=str(folder), reviewer="ops", **options))
+
+    def files() -> dict[str, str]:
+        return {path.name: path.read_text() for path in folder.glob("*.jsonl")}
+
+    undo_first = exclude("bob", undo=True)
+    assert undo_first.record is None and undo_first.message == f"bob's feedback is not excluded in {folder}: nothing " \
+                                                                "to undo, nothing written"
+    assert exclude("bob").record is not None
+    before = files()
+    twice = exclude("BOB")
+    assert twice.record is None and twice.message.startswith("BOB's feedback is already left out of resolved() (by ops")
+    assert files() == before
+    with pytest.raises(BadConfig, match=f"{folder} holds no feedback by 'carol' \\(reviewers there: bob\\)"):
+        exclude("carol")
+    assert files() == before and len(feedback.load(folder).exclusions()) == 1
+    typo = unique_repo("feedbakc")
+    with pytest.raises(BadConfig, match="neither a local folder nor a feedback dataset repo"):
+        exclude_user(ExcludeConfig(user="bob", feedback_repo=typo, reviewer="ops"))
+    assert not HfApi().repo_exists(typo, repo_type="dataset")  # exclude never creates a repo
+
+
+def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(review_run, tmp_path, caplog):
+    """Timestamps such as 'yesterday', unknown verdicts, null targets, a non-UTF-8 file and a folder named *.jsonl
+    in the feedback folder: the app starts, one warning names them, and only alice's fix counts."""
+    from collections import Counter
+
+    from fade_hub import feedback
+
+    run_dir, _ = review_run
+    mode = _top(run_dir)[0]
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    folder = tmp_path / "fb"
+    folder.mkdir()
+    good = feedback.make_record(run_id, mode, "fix", "", "", "alice")
+    bad = [{**good.to_dict(), "feedback_id": f"{i}" * 32, **change} for i, change in enumerate((
+        {"verdict": "banana", "timestamp": "2099-01-01T00:00:00Z"}, {"timestamp": "yesterday"}, {"target": None},
+        {"target": "abc"}, {"target_type": "cell"}), 1)]
+    (folder / "feedback-old.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [good.to_dict(), *bad]))
+    (folder / "feedback-latin1.jsonl").write_bytes(json.dumps(good.to_dict()).replace("alice", "caf\xe9")
+                                                   .encode("latin-1") + b"\n")
+    (folder / "x.jsonl").mkdir()
+    with caplog.at_level("WARNING", logger="fade_hub.feedback.records"):
+        app = _app(run_dir, folder, reviewer="ada")
+    try:
+        assert app.reviews.votes() == {mode: Counter(fix=1)}
+        assert app.reviews.my_verdict("alice", mode).verdict == "fix"
+    finally:
+        app.close()
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and warnings[0].startswith("skipped 7 unusable feedback lines"), warnings
+
+
+@pytest.mark.slow
+def test_serving_a_local_run_asks_no_hub_for_adapters(review_run, tmp_path):
+    """Offline, the adapter search retried a Hub nobody named for ~25 s before the port opened: a local run with
+    local feedback asks the Hub for nothing but the token's user."""
+    from fade_hub.testing.http_server import HTTPServerThread, Response
+
+    asked: list[str] = []
+
+    async def hub(request):
+        asked.append(request.path)
+        return Response.json({"name": "ada", "orgs": []} if request.path.startswith("/api/whoami") else [])
+
+    run_dir, _ = review_run
+    port, log = free_port(), tmp_path / "app.log"
+    with HTTPServerThread(hub) as server:
+        command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir),
+                   "--feedback-dir", str(tmp_path / "fb"), "--port", str(port)]
+        process = _start(command, log, tmp_path, env={**os.environ, "HF_ENDPOINT": server.url})
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/", process, log)
+        finally:
+            _stop(process, log)
+    assert asked == ["/api/whoami-v2"], asked
 
 
 @pytest.mark.slow

@@ -60,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Append an exclusion record (by you, the operator) to the feedback: fade_hub.feedback.load(...)."
             "resolved() then leaves out every record of USER, for every run, while the records stay in the "
-            "dataset. --undo appends the record that brings them back."
+            "dataset. --undo appends the record that brings them back. Nothing is written when USER is already "
+            "excluded (or, with --undo, not excluded), and a USER without records there is refused; the feedback repo "
+            "must exist (it is never created here)."
         ),
     )
     exclude.add_argument("user", metavar="USER", help="The Hub username whose records to exclude.")
@@ -96,11 +98,8 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def run_exclude(args: argparse.Namespace) -> int:
-    """Append the exclusion and say what it does."""
+    """Append the exclusion (unless it would change nothing) and say what happened."""
     from ..feedback.exclude import exclude_user
 
-    config = build_config(ExcludeConfig, args)
-    record = exclude_user(config)
-    action = "brought back" if config.undo else "left out of resolved() (kept in the dataset)"
-    print(f"{record.target}'s feedback is {action}: record {record.feedback_id} by {record.user}")
+    print(exclude_user(build_config(ExcludeConfig, args)).message)
     return 0

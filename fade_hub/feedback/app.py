@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -84,9 +85,16 @@ class FeedbackApp:
         lineage = self.view.meta.get("lineage") or {}
         if lineage.get("adapter"):
             specs.append(str(lineage["adapter"]))
-        if self.config.find_adapters:
+        if self.config.find_adapters and self._uses_hub():
             specs += published_for([self.view.run_id], token=self.config.token)
+        elif self.config.find_adapters:  # offline, the search would retry a Hub nobody named for ~25 s
+            logger.info("the run and its feedback are local: not asking the Hub for adapters published for run %s "
+                        "(pass them with --adapters)", self.view.run_id)
         return specs
+
+    def _uses_hub(self) -> bool:
+        """Whether this app was given anything on the Hub: a pushed run, a feedback repo, or a Space to run on."""
+        return self.config.on_space or bool(self.config.feedback_repo) or not Path(self.config.failures).is_dir()
 
     # who submits -------------------------------------------------------------------------------------
 

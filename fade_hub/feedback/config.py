@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import BadConfig
 from ..options import base_type, check_ranges, csv_list, option
-from ..paths import check_repo_id
+from ..paths import check_folder_target, check_repo_id
 from .identity import Reviewers
 from .records import default_staging_dir
 
@@ -65,7 +65,8 @@ class AppConfig:
                                  help=("Mitigated variants (adapter repos or folders written by fade-hub mitigate) to "
                                        "show beside the base model, in addition to those published for this run."))
     find_adapters: bool = option(True, group="mitigated variants", flag="--no-find-adapters", help=(
-        "Do not look for adapters on the Hub whose model card names this run (fade_hub.run_id)."))
+        "Do not look for adapters on the Hub whose model card names this run (fade_hub.run_id); they are looked for "
+        "only when the run or --feedback-repo is on the Hub."))
     host: str = option("127.0.0.1", group=_SERVER, help="Interface to listen on (0.0.0.0 for all).")
     port: int | None = option(None, group=_SERVER, low=1, high=65535,
                               help="Port (default: gradio's, 7860 or the next free one).")
@@ -96,7 +97,10 @@ class AppConfig:
         check_ranges(self)
         if self.feedback_repo:
             check_repo_id(self.feedback_repo, "--feedback-repo")
-        if self.allow_anonymous and self.reviewer_list:
+        if self.feedback_dir:
+            check_folder_target(Path(self.feedback_dir), "--feedback-dir", "holding feedback files")
+        reviewers = self.reviewer_list  # parsed here: a name no Hub user has is refused before anything starts
+        if self.allow_anonymous and reviewers:
             raise BadConfig("--allow-anonymous and --reviewers contradict each other: anonymous feedback cannot be "
                             "restricted to named reviewers; drop one of them")
 
@@ -118,6 +122,8 @@ def _parse(field: dataclasses.Field, key: str, text: str) -> Any:
     if kind == "bool":
         return _truthy(text)
     if kind == "list":
+        if not csv_list(text):
+            raise BadConfig(f"{key}={text!r} names nothing; remove the variable or list values separated by commas")
         return csv_list(text)
     if kind == "float":
         try:

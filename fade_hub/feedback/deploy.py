@@ -53,7 +53,8 @@ class DeployConfig:
                 raise BadConfig(f"pass --{name.replace('_', '-')} REPO_ID")
         check_repo_id(self.feedback_repo, "--feedback-repo")
         check_repo_id(self.space_id, "--space-id")
-        if self.allow_anonymous and Reviewers.parse(self.reviewers):
+        reviewers = Reviewers.parse(self.reviewers)  # a name no Hub user has is refused before anything is created
+        if self.allow_anonymous and reviewers:
             raise BadConfig("--allow-anonymous and --reviewers contradict each other; drop one of them")
 
     def variables(self) -> dict[str, str]:

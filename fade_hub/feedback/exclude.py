@@ -1,17 +1,30 @@
 """Leave one user's feedback out of ``resolved()`` without deleting it: the operator appends an exclusion record.
 
 ``exclude_user(ExcludeConfig(user="bob", feedback_repo="org/feedback"))`` is ``fade-hub space exclude bob
---feedback-repo org/feedback``; ``undo=True`` appends the record that brings bob's feedback back.
+--feedback-repo org/feedback``; ``undo=True`` appends the record that brings bob's feedback back. Nothing is
+written when there is nothing to do (bob already excluded, or not excluded for ``undo``), and the feedback must
+already be there: a user without records in it is refused (a mistyped name or repo), and no repo is created.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable
 from ..options import option
-from .identity import local_identity
-from .records import FeedbackRecord, FeedbackWriter, default_staging_dir, make_exclusion
+from ..paths import check_folder_target
+from .identity import check_hub_name, local_identity
+from .records import (
+    USER,
+    FeedbackRecord,
+    FeedbackSet,
+    FeedbackWriter,
+    default_staging_dir,
+    load,
+    make_exclusion,
+    read_records,
+)
 
 
 @dataclass
@@ -19,7 +32,7 @@ class ExcludeConfig:
     """Whose records to leave out, where the feedback lives, and who decides (``fade-hub space exclude --help``)."""
 
     user: str = option("", cli=False, help="The Hub username whose records to exclude.")
-    feedback_repo: str | None = option(None, metavar="REPO_ID", help="The feedback dataset repo.")
+    feedback_repo: str | None = option(None, metavar="REPO_ID", help="The feedback dataset repo (never created here).")
     feedback_dir: str | None = option(None, metavar="DIR", help=(
         "The local feedback folder (with --feedback-repo: where the record waits to be pushed)."))
     note: str = option("", help="Why (kept in the record).")
@@ -29,18 +42,66 @@ class ExcludeConfig:
     token: str | None = option(None, cli=False, help="Hub token (default: HF_TOKEN or the stored login).")
 
     def validate(self) -> None:
-        """BadConfig unless a user and a destination are given."""
+        """BadConfig unless a possible user name and a usable destination are given."""
         if not self.user.strip():
             raise BadConfig("name the user whose feedback to exclude: fade-hub space exclude USER ...")
+        check_hub_name(self.user, "USER", "pass the Hub username whose records to exclude")
         if not (self.feedback_repo or self.feedback_dir):
             raise BadConfig("say where the feedback is: --feedback-repo REPO_ID or --feedback-dir DIR")
+        if self.feedback_dir:
+            check_folder_target(Path(self.feedback_dir), "--feedback-dir", "holding feedback files")
 
 
-def exclude_user(config: ExcludeConfig) -> FeedbackRecord:
-    """Append (and push, with a repo) one exclusion record by the operator; returns it."""
+@dataclass(frozen=True)
+class Exclusion:
+    """What ``exclude_user`` did: the record it stored (None when there was nothing to do) and a line saying so."""
+
+    record: FeedbackRecord | None
+    message: str
+
+
+def exclude_user(config: ExcludeConfig) -> Exclusion:
+    """Append (and push, with a repo) one exclusion record by the operator, unless it would change nothing.
+
+    BadConfig when the feedback holds no record of the user (nothing written), or the repo does not exist.
+    """
     config.validate()
+    user = config.user.strip()
     operator = local_identity(config.token, config.reviewer).user
-    record = make_exclusion(config.user, operator, config.note, include=config.undo)
+    current = _current(config)
+    standing = {name.casefold(): record for name, record in current.exclusions().items()}.get(user.casefold())
+    if config.undo and standing is None:
+        return Exclusion(None, f"{user}'s feedback is not excluded in {_where(config)}: nothing to undo, nothing "
+                               "written")
+    if not config.undo and standing is not None:
+        return Exclusion(None, f"{user}'s feedback is already left out of resolved() (by {standing.user} at "
+                               f"{standing.timestamp}): nothing written")
+    if not config.undo and not any(r.user.casefold() == user.casefold() and r.target_type != USER
+                                   for r in current.records):
+        reviewers = sorted({r.user for r in current.records if r.target_type != USER})
+        raise BadConfig(f"{_where(config)} holds no feedback by {user!r} (reviewers there: "
+                        f"{', '.join(reviewers[:10]) or 'none'}); check the user name and the feedback location")
+    record = make_exclusion(user, operator, config.note, include=config.undo)
+    _store(record, config)
+    action = "brought back" if config.undo else "left out of resolved() (kept in the dataset)"
+    return Exclusion(record, f"{user}'s feedback is {action}: record {record.feedback_id} by {record.user}")
+
+
+def _where(config: ExcludeConfig) -> str:
+    return config.feedback_repo or str(config.feedback_dir)
+
+
+def _current(config: ExcludeConfig) -> FeedbackSet:
+    """The feedback as it stands: the repo's (which must exist) and what waits in the local folder."""
+    local = Path(config.feedback_dir) if config.feedback_dir else None
+    records = read_records(local).records if local is not None and local.is_dir() else ()
+    if config.feedback_repo:
+        records = (*load(config.feedback_repo, token=config.token).records, *records)
+    return FeedbackSet(tuple(records))
+
+
+def _store(record: FeedbackRecord, config: ExcludeConfig) -> None:
+    """Append the record durably, and push it when there is a repo."""
     folder = config.feedback_dir or default_staging_dir(config.feedback_repo)
     writer = FeedbackWriter(folder, config.feedback_repo, token=config.token)
     try:
@@ -51,4 +112,3 @@ def exclude_user(config: ExcludeConfig) -> FeedbackRecord:
                              f"({type(err).__name__}); it is pushed at the next start for {config.feedback_repo}") from None
     finally:
         writer.close()
-    return record

@@ -17,12 +17,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NETWORK_ERRORS, BadConfig
+from ..paths import is_hub_name
 from .records import InvalidFeedback
 
 logger = logging.getLogger(__name__)
 
 ANONYMOUS = "anonymous"
 ORG_PREFIX = "org:"
+REVIEWERS_SYNTAX = "USER,org:ORG,... (Hub names separated by commas)"
+NAME_RULE = "ASCII letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+
+
+def check_hub_name(name: str, what: str, hint: str = "") -> str:
+    """``name`` stripped; BadConfig saying ``what`` it is, the Hub's rule for names and ``hint`` when no Hub user or
+    organisation could have it."""
+    name = str(name or "").strip()
+    if not is_hub_name(name):
+        shown = repr(name) if len(name) <= 40 else repr(name[:40]) + "…"
+        raise BadConfig(f"{what} {shown} is not a Hub name ({NAME_RULE}){'; ' + hint if hint else ''}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,8 @@ def local_identity(token: str | None, reviewer: str | None = None, allow_anonymo
 
     ``allow_anonymous`` lets the app run without a known user (feedback recorded as ``anonymous``).
     """
+    if reviewer is not None:
+        reviewer = check_hub_name(reviewer, "--reviewer")
     answer, reason = _whoami(token)
     token_user = str(answer["name"]) if answer else None
     orgs = tuple(str(org.get("name", "")) for org in (answer or {}).get("orgs") or [] if org.get("name"))
@@ -62,7 +77,6 @@ def local_identity(token: str | None, reviewer: str | None = None, allow_anonymo
     if answer is None:
         warning = f"the Hub token could not be verified ({reason})"
     if reviewer:
-        reviewer = reviewer.strip()
         if token_user and reviewer.casefold() != token_user.casefold():
             logger.info("recording feedback as %s (--reviewer); the token belongs to %s", reviewer, token_user)
         if warning:
@@ -95,20 +109,21 @@ class Reviewers:
 
     @classmethod
     def parse(cls, items: Iterable[str] | str | None) -> Reviewers:
-        """``["alice", "org:acme"]`` or ``"alice,org:acme"``; BadConfig on an empty ``org:``."""
-        if isinstance(items, str):
-            items = items.split(",")
+        """``["alice", "org:acme"]`` or ``"alice,org:acme"``; BadConfig on a name no Hub user or organisation has,
+        or on a list that names nobody (which would let everyone in)."""
+        items = [str(item).strip() for item in (items.split(",") if isinstance(items, str) else items or [])]
         users, orgs = set(), set()
-        for item in (str(item).strip() for item in items or []):
+        syntax = f"list reviewers as {REVIEWERS_SYNTAX}"
+        for item in items:
             if not item:
                 continue
             if item.casefold().startswith(ORG_PREFIX):
-                name = item[len(ORG_PREFIX):].strip()
-                if not name:
-                    raise BadConfig(f"reviewer {item!r} names no organisation; write org:NAME")
-                orgs.add(name.casefold())
+                orgs.add(check_hub_name(item[len(ORG_PREFIX):], "reviewer organisation", syntax).casefold())
             else:
-                users.add(item.casefold())
+                users.add(check_hub_name(item, "reviewer", syntax).casefold())
+        if items and not (users or orgs):
+            raise BadConfig(f"the reviewer list names nobody; {syntax}, or leave it out to let everyone who can "
+                            "sign in review")
         return cls(frozenset(users), frozenset(orgs))
 
     def __bool__(self) -> bool:

@@ -26,7 +26,11 @@ is pushed twice. ``load`` reads every record back and ``resolved()`` keeps the l
 (run, user, target), leaving out withdrawn verdicts and the records of excluded users (nothing is deleted).
 
 Targets are stored in the run reader's canonical form (``fade_hub.run.canonical_target``): ``" 021 "`` is
-stored as ``"21"``, and anything but ASCII digits is refused. This module imports no UI and no model code.
+stored as ``"21"``, and anything but ASCII digits is refused. Reading is as strict as writing: a line that is no
+usable record (torn by a crash, not UTF-8, an unknown verdict or target type, a malformed target, a timestamp that
+is not ISO 8601) is skipped wherever records are read (``load``, the app, ``mitigate``), all such lines of a read
+named in one warning; records written by older versions (targets such as ``" 021 "``) still read. This module
+imports no UI and no model code.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,9 +48,9 @@ from typing import Any
 import pandas as pd
 
 from ..cache import note_legacy_roots
-from ..errors import BadConfig, FadeHubError, HubUnreachable
+from ..errors import NETWORK_ERRORS, BadConfig, FadeHubError, HubUnreachable
 from ..jsonio import to_json
-from ..run import BadTarget, canonical_target, target_type
+from ..run import TARGET_TYPES, BadTarget, canonical_target, target_type
 from .queue import (
     PATH_IN_REPO,
     claim,
@@ -65,6 +69,7 @@ WITHDRAWN = "withdrawn"  # the verdict of a withdrawal record
 EXCLUDE, INCLUDE = "exclude", "include"  # the verdicts of an exclusion record (target_type USER)
 USER = "user"  # target_type of an exclusion record
 MAX_TEXT = 4000  # characters of a correction or a note
+MAX_PROBLEMS_SHOWN = 3  # unusable lines named in the one warning of a read
 
 CARD = """---
 license: other
@@ -120,15 +125,63 @@ class FeedbackRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeedbackRecord:
-        """Build a record from a stored dict; InvalidFeedback if a field is missing."""
+    def from_dict(cls, data: Any) -> FeedbackRecord:
+        """Build a record from a stored dict; InvalidFeedback naming a missing or unusable field (see ``check``)."""
+        if not isinstance(data, dict):
+            raise InvalidFeedback(f"a {type(data).__name__}, not a JSON object")
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise InvalidFeedback(f"feedback record lacks field(s) {missing}")
-        return cls(**{f.name: str(data[f.name]) for f in fields(cls)})
+        values = {}
+        for name in (f.name for f in fields(cls)):
+            value = "" if data[name] is None and name in _MAY_BE_NULL else data[name]
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise InvalidFeedback(f"{name} is {_shown(value)}, not text")
+            values[name] = str(value)
+        record = cls(**values)
+        record.check()
+        if record.target_type in TARGET_TYPES:  # an old spelling (" 021 ") read as written today ("21")
+            record = replace(record, target=canonical_target(record.target))
+        return record
+
+    def check(self) -> None:
+        """InvalidFeedback naming what no reader can use: an unknown verdict or target type, a malformed target,
+        an empty run id, user or feedback id, or a timestamp that is not ISO 8601."""
+        for name in ("feedback_id", "user"):
+            if not getattr(self, name).strip():
+                raise InvalidFeedback(f"{name} is empty")
+        if self.target_type == USER:
+            if self.verdict not in (EXCLUDE, INCLUDE):
+                raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)} of an exclusion, not {EXCLUDE} or "
+                                      f"{INCLUDE}")
+            if not self.target.strip() or any(char.isspace() for char in self.target):
+                raise InvalidFeedback(f"the excluded user {_shown(self.target)} is not a user name")
+        elif self.target_type in TARGET_TYPES:
+            if self.verdict not in (*VERDICTS, WITHDRAWN):
+                raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)}, not {', '.join(VERDICTS)} or "
+                                      f"{WITHDRAWN}")
+            kind = target_type(_canonical(self.target))
+            if kind != self.target_type:
+                raise InvalidFeedback(f"target {_shown(self.target)} names an {kind}, not a {self.target_type}")
+            if not self.run_id.strip():
+                raise InvalidFeedback("run_id is empty")
+        else:
+            raise InvalidFeedback(f"unknown target_type {_shown(self.target_type)}, not {', '.join(TARGET_TYPES)} "
+                                  f"or {USER}")
+        try:
+            _parse_time(self.timestamp)
+        except ValueError:
+            raise InvalidFeedback(f"timestamp {_shown(self.timestamp)} is not an ISO 8601 time") from None
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(FeedbackRecord))
+_MAY_BE_NULL = ("correction", "note")  # read as "" when null; every other field must hold text
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` quoted for a message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def utc_now() -> str:
@@ -220,6 +273,8 @@ class FeedbackWriter:
         token: str | None = None,
     ) -> None:
         self.folder = Path(folder)
+        if repo_id:  # first: a Hub that cannot be reached or refuses the repo leaves nothing behind
+            ensure_feedback_repo(repo_id, private=private, token=token)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / f"feedback-{uuid.uuid4().hex}.jsonl"
         self.repo_id = repo_id
@@ -228,16 +283,15 @@ class FeedbackWriter:
         self._scheduler = None
         self._lock = threading.Lock()
         if repo_id:
-            self._start_pushing(repo_id, every=every, private=private, token=token)
+            self._start_pushing(repo_id, every=every, token=token)
 
-    def _start_pushing(self, repo_id: str, *, every: float, private: bool | None, token: str | None) -> None:
+    def _start_pushing(self, repo_id: str, *, every: float, token: str | None) -> None:
         from huggingface_hub import HfApi
 
         from .scheduler import QueueScheduler
 
         api = HfApi(token=token)
         self.endpoint = normalize_endpoint(api.endpoint)
-        ensure_feedback_repo(repo_id, private=private, token=token)
         if self.folder == default_staging_dir(repo_id, self.endpoint):
             note_legacy_roots()
             migrate_legacy(self.folder, repo_id, api)
@@ -308,6 +362,12 @@ def ensure_feedback_repo(repo_id: str, *, private: bool | None = None, token: st
                 path_or_fileobj=CARD.encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset",
                 commit_message="Describe the feedback records",
             )
+    except NETWORK_ERRORS as err:
+        raise HubUnreachable(
+            f"could not reach the Hub at {api.endpoint} to open the feedback repo {repo_id} ({type(err).__name__}); "
+            "nothing was written: start again once it is reachable, or collect feedback locally with --feedback-dir "
+            "alone"
+        ) from None
     except HfHubHTTPError as err:
         raise HubUnreachable(
             f"cannot write the feedback repo {repo_id}: {str(err).splitlines()[0]}; give the app a token with write "
@@ -345,7 +405,7 @@ class FeedbackSet:
         latest: dict[tuple[str, str, str], FeedbackRecord] = {}
         for record in self._in_order():
             if record.target_type != USER and record.user.casefold() not in excluded:
-                latest[(record.run_id, record.user, _target_key(record.target))] = record
+                latest[(record.run_id, record.user, record.target)] = record
         kept = [record for record in latest.values() if record.verdict != WITHDRAWN]
         return sorted(kept, key=lambda r: (r.run_id, r.target, r.user))
 
@@ -355,58 +415,79 @@ class FeedbackSet:
         return pd.DataFrame([r.to_dict() for r in rows], columns=list(RECORD_FIELDS))
 
 
-def _target_key(target: str) -> str:
-    """A target as ``resolved()`` groups it: canonical where it can be (records from before canonical targets)."""
-    try:
-        return canonical_target(target)
-    except BadTarget:
-        return target
-
-
 def _parse_time(stamp: str) -> datetime:
     value = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def read_records(folder: str | Path) -> FeedbackSet:
-    """Every complete record under ``folder`` (``*.jsonl`` at any depth, files in name order)."""
+    """Every usable record under ``folder`` (``*.jsonl`` files at any depth, in name order); see ``read_files``."""
     root = Path(folder)
     return read_files(sorted(root.rglob("*.jsonl"), key=lambda p: p.relative_to(root).as_posix()))
 
 
 def read_files(paths: list[Path]) -> FeedbackSet:
-    """Every complete record of the given JSON-lines files, in that order (missing files are skipped)."""
+    """Every usable record of the given JSON-lines files, in that order (missing files are skipped).
+
+    A line no reader can use (torn by a crash mid-write, not UTF-8, not a record, or a record ``check`` refuses)
+    and a path that cannot be read as a file are skipped, all of them named in one warning (file:line and why).
+    """
     records: list[FeedbackRecord] = []
-    skipped = 0
+    problems: list[str] = []
     for path in paths:
-        if not path.exists():
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
             continue
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(FeedbackRecord.from_dict(json.loads(line)))
-                except (json.JSONDecodeError, InvalidFeedback, TypeError) as err:
-                    skipped += 1  # a line torn by a crash mid-write, or not a record
-                    logger.warning("skipping %s line %d: %s", path, number, err)
-    return FeedbackSet(tuple(records), skipped)
+        except OSError as err:  # a folder named *.jsonl, a file we may not read
+            problems.append(f"{path}: {'a folder, not a file' if path.is_dir() else err.strerror or err}")
+            continue
+        for number, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(FeedbackRecord.from_dict(json.loads(line.decode("utf-8"))))
+            except UnicodeDecodeError:
+                problems.append(f"{path}:{number}: not UTF-8")
+            except (ValueError, RecursionError) as err:  # not JSON, a number past int's digits, nested too deep
+                problems.append(f"{path}:{number}: {_line_problem(err)}")
+    if problems:
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = f"; and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        logger.warning("skipped %d unusable feedback line%s (the files are left as they are): %s%s", len(problems),
+                       "" if len(problems) == 1 else "s", shown, more)
+    return FeedbackSet(tuple(records), len(problems))
+
+
+def _line_problem(err: Exception) -> str:
+    """Why a line is no record, in a few words."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"not JSON: {err.msg} at column {err.colno}"
+    return str(err) if isinstance(err, InvalidFeedback) else f"not a record: {type(err).__name__}"
 
 
 def load(source: str | Path, *, token: str | None = None) -> FeedbackSet:
     """Read all feedback from a local folder or a feedback dataset repo on the Hub."""
     if Path(source).is_dir():
         return read_records(source)
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError
+    if Path(source).exists():
+        raise BadConfig(f"{source} is a file; pass the folder that holds the feedback-*.jsonl files, or a feedback "
+                        "dataset repo id")
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 
     try:
-        files = HfApi(token=token).list_repo_files(str(source), repo_type="dataset")
+        # one request that is not retried: a Hub that is down says so at once (list_repo_files retries for ~25 s)
+        files = [sibling.rfilename for sibling in HfApi(token=token).dataset_info(str(source)).siblings or []]
         if not any(name.startswith(f"{PATH_IN_REPO}/") and name.endswith(".jsonl") for name in files):
             return FeedbackSet((), 0)  # a feedback repo nobody has submitted to yet
         folder = snapshot_download(
             str(source), repo_type="dataset", allow_patterns=[f"{PATH_IN_REPO}/*.jsonl"], token=token
         )
-    except RepositoryNotFoundError:
-        raise BadConfig(f"{source!s} is neither a local folder nor a feedback dataset repo on the Hub") from None
+    except (RepositoryNotFoundError, HFValidationError):
+        raise BadConfig(f"{source!s} is neither a local folder nor a feedback dataset repo on the Hub at "
+                        f"{constants.ENDPOINT}") from None
+    except NETWORK_ERRORS as err:
+        raise HubUnreachable(f"could not reach the Hub at {constants.ENDPOINT} to read the feedback repo {source} "
+                             f"({type(err).__name__}); retry once it is reachable") from None
     return read_records(Path(folder) / PATH_IN_REPO)

@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -32,13 +33,17 @@ class HubServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: HubStore) -> None:
+    def __init__(self, address: tuple[str, int], root: Path) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.store = store
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, HubRequestHandler)
+        super().__init__(address, HubRequestHandler)  # binds first: a port in use leaves ``root`` untouched
+        try:
+            self.store = HubStore(root)
+        except BaseException:
+            self.server_close()
+            raise
 
     def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         """Remember the connection, then serve it in a thread."""

@@ -18,7 +18,6 @@ from pathlib import Path
 from types import TracebackType
 
 from .http import HubServer
-from .store import HubStore
 
 logger = logging.getLogger("fade_hub.localhub")
 
@@ -50,7 +49,7 @@ class LocalHub:
         """Bind the port (a free one when ``port`` was None) and serve in a background thread."""
         if self._server is not None:
             return self
-        self._server = HubServer((self.host, self.port), HubStore(self.root))
+        self._server = HubServer((self.host, self.port), self.root)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"localhub-{self.port}", daemon=True

@@ -79,6 +79,11 @@ def _selection(run: Run, config: MitigateConfig, run_ids: list[str]) -> Selectio
     unknown = [cell for cell in selection.targeted if cell not in cells]
     if unknown:
         raise BadConfig(f"the feedback targets cell {unknown[0]}, which run {run.run_id}'s space does not have")
+    if not selection.targeted and all(fix.run_id == run.run_id and run.example(fix.query_id) is None
+                                      for fix in selection.corrections):
+        named = ", ".join(f"q{fix.query_id}" for fix in selection.corrections[:3])
+        raise BadConfig(f"nothing to train on: the feedback marks no mode fix, and its corrections ({named}) name no "
+                        f"failing example of run {run.run_id}; correct examples the feedback Space shows")
     return selection
 
 
