@@ -218,7 +218,7 @@ def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tm
     assert "already exists and is public" in capsys.readouterr().err
 
 
-def test_report_shows_local_paths_relative_to_the_run(image_run, tmp_path, capsys, tiny_models):
+def test_report_shows_local_paths_from_the_current_folder(image_run, tmp_path, capsys, tiny_models, monkeypatch):
     import shutil
 
     model = RunStore(image_run).read_meta()["model_id"]
@@ -226,8 +226,13 @@ def test_report_shows_local_paths_relative_to_the_run(image_run, tmp_path, capsy
     old = shutil.copytree(image_run, tmp_path / "runs" / "old")
     local_model = shutil.copytree(tiny_models("image-classification"), tmp_path / "models" / "tiny")
     RunStore(old).update_meta(model_id=str(local_model))  # absolute, as runs of earlier versions recorded it
+    monkeypatch.chdir(tmp_path / "runs")  # neither the run folder nor the model's parent
     capsys.readouterr()
     assert main(["report", str(old), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["model_id"] == "../../models/tiny"
+    assert json.loads(capsys.readouterr().out)["model_id"] == str(local_model)  # not below here: absolute
+    monkeypatch.chdir(tmp_path)
     assert main(["report", str(old)]) == 0
-    assert capsys.readouterr().out.startswith("../../models/tiny @ local:")
+    assert capsys.readouterr().out.startswith("models/tiny @ local:")
+    shutil.move(local_model, tmp_path / "moved")
+    assert main(["report", str(old)]) == 0
+    assert capsys.readouterr().out.startswith(f"{local_model} (not found) @ local:")

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(to_json({"run_id": meta["run_id"], "model_id": model, "clean": meta.get("clean"), "modes": rows},
                       indent=2))
         return 0
-    print(f"{model} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
+    print(f"{model_line(model, meta)}: {meta.get('queries')} queries, "
           f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
     clean = meta.get("clean") or {}
     if clean.get("queries"):
@@ -54,3 +54,13 @@ def run(args: argparse.Namespace) -> int:
               f"[{clean['ci_low']:.2f}, {clean['ci_high']:.2f}]: a failure mode fails significantly more often")
     print(format_mode_table(modes, run.space, max_rows=options.top))
     return 0
+
+
+def model_line(model: str, meta: dict) -> str:
+    """The model as the report's first line names it: its revision, and where it was served when remote."""
+    sha = str(meta.get("model_commit_sha") or "")[:7]
+    served = (f"served at {meta['endpoint']}" if meta.get("endpoint") else
+              f"served by provider {meta['provider']}" if meta.get("provider") else "")  # fmt: skip
+    if served:
+        return f"{model} @ {sha} ({served})" if sha else f"{model} ({served})"
+    return f"{model} @ {sha or 'local'}"

@@ -2,8 +2,9 @@
 
 Keep-alive connections, ``Content-Length`` or chunked request bodies, one handler coroutine for every
 request. ``Faults`` make POST requests misbehave by their arrival number (1, 2, ...): rate limits (429),
-unavailability (503 with ``Retry-After``), slow answers, dropped connections, or failing for good from
-some request on. ``stats`` counts requests, answers, faults and the most requests in flight at once.
+unavailability (503 with ``Retry-After``), slow answers, dropped connections, a body sent one byte at a time,
+or failing for good from some request on. ``stats`` counts requests, answers, faults and the most requests in
+flight at once, and keeps the headers of every request.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Stats:
     faults: Counter = field(default_factory=Counter)
     bodies: list[Any] = field(default_factory=list)  # JSON bodies of the answered POST requests, in order
     authorized: int = 0  # POST requests that carried an Authorization header
+    headers: list[dict[str, str]] = field(default_factory=list)  # the headers of every request (GET too), in order
 
 
 class HTTPServerThread:
@@ -163,6 +165,7 @@ class HTTPServerThread:
             writer.close()
 
     async def _respond(self, request: Request) -> Response | None:
+        self.stats.headers.append(dict(request.headers))
         if request.method != "POST":
             return await self.handler(request)
         stats = self.stats
