@@ -29,6 +29,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""  # the URL's query string, without the ``?``
 
     def json(self) -> Any:
         """The body as JSON."""
@@ -43,6 +44,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    trickle_s: float = 0.0  # > 0: the head at once, then the body one byte every this many seconds
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **headers: str) -> Response:
@@ -153,7 +155,10 @@ class HTTPServerThread:
                 if response is None:  # a dropped connection
                     writer.transport.abort()
                     return
-                writer.write(_encode(response))
+                if response.trickle_s > 0:
+                    await _trickle(writer, response)
+                else:
+                    writer.write(_encode(response))
                 await writer.drain()
                 if request.headers.get("connection", "").lower() == "close":
                     break
@@ -218,7 +223,20 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         await reader.readline()
     else:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return Request(method, target.split("?", 1)[0], headers, body)
+    path, _, query = target.partition("?")
+    return Request(method, path, headers, body, query)
+
+
+async def _trickle(writer: asyncio.StreamWriter, response: Response) -> None:
+    """Send the head at once, then the body byte by byte (a server that keeps a client waiting)."""
+    encoded = _encode(response)
+    head = len(encoded) - len(response.body)
+    writer.write(encoded[:head])
+    await writer.drain()
+    for index in range(head, len(encoded)):
+        await asyncio.sleep(response.trickle_s)
+        writer.write(encoded[index : index + 1])
+        await writer.drain()
 
 
 def _encode(response: Response) -> bytes:
