@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from .errors import FolderBusy
+from .errors import BadConfig, FolderBusy
 
 LOCK_FILE = ".lock"  # hidden: never pushed (see fade_hub.hub.PUSH_IGNORE)
 
@@ -22,8 +22,8 @@ LOCK_FILE = ".lock"  # hidden: never pushed (see fade_hub.hub.PUSH_IGNORE)
 class FolderLock:
     """An exclusive, non-blocking lock on a folder, held by this process from ``acquire`` to ``release``."""
 
-    def __init__(self, folder: str | Path, what: str = "the folder") -> None:
-        self.folder, self.what = Path(folder), what
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self._handle: IO[str] | None = None
 
@@ -32,12 +32,17 @@ class FolderLock:
         """Whether this process holds the lock."""
         return self._handle is not None
 
-    def acquire(self) -> None:
-        """Take the lock (the folder must exist); FolderBusy naming the holder when another process has it."""
+    def acquire(self, instead: str | None = None) -> None:
+        """Take the lock (the folder must exist); FolderBusy naming the holder when another process has it (and, when
+        given, the flag to pass ``instead``: another folder)."""
         if self._handle is not None:
             return
         while True:
-            handle = self.path.open("a+", encoding="utf-8")
+            try:
+                handle = self.path.open("a+", encoding="utf-8")
+            except OSError as err:
+                raise BadConfig(f"cannot take {self.folder} for this process ({err.strerror}); it must be a folder "
+                                "you can write to") from None
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -45,8 +50,9 @@ class FolderLock:
                 holder = handle.read().strip()
                 handle.close()
                 by = f" (pid {holder})" if holder.isdigit() else ""
-                raise FolderBusy(f"{self.folder} is in use by another fade-hub process{by}; wait until it ends, or "
-                                 f"use another {self.what}") from None
+                other = f", or use another {instead}" if instead else ""
+                raise FolderBusy(f"{self.folder} is in use by another fade-hub process{by}; wait until it "
+                                 f"ends{other}") from None
             if _same_file(handle, self.path):
                 break
             handle.close()  # its holder removed the file meanwhile: lock the folder's current one

@@ -83,7 +83,7 @@ class RunStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._lock = threading.Lock()
-        self.folder_lock = FolderLock(self.root, "--output")
+        self.folder_lock = FolderLock(self.root)
         self._writing = False  # set with ``status: running``: at creation, or at a resumed run's first new query
 
     # metadata -----------------------------------------------------------------------------------
@@ -140,9 +140,10 @@ class RunStore:
         """Whether this process changed the run: created it, or recorded a new query of the run it resumes."""
         return self._writing
 
-    def hold(self) -> None:
-        """Take the run folder for this process until ``release`` (FolderBusy while another process has it)."""
-        self.folder_lock.acquire()
+    def hold(self, instead: str | None = "--output") -> None:
+        """Take the run folder for this process until ``release`` (FolderBusy while another process has it, naming
+        the flag to pass ``instead``)."""
+        self.folder_lock.acquire(instead)
 
     def release(self) -> None:
         """Let another process take the run folder."""

@@ -236,3 +236,16 @@ def test_report_shows_local_paths_from_the_current_folder(image_run, tmp_path, c
     shutil.move(local_model, tmp_path / "moved")
     assert main(["report", str(old)]) == 0
     assert capsys.readouterr().out.startswith(f"{local_model} (not found) @ local:")
+
+
+def test_push_refuses_a_run_another_process_is_writing(image_run, hub):
+    from fade_hub.errors import FolderBusy
+    from fade_hub.hub import push_run
+
+    writer = RunStore(image_run)
+    writer.hold()  # as `explore --resume` holds it
+    try:
+        with pytest.raises(FolderBusy, match=r"is in use by another fade-hub process \(pid \d+\); wait until it ends$"):
+            push_run(image_run, "local-user/busy-run")
+    finally:
+        writer.release()

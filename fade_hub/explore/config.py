@@ -63,12 +63,13 @@ class ExploreConfig:
                                         "*.endpoints.huggingface.cloud, router.huggingface.co), else no token; "
                                         "--provider uses HF_TOKEN. No token goes over plain http to another machine.")
     provider: str | None = option(None, group=_REMOTE, metavar="NAME", help="Query MODEL through this Hugging Face "
-                                  "Inference Provider (e.g. together, fal-ai, hf-inference, or auto).")
+                                  "Inference Provider (e.g. together, fal-ai, hf-inference, or auto), with HF_TOKEN.")
     concurrency: int = option(8, group=_REMOTE, low=1, help="Requests in flight at once.")
     max_retries: int = option(5, group=_REMOTE, low=0, help="Retries of a request answered 429/5xx, timed out or "
                               "dropped (after Retry-After, else an exponential back-off) before the run stops; "
                               "answered queries are kept for --resume.")
-    request_timeout: float = option(120.0, group=_REMOTE, low=0.0, low_open=True, help="Seconds to wait for one answer.")
+    request_timeout: float = option(120.0, group=_REMOTE, low=0.0, low_open=True, help="Seconds one answer may take, "
+                                    "body included (per attempt).")
     labels: list[str] = option(group=_REMOTE, csv=True, default_factory=list, help="A remote classifier's class names "
                                "in id order (default: the model's config on the Hub, the server's /info, else the "
                                "names of a first probe answer in alphabetical order).")

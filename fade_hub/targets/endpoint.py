@@ -18,8 +18,10 @@ info, no query string), since either may carry a secret.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,7 @@ from fade_hub.redact import redact_url
 logger = logging.getLogger(__name__)
 
 INFO_TIMEOUT_S = 10.0
+INFO_MAX_BYTES = 1_000_000
 ENDPOINT_TOKEN_ENV = "FADE_HUB_ENDPOINT_TOKEN"
 HF_SERVICE_HOSTS = ("router.huggingface.co",)  # besides the Hub's own host and Inference Endpoints
 HF_ENDPOINT_SUFFIX = ".endpoints.huggingface.cloud"
@@ -201,12 +204,22 @@ def check_provider(provider: str, hf_task: str, model_id: str) -> None:
 
 
 def _get_json(url: str, credential: str | None) -> Any:
-    """GET a JSON document sending ``credential`` only (None on any failure: these probes are optional)."""
+    """GET a small JSON document within ``INFO_TIMEOUT_S`` (body included), sending ``credential`` only (None on any
+    failure: these probes are optional)."""
     from huggingface_hub.utils import build_hf_headers, get_session
 
+    deadline = time.monotonic() + INFO_TIMEOUT_S
+    headers = build_hf_headers(token=credential or False)
     try:
-        response = get_session().get(url, headers=build_hf_headers(token=credential or False), timeout=INFO_TIMEOUT_S)
-        return response.json() if response.status_code == 200 else None
+        with get_session().stream("GET", url, headers=headers, timeout=INFO_TIMEOUT_S) as response:
+            if response.status_code != 200:
+                return None
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if time.monotonic() > deadline or len(body) > INFO_MAX_BYTES:
+                    raise TimeoutError("too slow or too large")
+        return json.loads(body)
     except Exception as err:  # noqa: BLE001 - servers without these routes are normal
         logger.debug("no server info at %s (%s)", redact_url(url), type(err).__name__)
         return None
