@@ -141,8 +141,9 @@ class RunStore:
         return self._writing
 
     def hold(self, instead: str | None = "--output") -> None:
-        """Take the run folder for this process until ``release`` (FolderBusy while another process has it, naming
-        the flag to pass ``instead``)."""
+        """Take the run folder (made if missing) for this process until ``release``: FolderBusy while another process
+        has it, naming the flag to pass ``instead``."""
+        self.root.mkdir(parents=True, exist_ok=True)
         self.folder_lock.acquire(instead)
 
     def release(self) -> None:
@@ -150,23 +151,19 @@ class RunStore:
         self.folder_lock.release()
 
     def create(self, meta: dict[str, Any], *, resume: bool = False) -> dict[str, Any]:
-        """Start a run here, or check that ``meta`` matches the run already here when resuming; the folder is
-        held (``hold``) from here on.
+        """Start a run here, or check that ``meta`` matches the run already here when resuming.
 
         Every check (the settings, each line of the query log) comes before the first change, so a
         refused resume leaves the run exactly as it was; a resumed run is marked ``running`` again only
-        when its first new query is recorded.
+        when its first new query is recorded. A process that may share the folder with others holds it
+        first (``hold``; ``explore`` does).
         """
         self.check_output(resume)
         original, meta = meta, portable_fields(meta, PATH_FIELDS, self.root)
         if resume:
-            self.hold()
             self._check_resume(portable_fields(self.read_meta(), PATH_FIELDS, self.root, absolute_only=True), meta)
             self.repair()
             return self.read_meta()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.hold()
-        self.check_output(resume)  # another process may have started a run here meanwhile
         self.queries_path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.root / LOCAL_PATHS_FILE, to_json(local_paths(original, PATH_FIELDS), indent=2) + "\n")
         self.write_meta(dict(meta, status="running"))

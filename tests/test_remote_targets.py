@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -96,6 +98,26 @@ def test_an_endpoint_that_keeps_failing_stops_after_handing_over_every_answer(se
     message = str(caught.value)
     assert [index for index, _ in answered] == [0, 1, 2, 3] and all(p.text in ("NEGATIVE", "POSITIVE") for _, p in answered)
     assert message == f"{server.url}/ kept failing (HTTP 503) after 1 retry"  # recorded form: no query string
+
+
+def test_a_first_ctrl_c_keeps_the_answers_in_flight(served):
+    """Ctrl-C sends no new request and hands over the answers of those in flight before KeyboardInterrupt: every
+    request the server received is answered to the caller (none to ask again on --resume)."""
+    server = served("text-classification", Faults(slow_every=1, slow_s=0.3))
+    target = _remote("someone/served", server.url, task="text-classification", concurrency=4,
+                     labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
+    answered = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for group in target.predict_stream(TEXTS):
+                if not answered:
+                    os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does, once the first answer came
+                answered.extend(group)
+    finally:
+        target.close()
+    assert 4 <= len(answered) < len(TEXTS)  # the first answer and the requests in flight at the Ctrl-C
+    assert server.stats.requests == server.stats.answered == len(answered)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
 
 
 def test_a_refused_token_stops_at_once_without_leaking_it(served):

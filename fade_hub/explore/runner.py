@@ -219,7 +219,8 @@ def explore(config: ExploreConfig) -> Run:
     """Run an exploration end to end and leave a complete run directory behind.
 
     The run folder is held by this process (``RunStore.hold``) while it writes: a resumed run from the start,
-    before the model loads, so that a second process on it stops at once; a new one from its creation.
+    before the model loads, so that a second process on it stops at once; a new one from its creation (before
+    which nothing is written, so that a refused run leaves no folder behind).
     """
     config.validate()
     started = time.perf_counter()
@@ -263,6 +264,7 @@ def explore_loaded(
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]
     meta["seeds"].update(explore=len(explore_seeds), held_out=len(held_out))
     meta.update(publication_meta(getattr(target, "origin", None), seeds_origin(meta["seeds"]["source"])))
+    store.hold()  # a new run's folder: from its creation on (another process may be starting a run there too)
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
     # templates have no unperturbed form: their baseline is the other cells

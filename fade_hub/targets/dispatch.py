@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fade_hub.errors import EndpointFailed, FadeHubError
+from fade_hub.targets.endpoint import HF_AUTH_ADVICE
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def retry_after_seconds(headers: Any) -> float | None:
         return None
 
 
-def classify(err: BaseException, timeout: float, auth_advice: str = "set HF_TOKEN or run `hf auth login`") -> _Failure:
+def classify(err: BaseException, timeout: float, auth_advice: str = HF_AUTH_ADVICE) -> _Failure:
     """Whether a failed request is worth retrying, and why it failed (one line, no URL or secret)."""
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
@@ -151,7 +152,7 @@ class Dispatcher:
 
     def __init__(
         self, ask: Callable[[Any], Awaitable[Any]], *, where: str, concurrency: int, max_retries: int, timeout: float,
-        auth_advice: str = "set HF_TOKEN or run `hf auth login`",
+        auth_advice: str = HF_AUTH_ADVICE,
     ) -> None:  # fmt: skip
         self.ask, self.where, self.auth_advice = ask, where, auth_advice
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
@@ -168,7 +169,9 @@ class Dispatcher:
                 answers[index] = answer
         return answers
 
-    def stream(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None) -> Iterator[list[tuple[int, Any]]]:
+    def stream(
+        self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None
+    ) -> Iterator[list[tuple[int, Any]]]:
         """The answers to ``items`` as they arrive: groups of ``(index, answer)``; EndpointFailed when it must stop.
 
         A first Ctrl-C while the call runs (in the main thread) sends no new request and still hands over the
