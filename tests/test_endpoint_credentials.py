@@ -41,10 +41,13 @@ def _authorizations(server) -> list[str | None]:
     return [headers.get("authorization") for headers in server.stats.headers]
 
 
-def test_the_hub_token_never_reaches_another_host(endpoint, tmp_path):
+def test_the_hub_token_never_reaches_another_host(endpoint, tmp_path, capsys):
     assert main(_explore(endpoint.url, tmp_path)) == 0
     assert len(endpoint.stats.headers) > endpoint.stats.requests > 0  # the /info probe and the queries
     assert _authorizations(endpoint) == [None] * len(endpoint.stats.headers)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "run")]) == 0  # the report names where the model was served
+    assert capsys.readouterr().out.startswith(f"someone/classifier (served at {endpoint.url}): ")
 
 
 def test_the_endpoint_token_goes_to_the_endpoint_only(endpoint, tmp_path, monkeypatch):

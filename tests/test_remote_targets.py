@@ -120,6 +120,31 @@ def test_a_first_ctrl_c_keeps_the_answers_in_flight(served):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
 
 
+@pytest.mark.parametrize(
+    ("answer", "task", "said"),
+    [
+        ("nan", "text-classification", "(RecursionError): HTTP 200, application/json, 76 bytes: '[[{\"label\": "
+                                       "\"POSITIVE\", \"score\": NaN}"),
+        ("html", "text-classification", "(JSONDecodeError: Expecting value: line 1 column 1 (char 0)): HTTP 200, "
+                                        "text/html, 50 bytes: '<html><body><h1>502 Bad Gateway</h1></body></html>'"),
+        ("object", "text-generation", "(ValueError: the generated text is a dict, not a string): HTTP 200"),
+    ],
+)
+def test_an_answer_that_is_not_one_says_what_the_server_sent(answer, task, said):
+    from fade_hub.testing.inference_server import ScriptedBackend, serve
+
+    server = serve(ScriptedBackend(task))
+    target = _remote("someone/served", f"{server.url}/?answer={answer}", task=task, labels=["NEGATIVE", "POSITIVE"])
+    try:
+        with pytest.raises(EndpointFailed) as caught:
+            target.predict(["hello"])
+    finally:
+        target.close()
+        server.stop()
+    assert str(caught.value).startswith(f"{server.url}/ sent an answer that is not a {task} answer {said}")
+    assert server.stats.requests == 1  # not retried
+
+
 def test_a_refused_token_stops_at_once_without_leaking_it(served):
     server = served("text-classification", token="the_right_one")
     target = _remote("someone/served", server.url, task="text-classification", labels=["NEGATIVE", "POSITIVE"],
