@@ -5,6 +5,7 @@ cannot read becomes one line saying what the server sent; and with ``drop_token`
 ``Authorization`` header ``huggingface_hub`` adds (the Hugging Face token) from every request, so that an
 endpoint that is not a Hugging Face host never receives it (user info in the URL stays the server's own
 Basic credential). Imported only when a remote target is built: ``huggingface_hub.inference`` takes time.
+``make_client`` builds the client of a remote target.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from huggingface_hub import AsyncInferenceClient
 
-from fade_hub.targets.endpoint import keep_response
+from fade_hub.targets.endpoint import RemoteConfig, keep_response
 
 
 class InferenceClient(AsyncInferenceClient):
@@ -40,3 +41,13 @@ async def _drop_token(request: Any) -> None:
 
 async def _keep_response(response: Any) -> None:
     keep_response(response)
+
+
+def make_client(model_id: str, remote: RemoteConfig) -> InferenceClient:
+    """The ``InferenceClient`` of a remote target: bound to the endpoint URL (with only its own credential), or to the
+    model and provider."""
+    if remote.endpoint:
+        credential = remote.credential
+        return InferenceClient(base_url=remote.endpoint, timeout=remote.timeout, token=credential,
+                               drop_token=credential is None)  # fmt: skip
+    return InferenceClient(model=model_id, provider=remote.provider, timeout=remote.timeout)

@@ -179,18 +179,6 @@ def clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def make_client(model_id: str, remote: RemoteConfig) -> Any:
-    """The ``InferenceClient`` of a remote target: bound to the endpoint URL (with only its own credential), or to the
-    model and provider."""
-    from fade_hub.targets.client import InferenceClient
-
-    if remote.endpoint:
-        credential = remote.credential
-        return InferenceClient(base_url=remote.endpoint, timeout=remote.timeout, token=credential,
-                               drop_token=credential is None)  # fmt: skip
-    return InferenceClient(model=model_id, provider=remote.provider, timeout=remote.timeout)
-
-
 def check_provider(provider: str, hf_task: str, model_id: str) -> None:
     """BadConfig when ``huggingface_hub`` knows no such provider or the provider does not serve the task."""
     if provider == "auto":

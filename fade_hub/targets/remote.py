@@ -26,7 +26,6 @@ from fade_hub.targets.endpoint import (
     clear_response,
     describe_response,
     last_response,
-    make_client,
     redact_url,
     served_model_info,
 )
@@ -82,6 +81,8 @@ class RemoteTarget(Target):
         self.lineage = None  # a served model is never a local adapter
         if remote.provider:
             check_provider(remote.provider, self.hf_task, model_id)
+        from fade_hub.targets.client import make_client  # huggingface_hub.inference only for remote models
+
         self.client = make_client(model_id, remote)
         self.dispatcher = Dispatcher(
             lambda item: self._read(self._ask(item)), where=remote.where, concurrency=remote.concurrency,
