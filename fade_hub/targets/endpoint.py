@@ -61,8 +61,8 @@ class RemoteConfig:
     def __post_init__(self) -> None:
         if bool(self.endpoint) == bool(self.provider):
             raise BadConfig("a remote model needs exactly one of --endpoint URL or --provider NAME")
-        if self.endpoint and urlsplit(self.endpoint).scheme not in ("http", "https"):
-            raise BadConfig(f"--endpoint {redact_url(self.endpoint)!r} is not an http(s) URL")
+        if self.endpoint:
+            check_url(self.endpoint)
         if self.concurrency < 1 or self.max_retries < 0 or not self.timeout > 0:
             raise BadConfig("--concurrency must be >= 1, --max-retries >= 0 and --request-timeout > 0")
         if self.generation_route not in GENERATION_ROUTES:
@@ -124,6 +124,19 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_url(endpoint: str) -> None:
+    """BadConfig when ``--endpoint`` is not an http(s) URL with a host and a valid port (checked before any request)."""
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as err:
+        raise BadConfig(f"--endpoint is not a URL fade-hub can call ({err}); give scheme://host[:port]/path") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadConfig(f"--endpoint {redact_url(endpoint)!r} is not an http(s) URL")
+    if not parts.hostname:
+        raise BadConfig("--endpoint names no host; give scheme://host[:port]/path")
 
 
 def check_plain_http(endpoint: str, with_token: bool) -> None:
