@@ -68,7 +68,7 @@ class RemoteClassifier(RemoteTarget):
             raise EndpointFailed(f"{self.remote.where} answered no class for a probe input; pass --labels")
         logger.warning(
             "class names of %s taken from the endpoint's answer, ids in alphabetical order: %s; pass --labels in the "
-            "model's id order if the seeds are labelled by class id", self.model_id, ", ".join(names),
+            "model's id order if the seeds are labelled by class id", self.model_id, ", ".join(map(clip, names)),
         )  # fmt: skip
         return dict(enumerate(names))
 
