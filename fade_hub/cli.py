@@ -10,6 +10,7 @@ from typing import NoReturn, Sequence
 
 from . import __version__
 from .errors import FadeHubError
+from .redact import RedactUrls
 
 EXIT_USER_ERROR = 2
 
@@ -71,6 +72,9 @@ def _main(argv: Sequence[str] | None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # no user info or query string of a URL in any line (--debug)
+        if not any(isinstance(f, RedactUrls) for f in handler.filters):
+            handler.addFilter(RedactUrls())
     if not args.debug:
         # library advice (e.g. transformers' "requires torchvision") must not turn a one-line error into two
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

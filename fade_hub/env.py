@@ -15,23 +15,26 @@ Reward: ``failure_score(verdict)`` = 1 for a failure plus ``severity_weight * se
 sequential mode ``step_penalty`` (α) is subtracted for every step taken.
 
 Explorers do not step one query at a time: they call :meth:`FailureEnv.evaluate` with a batch of
-(action, seed) pairs, which perturbs, predicts in batches and judges in one go. Each query is judged against
-its cell's expectation (``fade_hub.perturb.expect``), resolved once against the model's labels; the judge
-refuses a space it cannot honour when the env is built, before any query. :meth:`FailureEnv.evaluate_clean`
-judges the unperturbed seeds: the clean failure rate a failure mode must beat.
+(action, seed) pairs, which perturbs, predicts in batches and judges in one go; :meth:`FailureEnv.evaluate_stream`
+judges each group of answers as it arrives instead (a remote model answers one request at a time), so that the
+querier records every answer at once. Each query is judged against its cell's expectation
+(``fade_hub.perturb.expect``), resolved once against the model's labels; the judge refuses a space it cannot
+honour when the env is built, before any query. :meth:`FailureEnv.evaluate_clean` judges the unperturbed seeds:
+the clean failure rate a failure mode must beat.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import BadConfig, EndpointFailed
+from .errors import BadConfig
 from .judges import Judge, Verdict
 from .perturb import ConceptSpace
 from .perturb.expect import CLEAN, Expectation, cell_expectation, resolve
@@ -54,6 +57,18 @@ class QueryResult:
     prediction: Prediction
     verdict: Verdict
     score: float
+
+
+Answered = list[tuple[int, QueryResult]]  # a group of judged answers, each with its position in the batch asked
+
+
+def in_order(groups: Iterator[Answered], count: int) -> list[QueryResult]:
+    """The results of a streamed batch of ``count`` queries, in the order they were asked."""
+    results: list[Any] = [None] * count
+    for group in groups:
+        for index, result in group:
+            results[index] = result
+    return results
 
 
 def perturbation_seed(env_seed: int, seed_id: str, action_id: int) -> int:
@@ -152,6 +167,10 @@ class FailureEnv(gym.Env):
 
     def evaluate(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str]) -> list[QueryResult]:
         """Perturb each seed to its cell, query the model in batches and judge every answer."""
+        return in_order(self.evaluate_stream(actions, seed_ids), len(actions))
+
+    def evaluate_stream(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str]) -> Iterator[Answered]:
+        """``evaluate``, each answer judged as it comes: groups of ``(position, result)`` in the model's order."""
         if len(actions) != len(seed_ids):
             raise BadConfig(f"evaluate got {len(actions)} actions but {len(seed_ids)} seed ids")
         seeds, cells, action_ids, inputs = [], [], [], []
@@ -166,26 +185,27 @@ class FailureEnv(gym.Env):
 
     def evaluate_clean(self, seed_ids: Sequence[str]) -> list[QueryResult]:
         """Query the model on the unperturbed seeds and judge the answers (action id ``CLEAN_ACTION_ID``)."""
+        return in_order(self.evaluate_clean_stream(seed_ids), len(seed_ids))
+
+    def evaluate_clean_stream(self, seed_ids: Sequence[str]) -> Iterator[Answered]:
+        """``evaluate_clean``, each answer judged as it comes: groups of ``(position, result)``."""
         seeds = [self._seed(seed_id) for seed_id in seed_ids]
         inputs = [self.space.coerce(seed.input) for seed in seeds]
         return self._answer(seeds, [()] * len(seeds), [CLEAN_ACTION_ID] * len(seeds), inputs)
 
-    def _answer(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list) -> list[QueryResult]:
-        try:
-            predictions: list[Prediction] = self.target.predict(inputs)
-        except EndpointFailed as stop:
-            # a remote model stopped part-way: judge what it answered, so that the querier can keep it
-            answered = len(stop.answered)
-            stop.results = self._judged(seeds[:answered], cells, action_ids, inputs, stop.answered)
-            raise
-        return self._judged(seeds, cells, action_ids, inputs, predictions)
+    def _answer(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list) -> Iterator[Answered]:
+        """Judge the target's answers group by group as they arrive (a remote model's answers come one by one)."""
+        for group in self.target.predict_stream(inputs):
+            picked = [index for index, _ in group]
+            yield list(zip(picked, self._judged([seeds[i] for i in picked], [cells[i] for i in picked],
+                                                [action_ids[i] for i in picked], [inputs[i] for i in picked],
+                                                [prediction for _, prediction in group])))  # fmt: skip
 
     def _judged(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list,
                 predictions: list[Prediction]) -> list[QueryResult]:  # fmt: skip
-        """Judge the predictions of the leading ``len(seeds)`` queries and bundle everything per query."""
-        count = len(seeds)
-        expectations = [self.expectation(action_id) for action_id in action_ids[:count]]
-        verdicts = self.judge.judge(seeds, inputs[:count], predictions, expectations)
+        """Judge the predictions of these queries and bundle everything per query."""
+        expectations = [self.expectation(action_id) for action_id in action_ids]
+        verdicts = self.judge.judge(seeds, inputs, predictions, expectations)
         return [
             QueryResult(
                 seed=seed,

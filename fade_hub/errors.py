@@ -68,13 +68,9 @@ class AdapterMismatch(FadeHubError):
 
 
 class EndpointFailed(FadeHubError):
-    """An inference endpoint or provider kept failing (or refused a request); the run stops, keeping its answers.
+    """An inference endpoint or provider kept failing, refused a request or sent an answer that is not one; the run
+    stops, keeping every answer it got (each is recorded as it arrives)."""
 
-    ``answered`` holds the predictions of the failed call's leading inputs that were answered (set by the
-    remote target); ``results`` the same queries judged (set by the environment), which the querier records.
-    """
 
-    def __init__(self, message: str, answered: list | None = None) -> None:
-        super().__init__(message)
-        self.answered: list = list(answered or [])
-        self.results: list = []
+class FolderBusy(FadeHubError):
+    """Another fade-hub process is writing the folder (a run being explored or resumed)."""

@@ -30,12 +30,23 @@ def push_run(
 
     The repo is private when asked, or when the run's model or seeds are private or gated on the Hub
     (unless ``public``). The card that names the repo is built in memory and uploaded with the run; the
-    local ``README.md`` is rewritten to name the repo only once the Hub has accepted the commit.
+    local ``README.md`` is rewritten to name the repo only once the Hub has accepted the commit. The run folder is
+    held while it is pushed (FolderBusy while another process explores it).
     """
-    from huggingface_hub import HfApi, constants
-
     check_repo_id(repo_id, "REPO_ID")
     store = RunStore(run_dir)
+    store.read_meta()
+    store.hold(instead=None)  # no resume may change the run while it is pushed
+    try:
+        return _push(store, repo_id, private=private, public=public, token=token)
+    finally:
+        store.release()
+
+
+def _push(store: RunStore, repo_id: str, *, private: bool, public: bool, token: str | None) -> str:
+    """``push_run`` once the run folder is held."""
+    from huggingface_hub import HfApi, constants
+
     meta = store.read_meta()
     if meta.get("status") != "finished":
         raise RunNotFound(f"{store.root} is not finished (status {meta.get('status')!r}); resume it with --resume first")

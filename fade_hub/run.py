@@ -10,6 +10,7 @@ read runs through this module; it imports no UI and no model code.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,7 +22,7 @@ import pandas as pd
 from .characterize import Characterization, characterize_run
 from .errors import NETWORK_ERRORS, HubUnreachable, RunDamaged, RunNotFound
 from .landscape import cell_label, failure_modes
-from .paths import looks_like_path, portable_path
+from .paths import looks_like_path
 from .perturb.concepts import ConceptSpace
 from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, REGIONS_FILE, RunStore
 
@@ -154,10 +155,19 @@ class Run:
 
     @property
     def model_text(self) -> str:
-        """The model under test as a report shows it: a repo id, or a local folder relative to the run directory."""
+        """The model under test as a report shows it: a repo id, or a local folder as a path from the current folder
+        (absolute when it is not below it); a recorded path that is no longer there says so."""
         model = str(self.meta.get("model_id", ""))
-        if self.path is not None and Path(model).is_absolute():
-            return str(portable_path(model, self.path))
+        path = Path(model)
+        if self.path is None:
+            return model
+        if path.is_absolute() and path.exists():
+            shown = os.path.relpath(path)
+            return model if shown.startswith("..") else shown
+        if path.is_absolute():
+            return f"{model} (not found)"
+        if looks_like_path(model):  # as recorded, relative to the run: the model was moved or deleted
+            return f"{model} (not found from the run folder)"
         return model
 
     @property

@@ -6,7 +6,8 @@ Layout::
       README.md                 dataset card; its YAML ``configs`` make every config loadable
       run.json                  run metadata (model, commit, task, space, judge, algorithm, ...)
       .local_paths.json         the absolute local paths run.json gives relative to the run (never pushed)
-      logs/queries.jsonl        every query, one JSON line each, appended and fsync'ed as it comes
+      .lock                     held by the process exploring the run, while it runs (never pushed)
+      logs/queries.jsonl        every query, one JSON line each, appended and fsync'ed as its answer comes
       data/queries.parquet      the same queries as the ``queries`` config (written by ``summarize``)
       data/failures.parquet     failing queries with their media (written by ``summarize``)
       data/landscape.parquet    one row per cell (written by ``summarize``)
@@ -16,7 +17,8 @@ Layout::
       plots/*.png               pictures for the card
 
 The query log is JSON lines so that a crash loses at most the line being written: on reopening, a
-torn last line is cut off and the run resumes from the last complete query. Every config is parquet,
+torn last line is cut off and the run resumes from the complete queries. Answers that arrive out of order
+are logged in that order; readers see the queries in query-id order. Every config is parquet,
 because ``datasets`` reads all configs of a repo with one file format. ``run.json`` is standard JSON (no
 NaN), and the local paths it names (model folder, seeds, space file) are relative to the run directory.
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
+from .folderlock import LOCK_FILE, FolderLock
 from .jsonio import to_json
 from .paths import check_folder_target, loadable_fields, local_paths, portable_fields
 
@@ -82,6 +85,8 @@ class RunStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._lock = threading.Lock()
+        self.folder_lock = FolderLock(self.root)
+        self._writing = False  # set with ``status: running``: at creation, or at a resumed run's first new query
 
     # metadata -----------------------------------------------------------------------------------
 
@@ -129,24 +134,42 @@ class RunStore:
             self.read_queries()
         elif self.exists():
             raise BadConfig(f"{self.root} already holds a run; pass --resume to continue it or choose another --output")
-        elif self.root.exists() and any(self.root.iterdir()):
+        elif self.root.exists() and any(path.name != LOCK_FILE for path in self.root.iterdir()):
             raise BadConfig(f"{self.root} is not empty and holds no run; choose an empty or new --output folder")
+
+    @property
+    def writing(self) -> bool:
+        """Whether this process changed the run: created it, or recorded a new query of the run it resumes."""
+        return self._writing
+
+    def hold(self, instead: str | None = "--output") -> None:
+        """Take the run folder (made if missing) for this process until ``release``: FolderBusy while another process
+        has it, naming the flag to pass ``instead``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.folder_lock.acquire(instead)
+
+    def release(self) -> None:
+        """Let another process take the run folder."""
+        self.folder_lock.release()
 
     def create(self, meta: dict[str, Any], *, resume: bool = False) -> dict[str, Any]:
         """Start a run here, or check that ``meta`` matches the run already here when resuming.
 
         Every check (the settings, each line of the query log) comes before the first change, so a
-        refused resume leaves the run exactly as it was.
+        refused resume leaves the run exactly as it was; a resumed run is marked ``running`` again only
+        when its first new query is recorded. A process that may share the folder with others holds it
+        first (``hold``; ``explore`` does).
         """
         self.check_output(resume)
         original, meta = meta, portable_fields(meta, PATH_FIELDS, self.root)
         if resume:
             self._check_resume(portable_fields(self.read_meta(), PATH_FIELDS, self.root, absolute_only=True), meta)
             self.repair()
-            return self.update_meta(status="running")
+            return self.read_meta()
         self.queries_path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.root / LOCAL_PATHS_FILE, to_json(local_paths(original, PATH_FIELDS), indent=2) + "\n")
         self.write_meta(dict(meta, status="running"))
+        self._writing = True
         self.queries_path.touch()
         return self.read_meta()
 
@@ -193,17 +216,20 @@ class RunStore:
         return len(data) - keep
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append query records and make them durable before returning."""
+        """Append query records and make them durable before returning (the run is marked ``running`` first)."""
         lines = "".join(to_json(record, ensure_ascii=False, default=str) + "\n" for record in records)
         if not lines:
             return
+        if not self._writing:
+            self.update_meta(status="running")
+            self._writing = True
         with self._lock, self.queries_path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
 
     def read_queries(self) -> list[dict[str, Any]]:
-        """All complete query records, in the order they were written; RunDamaged naming a broken line.
+        """All complete query records, in query-id order; RunDamaged naming a broken line.
 
         A last line without its newline is a write cut short by a crash: it is skipped here and cut off
         by ``repair`` when the run resumes. A broken line before it is damage that resuming cannot mend.
@@ -223,8 +249,10 @@ class RunStore:
                     raise self._damaged_line(lineno, _reason(err)) from None
                 if not isinstance(record, dict):
                     raise self._damaged_line(lineno, "not a JSON object")
+                if type(record.get("query_id")) is not int:
+                    raise self._damaged_line(lineno, "no whole-number query_id")
                 records.append(record)
-        return records
+        return sorted(records, key=lambda record: record["query_id"])  # answers are logged in the order they came
 
     def _damaged_line(self, lineno: int, reason: str) -> RunDamaged:
         """The error for line ``lineno`` of the query log, saying how to continue from the lines before it."""

@@ -219,7 +219,7 @@ def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tm
     assert "already exists and is public" in capsys.readouterr().err
 
 
-def test_report_shows_local_paths_relative_to_the_run(image_run, tmp_path, capsys, tiny_models):
+def test_report_shows_local_paths_from_the_current_folder(image_run, tmp_path, capsys, tiny_models, monkeypatch):
     import shutil
 
     model = RunStore(image_run).read_meta()["model_id"]
@@ -227,8 +227,26 @@ def test_report_shows_local_paths_relative_to_the_run(image_run, tmp_path, capsy
     old = shutil.copytree(image_run, tmp_path / "runs" / "old")
     local_model = shutil.copytree(tiny_models("image-classification"), tmp_path / "models" / "tiny")
     RunStore(old).update_meta(model_id=str(local_model))  # absolute, as runs of earlier versions recorded it
+    monkeypatch.chdir(tmp_path / "runs")  # neither the run folder nor the model's parent
     capsys.readouterr()
     assert main(["report", str(old), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["model_id"] == "../../models/tiny"
+    assert json.loads(capsys.readouterr().out)["model_id"] == str(local_model)  # not below here: absolute
+    monkeypatch.chdir(tmp_path)
     assert main(["report", str(old)]) == 0
-    assert capsys.readouterr().out.startswith("../../models/tiny @ local:")
+    assert capsys.readouterr().out.startswith("models/tiny @ local:")
+    shutil.move(local_model, tmp_path / "moved")
+    assert main(["report", str(old)]) == 0
+    assert capsys.readouterr().out.startswith(f"{local_model} (not found) @ local:")
+
+
+def test_push_refuses_a_run_another_process_is_writing(image_run, hub):
+    from fade_hub.errors import FolderBusy
+    from fade_hub.hub import push_run
+
+    writer = RunStore(image_run)
+    writer.hold()  # as `explore --resume` holds it
+    try:
+        with pytest.raises(FolderBusy, match=r"is in use by another fade-hub process \(pid \d+\); wait until it ends$"):
+            push_run(image_run, "local-user/busy-run")
+    finally:
+        writer.release()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -18,8 +20,8 @@ TEXTS = [f"the film number {i} was {'great' if i % 2 else 'boring and far too lo
 
 
 def _remote(model: str, url: str, task: str | None = None, **options) -> object:
-    settings = {key: options.pop(key) for key in ("concurrency", "max_retries", "timeout", "labels", "generation_route")
-                if key in options}  # fmt: skip
+    settings = {key: options.pop(key) for key in ("concurrency", "max_retries", "timeout", "labels", "generation_route",
+                                                   "token") if key in options}  # fmt: skip
     return load_remote_target(model, RemoteConfig(endpoint=url, **settings), task=task, **options)
 
 
@@ -48,7 +50,7 @@ def test_text_classifier_matches_local_through_faults(served, tiny_models):
     failed = sum(count for kind, count in server.stats.faults.items() if kind != "slow")
     assert used["requests"] == len(TEXTS) and used["retries"] == failed == server.stats.requests - len(TEXTS)
     assert server.stats.answered == len(TEXTS)  # nothing asked twice once answered
-    assert server.stats.authorized == server.stats.requests  # the HF token went along, from the environment
+    assert server.stats.authorized == 0  # HF_TOKEN goes to Hugging Face hosts only
     described = target.describe()
     assert described["commit_sha"] == "a1b2c3d" and described["endpoint"] == server.url
     assert described["labels"] == ["NEGATIVE", "POSITIVE"]  # from the local folder's config.json
@@ -82,30 +84,79 @@ def test_timeouts_are_retried(served):
     assert len(out) == 6 and used["retries"] >= 1 and server.stats.faults["slow"] >= 1
 
 
-def test_an_endpoint_that_keeps_failing_stops_with_the_answered_prefix(served):
+def test_an_endpoint_that_keeps_failing_stops_after_handing_over_every_answer(served):
     server = served("text-classification", Faults(fail_from=5))
     target = _remote("someone/served", server.url + "/?api_key=SECRET", task="text-classification", concurrency=1,
                      max_retries=1, labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
+    answered = []
     try:
         with pytest.raises(EndpointFailed) as caught:
-            target.predict(TEXTS[:10])
+            for group in target.predict_stream(TEXTS[:10]):
+                answered.extend(group)
     finally:
         target.close()
     message = str(caught.value)
-    assert len(caught.value.answered) == 4 and all(p.text in ("NEGATIVE", "POSITIVE") for p in caught.value.answered)
+    assert [index for index, _ in answered] == [0, 1, 2, 3] and all(p.text in ("NEGATIVE", "POSITIVE") for _, p in answered)
     assert message == f"{server.url}/ kept failing (HTTP 503) after 1 retry"  # recorded form: no query string
 
 
-def test_a_refused_token_stops_at_once_without_leaking_it(served):
-    server = served("text-classification", token="hf_the_right_one")
-    target = _remote("someone/served", server.url, task="text-classification", labels=["NEGATIVE", "POSITIVE"])
+def test_a_first_ctrl_c_keeps_the_answers_in_flight(served):
+    """Ctrl-C sends no new request and hands over the answers of those in flight before KeyboardInterrupt: every
+    request the server received is answered to the caller (none to ask again on --resume)."""
+    server = served("text-classification", Faults(slow_every=1, slow_s=0.3))
+    target = _remote("someone/served", server.url, task="text-classification", concurrency=4,
+                     labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
+    answered = []
     try:
-        with pytest.raises(EndpointFailed, match=r"^http://\S+ failed: HTTP 401: refused the token") as caught:
+        with pytest.raises(KeyboardInterrupt):
+            for group in target.predict_stream(TEXTS):
+                if not answered:
+                    os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does, once the first answer came
+                answered.extend(group)
+    finally:
+        target.close()
+    assert 4 <= len(answered) < len(TEXTS)  # the first answer and the requests in flight at the Ctrl-C
+    assert server.stats.requests == server.stats.answered == len(answered)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+
+
+@pytest.mark.parametrize(
+    ("answer", "task", "said"),
+    [
+        ("nan", "text-classification", "(RecursionError): HTTP 200, application/json, 76 bytes: '[[{\"label\": "
+                                       "\"POSITIVE\", \"score\": NaN}"),
+        ("html", "text-classification", "(JSONDecodeError: Expecting value: line 1 column 1 (char 0)): HTTP 200, "
+                                        "text/html, 50 bytes: '<html><body><h1>502 Bad Gateway</h1></body></html>'"),
+        ("object", "text-generation", "(ValueError: the generated text is a dict, not a string): HTTP 200"),
+    ],
+)
+def test_an_answer_that_is_not_one_says_what_the_server_sent(answer, task, said):
+    from fade_hub.testing.inference_server import ScriptedBackend, serve
+
+    server = serve(ScriptedBackend(task))
+    target = _remote("someone/served", f"{server.url}/?answer={answer}", task=task, labels=["NEGATIVE", "POSITIVE"])
+    try:
+        with pytest.raises(EndpointFailed) as caught:
+            target.predict(["hello"])
+    finally:
+        target.close()
+        server.stop()
+    assert str(caught.value).startswith(f"{server.url}/ sent an answer that is not a {task} answer {said}")
+    assert server.stats.requests == 1  # not retried
+
+
+def test_a_refused_token_stops_at_once_without_leaking_it(served):
+    server = served("text-classification", token="the_right_one")
+    target = _remote("someone/served", server.url, task="text-classification", labels=["NEGATIVE", "POSITIVE"],
+                     token="a_wrong_one")  # fmt: skip
+    try:
+        with pytest.raises(EndpointFailed, match=r"^http://\S+ failed: HTTP 401: refused the credentials; pass "
+                                                 r"--endpoint-token") as caught:  # fmt: skip
             target.predict(["hello"])
     finally:
         target.close()
     assert server.stats.requests == 1  # not retried
-    assert "hf_dummy_test_token" not in str(caught.value)
+    assert "a_wrong_one" not in str(caught.value)
 
 
 def test_labels_from_the_server_info_or_a_probe(served):
@@ -130,7 +181,8 @@ def test_an_answer_outside_the_labels_stops_with_advice(served):
     server = served("text-classification")
     target = _remote("someone/unknown", server.url, task="text-classification", labels=["neg", "pos"])
     try:
-        with pytest.raises(EndpointFailed, match="pass --labels"):
+        with pytest.raises(EndpointFailed, match=r"answered class '(NEGATIVE|POSITIVE)', which is not one of --labels "
+                                                 r"\(neg, pos\); give --labels the names the server answers with"):
             target.predict(["hello"])
     finally:
         target.close()

@@ -301,3 +301,28 @@ def test_images_are_decoded_at_the_size_they_are_kept_and_bombs_are_skipped(tmp_
     default = load_seeds(SeedConfig(str(tmp_path / "seeds")), "image")
     assert {s.seed_id: s.input.size for s in default} == {"circle/photo.jpg": (1024, 768),
                                                           "circle/small.png": (300, 200)}
+
+
+@pytest.mark.slow
+def test_exploring_a_capped_hub_image_folder_leaves_no_pending_task(hub, tiny_models, tmp_path):
+    """A Hub image folder (40 images) read with --num-seeds 8: datasets' threaded decoding (asyncio tasks) is off,
+    so the run ends without "Task was destroyed but it is pending!" errors (issue 25, item 21)."""
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi
+
+    for label in ("circle", "square"):
+        (tmp_path / "imgs" / "train" / label).mkdir(parents=True)
+        for i in range(20):
+            Image.new("RGB", (16, 16), (10 * i, 5 * i, 3)).save(tmp_path / "imgs" / "train" / label / f"{i:03d}.png")
+    api = HfApi()
+    api.create_repo("seed-tester/image-folder", repo_type="dataset", exist_ok=True)
+    api.upload_folder(folder_path=str(tmp_path / "imgs"), repo_id="seed-tester/image-folder", repo_type="dataset")
+    done = subprocess.run(
+        [sys.executable, "-m", "fade_hub.cli", "explore", str(tiny_models("image-classification")), "--seeds",
+         "seed-tester/image-folder", "--num-seeds", "8", "--algorithm", "random", "--budget", "8", "--confirm-top",
+         "0", "--no-progress", "--output", str(tmp_path / "run")], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "asyncio" not in done.stderr and "Task was destroyed" not in done.stderr, done.stderr[-3000:]

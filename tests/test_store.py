@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub.utils import filter_repo_objects
 
-from fade_hub.errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
+from fade_hub.errors import BadConfig, FolderBusy, ResumeMismatch, RunDamaged, RunNotFound
+from fade_hub.folderlock import LOCK_FILE
+from fade_hub.hub import PUSH_IGNORE
 from fade_hub.store import LOCAL_PATHS_FILE, QUERIES_LOG, RESUME_KEYS, RunStore
 
 META = {
@@ -70,9 +76,7 @@ def test_resume_repairs_and_checks_identity(tmp_path):
     store.append(records(0, 2))
     store.queries_path.write_bytes(store.queries_path.read_bytes() + b'{"query_id": 2, "pha')
     RunStore(tmp_path).update_meta(status="finished")
-    meta = RunStore(tmp_path).create(dict(META, run_id="new"), resume=True)
-    assert meta["run_id"] == "abc123" and meta["status"] == "running"  # the run keeps its identity
-    assert store.queries_path.read_bytes().endswith(b"\n") and len(store.read_queries()) == 2
+    finished = (tmp_path / "run.json").read_bytes()
     for key in RESUME_KEYS:
         with pytest.raises(ResumeMismatch, match=f"its {key} is"):
             RunStore(tmp_path).create(dict(META, **{key: "something else"}), resume=True)
@@ -80,8 +84,62 @@ def test_resume_repairs_and_checks_identity(tmp_path):
     for option, value in (("judge_threshold", 0.3), ("max_new_tokens", 16), ("new_option", 1)):
         with pytest.raises(ResumeMismatch, match=f"its {option} is"):
             RunStore(tmp_path).create(dict(META, config={**META["config"], option: value}), resume=True)
-    relaxed = dict(META, config={**META["config"], "push_to_hub": "me/run", "batch_size": 4})
-    assert RunStore(tmp_path).create(relaxed, resume=True)["status"] == "running"
+    assert (tmp_path / "run.json").read_bytes() == finished  # a refused resume changes nothing
+    relaxed = dict(META, run_id="new", config={**META["config"], "push_to_hub": "me/run", "batch_size": 4})
+    resumed = RunStore(tmp_path)
+    meta = resumed.create(relaxed, resume=True)
+    assert meta["run_id"] == "abc123" and meta["status"] == "finished"  # the run keeps its identity and its status
+    assert store.queries_path.read_bytes().endswith(b"\n") and len(store.read_queries()) == 2
+    resumed.append(records(2, 3))  # until it records a new query
+    assert resumed.read_meta()["status"] == "running"
+
+
+def test_answers_logged_out_of_order_read_back_in_query_order(tmp_path):
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    for batch in ([2], [0, 3], [1]):  # the order concurrent requests were answered in
+        store.append([records(i, i + 1)[0] for i in batch])
+    assert [json.loads(line)["query_id"] for line in store.queries_path.read_text().splitlines()] == [2, 0, 3, 1]
+    assert store.read_queries() == records(0, 4)
+    store.append([{"query_id": "4", "phase": "explore"}])
+    with pytest.raises(RunDamaged, match=r"queries.jsonl:5 is not a query record \(no whole-number query_id\)"):
+        store.read_queries()
+
+
+def test_one_process_at_a_time_holds_a_run_folder(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.hold()
+    store.create(dict(META))  # the lock file does not make the new folder "not empty"
+    with pytest.raises(FolderBusy, match=rf"^{tmp_path / 'run'} is in use by another fade-hub process \(pid "
+                                         rf"{os.getpid()}\); wait until it ends, or use another --output$"):
+        RunStore(tmp_path / "run").hold()
+    store.release()
+    assert not (tmp_path / "run" / LOCK_FILE).exists()  # released: no lock file left behind
+    other = RunStore(tmp_path / "run")
+    other.hold()
+    other.release()
+    assert not list(filter_repo_objects([LOCK_FILE], ignore_patterns=list(PUSH_IGNORE)))  # never pushed
+
+
+def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
+    """kill -9 of the holder: the next process takes the folder (the stale lock file is only a file)."""
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from fade_hub.store import RunStore; store = RunStore(sys.argv[1]); "
+         "store.hold(); print('held', flush=True); time.sleep(120)", str(tmp_path)], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusy, match=f"pid {holder.pid}"):
+            RunStore(tmp_path).hold()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert (tmp_path / LOCK_FILE).exists()  # left by the killed holder, but not held
+    store.hold()
+    store.release()
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 def test_meta_round_trip_and_update(tmp_path):

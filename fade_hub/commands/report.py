@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             document["cells"] = json.loads(modes.to_json(orient="records"))
         print(to_json(document, indent=2))
         return 0
-    print(f"{model} @ {str(meta.get('model_commit_sha') or 'local')[:7]}: {meta.get('queries')} queries, "
+    print(f"{model_line(model, meta)}: {meta.get('queries')} queries, "
           f"{meta.get('failures')} failures ({meta['algorithm']}, budget {meta['budget']}, seed {meta['seed']})")
     clean = meta.get("clean") or {}
     if clean.get("queries"):
@@ -71,3 +71,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n(--cells shows the cells behind the regions)")
     return 0
+
+
+def model_line(model: str, meta: dict) -> str:
+    """The model as the report's first line names it: its revision, and where it was served when remote."""
+    sha = str(meta.get("model_commit_sha") or "")[:7]
+    served = (f"served at {meta['endpoint']}" if meta.get("endpoint") else
+              f"served by provider {meta['provider']}" if meta.get("provider") else "")  # fmt: skip
+    if served:
+        return f"{model} @ {sha} ({served})" if sha else f"{model} ({served})"
+    return f"{model} @ {sha or 'local'}"

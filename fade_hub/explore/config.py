@@ -56,13 +56,20 @@ class ExploreConfig:
     endpoint: str | None = option(None, group=_REMOTE, metavar="URL", help="Query MODEL at this URL instead of "
                                   "loading it: a TGI, vLLM or TEI server, an Inference Endpoint, or an "
                                   "OpenAI-compatible base URL ending in /v1. Recorded without user info or query.")
+    endpoint_token: str | None = option(None, group=_REMOTE, metavar="TOKEN", help="Bearer token sent to --endpoint "
+                                        "and nowhere else (default: $FADE_HUB_ENDPOINT_TOKEN, which keeps it out of "
+                                        "the process list); never recorded. Without it an endpoint gets HF_TOKEN "
+                                        "only if it is a Hugging Face host (the Hub at HF_ENDPOINT, "
+                                        "*.endpoints.huggingface.cloud, router.huggingface.co), else no token; "
+                                        "--provider uses HF_TOKEN. No token goes over plain http to another machine.")
     provider: str | None = option(None, group=_REMOTE, metavar="NAME", help="Query MODEL through this Hugging Face "
-                                  "Inference Provider (e.g. together, fal-ai, hf-inference, or auto).")
+                                  "Inference Provider (e.g. together, fal-ai, hf-inference, or auto), with HF_TOKEN.")
     concurrency: int = option(8, group=_REMOTE, low=1, help="Requests in flight at once.")
     max_retries: int = option(5, group=_REMOTE, low=0, help="Retries of a request answered 429/5xx, timed out or "
                               "dropped (after Retry-After, else an exponential back-off) before the run stops; "
                               "answered queries are kept for --resume.")
-    request_timeout: float = option(120.0, group=_REMOTE, low=0.0, low_open=True, help="Seconds to wait for one answer.")
+    request_timeout: float = option(120.0, group=_REMOTE, low=0.0, low_open=True, help="Seconds one answer may take, "
+                                    "body included (per attempt).")
     labels: list[str] = option(group=_REMOTE, csv=True, default_factory=list, help="A remote classifier's class names "
                                "in id order (default: the model's config on the Hub, the server's /info, else the "
                                "names of a first probe answer in alphabetical order).")
@@ -185,6 +192,8 @@ class ExploreConfig:
             raise BadConfig("--endpoint and --provider exclude each other: an endpoint URL is called directly")
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
             raise BadConfig("--endpoint must be an http:// or https:// URL")
+        if self.endpoint_token and not self.endpoint:
+            raise BadConfig("--endpoint-token is sent to --endpoint, and none is given (--provider uses HF_TOKEN)")
         if self.push_to_hub:
             check_repo_id(self.push_to_hub, "--push-to-hub")
         if self.clip and self.judge not in (None, "clip"):

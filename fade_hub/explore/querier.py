@@ -1,10 +1,12 @@
 """Querier: the one door through which explorers query the model.
 
-It enforces the budget, turns every query into a record flushed to the run directory, saves the
-media of failures, drives the progress bar, and — on ``--resume`` — serves the queries already on
-disk instead of asking the model again. Explorers are deterministic given ``--seed``, so a resumed
-run replays the same decisions; the querier checks each replayed query matches the record it
-serves and only queries the model past the end of the log: nothing is lost or doubled.
+It enforces the budget, turns every query into a record written to the run directory as its answer arrives,
+saves the media of failures, drives the progress bar, and — on ``--resume`` — serves the queries already on
+disk instead of asking the model again. Explorers are deterministic given ``--seed``, so a resumed run
+replays the same decisions. Each query has its id (the order the explorer asked it), but a remote model's
+answers arrive, and are logged, in any order, so a log cut short holds some ids of its last batches and not
+others: the querier serves every id the log holds (checking it matches what the explorer asks now) and asks
+the model only for the missing ones. Nothing is lost or asked twice.
 
 Explorers choose cells; the querier has the last word on seeds. A deterministic model asked a (cell, seed)
 pair it already answered learns nothing new, so an explore query whose pair was answered (or is asked twice in
@@ -18,18 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-from tqdm.auto import tqdm
-
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..env import CLEAN_ACTION_ID, FailureEnv, QueryResult
-from ..errors import BadConfig, EndpointFailed, ResumeMismatch
+from ..env import CLEAN_ACTION_ID, Answered, FailureEnv, QueryResult
+from ..errors import BadConfig, EndpointFailed, ResumeMismatch, RunDamaged
 from ..seeds import Seed
 from ..store import RunStore
 
@@ -100,8 +101,8 @@ class Querier:
         if budget < 1:
             raise BadConfig(f"budget must be a positive number of model queries, got {budget}")
         self.env, self.store, self.run_id, self.budget = env, store, run_id, budget
-        self.replay = list(replay)
-        explore_done = sum(1 for r in self.replay if r["phase"] == "explore")
+        self.replay = replay_by_id(replay, store)
+        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore")
         if explore_done > budget:
             raise ResumeMismatch(
                 f"{store.root} already holds {explore_done} explore queries, more than the budget of {budget}; "
@@ -110,6 +111,7 @@ class Querier:
         self.next_id = 0
         self.spent = 0
         self.failures = 0
+        self.recorded = 0  # records this session appended to the log
         self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
         self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" and not env.target.samples else None
         self.answered: set[tuple[int, str]] = set()  # explore (cell, seed) pairs asked so far
@@ -128,7 +130,7 @@ class Querier:
         trajectories: Sequence[str] | None = None,
         phase: str = "explore",
     ) -> list[Outcome]:
-        """Evaluate a batch of (cell, seed) queries; records are durable before this returns."""
+        """Evaluate a batch of (cell, seed) queries; each record is durable as soon as its answer arrives."""
         count = len(actions)
         if phase == "explore" and count > self.left():
             raise BadConfig(f"explorer asked for {count} queries with only {self.left()} left in the budget")
@@ -138,8 +140,8 @@ class Querier:
             seed_ids = self.seeds.choose(action_ids, seed_ids)
         fresh = self._fresh(action_ids, seed_ids) if phase == "explore" else [True] * len(action_ids)
 
-        def evaluate(indices: range) -> list[QueryResult]:
-            return self.env.evaluate([cells[i] for i in indices], [seed_ids[i] for i in indices])
+        def evaluate(indices: list[int]) -> Iterator[Answered]:
+            return self.env.evaluate_stream([cells[i] for i in indices], [seed_ids[i] for i in indices])
 
         outcomes = self._record(seed_ids, action_ids, evaluate, phase, episode, step, trajectories)
         return [dataclasses.replace(o, fresh=f) if not f else o for o, f in zip(outcomes, fresh)]
@@ -158,8 +160,8 @@ class Querier:
 
     def query_clean(self, seed_ids: Sequence[str]) -> list[Outcome]:
         """Evaluate the unperturbed seeds (phase ``clean``): the baseline a failure mode must beat."""
-        def evaluate(indices: range) -> list[QueryResult]:
-            return self.env.evaluate_clean([seed_ids[i] for i in indices])
+        def evaluate(indices: list[int]) -> Iterator[Answered]:
+            return self.env.evaluate_clean_stream([seed_ids[i] for i in indices])
 
         return self._record(seed_ids, [CLEAN_ACTION_ID] * len(seed_ids), evaluate, "clean", -1, 0, None)
 
@@ -167,72 +169,78 @@ class Querier:
         self,
         seed_ids: Sequence[str],
         action_ids: Sequence[int],
-        evaluate: Callable[[range], list[QueryResult]],
+        evaluate: Callable[[list[int]], Iterator[Answered]],
         phase: str,
         episode: int | Sequence[int],
         step: int | Sequence[int],
         trajectories: Sequence[str] | None,
     ) -> list[Outcome]:
-        """Serve replayed records, evaluate the rest, append them to the log, update the budget and the bar."""
+        """Serve the batch's queries the log holds, ask the model for the rest and append each answer to the log
+        as it arrives (in any order, under its query id), then update the budget and the bar."""
         count = len(action_ids)
         episodes = [episode] * count if isinstance(episode, int) else list(episode)
         steps = [step] * count if isinstance(step, int) else list(step)
         trajectories = list(trajectories) if trajectories is not None else [""] * count
         first = self.next_id
-        served = self._serve_replay(first, action_ids, seed_ids, phase)
-        fresh = range(len(served), count)
-        records = list(served)
+        records = self._serve_replay(first, action_ids, seed_ids, phase)
+        if phase == "explore":
+            self.bar.update(len(records))
+        fresh = [offset for offset in range(count) if offset not in records]
         if fresh:
             try:
-                results = evaluate(fresh)
-            except EndpointFailed as stop:  # keep what a remote model answered before it stopped
-                recorded = self._append(stop.results, fresh, first, phase, episodes, steps, trajectories)
-                kept = first + len(served) + len(recorded)
+                for group in evaluate(fresh):
+                    answered = [(fresh[position], result) for position, result in group]
+                    records.update(self._append(answered, first, phase, episodes, steps, trajectories))
+                    if phase == "explore":
+                        self.bar.update(len(answered))
+            except EndpointFailed as stop:  # every answer that came is in the log already
                 raise EndpointFailed(
-                    f"{stop}; the {kept} queries answered so far are kept in {self.store.root}: rerun with --resume "
-                    "to continue"
+                    f"{stop}; the {len(self.replay) + self.recorded} queries answered so far are kept in "
+                    f"{self.store.root}: rerun with --resume to continue"
                 ) from stop
-            records.extend(self._append(results, fresh, first, phase, episodes, steps, trajectories))
+        ordered = [records[offset] for offset in range(count)]
         self.next_id += count
         if phase == "explore":
             self.spent += count
-            self.failures += sum(r["is_failure"] for r in records)
-            self.bar.update(count)
+            self.failures += sum(r["is_failure"] for r in ordered)
             self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(self.spent, 1):.1%}")
         return [
-            Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in records
+            Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in ordered
         ]
 
     def _append(
-        self, results: Sequence[QueryResult], fresh: range, first: int, phase: str, episodes: list[int],
+        self, answered: Sequence[tuple[int, QueryResult]], first: int, phase: str, episodes: list[int],
         steps: list[int], trajectories: list[str],
-    ) -> list[dict[str, Any]]:  # fmt: skip
-        """Turn the results of the fresh queries (in order, possibly only the leading ones) into durable records."""
-        new_records = []
-        for i, result in zip(fresh, results):
+    ) -> dict[int, dict[str, Any]]:  # fmt: skip
+        """Turn answered queries (offset in the batch, result) into durable records; return them by offset."""
+        new_records = {}
+        for offset, result in answered:
             record = query_record(
                 result,
                 run_id=self.run_id,
-                query_id=first + i,
+                query_id=first + offset,
                 phase=phase,
-                episode=episodes[i],
-                step=steps[i],
-                trajectory=trajectories[i],
+                episode=episodes[offset],
+                step=steps[offset],
+                trajectory=trajectories[offset],
             )
             media = result.prediction.image if result.prediction.image is not None else result.input
             if record["is_failure"] and hasattr(media, "save"):
                 record["media"] = self.store.save_image(record["query_id"], media)
-            new_records.append(record)
-        self.store.append(new_records)
+            new_records[offset] = record
+        self.store.append(new_records.values())
+        self.recorded += len(new_records)
         return new_records
 
-    def _serve_replay(self, first: int, action_ids, seed_ids, phase: str) -> list[dict[str, Any]]:
-        served = []
+    def _serve_replay(self, first: int, action_ids, seed_ids, phase: str) -> dict[int, dict[str, Any]]:
+        """The batch's queries the log already holds, by offset in the batch, each checked against the query the
+        explorer asks now (the same phase, seed and cell)."""
+        served = {}
         for offset, (action_id, seed_id) in enumerate(zip(action_ids, seed_ids)):
             index = first + offset
-            if index >= len(self.replay):
-                break
-            record = self.replay[index]
+            record = self.replay.get(index)
+            if record is None:
+                continue
             expected = (phase, seed_id, action_id)
             if (record["phase"], record["seed_id"], record["action_id"]) != expected:
                 raise ResumeMismatch(
@@ -240,7 +248,7 @@ class Querier:
                     f"{record['action_id']} but the explorer now asks for {expected[0]} seed {expected[1]} cell "
                     f"{expected[2]}; the run's settings changed — start a new --output"
                 )
-            served.append(record)
+            served[offset] = record
         return served
 
     @property
@@ -251,6 +259,18 @@ class Querier:
     def close(self) -> None:
         """Close the progress bar."""
         self.bar.close()
+
+
+def replay_by_id(records: Sequence[dict[str, Any]], store: RunStore) -> dict[int, dict[str, Any]]:
+    """The log's records by query id; RunDamaged when an id is logged twice (two processes wrote to the run)."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for record in records:
+        query_id = int(record["query_id"])
+        if query_id in by_id:
+            raise RunDamaged(f"{store.queries_path} holds query {query_id} twice (two processes wrote to the run); "
+                             "it cannot be resumed: start a new --output")
+        by_id[query_id] = record
+    return by_id
 
 
 class SeedChooser:

@@ -27,7 +27,7 @@ from ..store import RunStore
 from ..tasks import get_task
 from ..usercode import is_user_ref, user_code_record
 from ..targets import RemoteConfig, RemoteTarget, Target, load_remote_target, load_target
-from ..targets.endpoint import redact_url
+from ..redact import redact_url
 from .baselines import grid_size
 from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
@@ -91,7 +91,7 @@ def load_model(config: ExploreConfig) -> Target:
     remote = RemoteConfig(
         endpoint=config.endpoint, provider=config.provider, concurrency=config.concurrency,
         max_retries=config.max_retries, timeout=config.request_timeout, labels=list(config.labels),
-        generation_route=config.generation_route,
+        generation_route=config.generation_route, token=config.endpoint_token,
     )  # fmt: skip
     for name in ("trust_remote_code", "dtype", "system_prompt", "raw_prompts"):
         options.pop(name)
@@ -176,8 +176,10 @@ def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget:
 
 
 def recorded_options(config: ExploreConfig) -> dict:
-    """The options ``run.json`` records: all but where the output goes, the endpoint without secrets."""
-    options = {k: v for k, v in config.to_dict().items() if k not in ("output", "resume", "show_progress")}
+    """The options ``run.json`` records: all but where the output goes and the endpoint's token, the endpoint
+    without secrets."""
+    options = {k: v for k, v in config.to_dict().items()
+               if k not in ("output", "resume", "show_progress", "endpoint_token")}  # fmt: skip
     if options.get("endpoint"):
         options["endpoint"] = redact_url(options["endpoint"])
     return options
@@ -190,29 +192,43 @@ def served_by(target: Target) -> dict:
 
 
 def add_usage(store: RunStore, target: Target) -> None:
-    """Add what a remote target used since the last call to the run's ``usage`` totals (kept across --resume)."""
-    if not isinstance(target, RemoteTarget) or not store.exists():
+    """Add what a remote target used since the last call to the run's ``usage`` totals (kept across --resume);
+    nothing when this process did not change the run (a refused resume leaves ``run.json`` as it was)."""
+    if not isinstance(target, RemoteTarget) or not store.writing:
+        return
+    used = target.take_usage()
+    if not any(used.values()):
         return
     totals = dict(store.read_meta().get("usage") or {})
-    for name, value in target.take_usage().items():
+    for name, value in used.items():
         totals[name] = int(totals.get(name, 0)) + value
     store.update_meta(usage=totals)
 
 
 def explore(config: ExploreConfig) -> Run:
-    """Run an exploration end to end and leave a complete run directory behind."""
+    """Run an exploration end to end and leave a complete run directory behind.
+
+    The run folder is held by this process (``RunStore.hold``) while it writes: a resumed run from the start,
+    before the model loads, so that a second process on it stops at once; a new one from its creation (before
+    which nothing is written, so that a refused run leaves no folder behind).
+    """
     config.validate()
     started = time.perf_counter()
     store = RunStore(config.run_dir)
     store.check_output(config.resume)
     check_inputs(config)
-    _quiet_library_bars()
-    target, space, seeds = load_parts(config)
     try:
-        return explore_loaded(config, store, target, space, seeds, started)
+        if config.resume:
+            store.hold()
+        _quiet_library_bars()
+        target, space, seeds = load_parts(config)
+        try:
+            return explore_loaded(config, store, target, space, seeds, started)
+        finally:
+            add_usage(store, target)
+            target.close()
     finally:
-        add_usage(store, target)
-        target.close()
+        store.release()
 
 
 def explore_loaded(
@@ -240,6 +256,7 @@ def explore_loaded(
         meta["user_code"] = [user_code_record(ref) for ref in user_refs]
     meta["seeds"].update(explore=len(explore_seeds), held_out=len(held_out))
     meta.update(publication_meta(getattr(target, "origin", None), seeds_origin(meta["seeds"]["source"])))
+    store.hold()  # a new run's folder: from its creation on (another process may be starting a run there too)
     store.create(meta, resume=config.resume)
     replay = store.read_queries() if config.resume else []
     # templates have no unperturbed form: their baseline is the other cells

@@ -437,8 +437,13 @@ def _hub_table(config: SeedConfig, cap: int, token) -> _Table:
         label_names = {
             name: list(feature.names) for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)
         }
-    for name in image_columns:
-        dataset = dataset.cast_column(name, datasets.Image(decode=False))
+    if image_columns and isinstance(dataset, datasets.IterableDataset):
+        # not a cast: a streamed dataset decodes in threads through pending asyncio tasks, which a capped read
+        # would leave behind ("Task was destroyed but it is pending!"); fade-hub decodes images itself
+        dataset = dataset.decode(False)
+    else:
+        for name in image_columns:
+            dataset = dataset.cast_column(name, datasets.Image(decode=False))
     return _Table(
         name=source,
         columns=columns,

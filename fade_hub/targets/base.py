@@ -158,6 +158,10 @@ class Target:
                                self.batch_size)  # fmt: skip
         return outputs
 
+    def predict_stream(self, inputs: Sequence) -> Iterator[list[tuple[int, Prediction]]]:
+        """``predict``'s outputs as they come, in groups of ``(index, prediction)`` (here: all of them at once)."""
+        yield list(enumerate(self.predict(inputs)))
+
     def find_batch_size(self, samples: Sequence) -> int:
         """Set ``batch_size`` to the largest batch of the biggest sample that runs without running out of memory."""
         if not samples:

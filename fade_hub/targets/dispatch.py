@@ -1,13 +1,17 @@
-"""Concurrent, retrying requests to an endpoint: at most N in flight, answers kept in input order.
+"""Concurrent, retrying requests to an endpoint: at most N in flight, each answer handed over as it arrives.
 
 A ``Dispatcher`` owns an asyncio loop on a background thread (so that it also works under a caller's own
 running loop, e.g. a notebook) and sends one request per input, ``concurrency`` at a time, in input order.
-Answers the endpoint may give later are retried: HTTP 429 and 5xx, time-outs and dropped connections,
-after the server's ``Retry-After`` when it sends one (and every request then waits that long, since a rate
-limit holds for the whole client), else after an exponential back-off. When a request still fails after
-``max_retries`` retries, or fails in a way retrying cannot fix (401, 404, 422, ...), the call stops with
-one ``EndpointFailed`` whose ``answered`` holds the answers of the leading inputs: the querier records
-those and ``--resume`` continues from there.
+``stream`` hands the answers over as they arrive (in groups of those that came together), so that the caller
+records each one at once; ``run`` collects them in input order. ``--request-timeout`` is a deadline for the
+whole answer, body included. Answers the endpoint may give later are retried: HTTP 429 and 5xx, time-outs and
+dropped connections, after the server's ``Retry-After`` when it sends one (and every request then waits that
+long, since a rate limit holds for the whole client), else after an exponential back-off. When a request still
+fails after ``max_retries`` retries, or fails in a way retrying cannot fix (401, 404, 422, an answer that is
+not one, ...), no new request is sent, those in flight are answered (and handed over), and the call stops
+with one ``EndpointFailed``. A first Ctrl-C (SIGINT) stops the same way: what is in flight is answered and
+handed over before ``KeyboardInterrupt`` is raised, so that no request the server answered is lost; a second
+Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import queue
+import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from fade_hub.errors import EndpointFailed, FadeHubError
+from fade_hub.targets.endpoint import HF_AUTH_ADVICE
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,10 @@ class _Stop(Exception):
     """Internal: a request that cannot be answered; stops the whole call (its message is the user's line)."""
 
 
+class _Halted(Exception):
+    """Internal: a request left unsent (or not retried) because the call is stopping."""
+
+
 def retry_after_seconds(headers: Any) -> float | None:
     """The ``Retry-After`` header in seconds (delay-seconds or an HTTP date), or None."""
     value = headers.get("retry-after") if headers is not None else None
@@ -81,14 +93,14 @@ def retry_after_seconds(headers: Any) -> float | None:
         return None
 
 
-def classify(err: BaseException, timeout: float) -> _Failure:
+def classify(err: BaseException, timeout: float, auth_advice: str = HF_AUTH_ADVICE) -> _Failure:
     """Whether a failed request is worth retrying, and why it failed (one line, no URL or secret)."""
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
 
     if isinstance(err, OfflineModeIsEnabled):
         return _Failure("HF_HUB_OFFLINE is set, so huggingface_hub sends no request; unset it", retry=False)
-    if isinstance(err, InferenceTimeoutError | httpx2.TimeoutException):
+    if isinstance(err, InferenceTimeoutError | httpx2.TimeoutException | TimeoutError):
         return _Failure(f"no answer within {timeout:g} s", retry=True)
     if isinstance(err, httpx2.TransportError):
         return _Failure(f"connection failed ({type(err).__name__})", retry=True)
@@ -99,7 +111,7 @@ def classify(err: BaseException, timeout: float) -> _Failure:
         detail = (getattr(err, "server_message", None) or "").strip().splitlines()
         detail_text = f": {detail[0][:200]}" if detail else ""
         if status in (401, 403):
-            return _Failure(f"HTTP {status}: refused the token; set HF_TOKEN or run `hf auth login`{detail_text}", False)
+            return _Failure(f"HTTP {status}: refused the credentials; {auth_advice}{detail_text}", False)
         if status == 404:
             return _Failure("HTTP 404: no such route; check --endpoint, --task and --generation-route", False)
         return _Failure(f"HTTP {status}{detail_text}", retry=False)
@@ -110,13 +122,39 @@ def classify(err: BaseException, timeout: float) -> _Failure:
     raise err
 
 
+class _Call:
+    """One ``stream`` call: the answers that came (a thread-safe queue) and whether it is stopping."""
+
+    def __init__(self) -> None:
+        self.arrivals: queue.SimpleQueue = queue.SimpleQueue()
+        self.stopping = False  # no new request, no retry: set on the loop, or by Ctrl-C in the caller's thread
+        self.halted: asyncio.Event | None = None  # set with ``stopping``, wakes the waits between attempts
+
+    def halt(self) -> None:
+        """Send nothing more (called on the dispatcher's loop)."""
+        self.stopping = True
+        if self.halted is not None:
+            self.halted.set()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the call stops meanwhile."""
+        try:
+            await asyncio.wait_for(self.halted.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+_DONE = object()  # the last item of a call's arrivals
+
+
 class Dispatcher:
     """Runs ``ask(item)`` for every item, ``concurrency`` at a time, with retries; see the module docstring."""
 
     def __init__(
-        self, ask: Callable[[Any], Awaitable[Any]], *, where: str, concurrency: int, max_retries: int, timeout: float
-    ) -> None:
-        self.ask, self.where = ask, where
+        self, ask: Callable[[Any], Awaitable[Any]], *, where: str, concurrency: int, max_retries: int, timeout: float,
+        auth_advice: str = HF_AUTH_ADVICE,
+    ) -> None:  # fmt: skip
+        self.ask, self.where, self.auth_advice = ask, where, auth_advice
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
         self.usage = Usage()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,14 +163,43 @@ class Dispatcher:
 
     def run(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None) -> list[Any]:
         """The answers to ``items`` in order (by ``ask``, default the dispatcher's); EndpointFailed when it must stop."""
+        answers: list[Any] = [None] * len(items)
+        for group in self.stream(items, ask):
+            for index, answer in group:
+                answers[index] = answer
+        return answers
+
+    def stream(
+        self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None
+    ) -> Iterator[list[tuple[int, Any]]]:
+        """The answers to ``items`` as they arrive: groups of ``(index, answer)``; EndpointFailed when it must stop.
+
+        A first Ctrl-C while the call runs (in the main thread) sends no new request and still hands over the
+        answers of those in flight, then raises ``KeyboardInterrupt``; a second one raises it at once.
+        """
         if not items:
-            return []
-        future = asyncio.run_coroutine_threadsafe(self._run_all(list(items), ask or self.ask), self._ensure_loop())
+            return
+        call, loop = _Call(), self._ensure_loop()
+        future = asyncio.run_coroutine_threadsafe(self._run_all(list(items), ask or self.ask, call), loop)
+        future.add_done_callback(lambda _: call.arrivals.put(_DONE))
         try:
-            return future.result()
-        except KeyboardInterrupt:
-            future.cancel()
-            raise
+            with _first_interrupt_stops(lambda: loop.call_soon_threadsafe(call.halt)) as interrupted:
+                finished = False
+                while not finished:
+                    group = [call.arrivals.get()]
+                    while not call.arrivals.empty():
+                        group.append(call.arrivals.get())
+                    finished = group[-1] is _DONE
+                    if finished:
+                        group.pop()
+                    if group:
+                        yield group
+                future.result()  # EndpointFailed when a request stopped the call
+            if interrupted:
+                raise KeyboardInterrupt
+        finally:
+            if not future.done():  # the caller stopped reading, or a second Ctrl-C: abandon what is in flight
+                future.cancel()
 
     def call(self, coroutine: Awaitable[Any]) -> Any:
         """Run one coroutine on the dispatcher's loop (e.g. closing the client) and return its result."""
@@ -153,36 +220,44 @@ class Dispatcher:
             self._thread.start()
         return self._loop
 
-    async def _run_all(self, items: list[Any], ask: Callable[[Any], Awaitable[Any]]) -> list[Any]:
-        answers: list[Any] = [None] * len(items)
-        done = [False] * len(items)
+    async def _run_all(self, items: list[Any], ask: Callable[[Any], Awaitable[Any]], call: _Call) -> None:
+        call.halted = asyncio.Event()
+        if call.stopping:
+            call.halted.set()
         slots = asyncio.Semaphore(self.concurrency)  # FIFO: requests leave in input order
+        stops: list[_Stop] = []
 
         async def one(index: int) -> None:
             async with slots:
-                answers[index] = await self._attempts(items[index], ask)
-                done[index] = True
+                try:
+                    answer = await self._attempts(items[index], ask, call)
+                except _Halted:
+                    return
+                except _Stop as stop:
+                    stops.append(stop)
+                    call.halt()  # the requests in flight are still answered and handed over
+                    return
+            call.arrivals.put((index, answer))
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(len(items))]
         try:
             await asyncio.gather(*tasks)
-        except _Stop as stop:
-            await _cancel(tasks)
-            answered = next((i for i, ok in enumerate(done) if not ok), len(items))
-            raise EndpointFailed(str(stop), answered=answers[:answered]) from None
         except BaseException:
             await _cancel(tasks)
             raise
-        return answers
+        if stops:
+            raise EndpointFailed(str(stops[0]))
 
-    async def _attempts(self, item: Any, ask: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def _attempts(self, item: Any, ask: Callable[[Any], Awaitable[Any]], call: _Call) -> Any:
         retries = 0
         while True:
-            await self._respect_pause()
+            await self._respect_pause(call)
+            if call.stopping:
+                raise _Halted
             try:
-                answer = await ask(item)
+                answer = await asyncio.wait_for(ask(item), self.timeout)  # a deadline for the whole answer
             except Exception as err:  # noqa: BLE001 - classify() re-raises what it does not know
-                failure = classify(err, self.timeout)
+                failure = classify(err, self.timeout, self.auth_advice)
             else:
                 self.usage.add(requests=1)
                 return answer
@@ -193,18 +268,45 @@ class Dispatcher:
                 raise _Stop(f"{self.where} kept failing ({failure.reason}) after {retries} retr{plural}")
             if failure.wait is not None and failure.wait > MAX_RETRY_AFTER_S:
                 raise _Stop(f"{self.where} asks to retry after {failure.wait:.0f} s ({failure.reason}); try later")
+            if call.stopping:
+                raise _Halted
             retries += 1
             self.usage.add(retries=1)
             wait = failure.wait if failure.wait is not None else min(BACKOFF_BASE_S * 2 ** (retries - 1), BACKOFF_CAP_S)
             if failure.wait is not None:
                 self._paused_until = max(self._paused_until, time.monotonic() + wait)
             logger.info("%s: %s; retry %d/%d in %.1f s", self.where, failure.reason, retries, self.max_retries, wait)
-            await asyncio.sleep(wait)
+            await call.sleep(wait)
 
-    async def _respect_pause(self) -> None:
+    async def _respect_pause(self, call: _Call) -> None:
         delay = self._paused_until - time.monotonic()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await call.sleep(delay)
+
+
+@contextmanager
+def _first_interrupt_stops(stop: Callable[[], None]) -> Iterator[list[bool]]:
+    """While in the block, a first SIGINT calls ``stop`` (and is noted in the yielded flag) instead of raising
+    ``KeyboardInterrupt``; a second raises it. Only in the main thread, over Python's default handler."""
+    interrupted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # fmt: skip
+        yield interrupted
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        logger.warning("interrupted: waiting for the requests in flight to be answered and kept (Ctrl-C again to "
+                       "stop at once)")  # fmt: skip
+        stop()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 async def _cancel(tasks: list[asyncio.Future]) -> None:

@@ -2,24 +2,47 @@
 
 ``--endpoint URL`` calls a server directly: a TGI, vLLM or TEI server, an Inference Endpoint, or any
 OpenAI-compatible base URL (ending in ``/v1``). ``--provider NAME`` routes through Hugging Face Inference
-Providers. The token is whatever ``huggingface_hub`` finds (``HF_TOKEN`` or ``hf auth login``); fade-hub
-never passes, logs or records it, and records an endpoint only as ``scheme://host/path`` (no user info,
-no query string), since either may carry a secret.
+Providers. Which credential goes where:
+
+* ``--endpoint-token`` (or ``FADE_HUB_ENDPOINT_TOKEN``) goes to the ``--endpoint`` host, and only there;
+* the Hugging Face token (``HF_TOKEN`` or ``hf auth login``) goes to Hugging Face hosts only: an
+  ``--endpoint`` on the Hub's host (``HF_ENDPOINT``), an Inference Endpoint (``*.endpoints.huggingface.cloud``)
+  or the providers' router (``router.huggingface.co``), and with ``--provider`` (``huggingface_hub`` routes it);
+* any other endpoint gets no token (user info in its URL is its own Basic credential), and no credential at
+  all goes over plain http to a host other than this machine.
+
+fade-hub never logs or records a credential, and records an endpoint only as ``scheme://host/path`` (no user
+info, no query string), since either may carry a secret.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import os
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fade_hub.choices import GENERATION_ROUTES
 from fade_hub.errors import BadConfig
+from fade_hub.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
 INFO_TIMEOUT_S = 10.0
+INFO_MAX_BYTES = 1_000_000
+ENDPOINT_TOKEN_ENV = "FADE_HUB_ENDPOINT_TOKEN"
+HF_SERVICE_HOSTS = ("router.huggingface.co",)  # besides the Hub's own host and Inference Endpoints
+HF_ENDPOINT_SUFFIX = ".endpoints.huggingface.cloud"
+SHOWN_CHARS = 200  # of a server's answer, in an error line
+HF_AUTH_ADVICE = "set HF_TOKEN or run `hf auth login`"
+ENDPOINT_AUTH_ADVICE = (f"pass --endpoint-token TOKEN (or set {ENDPOINT_TOKEN_ENV}); HF_TOKEN goes to Hugging Face "
+                        "hosts only")  # fmt: skip
+_RESPONSE: ContextVar[Any] = ContextVar("fade_hub_endpoint_response", default=None)  # the request's, per asyncio task
 
 
 @dataclass
@@ -33,21 +56,44 @@ class RemoteConfig:
     timeout: float = 120.0
     labels: list[str] = field(default_factory=list)
     generation_route: str = "auto"
+    token: str | None = field(default=None, repr=False)  # --endpoint-token, else FADE_HUB_ENDPOINT_TOKEN
 
     def __post_init__(self) -> None:
         if bool(self.endpoint) == bool(self.provider):
             raise BadConfig("a remote model needs exactly one of --endpoint URL or --provider NAME")
-        if self.endpoint and urlsplit(self.endpoint).scheme not in ("http", "https"):
-            raise BadConfig(f"--endpoint {redact_url(self.endpoint)!r} is not an http(s) URL")
+        if self.endpoint:
+            check_url(self.endpoint)
         if self.concurrency < 1 or self.max_retries < 0 or not self.timeout > 0:
             raise BadConfig("--concurrency must be >= 1, --max-retries >= 0 and --request-timeout > 0")
         if self.generation_route not in GENERATION_ROUTES:
             raise BadConfig(f"--generation-route must be one of {', '.join(GENERATION_ROUTES)}")
+        self.token = self.token or os.environ.get(ENDPOINT_TOKEN_ENV) or None
+        if self.endpoint:
+            check_plain_http(self.endpoint, self.credential is not None)
 
     @property
     def where(self) -> str:
         """The endpoint (redacted) or the provider, for messages and metadata."""
         return redact_url(self.endpoint) if self.endpoint else f"provider {self.provider}"
+
+    @property
+    def credential(self) -> str | None:
+        """The bearer token the endpoint gets: ``token``, else the Hugging Face token for a Hugging Face host, else
+        none (a provider's requests carry what ``huggingface_hub`` gives them)."""
+        if self.token or not self.endpoint:
+            return self.token
+        if is_hugging_face_url(self.endpoint):
+            from huggingface_hub import get_token
+
+            return get_token()
+        return None
+
+    @property
+    def auth_advice(self) -> str:
+        """What to do when the server refuses the credential."""
+        if self.endpoint and not is_hugging_face_url(self.endpoint):
+            return ENDPOINT_AUTH_ADVICE
+        return HF_AUTH_ADVICE
 
     def uses_chat(self) -> bool:
         """Whether text generation goes through ``chat_completion`` (messages) rather than ``text_generation``."""
@@ -56,14 +102,53 @@ class RemoteConfig:
         return self.provider is not None or is_openai_base(self.endpoint or "")
 
 
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]/path`` of a URL: user info, query string and fragment dropped (they may hold secrets)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+def is_hugging_face_url(url: str) -> bool:
+    """Whether a URL is a Hugging Face service, the only hosts the Hugging Face token goes to: the Hub's host
+    (``HF_ENDPOINT``), an Inference Endpoint or the providers' router (those two over https)."""
+    from huggingface_hub import constants
+
+    parts, hub = urlsplit(url), urlsplit(constants.ENDPOINT)
+    if (parts.scheme, parts.hostname, parts.port) == (hub.scheme, hub.hostname, hub.port):
+        return True
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (host in HF_SERVICE_HOSTS or host.endswith(HF_ENDPOINT_SUFFIX))
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a host name or address is this machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(endpoint: str) -> None:
+    """BadConfig when ``--endpoint`` is not an http(s) URL with a host and a valid port (checked before any request)."""
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as err:
+        raise BadConfig(f"--endpoint is not a URL fade-hub can call ({err}); give scheme://host[:port]/path") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadConfig(f"--endpoint {redact_url(endpoint)!r} is not an http(s) URL")
+    if not parts.hostname:
+        raise BadConfig("--endpoint names no host; give scheme://host[:port]/path")
+
+
+def check_plain_http(endpoint: str, with_token: bool) -> None:
+    """BadConfig when a credential (a token, or user info in the URL) would go over plain http to another machine."""
+    parts = urlsplit(endpoint)
+    carried = "a token" if with_token else "the user info in its URL" if parts.username or parts.password else None
+    if parts.scheme == "http" and carried and not is_loopback(parts.hostname):
+        raise BadConfig(
+            f"--endpoint {redact_url(endpoint)} is plain http to another machine, and fade-hub sends no credential "
+            f"over it ({carried} would be readable on the way): use https, or drop --endpoint-token / "
+            f"{ENDPOINT_TOKEN_ENV} and the URL's user info if the server needs none"
+        )
 
 
 def endpoint_route(url: str, route: str) -> str:
@@ -77,13 +162,34 @@ def is_openai_base(url: str) -> bool:
     return urlsplit(url).path.rstrip("/").endswith("/v1")
 
 
-def make_client(model_id: str, remote: RemoteConfig) -> Any:
-    """The ``AsyncInferenceClient`` of a remote target: bound to the endpoint URL, or to the model and provider."""
-    from huggingface_hub import AsyncInferenceClient
+def keep_response(response: Any) -> None:
+    """Keep the response to this asyncio task's request (the client's response hook)."""
+    _RESPONSE.set(response)
 
-    if remote.endpoint:
-        return AsyncInferenceClient(base_url=remote.endpoint, timeout=remote.timeout)
-    return AsyncInferenceClient(model=model_id, provider=remote.provider, timeout=remote.timeout)
+
+def clear_response() -> None:
+    """Forget the response kept for this asyncio task (call before a request)."""
+    _RESPONSE.set(None)
+
+
+def last_response() -> Any:
+    """The response to this asyncio task's last request (after ``clear_response``), or None."""
+    return _RESPONSE.get()
+
+
+def describe_response(response: Any) -> str:
+    """What a server sent, in one line: status, content type, size and the first characters of the body."""
+    body = response.content if response.is_stream_consumed else b""
+    text = body[: SHOWN_CHARS * 4].decode("utf-8", errors="replace")  # a character takes at most 4 bytes
+    shown = text[:SHOWN_CHARS]
+    more = "..." if len(shown) < len(text) or len(body) > SHOWN_CHARS * 4 else ""
+    content_type = response.headers.get("content-type") or "no content type"
+    return f"HTTP {response.status_code}, {content_type}, {len(body)} bytes: {shown!r}{more}"
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters (saying how long it was) for an error line."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def check_provider(provider: str, hf_task: str, model_id: str) -> None:
@@ -98,29 +204,39 @@ def check_provider(provider: str, hf_task: str, model_id: str) -> None:
         raise BadConfig(f"--provider {provider}: {str(err).splitlines()[0]}") from None
 
 
-def _get_json(url: str) -> Any:
-    """GET a JSON document with the user's Hugging Face headers (None on any failure: these probes are optional)."""
+def _get_json(url: str, credential: str | None) -> Any:
+    """GET a small JSON document within ``INFO_TIMEOUT_S`` (body included), sending ``credential`` only (None on any
+    failure: these probes are optional)."""
     from huggingface_hub.utils import build_hf_headers, get_session
 
+    deadline = time.monotonic() + INFO_TIMEOUT_S
+    headers = build_hf_headers(token=credential or False)
     try:
-        response = get_session().get(url, headers=build_hf_headers(), timeout=INFO_TIMEOUT_S)
-        return response.json() if response.status_code == 200 else None
+        with get_session().stream("GET", url, headers=headers, timeout=INFO_TIMEOUT_S) as response:
+            if response.status_code != 200:
+                return None
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if time.monotonic() > deadline or len(body) > INFO_MAX_BYTES:
+                    raise TimeoutError("too slow or too large")
+        return json.loads(body)
     except Exception as err:  # noqa: BLE001 - servers without these routes are normal
         logger.debug("no server info at %s (%s)", redact_url(url), type(err).__name__)
         return None
 
 
-def served_model_info(endpoint: str) -> dict[str, Any]:
+def served_model_info(endpoint: str, credential: str | None = None) -> dict[str, Any]:
     """What the server says it serves: model id, revision (commit sha), server kind and version, classifier labels.
 
     TGI and TEI answer ``GET /info``; OpenAI-compatible servers (vLLM, TGI's ``/v1``) list ``GET /v1/models``.
     """
     info: dict[str, Any] = {}
     if is_openai_base(endpoint):
-        listing = _get_json(endpoint_route(endpoint, "/models"))
+        listing = _get_json(endpoint_route(endpoint, "/models"), credential)
         ids = [str(m.get("id")) for m in (listing or {}).get("data", []) if isinstance(m, dict) and m.get("id")]
         return {"model_ids": ids, "server": "openai-compatible"} if ids else {}
-    found = _get_json(endpoint_route(endpoint, "/info"))
+    found = _get_json(endpoint_route(endpoint, "/info"), credential)
     if isinstance(found, dict) and found.get("model_id"):
         info = {"model_id": str(found["model_id"]), "server": "tei" if "model_type" in found else "tgi"}
         if found.get("model_sha"):

@@ -4,20 +4,31 @@
 metadata (``pipeline_tag`` or ``config.json``) when the Hub answers. The served model's revision comes
 from the server when it reports one (TGI and TEI ``/info``), so that the run records what really answered.
 Each task has one remote class (``TaskSpec.remote_target``); they share ``RemoteTarget``, which sends each
-input as one request through a ``Dispatcher`` (concurrency, retries, usage counts).
+input as one request through a ``Dispatcher`` (concurrency, retries, usage counts) and hands each answer over
+as it arrives (``predict_stream``). An answer that cannot be read as the task's (not JSON, the wrong shape, a
+score that is not a number, ...) stops the run with one line saying what the server sent.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from fade_hub.errors import HubUnreachable, ModelNotFound, UnsupportedTask
+from fade_hub.errors import EndpointFailed, FadeHubError, HubUnreachable, ModelNotFound, UnsupportedTask
 from fade_hub.targets.base import Prediction, Target, TargetConfig, pick_device
 from fade_hub.targets.batching import PROVISIONAL_BATCH_SIZE
 from fade_hub.targets.detect import detect_source_task
 from fade_hub.targets.dispatch import Dispatcher, Usage
-from fade_hub.targets.endpoint import RemoteConfig, check_provider, make_client, redact_url, served_model_info
+from fade_hub.targets.endpoint import (
+    RemoteConfig,
+    check_provider,
+    clear_response,
+    describe_response,
+    last_response,
+    redact_url,
+    served_model_info,
+)
 from fade_hub.targets.source import ModelSource, resolve_source
 from fade_hub.tasks import TASKS, get_task
 
@@ -70,19 +81,43 @@ class RemoteTarget(Target):
         self.lineage = None  # a served model is never a local adapter
         if remote.provider:
             check_provider(remote.provider, self.hf_task, model_id)
+        from fade_hub.targets.client import make_client  # huggingface_hub.inference only for remote models
+
         self.client = make_client(model_id, remote)
         self.dispatcher = Dispatcher(
-            self._ask, where=remote.where, concurrency=remote.concurrency, max_retries=remote.max_retries,
-            timeout=remote.timeout,
+            lambda item: self._read(self._ask(item)), where=remote.where, concurrency=remote.concurrency,
+            max_retries=remote.max_retries, timeout=remote.timeout, auth_advice=remote.auth_advice,
         )  # fmt: skip
 
     def predict(self, inputs: list) -> list[Prediction]:
-        """One request per input, ``concurrency`` in flight; EndpointFailed carries the leading answers on a stop."""
+        """One request per input, ``concurrency`` in flight, answers in input order; EndpointFailed on a stop."""
         return self.dispatcher.run(list(inputs))
+
+    def predict_stream(self, inputs: Sequence) -> Iterator[list[tuple[int, Prediction]]]:
+        """``predict``'s answers as they arrive: groups of ``(index, prediction)``; EndpointFailed on a stop."""
+        return self.dispatcher.stream(list(inputs))
 
     async def _ask(self, item: Any) -> Prediction:
         """Ask the endpoint about one input (the task method of ``self.client``)."""
         raise NotImplementedError
+
+    async def _read(self, answer: Awaitable[Any]) -> Any:
+        """Await one request's answer; when the server answered (2xx) but the answer cannot be read, EndpointFailed
+        saying in one line what it sent."""
+        clear_response()
+        try:
+            return await answer
+        except FadeHubError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever reading a successful response raised
+            response = last_response()
+            if response is None or not response.is_success:
+                raise
+            reason = str(err).splitlines()[0][:80] if str(err) and not isinstance(err, RecursionError) else ""
+            raise EndpointFailed(
+                f"{self.remote.where} sent an answer that is not a {self.task} answer ({type(err).__name__}"
+                f"{': ' + reason if reason else ''}): {describe_response(response)}"
+            ) from None
 
     def take_usage(self) -> dict[str, int]:
         """Requests answered, retries, tokens and images reported since the last call (the counters restart)."""
@@ -151,7 +186,7 @@ def load_remote_target(
     config = TargetConfig(device=device, batch_size=batch_size, generation_kwargs=dict(generation_kwargs or {}), seed=seed)
     hub = hub_metadata(model_id, revision)
     spec = get_task(task or remote_task(model_id, remote, hub))
-    served = served_model_info(remote.endpoint) if remote.endpoint else {}
+    served = served_model_info(remote.endpoint, remote.credential) if remote.endpoint else {}
     target = spec.remote_target_class()(model_id, remote, config, hub=hub, served=served)
     logger.info("remote %s target %s at %s (revision %s)", spec.name, model_id, remote.where, target.commit_sha)
     return target

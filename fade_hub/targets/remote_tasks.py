@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from typing import Any
 
 from PIL import Image
@@ -18,6 +19,7 @@ from PIL import Image
 from fade_hub.errors import EndpointFailed
 from fade_hub.targets.base import Prediction
 from fade_hub.targets.chat import prompt_messages
+from fade_hub.targets.endpoint import clip
 from fade_hub.targets.remote import RemoteTarget
 from fade_hub.targets.text_generation import generation_settings
 from fade_hub.targets.text_to_image import PIPELINE_DEFAULTS, prompt_seed
@@ -60,15 +62,18 @@ class RemoteClassifier(RemoteTarget):
         return dict(self.served.get("id2label") or {})
 
     def _probed_labels(self) -> dict[int, str]:
-        answer = self.dispatcher.run([self.probe_input], ask=lambda item: self._classify(item, LABEL_PROBE_TOP_K))[0]
-        names = sorted({str(element.label) for element in _elements(answer)})
+        probe = self.dispatcher.run([self.probe_input], ask=lambda item: self._read(self._probe(item)))[0]
+        names = sorted({str(element.label) for element in probe})
         if not names:
             raise EndpointFailed(f"{self.remote.where} answered no class for a probe input; pass --labels")
         logger.warning(
             "class names of %s taken from the endpoint's answer, ids in alphabetical order: %s; pass --labels in the "
-            "model's id order if the seeds are labelled by class id", self.model_id, ", ".join(names),
+            "model's id order if the seeds are labelled by class id", self.model_id, ", ".join(map(clip, names)),
         )  # fmt: skip
         return dict(enumerate(names))
+
+    async def _probe(self, item: Any) -> list[Any]:
+        return _elements(await self._classify(item, LABEL_PROBE_TOP_K))
 
     def _prediction(self, answer: Any) -> Prediction:
         elements = _elements(answer)
@@ -77,9 +82,12 @@ class RemoteClassifier(RemoteTarget):
         scores = {str(element.label): float(element.score) for element in elements}
         name = max(scores, key=scores.get)
         if name not in self.label2id:
+            known = ", ".join(clip(label) for label in list(self.label2id)[:8])
+            advice = ("give --labels the names the server answers with, in id order" if self.remote.labels else
+                      "pass --labels with every class name in id order")  # fmt: skip
+            source = "--labels" if self.remote.labels else "the model's classes"
             raise EndpointFailed(
-                f"{self.remote.where} answered class {name!r}, which is not one of the model's classes "
-                f"({', '.join(list(self.label2id)[:8])}); pass --labels with every class name in id order"
+                f"{self.remote.where} answered class {clip(name)!r}, which is not one of {source} ({known}); {advice}"
             )
         ordered = [scores.get(self.id2label[i]) for i in sorted(self.id2label)]
         probs = ordered if all(p is not None for p in ordered) else None
@@ -87,10 +95,23 @@ class RemoteClassifier(RemoteTarget):
 
 
 def _elements(answer: Any) -> list[Any]:
-    """Classification answers as a flat list (servers send ``[...]`` or ``[[...]]``; one element comes bare)."""
-    if not isinstance(answer, list):
-        return [answer]
-    return [e for item in answer for e in (item if isinstance(item, list) else [item])]
+    """Classification answers as a flat list (servers send ``[...]`` or ``[[...]]``; one element comes bare), each
+    checked to have a class name and a finite score (ValueError otherwise)."""
+    elements = [answer] if not isinstance(answer, list) else \
+        [e for item in answer for e in (item if isinstance(item, list) else [item])]  # fmt: skip
+    for element in elements:
+        label, score = getattr(element, "label", None), getattr(element, "score", None)
+        if not isinstance(label, str) or isinstance(score, bool) or not isinstance(score, int | float) or \
+                not math.isfinite(score):  # fmt: skip
+            raise ValueError("a class needs a name and a finite score")
+    return elements
+
+
+def _text(value: Any) -> str:
+    """A generated text as the server sent it; ValueError when it is not a string."""
+    if not isinstance(value, str):
+        raise ValueError(f"the generated text is a {type(value).__name__}, not a string")
+    return value
 
 
 class RemoteImageClassifier(RemoteClassifier):
@@ -168,7 +189,7 @@ class RemoteTextGenerator(RemoteGenerator):
             )  # fmt: skip
             if out.usage is not None:
                 self.dispatcher.usage.add(prompt_tokens=out.usage.prompt_tokens, completion_tokens=out.usage.completion_tokens)
-            return Prediction(text=out.choices[0].message.content or "")
+            return Prediction(text=_text(out.choices[0].message.content or ""))
         out = await self.client.text_generation(
             str(prompt), max_new_tokens=settings.get("max_new_tokens"), do_sample=sample, details=True,
             return_full_text=False, seed=self.config.seed,
@@ -177,7 +198,7 @@ class RemoteTextGenerator(RemoteGenerator):
             return Prediction(text=out)
         if out.details is not None:
             self.dispatcher.usage.add(completion_tokens=out.details.generated_tokens)
-        return Prediction(text=out.generated_text)
+        return Prediction(text=_text(out.generated_text))
 
     def describe(self) -> dict[str, Any]:
         """Base description plus the route and the generation settings."""
@@ -193,7 +214,7 @@ class RemoteSummarizer(RemoteGenerator):
 
     async def _ask(self, document: str) -> Prediction:
         out = await self.client.summarization(str(document), generate_parameters=dict(self.generation_kwargs))
-        return Prediction(text=(out.summary_text or "").strip())
+        return Prediction(text=_text(out.summary_text or "").strip())
 
 
 class RemoteTextToImage(RemoteGenerator):

@@ -2,8 +2,9 @@
 
 Keep-alive connections, ``Content-Length`` or chunked request bodies, one handler coroutine for every
 request. ``Faults`` make POST requests misbehave by their arrival number (1, 2, ...): rate limits (429),
-unavailability (503 with ``Retry-After``), slow answers, dropped connections, or failing for good from
-some request on. ``stats`` counts requests, answers, faults and the most requests in flight at once.
+unavailability (503 with ``Retry-After``), slow answers, dropped connections, a body sent one byte at a time,
+or failing for good from some request on. ``stats`` counts requests, answers, faults and the most requests in
+flight at once, and keeps the headers of every request.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""  # the URL's query string, without the ``?``
 
     def json(self) -> Any:
         """The body as JSON."""
@@ -42,6 +44,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    trickle_s: float = 0.0  # > 0: the head at once, then the body one byte every this many seconds
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **headers: str) -> Response:
@@ -87,6 +90,7 @@ class Stats:
     faults: Counter = field(default_factory=Counter)
     bodies: list[Any] = field(default_factory=list)  # JSON bodies of the answered POST requests, in order
     authorized: int = 0  # POST requests that carried an Authorization header
+    headers: list[dict[str, str]] = field(default_factory=list)  # the headers of every request (GET too), in order
 
 
 class HTTPServerThread:
@@ -151,7 +155,10 @@ class HTTPServerThread:
                 if response is None:  # a dropped connection
                     writer.transport.abort()
                     return
-                writer.write(_encode(response))
+                if response.trickle_s > 0:
+                    await _trickle(writer, response)
+                else:
+                    writer.write(_encode(response))
                 await writer.drain()
                 if request.headers.get("connection", "").lower() == "close":
                     break
@@ -163,6 +170,7 @@ class HTTPServerThread:
             writer.close()
 
     async def _respond(self, request: Request) -> Response | None:
+        self.stats.headers.append(dict(request.headers))
         if request.method != "POST":
             return await self.handler(request)
         stats = self.stats
@@ -215,7 +223,20 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
         await reader.readline()
     else:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return Request(method, target.split("?", 1)[0], headers, body)
+    path, _, query = target.partition("?")
+    return Request(method, path, headers, body, query)
+
+
+async def _trickle(writer: asyncio.StreamWriter, response: Response) -> None:
+    """Send the head at once, then the body byte by byte (a server that keeps a client waiting)."""
+    encoded = _encode(response)
+    head = len(encoded) - len(response.body)
+    writer.write(encoded[:head])
+    await writer.drain()
+    for index in range(head, len(encoded)):
+        await asyncio.sleep(response.trickle_s)
+        writer.write(encoded[index : index + 1])
+        await writer.drain()
 
 
 def _encode(response: Response) -> bytes:

@@ -4,7 +4,8 @@
 Endpoints toolkit do: ``POST /`` with ``{"inputs", "parameters"}`` (raw image bytes too) for every task,
 ``POST /v1/chat/completions`` (OpenAI-compatible; the chat template of the served tokenizer is applied to
 the messages received), ``GET /info`` (model id and sha, like TGI), ``GET /v1/models`` and ``GET /health``.
-``FixedBackend`` sleeps and answers a fixed payload, so that a benchmark measures the client, not a model.
+``FixedBackend`` sleeps and answers a fixed payload, so that a benchmark measures the client, not a model;
+``ScriptedBackend`` answers the fixed payload or, as the URL's query asks, one a client cannot read.
 
     python -m fade_hub.testing.inference_server --fixed text-classification --delay 0.05
     python -m fade_hub.testing.inference_server --task text-classification --model-dir DIR --model-id ID
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import io
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +50,41 @@ class FixedBackend:
             return _get_route(request, self.model_id, None)
         await asyncio.sleep(self.delay_s)
         return Response(200, self.body)
+
+
+class ScriptedBackend:
+    """Answers each POST as its URL's ``?answer=`` query asks (see ``scripted_answer``): the task's fixed payload
+    (``ok``, the default) or one a client cannot read, a body sent one byte per second, a refused credential. A
+    run records no query string, so one recorded endpoint can be made to answer either way."""
+
+    def __init__(self, task: str, model_id: str = "fixed/model") -> None:
+        self.ok = Response.json(FIXED_PAYLOADS[task])
+        self.model_id = model_id
+
+    async def __call__(self, request: Request) -> Response:
+        """Serve one request."""
+        if request.method == "GET":
+            return _get_route(request, self.model_id, None)
+        answer = dict(part.partition("=")[::2] for part in request.query.split("&") if part).get("answer", "ok")
+        return scripted_answer(answer) or self.ok
+
+
+def scripted_answer(name: str) -> Response | None:
+    """The scripted answer ``name`` (None for ``ok`` or an unknown name: the fixed payload)."""
+    classes = [[{"label": "POSITIVE", "score": 0.5}, {"label": "NEGATIVE", "score": 0.5}]]
+    answers = {
+        "nan": lambda: Response(200, b'[[{"label": "POSITIVE", "score": NaN}, {"label": "NEGATIVE", "score": 0.5}]]'),
+        "html": lambda: Response(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+        "empty": lambda: Response(200, b""),
+        "null": lambda: Response(200, b"null"),
+        "huge-label": lambda: Response.json([[{"label": "X" * 10_000_000, "score": 0.9}]]),
+        "other-label": lambda: Response.json([[{"label": "joy", "score": 0.9}, {"label": "anger", "score": 0.1}]]),
+        "object": lambda: Response.json([{"generated_text": {"text": "not a string"}}]),
+        "trickle": lambda: Response(200, json.dumps(classes * 100).encode(), trickle_s=1.0),
+        "refuse": lambda: Response.json({"error": "Authorization header is correct, but the token seems invalid"},
+                                        status=401),  # fmt: skip
+    }
+    return answers[name]() if name in answers else None
 
 
 def _get_route(request: Request, model_id: str, revision: str | None, labels: dict[int, str] | None = None) -> Response:
