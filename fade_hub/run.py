@@ -1,7 +1,7 @@
 """Read a finished run: from its local directory or the dataset repo it was pushed to.
 
 ``Run.open(spec)`` gives the run's metadata, concept space, landscape, failures and queries, and
-resolves feedback targets by one rule (``canonical_target``): a failure mode is named by its cell's
+resolves feedback targets by one rule (``canonical_target``): a region by its ``region_id``, a failure mode by its cell's
 ``action_id`` (``"42"``), a failing example by its query id (``"q123"``). Surrounding whitespace and
 leading zeros are accepted and dropped (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``); anything but
 ASCII digits is refused, full-width digits included. The feedback app, ``report`` and ``mitigate`` all
@@ -28,22 +28,28 @@ from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, REGIO
 
 _MODE_TARGET = re.compile(r"[0-9]+", re.ASCII)
 _EXAMPLE_TARGET = re.compile(r"q([0-9]+)", re.ASCII)
+# a region id (fade_hub.regions): factor=level[,level...] joined by &, or "all"; no whitespace around the parts
+_REGION_TARGET = re.compile(r"all|[^&=,\s][^&=]*=[^&=]+(&[^&=,\s][^&=]*=[^&=]+)*")
 MAX_TARGET_DIGITS = 18  # ids are 64-bit integers; longer digit strings are no id (and int() refuses > 4300 digits)
-TARGET_TYPES = ("mode", "example")
+MAX_REGION_ID = 2000  # characters of a region id
+TARGET_TYPES = ("mode", "example", "region")
 
 
 class BadTarget(ValueError):
-    """A feedback target that names neither a failure mode nor an example."""
+    """A feedback target that names neither a failure mode, nor an example, nor a region."""
 
 
 def canonical_target(target: Any) -> str:
-    """The canonical spelling of a feedback target (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``)."""
+    """The canonical spelling of a feedback target (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``; a region id as
+    the run's ``regions`` table spells it, surrounding whitespace dropped)."""
     text = str(target).strip()
     shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
     match = _MODE_TARGET.fullmatch(text) or _EXAMPLE_TARGET.fullmatch(text)
+    if match is None and len(text) <= MAX_REGION_ID and _REGION_TARGET.fullmatch(text):
+        return text
     if match is None:
-        raise BadTarget(f"target {shown} is neither a failure mode's action id (ASCII digits, e.g. '42') nor an "
-                        "example id (e.g. 'q123')")
+        raise BadTarget(f"target {shown} is neither a failure mode's action id (ASCII digits, e.g. '42'), nor an "
+                        "example id (e.g. 'q123'), nor a region id (e.g. 'rotation=-30,30&brightness=0.2')")
     number = match.group(match.re.groups).lstrip("0") or "0"
     if len(number) > MAX_TARGET_DIGITS:
         raise BadTarget(f"target {shown} is a longer number than any action id or query id can be "
@@ -52,8 +58,12 @@ def canonical_target(target: Any) -> str:
 
 
 def target_type(target: str) -> str:
-    """``mode`` for a cell id such as ``"42"``, ``example`` for a query id such as ``"q123"``."""
-    return "example" if canonical_target(target).startswith("q") else "mode"
+    """``mode`` for a cell id such as ``"42"``, ``example`` for a query id such as ``"q123"``, ``region`` for a
+    region id such as ``"brightness=0.2"``."""
+    text = canonical_target(target)
+    if _MODE_TARGET.fullmatch(text):
+        return "mode"
+    return "example" if _EXAMPLE_TARGET.fullmatch(text) else "region"
 
 
 def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
@@ -255,10 +265,19 @@ class Run:
             image=image.get("bytes") if isinstance(image, dict) else None,
         )
 
-    def resolve(self, target: Any) -> Cell | Example | None:
-        """The failure mode or failing example a feedback target names, or None when the run has no such one."""
+    def region(self, region_id: str) -> pd.Series | None:
+        """The ``regions`` row of a region id, or None when the run has no such region."""
+        rows = self.regions[self.regions["region_id"] == str(region_id).strip()]
+        return rows.iloc[0] if len(rows) else None
+
+    def resolve(self, target: Any) -> Cell | Example | pd.Series | None:
+        """The failure mode, failing example or region (its ``regions`` row) a feedback target names, or None when
+        the run has no such one."""
+        kind = target_type(target)
         target = canonical_target(target)
-        if target.startswith("q"):
+        if kind == "region":
+            return self.region(target)
+        if kind == "example":
             return self.example(int(target[1:]))
         action_id = int(target)
         if action_id not in set(self.modes["action_id"].astype(int)):

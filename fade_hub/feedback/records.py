@@ -5,8 +5,10 @@ A *feedback record* is one JSON object per line::
     {"feedback_id": "3f0c...", "run_id": "c5b488fedaf3", "target": "42", "target_type": "mode",
      "verdict": "fix", "correction": "", "note": "", "user": "alice", "timestamp": "2026-01-01T12:00:00.000000Z"}
 
-``target`` is a failure mode's ``action_id`` (``"42"``, ``target_type="mode"``) or a failing query's
-example id (``"q123"`` = query 123, ``target_type="example"``). ``verdict`` is ``fix`` (must be fixed),
+``target`` is a failure region's ``region_id`` (``"rotation=-30,30&brightness=0.2"``, ``target_type="region"``;
+a verdict on a region applies to its cells), a failure-mode cell's ``action_id`` (``"42"``, ``target_type="mode"``;
+inside a region it overrides the region's verdict for that cell) or a failing query's example id (``"q123"`` = query
+123, ``target_type="example"``). ``verdict`` is ``fix`` (must be fixed),
 ``acceptable`` (a failure we live with) or ``not_a_failure`` (the judge was wrong). ``correction`` is the
 right label, a preferred text, or ``accept`` / ``reject`` for a generated image; ``""`` when none.
 
@@ -89,8 +91,8 @@ by its feedback Space. One JSON line per submission, appended; never rewritten.
 |---|---|
 | `feedback_id` | unique id of the submission (uuid4 hex) |
 | `run_id` | the run whose failures were reviewed (empty for an exclusion: it covers every run) |
-| `target` | a failure mode's `action_id` (`"42"`), a failing query (`"q123"`), or the excluded user |
-| `target_type` | `mode`, `example`, or `user` for an exclusion |
+| `target` | a region's `region_id` (`"brightness=0.2"`), a cell's `action_id` (`"42"`), a failing query (`"q123"`), or the excluded user |
+| `target_type` | `region`, `mode`, `example`, or `user` for an exclusion |
 | `verdict` | `fix`, `acceptable` or `not_a_failure`; `withdrawn` takes back the user's verdict on the target; `exclude` / `include` (by the operator) leave a user's records out of `resolved()` or bring them back |
 | `correction` | the right label, a preferred text, or `accept` / `reject` for a generated image; may be empty |
 | `note` | free text; may be empty |
