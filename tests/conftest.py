@@ -105,6 +105,36 @@ def shape_seeds(session_dir) -> Path:
     return write_seed_folder(session_dir / "shape-seeds", per_class=2, seed=1)
 
 
+def mitigate_cli(*argv: str, hash_seed: str = "7") -> Path:
+    """Run ``fade-hub mitigate ARGV`` in a fresh process (another ``PYTHONHASHSEED``, an untouched global RNG);
+    return its ``--output`` folder."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "fade_hub.cli", "mitigate", *argv, "--no-progress"],
+                          capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Path(argv[list(argv).index("--output") + 1])
+
+
+def assert_same_weights(first: Path, second: Path, name: str = "adapter_model.safetensors") -> None:
+    """The two adapter folders hold the same weights file: every tensor bit for bit, and the same metadata (compared
+    as a mapping: safetensors writes its metadata keys in an order of its own)."""
+    from safetensors import safe_open
+
+    one, two = (Path(folder) / name for folder in (first, second))
+    with safe_open(one, "pt") as a, safe_open(two, "pt") as b:
+        assert a.metadata() == b.metadata(), (a.metadata(), b.metadata())
+        assert sorted(a.keys()) == sorted(b.keys())
+        gaps = {}
+        for key in a.keys():
+            x, y = a.get_tensor(key), b.get_tensor(key)
+            if x.dtype != y.dtype or x.shape != y.shape or not x.equal(y):
+                gaps[key] = float((x.double() - y.double()).abs().max()) if x.shape == y.shape else "shape"
+        assert not gaps, f"{one} and {two} differ: {sorted(gaps.items(), key=lambda item: str(item[1]))[-3:]}"
+
+
 def space_file(folder: Path, name: str, space: dict) -> Path:
     """A concept space written as ``folder/spaces/NAME.yaml`` (checked by loading it)."""
     from fade_hub.perturb import ConceptSpace

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import unique_repo
+from conftest import assert_same_weights, mitigate_cli, unique_repo
 
 from fade_hub.cli import main
 from fade_hub.explore import ExploreConfig
@@ -83,6 +83,16 @@ def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loo
     assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
     assert figures["feedback"]["corrections"] == 1 and figures["feedback"]["reviewers"] == 1
     assert figures["eval_seeds"]["count"] == 30 and figures["base_model"] == image_loop["model"]
+
+
+def test_the_same_seed_gives_the_same_classifier_adapter(image_loop, tmp_path):
+    """Issue 25, item 19: the fixture's mitigation again, in a fresh process with another hash seed."""
+    root = image_loop["root"]
+    again = mitigate_cli(image_loop["run_repo"], "--feedback", image_loop["feedback"], "--output", str(tmp_path / "a"),
+                         "--steps", "60", "--batch-size", "32", "--train-seeds", str(root / "train"),
+                         "--eval-seeds", str(root / "eval"))
+    assert_same_weights(image_loop["result"].path, again)
+    assert json.loads((again / "fade_eval.json").read_text())["targeted"] == image_loop["result"].figures["targeted"]
 
 
 def test_the_adapter_folder_is_a_model_repo_with_a_card(image_loop):
@@ -184,9 +194,9 @@ def text_loop(hub, session_dir, tmp_path_factory):
     model = train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
     space = root / "space.yaml"
     space.write_text(yaml.safe_dump(TEXT_SPACE))
-    run = explore(ExploreConfig(model=str(model), seeds=str(write_seeds(root / "seeds.jsonl", 24, seed=1)),
-                                space=str(space), algorithm="grid", output=str(root / "run"), show_progress=False,
-                                confirm_seeds=3))
+    seeds, train = write_seeds(root / "seeds.jsonl", 24, seed=1), write_seeds(root / "train.jsonl", 64, seed=2)
+    run = explore(ExploreConfig(model=str(model), seeds=str(seeds), space=str(space), algorithm="grid",
+                                output=str(root / "run"), show_progress=False, confirm_seeds=3))
     run_repo, feedback_repo = unique_repo("sentiment-failures", "local-user"), unique_repo("sent-fb", "local-user")
     push_run(run.path, run_repo)
     modes = [str(int(cell)) for cell in run.modes["action_id"]]
@@ -194,8 +204,8 @@ def text_loop(hub, session_dir, tmp_path_factory):
     # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
     result = mitigate(MitigateConfig(
         run=str(run.path), feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
-        learning_rate=3e-3, train_seeds=[str(write_seeds(root / "train.jsonl", 64, seed=2))],
-        eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3)), show_progress=False,
+        learning_rate=3e-3, train_seeds=[str(train)],
+        eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3, avoid=[seeds, train])), show_progress=False,
     ))
     return {"root": root, "model": model, "run": run, "modes": modes, "result": result}
 
@@ -220,6 +230,108 @@ def test_text_classifier_loop_fades_case_failures(text_loop):
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
     assert [model.config.id2label[i] for i in logits.argmax(-1).tolist()] == expected
     assert [answer["label"] for answer in pipeline("text-classification", model=str(adapter))(texts)] == expected
+
+
+def test_a_local_base_model_is_published_by_a_portable_name_only(text_loop):
+    """Issue 25, item 9: no absolute path of the local base in the card, fade_eval.json or the pushed adapter config;
+    stock peft still loads the local folder (above), and .local_paths.json keeps the path for this machine."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from fade_hub.mitigate import push_adapter
+
+    adapter, model = text_loop["result"].path, str(text_loop["model"])
+    figures = json.loads((adapter / "fade_eval.json").read_text())
+    assert figures["base_model"] == "../../models/sentiment-cased" == text_loop["result"].figures["base_model"]
+    assert json.loads((adapter / ".local_paths.json").read_text())["base_model"] == model
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == model  # peft loads it
+    repo = unique_repo("sentiment-faded", "local-user")
+    push_adapter(adapter, repo)
+    pushed = [hf_hub_download(repo, name) for name in HfApi().list_repo_files(repo) if name.endswith((".json", ".md"))]
+    assert len(pushed) >= 4 and ".local_paths.json" not in HfApi().list_repo_files(repo)
+    for path in [*pushed, adapter / "README.md", adapter / "fade_eval.json"]:
+        text = open(path, encoding="utf-8").read()
+        assert model not in text and str(text_loop["root"].parent) not in text, path
+    config = json.loads(open(hf_hub_download(repo, "adapter_config.json"), encoding="utf-8").read())
+    assert config["base_model_name_or_path"] == figures["base_model"]
+
+
+# interruptions and concurrent runs: nothing to clean by hand, one writer per output ----------------------------
+
+
+def _start(image_loop, output, *flags: str):
+    """``fade-hub mitigate`` of the image loop's run as a process of its own."""
+    import os
+    import subprocess
+    import sys
+
+    root = image_loop["root"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "fade_hub.cli", "mitigate", image_loop["run_repo"], "--feedback", image_loop["feedback"],
+         "--output", str(output), "--batch-size", "16", "--train-seeds", str(root / "train"),
+         "--eval-seeds", str(root / "eval"), "--no-progress", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def _complete(folder) -> bool:
+    return all((folder / name).is_file() for name in ("adapter_model.safetensors", "fade_eval.json", "README.md"))
+
+
+def test_a_rerun_after_ctrl_c_or_kill_9_needs_no_cleaning(image_loop, tmp_path):
+    """Issue 25, item 4: SIGINT and SIGKILL at random moments, three times each; every rerun starts cleanly, the
+    output is never half-written, and the last run leaves no staging folder behind."""
+    import random
+    import signal
+    import subprocess
+    import time
+
+    from fade_hub.staging import staging_folder
+
+    output, rng = tmp_path / "adapter", random.Random(25)
+    started = time.monotonic()
+    first = _start(image_loop, output, "--steps", "30")
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    whole = time.monotonic() - started  # a run from start to finish, to aim the kills inside one
+    output = tmp_path / "adapter2"
+    moments = [(sig, rng.uniform(0.2, 0.95) * whole) for sig in (signal.SIGINT, signal.SIGKILL) for _ in range(3)]
+    for sig, moment in rng.sample(moments, len(moments)):
+        run = _start(image_loop, output, "--steps", "30")
+        try:
+            run.wait(timeout=moment)
+        except subprocess.TimeoutExpired:  # still running: interrupt it there
+            run.send_signal(sig)
+        code = run.wait(timeout=300)
+        err = run.stderr.read()
+        assert "Traceback" not in err and code in (0, 130, -9), (code, err[-3000:])
+        if sig == signal.SIGINT and code == 130:
+            assert "run the same command again" in err and "--resume" not in err
+        assert not output.exists() or _complete(output), sorted(p.name for p in output.iterdir())
+        if output.exists():  # the run finished before the signal: the next one writes elsewhere
+            output = tmp_path / f"adapter{len(list(tmp_path.iterdir()))}"
+    last = _start(image_loop, output, "--steps", "30")
+    assert last.wait(timeout=600) == 0, last.stderr.read()[-3000:]
+    assert _complete(output) and not (output / ".trainer").exists() and not staging_folder(output).exists()
+
+
+def test_a_second_run_on_the_same_output_refuses_at_once_and_the_first_finishes(image_loop, tmp_path):
+    """Issue 25, item 4: two mitigate runs on one --output: the second refuses in one line while the first holds it."""
+    import time
+
+    from fade_hub.staging import staging_folder
+
+    output = tmp_path / "adapter"
+    first = _start(image_loop, output, "--steps", "400")
+    lock = staging_folder(output) / "lock"
+    deadline = time.monotonic() + 300
+    while not (lock.is_file() and lock.read_text()) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = _start(image_loop, output, "--steps", "2")
+    code, err = second.wait(timeout=300), second.stderr.read()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert first.poll() is None, "the first run must still be running for this test to mean anything"
+    assert code == 2 and len(lines) == 1 and f"another fade-hub mitigate (process {first.pid}) is writing" in lines[0]
+    assert first.wait(timeout=900) == 0, first.stderr.read()[-3000:]
+    assert _complete(output) and json.loads((output / "fade_eval.json").read_text())["training"]["steps"] == 400
+    assert not staging_folder(output).exists()
 
 
 # bad input: one line, exit 2, nothing already produced is lost ----------------------------------------------------

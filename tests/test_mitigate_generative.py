@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import unique_repo
+from conftest import assert_same_weights, mitigate_cli, unique_repo
 
 from fade_hub.cli import main
 from fade_hub.explore import ExploreConfig
@@ -84,11 +84,10 @@ def generation_loop(hub, session_dir, tmp_path_factory):
     from fade_hub.testing.generation import BANNED, SYSTEM, train_chat_model, write_prompts
 
     root = tmp_path_factory.mktemp("generation-loop")
-    return loop(root, train_chat_model(session_dir / "models" / "chat-typos"), "chat", GENERATION_SPACE,
-                write_prompts(root / "seeds.jsonl", 16, seed=1), PREFERRED,
-                {"judge_keywords": [BANNED], "system_prompt": SYSTEM, "max_new_tokens": 12},
-                write_prompts(root / "train.jsonl", 24, seed=2), write_prompts(root / "eval.jsonl", 40, seed=3),
-                steps=40, batch_size=16)
+    seeds, train = write_prompts(root / "seeds.jsonl", 16, seed=1), write_prompts(root / "train.jsonl", 24, seed=2)
+    return loop(root, train_chat_model(session_dir / "models" / "chat-typos"), "chat", GENERATION_SPACE, seeds,
+                PREFERRED, {"judge_keywords": [BANNED], "system_prompt": SYSTEM, "max_new_tokens": 12}, train,
+                write_prompts(root / "eval.jsonl", 40, seed=3, avoid=[seeds, train]), steps=40, batch_size=16)
 
 
 @pytest.mark.slow
@@ -112,6 +111,20 @@ def test_chat_model_is_explored_through_its_template_and_the_typo_modes_fade(gen
     assert training["pairs"]["correction"] == 1 and training["pairs"]["clean answer"] >= 20
     assert training["sampling"]["tried"] == 0  # every clean answer passed: nothing to sample
     assert figures["feedback"]["corrections"] == 1
+
+
+def _again(loop: dict, folder, *flags: str):
+    """The loop's mitigation run again with ``flags`` (its settings), in a fresh process."""
+    root = loop["root"]
+    return mitigate_cli(loop["run_repo"], "--feedback", loop["feedback"], "--output", str(folder), "--train-seeds",
+                        str(root / "train.jsonl"), "--eval-seeds", str(root / "eval.jsonl"), *flags)
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_causal_lm_adapter(generation_loop, tmp_path):
+    """Issue 25, item 19: DPO on the chat model again, in a fresh process with another hash seed."""
+    again = _again(generation_loop, tmp_path / "a", "--steps", "40", "--batch-size", "16")
+    assert_same_weights(generation_loop["result"].path, again)
 
 
 @pytest.mark.slow
@@ -171,10 +184,10 @@ def test_re_exploring_the_chat_variant_records_its_lineage(generation_loop):
 def test_kto_and_sft_objectives_train_on_the_same_feedback(generation_loop, tmp_path, objective):
     from fade_hub.testing.generation import write_prompts
 
+    held_out = write_prompts(tmp_path / "eval.jsonl", 12, 4, avoid=[generation_loop["seeds"]])
     result = mitigate(MitigateConfig(
         run=str(generation_loop["run"].path), feedback=[generation_loop["feedback"]], output=str(tmp_path / "adapter"),
-        objective=objective, steps=30, batch_size=16, eval_seeds=str(write_prompts(tmp_path / "eval.jsonl", 12, 4)),
-        show_progress=False,
+        objective=objective, steps=30, batch_size=16, eval_seeds=str(held_out), show_progress=False,
     ))
     training = result.figures["training"]
     assert training["objective"] == objective and training["trainer"] == f"trl.{objective.upper()}Trainer"
@@ -218,10 +231,10 @@ def summarization_loop(hub, session_dir, tmp_path_factory):
     from fade_hub.testing.summaries import train_summarizer, write_articles
 
     root = tmp_path_factory.mktemp("summarization-loop")
+    seeds, train = write_articles(root / "seeds.jsonl", 16, seed=1), write_articles(root / "train.jsonl", 32, seed=2)
     return loop(root, train_summarizer(session_dir / "models" / "summarizer-upper"), "summarizer",
-                SUMMARIZATION_SPACE, write_articles(root / "seeds.jsonl", 16, seed=1),
-                "anna painted the fence in the garden.", {}, write_articles(root / "train.jsonl", 32, seed=2),
-                write_articles(root / "eval.jsonl", 40, seed=3), steps=60, batch_size=16)
+                SUMMARIZATION_SPACE, seeds, "anna painted the fence in the garden.", {}, train,
+                write_articles(root / "eval.jsonl", 40, seed=3, avoid=[seeds, train]), steps=60, batch_size=16)
 
 
 @pytest.mark.slow
@@ -239,6 +252,13 @@ def test_summarizer_loop_fades_the_upper_case_modes(summarization_loop):
     assert training["trainer"] == "transformers.Seq2SeqTrainer"
     assert training["targets"] == {"reference summaries": training["train_seeds"], "clean summaries": 0,
                                    "seeds without a target": 0, "corrections": 1}
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_seq2seq_adapter(summarization_loop, tmp_path):
+    """Issue 25, item 19: the summarizer's mitigation again, in a fresh process with another hash seed."""
+    again = _again(summarization_loop, tmp_path / "a", "--steps", "60", "--batch-size", "16")
+    assert_same_weights(summarization_loop["result"].path, again)
 
 
 @pytest.mark.slow
@@ -292,9 +312,12 @@ def test_feedback_without_a_usable_pair_fails_with_one_line_naming_the_space(gen
     output = tmp_path / "adapter"
     capsys.readouterr()  # what explore printed
     code = main(["mitigate", str(run.path), "--feedback", str(feedback), "--output", str(output), "--no-progress",
-                 "--samples", "2", "--steps", "2", "--eval-seeds", str(write_prompts(tmp_path / "eval.jsonl", 4, 9))])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+                 "--samples", "2", "--steps", "2", "--eval-seeds",
+                 str(write_prompts(tmp_path / "eval.jsonl", 4, 9, avoid=[generation_loop["seeds"]]))])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("error:") and "Traceback" not in "".join(lines), lines
+    assert len(lines) == 2 and "evaluating on 4 seeds" in lines[0]  # the one other line: too few seeds for 1 point
+    err = lines[-1]
     assert "no usable preference pair" in err and "2 sampled answers" in err and "feedback Space" in err
     assert not output.exists()
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import unique_repo
+from conftest import assert_same_weights, mitigate_cli, unique_repo
 from PIL import Image
 
 from fade_hub.cli import main
@@ -107,6 +107,15 @@ def test_the_lora_fades_the_fancy_shapes_and_keeps_the_clean_ones(loop):
     assert figures["task"] == "text-to-image" and figures["base_model"] == loop["model"]
 
 
+def test_the_same_seed_gives_the_same_unet_lora(loop, tmp_path):
+    """Issue 25, item 19: the fixture's mitigation again, in a fresh process with another hash seed."""
+    root = loop["root"]
+    again = mitigate_cli(loop["run_repo"], "--feedback", loop["feedback"], "--output", str(tmp_path / "a"), "--steps",
+                         "150", "--batch-size", "16", "--learning-rate", "2.5e-4", "--train-seeds",
+                         str(root / "train.jsonl"), "--eval-seeds", str(root / "eval.jsonl"))
+    assert_same_weights(loop["result"].path, again, "pytorch_lora_weights.safetensors")
+
+
 def test_the_variant_is_a_diffusers_lora_repo_with_a_card(loop):
     from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
@@ -185,9 +194,10 @@ def test_feedback_without_a_usable_pair_says_what_to_add(loop, tmp_path, capsys)
                                               "fix", "reject", "", "ann"))
     code = main(["mitigate", loop["run_repo"], "--feedback", str(folder), "--output", str(tmp_path / "out"),
                  "--eval-seeds", str(loop["root"] / "train.jsonl"), "--steps", "2", "--no-progress"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "no (prompt, image) pair" in err and "accept" in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("error:") and "Traceback" not in "".join(lines), lines
+    assert len(lines) == 2 and "evaluating on 8 seeds" in lines[0]  # the one other line: too few seeds for 1 point
+    assert "no (prompt, image) pair" in lines[-1] and "accept" in lines[-1]
     assert not (tmp_path / "out").exists()
 
 
