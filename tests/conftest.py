@@ -36,16 +36,6 @@ IMAGE_2X2 = {
     ],
 }
 
-# A 2x2 space with a cell the demo's shapes classifier really fails: dark *and* rotated past its training (it saw
-# dark shapes only upright, rotations up to 35 degrees), so that runs over it have a significant failure mode.
-BLOCK_2X2 = {
-    "modality": "image",
-    "factors": [
-        {"name": "rotation", "op": "rotate", "levels": [0, 45]},
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.3]},
-    ],
-}
-
 HUB_PORT = free_port()
 TEST_ENV = {
     "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
@@ -65,6 +55,8 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 import pytest  # noqa: E402
+
+from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -105,17 +97,20 @@ def shape_seeds(session_dir) -> Path:
     return write_seed_folder(session_dir / "shape-seeds", per_class=2, seed=1)
 
 
-def mitigate_cli(*argv: str, hash_seed: str = "7") -> Path:
-    """Run ``fade-hub mitigate ARGV`` in a fresh process (another ``PYTHONHASHSEED``, an untouched global RNG);
-    return its ``--output`` folder."""
+def mitigate_cli(options: dict, output: Path, hash_seed: str = "7") -> Path:
+    """Run ``fade-hub mitigate`` with the ``MitigateConfig`` settings ``options`` (a loop's ``mitigation``) into
+    ``output``, in a fresh process (another ``PYTHONHASHSEED``, an untouched global RNG); return ``output``."""
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "fade_hub.cli", "mitigate", *argv, "--no-progress"],
-                          capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    argv = [options["run"], "--output", str(output), "--no-progress"]
+    for name, value in options.items():
+        if name not in ("run", "show_progress"):
+            argv += [f"--{name.replace('_', '-')}", ",".join(value) if isinstance(value, list) else str(value)]
+    done = subprocess.run([sys.executable, "-m", "fade_hub.cli", "mitigate", *argv], capture_output=True, text=True,
+                          timeout=1200, env={**os.environ, "PYTHONHASHSEED": hash_seed})
     assert done.returncode == 0, done.stderr[-3000:]
-    return Path(argv[list(argv).index("--output") + 1])
+    return Path(output)
 
 
 def assert_same_weights(first: Path, second: Path, name: str = "adapter_model.safetensors") -> None:

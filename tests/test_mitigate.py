@@ -9,7 +9,6 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-import yaml
 from conftest import assert_same_weights, mitigate_cli, unique_repo
 
 from fade_hub.cli import main
@@ -17,60 +16,20 @@ from fade_hub.explore import ExploreConfig
 from fade_hub.explore.runner import explore
 from fade_hub.hub import push_run
 from fade_hub.mitigate import MitigateConfig, mitigate
+from fade_hub.testing import loops
 
 pytestmark = pytest.mark.slow
-
-TEXT_SPACE = {"modality": "text", "factors": [
-    {"name": "typos", "op": "typos", "levels": [0, 0.1]},
-    {"name": "case", "op": "case", "levels": ["none", "upper"]},
-]}
-
-
-def review(run_repo: str, feedback_repo: str, verdicts: dict[str, str], correction: tuple[str, str] | None = None):
-    """Give verdicts through the feedback app's API (as its HTTP endpoint does), then push them."""
-    from fade_hub.feedback.app import AppConfig, FeedbackApp
-
-    app = FeedbackApp(AppConfig(failures=run_repo, feedback_repo=feedback_repo))
-    try:
-        for target, verdict in verdicts.items():
-            app.submit(target, verdict)
-        if correction:
-            app.submit(correction[0], "fix", correction[1])
-    finally:
-        app.close()
-
 
 @pytest.fixture(scope="module")
 def image_loop(hub, shapes_model, block_space, tmp_path_factory):
     """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, reviewed, mitigated."""
-    from huggingface_hub import HfApi
-
-    from fade_hub.demo.shapes import write_seed_folder
-
-    root = tmp_path_factory.mktemp("image-loop")
-    model_repo = unique_repo("shapes", "local-user")
-    HfApi().create_repo(model_repo)
-    HfApi().upload_folder(repo_id=model_repo, folder_path=shapes_model)
-    seeds = write_seed_folder(root / "seeds", per_class=6, seed=7)
-    run = explore(ExploreConfig(model=model_repo, seeds=str(seeds), space=str(block_space), algorithm="grid",
-                                output=str(root / "run"), show_progress=False))
-    mode = int(run.modes["action_id"].iloc[0])
-    run_repo, feedback_repo = unique_repo("shapes-failures", "local-user"), unique_repo("shapes-fb", "local-user")
-    push_run(run.path, run_repo)
-    example = int(run.failures.loc[run.failures["action_id"] == mode, "query_id"].iloc[0])
-    truth = run.failures.loc[run.failures["query_id"] == example, "expected"].iloc[0]
-    review(run_repo, feedback_repo, {str(mode): "fix"}, (f"q{example}", truth))
-    result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=60, batch_size=32,
-        train_seeds=[str(write_seed_folder(root / "train", per_class=10, seed=8))],
-        eval_seeds=str(write_seed_folder(root / "eval", per_class=10, seed=9)), show_progress=False,
-    ))
-    adapter_repo = unique_repo("shapes-faded", "local-user")
     from fade_hub.mitigate import push_adapter
 
-    push_adapter(result.path, adapter_repo)
-    return {"root": root, "model": model_repo, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
-            "mode": mode, "result": result, "adapter": adapter_repo, "block_space": block_space, "seeds": seeds}
+    loop = loops.image_loop(tmp_path_factory.mktemp("image-loop"), shapes_model, block_space)
+    loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
+    loop["adapter"] = unique_repo("shapes-faded", "local-user")
+    push_adapter(loop["result"].path, loop["adapter"])
+    return loop
 
 
 def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loop):
@@ -87,10 +46,7 @@ def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loo
 
 def test_the_same_seed_gives_the_same_classifier_adapter(image_loop, tmp_path):
     """Issue 25, item 19: the fixture's mitigation again, in a fresh process with another hash seed."""
-    root = image_loop["root"]
-    again = mitigate_cli(image_loop["run_repo"], "--feedback", image_loop["feedback"], "--output", str(tmp_path / "a"),
-                         "--steps", "60", "--batch-size", "32", "--train-seeds", str(root / "train"),
-                         "--eval-seeds", str(root / "eval"))
+    again = mitigate_cli(image_loop["mitigation"], tmp_path / "again")
     assert_same_weights(image_loop["result"].path, again)
     assert json.loads((again / "fade_eval.json").read_text())["targeted"] == image_loop["result"].figures["targeted"]
 
@@ -155,9 +111,7 @@ def test_re_exploring_the_variant_records_its_lineage_and_feeds_a_second_round(i
     from fade_hub.demo.shapes import write_seed_folder
 
     root = image_loop["root"]
-    again = explore(ExploreConfig(model=image_loop["adapter"], seeds=str(image_loop["seeds"]), algorithm="grid",
-                                  space=str(image_loop["block_space"]), output=str(root / "rerun"),
-                                  show_progress=False, confirm_seeds=2))
+    again = loops.reexplore(image_loop, image_loop["adapter"], root / "rerun")
     lineage = again.meta["lineage"]
     assert lineage["base_model"] == image_loop["model"] and lineage["adapter"] == image_loop["adapter"]
     assert lineage["adapter_run_id"] == image_loop["run"].run_id and lineage["run_ids"] == [image_loop["run"].run_id]
@@ -188,26 +142,12 @@ def test_re_exploring_the_variant_records_its_lineage_and_feeds_a_second_round(i
 def text_loop(hub, session_dir, tmp_path_factory):
     """A sentiment model that fails under upper case (label-preserving: it never saw upper case), explored, reviewed
     and mitigated."""
-    from fade_hub.testing.sentiment import train_sentiment_classifier, write_seeds
+    from fade_hub.testing.sentiment import train_sentiment_classifier
 
-    root = tmp_path_factory.mktemp("text-loop")
     model = train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
-    space = root / "space.yaml"
-    space.write_text(yaml.safe_dump(TEXT_SPACE))
-    seeds, train = write_seeds(root / "seeds.jsonl", 24, seed=1), write_seeds(root / "train.jsonl", 64, seed=2)
-    run = explore(ExploreConfig(model=str(model), seeds=str(seeds), space=str(space), algorithm="grid",
-                                output=str(root / "run"), show_progress=False, confirm_seeds=3))
-    run_repo, feedback_repo = unique_repo("sentiment-failures", "local-user"), unique_repo("sent-fb", "local-user")
-    push_run(run.path, run_repo)
-    modes = [str(int(cell)) for cell in run.modes["action_id"]]
-    review(run_repo, feedback_repo, {cell: "fix" for cell in modes})
-    # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
-    result = mitigate(MitigateConfig(
-        run=str(run.path), feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
-        learning_rate=3e-3, train_seeds=[str(train)],
-        eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3, avoid=[seeds, train])), show_progress=False,
-    ))
-    return {"root": root, "model": model, "run": run, "modes": modes, "result": result}
+    loop = loops.text_loop(tmp_path_factory.mktemp("text-loop"), model)
+    loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
+    return loop
 
 
 def test_text_classifier_loop_fades_case_failures(text_loop):
@@ -241,7 +181,8 @@ def test_a_local_base_model_is_published_by_a_portable_name_only(text_loop):
 
     adapter, model = text_loop["result"].path, str(text_loop["model"])
     figures = json.loads((adapter / "fade_eval.json").read_text())
-    assert figures["base_model"] == "../../models/sentiment-cased" == text_loop["result"].figures["base_model"]
+    # the model (session folder) and the adapter (pytest's) share only /tmp: named by the folder's name alone
+    assert figures["base_model"] == "local:sentiment-cased" == text_loop["result"].figures["base_model"]
     assert json.loads((adapter / ".local_paths.json").read_text())["base_model"] == model
     assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == model  # peft loads it
     repo = unique_repo("sentiment-faded", "local-user")

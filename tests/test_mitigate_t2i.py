@@ -11,16 +11,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from conftest import assert_same_weights, mitigate_cli, unique_repo
 from PIL import Image
 
 from fade_hub.cli import main
-from fade_hub.explore import ExploreConfig
-from fade_hub.explore.runner import explore
-from fade_hub.hub import push_run
-from fade_hub.mitigate import MitigateConfig, mitigate
-from fade_hub.testing.drawing import GENERATION, SPACE, templates, train_drawing_pipeline, write_prompt_seeds
+from fade_hub.testing import loops
+from fade_hub.testing.drawing import GENERATION, train_drawing_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -33,52 +29,16 @@ def drawing_model(session_dir):
     return train_drawing_pipeline(session_dir / "models" / "drawing")
 
 
-def _upload(folder, prefix: str, repo_type: str = "model") -> str:
-    from huggingface_hub import HfApi
-
-    repo = unique_repo(prefix, "local-user")
-    HfApi().create_repo(repo, repo_type=repo_type)
-    HfApi().upload_folder(repo_id=repo, folder_path=folder, repo_type=repo_type)
-    return repo
-
-
 @pytest.fixture(scope="module")
 def loop(hub, drawing_model, shapes_model, tmp_path_factory):
     """Explore the pipeline on the Hub over descriptor x shape, push, review in the app, mitigate, push the LoRA."""
-    from fade_hub.feedback.app import AppConfig, FeedbackApp
     from fade_hub.mitigate import push_adapter
 
-    root = tmp_path_factory.mktemp("t2i-loop")
-    model, judge = _upload(drawing_model, "drawing"), _upload(shapes_model, "shapes-judge")
-    pool = templates(seed=3)
-    space = root / "space.yaml"
-    space.write_text(yaml.safe_dump(SPACE))
-    # the explored templates on the Hub too, so that the pushed run's seeds load again for training
-    seeds = _upload(write_prompt_seeds(root / "seeds" / "train.jsonl", pool[:12]).parent, "drawing-seeds", "dataset")
-    run = explore(ExploreConfig(model=model, seeds=str(seeds), space=str(space), algorithm="grid", judge=judge,
-                                num_inference_steps=STEPS, output=str(root / "run"), confirm_seeds=3,
-                                show_progress=False))
-    run_repo, feedback_repo = unique_repo("drawing-failures", "local-user"), unique_repo("drawing-fb", "local-user")
-    push_run(run.path, run_repo)
-    modes = [int(cell) for cell in run.modes["action_id"]]
-    accepted, rejected = (f"q{int(q)}" for q in run.failures["query_id"].iloc[:2])
-    app = FeedbackApp(AppConfig(failures=run_repo, feedback_repo=feedback_repo))
-    try:
-        for cell in modes:
-            app.submit(str(cell), "fix")
-        app.submit(accepted, "acceptable", "accept")
-        app.submit(rejected, "fix", "reject")
-    finally:
-        app.close()
-    result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=150, batch_size=16, learning_rate=2.5e-4,
-        train_seeds=[str(write_prompt_seeds(root / "train.jsonl", pool[12:20]))],
-        eval_seeds=str(write_prompt_seeds(root / "eval.jsonl", pool[20:44])), show_progress=False,
-    ))
-    adapter = unique_repo("drawing-faded", "local-user")
-    push_adapter(result.path, adapter)
-    return {"root": root, "model": model, "judge": judge, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
-            "modes": modes, "result": result, "adapter": adapter, "space": space, "seeds": seeds}
+    loop = loops.t2i_loop(tmp_path_factory.mktemp("t2i-loop"), drawing_model, shapes_model)
+    loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
+    loop["adapter"] = unique_repo("drawing-faded", "local-user")
+    push_adapter(loop["result"].path, loop["adapter"])
+    return loop
 
 
 def test_the_run_finds_the_planted_failure(loop):
@@ -109,10 +69,7 @@ def test_the_lora_fades_the_fancy_shapes_and_keeps_the_clean_ones(loop):
 
 def test_the_same_seed_gives_the_same_unet_lora(loop, tmp_path):
     """Issue 25, item 19: the fixture's mitigation again, in a fresh process with another hash seed."""
-    root = loop["root"]
-    again = mitigate_cli(loop["run_repo"], "--feedback", loop["feedback"], "--output", str(tmp_path / "a"), "--steps",
-                         "150", "--batch-size", "16", "--learning-rate", "2.5e-4", "--train-seeds",
-                         str(root / "train.jsonl"), "--eval-seeds", str(root / "eval.jsonl"))
+    again = mitigate_cli(loop["mitigation"], tmp_path / "again")
     assert_same_weights(loop["result"].path, again, "pytorch_lora_weights.safetensors")
 
 
@@ -172,9 +129,7 @@ def test_stock_diffusers_loads_the_variant_and_pull_merge_fuses_it(loop, tmp_pat
 
 
 def test_re_exploring_the_variant_records_its_lineage(loop):
-    again = explore(ExploreConfig(model=loop["adapter"], seeds=str(loop["seeds"]), space=str(loop["space"]),
-                                  algorithm="grid", judge=loop["judge"], num_inference_steps=STEPS,
-                                  output=str(loop["root"] / "rerun"), confirm_seeds=3, show_progress=False))
+    again = loops.reexplore(loop, loop["adapter"], loop["root"] / "rerun")
     lineage = again.meta["lineage"]
     assert lineage["base_model"] == loop["model"] and lineage["adapter"] == loop["adapter"]
     assert lineage["run_ids"] == [loop["run"].run_id]
