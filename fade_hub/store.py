@@ -30,7 +30,9 @@ from typing import Any, Iterable
 
 from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
 from .jsonio import to_json
-from .paths import LOCAL_PATHS_FILE, check_folder_target, loadable_fields, local_paths, portable_fields, read_local_paths
+from .paths import (
+    LOCAL_PATHS_FILE, check_folder_target, loadable_fields, local_paths, portable_fields, read_local_paths,
+)
 
 QUERIES_LOG = "logs/queries.jsonl"
 QUERIES_FILE = "data/queries.parquet"

@@ -278,9 +278,10 @@ def bed(tmp_path_factory, tiny_models, small_space, hub) -> dict[str, str]:
         target = root / "seeds-renamed" / path.parent.name / f"renamed-{index}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
-    for name, text in {"feedback-number": "feedback: 5\n", "steps-float": "steps: 2.0\n", "steps-true": "steps: true\n",
-                       "seed-true": "seed: true\n", "budget-float": "budget: 16.0\n", "model-number": "model: 5\n"}.items():
-        (root / f"{name}.yaml").write_text(text)
+    options = {"feedback-number": "feedback: 5", "steps-float": "steps: 2.0", "steps-true": "steps: true",
+               "seed-true": "seed: true", "budget-float": "budget: 16.0", "model-number": "model: 5"}
+    for name, text in options.items():
+        (root / f"{name}.yaml").write_text(text + "\n")
     return {
         "root": str(root), "image": str(image), "textcls": str(tiny_models("text-classification")),
         "textgen": str(tiny_models("text-generation")), "remote": str(tiny_models("remote-code")),

@@ -73,6 +73,14 @@ def test_the_same_seed_gives_the_same_unet_lora(loop, tmp_path):
     assert_same_weights(loop["result"].path, again, "pytorch_lora_weights.safetensors")
 
 
+def test_fade_hub_push_publishes_a_diffusers_lora_folder_as_a_model_repo(loop):
+    from huggingface_hub import HfApi
+
+    repo = unique_repo("drawing-pushed", "local-user")
+    assert main(["push", str(loop["result"].path), repo]) == 0
+    assert "pytorch_lora_weights.safetensors" in HfApi().list_repo_files(repo)
+
+
 def test_the_variant_is_a_diffusers_lora_repo_with_a_card(loop):
     from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
