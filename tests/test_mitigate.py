@@ -239,7 +239,7 @@ def test_a_rerun_after_ctrl_c_or_kill_9_needs_no_cleaning(image_loop, tmp_path):
     whole = time.monotonic() - started  # a run from start to finish, to aim the kills inside one
     output = tmp_path / "adapter2"
     moments = [(sig, rng.uniform(0.2, 0.95) * whole) for sig in (signal.SIGINT, signal.SIGKILL) for _ in range(3)]
-    for sig, moment in rng.sample(moments, len(moments)):
+    for attempt, (sig, moment) in enumerate(rng.sample(moments, len(moments))):
         run = _start(image_loop, output, "--steps", "30")
         try:
             run.wait(timeout=moment)
@@ -247,12 +247,13 @@ def test_a_rerun_after_ctrl_c_or_kill_9_needs_no_cleaning(image_loop, tmp_path):
             run.send_signal(sig)
         code = run.wait(timeout=300)
         err = run.stderr.read()
-        assert "Traceback" not in err and code in (0, 130, -9), (code, err[-3000:])
+        # -2: SIGINT while the interpreter starts or shuts down, when Python's own handler is not there to catch it
+        assert "Traceback" not in err and code in (0, 130, -2, -9), (code, err[-3000:])
         if sig == signal.SIGINT and code == 130:
             assert "run the same command again" in err and "--resume" not in err
         assert not output.exists() or _complete(output), sorted(p.name for p in output.iterdir())
         if output.exists():  # the run finished before the signal: the next one writes elsewhere
-            output = tmp_path / f"adapter{len(list(tmp_path.iterdir()))}"
+            output = tmp_path / f"adapter-after-{attempt}"
     last = _start(image_loop, output, "--steps", "30")
     assert last.wait(timeout=600) == 0, last.stderr.read()[-3000:]
     assert _complete(output) and not (output / ".trainer").exists() and not staging_folder(output).exists()
