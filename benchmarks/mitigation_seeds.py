@@ -10,7 +10,7 @@ would fail the test). The thread count changes float sums too: run it once per `
 blocks are kept).
 
     OMP_NUM_THREADS=1 python benchmarks/mitigation_seeds.py [--loops image text multi-process generation
-        objectives summarization t2i] [--seeds 0 1 2 3 4] [--work DIR]
+        objectives summarization t2i] [--seeds 0 1 2 3 4] [--fixture-seed 0] [--work DIR]
 """
 
 from __future__ import annotations
@@ -144,8 +144,9 @@ def _build(name: str, work: Path, models: dict) -> dict:
     return loops.t2i_loop(root, models["drawing"](), models["shapes"]())
 
 
-def _models(work: Path) -> dict:
-    """Each fixture model trained once, when a loop first needs it (as the tests' session fixtures do)."""
+def _models(work: Path, seed: int) -> dict:
+    """Each fixture model trained once with ``seed``, when a loop first needs it (as the tests' session fixtures do
+    with seed 0)."""
     from fade_hub.demo.shapes import train_shape_classifier
     from fade_hub.perturb import ConceptSpace
     from fade_hub.testing.drawing import train_drawing_pipeline
@@ -171,13 +172,13 @@ def _models(work: Path) -> dict:
 
     models = work / "models"
     return {
-        "shapes": once("shapes", lambda: train_shape_classifier(models / "shapes")),
+        "shapes": once("shapes", lambda: train_shape_classifier(models / "shapes", seed=seed)),
         "block_space": once("block", block_space),
         "sentiment": once("sentiment", lambda: train_sentiment_classifier(models / "sentiment-cased", negation=False,
-                                                                          cased=True)),
-        "chat": once("chat", lambda: train_chat_model(models / "chat-typos")),
-        "summarizer": once("summarizer", lambda: train_summarizer(models / "summarizer-upper")),
-        "drawing": once("drawing", lambda: train_drawing_pipeline(models / "drawing")),
+                                                                          cased=True, seed=seed)),
+        "chat": once("chat", lambda: train_chat_model(models / "chat-typos", seed=seed)),
+        "summarizer": once("summarizer", lambda: train_summarizer(models / "summarizer-upper", seed=seed)),
+        "drawing": once("drawing", lambda: train_drawing_pipeline(models / "drawing", seed=seed)),
     }
 
 
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loops", nargs="+", choices=list(CHECKS), default=list(CHECKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--fixture-seed", type=int, default=0, help="Train the fixture models with this seed (the "
+                        "tests use 0): another machine trains other fixtures, as another seed does.")
     parser.add_argument("--work", type=Path, default=None, help="Scratch folder (default: a new temp folder).")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -245,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     from fade_hub.localhub import LocalHub
 
     threads = torch.get_num_threads()
-    block: dict = {"threads": threads, "seeds": args.seeds, "loops": {}}
+    key = f"threads={threads}" + (f",fixture_seed={args.fixture_seed}" if args.fixture_seed else "")
+    block: dict = {"threads": threads, "fixture_seed": args.fixture_seed, "seeds": args.seeds, "loops": {}}
     started = time.perf_counter()
     with LocalHub(root=work / "hub", port=int(os.environ["HF_ENDPOINT"].rsplit(":", 1)[1])):
-        models = _models(work)
+        models = _models(work, args.fixture_seed)
         for name in args.loops:
             loop_started = time.perf_counter()
             loop = _build(name, work, models)
@@ -262,18 +266,17 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(row, dict):
                     print(f"{name:14} {label:42} {row['min']:+.3f} .. {row['max']:+.3f}  test {row['test_wants']} "
                           f"{row['threshold']:+.3f}  margin {row['margin']:+.3f}", flush=True)
-            _write(args.output, threads, block)  # after each loop: a long run keeps what it measured
+            _write(args.output, key, block)  # after each loop: a long run keeps what it measured
     block["seconds"] = round(time.perf_counter() - started, 1)
-    _write(args.output, threads, block)
+    _write(args.output, key, block)
     return 0
 
 
-def _write(path: Path, threads: int, block: dict) -> None:
-    """Put ``block`` under ``seed_spread[threads=N]`` of the results JSON, keeping its other content (loops of this
-    thread count measured in another run stay unless measured again)."""
+def _write(path: Path, key: str, block: dict) -> None:
+    """Put ``block`` under ``seed_spread[KEY]`` of the results JSON (``threads=N``, with ``,fixture_seed=S`` unless
+    0), keeping its other content (loops of the same key measured in another run stay unless measured again)."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     spread = data.setdefault("seed_spread", {})
-    key = f"threads={threads}"
     old = spread.get(key, {})
     merged = {**block, "loops": {**old.get("loops", {}), **block["loops"]}}
     merged["note"] = ("the mitigation tests' figures over training seeds (--seed), each loop as the tests build it "

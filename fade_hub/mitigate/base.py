@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -92,17 +90,6 @@ def mixed(targeted: list, anchors: list, share: float, seed: int) -> list:
         rows += [anchors[i % len(anchors)] for i in range(round(total * (1.0 - share)))]
     order = np.random.default_rng(seed).permutation(len(rows))
     return [rows[i] for i in order]
-
-
-@contextmanager
-def library_notices_hidden() -> Iterator[None]:
-    """Hide the deprecation notices transformers, trl and peft print while training (advice to their own callers,
-    not to a fade-hub user)."""
-    with warnings.catch_warnings():
-        for module in ("transformers", "trl", "peft", "accelerate"):
-            warnings.filterwarnings("ignore", category=FutureWarning, module=module)
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
-        yield
 
 
 def name_base(lora: Any, base_model: str | None, base_commit: str | None) -> Any:

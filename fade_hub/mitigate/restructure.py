@@ -26,12 +26,13 @@ from ..explore.runner import _quiet_library_bars, judge_config, label_aliases, t
 from ..feedback import load as load_feedback
 from ..judges import make_judge
 from ..jsonio import to_json
+from ..notices import library_notices_hidden
 from ..paths import LOCAL_PATHS_FILE, local_paths, portable_fields, portable_path, resolve_from
 from ..run import Run
 from ..staging import OutputClaim
 from ..targets import Target, load_target
 from ..tasks import get_task
-from .base import Example, Mitigator, TrainingPlan, library_notices_hidden
+from .base import Example, Mitigator, TrainingPlan
 from .card import build_model_card
 from .config import MitigateConfig, check_output
 from .evaluate import compare, evaluation_cells, measure
