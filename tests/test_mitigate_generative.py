@@ -244,7 +244,7 @@ def test_feedback_without_a_usable_pair_fails_with_one_line_naming_the_space(gen
                  str(write_prompts(tmp_path / "eval.jsonl", 4, 9, avoid=[generation_loop["seeds"]]))])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and lines[-1].startswith("error:") and "Traceback" not in "".join(lines), lines
-    assert len(lines) == 2 and "evaluating on 4 seeds" in lines[0]  # the one other line: too few seeds for 1 point
+    assert len(lines) <= 2  # besides the error, at most the warning that so few seeds cannot show one point
     err = lines[-1]
     assert "no usable preference pair" in err and "2 sampled answers" in err and "feedback Space" in err
     assert not output.exists()
