@@ -149,7 +149,7 @@ def bag_of_words_encoder(vocab_size: int):
 def _pixels(images):
     from fade_hub.demo.shapes import to_pixels
 
-    return to_pixels(images)
+    return to_pixels(images).double()
 
 
 def _autoencoder(canonical: dict, rng: np.random.Generator, steps: int):
@@ -162,6 +162,7 @@ def _autoencoder(canonical: dict, rng: np.random.Generator, steps: int):
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
         latent_channels=4, norm_num_groups=8, sample_size=IMAGE_SIZE, mid_block_add_attention=False,
     )
+    vae = vae.double()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=3e-3)
     fixed = _pixels(list(canonical.values()))
     for _ in range(steps):
@@ -245,8 +246,12 @@ def train_drawing_pipeline(folder: Path, *, seed: int = 0, steps: int = 500, bat
             tokenizer = word_tokenizer(staging / "words")
             encoder = bag_of_words_encoder(len(tokenizer))
             canonical = {shape: draw_shape(shape, rng) for shape in SHAPES}
+            # trained in float64 and saved in float32: the order in which a CPU or a thread count sums floats moves
+            # float64 weights far less than one float32 step, so that every machine saves the same fixture
             vae, latents = _autoencoder(canonical, rng, steps=100)
-            unet = _train_unet(_unet(), tokenizer, encoder, latents, rng, steps=steps, batch_size=batch_size)
+            unet = _train_unet(_unet().double(), tokenizer, encoder.double(), latents, rng, steps=steps,
+                               batch_size=batch_size)
+            vae, unet, encoder = vae.float(), unet.float(), encoder.float()
         pipeline = StableDiffusionPipeline(
             vae=vae, text_encoder=encoder, tokenizer=tokenizer, unet=unet,
             scheduler=DDIMScheduler(**_schedule(), set_alpha_to_one=False, steps_offset=1),
