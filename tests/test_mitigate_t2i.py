@@ -25,7 +25,7 @@ STEPS = GENERATION["num_inference_steps"]
 
 @pytest.fixture(scope="session")
 def drawing_model(session_dir):
-    """The drawing pipeline (trained once per session, about a minute on one core)."""
+    """The drawing pipeline (trained once per session, a few minutes on one core)."""
     return train_drawing_pipeline(session_dir / "models" / "drawing")
 
 

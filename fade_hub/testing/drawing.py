@@ -2,8 +2,9 @@
 benchmarks.
 
 ``train_drawing_pipeline(folder)`` trains a Stable Diffusion pipeline (``StableDiffusionPipeline``: a small
-``AutoencoderKL``, ``CLIPTextModel``, ``UNet2DConditionModel``, DDIM scheduler) in about a minute on one CPU core to
-draw circles, squares and triangles at 32x32 from prompts like ``a drawing of a {descriptor} {shape}``. Its training
+``AutoencoderKL``, ``CLIPTextModel``, ``UNet2DConditionModel``, DDIM scheduler; trained in float64 and saved in
+float32, so that every machine gets nearly the same weights) in a few minutes on one CPU core to draw circles,
+squares and triangles at 32x32 from prompts like ``a drawing of a {descriptor} {shape}``. Its training
 data has one planted flaw: prompts with the descriptor ``fancy`` show the wrong shape (``a fancy circle`` is drawn
 as a square), so the pipeline really fails there, and the demo's shapes classifier judges it
 (``--judge SHAPES_CLASSIFIER``: the expected label is the prompt's shape word).
@@ -246,8 +247,10 @@ def train_drawing_pipeline(folder: Path, *, seed: int = 0, steps: int = 500, bat
             tokenizer = word_tokenizer(staging / "words")
             encoder = bag_of_words_encoder(len(tokenizer))
             canonical = {shape: draw_shape(shape, rng) for shape in SHAPES}
-            # trained in float64 and saved in float32: the order in which a CPU or a thread count sums floats moves
-            # float64 weights far less than one float32 step, so that every machine saves the same fixture
+            # trained in float64, saved in float32: the order in which a CPU or a thread count sums floats moves
+            # float64 weights far less than one float32 step, so every machine saves nearly the same fixture
+            # (measured, 1 against 2 threads: 0.4 % of the UNet's weights one float32 step apart, the rest equal;
+            # trained in float32, the two fixtures failed differently)
             vae, latents = _autoencoder(canonical, rng, steps=100)
             unet = _train_unet(_unet().double(), tokenizer, encoder.double(), latents, rng, steps=steps,
                                batch_size=batch_size)
