@@ -282,7 +282,7 @@ def _write(path: Path, key: str, block: dict) -> None:
     merged["note"] = ("the mitigation tests' figures over training seeds (--seed), each loop as the tests build it "
                       "(fade_hub.testing.loops); margin = distance of the worst seed to the test's threshold")
     spread[key] = merged
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":
