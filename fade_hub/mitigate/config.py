@@ -48,7 +48,8 @@ class MitigateConfig:
     objective: str = option("auto", group=_TRAIN, choices=OBJECTIVES,
                             help="Text generation: dpo, kto or sft (auto: the measured default).")
     samples: int = option(8, group=_TRAIN, low=1, high=MAX_SAMPLES, help="Text generation: answers sampled per "
-                          "failing prompt when neither a correction nor the answer to the clean prompt passes the judge.")
+                          "failing prompt when neither a correction nor the answer to the clean prompt passes the "
+                          "judge.")
     steps: int = option(150, group=_TRAIN, low=1, high=MAX_STEPS, help="Optimizer steps.")
     epochs: float | None = option(None, group=_TRAIN, low=0.0, low_open=True,
                                   help="Train for this many passes over the training examples instead of --steps.")
@@ -57,7 +58,8 @@ class MitigateConfig:
                                          "the task's: 1e-3 for classifiers and language models, 1e-4 for a "
                                          "diffusion UNet, as in diffusers' LoRA recipe).")
     mix: float = option(0.5, group=_TRAIN, low=0.0, low_open=True, high=1.0, help="Share of training examples "
-                        "perturbed by a targeted mode; the rest are clean or from untargeted cells (the paper uses 0.5).")
+                        "perturbed by a targeted mode; the rest are clean or from untargeted cells (the paper uses "
+                        "0.5).")
     seed: int = option(0, group=_TRAIN, low=0, high=MAX_SEED,
                        help="Random seed: the same seed gives the same adapter on CPU.")
     device: str | None = option(None, group=_TRAIN, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
