@@ -98,16 +98,13 @@ def collateral_count(untargeted: int, share: float) -> int:
     return min(untargeted - 1, max(math.ceil(share * untargeted), min(MIN_COLLATERAL, untargeted // 2)))
 
 
-def split_untargeted(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int], share: float, seed: int,
+def split_untargeted(cells: Sequence[int], targeted: Sequence[int], share: float, seed: int,
                      keep: Sequence[int] = ()) -> tuple[list[int], list[int]]:
-    """(collateral, trained on): the untargeted evaluation ``cells`` split at random (seeded) before training.
-
-    The clean cells of prompt spaces and the cells in ``keep`` (those of corrected examples, which training uses)
-    are never held out.
-    """
+    """(collateral, trained on): the untargeted evaluation ``cells`` split at random (seeded) before training; the
+    cells in ``keep`` (training needs them: the clean cells of prompt spaces, the cells of corrected examples) are
+    never held out."""
     untargeted = [cell for cell in cells if cell not in set(targeted)]
-    fixed = set(clean_cells(env, cells, targeted)) | set(keep)
-    candidates = [cell for cell in untargeted if cell not in fixed]
+    candidates = [cell for cell in untargeted if cell not in set(keep)]
     count = collateral_count(len(candidates), share)
     rng = np.random.default_rng([seed, 22])  # 22: its own stream, apart from the sample of evaluation cells
     collateral = sorted(int(cell) for cell in rng.choice(candidates, size=count, replace=False)) if count else []

@@ -36,7 +36,7 @@ from ..tasks import get_task
 from .base import Example, Mitigator, TrainingPlan
 from .card import build_model_card
 from .config import MitigateConfig, check_output
-from .evaluate import Measurement, compare, evaluation_cells, measure, split_untargeted
+from .evaluate import Measurement, clean_cells, compare, evaluation_cells, measure, split_untargeted
 from .outputs import CHANGES_FILE, EXAMPLES_FILE, write_changes, write_eval, write_examples
 from .shift_plots import CHANGE_PLOT, LANDSCAPE_PLOT, MODES_PLOT, change_plot, landscape_plot, modes_plot
 from .seeds import explore_config, split_seeds
@@ -244,8 +244,8 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
     cells = evaluation_cells(env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
     corrections, corrected = _corrections(selection, origin["run_sources"], setup.target)
     # before training: the collateral cells are drawn, and never trained on
-    collateral, trained = split_untargeted(env, cells, selection.targeted, config.collateral_share, config.seed,
-                                           keep=sorted(corrected))
+    collateral, trained = split_untargeted(cells, selection.targeted, config.collateral_share, config.seed,
+                                           keep=[*clean_cells(env, cells, selection.targeted), *sorted(corrected)])
     if main:
         before = measure(env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
     plan = TrainingPlan(env=setup.train_env, targeted=selection.targeted, untargeted=trained,
