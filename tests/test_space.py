@@ -466,7 +466,7 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False))
     ui = app.ui
     region = app.view.region_ids[0]
-    card, details, region_id, picture, table, *_ = ui.on_region(region, "all", None)
+    card, details, region_id, picture, table, *_ = ui.on_region(region, "all", None, None)
     assert any(XSS in answer for answer in table["answer"]) and "<" not in card and "<" not in details
     example = app.view.example_ids(region)[0]
     target, line, *_ = ui._aim(example, region)
@@ -477,7 +477,7 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     texts = [status, *_rest[-1:], *ui.on_load("all", None)[:2]]
     assert all("<" not in str(text) for text in texts)  # the disagreement line, whoami and the status escape run text
     progress, mine, *_ = ui._shared("local-user")
-    assert XSS in {cell for row in mine.value["data"] for cell in row}  # the note, as a table cell
+    assert any(XSS in cell for row in mine.value["data"] for cell in row)  # the note, in a table cell
     for block in app.demo.blocks.values():
         if isinstance(block, (gr.HTML, gr.Markdown)):
             assert "<" not in str(block.value)  # the model id only escaped (the headline's plain())
@@ -681,7 +681,7 @@ def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     store.update_meta(status="finished")
     summarize(store)
     app = FeedbackApp(AppConfig(failures=str(store.root), feedback_dir=str(tmp_path / "fb"), find_adapters=False))
-    card, details, region_id, picture, table, *_, submit = app.ui.on_region(None, "unreviewed", None)
+    card, details, region_id, picture, table, *_, submit = app.ui.on_region(None, "unreviewed", None, None)
     assert app.view.region_choices() == [] and table is None and card.startswith("**This run found no failure region")
     assert not submit.interactive  # nothing to submit on
     assert app.ui.on_load("unreviewed", None)[3] == "0 of 0 regions reviewed by you"

@@ -106,11 +106,13 @@ def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, cap
         regions[0], "fix", None, "must work", "unreviewed", regions[0], None)
     assert status.startswith("Stored **fix** on region 1 — next: region 2 (as **ada**")
     assert region.value == regions[1] and [c[1] for c in region.choices] == regions[1:]  # the next unreviewed one
-    assert (which, target, verdict, note) == ("unreviewed", regions[1], None, "") and correction.value is None
+    assert (which, target, verdict, note) == ({"__type__": "update"}, regions[1], None, "") and correction.value is None
     assert line == "Your verdict on **region 2** (all its cells)" and not whole.visible
     assert progress == "1 of 3 regions reviewed by you"
-    yours = ui.on_region(regions[0], "all", None)[-2]
-    assert yours.startswith("You said **fix**")
+    shown = ui.on_region(regions[0], "all", None, None)
+    assert shown[-2].startswith("You said **fix**") and shown[-4] is None  # another region: the form is reset
+    kept = ui.on_region(regions[1], "all", regions[1], None)  # shown again while aimed inside it: kept as it is
+    assert kept[-4] == {"__type__": "update"} and kept[-8] == {"__type__": "update"}
 
     example = app.view.example_ids(regions[1])[0]  # a verdict on one example keeps the region, aims at it again
     target, line, whole, correction = ui._aim(example, regions[1])
@@ -135,7 +137,7 @@ def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, cap
     dropdown, progress, card = ui.on_filter("unreviewed", regions[1], None)
     assert dropdown.value is None and card.startswith("**You have reviewed every region")
     assert progress == "3 of 3 regions reviewed by you: all done, thank you!"
-    assert ui.on_region(None, "unreviewed", None)[-1].interactive is False  # Submit is off with nothing shown
+    assert ui.on_region(None, "unreviewed", None, None)[-1].interactive is False  # Submit is off with nothing shown
 
     records = app.writer.read().records
     assert [(r.target_type, r.verdict) for r in records] == [
@@ -145,7 +147,7 @@ def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, cap
         regions[0], "not_a_failure", None)
     assert status.startswith("Changed: **not a failure** on region 1")
     rows = {row[0]: row for row in mine.value["data"]}
-    assert rows[app.view.describe(regions[0])][1:3] == ["not a failure", "must work"]  # the note is kept
+    assert rows[app.view.describe(regions[0])][1] == "not a failure · note: must work"  # the note is kept
     status, confirm = ui.on_ask_withdraw(regions[2], None)
     assert status.startswith("Withdraw your verdict **acceptable** on region 3") and confirm.visible
     assert len(app.writer.read()) == 6  # asking stores nothing
@@ -176,7 +178,7 @@ def test_empty_filters_say_what_to_do(hostile_run, tmp_path):
     dropdown, _, card = app.ui.on_filter("confirmed", app.view.region_ids[0], None)
     assert dropdown.value is None and dropdown.choices == []
     assert card == "**No confirmed region yet:** review the screened ones under *all*."
-    outputs = app.ui.on_region(None, "confirmed", None)
+    outputs = app.ui.on_region(None, "confirmed", None, None)
     assert outputs[0] == card and outputs[-1].interactive is False
 
 
@@ -536,7 +538,7 @@ BLOCK_MODEL_LIBRARIES = textwrap.dedent(
     from fade_hub.feedback.app import AppConfig, FeedbackApp
     app = FeedbackApp(AppConfig(failures=sys.argv[1], feedback_dir=sys.argv[2], adapters=sys.argv[3:],
                                 find_adapters=False))
-    app.ui.on_region(app.view.region_ids[0], "all", None)
+    app.ui.on_region(app.view.region_ids[0], "all", None, None)
     print("regions", len(app.view.region_ids), "variants", len(app.variants))
     """
 )

@@ -13,6 +13,9 @@ PHONE = 900  # px: below this width the review tab is one column with the action
 
 CSS = f"""
 .gradio-container {{overflow: clip !important;}}  /* hidden would stop the action bar from sticking */
+/* narrower margins on a phone (rules inside @media get scoped below the page's padded box, so: a clamp) */
+.gradio-container .app.fillable {{padding-left: clamp(10px, calc((100vw - 700px) * 100), 32px) !important;
+  padding-right: clamp(10px, calc((100vw - 700px) * 100), 32px) !important;}}
 #review-grid {{display: grid !important; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr);
   grid-template-rows: auto 1fr; grid-template-areas: "summary action" "evidence action"; gap: 12px 20px;
   align-items: start;}}

@@ -23,7 +23,7 @@ from .words import guide_markdown, plain
 
 VERDICT_CHOICES = [("1 fix", "fix"), ("2 acceptable", "acceptable"), ("3 not a failure", "not_a_failure")]
 VERDICT_INFO = "fix: must be fixed · acceptable: a failure we live with · not a failure: the judge was wrong"
-MINE_COLUMNS = ["what", "verdict", "note", "when (UTC)"]
+MINE_COLUMNS = ["what", "verdict and note", "when (UTC)"]
 PRIVATE = {"api_visibility": "private"}
 EMPTY = {
     "unreviewed": ("**You have reviewed every region: thank you!** Choose *all* above to look at one again, or "
@@ -36,8 +36,19 @@ SCROLL_TO_REGION = """() => { document.querySelector('#region-card')?.scrollInto
 
 
 def _when(stamp: str) -> str:
-    """``2026-12-06 14:02`` from an ISO timestamp."""
-    return stamp[:16].replace("T", " ")
+    """``6 Dec 2026 14:02`` from an ISO timestamp (words and short numbers, so that a narrow column wraps well)."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp[:16].replace("T", " ")
+    return f"{moment.day} {moment:%b %Y %H:%M}"
+
+
+def _verdict_and_note(verdict: str, note: str) -> str:
+    """``not a failure · note: the judge is wrong here``."""
+    return verdict.replace("_", " ") + (f" · note: {note}" if note else "")
 
 
 class ReviewUI:
@@ -62,6 +73,8 @@ class ReviewUI:
                                       if app.identity.warning else None)
             with gr.Accordion("Run details", open=False, elem_id="run-details"):
                 gr.Textbox(value=view.summary(), label="Run", interactive=False, lines=3, elem_id="run-summary")
+                gr.Textbox(value=f"Verdicts are {app.where_stored()}.", label="Where verdicts go", interactive=False,
+                           lines=2, elem_id="where-stored")
                 if view.lineage_text():
                     gr.Textbox(value=view.lineage_text(), label="Made on a mitigated variant", interactive=False,
                                lines=3, elem_id="lineage")
@@ -182,7 +195,8 @@ class ReviewUI:
         demo.load(self.on_load, [self.filter], [self.whoami, self.submitting_as_mine, self.region, *shared], **PRIVATE)
         self.filter.change(self.on_filter, [self.filter, self.region], [self.region, self.progress, self.card],
                            **PRIVATE)
-        self.region.change(self.on_region, [self.region, self.filter], self._region_outputs(), **PRIVATE)
+        self.region.change(self.on_region, [self.region, self.filter, self.target], self._region_outputs(),
+                           **PRIVATE)
         self.prev.click(self.on_step_back, [self.filter, self.region], self.region, **PRIVATE)
         self.next.click(self.on_step, [self.filter, self.region], self.region, **PRIVATE)
         self.pair.change(self.on_pair, [self.pair, self.region], self.heatmap, **PRIVATE)
@@ -219,17 +233,21 @@ class ReviewUI:
     def _queue(self, user: str | None, which: str) -> list[str]:
         return self.app.reviews.queue(user, self.view.region_ids, self.view.confirmed_ids, which or "all")
 
+    def _shown(self, user: str | None, which: str, value: str | None) -> str | None:
+        """The region a filter shows: ``value`` when it is in the filter's queue, else the queue's first (or None)."""
+        queue = self._queue(user, which)
+        return value if value in queue else queue[0] if queue else None
+
     def _region_dropdown(self, user: str | None, which: str, value: str | None) -> dict:
         queue = self._queue(user, which)
-        if value not in queue:
-            value = queue[0] if queue else None
-        return gr.Dropdown(choices=[(self.view.region_label(region), region) for region in queue], value=value)
+        return gr.Dropdown(choices=[(self.view.region_label(region), region) for region in queue],
+                           value=self._shown(user, which, value))
 
     def _shared(self, user: str | None) -> list:
         """Progress, my verdicts, the verdict picker, the region table and the disagreement line."""
         reviews, view = self.app.reviews, self.view
         mine = reviews.my_verdicts(user)
-        rows = [[view.describe(r.target), r.verdict.replace("_", " "), r.note, _when(r.timestamp)] for r in mine]
+        rows = [[view.describe(r.target), _verdict_and_note(r.verdict, r.note), _when(r.timestamp)] for r in mine]
         choices = [(f"{short(view.describe(r.target), 34)} ({r.verdict.replace('_', ' ')})", r.target) for r in mine]
         disputed = reviews.disagreements(view.region_ids)
         votes = reviews.votes()
@@ -254,9 +272,8 @@ class ReviewUI:
     def on_filter(self, which: str, region: str | None, profile: gr.OAuthProfile | None) -> list:
         """Show the regions of another filter, keeping the current region when it is among them."""
         user = self.app.user_of(profile)
-        dropdown = self._region_dropdown(user, which, region)
-        card = gr.update() if dropdown.value else EMPTY.get(which, EMPTY["all"])
-        return [dropdown, self.app.reviews.progress(user, self.view.region_ids), card]
+        card = gr.update() if self._shown(user, which, region) else EMPTY.get(which, EMPTY["all"])
+        return [self._region_dropdown(user, which, region), self.app.reviews.progress(user, self.view.region_ids), card]
 
     def _step(self, which: str, region: str | None, profile: gr.OAuthProfile | None, delta: int) -> dict:
         queue = self._queue(self.app.user_of(profile), which)
@@ -273,9 +290,9 @@ class ReviewUI:
         """The previous region of the current filter."""
         return self._step(which, region, profile, -1)
 
-    def on_region(self, region: str | None, which: str, profile: gr.OAuthProfile | None) -> list:
+    def on_region(self, region: str | None, which: str, target: str | None, profile: gr.OAuthProfile | None) -> list:
         """Show a region: its card, details, picture, examples, cells and heatmap; reset the form to the whole
-        region (Submit stays off while no region is shown)."""
+        region unless it is already aimed inside this region (Submit stays off while no region is shown)."""
         view, reviews = self.view, self.app.reviews
         user = self.app.user_of(profile)
         if view.region_row(region) is None:
@@ -289,10 +306,12 @@ class ReviewUI:
             shown = [view.examples_table(region)]
         a, b = view.region_pair(region)
         pair = f"{a}|{b}"
+        form = [*self._aim(region, region), None, ""]  # target, its line, "whole region", correction, verdict, note
+        if target and view.region_of(target) == region:  # shown again (a verdict moved on to it): keep what is typed
+            form = [gr.update()] * len(form)
         return [view.region_card(region, reviews.votes().get(region)), view.region_details(region), region,
                 view.region_picture(region), *shown, view.cells_table(region), gr.Dropdown(value=pair),
-                self._heatmap(pair, region), *self._aim(region, region), None, "", self._yours(user, region),
-                gr.Button(interactive=True)]
+                self._heatmap(pair, region), *form, self._yours(user, region), gr.Button(interactive=True)]
 
     def _aim(self, target: str | None, region: str | None) -> list:
         """The target state, the line that names it, the "whole region" button and the correction input."""
@@ -377,11 +396,12 @@ class ReviewUI:
             following = following or region
         else:
             stored += plain(view.describe(record.target)) + f" (inside region {view.region_number(region or '')})"
-        status = f"{stored} (as **{plain(record.user)}**; {plain(app.where_stored())})."
+        status = f"{stored} (as **{plain(record.user)}**)."
         if done:
             status += " **You have reviewed every region: thank you!**"
-        which = which if following in self._queue(record.user, which) else "all"  # the last one stays in view
-        return [status, which, self._region_dropdown(record.user, which, following), None, "",
+        shown = which if following in self._queue(record.user, which) else "all"  # the last one stays in view
+        filter_ = gr.update() if shown == which else shown
+        return [status, filter_, self._region_dropdown(record.user, shown, following), None, "",
                 *self._aim(following, following), *self._shared(record.user)]
 
     def on_pick_mine(self, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> dict:

@@ -36,9 +36,9 @@ LABEL_CHARS = 32  # characters of a region's description in a dropdown (what a p
 
 
 # relative widths of table columns, so that every table fits its column (a phone included) and wraps its cells
-_WEIGHTS = {"#": 0.6, "verdict": 1.6, "verdicts": 1.8, "when (UTC)": 1.8, "what": 3.0, "region": 3.4,
+_WEIGHTS = {"#": 0.6, "verdict and note": 2.8, "verdicts": 2.2, "when (UTC)": 1.8, "what": 3.0, "region": 3.0,
             "clean input": 3.0, "perturbed input": 3.0, "cell": 3.0, "failing seeds": 2.0, "95% interval": 1.6,
-            "before": 1.6, "after": 1.6, "change": 1.8, "seed": 2.2, "input": 3.0, "what happened": 4.0}
+            "before": 1.6, "after": 1.6, "change": 1.8, "seed": 2.6, "input": 3.0, "what happened": 3.6}
 
 
 def column_widths(columns: list[str]) -> list[str]:
