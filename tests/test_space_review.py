@@ -329,28 +329,46 @@ def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(re
 
 
 @pytest.mark.slow
-def test_serving_a_local_run_asks_no_hub_for_adapters(review_run, tmp_path):
+def test_serving_a_local_run_offline_asks_no_host_it_was_not_given(planted_image_run, tmp_path):
     """Offline, the adapter search retried a Hub nobody named for ~25 s before the port opened: a local run with
-    local feedback asks the Hub for nothing but the token's user."""
+    local feedback asks the Hub it was given (HF_ENDPOINT) for the token's user only, and nothing else of anyone:
+    every other request would go through the proxy the environment names, which sees none (gradio's analytics,
+    version checks and fonts included), neither at start nor while the page and a region are served."""
+    import urllib.request
+
     from fade_hub.testing.http_server import HTTPServerThread, Response
 
     asked: list[str] = []
+    proxied: list[str] = []
 
     async def hub(request):
         asked.append(request.path)
         return Response.json({"name": "ada", "orgs": []} if request.path.startswith("/api/whoami") else [])
 
-    run_dir, _ = review_run
+    async def proxy(request):
+        proxied.append(f"{request.method} {request.path}")
+        return Response(502, b"offline")
+
+    run_dir, _ = planted_image_run
     port, log = free_port(), tmp_path / "app.log"
-    with HTTPServerThread(hub) as server:
+    with HTTPServerThread(hub) as server, HTTPServerThread(proxy) as outside:
+        env = {**os.environ, "HF_ENDPOINT": server.url, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        env.update({name: outside.url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                                                   "all_proxy")})
+        env.pop("GRADIO_ANALYTICS_ENABLED", None)  # as a user runs it: the app itself must turn analytics off
         command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir),
                    "--feedback-dir", str(tmp_path / "fb"), "--port", str(port)]
-        process = _start(command, log, tmp_path, env={**os.environ, "HF_ENDPOINT": server.url})
+        process = _start(command, log, tmp_path, env=env)
         try:
             _wait_for(f"http://127.0.0.1:{port}/", process, log)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+                assert page.status == 200
+            client = _client(f"http://127.0.0.1:{port}/")
+            assert _submit(client, _top(run_dir)[0], "fix")["user"] == "ada"
         finally:
             _stop(process, log)
     assert asked == ["/api/whoami-v2"], asked
+    assert proxied == [], proxied
 
 
 @pytest.mark.slow
