@@ -470,8 +470,9 @@ def test_examples_span_the_region_each_seed_once_with_its_clean_seed(planted_ima
 
 def test_failures_config_carries_the_clean_seeds(review_run, tmp_path, caplog):
     """``summarize`` stores each failing image's clean seed (``clean_image``, at the perturbed size); ``load_dataset``
-    reads the config from the folder and from the Hub; a run written before (no column) still shows its examples,
-    saying that the clean seed is not stored; a seed folder that is gone leaves the column empty, with a warning."""
+    reads the config from the folder and from the Hub; a run written before (no column, no regions config) still
+    shows its regions and examples, saying that the clean seed is not stored; a seed folder that is gone leaves the
+    column empty, with a warning."""
     import shutil
 
     import datasets
@@ -495,13 +496,39 @@ def test_failures_config_carries_the_clean_seeds(review_run, tmp_path, caplog):
     meta = (old / "run.json").read_text()
     (old / "run.json").write_text(meta.replace(str(RunView.open(str(run_dir)).meta["seeds"]["source"]), "/gone"))
     (old / ".local_paths.json").unlink(missing_ok=True)
+    (old / "data" / "regions.parquet").unlink()  # and made before regions: they come from its queries
     view = RunView.open(str(old))
     region = view.region_ids[0]
+    assert view.run.regions_computed and view.region_picture(region) is None and view.region_card(region)
     assert all(caption.endswith("(clean seed not stored)") for _, _, caption in view.example_pairs(region))
     caplog.clear()
     summarize(RunStore(old))
     assert "the clean seeds of this run could not be read again from" in caplog.text
     assert pd.read_parquet(old / "data" / "failures.parquet")["clean_image"].isna().all()
+
+
+def test_clean_seeds_are_read_again_from_a_seed_file(shapes_model, block_space, tmp_path):
+    """Seeds listed in a .jsonl file (not an image folder) are read again through the seed reader for the
+    ``clean_image`` column, each at the size of its perturbed image."""
+    import pandas as pd
+
+    from fade_hub.demo.shapes import write_seed_folder
+    from fade_hub.explore.config import ExploreConfig
+    from fade_hub.explore.runner import explore
+
+    folder = write_seed_folder(tmp_path / "seeds", per_class=4, seed=5)
+    listing = tmp_path / "seeds" / "seeds.jsonl"
+    listing.write_text("".join(json.dumps({"image": path.relative_to(folder).as_posix(), "label": path.parent.name})
+                               + "\n" for path in sorted(folder.rglob("*.png"))))
+    run = explore(ExploreConfig(model=str(shapes_model), seeds=str(listing), space=str(block_space), algorithm="grid",
+                                output=str(tmp_path / "run"), show_progress=False))
+    failures = pd.read_parquet(run.path / "data" / "failures.parquet")
+    assert len(failures) and failures["seed_id"].str.startswith("seeds.jsonl/").all()
+    from fade_hub.feedback.pictures import decode_image
+
+    for _, row in failures.iterrows():
+        clean, perturbed = decode_image(row["clean_image"]), decode_image(row["image"])
+        assert clean is not None and clean.size == perturbed.size
 
 
 def test_heatmap_outlines_the_region(planted_image_run):

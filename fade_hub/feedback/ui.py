@@ -128,8 +128,8 @@ class ReviewUI:
                                         elem_classes="fade-image", buttons=["fullscreen"])
                 self.gallery = self.examples = None
                 if view.has_images:
-                    gr.Markdown("**Failing examples:** the unchanged seed beside the changed input, with what the model "
-                                "said. Click one to give it a verdict of its own.", elem_id="examples-intro")
+                    gr.Markdown("**Failing examples:** the unchanged seed beside the changed input, with what the "
+                                "model said. Click one to give it a verdict of its own.", elem_id="examples-intro")
                     self.gallery = gr.Gallery(label="Failing examples", show_label=False, columns=2,
                                               object_fit="contain", format="png", elem_id="examples-gallery",
                                               elem_classes="fade-gallery", allow_preview=False, interactive=False)
@@ -348,8 +348,8 @@ class ReviewUI:
 
     def _reset_correction(self, example: bool = False) -> Any:
         kind = {"label": gr.Dropdown, "text": gr.Textbox, "image": gr.Radio}[self.view.correction_kind]
-        return kind(value=None, interactive=example,
-                    info="Optional: the right answer for this example." if example else "For one example: pick it first.")
+        info = "Optional: the right answer for this example." if example else "For one example: pick it first."
+        return kind(value=None, interactive=example, info=info)
 
     def on_pick_example(self, region: str | None, evt: gr.SelectData) -> list:
         """Aim the verdict at the clicked example (a picture or a row)."""
@@ -408,7 +408,9 @@ class ReviewUI:
         """Choose the clicked row of my verdicts for a change or a withdrawal."""
         mine = self.app.reviews.my_verdicts(self.app.user_of(profile))
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return gr.Dropdown(value=mine[index].target) if isinstance(index, int) and 0 <= index < len(mine) else gr.Dropdown()
+        if not isinstance(index, int) or not 0 <= index < len(mine):
+            return gr.Dropdown()
+        return gr.Dropdown(value=mine[index].target)
 
     def on_change(self, target: str | None, verdict: str | None, profile: gr.OAuthProfile | None) -> list:
         """Store a new verdict on one of the visitor's targets (keeping its correction and note)."""

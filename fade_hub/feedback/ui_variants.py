@@ -22,7 +22,8 @@ from .variants import (
     target_choices,
     title,
 )
-from .view import TABLE, column_widths, open_image
+from .pictures import open_image
+from .view import TABLE, column_widths
 from .words import plain
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def variants_tab(app: Any) -> None:
         with gr.Column(scale=3, min_width=320):
             summary = gr.Markdown(headline(first), elem_id="variant-headline")
             table = gr.Dataframe(value=before_after_table(first), **TABLE,
-                                 label="Failure rate before and after, with 95% intervals", elem_id="variant-table", column_widths=column_widths(TABLE_COLUMNS))
+                                 label="Failure rate before and after, with 95% intervals", elem_id="variant-table",
+                                 column_widths=column_widths(TABLE_COLUMNS))
             shift = gr.Markdown(plain(shift_text(first)), elem_id="variant-shift")
         with gr.Column(scale=2, min_width=320):
             picture = gr.Image(value=_plot(first), type="pil", interactive=False, show_label=False,

@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import NETWORK_ERRORS, BadConfig, FadeHubError
-from .view import LABEL_CHARS, decode_image, short, side_by_side
+from .pictures import decode_image, side_by_side
+from .view import LABEL_CHARS, short
 from .words import interval, plain, points, short_percent
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ resolves targets); no UI objects here.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections import Counter
@@ -22,6 +21,7 @@ from ..errors import FadeHubError
 from ..evidence import Evidence, whole
 from ..run import BadTarget, Run, canonical_target, target_type
 from ..tasks import TASKS
+from .pictures import decode_image, open_image, side_by_side
 from .records import InvalidFeedback
 from .words import cell_words, interval, plain, region_details, region_facts, short_percent
 
@@ -29,7 +29,6 @@ IMAGE_CHOICES = ("accept", "reject")
 MAX_EXAMPLES = 12  # examples shown per region
 REGION_COLUMNS = ["#", "region", "fails (95% interval)", "verdicts"]
 CELL_COLUMNS = ["cell", "failing seeds", "95% interval"]
-EXAMPLE_SIDE = 224  # px: each half of a clean | perturbed pair is at least this wide
 # every table of the app: text cells that wrap, shown whole (a page scrolls, never a box inside it)
 TABLE = {"datatype": "str", "interactive": False, "wrap": True, "max_height": 100_000, "elem_classes": "fade-table"}
 LABEL_CHARS = 32  # characters of a region's description in a dropdown (what a phone's dropdown holds)
@@ -60,48 +59,6 @@ def votes_text(votes: Counter | None) -> str:
         return ""
     text = " · ".join(f"{count} {verdict.replace('_', ' ')}" for verdict, count in sorted(votes.items()))
     return text + (" (disagree)" if len(votes) > 1 else "")
-
-
-def open_image(source: Any):
-    """An RGB PIL image from a path or a binary file, or None when it is no readable image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(source) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError):
-        return None
-
-
-def decode_image(cell: Any):
-    """A PIL image from a parquet ``datasets.Image`` cell (or raw bytes), or None."""
-    data = cell.get("bytes") if isinstance(cell, dict) else cell if isinstance(cell, bytes) else None
-    return open_image(io.BytesIO(data)) if data else None
-
-
-def side_by_side(left, right, labels: tuple[str, str] = ("clean seed", "perturbed"), side: int = EXAMPLE_SIDE):
-    """One picture: ``left`` beside ``right`` (or ``right`` alone when ``left`` is None), each labelled below."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    images = [image for image in (left, right) if image is not None]
-    scaled = []
-    for image in images:
-        factor = max(side / image.width, side / image.height, 1.0)
-        size = (round(image.width * factor), round(image.height * factor))
-        scaled.append(image.resize(size, Image.NEAREST if factor >= 2 else Image.BICUBIC))
-    font = ImageFont.load_default(size=20)
-    gap, label_h = 8, 28
-    width = sum(image.width for image in scaled) + gap * (len(scaled) - 1)
-    height = max(image.height for image in scaled) + label_h
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    labels = labels if left is not None else labels[1:]
-    x = 0
-    for image, label in zip(scaled, labels):
-        canvas.paste(image, (x, 0))
-        draw.text((x + 4, image.height + 3), label, fill="#333333", font=font)
-        x += image.width + gap
-    return canvas
 
 
 class RunView:
@@ -234,7 +191,10 @@ class RunView:
     def region_details(self, region_id: str | None) -> str:
         """The statistics behind a region (Markdown): its id for the API, the tests and their p-values."""
         row = self.region_row(region_id)
-        return region_details(row, self.meta) if row is not None else ""
+        if row is None:
+            return ""
+        cells = self.landscape[self.landscape["action_id"].isin([int(c) for c in row.cells])]
+        return region_details(row, self.meta, list(cells.get("expectation", pd.Series(dtype=str)).astype(str)))
 
     def region_table(self, votes: Mapping[str, Counter] | None = None) -> pd.DataFrame:
         """The regions, worst first, as display strings with the verdicts given so far."""
@@ -245,7 +205,8 @@ class RunView:
             rate = row.confirm_rate if _held_out(row) else row.failure_rate
             where = "held-out seeds, confirmed" if bool(row.confirmed) else (
                 "held-out seeds, not confirmed" if _held_out(row) else "search seeds, not confirmed")
-            rows.append([str(int(row.rank)), str(row.description), f"{short_percent(rate)} {interval(low, high)} of {where}",
+            rows.append([str(int(row.rank)), str(row.description),
+                         f"{short_percent(rate)} {interval(low, high)} of {where}",
                          votes_text(votes.get(str(row.region_id)))])
         return pd.DataFrame(rows, columns=REGION_COLUMNS)
 

@@ -127,8 +127,21 @@ def class_words(row: Any) -> str:
                      for name, k, n in items)
 
 
-def region_details(row: Any, meta: Mapping[str, Any]) -> str:
-    """The statistics behind a region for those who want them (Markdown)."""
+EXPECTATIONS = {
+    "invariant": "invariant: these changes should not change the answer (the right one is the seed's own)",
+    "directional": "directional: these changes should change the answer in a known way (negating a positive sentence "
+                   "makes it negative)",
+}
+
+
+def expectation_words(expectations: Sequence[str]) -> str:
+    """What the right answer is in a region's cells (invariant, directional, or both), in words."""
+    kinds = list(dict.fromkeys(str(text).split(" ")[0] for text in expectations if text))
+    return "; ".join(EXPECTATIONS.get(kind, kind) for kind in kinds) or "not judged"
+
+
+def region_details(row: Any, meta: Mapping[str, Any], expectations: Sequence[str] = ()) -> str:
+    """The statistics behind a region for those who want them (Markdown): the tests, the judge, the right answer."""
     lines = [
         f"**Search (screening):** scan score {float(row.scan_llr):.1f}; one-sided Fisher test against the clean "
         f"seeds of its classes, p = {float(row.screen_p):.2g}, adjusted over the regions listed "
@@ -142,6 +155,8 @@ def region_details(row: Any, meta: Mapping[str, Any]) -> str:
     if judge:
         reference = f": {plain(judge['reference'])}" if judge.get("reference") else ""
         lines.append(f"**Judge:** {plain(judge.get('name', '?'))}{reference}.")
+    if expectations:
+        lines.append(f"**Right answer:** {plain(expectation_words(expectations))}.")
     return "\n\n".join(lines)
 
 
