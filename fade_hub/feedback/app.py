@@ -250,7 +250,7 @@ def token_help(config: AppConfig, endpoint: str) -> str:
         f"{plain(config.feedback_repo)}.\n"
         f"2. Open {plain(settings)}, section *Variables and secrets*, click *New secret*, name it `HF_TOKEN` and "
         "paste the token.\n"
-        "3. The Space restarts by itself and shows the failure modes.\n\n"
+        "3. The Space restarts by itself and shows the failure regions.\n\n"
         "From a terminal instead: `python -c \"from huggingface_hub import HfApi; "
         f"HfApi().add_space_secret('{plain(config.space_id or 'USER/SPACE')}', 'HF_TOKEN', input('token: '))\"`"
     )
