@@ -432,7 +432,8 @@ def test_plain_words(planted_image_run):
     assert (interval(0.28, 0.43), interval(0.004, 0.025)) == ("[28, 43]", "[0.4, 2.5]")
     assert points(0.12, 0.08, 0.16) == "+12 points [+8, +16]" and points(0.002, -0.004, 0.009).startswith("+0.2 points")
     assert cell_words(["rotation", "brightness"], {"rotation": "30", "brightness": "0.2"}) == "rotation 30, brightness 0.2"
-    assert clean_words({"queries": 0}).startswith("This run has no clean failure rate")
+    assert clean_words({"queries": 0}).startswith("prompts have no unchanged form")
+    assert clean_words({"queries": 36, "failures": 0, "ci_low": 0.0, "ci_high": 0.096}) == "here 0% [0.0, 9.6] of 36 seeds"
     assert plain("<img src=x> [a](javascript:x) **b**") == "&lt;img src=x&gt; \\[a\\](javascript:x) \\*\\*b\\*\\*"
     assert plain("# 1. x") == "\\# 1. x" and plain("12. x") == "12\\. x"
     row = next(Run.open(planted_image_run[0]).regions.itertuples())

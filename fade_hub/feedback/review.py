@@ -19,7 +19,6 @@ from .records import FeedbackRecord, FeedbackSet
 
 logger = logging.getLogger(__name__)
 
-FILTERS = ("unreviewed", "confirmed", "all")
 FILTER_CHOICES = [("not reviewed by you", "unreviewed"), ("confirmed", "confirmed"), ("all", "all")]
 REFRESH_SECONDS = 60.0
 

@@ -144,10 +144,9 @@ class ReviewUI:
                                               label="Failing seeds per cell during the search (click one to give it "
                                                     "a verdict of its own)")
                 with gr.Accordion("Landscape: any two factors", open=False, elem_id="landscape"):
-                    pairs = view.factor_pairs()
-                    self.pair = gr.Dropdown(choices=[(f"{a} × {b}" if a != b else a, f"{a}|{b}") for a, b in pairs],
-                                            value=f"{pairs[0][0]}|{pairs[0][1]}", label="Factors (the others pooled; "
-                                            "the region outlined)", elem_id="pair-select")
+                    self.pairs = [(f"{a} × {b}" if a != b else a, f"{a}|{b}") for a, b in view.factor_pairs()]
+                    self.pair = gr.Dropdown(choices=self.pairs, value=self.pairs[0][1], label="Factors (the others "
+                                            "pooled; the region outlined)", elem_id="pair-select")
                     self.heatmap = gr.Image(type="pil", interactive=False, show_label=False, elem_id="heatmap",
                                             elem_classes="fade-image", buttons=[])
 
@@ -310,8 +309,9 @@ class ReviewUI:
         if target and view.region_of(target) == region:  # shown again (a verdict moved on to it): keep what is typed
             form = [gr.update()] * len(form)
         return [view.region_card(region, reviews.votes().get(region)), view.region_details(region), region,
-                view.region_picture(region), *shown, view.cells_table(region), gr.Dropdown(value=pair),
-                self._heatmap(pair, region), *form, self._yours(user, region), gr.Button(interactive=True)]
+                view.region_picture(region), *shown, view.cells_table(region),
+                gr.Dropdown(choices=self.pairs, value=pair), self._heatmap(pair, region), *form,
+                self._yours(user, region), gr.Button(interactive=True)]
 
     def _aim(self, target: str | None, region: str | None) -> list:
         """The target state, the line that names it, the "whole region" button and the correction input."""

@@ -179,7 +179,7 @@ class RunView:
         row = self.region_row(region_id)
         if row is None:
             return ""
-        facts = region_facts(row, self.meta.get("clean"))
+        facts = region_facts(row)
         cells = f"{int(row.num_cells)} cell{'s' if int(row.num_cells) != 1 else ''} of the {len(self.landscape)} tried"
         facts.append(f"**Where:** {cells}; its examples and cells are below.")
         if votes:
@@ -413,9 +413,9 @@ class RunView:
         return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
 
     def region_pair(self, region_id: str | None) -> tuple[str, str]:
-        """The factor pair that shows a region best: the factors it constrains first, then the next ones."""
+        """The factor pair that shows a region best: two it constrains (else the next ones), in factor order."""
         constrained = [name for name in self.factor_names if name in self.region_levels(region_id)]
-        names = list(dict.fromkeys(constrained + self.factor_names))[:2]
+        names = sorted(list(dict.fromkeys(constrained + self.factor_names))[:2], key=self.factor_names.index)
         return (names[0], names[0]) if len(names) == 1 else (names[0], names[1])
 
     def check(self, target: str, correction: str) -> None:

@@ -30,11 +30,6 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
-def percent(value: float | None) -> str:
-    """``0.786`` -> ``79%``; ``None``/NaN -> ``n/a``."""
-    return "n/a" if _missing(value) else f"{100 * float(value):.0f}%"
-
-
 def short_percent(value: float | None) -> str:
     """A rate as a percentage, with one decimal below 10 % (``1.5%``, ``35%``); ``n/a`` when missing."""
     if _missing(value):
@@ -67,13 +62,12 @@ def cell_words(names: Sequence[str], levels: Mapping[str, Any]) -> str:
 
 
 def clean_words(clean: Mapping[str, Any] | None) -> str:
-    """The clean failure rate of a run in one sentence."""
+    """The run's clean failure rate in a few words: ``here 1.5% [0.3, 8.0] of 36 seeds``."""
     if not clean or not clean.get("queries"):
-        return ("This run has no clean failure rate (prompts have no unchanged form): a region is compared with the "
-                "other changes instead.")
-    return (f"On the unchanged seeds the model failed {int(clean['failures'])} of {int(clean['queries'])} times "
-            f"({short_percent(clean['failures'] / clean['queries'])}, 95% interval "
-            f"{interval(clean.get('ci_low'), clean.get('ci_high'))}).")
+        return "prompts have no unchanged form: a region is compared with the other changes instead"
+    rate = clean["failures"] / clean["queries"]
+    return (f"here {short_percent(rate)} {interval(clean.get('ci_low'), clean.get('ci_high'))} of "
+            f"{int(clean['queries'])} seeds").replace("  ", " ")
 
 
 def _tested(row: Any) -> bool:
@@ -87,7 +81,7 @@ def _against(rate: float, test: str = "") -> str:
     return f"against {short_percent(rate)} of clean seeds"
 
 
-def region_facts(row: Any, clean: Mapping[str, Any] | None = None) -> list[str]:
+def region_facts(row: Any) -> list[str]:
     """A region's figures as Markdown sentences (run text escaped): how often it fails during the search against
     the clean rate, what the held-out test found, per seed class."""
     if _missing(row.clean_rate):
@@ -178,14 +172,11 @@ JUDGES = {
 def guide_markdown(clean: Mapping[str, Any] | None, judge: str = "") -> str:
     """The "how to review" panel (Markdown; only numbers from the run go into it)."""
     how = JUDGES.get(judge, "an automatic check decides whether each answer failed")
-    rate = ""
-    if clean and clean.get("queries"):
-        rate = f" (here {short_percent(clean['failures'] / clean['queries'])} of {int(clean['queries'])} seeds)"
     return f"""
 - **What you review:** the model's inputs were changed along a few factors (such as rotation or brightness); a
   **region** is a set of such changes where the model fails clearly more often than on unchanged inputs.
 - **The judge** decided whether each answer failed: {how}. If it was wrong, your verdict is *not a failure*.
-- **The clean rate** is how often the model fails on unchanged seeds{rate}.
+- **The clean rate** is how often the model fails on unchanged seeds ({clean_words(clean)}).
 - **Confirmed** means re-tested on seeds the search never saw, and failing clearly more often there too.
 - **The numbers:** "35% [28, 43]" means 35% of the seeds failed and the true rate lies between 28% and 43% (95%
   interval).
