@@ -3,8 +3,9 @@
 Builds a small run once (a grid exploration of the shipped shapes classifier over a 4x4 space, in a temp dir), then
 starts ``fade-hub space serve --failures RUN --reviewer ada`` in a fresh process ``--repeats`` times with no network:
 ``HF_ENDPOINT`` names a port nobody listens on, and every other request would go through a local proxy that records
-it and answers 502. Reports the median seconds to the port's first page (target < 10 s) and every request the
-proxy saw (target: none).
+it and answers 502. Reports the median seconds to the port's first page (target < 10 s), beside the seconds a bare
+``python -c "import gradio"`` takes on the same machine at the same time (the floor no app built on gradio goes
+under), and every request the proxy saw (target: none).
 
     python benchmarks/space_start.py [--repeats 3] [--output PATH]
 """
@@ -78,6 +79,13 @@ def start_once(run_dir: Path, folder: Path, proxy_url: str) -> float:
         process.wait(timeout=30)
 
 
+def import_gradio() -> float:
+    """Seconds a fresh interpreter takes to import gradio (the floor of any gradio app's start)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import gradio"], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -95,16 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="space-start-") as temp, HTTPServerThread(proxy) as outside:
         folder = Path(temp)
         run_dir = build_run(folder)
-        seconds = [start_once(run_dir, folder, outside.url) for _ in range(args.repeats)]
+        seconds, floor = [], []
+        for _ in range(args.repeats):  # interleaved, so that both see the same load
+            seconds.append(start_once(run_dir, folder, outside.url))
+            floor.append(import_gradio())
     result = {
         "seconds_to_first_page": {"median": statistics.median(seconds), "all": seconds},
+        "seconds_to_import_gradio": {"median": statistics.median(floor), "all": floor},
         "target_seconds": 10.0,
         "requests_to_other_hosts": seen,
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_average": list(os.getloadavg())},
     }
     print(f"space serve, local run, no network: first page after {statistics.median(seconds):.1f} s (median of "
-          f"{len(seconds)}: {', '.join(f'{s:.1f}' for s in seconds)}); requests to other hosts: {len(seen)}")
+          f"{len(seconds)}: {', '.join(f'{s:.1f}' for s in seconds)}); importing gradio alone: "
+          f"{statistics.median(floor):.1f} s; requests to other hosts: {len(seen)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     return 0
