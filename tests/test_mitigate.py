@@ -305,7 +305,8 @@ def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, t
            "already holds an adapter")
     assert (image_loop["result"].path / "adapter_model.safetensors").is_file()  # untouched
     _fails(capsys, ["mitigate", str(run.path), *base[2:], "--feedback", image_loop["feedback"], "--output",
-                    str(tmp_path / "c")], "no seeds left for evaluation")  # its held-out seeds confirmed the modes
+                    str(tmp_path / "c")], "hold no seed of class")  # confirmation asked the region's classes only:
+    # the held-out seeds left unasked are all circles, on which the square-and-triangle region cannot be measured
     _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(tmp_path / "c")],
            "cannot be read here")  # the pushed run names its local seed folder only relative to the run
     gone = tmp_path / "gone-run"

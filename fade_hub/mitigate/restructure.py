@@ -39,7 +39,7 @@ from .config import MitigateConfig, check_output
 from .evaluate import Measurement, clean_cells, compare, evaluation_cells, measure, split_untargeted
 from .outputs import CHANGES_FILE, EXAMPLES_FILE, write_changes, write_eval, write_examples
 from .shift_plots import CHANGE_PLOT, LANDSCAPE_PLOT, MODES_PLOT, change_plot, landscape_plot, modes_plot
-from .seeds import explore_config, split_seeds
+from .seeds import check_region_classes, explore_config, split_seeds
 from .selection import Selection, from_confirmed, from_feedback
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def prepare(config: MitigateConfig) -> Setup:
     space.import_user_ops(allowed=config.trust_remote_code or explore.user_code_allowed)
     judge = make_judge(run.task, judge_config(explore), target, allow_user_code=explore.user_code_allowed)
     seeds = split_seeds(run, config, target)
+    check_region_classes(selection.regions, seeds.eval, seeds.eval_source)
     aliases = label_aliases(explore) if explore.label_map and Path(explore.label_map).is_file() else None
     envs = [FailureEnv(target, judge, space, part, seed=explore.seed, label_aliases=aliases)
             for part in (seeds.eval, seeds.train)]
