@@ -72,7 +72,7 @@ def _image_checks() -> list:
     return [
         ("mode before rate", lambda lp, f, a, w: f["modes"][0]["before"]["rate"], 0.3, "min"),
         ("region before rate", lambda lp, f, a, w: f["regions"][0]["before"]["rate"], 0.5, "min"),
-        ("targeted drop", lambda lp, f, a, w: f["targeted"]["drop"], 0.6, "min"),
+        ("targeted drop", lambda lp, f, a, w: f["targeted"]["drop"], 0.7, "min"),
         ("clean failures after - before", lambda lp, f, a, w:
             f["clean"]["after"]["failures"] - f["clean"]["before"]["failures"], 1, "max"),
         ("re-explored mode rate after / before", lambda lp, f, a, w: _reexplored_ratio(lp, a, w, True), 1.0, "max<"),
@@ -91,7 +91,7 @@ def _generative_checks(reexplore_limit: float = 0.3) -> list:
 CHECKS = {
     "image": _image_checks(),
     "multi-process": [
-        ("targeted drop", lambda lp, f, a, w: f["targeted"]["drop"], 0.6, "min"),
+        ("targeted drop", lambda lp, f, a, w: f["targeted"]["drop"], 0.7, "min"),
         ("clean failures after - before", lambda lp, f, a, w:
             f["clean"]["after"]["failures"] - f["clean"]["before"]["failures"], 1, "max"),
     ],

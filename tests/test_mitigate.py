@@ -33,13 +33,16 @@ def image_loop(hub, shapes_model, block_space, tmp_path_factory):
     return loop
 
 
-def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loop):
+def test_the_adapter_fades_the_targeted_region_without_breaking_the_rest(image_loop):
+    """Thresholds from benchmarks/mitigation_seeds.py (results/mitigation.json ``seed_spread``): over training seeds
+    0-4 the region's drop was 0.94 (threads=1), its failure rate before 0.85."""
     figures = image_loop["result"].figures
-    [mode] = figures["modes"]
-    print(f"\nimage loop: targeted {mode['before']['rate']:.2f} -> {mode['after']['rate']:.2f}, clean "
+    [mode], [region] = figures["modes"], figures["regions"]
+    print(f"\nimage loop: region {region['before']['rate']:.2f} -> {region['after']['rate']:.2f}, clean "
           f"{figures['clean']['before']['rate']:.2f} -> {figures['clean']['after']['rate']:.2f}")
+    assert region["region_id"] == image_loop["region"] and region["votes"] == {"fix": 1}
     assert mode["action_id"] == image_loop["mode"] and mode["votes"] == {"fix": 1}
-    assert mode["before"]["rate"] >= 0.3 and figures["targeted"]["drop"] >= 0.6
+    assert mode["before"]["rate"] >= 0.3 and region["before"]["rate"] >= 0.5 and figures["targeted"]["drop"] >= 0.7
     assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
     assert figures["feedback"]["corrections"] == 1 and figures["feedback"]["reviewers"] == 1
     assert figures["eval_seeds"]["count"] == 30 and figures["base_model"] == image_loop["model"]
@@ -341,7 +344,9 @@ def test_multi_process_mitigation_matches_the_single_process_checks(image_loop, 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("targeted drop") == 1  # only the main process reports
     figures = json.loads((output / "fade_eval.json").read_text())
-    assert figures["targeted"]["drop"] >= 0.6
+    # over training seeds 0-4 (benchmarks/mitigation_seeds.py, the region the loop reviews): 0.88 to 0.94; one seed
+    # of the region's 17 failing ones is 6 points
+    assert figures["targeted"]["drop"] >= 0.7
     assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
     assert (output / "adapter_model.safetensors").is_file() and not list(tmp_path.glob(".adapter-*"))
 

@@ -152,7 +152,7 @@ def test_the_figures_compare_the_same_seeds_pairwise_by_group(block_env):
     assert collateral["cells"] == [1] and collateral["before"]["queries"] == 24
     assert np.isclose(collateral["change"], 1 / 24) and collateral["change_low"] >= 0
     assert figures["verdicts"]["collateral"]["holds"] is False  # one seed in 24: the rise may reach 2 points
-    untargeted = figures["untargeted"]  # cells 0 and 2, and the circles of cell 3
+    untargeted = figures["untargeted_trained"]  # cells 0 and 2, and the circles of cell 3
     assert untargeted["before"]["queries"] == 2 * 24 + 8 and untargeted["targeted_cells_other_classes"]
     assert untargeted["change"] == 0 and untargeted["change_low"] == untargeted["change_high"] == 0
     assert figures["clean"]["change"] == 0 and figures["verdicts"]["clean"]["holds"]
@@ -240,3 +240,11 @@ def test_old_feedback_still_trains_as_before(old_run, shapes_model, tmp_path):
     assert figures["training"]["untargeted_cells"] == 2 and figures["targeted"]["before"]["queries"] == 12
     changes = pd.read_parquet(result.path / "eval" / "cell_changes.parquet")
     assert sorted(changes["action_id"]) == [0, 1, 2, 3] and (result.path / "plots" / "cell_changes.png").is_file()
+    # the Space's variants tab reads every part, each change with its interval, and the change map first
+    from fade_hub.feedback.variants import before_after_table, load_variant
+
+    variant = load_variant(str(result.path))
+    table = before_after_table(variant).set_index("what")
+    assert {"clean seeds", "collateral on unseen perturbations", "untargeted cells, trained on"} <= set(table.index)
+    assert all("[" in text for text in table["change"] if text), table
+    assert variant.plots["change_map"].name == "cell_changes.png"

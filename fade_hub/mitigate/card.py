@@ -71,8 +71,8 @@ def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
                 "before", {}).get("rate")),
             ("collateral failure rate (unseen perturbations), mitigated", (figures.get("collateral") or {}).get(
                 "after", {}).get("rate")),
-            ("untargeted failure rate (trained on), base", figures["untargeted"]["before"]["rate"]),
-            ("untargeted failure rate (trained on), mitigated", figures["untargeted"]["after"]["rate"]),
+            ("untargeted failure rate (trained on), base", figures["untargeted_trained"]["before"]["rate"]),
+            ("untargeted failure rate (trained on), mitigated", figures["untargeted_trained"]["after"]["rate"]),
         )
         if value is not None
     ]

@@ -247,7 +247,7 @@ class Comparison:
 
 def compare(env: FailureEnv, before: Measurement, after: Measurement, selection: Selection, collateral: Sequence[int],
             *, seed: int = 0) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The figures of ``fade_eval.json`` (per region and cell targeted, targeted, clean, collateral, untargeted,
+    """The figures of ``fade_eval.json`` (per region and cell targeted, targeted, clean, collateral, untargeted_trained,
     verdicts, Wasserstein) and the per-cell change table."""
     space, targeted = env.space, list(selection.targeted)
     comparison = Comparison(env, before, after, targeted, seed)
@@ -280,7 +280,7 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, selection:
                   "judge_score": _judge_score(before, after), "inputs": _clean_source(env, before.cells, targeted),
                   **comparison.quality()},
         "collateral": {**comparison.figures(collateral_mask), "cells": [int(cell) for cell in collateral]},
-        "untargeted": {**comparison.figures(untargeted_mask),
+        "untargeted_trained": {**comparison.figures(untargeted_mask),
                        "cells": len([cell for cell in before.cells if cell not in set(targeted) | set(collateral)]),
                        "targeted_cells_other_classes": bool((untargeted_mask & comparison.rows(targeted)).any())},
         "wasserstein": wasserstein(changes["rate_before"].fillna(0.0), changes["rate_after"].fillna(0.0)),

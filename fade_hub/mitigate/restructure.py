@@ -270,7 +270,7 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
         "training": {**training, "train_seeds": len(setup.train_env.seeds), "untargeted_cells": len(trained),
                      "held_out_cells": len(collateral), "collateral_share": config.collateral_share,
                      "seconds": round(time.perf_counter() - started, 1)},
-        "plots": {"cell_changes": CHANGE_PLOT, "modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
+        "plots": {"change_map": CHANGE_PLOT, "modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
         "files": {"cell_changes": CHANGES_FILE, "examples": EXAMPLES_FILE},
     }
     _write_variant(claim, mitigator, figures, env, before, after, changes)

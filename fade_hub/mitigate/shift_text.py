@@ -136,7 +136,7 @@ def group_rows(figures: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     in_regions = {cell for region in regions for cell in region["cells"]}
     rows = [(f"region {region['description']}", region) for region in regions]
     rows += [(f"cell {mode['cell']}", mode) for mode in figures["modes"] if mode["action_id"] not in in_regions]
-    collateral, untargeted = figures.get("collateral") or {}, figures["untargeted"]
+    collateral, untargeted = figures.get("collateral") or {}, figures["untargeted_trained"]
     rows += [("all targeted", figures["targeted"]), ("clean inputs", figures["clean"])]
     if collateral:
         rows.append((f"collateral on unseen perturbations ({cells_text(len(collateral.get('cells') or []))}, never "
@@ -170,7 +170,7 @@ def format_shift(figures: dict[str, Any]) -> str:
                      f"({points(quality['change'])} points{interval})")
     if figures.get("collateral"):
         lines.append(f"collateral on unseen perturbations: change {change_text(figures['collateral'])}")
-    lines.append(f"untargeted, trained on: change {change_text(figures['untargeted'])}")
+    lines.append(f"untargeted, trained on: change {change_text(figures['untargeted_trained'])}")
     lines += change_map_lines(figures)
     lines += [f"verdict: {line}" for line in verdict_lines(figures)] if figures.get("verdicts") else []
     lines.append(f"Wasserstein shift {figures['wasserstein']:.3f} ({WASSERSTEIN_SHORT})")
