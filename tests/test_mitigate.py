@@ -351,18 +351,21 @@ def test_multi_process_mitigation_matches_the_single_process_checks(image_loop, 
     assert (output / "adapter_model.safetensors").is_file() and not list(tmp_path.glob(".adapter-*"))
 
 
-def test_modes_confirmed_fades_the_confirmed_modes_without_feedback(image_loop, tmp_path):
-    """--modes confirmed: a run with enough held-out seeds to confirm its modes is faded with no feedback at all."""
+def test_modes_confirmed_fades_the_confirmed_regions_without_feedback(image_loop, tmp_path):
+    """--modes confirmed: a run with enough held-out seeds to confirm its regions is faded with no feedback at all,
+    over every cell of each confirmed region."""
     from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(tmp_path / "seeds", per_class=16, seed=11)  # 16 of the 64 held out for confirmation
     run = explore(ExploreConfig(model=image_loop["model"], seeds=str(seeds), space=str(image_loop["block_space"]),
                                 algorithm="grid", output=str(tmp_path / "run"), show_progress=False))
-    confirmed = {int(cell) for cell in run.modes.loc[run.modes["confirmed"].astype(bool), "action_id"]}
+    regions = run.regions[run.regions["confirmed"].astype(bool)]
+    confirmed = {int(cell) for cells in regions["cells"] for cell in cells}
     assert confirmed, "the dark, rotated cells are confirmed on held-out seeds"
     result = mitigate(MitigateConfig(run=str(run.path), modes="confirmed", output=str(tmp_path / "adapter"),
                                      steps=5, eval_seeds=str(write_seed_folder(tmp_path / "eval", 3, seed=21)),
                                      show_progress=False))
     assert {mode["action_id"] for mode in result.figures["modes"]} == confirmed
-    assert result.figures["feedback"]["source"] == "confirmed modes" and result.figures["feedback"]["records"] == 0
+    assert [region["region_id"] for region in result.figures["regions"]] == list(regions["region_id"])
+    assert result.figures["feedback"]["source"] == "confirmed regions" and result.figures["feedback"]["records"] == 0
     assert "without human feedback" in (result.path / "README.md").read_text()
