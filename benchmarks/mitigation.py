@@ -265,13 +265,19 @@ def summary(name: str, figures: dict, seconds: float) -> dict:
 
 
 def _rate(part: dict) -> str:
+    if part["rate"] is None:
+        return "n/a (no query)"
     return f"{part['rate']:.3f} [{part['ci_low']:.3f}, {part['ci_high']:.3f}] (n={part['queries']})"
 
 
 def _signed(found: dict) -> str:
-    if found["points"] is None:
+    if found["points"] is None or found["low"] is None:
         return "n/a"
     return f"{found['points']:+.2f} [{found['low']:+.2f}, {found['high']:+.2f}] points"
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def print_table(rows: list[dict]) -> None:
@@ -282,7 +288,7 @@ def print_table(rows: list[dict]) -> None:
         for part in ("targeted", "clean", "collateral", "untargeted_trained"):
             print(f"  {part:<18} failure rate  before {_rate(row[part]['before'])}   after {_rate(row[part]['after'])}")
         drop = row["targeted_drop"]
-        print(f"  targeted drop {drop['value']:.1%} [{drop['low']:.1%}, {drop['high']:.1%}]; "
+        print(f"  targeted drop {_share(drop['value'])} [{_share(drop['low'])}, {_share(drop['high'])}]; "
               f"{row['clean_loss_points']['what']} loss {_signed(row['clean_loss_points'])}; collateral rise "
               f"{_signed(row['collateral_rise_points'])}; untargeted (trained on) change "
               f"{_signed(row['untargeted_trained_change_points'])}; Wasserstein {row['wasserstein']:.3f} (secondary)")
@@ -316,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures = FIXTURES[name](work, args.eval_seeds, args.quick, **options)
                 label = f"{name}[{objective}]" if objective else name
                 rows.append(summary(label, figures, time.perf_counter() - started))
-                print_table(rows[-1:])
                 write_results(args.output, rows, args.eval_seeds, args.quick)  # a long run keeps what it measured
+                print_table(rows[-1:])
     return 0
 
 
