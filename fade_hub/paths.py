@@ -53,6 +53,19 @@ def check_folder_target(path: Path, flag: str, purpose: str) -> None:
         raise BadConfig(f"{flag} {path}: {existing} is not writable; pass a folder you can write to")
 
 
+def check_file_target(path: str | Path, flag: str) -> None:
+    """BadConfig when ``path`` cannot become a file written there: a folder, or in a folder that does not exist or
+    cannot be written (no folder is made for it)."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise BadConfig(f"{flag} {path} is a folder; pass a file name, e.g. {path / 'report.xml'}")
+    if not folder.is_dir():
+        raise BadConfig(f"{flag} {path}: folder {folder} does not exist; create it first or write to an existing one")
+    if not os.access(folder, os.W_OK):
+        raise BadConfig(f"{flag} {path}: folder {folder} is not writable; pass a folder you can write to")
+
+
 def is_local_path(value: Any) -> bool:
     """Whether ``value`` is text naming an existing local file or folder."""
     return isinstance(value, str) and bool(value) and Path(value).expanduser().exists()
