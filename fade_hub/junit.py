@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .check import CheckResult
+from .gate import CheckResult
 
 SUITE = "fade-hub check"
 

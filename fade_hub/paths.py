@@ -88,6 +88,17 @@ def portable_path(value: Any, base: str | Path) -> Any:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
+def public_name(value: str) -> str:
+    """How a published card names a source: a Hub repo id, ``builtin:NAME`` or words as they are, a local path (as
+    recorded, relative or absolute) as ``local:NAME``, so that no local path is published."""
+    text = str(value)
+    if text.startswith((LOCAL_PREFIX, "builtin:")):
+        return text
+    if looks_like_path(text) or Path(text).is_absolute() or is_local_path(text):
+        return f"{LOCAL_PREFIX}{Path(text).name}"
+    return text
+
+
 def check_repo_id(repo_id: str, flag: str) -> None:
     """BadRepoId when ``repo_id`` cannot name a Hub repo (checked before anything is built or sent)."""
     from huggingface_hub.errors import HFValidationError

@@ -203,7 +203,7 @@ def fisher_power(n: int, rate: float, k0: int, n0: int, alpha: float = 0.05) -> 
     return 0.0 if needed is None else binomial_upper_tail(needed, n, rate)
 
 
-# -- two runs compared: the change of a failure rate, paired or independent (fade_hub.compare) --------------------
+# -- two runs compared: the change of a failure rate, paired or independent (fade_hub.region_changes) ------------
 
 
 @dataclass(frozen=True)

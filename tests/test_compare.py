@@ -11,7 +11,7 @@ import pytest
 from conftest import IMAGE_2X2, space_file
 
 from fade_hub.cli import main
-from fade_hub.compare import CompareConfig, compare
+from fade_hub.comparison import CompareConfig, compare
 from fade_hub.stats import independent_change, paired_change
 
 REGION = "rotation 40 and brightness 0.2, on square and triangle seeds"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..check import CheckConfig
+from ..gate import CheckConfig
 from ..options import add_options, build_config
 
 EXIT_FAILED = 1
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Gate the run, print each test case, and return 0 (pass) or 1 (fail)."""
-    from ..check import check
+    from ..gate import check
 
     config = build_config(CheckConfig, args)
     result = check(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..compare import CompareConfig
+from ..comparison import CompareConfig
 from ..options import add_options, build_config
 
 
@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare and print the regions by status (and write the JSON and the picture when asked)."""
-    from ..compare import compare
-    from ..compare_text import comparison_text
+    from ..comparison import compare
+    from ..comparison_text import comparison_text
 
     config = build_config(CompareConfig, args)
     comparison = compare(config)

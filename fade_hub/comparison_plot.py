@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Comparison
+from .region_changes import Comparison
 from .landscape import factor_levels
 from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure
 from .region_plots import outline, pooled_counts

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compare import Comparison, RegionChange, compare_runs, open_pair
-from .compare_text import change_text, rate_text
+from .region_changes import Comparison, RegionChange, compare_runs, open_pair
+from .comparison_text import change_text, rate_text
 from .options import check_ranges, option
 from .paths import check_file_target
 from .region_text import excess_figures, excess_text, figures_text, percent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .compare import Comparison, RegionChange
+from .region_changes import Comparison, RegionChange
 from .region_text import percent
 from .stats import RateChange
 
