@@ -12,7 +12,7 @@ import numpy as np
 from .region_changes import Comparison
 from .landscape import factor_levels
 from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure
-from .region_plots import outline, pooled_counts
+from .region_plots import outline_cells, pooled_counts
 from .run import Run
 
 A_COLOUR, B_COLOUR = "#1f4e9c", "#e76f51"
@@ -61,7 +61,7 @@ def change_png(comparison: Comparison, path: Path) -> Path:
         for region in comparison.regions:
             run = comparison.a if region.side == "a" else comparison.b
             admitted = _admitted(run, region.region_id, names, levels)
-            outline(ax, admitted[rows], admitted[cols] if cols else {0}, values.shape,
+            outline_cells(ax, admitted[rows], admitted[cols] if cols else {0}, values.shape,
                     colour=A_COLOUR if region.side == "a" else B_COLOUR, style="-" if region.side == "a" else "--")
         ax.set_yticks(range(len(levels[rows])), [plot_text(v) for v in levels[rows]], parse_math=False)
         ax.set_ylabel(plot_text(rows), parse_math=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult
 
+
 def _rate_args(part: dict[str, Any]) -> dict[str, Any]:
     """The interval and seed count of a rate (``counts`` of ``fade_hub.mitigate.evaluate``)."""
     return {"ci_low": round(float(part["ci_low"]), 4), "ci_high": round(float(part["ci_high"]), 4),

@@ -59,6 +59,11 @@ import pytest  # noqa: E402
 from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
 
 
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The fast tier first, then the slow end-to-end tests: a failure in the fast tier is seen in minutes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     """A temp folder shared by the whole test session."""

@@ -306,9 +306,9 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
-    case = CASES[name]
+def fails_cleanly(case: Case, bed: dict[str, str]) -> str:
+    """Run a case's command in a subprocess and assert it failed cleanly: exit 2, at most three stderr lines of at
+    most 1,000 characters, no traceback, the needle in the last (error) line, the test bed unchanged; its stderr."""
     argv = [part.format(**bed) for part in case.argv]
     before = snapshot(Path(bed["root"]))
     done = subprocess.run(
@@ -318,7 +318,13 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert len(lines) <= 3, done.stderr
+    assert len(lines) <= 3 and all(len(line) <= 1000 for line in lines), done.stderr[:3000]
     if case.needle is not None:
         assert "error:" in lines[-1] and case.needle.format(**bed) in lines[-1], lines
     assert snapshot(Path(bed["root"])) == before, "a failed command changed the test bed"
+    return done.stderr
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
+    fails_cleanly(CASES[name], bed)

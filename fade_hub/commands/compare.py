@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "is fixed (B fails significantly less there and no longer above its clean rate), persisting (a failure "
             "region of B overlaps it) or unresolved; a failure region of B is new when it overlaps none of A's or B "
             "fails significantly more there. Paired on the seeds both runs asked at the same cells, independent "
-            "otherwise; 95%% intervals; Holm's adjustment across regions."
+            "otherwise; 95% intervals; Holm's adjustment across regions."
         ),
     )
     p.add_argument("run_a", metavar="RUN_A", help="The reference run (e.g. the base model's).")
