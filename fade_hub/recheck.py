@@ -99,7 +99,8 @@ def recheck(config: Any, base: Run, seeds: list[Seed], source: str) -> dict[str,
 def recheck_figures(comparison: Comparison, folder: Path, *, seed: int, source: str, count: int,
                     dataset: str | None = None, revision: str | None = None) -> dict[str, Any]:
     """What ``fade_eval.json`` records of a re-check: the variant's run and its seeds (relative to the adapter
-    ``folder``, as the adapter's own figures name local paths; the run's dataset when pushed), the counts, the clean rates, and every region compared (with its line in words)."""
+    ``folder``, as the adapter's own figures name local paths; the run's dataset when pushed), the counts, the clean
+    rates, and every region compared (with its line in words)."""
     document = comparison.to_dict()
     variant = comparison.b
     regions = [{**data, "text": region_text(region)} for data, region in zip(document["regions"], comparison.regions)]
