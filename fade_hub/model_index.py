@@ -56,10 +56,11 @@ def eval_results(figures: dict[str, Any], dataset: str) -> list[EvalResult]:
     ]
     recheck = figures.get("recheck")
     if recheck:
-        where = recheck.get("dataset") or dataset
+        pushed = bool(recheck.get("dataset"))  # the counts name the variant's run dataset, else the base run's
+        where, where_revision = (recheck["dataset"], recheck.get("revision")) if pushed else (dataset, revision)
         results += [
             EvalResult(task_type=task, dataset_type=where, dataset_name=f"re-check of the variant against {dataset}",
-                       dataset_revision=recheck.get("revision") if recheck.get("dataset") else revision, metric_type="region_count",
+                       dataset_revision=where_revision, metric_type="region_count",
                        metric_name=f"re-check: regions {status}", metric_value=int(count))
             for status, count in recheck["counts"].items()
         ]
