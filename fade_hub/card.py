@@ -16,9 +16,9 @@ from urllib.parse import quote
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData, constants
 
+from .characterize import characterize_run
 from .errors import BadConfig
 from .feedback.variants import published_for
-from .characterize import characterize_run
 from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text, is_mode, seed_counts
 from .perturb.concepts import ConceptSpace
 from .provenance import license_text

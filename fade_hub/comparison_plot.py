@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .region_changes import Comparison
 from .landscape import factor_levels
 from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure
+from .region_changes import Comparison
 from .region_plots import outline_cells, pooled_counts
 from .run import Run
 

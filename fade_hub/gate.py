@@ -14,10 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .region_changes import Comparison, RegionChange, compare_runs, open_pair
 from .comparison_text import change_text, rate_text
+from .junit import Case, write_junit
 from .options import check_ranges, option
 from .paths import check_file_target
+from .region_changes import Comparison, RegionChange, compare_runs, open_pair
 from .region_text import excess_figures, excess_text, figures_text, percent
 from .run import Run
 
@@ -57,16 +58,6 @@ class CheckConfig:
 
 
 @dataclass
-class Case:
-    """One test case of the gate: a region of the run (or its clean rate), whether it passed, and why."""
-
-    name: str
-    kind: str  # "region" or "clean"
-    passed: bool
-    message: str
-
-
-@dataclass
 class CheckResult:
     """The gate's verdict on a run: its test cases and, with ``against``, the comparison behind them."""
 
@@ -103,9 +94,8 @@ def check(config: CheckConfig) -> CheckResult:
     result = CheckResult(run, cases, comparison, {"max_excess": limit, "max_clean": config.max_clean,
                                                   "against": config.against})
     if config.junit:
-        from .junit import write_junit
-
-        write_junit(result, config.junit)
+        write_junit(config.junit, f"fade-hub check {run.spec}", cases, {"run": run.spec, "run_id": run.run_id,
+                                                                         "model": run.model_text, **result.limits})
     return result
 
 

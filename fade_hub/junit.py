@@ -1,39 +1,49 @@
-"""The JUnit XML report of ``fade-hub check``: one test suite, one test case per region (and the clean rate), so that
-CI systems (GitHub Actions reporters, GitLab, Jenkins) list each region as a passing or failing test."""
+"""JUnit XML reports: one test suite of test cases, so that CI systems (GitHub Actions reporters, GitLab, Jenkins)
+list each one as a passing or failing test. ``fade-hub check`` writes one case per region (and the clean rate)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .gate import CheckResult
-
-SUITE = "fade-hub check"
+FAILURE_TYPES = {"region": "FailureRegion", "clean": "CleanFailureRate"}
 
 
-def junit_xml(result: CheckResult) -> str:
-    """The report as JUnit XML text."""
-    failures = len(result.failed)
-    root = ET.Element("testsuites", name=SUITE, tests=str(len(result.cases)), failures=str(failures), errors="0")
-    suite = ET.SubElement(root, "testsuite", name=f"{SUITE} {result.run.spec}", tests=str(len(result.cases)),
-                          failures=str(failures), errors="0", skipped="0", time="0")
-    properties = ET.SubElement(suite, "properties")
-    for key, value in {"run": result.run.spec, "run_id": result.run.run_id, "model": result.run.model_text,
-                       **{name: value for name, value in result.limits.items() if value is not None}}.items():
-        ET.SubElement(properties, "property", name=key, value=str(value))
-    for case in result.cases:
-        element = ET.SubElement(suite, "testcase", name=case.name, classname=f"fade-hub.{case.kind}", time="0")
+@dataclass
+class Case:
+    """One test case: what it checks (``kind``: "region" or "clean"), whether it passed, and why."""
+
+    name: str
+    kind: str
+    passed: bool
+    message: str
+
+
+def junit_xml(suite: str, cases: list[Case], properties: dict[str, Any]) -> str:
+    """The report as JUnit XML text: the suite named ``suite``, its ``properties`` (None values left out), the cases."""
+    failures = str(sum(not case.passed for case in cases))
+    root = ET.Element("testsuites", name=suite, tests=str(len(cases)), failures=failures, errors="0")
+    element = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)), failures=failures, errors="0",
+                            skipped="0", time="0")
+    listed = ET.SubElement(element, "properties")
+    for key, value in properties.items():
+        if value is not None:
+            ET.SubElement(listed, "property", name=key, value=str(value))
+    for case in cases:
+        test = ET.SubElement(element, "testcase", name=case.name, classname=f"fade-hub.{case.kind}", time="0")
         if case.passed:
-            ET.SubElement(element, "system-out").text = case.message
+            ET.SubElement(test, "system-out").text = case.message
         else:
-            ET.SubElement(element, "failure", message=case.message, type="FailureRegion" if case.kind == "region"
-                          else "CleanFailureRate").text = case.message
+            ET.SubElement(test, "failure", message=case.message,
+                          type=FAILURE_TYPES.get(case.kind, "Failure")).text = case.message
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(result: CheckResult, path: str | Path) -> Path:
-    """Write the report to ``path``."""
+def write_junit(path: str | Path, suite: str, cases: list[Case], properties: dict[str, Any]) -> Path:
+    """Write the report (see ``junit_xml``) to ``path``."""
     path = Path(path)
-    path.write_text(junit_xml(result), encoding="utf-8")
+    path.write_text(junit_xml(suite, cases, properties), encoding="utf-8")
     return path

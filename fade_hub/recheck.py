@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .region_changes import Comparison, compare_runs
 from .comparison_text import rate_text, region_text, summary_text
 from .errors import BadConfig
+from .explore.config import ExploreConfig
 from .options import MAX_SEED
 from .paths import portable_path, public_name
+from .region_changes import Comparison, compare_runs
 from .region_text import percent
 from .run import Run
 from .seeds import Seed
@@ -51,14 +52,13 @@ def recheck_seed(base_seed: int, seed: int) -> int:
     return (int(base_seed) + 1 + int(seed)) % (MAX_SEED + 1)
 
 
-def explore_variant(base: Run, adapter: Path, seeds: list[Seed], source: str, output: Path, *, seed: int,
-                    device: str | None = None, show_progress: bool = True) -> Run:
-    """Explore the adapter folder ``adapter`` over ``seeds`` as ``base`` was explored, with the random ``seed``."""
+def explore_variant(base: Run, recorded: ExploreConfig, adapter: Path, seeds: list[Seed], source: str, output: Path,
+                    *, seed: int, device: str | None = None, show_progress: bool = True) -> Run:
+    """Explore the adapter folder ``adapter`` over ``seeds`` as ``base`` was explored (``recorded``: its settings),
+    with the random ``seed``."""
     from .explore.runner import explore_loaded, load_model
-    from .mitigate.seeds import explore_config
     from .store import RunStore
 
-    recorded = explore_config(base)
     config = dataclasses.replace(recorded, model=str(adapter), seeds=source, num_seeds=None, seed=seed,
                                  output=str(output), resume=False, push_to_hub=None, show_progress=show_progress,
                                  device=device or recorded.device)
@@ -76,11 +76,12 @@ def explore_variant(base: Run, adapter: Path, seeds: list[Seed], source: str, ou
         store.release()
 
 
-def recheck(config: Any, base: Run, seeds: list[Seed], source: str) -> dict[str, Any]:
-    """Explore the variant a mitigation (``config``: its ``MitigateConfig``) wrote, compare it with ``base``, push
-    its run when the adapter is pushed; the ``recheck`` entry of the adapter's figures."""
+def recheck(config: Any, base: Run, recorded: ExploreConfig, seeds: list[Seed], source: str) -> dict[str, Any]:
+    """Explore the variant a mitigation (``config``: its ``MitigateConfig``) wrote as ``base`` was explored
+    (``recorded``: its exploration settings), compare it with ``base``, push its run when the adapter is pushed; the
+    ``recheck`` entry of the adapter's figures."""
     seed = recheck_seed(base.meta.get("seed") or 0, config.seed)
-    variant = explore_variant(base, config.output_dir, seeds, source, recheck_dir(config.output_dir), seed=seed,
+    variant = explore_variant(base, recorded, config.output_dir, seeds, source, recheck_dir(config.output_dir), seed=seed,
                               device=config.device, show_progress=config.show_progress)
     comparison = compare_runs(base, variant)
     dataset, revision = None, None

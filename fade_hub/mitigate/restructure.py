@@ -247,7 +247,7 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
     if config.recheck:  # the variant explored afresh and compared with the run (fade_hub.recheck)
         from ..recheck import recheck
 
-        figures["recheck"] = recheck(config, run, env.seeds, setup.eval_source)
+        figures["recheck"] = recheck(config, run, explore_config(run), env.seeds, setup.eval_source)
         write_eval(config.output_dir, published_figures(figures, config.output_dir))
         build_model_card(published_figures(figures, config.output_dir)).save(config.output_dir / "README.md")
     return published_figures(figures, config.output_dir)
