@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .region_changes import Comparison, RegionChange
+from .region_changes import STATUSES, Comparison, RegionChange
 from .region_text import percent
 from .stats import RateChange
 
@@ -65,7 +65,7 @@ def comparison_text(comparison: Comparison) -> str:
         f"clean failure rate: A {rate_text(comparison.clean, 'before')}, B {rate_text(comparison.clean, 'after')}; "
         f"change {change_text(comparison.clean)}",
     ]
-    for status in ("fixed", "persisting", "unresolved", "new"):
+    for status in STATUSES:
         side = "b" if status == "new" else "a"
         found = comparison.with_status(status, side)
         lines += ["", f"{HEADINGS[status]} ({len(found)})"]
@@ -77,4 +77,4 @@ def comparison_text(comparison: Comparison) -> str:
 
 def summary_text(counts: dict[str, int]) -> str:
     """``1 fixed, 0 persisting, 0 unresolved, 0 new``."""
-    return ", ".join(f"{counts[status]} {status}" for status in ("fixed", "persisting", "unresolved", "new"))
+    return ", ".join(f"{counts[status]} {status}" for status in STATUSES)

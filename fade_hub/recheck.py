@@ -22,7 +22,7 @@ from .errors import BadConfig
 from .explore.config import ExploreConfig
 from .options import MAX_SEED
 from .paths import portable_path, public_name
-from .region_changes import Comparison, compare_runs
+from .region_changes import STATUSES, Comparison, compare_runs
 from .region_text import percent
 from .run import Run
 from .seeds import Seed
@@ -120,7 +120,7 @@ def recheck_lines(figures: dict[str, Any]) -> list[str]:
     lines = [f"re-check: the variant explored afresh (run {recheck['run_id']}, {recheck['queries']} queries on "
              f"{recheck['seeds']['count']} seeds never trained on, seed {recheck['seed']}) and compared with the "
              f"base run (A): {summary_text(recheck['counts'])}"]
-    for status in ("fixed", "persisting", "unresolved", "new"):
+    for status in STATUSES:
         side = "b" if status == "new" else "a"
         lines += [f"  {status}: {region['text']}" for region in recheck["regions"]
                   if region["status"] == status and region["side"] == side]

@@ -145,3 +145,13 @@ def test_paired_and_independent_changes_agree_with_hand_counts():
     assert independent.change_high - independent.change_low > paired.change_high - paired.change_low
     assert 0 < independent.p_lower < 0.05 < independent.p_higher
     assert math.isnan(independent_change(0, 0, 3, 10).p_higher)  # nothing to compare with
+
+
+def test_mitigate_recheck_refuses_a_full_recheck_folder_before_training(runs, tmp_path, capsys):
+    taken = tmp_path / "adapter-recheck"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    assert main(["mitigate", str(runs["a"]), "--modes", "confirmed", "--output", str(tmp_path / "adapter"),
+                 "--recheck", "--no-progress"]) == 2
+    assert f"--recheck explores the variant into {taken}, which is not empty" in _error_line(capsys)
+    assert (taken / "keep.txt").read_text() == "mine" and not (tmp_path / "adapter").exists()

@@ -127,3 +127,9 @@ def test_a_variant_that_breaks_a_clean_region_shows_it_new_and_fails_the_regress
     assert len(cases) == len(Run.open(str(broken)).regions)  # one test case per region of the run
     failed = [case for case in cases.values() if case.result and isinstance(case.result[0], Failure)]
     assert any(new.description in case.name for case in failed)
+    # the Python API: the same verdict, with the comparison behind it
+    from fade_hub import CheckConfig, check
+
+    result = check(CheckConfig(run=str(broken), against=str(faded["run"].path)))
+    assert not result.passed and result.comparison.counts["new"] == 1
+    assert [case.name for case in result.failed] == [case.name for case in failed]
