@@ -51,6 +51,10 @@ class RunNotFound(FadeHubError):
     """A run directory or run dataset does not exist or is incomplete."""
 
 
+class RunsDiffer(FadeHubError):
+    """Two runs that cannot be compared: the same run twice, or runs over different concept spaces or tasks."""
+
+
 class HubUnreachable(FadeHubError):
     """The Hub endpoint could not be reached; the local data is kept."""
 
