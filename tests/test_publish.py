@@ -173,6 +173,7 @@ def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, 
     assert os.environ["HF_TOKEN"] not in (tmp_path / "run" / "run.json").read_text()
 
 
+@pytest.mark.slow
 def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tmp_path, caplog, capsys):
     """The card takes the model's licence, else the seeds'; gated seeds make a push private unless --public."""
     import logging

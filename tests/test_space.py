@@ -329,6 +329,7 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
     assert [r.to_dict() for r in feedback.load(feedback_repo).records] == [record]
 
 
+@pytest.mark.slow
 def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     from fade_hub.perturb import load_space
     from fade_hub.feedback.app import AppConfig, FeedbackApp
