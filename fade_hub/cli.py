@@ -9,10 +9,9 @@ import sys
 from typing import NoReturn, Sequence
 
 from . import __version__
-from .errors import FadeHubError
+from .errors import EXIT_USER_ERROR, FadeHubError
 from .redact import RedactUrls
 
-EXIT_USER_ERROR = 2
 # what Ctrl-C prints; a command whose interruption leaves something else sets ``interrupted`` on its parser
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
 

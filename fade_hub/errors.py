@@ -11,6 +11,10 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
 
 
+
+EXIT_USER_ERROR = 2  # the exit status of every command refused for bad input (argparse's usage status)
+
+
 class FadeHubError(Exception):
     """Base class: a problem the user can fix; ``str(err)`` says how, in one line."""
 
