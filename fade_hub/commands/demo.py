@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"total time:     {time.perf_counter() - started:.0f} s")
     if result.hub_root is not None:
         print(f"\nThe embedded Hub stopped with the demo; serve it again with:\n"
-              f"  fade-hub hub serve --root {result.hub_root.resolve()}\n"
+              f"  fade-hub localhub serve --root {result.hub_root.resolve()}\n"
               f"then: HF_ENDPOINT=<printed endpoint> HF_HUB_DISABLE_XET=1 fade-hub report {result.dataset_repo}")
     return 0
