@@ -4,6 +4,9 @@
   fails where its training data never went: its planted region is rotation ±30 and brightness 0.2 (10 cells).
 * ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
   planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
+* ``shapes-mixed``: a shapes ResNet over the same space with three planted regions of different sizes and strengths:
+  72 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction and 12 cells failing on squares only
+  (``fade_hub.testing.planted.MIXED_IMAGE``).
 * ``text``: a small BERT sentiment classifier over stop-words x shuffle x repeat x typos (1296 cells) with three
   small planted modes and mild typos (``fade_hub.testing.planted_text.TEXT``).
 
@@ -24,9 +27,9 @@ import numpy as np
 
 logger = logging.getLogger("discovery")
 
-FIXTURES = ("shapes", "shapes-hard", "text")
+FIXTURES = ("shapes", "shapes-hard", "shapes-mixed", "text")
 # bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
-PLANTED_VERSIONS = {"shapes-hard": "v2", "text": "v5"}
+PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v1", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
 
 
@@ -114,11 +117,12 @@ def planted_region_cells(spec: Any) -> dict[str, list[int]]:
 
 def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
     """The builder of a planted fixture of ``fade_hub.testing``: its model, seeds and space (a few steps if quick)."""
-    from fade_hub.testing.planted import HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder
+    from fade_hub.testing.planted import HARD_IMAGE, MIXED_IMAGE, train_planted_classifier, write_vivid_seed_folder
     from fade_hub.testing.planted_text import TEXT, train_planted_text_classifier, write_sentence_seeds
 
     spec, train, write_seeds, suffix = {
         "shapes-hard": (HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder, ""),
+        "shapes-mixed": (MIXED_IMAGE, train_planted_classifier, write_vivid_seed_folder, ""),
         "text": (TEXT, train_planted_text_classifier, write_sentence_seeds, ".jsonl"),
     }[name]
 
@@ -136,7 +140,8 @@ def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
 
 
 _BUILDERS: dict[str, Callable[[Path, int, int, bool], Fixture]] = {
-    "shapes": _shapes, "shapes-hard": _planted("shapes-hard"), "text": _planted("text"),
+    "shapes": _shapes, "shapes-hard": _planted("shapes-hard"), "shapes-mixed": _planted("shapes-mixed"),
+    "text": _planted("text"),
 }
 
 
