@@ -133,6 +133,9 @@ class ExploreConfig:
     num_generations: int = option(8, group=_PPO, low=2,
                                   help="Completions per group for group-relative advantages.")
     num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
+    queried_per_group: int = option(8, group=_PPO, low=1, help="regions: of each group of --num-generations "
+                                    "completions, this many are asked of the model; the failure model scores them "
+                                    "all (model-based), so the policy learns from more cells than it queries.")
     clip_epsilon: float = option(0.2, group=_PPO, low=0.0, low_open=True, help="PPO clipping range.")
     beta: float = option(0.0, group=_PPO, low=0.0, help="KL penalty to the initial policy; keeps coverage.")
     entropy_coef: float = option(0.05, group=_PPO, low=0.0,

@@ -68,12 +68,14 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     search = GRPOSearchConfig(
         learning_rate=config.learning_rate or DEFAULT_LEARNING_RATE[config.ppo_reward],
         num_generations=config.num_generations,
+        queried_per_group=config.queried_per_group,
         num_iterations=config.num_iterations,
         epsilon=config.clip_epsilon,
         beta=config.beta,
         entropy_coef=config.entropy_coef,
     )
-    assigner = SeedAssigner(seeds, conditioned, config.num_generations)
+    assigner = SeedAssigner(seeds, conditioned, search.queried if config.ppo_reward == "regions" and env.mode == "single"
+                            else config.num_generations)
     coverage = CoverageReward(env.space.shape, config.novelty_bonus, config.coverage_power, config.entropy_coef,
                               progress=lambda: querier.spent / querier.budget,
                               contexts=len(contexts) if len(contexts) <= MAX_MODEL_CONTEXTS else 1,
@@ -100,7 +102,13 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
         return [e.reward for e in episodes]
 
-    run_grpo(policy, contexts or [None], evaluate, querier.left, search, config.seed, Path(folder) / "trainer")
+    def imagine(actions: list, batch_contexts: list) -> list[float]:
+        cells = [env.space.action_id(action) for action in actions]
+        return regions.imagined(cells, batch_contexts, querier.exhausted())
+
+    model_based = config.ppo_reward == "regions" and env.mode == "single"
+    run_grpo(policy, contexts or [None], evaluate, querier.left, search, config.seed, Path(folder) / "trainer",
+             imagine=imagine if model_based else None)
     if env.mode != "single":
         return None
     return policy.cell_probs(None)

@@ -19,7 +19,10 @@ from ``boundary_weight_start`` at the first query to ``boundary_weight_end`` at 
 early queries mostly look for regions, late ones mostly settle the ones found. Pairs whose exploration seeds are
 all asked are worth nothing (``exhausted``).
 
-As with the coverage reward, the training reward of a query at pair ``a`` is ``entropy_coef * power * log(v_a +
+The reward is the model's, so it extends to the policy's completions that are not asked of the model (model-based
+RL, as in Dyna): of each group of ``num_generations`` completions only ``queried_per_group`` are asked, and every
+one is scored from the belief updated with those answers, so that the group-relative advantage compares many
+cells for the price of a few queries. As with the coverage reward, the training reward of a query at pair ``a`` is ``entropy_coef * power * log(v_a +
 FLOOR)``; with grpo's entropy bonus the policy's optimum is ``pi(a | class) ∝ v_a ** power``: it samples each class's
 cells in proportion to what they would teach about the regions, and keeps sampling all of them. The belief is
 updated with the batch's outcomes before its rewards are computed, so a failure pays at once: the pair's (and its
@@ -69,5 +72,17 @@ class RegionReward:
     def __call__(self, outcomes: Sequence[Outcome], exhausted: set[int] = frozenset()) -> list[float]:
         """Count a batch of outcomes, update the belief, return the training rewards."""
         self.belief.update(outcomes)
-        value = self.values(exhausted).reshape(-1)[self.belief.pair_ids(outcomes)]
+        return self._reward(self.values(exhausted).reshape(-1)[self.belief.pair_ids(outcomes)])
+
+    def imagined(self, cells: Sequence[int], contexts: Sequence[str | None],
+                 exhausted: set[int] = frozenset()) -> list[float]:
+        """The training rewards of cells not asked (the policy's other completions), from the values now: of the
+        seed class a context names, the mean over the classes for no context."""
+        values = self.values(exhausted)
+        classes = self.belief.class_index(contexts)
+        known = np.array([c is not None for c in contexts])
+        value = np.where(known, values[classes, cells], values.mean(axis=0)[np.asarray(cells)])
+        return self._reward(value)
+
+    def _reward(self, value: np.ndarray) -> list[float]:
         return (self.scale * self.power * np.log(value + FLOOR)).tolist()
