@@ -278,7 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{gt['cells_with_any_failure']} cells with any failure, "
               f"overall failure rate {gt['overall_failure_rate']:.4f}")  # fmt: skip
         for region, planted in gt["planted_regions"].items():
-            print(f"  planted region {region}: {len(planted['cells'])} cells, mean grid rate {planted['mean_rate']:.2f}")
+            grid = planted["grid_region"]
+            found = (f"the grid's region: {len(grid)} cells, mean rate {planted['grid_region_rate']:.2f}" if grid
+                     else "the grid finds no region there (left out)")
+            print(f"  planted region {region}: {len(planted['cells'])} cells, mean grid rate {planted['mean_rate']:.2f}; "
+                  f"{found}")
         print(format_table([row for row in result["table"] if row["fixture"] == name], len(gt["planted_regions"])))
         for algorithm, reason in result["skipped"].get(name, {}).items():
             print(f"  {algorithm}: skipped, {reason}")

@@ -11,7 +11,11 @@
   small planted modes and mild typos (``fade_hub.testing.planted_text.TEXT``).
 
 Each model is trained once per cache folder. The ground truth of a fixture is ``grid``: every cell on every seed
-input (no held-out split), cached next to the model as JSON, and its planted regions (each mode's cells).
+input (no held-out split), cached next to the model as JSON with the regions to find. A model trained to fail in a
+planted mode fails in a region that may be wider or narrower than planted (a factor it cannot see under another
+perturbation, e.g. saturation under heavy noise, spreads the mode over that factor's levels): the region to find
+for a mode is the screened region of the grid's own characterization that holds most of the mode's cells
+(``grid_regions``); the planted cells and the grid's region are both recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ FIXTURES = ("shapes", "shapes-hard", "shapes-mixed", "text")
 # bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
 PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v2", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
+GRID_VERSION = "v2"  # bump when what the cached ground truth holds changes
 
 
 @dataclass
@@ -55,7 +60,8 @@ class GroundTruth:
     queries_per_cell: int
     threshold: float
     labels: list[str]
-    regions: dict[str, list[int]]  # the planted regions: name -> cells
+    regions: dict[str, list[int]]  # the regions to find: per planted mode, its region in the grid (name -> cells)
+    planted: dict[str, list[int]]  # the planted modes as defined: name -> cells
 
     def cells(self, strict_positive: bool = False) -> set[int]:
         """True failure cells: rate >= threshold, or rate > 0 with ``strict_positive``."""
@@ -72,8 +78,11 @@ class GroundTruth:
             "threshold": self.threshold,
             "true_failure_cells": len(self.cells()),
             "cells_with_any_failure": len(self.cells(strict_positive=True)),
-            "planted_regions": {name: {"cells": cells, "mean_rate": float(self.rates[cells].mean())}
-                                for name, cells in self.regions.items()},
+            "planted_regions": {name: {"cells": cells, "mean_rate": float(self.rates[cells].mean()),
+                                       "grid_region": self.regions.get(name),
+                                       "grid_region_rate": float(self.rates[self.regions[name]].mean())
+                                       if name in self.regions else None}
+                                for name, cells in self.planted.items()},
             "failing_cells": [
                 {"action_id": int(i), "cell": self.labels[i], "failure_rate": float(self.rates[i])}
                 for i in order if self.rates[i] > 0
@@ -153,24 +162,43 @@ def prepare_fixture(name: str, cache: Path, seeds_per_class: int, fixture_seed: 
     return fixture
 
 
+def grid_regions(run_dir: Path, planted: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The regions the model really has, as its grid run says: for each planted mode, the screened region of the
+    grid's characterization (every cell on every seed) that holds most of the mode's cells, by the mode's name
+    (a mode the grid finds no screened region for is left out: nothing can find it)."""
+    from fade_hub.run import Run
+
+    regions = Run.open(run_dir).regions
+    screened = [list(map(int, cells)) for cells in regions.loc[regions["screened"].astype(bool), "cells"]]
+    found = {}
+    for name, cells in planted.items():
+        overlaps = [len(set(region) & set(cells)) for region in screened]
+        if overlaps and max(overlaps) > 0:
+            found[name] = screened[int(np.argmax(overlaps))]
+    return found
+
+
 def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_grid: Callable[[], Path]) -> GroundTruth:
-    """The per-cell failure rates of ``run_grid()``'s run directory (every cell on every seed), cached in ``cache``."""
+    """The per-cell failure rates and the regions of ``run_grid()``'s run directory (every cell on every seed),
+    cached in ``cache``."""
     import pandas as pd
 
     from fade_hub.landscape import LANDSCAPE_COLUMNS, cell_label
     from fade_hub.store import LANDSCAPE_FILE
 
-    saved = cache / f"{fixture.model.name}-{fixture.seeds.stem}-grid.json"
+    saved = cache / f"{fixture.model.name}-{fixture.seeds.stem}-grid-{GRID_VERSION}.json"
     if saved.is_file():
         data = json.loads(saved.read_text(encoding="utf-8"))
     else:
-        landscape = pd.read_parquet(run_grid() / LANDSCAPE_FILE).sort_values("action_id")
+        run = run_grid()
+        landscape = pd.read_parquet(run / LANDSCAPE_FILE).sort_values("action_id")
         names = [name for name in landscape.columns if name not in LANDSCAPE_COLUMNS]
         data = {
             "rates": landscape["failure_rate"].astype(float).tolist(),
             "queries_per_cell": int(landscape["seeds"].min()),
             "labels": [cell_label(row, names) for _, row in landscape.iterrows()],
+            "regions": grid_regions(run, fixture.planted),
         }
         saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
     return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"],
-                       fixture.planted)
+                       data["regions"], fixture.planted)
