@@ -40,7 +40,7 @@ from discovery_fixtures import GroundTruth
 TOP_K = 5
 COVERAGE = 0.9
 JACCARD = 0.8  # a reported region finds a planted one when their cell sets overlap this much
-PREFIX_STEP = 25  # explore queries between the checks of queries-to-all-regions
+PREFIX_STEP = 50  # explore queries between the checks of queries-to-all-regions
 BASELINE = "random"
 STATS = ("failures", "hit_rate", "true_cells_found", "true_cells_fraction", "queries_to_90", "top5_precision",
          "spearman", "seconds", "regions_found", "false_regions", "imprecise_regions", "false_confirmed",

@@ -130,10 +130,10 @@ class ExploreConfig:
     # ppo
     learning_rate: float | None = option(None, group=_PPO, low=0.0, low_open=True, help="Policy learning rate "
                                          "(default 3e-3 with --ppo-reward coverage, 1e-3 with failures).")
-    num_generations: int = option(8, group=_PPO, low=2,
+    num_generations: int = option(16, group=_PPO, low=2,
                                   help="Completions per group for group-relative advantages.")
     num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
-    queried_per_group: int = option(8, group=_PPO, low=1, help="regions: of each group of --num-generations "
+    queried_per_group: int = option(4, group=_PPO, low=1, help="regions: of each group of --num-generations "
                                     "completions, this many are asked of the model; the failure model scores them "
                                     "all (model-based), so the policy learns from more cells than it queries.")
     clip_epsilon: float = option(0.2, group=_PPO, low=0.0, low_open=True, help="PPO clipping range.")
@@ -147,11 +147,11 @@ class ExploreConfig:
                              "sample each cell in proportion to its estimated failure rate (a model shared across "
                              "cells with levels in common), with a premium on cells not yet seen failing; failures: "
                              "1 per failure, the reward before coverage (sequential episodes always use it).")
-    boundary_weight_start: float = option(0.3, group=_PPO, low=0.0, high=1.0, help="regions: the weight of "
+    boundary_weight_start: float = option(0.6, group=_PPO, low=0.0, high=1.0, help="regions: the weight of "
                                           "settling the boundaries of the regions found (against looking for new "
                                           "ones) at the first query; it moves linearly to --boundary-weight-end by "
                                           "the last.")
-    boundary_weight_end: float = option(0.8, group=_PPO, low=0.0, high=1.0, help="regions: the boundary weight at "
+    boundary_weight_end: float = option(0.9, group=_PPO, low=0.0, high=1.0, help="regions: the boundary weight at "
                                         "the last query of the budget.")
     novelty_bonus: float = option(10.0, group=_PPO, low=0.0, help="coverage: a cell with k failures seen so far "
                                   "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
