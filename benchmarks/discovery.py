@@ -3,7 +3,7 @@
 Fixtures (``benchmarks/discovery_fixtures.py``): ``shapes``, the demo's shapes ResNet over ``builtin:demo-shapes``
 (125 cells); ``shapes-hard``, a shapes ResNet over 4 factors x 6 levels (1296 cells) with three small planted
 modes, one only where two factors meet; ``shapes-mixed``, the same space with three regions of different sizes and
-strengths (216 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction, 6 cells on squares
+strengths (216 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction, 72 cells on squares
 only); ``text``, a small BERT sentiment classifier over 4 text factors x 6 levels (1296 cells) with three planted
 modes. ``grid`` (every cell on every seed input) measures each fixture's ground truth.
 

@@ -5,7 +5,8 @@
 * ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
   planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
 * ``shapes-mixed``: a shapes ResNet over the same space with three planted regions of different sizes and strengths:
-  216 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction and 6 cells failing on squares only
+  216 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction and 72 cells failing on squares
+  only
   (``fade_hub.testing.planted.MIXED_IMAGE``).
 * ``text``: a small BERT sentiment classifier over stop-words x shuffle x repeat x typos (1296 cells) with three
   small planted modes and mild typos (``fade_hub.testing.planted_text.TEXT``).
@@ -33,7 +34,7 @@ logger = logging.getLogger("discovery")
 
 FIXTURES = ("shapes", "shapes-hard", "shapes-mixed", "text")
 # bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
-PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v2", "text": "v5"}
+PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v3", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
 GRID_VERSION = "v2"  # bump when what the cached ground truth holds changes
 

@@ -15,7 +15,7 @@ shows, under rotation x brightness x saturation x noise, six levels each (1296 c
 modes: one that only appears where two factors meet (tilted *and* dark), one at three factors, and one
 at three factors that affects triangles only. ``MIXED_IMAGE`` has the same space and three regions of different
 sizes and strengths: 216 cells (the heaviest noise) failing on about 30 % of the seeds (the smallest shapes),
-36 cells of a two-factor interaction, and 6 cells that fail on squares only.
+36 cells of a two-factor interaction, and 72 cells that fail on squares only.
 """
 
 from __future__ import annotations
@@ -139,8 +139,9 @@ MIXED_IMAGE = PlantedFixture(
         Mode("noisy-small-shapes", {"noise": (5,)}, share=0.3),
         # a two-factor interaction: tilted shapes are fine, dark shapes are fine, dark tilted ones are not
         Mode("tilted-and-dark", {"rotation": (5,), "brightness": (5,)}),
-        # small and restricted to a class: upright, bright, grey squares
-        Mode("upright-bright-grey-squares", {"rotation": (0,), "brightness": (0,), "saturation": (5,)}, ("square",)),
+        # restricted to a class: nearly upright dark squares (the ResNet hardly sees saturation under the other
+        # perturbations, so no mode here needs it)
+        Mode("upright-dark-squares", {"rotation": (0, 1), "brightness": (5,)}, ("square",)),
     ),
     train={"steps": 3000, "batch_size": 64, "lr": 3e-3},
     key=shape_size,
