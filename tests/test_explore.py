@@ -269,29 +269,34 @@ def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seed
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "bo", "random"])
-def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_model, block_space, tmp_path):
+def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_model, block_space, tmp_path, capsys):
     """The demo model fails in one region of the 2x2 block space: once the screened regions have stayed the same for
     a window of queries, the search stops, says so, and the regions it would confirm are those of its log."""
     from fade_hub.characterize import characterize
+    from fade_hub.run import Run
 
     seeds = write_seed_folder(tmp_path / "seeds", 8, seed=5)
     budget, window = 600, 50
-    config = ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(block_space), algorithm=algorithm,
-                           budget=budget, seed=3, output=str(tmp_path / "run"), show_progress=False, batch_size=16,
-                           stop_when_converged=True, convergence_window=window, confirm_top=0, **PPO)
-    run = explore(config)
+    flags = ["explore", str(shapes_model), "--seeds", str(seeds), "--space", str(block_space), "--algorithm",
+             algorithm, "--seed", "3", "--batch-size", "16", "--confirm-top", "0", "--num-generations", "2",
+             "--num-iterations", "2", "--no-progress"]  # fmt: skip
+    assert main([*flags, "--budget", str(budget), "--stop-when-converged", "--convergence-window", str(window),
+                 "--output", str(tmp_path / "run")]) == 0
+    run = Run.open(tmp_path / "run")
     rows = RunStore(run.path).read_queries()
     explored = explore_rows(rows)
     converged = run.meta["converged"]
     assert converged["explore_queries"] == len(explored) < budget and converged["budget"] == budget
     assert converged["window"] == window and converged["regions"]
+    assert (f"converged after {len(explored)} explore queries: the screened regions stayed the same for the last "
+            f"{window}; {budget - len(explored)} of the budget of {budget} not spent") in capsys.readouterr().out
     space = ConceptSpace.from_dict(run.meta["space"])
     clean = [r for r in rows if r["phase"] == "clean"]
     for end in (len(explored) - window, len(explored)):  # the same screened regions at the window's start and end
         regions = characterize(clean + explored[:end], space, held_out=set()).regions
         assert sorted(regions.loc[regions["screened"], "region_id"]) == converged["regions"]
-    whole = explore(ExploreConfig(**{**config.to_dict(), "output": str(tmp_path / "whole"), "budget": 40,
-                                     "stop_when_converged": False, "show_progress": False}))
+    assert main([*flags, "--budget", "40", "--output", str(tmp_path / "whole")]) == 0
+    whole = Run.open(tmp_path / "whole")
     spent = sum(r["phase"] == "explore" for r in RunStore(whole.path).read_queries())
     assert spent == 40 and "converged" not in whole.meta  # without the flag: the whole budget
 
