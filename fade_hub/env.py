@@ -16,8 +16,11 @@ sequential mode ``step_penalty`` (α) is subtracted for every step taken.
 
 Explorers do not step one query at a time: they call :meth:`FailureEnv.evaluate` with a batch of
 (action, seed) pairs, which perturbs, predicts in batches and judges in one go; :meth:`FailureEnv.evaluate_stream`
-judges each group of answers as it arrives instead (a remote model answers one request at a time), so that the
-querier records every answer at once. Each query is judged against its cell's expectation
+judges each group of answers as it arrives instead (a remote model answers one request at a time). The querier
+goes one step further: :meth:`FailureEnv.submit` starts a batch without waiting (a remote model's inputs are
+perturbed in the dispatcher's worker thread as its requests leave) and :meth:`FailureEnv.next_answers` hands over
+the judged answers of every submitted batch as they arrive, so that the next batch is asked while the last one is
+answered and every answer is recorded at once. Each query is judged against its cell's expectation
 (``fade_hub.perturb.expect``), resolved once against the model's labels; the judge refuses a space it cannot
 honour when the env is built, before any query. :meth:`FailureEnv.evaluate_clean` judges the unperturbed seeds:
 the clean failure rate a failure mode must beat.

@@ -8,6 +8,11 @@ answers arrive, and are logged, in any order, so a log cut short holds some ids 
 others: the querier serves every id the log holds (checking it matches what the explorer asks now) and asks
 the model only for the missing ones. Nothing is lost or asked twice.
 
+``submit`` starts a batch and ``collect`` waits for its outcomes, logging whatever answers of any submitted batch
+arrive meanwhile; ``query`` is both. Query ids, seeds and the budget are settled at ``submit``, in the order batches
+are submitted, so a run's queries do not depend on the order its answers arrive in. ``Pipeline`` keeps an
+explorer one batch ahead: the model answers the next batch while the explorer reads the last one.
+
 Explorers choose cells; the querier has the last word on seeds. A deterministic model asked a (cell, seed)
 pair it already answered learns nothing new, so an explore query whose pair was answered (or is asked twice in
 one batch) goes to an unused exploration seed of that cell instead, of the same class when one is left, in a
