@@ -16,9 +16,11 @@ Five fixtures, each trained here:
   with grid over descriptor x shape; every mode marked ``fix``; a UNet LoRA trained on (fix prompt, image) pairs.
 
 For each, the base and the mitigated model answer the same held-out seeds (never explored, confirmed or trained
-on; at least 400 of them for the classifiers, so that one point of clean accuracy is measurable; for text-to-image
-a quarter as many generated prompt templates, each at the six clean cells, so that 2 points of the clean pass rate
-are) over the targeted cells, the clean inputs and the untargeted cells. Printed with 95 % Wilson intervals, and
+on, compared by content; at least 400 of them for the classifiers, so that one point of clean accuracy is
+measurable; for text-to-image a quarter as many generated prompt templates, each at the six clean cells, so that 2
+points of the clean pass rate are; for the chat fixture the 71 prompts of its 150 that are neither explored nor
+trained on: rows measured before fade-hub compared seeds by content held repeated prompts, some of them trained on)
+over the targeted cells, the clean inputs and the untargeted cells. Printed with 95 % Wilson intervals, and
 written to ``benchmarks/results/mitigation.json`` (the rows of fixtures not run this time are kept, each row with
 its settings). Targets: targeted failure rate down >= 80 %, clean accuracy down <= 1 point, untargeted failure
 rate up <= 2 points; for the generative fixtures (issue 12), targeted failure rate down >= 70 % and clean
@@ -43,6 +45,7 @@ from pathlib import Path
 import yaml
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mitigation.json"
+GENERATION_HELD_OUT = 71  # distinct prompts of the chat fixture that its run neither explores nor trains on
 TEXT_SPACE = {"modality": "text", "factors": [
     {"name": "typos", "op": "typos", "levels": [0, 0.05, 0.1]},
     {"name": "case", "op": "case", "levels": ["none", "upper", "toggle"]},
@@ -101,14 +104,14 @@ def sentiment(work: Path, eval_seeds: int, quick: bool) -> dict:
                                        steps=60 if quick else None)
     space = work / "text-space.yaml"
     space.write_text(yaml.safe_dump(TEXT_SPACE))
-    run = explore(ExploreConfig(model=str(model), seeds=str(write_seeds(work / "seeds.jsonl", 24, seed=1)),
-                                space=str(space), algorithm="grid", output=str(work / "sentiment-run"),
-                                show_progress=False))
+    seeds, train = write_seeds(work / "seeds.jsonl", 24, seed=1), write_seeds(work / "train.jsonl", 96, seed=2)
+    run = explore(ExploreConfig(model=str(model), seeds=str(seeds), space=str(space), algorithm="grid",
+                                output=str(work / "sentiment-run"), show_progress=False))
     result = mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(_review(run, work / "sentiment-feedback", run.modes["action_id"].tolist()))],
         output=str(work / "sentiment-adapter"), steps=20 if quick else 300, learning_rate=2e-3,
-        train_seeds=[str(write_seeds(work / "train.jsonl", 96, seed=2))],
-        eval_seeds=str(write_seeds(work / "eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+        train_seeds=[str(train)], show_progress=False,
+        eval_seeds=str(write_seeds(work / "eval.jsonl", eval_seeds, seed=3, avoid=[seeds, train])),
     ))
     return result.figures
 
@@ -138,14 +141,17 @@ def generation(work: Path, eval_seeds: int, quick: bool, objective: str = "auto"
     from fade_hub.testing.generation import BANNED, SYSTEM, train_chat_model, write_prompts
 
     model = train_chat_model(work / "chat-model", steps=80 if quick else 300)
-    run, feedback = _explore_and_review(work, "generation", model, GENERATION_SPACE,
-                                        write_prompts(work / "prompts.jsonl", 24, seed=1), judge_keywords=[BANNED],
+    seeds, train = write_prompts(work / "prompts.jsonl", 24, seed=1), write_prompts(work / "prompts-train.jsonl", 96,
+                                                                                    seed=2)
+    run, feedback = _explore_and_review(work, "generation", model, GENERATION_SPACE, seeds, judge_keywords=[BANNED],
                                         system_prompt=SYSTEM, max_new_tokens=12)
+    # the fixture has 150 distinct prompts, 79 of them explored or trained on: at most 71 are held out
+    held_out = write_prompts(work / "prompts-eval.jsonl", min(eval_seeds, GENERATION_HELD_OUT), seed=3,
+                             avoid=[seeds, train])
     return mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(feedback)], output=str(work / f"generation-adapter-{objective}"),
-        objective=objective, steps=20 if quick else 150, learning_rate=1e-3,
-        train_seeds=[str(write_prompts(work / "prompts-train.jsonl", 96, seed=2))],
-        eval_seeds=str(write_prompts(work / "prompts-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+        objective=objective, steps=20 if quick else 150, learning_rate=1e-3, train_seeds=[str(train)],
+        eval_seeds=str(held_out), show_progress=False,
     )).figures
 
 
@@ -156,13 +162,13 @@ def summarization(work: Path, eval_seeds: int, quick: bool) -> dict:
     from fade_hub.testing.summaries import train_summarizer, write_articles
 
     model = train_summarizer(work / "summarizer-model", steps=100 if quick else 600)
-    run, feedback = _explore_and_review(work, "summarization", model, SUMMARIZATION_SPACE,
-                                        write_articles(work / "articles.jsonl", 24, seed=1))
+    seeds, train = write_articles(work / "articles.jsonl", 24, seed=1), write_articles(work / "articles-train.jsonl",
+                                                                                       96, seed=2)
+    run, feedback = _explore_and_review(work, "summarization", model, SUMMARIZATION_SPACE, seeds)
     return mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(feedback)], output=str(work / "summarization-adapter"),
-        steps=20 if quick else 150, learning_rate=1e-3,
-        train_seeds=[str(write_articles(work / "articles-train.jsonl", 96, seed=2))],
-        eval_seeds=str(write_articles(work / "articles-eval.jsonl", eval_seeds, seed=3)), show_progress=False,
+        steps=20 if quick else 150, learning_rate=1e-3, train_seeds=[str(train)], show_progress=False,
+        eval_seeds=str(write_articles(work / "articles-eval.jsonl", eval_seeds, seed=3, avoid=[seeds, train])),
     )).figures
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .evidence import Evidence, cell_counts, whole
-from .landscape import LandscapeConfig, baseline_counts, cell_table, clean_baseline, rank_cells
+from .landscape import LandscapeConfig, baseline_counts, cell_table, rank_cells
 from .perturb.concepts import ConceptSpace
 from .regions import Region, RegionGrid
 from .stats import (
@@ -121,12 +121,12 @@ def characterize(queries: pd.DataFrame | list[dict], space: Any, *, policy_probs
     if held_out is None and confirmation is not None:
         held_out = set(confirmation.held_out)
     evidence = Evidence.from_queries(queries, held_out)
-    landscape = cell_table(evidence, queries, space, policy_probs, config)
+    landscape = cell_table(evidence, space, policy_probs, config)
     grid = RegionGrid(space, evidence.pairs["context"].unique())
     regions = _region_table(evidence, grid, landscape, config, confirmation)
     _mark_cells(landscape, regions, evidence, grid, config, confirmation)
     landscape["rank"] = rank_cells(landscape)
-    return Characterization(landscape, regions, grid, clean_baseline(queries), confirmation)
+    return Characterization(landscape, regions, grid, evidence.clean_summary(), confirmation)
 
 
 def characterize_run(meta: dict, queries: pd.DataFrame | list[dict], policy: list[float] | None = None

@@ -13,6 +13,8 @@ from .errors import FadeHubError
 from .redact import RedactUrls
 
 EXIT_USER_ERROR = 2
+# what Ctrl-C prints; a command whose interruption leaves something else sets ``interrupted`` on its parser
+INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
 COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
@@ -89,7 +91,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted: what was produced so far is kept; rerun with --resume to continue.", file=sys.stderr)
+        print(getattr(args, "interrupted", INTERRUPTED), file=sys.stderr)
         return 130
 
 

@@ -9,8 +9,6 @@ seed still weigh as one seed. Raw queries stay in ``queries.parquet`` as they we
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -47,24 +45,30 @@ def records_frame(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
 
 
 def seed_pairs(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per (phase, action_id, seed_id): ``failure`` the share of its answers that failed, ``answers`` how
-    many answers it had, ``severity`` the mean severity of its failing answers, ``first`` its first record's row."""
+    """One row per (phase, action_id, seed_id), in the order each pair was first asked: ``failure`` the share of its
+    answers that failed, ``answers`` how many answers it had, ``severity`` the mean severity of its failing
+    answers, ``context`` and ``first`` (the row of its first record)."""
     if records.empty:
-        return pd.DataFrame({"phase": [], "action_id": pd.Series([], dtype=int), "seed_id": [], "context": [],
+        return pd.DataFrame({"phase": pd.Series([], dtype=str), "action_id": pd.Series([], dtype=int),
+                             "seed_id": pd.Series([], dtype=str), "context": pd.Series([], dtype=str),
                              "failure": pd.Series([], dtype=float), "answers": pd.Series([], dtype=int),
                              "severity": pd.Series([], dtype=float), "first": pd.Series([], dtype=int)})
-    frame = records.assign(
-        failed=records["is_failure"].astype(float),
-        failing_severity=np.where(records["is_failure"], records["severity"], 0.0),
-        first=np.arange(len(records)),
-    )
-    grouped = frame.groupby(["phase", "action_id", "seed_id"], sort=False)
-    pairs = grouped.agg(context=("context", "first"), failure=("failed", "mean"), answers=("failed", "size"),
-                        failed=("failed", "sum"), severity_sum=("failing_severity", "sum"), first=("first", "min"))
-    pairs = pairs.reset_index().sort_values("first", kind="mergesort").reset_index(drop=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pairs["severity"] = np.where(pairs["failed"] > 0, pairs["severity_sum"] / pairs["failed"].where(pairs["failed"] > 0, 1), 0.0)
-    return pairs.drop(columns=["failed", "severity_sum"])
+    key = records["phase"] + "\x1f" + records["action_id"].astype(str) + "\x1f" + records["seed_id"]
+    codes, _ = pd.factorize(key)
+    order, first = np.unique(codes, return_index=True)
+    size = len(order)
+    failed = records["is_failure"].to_numpy(dtype=float)
+    answers = np.bincount(codes, minlength=size)
+    failures = np.bincount(codes, weights=failed, minlength=size)
+    severity = np.bincount(codes, weights=failed * records["severity"].to_numpy(dtype=float), minlength=size)
+    rows = records.iloc[first]
+    pairs = pd.DataFrame({
+        "phase": rows["phase"].to_numpy(), "action_id": rows["action_id"].to_numpy(dtype=int),
+        "seed_id": rows["seed_id"].to_numpy(), "context": rows["context"].to_numpy(),
+        "failure": failures / np.maximum(answers, 1), "answers": answers,
+        "severity": np.where(failures > 0, severity / np.maximum(failures, 1), 0.0), "first": first,
+    })
+    return pairs.sort_values("first", kind="mergesort").reset_index(drop=True)
 
 
 def whole(count: float) -> int:
@@ -72,24 +76,34 @@ def whole(count: float) -> int:
     return int(round(float(count)))
 
 
-@dataclass
 class Evidence:
-    """A run's seed pairs split by phase, with the seeds held out for confirmation."""
+    """A run's query records, their seed pairs split by phase, and the seeds held out for confirmation."""
 
-    pairs: pd.DataFrame
-    held_out: set[str]
+    def __init__(self, records: pd.DataFrame, held_out: set[str] | None = None) -> None:
+        self.records = records
+        self.pairs = seed_pairs(records)
+        self._by_phase = dict(iter(self.pairs.groupby("phase", sort=False)))
+        if held_out is None:  # those queried in the confirm phase
+            held_out = set(self.phase("confirm")["seed_id"])
+        self.held_out = set(held_out)
 
     @classmethod
     def from_queries(cls, queries: pd.DataFrame | list[dict], held_out: set[str] | None = None) -> Evidence:
         """Reduce records to seed pairs; held-out seeds are those given, else those queried in the confirm phase."""
-        pairs = seed_pairs(records_frame(queries))
-        if held_out is None:
-            held_out = set(pairs.loc[pairs["phase"] == "confirm", "seed_id"])
-        return cls(pairs, set(held_out))
+        return cls(records_frame(queries), held_out)
 
     def phase(self, name: str) -> pd.DataFrame:
         """The pairs of one phase."""
-        return self.pairs[self.pairs["phase"] == name]
+        return self._by_phase[name] if name in self._by_phase else self.pairs.iloc[:0]
+
+    def clean_summary(self) -> dict:
+        """The clean failure rate over every unperturbed seed, with its Wilson interval (``run.json``'s ``clean``)."""
+        from .stats import wilson_interval
+
+        clean = self.phase("clean")
+        k, n = whole(clean["failure"].sum()), int(len(clean))
+        low, high = wilson_interval(k, n)
+        return {"queries": n, "failures": k, "rate": k / n if n else None, "ci_low": low, "ci_high": high}
 
     def clean(self, *, held_out: bool | None = None) -> pd.DataFrame:
         """Clean pairs (one per seed): of the exploration seeds (``held_out=False``), the held-out ones, or all."""

@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadConfig
-from .evidence import Evidence, cell_counts, records_frame, whole
+from .evidence import Evidence, cell_counts, whole
 from .perturb.expect import describe_cells
-from .stats import benjamini_hochberg, fisher_greater, newcombe_difference, wilson_intervals
+from .stats import benjamini_hochberg, fisher_greater, newcombe_differences, wilson_intervals
 
 LANDSCAPE_COLUMNS = [
     "action_id", "expectation", "judged", "seeds", "failures", "queries", "failure_rate", "ci_low", "ci_high",
@@ -114,36 +114,34 @@ def baseline_counts(clean: pd.DataFrame) -> tuple[int, int]:
     return whole(clean["failure"].sum()), int(len(clean))
 
 
-def clean_baseline(queries: pd.DataFrame | list[dict], seed_ids: set[str] | None = None) -> dict[str, Any]:
-    """The clean failure rate: failing unperturbed seeds (of ``seed_ids`` when given), with its interval."""
-    clean = Evidence.from_queries(queries).clean()
-    if seed_ids is not None:
-        clean = clean[clean["seed_id"].isin(seed_ids)]
-    k, n = baseline_counts(clean)
-    low, high = wilson_intervals(np.array([k]), np.array([n]))
-    return {"queries": n, "failures": k, "rate": k / n if n else None, "ci_low": float(low[0]), "ci_high": float(high[0])}
+def clean_baseline(queries: pd.DataFrame | list[dict]) -> dict[str, Any]:
+    """The clean failure rate: failing unperturbed seeds, with its interval."""
+    return Evidence.from_queries(queries).clean_summary()
 
 
 def screen_cells(k: np.ndarray, n: np.ndarray, judged: np.ndarray, baseline: tuple[int, int] | None,
                  config: LandscapeConfig) -> dict[str, np.ndarray]:
     """Per cell: the excess over the baseline (or the other cells) with Newcombe's interval, the one-sided Fisher
     p-value, its BH q-value over the visited judged cells, and whether the cell is significant."""
-    pooled_k, pooled_n = whole(k[judged].sum()), int(n[judged].sum())
-    size = len(k)
-    out = {name: np.full(size, np.nan) for name in ("excess", "excess_low", "excess_high", "p_value")}
-    for cell in np.flatnonzero(judged & (n > 0)):
-        k1, n1 = whole(k[cell]), int(n[cell])
-        k0, n0 = baseline if baseline is not None else (pooled_k - k1, pooled_n - n1)
-        out["p_value"][cell] = fisher_greater(k1, n1, k0, n0)
-        out["excess"][cell], out["excess_low"][cell], out["excess_high"][cell] = newcombe_difference(k1, n1, k0, n0)
+    tested = judged & (n > 0)
+    k1 = np.rint(k)
+    if baseline is not None:
+        k0, n0 = np.full(len(k), float(baseline[0])), np.full(len(k), float(baseline[1]))
+    else:  # the pooled other cells
+        k0, n0 = np.rint(k[judged].sum()) - k1, n[judged].sum() - n
+    out = dict(zip(("excess", "excess_low", "excess_high"),
+                   (np.where(tested, x, np.nan) for x in newcombe_differences(k1, n, k0, n0))))
+    out["p_value"] = np.full(len(k), np.nan)
+    for cell in np.flatnonzero(tested):
+        out["p_value"][cell] = fisher_greater(int(k1[cell]), int(n[cell]), int(k0[cell]), int(n0[cell]))
     out["q_value"] = benjamini_hochberg(out["p_value"])
     with np.errstate(invalid="ignore"):
         out["significant"] = (out["q_value"] <= config.alpha) & (out["excess_low"] >= config.min_excess) & (k > 0)
     return out
 
 
-def cell_table(evidence: Evidence, queries: pd.DataFrame | list[dict], space: Any,
-               policy_probs: np.ndarray | None = None, config: LandscapeConfig | None = None) -> pd.DataFrame:
+def cell_table(evidence: Evidence, space: Any, policy_probs: np.ndarray | None = None,
+               config: LandscapeConfig | None = None) -> pd.DataFrame:
     """The landscape's cell rows from exploration and screening (region and confirmation columns left empty)."""
     config = config or LandscapeConfig()
     levels = factor_levels(space)
@@ -159,7 +157,7 @@ def cell_table(evidence: Evidence, queries: pd.DataFrame | list[dict], space: An
                            minlength=num_cells)
     failing = np.bincount(explore["action_id"].to_numpy(dtype=int),
                           weights=(explore["failure"] > 0).to_numpy(dtype=float), minlength=num_cells)
-    records = records_frame(queries)
+    records = evidence.records
     asked = np.bincount(records.loc[records["phase"] == "explore", "action_id"].to_numpy(dtype=int), minlength=num_cells)
     baseline = baseline_counts(evidence.clean(held_out=False)) if evidence.has_clean else None
     screened = screen_cells(k, n, judged, baseline, config)

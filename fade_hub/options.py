@@ -3,8 +3,9 @@
 A field declared with :func:`option` carries its help text, its flag group and, for numbers, its range.
 :func:`add_options` turns a dataclass into argparse flags (``batch_size`` -> ``--batch-size``, the default
 appended to the help text), :func:`load_options` reads a ``--config`` YAML file with the same names, and
-:func:`build_config` merges the two (flags win). :func:`check_ranges` rejects NaN, infinities and
-out-of-range numbers for every ranged field, so that no option is checked by hand twice.
+:func:`build_config` merges the two (flags win). :func:`check_ranges` rejects values of the wrong type (one rule
+from each field's declaration: booleans are not numbers, ``2.0`` is not a whole number, a list holds text), NaN,
+infinities and out-of-range numbers for every field, so that no option is checked by hand twice.
 
 ``transformers.HfArgumentParser`` does not fit here: it writes list options as ``nargs="+"`` where our
 users pass comma-separated values, names negated booleans ``--no_<field>`` where ours keep their
@@ -27,6 +28,8 @@ from .errors import BadConfig
 _MISSING = dataclasses.MISSING
 # the largest random seed every seeded library takes (numpy's legacy seeding, used by trl, stops at 2**32 - 1)
 MAX_SEED = 2**32 - 1
+# the largest whole number any option may hold: past it, counts overflow the index types of numpy and torch
+MAX_INT = 2**63 - 1
 
 
 def option(
@@ -187,16 +190,50 @@ def load_options(cls: type, path: str | Path) -> dict[str, Any]:
 
 
 def _coerce(path: str | Path, field: dataclasses.Field, value: Any) -> Any:
-    """YAML 1.1 reads ``3e-3`` as a string: turn numbers-as-text into the field's number type; split csv text."""
+    """YAML 1.1 reads ``3e-3`` as a string: turn numbers-as-text into the field's number type; split csv text; then
+    BadConfig naming the file and the key when the value is not of the field's declared type."""
     kind = base_type(field)
     if isinstance(value, str) and (field.metadata.get("csv") or kind == "list"):
-        return csv_list(value)
-    if value is None or kind not in ("int", "float") or not isinstance(value, str):
-        return value
-    try:
-        return parse_number(kind, field.metadata.get("auto", False))(value)
-    except argparse.ArgumentTypeError:
-        raise BadConfig(f"config file {path}: {field.name} must be a number, got {value!r}") from None
+        value = csv_list(value)
+    elif isinstance(value, str) and kind in ("int", "float"):
+        try:
+            value = parse_number(kind, field.metadata.get("auto", False))(value)
+        except argparse.ArgumentTypeError:
+            raise BadConfig(f"config file {path}: {field.name} must be a number, got {value!r}") from None
+    problem = type_problem(field, value)
+    if problem:
+        raise BadConfig(f"config file {path}: {field.name} {problem}")
+    return value
+
+
+def type_problem(field: dataclasses.Field, value: Any) -> str | None:
+    """What is wrong with ``value``'s type for ``field`` (``"must be a whole number, got 2.0"``), or None.
+
+    One rule for every option: None only where the field allows it, a boolean only for a boolean (``true`` is not
+    1), a whole number for an integer (``2.0`` is not one: write ``2``), any finite or infinite number for a float,
+    text for text, and a list of text for a list.
+    """
+    kind, auto = base_type(field), field.metadata.get("auto", False)
+    if value is None:
+        return None if "None" in str(field.type) else f"must be given, got {value!r}"
+    if auto and value == "auto":
+        return None
+    if kind == "bool":
+        wanted, fits = "true or false", isinstance(value, bool)
+    elif kind == "int":
+        wanted, fits = "a whole number", isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        wanted, fits = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind == "list":
+        wanted, fits = "a list of text", isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    elif kind == "str":
+        wanted, fits = "text", isinstance(value, str)
+    else:
+        return None
+    if fits:
+        return None
+    hint = " (put it in quotes)" if kind in ("str", "list") and isinstance(value, (int, float, bool)) else ""
+    return f"must be {wanted}{' or auto' if auto else ''}, got {value!r}{hint}"
 
 
 def build_config(cls: type, args: argparse.Namespace, config_file: str | Path | None = None, **fixed: Any) -> Any:
@@ -209,25 +246,27 @@ def build_config(cls: type, args: argparse.Namespace, config_file: str | Path | 
 
 
 def check_ranges(config: Any) -> None:
-    """BadConfig naming the flag of the first number that is NaN, infinite or outside its field's range."""
+    """BadConfig naming the flag of the first value of the wrong type (``type_problem``), or the first number that
+    is NaN, infinite, larger than any count can be, or outside its field's range."""
     for field in dataclasses.fields(config):
         meta = field.metadata
-        value = getattr(config, field.name)
-        if "low" not in meta or value is None or value == "auto" or isinstance(value, bool):
+        if "low" not in meta:
             continue
-        if not isinstance(value, (int, float)):
-            if base_type(field) in ("int", "float"):
-                raise BadConfig(f"{flag_name(field)} must be a number, got {value!r}")
+        value = getattr(config, field.name)
+        problem = type_problem(field, value)
+        if problem:
+            raise BadConfig(f"{flag_name(field)} {problem}")
+        if value is None or value == "auto" or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         low, high = meta["low"], meta["high"]
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise BadConfig(f"{flag_name(field)} must be a finite number, got {value}")
-        if base_type(field) == "int" and not isinstance(value, int) and not float(value).is_integer():
-            raise BadConfig(f"{flag_name(field)} must be a whole number, got {value}")
         too_low = low is not None and (value <= low if meta["low_open"] else value < low)
         too_high = high is not None and (value >= high if meta["high_open"] else value > high)
         if too_low or too_high:
             raise BadConfig(f"{flag_name(field)} must be {_range_text(meta)}, got {value}")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise BadConfig(f"{flag_name(field)} is too large: {value} (at most {MAX_INT})")
 
 
 def _range_text(meta: dict) -> str:

@@ -10,6 +10,7 @@ next to ``run.json`` (never pushed), so that a run read here loads its model and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from .errors import BadConfig, BadRepoId
 
 LOCAL_PREFIX = "local:"
+LOCAL_PATHS_FILE = ".local_paths.json"  # a folder's absolute local paths of what it names portably; never pushed
 # a relative path is only kept when the run and the path share a folder at least this deep (/home/alice,
 # /tmp/work); sharing only / or /home, its ``..`` steps would climb through other users' or system folders
 _MIN_SHARED_DEPTH = 2
@@ -144,6 +146,16 @@ def loadable_fields(record: dict, fields: tuple[str, ...], base: str | Path, kno
         return str(joined.resolve()) if not value.startswith(LOCAL_PREFIX) and joined.exists() else value
 
     return map_fields(record, fields, change)
+
+
+def read_local_paths(folder: str | Path) -> dict[str, str]:
+    """The absolute paths ``folder/.local_paths.json`` keeps (empty when it is missing or damaged)."""
+    path = Path(folder) / LOCAL_PATHS_FILE
+    try:
+        known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        known = {}
+    return known if isinstance(known, dict) else {}
 
 
 def resolve_from(spec: str, folder: str | Path) -> str:

@@ -89,19 +89,27 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def newcombe_difference(k1: int, n1: int, k0: int, n0: int, z: float = 1.96) -> tuple[float, float, float]:
-    """Difference ``k1/n1 - k0/n0`` of two independent rates with Newcombe's hybrid score interval (his method 10).
+def newcombe_differences(k1: np.ndarray, n1: np.ndarray, k0: np.ndarray, n0: np.ndarray,
+                         z: float = 1.96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Element-wise ``k1/n1 - k0/n0`` of independent rates with Newcombe's hybrid score interval (his method 10).
 
-    The interval combines the two Wilson intervals, so it stays inside [-1, 1] and keeps its coverage at rates
-    near 0 or 1, where the Wald interval fails. NaN when either sample is empty.
+    The interval combines the two Wilson intervals, so it stays inside [-1, 1] and keeps its coverage at rates near
+    0 or 1, where the Wald interval fails. NaN where either sample is empty.
     """
-    if n1 <= 0 or n0 <= 0:
-        return math.nan, math.nan, math.nan
-    p1, p0 = k1 / n1, k0 / n0
-    l1, u1 = wilson_interval(k1, n1, z)
-    l0, u0 = wilson_interval(k0, n0, z)
+    k1, n1, k0, n0 = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (k1, n1, k0, n0)))
+    empty = (n1 <= 0) | (n0 <= 0)
+    k1, k0 = np.where(empty, 0.0, k1), np.where(empty, 0.0, k0)
+    p1, p0 = k1 / np.where(empty, 1, n1), k0 / np.where(empty, 1, n0)
+    l1, u1 = wilson_intervals(k1, n1, z)
+    l0, u0 = wilson_intervals(k0, n0, z)
     diff = p1 - p0
-    return diff, diff - math.hypot(p1 - l1, u0 - p0), diff + math.hypot(u1 - p1, p0 - l0)
+    low, high = diff - np.hypot(p1 - l1, u0 - p0), diff + np.hypot(u1 - p1, p0 - l0)
+    return tuple(np.where(empty, np.nan, x) for x in (diff, low, high))
+
+
+def newcombe_difference(k1: int, n1: int, k0: int, n0: int, z: float = 1.96) -> tuple[float, float, float]:
+    """``newcombe_differences`` of one pair of rates, as floats."""
+    return tuple(float(x) for x in newcombe_differences(k1, n1, k0, n0, z))
 
 
 def newcombe_paired_difference(both: int, only1: int, only0: int, neither: int,

@@ -34,7 +34,9 @@ from typing import Any, Iterable
 from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
 from .folderlock import LOCK_FILE, FolderLock
 from .jsonio import to_json
-from .paths import check_folder_target, loadable_fields, local_paths, portable_fields
+from .paths import (
+    LOCAL_PATHS_FILE, check_folder_target, loadable_fields, local_paths, portable_fields, read_local_paths,
+)
 
 QUERIES_LOG = "logs/queries.jsonl"
 QUERIES_FILE = "data/queries.parquet"
@@ -43,7 +45,6 @@ LANDSCAPE_FILE = "data/landscape.parquet"
 REGIONS_FILE = "data/regions.parquet"
 POLICY_FILE = "policy.json"
 META_FILE = "run.json"
-LOCAL_PATHS_FILE = ".local_paths.json"  # this machine's absolute paths of the PATH_FIELDS; hidden: never pushed
 MEDIA_DIR = "media"
 PLOTS_DIR = "plots"
 DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": LANDSCAPE_FILE, "regions": REGIONS_FILE}
@@ -175,12 +176,7 @@ class RunStore:
 
     def local_meta(self) -> dict[str, Any]:
         """The run metadata with its local paths as paths that load from here (absolute), for re-running parts."""
-        path = self.root / LOCAL_PATHS_FILE
-        try:
-            known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            known = {}
-        return loadable_fields(self.read_meta(), PATH_FIELDS, self.root, known if isinstance(known, dict) else {})
+        return loadable_fields(self.read_meta(), PATH_FIELDS, self.root, read_local_paths(self.root))
 
     def _check_resume(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Raise ResumeMismatch naming the first setting in which ``new`` differs from the run here."""

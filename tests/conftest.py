@@ -36,17 +36,6 @@ IMAGE_2X2 = {
     ],
 }
 
-# A 2x2 space with a cell the demo's shapes classifier really fails: dark *and* rotated past its training (it saw
-# the darkest shapes only near upright, rotations up to 35 degrees), so that runs over it have a significant failure
-# mode: 0.64 of seeds fail there, 0.09 at (40, 1.0), 0.01 at (0, 0.2), none clean.
-BLOCK_2X2 = {
-    "modality": "image",
-    "factors": [
-        {"name": "rotation", "op": "rotate", "levels": [0, 40]},
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.2]},
-    ],
-}
-
 HUB_PORT = free_port()
 TEST_ENV = {
     "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
@@ -66,6 +55,13 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 import pytest  # noqa: E402
+
+from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The fast tier first, then the slow end-to-end tests: a failure in the fast tier is seen in minutes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +100,39 @@ def shape_seeds(session_dir) -> Path:
     from fade_hub.demo.shapes import write_seed_folder
 
     return write_seed_folder(session_dir / "shape-seeds", per_class=2, seed=1)
+
+
+def mitigate_cli(options: dict, output: Path, hash_seed: str = "7") -> Path:
+    """Run ``fade-hub mitigate`` with the ``MitigateConfig`` settings ``options`` (a loop's ``mitigation``) into
+    ``output``, in a fresh process (another ``PYTHONHASHSEED``, an untouched global RNG); return ``output``."""
+    import subprocess
+    import sys
+
+    argv = [options["run"], "--output", str(output), "--no-progress"]
+    for name, value in options.items():
+        if name not in ("run", "show_progress"):
+            argv += [f"--{name.replace('_', '-')}", ",".join(value) if isinstance(value, list) else str(value)]
+    done = subprocess.run([sys.executable, "-m", "fade_hub.cli", "mitigate", *argv], capture_output=True, text=True,
+                          timeout=1200, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Path(output)
+
+
+def assert_same_weights(first: Path, second: Path, name: str = "adapter_model.safetensors") -> None:
+    """The two adapter folders hold the same weights file: every tensor bit for bit, and the same metadata (compared
+    as a mapping: safetensors writes its metadata keys in an order of its own)."""
+    from safetensors import safe_open
+
+    one, two = (Path(folder) / name for folder in (first, second))
+    with safe_open(one, "pt") as a, safe_open(two, "pt") as b:
+        assert a.metadata() == b.metadata(), (a.metadata(), b.metadata())
+        assert sorted(a.keys()) == sorted(b.keys())
+        gaps = {}
+        for key in a.keys():
+            x, y = a.get_tensor(key), b.get_tensor(key)
+            if x.dtype != y.dtype or x.shape != y.shape or not x.equal(y):
+                gaps[key] = float((x.double() - y.double()).abs().max()) if x.shape == y.shape else "shape"
+        assert not gaps, f"{one} and {two} differ: {sorted(gaps.items(), key=lambda item: str(item[1]))[-3:]}"
 
 
 def space_file(folder: Path, name: str, space: dict) -> Path:

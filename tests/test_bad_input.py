@@ -174,6 +174,44 @@ CASES: dict[str, Case] = {
 }
 
 
+def _mitigate(*flags: str, out: str = "{out}", eval_seeds: str = "{root}/eval-seeds") -> tuple[str, ...]:
+    """A small mitigation of the bed's run with its feedback, plus ``flags`` (later flags win)."""
+    return ("mitigate", "{run}", "--feedback", "{feedback}", "--eval-seeds", eval_seeds, "--steps", "2",
+            "--no-progress", "--output", out, *flags)
+
+
+CASES.update({
+    # mitigate (issue 25): each checked before the base model answers a single query
+    "mitigate-target-modules-unknown": Case(_mitigate("--target-modules", "nonexistent"),
+                                            "--target-modules nonexistent"),
+    "mitigate-steps-overflow": Case(_mitigate("--steps", "99999999999999999999999"), "--steps must be in [1, 1000000]"),
+    "mitigate-mix-zero": Case(_mitigate("--mix", "0"), "--mix 0 would train on no input of a targeted mode"),
+    "mitigate-output-is-a-file": Case(_mitigate(out="{file}"), "is a file, not a folder"),
+    "mitigate-output-under-a-file": Case(_mitigate(out="{file}/sub"), "is a file, not a folder"),
+    "mitigate-output-not-empty": Case(_mitigate(out="{seeds}"), "not an empty folder"),
+    "mitigate-feedback-is-a-file": Case(_mitigate("--feedback", "{file}"), "--feedback {file} is a file"),
+    "mitigate-push-to-bad-repo-id": Case(_mitigate("--push-to-hub", "bad repo id!!"), "--push-to-hub 'bad repo id!!'"),
+    "mitigate-config-feedback-number": Case(_mitigate("--config", "{root}/feedback-number.yaml"),
+                                            "feedback must be a list of text, got 5"),
+    "mitigate-config-steps-float": Case(_mitigate("--config", "{root}/steps-float.yaml"),
+                                        "steps must be a whole number, got 2.0"),
+    "mitigate-config-steps-true": Case(_mitigate("--config", "{root}/steps-true.yaml"),
+                                       "steps must be a whole number, got True"),
+    "mitigate-config-seed-true": Case(_mitigate("--config", "{root}/seed-true.yaml"),
+                                      "seed must be a whole number, got True"),
+    "explore-config-budget-float": Case(("explore", "{image}", "--config", "{root}/budget-float.yaml"),
+                                        "budget must be a whole number, got 16.0"),
+    "explore-config-model-number": Case(("explore", "--config", "{root}/model-number.yaml"),
+                                        "model must be text, got 5 (put it in quotes)"),
+    # evaluation seeds are compared by content, not by path (item 6)
+    "mitigate-eval-seeds-same-path": Case(_mitigate(eval_seeds="{seeds}"), "also a training or exploration"),
+    "mitigate-eval-seeds-byte-copy": Case(_mitigate(eval_seeds="{root}/seeds-copy"),
+                                          "6 of the 6 seeds of --eval-seeds"),
+    "mitigate-eval-seeds-renamed-copy": Case(_mitigate(eval_seeds="{root}/seeds-renamed"),
+                                             "6 of the 6 seeds of --eval-seeds"),
+})
+
+
 def _write_model_copy(source: Path, folder: Path) -> Path:
     shutil.copytree(source, folder)
     return folder
@@ -237,11 +275,26 @@ def bed(tmp_path_factory, tiny_models, small_space, hub) -> dict[str, str]:
         {"modality": "image", "factors": [{"name": "spin", "op": "twirl", "levels": [1, 2]}]}))
     (root / "space-no-levels.yaml").write_text(json.dumps(
         {"modality": "image", "factors": [{"name": "spin", "op": "rotate"}]}))
+    # a fix verdict on the run, seeds never explored, and copies of the explored ones (bytes; renamed files)
+    from fade_hub.feedback import FeedbackWriter, make_record
+    from fade_hub.run import Run
+
+    FeedbackWriter(root / "feedback").append(make_record(Run.open(run).run_id, "3", "fix", "", "", "ann"))
+    write_seed_folder(root / "eval-seeds", per_class=1, seed=5)
+    shutil.copytree(seeds, root / "seeds-copy")
+    for index, path in enumerate(sorted(seeds.rglob("*.png"))):
+        target = root / "seeds-renamed" / path.parent.name / f"renamed-{index}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    options = {"feedback-number": "feedback: 5", "steps-float": "steps: 2.0", "steps-true": "steps: true",
+               "seed-true": "seed: true", "budget-float": "budget: 16.0", "model-number": "model: 5"}
+    for name, text in options.items():
+        (root / f"{name}.yaml").write_text(text + "\n")
     return {
         "root": str(root), "image": str(image), "textcls": str(tiny_models("text-classification")),
         "textgen": str(tiny_models("text-generation")), "remote": str(tiny_models("remote-code")),
         "seeds": str(seeds), "space": str(space), "run": str(run), "out": str(root / "out"),
-        "file": str(root / "file.txt"),
+        "file": str(root / "file.txt"), "feedback": str(root / "feedback"),
     }
 
 
@@ -253,9 +306,9 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
-    case = CASES[name]
+def fails_cleanly(case: Case, bed: dict[str, str]) -> str:
+    """Run a case's command in a subprocess and assert it failed cleanly: exit 2, at most three stderr lines of at
+    most 1,000 characters, no traceback, the needle in the last (error) line, the test bed unchanged; its stderr."""
     argv = [part.format(**bed) for part in case.argv]
     before = snapshot(Path(bed["root"]))
     done = subprocess.run(
@@ -265,7 +318,13 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert len(lines) <= 3, done.stderr
+    assert len(lines) <= 3 and all(len(line) <= 1000 for line in lines), done.stderr[:3000]
     if case.needle is not None:
         assert "error:" in lines[-1] and case.needle.format(**bed) in lines[-1], lines
     assert snapshot(Path(bed["root"])) == before, "a failed command changed the test bed"
+    return done.stderr
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
+    fails_cleanly(CASES[name], bed)

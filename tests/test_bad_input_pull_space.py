@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import HUB_PORT, free_port, unique_repo
-from test_bad_input import Case, snapshot
+from test_bad_input import Case, fails_cleanly
 
 pytestmark = pytest.mark.slow  # about 40 CLI processes
 
@@ -134,19 +134,7 @@ def bed(tmp_path_factory, tiny_models, small_space, hub) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_clear_line_and_changes_nothing(name, bed):
-    case = CASES[name]
-    argv = [part.format(**bed) for part in case.argv]
-    before = snapshot(Path(bed["root"]))
-    done = subprocess.run(
-        [sys.executable, "-m", "fade_hub.cli", *argv], capture_output=True, text=True, timeout=300,
-        env={**os.environ, **case.env}, cwd=bed["root"],
-    )
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert len(lines) <= 3, done.stderr
-    assert "error:" in lines[-1] and case.needle.format(**bed) in lines[-1], lines
-    assert snapshot(Path(bed["root"])) == before, "a failed command changed the test bed"
+    fails_cleanly(CASES[name], bed)
 
 
 @pytest.mark.parametrize("argv", [("report", "{run}"), ("report", "{run}", "--json"), ("explore", "--list-builtins")],

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from fade_hub import __version__
 from fade_hub.cli import build_parser, main
@@ -165,6 +167,49 @@ def test_config_numbers_written_the_yaml_1_1_way_are_numbers(tmp_path):
     path.write_text("model: m\nbudget: lots\n", encoding="utf-8")
     with pytest.raises(BadConfig, match="budget must be a number"):
         ExploreConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize(("yaml_text", "needle"), [
+    ("steps: true", "steps must be a whole number, got True"),
+    ("steps: 2.0", "steps must be a whole number, got 2.0"),
+    ("seed: true", "seed must be a whole number, got True"),
+    ("mix: false", "mix must be a number, got False"),
+    ("feedback: 5", "feedback must be a list of text, got 5"),
+    ("feedback: [a, 5]", "feedback must be a list of text, got ['a', 5]"),
+    ("split: 2023", "split must be text, got 2023 (put it in quotes)"),
+    ("private: 1", "private must be true or false, got 1"),
+    ("steps:", "steps must be given, got None"),
+])
+def test_one_type_rule_for_every_option_from_its_declaration(tmp_path, yaml_text, needle):
+    """Issue 25, item 10: booleans are not numbers, 2.0 is not a whole number, text is text; in a file and in code."""
+    from fade_hub.errors import BadConfig
+    from fade_hub.mitigate.config import MitigateConfig
+    from fade_hub.options import load_options
+
+    path = tmp_path / "mitigate.yaml"
+    path.write_text(yaml_text + "\n", encoding="utf-8")
+    with pytest.raises(BadConfig, match=re.escape(f"config file {path}: {needle}")):
+        load_options(MitigateConfig, path)
+    name, value = needle.split(" must ")[0], yaml.safe_load(yaml_text)[needle.split(" must ")[0]]
+    config = MitigateConfig(run="r", output=str(tmp_path / "out"), modes="confirmed", **{name: value})
+    with pytest.raises(BadConfig, match=re.escape(f"--{name.replace('_', '-')} must")):
+        config.validate()
+
+
+def test_whole_numbers_and_their_text_stay_numbers_and_counts_have_a_ceiling(tmp_path):
+    from fade_hub.errors import BadConfig
+    from fade_hub.explore.config import ExploreConfig
+    from fade_hub.mitigate.config import MitigateConfig
+    from fade_hub.options import load_options
+
+    path = tmp_path / "mitigate.yaml"
+    path.write_text("steps: 3\nlearning_rate: 1\nalpha: '16'\nbatch-size: '8'\nfeedback: a, b\n", encoding="utf-8")
+    assert load_options(MitigateConfig, path) == {"steps": 3, "learning_rate": 1, "alpha": 16.0, "batch_size": 8,
+                                                  "feedback": ["a", "b"]}
+    with pytest.raises(BadConfig, match=r"--steps must be in \[1, 1000000\], got 1000001"):
+        MitigateConfig(run="r", output="o", modes="confirmed", steps=10**6 + 1).validate()
+    with pytest.raises(BadConfig, match="--budget is too large"):
+        ExploreConfig(model="m", budget=10**30).validate()
 
 
 def test_a_large_plan_is_announced_with_a_warning_and_no_prompt(caplog):

@@ -5,72 +5,32 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import pandas as pd
 import pytest
 import torch
-import yaml
-from conftest import unique_repo
+from conftest import assert_same_weights, mitigate_cli, unique_repo
 
 from fade_hub.cli import main
 from fade_hub.explore import ExploreConfig
 from fade_hub.explore.runner import explore
 from fade_hub.hub import push_run
 from fade_hub.mitigate import MitigateConfig, mitigate
+from fade_hub.testing import loops
 
 pytestmark = pytest.mark.slow
-
-TEXT_SPACE = {"modality": "text", "factors": [
-    {"name": "typos", "op": "typos", "levels": [0, 0.1]},
-    {"name": "case", "op": "case", "levels": ["none", "upper"]},
-]}
-
-
-def review(run_repo: str, feedback_repo: str, verdicts: dict[str, str], correction: tuple[str, str] | None = None):
-    """Give verdicts through the feedback app's API (as its HTTP endpoint does), then push them."""
-    from fade_hub.feedback.app import AppConfig, FeedbackApp
-
-    app = FeedbackApp(AppConfig(failures=run_repo, feedback_repo=feedback_repo))
-    try:
-        for target, verdict in verdicts.items():
-            app.submit(target, verdict)
-        if correction:
-            app.submit(correction[0], "fix", correction[1])
-    finally:
-        app.close()
-
 
 @pytest.fixture(scope="module")
 def image_loop(hub, shapes_model, block_space, tmp_path_factory):
     """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, reviewed, mitigated."""
-    from huggingface_hub import HfApi
-
-    from fade_hub.demo.shapes import write_seed_folder
-
-    root = tmp_path_factory.mktemp("image-loop")
-    model_repo = unique_repo("shapes", "local-user")
-    HfApi().create_repo(model_repo)
-    HfApi().upload_folder(repo_id=model_repo, folder_path=shapes_model)
-    seeds = write_seed_folder(root / "seeds", per_class=6, seed=7)
-    run = explore(ExploreConfig(model=model_repo, seeds=str(seeds), space=str(block_space), algorithm="grid",
-                                output=str(root / "run"), show_progress=False))
-    mode = int(run.modes["action_id"].iloc[0])
-    run_repo, feedback_repo = unique_repo("shapes-failures", "local-user"), unique_repo("shapes-fb", "local-user")
-    push_run(run.path, run_repo)
-    example = int(run.failures.loc[run.failures["action_id"] == mode, "query_id"].iloc[0])
-    truth = run.failures.loc[run.failures["query_id"] == example, "expected"].iloc[0]
-    review(run_repo, feedback_repo, {str(mode): "fix"}, (f"q{example}", truth))
-    result = mitigate(MitigateConfig(
-        run=run_repo, feedback=[feedback_repo], output=str(root / "adapter"), steps=60, batch_size=32,
-        train_seeds=[str(write_seed_folder(root / "train", per_class=10, seed=8))],
-        eval_seeds=str(write_seed_folder(root / "eval", per_class=10, seed=9)), show_progress=False,
-    ))
-    adapter_repo = unique_repo("shapes-faded", "local-user")
     from fade_hub.mitigate import push_adapter
 
-    push_adapter(result.path, adapter_repo)
-    return {"root": root, "model": model_repo, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
-            "mode": mode, "result": result, "adapter": adapter_repo, "block_space": block_space, "seeds": seeds}
+    loop = loops.image_loop(tmp_path_factory.mktemp("image-loop"), shapes_model, block_space)
+    loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
+    loop["adapter"] = unique_repo("shapes-faded", "local-user")
+    push_adapter(loop["result"].path, loop["adapter"])
+    return loop
 
 
 def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loop):
@@ -83,6 +43,13 @@ def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loo
     assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
     assert figures["feedback"]["corrections"] == 1 and figures["feedback"]["reviewers"] == 1
     assert figures["eval_seeds"]["count"] == 30 and figures["base_model"] == image_loop["model"]
+
+
+def test_the_same_seed_gives_the_same_classifier_adapter(image_loop, tmp_path):
+    """Issue 25, item 19: the fixture's mitigation again, in a fresh process with another hash seed."""
+    again = mitigate_cli(image_loop["mitigation"], tmp_path / "again")
+    assert_same_weights(image_loop["result"].path, again)
+    assert json.loads((again / "fade_eval.json").read_text())["targeted"] == image_loop["result"].figures["targeted"]
 
 
 def test_the_adapter_folder_is_a_model_repo_with_a_card(image_loop):
@@ -145,9 +112,7 @@ def test_re_exploring_the_variant_records_its_lineage_and_feeds_a_second_round(i
     from fade_hub.demo.shapes import write_seed_folder
 
     root = image_loop["root"]
-    again = explore(ExploreConfig(model=image_loop["adapter"], seeds=str(image_loop["seeds"]), algorithm="grid",
-                                  space=str(image_loop["block_space"]), output=str(root / "rerun"),
-                                  show_progress=False, confirm_seeds=2))
+    again = loops.reexplore(image_loop, image_loop["adapter"], root / "rerun")
     lineage = again.meta["lineage"]
     assert lineage["base_model"] == image_loop["model"] and lineage["adapter"] == image_loop["adapter"]
     assert lineage["adapter_run_id"] == image_loop["run"].run_id and lineage["run_ids"] == [image_loop["run"].run_id]
@@ -178,26 +143,12 @@ def test_re_exploring_the_variant_records_its_lineage_and_feeds_a_second_round(i
 def text_loop(hub, session_dir, tmp_path_factory):
     """A sentiment model that fails under upper case (label-preserving: it never saw upper case), explored, reviewed
     and mitigated."""
-    from fade_hub.testing.sentiment import train_sentiment_classifier, write_seeds
+    from fade_hub.testing.sentiment import train_sentiment_classifier
 
-    root = tmp_path_factory.mktemp("text-loop")
     model = train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
-    space = root / "space.yaml"
-    space.write_text(yaml.safe_dump(TEXT_SPACE))
-    run = explore(ExploreConfig(model=str(model), seeds=str(write_seeds(root / "seeds.jsonl", 24, seed=1)),
-                                space=str(space), algorithm="grid", output=str(root / "run"), show_progress=False,
-                                confirm_seeds=3))
-    run_repo, feedback_repo = unique_repo("sentiment-failures", "local-user"), unique_repo("sent-fb", "local-user")
-    push_run(run.path, run_repo)
-    modes = [str(int(cell)) for cell in run.modes["action_id"]]
-    review(run_repo, feedback_repo, {cell: "fix" for cell in modes})
-    # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
-    result = mitigate(MitigateConfig(
-        run=str(run.path), feedback=[feedback_repo], output=str(root / "adapter"), steps=100, batch_size=32,
-        learning_rate=3e-3, train_seeds=[str(write_seeds(root / "train.jsonl", 64, seed=2))],
-        eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3)), show_progress=False,
-    ))
-    return {"root": root, "model": model, "run": run, "modes": modes, "result": result}
+    loop = loops.text_loop(tmp_path_factory.mktemp("text-loop"), model)
+    loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
+    return loop
 
 
 def test_text_classifier_loop_fades_case_failures(text_loop):
@@ -220,6 +171,114 @@ def test_text_classifier_loop_fades_case_failures(text_loop):
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
     assert [model.config.id2label[i] for i in logits.argmax(-1).tolist()] == expected
     assert [answer["label"] for answer in pipeline("text-classification", model=str(adapter))(texts)] == expected
+
+
+def test_a_local_base_model_is_published_by_a_portable_name_only(text_loop):
+    """Issue 25, item 9: no absolute path of the local base in the card, fade_eval.json or the pushed adapter config;
+    stock peft still loads the local folder (above), and .local_paths.json keeps the path for this machine."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from fade_hub.mitigate import push_adapter
+
+    adapter, model = text_loop["result"].path, str(text_loop["model"])
+    figures = json.loads((adapter / "fade_eval.json").read_text())
+    # the model (session folder) and the adapter (pytest's) share only /tmp: named by the folder's name alone
+    assert figures["base_model"] == "local:sentiment-cased" == text_loop["result"].figures["base_model"]
+    assert json.loads((adapter / ".local_paths.json").read_text())["base_model"] == model
+    local_config = json.loads((adapter / "adapter_config.json").read_text())
+    assert local_config["base_model_name_or_path"] == model  # the path stock peft loads the base from, here
+    repo = unique_repo("sentiment-faded", "local-user")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        push_adapter(adapter, repo)
+    assert not [w for w in caught if "data file" in str(w.message)]  # eval/examples.parquet belongs there
+    pushed = [hf_hub_download(repo, name) for name in HfApi().list_repo_files(repo) if name.endswith((".json", ".md"))]
+    assert len(pushed) >= 4 and ".local_paths.json" not in HfApi().list_repo_files(repo)
+    for path in [*pushed, adapter / "README.md", adapter / "fade_eval.json"]:
+        text = open(path, encoding="utf-8").read()
+        assert model not in text and str(text_loop["root"].parent) not in text, path
+    config = json.loads(open(hf_hub_download(repo, "adapter_config.json"), encoding="utf-8").read())
+    assert config["base_model_name_or_path"] == figures["base_model"]
+
+
+# interruptions and concurrent runs: nothing to clean by hand, one writer per output ----------------------------
+
+
+def _start(image_loop, output, *flags: str):
+    """``fade-hub mitigate`` of the image loop's run as a process of its own."""
+    import os
+    import subprocess
+    import sys
+
+    root = image_loop["root"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "fade_hub.cli", "mitigate", image_loop["run_repo"], "--feedback", image_loop["feedback"],
+         "--output", str(output), "--batch-size", "16", "--train-seeds", str(root / "train"),
+         "--eval-seeds", str(root / "eval"), "--no-progress", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def _complete(folder) -> bool:
+    return all((folder / name).is_file() for name in ("adapter_model.safetensors", "fade_eval.json", "README.md"))
+
+
+def test_a_rerun_after_ctrl_c_or_kill_9_needs_no_cleaning(image_loop, tmp_path):
+    """Issue 25, item 4: SIGINT and SIGKILL at random moments, three times each; every rerun starts cleanly, the
+    output is never half-written, and the last run leaves no staging folder behind."""
+    import random
+    import signal
+    import subprocess
+    import time
+
+    from fade_hub.staging import staging_folder
+
+    output, rng = tmp_path / "adapter", random.Random(25)
+    started = time.monotonic()
+    first = _start(image_loop, output, "--steps", "30")
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    whole = time.monotonic() - started  # a run from start to finish, to aim the kills inside one
+    output = tmp_path / "adapter2"
+    moments = [(sig, rng.uniform(0.2, 0.95) * whole) for sig in (signal.SIGINT, signal.SIGKILL) for _ in range(3)]
+    for attempt, (sig, moment) in enumerate(rng.sample(moments, len(moments))):
+        run = _start(image_loop, output, "--steps", "30")
+        try:
+            run.wait(timeout=moment)
+        except subprocess.TimeoutExpired:  # still running: interrupt it there
+            run.send_signal(sig)
+        code = run.wait(timeout=300)
+        err = run.stderr.read()
+        # -2: SIGINT while the interpreter starts or shuts down, when Python's own handler is not there to catch it
+        assert "Traceback" not in err and code in (0, 130, -2, -9), (code, err[-3000:])
+        if sig == signal.SIGINT and code == 130:
+            assert "run the same command again" in err and "--resume" not in err
+        assert not output.exists() or _complete(output), sorted(p.name for p in output.iterdir())
+        if output.exists():  # the run finished before the signal: the next one writes elsewhere
+            output = tmp_path / f"adapter-after-{attempt}"
+    last = _start(image_loop, output, "--steps", "30")
+    assert last.wait(timeout=600) == 0, last.stderr.read()[-3000:]
+    assert _complete(output) and not (output / ".trainer").exists() and not staging_folder(output).exists()
+
+
+def test_a_second_run_on_the_same_output_refuses_at_once_and_the_first_finishes(image_loop, tmp_path):
+    """Issue 25, item 4: two mitigate runs on one --output: the second refuses in one line while the first holds it."""
+    import time
+
+    from fade_hub.staging import staging_folder
+
+    output = tmp_path / "adapter"
+    first = _start(image_loop, output, "--steps", "400")
+    lock = staging_folder(output) / "lock"
+    deadline = time.monotonic() + 300
+    while not (lock.is_file() and lock.read_text()) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = _start(image_loop, output, "--steps", "2")
+    code, err = second.wait(timeout=300), second.stderr.read()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert first.poll() is None, "the first run must still be running for this test to mean anything"
+    assert code == 2 and len(lines) == 1 and f"another fade-hub mitigate (process {first.pid}) is writing" in lines[0]
+    assert first.wait(timeout=900) == 0, first.stderr.read()[-3000:]
+    assert _complete(output) and json.loads((output / "fade_eval.json").read_text())["training"]["steps"] == 400
+    assert not staging_folder(output).exists()
 
 
 # bad input: one line, exit 2, nothing already produced is lost ----------------------------------------------------

@@ -120,6 +120,120 @@ def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
     return run_dir, repo
 
 
+# Planted runs: three failure regions each, answers written by hand (a model that fails there), inputs perturbed with
+# the space's real ops, the summary and the pushed dataset made by the real code. (region, classes, failure rate)
+PLANTED = {
+    "image": {
+        "space": "demo-shapes", "task": "image-classification", "labels": ["circle", "square", "triangle"],
+        "regions": [({"rotation": {"-30", "30"}, "brightness": {"0.2"}}, {"square", "triangle"}, 0.9),
+                    ({"brightness": {"0.4"}, "saturation": {"0.0"}}, set(), 0.7),
+                    ({"rotation": {"-15"}, "brightness": {"1.0"}}, {"circle"}, 0.85)],
+    },
+    "text": {
+        "space": "text-default", "task": "text-classification", "labels": ["NEGATIVE", "POSITIVE"],
+        "regions": [({"case": {"upper"}, "punctuation": {"true"}}, set(), 0.85),
+                    ({"typos": {"0.2"}}, {"POSITIVE"}, 0.8),
+                    ({"negate": {"true"}, "typos": {"0.1"}}, set(), 0.75)],
+    },
+}
+SENTENCES = {
+    "POSITIVE": ["the {n} was wonderful and we loved it", "what a lovely {n}, truly great", "our {n} was excellent",
+                 "a brilliant {n} that made us happy", "the {n} worked perfectly all week"],
+    "NEGATIVE": ["the {n} was awful and we hated it", "what a dreadful {n}, truly bad", "our {n} was terrible",
+                 "a boring {n} that made us angry", "the {n} broke after one day"],
+}
+NOUNS = ["film", "hotel", "phone", "book", "meal", "show"]
+
+
+def _planted_fails(spec: dict, levels: dict, label: str, seed_id: str, phase: str) -> bool:
+    import random
+
+    for factors, classes, rate in spec["regions"]:
+        if all(str(levels[name]) in allowed for name, allowed in factors.items()) and (not classes or label in classes):
+            return random.Random(f"{phase}|{seed_id}|{sorted(levels.items())}").random() < rate
+    return random.Random(f"{phase}|{seed_id}|{sorted(levels.items())}|bg").random() < 0.02
+
+
+def build_planted_run(session_dir: Path, kind: str) -> tuple[Path, str]:
+    """A run with the three ``PLANTED[kind]`` regions (confirmed on held-out seeds), summarized and pushed once per
+    session; (run dir, repo id). Image runs keep their seeds in a local folder, as ``--seeds FOLDER`` does."""
+    import random
+
+    run_dir = session_dir / "space-runs" / f"planted-{kind}"
+    marker = run_dir.parent / f"planted-{kind}-repo.txt"
+    if marker.exists():
+        return run_dir, marker.read_text()
+    from fade_hub.characterize import characterize
+    from fade_hub.hub import push_run
+    from fade_hub.perturb import load_space
+    from fade_hub.store import RunStore
+    from fade_hub.summarize import summarize
+
+    spec = PLANTED[kind]
+    space = load_space(spec["space"])
+    rng = random.Random(7)
+    if kind == "image":
+        from fade_hub.demo.shapes import write_seed_folder
+        from PIL import Image
+
+        folder = write_seed_folder(run_dir.parent / "planted-seeds", per_class=12, seed=3)
+        seeds = [(path.relative_to(folder).as_posix(), path.parent.name, Image.open(path).convert("RGB"))
+                 for path in sorted(folder.rglob("*.png"))]
+        source = str(folder)
+    else:
+        seeds = [(f"reviews.jsonl/{i:05d}", label, SENTENCES[label][i % 5].format(n=NOUNS[i % 6]))
+                 for i, label in enumerate(["POSITIVE", "NEGATIVE"] * 15)]
+        source = "reviews.jsonl"
+    held_out = {seed_id for seed_id, _, _ in seeds[2::3]}
+    store = RunStore(run_dir)
+    store.create({"run_id": f"planted{kind}", "model_id": f"tester/{kind}-model", "task": spec["task"],
+                  "space": space.to_dict(), "space_name": space.name, "algorithm": "random", "mode": "single",
+                  "budget": 0, "seed": 0, "target": {"labels": spec["labels"], "task": spec["task"]},
+                  "judge": {"name": "label", "reference": "the seed's label"},
+                  "seeds": {"source": source, "split": "train", "num_seeds": None, "holdout": 0.33,
+                            "explore": len(seeds) - len(held_out), "held_out": len(held_out)}})
+    query_id = 0
+
+    def record(phase: str, seed: tuple, action: tuple | None) -> dict:
+        nonlocal query_id
+        seed_id, label, item = seed
+        levels = space.level_strings(action) if action is not None else {f.name: "" for f in space.factors}
+        fails = action is not None and _planted_fails(spec, levels, label, seed_id, phase)
+        perturbed = space.apply(item, action, seed=query_id) if action is not None else item
+        wrong = spec["labels"][(spec["labels"].index(label) + 1) % len(spec["labels"])]
+        expected = wrong if kind == "text" and levels.get("negate") == "true" else label
+        out = {"run_id": f"planted{kind}", "query_id": query_id, "phase": phase, "episode": query_id, "step": 0,
+               "seed_id": seed_id, "context": label, **levels,
+               "action_id": space.action_id(action) if action is not None else -1,
+               "input": perturbed if kind == "text" else "", "clean_input": item if kind == "text" and fails else "",
+               "output": (label if expected != label else wrong) if fails else expected, "expected": expected,
+               "expected_source": "the seed's label", "judged": True, "is_failure": fails,
+               "severity": 12.0 if fails else 0.0, "reward": float(fails), "trajectory": "", "media": ""}
+        if fails and kind == "image":
+            out["media"] = store.save_image(query_id, perturbed)
+        query_id += 1
+        return out
+
+    cells = [space.action_from_id(i) for i in range(space.num_cells)]
+    explore = [seed for seed in seeds if seed[0] not in held_out]
+    records = [record("clean", seed, None) for seed in seeds]
+    records += [record("explore", seed, action) for seed in explore for action in rng.sample(cells, min(48, len(cells)))]
+    found = characterize(records, space)
+    regions = list(found.regions["region_id"][:3])
+    for seed in (seed for seed in seeds if seed[0] in held_out):
+        for region_id in regions:
+            region_cells = found.grid.parse(region_id).cells(space.shape)
+            records.append(record("confirm", seed, space.action_from_id(rng.choice(region_cells))))
+    store.append(records)
+    store.update_meta(status="finished", confirmation={"test": "pooled", "regions": regions,
+                                                       "held_out": sorted(held_out), "clean_rate": 0.0})
+    summarize(store)
+    repo = unique_repo(f"failures-planted-{kind}")
+    push_run(run_dir, repo)
+    marker.write_text(repo)
+    return run_dir, repo
+
+
 @pytest.fixture(scope="module")
 def image_run(hub, session_dir, shapes_model, block_space):
     """(run dir, repo id) of the pushed image run."""
@@ -130,6 +244,18 @@ def image_run(hub, session_dir, shapes_model, block_space):
 def review_run(hub, session_dir, shapes_model):
     """(run dir, repo id) of the pushed 4x4 run with several failure modes."""
     return build_review_run(session_dir, shapes_model)
+
+
+@pytest.fixture(scope="module")
+def planted_image_run(hub, session_dir):
+    """(run dir, repo id) of the pushed image run with three planted regions."""
+    return build_planted_run(session_dir, "image")
+
+
+@pytest.fixture(scope="module")
+def planted_text_run(hub, session_dir):
+    """(run dir, repo id) of the pushed text-classification run with three planted regions."""
+    return build_planted_run(session_dir, "text")
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +325,8 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
         second = _submit(client, example, "fix", labels[0], "")
         refused = [
             (mode, "fixed", "", "unknown verdict 'fixed'"),
-            ("99999", "fix", "", "is not a failure mode of run"),
+            ("99999", "fix", "", "cell 99999 is in no region of run"),
+            ("rotation=40&brightness=1.0", "fix", "", "is not a region of run"),
             ("q99999", "fix", "", "is not a failing example of run"),
             ("banana", "fix", "", "neither a failure mode's action id"),
             (example, "fix", "not-a-label", "is not one of the model's labels"),
@@ -338,21 +465,22 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     run_dir, repo = hostile_run
     app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False))
     ui = app.ui
-    mode = app.view.mode_ids[0]
-    card, table, target, *_ = ui.on_mode(mode, ui.pair.value, None)
-    assert XSS in set(table["output"]) and "<" not in card
-    example = table["id"].iloc[0]
-    clean, perturbed, output, expected, _ = ui.on_target(example)
-    assert output == XSS and "javascript:" in perturbed
+    region = app.view.region_ids[0]
+    card, details, region_id, picture, table, *_ = ui.on_region(region, "all", None, None)
+    assert any(XSS in answer for answer in table["answer"]) and "<" not in card and "<" not in details
+    example = app.view.example_ids(region)[0]
+    target, line, *_ = ui._aim(example, region)
+    assert target == example and "<" not in line
+    assert "javascript:" in app.view.example(example)["input"]
     app.submit(example, "fix", "", f"{XSS} **note**")
-    status, *_rest = ui.on_submit(mode, "fix", "", XSS, "all", mode, None)
-    texts = [status, *_rest[-1:], *ui.on_load("all", ui.pair.value, None)[:2]]
+    status, *_rest = ui.on_submit(region, "fix", "", XSS, "all", region, None)
+    texts = [status, *_rest[-1:], *ui.on_load("all", None)[:2]]
     assert all("<" not in str(text) for text in texts)  # the disagreement line, whoami and the status escape run text
     progress, mine, *_ = ui._shared("local-user")
-    assert XSS in {cell for row in mine.value["data"] for cell in row}  # the note, as a table cell
+    assert any(XSS in cell for row in mine.value["data"] for cell in row)  # the note, in a table cell
     for block in app.demo.blocks.values():
         if isinstance(block, (gr.HTML, gr.Markdown)):
-            assert "<" not in str(block.value) and "tester/echo-model" not in str(block.value)
+            assert "<" not in str(block.value)  # the model id only escaped (the headline's plain())
         if isinstance(block, gr.Dataframe):
             assert block.datatype == "str"
 
@@ -553,10 +681,13 @@ def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     store.update_meta(status="finished")
     summarize(store)
     app = FeedbackApp(AppConfig(failures=str(store.root), feedback_dir=str(tmp_path / "fb"), find_adapters=False))
-    card, table, *_ = app.ui.on_mode(None, app.ui.pair.value, None)
-    assert app.view.mode_choices() == [] and len(table) == 0 and card == "No failure mode to show."
-    assert app.ui.on_load("unreviewed", app.ui.pair.value, None)[4] == "0 of 0 modes reviewed by you"
+    card, details, region_id, picture, table, *_, submit = app.ui.on_region(None, "unreviewed", None, None)
+    assert app.view.region_choices() == [] and table is None and card.startswith("**This run found no failure region")
+    assert not submit.interactive  # nothing to submit on
+    assert app.ui.on_load("unreviewed", None)[3] == "0 of 0 regions reviewed by you"
     import gradio as gr
 
-    with pytest.raises(gr.Error, match="is not a failure mode of run clean01"):
+    with pytest.raises(gr.Error, match="cell 0 is in no region of run clean01"):
         app.submit("0", "fix")
+    with pytest.raises(gr.Error, match="'typos=0.2' is not a region of run clean01"):
+        app.submit("typos=0.2", "fix")

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", default=argparse.SUPPRESS, help="Run directory or dataset repo ID.")
     p.add_argument("--config", default=None, help="YAML file of options (same names as the flags); flags override it.")
     add_options(p, MitigateConfig)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupted="interrupted: the adapter folder was not written; run the same command "
+                   "again to start over (nothing to clean up).")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..hub import push_run
+    from ..mitigate.outputs import EVAL_FILE
     from ..mitigate.publish import push_adapter
 
-    if (Path(args.run_dir) / "adapter_config.json").is_file():
+    folder = Path(args.run_dir)
+    # an adapter folder: a peft adapter's config, or the figures beside a diffusers LoRA
+    if (folder / "adapter_config.json").is_file() or (folder / EVAL_FILE).is_file():
         print(push_adapter(args.run_dir, args.repo_id, private=args.private))
     else:
         print(push_run(args.run_dir, args.repo_id, private=args.private, public=args.public))

@@ -8,6 +8,8 @@ after training, and the shared evaluation (``evaluate.py``) measures it through 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,9 +18,11 @@ import numpy as np
 import torch
 
 from ..env import FailureEnv
+from ..errors import BadConfig
 from ..seeds import Seed
+from ..staging import staging_folder
 from ..targets import Target
-from .config import MitigateConfig
+from .config import MAX_STEPS, MitigateConfig
 
 HEAD_NAMES = ("classifier", "score", "pre_classifier", "head", "lm_head")
 
@@ -50,10 +54,26 @@ class TrainingPlan:
         return self.env.space
 
 
+def scratch_folder(config: MitigateConfig) -> Path:
+    """Where a trainer may write while it trains: in the output's staging folder, never in the output itself."""
+    return staging_folder(config.output_dir) / "trainer"
+
+
+def planned_steps(config: MitigateConfig, examples: int) -> int:
+    """The optimizer steps: ``--steps``, or ``--epochs`` passes over ``examples``; BadConfig past ``MAX_STEPS``."""
+    if not config.epochs:
+        return config.steps
+    steps = max(1, math.ceil(config.epochs * examples / config.batch_size))
+    if steps > MAX_STEPS:
+        raise BadConfig(f"--epochs {config.epochs} over {examples} training examples is {steps} steps, more than "
+                        f"{MAX_STEPS}; pass fewer --epochs or --steps")
+    return steps
+
+
 def training_arguments(config: MitigateConfig, device: str, steps: int) -> dict[str, Any]:
     """The ``TrainingArguments`` settings every generative mitigator shares: steps, batch, schedule, seeds, quiet."""
     return dict(
-        output_dir=str(Path(config.output) / ".trainer"), max_steps=steps,
+        output_dir=str(scratch_folder(config)), max_steps=steps,
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         lr_scheduler_type="linear", warmup_steps=max(1, steps // 20), weight_decay=0.0, seed=config.seed,
         data_seed=config.seed, use_cpu=device == "cpu", report_to="none", save_strategy="no",
@@ -70,6 +90,17 @@ def mixed(targeted: list, anchors: list, share: float, seed: int) -> list:
         rows += [anchors[i % len(anchors)] for i in range(round(total * (1.0 - share)))]
     order = np.random.default_rng(seed).permutation(len(rows))
     return [rows[i] for i in order]
+
+
+def name_base(lora: Any, base_model: str | None, base_commit: str | None) -> Any:
+    """``lora`` (a peft config) naming the base model and commit, its set-valued fields as sorted lists, so that the
+    saved config is the same whatever the process's ``PYTHONHASHSEED`` (peft writes a set in hash order)."""
+    lora.base_model_name_or_path, lora.revision = base_model, base_commit
+    for item in dataclasses.fields(lora):
+        value = getattr(lora, item.name)
+        if isinstance(value, (set, frozenset)):
+            setattr(lora, item.name, sorted(value))
+    return lora
 
 
 def quiet(trainer: Any) -> Any:
@@ -137,6 +168,21 @@ class Mitigator:
     def __init__(self, target: Target, config: MitigateConfig) -> None:
         self.target = target
         self.config = config if config.learning_rate else replace(config, learning_rate=self.default_learning_rate)
+
+    def adapted_model(self) -> torch.nn.Module:
+        """The module the LoRA goes into (BadConfig when the target's model cannot take one)."""
+        return self.target.model
+
+    def check(self) -> None:
+        """BadConfig, before any model call, when ``--target-modules`` names a layer the adapted model does not have."""
+        model = self.adapted_model()
+        paths = [path for path, _ in model.named_modules() if path]
+        missing = [name for name in self.config.target_modules
+                   if not any(path == name or path.endswith(f".{name}") for path in paths)]
+        if missing:
+            known = ", ".join(adaptable_modules(model)[:12]) or "none"
+            raise BadConfig(f"--target-modules {','.join(missing)}: {type(model).__name__} has no layer of that name; "
+                            f"layers LoRA can adapt there: {known}")
 
     def prepare(self) -> None:
         """Wrap the target's model with a LoRA adapter (the target then answers through it)."""

@@ -10,8 +10,6 @@ stay frozen while training.
 
 from __future__ import annotations
 
-import math
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,7 +18,9 @@ import numpy as np
 import torch
 
 from ..tasks import get_task
-from .base import Mitigator, TrainingPlan, default_target_modules, head_modules, quiet
+from .base import (
+    Mitigator, TrainingPlan, default_target_modules, head_modules, name_base, planned_steps, quiet, scratch_folder,
+)
 
 CORRECTION_SHARE = 0.25  # of the targeted share, when there are corrections as well as targeted modes
 
@@ -106,15 +106,12 @@ class ClassifierMitigator(Mitigator):
         config = self.config
         set_seed(config.seed)
         label2id = {name: label_id for label_id, name in self.target.id2label.items()}
-        steps = config.steps
-        if config.epochs:
-            steps = math.ceil(config.epochs * len(plan.seeds) * (len(plan.targeted) + 1) / config.batch_size)
+        steps = planned_steps(config, len(plan.seeds) * (len(plan.targeted) + 1))
         size = steps * config.batch_size
         examples = ClassificationExamples(plan, self._own_labels(plan), label2id, size=size, mix=config.mix,
                                           seed=config.seed)
-        scratch = Path(config.output) / ".trainer"
         args = TrainingArguments(
-            output_dir=str(scratch), max_steps=steps, per_device_train_batch_size=config.batch_size,
+            output_dir=str(scratch_folder(config)), max_steps=steps, per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=max(1, steps // 20),
             weight_decay=0.0, seed=config.seed, data_seed=config.seed, use_cpu=self.target.device == "cpu",
             report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=not config.show_progress,
@@ -123,7 +120,6 @@ class ClassifierMitigator(Mitigator):
         trainer = quiet(Trainer(model=self.peft_model, args=args, train_dataset=examples, data_collator=self._collate))
         with frozen_batchnorm(self.peft_model):
             trainer.train()
-        shutil.rmtree(scratch, ignore_errors=True)
         self.peft_model.eval()
         return {
             "trainer": self.trainer_name, "steps": steps, "batch_size": config.batch_size, "examples": size,
@@ -141,7 +137,6 @@ class ClassifierMitigator(Mitigator):
 
     def save(self, folder: Path, base_model: str, base_commit: str | None) -> None:
         """``adapter_config.json`` (naming the base model and commit), the weights, and the processor's files."""
-        lora = self.peft_model.peft_config["default"]
-        lora.base_model_name_or_path, lora.revision = base_model, base_commit
+        name_base(self.peft_model.peft_config["default"], base_model, base_commit)
         self.peft_model.save_pretrained(folder)
         self.target.processor.save_pretrained(folder)

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..options import build_config, check_ranges, option, to_dict
+from ..options import MAX_SEED, build_config, check_ranges, option, to_dict
+from ..paths import check_folder_target, check_repo_id, looks_like_path
 
 _DATA, _LORA, _TRAIN, _OUT = "what to fade", "LoRA (peft)", "training", "output"
 MODES = ("fix", "confirmed")
 OBJECTIVES = ("auto", "dpo", "kto", "sft")
+# past these, a run would not fit in memory long before it finished (steps x batch examples are drawn up front)
+MAX_STEPS, MAX_BATCH, MAX_RANK, MAX_SAMPLES = 1_000_000, 65_536, 4_096, 1_024
 
 
 @dataclass
@@ -37,25 +40,28 @@ class MitigateConfig:
     num_eval_seeds: int | None = option(None, group=_DATA, low=1, help="Use at most this many evaluation seeds.")
     eval_cells: int = option(20_000, group=_DATA, low=1, help="Evaluation queries per model before the untargeted "
                              "cells are sampled instead of gridded.")
-    rank: int = option(8, group=_LORA, low=1, help="LoRA rank r.")
+    rank: int = option(8, group=_LORA, low=1, high=MAX_RANK, help="LoRA rank r.")
     alpha: float | None = option(None, group=_LORA, low=0.0, low_open=True, help="LoRA alpha (default 2 x rank).")
     dropout: float = option(0.0, group=_LORA, low=0.0, high=1.0, high_open=True, help="LoRA dropout.")
     target_modules: list[str] = option(group=_LORA, csv=True, default_factory=list, metavar="NAME[,...]",
                                        help="Module names to adapt (default: chosen per architecture).")
     objective: str = option("auto", group=_TRAIN, choices=OBJECTIVES,
                             help="Text generation: dpo, kto or sft (auto: the measured default).")
-    samples: int = option(8, group=_TRAIN, low=1, help="Text generation: answers sampled per failing prompt when "
-                          "neither a correction nor the answer to the clean prompt passes the judge.")
-    steps: int = option(150, group=_TRAIN, low=1, help="Optimizer steps.")
+    samples: int = option(8, group=_TRAIN, low=1, high=MAX_SAMPLES, help="Text generation: answers sampled per "
+                          "failing prompt when neither a correction nor the answer to the clean prompt passes the "
+                          "judge.")
+    steps: int = option(150, group=_TRAIN, low=1, high=MAX_STEPS, help="Optimizer steps.")
     epochs: float | None = option(None, group=_TRAIN, low=0.0, low_open=True,
                                   help="Train for this many passes over the training examples instead of --steps.")
-    batch_size: int = option(32, group=_TRAIN, low=1, help="Examples per optimizer step.")
+    batch_size: int = option(32, group=_TRAIN, low=1, high=MAX_BATCH, help="Examples per optimizer step.")
     learning_rate: float | None = option(None, group=_TRAIN, low=0.0, low_open=True, help="Learning rate (default: "
                                          "the task's: 1e-3 for classifiers and language models, 1e-4 for a "
                                          "diffusion UNet, as in diffusers' LoRA recipe).")
-    mix: float = option(0.5, group=_TRAIN, low=0.0, high=1.0, help="Share of training examples perturbed by a "
-                        "targeted mode; the rest are clean or from untargeted cells (the paper uses 0.5).")
-    seed: int = option(0, group=_TRAIN, low=0, help="Random seed: the same seed gives the same adapter on CPU.")
+    mix: float = option(0.5, group=_TRAIN, low=0.0, low_open=True, high=1.0, help="Share of training examples "
+                        "perturbed by a targeted mode; the rest are clean or from untargeted cells (the paper uses "
+                        "0.5).")
+    seed: int = option(0, group=_TRAIN, low=0, high=MAX_SEED,
+                       help="Random seed: the same seed gives the same adapter on CPU.")
     device: str | None = option(None, group=_TRAIN, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
     num_processes: int = option(1, group=_TRAIN, low=1, help="Train on this many processes or GPUs (relaunches "
                                 "itself with `accelerate launch`; only the main process writes and pushes).")
@@ -73,7 +79,22 @@ class MitigateConfig:
             raise BadConfig("say where the adapter goes: --output DIR")
         if self.modes == "fix" and not self.feedback:
             raise BadConfig("--modes fix needs reviewers' verdicts: pass --feedback DIR|REPO (or --modes confirmed)")
+        if type(self.mix) in (int, float) and self.mix == 0:
+            raise BadConfig("--mix 0 would train on no input of a targeted mode, so nothing would fade; pass the "
+                            "share of targeted examples in (0, 1] (the paper uses 0.5)")
         check_ranges(self)
+        check_output(self.output_dir)
+        for source in self.feedback:
+            if Path(source).expanduser().exists() and not Path(source).expanduser().is_dir():
+                raise BadConfig(f"--feedback {source} is a file; pass the feedback folder (space serve's "
+                                "--feedback-dir) or the feedback dataset repo")
+            if not Path(source).expanduser().exists():
+                if looks_like_path(source):
+                    raise BadConfig(f"--feedback {source}: no such folder; pass the feedback folder or its dataset "
+                                    "repo")
+                check_repo_id(source, "--feedback")
+        if self.push_to_hub is not None:
+            check_repo_id(self.push_to_hub, "--push-to-hub")
 
     @property
     def lora_alpha(self) -> float:
@@ -93,3 +114,15 @@ class MitigateConfig:
     def output_dir(self) -> Path:
         """The adapter folder."""
         return Path(self.output)
+
+
+def check_output(folder: Path) -> None:
+    """BadConfig when ``folder`` cannot become the adapter folder: a file, unwritable, or a folder with something in
+    it (an adapter already, or anything else)."""
+    from ..targets.source import DIFFUSERS_LORA_FILE
+
+    check_folder_target(folder, "--output", "for the adapter")
+    if folder.is_dir() and any(folder.iterdir()):
+        if (folder / "adapter_config.json").exists() or (folder / DIFFUSERS_LORA_FILE).exists():
+            raise BadConfig(f"{folder} already holds an adapter; choose another --output or delete it first")
+        raise BadConfig(f"{folder} is not an empty folder; choose a new --output for the adapter")

@@ -19,7 +19,6 @@ LoRA config (rank, alpha) in the file's metadata, so that ``pipe.load_lora_weigh
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import BadConfig
-from .base import Mitigator, TrainingPlan
+from .base import Mitigator, TrainingPlan, name_base, planned_steps
 from .pairs import ImagePairs, build_pairs
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -42,10 +41,8 @@ class DiffusionMitigator(Mitigator):
     trainer_name: ClassVar[str] = "diffusers text-to-image LoRA recipe (UNet attention, noise-prediction MSE)"
     default_learning_rate: ClassVar[float] = 1e-4  # diffusers' LoRA recipe; 1e-3 breaks a real UNet's clean images
 
-    def prepare(self) -> None:
-        """Add a LoRA to the UNet's attention projections; the text encoder and VAE stay frozen."""
-        from peft import LoraConfig
-
+    def adapted_model(self) -> torch.nn.Module:
+        """The pipeline's UNet; BadConfig for pipelines whose UNet fade-hub cannot train (or no pipeline at all)."""
         pipeline = getattr(self.target, "pipeline", None)
         unet = getattr(pipeline, "unet", None)
         supported = (unet is not None and hasattr(pipeline, "encode_prompt")
@@ -55,6 +52,14 @@ class DiffusionMitigator(Mitigator):
             name = type(pipeline).__name__ if pipeline is not None else type(self.target).__name__
             raise BadConfig(f"{name} is not supported for mitigation: fade-hub trains UNet LoRAs for Stable "
                             "Diffusion-style pipelines (a UNet conditioned only on the text encoder's hidden states)")
+        return unet
+
+    def prepare(self) -> None:
+        """Add a LoRA to the UNet's attention projections; the text encoder and VAE stay frozen."""
+        from peft import LoraConfig
+
+        unet = self.adapted_model()
+        pipeline = self.target.pipeline
         for part in (unet, getattr(pipeline, "text_encoder", None), getattr(pipeline, "vae", None)):
             if part is not None:
                 part.requires_grad_(False)
@@ -75,9 +80,7 @@ class DiffusionMitigator(Mitigator):
         if prediction not in ("epsilon", "v_prediction"):
             raise BadConfig(f"the pipeline's scheduler predicts {prediction!r}; the LoRA recipe trains epsilon or "
                             "v_prediction models")
-        steps = config.steps
-        if config.epochs:
-            steps = math.ceil(config.epochs * len(pairs) / config.batch_size)
+        steps = planned_steps(config, len(pairs))
         torch.manual_seed(config.seed)
         means, stds = self._latents(pairs)
         states = self._prompt_states(pairs)
@@ -144,8 +147,8 @@ class DiffusionMitigator(Mitigator):
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
-        lora = self.unet.peft_config["default"]
-        lora.base_model_name_or_path, lora.revision = base_model, base_commit
+        # the diffusers LoRA format names no base (fade_eval.json does, portably): no local path in the weights file
+        lora = name_base(self.unet.peft_config["default"], None, None)
         layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.unet))
         type(self.pipeline).save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True,
                                               unet_lora_adapter_metadata=lora.to_dict())

@@ -17,12 +17,12 @@ conversational trl datasets, or as plain text. Each trainer gets the target's ba
 from __future__ import annotations
 
 import logging
-import math
-import shutil
 from pathlib import Path
 from typing import Any
 
-from .base import Mitigator, TrainingPlan, default_target_modules, mixed, quiet, training_arguments
+from .base import (
+    Mitigator, TrainingPlan, default_target_modules, mixed, name_base, planned_steps, quiet, training_arguments,
+)
 from .preferences import PreferenceData, collect
 
 logger = logging.getLogger(__name__)
@@ -132,14 +132,13 @@ class LanguageModelMitigator(Mitigator):
         data = collect(plan, self.target, samples=config.samples, seed=config.seed)
         objective, reason = self.objective(data)
         rows = self.rows(data, objective)
-        steps = math.ceil(config.epochs * len(rows) / config.batch_size) if config.epochs else config.steps
+        steps = planned_steps(config, len(rows))
         trainer_class = {"dpo": trl.DPOTrainer, "kto": trl.KTOTrainer, "sft": trl.SFTTrainer}[objective]
         datasets.disable_progress_bars()
         trainer = trainer_class(model=self.target.model, args=self._arguments(objective, steps, rows),
                                 train_dataset=datasets.Dataset.from_list(rows),
                                 processing_class=self.target.processor, peft_config=self.lora)
         quiet(trainer).train()
-        shutil.rmtree(Path(config.output) / ".trainer", ignore_errors=True)
         self.peft_model = trainer.accelerator.unwrap_model(trainer.model).eval()
         self.target.model = self.peft_model
         lora = self.peft_model.peft_config["default"]
@@ -156,8 +155,7 @@ class LanguageModelMitigator(Mitigator):
 
     def save(self, folder: Path, base_model: str, base_commit: str | None) -> None:
         """``adapter_config.json`` naming the base model and commit, the LoRA weights, and the tokenizer."""
-        lora = self.peft_model.peft_config["default"]
-        lora.base_model_name_or_path, lora.revision = base_model, base_commit
+        name_base(self.peft_model.peft_config["default"], base_model, base_commit)
         # LoRA on the embeddings adds A/B matrices only: the base embedding matrix is not copied into the adapter
         self.peft_model.save_pretrained(folder, save_embedding_layers=False)
         self.target.processor.save_pretrained(folder)

@@ -22,12 +22,14 @@ def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, tok
 
     folder = Path(folder)
     check_repo_id(repo_id, "REPO_ID")
-    card = build_model_card(read_figures(folder), repo_id)
+    figures = read_figures(folder)
+    card = build_model_card(figures, repo_id)
     retry = f"the adapter in {folder} is intact — retry with: fade-hub push {folder} {repo_id}"
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="fade-push-") as scratch:
         staged = Path(shutil.copytree(folder, Path(scratch) / "adapter", ignore=shutil.ignore_patterns(".*")))
         card.save(staged / "README.md")
+        _publish_base_name(staged / "adapter_config.json", figures.get("base_model"))
         try:
             api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
             with warnings.catch_warnings():  # eval/examples.parquet belongs in the model repo: the Space reads it
@@ -41,6 +43,17 @@ def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, tok
             raise HubUnreachable(f"the Hub refused the push to {repo_id}: {str(err).splitlines()[0]}; {retry}") from None
     card.save(folder / "README.md")
     return f"{constants.ENDPOINT}/{repo_id}"
+
+
+def _publish_base_name(path: Path, published: str | None) -> None:
+    """Name the base model in a peft ``adapter_config.json`` as ``fade_eval.json`` publishes it: locally it is the
+    path stock peft loads the base from, which must not leave this machine."""
+    if not path.is_file() or not published:
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("base_model_name_or_path") != published:
+        config["base_model_name_or_path"] = published
+        path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def pull_adapter(source: str, output: str | Path, *, merge: bool = False, base: str | None = None,

@@ -9,31 +9,32 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import shutil
-import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
+from transformers import set_seed
 from PIL import Image
 
 from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig, FadeHubError
-from ..explore.runner import judge_config, label_aliases, target_options
+from ..explore.runner import _quiet_library_bars, judge_config, label_aliases, target_options
 from ..feedback import load as load_feedback
 from ..judges import make_judge
-from ..paths import portable_fields, portable_path, resolve_from
+from ..jsonio import to_json
+from ..notices import library_notices_hidden
+from ..paths import LOCAL_PATHS_FILE, local_paths, portable_fields, portable_path, resolve_from
 from ..run import Run
+from ..staging import OutputClaim
 from ..targets import Target, load_target
-from ..targets.source import DIFFUSERS_LORA_FILE
 from ..tasks import get_task
-from .base import Example, TrainingPlan
+from .base import Example, Mitigator, TrainingPlan
 from .card import build_model_card
-from .config import MitigateConfig
+from .config import MitigateConfig, check_output
 from .evaluate import compare, evaluation_cells, measure
 from .outputs import LANDSCAPE_PLOT, MODES_PLOT, landscape_plot, modes_plot, write_eval, write_examples
 from .seeds import explore_config, split_seeds
@@ -61,13 +62,6 @@ def lineage(run: Run) -> dict[str, Any]:
         "run_sources": {**{key: resolve_from(spec, run.path) if run.path else spec
                            for key, spec in found.get("run_sources", {}).items()}, run.run_id: run.spec},
     }
-
-
-def _check_output(folder: Path) -> None:
-    if (folder / "adapter_config.json").exists() or (folder / DIFFUSERS_LORA_FILE).exists():
-        raise BadConfig(f"{folder} already holds an adapter; choose another --output or delete it first")
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise BadConfig(f"{folder} is not an empty folder; choose a new --output for the adapter")
 
 
 def _selection(run: Run, config: MitigateConfig, run_ids: list[str]) -> Selection:
@@ -135,7 +129,6 @@ class Setup:
 
 def prepare(config: MitigateConfig) -> Setup:
     """Read the run and the feedback (no model yet), then load the base model, its judge and the seed split."""
-    _check_output(config.output_dir)
     run = Run.open(config.run)
     origin = lineage(run)
     selection = _selection(run, config, origin["run_ids"])
@@ -159,54 +152,84 @@ def prepare(config: MitigateConfig) -> Setup:
     return Setup(run, origin, selection, target, envs[0], envs[1], seeds.eval_source)
 
 
+# the fields of fade_eval.json that may name a local path: published relative to the adapter folder (or as
+# ``local:NAME``), their absolute paths kept in the folder's never-pushed .local_paths.json
+PATH_FIELDS = ("base_model", "failures", "eval_seeds.source")
+
+
 def published_figures(figures: dict[str, Any], folder: Path) -> dict[str, Any]:
     """``figures`` with every local path made relative to the adapter folder (or ``local:NAME``): none is published."""
-    moved = portable_fields(figures, ("failures", "eval_seeds.source"), folder)
+    moved = portable_fields(figures, PATH_FIELDS, folder)
     feedback = moved["feedback"]
     moved["feedback"] = {**feedback, "sources": [portable_path(source, folder) for source in feedback["sources"]]}
     moved["lineage_sources"] = {run: portable_path(spec, folder) for run, spec in moved["lineage_sources"].items()}
     return moved
 
 
-def _write_variant(output: Path, mitigator: Any, figures: dict[str, Any], env: FailureEnv, before: Any,
-                   after: Any) -> None:
-    """Write the adapter folder next to ``output`` and move it into place in one step."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
-        mitigator.save(staging, figures["base_model"], figures["base_commit"])
-        write_eval(staging, figures)
-        write_examples(staging, env, before, after)
-        modes_plot(staging, figures)
-        landscape_plot(staging, env, before, after)
-        build_model_card(figures).save(staging / "README.md")
-        if output.exists():
-            output.rmdir()
-        os.replace(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def _write_variant(claim: OutputClaim, mitigator: Mitigator, figures: dict[str, Any], env: FailureEnv,
+                   before: Any, after: Any) -> None:
+    """Write the adapter folder in the staging folder and move it into place in one step.
+
+    ``figures`` name local paths as they load here; the files name them portably (``published_figures``), except
+    peft's ``adapter_config.json``, whose base model stock peft loads from this folder (``push_adapter`` publishes
+    the portable name).
+    """
+    folder = claim.path("adapter")
+    folder.mkdir()
+    published = published_figures(figures, claim.output)
+    mitigator.save(folder, figures["base_model"], figures["base_commit"])
+    (folder / LOCAL_PATHS_FILE).write_text(to_json(local_paths(figures, PATH_FIELDS), indent=2) + "\n",
+                                           encoding="utf-8")
+    write_eval(folder, published)
+    write_examples(folder, env, before, after)
+    modes_plot(folder, published)
+    landscape_plot(folder, env, before, after)
+    build_model_card(published).save(folder / "README.md")
+    claim.publish(folder)
 
 
 def mitigate(config: MitigateConfig) -> Mitigation:
     """Train, measure and write (and push, when asked) a LoRA adapter that fades the run's targeted failure modes."""
     config.validate()
     started = time.perf_counter()
+    _quiet_library_bars()  # loading and writing bars of transformers and datasets: mitigate shows its own
+    if not config.show_progress:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # the upload's bars too
+    main = PartialState().is_main_process  # under `accelerate launch`, the other processes only train
+    with OutputClaim(config.output_dir, "mitigate") if main else nullcontext() as claim:
+        if main:
+            check_output(config.output_dir)  # again, now that no other mitigate can write there
+        figures = _mitigate(config, claim, main, started)
+    result = Mitigation(config.output_dir, figures)
+    if figures and config.push_to_hub:
+        from .publish import push_adapter
+
+        result.url = push_adapter(config.output_dir, config.push_to_hub, private=config.private)
+    return result
+
+
+def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, started: float) -> dict[str, Any]:
+    """The steps of ``mitigate`` while it holds the output; the figures (empty in a worker process)."""
     setup = prepare(config)
     run, origin, selection, env = setup.run, setup.origin, setup.selection, setup.eval_env
+    mitigator = get_task(run.task).mitigator_class()(setup.target, config)
+    mitigator.check()  # before the first model call: what the adapter would adapt exists
     cells = evaluation_cells(env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
-    main = PartialState().is_main_process  # under `accelerate launch`, the other processes only train
     if main:
         before = measure(env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
-    mitigator = get_task(run.task).mitigator_class()(setup.target, config)
-    mitigator.prepare()
     plan = TrainingPlan(
         env=setup.train_env, targeted=selection.targeted,
         untargeted=[cell for cell in cells if cell not in set(selection.targeted)],
         seeds=setup.train_env.seeds, corrections=_corrections(selection, origin["run_sources"], setup.target),
     )
-    training = mitigator.train(plan)
+    with library_notices_hidden():
+        set_seed(config.seed)  # the LoRA's first weights are drawn here: the same seed, the same adapter
+        mitigator.prepare()
+        training = mitigator.train(plan)
     if not main:
-        return Mitigation(config.output_dir, {})
+        return {}
     after = measure(env, cells, selection.targeted, label="mitigated", show_progress=config.show_progress)
     figures = {
         **compare(env, before, after, selection.targeted, selection.votes),
@@ -220,11 +243,5 @@ def mitigate(config: MitigateConfig) -> Mitigation:
                      "seconds": round(time.perf_counter() - started, 1)},
         "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
     }
-    figures = published_figures(figures, config.output_dir)
-    _write_variant(config.output_dir, mitigator, figures, env, before, after)
-    result = Mitigation(config.output_dir, figures)
-    if config.push_to_hub:
-        from .publish import push_adapter
-
-        result.url = push_adapter(config.output_dir, config.push_to_hub, private=config.private)
-    return result
+    _write_variant(claim, mitigator, figures, env, before, after)
+    return published_figures(figures, config.output_dir)

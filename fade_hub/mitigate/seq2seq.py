@@ -11,8 +11,6 @@ untargeted cells with the same targets, so that the model keeps summarising them
 from __future__ import annotations
 
 import logging
-import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,9 @@ import torch
 
 from ..env import perturbation_seed
 from ..errors import BadConfig
-from .base import Mitigator, TrainingPlan, default_target_modules, mixed, quiet, training_arguments
+from .base import (
+    Mitigator, TrainingPlan, default_target_modules, mixed, name_base, planned_steps, quiet, training_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +90,12 @@ class Seq2SeqMitigator(Mitigator):
         if not targets and not plan.corrections:
             raise _no_target_error(len(plan.seeds))
         rows = self.rows(plan, targets)
-        steps = math.ceil(config.epochs * len(rows) / config.batch_size) if config.epochs else config.steps
+        steps = planned_steps(config, len(rows))
         args = Seq2SeqTrainingArguments(**training_arguments(config, self.target.device, steps),
                                         remove_unused_columns=False)
         trainer = quiet(Seq2SeqTrainer(model=self.peft_model, args=args, train_dataset=rows,
                                        data_collator=self._collate))
         trainer.train()
-        shutil.rmtree(Path(config.output) / ".trainer", ignore_errors=True)
         self.peft_model.eval()
         lora = self.peft_model.peft_config["default"]
         return {
@@ -116,8 +115,7 @@ class Seq2SeqMitigator(Mitigator):
 
     def save(self, folder: Path, base_model: str, base_commit: str | None) -> None:
         """``adapter_config.json`` naming the base model and commit, the LoRA weights, and the tokenizer."""
-        lora = self.peft_model.peft_config["default"]
-        lora.base_model_name_or_path, lora.revision = base_model, base_commit
+        name_base(self.peft_model.peft_config["default"], base_model, base_commit)
         # LoRA on the embeddings adds A/B matrices only: the base embedding matrix is not copied into the adapter
         self.peft_model.save_pretrained(folder, save_embedding_layers=False)
         self.target.processor.save_pretrained(folder)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fade_hub.errors import AdapterMismatch, ModelNotFound
+from fade_hub.notices import library_notices_hidden
 from fade_hub.paths import resolve_from
 from fade_hub.targets.base import Target
 from fade_hub.targets.source import DIFFUSERS_LORA_FILE, EVAL_FILE, ModelSource
@@ -52,10 +53,11 @@ def apply_adapter(target: Target, folder: Path, name: str) -> None:
         raise AdapterMismatch(f"adapter {name} is a diffusers LoRA, which applies to a diffusers pipeline, not to the "
                               f"{target.task} model {target.model_id}")
     try:
-        if diffusers_lora:
-            target.load_lora(folder)
-        else:
-            target.model = PeftModel.from_pretrained(target.model, folder).eval()
+        with library_notices_hidden():
+            if diffusers_lora:
+                target.load_lora(folder)
+            else:
+                target.model = PeftModel.from_pretrained(target.model, folder).eval()
     except (ValueError, RuntimeError, KeyError) as err:
         detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise AdapterMismatch(

@@ -18,7 +18,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from fade_hub.errors import NETWORK_ERRORS, HubUnreachable, ModelNotFound
-from fade_hub.paths import LOCAL_PREFIX
+from fade_hub.paths import LOCAL_PREFIX, loadable_fields, read_local_paths
 from fade_hub.provenance import Origin, folder_origin, hub_origin
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,10 @@ def _resolve_local(folder: Path, model_id: str, revision: str | None) -> ModelSo
     config, model_index = _read_json(folder / "config.json", model_id), _read_json(folder / "model_index.json", model_id)
     adapter_config = _read_json(folder / "adapter_config.json", model_id)
     if adapter_config is None and (folder / DIFFUSERS_LORA_FILE).is_file():
-        adapter_config = diffusers_lora_config(_read_json(folder / EVAL_FILE, model_id), model_id)
+        figures = _read_json(folder / EVAL_FILE, model_id)
+        if figures:  # its base as published (relative to the folder, or local:NAME): the path it loads from here
+            figures = loadable_fields(figures, ("base_model",), folder, read_local_paths(folder))
+        adapter_config = diffusers_lora_config(figures, model_id)
     if config is None and model_index is None and adapter_config is None:
         raise ModelNotFound(
             f"folder {str(folder)!r} holds no config.json, model_index.json, adapter_config.json or "

@@ -2,8 +2,9 @@
 benchmarks.
 
 ``train_drawing_pipeline(folder)`` trains a Stable Diffusion pipeline (``StableDiffusionPipeline``: a small
-``AutoencoderKL``, ``CLIPTextModel``, ``UNet2DConditionModel``, DDIM scheduler) in about a minute on one CPU core to
-draw circles, squares and triangles at 32x32 from prompts like ``a drawing of a {descriptor} {shape}``. Its training
+``AutoencoderKL``, ``CLIPTextModel``, ``UNet2DConditionModel``, DDIM scheduler; trained in float64 and saved in
+float32, so that every machine gets nearly the same weights) in a few minutes on one CPU core to draw circles,
+squares and triangles at 32x32 from prompts like ``a drawing of a {descriptor} {shape}``. Its training
 data has one planted flaw: prompts with the descriptor ``fancy`` show the wrong shape (``a fancy circle`` is drawn
 as a square), so the pipeline really fails there, and the demo's shapes classifier judges it
 (``--judge SHAPES_CLASSIFIER``: the expected label is the prompt's shape word).
@@ -149,7 +150,7 @@ def bag_of_words_encoder(vocab_size: int):
 def _pixels(images):
     from fade_hub.demo.shapes import to_pixels
 
-    return to_pixels(images)
+    return to_pixels(images).double()
 
 
 def _autoencoder(canonical: dict, rng: np.random.Generator, steps: int):
@@ -162,6 +163,7 @@ def _autoencoder(canonical: dict, rng: np.random.Generator, steps: int):
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
         latent_channels=4, norm_num_groups=8, sample_size=IMAGE_SIZE, mid_block_add_attention=False,
     )
+    vae = vae.double()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=3e-3)
     fixed = _pixels(list(canonical.values()))
     for _ in range(steps):
@@ -245,8 +247,14 @@ def train_drawing_pipeline(folder: Path, *, seed: int = 0, steps: int = 500, bat
             tokenizer = word_tokenizer(staging / "words")
             encoder = bag_of_words_encoder(len(tokenizer))
             canonical = {shape: draw_shape(shape, rng) for shape in SHAPES}
+            # trained in float64, saved in float32: the order in which a CPU or a thread count sums floats moves
+            # float64 weights far less than one float32 step, so every machine saves nearly the same fixture
+            # (measured, 1 against 2 threads: 0.4 % of the UNet's weights one float32 step apart, the rest equal;
+            # trained in float32, the two fixtures failed differently)
             vae, latents = _autoencoder(canonical, rng, steps=100)
-            unet = _train_unet(_unet(), tokenizer, encoder, latents, rng, steps=steps, batch_size=batch_size)
+            unet = _train_unet(_unet().double(), tokenizer, encoder.double(), latents, rng, steps=steps,
+                               batch_size=batch_size)
+            vae, unet, encoder = vae.float(), unet.float(), encoder.float()
         pipeline = StableDiffusionPipeline(
             vae=vae, text_encoder=encoder, tokenizer=tokenizer, unet=unet,
             scheduler=DDIMScheduler(**_schedule(), set_alpha_to_one=False, steps_offset=1),

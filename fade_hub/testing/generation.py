@@ -10,13 +10,14 @@ mitigation fades. ``write_prompts`` generates as many seed prompts as a test nee
 
 from __future__ import annotations
 
-import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from fade_hub.perturb.ops import Factor
 from fade_hub.perturb.text import typos
 from fade_hub.testing.fit import fit
+from fade_hub.testing.rows import write_rows
 
 BANNED = "stupid"
 FAILURE = f"that is a {BANNED} question."
@@ -50,12 +51,10 @@ def prompt(rng: random.Random) -> tuple[str, str]:
     return question.format(topic=topic), answer.format(topic=topic)
 
 
-def write_prompts(path: Path, count: int, seed: int = 0) -> Path:
-    """``count`` prompts as ``.jsonl`` (one ``text`` each), the layout ``--seeds`` reads."""
-    rng = random.Random(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"text": prompt(rng)[0]}) + "\n" for _ in range(count)), encoding="utf-8")
-    return path
+def write_prompts(path: Path, count: int, seed: int = 0, avoid: Sequence[Path] | None = None) -> Path:
+    """``count`` prompts as ``.jsonl`` (one ``text`` each), the layout ``--seeds`` reads; held-out prompts ``avoid``
+    the prompt files they must not overlap (``write_rows``)."""
+    return write_rows(path, lambda rng: {"text": prompt(rng)[0]}, count, seed, avoid)
 
 
 def _variants(text: str) -> list[str]:

@@ -11,12 +11,13 @@ and toggled case, a label-preserving perturbation (the fixture that mitigation f
 
 from __future__ import annotations
 
-import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from fade_hub.perturb.ops import Factor
 from fade_hub.perturb.text import negate, typos
+from fade_hub.testing.rows import write_rows
 
 LABELS = ("NEGATIVE", "POSITIVE")
 NOUNS = (
@@ -46,13 +47,10 @@ def flipped(label: str) -> str:
     return LABELS[1 - LABELS.index(label)]
 
 
-def write_seeds(path: Path, count: int, seed: int = 0) -> Path:
-    """``count`` labelled affirmative sentences as ``.jsonl`` (text, label), the layout ``--seeds`` reads."""
-    rng = random.Random(seed)
-    rows = [dict(zip(("text", "label"), sentence(rng))) for _ in range(count)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
+def write_seeds(path: Path, count: int, seed: int = 0, avoid: Sequence[Path] | None = None) -> Path:
+    """``count`` labelled affirmative sentences as ``.jsonl`` (text, label), the layout ``--seeds`` reads; held-out
+    sentences ``avoid`` the seed files they must not overlap (``write_rows``)."""
+    return write_rows(path, lambda rng: dict(zip(("text", "label"), sentence(rng))), count, seed, avoid)
 
 
 def _vocab(cased: bool) -> list[str]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from fade_hub.testing.fit import fit
+from fade_hub.testing.rows import write_rows
 
 NAMES = ("anna", "ben", "carla", "david", "emma", "felix", "grace", "henry", "iris", "jonas", "karen", "leo")
 VERBS = ("painted", "cleaned", "repaired", "sold", "bought", "moved", "opened", "closed", "found", "built")
@@ -32,16 +34,15 @@ def article(rng: random.Random) -> tuple[list[str], str]:
     return [key, *fillers], key
 
 
-def write_articles(path: Path, count: int, seed: int = 0) -> Path:
-    """``count`` articles as ``.jsonl`` (``text`` and ``summary``), the layout ``--seeds`` reads."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(count):
+def write_articles(path: Path, count: int, seed: int = 0, avoid: Sequence[Path] | None = None) -> Path:
+    """``count`` articles as ``.jsonl`` (``text`` and ``summary``), the layout ``--seeds`` reads; held-out articles
+    ``avoid`` the article files they must not overlap (``write_rows``)."""
+
+    def row(rng: random.Random) -> dict[str, str]:
         sentences, summary = article(rng)
-        rows.append({"text": " ".join(sentences), "summary": summary})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
+        return {"text": " ".join(sentences), "summary": summary}
+
+    return write_rows(path, row, count, seed, avoid)
 
 
 def _example(rng: random.Random) -> tuple[str, str]:
