@@ -63,15 +63,16 @@ def test_the_same_settings_ask_the_same_pairs_at_concurrency_1_and_8(algorithm, 
 
 
 def test_the_next_batch_is_asked_while_the_last_is_answered(served, tiny_models, text_space, tmp_path):
-    """Batches of 4 at --concurrency 4, every other request slow: a run that waited for each batch to drain before
-    sending the next would have its first request of every batch arrive at an idle server; one batch ahead, the next
-    batch's requests go out as soon as the fast answers of the last one are in, beside its slow ones."""
+    """Batches of 16 at --concurrency 4 (the 4 x concurrency the endpoint target asks for), every other request slow:
+    a run that waited for each batch to drain before choosing and sending the next would leave the server idle at
+    every batch's end, its next request arriving alone; one batch ahead, the next batch is queued behind the last
+    one's requests, so that every request past the first ones arrives beside others until the budget runs out."""
     model = str(tiny_models("text-classification"))
     server = served("text-classification", Faults(slow_every=2, slow_s=0.5))  # slow enough for a busy machine
     flags = _flags(model, text_space, tmp_path / "run", "random", "--endpoint", server.url, "--concurrency", "4",
-                   "--batch-size", "4", "--confirm-top", "0")
+                   "--batch-size", "16", "--confirm-top", "0")
     assert main(flags) == 0
     clean = sum(r["phase"] == "clean" for r in RunStore(tmp_path / "run").read_queries())
     exploring = server.stats.in_flight_seen[clean:]
     assert len(exploring) == 40 and max(exploring) == 4
-    assert 1 not in exploring[4:]  # past the first batch, never idle again until the budget is spent
+    assert 1 not in exploring[4:-4]  # never idle between batches: only the start and the drain at the end
