@@ -69,8 +69,8 @@ class RemoteTarget(Target):
         self.batch_size = requested
         if requested < BATCH_ROUNDS * remote.concurrency:
             logger.warning(
-                "--batch-size %d hands the endpoint fewer than %d x --concurrency %d queries at once, so requests "
-                "wait for the slowest of each batch; a batch size of %d or more keeps them flowing",
+                "--batch-size %d hands the endpoint fewer than %d x --concurrency %d queries at once, so it may sit "
+                "idle while the next batch is chosen; a batch size of %d or more keeps it busy",
                 requested, BATCH_ROUNDS, remote.concurrency, BATCH_ROUNDS * remote.concurrency,
             )  # fmt: skip
         self.local_path = None
