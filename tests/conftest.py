@@ -184,3 +184,46 @@ def served(tiny_models):
     yield start
     for server in servers:
         server.stop()
+
+
+# failure runs pushed to the session LocalHub, built once (tests/space_runs.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def image_run(hub, session_dir, shapes_model, block_space):
+    """(run dir, repo id) of the pushed image run."""
+    from space_runs import build_image_run
+
+    return build_image_run(session_dir, shapes_model, block_space)
+
+
+@pytest.fixture(scope="session")
+def review_run(hub, session_dir, shapes_model):
+    """(run dir, repo id) of the pushed 4x4 run with several failure modes."""
+    from space_runs import build_review_run
+
+    return build_review_run(session_dir, shapes_model)
+
+
+@pytest.fixture(scope="session")
+def planted_image_run(hub, session_dir):
+    """(run dir, repo id) of the pushed image run with three planted regions."""
+    from space_runs import build_planted_run
+
+    return build_planted_run(session_dir, "image")
+
+
+@pytest.fixture(scope="session")
+def planted_text_run(hub, session_dir):
+    """(run dir, repo id) of the pushed text-classification run with three planted regions."""
+    from space_runs import build_planted_run
+
+    return build_planted_run(session_dir, "text")
+
+
+@pytest.fixture(scope="session")
+def hostile_run(hub, session_dir):
+    """(run dir, repo id) of the pushed hostile text run."""
+    from space_runs import build_hostile_text_run
+
+    return build_hostile_text_run(session_dir)

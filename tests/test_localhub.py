@@ -321,6 +321,7 @@ def test_cli_help_documents_every_flag(capsys):
     assert main(["hub"]) == 2 and "serve" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_cli_serve_in_a_subprocess(tmp_path):
     port = free_port()

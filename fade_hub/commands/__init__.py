@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-EXIT_USAGE = 2
+from ..errors import EXIT_USER_ERROR
 
 
 def help_and_fail(parser: argparse.ArgumentParser) -> int:
     """Print a command group's help (it was called without an action) and return the usage-error status."""
     parser.print_help()
-    return EXIT_USAGE
+    return EXIT_USER_ERROR

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = run_demo(build_config(DemoConfig, args))  # first: it starts the embedded Hub before the Hub client loads
     from ..mitigate import format_shift
+    from ..recheck import recheck_lines
     from ..region_text import region_line
     from ..run import Run
 
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
               f"through the feedback app's API, cell by cell ({', '.join(result.reviewed)})")
         print("mitigated variant, trained on that feedback and measured on seeds it never saw:\n")
         print(format_shift(result.figures))
+        print("", *recheck_lines(result.figures), sep="\n")
         same, total = result.reloaded
         print(f"\nreloaded with stock peft (PeftModel.from_pretrained): {same} of {total} evaluation examples give "
               "the mitigated answer")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.utils import validate_repo_id
 
 from ..card import md_escape
+from ..model_index import eval_results
+from ..paths import public_name
+from ..recheck import recheck_section
 from ..tasks import get_task
 from .outputs import MODES_PLOT
 
@@ -61,19 +64,7 @@ def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
     datasets = [source for source in [figures.get("failures"), *figures["feedback"].get("sources", [])]
                 if _is_repo_id(source)]
     dataset = datasets[0] if datasets else "local/fade-hub-run"
-    results = [
-        EvalResult(task_type=task, dataset_type=dataset, dataset_name=f"held-out seeds of {dataset}",
-                   metric_type="failure_rate", metric_name=name, metric_value=round(float(value), 4))
-        for name, value in (
-            ("targeted failure rate, base", figures["targeted"]["before"]["rate"]),
-            ("targeted failure rate, mitigated", figures["targeted"]["after"]["rate"]),
-            ("clean failure rate, base", figures["clean"]["before"]["rate"]),
-            ("clean failure rate, mitigated", figures["clean"]["after"]["rate"]),
-            ("untargeted failure rate, base", figures["untargeted"]["before"]["rate"]),
-            ("untargeted failure rate, mitigated", figures["untargeted"]["after"]["rate"]),
-        )
-        if value is not None
-    ]
+    results = eval_results(figures, dataset)
     return ModelCardData(
         base_model=base if _is_repo_id(base) else None,
         library_name="diffusers" if task == "text-to-image" else "peft",
@@ -155,8 +146,10 @@ def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> Mod
         "## Before and after", "", *_modes_table(figures), "",
         f"Wasserstein distance between the two landscapes (per-cell failure rates over "
         f"{figures['cells_evaluated']} cells): {figures['wasserstein']:.3f}. Evaluated on "
-        f"{figures['eval_seeds']['count']} seeds never trained on ({md_escape(figures['eval_seeds']['source'])}) with "
+        f"{figures['eval_seeds']['count']} seeds never trained on "
+        f"({md_escape(public_name(figures['eval_seeds']['source']))}) with "
         "the run's own concept space and judge.", "", *_clean_lines(figures["clean"]),
+        *recheck_section(figures),
         "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), "",
         "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
         f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "
