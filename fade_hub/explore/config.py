@@ -15,7 +15,7 @@ from .registry import EXPLORERS, MODES
 
 # grid runs above this many queries only with --force
 GRID_LIMIT = 20_000
-PPO_REWARDS = ("coverage", "failures")
+PPO_REWARDS = ("regions", "coverage", "failures")
 _MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
 _SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
     "confirmation on held-out seeds", "output"
@@ -121,25 +121,38 @@ class ExploreConfig:
     step_penalty: float = option(0.05, group=_SEARCH, low=0.0, help="sequential: alpha, reward lost per step.")
     severity_weight: float = option(0.0, group=_SEARCH, low=0.0, help="Reward = 1 per failure + this x severity.")
     force: bool = option(False, group=_SEARCH, help="Let grid run past its size limit or be cut at --budget.")
-    stop_when_converged: bool = option(False, group=_SEARCH, help="ppo and bo: stop before the budget is spent once "
-                                       "--convergence-window queries found no new failure mode and every mode found "
-                                       "has enough queries not to be flagged uncertain (the rest is not spent).")
-    convergence_window: int = option(200, group=_SEARCH, low=1,
-                                     help="Queries without a new failure mode after which --stop-when-converged stops.")
+    stop_when_converged: bool = option(False, group=_SEARCH, help="Stop before the budget is spent once the regions "
+                                       "the run would confirm have stopped changing: the same screened regions "
+                                       "(characterized every 50 queries) over the last --convergence-window "
+                                       "queries; the rest of the budget is not spent, and run.json says so.")
+    convergence_window: int = option(200, group=_SEARCH, low=1, help="Explore queries over which the screened "
+                                     "regions must stay the same for --stop-when-converged to stop.")
     # ppo
     learning_rate: float | None = option(None, group=_PPO, low=0.0, low_open=True, help="Policy learning rate "
                                          "(default 3e-3 with --ppo-reward coverage, 1e-3 with failures).")
-    num_generations: int = option(8, group=_PPO, low=2,
+    num_generations: int = option(16, group=_PPO, low=2,
                                   help="Completions per group for group-relative advantages.")
     num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
+    queried_per_group: int = option(4, group=_PPO, low=1, help="regions: of each group of --num-generations "
+                                    "completions, this many are asked of the model; the failure model scores them "
+                                    "all (model-based), so the policy learns from more cells than it queries.")
     clip_epsilon: float = option(0.2, group=_PPO, low=0.0, low_open=True, help="PPO clipping range.")
     beta: float = option(0.0, group=_PPO, low=0.0, help="KL penalty to the initial policy; keeps coverage.")
     entropy_coef: float = option(0.05, group=_PPO, low=0.0,
                                  help="Entropy bonus; keeps the policy from collapsing on one cell.")
-    ppo_reward: str = option("coverage", group=_PPO, choices=PPO_REWARDS, help="coverage: the policy learns to "
+    ppo_reward: str = option("regions", group=_PPO, choices=PPO_REWARDS, help="regions: the policy learns to "
+                             "sample each cell in proportion to what it would teach about the failure regions (a "
+                             "failure the shared failure model does not expect, or a query on the boundary of a "
+                             "region found, weighted by --boundary-weight-start/-end); coverage: the policy learns to "
                              "sample each cell in proportion to its estimated failure rate (a model shared across "
                              "cells with levels in common), with a premium on cells not yet seen failing; failures: "
                              "1 per failure, the reward before coverage (sequential episodes always use it).")
+    boundary_weight_start: float = option(0.6, group=_PPO, low=0.0, high=1.0, help="regions: the weight of "
+                                          "settling the boundaries of the regions found (against looking for new "
+                                          "ones) at the first query; it moves linearly to --boundary-weight-end by "
+                                          "the last.")
+    boundary_weight_end: float = option(0.9, group=_PPO, low=0.0, high=1.0, help="regions: the boundary weight at "
+                                        "the last query of the budget.")
     novelty_bonus: float = option(10.0, group=_PPO, low=0.0, help="coverage: a cell with k failures seen so far "
                                   "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
     coverage_power: float = option(3.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "

@@ -32,6 +32,7 @@ from .baselines import grid_size
 from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_regions, split_holdout
+from .convergence import Convergence
 from .precheck import check_inputs
 from .querier import Querier
 from .registry import EXPLORERS
@@ -265,7 +266,7 @@ def explore_loaded(
                         done=len(replay), references=space.modality == "prompt"))
     loaded = time.perf_counter()
     querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress,
-                      pool=explore_seeds, random_seed=config.seed)
+                      pool=explore_seeds, random_seed=config.seed, stop=Convergence.from_config(config, space))
     try:
         if clean:
             querier.query_clean(clean)
@@ -274,6 +275,9 @@ def explore_loaded(
     finally:
         querier.close()
     explored = time.perf_counter()
+    converged = querier.stop.note(querier.spent, budget) if querier.stop is not None else None
+    if converged:
+        store.update_meta(converged=converged)
     from ..summarize import summarize
 
     confirmation = confirm_regions(querier, held_out, top=config.confirm_top, config=LandscapeConfig.from_options(config.to_dict()),
