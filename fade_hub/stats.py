@@ -199,3 +199,67 @@ def fisher_power(n: int, rate: float, k0: int, n0: int, alpha: float = 0.05) -> 
         return 0.0
     needed = next((k for k in range(n + 1) if fisher_greater(k, n, k0, n0) <= alpha), None)
     return 0.0 if needed is None else binomial_upper_tail(needed, n, rate)
+
+
+def cohen_kappa(table: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
+    """Cohen's kappa of a square agreement table (rows: one rater, columns: the other) with its 95 % interval.
+
+    The interval uses the large-sample standard error of Fleiss, Cohen & Everitt (1969), which holds away from
+    kappa = 0 too, clipped to [-1, 1]. NaN (and the interval (-1, 1)) when the table is empty; kappa is 1 with a
+    zero-width interval when both raters agree on every item and use one category only (chance agreement is 1).
+    """
+    counts = np.asarray(table, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or np.any(counts < 0):
+        raise BadConfig("an agreement table must be square, of counts >= 0")
+    n = counts.sum()
+    if n <= 0:
+        return math.nan, -1.0, 1.0
+    p = counts / n
+    rows, cols = p.sum(axis=1), p.sum(axis=0)
+    observed, chance = float(np.trace(p)), float(rows @ cols)
+    if chance >= 1.0:
+        return (1.0, 1.0, 1.0) if observed >= 1.0 else (math.nan, -1.0, 1.0)
+    kappa = (observed - chance) / (1.0 - chance)
+    diagonal = sum(p[i, i] * (1.0 - (rows[i] + cols[i]) * (1.0 - kappa)) ** 2 for i in range(len(p)))
+    off = sum(p[i, j] * (cols[i] + rows[j]) ** 2 for i in range(len(p)) for j in range(len(p)) if i != j)
+    variance = max(diagonal + (1.0 - kappa) ** 2 * off - (kappa - chance * (1.0 - kappa)) ** 2, 0.0)
+    se = math.sqrt(variance / n) / (1.0 - chance)
+    return kappa, max(kappa - z * se, -1.0), min(kappa + z * se, 1.0)
+
+
+def clustered_rate(failures: np.ndarray, samples: np.ndarray, z: float = 1.96) -> dict[str, float]:
+    """The failure probability of one sample pooled over seeds that were each sampled several times, with an
+    interval that treats the seed as the unit.
+
+    ``failures[i]`` of ``samples[i]`` answers of seed ``i`` failed. The rate is the pooled share; its variance is
+    the cluster-robust (between-seed) variance of that ratio, so that answers of one seed that fail together do
+    not pass for independent evidence. The interval is Wilson's at the Kish effective sample size (the number of
+    independent answers carrying the same information: at most the answers, at least the seeds when seeds fail
+    all or nothing). Returns ``rate``, ``ci_low``, ``ci_high``, ``seeds``, ``samples`` and ``effective``.
+    """
+    k, m = np.asarray(failures, dtype=float), np.asarray(samples, dtype=float)
+    keep = m > 0
+    k, m = k[keep], m[keep]
+    seeds, total = int(len(m)), float(m.sum())
+    if seeds == 0:
+        return {"rate": math.nan, "ci_low": 0.0, "ci_high": 1.0, "seeds": 0, "samples": 0, "effective": 0.0}
+    rate = float(k.sum() / total)
+    effective = total
+    if seeds > 1 and 0.0 < rate < 1.0:
+        variance = seeds / (seeds - 1) * float(((k - rate * m) ** 2).sum()) / total**2
+        if variance > 0:
+            effective = min(max(rate * (1.0 - rate) / variance, float(seeds)), total)
+    low, high = wilson_intervals(np.array([rate * effective]), np.array([effective]), z)
+    return {"rate": rate, "ci_low": float(low[0]), "ci_high": float(high[0]), "seeds": seeds, "samples": int(total),
+            "effective": float(effective)}
+
+
+def pass_hat_k(passes: np.ndarray, samples: np.ndarray, k: int) -> np.ndarray:
+    """Per seed, the unbiased estimate that ``k`` fresh samples would all pass: C(passes, k) / C(samples, k) (NaN for
+    a seed with fewer than ``k`` samples)."""
+    c, m = np.asarray(passes, dtype=int), np.asarray(samples, dtype=int)
+    out = np.full(len(m), np.nan)
+    for i, (good, total) in enumerate(zip(c, m)):
+        if total >= k:
+            out[i] = math.exp(_log_comb(int(good), k) - _log_comb(int(total), k)) if good >= k else 0.0
+    return out

@@ -84,7 +84,7 @@ def run_thompson(
         outcomes = querier.query([space.action_from_id(a) for a in ids], seed_ids,
                                  episode=list(range(episode, episode + count)))
         fresh = [o for o in outcomes if o.fresh]  # a repeated pair is no new evidence
-        posteriors.update([o.action_id for o in fresh], [o.is_failure for o in fresh])
+        posteriors.update([o.action_id for o in fresh], [o.failed_share for o in fresh])
         if stop:
             stop.update(outcomes)
         episode += count

@@ -20,7 +20,7 @@ from .convergence import Convergence
 from .coverage import CoverageReward
 from .grpo import GRPOSearchConfig, run_grpo
 from .policy import build_policy
-from .querier import Querier
+from .querier import Outcome, Querier
 from .sequential import walk
 
 # More distinct contexts than this and the policy is not conditioned on them.
@@ -91,7 +91,7 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
             if stop:
                 stop.update(outcomes)
             if config.ppo_reward == "failures":
-                return [o.score for o in outcomes]
+                return failure_rewards(outcomes)
             return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts], querier.exhausted())
         moves = [[2 * factor + (0 if direction > 0 else 1) for factor, direction in action] for action in actions]
         episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
@@ -108,6 +108,14 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     if env.mode != "single":
         return None
     return policy.cell_probs(None)
+
+
+def failure_rewards(outcomes: Sequence[Outcome]) -> list[float]:
+    """The ``failures`` reward of each query; a query with no verdict gets the batch's mean reward, which moves the
+    group-relative advantage neither way (it is neither a pass nor a failure)."""
+    judged = [o.score for o in outcomes if o.judged]
+    neutral = sum(judged) / len(judged) if judged else 0.0
+    return [o.score if o.judged else neutral for o in outcomes]
 
 
 def explore_ppo(config: ExploreConfig, querier: Querier, seeds: Sequence[Seed], store: RunStore) -> np.ndarray | None:

@@ -18,7 +18,6 @@ keep the seeds their explorer chose.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections import defaultdict
@@ -39,8 +38,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair of a
-    deterministic model, which carries no new evidence (explorers' models must not count it)."""
+    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair, or a
+    query with no verdict, which carries no new evidence (explorers' models must not count it). ``failure`` is the
+    share of the query's samples that failed (0 or 1 without sampling), ``is_failure`` whether any did, ``score``
+    the mean reward of its samples."""
 
     seed_id: str
     action_id: int
@@ -48,10 +49,31 @@ class Outcome:
     severity: float
     score: float
     fresh: bool = True
+    failure: float | None = None  # None: float(is_failure)
+    judged: bool = True
+
+    @property
+    def failed_share(self) -> float:
+        """The share of the query's judged samples that failed."""
+        return float(self.is_failure) if self.failure is None else float(self.failure)
+
+
+def outcome(records: Sequence[dict[str, Any]], fresh: bool = True) -> Outcome:
+    """One query's outcome from the records of its samples (see the module doc)."""
+    first = records[0]
+    judged = [r for r in records if not r.get("unjudged")]
+    if not judged:
+        return Outcome(first["seed_id"], first["action_id"], False, 0.0, 0.0, fresh=False, failure=0.0, judged=False)
+    failing = [r for r in judged if r["is_failure"]]
+    severity = sum(float(r["severity"]) for r in failing) / len(failing) if failing else 0.0
+    return Outcome(first["seed_id"], first["action_id"], bool(failing), severity,
+                   sum(float(r["reward"]) for r in judged) / len(judged), fresh=fresh,
+                   failure=len(failing) / len(judged))
 
 
 def query_record(
-    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str
+    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str,
+    sample: int = 0,
 ) -> dict[str, Any]:
     """The ``queries`` row of one query (design.md schema)."""
     record: dict[str, Any] = {
@@ -73,10 +95,13 @@ def query_record(
             "expected": result.verdict.expected,
             "expected_source": result.verdict.expected_source,
             "judged": bool(result.verdict.judged),
+            "unjudged": bool(result.verdict.unjudged),
+            "judge_reason": result.verdict.reason,
             "is_failure": bool(result.verdict.is_failure),
             "severity": float(result.verdict.severity),
             "reward": float(result.score),
             "trajectory": trajectory,
+            "sample": int(sample),
             "media": "",
         }
     )
@@ -97,12 +122,16 @@ class Querier:
         show_progress: bool = True,
         pool: Sequence[Seed] = (),
         random_seed: int = 0,
+        samples_per_query: int = 1,
     ) -> None:
         if budget < 1:
             raise BadConfig(f"budget must be a positive number of model queries, got {budget}")
+        if samples_per_query < 1:
+            raise BadConfig(f"--samples-per-query must be at least 1, got {samples_per_query}")
         self.env, self.store, self.run_id, self.budget = env, store, run_id, budget
+        self.samples = samples_per_query
         self.replay = replay_by_id(replay, store)
-        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore")
+        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore") // samples_per_query
         if explore_done > budget:
             raise ResumeMismatch(
                 f"{store.root} already holds {explore_done} explore queries, more than the budget of {budget}; "
@@ -112,8 +141,9 @@ class Querier:
         self.spent = 0
         self.failures = 0
         self.recorded = 0  # records this session appended to the log
-        self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
-        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" and not env.target.samples else None
+        self.bar = tqdm(total=budget * samples_per_query, desc="exploring", unit="answer", disable=not show_progress,
+                        dynamic_ncols=True)
+        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" else None
         self.answered: set[tuple[int, str]] = set()  # explore (cell, seed) pairs asked so far
 
     def left(self) -> int:
@@ -139,18 +169,20 @@ class Querier:
         if phase == "explore" and self.seeds is not None:
             seed_ids = self.seeds.choose(action_ids, seed_ids)
         fresh = self._fresh(action_ids, seed_ids) if phase == "explore" else [True] * len(action_ids)
+        k = self.samples
 
         def evaluate(indices: list[int]) -> Iterator[Answered]:
-            return self.env.evaluate_stream([cells[i] for i in indices], [seed_ids[i] for i in indices])
+            return self.env.evaluate_stream([cells[i // k] for i in indices], [seed_ids[i // k] for i in indices])
 
-        outcomes = self._record(seed_ids, action_ids, evaluate, phase, episode, step, trajectories)
-        return [dataclasses.replace(o, fresh=f) if not f else o for o, f in zip(outcomes, fresh)]
+        records = self._record(_each(seed_ids, k), _each(action_ids, k), evaluate, phase, _each(episode, k, count),
+                               _each(step, k, count), _each(trajectories, k, count), list(range(k)) * count)
+        return [outcome(records[i * k : (i + 1) * k], f) for i, f in enumerate(fresh)]
 
     def _fresh(self, action_ids: Sequence[int], seed_ids: Sequence[str]) -> list[bool]:
-        """Which explore queries ask a pair for the first time (every query of a model that samples is fresh)."""
+        """Which explore queries ask a pair for the first time (more samples of a pair are not a new seed)."""
         flags = []
         for pair in zip(action_ids, seed_ids):
-            flags.append(self.env.target.samples or pair not in self.answered)
+            flags.append(pair not in self.answered)
             self.answered.add(pair)
         return flags
 
@@ -160,10 +192,15 @@ class Querier:
 
     def query_clean(self, seed_ids: Sequence[str]) -> list[Outcome]:
         """Evaluate the unperturbed seeds (phase ``clean``): the baseline a failure mode must beat."""
-        def evaluate(indices: list[int]) -> Iterator[Answered]:
-            return self.env.evaluate_clean_stream([seed_ids[i] for i in indices])
+        k = self.samples
 
-        return self._record(seed_ids, [CLEAN_ACTION_ID] * len(seed_ids), evaluate, "clean", -1, 0, None)
+        def evaluate(indices: list[int]) -> Iterator[Answered]:
+            return self.env.evaluate_clean_stream([seed_ids[i // k] for i in indices])
+
+        count = len(seed_ids)
+        records = self._record(_each(seed_ids, k), [CLEAN_ACTION_ID] * count * k, evaluate, "clean",
+                               [-1] * count * k, [0] * count * k, [""] * count * k, list(range(k)) * count)
+        return [outcome(records[i * k : (i + 1) * k]) for i in range(count)]
 
     def _record(
         self,
@@ -171,16 +208,14 @@ class Querier:
         action_ids: Sequence[int],
         evaluate: Callable[[list[int]], Iterator[Answered]],
         phase: str,
-        episode: int | Sequence[int],
-        step: int | Sequence[int],
-        trajectories: Sequence[str] | None,
-    ) -> list[Outcome]:
-        """Serve the batch's queries the log holds, ask the model for the rest and append each answer to the log
-        as it arrives (in any order, under its query id), then update the budget and the bar."""
+        episodes: list[int],
+        steps: list[int],
+        trajectories: list[str],
+        samples: list[int],
+    ) -> list[dict[str, Any]]:
+        """Serve the batch's answers the log holds, ask the model for the rest and append each answer to the log
+        as it arrives (in any order, under its query id), then update the budget and the bar; the records in order."""
         count = len(action_ids)
-        episodes = [episode] * count if isinstance(episode, int) else list(episode)
-        steps = [step] * count if isinstance(step, int) else list(step)
-        trajectories = list(trajectories) if trajectories is not None else [""] * count
         first = self.next_id
         records = self._serve_replay(first, action_ids, seed_ids, phase)
         if phase == "explore":
@@ -190,7 +225,7 @@ class Querier:
             try:
                 for group in evaluate(fresh):
                     answered = [(fresh[position], result) for position, result in group]
-                    records.update(self._append(answered, first, phase, episodes, steps, trajectories))
+                    records.update(self._append(answered, first, phase, episodes, steps, trajectories, samples))
                     if phase == "explore":
                         self.bar.update(len(answered))
             except EndpointFailed as stop:  # every answer that came is in the log already
@@ -201,16 +236,15 @@ class Querier:
         ordered = [records[offset] for offset in range(count)]
         self.next_id += count
         if phase == "explore":
-            self.spent += count
+            self.spent += count // self.samples
             self.failures += sum(r["is_failure"] for r in ordered)
-            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(self.spent, 1):.1%}")
-        return [
-            Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in ordered
-        ]
+            answers = self.spent * self.samples
+            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(answers, 1):.1%}")
+        return ordered
 
     def _append(
         self, answered: Sequence[tuple[int, QueryResult]], first: int, phase: str, episodes: list[int],
-        steps: list[int], trajectories: list[str],
+        steps: list[int], trajectories: list[str], samples: list[int],
     ) -> dict[int, dict[str, Any]]:  # fmt: skip
         """Turn answered queries (offset in the batch, result) into durable records; return them by offset."""
         new_records = {}
@@ -223,6 +257,7 @@ class Querier:
                 episode=episodes[offset],
                 step=steps[offset],
                 trajectory=trajectories[offset],
+                sample=samples[offset],
             )
             media = result.prediction.image if result.prediction.image is not None else result.input
             if record["is_failure"] and hasattr(media, "save"):
@@ -259,6 +294,13 @@ class Querier:
     def close(self) -> None:
         """Close the progress bar."""
         self.bar.close()
+
+
+def _each(values: Any, k: int, count: int | None = None) -> list[Any]:
+    """Each of ``values`` (or one value for all ``count`` queries; None: empty text) repeated for its ``k`` samples."""
+    if values is None or isinstance(values, int):
+        values = [values if values is not None else ""] * int(count)
+    return [value for value in values for _ in range(k)]
 
 
 def replay_by_id(records: Sequence[dict[str, Any]], store: RunStore) -> dict[int, dict[str, Any]]:
