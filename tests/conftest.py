@@ -179,3 +179,19 @@ def served(tiny_models):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_model(session_dir) -> Path:
+    """The tiny chat model with the planted typo failure (``fade_hub.testing.generation``), trained once."""
+    from fade_hub.testing.generation import train_chat_model
+
+    return train_chat_model(session_dir / "models" / "chat-typos")
+
+
+@pytest.fixture(scope="session")
+def judge_model(session_dir) -> Path:
+    """The tiny chat model that judges the chat model's answers (``fade_hub.testing.judge_model``), trained once."""
+    from fade_hub.testing.judge_model import train_judge_model
+
+    return train_judge_model(session_dir / "models" / "judge")
