@@ -318,6 +318,7 @@ def build_dataset_card(
     top_k: int = 10,
     min_queries: int | None = None,
     regions_note: str | None = None,
+    judge_section: list[str] | None = None,
 ) -> DatasetCard:
     """The run's dataset card: YAML configs/tags/task for the Hub and a readable body that leads with the regions."""
     levels = factor_levels(space)
@@ -341,6 +342,7 @@ def build_dataset_card(
         f"budget {md_escape(meta.get('budget', '?'))} queries, seed {md_escape(meta.get('seed', '?'))}",
         "",
         *_regions_section(regions, meta, region_images, regions_note),
+        *(judge_section or []),
         *_space_section(space, levels),
         *_modes_section(landscape, names, examples, top_k),
         *_images_section(images),
@@ -369,8 +371,12 @@ def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
     assets = meta.get("card_assets") or {}
     examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
     space = ConceptSpace.from_dict(meta["space"])
+    from .judges.report import judge_lines, sampling_lines, samples_per_query
+
+    judged = judge_lines(meta) + (sampling_lines(meta, regions, store.read_queries()) if samples_per_query(meta) > 1 else [])
     return build_dataset_card(meta, landscape, space, regions, examples=examples, images=assets.get("images"),
-                              region_images=assets.get("regions"), repo_id=repo_id, regions_note=note)
+                              region_images=assets.get("regions"), repo_id=repo_id, regions_note=note,
+                              judge_section=judged)
 
 
 def write_card(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ EXIT_USER_ERROR = 2
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
-COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
+COMMAND_MODULES = ("explore", "rejudge", "report", "push", "mitigate", "pull", "demo", "space", "hub")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -102,7 +102,8 @@ def test_a_served_llm_judge_behind_429_and_503_finds_the_same_regions(chat_model
 
     monkeypatch.setenv("FADE_HUB_CACHE", str(tmp_path / "cache"))  # a cold verdict cache
     backend = PipelineBackend("text-generation", judge_model, model_id="tester/judge", revision="abc123")
-    with serve(backend, Faults(rate_limit_every=5, unavailable_every=7, retry_after=0)) as server:
+    server = serve(backend, Faults(rate_limit_every=5, unavailable_every=7, retry_after=0))
+    try:
         run = explore_chat(chat_model, bed, tmp_path / "served", judge_endpoint=server.url,
                            judge_rubric=str(bed["rubric"]), concurrency=4)
         assert region_ids(run) == region_ids(keyword_run)
@@ -111,6 +112,8 @@ def test_a_served_llm_judge_behind_429_and_503_finds_the_same_regions(chat_model
         assert usage["retries"] > 0 and usage["requests"] >= server.stats.answered
         assert run.meta["judge"]["model_id"] == "tester/judge" and run.meta["judge"]["commit_sha"] == "abc123"
         assert run.meta["judge"]["json_mode"].startswith("response_format")
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
@@ -122,9 +125,12 @@ def test_a_judge_answering_malformed_json_half_the_time_is_asked_once_more_then_
 
     monkeypatch.setenv("FADE_HUB_CACHE", str(tmp_path / "cache"))
     backend = HalfMalformed(PipelineBackend("text-generation", judge_model, model_id="tester/judge"))
-    with serve(backend) as server:
+    server = serve(backend)
+    try:
         run = explore_chat(chat_model, bed, tmp_path / "malformed", judge_endpoint=server.url,
                            judge_rubric=str(bed["rubric"]))
+    finally:
+        server.stop()
     rubric = load_rubric(str(bed["rubric"]))
     queries = run.queries[run.queries["expected"] != "not judged"]
     conversations = [rubric.messages(str(row.input), INVARIANT, str(row.output)) for row in queries.itertuples()]
@@ -133,8 +139,9 @@ def test_a_judge_answering_malformed_json_half_the_time_is_asked_once_more_then_
     assert list(unjudged) == [malformed_again(c) for c in conversations]
     assert 0 < unjudged.sum() < len(unjudged)
     usage = run.meta["judge_usage"]
-    distinct = {json.dumps(c): c for c in conversations}.values()  # a repeated case is asked once
-    assert usage["asked_again"] == sum(malformed_first(c) for c in distinct)
+    # a case is asked once per batch; a readable verdict is cached, an unjudged one asked again in a later batch
+    distinct = {json.dumps(c): c for c in conversations}.values()
+    assert sum(malformed_first(c) for c in distinct) <= usage["asked_again"] <= sum(map(malformed_first, conversations))
     assert usage["unjudged"] == int(unjudged.sum())
     # an unjudged answer is neither a pass nor a failure: no failure, no verdict, and no seed of evidence
     assert not queries.loc[unjudged, "is_failure"].any() and not queries.loc[unjudged, "judged"].any()
@@ -143,5 +150,5 @@ def test_a_judge_answering_malformed_json_half_the_time_is_asked_once_more_then_
     assert queries.loc[recovered, "judged"].all()  # asked again, answered the second time
     pairs = Evidence.from_queries(queries).pairs
     assert len(pairs) == len(queries[~unjudged].groupby(["phase", "action_id", "seed_id"]))
-    card = (run.root / "README.md").read_text(encoding="utf-8")
+    card = (run.path / "README.md").read_text(encoding="utf-8")
     assert f"{int(unjudged.sum())} unjudged" in card
