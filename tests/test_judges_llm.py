@@ -152,3 +152,31 @@ def test_a_judge_answering_malformed_json_half_the_time_is_asked_once_more_then_
     assert len(pairs) == len(queries[~unjudged].groupby(["phase", "action_id", "seed_id"]))
     card = (run.path / "README.md").read_text(encoding="utf-8")
     assert f"{int(unjudged.sum())} unjudged" in card
+
+
+@pytest.mark.slow
+def test_rejudge_asks_the_model_nothing_reproduces_the_keyword_regions_and_a_second_rejudge_asks_the_judge_nothing(
+        chat_model, judge_model, bed, keyword_run, tmp_path, monkeypatch):
+    from fade_hub.commands.rejudge import RejudgeConfig, rejudge
+    from fade_hub.testing.inference_server import PipelineBackend, serve
+
+    monkeypatch.setenv("FADE_HUB_CACHE", str(tmp_path / "cache"))
+    judge = serve(PipelineBackend("text-generation", judge_model, model_id="tester/judge"))
+    try:
+        first = rejudge(RejudgeConfig(run=str(keyword_run.path), output=str(tmp_path / "one"),
+                                      judge_endpoint=judge.url, judge_rubric=str(bed["rubric"])))
+        asked = judge.stats.requests
+        second = rejudge(RejudgeConfig(run=str(keyword_run.path), output=str(tmp_path / "two"),
+                                       judge_endpoint=judge.url, judge_rubric=str(bed["rubric"])))
+        probes = judge.stats.requests - asked
+    finally:
+        judge.stop()
+    # the model under test was never loaded nor asked: the answers are the recorded ones, query for query
+    assert list(first.queries["output"]) == list(keyword_run.queries["output"])
+    assert list(first.queries["is_failure"]) == list(keyword_run.queries["is_failure"])
+    assert region_ids(first) == region_ids(keyword_run) == region_ids(second)
+    assert first.meta["rejudged_from"]["run_id"] == keyword_run.meta["run_id"]
+    assert first.meta["rejudged_from"]["judge"] == "keywords" and first.meta["judge"]["name"] == "llm"
+    assert first.meta["judge_usage"]["requests"] > 0
+    assert second.meta["judge_usage"].get("requests", 0) == 0 and probes == 0
+    assert "Re-judged" in (second.path / "README.md").read_text(encoding="utf-8")

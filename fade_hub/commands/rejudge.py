@@ -101,7 +101,7 @@ def rejudge(config: RejudgeConfig) -> Any:
                                  endpoint_token=config.judge_endpoint_token, rubric=config.judge_rubric,
                                  device=config.judge_device, concurrency=config.concurrency,
                                  max_retries=config.max_retries, timeout=config.request_timeout),
-                     source.meta["task"])
+                     source.meta["task"], probe=False)  # nothing is written before the judge has answered
     try:
         records = judged_again(source.meta, queries, judge)
         usage = judge.take_usage()
