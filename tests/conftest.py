@@ -195,3 +195,11 @@ def judge_model(session_dir) -> Path:
     from fade_hub.testing.judge_model import train_judge_model
 
     return train_judge_model(session_dir / "models" / "judge")
+
+
+@pytest.fixture(scope="session")
+def sampling_model(session_dir) -> Path:
+    """The chat fixture that says the banned word on about 30 % of its samples on typo'd prompts only."""
+    from fade_hub.testing.generation import train_chat_model
+
+    return train_chat_model(session_dir / "models" / "chat-typos-sampled", failure_rate=0.3)
