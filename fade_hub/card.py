@@ -358,8 +358,9 @@ OLD_RUN_NOTE = ("This run was recorded before fade-hub reported regions: its reg
                 "(screening only; its held-out queries were made for cells, not regions).")
 
 
-def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
-    """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given."""
+def run_card(store: RunStore, repo_id: str | None = None, feedback: Any = None) -> DatasetCard:
+    """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given; with resolved
+    ``feedback`` records, the judge's agreement with the reviewers too."""
     meta = store.read_meta()
     landscape = read_table(store.root / LANDSCAPE_FILE, str(store.root))
     note = None
@@ -374,12 +375,17 @@ def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
     from .judges.report import judge_lines, sampling_lines, samples_per_query
 
     judged = judge_lines(meta) + (sampling_lines(meta, regions, store.read_queries()) if samples_per_query(meta) > 1 else [])
+    if feedback is not None:
+        from .judges.agreement import agreement_lines, check_judge
+
+        judged += agreement_lines(check_judge(pd.DataFrame(store.read_queries()), regions, feedback, meta["run_id"]))
     return build_dataset_card(meta, landscape, space, regions, examples=examples, images=assets.get("images"),
                               region_images=assets.get("regions"), repo_id=repo_id, regions_note=note,
                               judge_section=judged)
 
 
-def write_card(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
-    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to; return the metadata."""
-    run_card(store, repo_id).save(store.root / "README.md")
+def write_card(store: RunStore, repo_id: str | None = None, feedback: Any = None) -> dict[str, Any]:
+    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to (and the judge's agreement with
+    resolved ``feedback`` records); return the metadata."""
+    run_card(store, repo_id, feedback).save(store.root / "README.md")
     return store.read_meta()

@@ -180,3 +180,56 @@ def test_rejudge_asks_the_model_nothing_reproduces_the_keyword_regions_and_a_sec
     assert first.meta["judge_usage"]["requests"] > 0
     assert second.meta["judge_usage"].get("requests", 0) == 0 and probes == 0
     assert "Re-judged" in (second.path / "README.md").read_text(encoding="utf-8")
+
+
+def write_feedback(folder, run_id, verdicts):
+    """Feedback records (target, verdict, user) as the Space writes them, one JSON line each."""
+    from fade_hub.feedback.records import make_record
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(make_record(run_id, target, verdict, "", "", user).to_dict()) for target, verdict, user in verdicts]
+    (folder / "feedback-test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_agreement_of_twenty_reviewed_examples_sixteen_agreeing():
+    from fade_hub.judges.agreement import Agreement
+
+    judge = [True] * 12 + [False] * 8
+    reviewers = [True] * 10 + [False] * 2 + [True] * 2 + [False] * 6
+    figures = Agreement.of(judge, reviewers)
+    assert (figures.items, figures.agreeing, figures.share) == (20, 16, 0.8)
+    assert figures.kappa == pytest.approx((0.8 - 0.52) / 0.48)
+    assert figures.kappa_low < figures.kappa < figures.kappa_high and figures.share_low < 0.8 < figures.share_high
+
+
+@pytest.mark.slow
+def test_report_and_card_show_the_judges_agreement_with_reviewers_and_flag_a_judge_error(keyword_run, tmp_path,
+                                                                                         capsys):
+    from fade_hub.cli import main
+    from fade_hub.feedback.records import load
+    from fade_hub.store import RunStore
+
+    queries = keyword_run.queries
+    explored = queries[(queries["phase"] == "explore") & queries["judged"]]
+    failing, passing = explored[explored["is_failure"]].head(12), explored[~explored["is_failure"]].head(8)
+    verdicts = [(f"q{q}", "fix" if i < 10 else "not_a_failure", "ann") for i, q in enumerate(failing["query_id"])]
+    verdicts += [(f"q{q}", "acceptable" if i < 2 else "not_a_failure", "ann") for i, q in enumerate(passing["query_id"])]
+    top = keyword_run.regions.iloc[0]["region_id"]
+    verdicts += [(top, "not_a_failure", "ann"), (top, "not_a_failure", "bob")]
+    folder = write_feedback(tmp_path / "feedback", keyword_run.meta["run_id"], verdicts)
+    assert main(["report", str(keyword_run.path), "--feedback", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "agreement 0.80" in out and "20 reviewed" in out and "Cohen's kappa 0.58" in out
+    assert f"| {top} |" in out and "not a failure" in out
+    assert main(["report", str(keyword_run.path), "--feedback", str(folder), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)["judge_agreement"]
+    assert document["overall"]["items"] == 20 and document["judge_errors"] == [top]
+    kappa = document["overall"]
+    print(f"\nagreement {kappa['share']:.2f}, kappa {kappa['kappa']:.2f} ({kappa['kappa_low']:.2f} to "
+          f"{kappa['kappa_high']:.2f})")
+    from fade_hub.card import run_card
+
+    card = str(run_card(RunStore(keyword_run.path), feedback=load(folder).resolved()))
+    assert "## Judge against reviewers" in card and "agreement 0.80" in card
+    assert "**yes: reviewers mostly say not a failure**" in card
