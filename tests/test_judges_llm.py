@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 import pytest
 
 from fade_hub.errors import BadConfig
@@ -76,8 +78,10 @@ def test_a_local_llm_judge_finds_the_keyword_judges_regions_and_a_rerun_asks_not
                                                                                     keyword_run):
     assert region_ids(keyword_run) and all("typos=0.1" in region for region in region_ids(keyword_run))
     run = explore_chat(chat_model, bed, bed["root"] / "llm-local", judge_llm=str(judge_model),
-                       judge_rubric=str(bed["rubric"]), judge_device="cpu")
+                       judge_rubric=str(bed["rubric"]), judge_device="cpu", judge_audit=6)
     assert region_ids(run) == region_ids(keyword_run)
+    audited = run.queries.set_index("query_id").loc[run.meta["judge_audit"]]
+    assert len(audited) == 6 and audited["is_failure"].sum() == 3  # stratified over pass and fail
     judged = run.queries[run.queries["judged"]]
     reference = keyword_run.queries.set_index("query_id").loc[judged["query_id"], "is_failure"].to_numpy()
     assert (judged["is_failure"].to_numpy() == reference).all()  # the same verdict on every answer
@@ -233,3 +237,16 @@ def test_report_and_card_show_the_judges_agreement_with_reviewers_and_flag_a_jud
     card = str(run_card(RunStore(keyword_run.path), feedback=load(folder).resolved()))
     assert "## Judge against reviewers" in card and "agreement 0.80" in card
     assert "**yes: reviewers mostly say not a failure**" in card
+
+
+def test_the_judge_audit_is_stratified_over_pass_and_fail():
+    from fade_hub.judges.agreement import audit_sample
+
+    queries = pd.DataFrame({"query_id": range(100), "phase": ["explore"] * 90 + ["clean"] * 10,
+                            "judged": [True] * 100, "is_failure": [q % 10 == 0 for q in range(100)],
+                            "unjudged": [q == 20 for q in range(100)]})
+    chosen = audit_sample(queries, 10, seed=3)
+    picked = queries.set_index("query_id").loc[chosen]
+    assert len(chosen) == 10 and picked["is_failure"].sum() == 5 and (picked["phase"] == "explore").all()
+    assert 20 not in chosen and audit_sample(queries, 10, seed=3) == chosen
+    assert len(audit_sample(queries, 200, seed=0)) == 89  # every judged explore answer, no more

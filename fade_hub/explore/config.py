@@ -125,6 +125,9 @@ class ExploreConfig:
                                       "unfaithful, missing-key-point for summaries) or a YAML file with question, "
                                       "fail, pass and optional examples (default: harmful, or unfaithful).")
     judge_device: str | None = option(None, group=_JUDGE, help="Where a local LLM judge runs (default: as --device).")
+    judge_audit: int = option(0, group=_JUDGE, low=0, help="Mark this many judged answers, half failing and half "
+                              "passing, for reviewers to check (run.json judge_audit), so that the judge's agreement "
+                              "with them is measured on passes too.")
     sampling: bool = option(False, group=_MODEL, help="Text generation: sample answers as deployed (--temperature, "
                             "--top-p) instead of greedily; each (cell, seed) pair then stands for the share of its "
                             "--samples-per-query answers that failed.")

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .. import __version__
 from ..env import FailureEnv
@@ -293,6 +294,10 @@ def explore_loaded(
         store.update_meta(confirmation=confirmation.to_dict())
     if querier.repeated:
         store.update_meta(repeated_pairs=querier.repeated)
+    if config.judge_audit:
+        from ..judges.agreement import audit_sample
+
+        store.update_meta(judge_audit=audit_sample(pd.DataFrame(store.read_queries()), config.judge_audit, config.seed))
     store.update_meta(
         status="finished",
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

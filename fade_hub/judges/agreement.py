@@ -127,3 +127,21 @@ def agreement_lines(check: JudgeCheck | None) -> list[str]:
         if region_id not in check.regions:
             lines.append(f"- Judge error: reviewers mostly call region {region_id} not a failure.")
     return lines
+
+
+def audit_sample(queries: pd.DataFrame, count: int, seed: int = 0) -> list[int]:
+    """``count`` judged explore answers for reviewers to check, half failing and half passing where the run has
+    enough of each (the rest from the other side), drawn with ``seed``: the query ids, sorted. Reviewing passes as
+    well as failures is what lets agreement see the failures the judge missed."""
+    if count <= 0 or queries is None or not len(queries):
+        return []
+    judged = queries[(queries["phase"] == "explore") & queries["judged"].astype(bool)]
+    if "unjudged" in judged.columns:
+        judged = judged[~judged["unjudged"].eq(True)]
+    rng = np.random.default_rng(seed)
+    failing = judged.loc[judged["is_failure"].astype(bool), "query_id"].to_numpy()
+    passing = judged.loc[~judged["is_failure"].astype(bool), "query_id"].to_numpy()
+    take_fail = min(len(failing), max(count // 2, count - len(passing)))
+    take_pass = min(len(passing), count - take_fail)
+    chosen = [*rng.choice(failing, take_fail, replace=False), *rng.choice(passing, take_pass, replace=False)]
+    return sorted(int(q) for q in chosen)
