@@ -43,7 +43,7 @@ def _pooled(landscape: pd.DataFrame, rows: str, cols: str | None, levels: dict[s
     return k, n
 
 
-def _outline(ax: Any, admitted_rows: set[int], admitted_cols: set[int], shape: tuple[int, int]) -> None:
+def outline_cells(ax: Any, admitted_rows: set[int], admitted_cols: set[int], shape: tuple[int, int]) -> None:
     """Draw the border of the admitted block(s) of a heatmap: every edge between an admitted and another cell."""
     inside = np.zeros(shape, dtype=bool)
     for i, j in itertools.product(range(shape[0]), range(shape[1])):
@@ -76,7 +76,7 @@ def region_png(landscape: pd.DataFrame, row: Any, found: Characterization, path:
             heat_ax.text(j, i, f"{rate:.2f}\nn={int(n[i, j])}", ha="center", va="center", fontsize=8,
                          color="white" if rate > 0.6 else "black")
     admitted = {name: set(range(len(levels[name]))) if lv is None else set(lv) for name, lv in zip(names, region.levels)}
-    _outline(heat_ax, admitted[rows], admitted[cols] if cols else {0}, n.shape)
+    outline_cells(heat_ax, admitted[rows], admitted[cols] if cols else {0}, n.shape)
     heat_ax.set_yticks(range(len(levels[rows])), [plot_text(v) for v in levels[rows]], parse_math=False)
     heat_ax.set_ylabel(plot_text(rows), parse_math=False)
     if cols:

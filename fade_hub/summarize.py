@@ -40,7 +40,7 @@ def summarize(store: RunStore) -> dict[str, Any]:
     landscape.to_parquet(store.root / LANDSCAPE_FILE, index=False)
     write_regions(regions, store.root / REGIONS_FILE)
     queries.to_parquet(store.root / QUERIES_FILE, index=False)
-    write_failures(store, queries, space)
+    write_failures(store, queries, space, meta)
 
     plots = store.root / PLOTS_DIR
     plots.mkdir(exist_ok=True)
@@ -97,8 +97,11 @@ def write_regions(regions: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_failures(store: RunStore, queries: pd.DataFrame, space: ConceptSpace) -> Path:
-    """Write the ``failures`` config: failing queries with their levels, texts and images."""
+def write_failures(store: RunStore, queries: pd.DataFrame, space: ConceptSpace, meta: dict[str, Any] | None = None
+                   ) -> Path:
+    """Write the ``failures`` config: failing queries with their levels, texts and images; for an image run, each
+    row's unperturbed seed too (``clean_image``, at the perturbed image's size), so that a pushed run shows the
+    same evidence as its local folder. A seed source that cannot be read again leaves ``clean_image`` empty."""
     import datasets
 
     columns = (*FAILURE_COLUMNS[:5], *(factor.name for factor in space.factors), *FAILURE_COLUMNS[5:])
@@ -111,10 +114,66 @@ def write_failures(store: RunStore, queries: pd.DataFrame, space: ConceptSpace) 
     if space.modality != "text":  # the perturbed image, or the image generated from the prompt
         table["image"] = [_image_cell(store, row.get("media", "")) for row in rows]
         features["image"] = datasets.Image()
+    if space.modality == "image":  # the clean seed beside it (prompt runs have no unperturbed image)
+        seeds = clean_seed_images(store, meta or store.read_meta(), {str(row.get("seed_id", "")) for row in rows})
+        table["clean_image"] = [_clean_cell(seeds.get(str(row.get("seed_id", ""))), cell)
+                                for row, cell in zip(rows, table["image"])]
+        features["clean_image"] = datasets.Image()
     dataset = datasets.Dataset.from_dict(table, features=datasets.Features(features))
     path = store.root / FAILURES_FILE
     dataset.to_parquet(str(path))
     return path
+
+
+def clean_seed_images(store: RunStore, meta: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    """The unperturbed seed images (PIL) of the ``wanted`` seed ids, read again from the run's seed source: straight
+    from an image folder, else through the seed reader with the options the run recorded; ``{}`` (with a warning)
+    when the source cannot be read any more."""
+    from .errors import NETWORK_ERRORS, FadeHubError
+    from .seeds.images import local_opener
+    from .seeds.sources import MAX_DECODED_PIXELS, SeedConfig, read_seeds
+
+    wanted = {seed_id for seed_id in wanted if seed_id}
+    recorded = meta.get("seeds") or {}
+    source = str((store.local_meta().get("seeds") or {}).get("source") or recorded.get("source") or "")
+    if not wanted or not source:
+        return {}
+    options = meta.get("config") or {}
+    folder = Path(source)
+    try:
+        if folder.is_dir():
+            root = folder.resolve()
+            opener = local_opener(root, None, MAX_DECODED_PIXELS)
+            paths = {seed_id: (root / seed_id).resolve() for seed_id in wanted}
+            return {seed_id: opener(path) for seed_id, path in paths.items() if root in path.parents and path.is_file()}
+        config = SeedConfig(
+            source=source, split=str(recorded.get("split") or options.get("split") or "train"),
+            num_seeds=recorded.get("num_seeds"), image_column=options.get("image_column"),
+            label_column=options.get("label_column"), config_name=options.get("dataset_config"),
+        )
+        seeds, _ = read_seeds(config, "image")
+    except (FadeHubError, OSError, ValueError, *NETWORK_ERRORS) as err:
+        logger.warning("the clean seeds of this run could not be read again from %s (%s): its failures are stored "
+                       "without them", source, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return {}
+    return {seed.seed_id: seed.input for seed in seeds if seed.seed_id in wanted}
+
+
+def _clean_cell(image: Any, perturbed: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A clean seed image as a ``datasets.Image`` cell, shrunk to the size of the perturbed image beside it."""
+    if image is None:
+        return None
+    from PIL import Image
+
+    if perturbed is not None:
+        with Image.open(io.BytesIO(perturbed["bytes"])) as shown:
+            size = shown.size
+        if image.width > size[0] or image.height > size[1]:
+            image = image.copy()
+            image.thumbnail(size)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
 
 
 def mode_examples(store: RunStore, queries: pd.DataFrame, modes: pd.DataFrame) -> dict[int, str]:

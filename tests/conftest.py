@@ -59,6 +59,11 @@ import pytest  # noqa: E402
 from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
 
 
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The fast tier first, then the slow end-to-end tests: a failure in the fast tier is seen in minutes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     """A temp folder shared by the whole test session."""
@@ -203,3 +208,46 @@ def sampling_model(session_dir) -> Path:
     from fade_hub.testing.generation import train_chat_model
 
     return train_chat_model(session_dir / "models" / "chat-typos-sampled", failure_rate=0.3)
+
+
+# failure runs pushed to the session LocalHub, built once (tests/space_runs.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def image_run(hub, session_dir, shapes_model, block_space):
+    """(run dir, repo id) of the pushed image run."""
+    from space_runs import build_image_run
+
+    return build_image_run(session_dir, shapes_model, block_space)
+
+
+@pytest.fixture(scope="session")
+def review_run(hub, session_dir, shapes_model):
+    """(run dir, repo id) of the pushed 4x4 run with several failure modes."""
+    from space_runs import build_review_run
+
+    return build_review_run(session_dir, shapes_model)
+
+
+@pytest.fixture(scope="session")
+def planted_image_run(hub, session_dir):
+    """(run dir, repo id) of the pushed image run with three planted regions."""
+    from space_runs import build_planted_run
+
+    return build_planted_run(session_dir, "image")
+
+
+@pytest.fixture(scope="session")
+def planted_text_run(hub, session_dir):
+    """(run dir, repo id) of the pushed text-classification run with three planted regions."""
+    from space_runs import build_planted_run
+
+    return build_planted_run(session_dir, "text")
+
+
+@pytest.fixture(scope="session")
+def hostile_run(hub, session_dir):
+    """(run dir, repo id) of the pushed hostile text run."""
+    from space_runs import build_hostile_text_run
+
+    return build_hostile_text_run(session_dir)

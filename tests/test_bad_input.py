@@ -206,9 +206,10 @@ CASES.update({
     # evaluation seeds are compared by content, not by path (item 6)
     "mitigate-eval-seeds-same-path": Case(_mitigate(eval_seeds="{seeds}"), "also a training or exploration"),
     "mitigate-eval-seeds-byte-copy": Case(_mitigate(eval_seeds="{root}/seeds-copy"),
-                                          "6 of the 6 seeds of --eval-seeds"),
+                                          "of the 6 seeds of --eval-seeds {root}/seeds-copy have the same content"),
     "mitigate-eval-seeds-renamed-copy": Case(_mitigate(eval_seeds="{root}/seeds-renamed"),
-                                             "6 of the 6 seeds of --eval-seeds"),
+                                             "of the 6 seeds of --eval-seeds {root}/seeds-renamed have the same "
+                                             "content"),
 })
 
 

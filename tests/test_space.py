@@ -2,182 +2,21 @@
 
 The failures come from real explorations of the demo's shapes classifier pushed to the session LocalHub (a 2x2
 space with one failure mode, a 4x4 space with several), and from a hand-made text-generation run whose model
-output is an HTML injection. Other test files import the helpers defined here.
+output is an HTML injection (tests/space_runs.py builds them; the fixtures are in conftest.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import free_port, unique_repo
-
-XSS = "<img src=x onerror=alert(1)>"
-CHECKOUT = Path(__file__).resolve().parents[1]
-
-
-# runs ---------------------------------------------------------------------------------------------
-
-
-def _grid_run(session_dir: Path, name: str, shapes_model: Path, space: Path) -> tuple[Path, str]:
-    """A grid exploration of the shapes classifier over ``space``, pushed once per session; (run dir, repo id)."""
-    run_dir = session_dir / "space-runs" / name
-    marker = run_dir.parent / f"{name}-repo.txt"
-    if marker.exists():
-        return run_dir, marker.read_text()
-    from fade_hub.demo.shapes import write_seed_folder
-    from fade_hub.explore.config import ExploreConfig
-    from fade_hub.explore.runner import explore
-    from fade_hub.hub import push_run
-
-    seeds = write_seed_folder(session_dir / "space-runs" / "seeds", per_class=6, seed=0)
-    explore(ExploreConfig(model=str(shapes_model), seeds=str(seeds), space=str(space), algorithm="grid",
-                          output=str(run_dir), show_progress=False))
-    repo = unique_repo(f"failures-{name}")
-    push_run(run_dir, repo)
-    marker.write_text(repo)
-    return run_dir, repo
-
-
-def build_image_run(session_dir: Path, shapes_model: Path, block_space: Path) -> tuple[Path, str]:
-    """The 2x2 block space (one failure mode), pushed once per session; (run dir, repo id)."""
-    return _grid_run(session_dir, "image", shapes_model, block_space)
-
-
-# Rotations past the classifier's training and darker lighting: several significant failure modes.
-REVIEW_4X4 = {
-    "modality": "image",
-    "factors": [
-        {"name": "rotation", "op": "rotate", "levels": [0, 30, 45, 60]},
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5, 0.3, 0.15]},
-    ],
-}
-
-
-def build_review_run(session_dir: Path, shapes_model: Path) -> tuple[Path, str]:
-    """``REVIEW_4X4`` (several failure modes), pushed once per session; (run dir, repo id)."""
-    from fade_hub.perturb import ConceptSpace
-
-    space = session_dir / "space-runs" / "review-4x4.yaml"
-    if not space.exists():
-        space.parent.mkdir(parents=True, exist_ok=True)
-        ConceptSpace.from_dict(REVIEW_4X4).to_yaml(space)
-    return _grid_run(session_dir, "review", shapes_model, space)
-
-
-def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
-    """A text-generation run whose outputs and inputs carry HTML / Markdown, pushed once; (run dir, repo id)."""
-    run_dir = session_dir / "space-runs" / "hostile"
-    marker = run_dir.parent / "hostile-repo.txt"
-    if marker.exists():
-        return run_dir, marker.read_text()
-    from fade_hub.hub import push_run
-    from fade_hub.perturb import load_space
-    from fade_hub.store import RunStore
-    from fade_hub.summarize import summarize
-
-    space = load_space("text-default")
-    store = RunStore(run_dir)
-    store.create({"run_id": "hostile01", "model_id": "tester/echo-model", "task": "text-generation",
-                  "space": space.to_dict(), "space_name": space.name, "algorithm": "random", "mode": "single",
-                  "budget": 12, "seed": 0})
-    records = []
-    for query_id in range(12):
-        cell = (5, 9, 21)[query_id % 3]
-        failing = query_id % 3 != 2 or query_id == 2
-        output = XSS if cell == 5 else f"**bold** reply {query_id} <script>alert(2)</script>"
-        records.append({
-            "run_id": "hostile01", "query_id": query_id, "phase": "explore", "episode": query_id, "step": 0,
-            "seed_id": f"prompts/{query_id:02d}", "context": "", **space.level_strings(space.action_from_id(cell)),
-            "action_id": cell, "input": f"Say [hi](javascript:alert(3)) #{query_id}",
-            "clean_input": f"Say hi #{query_id}", "output": output if failing else "hi",
-            "expected": "a friendly greeting", "is_failure": failing, "severity": 2.0 if cell == 5 else 1.0,
-            "reward": float(failing), "trajectory": "", "media": "",
-        })
-    clean = {name: "" for name in space.level_strings(space.action_from_id(0))}
-    records += [{
-        "run_id": "hostile01", "query_id": 12 + i, "phase": "clean", "episode": -1, "step": 0,
-        "seed_id": f"prompts/{i:02d}", "context": "", **clean, "action_id": -1, "input": f"Say hi #{i}",
-        "clean_input": "", "output": "hi", "expected": "a friendly greeting", "is_failure": False, "severity": 0.0,
-        "reward": 0.0, "trajectory": "", "media": "",
-    } for i in range(8)]  # the model greets on clean prompts, so the failing cells are failure modes
-    store.append(records)
-    store.update_meta(status="finished")
-    summarize(store)
-    repo = unique_repo("failures-hostile")
-    push_run(run_dir, repo)
-    marker.write_text(repo)
-    return run_dir, repo
-
-
-@pytest.fixture(scope="module")
-def image_run(hub, session_dir, shapes_model, block_space):
-    """(run dir, repo id) of the pushed image run."""
-    return build_image_run(session_dir, shapes_model, block_space)
-
-
-@pytest.fixture(scope="module")
-def review_run(hub, session_dir, shapes_model):
-    """(run dir, repo id) of the pushed 4x4 run with several failure modes."""
-    return build_review_run(session_dir, shapes_model)
-
-
-@pytest.fixture(scope="module")
-def hostile_run(hub, session_dir):
-    """(run dir, repo id) of the pushed hostile text run."""
-    return build_hostile_text_run(session_dir)
-
-
-@contextlib.contextmanager
-def served_app(config):
-    """A FeedbackApp launched in this process on a free port; yields (app, url)."""
-    from fade_hub.feedback.app import FeedbackApp
-
-    app = FeedbackApp(config)
-    try:
-        _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
-        yield app, url
-    finally:
-        app.close()
-
-
-def _client(url: str):
-    from gradio_client import Client
-
-    return Client(url, verbose=False, download_files=False)
-
-
-def _submit(client, target, verdict, correction="", note=""):
-    return client.predict(target, verdict, correction, note, api_name="/submit_feedback")
-
-
-def _withdraw(client, target):
-    return client.predict(target, api_name="/withdraw_feedback")
-
-
-def _top(run_dir: Path) -> tuple[str, str, list[str]]:
-    """(top failure mode's action id, one of its failing examples, the labels seen) read from the run's files."""
-    landscape = pd.read_parquet(run_dir / "data" / "landscape.parquet")
-    failures = pd.read_parquet(run_dir / "data" / "failures.parquet")
-    top = int(landscape.sort_values("rank").iloc[0]["action_id"])
-    example = int(failures[failures["action_id"] == top]["query_id"].iloc[0])
-    labels = sorted(set(failures["expected"]) | set(failures["output"]))
-    return str(top), f"q{example}", labels
-
-
-def _run_id(run_dir: Path) -> str:
-    return json.loads((run_dir / "run.json").read_text())["run_id"]
-
+from space_runs import app_client, BOOTSTRAP, CHECKOUT, run_id_of, served_app, start_app, stop_app, submit, top_cell, wait_for_app, XSS
 
 # gradio_client against the in-process app -----------------------------------------------------------
 
@@ -190,16 +29,17 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
     from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
-    mode, example, labels = _top(run_dir)
+    mode, example, labels = top_cell(run_dir)
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
     with served_app(config) as (app, url):
-        client = _client(url)
-        first = _submit(client, mode, "fix", "", "dark + rotated must work")
-        second = _submit(client, example, "fix", labels[0], "")
+        client = app_client(url)
+        first = submit(client, mode, "fix", "", "dark + rotated must work")
+        second = submit(client, example, "fix", labels[0], "")
         refused = [
             (mode, "fixed", "", "unknown verdict 'fixed'"),
-            ("99999", "fix", "", "is not a failure mode of run"),
+            ("99999", "fix", "", "cell 99999 is in no region of run"),
+            ("rotation=40&brightness=1.0", "fix", "", "is not a region of run"),
             ("q99999", "fix", "", "is not a failing example of run"),
             ("banana", "fix", "", "neither a failure mode's action id"),
             (example, "fix", "not-a-label", "is not one of the model's labels"),
@@ -207,7 +47,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
         ]
         for target, verdict, correction, message in refused:
             with pytest.raises(AppError, match=message):
-                _submit(client, target, verdict, correction)
+                submit(client, target, verdict, correction)
         app.writer.flush()
         stored = [json.loads(line) for line in app.writer.path.read_text().splitlines()]
         name = app.writer.path.name
@@ -219,7 +59,7 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
     assert pushed == [first, second]
     for record in pushed:
         assert list(record) == list(feedback.RECORD_FIELDS)
-        assert record["run_id"] == _run_id(run_dir) and record["user"] == "local-user"
+        assert record["run_id"] == run_id_of(run_dir) and record["user"] == "local-user"
         assert all(isinstance(value, str) for value in record.values())
     assert (first["target"], first["target_type"], first["verdict"]) == (mode, "mode", "fix")
     assert first["note"] == "dark + rotated must work"
@@ -233,16 +73,16 @@ def test_targets_are_stored_canonically_and_non_ascii_digits_refused(review_run,
     from fade_hub.feedback.config import AppConfig
 
     run_dir, repo = review_run
-    mode, example, _ = _top(run_dir)
+    mode, example, _ = top_cell(run_dir)
     config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)
     with served_app(config) as (app, url):
-        client = _client(url)
-        padded = [_submit(client, f"0{mode}", "fix"), _submit(client, f" {mode} ", "acceptable"),
-                  _submit(client, f" q0{example[1:]}", "fix")]
+        client = app_client(url)
+        padded = [submit(client, f"0{mode}", "fix"), submit(client, f" {mode} ", "acceptable"),
+                  submit(client, f" q0{example[1:]}", "fix")]
         wide = "".join(chr(ord(c) + 0xFEE0) for c in mode)  # the same digits, full width
         for target in (wide, f"q{wide}", "٢١"):
             with pytest.raises(AppError, match="ASCII digits"):
-                _submit(client, target, "fix")
+                submit(client, target, "fix")
     assert [r["target"] for r in padded] == [mode, mode, example]
     stored = feedback.load(tmp_path / "fb")
     assert len(stored) == 3 and {r.target for r in stored.records} == {mode, example}
@@ -254,15 +94,15 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
     from fade_hub.feedback.app import AppConfig
 
     run_dir, repo = image_run
-    mode, example, labels = _top(run_dir)
+    mode, example, labels = top_cell(run_dir)
     feedback_repo = unique_repo("feedback")
     config = AppConfig(failures=repo, feedback_repo=feedback_repo, feedback_dir=str(tmp_path / "fb"), push_every=60)
     with served_app(config) as (app, url):
-        client = _client(url)
+        client = app_client(url)
         for verdict in ("fix", "acceptable", "not_a_failure"):
-            _submit(client, mode, verdict)
-        _submit(client, example, "fix", labels[0])
-        _submit(client, example, "fix", labels[-1])
+            submit(client, mode, verdict)
+        submit(client, example, "fix", labels[0])
+        submit(client, example, "fix", labels[-1])
         app.writer.flush()
     loaded = feedback.load(feedback_repo)
     assert len(loaded) == 5
@@ -281,7 +121,7 @@ def test_who_may_submit(image_run, tmp_path, monkeypatch, caplog):
     from fade_hub.feedback.app import AppConfig, FeedbackApp
 
     run_dir, _ = image_run
-    mode, _, _ = _top(run_dir)
+    mode, _, _ = top_cell(run_dir)
     config = {"failures": str(run_dir), "find_adapters": False}
     on_space = FeedbackApp(AppConfig(**config, feedback_dir=str(tmp_path / "a"), on_space=True,
                                      reviewers=["ada", "org:acme"]))
@@ -338,21 +178,22 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     run_dir, repo = hostile_run
     app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False))
     ui = app.ui
-    mode = app.view.mode_ids[0]
-    card, table, target, *_ = ui.on_mode(mode, ui.pair.value, None)
-    assert XSS in set(table["output"]) and "<" not in card
-    example = table["id"].iloc[0]
-    clean, perturbed, output, expected, _ = ui.on_target(example)
-    assert output == XSS and "javascript:" in perturbed
+    region = app.view.region_ids[0]
+    card, details, region_id, picture, table, *_ = ui.on_region(region, "all", None, None)
+    assert any(XSS in answer for answer in table["answer"]) and "<" not in card and "<" not in details
+    example = app.view.example_ids(region)[0]
+    target, line, *_ = ui._aim(example, region)
+    assert target == example and "<" not in line
+    assert "javascript:" in app.view.example(example)["input"]
     app.submit(example, "fix", "", f"{XSS} **note**")
-    status, *_rest = ui.on_submit(mode, "fix", "", XSS, "all", mode, None)
-    texts = [status, *_rest[-1:], *ui.on_load("all", ui.pair.value, None)[:2]]
+    status, *_rest = ui.on_submit(region, "fix", "", XSS, "all", region, None)
+    texts = [status, *_rest[-1:], *ui.on_load("all", None)[:2]]
     assert all("<" not in str(text) for text in texts)  # the disagreement line, whoami and the status escape run text
     progress, mine, *_ = ui._shared("local-user")
-    assert XSS in {cell for row in mine.value["data"] for cell in row}  # the note, as a table cell
+    assert any(XSS in cell for row in mine.value["data"] for cell in row)  # the note, in a table cell
     for block in app.demo.blocks.values():
         if isinstance(block, (gr.HTML, gr.Markdown)):
-            assert "<" not in str(block.value) and "tester/echo-model" not in str(block.value)
+            assert "<" not in str(block.value)  # the model id only escaped (the headline's plain())
         if isinstance(block, gr.Dataframe):
             assert block.datatype == "str"
 
@@ -384,34 +225,6 @@ def test_config_from_env(tmp_path):
 # subprocesses: kill -9, deploy ----------------------------------------------------------------------
 
 
-def _wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"the app did not serve {url} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _start(args: list[str], log: Path, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    handle = log.open("ab")
-    return subprocess.Popen(args, cwd=cwd, env=env or dict(os.environ), stdout=handle, stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen, log: Path) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-
 @pytest.mark.slow
 def test_fifty_records_from_eight_clients_survive_a_kill_9(review_run, tmp_path):
     """8 concurrent API clients, 50 records in all; the app is killed (-9) halfway, before any push, and restarted."""
@@ -434,16 +247,16 @@ def test_fifty_records_from_eight_clients_survive_a_kill_9(review_run, tmp_path)
         shares = [list(range(first + i, first + count, 8)) for i in range(8)]
 
         def client_work(notes: list[int]) -> list[dict]:
-            client = _client(url)
-            return [_submit(client, modes[n % len(modes)], ("fix", "acceptable", "not_a_failure")[n % 3], "",
+            client = app_client(url)
+            return [submit(client, modes[n % len(modes)], ("fix", "acceptable", "not_a_failure")[n % 3], "",
                             f"note {n}") for n in notes]
 
         with ThreadPoolExecutor(8) as pool:
             return [record for records in pool.map(client_work, shares) for record in records]
 
-    first = _start(command, log, tmp_path)
+    first = start_app(command, log, tmp_path)
     try:
-        _wait_for(url, first, log)
+        wait_for_app(url, first, log)
         before = session(0, 25)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -454,35 +267,18 @@ def test_fifty_records_from_eight_clients_survive_a_kill_9(review_run, tmp_path)
     left = [json.loads(line) for line in next(staging.glob("*.jsonl")).read_text().splitlines()]
     assert sorted(r["feedback_id"] for r in left) == sorted(r["feedback_id"] for r in before)
 
-    second = _start(command, log, tmp_path)
+    second = start_app(command, log, tmp_path)
     try:
-        _wait_for(url, second, log)
+        wait_for_app(url, second, log)
         after = session(25, 25)
     finally:
-        _stop(second, log)  # the restarted writer pushed the leftovers; a graceful stop pushes the rest
+        stop_app(second, log)  # the restarted writer pushed the leftovers; a graceful stop pushes the rest
     loaded = feedback.load(feedback_repo)
     acknowledged = {r["feedback_id"]: r for r in before + after}
     assert len(acknowledged) == 50 and len(loaded) == 50 and loaded.skipped_lines == 0
     assert {r.feedback_id: r.to_dict() for r in loaded.records} == acknowledged
     assert sorted(r.note for r in loaded.records) == sorted(f"note {n}" for n in range(50))
     assert len(list(staging.glob("*.jsonl"))) == 2
-
-
-BOOTSTRAP = textwrap.dedent(
-    """
-    import importlib.util, runpy, sys
-    checkout = sys.argv[1]
-    # drop the checkout (but not a virtualenv that lives inside it, as CI's does) and the editable finder
-    in_checkout = lambda p: p.startswith(checkout) and "site-packages" not in p
-    sys.path[:] = [p for p in sys.path if p and not in_checkout(p) and "__editable__" not in p]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-    sys.path_hooks[:] = [h for h in sys.path_hooks if "editable" not in repr(h).lower()]
-    sys.path_importer_cache.clear()
-    assert importlib.util.find_spec("fade_hub") is None, "the checkout is still importable"
-    sys.path.insert(0, ".")
-    runpy.run_path("app.py", run_name="__main__")
-    """
-)
 
 
 @pytest.mark.slow
@@ -523,12 +319,12 @@ def test_deploy_then_run_the_space_from_its_own_files(image_run, tmp_path, capsy
     env.update(variables, FADE_FEEDBACK_DIR=str(tmp_path / "staging"), GRADIO_SERVER_PORT=str(port),
                GRADIO_SERVER_NAME="127.0.0.1", PYTHONNOUSERSITE="1")
     log = tmp_path / "space.log"
-    process = _start([sys.executable, "-c", BOOTSTRAP, str(CHECKOUT)], log, folder, env)
+    process = start_app([sys.executable, "-c", BOOTSTRAP, str(CHECKOUT)], log, folder, env)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/", process, log)
-        record = _submit(_client(f"http://127.0.0.1:{port}/"), _top(image_run[0])[0], "fix", "", "from the Space")
+        wait_for_app(f"http://127.0.0.1:{port}/", process, log)
+        record = submit(app_client(f"http://127.0.0.1:{port}/"), top_cell(image_run[0])[0], "fix", "", "from the Space")
     finally:
-        _stop(process, log)
+        stop_app(process, log)
     assert f"loaded from {folder.resolve() / 'fade_hub'}" in log.read_text()
     assert [r.to_dict() for r in feedback.load(feedback_repo).records] == [record]
 
@@ -553,10 +349,13 @@ def test_a_run_without_failures_still_opens(session_dir, tmp_path):
     store.update_meta(status="finished")
     summarize(store)
     app = FeedbackApp(AppConfig(failures=str(store.root), feedback_dir=str(tmp_path / "fb"), find_adapters=False))
-    card, table, *_ = app.ui.on_mode(None, app.ui.pair.value, None)
-    assert app.view.mode_choices() == [] and len(table) == 0 and card == "No failure mode to show."
-    assert app.ui.on_load("unreviewed", app.ui.pair.value, None)[4] == "0 of 0 modes reviewed by you"
+    card, details, region_id, picture, table, *_, submit = app.ui.on_region(None, "unreviewed", None, None)
+    assert app.view.region_choices() == [] and table is None and card.startswith("**This run found no failure region")
+    assert not submit.interactive  # nothing to submit on
+    assert app.ui.on_load("unreviewed", None)[3] == "0 of 0 regions reviewed by you"
     import gradio as gr
 
-    with pytest.raises(gr.Error, match="is not a failure mode of run clean01"):
+    with pytest.raises(gr.Error, match="cell 0 is in no region of run clean01"):
         app.submit("0", "fix")
+    with pytest.raises(gr.Error, match="'typos=0.2' is not a region of run clean01"):
+        app.submit("typos=0.2", "fix")

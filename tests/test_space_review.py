@@ -11,17 +11,7 @@ import textwrap
 
 import pytest
 from conftest import free_port, unique_repo
-from test_space import (  # noqa: F401 - review_run is a fixture
-    _client,
-    _start,
-    _stop,
-    _submit,
-    _top,
-    _wait_for,
-    _withdraw,
-    review_run,
-    served_app,
-)
+from space_runs import app_client, served_app, start_app, stop_app, submit, top_cell, wait_for_app, withdraw
 
 
 def _app(run_dir, folder, **options):
@@ -81,60 +71,130 @@ def test_old_records_with_unpadded_targets_are_read_and_merged(tmp_path):
 # the review flow ----------------------------------------------------------------------------------
 
 
-def test_review_flow_advances_resets_and_counts(review_run, tmp_path, caplog):
+def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, caplog):
     from fade_hub import feedback
 
-    run_dir, _ = review_run
+    run_dir, _ = planted_image_run
     app = _app(run_dir, tmp_path / "fb", reviewer="ada")
-    ui, modes = app.ui, app.view.mode_ids
-    assert len(modes) >= 3
-    pair = ui.pair.value
-    whoami, submitting_as, submitting_as_mine, mode, progress, *_ = ui.on_load("unreviewed", pair, None)
-    assert submitting_as == submitting_as_mine == "Submitting as **ada**" and mode.value == modes[0]
-    assert progress == f"0 of {len(modes)} modes reviewed by you"
+    ui, regions = app.ui, app.view.region_ids
+    assert len(regions) == 3
+    whoami, submitting_as_mine, region, progress, *_ = ui.on_load("unreviewed", None)
+    assert submitting_as_mine == "Submitting as **ada**" and region.value == regions[0]
+    assert progress == "0 of 3 regions reviewed by you"
 
     caplog.clear()
-    status, *_rest = ui.on_submit(modes[0], None, None, "a note", "unreviewed", modes[0], None)
+    status, *_rest = ui.on_submit(regions[0], None, None, "a note", "unreviewed", regions[0], None)
     assert status == "**Not stored:** Choose a verdict first: press 1, 2 or 3, or click one."
     assert len(app.writer.read()) == 0
     assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == [
-        f"refused a verdict by ada on '{modes[0]}': choose a verdict first: fix, acceptable, not_a_failure"]
+        f"refused a verdict by ada on '{regions[0][:40]}': choose a verdict first: fix, acceptable, not_a_failure"]
+    assert ui.on_submit(None, "fix", None, "", "unreviewed", None, None)[0] == "**Not stored:** pick a region first."
 
-    status, mode, target, verdict, note, correction, progress, *_ = ui.on_submit(
-        modes[0], "fix", None, "must work", "unreviewed", modes[0], None)
-    assert status.startswith("Stored **fix** on failure mode #1") and "as **ada**" in status
-    assert mode.value == modes[1] and [c[1] for c in mode.choices] == modes[1:]  # the next unreviewed one
-    assert (target.value, verdict, note) == (modes[1], None, "") and correction.value is None
-    assert progress == f"1 of {len(modes)} modes reviewed by you"
-    card, *_shown, yours = ui.on_mode(modes[0], pair, None)
-    assert yours.startswith("Your verdict on this mode: **fix**")
+    status, which, region, verdict, note, target, line, whole, correction, progress, *_ = ui.on_submit(
+        regions[0], "fix", None, "must work", "unreviewed", regions[0], None)
+    assert status.startswith("Stored **fix** on region 1 — next: region 2 (as **ada**")
+    assert region.value == regions[1] and [c[1] for c in region.choices] == regions[1:]  # the next unreviewed one
+    assert (which, target, verdict, note) == ({"__type__": "update"}, regions[1], None, "") and correction.value is None
+    assert line == "Your verdict on **region 2** (all its cells)" and not whole.visible
+    assert progress == "1 of 3 regions reviewed by you"
+    shown = ui.on_region(regions[0], "all", None, None)
+    assert shown[-2].startswith("You said **fix**") and shown[-4] is None  # another region: the form is reset
+    kept = ui.on_region(regions[1], "all", regions[1], None)  # shown again while aimed inside it: kept as it is
+    assert kept[-4] == {"__type__": "update"} and kept[-8] == {"__type__": "update"}
 
-    example = ui._target_choices(modes[1])[1][1]  # a verdict on one example keeps the mode and resets the form
-    labels = app.view.labels
-    status, mode, target, verdict, note, *_ = ui.on_submit(example, "fix", labels[0], "", "unreviewed", modes[1], None)
-    assert f"example {example}" in status and mode.value == modes[1] and target.value == modes[1]
+    example = app.view.example_ids(regions[1])[0]  # a verdict on one example keeps the region, aims at it again
+    target, line, whole, correction = ui._aim(example, regions[1])
+    assert whole.visible and correction.interactive and f"example {example}" in line and "inside region 2" in line
+    status, which, region, verdict, note, target, *_ = ui.on_submit(
+        example, "fix", app.view.labels[0], "", "unreviewed", regions[1], None)
+    assert f"example {example}" in status and "(inside region 2)" in status and target == regions[1]
+    cell = str(app.view.cells(regions[1])[0])  # a cell of the region: its own verdict
+    assert ui._aim(cell, regions[1])[1].startswith("Your verdict on **cell ")
+    assert ui.on_submit(cell, "not_a_failure", None, "", "unreviewed", regions[1], None)[0].startswith(
+        "Stored **not a failure** on cell ")
+    refused = ui.on_submit(regions[1], "fix", app.view.labels[0], "", "unreviewed", regions[1], None)[0]
+    assert refused.startswith("**Not stored:** a correction applies to one example")
 
-    ui.on_submit(modes[2], "acceptable", None, "", "all", modes[2], None)
-    assert ui.on_filter("unreviewed", modes[2], None)[0].value == modes[1]
-    assert [c[1] for c in ui.on_filter("all", modes[2], None)[0].choices] == modes
-    confirmed = [m for m, yes in zip(modes, app.view.modes["confirmed"]) if yes]
-    assert [c[1] for c in ui.on_filter("confirmed", None, None)[0].choices] == confirmed
+    ui.on_submit(regions[2], "acceptable", None, "", "all", regions[2], None)
+    assert ui.on_filter("unreviewed", regions[2], None)[0].value == regions[1]
+    assert [c[1] for c in ui.on_filter("all", regions[2], None)[0].choices] == regions
+    assert [c[1] for c in ui.on_filter("confirmed", None, None)[0].choices] == regions  # all three confirmed
+    status, which, region, *_ = ui.on_submit(regions[1], "acceptable", None, "", "unreviewed", regions[1], None)
+    assert status.endswith("**You have reviewed every region: thank you!**")
+    assert which == "all" and region.value == regions[1]  # the last one stays in view
+    dropdown, progress, card = ui.on_filter("unreviewed", regions[1], None)
+    assert dropdown.value is None and card.startswith("**You have reviewed every region")
+    assert progress == "3 of 3 regions reviewed by you: all done, thank you!"
+    assert ui.on_region(None, "unreviewed", None, None)[-1].interactive is False  # Submit is off with nothing shown
 
-    _, _, _, mine, edit, table, disagree = ui.on_change(modes[0], "not_a_failure", None)
+    records = app.writer.read().records
+    assert [(r.target_type, r.verdict) for r in records] == [
+        ("region", "fix"), ("example", "fix"), ("mode", "not_a_failure"), ("region", "acceptable"),
+        ("region", "acceptable")]
+    status, verdict, confirm, undo, progress, mine, edit, table, disagree = ui.on_change(
+        regions[0], "not_a_failure", None)
+    assert status.startswith("Changed: **not a failure** on region 1")
     rows = {row[0]: row for row in mine.value["data"]}
-    assert rows[modes[0]][2] == "not a failure" and rows[modes[0]][4] == "must work"  # the note is kept
-    assert ui.on_withdraw(modes[2], None)[0].startswith("Withdrawn: your verdict on failure mode #3")
-    assert ui.on_withdraw(modes[2], None)[0].startswith("**Not withdrawn:** you have no verdict on")
+    assert rows[app.view.describe(regions[0])][1] == "not a failure · note: must work"  # the note is kept
+    status, confirm = ui.on_ask_withdraw(regions[2], None)
+    assert status.startswith("Withdraw your verdict **acceptable** on region 3") and confirm.visible
+    assert len(app.writer.read()) == 6  # asking stores nothing
+    status, _, confirm, undo, *_, withdrawn = ui.on_withdraw(regions[2], None)
+    assert status.startswith("Withdrawn: your verdict on region 3") and undo.visible and not confirm.visible
+    assert ui.on_withdraw(regions[2], None)[0].startswith("**Not withdrawn:** you have no verdict on")
+    assert ui.on_ask_withdraw(regions[2], None)[0] == "Pick one of your verdicts first."
+    assert ui.on_undo(withdrawn, None)[0].startswith("Restored: **acceptable** on region 3")
     resolved = {(r.target, r.verdict) for r in feedback.load(tmp_path / "fb").resolved()}
-    assert resolved == {(modes[0], "not_a_failure"), (example, "fix")}
-    assert len(feedback.load(tmp_path / "fb")) == 5  # fix, example, acceptable, change, withdrawal: all kept
+    assert resolved == {(regions[0], "not_a_failure"), (example, "fix"), (cell, "not_a_failure"),
+                        (regions[1], "acceptable"), (regions[2], "acceptable")}
+    assert len(feedback.load(tmp_path / "fb")) == 8  # every verdict, change, withdrawal and undo is kept
 
     other = _app(run_dir, tmp_path / "fb", reviewer="bob")  # another reviewer of the same folder
-    other.submit(modes[0], "fix")
-    assert other.reviews.disagreements() == [modes[0]]
+    other.submit(regions[0], "fix")
+    assert other.reviews.disagreements(other.view.region_ids) == [regions[0]]
     *_, table, disagree = other.ui._shared("bob")
-    assert disagree.startswith("Reviewers disagree on \\#1 ") and "1 fix · 1 not a failure (disagree)" in disagree and "(disagree)" in table.iloc[0]["verdicts"]
-    assert "reviewers disagree on this mode" in other.view.mode_card(modes[0], other.reviews.votes()[modes[0]])
+    assert disagree.startswith("Reviewers disagree on region 1: 1 fix · 1 not a failure (disagree)")
+    assert "(disagree)" in table.iloc[0]["verdicts"]
+    assert "reviewers disagree on this region" in other.view.region_card(regions[0], other.reviews.votes()[regions[0]])
+
+
+def test_empty_filters_say_what_to_do(hostile_run, tmp_path):
+    """A run whose regions were never re-tested: 'confirmed' shows none and says where to look instead."""
+    run_dir, _ = hostile_run
+    app = _app(run_dir, tmp_path / "fb", reviewer="ada")
+    assert app.view.region_ids and not app.view.confirmed_ids
+    dropdown, _, card = app.ui.on_filter("confirmed", app.view.region_ids[0], None)
+    assert dropdown.value is None and dropdown.choices == []
+    assert card == "**No confirmed region yet:** review the screened ones under *all*."
+    outputs = app.ui.on_region(None, "confirmed", None, None)
+    assert outputs[0] == card and outputs[-1].interactive is False
+
+
+def test_region_verdicts_through_the_api(planted_image_run, tmp_path):
+    """The API takes region ids as targets (stored canonically, as the run spells them); ids of no region, and
+    corrections on a region, are refused in one line and store nothing."""
+    from gradio_client.exceptions import AppError
+
+    from fade_hub import feedback
+    from fade_hub.feedback.config import AppConfig
+
+    run_dir, repo = planted_image_run
+    config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False, reviewer="ada")
+    with served_app(config) as (app, url):
+        region = app.view.region_ids[0]
+        client = app_client(url)
+        stored = submit(client, f"  {region} ", "fix", "", "whole region")
+        assert (stored["target"], stored["target_type"]) == (region, "region")
+        for target, message in ((f"{region}&class=circle", "is not a region of run"),
+                                ("rotation=-30", "is not a region of run")):
+            with pytest.raises(AppError, match=message):
+                submit(client, target, "fix")
+        with pytest.raises(AppError, match="a correction applies to one example"):
+            submit(client, region, "fix", "square")
+        assert withdraw(client, region)["verdict"] == "withdrawn"
+    records = feedback.load(tmp_path / "fb")
+    assert [(r.target, r.verdict) for r in records.records] == [(region, "fix"), (region, "withdrawn")]
+    assert records.resolved() == []
 
 
 def test_withdraw_through_the_api(review_run, tmp_path):
@@ -144,15 +204,15 @@ def test_withdraw_through_the_api(review_run, tmp_path):
     from fade_hub.feedback.config import AppConfig
 
     run_dir, repo = review_run
-    mode, _, _ = _top(run_dir)
+    mode, _, _ = top_cell(run_dir)
     config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)
     with served_app(config) as (app, url):
-        client = _client(url)
-        _submit(client, mode, "fix")
-        withdrawal = _withdraw(client, f" 0{mode}")
+        client = app_client(url)
+        submit(client, mode, "fix")
+        withdrawal = withdraw(client, f" 0{mode}")
         with pytest.raises(AppError, match="you have no verdict on"):
-            _withdraw(client, mode)
-        for call in (lambda target: _submit(client, target, "fix"), lambda target: _withdraw(client, target)):
+            withdraw(client, mode)
+        for call in (lambda target: submit(client, target, "fix"), lambda target: withdraw(client, target)):
             with pytest.raises(AppError, match=r"\(5000 characters\) is a longer number than any action id"):
                 call("1" * 5000)  # refused in words, not a ValueError inside the server
     assert (withdrawal["target"], withdrawal["verdict"]) == (mode, "withdrawn")
@@ -166,7 +226,7 @@ def test_the_operator_excludes_a_user_without_deleting_anything(review_run, tmp_
     run_dir, _ = review_run
     folder = tmp_path / "fb"
     for user in ("alice", "bob"):
-        _app(run_dir, folder, reviewer=user).submit(_top(run_dir)[0], "fix")
+        _app(run_dir, folder, reviewer=user).submit(top_cell(run_dir)[0], "fix")
     assert main(["space", "exclude", "bob", "--feedback-dir", str(folder), "--note", "spam"]) == 0
     assert "bob's feedback is left out of resolved() (kept in the dataset)" in capsys.readouterr().out
     loaded = feedback.load(folder)
@@ -200,7 +260,7 @@ def test_exclude_says_what_it_did_and_writes_only_what_changes_something(review_
 
     run_dir, _ = review_run
     folder = tmp_path / "fb"
-    _app(run_dir, folder, reviewer="bob").submit(_top(run_dir)[0], "fix")
+    _app(run_dir, folder, reviewer="bob").submit(top_cell(run_dir)[0], "fix")
 
     def exclude(user: str, **options):
         return exclude_user(ExcludeConfig(user=user, feedback_dir=str(folder), reviewer="ops", **options))
@@ -233,7 +293,7 @@ def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(re
     from fade_hub import feedback
 
     run_dir, _ = review_run
-    mode = _top(run_dir)[0]
+    mode = top_cell(run_dir)[0]
     run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
     folder = tmp_path / "fb"
     folder.mkdir()
@@ -257,28 +317,46 @@ def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(re
 
 
 @pytest.mark.slow
-def test_serving_a_local_run_asks_no_hub_for_adapters(review_run, tmp_path):
+def test_serving_a_local_run_offline_asks_no_host_it_was_not_given(planted_image_run, tmp_path):
     """Offline, the adapter search retried a Hub nobody named for ~25 s before the port opened: a local run with
-    local feedback asks the Hub for nothing but the token's user."""
+    local feedback asks the Hub it was given (HF_ENDPOINT) for the token's user only, and nothing else of anyone:
+    every other request would go through the proxy the environment names, which sees none (gradio's analytics,
+    version checks and fonts included), neither at start nor while the page and a region are served."""
+    import urllib.request
+
     from fade_hub.testing.http_server import HTTPServerThread, Response
 
     asked: list[str] = []
+    proxied: list[str] = []
 
     async def hub(request):
         asked.append(request.path)
         return Response.json({"name": "ada", "orgs": []} if request.path.startswith("/api/whoami") else [])
 
-    run_dir, _ = review_run
+    async def proxy(request):
+        proxied.append(f"{request.method} {request.path}")
+        return Response(502, b"offline")
+
+    run_dir, _ = planted_image_run
     port, log = free_port(), tmp_path / "app.log"
-    with HTTPServerThread(hub) as server:
+    with HTTPServerThread(hub) as server, HTTPServerThread(proxy) as outside:
+        env = {**os.environ, "HF_ENDPOINT": server.url, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        env.update({name: outside.url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                                                   "all_proxy")})
+        env.pop("GRADIO_ANALYTICS_ENABLED", None)  # as a user runs it: the app itself must turn analytics off
         command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir),
                    "--feedback-dir", str(tmp_path / "fb"), "--port", str(port)]
-        process = _start(command, log, tmp_path, env={**os.environ, "HF_ENDPOINT": server.url})
+        process = start_app(command, log, tmp_path, env=env)
         try:
-            _wait_for(f"http://127.0.0.1:{port}/", process, log)
+            wait_for_app(f"http://127.0.0.1:{port}/", process, log)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+                assert page.status == 200
+            client = app_client(f"http://127.0.0.1:{port}/")
+            assert submit(client, top_cell(run_dir)[0], "fix")["user"] == "ada"
         finally:
-            _stop(process, log)
+            stop_app(process, log)
     assert asked == ["/api/whoami-v2"], asked
+    assert proxied == [], proxied
 
 
 @pytest.mark.slow
@@ -290,20 +368,20 @@ def test_a_reviewer_outside_the_list_is_refused_in_one_line(review_run, tmp_path
     port, staging, log = free_port(), tmp_path / "fb", tmp_path / "app.log"
     command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir), "--feedback-dir",
                str(staging), "--port", str(port), "--reviewers", "alice", "--reviewer", "bob", "--no-find-adapters"]
-    process = _start(command, log, tmp_path)
+    process = start_app(command, log, tmp_path)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/", process, log)
+        wait_for_app(f"http://127.0.0.1:{port}/", process, log)
         with pytest.raises(AppError) as refused:
-            _submit(_client(f"http://127.0.0.1:{port}/"), _top(run_dir)[0], "fix")
+            submit(app_client(f"http://127.0.0.1:{port}/"), top_cell(run_dir)[0], "fix")
     finally:
-        _stop(process, log)
+        stop_app(process, log)
     message = "bob may not review here: this app takes feedback from alice only"
     assert message in str(refused.value)
     lines = log.read_text().splitlines()
     assert "WARNING fade_hub.feedback.app: bob is not among the reviewers (alice): submissions from here will be " \
            "refused" in lines  # said once at start
     assert [line for line in lines if "refused a" in line] == [
-        f"WARNING fade_hub.feedback.app: refused a verdict by bob on '{_top(run_dir)[0]}': {message}"]
+        f"WARNING fade_hub.feedback.app: refused a verdict by bob on '{top_cell(run_dir)[0]}': {message}"]
     assert "Traceback" not in log.read_text()
     assert not any(path.read_text() for path in staging.glob("*.jsonl"))
 
@@ -325,75 +403,144 @@ def test_serve_refuses_to_run_as_nobody(review_run, tmp_path, monkeypatch, capsy
 # words and pictures ---------------------------------------------------------------------------------
 
 
-def test_plain_words(review_run):
+def test_plain_words(planted_image_run):
     from fade_hub.feedback.words import (
+        cell_words,
         clean_words,
-        perturbation_words,
+        interval,
         plain,
-        rate_words,
-        severity_words,
+        points,
+        region_facts,
+        short_percent,
     )
-    from fade_hub.perturb import load_space
+    from fade_hub.run import Run
 
-    assert rate_words(11, 14, 0.524, 0.924) == ("failed on 11 of 14 seeds (79%); the true rate is between 52% and 92% "
-                                                 "(95% interval)")
-    assert clean_words({"queries": 0}).startswith("This run measured no clean failure rate")
-    assert "about 88% confident" in severity_words("label", 20.0)
-    assert severity_words("rouge", 0.3).startswith("0.30 — how far the output fell below")
-    text = load_space("text-default")
-    assert perturbation_words(text, text.level_strings(text.action_from_id(63))) == (
-        "typos in 0.2 of the characters, toggle case, negated, punctuation removed")
-    assert perturbation_words(text, text.level_strings(text.action_from_id(0))) == "unchanged"
+    assert (short_percent(0.015), short_percent(0.35), short_percent(0.0), short_percent(None)) == (
+        "1.5%", "35%", "0%", "n/a")
+    assert (interval(0.28, 0.43), interval(0.004, 0.025)) == ("[28, 43]", "[0.4, 2.5]")
+    assert points(0.12, 0.08, 0.16) == "+12 points [+8, +16]" and points(0.002, -0.004, 0.009).startswith("+0.2 points")
+    assert cell_words(["rotation", "brightness"], {"rotation": "30", "brightness": "0.2"}) == "rotation 30, brightness 0.2"
+    assert clean_words({"queries": 0}).startswith("prompts have no unchanged form")
+    assert clean_words({"queries": 36, "failures": 0, "ci_low": 0.0, "ci_high": 0.096}) == "here 0% [0.0, 9.6] of 36 seeds"
     assert plain("<img src=x> [a](javascript:x) **b**") == "&lt;img src=x&gt; \\[a\\](javascript:x) \\*\\*b\\*\\*"
     assert plain("# 1. x") == "\\# 1. x" and plain("12. x") == "12\\. x"
+    row = next(Run.open(planted_image_run[0]).regions.itertuples())
+    fails, confirmed, by_class = region_facts(row)
+    assert fails.startswith(f"**Fails** {short_percent(row.failure_rate)} of seeds [") and "against 0% of clean" in fails
+    assert confirmed.startswith(f"**Confirmed** on {int(row.confirm_seeds)} seeds it never saw: ")
+    assert by_class.startswith("**By seed class** (in its cells): square ") and "circle" in by_class
+    untested = row._replace(confirm_test="", confirmed=False)
+    assert region_facts(untested)[1] == "**Not confirmed:** no seeds were held out to re-test it, so treat it as a lead."
 
 
-def test_examples_show_the_clean_seed_beside_the_perturbed_input(review_run, tmp_path):
-    """From the seed folder of a local run, or from a ``clean_image`` column; a pushed run without one says so."""
+def test_examples_span_the_region_each_seed_once_with_its_clean_seed(planted_image_run, tmp_path):
+    """A region's examples come from several of its cells and classes, a seed again only once every failing seed
+    was shown; each shows the clean seed beside the perturbed input, from the pushed run as from the local one."""
+    from fade_hub.feedback.view import MAX_EXAMPLES, RunView
+
+    run_dir, repo = planted_image_run
+    local, pushed = RunView.open(str(run_dir)), RunView.open(repo)
+    for region in local.region_ids:
+        examples = local.examples(region)
+        inside = local._inside(region)
+        assert len(examples) == min(MAX_EXAMPLES, len(inside.drop_duplicates(["seed_id", "action_id"])))
+        assert not examples.duplicated(["seed_id", "action_id"]).any()
+        fresh = examples["seed_id"].head(inside["seed_id"].nunique())
+        assert fresh.is_unique  # every failing seed once before any seed again
+        assert examples["action_id"].nunique() >= min(3, inside["action_id"].nunique())
+        classes = set(local.region_row(region).classes) or set(inside["context"])
+        assert set(examples["context"]) == classes & set(inside["context"])
+        assert [caption for _, _, caption in local.example_pairs(region)] == \
+               [caption for _, _, caption in pushed.example_pairs(region)]
+    pairs = pushed.example_pairs(local.region_ids[0])
+    assert pairs and all("clean seed not stored" not in caption for _, _, caption in pairs)
+    assert all(image.width > 1.8 * image.height for _, image, _ in pairs)  # two pictures side by side
+
+
+def test_failures_config_carries_the_clean_seeds(review_run, tmp_path, caplog):
+    """``summarize`` stores each failing image's clean seed (``clean_image``, at the perturbed size); ``load_dataset``
+    reads the config from the folder and from the Hub; a run written before (no column, no regions config) still
+    shows its regions and examples, saying that the clean seed is not stored; a seed folder that is gone leaves the
+    column empty, with a warning."""
     import shutil
 
+    import datasets
     import pandas as pd
 
     from fade_hub.feedback.view import RunView
+    from fade_hub.store import RunStore
+    from fade_hub.summarize import summarize
 
     run_dir, repo = review_run
-    local = RunView.open(str(run_dir))
-    mode = local.mode_ids[0]
-    pairs = local.example_pairs(mode)
-    assert pairs and all("clean seed not stored" not in caption for _, _, caption in pairs)
-    pushed = RunView.open(repo).example_pairs(mode)
-    assert all(caption.endswith("(clean seed not stored)") for _, _, caption in pushed)
-    assert pairs[0][1].width > pushed[0][1].width  # two pictures side by side, not one
-    copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy)
-    failures = pd.read_parquet(copy / "data" / "failures.parquet")
-    failures["clean_image"] = failures["image"]  # as a run that stores its clean seeds would
-    failures.to_parquet(copy / "data" / "failures.parquet", index=False)
-    (copy / "run.json").write_text((copy / "run.json").read_text().replace(str(local.meta["seeds"]["source"]), "/gone"))
-    stored = RunView.open(str(copy)).example_pairs(mode)
-    assert [caption for _, _, caption in stored] == [caption for _, _, caption in pairs]
+    for source in (str(run_dir), repo):
+        rows = datasets.load_dataset(source, "failures", split="train")
+        assert "clean_image" in rows.features and isinstance(rows.features["clean_image"], datasets.Image)
+        first = rows[0]
+        assert first["clean_image"].size == first["image"].size  # a PIL image, as large as the perturbed one
+    failures = pd.read_parquet(run_dir / "data" / "failures.parquet")
+    assert failures["clean_image"].notna().all()
+    old = tmp_path / "old-run"  # as written before: no column, and the seed folder is gone
+    shutil.copytree(run_dir, old)
+    failures.drop(columns="clean_image").to_parquet(old / "data" / "failures.parquet", index=False)
+    meta = (old / "run.json").read_text()
+    (old / "run.json").write_text(meta.replace(str(RunView.open(str(run_dir)).meta["seeds"]["source"]), "/gone"))
+    (old / ".local_paths.json").unlink(missing_ok=True)
+    (old / "data" / "regions.parquet").unlink()  # and made before regions: they come from its queries
+    view = RunView.open(str(old))
+    region = view.region_ids[0]
+    assert view.run.regions_computed and view.region_picture(region) is None and view.region_card(region)
+    assert all(caption.endswith("(clean seed not stored)") for _, _, caption in view.example_pairs(region))
+    caplog.clear()
+    summarize(RunStore(old))
+    assert "the clean seeds of this run could not be read again from" in caplog.text
+    assert pd.read_parquet(old / "data" / "failures.parquet")["clean_image"].isna().all()
 
 
-def test_heatmap_outlines_the_selected_mode(review_run):
+def test_clean_seeds_are_read_again_from_a_seed_file(shapes_model, block_space, tmp_path):
+    """Seeds listed in a .jsonl file (not an image folder) are read again through the seed reader for the
+    ``clean_image`` column, each at the size of its perturbed image."""
+    import pandas as pd
+
+    from fade_hub.demo.shapes import write_seed_folder
+    from fade_hub.explore.config import ExploreConfig
+    from fade_hub.explore.runner import explore
+
+    folder = write_seed_folder(tmp_path / "seeds", per_class=4, seed=5)
+    listing = tmp_path / "seeds" / "seeds.jsonl"
+    listing.write_text("".join(json.dumps({"image": path.relative_to(folder).as_posix(), "label": path.parent.name})
+                               + "\n" for path in sorted(folder.rglob("*.png"))))
+    run = explore(ExploreConfig(model=str(shapes_model), seeds=str(listing), space=str(block_space), algorithm="grid",
+                                output=str(tmp_path / "run"), show_progress=False))
+    failures = pd.read_parquet(run.path / "data" / "failures.parquet")
+    assert len(failures) and failures["seed_id"].str.startswith("seeds.jsonl/").all()
+    from fade_hub.feedback.pictures import decode_image
+
+    for _, row in failures.iterrows():
+        clean, perturbed = decode_image(row["clean_image"]), decode_image(row["image"])
+        assert clean is not None and clean.size == perturbed.size
+
+
+def test_heatmap_outlines_the_region(planted_image_run):
     import numpy as np
 
     from fade_hub.feedback.heatmap import HIGHLIGHT, heatmap_image, pooled_pair
-    from fade_hub.run import Run
+    from fade_hub.feedback.view import RunView
 
-    run = Run.open(review_run[0])
-    failures, queries = pooled_pair(run.landscape, run.space, ("rotation", "brightness"))
-    assert failures.sum() == run.landscape["failures"].sum() and queries.shape == (4, 4)
+    view = RunView.open(str(planted_image_run[0]))
+    failures, queries = pooled_pair(view.landscape, view.space, ("rotation", "brightness"))
+    assert failures.sum() == round(view.landscape["failures"].sum()) and queries.shape == (5, 5)
     blue = tuple(int(HIGHLIGHT[i:i + 2], 16) for i in (1, 3, 5))
 
-    def outline(mode_row) -> tuple[float, float]:
-        image = np.asarray(heatmap_image(run.landscape, run.space, ("rotation", "brightness"),
-                                         {"rotation": str(mode_row["rotation"]), "brightness": str(mode_row["brightness"])}))
+    def outline(region: str) -> tuple[float, float]:
+        image = np.asarray(heatmap_image(view.landscape, view.space, ("rotation", "brightness"),
+                                         view.region_levels(region)))
         ys, xs = np.nonzero(np.all(np.abs(image.astype(int) - blue) < 30, axis=-1))
         return float(xs.mean()), float(ys.mean())
 
-    first, last = outline(run.modes.iloc[0]), outline(run.modes.iloc[-1])
-    assert first != last  # the outline moves with the selected mode
-    assert heatmap_image(run.landscape, run.space, ("rotation", "rotation")).size[0] > 300  # one factor: one row
+    first, last = outline(view.region_ids[0]), outline(view.region_ids[-1])
+    assert first != last  # the outline moves with the region
+    assert view.region_pair(view.region_ids[1]) == ("brightness", "saturation")  # the factors it constrains
+    assert heatmap_image(view.landscape, view.space, ("rotation", "rotation")).size[0] > 300  # one factor: one row
 
 
 def test_many_valued_flags():
@@ -425,8 +572,8 @@ BLOCK_MODEL_LIBRARIES = textwrap.dedent(
     from fade_hub.feedback.app import AppConfig, FeedbackApp
     app = FeedbackApp(AppConfig(failures=sys.argv[1], feedback_dir=sys.argv[2], adapters=sys.argv[3:],
                                 find_adapters=False))
-    app.ui.on_mode(app.view.mode_ids[0], app.ui.pair.value, None)
-    print("modes", len(app.view.mode_ids), "variants", len(app.variants))
+    app.ui.on_region(app.view.region_ids[0], "all", None, None)
+    print("regions", len(app.view.region_ids), "variants", len(app.variants))
     """
 )
 

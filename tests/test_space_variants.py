@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import unique_repo
-from test_space import XSS, _top, hostile_run, image_run, review_run  # noqa: F401 - fixtures
+from space_runs import XSS
 
 CARD = """---
 base_model: {base}
@@ -56,49 +56,88 @@ def _png(width: int = 640, height: int = 320) -> bytes:
     return buffer.getvalue()
 
 
+def _estimate(value: float, low: float, high: float) -> dict:
+    return {"value": value, "low": low, "high": high}
+
+
 def write_variant(folder: Path, run_dir: Path, failures_repo: str, *, name: str = "tester/shapes-faded",
-                  lineage: list[str] | None = None, hostile: bool = False) -> Path:
-    """An adapter folder as ``fade-hub mitigate`` writes it, for the top two modes of ``run_dir`` (no weights)."""
+                  lineage: list[str] | None = None, hostile: bool = False, regions: bool = False) -> Path:
+    """An adapter folder as ``fade-hub mitigate`` writes it (no weights): for the top two cells of ``run_dir`` in
+    today's ``fade_eval.json``, or with ``regions`` for its top two regions in the region format (targets under
+    ``regions``, collateral on unseen perturbations, changes with bootstrap intervals, examples that were fixed,
+    regressed or unchanged)."""
     meta = json.loads((run_dir / "run.json").read_text())
     landscape = pd.read_parquet(run_dir / "data" / "landscape.parquet").sort_values("rank")
     failures = pd.read_parquet(run_dir / "data" / "failures.parquet")
     names = [factor["name"] for factor in meta["space"]["factors"]]
-    modes, rows = [], []
-    for _, cell in landscape.head(2).iterrows():
-        action_id = int(cell["action_id"])
-        examples = failures[failures["action_id"] == action_id].head(4)
+    targets, rows = [], []
+    if regions:
+        chosen = pd.read_parquet(run_dir / "data" / "regions.parquet").sort_values("rank").head(2)
+        groups = [(str(r.region_id), [int(c) for c in r.cells], r) for r in chosen.itertuples()]
+    else:
+        groups = [(str(int(cell["action_id"])), [int(cell["action_id"])], cell) for _, cell in landscape.head(2).iterrows()]
+    for key, cells, source in groups:
+        examples = failures[failures["action_id"].isin(cells)].head(4)
         fixed = len(examples) - 1
         for i, (_, example) in enumerate(examples.iterrows()):
-            row = {"action_id": action_id, "seed_id": str(example["seed_id"]), "input": str(example["input"]),
-                   "expected": str(example["expected"]), "base_output": str(example["output"]),
+            row = {"action_id": int(example["action_id"]), "seed_id": str(example["seed_id"]),
+                   "input": str(example["input"]), "expected": str(example["expected"]),
+                   "base_output": str(example["output"]),
                    "mitigated_output": str(example["expected"]) if i < fixed else str(example["output"]),
                    "base_failure": True, "mitigated_failure": i >= fixed}
+            if regions:
+                row["region_id"] = key
             if hostile:
                 row["base_output"] = XSS
             if "image" in failures.columns:
                 row["image"] = {"bytes": example["image"]["bytes"], "path": None}
             rows.append(row)
-        modes.append({"action_id": action_id, "cell": ", ".join(f"{n}={cell[n]}" for n in names),
-                      "levels": {n: str(cell[n]) for n in names}, "votes": {"fix": 2, "acceptable": 0, "not_a_failure": 0},
-                      "before": _counts(len(examples), len(examples)), "after": _counts(len(examples), len(examples) - fixed)})
+        if regions:  # one that regressed and one unchanged, listed first: the tab orders them after the fixed ones
+            for what, before, after in (("unchanged", False, False), ("regressed", False, True)):
+                rows.insert(0, dict(rows[-1], seed_id=f"{what}-seed", base_failure=before, mitigated_failure=after,
+                                    base_output=rows[-1]["expected"]))
+            targets.append({"region_id": key, "description": source.description, "cells": cells,
+                            "votes": {"fix": 2}, "before": _counts(40, 36), "after": _counts(40, 3),
+                            "drop": _estimate(0.917, 0.81, 0.98)})
+        else:
+            targets.append({"action_id": cells[0], "cell": ", ".join(f"{n}={source[n]}" for n in names),
+                            "levels": {n: str(source[n]) for n in names},
+                            "votes": {"fix": 2, "acceptable": 0, "not_a_failure": 0},
+                            "before": _counts(len(examples), len(examples)),
+                            "after": _counts(len(examples), len(examples) - fixed)})
     evaluation = {
         "fade_hub_version": "0.1.0", "run_id": meta["run_id"], "task": meta["task"], "base_model": meta["model_id"],
-        "base_commit": None, "space_fingerprint": meta.get("space_fingerprint", ""), "modes": modes,
-        "targeted": {"before": _counts(8, 8), "after": _counts(8, 2), "drop": 0.75},
-        "clean": {"before": _counts(18, 0), "after": _counts(18, 1), "accuracy_change": -0.056},
-        "untargeted": {"before": _counts(200, 30), "after": _counts(200, 28), "change": -0.01},
-        "wasserstein": 0.12, "eval_seeds": {"source": "generated shapes (seed 7)", "count": 12},
+        "base_commit": None, "space_fingerprint": meta.get("space_fingerprint", ""),
+        "eval_seeds": {"source": "generated shapes (seed 7)", "count": 12},
         "feedback": {"records": 4, "reviewers": 2, "verdicts": {"fix": 4}, "judge_errors": [], "disagreements": [],
                      "corrections": 0},
-        "training": {"steps": 10}, "plots": {"modes": "plots/modes_before_after.png",
-                                             "landscape": "plots/landscape_before_after.png"},
+        "training": {"steps": 10}, "wasserstein": 0.12,
     }
+    if regions:
+        evaluation.update({
+            "regions": targets, "eval_seeds": {"source": "generated shapes (seed 7)", "count": 400},
+            "targeted": {"before": _counts(80, 72), "after": _counts(80, 6), "drop": _estimate(0.917, 0.84, 0.97)},
+            "clean": {"before": _counts(400, 4), "after": _counts(400, 5), "change": _estimate(0.0025, -0.005, 0.01)},
+            "collateral": {"before": _counts(2400, 60), "after": _counts(2400, 66), "change": _estimate(0.0025, -0.004, 0.009)},
+            "untargeted_trained": {"before": _counts(5600, 150), "after": _counts(5600, 120),
+                                   "change": _estimate(-0.0054, -0.009, -0.002)},
+            "plots": {"change_map": "plots/change_map.png", "regions": "plots/modes_before_after.png"},
+        })
+    else:
+        evaluation.update({
+            "modes": targets,
+            "targeted": {"before": _counts(8, 8), "after": _counts(8, 2), "drop": 0.75},
+            "clean": {"before": _counts(18, 0), "after": _counts(18, 1), "accuracy_change": -0.056},
+            "untargeted": {"before": _counts(200, 30), "after": _counts(200, 28), "change": -0.01},
+            "plots": {"modes": "plots/modes_before_after.png", "landscape": "plots/landscape_before_after.png"},
+        })
     (folder / "eval").mkdir(parents=True, exist_ok=True)
     (folder / "plots").mkdir(exist_ok=True)
     (folder / "fade_eval.json").write_text(json.dumps(evaluation, indent=2))
     pd.DataFrame(rows).astype({"action_id": "int64"}).to_parquet(folder / "eval" / "examples.parquet", index=False)
     (folder / "plots" / "modes_before_after.png").write_bytes(_png())
     (folder / "plots" / "landscape_before_after.png").write_bytes(_png(400, 300))
+    (folder / "plots" / "change_map.png").write_bytes(_png(500, 400))
     (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": meta["model_id"]}))
     (folder / "README.md").write_text(CARD.format(base=meta["model_id"], failures=failures_repo, run_id=meta["run_id"],
                                                   lineage=json.dumps(lineage or [meta["run_id"]]), name=name))
@@ -170,16 +209,17 @@ def test_variant_figures_and_examples_are_read_without_torch(review_run, publish
     assert variant.run_id == json.loads((run_dir / "run.json").read_text())["run_id"]
     assert variant.card["fade_hub"]["run_id"] == variant.run_id and "modes" in variant.plots
     table = before_after_table(variant)
-    top = str(variant.modes()[0]["action_id"])
-    assert list(table["id"])[:2] == [str(m["action_id"]) for m in variant.modes()]
-    assert list(table["failure mode"])[-3:] == ["all targeted modes", "clean seeds", "untargeted cells"]
-    assert table["before"].iloc[-3] == "8/8 failed (100%, 95% CI 68-100%)" and table["change"].iloc[-3] == "-75 points"
+    top = variant.targets()[0]["key"]
+    assert [key for key in (item["key"] for item in variant.targets())] == [str(m["action_id"]) for m in
+                                                                             variant.evaluation["modes"]]
+    assert list(table["what"])[-3:] == ["the targeted failures", "clean seeds", "the untargeted cells"]
+    assert list(table.iloc[-3]) == ["the targeted failures", "100% [68, 100]", "25% [7, 59]", "down 75%"]
+    assert table["change"].iloc[-1] == "-1.0 points"  # today's files: a change without an interval
     examples = examples_table(variant, top)
     assert "input" not in examples.columns  # image inputs are in the gallery
-    assert len(examples) == 4 and list(examples["base"]) == ["fails"] * 4
-    assert list(examples["mitigated"]) == ["ok", "ok", "ok", "fails"]
-    assert len(example_images(variant, top)) == 4 and "mitigated" in example_images(variant, top)[0][1]
-    assert "failures down 75%" in headline(variant)
+    assert [what.split(":")[0] for what in examples["what happened"]] == ["fixed", "fixed", "fixed", "still fails"]
+    assert len(example_images(variant, top)) == 4 and " · fixed: base said '" in example_images(variant, top)[0][1]
+    assert "(down 75%)" in headline(variant) and headline(variant).startswith(f"### {mine}")
     folder = load_variant(str(write_variant(tmp_path / "local", run_dir, repo)))
     assert before_after_table(folder).equals(table)
     variants, problems = load_variants([mine, str(tmp_path), "tester/no-such-adapter"])
@@ -202,13 +242,47 @@ def test_the_app_shows_the_variants_of_its_run(review_run, published, tmp_path):
     assert names[0] == extra and mine in names[1:]  # --adapters first, then those published for the run
     assert other not in names
     blocks = {block.elem_id: block for block in app.demo.blocks.values() if getattr(block, "elem_id", None)}
-    assert blocks["variant-select"].choices == [(name, name) for name in names]
+    assert blocks["variant-select"].choices == [("extra", extra), *((name, name) for name in names[1:])]
     assert len(blocks["variant-table"].value["data"]) == 2 + 3
     assert blocks["variant-plot"].value is not None and blocks["variant-gallery"].value
     assert isinstance(blocks["variant-examples"], gr.Dataframe)
     none = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb2"), find_adapters=False))
     blocks = {block.elem_id: block for block in none.demo.blocks.values() if getattr(block, "elem_id", None)}
-    assert "variant-select" not in blocks and "fade-hub mitigate" in blocks["variants-none"].value
+    assert "variant-select" not in blocks and "fade-hub mitigate" not in blocks["variants-none"].value
+    assert "No mitigated variant of this run yet" in blocks["variants-none"].value
+
+
+def test_region_variants_show_collateral_and_order_examples(planted_image_run, tmp_path, caplog):
+    """The region format of fade_eval.json: targets are regions, collateral on unseen perturbations replaces the
+    old untargeted figure, changes carry their bootstrap intervals, examples come fixed -> regressed -> unchanged;
+    the tab's heading is the folder's name and no command line reaches the reviewer."""
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+    from fade_hub.feedback.variants import before_after_table, examples_table, headline, load_variant, shift_text
+
+    run_dir, repo = planted_image_run
+    folder = write_variant(tmp_path / "shapes-faded", run_dir, repo, regions=True)
+    variant = load_variant(str(folder))
+    regions = [item["key"] for item in variant.targets()]
+    assert regions == list(pd.read_parquet(run_dir / "data" / "regions.parquet")["region_id"][:2])
+    table = before_after_table(variant)
+    assert list(table["what"])[2:] == ["the targeted failures", "clean seeds", "collateral on unseen perturbations",
+                                       "untargeted cells, trained on"]
+    assert list(table.iloc[0])[1:] == ["90% [77, 96]", "7.5% [3, 20]", "down 92% [81, 98]"]
+    assert table.set_index("what").loc["collateral on unseen perturbations", "change"] == "+0.2 points [-0.4, +0.9]"
+    text = headline(variant)
+    assert text.startswith("### shapes-faded\n") and "against 2 regions reviewers marked *fix*" in text
+    assert "**Collateral on unseen perturbations:** 2\\.5% \\[1.9, 3.2\\] (60 of 2400) failed before" in text
+    assert "Wasserstein" in shift_text(variant) and "not which cells changed" in shift_text(variant)
+    shown = examples_table(variant, regions[0])
+    assert [what.split(":")[0] for what in shown["what happened"]] == [
+        "fixed", "fixed", "fixed", "regressed", "still fails", "still right"]
+    assert sum(what.startswith("regressed:") for what in examples_table(variant, "all")["what happened"]) == 2
+    caplog.set_level("INFO", logger="fade_hub.feedback.ui_variants")
+    app = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(tmp_path / "fb"), find_adapters=False,
+                                reviewer="ada"))
+    assert "fade-hub mitigate RUN --feedback FEEDBACK" in caplog.text  # the operator's hint: in the log only
+    blocks = {block.elem_id: block for block in app.demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert "fade-hub" not in blocks["variants-none"].value
 
 
 def test_variant_outputs_with_html_are_text(hostile_run, tmp_path):
@@ -221,8 +295,8 @@ def test_variant_outputs_with_html_are_text(hostile_run, tmp_path):
     app = FeedbackApp(AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), adapters=[variant],
                                 find_adapters=False))
     blocks = {block.elem_id: block for block in app.demo.blocks.values() if getattr(block, "elem_id", None)}
-    cells = {cell for row in blocks["variant-examples"].value["data"] for cell in row}
-    assert XSS in cells and "**bold** reply" not in str(blocks["variant-headline"].value)
+    cells = [cell for row in blocks["variant-examples"].value["data"] for cell in row]
+    assert any(XSS in cell for cell in cells) and "**bold** reply" not in str(blocks["variant-headline"].value)
     assert "tester/echo-model" in blocks["variant-headline"].value  # escaped Markdown: no markup of its own
     for block in app.demo.blocks.values():
         if isinstance(block, (gr.HTML, gr.Markdown)):
@@ -247,7 +321,7 @@ def test_feedback_on_a_run_made_on_a_mitigated_variant_carries_its_own_run_id(re
     (child / "run.json").write_text(json.dumps(meta))
     folder = tmp_path / "fb"
     base = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(folder), find_adapters=False))
-    mode = base.view.mode_ids[0]
+    mode = base.view.region_ids[0]
     base.submit(mode, "fix")
     app = FeedbackApp(AppConfig(failures=str(child), feedback_dir=str(folder), find_adapters=False))
     lineage = next(block for block in app.demo.blocks.values() if getattr(block, "elem_id", None) == "lineage")

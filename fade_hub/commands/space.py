@@ -15,11 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `space` subcommand with its `serve`, `deploy` and `exclude` actions."""
     parser = subparsers.add_parser(
         "space",
-        help="Collect human feedback on a run's failure modes (local app or Hub Space).",
+        help="Collect human feedback on a run's failure regions (local app or Hub Space).",
         description=(
-            "The feedback app shows a run's failure modes one at a time, with the failing examples, a heatmap and "
-            "plain words on what each figure means; people give a verdict (fix / acceptable / not_a_failure) per "
-            "mode or example, with an optional correction and note, and may change or withdraw it later. Each "
+            "The feedback app shows a run's failure regions one at a time, with their figures in plain words, the "
+            "failing examples (the clean seed beside the perturbed input), the region's cells and a heatmap; people "
+            "give a verdict (fix / acceptable / not_a_failure) per region, or per cell or example inside one, with an "
+            "optional correction and note, and may change or withdraw it later. Each "
             "submission is appended to a JSON-lines file and pushed to a feedback dataset repo; read it back with "
             "fade_hub.feedback.load(REPO_ID).resolved(). Mitigated variants of the run are shown beside it."
         ),

@@ -1,4 +1,5 @@
-"""Human feedback on failure modes: records, a crash-safe writer and the reader (``load``); the app and deploy.
+"""Human feedback on failure regions, cells and examples: records, a crash-safe writer, the reader (``load``); the
+app and deploy.
 
 ``fade_hub.feedback.load(REPO_OR_DIR).resolved()`` gives the latest verdict per run, user and target, without
 withdrawn verdicts and without the records of users an operator excluded (``exclude_user``).

@@ -1,4 +1,4 @@
-"""The feedback app: people review a run's failure modes one at a time and give verdicts that land on the Hub.
+"""The feedback app: people review a run's failure regions one at a time and give verdicts that land on the Hub.
 
 ``serve_space()`` is what the Space's ``app.py`` runs (configured by Space variables; a page explains what is
 missing instead of crashing); ``fade-hub space serve`` builds the same ``FeedbackApp`` from flags. Everything
@@ -21,8 +21,9 @@ from typing import Any
 
 import gradio as gr
 
+from ..cache import keep_library_caches_in_root
 from ..errors import BadConfig, FadeHubError
-from .assets import CSS, SHORTCUTS
+from .assets import CSS, SCRIPT, theme
 from .config import ENV, AppConfig
 from .identity import ANONYMOUS, Identity, local_identity, profile_orgs
 from .records import (
@@ -40,6 +41,7 @@ from .view import RunView
 from .words import plain
 
 logger = logging.getLogger(__name__)
+keep_library_caches_in_root()  # gradio imports matplotlib on every event: its config and font cache stay out of HOME
 
 SIGN_IN = "sign in with your Hugging Face account (button at the top) to submit feedback"
 
@@ -212,7 +214,7 @@ class FeedbackApp:
 
 def launch_blocks(demo: gr.Blocks, **kwargs: Any) -> tuple:
     """``demo.launch`` with the app's theme, stylesheet and keyboard shortcuts."""
-    return demo.launch(theme=gr.themes.Soft(), css=CSS, js=SHORTCUTS, **kwargs)
+    return demo.launch(theme=theme(), css=CSS, js=SCRIPT, **kwargs)
 
 
 def serve_blocks(demo: gr.Blocks, **kwargs: Any) -> None:
@@ -250,7 +252,7 @@ def token_help(config: AppConfig, endpoint: str) -> str:
         f"{plain(config.feedback_repo)}.\n"
         f"2. Open {plain(settings)}, section *Variables and secrets*, click *New secret*, name it `HF_TOKEN` and "
         "paste the token.\n"
-        "3. The Space restarts by itself and shows the failure modes.\n\n"
+        "3. The Space restarts by itself and shows the failure regions.\n\n"
         "From a terminal instead: `python -c \"from huggingface_hub import HfApi; "
         f"HfApi().add_space_secret('{plain(config.space_id or 'USER/SPACE')}', 'HF_TOKEN', input('token: '))\"`"
     )

@@ -19,8 +19,7 @@ from .records import FeedbackRecord, FeedbackSet
 
 logger = logging.getLogger(__name__)
 
-FILTERS = ("unreviewed", "confirmed", "all")
-FILTER_CHOICES = [("unreviewed by you", "unreviewed"), ("confirmed only", "confirmed"), ("all modes", "all")]
+FILTER_CHOICES = [("not reviewed by you", "unreviewed"), ("confirmed", "confirmed"), ("all", "all")]
 REFRESH_SECONDS = 60.0
 
 
@@ -81,43 +80,44 @@ class ReviewState:
         return next((r for r in self._mine(user) if r.target == target), None)
 
     def reviewed(self, user: str | None) -> set[str]:
-        """The failure modes (targets) ``user`` has a standing verdict on."""
-        return {r.target for r in self._mine(user) if r.target_type == "mode"}
+        """The regions (targets) ``user`` has a standing verdict on."""
+        return {r.target for r in self._mine(user) if r.target_type == "region"}
 
     def votes(self) -> dict[str, Counter]:
-        """Per failure mode of this run: how many reviewers gave each verdict."""
+        """Per target of this run (region, cell or example): how many reviewers gave each verdict."""
         counts: dict[str, Counter] = {}
         for record in self.resolved():
-            if record.run_id == self.run_id and record.target_type == "mode":
+            if record.run_id == self.run_id:
                 counts.setdefault(record.target, Counter())[record.verdict] += 1
         return counts
 
-    def disagreements(self) -> list[str]:
-        """The failure modes on which reviewers gave different verdicts."""
-        return sorted((target for target, counts in self.votes().items() if len(counts) > 1), key=int)
+    def disagreements(self, regions: Sequence[str]) -> list[str]:
+        """The regions (in the order given) on which reviewers gave different verdicts."""
+        votes = self.votes()
+        return [region for region in regions if len(votes.get(region, ())) > 1]
 
-    def progress(self, user: str | None, modes: Sequence[str]) -> str:
-        """``4 of 16 modes reviewed by you`` (or a hint to sign in)."""
+    def progress(self, user: str | None, regions: Sequence[str]) -> str:
+        """``4 of 16 regions reviewed by you`` (or a hint to sign in)."""
         if not user:
-            return f"{len(modes)} modes to review: sign in to record and count your verdicts"
-        done = len(self.reviewed(user) & set(modes))
-        text = f"{done} of {len(modes)} modes reviewed by you"
-        return text + (": all done, thank you!" if modes and done == len(modes) else "")
+            return f"{len(regions)} regions to review: sign in to record and count your verdicts"
+        done = len(self.reviewed(user) & set(regions))
+        text = f"{done} of {len(regions)} regions reviewed by you"
+        return text + (": all done, thank you!" if regions and done == len(regions) else "")
 
-    def queue(self, user: str | None, modes: Sequence[str], confirmed: set[str], which: str) -> list[str]:
-        """The modes a filter shows, in rank order: ``unreviewed`` (by ``user``), ``confirmed`` or ``all``."""
+    def queue(self, user: str | None, regions: Sequence[str], confirmed: set[str], which: str) -> list[str]:
+        """The regions a filter shows, in rank order: ``unreviewed`` (by ``user``), ``confirmed`` or ``all``."""
         if which == "unreviewed":
             done = self.reviewed(user)
-            return [mode for mode in modes if mode not in done]
+            return [region for region in regions if region not in done]
         if which == "confirmed":
-            return [mode for mode in modes if mode in confirmed]
-        return list(modes)
+            return [region for region in regions if region in confirmed]
+        return list(regions)
 
-    def next_mode(self, user: str | None, modes: Sequence[str], current: str | None) -> str | None:
-        """The next mode after ``current`` (in rank order, wrapping) that ``user`` has not reviewed, or None."""
+    def next_region(self, user: str | None, regions: Sequence[str], current: str | None) -> str | None:
+        """The next region after ``current`` (in rank order, wrapping) that ``user`` has not reviewed, or None."""
         done = self.reviewed(user)
-        start = modes.index(current) + 1 if current in modes else 0
-        for mode in [*modes[start:], *modes[:start]]:
-            if mode not in done and mode != current:
-                return mode
+        start = regions.index(current) + 1 if current in regions else 0
+        for region in [*regions[start:], *regions[:start]]:
+            if region not in done and region != current:
+                return region
         return None

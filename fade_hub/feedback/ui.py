@@ -1,9 +1,11 @@
-"""The review page: one failure mode at a time with its examples and a verdict form, the reviewer's own verdicts,
-all modes with the reviewers' votes, and the mitigated variants (``ui_variants``).
+"""The review page: one failure region at a time with its figures, examples and cells, and an action bar that stays
+in sight; the reviewer's own verdicts (change, withdraw with one confirmation, undo); all regions with the
+reviewers' votes; the mitigated variants (``ui_variants``).
 
 Handlers answer a refused submission with a friendly status line (the API raises instead, see ``FeedbackApp``).
-The form is reset whenever the mode changes, and a verdict on a mode moves on to the next mode the reviewer has
-not reviewed yet (within the chosen filter).
+The form is reset whenever the region changes, and a verdict on a region moves on to the next region the reviewer
+has not reviewed yet (within the chosen filter). The verdict applies to the whole region unless the reviewer picked
+one of its cells or examples (then to that one only).
 """
 
 from __future__ import annotations
@@ -12,22 +14,41 @@ from typing import Any
 
 import gradio as gr
 
-from ..plots import landscape_figure
 from ..run import target_type
 from .records import InvalidFeedback
 from .review import FILTER_CHOICES
 from .ui_variants import variants_tab
-from .view import column_widths, short, votes_text
+from .view import CELL_COLUMNS, REGION_COLUMNS, TABLE, column_widths, short, votes_text
 from .words import guide_markdown, plain
 
-VERDICT_CHOICES = [
-    ("1 · fix: this must be fixed", "fix"),
-    ("2 · acceptable: a failure we can live with", "acceptable"),
-    ("3 · not a failure: the judge was wrong", "not_a_failure"),
-]
-PICK_HINT = "Pick an example (table or picture) to correct it."
-MINE_COLUMNS = ["target", "what", "verdict", "correction", "note", "when (UTC)"]
+VERDICT_CHOICES = [("1 fix", "fix"), ("2 acceptable", "acceptable"), ("3 not a failure", "not_a_failure")]
+VERDICT_INFO = "fix: must be fixed · acceptable: a failure we live with · not a failure: the judge was wrong"
+MINE_COLUMNS = ["what", "verdict and note", "when (UTC)"]
 PRIVATE = {"api_visibility": "private"}
+EMPTY = {
+    "unreviewed": ("**You have reviewed every region: thank you!** Choose *all* above to look at one again, or "
+                   "change a verdict under *My verdicts*."),
+    "confirmed": "**No confirmed region yet:** review the screened ones under *all*.",
+    "all": "**This run found no failure region:** there is nothing to review.",
+}
+# after a verdict moves on: the next region's top at the top of the screen
+SCROLL_TO_REGION = """() => { document.querySelector('#region-card')?.scrollIntoView({block: 'start'}); }"""
+
+
+def _when(stamp: str) -> str:
+    """``6 Dec 2026 14:02`` from an ISO timestamp (words and short numbers, so that a narrow column wraps well)."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp[:16].replace("T", " ")
+    return f"{moment.day} {moment:%b %Y %H:%M}"
+
+
+def _verdict_and_note(verdict: str, note: str) -> str:
+    """``not a failure · note: the judge is wrong here``."""
+    return verdict.replace("_", " ") + (f" · note: {note}" if note else "")
 
 
 class ReviewUI:
@@ -36,32 +57,34 @@ class ReviewUI:
     def __init__(self, app: Any) -> None:  # the FeedbackApp (its module imports this one)
         self.app = app
         self.view = app.view
-        self.confirmed = {mode for mode, yes in zip(app.view.mode_ids, app.view.modes["confirmed"]) if bool(yes)}
 
     # layout --------------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
         """Lay out the page and connect its events."""
         app, view = self.app, self.view
-        with gr.Blocks(title="fade-hub feedback", fill_width=True) as demo:
-            with gr.Row(equal_height=True):
-                gr.Markdown("## Failure feedback\nReview where the model fails, one failure mode at a time, and say "
-                            "what must be fixed.")
+        with gr.Blocks(title="fade-hub review", fill_width=True, analytics_enabled=False) as demo:
+            with gr.Row(equal_height=True, elem_id="header"):
+                gr.Markdown("## Failure review", elem_id="title")
                 if app.config.on_space:
                     gr.LoginButton(scale=0)
+            gr.Markdown(view.headline(), elem_id="headline")
             self.whoami = gr.Markdown(app.whoami_line(None), elem_id="whoami", elem_classes="fade-warning"
                                       if app.identity.warning else None)
-            gr.Textbox(value=view.summary(), label="Run", interactive=False, max_lines=2, elem_id="run-summary")
-            if view.lineage_text():
-                gr.Textbox(value=view.lineage_text(), label="Made on a mitigated variant", interactive=False,
-                           lines=2, elem_id="lineage")
+            with gr.Accordion("Run details", open=False, elem_id="run-details"):
+                gr.Textbox(value=view.summary(), label="Run", interactive=False, lines=3, elem_id="run-summary")
+                gr.Textbox(value=f"Verdicts are {app.where_stored()}.", label="Where verdicts go", interactive=False,
+                           lines=2, elem_id="where-stored")
+                if view.lineage_text():
+                    gr.Textbox(value=view.lineage_text(), label="Made on a mitigated variant", interactive=False,
+                               lines=3, elem_id="lineage")
             with gr.Tabs(selected="review") as self.tabs:
                 with gr.Tab("Review", id="review", elem_id="tab-review"):
                     self._review_tab()
                 with gr.Tab("My verdicts", id="mine", elem_id="tab-mine"):
                     self._mine_tab()
-                with gr.Tab("All modes", id="modes", elem_id="tab-modes"):
-                    self._modes_tab()
+                with gr.Tab("All regions", id="regions", elem_id="tab-regions"):
+                    self._regions_tab()
                 with gr.Tab("Mitigated variants", id="variants", elem_id="tab-variants"):
                     variants_tab(app)
             self._wire(demo)
@@ -71,317 +94,384 @@ class ReviewUI:
 
     def _review_tab(self) -> None:
         view = self.view
-        with gr.Accordion("How to review (what the terms mean)", open=False, elem_id="guide"):
-            gr.Markdown(guide_markdown(view.meta.get("clean")))
-        with gr.Row():
-            with gr.Column(scale=2, min_width=280):
+        with gr.Row(elem_id="review-grid"):
+            with gr.Column(elem_id="review-summary", min_width=0):
+                with gr.Accordion("How to review", open=True, elem_id="guide"):
+                    gr.Markdown(guide_markdown(view.meta.get("clean"), (view.meta.get("judge") or {}).get("name", "")))
                 self.progress = gr.Markdown(elem_id="progress")
-                self.filter = gr.Radio(FILTER_CHOICES, value="unreviewed", show_label=False, elem_id="filter")
-            with gr.Column(scale=3, min_width=280):
-                self.mode = gr.Dropdown(choices=view.mode_choices(), value=None, label="Failure mode",
-                                        elem_id="mode-select")
-                with gr.Row():
-                    self.prev = gr.Button("← previous (p)", elem_id="prev-mode", size="sm", min_width=100)
-                    self.next = gr.Button("next (n) →", elem_id="next-mode", size="sm", min_width=100)
-        with gr.Row():
-            with gr.Column(scale=3, min_width=300):
-                self.card = gr.Markdown(elem_id="mode-card")
-                self.gallery = None
-                if view.has_images:
-                    gr.Markdown("**Failing examples**: the clean seed beside the perturbed input, what the model "
-                                "said and what was expected. Click one to give feedback on it.")
-                    self.gallery = gr.Gallery(
-                        label="Failing examples", show_label=False, columns=2, object_fit="contain", format="png", elem_id="examples-gallery",
-                        elem_classes="fade-gallery", allow_preview=False, interactive=False)
-                self.examples = gr.Dataframe(datatype="str", interactive=False, wrap=True, max_height=360,
-                                             column_widths=column_widths(list(view.examples_table(None).columns)),
-                                             label="Failing examples (click a row to give feedback on it)",
-                                             elem_id="examples-table", elem_classes="fade-table")
-                with gr.Row(visible=view.has_text_inputs):
-                    self.clean = gr.Textbox(label="Clean input", interactive=False, lines=3, elem_classes="fade-mono",
-                                            elem_id="clean-input")
-                    self.perturbed = gr.Textbox(label="Perturbed input", interactive=False, lines=3,
-                                                elem_classes="fade-mono", elem_id="perturbed-input")
-                with gr.Row():
-                    self.output = gr.Textbox(label="Selected example: model output", interactive=False, lines=2,
-                                             elem_classes="fade-mono", elem_id="model-output")
-                    self.expected = gr.Textbox(label="Selected example: expected", interactive=False, lines=2,
-                                               elem_classes="fade-mono", elem_id="expected")
-            with gr.Column(scale=2, min_width=300):
-                self.yours = gr.Markdown(elem_id="your-verdict")
-                self.target = gr.Dropdown(label="Give feedback on", elem_id="target-select")
+                self.filter = gr.Radio(FILTER_CHOICES, value="unreviewed", label="Show regions", elem_id="filter")
+                with gr.Row(elem_id="steps"):
+                    self.region = gr.Dropdown(choices=view.region_choices(), value=None, label="Region", scale=4,
+                                              elem_id="region-select", min_width=0)
+                    self.prev = gr.Button("← previous (p)", elem_id="prev-region", size="sm", scale=1, min_width=0)
+                    self.next = gr.Button("next (n) →", elem_id="next-region", size="sm", scale=1, min_width=0)
+                self.card = gr.Markdown(elem_id="region-card")
+                with gr.Accordion("Details: the statistics behind this region", open=False, elem_id="region-details"):
+                    self.details = gr.Markdown(elem_id="region-stats")
+                    self.region_id = gr.Textbox(label="Region id (the target for the API)", interactive=False, lines=2,
+                                                elem_id="region-id", elem_classes="fade-mono")
+            with gr.Column(elem_id="action-bar", min_width=0):
+                self.target = gr.State(None)
+                self.target_line = gr.Markdown(elem_id="target-line")
+                self.whole = gr.Button("back to the whole region", size="sm", visible=False, elem_id="whole-region")
                 self.verdict = gr.Radio(VERDICT_CHOICES, label="Verdict (keys 1, 2, 3; Enter submits)",
-                                        elem_id="verdict")
-                self.correction = self._correction_input()
-                self.note = gr.Textbox(label="Note (optional)", lines=2, elem_id="note")
-                self.submitting_as = gr.Markdown(self.app.whoami_line(None, warn=False), elem_id="submitting-as")
-                self.submit = gr.Button("Submit verdict (Enter)", variant="primary", elem_id="submit")
+                                        info=VERDICT_INFO, elem_id="verdict")
+                with gr.Accordion("Note or correction (optional)", open=False, elem_id="extras"):
+                    self.correction = self._correction_input()
+                    self.note = gr.Textbox(label="Note", lines=2, elem_id="note")
+                self.submit = gr.Button("Submit verdict (Enter)", variant="primary", interactive=False,
+                                        elem_id="submit")
                 self.status = gr.Markdown(elem_id="status")
-                pairs = view.factor_pairs()
-                self.pair = gr.Dropdown(choices=[(f"{a} × {b}" if a != b else a, f"{a}|{b}") for a, b in pairs],
-                                        value=f"{pairs[0][0]}|{pairs[0][1]}", label="Heatmap: factor pair (the "
-                                        "other factors pooled; the selected mode is outlined in blue)",
-                                        elem_id="pair-select")
-                self.heatmap = gr.Image(type="pil", interactive=False, show_label=False, elem_id="heatmap",
-                                        elem_classes="fade-image", buttons=[])
+                self.yours = gr.Markdown(elem_id="your-verdict")
+            with gr.Column(elem_id="review-evidence", min_width=0):
+                self.picture = gr.Image(type="pil", interactive=False, show_label=False, elem_id="region-picture",
+                                        elem_classes="fade-image", buttons=["fullscreen"])
+                self.gallery = self.examples = None
+                if view.has_images:
+                    gr.Markdown("**Failing examples:** the unchanged seed beside the changed input, with what the "
+                                "model said. Click one to give it a verdict of its own.", elem_id="examples-intro")
+                    self.gallery = gr.Gallery(label="Failing examples", show_label=False, columns=2,
+                                              object_fit="contain", format="png", elem_id="examples-gallery",
+                                              elem_classes="fade-gallery", allow_preview=False, interactive=False)
+                else:
+                    self.examples = gr.Dataframe(**TABLE,
+                                                 column_widths=column_widths(list(view.examples_table(None).columns)),
+                                                 label="Failing examples (click one to give it a verdict of its own)",
+                                                 elem_id="examples-table")
+                with gr.Accordion("Cells of this region", open=False, elem_id="cells"):
+                    self.cells = gr.Dataframe(**TABLE, headers=CELL_COLUMNS,
+                                              column_widths=column_widths(CELL_COLUMNS), elem_id="cells-table",
+                                              label="Failing seeds per cell during the search (click one to give it "
+                                                    "a verdict of its own)")
+                with gr.Accordion("Landscape: any two factors", open=False, elem_id="landscape"):
+                    self.pairs = [(f"{a} × {b}" if a != b else a, f"{a}|{b}") for a, b in view.factor_pairs()]
+                    self.pair = gr.Dropdown(choices=self.pairs, value=self.pairs[0][1], label="Factors (the others "
+                                            "pooled; the region outlined)", elem_id="pair-select")
+                    self.heatmap = gr.Image(type="pil", interactive=False, show_label=False, elem_id="heatmap",
+                                            elem_classes="fade-image", buttons=[])
 
     def _correction_input(self) -> gr.components.Component:
-        kind = self.view.correction_kind
+        kind, hint = self.view.correction_kind, "For one example: pick it first."
         if kind == "label":
-            return gr.Dropdown(choices=self.view.labels, value=None, label="Correct label", info=PICK_HINT,
+            return gr.Dropdown(choices=self.view.labels, value=None, label="Correct label", info=hint,
                                interactive=False, elem_id="correction")
         if kind == "image":
             return gr.Radio(choices=[("accept the generated image", "accept"), ("reject it", "reject")], value=None,
-                            label="Generated image", info=PICK_HINT, interactive=False, elem_id="correction")
-        return gr.Textbox(label="Preferred output", lines=3, info=PICK_HINT, interactive=False, elem_id="correction")
+                            label="Generated image", info=hint, interactive=False, elem_id="correction")
+        return gr.Textbox(label="Preferred output", lines=3, info=hint, interactive=False, elem_id="correction")
 
     def _mine_tab(self) -> None:
         gr.Markdown("Your standing verdicts on this run, newest first. Pick one to change or withdraw it: the record "
                     "stays, and your latest record counts.")
-        self.mine = gr.Dataframe(headers=MINE_COLUMNS, datatype="str", interactive=False, wrap=True, max_height=400,
-                                 column_widths=column_widths(MINE_COLUMNS),
-                                 elem_id="my-verdicts", elem_classes="fade-table")
+        self.mine = gr.Dataframe(**TABLE, headers=MINE_COLUMNS,
+                                 column_widths=column_widths(MINE_COLUMNS), elem_id="my-verdicts")
         with gr.Row(equal_height=True):
-            self.edit_target = gr.Dropdown(label="Verdict to change", elem_id="edit-target", scale=3)
-            self.edit_verdict = gr.Radio(VERDICT_CHOICES, label="New verdict", elem_id="edit-verdict", scale=4)
+            self.edit_target = gr.Dropdown(label="Verdict to change", elem_id="edit-target", min_width=320)
+            self.edit_verdict = gr.Radio(VERDICT_CHOICES, label="New verdict", elem_id="edit-verdict", min_width=320)
         self.submitting_as_mine = gr.Markdown(self.app.whoami_line(None, warn=False), elem_id="submitting-as-mine")
         with gr.Row():
-            self.change = gr.Button("Change verdict", variant="primary", elem_id="change-verdict")
-            self.withdraw_button = gr.Button("Withdraw verdict", variant="stop", elem_id="withdraw-verdict")
+            self.change = gr.Button("Change verdict", variant="primary", elem_id="change-verdict", min_width=0)
+            self.withdraw_button = gr.Button("Withdraw verdict", variant="stop", elem_id="withdraw-verdict",
+                                             min_width=0)
+        with gr.Row(visible=False, elem_id="withdraw-confirm") as self.confirm_row:
+            self.withdraw_yes = gr.Button("Yes, withdraw it", variant="stop", elem_id="withdraw-yes", min_width=0)
+            self.withdraw_no = gr.Button("No, keep it", elem_id="withdraw-no", min_width=0)
         self.edit_status = gr.Markdown(elem_id="edit-status")
+        self.undo = gr.Button("Undo the withdrawal", visible=False, elem_id="undo-withdraw", size="sm")
+        self.withdrawn = gr.State(None)  # the verdict last withdrawn, for undo
 
-    def _modes_tab(self) -> None:
+    def _regions_tab(self) -> None:
         self.disagree = gr.Markdown(elem_id="disagreements")
-        self.mode_table = gr.Dataframe(
-            value=self.view.mode_table(self.app.reviews.votes()), datatype="str", interactive=False, wrap=True,
-            max_height=520, column_widths=["11%", "35%", "31.5%", "22%"], elem_id="mode-table", elem_classes="fade-table",
-            label="Failure modes, worst first (click a row to review it; id = the target for the API)")
-        with gr.Accordion("3D view of the landscape (optional, needs WebGL)", open=False, elem_id="view-3d"):
-            show = gr.Button("Show the 3D view", size="sm", elem_id="show-3d")
-            plot = gr.Plot(label="Failure landscape", elem_id="landscape-3d")
-        show.click(lambda: landscape_figure(self.view.landscape, self.view.space), None, plot, **PRIVATE)
+        self.region_table = gr.Dataframe(
+            value=self.view.region_table(self.app.reviews.votes()), **TABLE,
+            column_widths=column_widths(REGION_COLUMNS), elem_id="region-table",
+            label="Failure regions, worst first (click one to review it)")
 
     # events --------------------------------------------------------------------------------------
 
     def _wire(self, demo: gr.Blocks) -> None:
-        mode_view = self._mode_outputs()
-        shared = [self.progress, self.mine, self.edit_target, self.mode_table, self.disagree]
-        demo.load(self.on_load, [self.filter, self.pair],
-                  [self.whoami, self.submitting_as, self.submitting_as_mine, self.mode, *shared], **PRIVATE)
-        self.filter.change(self.on_filter, [self.filter, self.mode], [self.mode, self.progress], **PRIVATE)
-        self.mode.change(self.on_mode, [self.mode, self.pair], mode_view, **PRIVATE)
-        self.prev.click(self.on_step_back, [self.filter, self.mode], self.mode, **PRIVATE)
-        self.next.click(self.on_step, [self.filter, self.mode], self.mode, **PRIVATE)
-        self.pair.change(self.on_pair, [self.pair, self.mode], self.heatmap, **PRIVATE)
-        self.target.change(self.on_target, self.target, self._detail_outputs(), **PRIVATE)
-        self.examples.select(_first_cell, None, self.target, **PRIVATE)
+        shared = [self.progress, self.mine, self.edit_target, self.region_table, self.disagree]
+        demo.load(self.on_load, [self.filter], [self.whoami, self.submitting_as_mine, self.region, *shared], **PRIVATE)
+        self.filter.change(self.on_filter, [self.filter, self.region], [self.region, self.progress, self.card],
+                           **PRIVATE)
+        self.region.change(self.on_region, [self.region, self.filter, self.target], self._region_outputs(),
+                           **PRIVATE)
+        self.prev.click(self.on_step_back, [self.filter, self.region], self.region, **PRIVATE)
+        self.next.click(self.on_step, [self.filter, self.region], self.region, **PRIVATE)
+        self.pair.change(self.on_pair, [self.pair, self.region], self.heatmap, **PRIVATE)
+        target_view = [self.target, self.target_line, self.whole, self.correction]
         if self.gallery is not None:
-            self.gallery.select(self.on_gallery, self.mode, self.target, **PRIVATE)
+            self.gallery.select(self.on_pick_example, self.region, target_view, **PRIVATE)
+        if self.examples is not None:
+            self.examples.select(self.on_pick_example, self.region, target_view, **PRIVATE)
+        self.cells.select(self.on_pick_cell, self.region, target_view, **PRIVATE)
+        self.whole.click(self.on_whole, self.region, target_view, **PRIVATE)
         form = [self.target, self.verdict, self.correction, self.note]
-        self.submit.click(self.on_submit, [*form, self.filter, self.mode],
-                          [self.status, self.mode, self.target, self.verdict, self.note, self.correction, *shared],
-                          **PRIVATE)
-        self.mine.select(_first_cell, None, self.edit_target, **PRIVATE)
-        self.change.click(self.on_change, [self.edit_target, self.edit_verdict],
-                          [self.edit_status, self.edit_verdict, *shared], **PRIVATE)
-        self.withdraw_button.click(self.on_withdraw, [self.edit_target], [self.edit_status, self.edit_verdict, *shared],
+        self.submit.click(self.on_submit, [*form, self.filter, self.region],
+                          [self.status, self.filter, self.region, self.verdict, self.note, *target_view, *shared],
+                          **PRIVATE).then(None, js=SCROLL_TO_REGION, **PRIVATE)
+        self.mine.select(self.on_pick_mine, None, self.edit_target, **PRIVATE)
+        edited = [self.edit_status, self.edit_verdict, self.confirm_row, self.undo, *shared]
+        self.change.click(self.on_change, [self.edit_target, self.edit_verdict], edited, **PRIVATE)
+        self.withdraw_button.click(self.on_ask_withdraw, [self.edit_target], [self.edit_status, self.confirm_row],
                                    **PRIVATE)
-        self.mode_table.select(self.on_pick_mode, [self.filter], [self.tabs, self.filter, self.mode], **PRIVATE)
+        self.withdraw_no.click(lambda: ["Kept.", gr.Row(visible=False)], None, [self.edit_status, self.confirm_row],
+                               **PRIVATE)
+        self.withdraw_yes.click(self.on_withdraw, [self.edit_target], [*edited, self.withdrawn], **PRIVATE)
+        self.undo.click(self.on_undo, [self.withdrawn], [*edited, self.withdrawn], **PRIVATE)
+        self.region_table.select(self.on_pick_region, [self.filter], [self.tabs, self.filter, self.region], **PRIVATE)
 
-    def _mode_outputs(self) -> list:
-        gallery = [self.gallery] if self.gallery is not None else []
-        return [self.card, *gallery, self.examples, self.target, self.heatmap, self.verdict, self.note,
-                self.correction, self.yours]
-
-    def _detail_outputs(self) -> list:
-        return [self.clean, self.perturbed, self.output, self.expected, self.correction]
+    def _region_outputs(self) -> list:
+        shown = [self.gallery] if self.gallery is not None else [self.examples]
+        return [self.card, self.details, self.region_id, self.picture, *shown, self.cells, self.pair, self.heatmap,
+                self.target, self.target_line, self.whole, self.correction, self.verdict, self.note, self.yours,
+                self.submit]
 
     # handlers ------------------------------------------------------------------------------------
 
     def _queue(self, user: str | None, which: str) -> list[str]:
-        return self.app.reviews.queue(user, self.view.mode_ids, self.confirmed, which or "all")
+        return self.app.reviews.queue(user, self.view.region_ids, self.view.confirmed_ids, which or "all")
 
-    def _mode_dropdown(self, user: str | None, which: str, value: str | None) -> dict:
+    def _shown(self, user: str | None, which: str, value: str | None) -> str | None:
+        """The region a filter shows: ``value`` when it is in the filter's queue, else the queue's first (or None)."""
         queue = self._queue(user, which)
-        if value not in queue:
-            value = queue[0] if queue else None
-        return gr.Dropdown(choices=[(self.view.mode_label(mode), mode) for mode in queue], value=value)
+        return value if value in queue else queue[0] if queue else None
+
+    def _region_dropdown(self, user: str | None, which: str, value: str | None) -> dict:
+        queue = self._queue(user, which)
+        return gr.Dropdown(choices=[(self.view.region_label(region), region) for region in queue],
+                           value=self._shown(user, which, value))
 
     def _shared(self, user: str | None) -> list:
-        """Progress, my verdicts, the verdict picker, the mode table and the disagreement line."""
+        """Progress, my verdicts, the verdict picker, the region table and the disagreement line."""
         reviews, view = self.app.reviews, self.view
         mine = reviews.my_verdicts(user)
-        rows = [[r.target, view.describe(r.target), r.verdict.replace("_", " "), r.correction, r.note,
-                 r.timestamp[:16].replace("T", " ")] for r in mine]
-        choices = [(f"{r.target}: {short(view.describe(r.target), 50)} ({r.verdict.replace('_', ' ')})", r.target)
-                   for r in mine]
-        disputed = reviews.disagreements()
+        rows = [[view.describe(r.target), _verdict_and_note(r.verdict, r.note), _when(r.timestamp)] for r in mine]
+        choices = [(f"{short(view.describe(r.target), 34)} ({r.verdict.replace('_', ' ')})", r.target) for r in mine]
+        disputed = reviews.disagreements(view.region_ids)
         votes = reviews.votes()
         disagree = ("Reviewers disagree on " + "; ".join(
-            f"{plain(view.mode_label(mode))}: {plain(votes_text(votes[mode]))}" for mode in disputed) + "."
+            f"region {view.region_number(region)}: {plain(votes_text(votes[region]))}" for region in disputed) + "."
         ) if disputed else "No disagreement between reviewers so far."
         return [
-            reviews.progress(user, view.mode_ids),
+            reviews.progress(user, view.region_ids),
             gr.Dataframe(value=[[str(cell) for cell in row] for row in rows] or None, headers=MINE_COLUMNS),
             gr.Dropdown(choices=choices, value=None),
-            view.mode_table(reviews.votes()),
+            view.region_table(votes),
             disagree,
         ]
 
-    def on_load(self, which: str, pair: str, profile: gr.OAuthProfile | None) -> list:
-        """A visitor arrives: who they are, their queue of modes, their verdicts."""
+    def on_load(self, which: str, profile: gr.OAuthProfile | None) -> list:
+        """A visitor arrives: who they are, their queue of regions, their verdicts."""
         self.app.reviews.refresh()
         user = self.app.user_of(profile)
-        short_line = self.app.whoami_line(profile, warn=False)
-        return [self.app.whoami_line(profile), short_line, short_line, self._mode_dropdown(user, which, None),
-                *self._shared(user)]
+        return [self.app.whoami_line(profile), self.app.whoami_line(profile, warn=False),
+                self._region_dropdown(user, which, None), *self._shared(user)]
 
-    def on_filter(self, which: str, mode: str | None, profile: gr.OAuthProfile | None) -> list:
-        """Show the modes of another filter, keeping the current mode when it is among them."""
+    def on_filter(self, which: str, region: str | None, profile: gr.OAuthProfile | None) -> list:
+        """Show the regions of another filter, keeping the current region when it is among them."""
         user = self.app.user_of(profile)
-        return [self._mode_dropdown(user, which, mode), self.app.reviews.progress(user, self.view.mode_ids)]
+        card = gr.update() if self._shown(user, which, region) else EMPTY.get(which, EMPTY["all"])
+        return [self._region_dropdown(user, which, region), self.app.reviews.progress(user, self.view.region_ids), card]
 
-    def _step(self, which: str, mode: str | None, profile: gr.OAuthProfile | None, delta: int) -> dict:
+    def _step(self, which: str, region: str | None, profile: gr.OAuthProfile | None, delta: int) -> dict:
         queue = self._queue(self.app.user_of(profile), which)
         if not queue:
             return gr.Dropdown()
-        index = queue.index(mode) + delta if mode in queue else 0
+        index = queue.index(region) + delta if region in queue else 0
         return gr.Dropdown(value=queue[index % len(queue)])
 
-    def on_step(self, which: str, mode: str | None, profile: gr.OAuthProfile | None) -> dict:
-        """The next mode of the current filter."""
-        return self._step(which, mode, profile, +1)
+    def on_step(self, which: str, region: str | None, profile: gr.OAuthProfile | None) -> dict:
+        """The next region of the current filter."""
+        return self._step(which, region, profile, +1)
 
-    def on_step_back(self, which: str, mode: str | None, profile: gr.OAuthProfile | None) -> dict:
-        """The previous mode of the current filter."""
-        return self._step(which, mode, profile, -1)
+    def on_step_back(self, which: str, region: str | None, profile: gr.OAuthProfile | None) -> dict:
+        """The previous region of the current filter."""
+        return self._step(which, region, profile, -1)
 
-    def on_mode(self, mode: str | None, pair: str, profile: gr.OAuthProfile | None) -> list:
-        """Show a mode: its card, examples, target choices and heatmap; reset the form."""
+    def on_region(self, region: str | None, which: str, target: str | None, profile: gr.OAuthProfile | None) -> list:
+        """Show a region: its card, details, picture, examples, cells and heatmap; reset the form to the whole
+        region unless it is already aimed inside this region (Submit stays off while no region is shown)."""
         view, reviews = self.view, self.app.reviews
         user = self.app.user_of(profile)
-        position = ""
-        if mode in view.mode_ids:
-            position = f"Mode {view.mode_ids.index(mode) + 1} of {len(view.mode_ids)}:"
-        card = view.mode_card(mode, reviews.votes().get(mode or ""), position)
-        if mode is None and len(view.modes):
-            card = ("**Nothing left to show under this filter.** All done? Choose *all modes* above to look at any "
-                    "mode again, or *My verdicts* to change one.")
-        gallery = [[(image, caption) for _, image, caption in view.example_pairs(mode)]] if self.gallery else []
-        return [card, *gallery, view.examples_table(mode), gr.Dropdown(choices=self._target_choices(mode), value=mode),
-                self._heatmap(pair, mode), None, "", self._reset_correction(), self._yours(user, mode)]
+        if view.region_row(region) is None:
+            card = EMPTY.get(which or "all", EMPTY["all"]) if len(view.regions) else EMPTY["all"]
+            shown = [[]] if self.gallery is not None else [None]
+            return [card, "", "", None, *shown, None, gr.Dropdown(), None, None, "", gr.Button(visible=False),
+                    self._reset_correction(), None, "", "", gr.Button(interactive=False)]
+        if self.gallery is not None:
+            shown = [[(image, caption) for _, image, caption in view.example_pairs(region)]]
+        else:
+            shown = [view.examples_table(region)]
+        a, b = view.region_pair(region)
+        pair = f"{a}|{b}"
+        form = [*self._aim(region, region), None, ""]  # target, its line, "whole region", correction, verdict, note
+        if target and view.region_of(target) == region:  # shown again (a verdict moved on to it): keep what is typed
+            form = [gr.update()] * len(form)
+        return [view.region_card(region, reviews.votes().get(region)), view.region_details(region), region,
+                view.region_picture(region), *shown, view.cells_table(region),
+                gr.Dropdown(choices=self.pairs, value=pair), self._heatmap(pair, region), *form,
+                self._yours(user, region), gr.Button(interactive=True)]
 
-    def _yours(self, user: str | None, mode: str | None) -> str:
-        """The visitor's standing verdict on a mode, in one line (``""`` when none)."""
-        mine = self.app.reviews.my_verdict(user, mode) if mode else None
+    def _aim(self, target: str | None, region: str | None) -> list:
+        """The target state, the line that names it, the "whole region" button and the correction input."""
+        if not target:
+            return [None, "", gr.Button(visible=False), self._reset_correction()]
+        kind = target_type(target)
+        if kind == "region":
+            line = f"Your verdict on **region {self.view.region_number(target)}** (all its cells)"
+        else:
+            line = (f"Your verdict on **{plain(self.view.describe(target))}** only, inside region "
+                    f"{self.view.region_number(region or '')}")
+        correction = self._reset_correction(example=kind == "example")
+        return [target, line, gr.Button(visible=kind != "region"), correction]
+
+    def _yours(self, user: str | None, region: str | None) -> str:
+        """The visitor's standing verdict on a region, in one line (``""`` when none)."""
+        mine = self.app.reviews.my_verdict(user, region) if region else None
         if mine is None:
             return ""
-        return (f"Your verdict on this mode: **{mine.verdict.replace('_', ' ')}** "
-                f"({mine.timestamp[:16].replace('T', ' ')} UTC); submit again to change it.")
+        return f"You said **{mine.verdict.replace('_', ' ')}** ({_when(mine.timestamp)} UTC); submit to change it."
 
-    def _target_choices(self, mode: str | None) -> list[tuple[str, str]]:
-        if not mode:
-            return []
-        choices = [(f"the whole {self.view.describe(mode)}", mode)]
-        for _, row in self.view.examples(mode).iterrows():
-            label = (f"example q{int(row['query_id'])}: output {short(row['output'], 40)!r}, "
-                     f"expected {short(row['expected'], 40)!r}")
-            choices.append((label, f"q{int(row['query_id'])}"))
-        return choices
-
-    def _heatmap(self, pair: str | None, mode: str | None):
+    def _heatmap(self, pair: str | None, region: str | None):
         a, _, b = str(pair or "").partition("|")
         if not a or not b:
             return None
         from .heatmap import heatmap_image
 
-        row = self.view.mode_row(mode)
-        selected = {name: str(row[name]) for name in self.view.factor_names} if row is not None else None
+        selected = self.view.region_levels(region) if region else None
         return heatmap_image(self.view.landscape, self.view.space, (a, b), selected)
 
-    def on_pair(self, pair: str, mode: str | None) -> Any:
+    def on_pair(self, pair: str, region: str | None) -> Any:
         """Draw the heatmap of another factor pair."""
-        return self._heatmap(pair, mode)
+        return self._heatmap(pair, region)
 
-    def _reset_correction(self, example: Any = None) -> Any:
-        hint = PICK_HINT if example is None else "Optional: the right answer for this example."
+    def _reset_correction(self, example: bool = False) -> Any:
         kind = {"label": gr.Dropdown, "text": gr.Textbox, "image": gr.Radio}[self.view.correction_kind]
-        return kind(value=None, interactive=example is not None, info=hint)
+        info = "Optional: the right answer for this example." if example else "For one example: pick it first."
+        return kind(value=None, interactive=example, info=info)
 
-    def on_target(self, target: str | None) -> list:
-        """Show the chosen example's texts and allow a correction for it."""
-        example = self.view.example(target) if target and target_type(target) == "example" else None
-        if example is None:
-            return ["", "", "", "", self._reset_correction()]
-        return [str(example.get("clean_input", "")), str(example.get("input", "")), str(example.get("output", "")),
-                str(example.get("expected", "")), self._reset_correction(example)]
+    def on_pick_example(self, region: str | None, evt: gr.SelectData) -> list:
+        """Aim the verdict at the clicked example (a picture or a row)."""
+        ids = self.view.example_ids(region)
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not isinstance(index, int) or not 0 <= index < len(ids):
+            return self._aim(region, region)
+        return self._aim(ids[index], region)
 
-    def on_gallery(self, mode: str | None, evt: gr.SelectData) -> str | None:
-        """The example a clicked picture shows."""
-        ids = [example for example, _, _ in self.view.example_pairs(mode)]
-        return ids[evt.index] if isinstance(evt.index, int) and 0 <= evt.index < len(ids) else None
+    def on_pick_cell(self, region: str | None, evt: gr.SelectData) -> list:
+        """Aim the verdict at the clicked cell of the region."""
+        cells = self.view.cells(region)
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not isinstance(index, int) or not 0 <= index < len(cells):
+            return self._aim(region, region)
+        return self._aim(str(cells[index]), region)
+
+    def on_whole(self, region: str | None) -> list:
+        """Aim the verdict at the whole region again."""
+        return self._aim(region, region)
 
     def on_submit(self, target: str | None, verdict: str | None, correction: Any, note: str | None, which: str,
-                  mode: str | None, profile: gr.OAuthProfile | None) -> list:
-        """Store the verdict, reset the form and move on to the next unreviewed mode (after a verdict on a mode)."""
-        app = self.app
+                  region: str | None, profile: gr.OAuthProfile | None) -> list:
+        """Store the verdict, reset the form and, after a verdict on a region, move on to the next unreviewed one."""
+        app, view = self.app, self.view
         user = app.user_of(profile)
-        keep = [gr.update()] * 5  # mode, target, verdict, note, correction stay as they are
+        keep = [gr.update()] * 8  # the filter, region, verdict, note and the target stay as they are
+        if not target:
+            return ["**Not stored:** pick a region first.", *keep, *self._shared(user)]
         try:
-            record = app.record_verdict(target or "", verdict or "", correction or "", note or "", profile)
+            record = app.record_verdict(target, verdict or "", correction or "", note or "", profile)
         except InvalidFeedback as err:
             message = str(err)
             if message.startswith("choose a verdict first"):
                 message = "Choose a verdict first: press 1, 2 or 3, or click one."
             return [f"**Not stored:** {plain(message)}", *keep, *self._shared(user)]
-        status = (f"Stored **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))} as "
-                  f"**{plain(record.user)}**; {plain(app.where_stored())}.")
-        current = mode if mode in self.view.mode_ids else self.view.mode_of(record.target)
-        following = current
-        if record.target_type == "mode":
-            following = app.reviews.next_mode(record.user, self._queue(None, "all"), current)
-            if following is None:
-                status += " **You have reviewed every mode: thank you!**"
-        dropdown = self._mode_dropdown(record.user, which, following)
-        target = gr.Dropdown(choices=self._target_choices(following), value=following)
-        return [status, dropdown, target, None, "", self._reset_correction(),
-                *self._shared(record.user)]
+        stored = f"Stored **{record.verdict.replace('_', ' ')}** on "
+        following, done = region, False
+        if record.target_type == "region":
+            stored += f"region {view.region_number(record.target)}"
+            following = app.reviews.next_region(record.user, self._queue(None, "all"), region)
+            done = following is None
+            stored += f" — next: region {view.region_number(following)}" if following else ""
+            following = following or region
+        else:
+            stored += plain(view.describe(record.target)) + f" (inside region {view.region_number(region or '')})"
+        status = f"{stored} (as **{plain(record.user)}**)."
+        if done:
+            status += " **You have reviewed every region: thank you!**"
+        shown = which if following in self._queue(record.user, which) else "all"  # the last one stays in view
+        filter_ = gr.update() if shown == which else shown
+        return [status, filter_, self._region_dropdown(record.user, shown, following), None, "",
+                *self._aim(following, following), *self._shared(record.user)]
+
+    def on_pick_mine(self, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> dict:
+        """Choose the clicked row of my verdicts for a change or a withdrawal."""
+        mine = self.app.reviews.my_verdicts(self.app.user_of(profile))
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not isinstance(index, int) or not 0 <= index < len(mine):
+            return gr.Dropdown()
+        return gr.Dropdown(value=mine[index].target)
 
     def on_change(self, target: str | None, verdict: str | None, profile: gr.OAuthProfile | None) -> list:
         """Store a new verdict on one of the visitor's targets (keeping its correction and note)."""
         user = self.app.user_of(profile)
+        hidden = [gr.Row(visible=False), gr.Button(visible=False)]
         if not target:
-            return ["Pick one of your verdicts first.", gr.Radio(), *self._shared(user)]
+            return ["Pick one of your verdicts first.", gr.Radio(), *hidden, *self._shared(user)]
         old = self.app.reviews.my_verdict(user, target)
         try:
             record = self.app.record_verdict(target, verdict or "", old.correction if old else "",
                                              old.note if old else "", profile)
         except InvalidFeedback as err:
-            return [f"**Not changed:** {plain(err)}", gr.Radio(), *self._shared(user)]
+            return [f"**Not changed:** {plain(err)}", gr.Radio(), *hidden, *self._shared(user)]
         return [f"Changed: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))}.",
-                None, *self._shared(record.user)]
+                None, *hidden, *self._shared(record.user)]
+
+    def on_ask_withdraw(self, target: str | None, profile: gr.OAuthProfile | None) -> list:
+        """Ask once before a withdrawal."""
+        user = self.app.user_of(profile)
+        mine = self.app.reviews.my_verdict(user, target) if target else None
+        if mine is None:
+            return ["Pick one of your verdicts first.", gr.Row(visible=False)]
+        return [f"Withdraw your verdict **{mine.verdict.replace('_', ' ')}** on {plain(self.view.describe(target))}?",
+                gr.Row(visible=True)]
 
     def on_withdraw(self, target: str | None, profile: gr.OAuthProfile | None) -> list:
-        """Withdraw the visitor's verdict on a target."""
+        """Withdraw the visitor's verdict on a target; keep it for an undo."""
         user = self.app.user_of(profile)
-        if not target:
-            return ["Pick one of your verdicts first.", gr.Radio(), *self._shared(user)]
+        old = self.app.reviews.my_verdict(user, target) if target else None
         try:
-            record = self.app.record_withdrawal(target, profile)
+            record = self.app.record_withdrawal(target or "", profile)
         except InvalidFeedback as err:
-            return [f"**Not withdrawn:** {plain(err)}", gr.Radio(), *self._shared(user)]
+            return [f"**Not withdrawn:** {plain(err)}", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
+                    *self._shared(user), None]
+        undo = old.to_dict() if old is not None else None
         return [f"Withdrawn: your verdict on {plain(self.view.describe(record.target))}.", None,
-                *self._shared(record.user)]
+                gr.Row(visible=False), gr.Button(visible=undo is not None), *self._shared(record.user), undo]
 
-    def on_pick_mode(self, which: str, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> list:
-        """Open the clicked mode of the table in the review tab (showing all modes when it is filtered out)."""
-        mode = str(evt.row_value[0])
+    def on_undo(self, withdrawn: dict | None, profile: gr.OAuthProfile | None) -> list:
+        """Store the withdrawn verdict again (a new record with its verdict, correction and note)."""
         user = self.app.user_of(profile)
-        if mode not in self._queue(user, which):
+        if not withdrawn:
+            return ["Nothing to undo.", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
+                    *self._shared(user), None]
+        try:
+            record = self.app.record_verdict(withdrawn["target"], withdrawn["verdict"], withdrawn["correction"],
+                                             withdrawn["note"], profile)
+        except InvalidFeedback as err:
+            return [f"**Not restored:** {plain(err)}", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
+                    *self._shared(user), None]
+        return [f"Restored: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))}.",
+                None, gr.Row(visible=False), gr.Button(visible=False), *self._shared(record.user), None]
+
+    def on_pick_region(self, which: str, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> list:
+        """Open the clicked region of the table in the review tab (showing all regions when it is filtered out)."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        ids = self.view.region_ids
+        if not isinstance(index, int) or not 0 <= index < len(ids):
+            return [gr.Tabs(), which, gr.Dropdown()]
+        region = ids[index]
+        user = self.app.user_of(profile)
+        if region not in self._queue(user, which):
             which = "all"
-        return [gr.Tabs(selected="review"), which, self._mode_dropdown(user, which, mode)]
-
-
-def _first_cell(evt: gr.SelectData) -> str:
-    """The first cell of the clicked row (an example id or a target)."""
-    return str(evt.row_value[0])
+        return [gr.Tabs(selected="review"), which, self._region_dropdown(user, which, region)]

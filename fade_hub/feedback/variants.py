@@ -1,9 +1,15 @@
 """Mitigated variants beside the base model: find the adapters published for a run and read what they changed.
 
-An adapter written by ``fade-hub mitigate`` holds ``fade_eval.json`` (before/after figures per targeted mode),
+An adapter written by ``fade-hub mitigate`` holds ``fade_eval.json`` (before/after figures per target),
 ``eval/examples.parquet`` (each evaluation example's base and mitigated output) and pictures under ``plots/``;
 its model card's metadata links it to the run (``fade_hub: {run_id, lineage_run_ids}``, tags ``fade-hub`` and
 ``failure-mitigation``). Only those files are read (no weights, no torch).
+
+``fade_eval.json`` is read defensively: targets under ``regions`` (or ``targets``, or the older ``modes``), each
+figure as counts (``failures`` of ``queries`` or ``seeds``, ``rate``, ``ci_low``/``ci_high`` or ``low``/``high``)
+and each change as a number or an estimate with its interval (``value``/``estimate``, ``low``, ``high``); the
+parts shown are those present: the targets, clean seeds, collateral on unseen perturbations, the untargeted cells
+trained on (or, in older files, all untargeted cells).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import NETWORK_ERRORS, BadConfig, FadeHubError
-from .view import decode_image, short, side_by_side
-from .words import percent, plain
+from .pictures import decode_image, side_by_side
+from .view import LABEL_CHARS, short
+from .words import interval, plain, points, short_percent
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +34,6 @@ TAGS = ("fade-hub", "failure-mitigation")
 EVAL_FILE = "fade_eval.json"
 EXAMPLES_FILE = "eval/examples.parquet"
 MAX_LISTED = 1000  # adapters looked at per Hub query
-TABLE_COLUMNS = ["id", "failure mode", "verdicts", "before", "after", "change"]
 
 
 @dataclass
@@ -45,9 +51,19 @@ class Variant:
         """The run the adapter was trained for."""
         return str(self.evaluation.get("run_id") or (self.card.get("fade_hub") or {}).get("run_id") or "")
 
-    def modes(self) -> list[dict[str, Any]]:
-        """The targeted modes of ``fade_eval.json``."""
-        return list(self.evaluation.get("modes") or [])
+    def targets(self) -> list[dict[str, Any]]:
+        """The targets of ``fade_eval.json`` (regions, or the cells of older files), each with a ``key`` and a
+        ``label`` in words."""
+        found = []
+        for name in ("regions", "targets", "modes"):
+            items = self.evaluation.get(name)
+            if isinstance(items, list) and items:
+                for i, item in enumerate(entry for entry in items if isinstance(entry, Mapping)):
+                    key = str(item.get("region_id") or item.get("target") or item.get("action_id") or i)
+                    label = str(item.get("description") or item.get("label") or item.get("cell") or key)
+                    found.append({**item, "key": key, "label": label})
+                break
+        return found
 
 
 def published_for(run_ids: Iterable[str], *, token: str | None = None) -> list[str]:
@@ -126,104 +142,211 @@ def load_variants(specs: Iterable[str], *, token: str | None = None) -> tuple[li
     return variants, problems
 
 
-def counts_text(counts: Mapping[str, Any] | None) -> str:
-    """``50/60 failed (83%, 95% CI 72-91%)`` for a COUNTS mapping."""
-    if not counts or not counts.get("queries"):
-        return "no queries"
-    low, high = percent(counts.get("ci_low")).rstrip("%"), percent(counts.get("ci_high"))
-    return f"{int(counts['failures'])}/{int(counts['queries'])} failed ({percent(counts.get('rate'))}, 95% CI {low}-{high})"
+# the parts of fade_eval.json, in the order shown, each with its words
+PARTS = (
+    ("targeted", "the targeted failures"),
+    ("clean", "clean seeds"),
+    ("collateral", "collateral on unseen perturbations"),
+    ("untargeted_trained", "untargeted cells, trained on"),
+    ("untargeted", "the untargeted cells"),
+)
+TABLE_COLUMNS = ["what", "before", "after", "change"]
+EXAMPLE_COLUMNS = ["seed", "what happened"]
+ORDER = ("fixed", "regressed", "still fails", "still right")  # examples: what changed first
 
 
-def _change(before: Mapping | None, after: Mapping | None) -> str:
-    if not before or not after or before.get("rate") is None or after.get("rate") is None:
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # NaN is no number
+
+
+def _bounds(part: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(low, high) of a figure, wherever the file keeps them."""
+    ci = part.get("ci") or part.get("interval")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        return _number(ci[0]), _number(ci[1])
+    return (_number(part.get("ci_low", part.get("low"))), _number(part.get("ci_high", part.get("high"))))
+
+
+def estimate(value: Any) -> tuple[float | None, float | None, float | None]:
+    """(point, low, high) of a change or a drop given as a number or as an estimate with its interval."""
+    if isinstance(value, Mapping):
+        point = _number(value.get("value", value.get("estimate", value.get("mean"))))
+        return (point, *_bounds(value))
+    return _number(value), None, None
+
+
+def counts_text(counts: Mapping[str, Any] | None, *, of: bool = True) -> str:
+    """``83% [72, 91] (50 of 60)`` for a figure of ``fade_eval.json`` (``of``: with the counts); ``not measured``
+    when absent."""
+    if not isinstance(counts, Mapping):
+        return "not measured"
+    total = _number(counts.get("queries", counts.get("seeds", counts.get("n"))))
+    failures = _number(counts.get("failures"))
+    rate = _number(counts.get("rate"))
+    if rate is None and failures is not None and total:
+        rate = failures / total
+    if rate is None:
+        return "not measured"
+    low, high = _bounds(counts)
+    text = f"{short_percent(rate)} {interval(low, high)}".strip()
+    return text + (f" ({int(failures)} of {int(total)})" if of and failures is not None and total else "")
+
+
+def change_text(value: Any, unit: str = "points") -> str:
+    """``-75 points [-90, -60]`` (or ``down 88% [79, 95]`` for a drop) for a change of ``fade_eval.json``."""
+    point, low, high = estimate(value)
+    if point is None:
         return ""
-    return f"{100 * (float(after['rate']) - float(before['rate'])):+.0f} points"
+    if unit == "drop":
+        return f"down {short_percent(point)} {interval(low, high)}".strip()
+    return points(point, low, high)
+
+
+def _part_change(key: str, part: Mapping[str, Any]) -> str:
+    """The change of one part in words: a drop for the targets, points of failure rate for the others (the file's
+    own estimate and interval when it has one, else after minus before)."""
+    if key == "targeted" and part.get("drop") is not None:
+        return change_text(part["drop"], "drop")
+    for name in ("change", "rise", "difference"):
+        if estimate(part.get(name))[0] is not None:
+            return change_text(part[name])
+    before, after = _number((part.get("before") or {}).get("rate")), _number((part.get("after") or {}).get("rate"))
+    return change_text(after - before) if before is not None and after is not None else ""
+
+
+def parts(variant: Variant) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(key, words, figures) of the parts ``fade_eval.json`` holds, in the order shown; the older ``untargeted``
+    only when the file has no collateral figure."""
+    evaluation = variant.evaluation
+    found = [(key, label, evaluation[key]) for key, label in PARTS if isinstance(evaluation.get(key), Mapping)]
+    if any(key == "collateral" for key, _, _ in found):
+        found = [item for item in found if item[0] != "untargeted"]
+    return found
 
 
 def before_after_table(variant: Variant) -> pd.DataFrame:
-    """One row per targeted mode, then the pooled targeted modes, the clean seeds and the untargeted cells."""
+    """One row per target, then one per part (targeted, clean, collateral, ...): failures before and after, with
+    95 % intervals, and the change."""
     rows = []
-    for mode in variant.modes():
-        votes = mode.get("votes") or {}
-        rows.append([str(mode.get("action_id", "")), str(mode.get("cell", "")),
-                     ", ".join(f"{n} {verdict.replace('_', ' ')}" for verdict, n in votes.items() if n),
-                     counts_text(mode.get("before")), counts_text(mode.get("after")),
-                     _change(mode.get("before"), mode.get("after"))])
-    evaluation = variant.evaluation
-    for key, label in (("targeted", "all targeted modes"), ("clean", "clean seeds"),
-                       ("untargeted", "untargeted cells")):
-        part = evaluation.get(key) or {}
-        rows.append(["", label, "", counts_text(part.get("before")), counts_text(part.get("after")),
-                     _change(part.get("before"), part.get("after"))])
+    for item in variant.targets():
+        rows.append([f"target: {item['label']}", counts_text(item.get("before"), of=False),
+                     counts_text(item.get("after"), of=False), _part_change("targeted", item)])
+    for key, label, part in parts(variant):
+        rows.append([label, counts_text(part.get("before"), of=False), counts_text(part.get("after"), of=False),
+                     _part_change(key, part)])
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def title(variant: Variant) -> str:
+    """The variant's name as people know it: the repo id, or the folder's name."""
+    path = Path(variant.name)
+    return path.name if path.is_dir() else variant.name
 
 
 def headline(variant: Variant) -> str:
     """The variant in a few plain sentences (Markdown, every value escaped)."""
     evaluation = variant.evaluation
-    targeted = evaluation.get("targeted") or {}
-    clean = evaluation.get("clean") or {}
-    seeds = evaluation.get("eval_seeds") or {}
-    drop = targeted.get("drop")
+    targets = variant.targets()
+    kind = "region" if evaluation.get("regions") else "target"
     lines = [
-        f"### {plain(variant.name)}",
+        f"### {plain(title(variant))}",
         (f"A LoRA adapter on **{plain(evaluation.get('base_model', '?'))}**, trained for run "
-         f"**{plain(variant.run_id or '?')}** on {len(variant.modes())} failure mode"
-         f"{'' if len(variant.modes()) == 1 else 's'} that reviewers marked *fix*."),
-        f"**Targeted modes:** {plain(counts_text(targeted.get('before')))} before, "
-        f"{plain(counts_text(targeted.get('after')))} after"
-        + (f" (failures down {percent(drop)})." if drop is not None else "."),
-        f"**Clean seeds:** {plain(counts_text(clean.get('before')))} before, {plain(counts_text(clean.get('after')))} after.",
+         f"**{plain(variant.run_id or '?')}** against {len(targets)} {kind}{'' if len(targets) == 1 else 's'} "
+         "reviewers marked *fix*."),
     ]
-    if evaluation.get("wasserstein") is not None:
-        lines.append(f"**Landscape shift** (Wasserstein distance): {float(evaluation['wasserstein']):.3f}.")
+    for key, label, part in parts(variant):
+        before, after = counts_text(part.get("before")), counts_text(part.get("after"))
+        change = _part_change(key, part)
+        lines.append(f"**{plain(label[0].upper() + label[1:])}:** {plain(before)} failed before, {plain(after)} after"
+                     + (f" ({plain(change)})." if change else "."))
+    seeds = evaluation.get("eval_seeds") or {}
     if seeds:
-        lines.append(f"Evaluated on {int(seeds.get('count') or 0)} seeds the adapter never trained on "
-                     f"({plain(seeds.get('source', '?'))}).")
+        lines.append(f"Measured on {int(_number(seeds.get('count')) or 0)} seeds the adapter never trained on "
+                     f"({plain(seeds.get('source', '?'))}); 95% intervals in brackets.")
     return "\n\n".join(lines)
 
 
-def mode_choices(variant: Variant) -> list[tuple[str, str]]:
-    """Dropdown choices (label, action id) of the variant's targeted modes."""
-    return [(f"{mode.get('cell', '')} (id {mode.get('action_id')})", str(mode.get("action_id")))
-            for mode in variant.modes()]
+def shift_text(variant: Variant) -> str:
+    """The secondary landscape-shift figure with its limitation, or ``""``."""
+    value = _number(variant.evaluation.get("wasserstein"))
+    if value is None:
+        return ""
+    return (f"Landscape shift (Wasserstein distance between the sorted per-cell failure rates): {value:.3f}. It says "
+            "how much the spread of failure rates moved, not which cells changed.")
 
 
-def _mark(failed: Any) -> str:
-    return "fails" if bool(failed) else "ok"
+def _target_cells(item: Mapping[str, Any]) -> list[int]:
+    cells = item.get("cells")
+    if isinstance(cells, (list, tuple)):
+        return [int(c) for c in cells if _number(c) is not None]
+    return [int(item["action_id"])] if _number(item.get("action_id")) is not None else []
 
 
-def examples_table(variant: Variant, action_id: str | None) -> pd.DataFrame:
-    """The mode's evaluation examples as text: seed, input, expected, base and mitigated output."""
+def target_choices(variant: Variant) -> list[tuple[str, str]]:
+    """Dropdown choices (label, key) of the variant's targets, then every example."""
+    choices = [(short(item["label"], LABEL_CHARS), item["key"]) for item in variant.targets()]
+    return choices + ([("every evaluation example", "all")] if len(choices) != 1 else [])
+
+
+def _examples_of(variant: Variant, key: str | None) -> pd.DataFrame:
+    """The evaluation examples of one target (all of them for ``"all"``), fixed first, then regressed, then the rest."""
     frame = variant.examples
-    columns = ["seed", "input", "expected", "base output", "base", "mitigated output", "mitigated"]
-    if frame.empty or action_id is None:
-        return pd.DataFrame(columns=columns)
-    rows = frame[frame["action_id"].astype(str) == str(action_id)]
-    table = pd.DataFrame({
-        "seed": rows["seed_id"].astype(str), "input": rows["input"].astype(str),
-        "expected": rows["expected"].astype(str), "base output": rows["base_output"].astype(str),
-        "base": [_mark(v) for v in rows["base_failure"]], "mitigated output": rows["mitigated_output"].astype(str),
-        "mitigated": [_mark(v) for v in rows["mitigated_failure"]],
-    }, columns=columns)
-    return table if (table["input"] != "").any() else table.drop(columns="input")  # images: the gallery shows them
+    if frame.empty:
+        return frame
+    item = next((item for item in variant.targets() if item["key"] == key), None)
+    if item is not None:
+        if "region_id" in frame.columns and item.get("region_id"):
+            frame = frame[frame["region_id"].astype(str) == str(item["region_id"])]
+        elif "action_id" in frame.columns:
+            frame = frame[frame["action_id"].isin(_target_cells(item))]
+    what = [_what(row) for row in frame.itertuples()]
+    return frame.assign(_what=what, _order=[ORDER.index(w) for w in what]).sort_values("_order", kind="mergesort")
 
 
-def example_images(variant: Variant, action_id: str | None) -> list[tuple[Any, str]]:
-    """(picture, caption) per image example: the input (or base | mitigated images for text-to-image)."""
-    frame = variant.examples
-    if frame.empty or action_id is None or "image" not in frame.columns:
+def _what(row: Any) -> str:
+    before, after = bool(getattr(row, "base_failure", False)), bool(getattr(row, "mitigated_failure", False))
+    if before and not after:
+        return "fixed"
+    if after and not before:
+        return "regressed"
+    return "still fails" if before else "still right"
+
+
+def _happened(row: Any) -> str:
+    """``fixed: the base model said 'circle', the mitigated one 'square' (expected 'square')``."""
+    return (f"{row['_what']}: base said {short(row['base_output'], 40)!r}, mitigated "
+            f"{short(row['mitigated_output'], 40)!r} (expected {short(row['expected'], 40)!r})")
+
+
+def examples_table(variant: Variant, key: str | None) -> pd.DataFrame:
+    """A target's evaluation examples as text (the input for text, else the seed; what happened), fixed first, then
+    regressed, then unchanged."""
+    rows = _examples_of(variant, key)
+    if rows.empty:
+        return pd.DataFrame(columns=EXAMPLE_COLUMNS)
+    texts = rows["input"].astype(str) if "input" in rows.columns else pd.Series("", index=rows.index)
+    first = ("input", texts) if (texts != "").any() else ("seed", rows["seed_id"].astype(str))  # images: the gallery
+    return pd.DataFrame({first[0]: first[1], "what happened": [_happened(row) for _, row in rows.iterrows()]})
+
+
+def example_images(variant: Variant, key: str | None) -> list[tuple[Any, str]]:
+    """(picture, caption) per image example, fixed → regressed → unchanged: the input (or base | mitigated images
+    for text-to-image)."""
+    rows = _examples_of(variant, key)
+    if rows.empty or "image" not in rows.columns:
         return []
     items = []
-    for _, row in frame[frame["action_id"].astype(str) == str(action_id)].iterrows():
+    for _, row in rows.iterrows():
         image = decode_image(row.get("image"))
         if image is None:
             continue
-        base_image = decode_image(row.get("base_image")) if "base_image" in frame.columns else None
+        base_image = decode_image(row.get("base_image")) if "base_image" in rows.columns else None
         if base_image is not None:
             image = side_by_side(base_image, image, labels=("base", "mitigated"))
-        caption = (f"{short(row['seed_id'], 24)}: base said {short(row['base_output'], 20)!r} "
-                   f"({_mark(row['base_failure'])}), mitigated {short(row['mitigated_output'], 20)!r} "
-                   f"({_mark(row['mitigated_failure'])})")
+        caption = f"{short(row['seed_id'], 32)} · {_happened(row)}"
         items.append((image, caption))
     return items

@@ -1,43 +1,43 @@
-"""RunView: what the feedback app shows of one run, as display strings, plain words and pictures.
+"""RunView: what the feedback app shows of one run, region by region, as display strings, plain words and pictures.
 
-Presentation over ``fade_hub.run.Run`` (which reads the run and resolves targets); no UI objects here.
+Reviewers judge *regions* (``fade_hub.characterize``'s ``regions`` table, worst first); the cells of a region and
+its failing examples are a drill-down inside it. Presentation over ``fade_hub.run.Run`` (which reads the run and
+resolves targets); no UI objects here.
 """
 
 from __future__ import annotations
 
-import io
+import json
+import math
 from collections import Counter
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..run import BadTarget, Run, target_type
+from ..errors import FadeHubError
+from ..evidence import Evidence, whole
+from ..run import BadTarget, Run, canonical_target, target_type
 from ..tasks import TASKS
+from .pictures import decode_image, open_image, side_by_side
 from .records import InvalidFeedback
-from .words import (
-    clean_words,
-    confirmed_words,
-    evidence_words,
-    expectation_words,
-    perturbation_words,
-    plain,
-    rate_words,
-    severity_words,
-    uncertain_words,
-)
+from .words import cell_words, interval, plain, region_details, region_facts, short_percent
 
 IMAGE_CHOICES = ("accept", "reject")
-MAX_EXAMPLES = 48  # examples shown per failure mode
-MODE_COLUMNS = ["id", "failure mode", "failure rate [95% CI]", "verdicts"]
-EXAMPLE_SIDE = 224  # px: each half of a clean | perturbed pair is at least this wide
+MAX_EXAMPLES = 12  # examples shown per region
+REGION_COLUMNS = ["#", "region", "fails (95% interval)", "verdicts"]
+CELL_COLUMNS = ["cell", "failing seeds", "95% interval"]
+# every table of the app: text cells that wrap, shown whole (a page scrolls, never a box inside it)
+TABLE = {"datatype": "str", "interactive": False, "wrap": True, "max_height": 100_000, "elem_classes": "fade-table"}
+LABEL_CHARS = 32  # characters of a region's description in a dropdown (what a phone's dropdown holds)
 
 
 # relative widths of table columns, so that every table fits its column (a phone included) and wraps its cells
-_WEIGHTS = {"id": 1.2, "target": 1.2, "seed": 2.0, "verdict": 1.6, "verdicts": 1.8, "change": 1.6, "base": 1.2,
-            "mitigated": 1.4, "severity": 1.4, "when (UTC)": 1.8, "what": 3.0, "failure mode": 3.4, "clean input": 3.0,
-            "perturbed input": 3.0, "input": 3.0}
+_WEIGHTS = {"#": 0.6, "verdict and note": 2.8, "verdicts": 2.2, "when (UTC)": 1.8, "what": 3.0, "region": 3.0,
+            "clean input": 3.0, "perturbed input": 3.0, "cell": 3.0, "failing seeds": 2.0, "95% interval": 1.6,
+            "before": 1.6, "after": 1.6, "change": 1.8, "seed": 2.6, "input": 3.0, "what happened": 3.6}
 
 
 def column_widths(columns: list[str]) -> list[str]:
@@ -61,52 +61,8 @@ def votes_text(votes: Counter | None) -> str:
     return text + (" (disagree)" if len(votes) > 1 else "")
 
 
-def open_image(source: Any):
-    """An RGB PIL image from a path or a binary file, or None when it is no readable image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(source) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError):
-        return None
-
-
-def decode_image(cell: Any):
-    """A PIL image from a parquet ``datasets.Image`` cell (or raw bytes), or None."""
-    data = cell.get("bytes") if isinstance(cell, dict) else cell if isinstance(cell, bytes) else None
-    return open_image(io.BytesIO(data)) if data else None
-
-
-def side_by_side(left, right, labels: tuple[str, str] = ("clean seed", "perturbed"), side: int = EXAMPLE_SIDE):
-    """One picture: ``left`` beside ``right`` (or ``right`` alone when ``left`` is None), each labelled below."""
-    from PIL import Image, ImageDraw
-
-    images = [image for image in (left, right) if image is not None]
-    scaled = []
-    for image in images:
-        factor = max(side / image.width, side / image.height, 1.0)
-        size = (round(image.width * factor), round(image.height * factor))
-        scaled.append(image.resize(size, Image.NEAREST if factor >= 2 else Image.BICUBIC))
-    from PIL import ImageFont
-
-    font = ImageFont.load_default(size=18)
-    gap, label_h = 8, 26
-    width = sum(image.width for image in scaled) + gap * (len(scaled) - 1)
-    height = max(image.height for image in scaled) + label_h
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    labels = labels if left is not None else labels[1:]
-    x = 0
-    for image, label in zip(scaled, labels):
-        canvas.paste(image, (x, 0))
-        draw.text((x + 4, image.height + 3), label, fill="#333333", font=font)
-        x += image.width + gap
-    return canvas
-
-
 class RunView:
-    """What the app shows of one run: metadata, ranked failure modes in words, examples, known labels."""
+    """What the app shows of one run: metadata, ranked regions in words, their cells and examples, known labels."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -114,7 +70,7 @@ class RunView:
         self.space = run.space
         self.factor_names = run.factor_names
         self.landscape = run.landscape
-        self.modes = run.modes
+        self.regions = run.regions.sort_values("rank").reset_index(drop=True)
         failures = run.failures
         self.failures = failures.sort_values(["severity", "query_id"], ascending=[False, True], kind="mergesort")
         self.task = run.task
@@ -128,15 +84,12 @@ class RunView:
         """Read a run from a local run directory or a pushed dataset repo."""
         return cls(Run.open(spec, token=token))
 
+    # the run --------------------------------------------------------------------------------------------
+
     @property
     def run_id(self) -> str:
         """The run's id."""
         return self.run.run_id
-
-    @property
-    def mode_ids(self) -> list[str]:
-        """The failure modes' targets, worst first."""
-        return [str(int(action_id)) for action_id in self.modes["action_id"]]
 
     @property
     def labels(self) -> list[str]:
@@ -147,16 +100,31 @@ class RunView:
         seen = set(self.failures["expected"].astype(str)) | set(self.failures["output"].astype(str))
         return sorted(label for label in seen if label)
 
+    def headline(self) -> str:
+        """The run in one plain sentence (Markdown, run text escaped): the model, what was tried, what was found."""
+        meta = self.meta
+        seeds = meta.get("seeds") or {}
+        count = int(seeds.get("explore") or 0) + int(seeds.get("held_out") or 0)
+        kind = {"image": "images", "text": "texts", "prompt": "prompts"}.get(self.space.modality, "inputs")
+        confirmed = int(self.regions["confirmed"].astype(bool).sum()) if len(self.regions) else 0
+        found = (f"**{len(self.regions)} failure region{'s' if len(self.regions) != 1 else ''}** to review"
+                 + (f", {confirmed} confirmed on seeds the search never saw." if confirmed else "."))
+        if not len(self.regions):
+            found = "**no failure region**: nothing to review."
+        tried = f"{count} seed {kind}" if count else f"seed {kind}"
+        return (f"The model **{plain(self.run.model_text or '?')}** was asked about {tried} changed in "
+                f"{len(self.landscape)} ways; this run found {found}")
+
     def summary(self) -> str:
-        """One line about the run: model, run id, task, space, counts (plain text, for a text box)."""
+        """The run's particulars: model, run id, task, space, algorithm, counts (plain text, for a details box)."""
         meta = self.meta
         space = meta.get("space_name") or self.space.name
         return (
-            f"model {meta.get('model_id', '?')} · run {self.run_id} · {self.task} · "
-            f"{f'space {space} ' if space else ''}({len(self.landscape)} cells) · "
-            f"{meta.get('algorithm', '?')} · "
-            f"{meta.get('queries', '?')} queries, {meta.get('failures', '?')} failures · "
-            f"{len(self.modes)} failure modes"
+            f"model {meta.get('model_id', '?')} · run {self.run_id} · task {self.task} · "
+            f"{f'space {space} ' if space else ''}({len(self.landscape)} cells: "
+            f"{' × '.join(f'{factor.name} ({len(factor.levels)})' for factor in self.space.factors)}) · "
+            f"search {meta.get('algorithm', '?')} · {meta.get('queries', '?')} queries, {meta.get('failures', '?')} "
+            f"failing · {len(self.regions)} regions · judge {(meta.get('judge') or {}).get('name', '?')}"
         )
 
     def lineage_text(self) -> str:
@@ -170,113 +138,193 @@ class RunView:
                 f"Feedback here is recorded for this run ({self.run_id}); the next mitigation reads it together with "
                 f"the feedback of the earlier runs ({runs or 'none recorded'}).")
 
-    def mode_levels(self, row: pd.Series | Mapping) -> str:
-        """``rotation=5, brightness=0.4`` for a landscape row."""
-        return self.run.cell_text(row)
+    # regions -----------------------------------------------------------------------------------------------
 
-    def mode_row(self, mode: str | None) -> pd.Series | None:
-        """The landscape row of a failure mode, or None."""
-        if not mode or target_type(str(mode)) != "mode":
+    @property
+    def region_ids(self) -> list[str]:
+        """The regions' targets, worst first."""
+        return [str(region_id) for region_id in self.regions["region_id"]]
+
+    @property
+    def confirmed_ids(self) -> set[str]:
+        """The regions confirmed on held-out seeds."""
+        return {str(row.region_id) for row in self.regions.itertuples() if bool(row.confirmed)}
+
+    def region_row(self, region_id: str | None) -> Any:
+        """The ``regions`` row (a named tuple) of a region id, or None."""
+        if not region_id:
             return None
-        rows = self.modes[self.modes["action_id"] == int(mode)]
-        return rows.iloc[0] if len(rows) else None
+        for row in self.regions.itertuples():
+            if row.region_id == region_id:
+                return row
+        return None
 
-    def mode_table(self, votes: Mapping[str, Counter] | None = None) -> pd.DataFrame:
-        """The ranked failure modes as display strings, with the verdicts given so far."""
-        votes = votes or {}
-        rows = [
-            [
-                str(int(row["action_id"])),
-                f"#{int(row['rank'])} {self.mode_levels(row)}",
-                (f"{row['failure_rate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}], "
-                 f"{int(row['failures'])}/{int(row['seeds'])}{' (uncertain)' if bool(row['uncertain']) else ''}; "
-                 f"confirmed: {'yes' if bool(row['confirmed']) else 'no' if int(row['confirm_seeds']) else 'not run'}"),
-                votes_text(votes.get(str(int(row["action_id"])))),
-            ]
-            for _, row in self.modes.iterrows()
-        ]
-        return pd.DataFrame(rows, columns=MODE_COLUMNS)
+    def region_number(self, region_id: str) -> int:
+        """The region's rank (1 = worst)."""
+        row = self.region_row(region_id)
+        return int(row.rank) if row is not None else 0
 
-    def mode_label(self, mode: str) -> str:
-        """``#3  rotation=45, brightness=0.15  (9/14 failed)`` for a dropdown."""
-        row = self.mode_row(mode)
+    def region_label(self, region_id: str) -> str:
+        """``2 · rotation ±30 and brightness 0.2 (any…`` for a dropdown (short enough for a phone)."""
+        row = self.region_row(region_id)
+        return f"{int(row.rank)} · {short(row.description, LABEL_CHARS)}" if row is not None else region_id
+
+    def region_choices(self) -> list[tuple[str, str]]:
+        """Dropdown choices (label, region id), worst first."""
+        return [(self.region_label(region_id), region_id) for region_id in self.region_ids]
+
+    def region_card(self, region_id: str | None, votes: Counter | None = None) -> str:
+        """A region in plain words (Markdown; run text escaped): what it is, how often it fails, whether that held on
+        seeds the search never saw, per seed class."""
+        row = self.region_row(region_id)
         if row is None:
-            return mode
-        return f"#{int(row['rank'])}  {self.mode_levels(row)}  ({int(row['failures'])}/{int(row['seeds'])} seeds failed)"
-
-    def mode_choices(self) -> list[tuple[str, str]]:
-        """Dropdown choices (label, action id) of the failure modes, worst first."""
-        return [(self.mode_label(mode), mode) for mode in self.mode_ids]
-
-    def mode_card(self, mode: str | None, votes: Counter | None = None, position: str = "") -> str:
-        """A failure mode in plain words (Markdown; run text escaped)."""
-        row = self.mode_row(mode)
-        if row is None:
-            return "No failure mode to show." if not len(self.modes) else "Pick a failure mode."
-        levels = {name: str(row[name]) for name in self.factor_names}
-        examples = self.examples(mode)
-        source = str(examples["expected_source"].iloc[0]) if "expected_source" in examples and len(examples) else ""
-        judge = str((self.meta.get("judge") or {}).get("name", ""))
-        facts = [
-            f"**Fails:** {plain(rate_words(int(row['failures']), int(row['seeds']), row['ci_low'], row['ci_high']))}.",
-            f"**Clean inputs:** {plain(clean_words(self.meta.get('clean')))} {plain(evidence_words(row))}",
-            f"**Held-out check:** {plain(confirmed_words(row))}",
-            f"**Severity:** {plain(severity_words(judge, row['mean_severity']))}",
-            f"**Right answer:** {expectation_words(str(row.get('expectation', 'invariant')), source)}",
-        ]
-        uncertain = uncertain_words(row)
-        if uncertain:
-            facts.insert(1, f"**{plain(uncertain)}**")
+            return ""
+        facts = region_facts(row)
+        cells = f"{int(row.num_cells)} cell{'s' if int(row.num_cells) != 1 else ''} of the {len(self.landscape)} tried"
+        facts.append(f"**Where:** {cells}; its examples and cells are below.")
         if votes:
             facts.append(f"**Reviewers so far:** {plain(votes_text(votes))}"
-                         + (" — reviewers disagree on this mode." if len(votes) > 1 else ""))
-        lines = [
-            f"### {plain(position)} {plain(self.mode_levels(row))}",
-            (f"Rank #{int(row['rank'])} of {len(self.modes)} · id {int(row['action_id'])} · "
-             f"**{plain(perturbation_words(self.space, levels))}**"),
-            "\n".join(f"- {fact}" for fact in facts),
-        ]
-        return "\n\n".join(lines)
+                         + (" — reviewers disagree on this region." if len(votes) > 1 else ""))
+        return (f"### Region {int(row.rank)} of {len(self.regions)}\n\n**{plain(row.description)}**\n\n"
+                + "\n".join(f"- {fact}" for fact in facts))
 
-    def examples(self, mode: str | None) -> pd.DataFrame:
-        """The failing queries of one mode, most severe first (at most ``MAX_EXAMPLES``)."""
-        if not mode or target_type(str(mode)) != "mode":
+    def region_details(self, region_id: str | None) -> str:
+        """The statistics behind a region (Markdown): its id for the API, the tests and their p-values."""
+        row = self.region_row(region_id)
+        if row is None:
+            return ""
+        cells = self.landscape[self.landscape["action_id"].isin([int(c) for c in row.cells])]
+        return region_details(row, self.meta, list(cells.get("expectation", pd.Series(dtype=str)).astype(str)))
+
+    def region_table(self, votes: Mapping[str, Counter] | None = None) -> pd.DataFrame:
+        """The regions, worst first, as display strings with the verdicts given so far."""
+        votes = votes or {}
+        rows = []
+        for row in self.regions.itertuples():
+            low, high = (row.confirm_ci_low, row.confirm_ci_high) if _held_out(row) else (row.ci_low, row.ci_high)
+            rate = row.confirm_rate if _held_out(row) else row.failure_rate
+            where = "held-out seeds, confirmed" if bool(row.confirmed) else (
+                "held-out seeds, not confirmed" if _held_out(row) else "search seeds, not confirmed")
+            rows.append([str(int(row.rank)), str(row.description),
+                         f"{short_percent(rate)} {interval(low, high)} of {where}",
+                         votes_text(votes.get(str(row.region_id)))])
+        return pd.DataFrame(rows, columns=REGION_COLUMNS)
+
+    def region_picture(self, region_id: str | None):
+        """The run's picture of a region (its heatmap outlined, per-class bars) as a PIL image, or None."""
+        row = self.region_row(region_id)
+        if row is None or self.run.regions_computed:
+            return None
+        try:
+            path = self.run.file(f"plots/region_{int(row.rank)}.png")
+        except FadeHubError:
+            return None
+        return open_image(path)
+
+    def region_levels(self, region_id: str | None) -> dict[str, set[str]]:
+        """The factor levels a region admits (factor -> level strings; a factor it leaves free is absent)."""
+        row = self.region_row(region_id)
+        if row is None:
+            return {}
+        factors = json.loads(row.factors) if row.factors else {}
+        return {name: {str(level) for level in levels} for name, levels in factors.items() if name in self.factor_names}
+
+    def region_of(self, target: str) -> str | None:
+        """The region a target belongs to: itself, the region holding a cell, or the one holding an example."""
+        kind = target_type(target)
+        if kind == "region":
+            return target if self.region_row(target) is not None else None
+        if kind == "mode":
+            cell, classes = int(target), None
+        else:
+            example = self.example(target)
+            if example is None:
+                return None
+            cell, classes = int(example["action_id"]), str(example.get("context", ""))
+        for row in self.regions.itertuples():
+            admitted = [str(c) for c in row.classes]
+            if cell in set(int(c) for c in row.cells) and (classes is None or not admitted or classes in admitted):
+                return str(row.region_id)
+        return None
+
+    # examples and cells -----------------------------------------------------------------------------------
+
+    def _inside(self, region_id: str | None) -> pd.DataFrame:
+        """The failing queries in a region's cells and classes, most severe first."""
+        row = self.region_row(region_id)
+        if row is None:
             return self.failures.iloc[:0]
-        return self.failures[self.failures["action_id"] == int(mode)].head(MAX_EXAMPLES)
+        rows = self.failures[self.failures["action_id"].isin([int(c) for c in row.cells])]
+        classes = [str(c) for c in row.classes]
+        if classes and "context" in rows.columns:
+            rows = rows[rows["context"].astype(str).isin(classes)]
+        return rows
+
+    def examples(self, region_id: str | None, limit: int = MAX_EXAMPLES) -> pd.DataFrame:
+        """Failing examples of a region that span its cells and classes: each (seed, cell) once, every seed once
+        before any seed again, in turn over the (class, cell) groups (most failing first), at most ``limit``."""
+        rows = self._inside(region_id).drop_duplicates(["seed_id", "action_id"])
+        if not len(rows):
+            return rows
+        klass = rows["context"].astype(str) if "context" in rows.columns else pd.Series("", index=rows.index)
+        groups = pd.DataFrame({"klass": klass, "cell": rows["action_id"]})
+        sizes = groups.groupby(["klass", "cell"], sort=False).size().sort_values(ascending=False, kind="mergesort")
+        queues = [list(groups.index[(groups["klass"] == k) & (groups["cell"] == c)]) for k, c in sizes.index]
+        seed = rows["seed_id"].astype(str)
+        picked: list[Any] = []
+        for fresh_only in (True, False):  # one example per seed first, then other cells of seeds already shown
+            added = True
+            while added and len(picked) < limit:
+                added = False
+                for queue in queues:
+                    shown = set(seed[picked])
+                    choice = next((i for i in queue if i not in picked and not (fresh_only and seed[i] in shown)), None)
+                    if choice is not None and len(picked) < limit:
+                        picked.append(choice)
+                        added = True
+        return rows.loc[picked]
 
     def example(self, example_id: str) -> pd.Series | None:
         """The failing query ``q123``, or None."""
         rows = self.failures[self.failures["query_id"] == int(example_id[1:])]
         return rows.iloc[0] if len(rows) else None
 
-    def examples_table(self, mode: str | None) -> pd.DataFrame:
-        """The mode's examples as text: id, seed, clean and perturbed input, output, expected, severity."""
-        rows = self.examples(mode)
-        table = {
-            "id": [f"q{int(q)}" for q in rows["query_id"]],
-            "seed": rows["seed_id"].astype(str),
-        }
-        if self.has_text_inputs:
-            table["clean input"] = rows["clean_input"].astype(str)
-            table["perturbed input"] = rows["input"].astype(str)
-        table.update(output=rows["output"].astype(str), expected=rows["expected"].astype(str),
-                     severity=[f"{s:.2f}" for s in rows["severity"]])
-        return pd.DataFrame(table)
+    def example_ids(self, region_id: str | None) -> list[str]:
+        """The ids (``q123``) of the examples ``examples`` shows, in order."""
+        return [f"q{int(q)}" for q in self.examples(region_id)["query_id"]]
 
-    def example_pairs(self, mode: str | None) -> list[tuple[str, Any, str]]:
-        """(example id, clean | perturbed picture, caption) of the mode's examples that have an image."""
+    def cell_text(self, levels: Mapping[str, Any]) -> str:
+        """A cell in words: ``rotation 30, brightness 0.2``."""
+        return cell_words(self.factor_names, levels)
+
+    def caption(self, row: Mapping[str, Any]) -> str:
+        """What an example shows, in one line: what the model said and what was expected, the seed and the cell."""
+        return (f"said {short(row.get('output', ''), 30)!r}, expected {short(row.get('expected', ''), 30)!r} · seed "
+                f"{short(row.get('seed_id', ''), 32)} at {self.cell_text(row)}")
+
+    def example_pairs(self, region_id: str | None) -> list[tuple[str, Any, str]]:
+        """(example id, clean | perturbed picture, caption) of the region's examples that have an image."""
         items = []
-        for _, row in self.examples(mode).iterrows():
+        for _, row in self.examples(region_id).iterrows():
             perturbed = decode_image(row.get("image"))
             if perturbed is None:
                 continue
-            example = f"q{int(row['query_id'])}"
             clean = self.clean_image(row)
-            caption = f"{example}: said {short(row['output'], 30)!r}, expected {short(row['expected'], 30)!r}"
-            if clean is None:
-                caption += " (clean seed not stored)"
-            items.append((example, side_by_side(clean, perturbed), caption))
+            caption = self.caption(row) + (" (clean seed not stored)" if clean is None else "")
+            items.append((f"q{int(row['query_id'])}", side_by_side(clean, perturbed), caption))
         return items
+
+    def examples_table(self, region_id: str | None) -> pd.DataFrame:
+        """The region's examples as text, one row each: clean and perturbed input, what was said and expected."""
+        rows = self.examples(region_id)
+        table: dict[str, Any] = {}
+        if self.has_text_inputs:
+            table["clean input"] = rows["clean_input"].astype(str)
+            table["perturbed input"] = rows["input"].astype(str)
+        else:
+            table["cell"] = [self.cell_text(row) for _, row in rows.iterrows()]
+        table["answer"] = [f"said {row['output']}, expected {row['expected']}" for _, row in rows.iterrows()]
+        return pd.DataFrame(table, columns=[*table])
 
     def _local_seed_folder(self) -> Path | None:
         """The image folder the seeds came from, when the run is local and that folder is still here."""
@@ -286,7 +334,7 @@ class RunView:
         return Path(str(source)).resolve()
 
     def clean_image(self, row: Mapping[str, Any]):
-        """The unperturbed seed image of a failing query: a ``clean_image`` column, else the local seed folder."""
+        """The unperturbed seed image of a failing query: the ``clean_image`` column, else the local seed folder."""
         stored = decode_image(row.get("clean_image"))
         if stored is not None or self._seed_folder is None:
             return stored
@@ -295,19 +343,67 @@ class RunView:
             return None
         return open_image(path)
 
-    def describe(self, target: str) -> str:
-        """A short human description of a target."""
-        if target_type(target) == "mode":
-            row = self.mode_row(target)
-            return f"failure mode #{int(row['rank'])} ({self.mode_levels(row)})" if row is not None else f"cell {target}"
-        return f"example {target}"
+    @cached_property
+    def _evidence(self) -> pd.DataFrame:
+        """The exploration's (cell, seed) pairs (one outcome per pair), for per-cell counts inside a region."""
+        try:
+            pairs = Evidence.from_queries(self.run.queries).phase("explore")
+        except FadeHubError:
+            return pd.DataFrame(columns=["action_id", "seed_id", "context", "failure"])
+        return pairs
 
-    def mode_of(self, target: str) -> str | None:
-        """The failure mode a target belongs to (itself for a mode)."""
-        if target_type(target) == "mode":
-            return target
+    def cells(self, region_id: str | None) -> list[int]:
+        """The region's cells, most failing first."""
+        return [int(cell) for cell in self.cells_frame(region_id)["action_id"]]
+
+    def cells_frame(self, region_id: str | None) -> pd.DataFrame:
+        """Per cell of a region, on the seeds of its classes during the search: failing seeds, seeds, interval."""
+        from ..stats import wilson_interval
+
+        row = self.region_row(region_id)
+        if row is None:
+            return pd.DataFrame(columns=["action_id", "failures", "seeds", "low", "high"])
+        pairs = self._evidence
+        classes = [str(c) for c in row.classes]
+        inside = pairs[pairs["action_id"].isin([int(c) for c in row.cells])]
+        if classes:
+            inside = inside[inside["context"].astype(str).isin(classes)]
+        counts = inside.groupby("action_id")["failure"].agg(["sum", "count"])
+        out = []
+        for cell in (int(c) for c in row.cells):
+            k, n = (whole(counts.at[cell, "sum"]), int(counts.at[cell, "count"])) if cell in counts.index else (0, 0)
+            low, high = wilson_interval(k, n) if n else (math.nan, math.nan)
+            out.append({"action_id": cell, "failures": k, "seeds": n, "low": low, "high": high})
+        frame = pd.DataFrame(out)
+        rate = frame["failures"] / frame["seeds"].where(frame["seeds"] > 0)
+        return frame.assign(rate=rate).sort_values(["rate", "seeds"], ascending=False, kind="mergesort",
+                                                   na_position="last").reset_index(drop=True)
+
+    def cells_table(self, region_id: str | None) -> pd.DataFrame:
+        """The region's cells as display strings, most failing first."""
+        rows = []
+        for item in self.cells_frame(region_id).itertuples():
+            levels = self.space.level_strings(self.space.action_from_id(item.action_id))
+            seeds = f"{item.failures} of {item.seeds}" if item.seeds else "not tried"
+            bounds = f"{short_percent(item.low)} to {short_percent(item.high)}" if item.seeds else ""
+            rows.append([self.cell_text(levels), seeds, bounds])
+        return pd.DataFrame(rows, columns=CELL_COLUMNS)
+
+    # targets --------------------------------------------------------------------------------------------
+
+    def describe(self, target: str) -> str:
+        """A short human description of a target: ``region 2 (rotation ±30 …)``, ``cell rotation 30, …``."""
+        kind = target_type(target)
+        if kind == "region":
+            row = self.region_row(target)
+            return f"region {int(row.rank)} ({short(row.description, 60)})" if row is not None else f"region {target}"
+        if kind == "mode":
+            levels = self.space.level_strings(self.space.action_from_id(int(target)))
+            return f"cell {self.cell_text(levels)}"
         example = self.example(target)
-        return str(int(example["action_id"])) if example is not None else None
+        if example is None:
+            return f"example {target}"
+        return f"example {target} ({self.cell_text(example)})"
 
     def factor_pairs(self) -> list[tuple[str, str]]:
         """Factor pairs for the heatmap, in factor order (a one-factor space gives its factor twice)."""
@@ -316,32 +412,45 @@ class RunView:
             return [(names[0], names[0])]
         return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
 
+    def region_pair(self, region_id: str | None) -> tuple[str, str]:
+        """The factor pair that shows a region best: two it constrains (else the next ones), in factor order."""
+        constrained = [name for name in self.factor_names if name in self.region_levels(region_id)]
+        names = sorted(list(dict.fromkeys(constrained + self.factor_names))[:2], key=self.factor_names.index)
+        return (names[0], names[0]) if len(names) == 1 else (names[0], names[1])
+
     def check(self, target: str, correction: str) -> None:
-        """InvalidFeedback unless ``target`` is a failure mode or failing example here and the correction fits."""
+        """InvalidFeedback unless ``target`` is a region, a cell of a region or a failing example here and the
+        correction fits."""
         correction = str(correction or "").strip()
         try:
-            found = self.run.resolve(target)
+            kind = target_type(target)
+            target = canonical_target(target)
         except BadTarget as err:
             raise InvalidFeedback(str(err)) from None
-        if target_type(target) == "mode":
-            if found is None:
-                raise InvalidFeedback(
-                    f"target {target!r} is not a failure mode of run {self.run_id}; "
-                    "use an action_id from the failure-mode table"
-                )
-            if correction:
-                raise InvalidFeedback(
-                    "a correction applies to one example: pass an example id such as 'q12' as target, "
-                    "or leave the correction empty for a whole mode"
-                )
-            return
-        if found is None:
+        if kind == "region":
+            if self.region_row(target) is None:
+                raise InvalidFeedback(f"{short(target, 60)!r} is not a region of run {self.run_id}; pick one of its "
+                                      f"{len(self.regions)} regions (their ids are in the 'details' of each)")
+        elif kind == "mode":
+            cells = {int(c) for row in self.regions.itertuples() for c in row.cells}
+            if int(target) not in cells and self.run.resolve(target) is None:
+                raise InvalidFeedback(f"cell {target} is in no region of run {self.run_id}; give a verdict on a "
+                                      "region or on one of its cells")
+        elif self.example(target) is None:
             raise InvalidFeedback(f"target {target!r} is not a failing example of run {self.run_id}")
         if not correction:
             return
+        if kind != "example":
+            raise InvalidFeedback("a correction applies to one example: pick an example (its picture or row), or "
+                                  "leave the correction empty for a whole region or cell")
         if self.correction_kind == "label" and self.labels and correction not in self.labels:
             raise InvalidFeedback(
                 f"correction {correction!r} is not one of the model's labels: {', '.join(self.labels)}"
             )
         if self.correction_kind == "image" and correction not in IMAGE_CHOICES:
             raise InvalidFeedback(f"a generated image's correction is 'accept' or 'reject', not {correction!r}")
+
+
+def _held_out(row: Any) -> bool:
+    """Whether a region was tested on held-out seeds."""
+    return bool(getattr(row, "confirm_test", "") or "") and float(getattr(row, "confirm_seeds", 0) or 0) > 0

@@ -86,8 +86,8 @@ class MitigateConfig:
         check_output(self.output_dir)
         for source in self.feedback:
             if Path(source).expanduser().exists() and not Path(source).expanduser().is_dir():
-                raise BadConfig(f"--feedback {source} is a file; pass the feedback folder (space serve's "
-                                "--feedback-dir) or the feedback dataset repo")
+                raise BadConfig(f"--feedback {source} is a file; pass the folder that holds the feedback-*.jsonl "
+                                "files (space serve's --feedback-dir) or the feedback dataset repo id")
             if not Path(source).expanduser().exists():
                 if looks_like_path(source):
                     raise BadConfig(f"--feedback {source}: no such folder; pass the feedback folder or its dataset "

@@ -1,4 +1,4 @@
-"""fade-hub feedback Space: review a run's failure modes and give verdicts that land on the Hub.
+"""fade-hub feedback Space: review a run's failure regions and give verdicts that land on the Hub.
 
 Configured by Space variables and secrets (see README.md): FADE_FAILURES, FADE_FEEDBACK_REPO, HF_TOKEN, and
 optionally FADE_REVIEWERS, FADE_ADAPTERS, FADE_ALLOW_ANONYMOUS. When one is missing the page says what to add.
