@@ -8,6 +8,8 @@ from test_bad_input import Case, fails_cleanly
 from fade_hub.testing.generation import write_prompts
 from fade_hub.testing.inference_server import FixedBackend, serve
 
+pytestmark = pytest.mark.slow  # a model loads in each subprocess
+
 RUN = ("explore", "{model}", "--seeds", "{seeds}", "--output", "{root}/run", "--no-progress")
 CASES = {
     "rubric not YAML": Case((*RUN, "--judge-llm", "{model}", "--judge-rubric", "{root}/broken.yaml"),
