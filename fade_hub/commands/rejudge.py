@@ -9,7 +9,6 @@ cache when the same judge already read the same case (a second ``rejudge`` asks 
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 
 from ..options import add_options, build_config, check_ranges, option
 
-logger = logging.getLogger(__name__)
 _JUDGE = "LLM judge"
 
 

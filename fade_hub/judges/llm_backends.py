@@ -12,7 +12,6 @@ credential or a wrong route stops the run at once.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,7 +19,6 @@ from ..redact import redact_url
 from ..targets.endpoint import HF_AUTH_ADVICE, RemoteConfig, is_hugging_face_url, served_model_info
 from .rubric import REPLY_FORMAT, VERDICT_SCHEMA
 
-logger = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS = 96  # a verdict and a one-sentence reason
 JUDGE_TOKEN_ENV = "FADE_HUB_JUDGE_TOKEN"
