@@ -227,33 +227,6 @@ def cohen_kappa(table: np.ndarray, z: float = 1.96) -> tuple[float, float, float
     return kappa, max(kappa - z * se, -1.0), min(kappa + z * se, 1.0)
 
 
-def clustered_rate(failures: np.ndarray, samples: np.ndarray, z: float = 1.96) -> dict[str, float]:
-    """The failure probability of one sample pooled over seeds that were each sampled several times, with an
-    interval that treats the seed as the unit.
-
-    ``failures[i]`` of ``samples[i]`` answers of seed ``i`` failed. The rate is the pooled share; its variance is
-    the cluster-robust (between-seed) variance of that ratio, so that answers of one seed that fail together do
-    not pass for independent evidence. The interval is Wilson's at the Kish effective sample size (the number of
-    independent answers carrying the same information: at most the answers, at least the seeds when seeds fail
-    all or nothing). Returns ``rate``, ``ci_low``, ``ci_high``, ``seeds``, ``samples`` and ``effective``.
-    """
-    k, m = np.asarray(failures, dtype=float), np.asarray(samples, dtype=float)
-    keep = m > 0
-    k, m = k[keep], m[keep]
-    seeds, total = int(len(m)), float(m.sum())
-    if seeds == 0:
-        return {"rate": math.nan, "ci_low": 0.0, "ci_high": 1.0, "seeds": 0, "samples": 0, "effective": 0.0}
-    rate = float(k.sum() / total)
-    effective = total
-    if seeds > 1 and 0.0 < rate < 1.0:
-        variance = seeds / (seeds - 1) * float(((k - rate * m) ** 2).sum()) / total**2
-        if variance > 0:
-            effective = min(max(rate * (1.0 - rate) / variance, float(seeds)), total)
-    low, high = wilson_intervals(np.array([rate * effective]), np.array([effective]), z)
-    return {"rate": rate, "ci_low": float(low[0]), "ci_high": float(high[0]), "seeds": seeds, "samples": int(total),
-            "effective": float(effective)}
-
-
 def pass_hat_k(passes: np.ndarray, samples: np.ndarray, k: int) -> np.ndarray:
     """Per seed, the unbiased estimate that ``k`` fresh samples would all pass: C(passes, k) / C(samples, k) (NaN for
     a seed with fewer than ``k`` samples)."""
