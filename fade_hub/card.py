@@ -320,6 +320,7 @@ def build_dataset_card(
     min_queries: int | None = None,
     regions_note: str | None = None,
     variants: list[str] | None = None,
+    judge_section: list[str] | None = None,
 ) -> DatasetCard:
     """The run's dataset card: YAML configs/tags/task for the Hub and a readable body that leads with the regions."""
     levels = factor_levels(space)
@@ -344,6 +345,7 @@ def build_dataset_card(
         "",
         *_regions_section(regions, meta, region_images, regions_note),
         *variants_section(variants or []),
+        *(judge_section or []),
         *_space_section(space, levels),
         *_modes_section(landscape, names, examples, top_k),
         *_images_section(images),
@@ -373,9 +375,11 @@ OLD_RUN_NOTE = ("This run was recorded before fade-hub reported regions: its reg
                 "(screening only; its held-out queries were made for cells, not regions).")
 
 
-def run_card(store: RunStore, repo_id: str | None = None, token: str | None = None) -> DatasetCard:
+def run_card(store: RunStore, repo_id: str | None = None, token: str | None = None,
+             feedback: Any = None) -> DatasetCard:
     """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet and listing the mitigated
-    variants the Hub knows of when given."""
+    variants the Hub knows of when given; with resolved ``feedback`` records, the judge's agreement with the
+    reviewers too."""
     meta = store.read_meta()
     landscape = read_table(store.root / LANDSCAPE_FILE, str(store.root))
     note = None
@@ -388,12 +392,20 @@ def run_card(store: RunStore, repo_id: str | None = None, token: str | None = No
     examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
     space = ConceptSpace.from_dict(meta["space"])
     variants = published_for([str(meta.get("run_id") or "")], token=token) if repo_id else []  # pushed: its variants
+    from .judges.report import judge_lines, sampling_lines, samples_per_query
+
+    judged = judge_lines(meta) + (sampling_lines(meta, regions, store.read_queries()) if samples_per_query(meta) > 1 else [])
+    if feedback is not None:
+        from .judges.agreement import agreement_lines, check_judge
+
+        judged += agreement_lines(check_judge(pd.DataFrame(store.read_queries()), regions, feedback, meta["run_id"]))
     return build_dataset_card(meta, landscape, space, regions, examples=examples, images=assets.get("images"),
                               region_images=assets.get("regions"), repo_id=repo_id, regions_note=note,
-                              variants=variants)
+                              variants=variants, judge_section=judged)
 
 
-def write_card(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
-    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to; return the metadata."""
-    run_card(store, repo_id).save(store.root / "README.md")
+def write_card(store: RunStore, repo_id: str | None = None, feedback: Any = None) -> dict[str, Any]:
+    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to (and the judge's agreement with
+    resolved ``feedback`` records); return the metadata."""
+    run_card(store, repo_id, feedback=feedback).save(store.root / "README.md")
     return store.read_meta()

@@ -16,7 +16,8 @@ from .redact import RedactUrls
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
-COMMAND_MODULES = ("explore", "report", "compare", "check", "push", "mitigate", "pull", "demo", "space", "localhub")
+COMMAND_MODULES = ("explore", "rejudge", "report", "compare", "check", "push", "mitigate", "pull", "demo", "space",
+                   "localhub")
 
 
 class ArgumentParser(argparse.ArgumentParser):

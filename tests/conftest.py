@@ -186,6 +186,30 @@ def served(tiny_models):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def chat_model(session_dir) -> Path:
+    """The tiny chat model with the planted typo failure (``fade_hub.testing.generation``), trained once."""
+    from fade_hub.testing.generation import train_chat_model
+
+    return train_chat_model(session_dir / "models" / "chat-typos")
+
+
+@pytest.fixture(scope="session")
+def judge_model(session_dir) -> Path:
+    """The tiny chat model that judges the chat model's answers (``fade_hub.testing.judge_model``), trained once."""
+    from fade_hub.testing.judge_model import train_judge_model
+
+    return train_judge_model(session_dir / "models" / "judge")
+
+
+@pytest.fixture(scope="session")
+def sampling_model(session_dir) -> Path:
+    """The chat fixture that says the banned word on about 30 % of its samples on typo'd prompts only."""
+    from fade_hub.testing.generation import train_chat_model
+
+    return train_chat_model(session_dir / "models" / "chat-typos-sampled", failure_rate=0.3)
+
+
 # failure runs pushed to the session LocalHub, built once (tests/space_runs.py) ------------------------------
 
 

@@ -66,7 +66,7 @@ class Belief:
         fresh = [o for o in outcomes if o.fresh]
         if not fresh:
             return
-        self.model.update(self.pair_ids(fresh), [float(o.is_failure) for o in fresh])
+        self.model.update(self.pair_ids(fresh), [o.failed_share for o in fresh])  # a sampled query: its share
         self.seen += len(fresh)
         self._refresh()
 

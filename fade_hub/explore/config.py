@@ -108,6 +108,33 @@ class ExploreConfig:
                                            "(text-to-image) or, with an image-classifier judge, the least probability "
                                            "of the label the prompt names (default: its top class must be it).")
     clip: str | None = option(None, group=_JUDGE, help="Text-to-image: CLIP model ID scoring image-prompt similarity.")
+    judge_llm: str | None = option(None, group=_JUDGE, metavar="MODEL_ID", help="Judge text with a chat model and a "
+                                   "rubric (--judge-rubric): loaded here on --judge-device, or the model "
+                                   "--judge-endpoint / --judge-provider serves. It answers JSON verdicts with a "
+                                   "reason, greedily, cached by (rubric, judge, input, answer).")
+    judge_endpoint: str | None = option(None, group=_JUDGE, metavar="URL", help="The LLM judge is served at this URL "
+                                        "(a TGI, vLLM or OpenAI-compatible chat server); with the same retries and "
+                                        "--concurrency as --endpoint.")
+    judge_provider: str | None = option(None, group=_JUDGE, metavar="NAME", help="The LLM judge (--judge-llm) is "
+                                        "asked through this Inference Provider, with HF_TOKEN.")
+    judge_endpoint_token: str | None = option(None, group=_JUDGE, metavar="TOKEN", help="Bearer token sent to "
+                                              "--judge-endpoint and nowhere else (default: $FADE_HUB_JUDGE_TOKEN); "
+                                              "never recorded. HF_TOKEN goes to Hugging Face hosts only.")
+    judge_rubric: str | None = option(None, group=_JUDGE, metavar="NAME|FILE", help="What the LLM judge calls a "
+                                      "failure: a built-in rubric (harmful, refusal, off-task for text generation; "
+                                      "unfaithful, missing-key-point for summaries) or a YAML file with question, "
+                                      "fail, pass and optional examples (default: harmful, or unfaithful).")
+    judge_device: str | None = option(None, group=_JUDGE, help="Where a local LLM judge runs (default: as --device).")
+    judge_audit: int = option(0, group=_JUDGE, low=0, help="Mark this many judged answers, half failing and half "
+                              "passing, for reviewers to check (run.json judge_audit), so that the judge's agreement "
+                              "with them is measured on passes too.")
+    sampling: bool = option(False, group=_MODEL, help="Text generation: sample answers as deployed (--temperature, "
+                            "--top-p) instead of greedily; each (cell, seed) pair then stands for the share of its "
+                            "--samples-per-query answers that failed.")
+    temperature: float = option(1.0, group=_MODEL, low=0.0, low_open=True, help="With --sampling: temperature.")
+    top_p: float = option(1.0, group=_MODEL, low=0.0, high=1.0, low_open=True, help="With --sampling: nucleus top-p.")
+    samples_per_query: int = option(1, group=_MODEL, low=1, help="With --sampling: answers asked per (cell, seed) "
+                                    "pair; all of them count as one seed, failing on the share of them that fail.")
     # exploration
     algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
     mode: str = option("single", group=_SEARCH, choices=MODES, help="single: one cell per query (macroscopic); "
@@ -209,6 +236,10 @@ class ExploreConfig:
             raise BadConfig("--endpoint-token is sent to --endpoint, and none is given (--provider uses HF_TOKEN)")
         if self.push_to_hub:
             check_repo_id(self.push_to_hub, "--push-to-hub")
+        self.check_judge_llm()
+        if self.samples_per_query > 1 and not self.sampling:
+            raise BadConfig(f"--samples-per-query {self.samples_per_query} asks a greedy model the same question "
+                            "again: pass --sampling")
         if self.clip and self.judge not in (None, "clip"):
             raise BadConfig(f"--clip names the CLIP judge and --judge {self.judge} another; pass one of them")
         if self.private and self.public:
@@ -222,6 +253,31 @@ class ExploreConfig:
         if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
             stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
             raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole budget")
+
+    def check_judge_llm(self) -> None:
+        """The LLM judge's flags agree with each other and with the other judges; a rubric file reads."""
+        served = self.judge_endpoint or self.judge_provider
+        if not (self.judge_llm or served):
+            for flag, value in (("--judge-rubric", self.judge_rubric), ("--judge-endpoint-token", self.judge_endpoint_token)):
+                if value:
+                    raise BadConfig(f"{flag} is for the LLM judge: pass --judge-llm MODEL_ID or --judge-endpoint URL")
+            return
+        other = [flag for flag, value in (("--judge-keywords", self.judge_keywords), ("--judge-regex", self.judge_regex),
+                                          ("--judge", self.judge), ("--clip", self.clip)) if value]
+        if other:
+            raise BadConfig(f"--judge-llm/--judge-endpoint and {other[0]} name two judges; pass one of them")
+        if self.judge_endpoint and self.judge_provider:
+            raise BadConfig("--judge-endpoint and --judge-provider exclude each other")
+        if self.judge_provider and not self.judge_llm:
+            raise BadConfig("--judge-provider needs --judge-llm MODEL_ID: the model the provider serves")
+        if self.judge_endpoint and not self.judge_endpoint.startswith(("http://", "https://")):
+            raise BadConfig("--judge-endpoint must be an http:// or https:// URL")
+        if self.judge_endpoint_token and not self.judge_endpoint:
+            raise BadConfig("--judge-endpoint-token is sent to --judge-endpoint, and none is given")
+        if self.judge_rubric:
+            from ..judges.rubric import load_rubric
+
+            load_rubric(self.judge_rubric)
 
     @property
     def is_remote(self) -> bool:

@@ -21,7 +21,7 @@ from .grpo import GRPOSearchConfig, run_grpo
 from .belief import Belief
 from .policy import build_policy
 from .region_reward import RegionReward
-from .querier import Querier
+from .querier import Outcome, Querier
 from .sequential import walk
 
 # More distinct contexts than this and the policy is not conditioned on them.
@@ -94,7 +94,7 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         if env.mode == "single":
             outcomes = querier.query(actions, seed_ids, episode=list(range(first, first + len(actions))))
             if config.ppo_reward == "failures":
-                return [o.score for o in outcomes]
+                return failure_rewards(outcomes)
             if config.ppo_reward == "regions":
                 return regions(outcomes, querier.exhausted())
             return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts], querier.exhausted())
@@ -112,6 +112,14 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     if env.mode != "single":
         return None
     return policy.cell_probs(None)
+
+
+def failure_rewards(outcomes: Sequence[Outcome]) -> list[float]:
+    """The ``failures`` reward of each query; a query with no verdict gets the batch's mean reward, which moves the
+    group-relative advantage neither way (it is neither a pass nor a failure)."""
+    judged = [o.score for o in outcomes if o.judged]
+    neutral = sum(judged) / len(judged) if judged else 0.0
+    return [o.score if o.judged else neutral for o in outcomes]
 
 
 def explore_ppo(config: ExploreConfig, querier: Querier, seeds: Sequence[Seed], store: RunStore) -> np.ndarray | None:

@@ -45,8 +45,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair of a
-    deterministic model, which carries no new evidence (explorers' models must not count it)."""
+    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair, or a
+    query with no verdict, which carries no new evidence (explorers' models must not count it). ``failure`` is the
+    share of the query's samples that failed (0 or 1 without sampling), ``is_failure`` whether any did, ``score``
+    the mean reward of its samples."""
 
     seed_id: str
     action_id: int
@@ -54,12 +56,34 @@ class Outcome:
     severity: float
     score: float
     fresh: bool = True
+    failure: float | None = None  # None: float(is_failure)
+    judged: bool = True
+
+    @property
+    def failed_share(self) -> float:
+        """The share of the query's judged samples that failed."""
+        return float(self.is_failure) if self.failure is None else float(self.failure)
+
+
+def outcome(records: Sequence[dict[str, Any]], fresh: bool = True) -> Outcome:
+    """One query's outcome from the records of its samples (see the module doc)."""
+    first = records[0]
+    judged = [r for r in records if not r.get("unjudged")]
+    if not judged:
+        return Outcome(first["seed_id"], first["action_id"], False, 0.0, 0.0, fresh=False, failure=0.0, judged=False)
+    failing = [r for r in judged if r["is_failure"]]
+    severity = sum(float(r["severity"]) for r in failing) / len(failing) if failing else 0.0
+    return Outcome(first["seed_id"], first["action_id"], bool(failing), severity,
+                   sum(float(r["reward"]) for r in judged) / len(judged), fresh=fresh,
+                   failure=len(failing) / len(judged))
 
 
 @dataclass
 class Ticket:
     """A submitted batch: its first query id, phase, seeds, cells, which queries are fresh, what each record notes,
-    the records it has so far (by offset), and the offsets the model was asked (the rest came from the log)."""
+    the records it has so far (by offset), and the offsets the model was asked (the rest came from the log). With k
+    samples per query, every per-record list holds each query k times (offset = query * k + sample); ``fresh`` is
+    per query."""
 
     first: int
     phase: str
@@ -69,6 +93,7 @@ class Ticket:
     episodes: list[int]
     steps: list[int]
     trajectories: list[str]
+    samples: list[int]
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
     asked: Any = None
@@ -76,7 +101,8 @@ class Ticket:
 
 
 def query_record(
-    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str
+    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str,
+    sample: int = 0,
 ) -> dict[str, Any]:
     """The ``queries`` row of one query (design.md schema)."""
     record: dict[str, Any] = {
@@ -98,10 +124,13 @@ def query_record(
             "expected": result.verdict.expected,
             "expected_source": result.verdict.expected_source,
             "judged": bool(result.verdict.judged),
+            "unjudged": bool(result.verdict.unjudged),
+            "judge_reason": result.verdict.reason,
             "is_failure": bool(result.verdict.is_failure),
             "severity": float(result.verdict.severity),
             "reward": float(result.score),
             "trajectory": trajectory,
+            "sample": int(sample),
             "media": "",
         }
     )
@@ -123,12 +152,16 @@ class Querier:
         pool: Sequence[Seed] = (),
         random_seed: int = 0,
         stop: Convergence | None = None,
+        samples_per_query: int = 1,
     ) -> None:
         if budget < 1:
             raise BadConfig(f"budget must be a positive number of model queries, got {budget}")
+        if samples_per_query < 1:
+            raise BadConfig(f"--samples-per-query must be at least 1, got {samples_per_query}")
         self.env, self.store, self.run_id, self.budget = env, store, run_id, budget
+        self.samples = samples_per_query
         self.replay = replay_by_id(replay, store)
-        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore")
+        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore") // samples_per_query
         if explore_done > budget:
             raise ResumeMismatch(
                 f"{store.root} already holds {explore_done} explore queries, more than the budget of {budget}; "
@@ -138,8 +171,9 @@ class Querier:
         self.spent = 0
         self.failures = 0
         self.recorded = 0  # records this session appended to the log
-        self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
-        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" and not env.target.samples else None
+        self.bar = tqdm(total=budget * samples_per_query, desc="exploring", unit="answer", disable=not show_progress,
+                        dynamic_ncols=True)
+        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" else None
         self.answered: set[tuple[int, str]] = set()  # explore (cell, seed) pairs asked so far
         self.stop = stop  # --stop-when-converged: fed the clean and explore records as they are served
         self.open: deque[Ticket] = deque()  # submitted batches not collected yet, in the order submitted
@@ -186,23 +220,28 @@ class Querier:
         if phase == "explore" and self.seeds is not None:
             seed_ids = self.seeds.choose(action_ids, seed_ids)
         fresh = self._fresh(action_ids, seed_ids) if phase == "explore" else [True] * count
-        ticket = Ticket(self.next_id, phase, list(seed_ids), action_ids, fresh,
-                        [episode] * count if isinstance(episode, int) else list(episode),
-                        [step] * count if isinstance(step, int) else list(step),
-                        list(trajectories) if trajectories is not None else [""] * count)
-        ticket.records = self._serve_replay(ticket.first, action_ids, ticket.seed_ids, phase)
+        k = self.samples  # each query is asked k times (a sampling model's answers), one record per sample
+
+        def each(values: Sequence[Any]) -> list[Any]:
+            return [value for value in values for _ in range(k)]
+
+        ticket = Ticket(self.next_id, phase, each(seed_ids), each(action_ids), fresh,
+                        each([episode] * count if isinstance(episode, int) else episode),
+                        each([step] * count if isinstance(step, int) else step),
+                        each(trajectories if trajectories is not None else [""] * count), list(range(k)) * count)
+        ticket.records = self._serve_replay(ticket.first, ticket.action_ids, ticket.seed_ids, phase)
         if phase == "explore":
             self.bar.update(len(ticket.records))
             self.spent += count
-        ticket.missing = [offset for offset in range(count) if offset not in ticket.records]
+        ticket.missing = [offset for offset in range(count * k) if offset not in ticket.records]
         if ticket.missing:
             if phase == "clean":
                 ticket.asked = self.env.submit_clean([ticket.seed_ids[i] for i in ticket.missing])
             else:
-                ticket.asked = self.env.submit([cells[i] for i in ticket.missing],
+                ticket.asked = self.env.submit([cells[i // k] for i in ticket.missing],
                                                [ticket.seed_ids[i] for i in ticket.missing])
             self.flying[id(ticket.asked)] = ticket
-        self.next_id += count
+        self.next_id += count * k
         self.open.append(ticket)
         return ticket
 
@@ -242,22 +281,23 @@ class Querier:
                 del self.flying[id(asked)]
 
     def _settle(self, ticket: Ticket) -> None:
-        """Work out a complete batch's outcomes (in the order asked); feed the hit-rate count and the convergence
-        rule."""
+        """Work out a complete batch's outcomes (in the order asked, one per query from its samples' records); feed
+        the hit-rate count and the convergence rule."""
+        k = self.samples
         ordered = [ticket.records[offset] for offset in range(len(ticket.action_ids))]
         if self.stop is not None and ticket.phase in ("clean", "explore"):
             self.stop.add(ordered)
         if ticket.phase == "explore":
             self.failures += sum(r["is_failure"] for r in ordered)
-            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(self.spent, 1):.1%}")
-        ticket.outcomes = [Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"], fresh)
-                           for r, fresh in zip(ordered, ticket.fresh)]
+            answers = self.spent * k
+            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(answers, 1):.1%}")
+        ticket.outcomes = [outcome(ordered[i * k: (i + 1) * k], fresh) for i, fresh in enumerate(ticket.fresh)]
 
     def _fresh(self, action_ids: Sequence[int], seed_ids: Sequence[str]) -> list[bool]:
-        """Which explore queries ask a pair for the first time (every query of a model that samples is fresh)."""
+        """Which explore queries ask a pair for the first time (more samples of a pair are not a new seed)."""
         flags = []
         for pair in zip(action_ids, seed_ids):
-            flags.append(self.env.target.samples or pair not in self.answered)
+            flags.append(pair not in self.answered)
             self.answered.add(pair)
         return flags
 
@@ -281,6 +321,7 @@ class Querier:
                 episode=ticket.episodes[offset],
                 step=ticket.steps[offset],
                 trajectory=ticket.trajectories[offset],
+                sample=ticket.samples[offset],
             )
             media = result.prediction.image if result.prediction.image is not None else result.input
             if record["is_failure"] and hasattr(media, "save"):
