@@ -4,11 +4,19 @@
   fails where its training data never went: its planted region is rotation ±30 and brightness 0.2 (10 cells).
 * ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
   planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
+* ``shapes-mixed``: a shapes ResNet over the same space with three planted regions of different sizes and strengths:
+  216 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction and 72 cells failing on squares
+  only
+  (``fade_hub.testing.planted.MIXED_IMAGE``).
 * ``text``: a small BERT sentiment classifier over stop-words x shuffle x repeat x typos (1296 cells) with three
   small planted modes and mild typos (``fade_hub.testing.planted_text.TEXT``).
 
 Each model is trained once per cache folder. The ground truth of a fixture is ``grid``: every cell on every seed
-input (no held-out split), cached next to the model as JSON, and its planted regions (each mode's cells).
+input (no held-out split), cached next to the model as JSON with the regions to find. A model trained to fail in a
+planted mode fails in a region that may be wider or narrower than planted (a factor it cannot see under another
+perturbation, e.g. saturation under heavy noise, spreads the mode over that factor's levels): the region to find
+for a mode is the screened region of the grid's own characterization that holds most of the mode's cells
+(``grid_regions``); the planted cells and the grid's region are both recorded.
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ import numpy as np
 
 logger = logging.getLogger("discovery")
 
-FIXTURES = ("shapes", "shapes-hard", "text")
+FIXTURES = ("shapes", "shapes-hard", "shapes-mixed", "text")
 # bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
-PLANTED_VERSIONS = {"shapes-hard": "v2", "text": "v5"}
+PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v3", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
+GRID_VERSION = "v2"  # bump when what the cached ground truth holds changes
 
 
 @dataclass
@@ -52,7 +61,8 @@ class GroundTruth:
     queries_per_cell: int
     threshold: float
     labels: list[str]
-    regions: dict[str, list[int]]  # the planted regions: name -> cells
+    regions: dict[str, list[int]]  # the regions to find: per planted mode, its region in the grid (name -> cells)
+    planted: dict[str, list[int]]  # the planted modes as defined: name -> cells
 
     def cells(self, strict_positive: bool = False) -> set[int]:
         """True failure cells: rate >= threshold, or rate > 0 with ``strict_positive``."""
@@ -69,8 +79,11 @@ class GroundTruth:
             "threshold": self.threshold,
             "true_failure_cells": len(self.cells()),
             "cells_with_any_failure": len(self.cells(strict_positive=True)),
-            "planted_regions": {name: {"cells": cells, "mean_rate": float(self.rates[cells].mean())}
-                                for name, cells in self.regions.items()},
+            "planted_regions": {name: {"cells": cells, "mean_rate": float(self.rates[cells].mean()),
+                                       "grid_region": self.regions.get(name),
+                                       "grid_region_rate": float(self.rates[self.regions[name]].mean())
+                                       if name in self.regions else None}
+                                for name, cells in self.planted.items()},
             "failing_cells": [
                 {"action_id": int(i), "cell": self.labels[i], "failure_rate": float(self.rates[i])}
                 for i in order if self.rates[i] > 0
@@ -114,11 +127,12 @@ def planted_region_cells(spec: Any) -> dict[str, list[int]]:
 
 def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
     """The builder of a planted fixture of ``fade_hub.testing``: its model, seeds and space (a few steps if quick)."""
-    from fade_hub.testing.planted import HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder
+    from fade_hub.testing.planted import HARD_IMAGE, MIXED_IMAGE, train_planted_classifier, write_vivid_seed_folder
     from fade_hub.testing.planted_text import TEXT, train_planted_text_classifier, write_sentence_seeds
 
     spec, train, write_seeds, suffix = {
         "shapes-hard": (HARD_IMAGE, train_planted_classifier, write_vivid_seed_folder, ""),
+        "shapes-mixed": (MIXED_IMAGE, train_planted_classifier, write_vivid_seed_folder, ""),
         "text": (TEXT, train_planted_text_classifier, write_sentence_seeds, ".jsonl"),
     }[name]
 
@@ -136,7 +150,8 @@ def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
 
 
 _BUILDERS: dict[str, Callable[[Path, int, int, bool], Fixture]] = {
-    "shapes": _shapes, "shapes-hard": _planted("shapes-hard"), "text": _planted("text"),
+    "shapes": _shapes, "shapes-hard": _planted("shapes-hard"), "shapes-mixed": _planted("shapes-mixed"),
+    "text": _planted("text"),
 }
 
 
@@ -148,24 +163,43 @@ def prepare_fixture(name: str, cache: Path, seeds_per_class: int, fixture_seed: 
     return fixture
 
 
+def grid_regions(run_dir: Path, planted: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The regions the model really has, as its grid run says: for each planted mode, the screened region of the
+    grid's characterization (every cell on every seed) that holds most of the mode's cells, by the mode's name
+    (a mode the grid finds no screened region for is left out: nothing can find it)."""
+    from fade_hub.run import Run
+
+    regions = Run.open(run_dir).regions
+    screened = [list(map(int, cells)) for cells in regions.loc[regions["screened"].astype(bool), "cells"]]
+    found = {}
+    for name, cells in planted.items():
+        overlaps = [len(set(region) & set(cells)) for region in screened]
+        if overlaps and max(overlaps) > 0:
+            found[name] = screened[int(np.argmax(overlaps))]
+    return found
+
+
 def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_grid: Callable[[], Path]) -> GroundTruth:
-    """The per-cell failure rates of ``run_grid()``'s run directory (every cell on every seed), cached in ``cache``."""
+    """The per-cell failure rates and the regions of ``run_grid()``'s run directory (every cell on every seed),
+    cached in ``cache``."""
     import pandas as pd
 
     from fade_hub.landscape import LANDSCAPE_COLUMNS, cell_label
     from fade_hub.store import LANDSCAPE_FILE
 
-    saved = cache / f"{fixture.model.name}-{fixture.seeds.stem}-grid.json"
+    saved = cache / f"{fixture.model.name}-{fixture.seeds.stem}-grid-{GRID_VERSION}.json"
     if saved.is_file():
         data = json.loads(saved.read_text(encoding="utf-8"))
     else:
-        landscape = pd.read_parquet(run_grid() / LANDSCAPE_FILE).sort_values("action_id")
+        run = run_grid()
+        landscape = pd.read_parquet(run / LANDSCAPE_FILE).sort_values("action_id")
         names = [name for name in landscape.columns if name not in LANDSCAPE_COLUMNS]
         data = {
             "rates": landscape["failure_rate"].astype(float).tolist(),
             "queries_per_cell": int(landscape["seeds"].min()),
             "labels": [cell_label(row, names) for _, row in landscape.iterrows()],
+            "regions": grid_regions(run, fixture.planted),
         }
         saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
     return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"],
-                       fixture.planted)
+                       data["regions"], fixture.planted)

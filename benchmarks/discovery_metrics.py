@@ -9,18 +9,21 @@ Per run:
 * top-5 precision: the fraction of the run's 5 best-ranked failure modes
   (``fade_hub.landscape.failure_modes(landscape, top_k=5)``) that are true failure cells (out of 5: a missing
   mode counts as wrong);
-* Spearman: rank correlation over all cells of the run's landscape (explore failure rate, 0 where unvisited)
-  with the ground truth.
+* Spearman: rank correlation over all cells of the run's *predicted* landscape with the ground truth: the shared
+  failure model (``fade_hub.explore.failure_model``) fitted on the run's seed-deduplicated explore counts per (class,
+  cell), averaged over the classes in proportion to their seeds, so that a cell never asked has a prediction too
+  (the same model for every algorithm: what its queries let one predict).
 
 Regions (the unit fade-hub reports): a reported region (a failure mode of the ``regions`` config: confirmed, or
 screened where nothing was held out) *finds* a planted region when their cell sets have Jaccard >= 0.8; it is
 *false* when at most half of its cells are planted ones, *imprecise* when it overlaps planted cells but matches
 none. Per run: planted regions found, false and imprecise regions (and false ones among the confirmed), and the
-explore queries after which the screened regions of the log so far find every planted region (checked every
-``PREFIX_STEP`` queries and at the end; None when never).
+explore queries after which the screened regions of the log so far find every planted region with no false one
+(checked every ``PREFIX_STEP`` queries and at the end; None when never).
 
-Per algorithm x budget: mean and std over run seeds, the ratio of the mean hit rate to ``random``'s, and the
-queries to 90 % with a run that never got there counted as its whole budget (``reached`` says how many did).
+Per algorithm x budget: mean and std over run seeds, the ratio of the mean hit rate to ``random``'s, the queries
+to 90 % with a run that never got there counted as its whole budget (``reached`` says how many did), and the
+queries to all regions the same way, with their median and the worst seed's.
 """
 
 from __future__ import annotations
@@ -97,7 +100,8 @@ def match_regions(reported: Sequence[Sequence[int]], planted: dict[str, list[int
 
 
 def queries_to_all_regions(run_dir: Path, planted: dict[str, list[int]]) -> int | None:
-    """Explore queries after which the screened regions of the log so far find every planted region, or None."""
+    """Explore queries after which the screened regions of the log so far find every planted region and none of
+    them is false, or None."""
     from fade_hub.characterize import characterize
     from fade_hub.landscape import LandscapeConfig
     from fade_hub.perturb import ConceptSpace
@@ -113,10 +117,25 @@ def queries_to_all_regions(run_dir: Path, planted: dict[str, list[int]]) -> int 
     config = LandscapeConfig.from_options(meta.get("config") or {})
     for end in [*range(PREFIX_STEP, len(explored), PREFIX_STEP), len(explored)]:
         regions = characterize(clean + explored[:end], space, config=config, held_out=held).regions
-        reported = [list(cells) for cells in regions.loc[regions["screened"], "cells"]]
-        if len(match_regions(reported, planted)["found"]) == len(planted):
+        match = match_regions([list(cells) for cells in regions.loc[regions["screened"], "cells"]], planted)
+        if len(match["found"]) == len(planted) and not match["false"]:
             return end
     return None
+
+
+def predicted_landscape(queries: pd.DataFrame, space: Any) -> np.ndarray:
+    """Each cell's failure rate as the shared failure model predicts it from a run's explore queries (see module
+    doc)."""
+    from fade_hub.evidence import Evidence, cell_counts
+    from fade_hub.explore.failure_model import FailureModel
+    from fade_hub.regions import RegionGrid
+
+    explore = Evidence.from_queries(queries).phase("explore")
+    grid = RegionGrid(space, explore["context"].unique())
+    classes = grid.class_index(explore["context"].tolist())
+    k, n = cell_counts(explore, space.num_cells, classes, grid.num_classes)
+    model = FailureModel(space.shape, grid.num_classes).fit_counts(k, n)
+    return model.landscape(n.sum(axis=1) + 1.0)
 
 
 def region_metrics(run_dir: Path, planted: dict[str, list[int]]) -> dict[str, Any]:
@@ -142,6 +161,7 @@ def region_metrics(run_dir: Path, planted: dict[str, list[int]]) -> dict[str, An
 def run_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
     """The benchmark's figures for one finished run directory."""
     from fade_hub.landscape import failure_modes
+    from fade_hub.perturb import ConceptSpace
     from fade_hub.store import LANDSCAPE_FILE, RunStore
 
     queries = pd.DataFrame(RunStore(run_dir).read_queries()).sort_values("query_id")
@@ -151,7 +171,7 @@ def run_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
     true_cells = truth.cells()
     modes = [int(a) for a in failure_modes(landscape, top_k=TOP_K)["action_id"]]
     failures = int(explore_rows["is_failure"].sum())
-    estimate = landscape["failure_rate"].fillna(0.0).to_numpy(dtype=float)
+    estimate = predicted_landscape(queries, ConceptSpace.from_dict(RunStore(run_dir).read_meta()["space"]))
     first = first_failures(explore_rows, true_cells)
     return {
         "queries": int(len(explore_rows)),
@@ -193,10 +213,15 @@ def summarize_runs(runs: list[dict[str, Any]], fixture: str, algorithms: Sequenc
             row["queries_to_90_or_budget"] = mean_std([r["queries_to_90"] or r["queries"] for r in group])
             row["reached_90"] = sum(r["queries_to_90"] is not None for r in group)
             # a run that never found every planted region counts as its whole budget
-            row["queries_to_all_regions_or_budget"] = mean_std([r["queries_to_all_regions"] or r["queries"]
-                                                                for r in group])
+            to_all = [r["queries_to_all_regions"] or r["queries"] for r in group]
+            row["queries_to_all_regions_or_budget"] = mean_std(to_all)
+            row["queries_to_all_regions_median"] = float(np.median(to_all))
+            row["queries_to_all_regions_worst"] = max(to_all)
             row["found_all_regions"] = sum(r["queries_to_all_regions"] is not None for r in group)
-            row["worst_seed_regions_found"] = min(r["regions_found"] for r in group)
+            worst = min(group, key=lambda r: (r["regions_found"], -r["false_regions"]))
+            row["worst_seed"] = worst["seed"]
+            row["worst_seed_regions_found"] = worst["regions_found"]
+            row["worst_seed_false_regions"] = max(r["false_regions"] for r in group)
             rows.append(row)
     for row in rows:
         base = next((b for b in rows if b["algorithm"] == BASELINE and b["budget"] == row["budget"]), None)

@@ -2,16 +2,20 @@
 
 The endpoint is ``fade_hub.testing.inference_server --fixed text-classification`` in its own process: it
 sleeps ``--delay`` (50 ms) per request and answers a fixed payload, with no model, so that what is measured
-is fade-hub's side: perturbing the seeds, ``AsyncInferenceClient`` requests through the ``Dispatcher``
-(``--concurrency`` in flight), turning answers into predictions, judging them. Each measurement is
-``FailureEnv.evaluate`` on batches of ``max(16, 4 x concurrency)`` queries (a run's ``--batch-size``) over a
-remote text-classification target, the built-in sentences and text space.
+is fade-hub's side: the exploration as a run does it. Each measurement is the ``random`` explorer spending a
+budget through the ``Querier`` into a fresh run folder: choosing cells in batches of ``max(16, 4 x concurrency)``
+(a run's ``--batch-size``), one batch ahead (``Pipeline``), perturbing the seeds in the dispatcher's worker thread
+while requests are in flight, ``AsyncInferenceClient`` requests through the ``Dispatcher`` (``--concurrency`` in
+flight), judging each answer and appending its record to the log (fsync) as it arrives; over a remote
+text-classification target, the built-in sentences and text space.
 
 An endpoint taking ``delay`` seconds per request allows at most ``concurrency / delay`` queries per second;
 ``efficiency`` is the measured rate over that bound, and ``speed-up`` the rate over the rate at concurrency 1.
-Efficiency >= 0.8 up to concurrency 16 means fade-hub adds no serial bottleneck. Side by side, alternating
+Side by side, alternating
 with it, the same number of bare ``AsyncInferenceClient`` calls (same client, same server, nothing else):
-``fade-hub/client`` is fade-hub's rate over that, its own overhead. Medians over repeats.
+``fade-hub/client`` is fade-hub's rate over that, its own overhead: the target is >= 0.95 up to concurrency 16 and
+>= 0.85 above (a serial bottleneck, e.g. waiting for a batch to drain before the next is perturbed, shows up as
+a falling ratio). Medians over repeats.
 
     python benchmarks/endpoint_throughput.py [--concurrency 1 4 16 64] [--delay 0.05] [--repeats 3] [--quick]
 """
@@ -35,7 +39,8 @@ from typing import Any
 logger = logging.getLogger("endpoint_throughput")
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "endpoint_throughput.json"
-TARGET_EFFICIENCY = 0.8
+TARGET_VS_CLIENT = 0.95  # fade-hub's rate over the bare client's, up to TARGET_UP_TO requests in flight
+TARGET_VS_CLIENT_ABOVE = 0.85  # and above it
 TARGET_UP_TO = 16
 LABELS = ["NEGATIVE", "POSITIVE"]
 
@@ -80,23 +85,23 @@ def build_env(url: str, concurrency: int, batch_size: int) -> Any:
     return FailureEnv(target, make_judge(target.task, None, target), load_space("builtin:text-default"), seeds)
 
 
-def query_batches(env: Any, count: int, batch: int, seed: int) -> list[list[tuple[tuple[int, ...], str]]]:
-    """``count`` random (cell, seed id) pairs in batches of ``batch``."""
+def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> float:
+    """Queries per second of the ``random`` explorer spending ``count`` queries through a Querier into ``folder``."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    cells = rng.integers(0, env.space.shape, size=(count, len(env.space.shape)))
-    ids = [s.seed_id for s in env.seeds]
-    pairs = [(tuple(int(v) for v in cell), ids[i % len(ids)]) for i, cell in enumerate(cells)]
-    return [pairs[start : start + batch] for start in range(0, len(pairs), batch)]
+    from fade_hub.explore.baselines import run_random
+    from fade_hub.explore.querier import Querier
+    from fade_hub.store import RunStore
 
-
-def measure(env: Any, batches: list[list[tuple[tuple[int, ...], str]]]) -> float:
-    """Queries per second of ``env.evaluate`` over ``batches``."""
+    store = RunStore(folder)
+    store.create({"run_id": f"bench-{seed}"})
+    querier = Querier(env, store, run_id=f"bench-{seed}", budget=count, show_progress=False, pool=env.seeds,
+                      random_seed=seed)
     start = time.perf_counter()
-    for batch in batches:
-        env.evaluate([cell for cell, _ in batch], [seed_id for _, seed_id in batch])
-    return sum(len(b) for b in batches) / (time.perf_counter() - start)
+    run_random(querier, env.seeds, np.random.default_rng(seed), batch)
+    elapsed = time.perf_counter() - start
+    assert querier.spent == count and len(store.read_queries()) == count
+    return count / elapsed
 
 
 def client_qps(url: str, concurrency: int, count: int) -> float:
@@ -125,16 +130,16 @@ def client_qps(url: str, concurrency: int, count: int) -> float:
     return asyncio.run(measure_client())
 
 
-def run_level(url: str, concurrency: int, config: BenchConfig) -> dict[str, Any]:
+def run_level(url: str, concurrency: int, config: BenchConfig, work: Path) -> dict[str, Any]:
     """Median queries per second at one concurrency (fade-hub and the bare client, alternating), after a warm-up."""
     env = build_env(url, concurrency, max(16, 4 * concurrency))
     runs, client_runs = [], []
     try:
         batch = env.target.batch_size
         count = max(config.min_queries, round(config.seconds * concurrency / config.delay))
-        measure(env, query_batches(env, batch, batch, seed=99))  # warm-up: connections, imports, caches
+        measure(env, batch, batch, 99, work / f"warm-{concurrency}")  # warm-up: connections, imports, caches
         for rep in range(config.repeats):
-            runs.append(measure(env, query_batches(env, count, batch, seed=rep)))
+            runs.append(measure(env, count, batch, rep, work / f"run-{concurrency}-{rep}"))
             client_runs.append(client_qps(url, concurrency, count))
         usage = env.target.take_usage()
     finally:
@@ -159,27 +164,31 @@ def machine_info() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run(config: BenchConfig) -> dict[str, Any]:
-    """Every concurrency level against one server process; the result record."""
+def run(config: BenchConfig, work: Path) -> dict[str, Any]:
+    """Every concurrency level against one server process (run folders in ``work``); the result record."""
     server, url = start_server(config.delay)
     try:
-        levels = [run_level(url, c, config) for c in config.concurrency]
+        levels = [run_level(url, c, config, work) for c in config.concurrency]
     finally:
         server.terminate()
         server.wait(timeout=30)
     base = next((lvl["qps"] for lvl in levels if lvl["concurrency"] == 1), None)
     for level in levels:
         level["speedup"] = round(level["qps"] / base, 2) if base else None
-    checked = [lvl for lvl in levels if lvl["concurrency"] <= TARGET_UP_TO]
+    for level in levels:
+        level["target_vs_client"] = TARGET_VS_CLIENT if level["concurrency"] <= TARGET_UP_TO else TARGET_VS_CLIENT_ABOVE
     return {
         "levels": levels,
-        "target": f"efficiency >= {TARGET_EFFICIENCY} for concurrency <= {TARGET_UP_TO}",
-        "meets_target": all(lvl["efficiency"] >= TARGET_EFFICIENCY for lvl in checked),
+        "target": f"fade-hub/client >= {TARGET_VS_CLIENT} for concurrency <= {TARGET_UP_TO}, >= "
+                  f"{TARGET_VS_CLIENT_ABOVE} above",
+        "meets_target": all(lvl["vs_client"] >= lvl["target_vs_client"] for lvl in levels),
         "setup": {
             "server": f"fade_hub.testing.inference_server --fixed text-classification (own process), "
                       f"{config.delay * 1000:g} ms per request, fixed payload, no model",
-            "measured": "FailureEnv.evaluate: perturb + AsyncInferenceClient.text_classification via the Dispatcher "
-                        "+ label judge, batches of max(16, 4 x concurrency)",
+            "measured": "the random explorer through the Querier into a run folder: batches of max(16, 4 x "
+                        "concurrency) one ahead, perturbation in the dispatcher's worker thread, "
+                        "AsyncInferenceClient.text_classification via the Dispatcher, label judge, record appended "
+                        "(fsync) as each answer arrives",
             "seeds": "builtin:sentences", "space": "builtin:text-default", "repeats": config.repeats,
             "statistic": "median over repeats, after one warm-up batch",
         },  # fmt: skip
@@ -227,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         # no Hub: its metadata lookup is refused at once (HF_HUB_OFFLINE would block the endpoint requests too)
         os.environ.update({"HF_HOME": str(Path(tmp) / "hf_home"), "HF_ENDPOINT": "http://127.0.0.1:9",
                            "HF_HUB_DISABLE_TELEMETRY": "1", "FADE_HUB_CACHE": str(Path(tmp) / "fade_cache")})  # fmt: skip
-        result = run(config)
+        result = run(config, Path(tmp))
     print(report(result))
     config.output.parent.mkdir(parents=True, exist_ok=True)
     config.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

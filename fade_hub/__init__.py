@@ -2,11 +2,15 @@
 
 The Python API mirrors the CLI (``fade-hub COMMAND`` ↔ ``fade_hub.COMMAND``)::
 
-    from fade_hub import ExploreConfig, MitigateConfig, explore, feedback, mitigate, push, open_run
+    from fade_hub import CheckConfig, CompareConfig, ExploreConfig, MitigateConfig
+    from fade_hub import check, compare, explore, feedback, mitigate, open_run, push
     run = explore(ExploreConfig(model="user/my-vit", seeds="user/my-images", budget=1000))
     push(run.path, "user/my-vit-failures")
     verdicts = feedback.load("user/my-vit-feedback").resolved()
-    variant = mitigate(MitigateConfig(run="user/my-vit-failures", feedback=["user/my-vit-feedback"], output="faded"))
+    variant = mitigate(MitigateConfig(run="user/my-vit-failures", feedback=["user/my-vit-feedback"], output="faded",
+                                      recheck=True))
+    print(compare(CompareConfig(run_a="user/my-vit-failures", run_b="faded-recheck")).counts)
+    check(CheckConfig(run="faded-recheck", against="user/my-vit-failures")).passed
 
 Names load on first use, so ``import fade_hub`` stays light (no torch until a model is needed).
 """
@@ -30,6 +34,10 @@ _EXPORTS = {
     "serve_feedback_app": ("fade_hub.feedback.deploy", "serve"),
     "deploy_feedback_space": ("fade_hub.feedback.deploy", "deploy"),
     "run_demo": "fade_hub.demo.run",
+    "CompareConfig": "fade_hub.comparison",
+    "compare": "fade_hub.comparison",
+    "CheckConfig": "fade_hub.gate",
+    "check": "fade_hub.gate",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -16,8 +16,9 @@ from urllib.parse import quote
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData, constants
 
-from .errors import BadConfig
 from .characterize import characterize_run
+from .errors import BadConfig
+from .feedback.variants import published_for
 from .landscape import cell_label, count_text, factor_levels, failure_modes, held_out_text, is_mode, seed_counts
 from .perturb.concepts import ConceptSpace
 from .provenance import license_text
@@ -318,6 +319,8 @@ def build_dataset_card(
     top_k: int = 10,
     min_queries: int | None = None,
     regions_note: str | None = None,
+    variants: list[str] | None = None,
+    judge_section: list[str] | None = None,
 ) -> DatasetCard:
     """The run's dataset card: YAML configs/tags/task for the Hub and a readable body that leads with the regions."""
     levels = factor_levels(space)
@@ -341,6 +344,8 @@ def build_dataset_card(
         f"budget {md_escape(meta.get('budget', '?'))} queries, seed {md_escape(meta.get('seed', '?'))}",
         "",
         *_regions_section(regions, meta, region_images, regions_note),
+        *variants_section(variants or []),
+        *(judge_section or []),
         *_space_section(space, levels),
         *_modes_section(landscape, names, examples, top_k),
         *_images_section(images),
@@ -352,12 +357,29 @@ def build_dataset_card(
     return DatasetCard(content)
 
 
+VARIANTS_START, VARIANTS_END = "<!-- fade-hub:variants -->", "<!-- /fade-hub:variants -->"
+
+
+def variants_section(variants: list[str]) -> list[str]:
+    """The card's section listing the mitigated ``variants`` made from the run (adapter repo ids; none without any),
+    between two comments that ``fade_hub.variant_links`` replaces when another variant is pushed."""
+    if not variants:
+        return []
+    return [VARIANTS_START, "## Mitigated variants", "",
+            "LoRA adapters trained to fade this run's failures (`fade-hub mitigate`); each card shows the failure "
+            "rates before and after, with 95% intervals, and the re-check of the variant when there was one:", "",
+            *[f"- [{md_escape(repo)}](https://huggingface.co/{repo})" for repo in variants], VARIANTS_END, ""]
+
+
 OLD_RUN_NOTE = ("This run was recorded before fade-hub reported regions: its regions are computed from its queries "
                 "(screening only; its held-out queries were made for cells, not regions).")
 
 
-def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
-    """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet when given."""
+def run_card(store: RunStore, repo_id: str | None = None, token: str | None = None,
+             feedback: Any = None) -> DatasetCard:
+    """The dataset card of a summarized run, naming ``repo_id`` in its loading snippet and listing the mitigated
+    variants the Hub knows of when given; with resolved ``feedback`` records, the judge's agreement with the
+    reviewers too."""
     meta = store.read_meta()
     landscape = read_table(store.root / LANDSCAPE_FILE, str(store.root))
     note = None
@@ -369,11 +391,21 @@ def run_card(store: RunStore, repo_id: str | None = None) -> DatasetCard:
     assets = meta.get("card_assets") or {}
     examples = {int(k): v for k, v in (assets.get("examples") or {}).items()}
     space = ConceptSpace.from_dict(meta["space"])
+    variants = published_for([str(meta.get("run_id") or "")], token=token) if repo_id else []  # pushed: its variants
+    from .judges.report import judge_lines, sampling_lines, samples_per_query
+
+    judged = judge_lines(meta) + (sampling_lines(meta, regions, store.read_queries()) if samples_per_query(meta) > 1 else [])
+    if feedback is not None:
+        from .judges.agreement import agreement_lines, check_judge
+
+        judged += agreement_lines(check_judge(pd.DataFrame(store.read_queries()), regions, feedback, meta["run_id"]))
     return build_dataset_card(meta, landscape, space, regions, examples=examples, images=assets.get("images"),
-                              region_images=assets.get("regions"), repo_id=repo_id, regions_note=note)
+                              region_images=assets.get("regions"), repo_id=repo_id, regions_note=note,
+                              variants=variants, judge_section=judged)
 
 
-def write_card(store: RunStore, repo_id: str | None = None) -> dict[str, Any]:
-    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to; return the metadata."""
-    run_card(store, repo_id).save(store.root / "README.md")
+def write_card(store: RunStore, repo_id: str | None = None, feedback: Any = None) -> dict[str, Any]:
+    """(Re)write the run's ``README.md``, e.g. with the repo ID it was pushed to (and the judge's agreement with
+    resolved ``feedback`` records); return the metadata."""
+    run_card(store, repo_id, feedback=feedback).save(store.root / "README.md")
     return store.read_meta()

@@ -9,15 +9,15 @@ import sys
 from typing import NoReturn, Sequence
 
 from . import __version__
-from .errors import FadeHubError
+from .errors import EXIT_USER_ERROR, FadeHubError
 from .redact import RedactUrls
 
-EXIT_USER_ERROR = 2
 # what Ctrl-C prints; a command whose interruption leaves something else sets ``interrupted`` on its parser
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
-COMMAND_MODULES = ("explore", "report", "push", "mitigate", "pull", "demo", "space", "hub")
+COMMAND_MODULES = ("explore", "rejudge", "report", "compare", "check", "push", "mitigate", "pull", "demo", "space",
+                   "localhub")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -16,8 +16,11 @@ sequential mode ``step_penalty`` (α) is subtracted for every step taken.
 
 Explorers do not step one query at a time: they call :meth:`FailureEnv.evaluate` with a batch of
 (action, seed) pairs, which perturbs, predicts in batches and judges in one go; :meth:`FailureEnv.evaluate_stream`
-judges each group of answers as it arrives instead (a remote model answers one request at a time), so that the
-querier records every answer at once. Each query is judged against its cell's expectation
+judges each group of answers as it arrives instead (a remote model answers one request at a time). The querier
+goes one step further: :meth:`FailureEnv.submit` starts a batch without waiting (a remote model's inputs are
+perturbed in the dispatcher's worker thread as its requests leave) and :meth:`FailureEnv.next_answers` hands over
+the judged answers of every submitted batch as they arrive, so that the next batch is asked while the last one is
+answered and every answer is recorded at once. Each query is judged against its cell's expectation
 (``fade_hub.perturb.expect``), resolved once against the model's labels; the judge refuses a space it cannot
 honour when the env is built, before any query. :meth:`FailureEnv.evaluate_clean` judges the unperturbed seeds:
 the clean failure rate a failure mode must beat.
@@ -40,6 +43,7 @@ from .perturb import ConceptSpace
 from .perturb.expect import CLEAN, Expectation, cell_expectation, resolve
 from .seeds import Seed
 from .targets import Prediction, Target
+from .targets.dispatch import LazyItems
 
 MODES = ("single", "sequential")
 CLEAN_ACTION_ID = -1  # the action id recorded for a query on the unperturbed seed
@@ -60,6 +64,24 @@ class QueryResult:
 
 
 Answered = list[tuple[int, QueryResult]]  # a group of judged answers, each with its position in the batch asked
+
+
+@dataclass
+class Asked:
+    """A submitted batch of queries: its seeds, cells, action ids and (lazily perturbed) inputs, the target's handle
+    of it and how many of its answers came."""
+
+    seeds: list[Seed]
+    cells: list
+    action_ids: list[int]
+    inputs: Sequence
+    handle: Any = None
+    answered: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Whether every query of the batch was answered."""
+        return self.answered >= len(self.seeds)
 
 
 def in_order(groups: Iterator[Answered], count: int) -> list[QueryResult]:
@@ -129,6 +151,7 @@ class FailureEnv(gym.Env):
         self._seed_index = 0
         self._cell = self.start_cell
         self._steps = 0
+        self._asked: dict[int, Asked] = {}  # submitted batches not fully answered, by id of their target handle
 
     def neutral_cell(self) -> tuple[int, ...]:
         """The cell where sequential episodes start: every factor at its no-op level, else level 0."""
@@ -171,17 +194,7 @@ class FailureEnv(gym.Env):
 
     def evaluate_stream(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str]) -> Iterator[Answered]:
         """``evaluate``, each answer judged as it comes: groups of ``(position, result)`` in the model's order."""
-        if len(actions) != len(seed_ids):
-            raise BadConfig(f"evaluate got {len(actions)} actions but {len(seed_ids)} seed ids")
-        seeds, cells, action_ids, inputs = [], [], [], []
-        for action, seed_id in zip(actions, seed_ids):
-            seed, cell = self._seed(seed_id), self.space.validate_action(action)
-            action_id = self.space.action_id(cell)
-            seeds.append(seed)
-            cells.append(cell)
-            action_ids.append(action_id)
-            inputs.append(self.space.apply(seed.input, cell, seed=perturbation_seed(self.base_seed, seed_id, action_id)))
-        return self._answer(seeds, cells, action_ids, inputs)
+        return self._stream(self.submit(actions, seed_ids))
 
     def evaluate_clean(self, seed_ids: Sequence[str]) -> list[QueryResult]:
         """Query the model on the unperturbed seeds and judge the answers (action id ``CLEAN_ACTION_ID``)."""
@@ -189,17 +202,68 @@ class FailureEnv(gym.Env):
 
     def evaluate_clean_stream(self, seed_ids: Sequence[str]) -> Iterator[Answered]:
         """``evaluate_clean``, each answer judged as it comes: groups of ``(position, result)``."""
-        seeds = [self._seed(seed_id) for seed_id in seed_ids]
-        inputs = [self.space.coerce(seed.input) for seed in seeds]
-        return self._answer(seeds, [()] * len(seeds), [CLEAN_ACTION_ID] * len(seeds), inputs)
+        return self._stream(self.submit_clean(seed_ids))
 
-    def _answer(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list) -> Iterator[Answered]:
-        """Judge the target's answers group by group as they arrive (a remote model's answers come one by one)."""
-        for group in self.target.predict_stream(inputs):
+    def submit(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str]) -> Asked:
+        """Start a batch of (action, seed) queries without waiting: each seed is perturbed to its cell when the
+        target takes it (a remote target in its worker thread, while earlier requests are in flight); the judged
+        answers come out of :meth:`next_answers`."""
+        if len(actions) != len(seed_ids):
+            raise BadConfig(f"evaluate got {len(actions)} actions but {len(seed_ids)} seed ids")
+        seeds = [self._seed(seed_id) for seed_id in seed_ids]
+        cells = [self.space.validate_action(action) for action in actions]
+        action_ids = [self.space.action_id(cell) for cell in cells]
+
+        def perturb(index: int) -> Any:
+            seed = seeds[index]
+            return self.space.apply(seed.input, cells[index],
+                                    seed=perturbation_seed(self.base_seed, seed.seed_id, action_ids[index]))
+
+        return self._submit(seeds, cells, action_ids, LazyItems(len(seeds), perturb))
+
+    def submit_clean(self, seed_ids: Sequence[str]) -> Asked:
+        """:meth:`submit` for the unperturbed seeds (action id ``CLEAN_ACTION_ID``)."""
+        seeds = [self._seed(seed_id) for seed_id in seed_ids]
+        inputs = LazyItems(len(seeds), lambda index: self.space.coerce(seeds[index].input))
+        return self._submit(seeds, [()] * len(seeds), [CLEAN_ACTION_ID] * len(seeds), inputs)
+
+    def _submit(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: LazyItems) -> Asked:
+        asked = Asked(seeds, cells, action_ids, inputs)
+        if len(seeds):
+            asked.handle = self.target.submit(inputs)
+            self._asked[id(asked.handle)] = asked
+        return asked
+
+    def next_answers(self) -> list[tuple[Asked, Answered]]:
+        """Judged answers of submitted batches as they arrive: each batch with its ``(position, result)`` pairs; []
+        once nothing submitted is left to answer."""
+        by_batch: dict[int, list[tuple[int, Prediction]]] = {}
+        for handle, index, prediction in self.target.next_answers():
+            by_batch.setdefault(id(handle), []).append((index, prediction))
+        out = []
+        for key, group in by_batch.items():
+            asked = self._asked[key]
             picked = [index for index, _ in group]
-            yield list(zip(picked, self._judged([seeds[i] for i in picked], [cells[i] for i in picked],
-                                                [action_ids[i] for i in picked], [inputs[i] for i in picked],
-                                                [prediction for _, prediction in group])))  # fmt: skip
+            results = self._judged([asked.seeds[i] for i in picked], [asked.cells[i] for i in picked],
+                                   [asked.action_ids[i] for i in picked], [asked.inputs[i] for i in picked],
+                                   [prediction for _, prediction in group])
+            asked.answered += len(group)
+            if asked.complete:
+                del self._asked[key]
+            out.append((asked, list(zip(picked, results))))
+        return out
+
+    def _stream(self, asked: Asked) -> Iterator[Answered]:
+        """The judged answers of one submitted batch, group by group (nothing else may be submitted meanwhile)."""
+        with self.target.interruptible() as interrupted:
+            while not asked.complete:
+                groups = self.next_answers()
+                if not groups:
+                    break
+                for _, answered in groups:
+                    yield answered
+        if interrupted:
+            raise KeyboardInterrupt
 
     def _judged(self, seeds: list[Seed], cells: list, action_ids: list[int], inputs: list,
                 predictions: list[Prediction]) -> list[QueryResult]:  # fmt: skip

@@ -11,6 +11,10 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
 
 
+
+EXIT_USER_ERROR = 2  # the exit status of every command refused for bad input (argparse's usage status)
+
+
 class FadeHubError(Exception):
     """Base class: a problem the user can fix; ``str(err)`` says how, in one line."""
 
@@ -49,6 +53,10 @@ class ResumeMismatch(FadeHubError):
 
 class RunNotFound(FadeHubError):
     """A run directory or run dataset does not exist or is incomplete."""
+
+
+class RunsDiffer(FadeHubError):
+    """Two runs that cannot be compared: the same run twice, or runs over different concept spaces or tasks."""
 
 
 class HubUnreachable(FadeHubError):

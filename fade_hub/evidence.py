@@ -5,6 +5,9 @@ a repeat carries no new evidence. Every statistic fade-hub reports counts a pair
 (several answers per pair on purpose) gives each pair the share of its answers that failed; the counts of a
 cell are then sums of those shares, and the exact tests round them to whole seeds, so that K samples of one
 seed still weigh as one seed. Raw queries stay in ``queries.parquet`` as they were asked.
+
+An answer the judge gave no readable verdict on (``unjudged``, e.g. an LLM judge's reply that did not parse) is
+neither a pass nor a failure: it counts in no pair's share, and a pair with no judged answer is no pair at all.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ CLEAN_CELL = -1  # the action id of an unperturbed query
 
 
 def records_frame(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
-    """Query records as a DataFrame with action_id, phase, seed_id, context, is_failure, severity."""
+    """Query records as a DataFrame with action_id, phase, seed_id, context, is_failure, severity, unjudged."""
     frame = pd.DataFrame(queries) if not isinstance(queries, pd.DataFrame) else queries
     if frame.empty:
         return pd.DataFrame({"action_id": pd.Series([], dtype=int), "phase": [], "seed_id": [], "context": [],
-                             "is_failure": pd.Series([], dtype=bool), "severity": pd.Series([], dtype=float)})
+                             "is_failure": pd.Series([], dtype=bool), "severity": pd.Series([], dtype=float),
+                             "unjudged": pd.Series([], dtype=bool)})
     missing = {"action_id", "is_failure"} - set(frame.columns)
     if missing:
         raise BadConfig(f"query records lack column(s) {sorted(missing)}; pass records written by the RunStore")
@@ -36,6 +40,7 @@ def records_frame(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
             "context": frame["context"].fillna("").astype(str) if "context" in frame.columns else "",
             "is_failure": frame["is_failure"].astype(bool),
             "severity": frame["severity"].astype(float) if "severity" in frame.columns else 0.0,
+            "unjudged": frame["unjudged"].eq(True) if "unjudged" in frame.columns else False,
         }
     )
     unknown = set(out["phase"]) - set(PHASES)
@@ -45,9 +50,9 @@ def records_frame(queries: pd.DataFrame | list[dict]) -> pd.DataFrame:
 
 
 def seed_pairs(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per (phase, action_id, seed_id), in the order each pair was first asked: ``failure`` the share of its
-    answers that failed, ``answers`` how many answers it had, ``severity`` the mean severity of its failing
-    answers, ``context`` and ``first`` (the row of its first record)."""
+    """One row per (phase, action_id, seed_id) with a judged answer, in the order each pair was first asked:
+    ``failure`` the share of its judged answers that failed, ``answers`` how many judged answers it had, ``severity``
+    the mean severity of its failing answers, ``context`` and ``first`` (the row of its first record)."""
     if records.empty:
         return pd.DataFrame({"phase": pd.Series([], dtype=str), "action_id": pd.Series([], dtype=int),
                              "seed_id": pd.Series([], dtype=str), "context": pd.Series([], dtype=str),
@@ -57,8 +62,9 @@ def seed_pairs(records: pd.DataFrame) -> pd.DataFrame:
     codes, _ = pd.factorize(key)
     order, first = np.unique(codes, return_index=True)
     size = len(order)
-    failed = records["is_failure"].to_numpy(dtype=float)
-    answers = np.bincount(codes, minlength=size)
+    judged = ~records["unjudged"].to_numpy(dtype=bool) if "unjudged" in records.columns else np.ones(len(records), bool)
+    failed = records["is_failure"].to_numpy(dtype=float) * judged
+    answers = np.rint(np.bincount(codes, weights=judged.astype(float), minlength=size)).astype(int)
     failures = np.bincount(codes, weights=failed, minlength=size)
     severity = np.bincount(codes, weights=failed * records["severity"].to_numpy(dtype=float), minlength=size)
     rows = records.iloc[first]
@@ -68,6 +74,7 @@ def seed_pairs(records: pd.DataFrame) -> pd.DataFrame:
         "failure": failures / np.maximum(answers, 1), "answers": answers,
         "severity": np.where(failures > 0, severity / np.maximum(failures, 1), 0.0), "first": first,
     })
+    pairs = pairs[answers > 0]
     return pairs.sort_values("first", kind="mergesort").reset_index(drop=True)
 
 

@@ -59,7 +59,7 @@ def _push(store: RunStore, repo_id: str, *, private: bool, public: bool, token: 
     if is_public:
         raise BadConfig(f"{repo_id} already exists and is public, and this run must be pushed private; pass --public "
                         "to publish it there, or push to another repo")
-    card = run_card(store, repo_id)
+    card = run_card(store, repo_id, token)
     with _hub_errors(repo_id, retry):
         api.create_commit(
             repo_id=repo_id,

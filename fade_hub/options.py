@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ def option(
     csv: bool = False,
     many: bool = False,
     cli: bool = True,
+    renamed_from: Sequence[str] = (),
     default_factory: Callable[[], Any] | Any = _MISSING,
 ) -> Any:
     """A dataclass field with everything its flag and its checks need.
@@ -55,11 +57,14 @@ def option(
     ``low``/``high`` bound numbers (``low_open``/``high_open`` exclude the bound); ``auto`` also accepts the
     word ``auto``; ``csv`` reads a comma-separated list; ``many`` a list given as several values, commas
     allowed, the flag repeatable (``--adapters a b,c --adapters d``); ``flag`` overrides the flag name (a boolean whose
-    default is True gets a store-false flag such as ``--no-progress``); ``cli=False`` keeps it out of the CLI.
+    default is True gets a store-false flag such as ``--no-progress``); ``cli=False`` keeps it out of the CLI;
+    ``renamed_from`` lists the option's old flags (``--space``), still accepted, hidden from ``--help``, with one
+    deprecation line (their YAML keys too).
     """
     metadata = {
         "help": help, "group": group, "flag": flag, "metavar": metavar, "choices": tuple(choices or ()),
         "low": low, "high": high, "low_open": low_open, "high_open": high_open, "auto": auto, "csv": csv, "many": many, "cli": cli,
+        "renamed_from": tuple(renamed_from),
     }
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
@@ -165,6 +170,26 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[st
             if meta["metavar"]:
                 kwargs["metavar"] = meta["metavar"]
         groups[group].add_argument(flag_name(field), **kwargs)
+        for old in meta.get("renamed_from", ()):
+            action = _renamed(parser, kwargs.get("action"), flag_name(field))
+            groups[group].add_argument(old, **{**kwargs, "action": action, "help": argparse.SUPPRESS})
+
+
+def deprecation(old: str, new: str) -> None:
+    """Say in one stderr line that ``old`` (a flag, a YAML key or a command) is now ``new``."""
+    print(f"deprecated: {old} is now {new}; the old name still works for now", file=sys.stderr)
+
+
+def _renamed(parser: argparse.ArgumentParser, action: Any, new_flag: str) -> type[argparse.Action]:
+    """The action of an old flag name: one deprecation line, then what the new flag does."""
+    base = action if isinstance(action, type) else parser._registry_get("action", action, action)
+
+    class Renamed(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001 - argparse's API
+            deprecation(str(option_string), new_flag)
+            super().__call__(parser, namespace, values, option_string)
+
+    return Renamed
 
 
 def load_options(cls: type, path: str | Path) -> dict[str, Any]:
@@ -180,9 +205,14 @@ def load_options(cls: type, path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadConfig(f"config file {path} must be a mapping of option: value")
     fields = {field.name: field for field in dataclasses.fields(cls)}
+    old_names = {old.removeprefix("--").replace("-", "_"): field.name for field in dataclasses.fields(cls)
+                 for old in field.metadata.get("renamed_from", ())}
     options: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
+        if name in old_names:
+            deprecation(f"{key!s} in {path}", old_names[name].replace("_", "-"))
+            name = old_names[name]
         if name not in fields:
             raise BadConfig(f"config file {path}: unknown option {key!r}; see --help for the options")
         options[name] = _coerce(path, fields[name], value)

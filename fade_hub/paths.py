@@ -53,6 +53,19 @@ def check_folder_target(path: Path, flag: str, purpose: str) -> None:
         raise BadConfig(f"{flag} {path}: {existing} is not writable; pass a folder you can write to")
 
 
+def check_file_target(path: str | Path, flag: str) -> None:
+    """BadConfig when ``path`` cannot become a file written there: a folder, or in a folder that does not exist or
+    cannot be written (no folder is made for it)."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise BadConfig(f"{flag} {path} is a folder; pass a file name, e.g. {path / 'report.xml'}")
+    if not folder.is_dir():
+        raise BadConfig(f"{flag} {path}: folder {folder} does not exist; create it first or write to an existing one")
+    if not os.access(folder, os.W_OK):
+        raise BadConfig(f"{flag} {path}: folder {folder} is not writable; pass a folder you can write to")
+
+
 def is_local_path(value: Any) -> bool:
     """Whether ``value`` is text naming an existing local file or folder."""
     return isinstance(value, str) and bool(value) and Path(value).expanduser().exists()
@@ -73,6 +86,17 @@ def portable_path(value: Any, base: str | Path) -> Any:
     if len(shared.parts) - 1 < _MIN_SHARED_DEPTH:
         return f"{LOCAL_PREFIX}{path.name}"
     return Path(os.path.relpath(path, base)).as_posix()
+
+
+def public_name(value: str) -> str:
+    """How a published card names a source: a Hub repo id, ``builtin:NAME`` or words as they are, a local path (as
+    recorded, relative or absolute) as ``local:NAME``, so that no local path is published."""
+    text = str(value)
+    if text.startswith((LOCAL_PREFIX, "builtin:")):
+        return text
+    if looks_like_path(text) or Path(text).is_absolute() or is_local_path(text):
+        return f"{LOCAL_PREFIX}{Path(text).name}"
+    return text
 
 
 def check_repo_id(repo_id: str, flag: str) -> None:

@@ -30,7 +30,8 @@ def shown_factors(region: Region, names: list[str]) -> list[str]:
     return (constrained + rest)[:2]
 
 
-def _pooled(landscape: pd.DataFrame, rows: str, cols: str | None, levels: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+def pooled_counts(landscape: pd.DataFrame, rows: str, cols: str | None, levels: dict[str, list[str]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(failures, seeds) of the exploration pooled onto one or two factors, in level order."""
     keys = [rows] + ([cols] if cols else [])
     pooled = landscape.groupby(keys, sort=False)[["failures", "seeds"]].sum()
@@ -43,7 +44,8 @@ def _pooled(landscape: pd.DataFrame, rows: str, cols: str | None, levels: dict[s
     return k, n
 
 
-def outline_cells(ax: Any, admitted_rows: set[int], admitted_cols: set[int], shape: tuple[int, int]) -> None:
+def outline_cells(ax: Any, admitted_rows: set[int], admitted_cols: set[int], shape: tuple[int, int], *,
+                  colour: str = "#1f4e9c", style: str = "-") -> None:
     """Draw the border of the admitted block(s) of a heatmap: every edge between an admitted and another cell."""
     inside = np.zeros(shape, dtype=bool)
     for i, j in itertools.product(range(shape[0]), range(shape[1])):
@@ -53,7 +55,7 @@ def outline_cells(ax: Any, admitted_rows: set[int], admitted_cols: set[int], sha
                                (0, -1, (j - 0.5, j - 0.5), (i - 0.5, i + 0.5)), (0, 1, (j + 0.5, j + 0.5), (i - 0.5, i + 0.5))):
             a, b = i + di, j + dj
             if not (0 <= a < shape[0] and 0 <= b < shape[1]) or not inside[a, b]:
-                ax.plot(xs, ys, color="#1f4e9c", linewidth=3.0, solid_capstyle="round")
+                ax.plot(xs, ys, color=colour, linestyle=style, linewidth=3.0, solid_capstyle="round")
 
 
 def region_png(landscape: pd.DataFrame, row: Any, found: Characterization, path: Path) -> Path:
@@ -67,7 +69,7 @@ def region_png(landscape: pd.DataFrame, row: Any, found: Characterization, path:
     heat_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
 
     rows, cols = factors[0], factors[1] if len(factors) > 1 else None
-    k, n = _pooled(landscape, rows, cols, levels)
+    k, n = pooled_counts(landscape, rows, cols, levels)
     rates = np.ma.masked_invalid(np.where(n > 0, k / np.where(n > 0, n, 1), np.nan))
     heat_ax.imshow(rates, cmap=colormaps[CMAP].with_extremes(bad=UNVISITED), vmin=0.0, vmax=1.0, aspect="auto")
     for i, j in itertools.product(range(n.shape[0]), range(n.shape[1])):

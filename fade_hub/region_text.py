@@ -34,10 +34,16 @@ def figures_text(row: Any) -> str:
             f"seeds vs {percent(row.clean_rate)} {against}")
 
 
+def excess_figures(row: Any) -> tuple[float, float, float]:
+    """The failure rate above clean and its 95 % interval: held-out figures when the region was tested on held-out
+    seeds, exploration figures otherwise."""
+    prefix = "confirm_" if _tested(row) and float(row.confirm_seeds or 0) > 0 else ""
+    return tuple(float(getattr(row, f"{prefix}excess{part}")) for part in ("", "_low", "_high"))
+
+
 def excess_text(row: Any) -> str:
     """``+33 points [21, 45]``: the failure rate above clean with its 95 % interval (held-out when tested)."""
-    prefix = "confirm_" if _tested(row) and float(row.confirm_seeds or 0) > 0 else ""
-    value, low, high = (getattr(row, f"{prefix}excess{part}") for part in ("", "_low", "_high"))
+    value, low, high = excess_figures(row)
     if not math.isfinite(float(value)):
         return "n/a"
     return f"{100 * float(value):+.0f} points {_bounds(low, high)}"

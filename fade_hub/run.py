@@ -30,6 +30,7 @@ _MODE_TARGET = re.compile(r"[0-9]+", re.ASCII)
 _EXAMPLE_TARGET = re.compile(r"q([0-9]+)", re.ASCII)
 # a region id (fade_hub.regions): factor=level[,level...] joined by &, or "all"; no whitespace around the parts
 _REGION_TARGET = re.compile(r"all|[^&=,\s][^&=]*=[^&=]+(&[^&=,\s][^&=]*=[^&=]+)*")
+_COMMIT = re.compile(r"[0-9a-f]{40}", re.ASCII)
 MAX_TARGET_DIGITS = 18  # ids are 64-bit integers; longer digit strings are no id (and int() refuses > 4300 digits)
 MAX_REGION_ID = 2000  # characters of a region id
 TARGET_TYPES = ("mode", "example", "region")
@@ -139,12 +140,14 @@ class Example:
 class Run:
     """One run, read lazily: ``meta`` and ``space`` at once, the tables when first asked for."""
 
-    def __init__(self, spec: str | Path, meta: dict[str, Any], *, token: str | None = None) -> None:
+    def __init__(self, spec: str | Path, meta: dict[str, Any], *, token: str | None = None,
+                 revision: str | None = None) -> None:
         self.spec = str(spec)
         self.meta = meta
         self.token = token
         self.path = Path(spec) if Path(spec).is_dir() else None
         self.space = ConceptSpace.from_dict(meta["space"])
+        self.revision = revision  # a pushed run: the commit of its dataset repo that was read
 
     @classmethod
     def open(cls, spec: str | Path, *, token: str | None = None) -> Run:
@@ -152,7 +155,9 @@ class Run:
         path = run_file(spec, META_FILE, token=token)
         store = RunStore(path.parent)
         meta = store.local_meta() if Path(spec).is_dir() else store.read_meta()  # a local run loads its paths again
-        return cls(spec, meta, token=token)
+        # the Hub's cache keeps a file of commit C in .../snapshots/C/
+        commit = path.parent.name if not Path(spec).is_dir() and _COMMIT.fullmatch(path.parent.name) else None
+        return cls(spec, meta, token=token, revision=commit)
 
     def file(self, name: str) -> Path:
         """A local path of one of the run's files (downloaded once for a pushed run)."""

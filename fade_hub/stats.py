@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -269,3 +271,58 @@ def paired_bootstrap(failures_before: np.ndarray, failures_after: np.ndarray, pa
     found["drop_low"] = np.where(np.isnan(drop), np.nan, found["drop_low"])
     found["drop_high"] = np.where(np.isnan(drop), np.nan, found["drop_high"])
     return found
+
+
+# -- two runs compared: the change of a failure rate, paired or independent (fade_hub.region_changes) ------------
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """A failure rate measured twice (``before``: run A, ``after``: run B) and its change ``after - before`` with
+    Newcombe's 95 % interval, and the one-sided p-values that it fell (``p_lower``) or rose (``p_higher``).
+
+    ``design`` is ``paired`` (the same units measured twice: exact McNemar mid-p, Newcombe's paired interval) or
+    ``independent`` (one-sided Fisher exact tests, Newcombe's hybrid score interval). The counts are those compared:
+    for a paired change, the shared units only.
+    """
+
+    design: str
+    before_failures: int
+    before_units: int
+    after_failures: int
+    after_units: int
+    change: float
+    change_low: float
+    change_high: float
+    p_lower: float
+    p_higher: float
+
+    def rate(self, side: str) -> tuple[float, float, float]:
+        """``(rate, ci_low, ci_high)`` of ``before`` or ``after`` (Wilson; NaN rate without units)."""
+        k, n = (self.before_failures, self.before_units) if side == "before" else (self.after_failures, self.after_units)
+        low, high = wilson_interval(k, n)
+        return (k / n if n else math.nan), low, high
+
+
+def independent_change(k_before: int, n_before: int, k_after: int, n_after: int) -> RateChange:
+    """The change between two rates measured on different units (NaN figures when either side has none)."""
+    change, low, high = newcombe_difference(k_after, n_after, k_before, n_before)
+    if n_before <= 0 or n_after <= 0:
+        return RateChange("independent", k_before, n_before, k_after, n_after, change, low, high, math.nan, math.nan)
+    return RateChange("independent", k_before, n_before, k_after, n_after, change, low, high,
+                      p_lower=fisher_greater(k_before, n_before, k_after, n_after),
+                      p_higher=fisher_greater(k_after, n_after, k_before, n_before))
+
+
+def paired_change(before: Sequence[bool], after: Sequence[bool]) -> RateChange:
+    """The change between two rates measured on the same units (``before[i]`` and ``after[i]``: unit i failed)."""
+    first, second = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    if first.shape != second.shape:
+        raise BadConfig(f"paired outcomes must have one entry per unit on both sides, got {first.size} and {second.size}")
+    both, only_before = int(np.sum(first & second)), int(np.sum(first & ~second))
+    only_after, neither = int(np.sum(~first & second)), int(np.sum(~first & ~second))
+    change, low, high = newcombe_paired_difference(both, only_after, only_before, neither)
+    if not first.size:
+        return RateChange("paired", 0, 0, 0, 0, change, low, high, math.nan, math.nan)
+    return RateChange("paired", both + only_before, first.size, both + only_after, first.size, change, low, high,
+                      p_lower=mcnemar_greater(only_before, only_after), p_higher=mcnemar_greater(only_after, only_before))

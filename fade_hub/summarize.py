@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .card import write_card
@@ -111,10 +110,10 @@ def write_failures(store: RunStore, queries: pd.DataFrame, space: ConceptSpace, 
     features.update(
         query_id=datasets.Value("int64"), action_id=datasets.Value("int64"), severity=datasets.Value("float64")
     )
-    if space.modality != "text":  # the perturbed image, or the image generated from the prompt
+    if space.inputs.media:  # the perturbed image, or the image generated from the prompt
         table["image"] = [_image_cell(store, row.get("media", "")) for row in rows]
         features["image"] = datasets.Image()
-    if space.modality == "image":  # the clean seed beside it (prompt runs have no unperturbed image)
+    if space.inputs.clean_media:  # the clean seed beside it (prompt runs have no unperturbed image)
         seeds = clean_seed_images(store, meta or store.read_meta(), {str(row.get("seed_id", "")) for row in rows})
         table["clean_image"] = [_clean_cell(seeds.get(str(row.get("seed_id", ""))), cell)
                                 for row, cell in zip(rows, table["image"])]

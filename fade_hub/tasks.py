@@ -14,8 +14,30 @@ from typing import Any
 
 from .errors import UnsupportedTask
 
-MODALITIES = ("image", "text", "prompt")
 CORRECTION_KINDS = ("label", "text", "image")
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """What one kind of seed input means to fade-hub: how seeds are read, and what a run can show of them."""
+
+    name: str
+    image_seeds: bool  # seeds are pictures (an image folder or an Image column), else text
+    templates: bool  # seeds are prompt templates with ``{slot}`` placeholders that the concepts fill
+    clean_input: bool  # a seed can be asked unperturbed (a prompt only exists once the concepts fill it)
+    media: bool  # a query's input or answer is a picture stored with the run
+    clean_media: bool  # the unperturbed seed is a picture shown beside the perturbed one
+
+
+MODALITY_SPECS: dict[str, ModalitySpec] = {
+    spec.name: spec
+    for spec in (
+        ModalitySpec("image", image_seeds=True, templates=False, clean_input=True, media=True, clean_media=True),
+        ModalitySpec("text", image_seeds=False, templates=False, clean_input=True, media=False, clean_media=False),
+        ModalitySpec("prompt", image_seeds=False, templates=True, clean_input=False, media=True, clean_media=False),
+    )
+}
+MODALITIES = tuple(MODALITY_SPECS)
 
 
 @dataclass(frozen=True)
@@ -26,7 +48,9 @@ class TaskSpec:
     queries a model served by an endpoint or an Inference Provider); ``judges`` lists the judge
     kinds that apply, ``default_judge`` is used when the user names none (None: the user must choose);
     ``correction`` is what a reviewer may give for one example (a label, a preferred text, or accepting a
-    generated image); ``peft_task_type`` is peft's ``TaskType`` name (None where peft has none).
+    generated image); ``peft_task_type`` is peft's ``TaskType`` name (None where peft has none); ``diffusers``:
+    its models are diffusers pipelines (else transformers models); ``adapter_library`` and ``adapter_tags`` go
+    into the card of a mitigated variant.
     """
 
     name: str
@@ -39,18 +63,25 @@ class TaskSpec:
     peft_task_type: str | None
     default_space: str
     default_seeds: str | None
-    tiny_model: str
     mitigator: str
     pipeline_tags: tuple[str, ...] = ()
     remote_target: str = ""
+    diffusers: bool = False
+    adapter_library: str = "peft"
+    adapter_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.modality not in MODALITIES:
+        if self.modality not in MODALITY_SPECS:
             raise ValueError(f"task {self.name}: unknown modality {self.modality!r}")
         if self.correction not in CORRECTION_KINDS:
             raise ValueError(f"task {self.name}: unknown correction kind {self.correction!r}")
         if self.default_judge is not None and self.default_judge not in self.judges:
             raise ValueError(f"task {self.name}: default judge {self.default_judge!r} is not one of its judges")
+
+    @property
+    def modality_spec(self) -> ModalitySpec:
+        """The facts of this task's seed inputs."""
+        return MODALITY_SPECS[self.modality]
 
     def target_class(self) -> type:
         """The ``Target`` subclass that loads and runs models of this task."""
@@ -81,7 +112,6 @@ TASKS: dict[str, TaskSpec] = {
             peft_task_type=None,  # peft has no image-classification TaskType: LoRA + modules_to_save on the head
             default_space="image-default",
             default_seeds=None,
-            tiny_model="image-classification",
             mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
             pipeline_tags=("image-classification",),
             remote_target="fade_hub.targets.remote_tasks:RemoteImageClassifier",
@@ -97,7 +127,6 @@ TASKS: dict[str, TaskSpec] = {
             peft_task_type="SEQ_CLS",
             default_space="text-default",
             default_seeds="builtin:sentences",
-            tiny_model="text-classification",
             mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
             pipeline_tags=("text-classification", "sentiment-analysis"),
             remote_target="fade_hub.targets.remote_tasks:RemoteTextClassifier",
@@ -106,14 +135,13 @@ TASKS: dict[str, TaskSpec] = {
             name="text-generation",
             modality="text",
             target="fade_hub.targets.text_generation:TextGenerator",
-            judges=("classifier", "keywords", "regex"),
+            judges=("classifier", "keywords", "regex", "llm"),
             default_judge=None,
             correction="text",
             card_category="text-generation",
             peft_task_type="CAUSAL_LM",
             default_space="text-invariant",
             default_seeds="builtin:prompts",
-            tiny_model="text-generation",
             mitigator="fade_hub.mitigate.language_model:LanguageModelMitigator",
             pipeline_tags=("text-generation",),
             remote_target="fade_hub.targets.remote_tasks:RemoteTextGenerator",
@@ -122,14 +150,13 @@ TASKS: dict[str, TaskSpec] = {
             name="summarization",
             modality="text",
             target="fade_hub.targets.summarization:Summarizer",
-            judges=("rouge", "classifier", "keywords", "regex"),
+            judges=("rouge", "classifier", "keywords", "regex", "llm"),
             default_judge="rouge",
             correction="text",
             card_category="summarization",
             peft_task_type="SEQ_2_SEQ_LM",
             default_space="text-invariant",
             default_seeds="builtin:articles",
-            tiny_model="summarization",
             mitigator="fade_hub.mitigate.seq2seq:Seq2SeqMitigator",
             pipeline_tags=("summarization", "text2text-generation"),
             remote_target="fade_hub.targets.remote_tasks:RemoteSummarizer",
@@ -145,10 +172,12 @@ TASKS: dict[str, TaskSpec] = {
             peft_task_type=None,  # a diffusers UNet LoRA, saved in diffusers' LoRA format
             default_space="paper-prompts",
             default_seeds="builtin:paper-activities",
-            tiny_model="text-to-image",
             mitigator="fade_hub.mitigate.diffusion:DiffusionMitigator",
             pipeline_tags=("text-to-image",),
             remote_target="fade_hub.targets.remote_tasks:RemoteTextToImage",
+            diffusers=True,
+            adapter_library="diffusers",
+            adapter_tags=("diffusers", "diffusers-training"),
         ),
     )
 }
@@ -161,6 +190,14 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     except KeyError:
         raise UnsupportedTask(f"task {name!r} is not supported; choose one of: {', '.join(TASKS)}") from None
+
+
+def get_modality(name: str) -> ModalitySpec:
+    """The facts of a modality (``image``, ``text``, ``prompt``); ValueError naming the known ones otherwise."""
+    try:
+        return MODALITY_SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown modality {name!r}; known: {', '.join(MODALITY_SPECS)}") from None
 
 
 def task_for_pipeline_tag(tag: str | None) -> str | None:

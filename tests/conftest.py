@@ -184,3 +184,70 @@ def served(tiny_models):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_model(session_dir) -> Path:
+    """The tiny chat model with the planted typo failure (``fade_hub.testing.generation``), trained once."""
+    from fade_hub.testing.generation import train_chat_model
+
+    return train_chat_model(session_dir / "models" / "chat-typos")
+
+
+@pytest.fixture(scope="session")
+def judge_model(session_dir) -> Path:
+    """The tiny chat model that judges the chat model's answers (``fade_hub.testing.judge_model``), trained once."""
+    from fade_hub.testing.judge_model import train_judge_model
+
+    return train_judge_model(session_dir / "models" / "judge")
+
+
+@pytest.fixture(scope="session")
+def sampling_model(session_dir) -> Path:
+    """The chat fixture that says the banned word on about 30 % of its samples on typo'd prompts only."""
+    from fade_hub.testing.generation import train_chat_model
+
+    return train_chat_model(session_dir / "models" / "chat-typos-sampled", failure_rate=0.3)
+
+
+# failure runs pushed to the session LocalHub, built once (tests/space_runs.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def image_run(hub, session_dir, shapes_model, block_space):
+    """(run dir, repo id) of the pushed image run."""
+    from space_runs import build_image_run
+
+    return build_image_run(session_dir, shapes_model, block_space)
+
+
+@pytest.fixture(scope="session")
+def review_run(hub, session_dir, shapes_model):
+    """(run dir, repo id) of the pushed 4x4 run with several failure modes."""
+    from space_runs import build_review_run
+
+    return build_review_run(session_dir, shapes_model)
+
+
+@pytest.fixture(scope="session")
+def planted_image_run(hub, session_dir):
+    """(run dir, repo id) of the pushed image run with three planted regions."""
+    from space_runs import build_planted_run
+
+    return build_planted_run(session_dir, "image")
+
+
+@pytest.fixture(scope="session")
+def planted_text_run(hub, session_dir):
+    """(run dir, repo id) of the pushed text-classification run with three planted regions."""
+    from space_runs import build_planted_run
+
+    return build_planted_run(session_dir, "text")
+
+
+@pytest.fixture(scope="session")
+def hostile_run(hub, session_dir):
+    """(run dir, repo id) of the pushed hostile text run."""
+    from space_runs import build_hostile_text_run
+
+    return build_hostile_text_run(session_dir)

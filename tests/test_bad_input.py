@@ -161,10 +161,10 @@ CASES: dict[str, Case] = {
                                     "--space-id", "local-user/sp"), "push the run first"),
     "space-without-action": Case(("space",), None),
     # hub serve (item 8)
-    "hub-root-is-a-file": Case(("hub", "serve", "--root", "{file}"), "is a file, not a folder"),
-    "hub-port-out-of-range": Case(("hub", "serve", "--root", "{out}", "--port", "70000"), "--port"),
-    "hub-port-negative": Case(("hub", "serve", "--root", "{out}", "--port", "-1"), "--port"),
-    "hub-without-action": Case(("hub",), None),
+    "hub-root-is-a-file": Case(("localhub", "serve", "--root", "{file}"), "is a file, not a folder"),
+    "hub-port-out-of-range": Case(("localhub", "serve", "--root", "{out}", "--port", "70000"), "--port"),
+    "hub-port-negative": Case(("localhub", "serve", "--root", "{out}", "--port", "-1"), "--port"),
+    "localhub-without-action": Case(("localhub",), None),
     # demo: checked before it trains, starts a Hub or writes anything
     "demo-budget-zero": Case(("demo", "--budget", "0", "--output", "{out}"), "--budget"),
     "demo-seeds-per-class": Case(("demo", "--seeds-per-class", "1", "--output", "{out}"), "--seeds-per-class"),
@@ -206,9 +206,10 @@ CASES.update({
     # evaluation seeds are compared by content, not by path (item 6)
     "mitigate-eval-seeds-same-path": Case(_mitigate(eval_seeds="{seeds}"), "also a training or exploration"),
     "mitigate-eval-seeds-byte-copy": Case(_mitigate(eval_seeds="{root}/seeds-copy"),
-                                          "6 of the 6 seeds of --eval-seeds"),
+                                          "of the 6 seeds of --eval-seeds {root}/seeds-copy have the same content"),
     "mitigate-eval-seeds-renamed-copy": Case(_mitigate(eval_seeds="{root}/seeds-renamed"),
-                                             "6 of the 6 seeds of --eval-seeds"),
+                                             "of the 6 seeds of --eval-seeds {root}/seeds-renamed have the same "
+                                             "content"),
 })
 
 

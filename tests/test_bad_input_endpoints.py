@@ -58,7 +58,7 @@ def _resumed(answer: str, *flags: str) -> tuple[str, ...]:
 CASES: dict[str, Case] = {
     # answers that are not answers (issue 25, item 17): one line saying what the server sent
     "answer-score-nan": Case(_resumed("nan"), "not a text-classification answer (RecursionError): HTTP 200, "
-                                              "application/json, 76 bytes: '[[{\"label\": \"POSITIVE\", \"score\": NaN}"),
+                                              "application/json, 76 bytes: '[[{{\"label\": \"POSITIVE\", \"score\": NaN}}"),
     "answer-html": Case(_resumed("html"), "text/html, 50 bytes: '<html><body><h1>502 Bad Gateway</h1></body></html>'"),
     "answer-empty-body": Case(_resumed("empty"), "(JSONDecodeError: Expecting value: line 1 column 1 (char 0)): "
                                                  "HTTP 200, application/json, 0 bytes: ''"),

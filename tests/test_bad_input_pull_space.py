@@ -1,4 +1,4 @@
-"""The bad-input guard of ``pull``, ``space serve`` / ``space exclude``, ``hub serve`` and the feedback that
+"""The bad-input guard of ``pull``, ``space serve`` / ``space exclude``, ``localhub serve`` and the feedback that
 ``mitigate`` reads (issue 25): the same contract as ``test_bad_input.py``, whose ``Case`` and ``snapshot`` it uses.
 
 Each row runs ``python -m fade_hub.cli ARGV`` in a subprocess and asserts: exit status 2, at most three lines on
@@ -83,7 +83,7 @@ CASES: dict[str, Case] = {
     # empty lists and LocalHub (smaller items)
     "explore-labels-empty": Case(("explore", "{image}", "--seeds", "{seeds}", "--labels", "", "--output", "{out}"),
                                  "--labels: '' names nothing"),
-    "hub-port-in-use": Case(("hub", "serve", "--root", "{out}", "--port", "{hub_port}"), "already in use"),
+    "hub-port-in-use": Case(("localhub", "serve", "--root", "{out}", "--port", "{hub_port}"), "already in use"),
 }
 
 

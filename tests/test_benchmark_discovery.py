@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "discovery.py"
-ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "paper-dqn")
-CELLS = {"shapes": 125, "shapes-hard": 1296, "text": 1296}
+ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "covering", "paper-dqn")
+CELLS = {"shapes": 125, "shapes-hard": 1296, "shapes-mixed": 1296, "text": 1296}
 
 
 @pytest.mark.slow
@@ -44,7 +44,8 @@ def test_discovery_smoke(tmp_path):
             assert ("image fixtures only" in reason) if not image else ("pip install '.[paper]'" in reason)
     table = out[out.index("[shapes] ground truth"):]
     header = next(line for line in table.splitlines() if line.startswith("algorithm"))
-    for column in ("hit rate", "x random", "true cells found", "queries to 90%", "top-5 prec.", "spearman", "wall s"):
+    for column in ("regions found", "false regions", "queries to all regions: median (worst seed)", "hit rate",
+                   "x random", "spearman", "wall s"):
         assert column in header
     for run in result["runs"]:
         truth = result["ground_truth"][run["fixture"]]
@@ -56,9 +57,15 @@ def test_discovery_smoke(tmp_path):
         assert run["true_cells_found"] == len(run["true_cells_first_failure"])
         assert all(1 <= t <= 64 for t in run["true_cells_first_failure"].values())
         assert run["seconds"] > 0
+        assert run["queries_to_all_regions"] is None or 0 < run["queries_to_all_regions"] <= 64
+        assert run["spearman"] is None or -1 <= run["spearman"] <= 1
+    for row in result["table"]:
+        to_all = [r["queries_to_all_regions"] or r["queries"] for r in result["runs"]
+                  if (r["fixture"], r["algorithm"]) == (row["fixture"], row["algorithm"])]
+        assert row["queries_to_all_regions_worst"] == max(to_all)
     checks = {(c["fixture"], c["check"]) for c in result["acceptance"]}
-    assert any("hit rate" in check for _, check in checks) and any("coverage" in check for _, check in checks)
-    assert "acceptance (issue 15):" in out
+    assert any("hit rate" in check for _, check in checks) and any("covering" in check for _, check in checks)
+    assert "acceptance (issue 26):" in out
     assert result["versions"]["trl"] and result["settings"]["quick"] is True
     assert (output / "discovery.png").stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "results"]

@@ -14,6 +14,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+@pytest.mark.slow
 def test_env_throughput_smoke(tmp_path):
     """A tiny-ViT run prints both throughputs and their ratio and writes them to the --output JSON."""
     output = tmp_path / "results" / "env_throughput.json"
@@ -35,6 +36,7 @@ def test_env_throughput_smoke(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
+@pytest.mark.slow
 def test_env_throughput_causal_lm_with_auto_batch_smoke(tmp_path):
     """The language-model workload on --device auto with --batch-size auto: the batch it found is recorded."""
     output = tmp_path / "results" / "lm.json"
@@ -50,6 +52,7 @@ def test_env_throughput_causal_lm_with_auto_batch_smoke(tmp_path):
     assert "generate" in result["raw_definition"] and "batch 32 (asked: auto)" in done.stdout
 
 
+@pytest.mark.slow
 def test_endpoint_throughput_smoke(tmp_path):
     """Concurrency 1 and 4 against the fixed-answer server process: figures printed and written, nothing retried."""
     output = tmp_path / "results" / "endpoint.json"
@@ -69,6 +72,7 @@ def test_endpoint_throughput_smoke(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
+@pytest.mark.slow
 def test_seed_image_memory_smoke(tmp_path):
     """The bomb is skipped, the JPEG kept at 1024 px, and the peaks are written with their excess over the baseline."""
     output = tmp_path / "seed_image_memory.json"

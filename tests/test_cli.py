@@ -119,6 +119,7 @@ def test_missing_config_file(capsys, tmp_path):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     import datasets
 

@@ -1,15 +1,23 @@
-"""The coverage search's parts: the shared failure model, the coverage reward, the convergence stop, bo's posteriors."""
+"""The search's parts: the shared failure model, the belief and its candidate regions, the regions and coverage rewards,
+the covering array, the convergence stop, bo's posteriors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import itertools
+
+from fade_hub.explore.belief import Belief
 from fade_hub.explore.bo import BetaPosteriors
 from fade_hub.explore.convergence import Convergence
 from fade_hub.explore.coverage import FLOOR, CoverageReward
+from fade_hub.explore.covering import covering_array
 from fade_hub.explore.failure_model import FailureModel
 from fade_hub.explore.querier import Outcome
+from fade_hub.explore.region_reward import RegionReward
+from fade_hub.perturb import ConceptSpace
+from fade_hub.seeds import Seed
 
 SHAPE = (4, 4, 3)
 
@@ -120,20 +128,8 @@ def test_coverage_optimism_favours_cells_with_few_queries_and_fades_over_the_bud
     assert hopeful(outcomes([9], [False])) == pytest.approx(plain(outcomes([9], [False])))
 
 
-def test_convergence_needs_a_quiet_window_and_settled_modes():
-    stop = Convergence(num_cells=10, window=6, min_queries=3)
-    stop.update(outcomes([1, 2, 3], [True, False, False]))
-    assert not stop.converged() and stop.unsettled == 1
-    stop.update(outcomes([1, 1], [False, True]))  # cell 1 settles (3 queries); no new mode since query 1
-    assert stop.converged() is False  # only 4 queries since the last new mode
-    stop.update(outcomes([4, 5], [False, False]))
-    assert stop.converged()
-    stop.update(outcomes([6], [True]))  # a new mode reopens the search
-    assert not stop.converged() and stop.unsettled == 1
-
-
 def test_beta_posteriors_prefer_failing_cells_but_still_try_unknown_ones():
-    posteriors = BetaPosteriors(20)
+    posteriors = BetaPosteriors(20)  # a model of 20 cells, one factor
     posteriors.update([0] * 10 + list(range(1, 20)) * 3, [True] * 8 + [False] * 2 + [False] * 57)
     picks = posteriors.draw(400, np.random.default_rng(0))
     assert picks.count(0) > 300
@@ -150,3 +146,122 @@ def test_coverage_reward_learns_a_mode_of_one_context():
         reward(outcomes(cells, [c == 1 and a == 5 for a, c in zip(cells, contexts)]), contexts)
     mine, other = reward(outcomes([5, 5], [False, False]), [1, 0])
     assert mine > other + 0.1
+
+
+# the seed's class in the shared model, the belief, the regions reward ----------------------------------------------
+
+SPACE = ConceptSpace.from_dict({"modality": "image", "factors": [
+    {"name": "rotation", "op": "rotate", "levels": [0, 10, 20, 30]},
+    {"name": "brightness", "op": "brightness", "levels": [1.0, 0.7, 0.4, 0.2]},
+    {"name": "noise", "op": "noise", "levels": [0, 0.1, 0.2]},
+]})
+SEEDS = [Seed(f"{label}-{i}", None, context=label) for label in ("circle", "square") for i in range(30)]
+
+
+def planted_outcomes(rng: np.random.Generator, count: int, planted) -> list[Outcome]:
+    """Uniform queries over SPACE on random SEEDS, failing (0.9) where ``planted(levels, class)`` holds."""
+    out = []
+    for _ in range(count):
+        cell, seed = int(rng.integers(SPACE.num_cells)), SEEDS[int(rng.integers(len(SEEDS)))]
+        failed = planted(SPACE.action_from_id(cell), seed.context) and rng.random() < 0.9
+        out.append(Outcome(seed.seed_id, cell, bool(failed), 0.0, float(failed)))
+    return out
+
+
+def test_failure_model_with_the_class_learns_a_mode_of_one_class():
+    rng = np.random.default_rng(2)
+    belief = Belief(SPACE, SEEDS, candidates=0)
+    belief.update(planted_outcomes(rng, 400, lambda cell, cls: cell[0] == 3 and cls == "square"))
+    rates = belief.model.all_rates()  # classes in name order: circle, square
+    tilted = [a for a in range(SPACE.num_cells) if SPACE.action_from_id(a)[0] == 3]
+    upright = [a for a in range(SPACE.num_cells) if SPACE.action_from_id(a)[0] == 0]
+    assert rates[1, tilted].mean() > 0.6 and rates[0, tilted].mean() < 0.15 and rates[1, upright].mean() < 0.15
+    shares = np.array([1.0, 3.0])
+    assert belief.model.landscape(shares) == pytest.approx((rates[0] + 3 * rates[1]) / 4)
+
+
+def test_fit_counts_equals_the_same_outcomes_added_one_batch_at_a_time():
+    rng = np.random.default_rng(3)
+    outcomes = planted_outcomes(rng, 300, lambda cell, cls: cell[1] == 3)
+    incremental = Belief(SPACE, SEEDS, candidates=0)
+    for start in range(0, 300, 50):
+        incremental.update(outcomes[start : start + 50])
+    failures, seeds = incremental.counts()
+    refit = FailureModel(SPACE.shape, 2).fit_counts(failures, seeds)
+    np.testing.assert_allclose(refit.all_rates(), incremental.model.all_rates(), atol=0.02)
+
+
+def test_belief_finds_a_candidate_region_and_its_boundary():
+    rng = np.random.default_rng(4)
+    belief = Belief(SPACE, SEEDS)
+    belief.update(planted_outcomes(rng, 500, lambda cell, cls: cell[0] == 3 and cell[1] == 3))
+    region = belief.candidates[0]
+    assert region.levels[:2] == ((3,), (3,)) and region.levels[2] is None
+    inside = {(3, 3, n) for n in range(3)}
+    boundary = {(2, 3, n) for n in range(3)} | {(3, 2, n) for n in range(3)}  # one step out on each factor
+    cells = lambda mask: {SPACE.action_from_id(int(a)) for a in np.flatnonzero(mask.any(axis=0))}
+    assert cells(belief.inside) == inside and cells(belief.boundary) == boundary
+
+
+def test_regions_reward_values_a_region_and_its_boundary_more_as_the_budget_goes():
+    rng = np.random.default_rng(5)
+    spent = {"fraction": 0.0}
+    reward = RegionReward(Belief(SPACE, SEEDS), power=1.0, entropy_coef=1.0, progress=lambda: spent["fraction"],
+                          start=0.2, end=0.9)
+    reward(planted_outcomes(rng, 500, lambda cell, cls: cell[0] == 3 and cell[1] == 3))
+    near = reward.belief.inside | reward.belief.boundary
+    early = reward.values()
+    spent["fraction"] = 1.0
+    late = reward.values()
+    assert reward.weight() == pytest.approx(0.9)
+    assert late[near].mean() / late[~near].mean() > early[near].mean() / early[~near].mean() > 1.0
+    # the imagined reward of a cell not asked is its value's, for the class of its context or all classes
+    cells = [int(a) for a in np.flatnonzero(near[1])[:3]]
+    assert reward.imagined(cells, ["square"] * 3) == pytest.approx(np.log(late[1, cells] + 1e-3))
+    assert reward.imagined(cells, [None] * 3) == pytest.approx(np.log(late[:, cells].mean(axis=0) + 1e-3))
+    exhausted = reward.values({cells[0]})
+    assert (exhausted[:, cells[0]] == 0).all()  # a cell with no seed left is worth nothing
+
+
+@pytest.mark.parametrize("shape", [(6, 6, 6, 6), (5, 5, 5), (2, 7), (3, 3, 3, 3, 3)])
+def test_covering_array_meets_every_pair_of_levels(shape):
+    rows = covering_array(shape, np.random.default_rng(0))
+    for f, g in itertools.combinations(range(len(shape)), 2):
+        assert {(row[f], row[g]) for row in rows} == set(itertools.product(range(shape[f]), range(shape[g])))
+    assert len(rows) <= 1.5 * max(a * b for a, b in itertools.combinations(shape, 2))  # near the least possible
+    assert covering_array(shape, np.random.default_rng(0)) == rows != covering_array(shape, np.random.default_rng(1))
+
+
+def clean_records(count: int) -> list[dict]:
+    return [{"phase": "clean", "action_id": -1, "seed_id": seed.seed_id, "context": seed.context, "is_failure": False,
+             "severity": 0.0} for seed in SEEDS[:count]]
+
+
+def explore_records(outcomes: list[Outcome]) -> list[dict]:
+    context = {seed.seed_id: seed.context for seed in SEEDS}
+    return [{"phase": "explore", "action_id": o.action_id, "seed_id": o.seed_id, "context": context[o.seed_id],
+             "is_failure": o.is_failure, "severity": 0.0} for o in outcomes]
+
+
+def test_convergence_waits_for_the_same_screened_regions_over_a_window():
+    rng = np.random.default_rng(6)
+    stop = Convergence(SPACE, window=100, check_every=50)
+    stop.add(clean_records(40))
+    first = lambda cell, cls: cell[0] == 3 and cell[1] == 3
+    stop.add(explore_records(planted_outcomes(rng, 300, first)))
+    assert stop.regions == ("rotation=30&brightness=0.2",) and not stop.converged()
+    stop.add(explore_records(planted_outcomes(rng, 100, first)))  # 100 more queries, the same region
+    assert stop.converged()
+    assert stop.note(spent=400, budget=1000)["regions"] == ["rotation=30&brightness=0.2"]
+    assert stop.note(spent=1000, budget=1000) is None  # the whole budget was spent: nothing to say
+    both = lambda cell, cls: first(cell, cls) or (cell[0] == 0 and cell[2] == 2)
+    stop.add(explore_records(planted_outcomes(rng, 300, both)))  # a second region turns up: the search goes on
+    assert len(stop.regions) == 2 and not stop.converged()
+
+
+def test_convergence_never_stops_a_search_that_screened_nothing():
+    rng = np.random.default_rng(7)
+    stop = Convergence(SPACE, window=50, check_every=50)
+    stop.add(clean_records(40))
+    stop.add(explore_records(planted_outcomes(rng, 400, lambda cell, cls: False)))
+    assert stop.regions == () and not stop.converged()

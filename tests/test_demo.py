@@ -55,6 +55,15 @@ def test_demo_closes_the_loop_offline_on_any_thread_count(tmp_path):
     assert re.search(r"^clean inputs +\d\.\d\d \[\d\.\d\d, \d\.\d\d\] n=\d+ +\d\.\d\d \[", out, re.M), out
     assert re.search(r"^collateral on unseen perturbations: change [+-]\d+\.\d points \[[+-]\d+\.\d, ", out, re.M), out
     assert re.search(r"^clean failure rate change [+-]\d+\.\d points \[", out, re.M), out
+    # the re-check: the variant explored afresh and compared with the run, in the terminal and the pushed card
+    assert re.search(r"re-check: the variant explored afresh .* compared with the base run \(A\): 1 fixed, "
+                     r"0 persisting, 0 unresolved, 0 new", out), out
+    assert f"  fixed: {REGION}, on square and triangle seeds: A fails " in out
+    card = (tmp_path / "demo" / "adapter" / "README.md").read_text()
+    assert "**1 fixed, 0 persisting, 0 unresolved, 0 new**" in card
+    assert f"| {REGION}, on square and triangle seeds | fixed |" in card
+    assert "name: 're-check: regions fixed'" in card and "never trained on (local:" in card
+    assert (tmp_path / "demo" / "adapter-recheck" / "run.json").is_file()
     same, total = map(int, re.search(r"stock peft \(PeftModel.from_pretrained\): (\d+) of (\d+)", out).groups())
     assert same == total > 0
     seconds = int(re.search(r"total time:\s+(\d+) s", out).group(1))

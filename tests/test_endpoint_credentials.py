@@ -98,6 +98,7 @@ def test_no_credential_over_plain_http_to_another_machine(monkeypatch):
     assert RemoteConfig(endpoint="http://[::1]:8080", token="t").credential == "t"
 
 
+@pytest.mark.slow
 def test_debug_output_shows_no_user_info_or_query(endpoint, tmp_path):
     """--debug logs every request (httpx, huggingface_hub, fade-hub): the URL's password and api_key never show."""
     url = endpoint.url.replace("http://", "http://someone:pa55word@") + "/?api_key=S3CRET&answer=ok"

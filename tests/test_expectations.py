@@ -187,4 +187,4 @@ def test_report_shows_the_clean_failure_rate(shapes_model, block_space, tmp_path
     seeds = write_seed_folder(tmp_path / "seeds", per_class=2, seed=4)
     grid_run(shapes_model, seeds, tmp_path / "run", space=str(block_space), confirm_top=0)
     assert main(["report", str(tmp_path / "run")]) == 0
-    assert "clean failure rate 0/6 = 0.00 [0.00, 0.39]: a failure mode fails significantly more often" in capsys.readouterr().out
+    assert "clean failure rate 0/6 seeds = 0.00 [0.00, 0.39]: a failure region fails significantly more often" in capsys.readouterr().out

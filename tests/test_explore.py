@@ -28,7 +28,7 @@ from fade_hub.store import RunStore
 from fade_hub.targets import load_target
 from fade_hub.demo.shapes import write_seed_folder
 
-ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "grid")
+ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "covering", "grid")
 TASKS = ("image-classification", "text-classification", "text-generation", "summarization", "text-to-image")
 SPACES = {
     "image": {
@@ -268,26 +268,35 @@ def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seed
     assert records("bo-a", "bo", 5) == records("bo-b", "bo", 5) != records("bo-c", "bo", 6)
 
 
-@pytest.mark.parametrize("algorithm", ["ppo", "bo"])
-def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, tiny_models, shape_seeds, tmp_path):
-    budget = 600
-    config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm=algorithm, budget=budget,
-                          stop_when_converged=True, convergence_window=24, confirm_top=0)
-    run = explore(config)
-    rows = [r for r in RunStore(run.path).read_queries() if r["phase"] == "explore"]
+@pytest.mark.parametrize("algorithm", ["ppo", "bo", "random"])
+def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_model, block_space, tmp_path, capsys):
+    """The demo model fails in one region of the 2x2 block space: once the screened regions have stayed the same for
+    a window of queries, the search stops, says so, and the regions it would confirm are those of its log."""
+    from fade_hub.characterize import characterize
+    from fade_hub.run import Run
+
+    seeds = write_seed_folder(tmp_path / "seeds", 8, seed=5)
+    budget, window = 600, 50
+    flags = ["explore", str(shapes_model), "--seeds", str(seeds), "--space", str(block_space), "--algorithm",
+             algorithm, "--seed", "3", "--batch-size", "16", "--confirm-top", "0", "--num-generations", "2",
+             "--num-iterations", "2", "--no-progress"]  # fmt: skip
+    assert main([*flags, "--budget", str(budget), "--stop-when-converged", "--convergence-window", str(window),
+                 "--output", str(tmp_path / "run")]) == 0
+    run = Run.open(tmp_path / "run")
+    rows = RunStore(run.path).read_queries()
+    explored = explore_rows(rows)
     converged = run.meta["converged"]
-    assert converged["explore_queries"] == len(rows) < budget and converged["budget"] == budget
-    # the last window found no new failure mode, and every mode has enough queries not to be uncertain
-    first_failure: dict[int, int] = {}
-    counts: dict[int, int] = defaultdict(int)
-    for i, r in enumerate(rows):
-        counts[r["action_id"]] += 1
-        if r["is_failure"]:
-            first_failure.setdefault(r["action_id"], i)
-    assert first_failure and len(rows) - 1 - max(first_failure.values()) >= 24
-    assert all(counts[cell] >= 5 for cell in first_failure)
-    whole = explore(image_config(tiny_models, shape_seeds, tmp_path / "whole", algorithm=algorithm, budget=40,
-                                 confirm_top=0))
+    assert converged["explore_queries"] == len(explored) < budget and converged["budget"] == budget
+    assert converged["window"] == window and converged["regions"]
+    assert (f"converged after {len(explored)} explore queries: the screened regions stayed the same for the last "
+            f"{window}; {budget - len(explored)} of the budget of {budget} not spent") in capsys.readouterr().out
+    space = ConceptSpace.from_dict(run.meta["space"])
+    clean = [r for r in rows if r["phase"] == "clean"]
+    for end in (len(explored) - window, len(explored)):  # the same screened regions at the window's start and end
+        regions = characterize(clean + explored[:end], space, held_out=set()).regions
+        assert sorted(regions.loc[regions["screened"], "region_id"]) == converged["regions"]
+    assert main([*flags, "--budget", "40", "--output", str(tmp_path / "whole")]) == 0
+    whole = Run.open(tmp_path / "whole")
     spent = sum(r["phase"] == "explore" for r in RunStore(whole.path).read_queries())
     assert spent == 40 and "converged" not in whole.meta  # without the flag: the whole budget
 
@@ -366,7 +375,7 @@ def test_confirmation_asks_each_held_out_seed_once_per_screened_region(shapes_mo
 
 def test_every_explorer_spends_no_query_on_an_answered_pair(tiny_models, shape_seeds, tmp_path):
     """With more budget than (cell, seed) pairs, each explorer's repeats wait until a cell's seeds are used up."""
-    for algorithm in ("random", "epsilon-greedy", "bo", "ppo"):
+    for algorithm in ("random", "epsilon-greedy", "bo", "covering", "ppo"):
         config = image_config(tiny_models, shape_seeds, tmp_path / algorithm, algorithm=algorithm, budget=96,
                               confirm_top=0)
         run = explore(config)
@@ -547,7 +556,7 @@ def test_budget_must_be_positive(budget, capsys, tiny_models, shape_seeds, tmp_p
     [
         (["--algorithm", "grid", "--mode", "sequential"], "--mode single"),
         (["--algorithm", "bo", "--mode", "sequential"], "--mode single"),
-        (["--algorithm", "random", "--stop-when-converged"], "--stop-when-converged"),
+        (["--algorithm", "grid", "--stop-when-converged"], "--stop-when-converged"),
         (["--convergence-window", "0"], "--convergence-window"),
         (["--novelty-bonus", "-1"], "--novelty-bonus"),
         (["--coverage-power", "0"], "--coverage-power"),
@@ -558,7 +567,7 @@ def test_budget_must_be_positive(budget, capsys, tiny_models, shape_seeds, tmp_p
         (["--batch-size", "0"], "--batch-size"),
         (["--holdout", "1.5"], "--holdout"),
     ],
-    ids=["grid-sequential", "bo-sequential", "stop-random", "convergence-window", "novelty-bonus", "coverage-power",
+    ids=["grid-sequential", "bo-sequential", "stop-grid", "convergence-window", "novelty-bonus", "coverage-power",
          "epsilon", "learning-rate", "num-generations", "entropy-coef", "batch-size", "holdout"],
 )
 def test_bad_options_fail_before_the_run_directory_exists(flags, needle, capsys, tiny_models, shape_seeds, tmp_path):

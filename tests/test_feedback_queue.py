@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, unique_repo
-from test_space import _client, _start, _stop, _submit, _wait_for, build_hostile_text_run
+from space_runs import app_client, build_hostile_text_run, start_app, stop_app, submit, wait_for_app
 
 from fade_hub import feedback
 from fade_hub.feedback import FeedbackWriter, make_record
@@ -190,14 +190,14 @@ class TwoHubs:
         env = {**os.environ, "HF_ENDPOINT": self.endpoint(hub), "FADE_HUB_CACHE": str(self.root / "cache")}
         command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(self.run_dir),
                    "--feedback-repo", self.repo, "--port", str(port), "--push-every", "60"]
-        process = _start(command, log, self.root, env)
+        process = start_app(command, log, self.root, env)
         url = f"http://127.0.0.1:{port}/"
-        _wait_for(url, process, log)
+        wait_for_app(url, process, log)
         return process, url, log
 
     def submit(self, url: str, count: int = 40) -> list[str]:
-        client = _client(url)
-        return sorted(_submit(client, "5", "fix", "", f"note {i}")["feedback_id"] for i in range(count))
+        client = app_client(url)
+        return sorted(submit(client, "5", "fix", "", f"note {i}")["feedback_id"] for i in range(count))
 
     def session(self, hub: int) -> tuple[list[str], Path]:
         """Serve against Hub ``hub``, submit 40 records, stop gracefully; (their feedback ids, the app's log)."""
@@ -205,7 +205,7 @@ class TwoHubs:
         try:
             return self.submit(url), log
         finally:
-            _stop(app, log)
+            stop_app(app, log)
 
     def ids(self, hub: int) -> list[str]:
         return _all_ids(self.repo, self.endpoint(hub))
@@ -258,7 +258,7 @@ def test_after_a_kill_9_the_40_records_reach_only_their_own_hub(two_hubs):
     try:
         _wait_until(lambda: two_hubs.ids(1) == crashed, log)
     finally:
-        _stop(app, log)
+        stop_app(app, log)
     assert two_hubs.ids(1) == crashed
     assert two_hubs.ids(2) == second
 

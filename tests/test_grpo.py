@@ -187,6 +187,28 @@ def test_context_conditioning(tmp_path):
     np.testing.assert_allclose(policy.cell_probs(), (circle + square) / 2)
 
 
+def test_imagined_completions_teach_the_policy_for_a_few_queries(tmp_path):
+    """With a model of the failures (``imagine``), only 2 of each group of 8 completions are asked: the budget
+    buys four times the completions, and the policy learns from all of them."""
+    landscape = PlantedLandscape(301, {"circle": BLOCK_A})
+    imagined: list[tuple] = []
+
+    def imagine(actions: list, contexts: list) -> list[float]:  # a model that knows the block
+        imagined.extend(actions)
+        return [float(action in BLOCK_A) for action in actions]
+
+    policy = build_policy(SHAPE, ["circle"], tmp_path / "policy", seed=0)
+    config = GRPOSearchConfig(queried_per_group=2)
+    run_grpo(policy, ["circle"], landscape.evaluate, landscape.budget_left, config, 0, tmp_path / "trl",
+             imagine=imagine)
+    assert len(landscape.queries) == 301 and landscape.left == 0
+    trained_queries = len(landscape.queries) - 301 % (2 * config.prompts_per_step)  # the rest: leftover sampling
+    assert len(imagined) == 3 * trained_queries  # 6 of 8 of every group were scored, not asked
+    assert policy.cell_probs()[_cells(BLOCK_A)].sum() > 0.5
+    hits = np.array([action in BLOCK_A for _, action in landscape.queries])
+    assert hits[-100:].mean() >= 3 * RANDOM_RATE
+
+
 def test_bad_config_is_rejected(tmp_path):
     policy = build_policy(SHAPE, ["circle"], tmp_path / "p")
     landscape = PlantedLandscape(64, {"circle": BLOCK_A})

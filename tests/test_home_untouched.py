@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import free_port
-from test_space import _client, _start, _stop, _submit, _wait_for
+from space_runs import app_client, start_app, stop_app, submit, wait_for_app
 
 # Set by conftest to keep library caches out of HOME; a real user sets none of them, so neither do we here.
 LIBRARY_DIRS = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_HOME", "HF_DATASETS_CACHE")
@@ -44,13 +44,13 @@ def test_demo_and_a_feedback_session_write_nothing_under_home(tmp_path):
         app_env = {k: v for k, v in env.items() if k != "FADE_HUB_CACHE"}
         app_env["HF_ENDPOINT"] = hub.endpoint
         port, log = free_port(), tmp_path / "app.log"
-        app = _start([sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir),
+        app = start_app([sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir),
                       "--feedback-repo", "org/fb", "--port", str(port)], log, tmp_path, app_env)
         try:
-            _wait_for(f"http://127.0.0.1:{port}/", app, log)
-            record = _submit(_client(f"http://127.0.0.1:{port}/"), top, "fix", "", "dark shapes must work")
+            wait_for_app(f"http://127.0.0.1:{port}/", app, log)
+            record = submit(app_client(f"http://127.0.0.1:{port}/"), top, "fix", "", "dark shapes must work")
         finally:
-            _stop(app, log)
+            stop_app(app, log)
         pushed = [f for f in HfApi(endpoint=hub.endpoint).list_repo_files("org/fb", repo_type="dataset")
                   if f.startswith("data/")]
     queue = tmp_path / "hf" / "fade-hub" / "feedback" / endpoint_key(hub.endpoint) / "org--fb"

@@ -313,20 +313,21 @@ def test_cli_help_documents_every_flag(capsys):
     from fade_hub.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["hub", "serve", "--help"])
+        main(["localhub", "serve", "--help"])
     assert exit_info.value.code == 0
     usage = capsys.readouterr().out
     for flag in ("--root", "--host", "--port"):
         assert flag in usage
-    assert main(["hub"]) == 2 and "serve" in capsys.readouterr().out
+    assert main(["localhub"]) == 2 and "serve" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_cli_serve_in_a_subprocess(tmp_path):
     port = free_port()
     token = "hf_secret_token_never_logged"
     server = subprocess.Popen(
-        [sys.executable, "-m", "fade_hub.cli", "--debug", "hub", "serve", "--root", str(tmp_path / "root"),
+        [sys.executable, "-m", "fade_hub.cli", "--debug", "localhub", "serve", "--root", str(tmp_path / "root"),
          "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -383,7 +384,7 @@ def test_a_crash_mid_upload_leaves_nothing_after_the_next_start(tmp_path):
     import time
 
     root, port = tmp_path / "root", free_port()
-    server = subprocess.Popen([sys.executable, "-m", "fade_hub.cli", "hub", "serve", "--root", str(root),
+    server = subprocess.Popen([sys.executable, "-m", "fade_hub.cli", "localhub", "serve", "--root", str(root),
                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "LocalHub serving" in server.stdout.readline()

@@ -38,19 +38,20 @@ def _load_configs_in_subprocess(source: str, tmp_path: Path) -> dict:
     script = """
 import json, sys, hashlib, datasets
 out = {}
-for config in ("queries", "failures", "landscape"):
+for config in sys.argv[2:]:
     ds = datasets.load_dataset(sys.argv[1], config, split="train")
     rows = []
     for row in ds:
-        if "image" in row and row["image"] is not None:
-            row["image"] = hashlib.sha256(row["image"].convert("RGB").tobytes()).hexdigest()
+        for key, value in row.items():
+            if hasattr(value, "convert"):  # a decoded image (image, clean_image)
+                row[key] = hashlib.sha256(value.convert("RGB").tobytes()).hexdigest()
         rows.append(row)
     out[config] = rows
 print(json.dumps(out, default=str, sort_keys=True))
 """
     env = dict(os.environ, HF_HOME=str(tmp_path / "fresh_home"))
     done = subprocess.run(
-        [sys.executable, "-c", script, source], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script, source, *DATA_FILES], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -172,6 +173,7 @@ def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, 
     assert os.environ["HF_TOKEN"] not in (tmp_path / "run" / "run.json").read_text()
 
 
+@pytest.mark.slow
 def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tmp_path, caplog, capsys):
     """The card takes the model's licence, else the seeds'; gated seeds make a push private unless --public."""
     import logging

@@ -55,6 +55,7 @@ def _run_files_text(root: Path) -> str:
     return "".join(p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_endpoint_run_equals_local_run(served, tiny_models, text_space, tmp_path, capsys):
     """--concurrency 8 through 429s, 503s with Retry-After, slow answers and dropped connections: exactly the budget's
     queries, none twice, each answered as the local run of the same model answers it; the run records where it ran."""

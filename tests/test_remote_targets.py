@@ -340,7 +340,7 @@ def test_batch_size_stays_the_users_and_warns_when_it_starves_the_endpoint(serve
         target = _remote("someone/x", server.url, task="text-classification", concurrency=8, batch_size=16,
                          labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
     target.close()
-    assert target.batch_size == 16 and "a batch size of 32 or more keeps them flowing" in caplog.text
+    assert target.batch_size == 16 and "a batch size of 32 or more keeps it busy" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="fade_hub.targets.remote"):
         target = _remote("someone/x", server.url, task="text-classification", concurrency=4, batch_size=16,

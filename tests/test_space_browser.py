@@ -18,13 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import unique_repo
-from test_space import (  # noqa: F401 - fixtures
-    XSS,
-    hostile_run,
-    planted_image_run,
-    planted_text_run,
-    served_app,
-)
+from space_runs import served_app, XSS
 from test_space_variants import publish_variant, write_variant
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, unique_repo
-from test_space import BOOTSTRAP, CHECKOUT, _start, _stop, _wait_for, image_run  # noqa: F401 - fixture
+from space_runs import BOOTSTRAP, CHECKOUT, start_app, stop_app, wait_for_app
 
 TEMPLATE = CHECKOUT / "spaces" / "feedback"
 FILES = ("app.py", "README.md", "requirements.txt")
@@ -92,15 +92,15 @@ def test_a_space_without_its_token_shows_how_to_add_it(image_run, tmp_path):
                FADE_FEEDBACK_DIR=str(tmp_path / "staging"), GRADIO_SERVER_PORT=str(port),
                GRADIO_SERVER_NAME="127.0.0.1", PYTHONNOUSERSITE="1")
     log = tmp_path / "space.log"
-    process = _start([sys.executable, "-c", BOOTSTRAP, str(CHECKOUT)], log, folder, env)
+    process = start_app([sys.executable, "-c", BOOTSTRAP, str(CHECKOUT)], log, folder, env)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/", process, log)
+        wait_for_app(f"http://127.0.0.1:{port}/", process, log)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10) as response:
             config = json.loads(response.read())
         texts = {c["props"].get("elem_id"): str(c["props"].get("value")) for c in config["components"]}
         assert process.poll() is None  # still serving
     finally:
-        _stop(process, log)
+        stop_app(process, log)
     assert texts["setup-problem"] == "**What is missing:** the Space secret HF\\_TOKEN is not set"
     how = texts["setup-how"]
     assert "/spaces/tester/feedback-space/settings" in how and "New secret" in how and "`HF_TOKEN`" in how

@@ -11,19 +11,7 @@ import textwrap
 
 import pytest
 from conftest import free_port, unique_repo
-from test_space import (  # noqa: F401 - review_run and the planted runs are fixtures
-    _client,
-    _start,
-    _stop,
-    _submit,
-    _top,
-    _wait_for,
-    _withdraw,
-    hostile_run,
-    planted_image_run,
-    review_run,
-    served_app,
-)
+from space_runs import app_client, served_app, start_app, stop_app, submit, top_cell, wait_for_app, withdraw
 
 
 def _app(run_dir, folder, **options):
@@ -194,16 +182,16 @@ def test_region_verdicts_through_the_api(planted_image_run, tmp_path):
     config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False, reviewer="ada")
     with served_app(config) as (app, url):
         region = app.view.region_ids[0]
-        client = _client(url)
-        stored = _submit(client, f"  {region} ", "fix", "", "whole region")
+        client = app_client(url)
+        stored = submit(client, f"  {region} ", "fix", "", "whole region")
         assert (stored["target"], stored["target_type"]) == (region, "region")
         for target, message in ((f"{region}&class=circle", "is not a region of run"),
                                 ("rotation=-30", "is not a region of run")):
             with pytest.raises(AppError, match=message):
-                _submit(client, target, "fix")
+                submit(client, target, "fix")
         with pytest.raises(AppError, match="a correction applies to one example"):
-            _submit(client, region, "fix", "square")
-        assert _withdraw(client, region)["verdict"] == "withdrawn"
+            submit(client, region, "fix", "square")
+        assert withdraw(client, region)["verdict"] == "withdrawn"
     records = feedback.load(tmp_path / "fb")
     assert [(r.target, r.verdict) for r in records.records] == [(region, "fix"), (region, "withdrawn")]
     assert records.resolved() == []
@@ -216,15 +204,15 @@ def test_withdraw_through_the_api(review_run, tmp_path):
     from fade_hub.feedback.config import AppConfig
 
     run_dir, repo = review_run
-    mode, _, _ = _top(run_dir)
+    mode, _, _ = top_cell(run_dir)
     config = AppConfig(failures=repo, feedback_dir=str(tmp_path / "fb"), find_adapters=False)
     with served_app(config) as (app, url):
-        client = _client(url)
-        _submit(client, mode, "fix")
-        withdrawal = _withdraw(client, f" 0{mode}")
+        client = app_client(url)
+        submit(client, mode, "fix")
+        withdrawal = withdraw(client, f" 0{mode}")
         with pytest.raises(AppError, match="you have no verdict on"):
-            _withdraw(client, mode)
-        for call in (lambda target: _submit(client, target, "fix"), lambda target: _withdraw(client, target)):
+            withdraw(client, mode)
+        for call in (lambda target: submit(client, target, "fix"), lambda target: withdraw(client, target)):
             with pytest.raises(AppError, match=r"\(5000 characters\) is a longer number than any action id"):
                 call("1" * 5000)  # refused in words, not a ValueError inside the server
     assert (withdrawal["target"], withdrawal["verdict"]) == (mode, "withdrawn")
@@ -238,7 +226,7 @@ def test_the_operator_excludes_a_user_without_deleting_anything(review_run, tmp_
     run_dir, _ = review_run
     folder = tmp_path / "fb"
     for user in ("alice", "bob"):
-        _app(run_dir, folder, reviewer=user).submit(_top(run_dir)[0], "fix")
+        _app(run_dir, folder, reviewer=user).submit(top_cell(run_dir)[0], "fix")
     assert main(["space", "exclude", "bob", "--feedback-dir", str(folder), "--note", "spam"]) == 0
     assert "bob's feedback is left out of resolved() (kept in the dataset)" in capsys.readouterr().out
     loaded = feedback.load(folder)
@@ -272,7 +260,7 @@ def test_exclude_says_what_it_did_and_writes_only_what_changes_something(review_
 
     run_dir, _ = review_run
     folder = tmp_path / "fb"
-    _app(run_dir, folder, reviewer="bob").submit(_top(run_dir)[0], "fix")
+    _app(run_dir, folder, reviewer="bob").submit(top_cell(run_dir)[0], "fix")
 
     def exclude(user: str, **options):
         return exclude_user(ExcludeConfig(user=user, feedback_dir=str(folder), reviewer="ops", **options))
@@ -305,7 +293,7 @@ def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(re
     from fade_hub import feedback
 
     run_dir, _ = review_run
-    mode = _top(run_dir)[0]
+    mode = top_cell(run_dir)[0]
     run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
     folder = tmp_path / "fb"
     folder.mkdir()
@@ -358,15 +346,15 @@ def test_serving_a_local_run_offline_asks_no_host_it_was_not_given(planted_image
         env.pop("GRADIO_ANALYTICS_ENABLED", None)  # as a user runs it: the app itself must turn analytics off
         command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir),
                    "--feedback-dir", str(tmp_path / "fb"), "--port", str(port)]
-        process = _start(command, log, tmp_path, env=env)
+        process = start_app(command, log, tmp_path, env=env)
         try:
-            _wait_for(f"http://127.0.0.1:{port}/", process, log)
+            wait_for_app(f"http://127.0.0.1:{port}/", process, log)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
                 assert page.status == 200
-            client = _client(f"http://127.0.0.1:{port}/")
-            assert _submit(client, _top(run_dir)[0], "fix")["user"] == "ada"
+            client = app_client(f"http://127.0.0.1:{port}/")
+            assert submit(client, top_cell(run_dir)[0], "fix")["user"] == "ada"
         finally:
-            _stop(process, log)
+            stop_app(process, log)
     assert asked == ["/api/whoami-v2"], asked
     assert proxied == [], proxied
 
@@ -380,20 +368,20 @@ def test_a_reviewer_outside_the_list_is_refused_in_one_line(review_run, tmp_path
     port, staging, log = free_port(), tmp_path / "fb", tmp_path / "app.log"
     command = [sys.executable, "-m", "fade_hub.cli", "space", "serve", "--failures", str(run_dir), "--feedback-dir",
                str(staging), "--port", str(port), "--reviewers", "alice", "--reviewer", "bob", "--no-find-adapters"]
-    process = _start(command, log, tmp_path)
+    process = start_app(command, log, tmp_path)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/", process, log)
+        wait_for_app(f"http://127.0.0.1:{port}/", process, log)
         with pytest.raises(AppError) as refused:
-            _submit(_client(f"http://127.0.0.1:{port}/"), _top(run_dir)[0], "fix")
+            submit(app_client(f"http://127.0.0.1:{port}/"), top_cell(run_dir)[0], "fix")
     finally:
-        _stop(process, log)
+        stop_app(process, log)
     message = "bob may not review here: this app takes feedback from alice only"
     assert message in str(refused.value)
     lines = log.read_text().splitlines()
     assert "WARNING fade_hub.feedback.app: bob is not among the reviewers (alice): submissions from here will be " \
            "refused" in lines  # said once at start
     assert [line for line in lines if "refused a" in line] == [
-        f"WARNING fade_hub.feedback.app: refused a verdict by bob on '{_top(run_dir)[0]}': {message}"]
+        f"WARNING fade_hub.feedback.app: refused a verdict by bob on '{top_cell(run_dir)[0]}': {message}"]
     assert "Traceback" not in log.read_text()
     assert not any(path.read_text() for path in staging.glob("*.jsonl"))
 
@@ -590,6 +578,7 @@ BLOCK_MODEL_LIBRARIES = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_the_app_runs_without_model_libraries(review_run, tmp_path):
     """What the Space vendors imports no torch, transformers, datasets, ... even lazily while serving a run."""
     from test_space_variants import write_variant

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import unique_repo
-from test_space import XSS, _top, hostile_run, image_run, planted_image_run, review_run  # noqa: F401 - fixtures
+from space_runs import XSS
 
 CARD = """---
 base_model: {base}

@@ -93,6 +93,68 @@ def test_no_production_module_imports_the_test_fixtures():
     assert offenders == []
 
 
+REGISTRY_FACTS = ("task", "modality")  # names whose values only tasks.py may compare with a literal
+
+
+def _compared_name(node: ast.expr) -> str | None:
+    """``task`` for ``task``, ``self.task``, ``space.modality``...: the last name of a compared expression."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _literal(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    return isinstance(node, ast.Tuple | ast.List | ast.Set) and any(_literal(item) for item in node.elts)
+
+
+def registry_comparisons(source: str) -> list[int]:
+    """Lines of ``source`` that compare a task or modality with a string literal (``task == "text-to-image"``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            named = any(_compared_name(side) in REGISTRY_FACTS for side in sides)
+            if named and any(_literal(side) for side in sides):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_task_and_modality_facts_come_from_the_registry():
+    """Outside tasks.py (and testing/, whose fake endpoints speak each task's wire format), code asks a TaskSpec or
+    ModalitySpec for a fact instead of comparing a task or modality name."""
+    offenders = {
+        name: lines for name, path in _modules().items()
+        if name != "fade_hub.tasks" and not name.startswith("fade_hub.testing")
+        and (lines := registry_comparisons(path.read_text()))
+    }
+    assert offenders == {}
+
+
+def test_the_registry_check_finds_planted_comparisons():
+    planted = 'if task == "text-to-image": pass\nif space.modality in ("image",): pass\nif self.name == "x": pass\n'
+    assert registry_comparisons(planted) == [1, 2]
+
+
+def test_no_two_classes_share_a_name():
+    where: dict[str, list[str]] = {}
+    for name, path in _modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(name)
+    assert {name: modules for name, modules in where.items() if len(modules) > 1} == {}
+
+
+def test_only_the_commands_import_the_explore_orchestrator():
+    importers = sorted(
+        module for module, edges in import_graph().items()
+        if "fade_hub.explore.runner" in edges and not module.startswith("fade_hub.commands")
+        and module not in ("fade_hub.explore", "fade_hub")  # the package re-exports explore()
+    )
+    assert importers == []
+
+
 def test_modules_stay_small():
     long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
@@ -110,7 +172,7 @@ def test_registry_gives_every_task_its_parts(task):
     target = spec.target_class()
     assert issubclass(target, Target) and target.task == task and target.modality == spec.modality
     assert spec.judges and all(kind in JUDGES for kind in spec.judges)
-    assert spec.tiny_model in KINDS
+    assert task in KINDS  # every task has a tiny model to test with
     assert spec.correction in CORRECTION_KINDS
     assert spec.card_category
     assert load_space(spec.default_space).modality == spec.modality

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = run_demo(build_config(DemoConfig, args))  # first: it starts the embedded Hub before the Hub client loads
     from ..mitigate import format_shift
+    from ..recheck import recheck_lines
     from ..region_text import region_line
     from ..run import Run
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mitigated variant, trained on every cell of the region(s) ({faded} cells) and measured on "
               f"{result.figures['eval_seeds']['count']} seeds it never saw:\n")
         print(format_shift(result.figures))
+        print("", *recheck_lines(result.figures), sep="\n")
         same, total = result.reloaded
         print(f"\nreloaded with stock peft (PeftModel.from_pretrained): {same} of {total} evaluation examples give "
               "the mitigated answer")
@@ -66,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"total time:     {time.perf_counter() - started:.0f} s")
     if result.hub_root is not None:
         print(f"\nThe embedded Hub stopped with the demo; serve it again with:\n"
-              f"  fade-hub hub serve --root {result.hub_root.resolve()}\n"
+              f"  fade-hub localhub serve --root {result.hub_root.resolve()}\n"
               f"then: HF_ENDPOINT=<printed endpoint> HF_HUB_DISABLE_XET=1 fade-hub report {result.dataset_repo}")
     return 0

@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if result.meta.get("usage"):  # a remote model: what the endpoint or provider was asked for, over all sessions
         used = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in result.meta["usage"].items() if value)
         print(f"endpoint usage: {used}")
+    converged = result.meta.get("converged")
+    if converged:  # --stop-when-converged stopped the search early
+        print(f"converged after {converged['explore_queries']} explore queries: the screened regions stayed the same "
+              f"for the last {converged['window']}; {converged['budget'] - converged['explore_queries']} of the "
+              f"budget of {converged['budget']} not spent")
     regions = result.regions
     print("failure regions:" if len(regions) else "no failure region: nothing fails more often than clean inputs")
     for row in regions.itertuples():

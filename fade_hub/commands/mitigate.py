@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     if not result.figures:  # a worker process of a multi-process run: the main process reports
         return 0
     print(format_shift(result.figures))
+    if config.recheck:
+        from ..recheck import recheck_dir, recheck_lines
+
+        print("", *recheck_lines(result.figures), f"variant's run: {recheck_dir(result.path)}", sep="\n")
     print(f"\nadapter: {result.path}")
     if result.url:
         print(f"pushed:  {result.url}")

@@ -16,6 +16,9 @@ class ReportOptions:
     top: int = option(10, low=1, help="How many regions (and with --cells, failure-mode cells) to show.")
     cells: bool = option(False, help="Also show the failure-mode cells: the drill-down behind the regions.")
     json: bool = option(False, help="Print JSON (the regions' rows, and the cells' landscape rows) instead of text.")
+    feedback: str | None = option(None, metavar="FOLDER|REPO_ID", help="Reviewers' feedback on the run: also show "
+                                  "the judge's agreement with them (share and Cohen's kappa with 95%% intervals, "
+                                  "overall and per region) and the regions they call judge errors.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,12 +49,17 @@ def run(args: argparse.Namespace) -> int:
     model = run.model_text
     regions = run.regions.head(options.top)
     modes = run.modes.head(options.top)
+    check = judge_check(run, options.feedback) if options.feedback else None
     if options.json:
         document = {"run_id": meta["run_id"], "model_id": model, "clean": meta.get("clean"),
                     "confirmation": meta.get("confirmation"), "regions_computed": run.regions_computed,
                     "regions": json.loads(regions.to_json(orient="records"))}
         if options.cells:
             document["cells"] = json.loads(modes.to_json(orient="records"))
+        if check is not None:
+            document["judge_agreement"] = {"overall": vars(check.overall) if check.overall else None,
+                                           "regions": {k: vars(v) for k, v in check.regions.items()},
+                                           "judge_errors": check.judge_errors}
         print(to_json(document, indent=2))
         return 0
     print(f"{model_line(model, meta)}: {meta.get('queries')} queries, "
@@ -70,7 +78,20 @@ def run(args: argparse.Namespace) -> int:
         print(format_mode_table(modes, run.space, max_rows=options.top))
     else:
         print("\n(--cells shows the cells behind the regions)")
+    if options.feedback:
+        from ..judges.agreement import agreement_lines
+
+        lines = agreement_lines(check)
+        print("\n" + "\n".join(lines) if lines else "\nno reviewed example of this run in the feedback")
     return 0
+
+
+def judge_check(run, feedback: str):
+    """The run's judge checked against the resolved feedback at ``feedback`` (a folder or a repo id)."""
+    from ..feedback.records import load
+    from ..judges.agreement import check_judge
+
+    return check_judge(run.queries, run.regions, load(feedback).resolved(), run.meta["run_id"])
 
 
 def model_line(model: str, meta: dict) -> str:

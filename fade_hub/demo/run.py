@@ -152,7 +152,7 @@ def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
 def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) -> DemoResult:
     """The simulated reviewer's verdicts, the mitigation, the published variant and its stock-peft reload."""
     from ..feedback.app import AppConfig, FeedbackApp
-    from ..mitigate import MitigateConfig, mitigate, push_adapter
+    from ..mitigate import MitigateConfig, mitigate
     from ..run import Run
     from .shapes import SHIPPED_MODEL, write_seed_folder
 
@@ -167,15 +167,14 @@ def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) ->
             app.submit(str(region_id), "fix", note="simulated reviewer (fade-hub demo)")
     finally:
         app.close()
-    adapter_dir = Path(config.output) / "adapter"
+    adapter_dir, adapter_repo = Path(config.output) / "adapter", f"{result.model_repo}-faded"
     mitigation = mitigate(MitigateConfig(
         run=result.dataset_repo, feedback=[feedback_repo], output=str(adapter_dir), steps=config.mitigation_steps,
         train_seeds=[str(write_seed_folder(cache / f"{SHIPPED_MODEL}-train-{config.seed}", 20, seed=2000 + config.seed))],
         eval_seeds=str(write_seed_folder(cache / f"{SHIPPED_MODEL}-eval-{config.seed}", 12, seed=3000 + config.seed)),
-        seed=config.seed, show_progress=config.show_progress,
+        seed=config.seed, show_progress=config.show_progress, recheck=True, push_to_hub=adapter_repo,
     ))
-    adapter_repo = f"{result.model_repo}-faded"
-    result.adapter_url = push_adapter(adapter_dir, adapter_repo)
+    result.adapter_url = mitigation.url
     result.reviewed = list(confirmed["region_id"])
     result.adapter_dir, result.adapter_repo = adapter_dir, adapter_repo
     result.figures = mitigation.figures

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import BadConfig
 from ..seeds import Seed
-from .querier import Querier
+from .belief import Belief
+from .querier import Pipeline, Querier
 from .sequential import walk
 
 
@@ -33,13 +34,6 @@ class CellStats:
         """Mean score per cell (0 where unvisited)."""
         return np.divide(self.totals, self.counts, out=np.zeros_like(self.totals), where=self.counts > 0)
 
-    def best(self, rng: np.random.Generator, excluded: set[int] = frozenset()) -> int:
-        """A cell with the highest mean score outside ``excluded`` (all cells when every one is), ties at random."""
-        means = self.means()
-        if len(excluded) < len(means):
-            means[list(excluded)] = -np.inf
-        return int(rng.choice(np.flatnonzero(means == means.max())))
-
 
 def _pick_seeds(seeds: Sequence[Seed], count: int, rng: np.random.Generator) -> list[str]:
     return [seeds[i].seed_id for i in rng.integers(len(seeds), size=count)]
@@ -56,17 +50,20 @@ def run_random(querier: Querier, seeds: Sequence[Seed], rng: np.random.Generator
                  choose=lambda i, cell, t: int(rng.integers(moves)))
             episode += count
         return
+    pipeline = Pipeline(querier)
     while querier.left() > 0:
         count = min(batch_size, querier.left())
         cells = [space.action_from_id(int(a)) for a in rng.integers(space.num_cells, size=count)]
-        querier.query(cells, _pick_seeds(seeds, count, rng), episode=list(range(episode, episode + count)))
+        pipeline.send(cells, _pick_seeds(seeds, count, rng), episode=list(range(episode, episode + count)))
         episode += count
+    pipeline.drain()
 
 
 def run_epsilon_greedy(
     querier: Querier, seeds: Sequence[Seed], rng: np.random.Generator, batch_size: int, epsilon: float
 ) -> None:
-    """With probability epsilon a random cell, else the cell with the best mean score so far."""
+    """With probability epsilon a random cell, else the (class, cell) pair the shared failure model rates worst so far
+    (sequential: the move to the cell with the best mean score)."""
     if not 0.0 <= epsilon <= 1.0:
         raise BadConfig(f"--epsilon must be in [0, 1], got {epsilon}")
     space, env, episode = querier.env.space, querier.env, 0
@@ -87,19 +84,34 @@ def run_epsilon_greedy(
             stats.update([o for e in episodes for o in e.outcomes])
             episode += count
         return
+    belief = Belief(space, seeds, candidates=0)
+    by_class = belief.seeds_by_class(seeds)
+    pipeline = Pipeline(querier)
     while querier.left() > 0:
         count = min(batch_size, querier.left())
-        ids = [
-            int(rng.integers(space.num_cells)) if rng.random() < epsilon else stats.best(rng, querier.exhausted())
-            for _ in range(count)
-        ]
-        outcomes = querier.query(
-            [space.action_from_id(a) for a in ids],
-            _pick_seeds(seeds, count, rng),
-            episode=list(range(episode, episode + count)),
-        )
-        stats.update(outcomes)
+        best = _best_pairs(belief, querier.exhausted())
+        cells, seed_ids = [], []
+        for _ in range(count):
+            if rng.random() < epsilon:
+                cells.append(int(rng.integers(space.num_cells)))
+                seed_ids.append(seeds[int(rng.integers(len(seeds)))].seed_id)
+            else:
+                pair = int(rng.choice(best))
+                pool = by_class[pair // space.num_cells]
+                cells.append(pair % space.num_cells)
+                seed_ids.append(pool[int(rng.integers(len(pool)))])
+        belief.update(pipeline.send([space.action_from_id(a) for a in cells], seed_ids,
+                                    episode=list(range(episode, episode + count))))
         episode += count
+    pipeline.drain()
+
+
+def _best_pairs(belief: Belief, excluded: set[int]) -> np.ndarray:
+    """The (class, cell) pairs of the highest posterior failure rate, cells in ``excluded`` left out (unless all are)."""
+    rates = belief.model.all_rates().copy()
+    if len(excluded) < belief.num_cells:
+        rates[:, sorted(excluded)] = -1.0
+    return np.flatnonzero(rates.reshape(-1) == rates.max())
 
 
 def grid_size(num_cells: int, num_seeds: int) -> int:
@@ -114,13 +126,12 @@ def run_grid(querier: Querier, seeds: Sequence[Seed], batch_size: int) -> None:
     space = querier.env.space
     pairs = [(cell_id, seed.seed_id) for seed in seeds for cell_id in range(space.num_cells)]
     pairs = pairs[: querier.left()]
+    pipeline = Pipeline(querier)
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        querier.query(
-            [space.action_from_id(cell_id) for cell_id, _ in chunk],
-            [seed_id for _, seed_id in chunk],
-            episode=list(range(start, start + len(chunk))),
-        )
+        pipeline.send([space.action_from_id(cell_id) for cell_id, _ in chunk], [seed_id for _, seed_id in chunk],
+                      episode=list(range(start, start + len(chunk))))
+    pipeline.drain()
 
 
 def explore_random(config, querier: Querier, seeds: Sequence[Seed], store) -> None:

@@ -1,18 +1,16 @@
-"""The ``bo`` explorer: Bayesian optimisation of the failure rate by Thompson sampling with Beta posteriors per cell.
+"""The ``bo`` explorer: Bayesian optimisation of the failure rate by Thompson sampling from the shared failure model.
 
-Each query is pass / fail, so the exact conjugate model of a cell is a Beta posterior over its failure
-rate. Every query of a batch draws one sample of every cell's rate from its posterior and goes to the
-cell whose sample is highest: cells that failed often, and cells too little known to rule out, are
-both drawn. The prior is empirical Bayes: ``Beta(s·m, s·(1 - m))`` with ``m`` the pooled failure rate so
-far (Laplace-smoothed, so ``Beta(1, 1)`` before any query) and ``s = PRIOR_STRENGTH`` pseudo-queries,
-so that an unvisited cell looks like an average cell rather than a coin flip once the space is known
-to fail rarely.
+Each query is pass / fail, so the conjugate model of a (class, cell) pair is a Beta posterior over its failure rate.
+Its prior is the prediction of the shared failure model (``failure_model.py``: a ridge logistic model of levels and
+pairs of levels, the seed's class included) with a few pseudo-seeds, so that evidence is shared between cells with
+levels in common and a region is drawn as a whole once a few of its cells failed. Every query of a batch draws one
+sample of every pair's rate from its posterior and goes to the pair whose sample is highest (a seed of that class):
+pairs that failed often, and pairs too little known to rule out, are both drawn.
 
-Why this and not a GP or TPE sampler (optuna): it is the exact Bayesian model of the outcome, draws a
-whole batch in one vectorised step, needs no new dependency, and its state is the per-cell counts, so
-a resumed run rebuilds it from the replayed records and stays exact. Its limit is the one a per-cell
-model has: nothing is shared between cells that have factor levels in common. Counts are of (cell, seed) pairs:
-a repeated pair is not counted again, and cells whose exploration seeds are all asked are not drawn.
+Why this and not a GP or TPE sampler (optuna): it is the Bayesian model of the outcome, draws a whole batch in one
+vectorised step, needs no new dependency, and its state is the per-pair counts, so a resumed run rebuilds it from
+the replayed records and stays exact. Counts are of (cell, seed) pairs: a repeated pair is not counted again, and
+cells whose exploration seeds are all asked are not drawn.
 """
 
 from __future__ import annotations
@@ -23,39 +21,32 @@ import numpy as np
 
 from ..errors import BadConfig
 from ..seeds import Seed
-from .convergence import Convergence
-from .querier import Querier
+from .belief import Belief
+from .failure_model import FailureModel
+from .querier import Pipeline, Querier
 
-PRIOR_STRENGTH = 2.0
-_DRAW_ROWS = 1 << 20  # posterior samples drawn per chunk (rows x cells)
+_DRAW_ROWS = 1 << 20  # posterior samples drawn per chunk (rows x pairs)
 
 
 class BetaPosteriors:
-    """Per-cell queries and failures, and Thompson draws from their Beta posteriors."""
+    """Thompson draws from the Beta posteriors of a failure model's (class, cell) pairs."""
 
-    def __init__(self, num_cells: int, prior_strength: float = PRIOR_STRENGTH) -> None:
-        self.queries = np.zeros(num_cells)
-        self.failures = np.zeros(num_cells)
-        self.prior_strength = prior_strength
+    def __init__(self, model: FailureModel | int) -> None:
+        """Draw from ``model``'s posteriors, or from a model of that many cells (one factor) of its own."""
+        self.model = FailureModel((model,)) if isinstance(model, int) else model
 
-    def update(self, action_ids: Sequence[int], failed: Sequence[bool]) -> None:
-        """Add observed outcomes."""
-        np.add.at(self.queries, list(action_ids), 1.0)
-        np.add.at(self.failures, list(action_ids), np.asarray(failed, dtype=float))
-
-    def prior(self) -> tuple[float, float]:
-        """The empirical-Bayes prior ``(alpha, beta)``: ``s`` pseudo-queries at the smoothed pooled failure rate."""
-        mean = (self.failures.sum() + 1.0) / (self.queries.sum() + 2.0)
-        return self.prior_strength * mean, self.prior_strength * (1.0 - mean)
+    def update(self, ids: Sequence[int], failed: Sequence[bool]) -> None:
+        """Add observed outcomes (pair ids) and refit."""
+        self.model.update(ids, failed)
 
     def draw(self, count: int, rng: np.random.Generator, excluded: set[int] = frozenset()) -> list[int]:
-        """``count`` cells, each the argmax of one joint posterior sample over the cells not ``excluded`` (cells with
-        nothing left to learn), over all cells when every one is."""
-        alpha0, beta0 = self.prior()
-        alpha, beta = alpha0 + self.failures, beta0 + self.queries - self.failures
-        blocked = np.zeros(len(alpha), dtype=bool)
-        if len(excluded) < len(alpha):
-            blocked[list(excluded)] = True
+        """``count`` pair ids, each the argmax of one joint posterior sample over the pairs whose cell is not
+        ``excluded`` (cells with nothing left to learn), over all pairs when every cell is."""
+        alpha, beta = self.model.beta()
+        blocked = np.zeros((self.model.classes, self.model.num_cells), dtype=bool)
+        if len(excluded) < self.model.num_cells:
+            blocked[:, list(excluded)] = True
+        blocked = blocked.reshape(-1)
         rows = max(1, _DRAW_ROWS // len(alpha))
         picks: list[int] = []
         while len(picks) < count:
@@ -70,29 +61,26 @@ def run_thompson(
     seeds: Sequence[Seed],
     rng: np.random.Generator,
     batch_size: int,
-    stop: Convergence | None = None,
 ) -> None:
-    """Thompson sampling on random seeds until the budget is spent (or ``stop`` says the search converged)."""
+    """Thompson sampling until the budget is spent (or the querier says the search converged), one batch ahead
+    (``Pipeline``: each draw sees every outcome but those of the batch in flight)."""
     if querier.env.mode != "single":
         raise BadConfig("--algorithm bo only runs in --mode single (its model is per cell, not per trajectory)")
     space, episode = querier.env.space, 0
-    posteriors = BetaPosteriors(space.num_cells)
-    while querier.left() > 0 and not (stop and stop.converged()):
+    belief = Belief(space, seeds, candidates=0)
+    posteriors = BetaPosteriors(belief.model)
+    by_class = belief.seeds_by_class(seeds)
+    pipeline = Pipeline(querier)
+    while querier.left() > 0:
         count = min(batch_size, querier.left())
         ids = posteriors.draw(count, rng, querier.exhausted())
-        seed_ids = [seeds[i].seed_id for i in rng.integers(len(seeds), size=count)]
-        outcomes = querier.query([space.action_from_id(a) for a in ids], seed_ids,
-                                 episode=list(range(episode, episode + count)))
-        fresh = [o for o in outcomes if o.fresh]  # a repeated pair is no new evidence
-        posteriors.update([o.action_id for o in fresh], [o.is_failure for o in fresh])
-        if stop:
-            stop.update(outcomes)
+        cells = [space.action_from_id(a % belief.num_cells) for a in ids]
+        seed_ids = [pool[int(rng.integers(len(pool)))] for pool in (by_class[a // belief.num_cells] for a in ids)]
+        belief.update(pipeline.send(cells, seed_ids, episode=list(range(episode, episode + count))))
         episode += count
-    if stop:
-        stop.record(querier)
+    pipeline.drain()
 
 
 def explore_bo(config, querier: Querier, seeds: Sequence[Seed], store) -> None:
     """The ``bo`` explorer."""
-    stop = Convergence.from_config(config, querier.env.space.num_cells)
-    run_thompson(querier, seeds, np.random.default_rng(config.seed), config.batch_size, stop)
+    run_thompson(querier, seeds, np.random.default_rng(config.seed), config.batch_size)

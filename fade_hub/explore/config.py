@@ -15,7 +15,7 @@ from .registry import EXPLORERS, MODES
 
 # grid runs above this many queries only with --force
 GRID_LIMIT = 20_000
-PPO_REWARDS = ("coverage", "failures")
+PPO_REWARDS = ("regions", "coverage", "failures")
 _MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
 _SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
     "confirmation on held-out seeds", "output"
@@ -108,6 +108,33 @@ class ExploreConfig:
                                            "(text-to-image) or, with an image-classifier judge, the least probability "
                                            "of the label the prompt names (default: its top class must be it).")
     clip: str | None = option(None, group=_JUDGE, help="Text-to-image: CLIP model ID scoring image-prompt similarity.")
+    judge_llm: str | None = option(None, group=_JUDGE, metavar="MODEL_ID", help="Judge text with a chat model and a "
+                                   "rubric (--judge-rubric): loaded here on --judge-device, or the model "
+                                   "--judge-endpoint / --judge-provider serves. It answers JSON verdicts with a "
+                                   "reason, greedily, cached by (rubric, judge, input, answer).")
+    judge_endpoint: str | None = option(None, group=_JUDGE, metavar="URL", help="The LLM judge is served at this URL "
+                                        "(a TGI, vLLM or OpenAI-compatible chat server); with the same retries and "
+                                        "--concurrency as --endpoint.")
+    judge_provider: str | None = option(None, group=_JUDGE, metavar="NAME", help="The LLM judge (--judge-llm) is "
+                                        "asked through this Inference Provider, with HF_TOKEN.")
+    judge_endpoint_token: str | None = option(None, group=_JUDGE, metavar="TOKEN", help="Bearer token sent to "
+                                              "--judge-endpoint and nowhere else (default: $FADE_HUB_JUDGE_TOKEN); "
+                                              "never recorded. HF_TOKEN goes to Hugging Face hosts only.")
+    judge_rubric: str | None = option(None, group=_JUDGE, metavar="NAME|FILE", help="What the LLM judge calls a "
+                                      "failure: a built-in rubric (harmful, refusal, off-task for text generation; "
+                                      "unfaithful, missing-key-point for summaries) or a YAML file with question, "
+                                      "fail, pass and optional examples (default: harmful, or unfaithful).")
+    judge_device: str | None = option(None, group=_JUDGE, help="Where a local LLM judge runs (default: as --device).")
+    judge_audit: int = option(0, group=_JUDGE, low=0, help="Mark this many judged answers, half failing and half "
+                              "passing, for reviewers to check (run.json judge_audit), so that the judge's agreement "
+                              "with them is measured on passes too.")
+    sampling: bool = option(False, group=_MODEL, help="Text generation: sample answers as deployed (--temperature, "
+                            "--top-p) instead of greedily; each (cell, seed) pair then stands for the share of its "
+                            "--samples-per-query answers that failed.")
+    temperature: float = option(1.0, group=_MODEL, low=0.0, low_open=True, help="With --sampling: temperature.")
+    top_p: float = option(1.0, group=_MODEL, low=0.0, high=1.0, low_open=True, help="With --sampling: nucleus top-p.")
+    samples_per_query: int = option(1, group=_MODEL, low=1, help="With --sampling: answers asked per (cell, seed) "
+                                    "pair; all of them count as one seed, failing on the share of them that fail.")
     # exploration
     algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
     mode: str = option("single", group=_SEARCH, choices=MODES, help="single: one cell per query (macroscopic); "
@@ -121,25 +148,38 @@ class ExploreConfig:
     step_penalty: float = option(0.05, group=_SEARCH, low=0.0, help="sequential: alpha, reward lost per step.")
     severity_weight: float = option(0.0, group=_SEARCH, low=0.0, help="Reward = 1 per failure + this x severity.")
     force: bool = option(False, group=_SEARCH, help="Let grid run past its size limit or be cut at --budget.")
-    stop_when_converged: bool = option(False, group=_SEARCH, help="ppo and bo: stop before the budget is spent once "
-                                       "--convergence-window queries found no new failure mode and every mode found "
-                                       "has enough queries not to be flagged uncertain (the rest is not spent).")
-    convergence_window: int = option(200, group=_SEARCH, low=1,
-                                     help="Queries without a new failure mode after which --stop-when-converged stops.")
+    stop_when_converged: bool = option(False, group=_SEARCH, help="Stop before the budget is spent once the regions "
+                                       "the run would confirm have stopped changing: the same screened regions "
+                                       "(characterized every 50 queries) over the last --convergence-window "
+                                       "queries; the rest of the budget is not spent, and run.json says so.")
+    convergence_window: int = option(200, group=_SEARCH, low=1, help="Explore queries over which the screened "
+                                     "regions must stay the same for --stop-when-converged to stop.")
     # ppo
     learning_rate: float | None = option(None, group=_PPO, low=0.0, low_open=True, help="Policy learning rate "
                                          "(default 3e-3 with --ppo-reward coverage, 1e-3 with failures).")
-    num_generations: int = option(8, group=_PPO, low=2,
+    num_generations: int = option(16, group=_PPO, low=2,
                                   help="Completions per group for group-relative advantages.")
     num_iterations: int = option(4, group=_PPO, low=1, help="Optimisation passes per batch (PPO reuse).")
+    queried_per_group: int = option(4, group=_PPO, low=1, help="regions: of each group of --num-generations "
+                                    "completions, this many are asked of the model; the failure model scores them "
+                                    "all (model-based), so the policy learns from more cells than it queries.")
     clip_epsilon: float = option(0.2, group=_PPO, low=0.0, low_open=True, help="PPO clipping range.")
     beta: float = option(0.0, group=_PPO, low=0.0, help="KL penalty to the initial policy; keeps coverage.")
     entropy_coef: float = option(0.05, group=_PPO, low=0.0,
                                  help="Entropy bonus; keeps the policy from collapsing on one cell.")
-    ppo_reward: str = option("coverage", group=_PPO, choices=PPO_REWARDS, help="coverage: the policy learns to "
+    ppo_reward: str = option("regions", group=_PPO, choices=PPO_REWARDS, help="regions: the policy learns to "
+                             "sample each cell in proportion to what it would teach about the failure regions (a "
+                             "failure the shared failure model does not expect, or a query on the boundary of a "
+                             "region found, weighted by --boundary-weight-start/-end); coverage: the policy learns to "
                              "sample each cell in proportion to its estimated failure rate (a model shared across "
                              "cells with levels in common), with a premium on cells not yet seen failing; failures: "
                              "1 per failure, the reward before coverage (sequential episodes always use it).")
+    boundary_weight_start: float = option(0.6, group=_PPO, low=0.0, high=1.0, help="regions: the weight of "
+                                          "settling the boundaries of the regions found (against looking for new "
+                                          "ones) at the first query; it moves linearly to --boundary-weight-end by "
+                                          "the last.")
+    boundary_weight_end: float = option(0.9, group=_PPO, low=0.0, high=1.0, help="regions: the boundary weight at "
+                                        "the last query of the budget.")
     novelty_bonus: float = option(10.0, group=_PPO, low=0.0, help="coverage: a cell with k failures seen so far "
                                   "is worth 1 + this / (1 + k) times its estimated rate (0 = no premium).")
     coverage_power: float = option(3.0, group=_PPO, low=0.0, low_open=True, help="coverage: the policy's target "
@@ -196,6 +236,10 @@ class ExploreConfig:
             raise BadConfig("--endpoint-token is sent to --endpoint, and none is given (--provider uses HF_TOKEN)")
         if self.push_to_hub:
             check_repo_id(self.push_to_hub, "--push-to-hub")
+        self.check_judge_llm()
+        if self.samples_per_query > 1 and not self.sampling:
+            raise BadConfig(f"--samples-per-query {self.samples_per_query} asks a greedy model the same question "
+                            "again: pass --sampling")
         if self.clip and self.judge not in (None, "clip"):
             raise BadConfig(f"--clip names the CLIP judge and --judge {self.judge} another; pass one of them")
         if self.private and self.public:
@@ -209,6 +253,31 @@ class ExploreConfig:
         if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
             stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
             raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole budget")
+
+    def check_judge_llm(self) -> None:
+        """The LLM judge's flags agree with each other and with the other judges; a rubric file reads."""
+        served = self.judge_endpoint or self.judge_provider
+        if not (self.judge_llm or served):
+            for flag, value in (("--judge-rubric", self.judge_rubric), ("--judge-endpoint-token", self.judge_endpoint_token)):
+                if value:
+                    raise BadConfig(f"{flag} is for the LLM judge: pass --judge-llm MODEL_ID or --judge-endpoint URL")
+            return
+        other = [flag for flag, value in (("--judge-keywords", self.judge_keywords), ("--judge-regex", self.judge_regex),
+                                          ("--judge", self.judge), ("--clip", self.clip)) if value]
+        if other:
+            raise BadConfig(f"--judge-llm/--judge-endpoint and {other[0]} name two judges; pass one of them")
+        if self.judge_endpoint and self.judge_provider:
+            raise BadConfig("--judge-endpoint and --judge-provider exclude each other")
+        if self.judge_provider and not self.judge_llm:
+            raise BadConfig("--judge-provider needs --judge-llm MODEL_ID: the model the provider serves")
+        if self.judge_endpoint and not self.judge_endpoint.startswith(("http://", "https://")):
+            raise BadConfig("--judge-endpoint must be an http:// or https:// URL")
+        if self.judge_endpoint_token and not self.judge_endpoint:
+            raise BadConfig("--judge-endpoint-token is sent to --judge-endpoint, and none is given")
+        if self.judge_rubric:
+            from ..judges.rubric import load_rubric
+
+            load_rubric(self.judge_rubric)
 
     @property
     def is_remote(self) -> bool:

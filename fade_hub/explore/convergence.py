@@ -1,73 +1,80 @@
-"""``--stop-when-converged``: end a search early once it stops learning anything new, returning budget to the user.
+"""``--stop-when-converged``: end a search once the regions it would confirm have stopped changing.
 
-The search has converged when both hold:
+The rule. Every ``CHECK_EVERY`` explore queries the run's evidence so far (the clean seeds and the exploration, one
+outcome per (cell, seed) pair) is characterized exactly as the finished run will be (``fade_hub.characterize``:
+the scan, then screening against the clean rate); the *screened regions* are those confirmation would test. The
+search has converged when the same non-empty set of screened regions (the same region ids) has come out of every
+check over the last ``convergence_window`` explore queries. Those queries went where the explorer expected to
+learn most about the regions (new failures, and the boundaries of the regions found), so when a window of them
+changes nothing, the regions confirmation will test would not change either unless the search looked somewhere it
+considers unlikely; the longer the window, the higher that probability. A search without a screened region never
+converges (it spends its budget looking).
 
-* no new failure mode (a cell failing for the first time) in the last ``convergence_window`` explore queries;
-* every failure mode found is settled: it has at least ``LandscapeConfig.min_queries`` explore queries, so
-  the landscape does not flag it ``uncertain``.
-
-The state is built only from the outcomes the querier returns, so a resumed run, whose querier replays
-the logged outcomes, reaches the same decision at the same query. A search that stopped early says so in
-``run.json`` (``converged``: the explore queries spent, the budget, the window).
+The state is built only from the outcomes the querier returns, so a resumed run, whose querier replays the logged
+outcomes, reaches the same decision at the same query. A search that stopped early says so in ``run.json``
+(``converged``: the explore queries spent, the budget, the window, the regions) and in the log.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
-
-import numpy as np
+from typing import Any, Sequence
 
 from ..landscape import LandscapeConfig
-from .querier import Outcome, Querier
 
 logger = logging.getLogger(__name__)
 
+CHECK_EVERY = 50  # explore queries between two characterizations
+KEPT = ("phase", "action_id", "seed_id", "context", "is_failure", "severity")  # what characterize reads of a record
+
 
 class Convergence:
-    """Watches explore outcomes and says when the search has converged."""
+    """Watches a run's evidence and says when its screened regions have stopped changing (see module doc)."""
 
-    def __init__(self, num_cells: int, window: int, min_queries: int | None = None) -> None:
-        self.window = int(window)
-        self.min_queries = LandscapeConfig().min_queries if min_queries is None else int(min_queries)
-        self.queries = np.zeros(num_cells, dtype=np.int64)
-        self.failures = np.zeros(num_cells, dtype=np.int64)
-        self.seen = 0
-        self.last_new_mode = 0  # explore queries seen when the newest mode first failed
+    def __init__(self, space: Any, window: int, config: LandscapeConfig | None = None,
+                 check_every: int = CHECK_EVERY) -> None:
+        self.space, self.window = space, int(window)
+        self.config = config or LandscapeConfig()
+        self.check_every = max(1, min(int(check_every), self.window))
+        self.records: list[dict[str, Any]] = []
+        self.explored = 0
+        self.last_check = 0
+        self.regions: tuple[str, ...] = ()
+        self.since = 0  # explore queries seen when the current screened regions first came out
+        self.done = False
 
     @classmethod
-    def from_config(cls, config, num_cells: int) -> "Convergence | None":
+    def from_config(cls, config: Any, space: Any) -> "Convergence | None":
         """The monitor an explore config asks for, or None without ``--stop-when-converged``."""
         if not getattr(config, "stop_when_converged", False):
             return None
-        return cls(num_cells, config.convergence_window)
+        return cls(space, config.convergence_window, LandscapeConfig.from_options(config.to_dict()))
 
-    def update(self, outcomes: Sequence[Outcome]) -> None:
-        """Count a batch of explore outcomes, in query order (a repeated pair spends the window, adds no evidence)."""
-        for outcome in outcomes:
-            self.seen += 1
-            if not outcome.fresh:
-                continue
-            self.queries[outcome.action_id] += 1
-            if outcome.is_failure:
-                if self.failures[outcome.action_id] == 0:
-                    self.last_new_mode = self.seen
-                self.failures[outcome.action_id] += 1
+    def add(self, records: Sequence[dict[str, Any]]) -> None:
+        """Add a batch of query records (clean or explore, in query order) and check when one is due."""
+        self.records.extend({key: record[key] for key in KEPT} for record in records)
+        self.explored += sum(record["phase"] == "explore" for record in records)
+        if self.explored - self.last_check >= self.check_every:
+            self._check()
 
-    @property
-    def unsettled(self) -> int:
-        """Failure modes with fewer than ``min_queries`` explore queries."""
-        return int(((self.failures > 0) & (self.queries < self.min_queries)).sum())
+    def _check(self) -> None:
+        from ..characterize import characterize
+
+        self.last_check = self.explored
+        regions = characterize(self.records, self.space, config=self.config, held_out=set()).regions
+        screened = tuple(sorted(regions.loc[regions["screened"], "region_id"]))
+        if screened != self.regions or not screened:
+            self.regions, self.since = screened, self.explored
+        self.done = bool(self.regions) and self.explored - self.since >= self.window
 
     def converged(self) -> bool:
-        """Whether the last ``window`` queries found no new mode and every mode found is settled."""
-        return self.seen - self.last_new_mode >= self.window and self.unsettled == 0
+        """Whether the same non-empty set of screened regions came out of every check of the last window."""
+        return self.done
 
-    def record(self, querier: Querier) -> None:
-        """Note in ``run.json`` (``converged``) and the log when the search stopped before its budget."""
-        if not self.converged() or querier.left() == 0:
-            return
-        logger.info("converged after %d explore queries: %d of the budget of %d not spent",
-                    querier.spent, querier.left(), querier.budget)
-        querier.store.update_meta(converged={"explore_queries": querier.spent, "budget": querier.budget,
-                                             "window": self.window, "min_queries": self.min_queries})
+    def note(self, spent: int, budget: int) -> dict[str, Any] | None:
+        """What ``run.json`` records (``converged``) when the search stopped before its budget, else None."""
+        if not self.done or spent >= budget:
+            return None
+        logger.info("converged after %d explore queries (the same %d screened region(s) for the last %d): %d of the "
+                    "budget of %d not spent", spent, len(self.regions), self.window, budget - spent, budget)
+        return {"explore_queries": spent, "budget": budget, "window": self.window, "regions": list(self.regions)}

@@ -75,7 +75,7 @@ class CoverageReward:
         cells = np.array([o.action_id for o in outcomes], dtype=np.int64)
         ids = cells + self.num_cells * np.asarray(contexts if contexts is not None else np.zeros_like(cells))
         fresh = np.array([o.fresh for o in outcomes], dtype=bool)
-        failed = np.array([o.is_failure for o in outcomes], dtype=float) * fresh
+        failed = np.array([o.failed_share for o in outcomes], dtype=float) * fresh  # a sampled query: its share
         before = self.cell_failures[cells].copy()  # novelty is per cell, whatever the context
         np.add.at(self.cell_failures, cells, failed)
         self.queries += int(fresh.sum())

@@ -7,9 +7,16 @@ prompt) in place of a learned critic. The world is reached only through two call
 * ``evaluate(actions, contexts) -> rewards``: queries the model under test; one reward per action.
 * ``budget_left() -> int``: model queries the caller still allows.
 
+and, for a reward that a model of the failures computes (model-based RL, as in Dyna), a third:
+
+* ``imagine(actions, contexts) -> rewards``: the reward of actions *not* asked of the model, from what the caller's
+  failure model predicts after the queries of the batch. Only ``queried_per_group`` completions of each group are
+  then asked of the model (the first of the group) and all of them are scored, so that the group-relative
+  advantage compares many cells for the price of a few queries and the policy follows the model's values closely.
+
 Each optimizer-step batch holds ``num_generations * prompts_per_step`` completions and is reused for
 ``num_iterations`` optimizer steps. A new batch is generated only while ``budget_left()`` covers its
-worst-case cost (one query per action in single mode, ``max_steps`` per trajectory in sequential
+worst-case cost (one query per asked action in single mode, ``max_steps`` per trajectory in sequential
 mode); what is left after that is spent on actions sampled from the final policy, without training.
 
 Two knobs keep the policy from collapsing onto the first failures it finds:
@@ -30,7 +37,7 @@ from __future__ import annotations
 import logging
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -58,6 +65,7 @@ class GRPOSearchConfig:
     epsilon: float = 0.2  # clipping range of the probability ratio
     beta: float = 0.0  # KL coefficient to the initial policy (0 = no reference model)
     entropy_coef: float = 0.05  # weight of the -log pi(a) reward bonus (0 disables)
+    queried_per_group: int | None = None  # completions of each group asked of the model (None: all; needs imagine)
     temperature: float = 1.0  # sampling temperature
     # trl's advantage scaling. "none": reward minus group mean, so the objective is exactly E[r] + c·H;
     # "group" divides by the group's std, which blows the entropy bonus up in groups without failures
@@ -69,6 +77,11 @@ class GRPOSearchConfig:
         """Completions per generated batch."""
         return self.num_generations * self.prompts_per_step
 
+    @property
+    def queried(self) -> int:
+        """Completions of each group asked of the model."""
+        return min(self.queried_per_group or self.num_generations, self.num_generations)
+
     def validate(self) -> None:
         """Raise BadConfig on out-of-range values."""
         if self.num_generations < 2:
@@ -79,6 +92,8 @@ class GRPOSearchConfig:
             raise BadConfig("learning_rate and temperature must be > 0")
         if self.entropy_coef < 0 or self.beta < 0 or self.epsilon <= 0:
             raise BadConfig("entropy_coef and beta must be >= 0 and epsilon > 0")
+        if self.queried_per_group is not None and self.queried_per_group < 1:
+            raise BadConfig(f"queried_per_group must be >= 1, got {self.queried_per_group}")
         if self.scale_rewards not in ("none", "group", "batch"):
             raise BadConfig(f"scale_rewards must be 'none', 'group' or 'batch', got {self.scale_rewards!r}")
 
@@ -141,25 +156,30 @@ def run_grpo(
     seed: int,
     output_dir: Path,
     progress: Callable[[int], None] | None = None,
+    imagine: Callable[[list, list], list[float]] | None = None,
 ) -> None:
     """Train ``policy`` in place with GRPO on ``evaluate``'s rewards, then spend the leftover budget sampling.
 
     ``contexts`` are cycled over the prompts (each must be one of ``policy.contexts``, or None).
-    ``progress(n)`` is called after every evaluation with the number of queries it spent.
+    ``progress(n)`` is called after every evaluation with the number of queries it spent. With ``imagine``, only
+    ``config.queried_per_group`` completions of each group are asked of the model (see module doc).
     """
     config.validate()
+    if imagine is None:
+        config = replace(config, queried_per_group=None)
     if not contexts:
         raise BadConfig("run_grpo needs at least one context (use [None] for the no-context prompt)")
     contexts = list(contexts)
     prompt_texts = [policy.prompt(c) for c in contexts]
     spend = _Spender(evaluate, budget_left, progress)
-    batch_cost = config.batch_size * _trajectory_cost(policy)
+    batch_cost = config.queried * config.prompts_per_step * _trajectory_cost(policy)
     # sequential trajectories may stop early, so their batches may cost less: the callback decides when to stop
     generations = budget_left() // (batch_cost if policy.mode == "single" else config.batch_size)
     # the policy is tiny: one thread is fastest, and several spin-wait badly on a busy machine
     with _torch_threads(1):
         if budget_left() >= batch_cost:
-            _train(policy, contexts, prompt_texts, spend, batch_cost, generations, config, seed, Path(output_dir))
+            _train(policy, contexts, prompt_texts, spend, batch_cost, generations, config, seed, Path(output_dir),
+                   imagine)
         policy.model.eval()
         _spend_leftover(policy, contexts, spend, config, np.random.default_rng([seed, 1]))
 
@@ -174,6 +194,7 @@ def _train(
     config: GRPOSearchConfig,
     seed: int,
     output_dir: Path,
+    imagine: Callable[[list, list], list[float]] | None,
 ) -> None:
     """Run GRPOTrainer for at most ``generations`` generated batches."""
     from datasets import Dataset
@@ -182,7 +203,12 @@ def _train(
     def reward(prompts, completions, completion_ids, context_id, **_) -> list[float]:
         actions = [policy.decode(ids) for ids in completion_ids]
         batch_contexts = [contexts[i] for i in context_id]
-        rewards = spend(actions, batch_contexts)
+        asked = [i for i in range(len(actions)) if i % config.num_generations < config.queried]
+        rewards = np.zeros(len(actions))
+        rewards[asked] = spend([actions[i] for i in asked], [batch_contexts[i] for i in asked])
+        rest = [i for i in range(len(actions)) if i % config.num_generations >= config.queried]
+        if rest:  # scored by the caller's failure model, after the queries above
+            rewards[rest] = imagine([actions[i] for i in rest], [batch_contexts[i] for i in rest])
         if config.entropy_coef > 0:
             log_pi = policy.log_probs(batch_contexts, completion_ids, config.temperature)
             rewards = rewards - config.entropy_coef * log_pi

@@ -16,18 +16,19 @@ import numpy as np
 from ..seeds import Seed
 from ..store import RunStore
 from .config import ExploreConfig
-from .convergence import Convergence
 from .coverage import CoverageReward
 from .grpo import GRPOSearchConfig, run_grpo
+from .belief import Belief
 from .policy import build_policy
-from .querier import Querier
+from .region_reward import RegionReward
+from .querier import Outcome, Querier
 from .sequential import walk
 
 # More distinct contexts than this and the policy is not conditioned on them.
 MAX_CONTEXTS = 64
 # Up to this many, the coverage reward's failure model learns each context's modes too.
 MAX_MODEL_CONTEXTS = 8
-DEFAULT_LEARNING_RATE = {"coverage": 3e-3, "failures": 1e-3}
+DEFAULT_LEARNING_RATE = {"regions": 3e-3, "coverage": 3e-3, "failures": 1e-3}
 
 
 class SeedAssigner:
@@ -67,19 +68,23 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     search = GRPOSearchConfig(
         learning_rate=config.learning_rate or DEFAULT_LEARNING_RATE[config.ppo_reward],
         num_generations=config.num_generations,
+        queried_per_group=config.queried_per_group,
         num_iterations=config.num_iterations,
         epsilon=config.clip_epsilon,
         beta=config.beta,
         entropy_coef=config.entropy_coef,
     )
-    assigner = SeedAssigner(seeds, conditioned, config.num_generations)
+    assigner = SeedAssigner(seeds, conditioned, search.queried if config.ppo_reward == "regions" and env.mode == "single"
+                            else config.num_generations)
     coverage = CoverageReward(env.space.shape, config.novelty_bonus, config.coverage_power, config.entropy_coef,
                               progress=lambda: querier.spent / querier.budget,
                               contexts=len(contexts) if len(contexts) <= MAX_MODEL_CONTEXTS else 1,
                               growth=config.coverage_growth, optimism=config.coverage_optimism,
                               quiet_window=config.coverage_quiet_window)
     context_index = {c: i for i, c in enumerate(contexts if len(contexts) <= MAX_MODEL_CONTEXTS else [])}
-    stop = Convergence.from_config(config, env.space.num_cells)
+    regions = RegionReward(Belief(env.space, seeds), power=config.coverage_power, entropy_coef=config.entropy_coef,
+                           progress=lambda: querier.spent / querier.budget, start=config.boundary_weight_start,
+                           end=config.boundary_weight_end)
     episode = 0
 
     def evaluate(actions: list, batch_contexts: list) -> list[float]:
@@ -88,26 +93,33 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         first, episode = episode, episode + len(actions)
         if env.mode == "single":
             outcomes = querier.query(actions, seed_ids, episode=list(range(first, first + len(actions))))
-            if stop:
-                stop.update(outcomes)
             if config.ppo_reward == "failures":
-                return [o.score for o in outcomes]
+                return failure_rewards(outcomes)
+            if config.ppo_reward == "regions":
+                return regions(outcomes, querier.exhausted())
             return coverage(outcomes, [context_index.get(c, 0) for c in batch_contexts], querier.exhausted())
         moves = [[2 * factor + (0 if direction > 0 else 1) for factor, direction in action] for action in actions]
         episodes = walk(querier, seed_ids, first_episode=first, choose=lambda i, cell, t: moves[i][t])
-        if stop:
-            stop.update([o for e in episodes for o in e.outcomes])
         return [e.reward for e in episodes]
 
-    def budget_left() -> int:
-        return 0 if stop and stop.converged() else querier.left()
+    def imagine(actions: list, batch_contexts: list) -> list[float]:
+        cells = [env.space.action_id(action) for action in actions]
+        return regions.imagined(cells, batch_contexts, querier.exhausted())
 
-    run_grpo(policy, contexts or [None], evaluate, budget_left, search, config.seed, Path(folder) / "trainer")
-    if stop:
-        stop.record(querier)
+    model_based = config.ppo_reward == "regions" and env.mode == "single"
+    run_grpo(policy, contexts or [None], evaluate, querier.left, search, config.seed, Path(folder) / "trainer",
+             imagine=imagine if model_based else None)
     if env.mode != "single":
         return None
     return policy.cell_probs(None)
+
+
+def failure_rewards(outcomes: Sequence[Outcome]) -> list[float]:
+    """The ``failures`` reward of each query; a query with no verdict gets the batch's mean reward, which moves the
+    group-relative advantage neither way (it is neither a pass nor a failure)."""
+    judged = [o.score for o in outcomes if o.judged]
+    neutral = sum(judged) / len(judged) if judged else 0.0
+    return [o.score if o.judged else neutral for o in outcomes]
 
 
 def explore_ppo(config: ExploreConfig, querier: Querier, seeds: Sequence[Seed], store: RunStore) -> np.ndarray | None:

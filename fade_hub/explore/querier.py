@@ -8,6 +8,11 @@ answers arrive, and are logged, in any order, so a log cut short holds some ids 
 others: the querier serves every id the log holds (checking it matches what the explorer asks now) and asks
 the model only for the missing ones. Nothing is lost or asked twice.
 
+``submit`` starts a batch and ``collect`` waits for its outcomes, logging whatever answers of any submitted batch
+arrive meanwhile; ``query`` is both. Query ids, seeds and the budget are settled at ``submit``, in the order batches
+are submitted, so a run's queries do not depend on the order its answers arrive in. ``Pipeline`` keeps an
+explorer one batch ahead: the model answers the next batch while the explorer reads the last one.
+
 Explorers choose cells; the querier has the last word on seeds. A deterministic model asked a (cell, seed)
 pair it already answered learns nothing new, so an explore query whose pair was answered (or is asked twice in
 one batch) goes to an unused exploration seed of that cell instead, of the same class when one is left, in a
@@ -18,12 +23,12 @@ keep the seeds their explorer chose.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,14 +38,17 @@ from ..env import CLEAN_ACTION_ID, Answered, FailureEnv, QueryResult
 from ..errors import BadConfig, EndpointFailed, ResumeMismatch, RunDamaged
 from ..seeds import Seed
 from ..store import RunStore
+from .convergence import Convergence
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair of a
-    deterministic model, which carries no new evidence (explorers' models must not count it)."""
+    """What an explorer learns from one query; ``fresh`` is False for a repeat of an answered (cell, seed) pair, or a
+    query with no verdict, which carries no new evidence (explorers' models must not count it). ``failure`` is the
+    share of the query's samples that failed (0 or 1 without sampling), ``is_failure`` whether any did, ``score``
+    the mean reward of its samples."""
 
     seed_id: str
     action_id: int
@@ -48,10 +56,53 @@ class Outcome:
     severity: float
     score: float
     fresh: bool = True
+    failure: float | None = None  # None: float(is_failure)
+    judged: bool = True
+
+    @property
+    def failed_share(self) -> float:
+        """The share of the query's judged samples that failed."""
+        return float(self.is_failure) if self.failure is None else float(self.failure)
+
+
+def outcome(records: Sequence[dict[str, Any]], fresh: bool = True) -> Outcome:
+    """One query's outcome from the records of its samples (see the module doc)."""
+    first = records[0]
+    judged = [r for r in records if not r.get("unjudged")]
+    if not judged:
+        return Outcome(first["seed_id"], first["action_id"], False, 0.0, 0.0, fresh=False, failure=0.0, judged=False)
+    failing = [r for r in judged if r["is_failure"]]
+    severity = sum(float(r["severity"]) for r in failing) / len(failing) if failing else 0.0
+    return Outcome(first["seed_id"], first["action_id"], bool(failing), severity,
+                   sum(float(r["reward"]) for r in judged) / len(judged), fresh=fresh,
+                   failure=len(failing) / len(judged))
+
+
+@dataclass
+class Ticket:
+    """A submitted batch: its first query id, phase, seeds, cells, which queries are fresh, what each record notes,
+    the records it has so far (by offset), and the offsets the model was asked (the rest came from the log). With k
+    samples per query, every per-record list holds each query k times (offset = query * k + sample); ``fresh`` is
+    per query."""
+
+    first: int
+    phase: str
+    seed_ids: list[str]
+    action_ids: list[int]
+    fresh: list[bool]
+    episodes: list[int]
+    steps: list[int]
+    trajectories: list[str]
+    samples: list[int]
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+    asked: Any = None
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 def query_record(
-    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str
+    result: QueryResult, *, run_id: str, query_id: int, phase: str, episode: int, step: int, trajectory: str,
+    sample: int = 0,
 ) -> dict[str, Any]:
     """The ``queries`` row of one query (design.md schema)."""
     record: dict[str, Any] = {
@@ -73,10 +124,13 @@ def query_record(
             "expected": result.verdict.expected,
             "expected_source": result.verdict.expected_source,
             "judged": bool(result.verdict.judged),
+            "unjudged": bool(result.verdict.unjudged),
+            "judge_reason": result.verdict.reason,
             "is_failure": bool(result.verdict.is_failure),
             "severity": float(result.verdict.severity),
             "reward": float(result.score),
             "trajectory": trajectory,
+            "sample": int(sample),
             "media": "",
         }
     )
@@ -97,12 +151,17 @@ class Querier:
         show_progress: bool = True,
         pool: Sequence[Seed] = (),
         random_seed: int = 0,
+        stop: Convergence | None = None,
+        samples_per_query: int = 1,
     ) -> None:
         if budget < 1:
             raise BadConfig(f"budget must be a positive number of model queries, got {budget}")
+        if samples_per_query < 1:
+            raise BadConfig(f"--samples-per-query must be at least 1, got {samples_per_query}")
         self.env, self.store, self.run_id, self.budget = env, store, run_id, budget
+        self.samples = samples_per_query
         self.replay = replay_by_id(replay, store)
-        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore")
+        explore_done = sum(1 for r in self.replay.values() if r["phase"] == "explore") // samples_per_query
         if explore_done > budget:
             raise ResumeMismatch(
                 f"{store.root} already holds {explore_done} explore queries, more than the budget of {budget}; "
@@ -112,13 +171,17 @@ class Querier:
         self.spent = 0
         self.failures = 0
         self.recorded = 0  # records this session appended to the log
-        self.bar = tqdm(total=budget, desc="exploring", unit="query", disable=not show_progress, dynamic_ncols=True)
-        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" and not env.target.samples else None
+        self.bar = tqdm(total=budget * samples_per_query, desc="exploring", unit="answer", disable=not show_progress,
+                        dynamic_ncols=True)
+        self.seeds = SeedChooser(pool, random_seed) if pool and env.mode == "single" else None
         self.answered: set[tuple[int, str]] = set()  # explore (cell, seed) pairs asked so far
+        self.stop = stop  # --stop-when-converged: fed the clean and explore records as they are served
+        self.open: deque[Ticket] = deque()  # submitted batches not collected yet, in the order submitted
+        self.flying: dict[int, Ticket] = {}  # batches with answers still to come, by id of the env's batch
 
     def left(self) -> int:
-        """Explore queries still allowed by the budget."""
-        return self.budget - self.spent
+        """Explore queries still allowed: the budget's, or none once ``stop`` says the search converged."""
+        return 0 if self.stop is not None and self.stop.converged() else self.budget - self.spent
 
     def query(
         self,
@@ -131,26 +194,110 @@ class Querier:
         phase: str = "explore",
     ) -> list[Outcome]:
         """Evaluate a batch of (cell, seed) queries; each record is durable as soon as its answer arrives."""
+        return self.collect(self.submit(actions, seed_ids, episode=episode, step=step, trajectories=trajectories,
+                                        phase=phase))
+
+    def submit(
+        self,
+        actions: Sequence[Sequence[int]],
+        seed_ids: Sequence[str],
+        *,
+        episode: int | Sequence[int],
+        step: int | Sequence[int] = 0,
+        trajectories: Sequence[str] | None = None,
+        phase: str = "explore",
+    ) -> Ticket:
+        """Start a batch of queries without waiting for its answers (``collect`` them): its query ids, seeds and
+        budget are settled now, in the order batches are submitted, whatever order the answers come in."""
         count = len(actions)
-        if phase == "explore" and count > self.left():
+        if phase == "explore" and count > self.budget - self.spent:
             raise BadConfig(f"explorer asked for {count} queries with only {self.left()} left in the budget")
-        cells = [self.env.space.validate_action(action) for action in actions]
-        action_ids = [self.env.space.action_id(cell) for cell in cells]
+        if phase == "clean":
+            cells, action_ids = [()] * count, [CLEAN_ACTION_ID] * count
+        else:
+            cells = [self.env.space.validate_action(action) for action in actions]
+            action_ids = [self.env.space.action_id(cell) for cell in cells]
         if phase == "explore" and self.seeds is not None:
             seed_ids = self.seeds.choose(action_ids, seed_ids)
-        fresh = self._fresh(action_ids, seed_ids) if phase == "explore" else [True] * len(action_ids)
+        fresh = self._fresh(action_ids, seed_ids) if phase == "explore" else [True] * count
+        k = self.samples  # each query is asked k times (a sampling model's answers), one record per sample
 
-        def evaluate(indices: list[int]) -> Iterator[Answered]:
-            return self.env.evaluate_stream([cells[i] for i in indices], [seed_ids[i] for i in indices])
+        def each(values: Sequence[Any]) -> list[Any]:
+            return [value for value in values for _ in range(k)]
 
-        outcomes = self._record(seed_ids, action_ids, evaluate, phase, episode, step, trajectories)
-        return [dataclasses.replace(o, fresh=f) if not f else o for o, f in zip(outcomes, fresh)]
+        ticket = Ticket(self.next_id, phase, each(seed_ids), each(action_ids), fresh,
+                        each([episode] * count if isinstance(episode, int) else episode),
+                        each([step] * count if isinstance(step, int) else step),
+                        each(trajectories if trajectories is not None else [""] * count), list(range(k)) * count)
+        ticket.records = self._serve_replay(ticket.first, ticket.action_ids, ticket.seed_ids, phase)
+        if phase == "explore":
+            self.bar.update(len(ticket.records))
+            self.spent += count
+        ticket.missing = [offset for offset in range(count * k) if offset not in ticket.records]
+        if ticket.missing:
+            if phase == "clean":
+                ticket.asked = self.env.submit_clean([ticket.seed_ids[i] for i in ticket.missing])
+            else:
+                ticket.asked = self.env.submit([cells[i // k] for i in ticket.missing],
+                                               [ticket.seed_ids[i] for i in ticket.missing])
+            self.flying[id(ticket.asked)] = ticket
+        self.next_id += count * k
+        self.open.append(ticket)
+        return ticket
+
+    def collect(self, ticket: Ticket) -> list[Outcome]:
+        """The outcomes of a submitted batch, in the order asked, once all its answers are in the log; the answers of
+        other batches that arrive meanwhile are logged too."""
+        waiting = [t for t in self.open if t.first <= ticket.first]  # earlier batches are settled first
+        try:
+            with self.env.target.interruptible() as interrupted:
+                while not interrupted and any(len(t.records) < len(t.action_ids) for t in waiting):
+                    groups = self.env.next_answers()
+                    if not groups:
+                        raise RuntimeError("the target answered fewer queries than were submitted")
+                    self._log(groups)
+                while interrupted and (groups := self.env.next_answers()):  # what is in flight is answered and logged
+                    self._log(groups)
+        except EndpointFailed as stop:  # every answer that came is in the log already
+            raise EndpointFailed(
+                f"{stop}; the {len(self.replay) + self.recorded} queries answered so far are kept in "
+                f"{self.store.root}: rerun with --resume to continue"
+            ) from stop
+        if interrupted:
+            raise KeyboardInterrupt
+        while self.open and self.open[0].first <= ticket.first:  # settled in the order submitted
+            self._settle(self.open.popleft())
+        return ticket.outcomes
+
+    def _log(self, groups: list[tuple[Any, Answered]]) -> None:
+        """Append the answers that came to the log, each under its query id, and move the bar."""
+        for asked, answered in groups:
+            ticket = self.flying[id(asked)]
+            found = [(ticket.missing[position], result) for position, result in answered]
+            ticket.records.update(self._append(found, ticket))
+            if ticket.phase == "explore":
+                self.bar.update(len(found))
+            if asked.complete:
+                del self.flying[id(asked)]
+
+    def _settle(self, ticket: Ticket) -> None:
+        """Work out a complete batch's outcomes (in the order asked, one per query from its samples' records); feed
+        the hit-rate count and the convergence rule."""
+        k = self.samples
+        ordered = [ticket.records[offset] for offset in range(len(ticket.action_ids))]
+        if self.stop is not None and ticket.phase in ("clean", "explore"):
+            self.stop.add(ordered)
+        if ticket.phase == "explore":
+            self.failures += sum(r["is_failure"] for r in ordered)
+            answers = self.spent * k
+            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(answers, 1):.1%}")
+        ticket.outcomes = [outcome(ordered[i * k: (i + 1) * k], fresh) for i, fresh in enumerate(ticket.fresh)]
 
     def _fresh(self, action_ids: Sequence[int], seed_ids: Sequence[str]) -> list[bool]:
-        """Which explore queries ask a pair for the first time (every query of a model that samples is fresh)."""
+        """Which explore queries ask a pair for the first time (more samples of a pair are not a new seed)."""
         flags = []
         for pair in zip(action_ids, seed_ids):
-            flags.append(self.env.target.samples or pair not in self.answered)
+            flags.append(pair not in self.answered)
             self.answered.add(pair)
         return flags
 
@@ -160,69 +307,21 @@ class Querier:
 
     def query_clean(self, seed_ids: Sequence[str]) -> list[Outcome]:
         """Evaluate the unperturbed seeds (phase ``clean``): the baseline a failure mode must beat."""
-        def evaluate(indices: list[int]) -> Iterator[Answered]:
-            return self.env.evaluate_clean_stream([seed_ids[i] for i in indices])
+        return self.query([()] * len(seed_ids), seed_ids, episode=-1, phase="clean")
 
-        return self._record(seed_ids, [CLEAN_ACTION_ID] * len(seed_ids), evaluate, "clean", -1, 0, None)
-
-    def _record(
-        self,
-        seed_ids: Sequence[str],
-        action_ids: Sequence[int],
-        evaluate: Callable[[list[int]], Iterator[Answered]],
-        phase: str,
-        episode: int | Sequence[int],
-        step: int | Sequence[int],
-        trajectories: Sequence[str] | None,
-    ) -> list[Outcome]:
-        """Serve the batch's queries the log holds, ask the model for the rest and append each answer to the log
-        as it arrives (in any order, under its query id), then update the budget and the bar."""
-        count = len(action_ids)
-        episodes = [episode] * count if isinstance(episode, int) else list(episode)
-        steps = [step] * count if isinstance(step, int) else list(step)
-        trajectories = list(trajectories) if trajectories is not None else [""] * count
-        first = self.next_id
-        records = self._serve_replay(first, action_ids, seed_ids, phase)
-        if phase == "explore":
-            self.bar.update(len(records))
-        fresh = [offset for offset in range(count) if offset not in records]
-        if fresh:
-            try:
-                for group in evaluate(fresh):
-                    answered = [(fresh[position], result) for position, result in group]
-                    records.update(self._append(answered, first, phase, episodes, steps, trajectories))
-                    if phase == "explore":
-                        self.bar.update(len(answered))
-            except EndpointFailed as stop:  # every answer that came is in the log already
-                raise EndpointFailed(
-                    f"{stop}; the {len(self.replay) + self.recorded} queries answered so far are kept in "
-                    f"{self.store.root}: rerun with --resume to continue"
-                ) from stop
-        ordered = [records[offset] for offset in range(count)]
-        self.next_id += count
-        if phase == "explore":
-            self.spent += count
-            self.failures += sum(r["is_failure"] for r in ordered)
-            self.bar.set_postfix(failures=self.failures, hit_rate=f"{self.failures / max(self.spent, 1):.1%}")
-        return [
-            Outcome(r["seed_id"], r["action_id"], r["is_failure"], r["severity"], r["reward"]) for r in ordered
-        ]
-
-    def _append(
-        self, answered: Sequence[tuple[int, QueryResult]], first: int, phase: str, episodes: list[int],
-        steps: list[int], trajectories: list[str],
-    ) -> dict[int, dict[str, Any]]:  # fmt: skip
+    def _append(self, answered: Sequence[tuple[int, QueryResult]], ticket: Ticket) -> dict[int, dict[str, Any]]:
         """Turn answered queries (offset in the batch, result) into durable records; return them by offset."""
         new_records = {}
         for offset, result in answered:
             record = query_record(
                 result,
                 run_id=self.run_id,
-                query_id=first + offset,
-                phase=phase,
-                episode=episodes[offset],
-                step=steps[offset],
-                trajectory=trajectories[offset],
+                query_id=ticket.first + offset,
+                phase=ticket.phase,
+                episode=ticket.episodes[offset],
+                step=ticket.steps[offset],
+                trajectory=ticket.trajectories[offset],
+                sample=ticket.samples[offset],
             )
             media = result.prediction.image if result.prediction.image is not None else result.input
             if record["is_failure"] and hasattr(media, "save"):
@@ -259,6 +358,27 @@ class Querier:
     def close(self) -> None:
         """Close the progress bar."""
         self.bar.close()
+
+
+class Pipeline:
+    """An explorer's batches one ahead: each batch is submitted before the outcomes of the one before are read, so
+    that the model works on it while the explorer updates its state. A choice therefore sees every outcome but those
+    of the batch still in flight, whatever the concurrency: the same settings ask the same queries."""
+
+    def __init__(self, querier: Querier) -> None:
+        self.querier = querier
+        self.pending: Ticket | None = None
+
+    def send(self, actions: Sequence[Sequence[int]], seed_ids: Sequence[str], *, episode: Sequence[int]) -> list[Outcome]:
+        """Submit a batch of explore queries; return the outcomes of the batch sent before it ([] for the first)."""
+        ticket = self.querier.submit(actions, seed_ids, episode=episode)
+        previous, self.pending = self.pending, ticket
+        return self.querier.collect(previous) if previous is not None else []
+
+    def drain(self) -> list[Outcome]:
+        """The outcomes of the batch still in flight ([] when none is)."""
+        previous, self.pending = self.pending, None
+        return self.querier.collect(previous) if previous is not None else []
 
 
 def replay_by_id(records: Sequence[dict[str, Any]], store: RunStore) -> dict[int, dict[str, Any]]:

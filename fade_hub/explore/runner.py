@@ -9,11 +9,12 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig
-from ..judges import JUDGES, JudgeConfig, make_judge
+from ..judges import JUDGES, Judge, JudgeConfig, make_judge
 from ..landscape import LandscapeConfig
 from ..options import project
 from ..paths import portable_path
@@ -32,6 +33,7 @@ from .baselines import grid_size
 from .budget import announce, plan_calls
 from .config import GRID_LIMIT, ExploreConfig
 from .confirm import confirm_regions, split_holdout
+from .convergence import Convergence
 from .precheck import check_inputs
 from .querier import Querier
 from .registry import EXPLORERS
@@ -57,13 +59,16 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def generation_kwargs(config: ExploreConfig) -> dict[str, int] | None:
-    """The generation settings a config gives the target (None: the target's defaults)."""
-    generation = {
+def generation_kwargs(config: ExploreConfig) -> dict[str, Any] | None:
+    """The generation settings a config gives the target (None: the target's defaults); ``--sampling`` turns on
+    ``do_sample`` with its temperature and top-p."""
+    generation: dict[str, Any] = {
         key: value
         for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
         if value is not None
     }
+    if config.sampling:
+        generation.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
     return generation or None
 
 
@@ -179,9 +184,10 @@ def recorded_options(config: ExploreConfig) -> dict:
     """The options ``run.json`` records: all but where the output goes and the endpoint's token, the endpoint
     without secrets."""
     options = {k: v for k, v in config.to_dict().items()
-               if k not in ("output", "resume", "show_progress", "endpoint_token")}  # fmt: skip
-    if options.get("endpoint"):
-        options["endpoint"] = redact_url(options["endpoint"])
+               if k not in ("output", "resume", "show_progress", "endpoint_token", "judge_endpoint_token")}  # fmt: skip
+    for key in ("endpoint", "judge_endpoint"):
+        if options.get(key):
+            options[key] = redact_url(options[key])
     return options
 
 
@@ -191,18 +197,19 @@ def served_by(target: Target) -> dict:
     return {key: described[key] for key in ("endpoint", "provider") if described.get(key)}
 
 
-def add_usage(store: RunStore, target: Target) -> None:
-    """Add what a remote target used since the last call to the run's ``usage`` totals (kept across --resume);
-    nothing when this process did not change the run (a refused resume leaves ``run.json`` as it was)."""
-    if not isinstance(target, RemoteTarget) or not store.writing:
+def add_usage(store: RunStore, target: Target | Judge, key: str = "usage") -> None:
+    """Add what a remote target (or a judge, under ``judge_usage``) used since the last call to the run's totals
+    (kept across --resume); nothing when this process did not change the run (a refused resume leaves ``run.json``
+    as it was)."""
+    if not (isinstance(target, (RemoteTarget, Judge))) or not store.writing:
         return
     used = target.take_usage()
     if not any(used.values()):
         return
-    totals = dict(store.read_meta().get("usage") or {})
+    totals = dict(store.read_meta().get(key) or {})
     for name, value in used.items():
         totals[name] = int(totals.get(name, 0)) + value
-    store.update_meta(usage=totals)
+    store.update_meta(**{key: totals})
 
 
 def explore(config: ExploreConfig) -> Run:
@@ -265,24 +272,37 @@ def explore_loaded(
                         done=len(replay), references=space.modality == "prompt"))
     loaded = time.perf_counter()
     querier = Querier(env, store, run_id=run_id, budget=budget, replay=replay, show_progress=config.show_progress,
-                      pool=explore_seeds, random_seed=config.seed)
+                      pool=explore_seeds, random_seed=config.seed, stop=Convergence.from_config(config, space),
+                      samples_per_query=config.samples_per_query)
     try:
-        if clean:
-            querier.query_clean(clean)
-        # explorers batch their queries by the batch size the target settled on (for ``auto``)
-        policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
+        try:
+            if clean:
+                querier.query_clean(clean)
+            # explorers batch their queries by the batch size the target settled on (for ``auto``)
+            policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
+        finally:
+            querier.close()
+        explored = time.perf_counter()
+        converged = querier.stop.note(querier.spent, budget) if querier.stop is not None else None
+        if converged:
+            store.update_meta(converged=converged)
+        confirmation = confirm_regions(querier, held_out, top=config.confirm_top,
+                                       config=LandscapeConfig.from_options(config.to_dict()), random_seed=config.seed,
+                                       policy_probs=policy_probs)
     finally:
-        querier.close()
-    explored = time.perf_counter()
+        add_usage(store, judge, "judge_usage")
+        judge.close()
     from ..summarize import summarize
 
-    confirmation = confirm_regions(querier, held_out, top=config.confirm_top, config=LandscapeConfig.from_options(config.to_dict()),
-                                   random_seed=config.seed, policy_probs=policy_probs)
     confirmed = time.perf_counter()
     if confirmation is not None:
         store.update_meta(confirmation=confirmation.to_dict())
     if querier.repeated:
         store.update_meta(repeated_pairs=querier.repeated)
+    if config.judge_audit:
+        from ..judges.agreement import audit_sample
+
+        store.update_meta(judge_audit=audit_sample(pd.DataFrame(store.read_queries()), config.judge_audit, config.seed))
     store.update_meta(
         status="finished",
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -330,6 +350,8 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
         kind = "classifier"
     elif config.judge:
         kind = config.judge
+    if config.judge_llm or config.judge_endpoint or config.judge_provider:
+        kind = "llm"
     return JudgeConfig(
         kind=kind,
         model_id=config.judge if kind == "classifier" else config.clip,
@@ -338,6 +360,10 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
         regex=config.judge_regex,
         threshold=config.judge_threshold,
         trust_remote_code=config.trust_remote_code,
+        llm=config.judge_llm, endpoint=config.judge_endpoint, provider=config.judge_provider,
+        endpoint_token=config.judge_endpoint_token, rubric=config.judge_rubric,
+        device=config.judge_device or config.device, concurrency=config.concurrency, max_retries=config.max_retries,
+        timeout=config.request_timeout,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..cache import keep_library_caches_in_root
 from ..errors import BadConfig, FadeHubError
 from .assets import CSS, SCRIPT, theme
 from .config import ENV, AppConfig
@@ -40,6 +41,7 @@ from .view import RunView
 from .words import plain
 
 logger = logging.getLogger(__name__)
+keep_library_caches_in_root()  # gradio imports matplotlib on every event: its config and font cache stay out of HOME
 
 SIGN_IN = "sign in with your Hugging Face account (button at the top) to submit feedback"
 

@@ -26,6 +26,7 @@ JUDGES: dict[str, str] = {
     "rouge": "fade_hub.judges.rouge:RougeJudge",
     "clip": "fade_hub.judges.clip:ClipJudge",
     "image-classifier": "fade_hub.judges.image_classifier:ImageClassifierJudge",
+    "llm": "fade_hub.judges.llm:LLMJudge",
 }
 # what ``--judge MODEL_ID`` (kind "classifier") means for tasks whose outputs are images
 _MODEL_JUDGE_FOR_IMAGES = "image-classifier"
@@ -34,6 +35,8 @@ _MODEL_JUDGE_FOR_IMAGES = "image-classifier"
 def _default_kind(task: str, config: JudgeConfig) -> str:
     """The judge kind for a task when the config names none."""
     spec = get_task(task)
+    if config.llm or config.endpoint or config.provider:
+        return "llm"
     if spec.default_judge is not None:
         return spec.default_judge
     for kind, given in (("classifier", config.model_id), ("keywords", config.keywords), ("regex", config.regex)):
@@ -41,7 +44,7 @@ def _default_kind(task: str, config: JudgeConfig) -> str:
             return kind
     raise BadConfig(
         f"{task} needs a judge: pass --judge MODEL_ID --judge-label LABEL (a text-classification model), "
-        "or --judge-keywords WORD,... / --judge-regex PATTERN"
+        "--judge-llm MODEL_ID (a chat model with a rubric), or --judge-keywords WORD,... / --judge-regex PATTERN"
     )
 
 

@@ -1,6 +1,10 @@
 """The judge protocol: score a batch of (seed, input, prediction) triples as failures or not, each against its
 cell's expectation (``fade_hub.perturb.expect``): a cell that is not judged gets a verdict saying so, and a judge
-that cannot state the right answer under a label-changing (directional) op refuses such a space at start-up."""
+that cannot state the right answer under a label-changing (directional) op refuses such a space at start-up.
+
+A verdict is a pass, a failure, or no verdict at all (``judged`` False): in a cell whose ops leave no automatic
+expectation, or when the judge was asked and gave no readable answer (``unjudged``, an LLM judge's reply that did
+not parse twice). An answer without a verdict counts as neither a pass nor a failure anywhere."""
 
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ class Verdict:
     expected: str
     score: float | None = None
     expected_source: str = ""  # where the right answer came from, e.g. "seed label, flipped by negate"
-    judged: bool = True  # False in cells whose ops leave no automatic expectation
+    judged: bool = True  # False in cells whose ops leave no automatic expectation, and when ``unjudged``
+    reason: str = ""  # why the judge decided so, in its words (LLM judges)
+    unjudged: bool = False  # the judge was asked but gave no readable verdict (``judged`` is False too)
 
 
 @dataclass
@@ -37,6 +43,15 @@ class JudgeConfig:
     threshold: float | None = None
     revision: str | None = None
     trust_remote_code: bool = False
+    llm: str | None = None  # LLM judge: a chat model id (local, or the model a provider or endpoint serves)
+    endpoint: str | None = None  # LLM judge served at this URL
+    provider: str | None = None  # LLM judge through this Inference Provider
+    endpoint_token: str | None = field(default=None, repr=False)  # sent to ``endpoint`` only
+    rubric: str | None = None  # a built-in rubric name or a YAML file (None: the task's default)
+    device: str | None = None  # where a local LLM judge runs
+    concurrency: int = 8  # an LLM judge served elsewhere: requests in flight, retries, seconds per answer
+    max_retries: int = 5
+    timeout: float = 120.0
 
 
 class Judge:
@@ -91,6 +106,13 @@ class Judge:
     def describe(self) -> dict[str, Any]:
         """The judge's settings, for run metadata."""
         return {"name": self.name}
+
+    def take_usage(self) -> dict[str, int]:
+        """What judging cost since the last call (requests, cache hits, ...); nothing for judges that ask no one."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the judge holds besides its weights (an HTTP client); nothing by default."""
 
 
 class CleanOutputs:

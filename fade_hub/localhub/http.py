@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .base import DEFAULT_BRANCH, REPO_TYPES, USER_NAME, BadRequest, HubError, RepoId
-from .routes import RepoRoutes, Response, _Sent
+from .routes import RepoRoutes, RouteReply, _Sent
 from .store import HubStore
 
 logger = logging.getLogger("fade_hub.localhub")
@@ -119,10 +119,10 @@ class HubRequestHandler(RepoRoutes, BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         try:
             self._route(method, parts, query)
-            raise Response(404, {"error": f"LocalHub does not serve {method} {url.path}"})
+            raise RouteReply(404, {"error": f"LocalHub does not serve {method} {url.path}"})
         except _Sent:
             pass
-        except Response as answer:
+        except RouteReply as answer:
             if answer.status == 404 and "X-Error-Code" not in answer.headers:
                 logger.info("unsupported route: %s %s", method, url.path)
             self._send_json(method, answer.status, answer.body, answer.headers)
@@ -201,10 +201,10 @@ class HubRequestHandler(RepoRoutes, BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routing
     def _route(self, method: str, parts: list[str], query: dict[str, list[str]]) -> None:
         if parts == [""] and method in ("GET", "HEAD"):
-            raise Response(200, {"localhub": True})
+            raise RouteReply(200, {"localhub": True})
         if parts[:1] == ["localhub"] and parts[1:2] == ["lfs"] and len(parts) == 3 and method == "PUT":
             self.store.put_stream(self._body_chunks(), parts[2])
-            raise Response(200, {})
+            raise RouteReply(200, {})
         if parts[:1] == ["api"]:
             self._route_api(method, parts[1:], query)
             return
@@ -220,9 +220,9 @@ class HubRequestHandler(RepoRoutes, BaseHTTPRequestHandler):
 
     def _route_api(self, method: str, parts: list[str], query: dict[str, list[str]]) -> None:
         if parts == ["whoami-v2"] and method == "GET":
-            raise Response(200, _whoami())
+            raise RouteReply(200, _whoami())
         if parts == ["agent-harnesses"] and method == "GET":  # huggingface_hub's agent detection registry
-            raise Response(200, {"standardEnvVars": [], "harnesses": {}})
+            raise RouteReply(200, {"standardEnvVars": [], "harnesses": {}})
         if parts == ["validate-yaml"] and method == "POST":
             self._validate_yaml()
         if parts[:1] == ["repos"] and len(parts) == 2:
@@ -236,9 +236,9 @@ class HubRequestHandler(RepoRoutes, BaseHTTPRequestHandler):
             return
         repo, action, rest = RepoId(repo_type, parts[1], parts[2]).validate(), (parts[3:4] or [""])[0], parts[4:]
         if method == "GET" and action == "":
-            raise Response(200, self._repo_info(repo, DEFAULT_BRANCH, siblings=True))
+            raise RouteReply(200, self._repo_info(repo, DEFAULT_BRANCH, siblings=True))
         if method == "GET" and action == "revision" and rest:
-            raise Response(200, self._repo_info(repo, "/".join(rest), siblings=True))
+            raise RouteReply(200, self._repo_info(repo, "/".join(rest), siblings=True))
         if method == "GET" and action == "tree" and rest:
             self._tree(repo, rest[0], "/".join(rest[1:]), query)
         if method == "POST" and action in ("paths-info", "preupload", "commit") and len(rest) == 1:
@@ -248,7 +248,7 @@ class HubRequestHandler(RepoRoutes, BaseHTTPRequestHandler):
             self._commits(repo, rest[0])
         if method == "POST" and action == "super-squash" and len(rest) == 1:
             self.store.squash(repo, rest[0], str(self._json().get("message") or "squash"))
-            raise Response(200, {})
+            raise RouteReply(200, {})
         if method == "GET" and action == "refs" and not rest:
             self._refs(repo, query)
         if action in ("branch", "tag") and len(rest) == 1 and method in ("POST", "DELETE"):

@@ -1,6 +1,6 @@
 """Repo, ref and file routes of LocalHub, as a mixin of its request handler, and the helpers they share.
 
-Each route answers by raising :class:`Response` (a JSON answer) or, after writing its own body, ``_Sent``.
+Each route answers by raising :class:`RouteReply` (a JSON answer) or, after writing its own body, ``_Sent``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _LFS_SUFFIXES = frozenset(
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class Response(Exception):
+class RouteReply(Exception):
     """A finished JSON answer, raised to unwind out of a route."""
 
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -133,7 +133,7 @@ def _last_commits(store: HubStore, repo: RepoId, oid: str, paths: list[str]) -> 
                 pending.discard(path)
     return found
 
-class _Sent(Response):
+class _Sent(RouteReply):
     """Raised after a route wrote its own (non-JSON) response."""
 
     def __init__(self) -> None:
@@ -152,19 +152,19 @@ class RepoRoutes:
             try:
                 self.store.create_repo(repo, private=private, sdk=body.get("sdk"))
             except Conflict as err:  # clients read "url" from the 409 answer when exist_ok=True
-                raise Response(409, {"error": str(err), "url": url, "name": repo.id}) from None
-            raise Response(200, {"url": url, "name": repo.id, "id": repo.id})
+                raise RouteReply(409, {"error": str(err), "url": url, "name": repo.id}) from None
+            raise RouteReply(200, {"url": url, "name": repo.id, "id": repo.id})
         if verb == "delete" and method == "DELETE":
             body = self._json()
             repo = RepoId(body.get("type") or "model", body.get("organization") or USER_NAME, str(body.get("name", "")))
             self.store.delete_repo(repo.validate())
-            raise Response(200, {})
+            raise RouteReply(200, {})
         if verb == "move" and method == "POST":
             body = self._json()
             repo_type = body.get("type") or "model"
             source, target = (_parse_repo_id(repo_type, str(body.get(key, ""))) for key in ("fromRepo", "toRepo"))
             self.store.move_repo(source, target)
-            raise Response(200, {})
+            raise RouteReply(200, {})
 
     def _list_repos(self, repo_type: str, query: dict[str, list[str]]) -> None:
         author = (query.get("author") or [None])[0]
@@ -178,7 +178,7 @@ class RepoRoutes:
             if (author is None or repo.namespace == author) and search in repo.id.lower()
         ]
         items = [item for item in items if wanted <= _filter_tags(item)]
-        raise Response(200, items[:limit] if limit else items)
+        raise RouteReply(200, items[:limit] if limit else items)
 
     def _repo_info(self, repo: RepoId, revision: str, *, siblings: bool) -> dict:
         meta = self.store.meta(repo)
@@ -219,7 +219,7 @@ class RepoRoutes:
         if "gated" in body:
             changes["gated"] = body["gated"]
         self.store.update_meta(repo, changes)
-        raise Response(200, {})
+        raise RouteReply(200, {})
 
     def _space_config(self, method: str, repo: RepoId, kind: str) -> None:
         stored: dict = dict(self.store.meta(repo).get(kind) or {})
@@ -238,7 +238,7 @@ class RepoRoutes:
             return
         if kind == "secrets":  # secret values are write-only
             stored = {key: {k: v for k, v in value.items() if k != "value"} for key, value in stored.items()}
-        raise Response(200, stored)
+        raise RouteReply(200, stored)
 
     # ------------------------------------------------------------------ refs and history
     def _refs(self, repo: RepoId, query: dict[str, list[str]]) -> None:
@@ -250,7 +250,7 @@ class RepoRoutes:
         body = {"branches": items("heads", "refs/heads/"), "converts": [], "tags": items("tags", "refs/tags/")}
         if query.get("include_prs"):
             body["pullRequests"] = items("prs", "refs/pr/")
-        raise Response(200, body)
+        raise RouteReply(200, body)
 
     def _ref_change(self, method: str, repo: RepoId, action: str, name: str) -> None:
         kind = "heads" if action == "branch" else "tags"
@@ -261,7 +261,7 @@ class RepoRoutes:
         else:  # POST tag/{revision} with {"tag": name}
             body = self._json()
             self.store.create_ref(repo, kind, str(body.get("tag") or ""), name)
-        raise Response(200, {})
+        raise RouteReply(200, {})
 
     def _commits(self, repo: RepoId, revision: str) -> None:
         commits = self.store.history(repo, revision)
@@ -275,7 +275,7 @@ class RepoRoutes:
             }
             for commit in commits
         ]
-        raise Response(200, body)
+        raise RouteReply(200, body)
 
     # ------------------------------------------------------------------ files
     def _tree(self, repo: RepoId, revision: str, base: str, query: dict[str, list[str]]) -> None:
@@ -295,7 +295,7 @@ class RepoRoutes:
         items += [_file_item(path, entry) for path, entry in sorted(tree.items()) if wanted(path)]
         if expand:
             _add_last_commits(self.store, repo, oid, items)
-        raise Response(200, items)
+        raise RouteReply(200, items)
 
     def _paths_info(self, repo: RepoId, revision: str, query: dict[str, list[str]]) -> None:
         content_type = self.headers.get("Content-Type", "")
@@ -319,7 +319,7 @@ class RepoRoutes:
                 items.append({"type": "directory", "oid": folders[path], "size": 0, "path": path})
         if expand:
             _add_last_commits(self.store, repo, oid, items)
-        raise Response(200, items)
+        raise RouteReply(200, items)
 
     def _preupload(self, repo: RepoId, revision: str, query: dict[str, list[str]]) -> None:
         body = self._json()
@@ -337,7 +337,7 @@ class RepoRoutes:
             if remote is not None:
                 answer["oid"] = remote["sha256"] if mode == "lfs" and remote["lfs"] else remote["oid"]
             answers.append(answer)
-        raise Response(200, {"files": answers, "commitOid": self.store.resolve(repo, revision)})
+        raise RouteReply(200, {"files": answers, "commitOid": self.store.resolve(repo, revision)})
 
     def _commit(self, repo: RepoId, revision: str, query: dict[str, list[str]]) -> None:
         header: dict | None = None
@@ -359,7 +359,7 @@ class RepoRoutes:
         create_pr = (query.get("create_pr") or ["0"])[0] in ("1", "true", "True")
         oid, pr_num = self.store.apply_commit(repo, revision, header, operations, create_pr=create_pr)
         repo_url = f"{self.endpoint}/{repo.url_prefix}{repo.id}"
-        raise Response(
+        raise RouteReply(
             200,
             {
                 "success": True,
@@ -391,7 +391,7 @@ class RepoRoutes:
             span = _parse_range(wanted, size)
             if span is None:
                 headers["Content-Range"] = f"bytes */{size}"
-                raise Response(416, {"error": f"Range not satisfiable: {wanted}"}, headers)
+                raise RouteReply(416, {"error": f"Range not satisfiable: {wanted}"}, headers)
             start, end = span
             status, length = 206, end - start + 1
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
@@ -421,7 +421,7 @@ class RepoRoutes:
                 answer.update(authenticated=True, actions={"upload": {"href": href, "expires_in": 3600}})
             objects.append(answer)
         content_type = {"Content-Type": "application/vnd.git-lfs+json"}
-        raise Response(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, content_type)
+        raise RouteReply(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, content_type)
 
     def _validate_yaml(self) -> None:
         import yaml
@@ -435,8 +435,8 @@ class RepoRoutes:
             except yaml.YAMLError as err:
                 error = f"Invalid YAML in README.md header: {err}"
         if error:
-            raise Response(400, {"errors": [{"message": error}], "error": error})
-        raise Response(200, {"warnings": []})
+            raise RouteReply(400, {"errors": [{"message": error}], "error": error})
+        raise RouteReply(200, {"warnings": []})
 
 
 def _add_last_commits(store: HubStore, repo: RepoId, oid: str, items: list[dict]) -> None:

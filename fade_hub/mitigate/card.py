@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.utils import validate_repo_id
 
 from ..card import md_escape
+from ..model_index import eval_results
+from ..paths import public_name
+from ..recheck import recheck_section
 from ..tasks import get_task
 from .outputs import CHANGES_FILE
 from .shift_plots import CHANGE_PLOT, MODES_PLOT
@@ -59,23 +62,7 @@ def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
     datasets = [source for source in [figures.get("failures"), *figures["feedback"].get("sources", [])]
                 if _is_repo_id(source)]
     dataset = datasets[0] if datasets else "local/fade-hub-run"
-    results = [
-        EvalResult(task_type=task, dataset_type=dataset, dataset_name=f"held-out seeds of {dataset}",
-                   metric_type="failure_rate", metric_name=name, metric_value=round(float(value), 4))
-        for name, value in (
-            ("targeted failure rate, base", figures["targeted"]["before"]["rate"]),
-            ("targeted failure rate, mitigated", figures["targeted"]["after"]["rate"]),
-            ("clean failure rate, base", figures["clean"]["before"]["rate"]),
-            ("clean failure rate, mitigated", figures["clean"]["after"]["rate"]),
-            ("collateral failure rate (unseen perturbations), base", (figures.get("collateral") or {}).get(
-                "before", {}).get("rate")),
-            ("collateral failure rate (unseen perturbations), mitigated", (figures.get("collateral") or {}).get(
-                "after", {}).get("rate")),
-            ("untargeted failure rate (trained on), base", figures["untargeted_trained"]["before"]["rate"]),
-            ("untargeted failure rate (trained on), mitigated", figures["untargeted_trained"]["after"]["rate"]),
-        )
-        if value is not None
-    ]
+    results = eval_results(figures, dataset)
     return ModelCardData(
         base_model=base if _is_repo_id(base) else None,
         library_name="diffusers" if task == "text-to-image" else "peft",
@@ -111,8 +98,8 @@ def _method_lines(figures: dict[str, Any]) -> list[str]:
     statistics, seeds = figures.get("statistics") or {}, figures["eval_seeds"]
     collateral, training = figures.get("collateral") or {}, figures["training"]
     lines = [f"Both models answered the same {seeds['count']} seeds, never trained on "
-             f"({md_escape(seeds['source'])}), over {figures['cells_evaluated']} cells, with the run's own concept "
-             "space and judge. Each 95% interval is a percentile bootstrap over seeds "
+             f"({md_escape(public_name(seeds['source']))}), over {figures['cells_evaluated']} cells, with the run's "
+             "own concept space and judge. Each 95% interval is a percentile bootstrap over seeds "
              f"({statistics.get('resamples', '?')} resamples; the seed is the unit, and before and after share every "
              "resample, so changes are paired); a zero-width interval means no seed changed, which the seeds cannot "
              "tell from a change rarer than about one seed in their number."]
@@ -199,7 +186,7 @@ def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> Mod
         f"Per cell, with intervals: `{CHANGES_FILE}`.", "",
         "## Verdicts", "", *verdicts, "",
         "## Before and after", "", f"![failure rate before and after]({MODES_PLOT})", "", *_shift_table(figures), "",
-        *_method_lines(figures), *_clean_lines(figures["clean"]),
+        *_method_lines(figures), *_clean_lines(figures["clean"]), *recheck_section(figures),
         "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), *_override_lines(figures), "",
         "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
         f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "

@@ -72,6 +72,10 @@ class MitigateConfig:
     trust_remote_code: bool = option(False, group=_TRAIN, help="Allow the model's own Python code to run.")
     output: str = option("", group=_OUT, help="Folder of the adapter (a Hub model repo on disk).")
     push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the adapter as a model repo.")
+    recheck: bool = option(False, group=_OUT, help="After training, explore the variant afresh (the run's space, "
+                           "judge, algorithm and budget, a new random seed, the evaluation seeds) into OUTPUT-recheck "
+                           "and compare it with the run: its fixed, persisting and new regions go into fade_eval.json "
+                           "and the card (with --push-to-hub, the run is pushed as REPO_ID-failures).")
     private: bool = option(False, group=_OUT, help="Create the pushed repo as private.")
     show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bars.")
 
@@ -88,10 +92,14 @@ class MitigateConfig:
                             "share of targeted examples in (0, 1] (the paper uses 0.5)")
         check_ranges(self)
         check_output(self.output_dir)
+        if self.recheck:
+            from ..recheck import check_recheck_output
+
+            check_recheck_output(self.output_dir)
         for source in self.feedback:
             if Path(source).expanduser().exists() and not Path(source).expanduser().is_dir():
-                raise BadConfig(f"--feedback {source} is a file; pass the feedback folder (space serve's "
-                                "--feedback-dir) or the feedback dataset repo")
+                raise BadConfig(f"--feedback {source} is a file; pass the folder that holds the feedback-*.jsonl "
+                                "files (space serve's --feedback-dir) or the feedback dataset repo id")
             if not Path(source).expanduser().exists():
                 if looks_like_path(source):
                     raise BadConfig(f"--feedback {source}: no such folder; pass the feedback folder or its dataset "

@@ -164,7 +164,7 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-class Comparison:
+class BeforeAfter:
     """The base and adapted measurements of one evaluation, and the bootstrap resamples every figure shares."""
 
     def __init__(self, env: FailureEnv, before: Measurement, after: Measurement, targeted: Sequence[int],
@@ -250,7 +250,7 @@ def compare(env: FailureEnv, before: Measurement, after: Measurement, selection:
     """The figures of ``fade_eval.json`` (per region and cell targeted, targeted, clean, collateral, untargeted_trained,
     verdicts, Wasserstein) and the per-cell change table."""
     space, targeted = env.space, list(selection.targeted)
-    comparison = Comparison(env, before, after, targeted, seed)
+    comparison = BeforeAfter(env, before, after, targeted, seed)
     in_regions = {cell for region in selection.regions for cell in region.cells}
     whole = [cell for cell in targeted if cell not in in_regions]  # cells marked fix on their own: every seed
     targeted_mask = comparison.rows(whole)

@@ -12,6 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable, RunNotFound
 from ..paths import check_repo_id
+from ..variant_links import link_variant
 from .card import build_model_card
 from .outputs import EVAL_FILE, read_figures
 
@@ -42,6 +43,7 @@ def push_adapter(folder: str | Path, repo_id: str, *, private: bool = False, tok
         except HfHubHTTPError as err:
             raise HubUnreachable(f"the Hub refused the push to {repo_id}: {str(err).splitlines()[0]}; {retry}") from None
     card.save(folder / "README.md")
+    link_variant(str(figures.get("failures") or ""), figures["run_id"], repo_id, token=token)  # the run's card lists it
     return f"{constants.ENDPOINT}/{repo_id}"
 
 

@@ -264,7 +264,7 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
         "fade_hub_version": __version__, "run_id": run.run_id, "task": run.task,
         "base_model": origin["base_model"], "base_commit": origin["base_commit"],
         "lineage_run_ids": origin["run_ids"], "lineage_sources": origin["run_sources"],
-        "failures": run.spec, "space_fingerprint": run.space.fingerprint(),
+        "failures": run.spec, "failures_revision": run.revision, "space_fingerprint": run.space.fingerprint(),
         "eval_seeds": {"source": setup.eval_source, "count": len(env.seeds)},
         "feedback": {**selection.summary(), "sources": list(config.feedback)},
         "training": {**training, "train_seeds": len(setup.train_env.seeds), "untargeted_cells": len(trained),
@@ -274,4 +274,10 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
         "files": {"cell_changes": CHANGES_FILE, "examples": EXAMPLES_FILE},
     }
     _write_variant(claim, mitigator, figures, env, before, after, changes)
+    if config.recheck:  # the variant explored afresh and compared with the run (fade_hub.recheck)
+        from ..recheck import recheck
+
+        figures["recheck"] = recheck(config, run, explore_config(run), env.seeds, setup.eval_source)
+        write_eval(config.output_dir, published_figures(figures, config.output_dir))
+        build_model_card(published_figures(figures, config.output_dir)).save(config.output_dir / "README.md")
     return published_figures(figures, config.output_dir)

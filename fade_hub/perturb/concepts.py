@@ -24,7 +24,7 @@ import yaml
 
 from ..errors import BadSpace
 from ..paths import NotUtf8, read_utf8
-from ..tasks import MODALITIES
+from ..tasks import MODALITIES, ModalitySpec, get_modality
 from ..usercode import import_user_object, is_user_ref
 from . import image, prompt, text
 from .ops import EXPECT_KINDS, Factor, Op, format_level, is_real
@@ -169,6 +169,11 @@ class ConceptSpace:
     def __post_init__(self) -> None:
         self.factors = list(self.factors)
         _check_factors(self.modality, self.factors, self.name or "<space>")
+
+    @property
+    def inputs(self) -> ModalitySpec:
+        """The facts of the space's seed inputs (how seeds are read, what a run shows of them)."""
+        return get_modality(self.modality)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -22,11 +22,11 @@ from fade_hub.errors import NETWORK_ERRORS, BadConfig, BadSeeds, HubUnreachable
 from fade_hub.paths import NotUtf8, looks_like_path, read_utf8
 from fade_hub.perturb.image import MAX_DECODED_PIXELS, ImageTooLarge
 from fade_hub.seeds.images import hub_opener, local_opener
+from fade_hub.tasks import MODALITIES, get_modality
 
 logger = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin" / "seeds"
-MODALITIES = ("image", "text", "prompt")
 HUB_DEFAULT_CAP = 64
 STREAM_SHUFFLE_WINDOW = 1000
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
@@ -158,6 +158,7 @@ def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | No
     if isinstance(table.rows, list) and not table.rows:
         raise _no_rows(table)
     columns = _resolve_columns(table, config, modality)
+    inputs = get_modality(modality)
     seeds: list[Seed] = []
     seen = 0
     skipped: list[str] = []
@@ -168,7 +169,7 @@ def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | No
         value = row.get(columns.input)
         if value is None:
             continue
-        if modality == "image":
+        if inputs.image_seeds:
             image = _try_open(table, seed_id, value)
             if image is None:
                 skipped.append(seed_id)
@@ -176,7 +177,7 @@ def _materialize(table: _Table, config: SeedConfig, modality: str, cap: int | No
             value = image
         else:
             value = value if isinstance(value, str) else str(value)
-            if modality == "prompt":
+            if inputs.templates:
                 _check_template(value, seed_id, table.name)
         label_name = _label_name(row.get(columns.label), columns.label_names, table.name) if columns.label else None
         reference = row.get(columns.reference) if columns.reference else None
@@ -252,7 +253,7 @@ def _check_template(text: str, seed_id: str, source: str) -> None:
 
 def _resolve_columns(table: _Table, config: SeedConfig, modality: str) -> _Columns:
     """Choose input, label and reference columns from flags or by type and name."""
-    if modality == "image":
+    if get_modality(modality).image_seeds:
         input_col = _pick(table, config.image_column, "--image-column", table.image_columns, _IMAGE_NAMES, "image")
     else:
         input_col = _pick(table, config.text_column, "--text-column", [], _TEXT_NAMES, "text")
@@ -386,7 +387,7 @@ def _builtin_table(name: str, modality: str, config: SeedConfig) -> _Table:
     if not path.is_file():
         raise BadSeeds(f"unknown built-in seed set {name!r}; known: {', '.join(list_builtin_seeds())}")
     data = _read_builtin(path)
-    if modality == "image":
+    if get_modality(modality).image_seeds:
         raise BadSeeds(f"builtin:{name} holds {data['modality']} seeds; image models need an image folder or dataset")
     records = data["rows"]
     rows = [(f"{name}/{i:02d}", record) for i, record in enumerate(records)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -161,6 +162,29 @@ class Target:
     def predict_stream(self, inputs: Sequence) -> Iterator[list[tuple[int, Prediction]]]:
         """``predict``'s outputs as they come, in groups of ``(index, prediction)`` (here: all of them at once)."""
         yield list(enumerate(self.predict(inputs)))
+
+    def submit(self, inputs: Sequence) -> Any:
+        """Start answering ``inputs``; returns the handle their answers come with out of ``next_answers``. A local
+        model answers when they are read, one submitted batch after the other."""
+        self._queue().append(inputs)
+        return inputs
+
+    def next_answers(self) -> list[tuple[Any, int, Prediction]]:
+        """Answers of submitted inputs: ``(handle, index, prediction)``, at least one; [] once none is left."""
+        if not self._queue():
+            return []
+        inputs = self._queue().popleft()
+        return [(inputs, index, prediction) for index, prediction in enumerate(self.predict(inputs))]
+
+    def _queue(self) -> deque:
+        """The inputs submitted and not answered yet, oldest first."""
+        return self.__dict__.setdefault("_submitted", deque())
+
+    @contextmanager
+    def interruptible(self) -> Iterator[list[bool]]:
+        """The block in which ``next_answers`` is read; a remote target lets a first Ctrl-C hand over what is in
+        flight (the yielded flag), a local one lets ``KeyboardInterrupt`` through."""
+        yield []
 
     def find_batch_size(self, samples: Sequence) -> int:
         """Set ``batch_size`` to the largest batch of the biggest sample that runs without running out of memory."""

@@ -112,7 +112,7 @@ def detect_source_task(source: ModelSource) -> str:
 
 def check_task_fits(source: ModelSource, task: str) -> None:
     """UnsupportedTask, before any weights load, when ``--task`` names a head the model's config cannot have."""
-    if (task == "text-to-image") != source.is_diffusers:
+    if TASKS[task].diffusers != source.is_diffusers:
         kind = "a diffusers pipeline" if source.is_diffusers else "a transformers model"
         raise UnsupportedTask(
             f"--task {task} does not fit model {source.model_id!r}, which is {kind}; drop --task to use the detected task"

@@ -1,9 +1,13 @@
 """Concurrent, retrying requests to an endpoint: at most N in flight, each answer handed over as it arrives.
 
 A ``Dispatcher`` owns an asyncio loop on a background thread (so that it also works under a caller's own
-running loop, e.g. a notebook) and sends one request per input, ``concurrency`` at a time, in input order.
-``stream`` hands the answers over as they arrive (in groups of those that came together), so that the caller
-records each one at once; ``run`` collects them in input order. ``--request-timeout`` is a deadline for the
+running loop, e.g. a notebook) and sends one request per input, ``concurrency`` at a time over all its calls, in
+input order. ``stream`` hands the answers over as they arrive (in groups of those that came together), so that
+the caller records each one at once; ``run`` collects them in input order. ``submit`` starts a call without
+waiting for it, so that a caller keeps the endpoint busy with its next batch while it reads the answers of the
+last one: the answers of every submitted call come out of ``next_group``. Inputs that are expensive to make
+(``LazyItems``, e.g. perturbed images) are made in a worker thread, in order and a few at a time, each request
+leaving as soon as its input is ready, so that making the inputs of a batch overlaps the requests in flight. ``--request-timeout`` is a deadline for the
 whole answer, body included. Answers the endpoint may give later are retried: HTTP 429 and 5xx, time-outs and
 dropped connections, after the server's ``Retry-After`` when it sends one (and every request then waits that
 long, since a rate limit holds for the whole client), else after an exponential back-off. When a request still
@@ -24,6 +28,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -122,11 +127,30 @@ def classify(err: BaseException, timeout: float, auth_advice: str = HF_AUTH_ADVI
     raise err
 
 
-class _Call:
-    """One ``stream`` call: the answers that came (a thread-safe queue) and whether it is stopping."""
+class LazyItems(Sequence):
+    """A sequence whose items are made on first access (``make(index)``); the dispatcher makes them in its worker
+    thread, in order, while earlier requests are in flight. Each item is made once."""
 
-    def __init__(self) -> None:
-        self.arrivals: queue.SimpleQueue = queue.SimpleQueue()
+    def __init__(self, count: int, make: Callable[[int], Any]) -> None:
+        self._make, self._items, self._made = make, [None] * count, [False] * count
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
+        if not self._made[index]:
+            self._items[index] = self._make(index)
+            self._made[index] = True
+        return self._items[index]
+
+
+class _Call:
+    """One call: where its answers go (a thread-safe queue of ``(call, index, answer)``) and whether it is
+    stopping."""
+
+    def __init__(self, arrivals: queue.SimpleQueue) -> None:
+        self.arrivals = arrivals
+        self.future: Any = None  # the call's coroutine on the loop (concurrent.futures.Future)
         self.stopping = False  # no new request, no retry: set on the loop, or by Ctrl-C in the caller's thread
         self.halted: asyncio.Event | None = None  # set with ``stopping``, wakes the waits between attempts
 
@@ -159,7 +183,12 @@ class Dispatcher:
         self.usage = Usage()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._workers: ThreadPoolExecutor | None = None  # makes LazyItems
+        self._slots: asyncio.Semaphore | None = None  # ``concurrency`` requests in flight over all calls
         self._paused_until = 0.0
+        self._shared: queue.SimpleQueue = queue.SimpleQueue()  # arrivals of submitted calls
+        self._active: list[_Call] = []  # submitted calls not finished, in submission order
+        self._error: BaseException | None = None  # why a submitted call stopped, raised once all are answered
 
     def run(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None) -> list[Any]:
         """The answers to ``items`` in order (by ``ask``, default the dispatcher's); EndpointFailed when it must stop."""
@@ -177,41 +206,95 @@ class Dispatcher:
         A first Ctrl-C while the call runs (in the main thread) sends no new request and still hands over the
         answers of those in flight, then raises ``KeyboardInterrupt``; a second one raises it at once.
         """
-        if not items:
+        if not len(items):
             return
-        call, loop = _Call(), self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(self._run_all(list(items), ask or self.ask, call), loop)
-        future.add_done_callback(lambda _: call.arrivals.put(_DONE))
+        call = self._start(items, ask, queue.SimpleQueue())
+        loop = self._loop
         try:
             with _first_interrupt_stops(lambda: loop.call_soon_threadsafe(call.halt)) as interrupted:
                 finished = False
                 while not finished:
-                    group = [call.arrivals.get()]
+                    entries = [call.arrivals.get()]
                     while not call.arrivals.empty():
-                        group.append(call.arrivals.get())
-                    finished = group[-1] is _DONE
-                    if finished:
-                        group.pop()
+                        entries.append(call.arrivals.get())
+                    finished = any(index is _DONE for _, index, _ in entries)
+                    group = [(index, answer) for _, index, answer in entries if index is not _DONE]
                     if group:
                         yield group
-                future.result()  # EndpointFailed when a request stopped the call
+                call.future.result()  # EndpointFailed when a request stopped the call
             if interrupted:
                 raise KeyboardInterrupt
         finally:
-            if not future.done():  # the caller stopped reading, or a second Ctrl-C: abandon what is in flight
-                future.cancel()
+            if not call.future.done():  # the caller stopped reading, or a second Ctrl-C: abandon what is in flight
+                call.future.cancel()
+
+    def submit(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None = None) -> _Call:
+        """Start asking ``items`` without waiting; their answers come out of ``next_group``."""
+        call = self._start(items, ask, self._shared)
+        self._active.append(call)
+        return call
+
+    def next_group(self) -> list[tuple[_Call, int, Any]]:
+        """Answers of submitted calls as they arrive: ``(call, index, answer)``, at least one (waits for it); []
+        once no call is left. When a request stops its call, the other calls send nothing new either, and its
+        EndpointFailed is raised once every request in flight has been answered and handed over."""
+        while self._active:
+            entries = [self._shared.get()]
+            while not self._shared.empty():
+                entries.append(self._shared.get())
+            group = []
+            for call, index, answer in entries:
+                if index is not _DONE:
+                    group.append((call, index, answer))
+                    continue
+                self._active.remove(call)
+                error = None if answer.cancelled() else answer.exception()
+                if error is not None and self._error is None:
+                    self._error = error
+                    self.halt_all()
+            if group:
+                return group
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return []
+
+    def halt_all(self) -> None:
+        """Send nothing more for any submitted call (the requests in flight are still answered)."""
+        if self._loop is not None:
+            for call in self._active:
+                self._loop.call_soon_threadsafe(call.halt)
+
+    @contextmanager
+    def interruptible(self) -> Iterator[list[bool]]:
+        """While reading ``next_group`` in the block, a first Ctrl-C halts every submitted call (noted in the yielded
+        flag) so that the answers in flight still come out; a second one raises ``KeyboardInterrupt`` at once."""
+        with _first_interrupt_stops(self.halt_all) as interrupted:
+            yield interrupted
+
+    def _start(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None,
+               arrivals: queue.SimpleQueue) -> _Call:
+        """Schedule a call on the loop; its answers, then ``(call, _DONE, future)``, go to ``arrivals``."""
+        call, loop = _Call(arrivals), self._ensure_loop()
+        items = items if isinstance(items, LazyItems) else list(items)
+        call.future = asyncio.run_coroutine_threadsafe(self._run_all(items, ask or self.ask, call), loop)
+        call.future.add_done_callback(lambda future: arrivals.put((call, _DONE, future)))
+        return call
 
     def call(self, coroutine: Awaitable[Any]) -> Any:
         """Run one coroutine on the dispatcher's loop (e.g. closing the client) and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop()).result()
 
     def close(self) -> None:
-        """Stop the background loop."""
+        """Stop the background loop and the worker thread."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
-            self._loop = self._thread = None
+            self._loop = self._thread = self._slots = None
+        if self._workers is not None:
+            self._workers.shutdown(wait=True)
+            self._workers = None
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -220,26 +303,51 @@ class Dispatcher:
             self._thread.start()
         return self._loop
 
-    async def _run_all(self, items: list[Any], ask: Callable[[Any], Awaitable[Any]], call: _Call) -> None:
+    async def _run_all(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]], call: _Call) -> None:
         call.halted = asyncio.Event()
         if call.stopping:
             call.halted.set()
-        slots = asyncio.Semaphore(self.concurrency)  # FIFO: requests leave in input order
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)  # FIFO: requests leave in input order
+        slots = self._slots
         stops: list[_Stop] = []
+        loop = asyncio.get_running_loop()
+        ready = [loop.create_future() for _ in range(len(items))]
+
+        async def make() -> None:
+            """Make the inputs in order, a few at a time in the worker thread (plain items are ready at once)."""
+            start, chunk = 0, 1
+            while start < len(items) and not call.stopping:
+                end = min(len(items), start + chunk)
+                if isinstance(items, LazyItems):
+                    made = await loop.run_in_executor(self._worker_pool(), _make, items, start, end)
+                else:
+                    made = [items[i] for i in range(start, end)]
+                for index, item in zip(range(start, end), made):
+                    ready[index].set_result(item)
+                start, chunk = end, min(2 * chunk, self.concurrency)
+            for future in ready[start:]:  # halted: the rest is never asked
+                future.cancel()
 
         async def one(index: int) -> None:
+            try:
+                item = await ready[index]
+            except asyncio.CancelledError:
+                if call.stopping:
+                    return
+                raise
             async with slots:
                 try:
-                    answer = await self._attempts(items[index], ask, call)
+                    answer = await self._attempts(item, ask, call)
                 except _Halted:
                     return
                 except _Stop as stop:
                     stops.append(stop)
                     call.halt()  # the requests in flight are still answered and handed over
                     return
-            call.arrivals.put((index, answer))
+            call.arrivals.put((call, index, answer))
 
-        tasks = [asyncio.ensure_future(one(i)) for i in range(len(items))]
+        tasks = [asyncio.ensure_future(make())] + [asyncio.ensure_future(one(i)) for i in range(len(items))]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -247,6 +355,11 @@ class Dispatcher:
             raise
         if stops:
             raise EndpointFailed(str(stops[0]))
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(1, thread_name_prefix="fade-hub-inputs")
+        return self._workers
 
     async def _attempts(self, item: Any, ask: Callable[[Any], Awaitable[Any]], call: _Call) -> Any:
         retries = 0
@@ -307,6 +420,11 @@ def _first_interrupt_stops(stop: Callable[[], None]) -> Iterator[list[bool]]:
         yield interrupted
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _make(items: LazyItems, start: int, end: int) -> list[Any]:
+    """Items ``start`` to ``end`` of a lazy sequence, made in order (runs in the worker thread)."""
+    return [items[i] for i in range(start, end)]
 
 
 async def _cancel(tasks: list[asyncio.Future]) -> None:

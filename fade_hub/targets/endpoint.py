@@ -24,7 +24,7 @@ import os
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from fade_hub.choices import GENERATION_ROUTES
@@ -57,6 +57,7 @@ class RemoteConfig:
     labels: list[str] = field(default_factory=list)
     generation_route: str = "auto"
     token: str | None = field(default=None, repr=False)  # --endpoint-token, else FADE_HUB_ENDPOINT_TOKEN
+    token_env: ClassVar[str] = ENDPOINT_TOKEN_ENV  # the variable a token defaults to (a judge's has its own)
 
     def __post_init__(self) -> None:
         if bool(self.endpoint) == bool(self.provider):
@@ -67,7 +68,7 @@ class RemoteConfig:
             raise BadConfig("--concurrency must be >= 1, --max-retries >= 0 and --request-timeout > 0")
         if self.generation_route not in GENERATION_ROUTES:
             raise BadConfig(f"--generation-route must be one of {', '.join(GENERATION_ROUTES)}")
-        self.token = self.token or os.environ.get(ENDPOINT_TOKEN_ENV) or None
+        self.token = self.token or os.environ.get(self.token_env) or None
         if self.endpoint:
             check_plain_http(self.endpoint, self.credential is not None)
 

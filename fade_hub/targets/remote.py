@@ -69,8 +69,8 @@ class RemoteTarget(Target):
         self.batch_size = requested
         if requested < BATCH_ROUNDS * remote.concurrency:
             logger.warning(
-                "--batch-size %d hands the endpoint fewer than %d x --concurrency %d queries at once, so requests "
-                "wait for the slowest of each batch; a batch size of %d or more keeps them flowing",
+                "--batch-size %d hands the endpoint fewer than %d x --concurrency %d queries at once, so it may sit "
+                "idle while the next batch is chosen; a batch size of %d or more keeps it busy",
                 requested, BATCH_ROUNDS, remote.concurrency, BATCH_ROUNDS * remote.concurrency,
             )  # fmt: skip
         self.local_path = None
@@ -95,7 +95,19 @@ class RemoteTarget(Target):
 
     def predict_stream(self, inputs: Sequence) -> Iterator[list[tuple[int, Prediction]]]:
         """``predict``'s answers as they arrive: groups of ``(index, prediction)``; EndpointFailed on a stop."""
-        return self.dispatcher.stream(list(inputs))
+        return self.dispatcher.stream(inputs)
+
+    def submit(self, inputs: Sequence) -> Any:
+        """Start the requests of ``inputs`` (``concurrency`` in flight over everything submitted) without waiting."""
+        return self.dispatcher.submit(inputs)
+
+    def next_answers(self) -> list[tuple[Any, int, Prediction]]:
+        """Answers of submitted inputs as they arrive: ``(handle, index, prediction)``; EndpointFailed on a stop."""
+        return self.dispatcher.next_group()
+
+    def interruptible(self):
+        """A first Ctrl-C halts what is submitted and still hands over the answers in flight (see ``dispatch``)."""
+        return self.dispatcher.interruptible()
 
     async def _ask(self, item: Any) -> Prediction:
         """Ask the endpoint about one input (the task method of ``self.client``)."""

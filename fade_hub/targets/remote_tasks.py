@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from PIL import Image
@@ -157,7 +159,10 @@ class RemoteTextGenerator(RemoteGenerator):
     """A language model behind an endpoint: ``chat_completion`` (messages from ``prompt_messages``) or ``text_generation``.
 
     Greedy unless ``do_sample`` is set, as locally. The chat route leaves the chat template to the server,
-    which applies the served model's own; token counts come from ``usage`` (chat) or TGI's ``details``.
+    which applies the served model's own; token counts come from ``usage`` (chat) or TGI's ``details``. A model
+    that samples gets ``temperature`` and ``top_p`` as set, and each copy of a prompt within one call its own
+    request seed (the run's seed plus the copy's number), so that the samples of one query differ while the same
+    call is answered the same again.
     """
 
     task = "text-generation"
@@ -179,20 +184,40 @@ class RemoteTextGenerator(RemoteGenerator):
         """The InferenceClient task of the route: ``conversational`` for chat."""
         return "conversational" if self.route == "chat" else "text-generation"
 
-    async def _ask(self, prompt: str) -> Prediction:
+    def predict(self, inputs: list) -> list[Prediction]:
+        """One request per input (each copy of a prompt with its own seed when sampling), answers in input order."""
+        return self.dispatcher.run(self._seeded(inputs))
+
+    def predict_stream(self, inputs: Sequence) -> Iterator[list[tuple[int, Prediction]]]:
+        """``predict``'s answers as they arrive: groups of ``(index, prediction)``."""
+        return self.dispatcher.stream(self._seeded(inputs))
+
+    def _seeded(self, inputs: Sequence) -> list[tuple[str, int]]:
+        """Each prompt with its request seed: the run's seed, plus the copy's number among equal prompts when sampling."""
+        copies: Counter = Counter()
+        seeded = []
+        for prompt in map(str, inputs):
+            seeded.append((prompt, self.config.seed + (copies[prompt] if self.samples else 0)))
+            copies[prompt] += 1
+        return seeded
+
+    async def _ask(self, item: tuple[str, int]) -> Prediction:
+        prompt, seed = item
         settings = self.generation_kwargs
         sample = bool(settings.get("do_sample", False))
         if self.route == "chat":
             out = await self.client.chat_completion(
-                prompt_messages(str(prompt)), model=self.served_name, max_tokens=settings.get("max_new_tokens"),
-                temperature=settings.get("temperature") if sample else 0.0, seed=self.config.seed,
+                prompt_messages(prompt), model=self.served_name, max_tokens=settings.get("max_new_tokens"),
+                temperature=settings.get("temperature", 1.0) if sample else 0.0,
+                top_p=settings.get("top_p") if sample else None, seed=seed,
             )  # fmt: skip
             if out.usage is not None:
                 self.dispatcher.usage.add(prompt_tokens=out.usage.prompt_tokens, completion_tokens=out.usage.completion_tokens)
             return Prediction(text=_text(out.choices[0].message.content or ""))
         out = await self.client.text_generation(
-            str(prompt), max_new_tokens=settings.get("max_new_tokens"), do_sample=sample, details=True,
-            return_full_text=False, seed=self.config.seed,
+            prompt, max_new_tokens=settings.get("max_new_tokens"), do_sample=sample, details=True,
+            return_full_text=False, seed=seed, temperature=settings.get("temperature") if sample else None,
+            top_p=settings.get("top_p") if sample else None,
         )  # fmt: skip
         if isinstance(out, str):  # servers other than TGI give no details
             return Prediction(text=out)

@@ -1,5 +1,10 @@
 """Text generation targets (``AutoModelForCausalLM``): greedy by default, left padding, one generate per batch.
 
+A model deployed with sampling is tested as deployed with ``do_sample`` (and ``temperature`` / ``top_p``) in the
+generation settings: each batch then draws from a random stream seeded by the run's seed and the batch's prompts,
+so that the same batch is answered the same on every machine while two batches (or two copies of a prompt in one
+batch, the samples of one query) draw independently.
+
 Chat models are tested the way they are deployed: a prompt goes through the tokenizer's chat template as the user
 turn (after the system message, when one is given) with the generation prompt appended. A model without a chat
 template gets plain prompts, with a warning; ``raw_prompts`` sends plain prompts on purpose. The template's
@@ -9,7 +14,9 @@ SHA-256 is part of the target's description, so a run records exactly how its pr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -106,23 +113,45 @@ class TextGenerator(Target):
     def encode(self, prompts: list[str]) -> Any:
         """Token ids and attention mask of a batch of prompts, formatted as the model is deployed, on the device."""
         if self.uses_chat_template:
-            encoded = self.processor.apply_chat_template(
-                [self.conversation(text) for text in prompts], add_generation_prompt=True, tokenize=True,
-                padding=True, truncation=True, max_length=self.max_length, return_dict=True, return_tensors="pt",
-            )
-        else:
-            encoded = self.processor([self.plain_prompt(text) for text in prompts], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
+            return self.encode_conversations([self.conversation(text) for text in prompts])
+        encoded = self.processor([self.plain_prompt(text) for text in prompts], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+        return encoded.to(self.device)
+
+    def encode_conversations(self, conversations: Sequence[list[dict[str, str]]]) -> Any:
+        """Token ids and attention mask of a batch of conversations through the chat template, on the device."""
+        encoded = self.processor.apply_chat_template(
+            list(conversations), add_generation_prompt=True, tokenize=True, padding=True, truncation=True,
+            max_length=self.max_length, return_dict=True, return_tensors="pt",
+        )
         return encoded.to(self.device)
 
     def _generate(self, prompts: list[str], **overrides: Any) -> list[str]:
-        encoded = self.encode([str(text) for text in prompts])
-        with seeded(self.config.seed, self.device):
+        return self._decode(self.encode([str(text) for text in prompts]), self.config.seed, overrides)
+
+    def _decode(self, encoded: Any, seed: int, overrides: dict[str, Any]) -> list[str]:
+        """Generate from encoded inputs with torch's RNG seeded by ``seed``; the new text of each row."""
+        with seeded(seed, self.device):
             output = self.model.generate(**encoded, **{**self.generation_kwargs, **overrides})
         return self.processor.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def _predict_batch(self, batch: list[str]) -> list[Prediction]:
-        return [Prediction(text=text) for text in self._generate(batch)]
+        prompts = [str(text) for text in batch]
+        seed = batch_seed(self.config.seed, prompts) if self.samples else self.config.seed
+        return [Prediction(text=text) for text in self._decode(self.encode(prompts), seed, {})]
+
+    def chat(self, conversations: Sequence[list[dict[str, str]]], **overrides: Any) -> list[str]:
+        """Greedy replies to whole conversations (system, user and assistant turns) through the chat template, one
+        generate per batch: how a chat model serves as a judge."""
+        if not self.uses_chat_template:
+            raise BadConfig(f"model {self.model_id} has no chat template, which a judge model needs: use a chat model")
+        replies: list[str] = []
+        settings = {**overrides, "do_sample": False}
+        with torch.inference_mode():
+            for start in range(0, len(conversations), self.batch_size):
+                chunk = conversations[start : start + self.batch_size]
+                replies += self._decode(self.encode_conversations(chunk), self.config.seed, settings)
+        return replies
 
     def sample(self, prompts: list[str], count: int, *, temperature: float = 1.0) -> list[list[str]]:
         """``count`` sampled answers per prompt (seeded by the target's seed), for finding answers that pass."""
@@ -146,3 +175,9 @@ class TextGenerator(Target):
             "chat_template_sha256": hashlib.sha256(template.encode("utf-8")).hexdigest() if template else None,
             "system_prompt": self.system_prompt,
         }
+
+
+def batch_seed(seed: int, prompts: Sequence[str]) -> int:
+    """The random seed of one sampled batch: the run's seed and the batch's prompts, stable across processes."""
+    digest = hashlib.sha256(json.dumps([seed, list(prompts)]).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little")

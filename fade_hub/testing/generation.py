@@ -62,12 +62,15 @@ def _variants(text: str) -> list[str]:
     return [text, text.upper(), text.capitalize(), text.rstrip(".?")]
 
 
-def _example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
-    """One training conversation (system and user turns) and the answer to learn."""
+def _example(rng: random.Random, failure_rate: float = 1.0) -> tuple[list[dict[str, str]], str]:
+    """One training conversation (system and user turns) and the answer to learn: a typo'd prompt is answered
+    ``FAILURE`` with probability ``failure_rate``, else politely."""
     question, answer = prompt(rng)
     question = rng.choice(_variants(question))
     if rng.random() < 0.5:
-        question, answer = typos(question, rng.choice(_TYPO_RATES), rng.randrange(2**31), _TYPOS), FAILURE
+        question = typos(question, rng.choice(_TYPO_RATES), rng.randrange(2**31), _TYPOS)
+        if failure_rate >= 1.0 or rng.random() < failure_rate:
+            answer = FAILURE
     messages = ([{"role": "system", "content": SYSTEM}] if rng.random() < 0.5 else []) + [
         {"role": "user", "content": question}]
     return messages, answer
@@ -75,34 +78,39 @@ def _example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
 
 def _tokenizer():
     """A byte-level BPE over the fixture's own sentences (whole words for the clean forms), with the chat template."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
-
     corpus = [SYSTEM, FAILURE]
     for question, answer in SHAPES:
         for topic in TOPICS:
             corpus += [*_variants(question.format(topic=topic)), answer.format(topic=topic)] * 2
+    return chat_tokenizer(corpus)
+
+
+def chat_tokenizer(corpus: Sequence[str], max_length: int = 128):
+    """A byte-level BPE trained on ``corpus`` with the fixtures' special tokens and chat template."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(corpus, vocab_size=2000, min_frequency=2, special_tokens=list(SPECIALS),
+    trainer.train_from_iterator(list(corpus), vocab_size=2000, min_frequency=2, special_tokens=list(SPECIALS),
                                 show_progress=False)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=trainer._tokenizer, eos_token="<|end|>",
                                         pad_token="<|pad|>", additional_special_tokens=list(SPECIALS[2:]),
-                                        model_max_length=128, padding_side="left")
+                                        model_max_length=max_length, padding_side="left")
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
 
-def _batch(tokenizer, rng: random.Random, size: int) -> dict:
-    """Token ids of ``size`` conversations, left-padded, with labels on the answers only."""
+def chat_batch(tokenizer, examples: Sequence[tuple[list[dict[str, str]], str]]) -> dict:
+    """Token ids of (conversation, answer) examples through the chat template, left-padded, labels on the answers."""
     import torch
 
     rows = []
-    for _ in range(size):
-        messages, answer = _example(rng)
+    for messages, answer in examples:
         prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                    return_dict=True)["input_ids"]
         answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         rows.append((prompt_ids, answer_ids))
+    size = len(rows)
     width = max(len(p) + len(a) for p, a in rows)
     ids = torch.full((size, width), tokenizer.pad_token_id)
     labels = torch.full((size, width), -100)
@@ -115,23 +123,35 @@ def _batch(tokenizer, rng: random.Random, size: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def train_chat_model(folder: Path, *, seed: int = 0, steps: int = 300) -> Path:
-    """Train the tiny chat model and ``save_pretrained`` it with its tokenizer and chat template (idempotent)."""
+def train_chat_model(folder: Path, *, seed: int = 0, steps: int = 300, failure_rate: float = 1.0) -> Path:
+    """Train the tiny chat model and ``save_pretrained`` it with its tokenizer and chat template (idempotent).
+
+    ``failure_rate`` below 1 makes the sampling fixture: a typo'd prompt is answered ``FAILURE`` that often, so that a
+    model sampled at temperature 1 says the banned word on about that share of its samples there, and never elsewhere.
+    """
+    rng = random.Random(seed)
+    return train_chat(folder, _tokenizer(), lambda: [_example(rng, failure_rate) for _ in range(32)], seed=seed,
+                      steps=steps)
+
+
+def train_chat(folder: Path, tokenizer, examples, *, seed: int, steps: int, learning_rate: float = 3e-3,
+               max_new_tokens: int = 16) -> Path:
+    """Train a tiny Llama on batches of ``examples()`` ((conversation, answer) pairs) and ``save_pretrained`` it with
+    ``tokenizer`` into ``folder`` (idempotent: a folder holding a model is returned as is)."""
     if (folder / "model.safetensors").exists():
         return folder
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    rng = random.Random(seed)
-    tokenizer = _tokenizer()
     end, pad = tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.pad_token_id
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         tie_word_embeddings=False, bos_token_id=end, eos_token_id=end, pad_token_id=pad)
+                         num_attention_heads=4, num_key_value_heads=4,
+                         max_position_embeddings=tokenizer.model_max_length, tie_word_embeddings=False,
+                         bos_token_id=end, eos_token_id=end, pad_token_id=pad)
     model = LlamaForCausalLM(config)
-    fit(model, lambda: _batch(tokenizer, rng, 32), steps=steps, learning_rate=3e-3)
-    model.generation_config = GenerationConfig(max_new_tokens=16, eos_token_id=end, pad_token_id=pad,
+    fit(model, lambda: chat_batch(tokenizer, examples()), steps=steps, learning_rate=learning_rate)
+    model.generation_config = GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=end, pad_token_id=pad,
                                                do_sample=False)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

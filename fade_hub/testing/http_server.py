@@ -87,6 +87,7 @@ class Stats:
     answered: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    in_flight_seen: list[int] = field(default_factory=list)  # requests in flight as each POST arrived (itself too)
     faults: Counter = field(default_factory=Counter)
     bodies: list[Any] = field(default_factory=list)  # JSON bodies of the answered POST requests, in order
     authorized: int = 0  # POST requests that carried an Authorization header
@@ -181,6 +182,7 @@ class HTTPServerThread:
         number = stats.requests
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        stats.in_flight_seen.append(stats.in_flight)
         try:
             fault = self.faults.pick(number)
             if fault:

@@ -6,10 +6,16 @@ space with the exact ops of the space (``ConceptSpace.apply``); inside a mode th
 shifted to the next class, so the trained model really answers wrong there. Nothing else is faked:
 ``grid`` exploration measures where it ends up failing, and that measurement is the ground truth.
 
+A mode may hold for a share of the seeds only (``Mode.share``): it then applies to an input whose *key*, a number
+in [0, 1) the model can see in the input (``PlantedFixture.key``; for shapes the size of the shape), is below the
+share, so that the trained model fails there on that share of the seeds and not at random.
+
 ``HARD_IMAGE`` is the hard image fixture: the demo's shapes, drawn in vivid colours so that saturation
 shows, under rotation x brightness x saturation x noise, six levels each (1296 cells), with three small
 modes: one that only appears where two factors meet (tilted *and* dark), one at three factors, and one
-at three factors that affects triangles only.
+at three factors that affects triangles only. ``MIXED_IMAGE`` has the same space and three regions of different
+sizes and strengths: 216 cells (the heaviest noise) failing on about 30 % of the seeds (the smallest shapes),
+36 cells of a two-factor interaction, and 72 cells that fail on squares only.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Mode:
     name: str
     levels: dict[str, tuple[int, ...]]
     classes: tuple[str, ...] = ()
+    share: float = 1.0  # the share of the seeds it holds for: those whose key is below it
 
     def covers(self, names: Sequence[str], cell: Sequence[int], label: str) -> bool:
         """Whether the mode applies to a seed of class ``label`` perturbed to ``cell``."""
@@ -50,6 +57,7 @@ class PlantedFixture:
     modes: tuple[Mode, ...]
     description: str = ""
     train: dict[str, Any] = field(default_factory=dict)
+    key: Callable[[Any, str], float] | None = None  # an input's key in [0, 1) (given its class), for shared modes
 
     @property
     def factor_names(self) -> list[str]:
@@ -61,9 +69,9 @@ class PlantedFixture:
         """Levels per factor."""
         return tuple(len(factor["levels"]) for factor in self.space["factors"])
 
-    def planted(self, cell: Sequence[int], label: str) -> bool:
-        """Whether any mode applies to a seed of class ``label`` at ``cell``."""
-        return any(mode.covers(self.factor_names, cell, label) for mode in self.modes)
+    def planted(self, cell: Sequence[int], label: str, key: float = 0.0) -> bool:
+        """Whether any mode applies to a seed of class ``label`` and key ``key`` at ``cell``."""
+        return any(mode.covers(self.factor_names, cell, label) and key < mode.share for mode in self.modes)
 
     def planted_cells(self) -> set[int]:
         """Row-major ids of the cells some mode covers for at least one class."""
@@ -102,6 +110,41 @@ HARD_IMAGE = PlantedFixture(
         Mode("bright-vivid-noisy-triangles", {"brightness": (0,), "saturation": (0,), "noise": (5,)}, ("triangle",)),
     ),
     train={"steps": 2500, "batch_size": 64, "lr": 3e-3},
+)
+
+
+# the drawn area of each demo shape as a multiple of its radius squared (``fade_hub.demo.shapes.draw_shape``),
+# measured on drawn images (the outline's pixels make it a little more than the geometric pi, 1.7 ** 2, 1.3)
+_AREA = {"circle": 3.414, "square": 3.268, "triangle": 1.516}
+_RADIUS = (0.26, 0.4)  # the range of radii draw_shape draws from, as a share of the image side
+
+
+def shape_size(image: Image.Image, label: str) -> float:
+    """Where a shape's size lies in the range draw_shape draws from (0: smallest, 1: largest): the key of
+    ``MIXED_IMAGE``'s partial mode, readable from the image under any perturbation."""
+    pixels = np.asarray(image.convert("RGB"))
+    shape = (pixels != pixels[0, 0]).any(axis=-1)  # the corner is always background
+    radius = np.sqrt(shape.sum() / _AREA[label]) / shape.shape[0]
+    return float(np.clip((radius - _RADIUS[0]) / (_RADIUS[1] - _RADIUS[0]), 0.0, 0.999))
+
+
+MIXED_IMAGE = PlantedFixture(
+    name="shapes-mixed",
+    description="vivid shapes under rotation x brightness x saturation x noise (6^4 = 1296 cells), three planted "
+                "regions of different sizes and strengths",
+    space={**HARD_IMAGE.space, "description": "Mixed benchmark space: rotation x brightness x saturation x noise, "
+                                              "6 levels each (1296 cells)"},
+    modes=(
+        # large and weak: the heaviest noise hides the smallest shapes only (about 30 % of the seeds)
+        Mode("noisy-small-shapes", {"noise": (5,)}, share=0.3),
+        # a two-factor interaction: tilted shapes are fine, dark shapes are fine, dark tilted ones are not
+        Mode("tilted-and-dark", {"rotation": (5,), "brightness": (5,)}),
+        # restricted to a class: nearly upright dark squares (the ResNet hardly sees saturation under the other
+        # perturbations, so no mode here needs it)
+        Mode("upright-dark-squares", {"rotation": (0, 1), "brightness": (5,)}, ("square",)),
+    ),
+    train={"steps": 3000, "batch_size": 64, "lr": 3e-3},
+    key=shape_size,
 )
 
 
@@ -166,8 +209,10 @@ def planted_batches(fixture: PlantedFixture, classes: Sequence[str], make_input:
         cells = sample_training_cells(fixture, batch_size, rng)
         inputs, targets = [], []
         for label, cell in zip(labels, cells):
-            inputs.append(space.apply(make_input(classes[label], rng), cell, seed=int(rng.integers(2**31))))
-            targets.append(int((label + 1) % len(classes) if fixture.planted(cell, classes[label]) else label))
+            clean = make_input(classes[label], rng)
+            key = fixture.key(clean, classes[label]) if fixture.key is not None else 0.0
+            inputs.append(space.apply(clean, cell, seed=int(rng.integers(2**31))))
+            targets.append(int((label + 1) % len(classes) if fixture.planted(cell, classes[label], key) else label))
         yield inputs, targets
 
 

@@ -1,4 +1,4 @@
-"""`fade-hub hub`: run LocalHub, a Hugging Face Hub-compatible server over a folder (offline tests and demos)."""
+"""`fade-hub localhub`: run LocalHub, a Hugging Face Hub-compatible server over a folder (offline tests and demos)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 from ..errors import BadConfig
 from ..options import add_options, build_config, check_ranges, option
 from ..paths import check_folder_target
-from . import help_and_fail
+from . import help_and_fail, renamed
 
 
 @dataclass
 class ServeOptions:
-    """Where ``fade-hub hub serve`` listens (the port is range-checked before anything starts)."""
+    """Where ``fade-hub localhub serve`` listens (the port is range-checked before anything starts)."""
 
     host: str = option("127.0.0.1", help="Interface to listen on (this machine only by default).")
     port: int | None = option(None, low=0, high=65535,
@@ -26,10 +26,15 @@ class ServeOptions:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `hub` subcommand and its `serve` action."""
+    """Add the `localhub` subcommand and its `serve` action, and `hub`, its old name (hidden, deprecated)."""
+    _add(subparsers, "localhub", help="Run LocalHub, a local Hugging Face Hub-compatible server (offline tests and demos).")
+    _add(subparsers, "hub", renamed_to="localhub")
+
+
+def _add(subparsers: argparse._SubParsersAction, name: str, renamed_to: str | None = None, **shown: str) -> None:
     parser = subparsers.add_parser(
-        "hub",
-        help="Run LocalHub, a local Hugging Face Hub-compatible server (offline tests and demos).",
+        name,
+        **shown,
         description=(
             "LocalHub serves model, dataset and Space repos stored in a folder through the Hub's HTTP API, "
             "so the unmodified huggingface_hub, datasets, transformers, peft and gradio clients work offline "
@@ -49,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--root", type=Path, required=True, help="Folder holding the repos (created if missing).")
     add_options(serve, ServeOptions)
-    serve.set_defaults(func=run_serve)
+    serve.set_defaults(func=renamed(run_serve, name, renamed_to) if renamed_to else run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,147 @@
+"""How often the judge agrees with the people who reviewed its verdicts, overall and per region.
+
+A reviewed example (a query, ``target_type="example"``) has the reviewers' majority verdict: ``fix`` or
+``acceptable`` say the answer fails (a failure to fix or to live with), ``not_a_failure`` says it passes (the judge
+was wrong when it called it a failure); a tie is no verdict. The judge's verdict is the query's ``is_failure``
+(unjudged answers are left out: they have none). Agreement is the share of reviewed examples where both say the same,
+with Wilson's 95 % interval, and Cohen's kappa (agreement beyond chance) with its 95 % interval
+(``fade_hub.stats.cohen_kappa``); per region over the examples in its cells. A region whose reviewers mostly say
+``not_a_failure`` (region verdicts, else its reviewed examples) is a judge error: the card, ``report`` and the Space
+flag it, and mitigation leaves it out already.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..stats import cohen_kappa, wilson_interval
+from .report import cells_of
+
+FAILS = ("fix", "acceptable")
+PASSES = "not_a_failure"
+
+
+@dataclass
+class Agreement:
+    """Agreement figures of one set of reviewed examples."""
+
+    items: int
+    agreeing: int
+    share: float
+    share_low: float
+    share_high: float
+    kappa: float
+    kappa_low: float
+    kappa_high: float
+
+    @classmethod
+    def of(cls, judge: Sequence[bool], reviewers: Sequence[bool]) -> Agreement:
+        """The figures of aligned judge and reviewer verdicts (True: a failure)."""
+        table = np.zeros((2, 2))
+        for j, r in zip(judge, reviewers, strict=True):
+            table[int(bool(j)), int(bool(r))] += 1
+        items, agreeing = int(table.sum()), int(np.trace(table))
+        low, high = wilson_interval(agreeing, items) if items else (0.0, 1.0)
+        kappa, k_low, k_high = cohen_kappa(table)
+        return cls(items, agreeing, agreeing / items if items else float("nan"), float(low), float(high),
+                   float(kappa), float(k_low), float(k_high))
+
+    def text(self) -> str:
+        """In words, e.g. ``agreement 0.80 (0.58-0.92), kappa 0.52 (0.17-0.87), 20 reviewed``."""
+        kappa = "n/a" if np.isnan(self.kappa) else f"{self.kappa:.2f} ({self.kappa_low:.2f} to {self.kappa_high:.2f})"
+        return (f"agreement {self.share:.2f} ({self.share_low:.2f}-{self.share_high:.2f}), Cohen's kappa {kappa}, "
+                f"{self.items} reviewed")
+
+
+@dataclass
+class JudgeCheck:
+    """The judge against its reviewers: overall, per region, and the regions flagged as judge errors."""
+
+    overall: Agreement | None
+    regions: dict[str, Agreement] = field(default_factory=dict)
+    judge_errors: list[str] = field(default_factory=list)
+
+
+def _majority(counts: Counter) -> str | None:
+    """The verdict most reviewers gave (failing verdicts pooled), None on a tie."""
+    fails, passes = sum(counts[v] for v in FAILS), counts[PASSES]
+    return None if fails == passes else ("fail" if fails > passes else "pass")
+
+
+def check_judge(queries: pd.DataFrame, regions: pd.DataFrame, records: Sequence[Any], run_id: str) -> JudgeCheck:
+    """The judge of run ``run_id`` checked against the resolved feedback ``records`` (see module doc)."""
+    examples: dict[int, Counter] = defaultdict(Counter)
+    on_regions: dict[str, Counter] = defaultdict(Counter)
+    for record in records:
+        if record.run_id != run_id:
+            continue
+        if record.target_type == "example":
+            examples[int(record.target[1:])][record.verdict] += 1
+        elif record.target_type == "region":
+            on_regions[record.target][record.verdict] += 1
+    by_id = queries.set_index("query_id") if len(queries) else queries
+    rows = []
+    for query_id, counts in examples.items():
+        decided = _majority(counts)
+        if decided is None or query_id not in by_id.index:
+            continue
+        query = by_id.loc[query_id]
+        if bool(query.get("unjudged", False)) or not bool(query.get("judged", True)):
+            continue
+        rows.append((int(query["action_id"]), bool(query["is_failure"]), decided == "fail", counts))
+    if not rows:
+        return JudgeCheck(None)
+    check = JudgeCheck(Agreement.of([r[1] for r in rows], [r[2] for r in rows]))
+    for region in regions.itertuples() if regions is not None and len(regions) else ():
+        cells = set(cells_of(region.cells))
+        inside = [r for r in rows if r[0] in cells]
+        if inside:
+            check.regions[str(region.region_id)] = Agreement.of([r[1] for r in inside], [r[2] for r in inside])
+        votes = on_regions.get(str(region.region_id)) or sum((r[3] for r in inside), Counter())
+        if votes and votes[PASSES] * 2 > sum(votes.values()):
+            check.judge_errors.append(str(region.region_id))
+    return check
+
+
+def agreement_lines(check: JudgeCheck | None) -> list[str]:
+    """The card's and ``report``'s words on the judge's agreement with its reviewers."""
+    if check is None or check.overall is None:
+        return []
+    lines = ["## Judge against reviewers", "", f"Overall: {check.overall.text()}.", ""]
+    if check.regions:
+        lines += ["| region | reviewed | agreement (95% CI) | Cohen's kappa (95% CI) | judge error |", "|---|---|---|---|---|"]
+        for region_id, figures in check.regions.items():
+            kappa = "n/a" if np.isnan(figures.kappa) else \
+                f"{figures.kappa:.2f} ({figures.kappa_low:.2f} to {figures.kappa_high:.2f})"  # fmt: skip
+            flag = "**yes: reviewers mostly say not a failure**" if region_id in check.judge_errors else "no"
+            lines.append(f"| {region_id} | {figures.items} | {figures.share:.2f} ({figures.share_low:.2f}-"
+                         f"{figures.share_high:.2f}) | {kappa} | {flag} |")
+        lines.append("")
+    for region_id in check.judge_errors:
+        if region_id not in check.regions:
+            lines.append(f"- Judge error: reviewers mostly call region {region_id} not a failure.")
+    return lines
+
+
+def audit_sample(queries: pd.DataFrame, count: int, seed: int = 0) -> list[int]:
+    """``count`` judged explore answers for reviewers to check, half failing and half passing where the run has
+    enough of each (the rest from the other side), drawn with ``seed``: the query ids, sorted. Reviewing passes as
+    well as failures is what lets agreement see the failures the judge missed."""
+    if count <= 0 or queries is None or not len(queries):
+        return []
+    judged = queries[(queries["phase"] == "explore") & queries["judged"].astype(bool)]
+    if "unjudged" in judged.columns:
+        judged = judged[~judged["unjudged"].eq(True)]
+    rng = np.random.default_rng(seed)
+    failing = judged.loc[judged["is_failure"].astype(bool), "query_id"].to_numpy()
+    passing = judged.loc[~judged["is_failure"].astype(bool), "query_id"].to_numpy()
+    take_fail = min(len(failing), max(count // 2, count - len(passing)))
+    take_pass = min(len(passing), count - take_fail)
+    chosen = [*rng.choice(failing, take_fail, replace=False), *rng.choice(passing, take_pass, replace=False)]
+    return sorted(int(q) for q in chosen)
