@@ -326,3 +326,40 @@ def paired_change(before: Sequence[bool], after: Sequence[bool]) -> RateChange:
         return RateChange("paired", 0, 0, 0, 0, change, low, high, math.nan, math.nan)
     return RateChange("paired", both + only_before, first.size, both + only_after, first.size, change, low, high,
                       p_lower=mcnemar_greater(only_before, only_after), p_higher=mcnemar_greater(only_after, only_before))
+
+
+def cohen_kappa(table: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
+    """Cohen's kappa of a square agreement table (rows: one rater, columns: the other) with its 95 % interval.
+
+    The interval uses the large-sample standard error of Fleiss, Cohen & Everitt (1969), which holds away from
+    kappa = 0 too, clipped to [-1, 1]. NaN (and the interval (-1, 1)) when the table is empty; kappa is 1 with a
+    zero-width interval when both raters agree on every item and use one category only (chance agreement is 1).
+    """
+    counts = np.asarray(table, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or np.any(counts < 0):
+        raise BadConfig("an agreement table must be square, of counts >= 0")
+    n = counts.sum()
+    if n <= 0:
+        return math.nan, -1.0, 1.0
+    p = counts / n
+    rows, cols = p.sum(axis=1), p.sum(axis=0)
+    observed, chance = float(np.trace(p)), float(rows @ cols)
+    if chance >= 1.0:
+        return (1.0, 1.0, 1.0) if observed >= 1.0 else (math.nan, -1.0, 1.0)
+    kappa = (observed - chance) / (1.0 - chance)
+    diagonal = sum(p[i, i] * (1.0 - (rows[i] + cols[i]) * (1.0 - kappa)) ** 2 for i in range(len(p)))
+    off = sum(p[i, j] * (cols[i] + rows[j]) ** 2 for i in range(len(p)) for j in range(len(p)) if i != j)
+    variance = max(diagonal + (1.0 - kappa) ** 2 * off - (kappa - chance * (1.0 - kappa)) ** 2, 0.0)
+    se = math.sqrt(variance / n) / (1.0 - chance)
+    return kappa, max(kappa - z * se, -1.0), min(kappa + z * se, 1.0)
+
+
+def pass_hat_k(passes: np.ndarray, samples: np.ndarray, k: int) -> np.ndarray:
+    """Per seed, the unbiased estimate that ``k`` fresh samples would all pass: C(passes, k) / C(samples, k) (NaN for
+    a seed with fewer than ``k`` samples)."""
+    c, m = np.asarray(passes, dtype=int), np.asarray(samples, dtype=int)
+    out = np.full(len(m), np.nan)
+    for i, (good, total) in enumerate(zip(c, m)):
+        if total >= k:
+            out[i] = math.exp(_log_comb(int(good), k) - _log_comb(int(total), k)) if good >= k else 0.0
+    return out
