@@ -1,5 +1,6 @@
 """The statistics fade-hub reports, in one place: Wilson intervals, Newcombe intervals of a difference of rates (independent
-or paired), one-sided Fisher and McNemar mid-p tests, Benjamini-Hochberg and Holm adjustments, Kulldorff's scan statistic.
+or paired), one-sided Fisher and McNemar mid-p tests, Benjamini-Hochberg and Holm adjustments, Kulldorff's scan statistic,
+and a paired bootstrap over seeds (``paired_bootstrap``) for figures measured twice on the same seeds.
 
 Pure numpy and the standard library, so that the Space (which has no scipy) computes the same numbers.
 """
@@ -7,6 +8,7 @@ Pure numpy and the standard library, so that the Space (which has no scipy) comp
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -201,6 +203,74 @@ def fisher_power(n: int, rate: float, k0: int, n0: int, alpha: float = 0.05) -> 
         return 0.0
     needed = next((k for k in range(n + 1) if fisher_greater(k, n, k0, n0) <= alpha), None)
     return 0.0 if needed is None else binomial_upper_tail(needed, n, rate)
+
+
+BOOTSTRAP_DRAWS = 2000  # resamples of the seeds: the 2.5th and 97.5th percentiles move by < 0.1 point past this
+
+
+def bootstrap_weights(num_seeds: int, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
+    """(draws, num_seeds) array: how many times each seed is drawn in each resample (seeds drawn with replacement,
+    as many as there are), from a generator seeded with ``seed``."""
+    if num_seeds <= 0:
+        return np.zeros((draws, 0))
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(num_seeds, np.full(num_seeds, 1.0 / num_seeds), size=draws).astype(float)
+
+
+def bootstrap_rates(weights: np.ndarray, failures: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Pooled failure rates of each resample: (draws, groups) array of ``sum(w * failures) / sum(w * pairs)`` over
+    seeds, for ``failures`` and ``pairs`` given per (group, seed) (a 1-D array is one group); NaN where a resample
+    drew no pair of the group."""
+    k, n = np.atleast_2d(np.asarray(failures, dtype=float)), np.atleast_2d(np.asarray(pairs, dtype=float))
+    num, den = weights @ k.T, weights @ n.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def percentile_intervals(draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``level`` percentile interval of each column of ``draws`` (NaN draws left out; NaN where every
+    draw is NaN)."""
+    draws = np.asarray(draws, dtype=float)
+    tail = 100 * (1 - level) / 2
+    if draws.shape[0] == 0:
+        empty = np.full(draws.shape[1:], np.nan)
+        return empty, empty.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: its interval is NaN
+        return np.nanpercentile(draws, tail, axis=0), np.nanpercentile(draws, 100 - tail, axis=0)
+
+
+def paired_bootstrap(failures_before: np.ndarray, failures_after: np.ndarray, pairs: np.ndarray,
+                     weights: np.ndarray, level: float = 0.95) -> dict[str, np.ndarray]:
+    """Rates measured twice on the same seeds (before and after), compared pairwise, with percentile intervals from
+    one bootstrap over seeds (the seed is the unit: a seed's answers across cells stay together, and before and
+    after share every resample).
+
+    ``failures_*`` and ``pairs`` are per (group, seed) (a 1-D array is one group); ``weights`` comes from
+    ``bootstrap_weights``. Returns arrays over groups: ``before``, ``after`` (pooled rates) and ``change``
+    (``after - before``), each with ``*_low`` / ``*_high``, and ``drop`` (``1 - after / before``, NaN without
+    failures before; resamples without a failure before are left out of its interval). A seed set in which no
+    seed changed gives a zero-width interval: the bootstrap cannot see a change rarer than about one seed in the
+    number of seeds.
+    """
+    k0, k1 = np.atleast_2d(np.asarray(failures_before, float)), np.atleast_2d(np.asarray(failures_after, float))
+    n = np.atleast_2d(np.asarray(pairs, dtype=float))
+    total, before_k, after_k = n.sum(axis=1), k0.sum(axis=1), k1.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        before = np.where(total > 0, before_k / np.where(total > 0, total, 1.0), np.nan)
+        after = np.where(total > 0, after_k / np.where(total > 0, total, 1.0), np.nan)
+        drop = np.where(before > 0, 1.0 - after / np.where(before > 0, before, 1.0), np.nan)
+    draws_before, draws_after = bootstrap_rates(weights, k0, n), bootstrap_rates(weights, k1, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws_drop = np.where(draws_before > 0, 1.0 - draws_after / np.where(draws_before > 0, draws_before, 1.0),
+                              np.nan)
+    found = {"before": before, "after": after, "change": after - before, "drop": drop}
+    for name, draws in (("before", draws_before), ("after", draws_after), ("change", draws_after - draws_before),
+                        ("drop", draws_drop)):
+        found[f"{name}_low"], found[f"{name}_high"] = percentile_intervals(draws, level)
+    found["drop_low"] = np.where(np.isnan(drop), np.nan, found["drop_low"])
+    found["drop_high"] = np.where(np.isnan(drop), np.nan, found["drop_high"])
+    return found
 
 
 # -- two runs compared: the change of a failure rate, paired or independent (fade_hub.region_changes) ------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 REGION = "rotation ±30 and brightness 0.2 (any saturation)"
@@ -42,6 +44,17 @@ def test_demo_closes_the_loop_offline_on_any_thread_count(tmp_path):
     assert "simulated reviewer (not a person): marked the" in out
     drop = int(re.search(r"targeted drop (-?\d+)%", out).group(1))
     assert drop >= 60, out
+    # one verdict per region, faded over every cell of it; its before/after, the clean figure and the collateral on
+    # unseen perturbations printed with their intervals
+    assert "one verdict per region" in out
+    table = pd.read_parquet(tmp_path / "demo" / "run" / "data" / "regions.parquet")
+    confirmed = {row.region_id: sorted(row.cells) for row in table[table["confirmed"].astype(bool)].itertuples()}
+    figures = json.loads((tmp_path / "demo" / "adapter" / "fade_eval.json").read_text())
+    assert {region["region_id"]: sorted(region["cells"]) for region in figures["regions"]} == confirmed
+    assert re.search(rf"^region {re.escape(REGION)}[^\n]*: failures down \d+% \[\d+%, \d+%\]$", out, re.M), out
+    assert re.search(r"^clean inputs +\d\.\d\d \[\d\.\d\d, \d\.\d\d\] n=\d+ +\d\.\d\d \[", out, re.M), out
+    assert re.search(r"^collateral on unseen perturbations: change [+-]\d+\.\d points \[[+-]\d+\.\d, ", out, re.M), out
+    assert re.search(r"^clean failure rate change [+-]\d+\.\d points \[", out, re.M), out
     # the re-check: the variant explored afresh and compared with the run, in the terminal and the pushed card
     assert re.search(r"re-check: the variant explored afresh .* compared with the base run \(A\): 1 fixed, "
                      r"0 persisting, 0 unresolved, 0 new", out), out

@@ -33,13 +33,16 @@ def image_loop(hub, shapes_model, block_space, tmp_path_factory):
     return loop
 
 
-def test_the_adapter_fades_the_targeted_mode_without_breaking_the_rest(image_loop):
+def test_the_adapter_fades_the_targeted_region_without_breaking_the_rest(image_loop):
+    """Thresholds from benchmarks/mitigation_seeds.py (results/mitigation.json ``seed_spread``): over training seeds
+    0-4 the region's drop was 0.94 (threads=1), its failure rate before 0.85."""
     figures = image_loop["result"].figures
-    [mode] = figures["modes"]
-    print(f"\nimage loop: targeted {mode['before']['rate']:.2f} -> {mode['after']['rate']:.2f}, clean "
+    [mode], [region] = figures["modes"], figures["regions"]
+    print(f"\nimage loop: region {region['before']['rate']:.2f} -> {region['after']['rate']:.2f}, clean "
           f"{figures['clean']['before']['rate']:.2f} -> {figures['clean']['after']['rate']:.2f}")
+    assert region["region_id"] == image_loop["region"] and region["votes"] == {"fix": 1}
     assert mode["action_id"] == image_loop["mode"] and mode["votes"] == {"fix": 1}
-    assert mode["before"]["rate"] >= 0.3 and figures["targeted"]["drop"] >= 0.6
+    assert mode["before"]["rate"] >= 0.3 and region["before"]["rate"] >= 0.5 and figures["targeted"]["drop"] >= 0.7
     assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
     assert figures["feedback"]["corrections"] == 1 and figures["feedback"]["reviewers"] == 1
     assert figures["eval_seeds"]["count"] == 30 and figures["base_model"] == image_loop["model"]
@@ -305,7 +308,8 @@ def test_bad_input_is_one_line_and_loses_nothing(image_loop, tmp_path, capsys, t
            "already holds an adapter")
     assert (image_loop["result"].path / "adapter_model.safetensors").is_file()  # untouched
     _fails(capsys, ["mitigate", str(run.path), *base[2:], "--feedback", image_loop["feedback"], "--output",
-                    str(tmp_path / "c")], "no seeds left for evaluation")  # its held-out seeds confirmed the modes
+                    str(tmp_path / "c")], "hold no seed of class")  # confirmation asked the region's classes only:
+    # the held-out seeds left unasked are all circles, on which the square-and-triangle region cannot be measured
     _fails(capsys, [*base, "--feedback", image_loop["feedback"], "--output", str(tmp_path / "c")],
            "cannot be read here")  # the pushed run names its local seed folder only relative to the run
     gone = tmp_path / "gone-run"
@@ -340,23 +344,28 @@ def test_multi_process_mitigation_matches_the_single_process_checks(image_loop, 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("targeted drop") == 1  # only the main process reports
     figures = json.loads((output / "fade_eval.json").read_text())
-    assert figures["targeted"]["drop"] >= 0.6
+    # over training seeds 0-4 (benchmarks/mitigation_seeds.py, the region the loop reviews): 0.88 to 0.94; one seed
+    # of the region's 17 failing ones is 6 points
+    assert figures["targeted"]["drop"] >= 0.7
     assert figures["clean"]["after"]["failures"] <= figures["clean"]["before"]["failures"] + 1
     assert (output / "adapter_model.safetensors").is_file() and not list(tmp_path.glob(".adapter-*"))
 
 
-def test_modes_confirmed_fades_the_confirmed_modes_without_feedback(image_loop, tmp_path):
-    """--modes confirmed: a run with enough held-out seeds to confirm its modes is faded with no feedback at all."""
+def test_modes_confirmed_fades_the_confirmed_regions_without_feedback(image_loop, tmp_path):
+    """--modes confirmed: a run with enough held-out seeds to confirm its regions is faded with no feedback at all,
+    over every cell of each confirmed region."""
     from fade_hub.demo.shapes import write_seed_folder
 
     seeds = write_seed_folder(tmp_path / "seeds", per_class=16, seed=11)  # 16 of the 64 held out for confirmation
     run = explore(ExploreConfig(model=image_loop["model"], seeds=str(seeds), space=str(image_loop["block_space"]),
                                 algorithm="grid", output=str(tmp_path / "run"), show_progress=False))
-    confirmed = {int(cell) for cell in run.modes.loc[run.modes["confirmed"].astype(bool), "action_id"]}
+    regions = run.regions[run.regions["confirmed"].astype(bool)]
+    confirmed = {int(cell) for cells in regions["cells"] for cell in cells}
     assert confirmed, "the dark, rotated cells are confirmed on held-out seeds"
     result = mitigate(MitigateConfig(run=str(run.path), modes="confirmed", output=str(tmp_path / "adapter"),
                                      steps=5, eval_seeds=str(write_seed_folder(tmp_path / "eval", 3, seed=21)),
                                      show_progress=False))
     assert {mode["action_id"] for mode in result.figures["modes"]} == confirmed
-    assert result.figures["feedback"]["source"] == "confirmed modes" and result.figures["feedback"]["records"] == 0
+    assert [region["region_id"] for region in result.figures["regions"]] == list(regions["region_id"])
+    assert result.figures["feedback"]["source"] == "confirmed regions" and result.figures["feedback"]["records"] == 0
     assert "without human feedback" in (result.path / "README.md").read_text()

@@ -3,10 +3,11 @@
 ``run_demo`` takes the small image classifier that ships with the package (trained on generated shapes
 whose training data never showed very dark *and* strongly rotated shapes), publishes it to a Hub (an embedded LocalHub unless
 ``hub_endpoint`` is given), explores it by its repo ID with ``ppo`` and pushes the run as a dataset.
-A simulated reviewer then marks the confirmed failure regions ``fix`` (each of their cells, until the
-feedback app reviews regions) through the feedback app's API,
-``mitigate`` trains a LoRA adapter on that feedback, publishes it as a mitigated variant, and the
-variant is loaded back with stock peft to check that it gives the mitigated answers.
+A simulated reviewer then marks each confirmed failure region ``fix`` (one region verdict, which
+applies to every cell of the region) through the feedback app's API, ``mitigate`` trains a LoRA
+adapter on that feedback over every cell of the regions and measures it (the regions, the clean
+seeds and the collateral cells never trained on, with intervals), publishes it as a mitigated
+variant, and the variant is loaded back with stock peft to check that it gives the mitigated answers.
 """
 
 from __future__ import annotations
@@ -159,13 +160,11 @@ def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) ->
     confirmed = run.regions[run.regions["confirmed"].astype(bool)]
     if confirmed.empty:
         return result
-    # until the Space reviews regions, a region's verdict is given on each of its cells
-    cells = [str(int(cell)) for region_cells in confirmed["cells"] for cell in region_cells]
     feedback_repo = f"{result.model_repo}-feedback"
     app = FeedbackApp(AppConfig(failures=result.dataset_repo, feedback_repo=feedback_repo))
     try:
-        for cell in cells:
-            app.submit(cell, "fix", note="simulated reviewer (fade-hub demo)")
+        for region_id in confirmed["region_id"]:  # one verdict per region: it applies to every cell of the region
+            app.submit(str(region_id), "fix", note="simulated reviewer (fade-hub demo)")
     finally:
         app.close()
     adapter_dir, adapter_repo = Path(config.output) / "adapter", f"{result.model_repo}-faded"

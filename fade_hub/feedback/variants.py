@@ -7,7 +7,8 @@ its model card's metadata links it to the run (``fade_hub: {run_id, lineage_run_
 
 ``fade_eval.json`` is read defensively: targets under ``regions`` (or ``targets``, or the older ``modes``), each
 figure as counts (``failures`` of ``queries`` or ``seeds``, ``rate``, ``ci_low``/``ci_high`` or ``low``/``high``)
-and each change as a number or an estimate with its interval (``value``/``estimate``, ``low``, ``high``); the
+and each change as a number or an estimate with its interval (``value``/``estimate``, ``low``, ``high``, or
+``NAME_low``/``NAME_high`` beside the number, as ``fade-hub mitigate`` writes it); the
 parts shown are those present: the targets, clean seeds, collateral on unseen perturbations, the untargeted cells
 trained on (or, in older files, all untargeted cells).
 """
@@ -206,14 +207,22 @@ def change_text(value: Any, unit: str = "points") -> str:
     return points(point, low, high)
 
 
+def _with_bounds(part: Mapping[str, Any], name: str) -> Any:
+    """``part[name]``, with its interval when the file keeps it beside the number (``name_low``, ``name_high``)."""
+    value = part.get(name)
+    if isinstance(value, Mapping) or part.get(f"{name}_low") is None:
+        return value
+    return {"value": value, "low": part[f"{name}_low"], "high": part.get(f"{name}_high")}
+
+
 def _part_change(key: str, part: Mapping[str, Any]) -> str:
     """The change of one part in words: a drop for the targets, points of failure rate for the others (the file's
     own estimate and interval when it has one, else after minus before)."""
     if key == "targeted" and part.get("drop") is not None:
-        return change_text(part["drop"], "drop")
+        return change_text(_with_bounds(part, "drop"), "drop")
     for name in ("change", "rise", "difference"):
         if estimate(part.get(name))[0] is not None:
-            return change_text(part[name])
+            return change_text(_with_bounds(part, name))
     before, after = _number((part.get("before") or {}).get("rate")), _number((part.get("after") or {}).get("rate"))
     return change_text(after - before) if before is not None and after is not None else ""
 

@@ -11,7 +11,7 @@ __all__ = [
     "MitigateConfig", "Mitigation", "format_shift", "mitigate", "pull_adapter", "push_adapter", "read_figures",
 ]
 _LAZY = {
-    "Mitigation": "restructure", "mitigate": "restructure", "format_shift": "outputs", "read_figures": "outputs",
+    "Mitigation": "restructure", "mitigate": "restructure", "format_shift": "shift_text", "read_figures": "outputs",
     "pull_adapter": "publish", "push_adapter": "publish",
 }
 

@@ -40,13 +40,15 @@ class Example:
 
 @dataclass
 class TrainingPlan:
-    """What to train on: targeted and untargeted cells of the space, the training seeds, the corrections."""
+    """What to train on: targeted and untargeted cells of the space, the training seeds, the corrections, and the
+    cells training must never use (``held_out``: the collateral cells the evaluation keeps unseen)."""
 
     env: FailureEnv  # the run's space and judge over the training seeds
     targeted: list[int]
     untargeted: list[int]
     seeds: list[Seed]
     corrections: list[Example] = field(default_factory=list)
+    held_out: list[int] = field(default_factory=list)
 
     @property
     def space(self):

@@ -13,7 +13,11 @@ from ..model_index import eval_results
 from ..paths import public_name
 from ..recheck import recheck_section
 from ..tasks import get_task
-from .outputs import MODES_PLOT
+from .outputs import CHANGES_FILE
+from .shift_plots import CHANGE_PLOT, MODES_PLOT
+from .shift_text import (
+    WASSERSTEIN_SHORT, change_map_lines, change_text, drop_text, group_rows, points, rate_text, verdict_lines,
+)
 
 TAGS = ["fade-hub", "failure-mitigation", "lora"]
 _LOAD = {
@@ -53,12 +57,6 @@ def _is_repo_id(text: str | None) -> bool:
     return not str(text).startswith((".", "/", "~"))
 
 
-def _rate(figures: dict[str, Any]) -> str:
-    if figures["rate"] is None:
-        return "n/a"
-    return f"{figures['rate']:.2f} [{figures['ci_low']:.2f}, {figures['ci_high']:.2f}], n={figures['queries']}"
-
-
 def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
     task, base = figures["task"], figures["base_model"]
     datasets = [source for source in [figures.get("failures"), *figures["feedback"].get("sources", [])]
@@ -78,19 +76,40 @@ def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
     )
 
 
-def _modes_table(figures: dict[str, Any]) -> list[str]:
-    lines = ["| failure mode | reviewers' votes | failure rate before [95% CI] | after [95% CI] |", "|---|---|---|---|"]
-    for mode in figures["modes"]:
-        votes = ", ".join(f"{k} {v}" for k, v in sorted(mode["votes"].items())) or "confirmed mode"
-        lines.append(f"| {md_escape(mode['cell'])} | {md_escape(votes)} | {_rate(mode['before'])} | {_rate(mode['after'])} |")
-    for name in ("clean", "untargeted"):
-        label = "clean inputs" if name == "clean" else "untargeted cells"
-        lines.append(f"| *{label}* | | {_rate(figures[name]['before'])} | {_rate(figures[name]['after'])} |")
+def _shift_table(figures: dict[str, Any]) -> list[str]:
+    """The before/after table: each targeted region (and cell), all targeted, clean, collateral, untargeted."""
+    lines = ["| | reviewers' votes | failure rate before [95% CI] | after [95% CI] | after - before, points [95% CI] |",
+             "|---|---|---|---|---|"]
+    for label, part in group_rows(figures):
+        votes = ", ".join(f"{k} {v}" for k, v in sorted((part.get("votes") or {}).items()))
+        if not votes and part in (figures.get("regions") or []) + figures["modes"]:
+            votes = "confirmed region" if figures["feedback"].get("source", "").startswith("confirmed") else ""
+        lines.append(f"| {md_escape(label)} | {md_escape(votes)} | {rate_text(part['before'])} | "
+                     f"{rate_text(part['after'])} | {change_text(part)} |")
     quality = figures["clean"].get("quality")
     if quality:
         lines.append(f"| *{md_escape(quality['metric'])} on clean inputs (mean, higher is better)* | | "
-                     f"{quality['before']:.3f} | {quality['after']:.3f} |")
+                     f"{quality['before']:.3f} | {quality['after']:.3f} | {points(quality['change'])} |")
     return lines
+
+
+def _method_lines(figures: dict[str, Any]) -> list[str]:
+    """How the figures were measured: the seeds, the pairing, the bootstrap, the collateral cells, Wasserstein."""
+    statistics, seeds = figures.get("statistics") or {}, figures["eval_seeds"]
+    collateral, training = figures.get("collateral") or {}, figures["training"]
+    lines = [f"Both models answered the same {seeds['count']} seeds, never trained on "
+             f"({md_escape(public_name(seeds['source']))}), over {figures['cells_evaluated']} cells, with the run's "
+             "own concept space and judge. Each 95% interval is a percentile bootstrap over seeds "
+             f"({statistics.get('resamples', '?')} resamples; the seed is the unit, and before and after share every "
+             "resample, so changes are paired); a zero-width interval means no seed changed, which the seeds cannot "
+             "tell from a change rarer than about one seed in their number."]
+    if collateral:
+        lines.append(f"The {len(collateral.get('cells') or [])} collateral cells were drawn at random among the "
+                     f"untargeted cells before training (share {training.get('collateral_share', '?')}) and never "
+                     "trained on; the other untargeted cells were mixed into training to keep the model's answers.")
+    lines.append(f"Wasserstein distance between the two landscapes: {figures['wasserstein']:.3f} (secondary: it "
+                 f"{md_escape(figures.get('wasserstein_note') or WASSERSTEIN_SHORT)}).")
+    return [" ".join(lines), ""]
 
 
 def _clean_change(figures: dict[str, Any]) -> str:
@@ -103,12 +122,14 @@ def _clean_change(figures: dict[str, Any]) -> str:
     if change is None:
         return "."
     what = "clean accuracy" if get_task(figures["task"]).correction == "label" else "the judge's pass rate on clean inputs"
-    return f"; {what} changed by {change * 100:+.1f} points."
+    low, high = figures["clean"].get("accuracy_change_low"), figures["clean"].get("accuracy_change_high")
+    interval = f" [{points(low)}, {points(high)}]" if low is not None and high is not None else ""
+    return f"; {what} changed by {points(change)} points{interval}."
 
 
 def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
-    if feedback.get("source") == "confirmed modes":
-        return ["Trained on the run's confirmed failure modes, without human feedback (`--modes confirmed`)."]
+    if str(feedback.get("source", "")).startswith("confirmed"):
+        return [f"Trained on the run's {md_escape(feedback['source'])}, without human feedback (`--modes confirmed`)."]
     verdicts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(feedback["verdicts"].items()))
     lines = [f"Trained on {feedback['records']} verdicts by {feedback['reviewers']} reviewer(s) ({verdicts}); "
              f"{feedback['corrections']} agreed correction(s) of examples."]
@@ -121,6 +142,13 @@ def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _override_lines(figures: dict[str, Any]) -> list[str]:
+    """The cells of targeted regions that reviewers' cell verdicts left out."""
+    return [f"Left out of region {md_escape(region['description'])} by reviewers' verdicts on its cells: cells "
+            f"{md_escape(', '.join(str(cell) for cell in region['overridden_cells']))}."
+            for region in figures.get("regions") or [] if region.get("overridden_cells")]
+
+
 def _clean_lines(clean: dict[str, Any]) -> list[str]:
     """Where the clean figures come from and the judge's mean score on them, when the figures say."""
     lines = [f"Clean inputs: {md_escape(clean['inputs'])}."] if clean.get("inputs") else []
@@ -130,27 +158,36 @@ def _clean_lines(clean: dict[str, Any]) -> list[str]:
     return [" ".join(lines), ""] if lines else []
 
 
+def _what(figures: dict[str, Any]) -> str:
+    """``2 region(s) and 1 cell(s)``: what the adapter was trained to fade."""
+    regions = figures.get("regions") or []
+    in_regions = {cell for region in regions for cell in region["cells"]}
+    cells = [mode for mode in figures["modes"] if mode["action_id"] not in in_regions]
+    parts = [f"{len(regions)} failure region(s)"] if regions else []
+    parts += [f"{len(cells)} failure cell(s)"] if cells or not regions else []
+    return " and ".join(parts)
+
+
 def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> ModelCard:
     """The adapter's model card from its ``fade_eval.json`` figures (``repo_id``: where it is pushed)."""
     target, base = repo_id or "path/to/this/adapter", figures["base_model"]
-    drop = figures["targeted"]["drop"]
+    targeted = figures["targeted"]
     summary = (f"A LoRA adapter for [{md_escape(base)}]({base if not _is_repo_id(base) else 'https://huggingface.co/' + base}) "
-               f"that fades {len(figures['modes'])} failure mode(s) found by fade-hub run `{md_escape(figures['run_id'])}`: "
-               f"their failure rate on held-out seeds went from {_rate(figures['targeted']['before'])} to "
-               f"{_rate(figures['targeted']['after'])}"
-               + (f" (a {drop:.0%} drop)" if drop is not None else "")
+               f"that fades {_what(figures)} found by fade-hub run `{md_escape(figures['run_id'])}`: their failure "
+               f"rate on held-out seeds went from {rate_text(targeted['before'])} to {rate_text(targeted['after'])}"
+               + (f" (down {drop_text(targeted)})" if targeted.get("drop") is not None else "")
                + _clean_change(figures))
+    verdicts = [f"- {md_escape(line[0].upper() + line[1:])}." for line in verdict_lines(figures)]
     body = [
         f"# {md_escape(base)}, with its failures faded", "", summary, "",
-        f"![failure rate before and after]({MODES_PLOT})", "",
-        "## Before and after", "", *_modes_table(figures), "",
-        f"Wasserstein distance between the two landscapes (per-cell failure rates over "
-        f"{figures['cells_evaluated']} cells): {figures['wasserstein']:.3f}. Evaluated on "
-        f"{figures['eval_seeds']['count']} seeds never trained on "
-        f"({md_escape(public_name(figures['eval_seeds']['source']))}) with "
-        "the run's own concept space and judge.", "", *_clean_lines(figures["clean"]),
-        *recheck_section(figures),
-        "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), "",
+        "## What changed, cell by cell", "",
+        f"![change of the failure rate per cell]({CHANGE_PLOT})", "",
+        *[md_escape(line[0].upper() + line[1:]) + "." for line in change_map_lines(figures)],
+        f"Per cell, with intervals: `{CHANGES_FILE}`.", "",
+        "## Verdicts", "", *verdicts, "",
+        "## Before and after", "", f"![failure rate before and after]({MODES_PLOT})", "", *_shift_table(figures), "",
+        *_method_lines(figures), *_clean_lines(figures["clean"]), *recheck_section(figures),
+        "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), *_override_lines(figures), "",
         "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
         f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "
         f"Check it yourself: `fade-hub explore {target} ...`.", "",

@@ -29,8 +29,8 @@ class MitigateConfig:
     feedback: list[str] = option(group=_DATA, csv=True, default_factory=list, metavar="DIR|REPO[,...]",
                                  help="Feedback folders or dataset repos (comma-separated); runs of the same base "
                                       "model's lineage are read together.")
-    modes: str = option("fix", group=_DATA, choices=MODES, help="fix: the modes reviewers marked fix; confirmed: "
-                        "every confirmed mode, without feedback (for automated pipelines).")
+    modes: str = option("fix", group=_DATA, choices=MODES, help="fix: the regions, cells and examples reviewers "
+                        "marked fix; confirmed: every confirmed region, without feedback (for automated pipelines).")
     train_seeds: list[str] = option(group=_DATA, csv=True, default_factory=list, metavar="SRC[,...]",
                                     help="More training seeds (a dataset, folder or file, like explore --seeds), "
                                          "besides the run's exploration seeds.")
@@ -38,6 +38,10 @@ class MitigateConfig:
                                     "trained on). Default: the run's held-out seeds that confirmation did not use.")
     split: str = option("train", group=_DATA, help="Dataset split of --train-seeds and --eval-seeds.")
     num_eval_seeds: int | None = option(None, group=_DATA, low=1, help="Use at most this many evaluation seeds.")
+    collateral_share: float = option(0.3, group=_DATA, low=0.0, low_open=True, high=1.0, high_open=True,
+                                     help="Share of the untargeted cells held out of training (at least 20 cells "
+                                          "when that is at most half of them): the adapter's side effects are "
+                                          "measured there, as collateral on unseen perturbations.")
     eval_cells: int = option(20_000, group=_DATA, low=1, help="Evaluation queries per model before the untargeted "
                              "cells are sampled instead of gridded.")
     rank: int = option(8, group=_LORA, low=1, high=MAX_RANK, help="LoRA rank r.")

@@ -58,11 +58,12 @@ class ImagePairs:
 
 
 def clean_versions(plan: TrainingPlan, cell: int) -> list[int]:
-    """The judged untargeted cells nearest to ``cell`` (fewest factors changed, then by id), at most CANDIDATES."""
+    """The judged untargeted cells nearest to ``cell`` (fewest factors changed, then by id), at most CANDIDATES;
+    never a held-out cell."""
     space, env = plan.space, plan.env
     mode = space.action_from_id(cell)
     others = [other for other in range(space.num_cells)
-              if other not in set(plan.targeted) and env.expectation(other).judged]
+              if other not in set(plan.targeted) | set(plan.held_out) and env.expectation(other).judged]
 
     def distance(other: int) -> int:
         return sum(a != b for a, b in zip(space.action_from_id(other), mode))

@@ -13,8 +13,9 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import pandas as pd
 from accelerate import PartialState
 from transformers import set_seed
 from PIL import Image
@@ -35,9 +36,10 @@ from ..tasks import get_task
 from .base import Example, Mitigator, TrainingPlan
 from .card import build_model_card
 from .config import MitigateConfig, check_output
-from .evaluate import compare, evaluation_cells, measure
-from .outputs import LANDSCAPE_PLOT, MODES_PLOT, landscape_plot, modes_plot, write_eval, write_examples
-from .seeds import explore_config, split_seeds
+from .evaluate import Measurement, clean_cells, compare, evaluation_cells, measure, split_untargeted
+from .outputs import CHANGES_FILE, EXAMPLES_FILE, write_changes, write_eval, write_examples
+from .shift_plots import CHANGE_PLOT, LANDSCAPE_PLOT, MODES_PLOT, change_plot, landscape_plot, modes_plot
+from .seeds import check_region_classes, explore_config, split_seeds
 from .selection import Selection, from_confirmed, from_feedback
 
 logger = logging.getLogger(__name__)
@@ -64,11 +66,29 @@ def lineage(run: Run) -> dict[str, Any]:
     }
 
 
-def _selection(run: Run, config: MitigateConfig, run_ids: list[str]) -> Selection:
+def region_tables(run: Run, sources: dict[str, str]) -> Callable[[str], pd.DataFrame | None]:
+    """``run_id -> regions table`` for the runs of a lineage (the run's own, the others opened from ``sources``); None,
+    with a warning, for a run that cannot be read here."""
+    opened: dict[str, Run] = {run.run_id: run}
+
+    def table(run_id: str) -> pd.DataFrame | None:
+        try:
+            if run_id not in opened:
+                opened[run_id] = Run.open(sources[run_id])
+            return opened[run_id].regions
+        except (KeyError, FadeHubError) as err:
+            logger.warning("cannot read run %s for the regions its feedback names (%s); those verdicts are left out",
+                           run_id, err)
+            return None
+
+    return table
+
+
+def _selection(run: Run, config: MitigateConfig, origin: dict[str, Any]) -> Selection:
     if config.modes == "confirmed":
         return from_confirmed(run)
     records = [record for source in config.feedback for record in load_feedback(source).resolved()]
-    selection = from_feedback(records, run_ids)
+    selection = from_feedback(records, origin["run_ids"], region_tables(run, origin["run_sources"]))
     cells = set(range(len(run.landscape)))
     unknown = [cell for cell in selection.targeted if cell not in cells]
     if unknown:
@@ -81,10 +101,11 @@ def _selection(run: Run, config: MitigateConfig, run_ids: list[str]) -> Selectio
     return selection
 
 
-def _corrections(selection: Selection, sources: dict[str, str], target: Target) -> list[Example]:
-    """The agreed corrections as (input, answer) pairs, read from the failing examples of their runs."""
+def _corrections(selection: Selection, sources: dict[str, str], target: Target) -> tuple[list[Example], set[int]]:
+    """The agreed corrections as (input, answer) pairs, read from the failing examples of their runs, and the cells of
+    those examples."""
     runs: dict[str, Run] = {}
-    examples = []
+    examples, cells = [], set()
     labels = set((target.id2label or {}).values())
     images = get_task(target.task).correction == "image"
     for correction in selection.corrections:
@@ -104,6 +125,7 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
                            "out", correction.query_id, correction.run_id)
             continue
         picture = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else None
+        cells.add(example.action_id)
         if not images:
             examples.append(Example(picture or example.input, correction.answer, example.output))
         elif picture is not None:  # an accepted generated image: a (prompt, image) pair
@@ -111,7 +133,7 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
         else:
             logger.warning("q%d of run %s was accepted but the run holds no image of it; left out",
                            correction.query_id, correction.run_id)
-    return examples
+    return examples, cells
 
 
 @dataclass
@@ -131,7 +153,7 @@ def prepare(config: MitigateConfig) -> Setup:
     """Read the run and the feedback (no model yet), then load the base model, its judge and the seed split."""
     run = Run.open(config.run)
     origin = lineage(run)
-    selection = _selection(run, config, origin["run_ids"])
+    selection = _selection(run, config, origin)
     explore = explore_config(run)
     # the model answers as it did when explored: same generation settings, chat template and system prompt
     target = load_target(origin["base_model"], **{
@@ -141,6 +163,7 @@ def prepare(config: MitigateConfig) -> Setup:
     space.import_user_ops(allowed=config.trust_remote_code or explore.user_code_allowed)
     judge = make_judge(run.task, judge_config(explore), target, allow_user_code=explore.user_code_allowed)
     seeds = split_seeds(run, config, target)
+    check_region_classes(selection.regions, seeds.eval, seeds.eval_source)
     aliases = label_aliases(explore) if explore.label_map and Path(explore.label_map).is_file() else None
     envs = [FailureEnv(target, judge, space, part, seed=explore.seed, label_aliases=aliases)
             for part in (seeds.eval, seeds.train)]
@@ -167,7 +190,7 @@ def published_figures(figures: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def _write_variant(claim: OutputClaim, mitigator: Mitigator, figures: dict[str, Any], env: FailureEnv,
-                   before: Any, after: Any) -> None:
+                   before: Measurement, after: Measurement, changes: pd.DataFrame) -> None:
     """Write the adapter folder in the staging folder and move it into place in one step.
 
     ``figures`` name local paths as they load here; the files name them portably (``published_figures``), except
@@ -182,6 +205,8 @@ def _write_variant(claim: OutputClaim, mitigator: Mitigator, figures: dict[str, 
                                            encoding="utf-8")
     write_eval(folder, published)
     write_examples(folder, env, before, after)
+    write_changes(folder, changes)
+    change_plot(folder, env, changes)
     modes_plot(folder, published)
     landscape_plot(folder, env, before, after)
     build_model_card(published).save(folder / "README.md")
@@ -189,7 +214,8 @@ def _write_variant(claim: OutputClaim, mitigator: Mitigator, figures: dict[str, 
 
 
 def mitigate(config: MitigateConfig) -> Mitigation:
-    """Train, measure and write (and push, when asked) a LoRA adapter that fades the run's targeted failure modes."""
+    """Train, measure and write (and push, when asked) a LoRA adapter that fades the run's targeted regions and
+    cells."""
     config.validate()
     started = time.perf_counter()
     _quiet_library_bars()  # loading and writing bars of transformers and datasets: mitigate shows its own
@@ -217,13 +243,14 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
     mitigator = get_task(run.task).mitigator_class()(setup.target, config)
     mitigator.check()  # before the first model call: what the adapter would adapt exists
     cells = evaluation_cells(env, selection.targeted, selection.judge_errors, config.eval_cells, config.seed)
+    corrections, corrected = _corrections(selection, origin["run_sources"], setup.target)
+    # before training: the collateral cells are drawn, and never trained on
+    collateral, trained = split_untargeted(cells, selection.targeted, config.collateral_share, config.seed,
+                                           keep=[*clean_cells(env, cells, selection.targeted), *sorted(corrected)])
     if main:
         before = measure(env, cells, selection.targeted, label="base model", show_progress=config.show_progress)
-    plan = TrainingPlan(
-        env=setup.train_env, targeted=selection.targeted,
-        untargeted=[cell for cell in cells if cell not in set(selection.targeted)],
-        seeds=setup.train_env.seeds, corrections=_corrections(selection, origin["run_sources"], setup.target),
-    )
+    plan = TrainingPlan(env=setup.train_env, targeted=selection.targeted, untargeted=trained,
+                        seeds=setup.train_env.seeds, corrections=corrections, held_out=collateral)
     with library_notices_hidden():
         set_seed(config.seed)  # the LoRA's first weights are drawn here: the same seed, the same adapter
         mitigator.prepare()
@@ -231,19 +258,22 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
     if not main:
         return {}
     after = measure(env, cells, selection.targeted, label="mitigated", show_progress=config.show_progress)
+    shift, changes = compare(env, before, after, selection, collateral, seed=config.seed)
     figures = {
-        **compare(env, before, after, selection.targeted, selection.votes),
+        **shift,
         "fade_hub_version": __version__, "run_id": run.run_id, "task": run.task,
         "base_model": origin["base_model"], "base_commit": origin["base_commit"],
         "lineage_run_ids": origin["run_ids"], "lineage_sources": origin["run_sources"],
         "failures": run.spec, "failures_revision": run.revision, "space_fingerprint": run.space.fingerprint(),
         "eval_seeds": {"source": setup.eval_source, "count": len(env.seeds)},
         "feedback": {**selection.summary(), "sources": list(config.feedback)},
-        "training": {**training, "train_seeds": len(setup.train_env.seeds),
+        "training": {**training, "train_seeds": len(setup.train_env.seeds), "untargeted_cells": len(trained),
+                     "held_out_cells": len(collateral), "collateral_share": config.collateral_share,
                      "seconds": round(time.perf_counter() - started, 1)},
-        "plots": {"modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
+        "plots": {"change_map": CHANGE_PLOT, "modes": MODES_PLOT, "landscape": LANDSCAPE_PLOT},
+        "files": {"cell_changes": CHANGES_FILE, "examples": EXAMPLES_FILE},
     }
-    _write_variant(claim, mitigator, figures, env, before, after)
+    _write_variant(claim, mitigator, figures, env, before, after, changes)
     if config.recheck:  # the variant explored afresh and compared with the run (fade_hub.recheck)
         from ..recheck import recheck
 

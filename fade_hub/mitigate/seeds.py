@@ -22,6 +22,7 @@ from ..seeds import Seed, load_seeds
 from ..stats import wilson_interval
 from ..targets import Target
 from .config import MitigateConfig
+from .selection import TargetRegion
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,19 @@ def split_seeds(run: Run, config: MitigateConfig, target: Target) -> SeedSplit:
         )
     warn_if_small(len(evaluation), bool(config.eval_seeds))
     return SeedSplit(train=train, eval=evaluation, eval_source=source)
+
+
+def check_region_classes(regions: list[TargetRegion], evaluation: list[Seed], source: str) -> None:
+    """BadConfig when a targeted region holds on seed classes of which the evaluation seeds have none: its before and
+    after could not be measured."""
+    present = {str(seed.context) for seed in evaluation}
+    for region in regions:
+        if region.classes and not present & set(region.classes):
+            raise BadConfig(
+                f"the {len(evaluation)} evaluation seeds ({source}) hold no seed of class {' or '.join(region.classes)}"
+                f", where region {region.region_id!r} fails, so its fading could not be measured; pass --eval-seeds "
+                "SRC with such seeds, never explored or trained on"
+            )
 
 
 def warn_if_small(count: int, given: bool) -> None:

@@ -75,8 +75,8 @@ def _space(root: Path, spec: dict) -> Path:
 
 
 def image_loop(root: Path, shapes_model: Path, block_space: Path) -> dict[str, Any]:
-    """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, one mode marked fix and
-    one failing example corrected."""
+    """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, its top region marked fix
+    (one region verdict) and one failing example of its top mode corrected."""
     from fade_hub.demo.shapes import write_seed_folder
     from fade_hub.explore import ExploreConfig
     from fade_hub.explore.runner import explore
@@ -91,12 +91,14 @@ def image_loop(root: Path, shapes_model: Path, block_space: Path) -> dict[str, A
     push_run(run.path, run_repo)
     example = int(run.failures.loc[run.failures["action_id"] == mode, "query_id"].iloc[0])
     truth = run.failures.loc[run.failures["query_id"] == example, "expected"].iloc[0]
-    review(run_repo, feedback_repo, {str(mode): "fix"}, ((f"q{example}", "fix", truth),))
+    region = str(run.regions["region_id"].iloc[0])
+    review(run_repo, feedback_repo, {region: "fix"}, ((f"q{example}", "fix", truth),))
     mitigation = dict(run=run_repo, feedback=[feedback_repo], steps=60, batch_size=32,
                       train_seeds=[str(write_seed_folder(root / "train", per_class=10, seed=8))],
                       eval_seeds=str(write_seed_folder(root / "eval", per_class=10, seed=9)), show_progress=False)
     return {"root": root, "model": model_repo, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
-            "mode": mode, "modes": [mode], "block_space": block_space, "seeds": seeds, "mitigation": mitigation,
+            "mode": mode, "modes": [mode], "region": region, "block_space": block_space, "seeds": seeds,
+            "mitigation": mitigation,
             "reexplore": dict(seeds=str(seeds), algorithm="grid", space=str(block_space), show_progress=False,
                               confirm_seeds=2)}
 
