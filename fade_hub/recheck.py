@@ -56,7 +56,8 @@ def explore_variant(base: Run, recorded: ExploreConfig, adapter: Path, seeds: li
                     *, seed: int, device: str | None = None, show_progress: bool = True) -> Run:
     """Explore the adapter folder ``adapter`` over ``seeds`` as ``base`` was explored (``recorded``: its settings),
     with the random ``seed``."""
-    from .explore.runner import explore_loaded, load_model
+    from .assembly import load_model
+    from .explore.runner import explore_loaded
     from .store import RunStore
 
     config = dataclasses.replace(recorded, model=str(adapter), seeds=source, num_seeds=None, seed=seed,

@@ -50,7 +50,7 @@ class TaskSpec:
     ``correction`` is what a reviewer may give for one example (a label, a preferred text, or accepting a
     generated image); ``peft_task_type`` is peft's ``TaskType`` name (None where peft has none); ``diffusers``:
     its models are diffusers pipelines (else transformers models); ``adapter_library`` and ``adapter_tags`` go
-    into the card of a mitigated variant.
+    into the card of a mitigated variant, with ``adapter_snippet``.
     """
 
     name: str
@@ -69,6 +69,7 @@ class TaskSpec:
     diffusers: bool = False
     adapter_library: str = "peft"
     adapter_tags: tuple[str, ...] = ()
+    adapter_snippet: str = ""  # stock code that loads a mitigated variant ({repo}, {base}), for its card
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITY_SPECS:
@@ -115,6 +116,12 @@ TASKS: dict[str, TaskSpec] = {
             mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
             pipeline_tags=("image-classification",),
             remote_target="fade_hub.targets.remote_tasks:RemoteImageClassifier",
+            adapter_snippet=(
+                "from peft import PeftModel\nfrom transformers import AutoModelForImageClassification, pipeline\n\n"
+                'model = PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained("{base}"), '
+                '"{repo}")\n'
+                'classifier = pipeline("image-classification", model="{repo}")'
+            ),
         ),
         TaskSpec(
             name="text-classification",
@@ -130,6 +137,11 @@ TASKS: dict[str, TaskSpec] = {
             mitigator="fade_hub.mitigate.classifier:ClassifierMitigator",
             pipeline_tags=("text-classification", "sentiment-analysis"),
             remote_target="fade_hub.targets.remote_tasks:RemoteTextClassifier",
+            adapter_snippet=(
+                "from peft import AutoPeftModelForSequenceClassification\nfrom transformers import pipeline\n\n"
+                'model = AutoPeftModelForSequenceClassification.from_pretrained("{repo}")\n'
+                'classifier = pipeline("text-classification", model="{repo}")'
+            ),
         ),
         TaskSpec(
             name="text-generation",
@@ -145,6 +157,13 @@ TASKS: dict[str, TaskSpec] = {
             mitigator="fade_hub.mitigate.language_model:LanguageModelMitigator",
             pipeline_tags=("text-generation",),
             remote_target="fade_hub.targets.remote_tasks:RemoteTextGenerator",
+            adapter_snippet=(
+                "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer, pipeline\n\n"
+                'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\n'
+                'tokenizer = AutoTokenizer.from_pretrained("{repo}")'
+                "  # with the chat template the run used\n"
+                'generator = pipeline("text-generation", model="{repo}")'
+            ),
         ),
         TaskSpec(
             name="summarization",
@@ -160,6 +179,12 @@ TASKS: dict[str, TaskSpec] = {
             mitigator="fade_hub.mitigate.seq2seq:Seq2SeqMitigator",
             pipeline_tags=("summarization", "text2text-generation"),
             remote_target="fade_hub.targets.remote_tasks:RemoteSummarizer",
+            adapter_snippet=(
+                "from peft import AutoPeftModelForSeq2SeqLM\nfrom transformers import AutoTokenizer, pipeline\n\n"
+                'model = AutoPeftModelForSeq2SeqLM.from_pretrained("{repo}")\n'
+                'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+                'summarizer = pipeline("summarization", model="{repo}")'
+            ),
         ),
         TaskSpec(
             name="text-to-image",
@@ -178,6 +203,10 @@ TASKS: dict[str, TaskSpec] = {
             diffusers=True,
             adapter_library="diffusers",
             adapter_tags=("diffusers", "diffusers-training"),
+            adapter_snippet=(
+                "from diffusers import DiffusionPipeline\n\n"
+                'pipe = DiffusionPipeline.from_pretrained("{base}")\npipe.load_lora_weights("{repo}")'
+            ),
         ),
     )
 }

@@ -180,7 +180,7 @@ def test_image_classifier_judge_expects_the_shape_the_prompt_names(tiny_models, 
 
 def test_explore_options_select_the_image_classifier_judge():
     from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import judge_config
+    from fade_hub.assembly import judge_config
 
     chosen = judge_config(ExploreConfig(model="user/sd", judge="user/shapes", judge_threshold=0.6))
     assert (chosen.kind, chosen.model_id, chosen.threshold) == ("classifier", "user/shapes", 0.6)

@@ -34,7 +34,7 @@ SHOWN_REPLY = 80  # characters of an unreadable reply kept in the record
 
 
 @dataclass(frozen=True)
-class Case:
+class JudgedAnswer:
     """What the judge reads about one answer."""
 
     prompt: str
@@ -89,17 +89,17 @@ class LLMJudge(Judge):
         self.expected = self.rubric.passes
 
     def _judge(self, seeds: list, inputs: list, predictions: list[Prediction], expectations: list) -> list[Verdict]:
-        cases = [Case(str(item), expected_behaviour(expectation), prediction.text,
+        cases = [JudgedAnswer(str(item), expected_behaviour(expectation), prediction.text,
                       str(getattr(seed, "reference", None) or ""))
                  for seed, item, prediction, expectation in zip(seeds, inputs, predictions, expectations, strict=True)]
         return self.judge_cases(cases)
 
-    def judge_cases(self, cases: Sequence[Case]) -> list[Verdict]:
+    def judge_cases(self, cases: Sequence[JudgedAnswer]) -> list[Verdict]:
         """One verdict per case: from the cache, else asked (once more when the reply does not parse)."""
         keys = [verdict_key(self.rubric.sha256, self.identity, self.backend.revision, case.texts()) for case in cases]
         replies: dict[str, Reply] = self.cache.get_many(keys)
         self.counts["cached"] += sum(key in replies for key in keys)
-        asking: dict[str, Case] = {}
+        asking: dict[str, JudgedAnswer] = {}
         for key, case in zip(keys, cases):
             if key not in replies:
                 asking.setdefault(key, case)

@@ -28,7 +28,7 @@ HEAD_NAMES = ("classifier", "score", "pre_classifier", "head", "lm_head")
 
 
 @dataclass
-class Example:
+class TrainingExample:
     """A reviewer's correction: the failing input and the answer that is right for it, with what the model said
     (a text task's rejected answer) or the image the reviewer accepted (text-to-image)."""
 
@@ -47,7 +47,7 @@ class TrainingPlan:
     targeted: list[int]
     untargeted: list[int]
     seeds: list[Seed]
-    corrections: list[Example] = field(default_factory=list)
+    corrections: list[TrainingExample] = field(default_factory=list)
     held_out: list[int] = field(default_factory=list)
 
     @property

@@ -20,33 +20,6 @@ from .shift_text import (
 )
 
 TAGS = ["fade-hub", "failure-mitigation", "lora"]
-_LOAD = {
-    "image-classification": (
-        "from peft import PeftModel\nfrom transformers import AutoModelForImageClassification, pipeline\n\n"
-        'model = PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained("{base}"), "{repo}")\n'
-        'classifier = pipeline("image-classification", model="{repo}")'
-    ),
-    "text-classification": (
-        "from peft import AutoPeftModelForSequenceClassification\nfrom transformers import pipeline\n\n"
-        'model = AutoPeftModelForSequenceClassification.from_pretrained("{repo}")\n'
-        'classifier = pipeline("text-classification", model="{repo}")'
-    ),
-    "text-generation": (
-        "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer, pipeline\n\n"
-        'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{repo}")'
-        "  # with the chat template the run used\n"
-        'generator = pipeline("text-generation", model="{repo}")'
-    ),
-    "summarization": (
-        "from peft import AutoPeftModelForSeq2SeqLM\nfrom transformers import AutoTokenizer, pipeline\n\n"
-        'model = AutoPeftModelForSeq2SeqLM.from_pretrained("{repo}")\ntokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
-        'summarizer = pipeline("summarization", model="{repo}")'
-    ),
-    "text-to-image": (
-        "from diffusers import DiffusionPipeline\n\n"
-        'pipe = DiffusionPipeline.from_pretrained("{base}")\npipe.load_lora_weights("{repo}")'
-    ),
-}
 
 
 def _is_repo_id(text: str | None) -> bool:
@@ -59,15 +32,16 @@ def _is_repo_id(text: str | None) -> bool:
 
 def _metadata(figures: dict[str, Any], repo_id: str | None) -> ModelCardData:
     task, base = figures["task"], figures["base_model"]
+    spec = get_task(task)
     datasets = [source for source in [figures.get("failures"), *figures["feedback"].get("sources", [])]
                 if _is_repo_id(source)]
     dataset = datasets[0] if datasets else "local/fade-hub-run"
     results = eval_results(figures, dataset)
     return ModelCardData(
         base_model=base if _is_repo_id(base) else None,
-        library_name="diffusers" if task == "text-to-image" else "peft",
+        library_name=spec.adapter_library,
         pipeline_tag=task,
-        tags=[*TAGS, task, *(["diffusers", "diffusers-training"] if task == "text-to-image" else [])],
+        tags=[*TAGS, task, *spec.adapter_tags],
         datasets=datasets or None,
         model_name=repo_id or f"{base} (faded)",
         eval_results=results or None,
@@ -188,7 +162,7 @@ def build_model_card(figures: dict[str, Any], repo_id: str | None = None) -> Mod
         "## Before and after", "", f"![failure rate before and after]({MODES_PLOT})", "", *_shift_table(figures), "",
         *_method_lines(figures), *_clean_lines(figures["clean"]), *recheck_section(figures),
         "## Feedback it was trained on", "", *_feedback_lines(figures["feedback"]), *_override_lines(figures), "",
-        "## How to load it", "", "```python", _LOAD[figures["task"]].format(base=base, repo=target), "```", "",
+        "## How to load it", "", "```python", get_task(figures["task"]).adapter_snippet.format(base=base, repo=target), "```", "",
         f"Or as a plain model with the LoRA merged: `fade-hub pull {target} --output DIR --merge`. "
         f"Check it yourself: `fade-hub explore {target} ...`.", "",
         "## Training", "",

@@ -65,7 +65,7 @@ class Measurement:
 
 def clean_cells(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int]) -> list[int]:
     """Prompt spaces: the judged untargeted ``cells`` one level away from a targeted cell (none for other spaces)."""
-    if env.space.modality != "prompt":
+    if env.space.inputs.clean_input:
         return []
     space, chosen = env.space, set(targeted)
     modes = [space.action_from_id(cell) for cell in targeted]
@@ -132,7 +132,7 @@ def measure(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int], *, l
     found = Measurement(cells, seed_ids, failed)
     with tqdm(total=len(pairs) + len(seed_ids), desc=f"evaluating {label}", unit="query",
               disable=not show_progress, dynamic_ncols=True) as bar:
-        if env.space.modality != "prompt":
+        if env.space.inputs.clean_input:
             clean = np.zeros(len(seed_ids))
             for i, result in enumerate(env.evaluate_clean(seed_ids)):
                 clean[i] = float(result.verdict.is_failure)
@@ -325,7 +325,7 @@ def _judge_score(before: Measurement, after: Measurement) -> dict[str, float | N
 
 def _clean_source(env: FailureEnv, cells: Sequence[int], targeted: Sequence[int]) -> str:
     """What the clean figures were measured on, in words."""
-    if env.space.modality != "prompt":
+    if env.space.inputs.clean_input:
         return "the unperturbed seeds"
     space = env.space
     named = [", ".join(f"{k}={v}" for k, v in space.level_strings(space.action_from_id(cell)).items())

@@ -74,7 +74,7 @@ def write_examples(folder: Path, env: FailureEnv, before: Measurement, after: Me
                                                            "mitigated_output")}
     features.update(action_id=datasets.Value("int64"), base_failure=datasets.Value("bool"),
                     mitigated_failure=datasets.Value("bool"))
-    if env.space.modality != "text":
+    if env.space.inputs.media:
         rows["image"], features["image"] = images["image"], datasets.Image()
         if any(images["base_image"]):
             rows["base_image"], features["base_image"] = images["base_image"], datasets.Image()

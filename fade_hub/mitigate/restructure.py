@@ -23,7 +23,7 @@ from PIL import Image
 from .. import __version__
 from ..env import FailureEnv
 from ..errors import BadConfig, FadeHubError
-from ..explore.runner import _quiet_library_bars, judge_config, label_aliases, target_options
+from ..assembly import judge_config, label_aliases, quiet_library_bars, recorded_config, target_options
 from ..feedback import load as load_feedback
 from ..judges import make_judge
 from ..jsonio import to_json
@@ -33,13 +33,13 @@ from ..run import Run
 from ..staging import OutputClaim
 from ..targets import Target, load_target
 from ..tasks import get_task
-from .base import Example, Mitigator, TrainingPlan
+from .base import Mitigator, TrainingExample, TrainingPlan
 from .card import build_model_card
 from .config import MitigateConfig, check_output
 from .evaluate import Measurement, clean_cells, compare, evaluation_cells, measure, split_untargeted
 from .outputs import CHANGES_FILE, EXAMPLES_FILE, write_changes, write_eval, write_examples
 from .shift_plots import CHANGE_PLOT, LANDSCAPE_PLOT, MODES_PLOT, change_plot, landscape_plot, modes_plot
-from .seeds import check_region_classes, explore_config, split_seeds
+from .seeds import check_region_classes, split_seeds
 from .selection import Selection, from_confirmed, from_feedback
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ def _selection(run: Run, config: MitigateConfig, origin: dict[str, Any]) -> Sele
     return selection
 
 
-def _corrections(selection: Selection, sources: dict[str, str], target: Target) -> tuple[list[Example], set[int]]:
+def _corrections(selection: Selection, sources: dict[str, str],
+                 target: Target) -> tuple[list[TrainingExample], set[int]]:
     """The agreed corrections as (input, answer) pairs, read from the failing examples of their runs, and the cells of
     those examples."""
     runs: dict[str, Run] = {}
@@ -127,9 +128,9 @@ def _corrections(selection: Selection, sources: dict[str, str], target: Target) 
         picture = Image.open(io.BytesIO(example.image)).convert("RGB") if example.image else None
         cells.add(example.action_id)
         if not images:
-            examples.append(Example(picture or example.input, correction.answer, example.output))
+            examples.append(TrainingExample(picture or example.input, correction.answer, example.output))
         elif picture is not None:  # an accepted generated image: a (prompt, image) pair
-            examples.append(Example(example.input, correction.answer, image=picture))
+            examples.append(TrainingExample(example.input, correction.answer, image=picture))
         else:
             logger.warning("q%d of run %s was accepted but the run holds no image of it; left out",
                            correction.query_id, correction.run_id)
@@ -154,7 +155,7 @@ def prepare(config: MitigateConfig) -> Setup:
     run = Run.open(config.run)
     origin = lineage(run)
     selection = _selection(run, config, origin)
-    explore = explore_config(run)
+    explore = recorded_config(run)
     # the model answers as it did when explored: same generation settings, chat template and system prompt
     target = load_target(origin["base_model"], **{
         **target_options(explore), "task": run.task, "revision": origin["base_commit"], "device": config.device,
@@ -218,7 +219,7 @@ def mitigate(config: MitigateConfig) -> Mitigation:
     cells."""
     config.validate()
     started = time.perf_counter()
-    _quiet_library_bars()  # loading and writing bars of transformers and datasets: mitigate shows its own
+    quiet_library_bars()  # loading and writing bars of transformers and datasets: mitigate shows its own
     if not config.show_progress:
         from huggingface_hub.utils import disable_progress_bars
 
@@ -277,7 +278,7 @@ def _mitigate(config: MitigateConfig, claim: OutputClaim | None, main: bool, sta
     if config.recheck:  # the variant explored afresh and compared with the run (fade_hub.recheck)
         from ..recheck import recheck
 
-        figures["recheck"] = recheck(config, run, explore_config(run), env.seeds, setup.eval_source)
+        figures["recheck"] = recheck(config, run, recorded_config(run), env.seeds, setup.eval_source)
         write_eval(config.output_dir, published_figures(figures, config.output_dir))
         build_model_card(published_figures(figures, config.output_dir)).save(config.output_dir / "README.md")
     return published_figures(figures, config.output_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import BadConfig, BadSeeds, HubUnreachable
 from ..explore.config import ExploreConfig
-from ..explore.runner import seed_config
+from ..assembly import recorded_config, seed_config
 from ..run import Run
 from ..seeds import Seed, load_seeds
 from ..stats import wilson_interval
@@ -36,13 +36,6 @@ class SeedSplit:
     train: list[Seed]
     eval: list[Seed]
     eval_source: str
-
-
-def explore_config(run: Run) -> ExploreConfig:
-    """The exploration settings a run recorded (options a newer fade-hub added take their defaults)."""
-    known = {field.name for field in dataclasses.fields(ExploreConfig)}
-    options = {key: value for key, value in (run.meta.get("config") or {}).items() if key in known}
-    return ExploreConfig(**{**options, "model": str(run.meta.get("model_id", ""))})
 
 
 @dataclass
@@ -119,7 +112,7 @@ def _groups_text(found: dict[str, int]) -> str:
 def split_seeds(run: Run, config: MitigateConfig, target: Target) -> SeedSplit:
     """Training and evaluation seeds for a mitigation, disjoint in content; BadConfig says what to pass when one is
     missing, or when ``--eval-seeds`` holds seeds that were explored, confirmed on or trained on."""
-    explore = explore_config(run)
+    explore = recorded_config(run)
     found = _run_seeds(run, explore, target, others=bool(config.train_seeds and config.eval_seeds))
     train = list(found.explored) if found else []
     extra: list[Seed] = []

@@ -21,9 +21,9 @@ def break_region(model: Path, space: Path, seeds: Path, levels: dict[str, list[A
     ``levels`` (a factor left out: any level)."""
     from fade_hub.env import FailureEnv
     from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import judge_config, load_parts
+    from fade_hub.assembly import judge_config, load_parts
     from fade_hub.judges import make_judge
-    from fade_hub.mitigate.base import Example, TrainingPlan
+    from fade_hub.mitigate.base import TrainingExample, TrainingPlan
     from fade_hub.mitigate.classifier import ClassifierMitigator
     from fade_hub.mitigate.config import MitigateConfig
     from fade_hub.staging import staging_folder
@@ -34,8 +34,10 @@ def break_region(model: Path, space: Path, seeds: Path, levels: dict[str, list[A
     admitted = [[f.levels.index(level) for level in levels[f.name]] if f.name in levels else range(len(f.levels))
                 for f in concepts.factors]
     labels = [target.id2label[i] for i in sorted(target.id2label)]
-    wrong = [Example(concepts.apply(item.input, action, seed=index), labels[(labels.index(item.label_name) + 1) %
-                                                                            len(labels)])
+    def next_label(name: str) -> str:
+        return labels[(labels.index(name) + 1) % len(labels)]
+
+    wrong = [TrainingExample(concepts.apply(item.input, action, seed=index), next_label(item.label_name))
              for index, item in enumerate(inputs) if item.label_name in classes
              for action in itertools.product(*admitted)]
     plan = TrainingPlan(env=env, targeted=[], untargeted=[], seeds=inputs, corrections=wrong)
