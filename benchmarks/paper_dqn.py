@@ -79,9 +79,11 @@ def make_env(querier, seeds: Sequence, rng_seed: int):
 def explore_paper_dqn(config, querier, seeds: Sequence, store) -> None:
     """Spend the querier's budget training the paper's DQN, one query per step."""
     from stable_baselines3 import DQN
+    from stable_baselines3.common.logger import Logger
 
     env = make_env(querier, seeds, config.seed)
     agent = DQN("MlpPolicy", env, seed=config.seed, device="cpu", verbose=0, **DQN_SETTINGS)
+    agent.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default logger makes a folder in /tmp
     agent.learn(total_timesteps=querier.left())
 
 

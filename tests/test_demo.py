@@ -11,7 +11,12 @@ import sys
 import pandas as pd
 import pytest
 
-REGION = "rotation ±30 and brightness 0.2 (any saturation)"
+# The demo model never saw very dark shapes rotated past 10 degrees: its worst failures are brightness 0.2 at
+# rotation -30 and 30 (action ids 20-24 and 120-124 of the 5x5x5 space, any saturation). On the demo's seeds it also
+# fails, less often, on dark squares at +-15 degrees (a grid over them: 25 % at -15, 12.5 % at 15), so a search that
+# looks there may report a region that takes in one of those levels too.
+WORST_CELLS = {*range(20, 25), *range(120, 125)}
+DARKEST = 4  # the index of brightness 0.2 among the space's brightness levels
 
 
 def _demo(tmp_path, name: str, *flags: str, threads: int | None = None) -> str:
@@ -39,29 +44,30 @@ def test_demo_closes_the_loop_offline_on_any_thread_count(tmp_path):
     out = _demo(tmp_path, "demo")
     regions = _regions(out)
     assert 1 <= len(regions) <= 3
-    # the model never saw very dark shapes rotated past 10 degrees in training: that is where it must fail
-    assert regions[0].startswith(f"1. {REGION}") and regions[0].endswith("; confirmed"), regions
+    table = pd.read_parquet(tmp_path / "demo" / "run" / "data" / "regions.parquet").sort_values("rank")
+    top = table.iloc[0]
+    assert regions[0].startswith(f"1. {top.description}: fails ") and regions[0].endswith("; confirmed"), regions
+    assert WORST_CELLS <= set(top.cells) and all(cell // 5 % 5 == DARKEST for cell in top.cells), top.description
     assert "simulated reviewer (not a person): marked the" in out
     drop = int(re.search(r"targeted drop (-?\d+)%", out).group(1))
     assert drop >= 60, out
     # one verdict per region, faded over every cell of it; its before/after, the clean figure and the collateral on
     # unseen perturbations printed with their intervals
     assert "one verdict per region" in out
-    table = pd.read_parquet(tmp_path / "demo" / "run" / "data" / "regions.parquet")
     confirmed = {row.region_id: sorted(row.cells) for row in table[table["confirmed"].astype(bool)].itertuples()}
     figures = json.loads((tmp_path / "demo" / "adapter" / "fade_eval.json").read_text())
     assert {region["region_id"]: sorted(region["cells"]) for region in figures["regions"]} == confirmed
-    assert re.search(rf"^region {re.escape(REGION)}[^\n]*: failures down \d+% \[\d+%, \d+%\]$", out, re.M), out
+    assert re.search(rf"^region {re.escape(top.description)}: failures down \d+% \[\d+%, \d+%\]$", out, re.M), out
     assert re.search(r"^clean inputs +\d\.\d\d \[\d\.\d\d, \d\.\d\d\] n=\d+ +\d\.\d\d \[", out, re.M), out
     assert re.search(r"^collateral on unseen perturbations: change [+-]\d+\.\d points \[[+-]\d+\.\d, ", out, re.M), out
     assert re.search(r"^clean failure rate change [+-]\d+\.\d points \[", out, re.M), out
     # the re-check: the variant explored afresh and compared with the run, in the terminal and the pushed card
     assert re.search(r"re-check: the variant explored afresh .* compared with the base run \(A\): 1 fixed, "
                      r"0 persisting, 0 unresolved, 0 new", out), out
-    assert f"  fixed: {REGION}, on square and triangle seeds: A fails " in out
+    assert f"  fixed: {top.description}: A fails " in out
     card = (tmp_path / "demo" / "adapter" / "README.md").read_text()
     assert "**1 fixed, 0 persisting, 0 unresolved, 0 new**" in card
-    assert f"| {REGION}, on square and triangle seeds | fixed |" in card
+    assert f"| {top.description} | fixed |" in card
     assert "name: 're-check: regions fixed'" in card and "never trained on (local:" in card
     assert (tmp_path / "demo" / "adapter-recheck" / "run.json").is_file()
     same, total = map(int, re.search(r"stock peft \(PeftModel.from_pretrained\): (\d+) of (\d+)", out).groups())

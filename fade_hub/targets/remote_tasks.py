@@ -192,6 +192,10 @@ class RemoteTextGenerator(RemoteGenerator):
         """``predict``'s answers as they arrive: groups of ``(index, prediction)``."""
         return self.dispatcher.stream(self._seeded(inputs))
 
+    def submit(self, inputs: Sequence) -> Any:
+        """Start the requests of ``inputs`` (each copy of a prompt with its own seed when sampling) without waiting."""
+        return self.dispatcher.submit(self._seeded(inputs))
+
     def _seeded(self, inputs: Sequence) -> list[tuple[str, int]]:
         """Each prompt with its request seed: the run's seed, plus the copy's number among equal prompts when sampling."""
         copies: Counter = Counter()
