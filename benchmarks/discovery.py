@@ -205,7 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser.add_argument("--budgets", nargs="+", type=int, default=[300, 1000], metavar="N",
                         help="explore budgets in model queries (default: 300 1000)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], metavar="SEED",
-                        help="run seeds: each algorithm x budget runs once with each as --seed (default: 0 1 2 3 4)")
+                        help="run seeds: each algorithm x budget runs once with each as --random-seed (default: 0 1 2 3 4)")
     parser.add_argument("--threshold", type=float, default=0.25, metavar="RATE",
                         help="ground-truth failure rate from which a cell counts as a true failure cell (default 0.25)")
     parser.add_argument("--seeds-per-class", type=int, default=16, metavar="N",

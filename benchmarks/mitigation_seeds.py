@@ -3,7 +3,7 @@
 A test of a trained adapter passes on one machine and may fail on another: a CPU that sums floats in another order
 trains another adapter, as another seed does. This script runs the tests' own loops (``fade_hub.testing.loops``:
 the same fixtures, runs, feedback and settings) on a LocalHub of its own, trains each loop's adapter with several
-``--seed`` values, and reports every figure a test compares with a threshold: its values, their range, the
+``--random-seed`` values, and reports every figure a test compares with a threshold: its values, their range, the
 threshold and the margin left (the smallest distance to the threshold, in the figure's units; negative: a seed
 would fail the test). The thread count changes float sums too: run it once per ``OMP_NUM_THREADS`` (the tests use
 1); each run writes its block under ``seed_spread`` in ``benchmarks/results/mitigation.json`` (the other rows and
@@ -284,7 +284,7 @@ def _write(path: Path, key: str, block: dict) -> None:
     spread = data.setdefault("seed_spread", {})
     old = spread.get(key, {})
     merged = {**block, "loops": {**old.get("loops", {}), **block["loops"]}}
-    merged["note"] = ("the mitigation tests' figures over training seeds (--seed), each loop as the tests build it "
+    merged["note"] = ("the mitigation tests' figures over training seeds (--random-seed), each loop as the tests build it "
                       "(fade_hub.testing.loops); margin = distance of the worst seed to the test's threshold")
     spread[key] = merged
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")

@@ -110,7 +110,7 @@ def concept_space(config: ExploreConfig, target: Target) -> ConceptSpace:
     if dropped:
         logger.warning(
             "the default space leaves out %s: it changes the right answer, and the model's labels (%s) are not a "
-            "positive/negative pair; to test it, pass --space FILE whose %s factor has expect: {map: {LABEL: LABEL}}",
+            "positive/negative pair; to test it, pass --concepts FILE whose %s factor has expect: {map: {LABEL: LABEL}}",
             ", ".join(dropped), ", ".join(labels or []), dropped[0],
         )
         space = space.without(dropped)

@@ -125,7 +125,7 @@ class FailureEnv(gym.Env):
         if space.modality != target.modality:
             raise BadConfig(
                 f"space {space.name or ''!s} is for {space.modality} inputs but the {target.task} model takes "
-                f"{target.modality} inputs; pass a {target.modality} space with --space"
+                f"{target.modality} inputs; pass a {target.modality} space with --concepts"
             )
         if max_steps < 1:
             raise BadConfig(f"max_steps must be >= 1, got {max_steps}")

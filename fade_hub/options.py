@@ -205,14 +205,18 @@ def load_options(cls: type, path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadConfig(f"config file {path} must be a mapping of option: value")
     fields = {field.name: field for field in dataclasses.fields(cls)}
-    old_names = {old.removeprefix("--").replace("-", "_"): field.name for field in dataclasses.fields(cls)
-                 for old in field.metadata.get("renamed_from", ())}
+    renamed = [field for field in dataclasses.fields(cls) if field.metadata.get("renamed_from")]
+    old_names = {old.removeprefix("--").replace("-", "_"): field.name for field in renamed
+                 for old in field.metadata["renamed_from"]}
+    new_names = {flag_name(field).removeprefix("--").replace("-", "_"): field.name for field in renamed}
     options: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name in old_names:
-            deprecation(f"{key!s} in {path}", old_names[name].replace("_", "-"))
+            new = next(flag for flag, field in new_names.items() if field == old_names[name])
+            deprecation(f"{key!s} in {path}", new.replace("_", "-"))
             name = old_names[name]
+        name = new_names.get(name, name)  # a renamed option's YAML key is its flag's name
         if name not in fields:
             raise BadConfig(f"config file {path}: unknown option {key!r}; see --help for the options")
         options[name] = _coerce(path, fields[name], value)

@@ -48,7 +48,7 @@ def check_recheck_output(output: str | Path) -> None:
 
 
 def recheck_seed(base_seed: int, seed: int) -> int:
-    """The re-check's random seed: another than the base run's (its seed + 1 + the mitigation's ``--seed``)."""
+    """The re-check's random seed: another than the base run's (its seed + 1 + the mitigation's ``--random-seed``)."""
     return (int(base_seed) + 1 + int(seed)) % (MAX_SEED + 1)
 
 

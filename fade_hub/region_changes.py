@@ -210,7 +210,7 @@ def open_pair(spec_a: str, spec_b: str) -> tuple[Run, Run]:
     difference = space_difference(a.space, b.space)
     if difference:
         raise RunsDiffer(f"cannot compare runs over different concept spaces: {difference}; explore both with the "
-                         "same --space")
+                         "same --concepts")
     return a, b
 
 

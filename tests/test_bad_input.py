@@ -38,12 +38,12 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
 
 
-TEXT = ("--space", "builtin:text-default")  # later flags win: a text space for the text models
+TEXT = ("--concepts", "builtin:text-default")  # later flags win: a text space for the text models
 
 
 def _explore(model: str, *flags: str, seeds: str = "{seeds}", out: str = "{out}") -> tuple[str, ...]:
     """A small random exploration of ``model``, plus ``flags``."""
-    return ("explore", model, "--seeds", seeds, "--space", "{space}", "--algorithm", "random", "--budget", "6",
+    return ("explore", model, "--seeds", seeds, "--concepts", "{space}", "--algorithm", "random", "--budget", "6",
             "--confirm-top", "0", "--no-progress", "--output", out, *flags)
 
 
@@ -67,10 +67,10 @@ CASES: dict[str, Case] = {
     "explore-batch-size": Case(_explore("{image}", "--batch-size", "0"), "--batch-size"),
     "explore-holdout": Case(_explore("{image}", "--holdout", "1.5"), "--holdout"),
     "explore-epsilon": Case(_explore("{image}", "--algorithm", "epsilon-greedy", "--epsilon", "2"), "--epsilon"),
-    "explore-seed-too-large": Case(_explore("{image}", "--seed", str(2**32)), "4294967295"),
+    "explore-seed-too-large": Case(_explore("{image}", "--random-seed", str(2**32)), "4294967295"),
     "explore-max-new-tokens-past-context": Case(_explore("{textgen}", "--judge-keywords", "x", "--max-new-tokens",
                                                          "1000000", *TEXT, seeds="builtin:prompts"), "--max-new-tokens"),
-    "explore-grid-sequential": Case(_explore("{image}", "--algorithm", "grid", "--mode", "sequential"), "--mode single"),
+    "explore-grid-sequential": Case(_explore("{image}", "--algorithm", "grid", "--episodes", "sequential"), "--episodes single"),
     "explore-grid-budget-too-small": Case(_explore("{image}", "--algorithm", "grid", "--budget", "2"), "--force"),
     "explore-unknown-algorithm": Case(_explore("{image}", "--algorithm", "annealing"), "invalid choice"),
     "explore-no-model": Case(("explore", "--seeds", "{seeds}"), "no model given"),
@@ -80,12 +80,12 @@ CASES: dict[str, Case] = {
     "config-not-a-mapping": Case(("explore", "{image}", "--config", "{root}/list.yaml"), "mapping"),
     "config-bad-yaml": Case(("explore", "{image}", "--config", "{root}/broken.yaml"), "not valid YAML"),
     "config-not-utf8": Case(("explore", "{image}", "--config", "{root}/latin1.yaml"), "UTF-8"),
-    "space-not-utf8": Case(_explore("{image}", "--space", "{root}/latin1-space.yaml"), "not UTF-8 text"),
+    "space-not-utf8": Case(_explore("{image}", "--concepts", "{root}/latin1-space.yaml"), "not UTF-8 text"),
     "label-map-not-utf8": Case(_explore("{image}", "--label-map", "{root}/latin1.yaml"), "label map file"),
     "label-map-missing": Case(_explore("{image}", "--label-map", "{root}/no-such-map.yaml"), "--label-map"),
-    "space-unknown-op": Case(_explore("{image}", "--space", "{root}/space-bad-op.yaml"), "factors[0].op"),
-    "space-missing-levels": Case(_explore("{image}", "--space", "{root}/space-no-levels.yaml"), "factors[0].levels"),
-    "space-ordered-text-levels": Case(_explore("{image}", "--space", "{root}/space-ordered-words.yaml"),
+    "space-unknown-op": Case(_explore("{image}", "--concepts", "{root}/space-bad-op.yaml"), "factors[0].op"),
+    "space-missing-levels": Case(_explore("{image}", "--concepts", "{root}/space-no-levels.yaml"), "factors[0].levels"),
+    "space-ordered-text-levels": Case(_explore("{image}", "--concepts", "{root}/space-ordered-words.yaml"),
                                       "factors[0].ordered: an ordered factor's levels must all be numbers"),
     # regions (issue 20)
     "explore-min-excess-one": Case(_explore("{image}", "--min-excess", "1"), "--min-excess must be in [0, 1)"),
@@ -113,7 +113,7 @@ CASES: dict[str, Case] = {
     "seeds-folder-no-images": Case(_explore("{image}", seeds="{root}/no-images"), "no rows"),
     "seeds-labels-unalignable": Case(_explore("{image}", seeds="{root}/pets"), "--label-map"),
     "seeds-missing": Case(_explore("{image}", seeds="{root}/no-such-seeds"), "no such file or folder"),
-    "space-missing": Case(_explore("{image}", "--space", "{root}/no-such-space.yaml"), "--space"),
+    "space-missing": Case(_explore("{image}", "--concepts", "{root}/no-such-space.yaml"), "--concepts"),
     # the output folder
     "output-is-a-file": Case(_explore("{image}", out="{file}"), "is a file"),
     "output-under-a-file": Case(_explore("{image}", out="{file}/run"), "is a file"),
@@ -125,7 +125,7 @@ CASES: dict[str, Case] = {
     "resume-other-budget": Case(_resume("--budget", "9"), "budget is 6 but this run has 9"),
     "resume-other-model": Case(_explore("{remote}", "--trust-remote-code", "--resume", out="{run}"), "model_id"),
     "resume-other-severity-weight": Case(_resume("--severity-weight", "2"), "severity_weight is 0.0 but"),
-    "resume-other-space": Case(_resume("--space", "builtin:paper-image"), "space_fingerprint"),
+    "resume-other-space": Case(_resume("--concepts", "builtin:paper-image"), "space_fingerprint"),
     # push (items 2, 7)
     "push-repo-id-dotdot": Case(("push", "{run}", "local-user/.."), "not a valid repo id"),
     "push-repo-id-spaces": Case(("push", "{run}", "bad repo/na me!!"), "not a valid repo id"),
@@ -168,7 +168,7 @@ CASES: dict[str, Case] = {
     # demo: checked before it trains, starts a Hub or writes anything
     "demo-budget-zero": Case(("demo", "--budget", "0", "--output", "{out}"), "--budget"),
     "demo-seeds-per-class": Case(("demo", "--seeds-per-class", "1", "--output", "{out}"), "--seeds-per-class"),
-    "demo-seed-negative": Case(("demo", "--seed", "-1", "--output", "{out}"), "--seed"),
+    "demo-seed-negative": Case(("demo", "--random-seed", "-1", "--output", "{out}"), "--random-seed"),
     "demo-output-not-a-run": Case(("demo", "--output", "{seeds}", "--cache-dir", "{out}"), "not an earlier demo"),
     "no-command": Case((), None),
 }

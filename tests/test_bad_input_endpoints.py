@@ -36,7 +36,7 @@ KEPT = 3  # queries the unfinished runs keep
 
 
 def _explore(model: str, *flags: str, out: str) -> tuple[str, ...]:
-    return ("explore", model, "--space", "{space}", "--num-seeds", "8", "--algorithm", "random", "--budget", "6",
+    return ("explore", model, "--concepts", "{space}", "--num-seeds", "8", "--algorithm", "random", "--budget", "6",
             "--confirm-top", "0", "--concurrency", "1", "--batch-size", "4", "--no-progress", "--output", out,
             *flags)  # fmt: skip
 

@@ -128,7 +128,7 @@ def test_thin_slice_in_a_subprocess(tmp_path, tiny_models, shape_seeds):
     result = subprocess.run(
         [
             sys.executable, "-m", "fade_hub.cli", "explore", str(tiny_models("image-classification")),
-            "--seeds", str(shape_seeds), "--algorithm", "random", "--budget", str(budget), "--seed", "7",
+            "--seeds", str(shape_seeds), "--algorithm", "random", "--budget", str(budget), "--random-seed", "7",
             "--output", str(output), "--confirm-top", "2", "--confirm-seeds", "1",
         ],
         capture_output=True,

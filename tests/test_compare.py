@@ -81,7 +81,7 @@ def test_compare_prints_words_and_writes_json_and_a_picture(runs, tmp_path, caps
 def test_runs_over_different_spaces_are_refused_in_one_line(runs, capsys):
     assert main(["compare", str(runs["a"]), str(runs["other"])]) == 2
     assert _error_line(capsys) == ("error: cannot compare runs over different concept spaces: factor rotation has "
-                                   "levels 0, 40 in A, 0, 15 in B; explore both with the same --space")
+                                   "levels 0, 40 in A, 0, 15 in B; explore both with the same --concepts")
 
 
 def test_a_run_with_itself_and_a_missing_run_are_refused(runs, tmp_path, capsys):

@@ -31,7 +31,7 @@ def _explore(url: str, tmp_path, *flags: str) -> list[str]:
     space = tmp_path / "space.yaml"
     ConceptSpace.from_dict(TEXT_SPACE).to_yaml(space)
     return ["explore", "someone/classifier", "--task", "text-classification", "--labels", "NEGATIVE,POSITIVE",
-            "--seeds", "builtin:sentences", "--num-seeds", "4", "--space", str(space), "--algorithm", "random",
+            "--seeds", "builtin:sentences", "--num-seeds", "4", "--concepts", str(space), "--algorithm", "random",
             "--budget", "2", "--confirm-top", "0", "--concurrency", "1", "--batch-size", "4", "--no-progress",
             "--output", str(tmp_path / "run"), "--endpoint", url, *flags]  # fmt: skip
 

@@ -323,9 +323,9 @@ def test_audio_model_is_unsupported(capsys, tmp_path, shape_seeds):
 
 def test_remote_code_model_names_the_flag(capsys, tmp_path, tiny_models, shape_seeds, small_space):
     model = tiny_models("remote-code")
-    code, _, err = run_cli(capsys, *explore_args(model, shape_seeds, tmp_path / "run", "--space", str(small_space)))
+    code, _, err = run_cli(capsys, *explore_args(model, shape_seeds, tmp_path / "run", "--concepts", str(small_space)))
     assert_one_line_error(code, err, "--trust-remote-code")
-    trusted = explore_args(model, shape_seeds, tmp_path / "run2", "--space", str(small_space), "--trust-remote-code")
+    trusted = explore_args(model, shape_seeds, tmp_path / "run2", "--concepts", str(small_space), "--trust-remote-code")
     code, out, err = run_cli(capsys, *trusted)
     assert code == 0, err
     assert "run:" in out
@@ -353,7 +353,7 @@ def test_unalignable_labels_show_both_sides(capsys, tmp_path, tiny_models):
 def test_bad_space_yaml(capsys, tmp_path, tiny_models, shape_seeds, factor, needles):
     path = tmp_path / "space.yaml"
     path.write_text(json.dumps({"modality": "image", "factors": [factor]}))  # JSON is YAML
-    args = explore_args(tiny_models("image-classification"), shape_seeds, tmp_path / "run", "--space", str(path))
+    args = explore_args(tiny_models("image-classification"), shape_seeds, tmp_path / "run", "--concepts", str(path))
     code, _, err = run_cli(capsys, *args)
     assert_one_line_error(code, err, str(path), *needles)
 
@@ -383,7 +383,7 @@ def test_odd_image_modes_and_huge_image_are_explored(capsys, tmp_path, tiny_mode
         assert deep.mode.startswith("I")
     output = tmp_path / "run"
     model = tiny_models("image-classification")
-    args = explore_args(model, folder.parent, output, "--space", str(small_space), "--budget", "10")
+    args = explore_args(model, folder.parent, output, "--concepts", str(small_space), "--budget", "10")
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     rows = [r for r in RunStore(output).read_queries() if r["phase"] == "explore"]
@@ -405,7 +405,7 @@ def test_empty_and_non_ascii_text_seeds(capsys, tmp_path, tiny_models):
     space = tmp_path / "text.yaml"
     ConceptSpace.from_dict(TEXT_2X2).to_yaml(space)
     output = tmp_path / "run"
-    args = explore_args(tiny_models("text-classification"), seeds, output, "--space", str(space), "--budget", "16")
+    args = explore_args(tiny_models("text-classification"), seeds, output, "--concepts", str(space), "--budget", "16")
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     rows = datasets.load_dataset(str(output), "queries", split="train").filter(lambda row: row["phase"] == "explore")

@@ -148,7 +148,7 @@ def test_bad_directional_maps_fail_before_any_query(topic_model, tmp_path, capsy
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"modality": "text", "factors": [factor]}))
     output = tmp_path / "run"
-    code = main(["explore", str(topic_model), "--seeds", str(tmp_path / "news.txt"), "--space", str(space),
+    code = main(["explore", str(topic_model), "--seeds", str(tmp_path / "news.txt"), "--concepts", str(space),
                  "--output", str(output), "--no-progress", "--algorithm", "random", "--budget", "4"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
@@ -173,7 +173,7 @@ def test_a_label_map_lets_label_ids_read_as_a_polarity_pair(tiny_models, tmp_pat
 
 def test_a_judge_that_cannot_state_the_flipped_answer_refuses_negation_at_start_up(tiny_models, tmp_path, capsys):
     output = tmp_path / "run"
-    code = main(["explore", str(tiny_models("text-generation")), "--space", "builtin:text-default",
+    code = main(["explore", str(tiny_models("text-generation")), "--concepts", "builtin:text-default",
                  "--judge-keywords", "hate", "--output", str(output), "--no-progress", "--budget", "4"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err

@@ -277,8 +277,8 @@ def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_mo
 
     seeds = write_seed_folder(tmp_path / "seeds", 8, seed=5)
     budget, window = 600, 50
-    flags = ["explore", str(shapes_model), "--seeds", str(seeds), "--space", str(block_space), "--algorithm",
-             algorithm, "--seed", "3", "--batch-size", "16", "--confirm-top", "0", "--num-generations", "2",
+    flags = ["explore", str(shapes_model), "--seeds", str(seeds), "--concepts", str(block_space), "--algorithm",
+             algorithm, "--random-seed", "3", "--batch-size", "16", "--confirm-top", "0", "--num-generations", "2",
              "--num-iterations", "2", "--no-progress"]  # fmt: skip
     assert main([*flags, "--budget", str(budget), "--stop-when-converged", "--convergence-window", str(window),
                  "--output", str(tmp_path / "run")]) == 0
@@ -500,8 +500,8 @@ def test_resume_after_interrupt_matches_uninterrupted_run(
     output = tmp_path / "run"
     flags = [
         "explore", model, "--seeds", str(shape_seeds), "--algorithm", algorithm, "--budget", str(budget),
-        "--batch-size", "2", "--seed", "11", "--confirm-top", "2", "--confirm-seeds", "2", "--num-generations", "2",
-        "--num-iterations", "2", "--space", image3(shape_seeds), "--output", str(output),
+        "--batch-size", "2", "--random-seed", "11", "--confirm-top", "2", "--confirm-seeds", "2", "--num-generations", "2",
+        "--num-iterations", "2", "--concepts", image3(shape_seeds), "--output", str(output),
         "--no-progress", *extra,
     ]
     status, written = _kill_mid_run(flags, output / "logs" / "queries.jsonl", 8, tmp_path, sig)
@@ -554,8 +554,8 @@ def test_budget_must_be_positive(budget, capsys, tiny_models, shape_seeds, tmp_p
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
-        (["--algorithm", "grid", "--mode", "sequential"], "--mode single"),
-        (["--algorithm", "bo", "--mode", "sequential"], "--mode single"),
+        (["--algorithm", "grid", "--episodes", "sequential"], "--episodes single"),
+        (["--algorithm", "bo", "--episodes", "sequential"], "--episodes single"),
         (["--algorithm", "grid", "--stop-when-converged"], "--stop-when-converged"),
         (["--convergence-window", "0"], "--convergence-window"),
         (["--novelty-bonus", "-1"], "--novelty-bonus"),
@@ -588,7 +588,7 @@ def test_grid_too_large_needs_force(capsys, tiny_models, shape_seeds, tmp_path):
             {"name": "contrast", "op": "contrast", "levels": [round(0.3 + 0.05 * i, 2) for i in range(14)]},
         ],
     }).to_yaml(big)
-    base = ["explore", str(tiny_models("image-classification")), "--seeds", str(shape_seeds), "--space", str(big),
+    base = ["explore", str(tiny_models("image-classification")), "--seeds", str(shape_seeds), "--concepts", str(big),
             "--algorithm", "grid", "--no-progress", "--confirm-top", "0"]
     line = cli_error(capsys, [*base, "--output", str(tmp_path / "a")])
     assert "--force" in line and "2744 cells x 9 seeds" in line  # 24696 queries, over the 20000 limit
@@ -603,12 +603,12 @@ def test_grid_too_large_needs_force(capsys, tiny_models, shape_seeds, tmp_path):
 def test_resume_on_another_model_or_space(capsys, tiny_models, shape_seeds, tmp_path):
     output = tmp_path / "run"
     base = ["--seeds", str(shape_seeds), "--algorithm", "random", "--budget", "6", "--confirm-top", "0",
-            "--no-progress", "--output", str(output), "--space", image3(shape_seeds)]
+            "--no-progress", "--output", str(output), "--concepts", image3(shape_seeds)]
     assert main(["explore", str(tiny_models("image-classification")), *base]) == 0
     before = (output / "logs" / "queries.jsonl").read_bytes()
     line = cli_error(capsys, ["explore", str(tiny_models("remote-code")), "--trust-remote-code", *base, "--resume"])
     assert "model_id" in line and "cannot resume" in line
-    line = cli_error(capsys, ["explore", str(tiny_models("image-classification")), *base, "--space",
+    line = cli_error(capsys, ["explore", str(tiny_models("image-classification")), *base, "--concepts",
                               "builtin:paper-image", "--resume"])
     assert "space_fingerprint" in line
     budget = base.index("--budget") + 1
@@ -637,7 +637,7 @@ def test_resume_on_empty_or_missing_dir(capsys, tiny_models, shape_seeds, tmp_pa
 def test_output_holding_a_run_needs_resume(capsys, tiny_models, shape_seeds, tmp_path):
     output = tmp_path / "run"
     base = ["explore", str(tiny_models("image-classification")), "--seeds", str(shape_seeds), "--algorithm", "random",
-            "--budget", "6", "--confirm-top", "0", "--no-progress", "--space", image3(shape_seeds),
+            "--budget", "6", "--confirm-top", "0", "--no-progress", "--concepts", image3(shape_seeds),
             "--output", str(output)]
     assert main(base) == 0
     before = (output / "logs" / "queries.jsonl").read_bytes()

@@ -56,8 +56,8 @@ def flags(server, tiny_models, tmp_path_factory):
     """The explore flags of these runs, but the output folder."""
     space = tmp_path_factory.mktemp("kill-space") / "text-2x2.yaml"
     ConceptSpace.from_dict(TEXT_SPACE).to_yaml(space)
-    return ["explore", str(tiny_models("text-classification")), "--space", str(space), "--algorithm", "random",
-            "--budget", str(BUDGET), "--seed", "3", "--batch-size", "16", "--confirm-top", "2", "--confirm-seeds",
+    return ["explore", str(tiny_models("text-classification")), "--concepts", str(space), "--algorithm", "random",
+            "--budget", str(BUDGET), "--random-seed", "3", "--batch-size", "16", "--confirm-top", "2", "--confirm-seeds",
             "2", "--endpoint", server.url, "--concurrency", str(CONCURRENCY), "--no-progress"]  # fmt: skip
 
 

@@ -34,7 +34,7 @@ def text_space(tmp_path) -> str:
 
 
 def _flags(model: str, space: str, output: Path, algorithm: str, *extra: str) -> list[str]:
-    return ["explore", model, "--space", space, "--algorithm", algorithm, "--budget", "40", "--seed", "5",
+    return ["explore", model, "--concepts", space, "--algorithm", algorithm, "--budget", "40", "--random-seed", "5",
             "--batch-size", "8", "--confirm-top", "2", "--confirm-seeds", "2", "--num-generations", "4",
             "--queried-per-group", "2", "--output", str(output), "--no-progress", *extra]  # fmt: skip
 

@@ -136,7 +136,7 @@ def test_largest_fitting_is_exact_for_every_limit():
 
 def test_cli_device_auto_and_batch_size_auto(tiny_models, shape_seeds, small_space, tmp_path, capsys):
     output = tmp_path / "run"
-    flags = ["explore", str(tiny_models("image-classification")), "--seeds", str(shape_seeds), "--space", str(small_space),
+    flags = ["explore", str(tiny_models("image-classification")), "--seeds", str(shape_seeds), "--concepts", str(small_space),
              "--algorithm", "random", "--budget", "12", "--device", "auto", "--dtype", "auto", "--batch-size", "auto",
              "--confirm-top", "0", "--output", str(output), "--no-progress"]  # fmt: skip
     assert main(flags) == 0, capsys.readouterr().err

@@ -159,7 +159,7 @@ def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, 
 
     seeds = write_seed_folder(tmp_path / "seeds", per_class=2, seed=11)
     code = main([
-        "explore", str(tiny_models("image-classification")), "--seeds", str(seeds), "--space", "builtin:demo-shapes",
+        "explore", str(tiny_models("image-classification")), "--seeds", str(seeds), "--concepts", "builtin:demo-shapes",
         "--algorithm", "random", "--budget", "24", "--output", str(tmp_path / "run"), "--no-progress",
         "--push-to-hub", "local-user/cli-pushed", "--private",
     ])
@@ -192,7 +192,7 @@ def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tm
     api.update_repo_settings(seeds, gated="auto", repo_type="dataset")
     model = shutil.copytree(tiny_models("image-classification"), tmp_path / "mit-model")
     (model / "README.md").write_text("---\nlicense: mit\n---\n# a tiny classifier\n")
-    flags = ["--space", "builtin:demo-shapes", "--algorithm", "random", "--budget", "6", "--confirm-top", "0",
+    flags = ["--concepts", "builtin:demo-shapes", "--algorithm", "random", "--budget", "6", "--confirm-top", "0",
              "--no-progress"]
 
     assert main(["explore", str(model), "--seeds", str(tmp_path / "seed-files"), *flags,

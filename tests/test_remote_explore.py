@@ -34,7 +34,7 @@ def text_space(tmp_path) -> str:
 
 
 def _flags(model: str, space: str, output: Path, budget: int = 40, *extra: str) -> list[str]:
-    return ["explore", model, "--space", space, "--algorithm", "random", "--budget", str(budget), "--seed", "3",
+    return ["explore", model, "--concepts", space, "--algorithm", "random", "--budget", str(budget), "--random-seed", "3",
             "--batch-size", "8", "--confirm-top", "2", "--confirm-seeds", "2", "--output", str(output),
             "--no-progress", *extra]  # fmt: skip
 
@@ -86,7 +86,7 @@ def test_endpoint_run_equals_local_run(served, tiny_models, text_space, tmp_path
 def test_image_classifier_endpoint_run_equals_local_run(served, tiny_models, shape_seeds, small_space, tmp_path):
     model = str(tiny_models("image-classification"))
     server = served("image-classification", Faults(unavailable_every=5, retry_after=0))
-    flags = ["explore", model, "--seeds", str(shape_seeds), "--space", str(small_space), "--algorithm", "grid",
+    flags = ["explore", model, "--seeds", str(shape_seeds), "--concepts", str(small_space), "--algorithm", "grid",
              "--confirm-top", "0", "--no-progress"]  # fmt: skip
     assert main([*flags, "--output", str(tmp_path / "local")]) == 0
     assert main([*flags, "--output", str(tmp_path / "remote"), "--endpoint", server.url, "--concurrency", "4"]) == 0

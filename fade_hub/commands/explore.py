@@ -91,7 +91,7 @@ def list_builtins() -> int:
     print("seed sets (--seeds builtin:NAME):")
     for name, text in list_builtin_seeds().items():
         print(f"  {name:<20} {text}")
-    print("concept spaces (--space builtin:NAME):")
+    print("concept spaces (--concepts builtin:NAME):")
     for name, text in list_builtin_spaces().items():
         print(f"  {name:<20} {text}")
     return 0

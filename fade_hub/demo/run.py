@@ -33,7 +33,8 @@ class DemoConfig:
     cache_dir: str | None = option(None, help="Where the demo model is cached (default: CACHE, that is "
                                    "$FADE_HUB_CACHE or HF_HOME/fade-hub).")
     budget: int = option(600, low=1, help="Model queries for the exploration.")
-    seed: int = option(0, low=0, high=MAX_SEED, help="Random seed (the same seed gives the same run).")
+    seed: int = option(0, low=0, high=MAX_SEED, flag="--random-seed", renamed_from=("--seed",),
+                       help="Random seed (the same seed gives the same run).")
     seeds_per_class: int = option(24, low=2, help="Seed images per class: a third of them are held out to confirm "
                                   "the regions the exploration finds.")
     mitigation_steps: int = option(150, low=1, help="Optimizer steps of the LoRA training.")

@@ -122,7 +122,7 @@ def grid_size(num_cells: int, num_seeds: int) -> int:
 def run_grid(querier: Querier, seeds: Sequence[Seed], batch_size: int) -> None:
     """Every cell on every seed, in row-major order, cut at the budget."""
     if querier.env.mode != "single":
-        raise BadConfig("--algorithm grid only runs in --mode single (it enumerates cells, not trajectories)")
+        raise BadConfig("--algorithm grid only runs in --episodes single (it enumerates cells, not trajectories)")
     space = querier.env.space
     pairs = [(cell_id, seed.seed_id) for seed in seeds for cell_id in range(space.num_cells)]
     pairs = pairs[: querier.left()]

@@ -65,7 +65,7 @@ def run_thompson(
     """Thompson sampling until the budget is spent (or the querier says the search converged), one batch ahead
     (``Pipeline``: each draw sees every outcome but those of the batch in flight)."""
     if querier.env.mode != "single":
-        raise BadConfig("--algorithm bo only runs in --mode single (its model is per cell, not per trajectory)")
+        raise BadConfig("--algorithm bo only runs in --episodes single (its model is per cell, not per trajectory)")
     space, episode = querier.env.space, 0
     belief = Belief(space, seeds, candidates=0)
     posteriors = BetaPosteriors(belief.model)

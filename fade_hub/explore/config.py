@@ -92,8 +92,8 @@ class ExploreConfig:
     label_map: str | None = option(None, group=_SEEDS,
                                    help="JSON/YAML file mapping dataset labels to the model's label names.")
     # concept space and judge
-    space: str | None = option(None, group=_JUDGE,
-                               help="Concept-space YAML file or builtin:NAME (default: the task's built-in).")
+    space: str | None = option(None, group=_JUDGE, flag="--concepts", renamed_from=("--space",), metavar="CONCEPTS",
+                               help="Concept space: a YAML file or builtin:NAME (default: the task's built-in).")
     judge: str | None = option(None, group=_JUDGE, help="A Hub model ID used as the judge: a text-classification "
                                "model for generated text, an image classifier for text-to-image (the right label is "
                                "the one the prompt names); a built-in judge by name (rouge, label, clip), or your "
@@ -137,11 +137,13 @@ class ExploreConfig:
                                     "pair; all of them count as one seed, failing on the share of them that fail.")
     # exploration
     algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
-    mode: str = option("single", group=_SEARCH, choices=MODES, help="single: one cell per query (macroscopic); "
+    mode: str = option("single", group=_SEARCH, choices=MODES, flag="--episodes", renamed_from=("--mode",),
+                       help="single: one cell per query (macroscopic); "
                        "sequential: cumulative small moves per seed (microscopic).")
     budget: int | None = option(None, group=_SEARCH, low=1, help="Model queries to spend exploring (default 500; "
                                 "grid: every cell x seed).")
-    seed: int = option(0, group=_SEARCH, low=0, high=MAX_SEED, help="Random seed: the same seed gives the same records on CPU.")
+    seed: int = option(0, group=_SEARCH, low=0, high=MAX_SEED, flag="--random-seed", renamed_from=("--seed",),
+                       help="Random seed: the same seed gives the same records on CPU.")
     epsilon: float = option(0.1, group=_SEARCH, low=0.0, high=1.0,
                             help="epsilon-greedy: probability of a random cell.")
     max_steps: int = option(8, group=_SEARCH, low=1, help="sequential: steps per episode before it is cut.")
@@ -226,7 +228,7 @@ class ExploreConfig:
         if self.algorithm not in EXPLORERS:
             raise BadConfig(f"--algorithm {self.algorithm!r} is not one of {', '.join(EXPLORERS)}")
         if self.mode not in MODES:
-            raise BadConfig(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
+            raise BadConfig(f"--episodes {self.mode!r} is not one of {', '.join(MODES)}")
         check_ranges(self)
         if self.endpoint and self.provider:
             raise BadConfig("--endpoint and --provider exclude each other: an endpoint URL is called directly")
@@ -244,12 +246,12 @@ class ExploreConfig:
             raise BadConfig(f"--clip names the CLIP judge and --judge {self.judge} another; pass one of them")
         if self.private and self.public:
             raise BadConfig("--private and --public contradict each other; pass one of them")
-        for flag, value in (("--seeds", self.seeds), ("--space", self.space), ("--label-map", self.label_map)):
+        for flag, value in (("--seeds", self.seeds), ("--concepts", self.space), ("--label-map", self.label_map)):
             if value and looks_like_path(value) and not Path(value).expanduser().exists():
                 raise BadConfig(f"{flag} {value}: no such file or folder; check the path")
         # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
         if self.mode not in EXPLORERS[self.algorithm].modes:
-            raise BadConfig(f"--algorithm {self.algorithm} only runs in --mode {' or '.join(EXPLORERS[self.algorithm].modes)}")
+            raise BadConfig(f"--algorithm {self.algorithm} only runs in --episodes {' or '.join(EXPLORERS[self.algorithm].modes)}")
         if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
             stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
             raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole budget")

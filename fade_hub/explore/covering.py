@@ -7,7 +7,7 @@ The array is built greedily (AETG, Cohen et al. 1997): each row starts from a pa
 adds the other factors one at a time, each at the level that covers the most uncovered pairs, ties at random; the
 best of ``CANDIDATES`` such rows is kept. Once every pair is covered, a new round starts with a fresh array (the
 random tie-breaks give other cells), on the seeds the querier hands out (an unused seed of each cell), until the
-budget is spent. Nothing is adaptive: the same ``--seed`` asks the same cells whatever the model answers.
+budget is spent. Nothing is adaptive: the same ``--random-seed`` asks the same cells whatever the model answers.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def rounds(shape: Sequence[int], rng: np.random.Generator) -> Iterator[tuple[int
 def run_covering(querier: Querier, seeds: Sequence[Seed], rng: np.random.Generator, batch_size: int) -> None:
     """Rounds of pairwise covering arrays on random seeds until the budget is spent."""
     if querier.env.mode != "single":
-        raise BadConfig("--algorithm covering only runs in --mode single (it lays out cells, not trajectories)")
+        raise BadConfig("--algorithm covering only runs in --episodes single (it lays out cells, not trajectories)")
     cells, episode, pipeline = rounds(querier.env.space.shape, rng), 0, Pipeline(querier)
     while querier.left() > 0:
         count = min(batch_size, querier.left())

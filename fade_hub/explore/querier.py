@@ -2,7 +2,7 @@
 
 It enforces the budget, turns every query into a record written to the run directory as its answer arrives,
 saves the media of failures, drives the progress bar, and — on ``--resume`` — serves the queries already on
-disk instead of asking the model again. Explorers are deterministic given ``--seed``, so a resumed run
+disk instead of asking the model again. Explorers are deterministic given ``--random-seed``, so a resumed run
 replays the same decisions. Each query has its id (the order the explorer asked it), but a remote model's
 answers arrive, and are logged, in any order, so a log cut short holds some ids of its last batches and not
 others: the querier serves every id the log holds (checking it matches what the explorer asks now) and asks

@@ -64,7 +64,7 @@ class MitigateConfig:
     mix: float = option(0.5, group=_TRAIN, low=0.0, low_open=True, high=1.0, help="Share of training examples "
                         "perturbed by a targeted mode; the rest are clean or from untargeted cells (the paper uses "
                         "0.5).")
-    seed: int = option(0, group=_TRAIN, low=0, high=MAX_SEED,
+    seed: int = option(0, group=_TRAIN, low=0, high=MAX_SEED, flag="--random-seed", renamed_from=("--seed",),
                        help="Random seed: the same seed gives the same adapter on CPU.")
     device: str | None = option(None, group=_TRAIN, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
     num_processes: int = option(1, group=_TRAIN, low=1, help="Train on this many processes or GPUs (relaunches "
