@@ -185,6 +185,8 @@ def _renamed(parser: argparse.ArgumentParser, action: Any, new_flag: str) -> typ
     base = action if isinstance(action, type) else parser._registry_get("action", action, action)
 
     class Renamed(base):  # type: ignore[misc, valid-type]
+        renamed = True  # an old name: hidden from --help
+
         def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001 - argparse's API
             deprecation(str(option_string), new_flag)
             super().__call__(parser, namespace, values, option_string)
