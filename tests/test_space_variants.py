@@ -273,6 +273,14 @@ def test_region_variants_show_collateral_and_order_examples(planted_image_run, t
     assert text.startswith("### shapes-faded\n") and "against 2 regions reviewers marked *fix*" in text
     assert "**Collateral on unseen perturbations:** 2\\.5% \\[1.9, 3.2\\] (60 of 2400) failed before" in text
     assert "Wasserstein" in shift_text(variant) and "not which cells changed" in shift_text(variant)
+    assert "Explored afresh" not in text  # no re-check in this variant
+    variant.evaluation["recheck"] = {"counts": {"fixed": 1, "persisting": 0, "unresolved": 0, "new": 1}, "queries": 600,
+                                     "regions": [{"status": "fixed", "text": "brightness 0.2: A fails 90%, B 5%"},
+                                                 {"status": "new", "text": f"rotation 40 {XSS}"}, "broken"]}
+    text = headline(variant)
+    assert "**Explored afresh:** the variant was searched again like the run it fades (600 queries): 1 fixed, 0 " \
+           "persisting, 0 unresolved, 1 new." in text
+    assert "- *fixed:* brightness 0.2: A fails 90%, B 5%\n- *new:* rotation 40 &lt;img" in text and XSS not in text
     shown = examples_table(variant, regions[0])
     assert [what.split(":")[0] for what in shown["what happened"]] == [
         "fixed", "fixed", "fixed", "regressed", "still fails", "still right"]

@@ -276,7 +276,25 @@ def headline(variant: Variant) -> str:
     if seeds:
         lines.append(f"Measured on {int(_number(seeds.get('count')) or 0)} seeds the adapter never trained on "
                      f"({plain(seeds.get('source', '?'))}); 95% intervals in brackets.")
+    lines += recheck_lines(evaluation.get("recheck"))
     return "\n\n".join(lines)
+
+
+RECHECK_STATUSES = ("fixed", "persisting", "unresolved", "new")
+
+
+def recheck_lines(recheck: Any) -> list[str]:
+    """The re-check in words (the variant explored afresh and compared with the run), or [] when there is none."""
+    if not isinstance(recheck, Mapping) or not isinstance(recheck.get("counts"), Mapping):
+        return []
+    counts = recheck["counts"]
+    tally = ", ".join(f"{int(_number(counts.get(status)) or 0)} {status}" for status in RECHECK_STATUSES)
+    queries = _number(recheck.get("queries"))
+    asked = f" ({int(queries)} queries)" if queries is not None else ""
+    bullets = [f"- *{plain(region['status'])}:* {plain(region['text'])}" for region in recheck.get("regions") or []
+               if isinstance(region, Mapping) and region.get("status") in RECHECK_STATUSES and region.get("text")]
+    first = f"**Explored afresh:** the variant was searched again like the run it fades{asked}: {plain(tally)}."
+    return [first, "\n".join(bullets)] if bullets else [first]
 
 
 def shift_text(variant: Variant) -> str:
