@@ -253,6 +253,8 @@ class Querier:
             with self.env.target.interruptible() as interrupted:
                 while not interrupted and any(len(t.records) < len(t.action_ids) for t in waiting):
                     groups = self.env.next_answers()
+                    if not groups and interrupted:  # Ctrl-C halted what was submitted while we waited
+                        break
                     if not groups:
                         raise RuntimeError("the target answered fewer queries than were submitted")
                     self._log(groups)
