@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = (
     "query_id", "phase", "seed_id", "context", "action_id", "input", "clean_input", "output", "expected",
-    "expected_source", "severity", "trajectory",
+    "expected_source", "severity", "trajectory", "judge_reason",
 )
 EXAMPLES_PER_MODE = 8
 

@@ -101,6 +101,7 @@ def build_hostile_text_run(session_dir: Path) -> tuple[Path, str]:
             "clean_input": f"Say hi #{query_id}", "output": output if failing else "hi",
             "expected": "a friendly greeting", "is_failure": failing, "severity": 2.0 if cell == 5 else 1.0,
             "reward": float(failing), "trajectory": "", "media": "",
+            "judge_reason": f"not a greeting {XSS}" if failing else "",  # what an LLM judge says, run text too
         })
     clean = {name: "" for name in space.level_strings(space.action_from_id(0))}
     records += [{

@@ -181,6 +181,9 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     region = app.view.region_ids[0]
     card, details, region_id, picture, table, *_ = ui.on_region(region, "all", None, None)
     assert any(XSS in answer for answer in table["answer"]) and "<" not in card and "<" not in details
+    assert any(reason == f"not a greeting {XSS}" for reason in table["the judge's reason"])  # shown as text
+    assert app.view.caption(app.view.example(app.view.example_ids(region)[0])).endswith(f" · the judge: not a "
+                                                                                       f"greeting {XSS}")
     example = app.view.example_ids(region)[0]
     target, line, *_ = ui._aim(example, region)
     assert target == example and "<" not in line

@@ -298,9 +298,12 @@ class RunView:
         return cell_words(self.factor_names, levels)
 
     def caption(self, row: Mapping[str, Any]) -> str:
-        """What an example shows, in one line: what the model said and what was expected, the seed and the cell."""
+        """What an example shows, in one line: what the model said and what was expected, the seed and the cell, and
+        the judge's reason when the judge gave one (an LLM judge)."""
+        reason = judge_reason(row)
         return (f"said {short(row.get('output', ''), 30)!r}, expected {short(row.get('expected', ''), 30)!r} · seed "
-                f"{short(row.get('seed_id', ''), 32)} at {self.cell_text(row)}")
+                f"{short(row.get('seed_id', ''), 32)} at {self.cell_text(row)}"
+                + (f" · the judge: {short(reason, 80)}" if reason else ""))
 
     def example_pairs(self, region_id: str | None) -> list[tuple[str, Any, str]]:
         """(example id, clean | perturbed picture, caption) of the region's examples that have an image."""
@@ -324,6 +327,9 @@ class RunView:
         else:
             table["cell"] = [self.cell_text(row) for _, row in rows.iterrows()]
         table["answer"] = [f"said {row['output']}, expected {row['expected']}" for _, row in rows.iterrows()]
+        reasons = [judge_reason(row) for _, row in rows.iterrows()]
+        if any(reasons):  # an LLM judge says why an answer fails
+            table["the judge's reason"] = reasons
         return pd.DataFrame(table, columns=[*table])
 
     def _local_seed_folder(self) -> Path | None:
@@ -454,3 +460,9 @@ class RunView:
 def _held_out(row: Any) -> bool:
     """Whether a region was tested on held-out seeds."""
     return bool(getattr(row, "confirm_test", "") or "") and float(getattr(row, "confirm_seeds", 0) or 0) > 0
+
+
+def judge_reason(row: Mapping[str, Any]) -> str:
+    """The reason the judge gave for a verdict (LLM judges), or ``""`` (other judges, runs recorded before them)."""
+    reason = row.get("judge_reason")
+    return reason.strip() if isinstance(reason, str) else ""
