@@ -271,6 +271,14 @@ class Querier:
             self._settle(self.open.popleft())
         return ticket.outcomes
 
+    def keep_in_flight(self) -> None:
+        """After a Ctrl-C outside ``collect`` (an explorer choosing while its next batch is asked): send nothing more
+        and log the answers of the requests in flight, so that ``--resume`` asks none of them again."""
+        self.env.target.halt()
+        with self.env.target.interruptible():
+            while groups := self.env.next_answers():
+                self._log(groups)
+
     def _log(self, groups: list[tuple[Any, Answered]]) -> None:
         """Append the answers that came to the log, each under its query id, and move the bar."""
         for asked, answered in groups:

@@ -187,6 +187,9 @@ def explore_loaded(
                 querier.query_clean(clean)
             # explorers batch their queries by the batch size the target settled on (for ``auto``)
             policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
+        except KeyboardInterrupt:
+            querier.keep_in_flight()
+            raise
         finally:
             querier.close()
         explored = time.perf_counter()

@@ -176,6 +176,10 @@ class Target:
         inputs = self._queue().popleft()
         return [(inputs, index, prediction) for index, prediction in enumerate(self.predict(inputs))]
 
+    def halt(self) -> None:
+        """Answer nothing more of what is submitted (a local model: drop the batches not computed yet)."""
+        self._queue().clear()
+
     def _queue(self) -> deque:
         """The inputs submitted and not answered yet, oldest first."""
         return self.__dict__.setdefault("_submitted", deque())

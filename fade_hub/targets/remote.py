@@ -105,6 +105,10 @@ class RemoteTarget(Target):
         """Answers of submitted inputs as they arrive: ``(handle, index, prediction)``; EndpointFailed on a stop."""
         return self.dispatcher.next_group()
 
+    def halt(self) -> None:
+        """Send nothing more of what is submitted; the requests in flight are still answered (``next_answers``)."""
+        self.dispatcher.halt_all()
+
     def interruptible(self):
         """A first Ctrl-C halts what is submitted and still hands over the answers in flight (see ``dispatch``)."""
         return self.dispatcher.interruptible()
