@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import NETWORK_ERRORS, BadConfig, FadeHubError
+from ..region_changes import STATUSES
 from .pictures import decode_image, side_by_side
 from .view import LABEL_CHARS, short
 from .words import interval, plain, points, short_percent
@@ -280,19 +281,16 @@ def headline(variant: Variant) -> str:
     return "\n\n".join(lines)
 
 
-RECHECK_STATUSES = ("fixed", "persisting", "unresolved", "new")
-
-
 def recheck_lines(recheck: Any) -> list[str]:
     """The re-check in words (the variant explored afresh and compared with the run), or [] when there is none."""
     if not isinstance(recheck, Mapping) or not isinstance(recheck.get("counts"), Mapping):
         return []
     counts = recheck["counts"]
-    tally = ", ".join(f"{int(_number(counts.get(status)) or 0)} {status}" for status in RECHECK_STATUSES)
+    tally = ", ".join(f"{int(_number(counts.get(status)) or 0)} {status}" for status in STATUSES)
     queries = _number(recheck.get("queries"))
     asked = f" ({int(queries)} queries)" if queries is not None else ""
     bullets = [f"- *{plain(region['status'])}:* {plain(region['text'])}" for region in recheck.get("regions") or []
-               if isinstance(region, Mapping) and region.get("status") in RECHECK_STATUSES and region.get("text")]
+               if isinstance(region, Mapping) and region.get("status") in STATUSES and region.get("text")]
     first = f"**Explored afresh:** the variant was searched again like the run it fades{asked}: {plain(tally)}."
     return [first, "\n".join(bullets)] if bullets else [first]
 
