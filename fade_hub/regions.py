@@ -110,6 +110,20 @@ class Axis:
             sets = [[i] for i in range(size)]  # the scan adds rate-sorted prefixes per pass
         return [None] + [tuple(sorted(s)) for s in sets]
 
+    def pieces(self, admitted: tuple[int, ...] | None) -> int:
+        """How many pieces the words for ``admitted`` take: 0 for any level, 2 for two tails that are not
+        symmetric ("rotation -30 or ≥ 15"), else 1 (a level, an interval, "rotation ±30", a subset)."""
+        if admitted is None:
+            return 0
+        if not self.ordered:
+            return 1
+        order = self.value_order
+        ranks = sorted(order.index(i) for i in admitted)
+        split = next((i for i in range(1, len(ranks)) if ranks[i] != ranks[i - 1] + 1), None)
+        if split is None:
+            return 1
+        return 1 if float(self.values[order[ranks[split - 1]]]) == -float(self.values[order[ranks[split]]]) else 2
+
 
 class RegionGrid:
     """The axes of a space's regions (its factors, and the seed classes when there are 2 to ``MAX_CLASSES``)."""
@@ -219,7 +233,10 @@ class RegionGrid:
         found: list[tuple[Region, float]] = []
         while len(found) < max_regions:
             k_left, n_left = np.where(taken, 0.0, k), np.where(taken, 0.0, n)
-            best = Scanner(self._axes_choices(k_left, n_left), k_left, n_left, taken, tolerance).best()
+            choices = self._axes_choices(k_left, n_left)
+            pieces = [[0 if c is None else 1 for c in choices[0]]] + [
+                [axis.pieces(c) for c in axis_choices] for axis, axis_choices in zip(self.axes, choices[1:])]
+            best = Scanner(choices, k_left, n_left, taken, tolerance, pieces).best()
             if best is None:
                 break
             region = self._region(best[0])

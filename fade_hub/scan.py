@@ -12,6 +12,11 @@ best of that many choices passes by chance about 5 % of the time), and ``best`` 
 a constraint stays only when the data demand it, and a region a person would name in one sentence ("brightness
 0.2 and rotation ±30") wins over the same cells with a level subset that fits noise.
 
+Among the candidates whose penalized score is within ``tolerance * best`` of the top one, the simplest wins: the
+fewest axes constrained, then the fewest *pieces* (each choice states its own: an interval or a symmetric pair of
+tails such as "rotation ±30" is one piece, "rotation -30 or ≥ 15" two), then the higher score. A cell that fails a
+little more than the outside does not stretch a region into a shape nobody would name.
+
 Search: every candidate at once when their number is at most ``ENUMERATION_LIMIT`` (tensor contractions); else
 every candidate constraining at most two axes, then coordinate ascent from the best of those, one axis at a time,
 each step vectorized over the axis's choices (multidimensional subset scanning, Zhang & Neill 2016).
@@ -60,8 +65,11 @@ class Scanner:
     """The penalized scan of one counts tensor (see module doc)."""
 
     def __init__(self, choices: Sequence[Sequence], k: np.ndarray, n: np.ndarray, taken: np.ndarray,
-                 tolerance: float) -> None:
+                 tolerance: float, pieces: Sequence[Sequence[int]] | None = None) -> None:
         self.choices = [list(c) for c in choices]
+        # pieces of each choice's description (None: 0 pieces; 1 for every other choice unless given)
+        self.pieces = [list(p) for p in pieces] if pieces is not None else \
+            [[0 if c is None else 1 for c in axis] for axis in self.choices]
         self.k, self.n, self.taken = k, n, taken.astype(float)
         self.k_all, self.n_all = float(k.sum()), float(n.sum())
         self.masks = [_masks(c, size) for c, size in zip(self.choices, k.shape)]
@@ -82,6 +90,12 @@ class Scanner:
         """The price of constraining each axis, given the best raw score."""
         return np.maximum(self.prices, self.tolerance * best)
 
+    def _over_candidates(self, per_choice: Sequence[Sequence[float]]) -> np.ndarray:
+        """Sum, for every candidate, of a per-axis value of its choice (an array shaped like the candidates)."""
+        ndim = len(self.choices)
+        return sum(np.asarray(values, dtype=float).reshape([-1 if i == a else 1 for i in range(ndim)])
+                   for a, values in enumerate(per_choice))
+
     def _enumerate(self) -> tuple[list, float] | None:
         score = self._score(_contract(self.k, self.masks), _contract(self.n, self.masks),
                             _contract(self.taken, self.masks))
@@ -89,12 +103,19 @@ class Scanner:
         if best <= 0:
             return None
         price = self._price(best)
-        penalty = sum(
-            np.array([0.0 if c is None else price[a] for c in choices]).reshape([-1 if i == a else 1 for i in range(score.ndim)])
-            for a, choices in enumerate(self.choices)
-        )
-        index = np.unravel_index(int(np.argmax(np.where(score > 0, score - penalty, -np.inf))), score.shape)
+        penalty = self._over_candidates([[0.0 if c is None else price[a] for c in choices]
+                                         for a, choices in enumerate(self.choices)])
+        value = np.where(score > 0, score - penalty, -np.inf)
+        constrained = self._over_candidates([[c is not None for c in choices] for choices in self.choices])
+        cost = np.where(value >= value.max() - self.tolerance * best,
+                        constrained * 1000 + self._over_candidates(self.pieces), np.inf)
+        index = np.unravel_index(int(np.argmax(np.where(cost == cost.min(), value, -np.inf))), score.shape)
         return [self.choices[a][i] for a, i in enumerate(index)], float(score[index])
+
+    def _simplicity(self, picks: list) -> tuple[int, int]:
+        """(axes constrained, pieces) of one candidate: smaller is simpler."""
+        return (sum(p is not None for p in picks),
+                sum(self.pieces[a][self.choices[a].index(p)] for a, p in enumerate(picks)))
 
     def _pair_candidates(self) -> list[tuple[float, list]]:
         """Every candidate constraining at most two axes, scored raw: (score, picks), best first."""
@@ -132,7 +153,7 @@ class Scanner:
         if not starts:
             return None
         price = self._price(starts[0][0])
-        best: tuple[float, list, float] | None = None
+        ends: list[tuple[float, list, float]] = []
         for score, picks in starts[:ASCENT_STARTS]:
             picks = list(picks)
             value = self._penalized(picks, score, price)
@@ -147,6 +168,8 @@ class Scanner:
                         picks[axis], value, score, improved = self.choices[axis][top], options[top], float(raw[top]), True
                 if not improved:
                     break
-            if best is None or value > best[0]:
-                best = (value, picks, score)
-        return best[1], best[2]
+            ends.append((value, picks, score))
+        top = max(value for value, _, _ in ends)
+        near = [end for end in ends if end[0] >= top - self.tolerance * starts[0][0]]
+        value, picks, score = min(near, key=lambda end: (*self._simplicity(end[1]), -end[0]))
+        return picks, score
