@@ -36,7 +36,7 @@ FIXTURES = ("shapes", "shapes-hard", "shapes-mixed", "text")
 # bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
 PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v3", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
-GRID_VERSION = "v2"  # bump when what the cached ground truth holds changes
+GRID_VERSION = "v3"  # bump when what the cached ground truth holds changes
 
 
 @dataclass
@@ -63,6 +63,19 @@ class GroundTruth:
     labels: list[str]
     regions: dict[str, list[int]]  # the regions to find: per planted mode, its region in the grid (name -> cells)
     planted: dict[str, list[int]]  # the planted modes as defined: name -> cells
+    classes: list[str]  # the seed classes of the grid's pair rates (one empty name when the class is not a factor)
+    pair_rates: np.ndarray  # (classes, cells): the failure rate of every class at every cell, over every seed
+    clean_rates: np.ndarray  # (classes,): the failure rate of each class's unperturbed seeds
+
+    def true_excess(self, region_id: str, space: Any) -> float:
+        """How much more often the model really fails inside a reported region (the grid's rate over the region's
+        (class, cell) pairs) than on the clean seeds of the region's classes: the truth a reported region is held to."""
+        from fade_hub.regions import RegionGrid
+
+        grid = RegionGrid(space, self.classes)
+        region = grid.parse(region_id)
+        mask = region.pair_mask(grid.shape, grid.num_classes)
+        return float(self.pair_rates[mask].mean() - self.clean_rates[region.class_mask(grid.num_classes)].mean())
 
     def cells(self, strict_positive: bool = False) -> set[int]:
         """True failure cells: rate >= threshold, or rate > 0 with ``strict_positive``."""
@@ -199,7 +212,31 @@ def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_gr
             "queries_per_cell": int(landscape["seeds"].min()),
             "labels": [cell_label(row, names) for _, row in landscape.iterrows()],
             "regions": grid_regions(run, fixture.planted),
+            **pair_truth(run),
         }
         saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
     return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"],
-                       data["regions"], fixture.planted)
+                       data["regions"], fixture.planted, data["classes"], np.asarray(data["pair_rates"], dtype=float),
+                       np.asarray(data["clean_rates"], dtype=float))
+
+
+def pair_truth(run_dir: Path) -> dict[str, Any]:
+    """The grid run's failure rate per (class, cell) and per class on clean seeds, as the scan of regions sees
+    classes (``fade_hub.regions.RegionGrid``)."""
+    from fade_hub.evidence import Evidence, cell_counts
+    from fade_hub.perturb import ConceptSpace
+    from fade_hub.regions import RegionGrid
+    from fade_hub.store import RunStore
+
+    store = RunStore(run_dir)
+    space = ConceptSpace.from_dict(store.read_meta()["space"])
+    evidence = Evidence.from_queries(store.read_queries())
+    explore = evidence.phase("explore")
+    grid = RegionGrid(space, explore["context"].unique())
+    k, n = cell_counts(explore, space.num_cells, grid.class_index(explore["context"].tolist()), grid.num_classes)
+    clean = evidence.clean(held_out=None)
+    clean_class = grid.class_index(clean["context"].tolist())
+    clean_rates = [float(clean.loc[clean_class == c, "failure"].mean()) if (clean_class == c).any() else 0.0
+                   for c in range(grid.num_classes)]
+    return {"classes": list(grid.classes) or [""], "pair_rates": (k / np.maximum(n, 1)).tolist(),
+            "clean_rates": clean_rates}
