@@ -15,6 +15,8 @@ import pytest
 
 from fade_hub.commands.report import judge_check
 from fade_hub.feedback import load
+from fade_hub.feedback.judging import kappa_text, share_text
+from fade_hub.feedback.words import plain
 from fade_hub.judges.agreement import audit_sample, check_judge
 from fade_hub.run import Run
 from fade_hub.store import RunStore
@@ -48,9 +50,9 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
     judge_says = {t: bool(queries.loc[int(t[1:]), "is_failure"]) for t in audit}
     assert len(audit) == AUDIT and sum(judge_says.values()) == AUDIT // 2  # passes as well as failures
 
-    dropdown, agreement, table, progress = tab.on_load(None)
+    dropdown, agreement, per_region, progress = tab.on_load(None)
     assert dropdown.value == audit[0] and [c[1] for c in dropdown.choices] == audit
-    assert agreement.startswith("**No answer reviewed yet.**") and table.empty
+    assert agreement.startswith("**No answer reviewed yet.**") and per_region == ""
     assert progress == f"0 of {AUDIT} picked answers checked by you"
     card, text, answer, picture, verdict, note = tab.on_pick(audit[0], None)
     assert "picked at random to check the judge" in card and f"### Answer 1 of {AUDIT}" in card
@@ -65,7 +67,7 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
     assert tab.on_submit(audit[0], None, "", None)[0].startswith("**Not stored:** Say whether the answer is a failure")
     status = None
     for i, target in enumerate(audit):
-        status, picked, agreement, table, progress, *shared = tab.on_submit(target, mine[target], "", None)
+        status, picked, agreement, per_region, progress, *shared = tab.on_submit(target, mine[target], "", None)
         assert status.startswith(f"Stored **{mine[target].replace('_', ' ')}** on answer {i + 1} (as **ada**)")
         assert progress == f"{i + 1} of {AUDIT} picked answers checked by you" + (": all done, thank you!"
                                                                                    if i + 1 == AUDIT else "")
@@ -78,13 +80,16 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
     # the figures are the report's (the same check_judge on the same records), in the Space's words
     check = judge_check(Run.open(audited_run), str(folder))
     assert (check.overall.items, check.overall.agreeing) == (AUDIT, AUDIT - 2)
-    agreement, table, progress = tab.on_refresh(None)
+    agreement, per_region, progress = tab.on_refresh(None)
     assert agreement.startswith(f"**The judge agrees with reviewers on {AUDIT - 2} of {AUDIT} reviewed answers:** "
                                 f"75% [{100 * check.overall.share_low:.0f}, {100 * check.overall.share_high:.0f}], "
                                 f"Cohen's kappa {check.overall.kappa:.2f} [{check.overall.kappa_low:.2f}, "
                                 f"{check.overall.kappa_high:.2f}]")
-    assert list(table["reviewed answers"]) == [str(check.regions[r].items) for r in view.region_ids
-                                               if r in check.regions]
+    lines = per_region.split("\n")[2:]
+    assert lines == [f"- **{plain(view.describe(r))}:** {check.regions[r].items} reviewed, agreement "
+                     f"{share_text(check.regions[r])}, Cohen's kappa {kappa_text(check.regions[r])}." +
+                     (f" **Judge error:** {plain(check.error_words(r))}." if r in check.judge_errors else "")
+                     for r in view.region_ids if r in check.regions or r in check.judge_errors]
 
     # two reviewers call the top region not a failure: flagged in the card, the table, the dropdown, the figures,
     # as the report flags it (ada's two answers called wrong may flag their regions as well: one verdict of one)
@@ -100,7 +105,7 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
     assert bob_ui._judge_errors() == {region: check.error_words(region) for region in check.judge_errors}
     *_, region_table, _ = bob_ui.shared("bob")
     labels = [label for label, _ in bob_ui._region_dropdown("bob", "all", top).choices]
-    agreement, table, _ = bob_ui.judge.on_refresh(None)
+    agreement, per_region, _ = bob_ui.judge.on_refresh(None)
     assert f"**Judge error in {view.describe(top)}:** {words}." in agreement.replace("\\", "")
     for i, region in enumerate(view.region_ids):
         card = bob_ui.on_region(region, "all", None, None)[0]
@@ -111,9 +116,8 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
         assert labels[i].startswith(f"{i + 1} · judge wrong? · ") == bool(flagged)
         assert (f"**Judge error in {view.describe(region)}:** {flagged}." in agreement.replace("\\", "")) == bool(flagged)
     assert region_table.iloc[0]["verdicts"] == f"2 not a failure · {words}"
-    assert table.iloc[0]["judge error"] == words
-    assert list(table["judge error"]) == [check.error_words(r) or "no" for r in view.region_ids
-                                          if r in check.regions or r in check.judge_errors]
+    assert per_region.split("\n")[2].endswith(f" **Judge error:** {plain(words)}.")
+    assert sum("**Judge error:**" in line for line in per_region.split("\n")) == len(check.judge_errors)
 
     # a verdict on an example in the Review tab counts too, and the figures follow it
     example = next(t for t in view.example_ids(view.region_ids[2]) if t not in audit)
@@ -125,8 +129,8 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
 def test_a_run_without_an_audit_says_how_to_get_one(planted_text_run, tmp_path):
     app = _app(planted_text_run[0], tmp_path / "fb", "ada")
     assert app.view.audit_ids == [] and app.ui.judge.pick is None
-    agreement, table = app.ui.judge.on_refresh(None)
-    assert agreement.startswith("**No answer reviewed yet.**") and table.empty
+    agreement, per_region = app.ui.judge.on_refresh(None)
+    assert agreement.startswith("**No answer reviewed yet.**") and per_region == ""
 
 
 def test_judge_errors_come_from_region_verdicts_alone_and_not_from_agreeing_with_passes():

@@ -23,8 +23,6 @@ from .words import interval, plain, short_percent
 
 logger = logging.getLogger(__name__)
 
-AGREEMENT_COLUMNS = ["region", "reviewed answers", "agreement [95% interval]", "Cohen's kappa [95% interval]",
-                     "judge error"]
 WHY_AUDITED = "picked at random to check the judge"
 NOTHING_REVIEWED = ("**No answer reviewed yet.** The judge's agreement with reviewers shows here once someone gives a "
                     "verdict on an answer: one picked below, or an example in the *Review* tab.")
@@ -34,9 +32,9 @@ HOW_TO_READ = ("*Agreement* is the share of reviewed answers where the reviewers
 
 
 def kappa_text(figures: Agreement) -> str:
-    """``0.58 [0.24, 0.92]``, or ``n/a`` when judge and reviewers used one verdict only."""
+    """``0.58 [0.24, 0.92]``, or ``n/a (one verdict only)`` when the judge or the reviewers gave one verdict only."""
     if math.isnan(figures.kappa):
-        return "n/a"
+        return "n/a (one verdict only)"
     return f"{figures.kappa:.2f} [{figures.kappa_low:.2f}, {figures.kappa_high:.2f}]"
 
 
@@ -83,17 +81,18 @@ class JudgeCheckView:
                          f"{plain(check.error_words(region_id))}.")
         return "\n\n".join(lines)
 
-    def agreement_table(self, check: JudgeCheck) -> pd.DataFrame:
-        """Per region with reviewed answers or a judge error, worst region first: the figures in display strings."""
-        rows = []
+    def region_lines(self, check: JudgeCheck) -> str:
+        """Per region with reviewed answers or a judge error, worst first: its figures in one Markdown line each."""
+        lines = []
         for region_id in self.view.region_ids:
             figures = check.regions.get(region_id)
             if figures is None and region_id not in check.judge_errors:
                 continue
-            rows.append([self.view.region_label(region_id), str(figures.items) if figures else "0",
-                         share_text(figures) if figures else "", kappa_text(figures) if figures else "",
-                         check.error_words(region_id) or "no"])
-        return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+            said = (f"{figures.items} reviewed, agreement {share_text(figures)}, Cohen's kappa {kappa_text(figures)}"
+                    if figures else "no answer reviewed")
+            flag = f" **Judge error:** {plain(check.error_words(region_id))}." if region_id in check.judge_errors else ""
+            lines.append(f"- **{plain(self.view.describe(region_id))}:** {said}.{flag}")
+        return "**Per region** (the reviewed answers in its cells):\n\n" + "\n".join(lines) if lines else ""
 
     # the audit ------------------------------------------------------------------------------------------
 
@@ -110,7 +109,7 @@ class JudgeCheckView:
             return target
         said = "fails" if bool(row.get("is_failure")) else "passes"
         what = str(row.get("input") or "") or self.view.cell_text(row)
-        return f"{self.view.audit_ids.index(target) + 1} · judge: {said} · {short(what, 22)}"
+        return f"{self.view.audit_ids.index(target) + 1} · judge: {said} · {short(what, 18)}"
 
     def audit_choices(self) -> list[tuple[str, str]]:
         """Dropdown choices (label, target) of the answers picked to check the judge."""

@@ -9,9 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from .judging import AGREEMENT_COLUMNS, JudgeCheckView
+from .judging import JudgeCheckView
 from .records import InvalidFeedback
-from .view import TABLE, column_widths
 from .words import plain
 
 PRIVATE = {"api_visibility": "private"}
@@ -37,8 +36,7 @@ class JudgeTab:
         """Lay out the tab inside the current ``gr.Tab``."""
         gr.Markdown(INTRO, elem_id="judge-intro")
         self.agreement = gr.Markdown(elem_id="agreement")
-        self.table = gr.Dataframe(**TABLE, headers=AGREEMENT_COLUMNS, column_widths=column_widths(AGREEMENT_COLUMNS),
-                                  label="Per region: the reviewed answers in its cells", elem_id="agreement-table")
+        self.table = gr.Markdown(elem_id="agreement-regions")
         gr.Markdown("### Answers picked at random to check the judge", elem_id="audit-title")
         if not self.view.audit_ids:
             gr.Markdown(NO_AUDIT, elem_id="audit-none")
@@ -66,7 +64,7 @@ class JudgeTab:
     # events --------------------------------------------------------------------------------------
 
     def refreshed(self) -> list:
-        """The components ``on_refresh`` fills: the agreement, its table and the audit progress."""
+        """The components ``on_refresh`` fills: the agreement, per region, and the audit progress."""
         return [self.agreement, self.table] + ([self.progress] if self.pick is not None else [])
 
     def wire(self, demo: gr.Blocks, verdict_events: list) -> None:
@@ -87,9 +85,9 @@ class JudgeTab:
     # handlers ------------------------------------------------------------------------------------
 
     def on_refresh(self, profile: gr.OAuthProfile | None) -> list:
-        """The agreement figures, the per-region table and the visitor's audit progress as they stand now."""
+        """The agreement figures, overall and per region, and the visitor's audit progress as they stand now."""
         check = self.judging.check(self.app.reviews.resolved())
-        out = [self.judging.agreement_markdown(check), self.judging.agreement_table(check)]
+        out = [self.judging.agreement_markdown(check), self.judging.region_lines(check)]
         if self.pick is not None:
             user = self.app.user_of(profile)
             out.append(self.judging.progress(user, self.app.reviews.targets(user)))
