@@ -460,8 +460,11 @@ def test_the_judge_checked_against_reviewers_at_both_sizes(browser, planted_text
             _open_review(browser, url, total)
             _wait(browser, lambda d: "Judge error: reviewers say the judge is wrong here (2 of 2 verdicts: not a "
                                      "failure)" in _text(d, "#region-card"), "the review card did not flag region 1")
-            browser.execute_script("window.scrollTo(0, 0)")
+            _scroll_to(browser, "#region-card")
             browser.save_screenshot(str(shots / f"review-judge-error-{size}.png"))
+            found = browser.execute_script(LAYOUT)
+            if found:
+                problems[(size, "review")] = found
             _tab(browser, "All regions")
             _wait(browser, lambda d: "judge is wrong here" in _rows(d, "region-table")[0].text, "the table did not flag it")
             browser.save_screenshot(str(shots / f"regions-judge-error-{size}.png"))
