@@ -111,10 +111,11 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
         card = bob_ui.on_region(region, "all", None, None)[0]
         flagged = check.error_words(region)
         assert (f"**Judge error:** {flagged}; this region is left out of mitigation." in card) == bool(flagged)
-        assert region_table.iloc[i]["verdicts"].endswith(flagged) and ("judge is wrong" in
-                                                                       region_table.iloc[i]["verdicts"]) == bool(flagged)
+        verdicts = region_table.iloc[i]["verdicts"]
+        assert verdicts.endswith(flagged) and ("judge is wrong" in verdicts) == bool(flagged)
         assert labels[i].startswith(f"{i + 1} · judge wrong? · ") == bool(flagged)
-        assert (f"**Judge error in {view.describe(region)}:** {flagged}." in agreement.replace("\\", "")) == bool(flagged)
+        listed = f"**Judge error in {view.describe(region)}:** {flagged}." in agreement.replace("\\", "")
+        assert listed == bool(flagged)
     assert region_table.iloc[0]["verdicts"] == f"2 not a failure · {words}"
     assert per_region.split("\n")[2].endswith(f" **Judge error:** {plain(words)}.")
     assert sum("**Judge error:**" in line for line in per_region.split("\n")) == len(check.judge_errors)

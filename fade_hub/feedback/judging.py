@@ -90,7 +90,7 @@ class JudgeCheckView:
                 continue
             said = (f"{figures.items} reviewed, agreement {share_text(figures)}, Cohen's kappa {kappa_text(figures)}"
                     if figures else "no answer reviewed")
-            flag = f" **Judge error:** {plain(check.error_words(region_id))}." if region_id in check.judge_errors else ""
+            flag = f" **Judge error:** {plain(check.error_words(region_id))}." if check.error_words(region_id) else ""
             lines.append(f"- **{plain(self.view.describe(region_id))}:** {said}.{flag}")
         return "**Per region** (the reviewed answers in its cells):\n\n" + "\n".join(lines) if lines else ""
 

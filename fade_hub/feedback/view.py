@@ -169,13 +169,11 @@ class RunView:
         return int(row.rank) if row is not None else 0
 
     def region_label(self, region_id: str, judge_error: bool = False) -> str:
-        """``2 · rotation ±30 and brightness 0.2 (any…`` for a dropdown (short enough for a phone); a region reviewers
-        call a judge error says so first: ``2 · judge wrong? · rotation ±30…``."""
-        row = self.region_row(region_id)
-        if row is None:
-            return region_id
-        flag = JUDGE_WRONG if judge_error else ""
-        return f"{int(row.rank)} · {flag}{short(row.description, LABEL_CHARS - len(flag))}"
+        """``2 · rotation ±30 and brightness 0.2 (any…`` for a dropdown (short enough for a phone); a region
+        reviewers call a judge error says so first: ``2 · judge wrong? · rotation ±30…``."""
+        row, flag = self.region_row(region_id), JUDGE_WRONG if judge_error else ""
+        text = "" if row is None else short(row.description, LABEL_CHARS - len(flag))
+        return region_id if row is None else f"{int(row.rank)} · {flag}{text}"
 
     def region_choices(self, judge_errors: Collection[str] = ()) -> list[tuple[str, str]]:
         """Dropdown choices (label, region id), worst first."""
@@ -299,11 +297,8 @@ class RunView:
 
     def example(self, example_id: str) -> pd.Series | None:
         """The failing query ``q123`` or an answer picked to check the judge (``audited``), or None."""
-        for table in (self.failures, self.audited):
-            rows = table[table["query_id"] == int(example_id[1:])]
-            if len(rows):
-                return rows.iloc[0]
-        return None
+        found = [table[table["query_id"] == int(example_id[1:])] for table in (self.failures, self.audited)]
+        return next((rows.iloc[0] for rows in found if len(rows)), None)
 
     @cached_property
     def audited(self) -> pd.DataFrame:
