@@ -155,3 +155,13 @@ def test_judge_errors_come_from_region_verdicts_alone_and_not_from_agreeing_with
     wrong = check_judge(queries, regions, records(("q4", "not_a_failure", "ann"), ("q5", "not_a_failure", "ann"),
                                                   ("q6", "not_a_failure", "ann")), "r")
     assert wrong.judge_errors == ["a=2"] and wrong.error_words("a=2").endswith("(2 of 2 verdicts: not a failure)")
+
+
+def test_kappa_is_not_a_figure_where_one_side_gave_one_verdict_only():
+    from fade_hub.judges.agreement import Agreement
+
+    for judge, reviewers in (([True], [True]), ([True, True], [True, False]), ([True, False], [False, False])):
+        figures = Agreement.of(judge, reviewers)
+        assert kappa_text(figures) == "n/a (one verdict only)" and "Cohen's kappa n/a" in figures.text()
+    both = Agreement.of([True, False, True], [True, False, False])
+    assert kappa_text(both).startswith(f"{both.kappa:.2f} [") and both.kappa_low < both.kappa < both.kappa_high

@@ -126,9 +126,9 @@ class JudgeCheckView:
         region = self.view.region_of(target)
         where = f"cell {self.view.cell_text(row)}" + (f", in {self.view.describe(region)}" if region else
                                                       ", in no failure region")
-        facts = [f"**Why it is here:** {WHY_AUDITED} — one of {len(ids)} answers the run drew, half that the judge "
-                 "passed and half that it failed, so that its agreement with reviewers is measured where nobody "
-                 "would look on their own.",
+        facts = [f"**Why it is here:** {WHY_AUDITED} — one of {len(ids)} answers the run drew from the judge's "
+                 "passes and failures alike (half each where it had enough), so that its agreement with reviewers "
+                 "is measured where nobody would look on their own.",
                  f"**The judge says** the answer {said}" + (f": {plain(reason)}" if reason else "") + ".",
                  f"**Expected:** {plain(row.get('expected', ''))}.",
                  f"**Where:** {plain(where)}."]

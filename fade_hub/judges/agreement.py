@@ -5,9 +5,9 @@ A reviewed example (a query, ``target_type="example"``) has the reviewers' major
 was wrong when it called it a failure); a tie is no verdict. The judge's verdict is the query's ``is_failure``
 (unjudged answers are left out: they have none). Agreement is the share of reviewed examples where both say the same,
 with Wilson's 95 % interval, and Cohen's kappa (agreement beyond chance) with its 95 % interval
-(``fade_hub.stats.cohen_kappa``; n/a where the judge or the reviewers gave one verdict only and they disagree
-somewhere: kappa is 0 by construction there and its interval says nothing); per region over the examples in its
-cells. A region whose reviewers mostly say
+(``fade_hub.stats.cohen_kappa``; n/a where the judge or the reviewers gave one verdict only: chance agreement then
+explains all the agreement there is, kappa is 0 or 1 by construction and its interval says nothing); per region over
+the examples in its cells. A region whose reviewers mostly say
 ``not_a_failure`` (its region verdicts, else the verdicts on the failing examples in its cells: a reviewer who agrees
 that a passing answer passes says nothing against the judge's failures) is a judge error: the card, ``report`` and
 the Space flag it in the same words (``JudgeCheck.error_words``), and mitigation leaves it out already.
@@ -52,8 +52,8 @@ class Agreement:
         items, agreeing = int(table.sum()), int(np.trace(table))
         low, high = wilson_interval(agreeing, items) if items else (0.0, 1.0)
         kappa, k_low, k_high = cohen_kappa(table)
-        if agreeing < items and (table.sum(axis=0).min() == 0 or table.sum(axis=1).min() == 0):
-            kappa, k_low, k_high = float("nan"), -1.0, 1.0  # one side used one verdict only: chance explains it all
+        if table.sum(axis=0).min() == 0 or table.sum(axis=1).min() == 0:
+            kappa, k_low, k_high = float("nan"), -1.0, 1.0  # one side gave one verdict only: kappa is undefined
         return cls(items, agreeing, agreeing / items if items else float("nan"), float(low), float(high),
                    float(kappa), float(k_low), float(k_high))
 
