@@ -31,12 +31,12 @@ def bed(session_dir, tmp_path_factory):
             "space": space_file(root, "generation", GENERATION_SPACE), "rubric": write_rubric(root / "stupid.yaml")}
 
 
-def explore_chat(chat_model, bed, output, **judge) -> object:
-    """A grid run over the chat fixture with the given judge flags."""
-    config = ExploreConfig(model=str(chat_model), seeds=str(bed["seeds"]), space=str(bed["space"]), algorithm="grid",
-                           system_prompt=SYSTEM, max_new_tokens=12, confirm_seeds=4, show_progress=False,
-                           output=str(output), **judge)
-    return explore(config)
+def explore_chat(chat_model, bed, output, **options) -> object:
+    """A grid run over the chat fixture (or, with ``model`` and ``endpoint``, the model served) with the given judge
+    flags."""
+    settings = dict(model=str(chat_model), seeds=str(bed["seeds"]), space=str(bed["space"]), algorithm="grid",
+                    system_prompt=SYSTEM, max_new_tokens=12, confirm_seeds=4, show_progress=False, output=str(output))
+    return explore(ExploreConfig(**{**settings, **options}))
 
 
 def region_ids(run) -> list[str]:
@@ -165,23 +165,32 @@ def test_rejudge_asks_the_model_nothing_reproduces_the_keyword_regions_and_a_sec
     from fade_hub.testing.inference_server import PipelineBackend, serve
 
     monkeypatch.setenv("FADE_HUB_CACHE", str(tmp_path / "cache"))
+    # the model under test served by the test server, whose request counter says whether anything asked it
+    target = serve(PipelineBackend("text-generation", chat_model, model_id="tester/chat"))
     judge = serve(PipelineBackend("text-generation", judge_model, model_id="tester/judge"))
     try:
-        first = rejudge(RejudgeConfig(run=str(keyword_run.path), output=str(tmp_path / "one"),
+        source = explore_chat(chat_model, bed, tmp_path / "served-keywords", judge_keywords=[BANNED],
+                              model="tester/chat", endpoint=target.url + "/v1", task="text-generation")
+        explored = target.stats.requests
+        first = rejudge(RejudgeConfig(run=str(source.path), output=str(tmp_path / "one"),
                                       judge_endpoint=judge.url, judge_rubric=str(bed["rubric"])))
         asked = judge.stats.requests
-        second = rejudge(RejudgeConfig(run=str(keyword_run.path), output=str(tmp_path / "two"),
+        second = rejudge(RejudgeConfig(run=str(source.path), output=str(tmp_path / "two"),
                                        judge_endpoint=judge.url, judge_rubric=str(bed["rubric"])))
         probes = judge.stats.requests - asked
+        model_asked = target.stats.requests - explored
     finally:
         judge.stop()
-    # the model under test was never loaded nor asked: the answers are the recorded ones, query for query
-    assert list(first.queries["output"]) == list(keyword_run.queries["output"])
-    assert list(first.queries["is_failure"]) == list(keyword_run.queries["is_failure"])
+        target.stop()
+    assert explored >= len(source.queries) > 0 and model_asked == 0  # re-judging asked the model nothing
+    assert region_ids(source) == region_ids(keyword_run)  # served as run locally: the keyword judge's regions
+    # the answers are the recorded ones, query for query
+    assert list(first.queries["output"]) == list(source.queries["output"])
+    assert list(first.queries["is_failure"]) == list(source.queries["is_failure"])
     assert region_ids(first) == region_ids(keyword_run) == region_ids(second)
-    assert first.meta["rejudged_from"]["run_id"] == keyword_run.meta["run_id"]
+    assert first.meta["rejudged_from"]["run_id"] == source.meta["run_id"]
     assert first.meta["rejudged_from"]["judge"] == "keywords" and first.meta["judge"]["name"] == "llm"
-    assert first.meta["judge_usage"]["requests"] > 0
+    assert first.meta["judge_usage"]["requests"] > 0 and asked > 0
     assert second.meta["judge_usage"].get("requests", 0) == 0 and probes == 0
     assert "Re-judged" in (second.path / "README.md").read_text(encoding="utf-8")
 
@@ -236,7 +245,7 @@ def test_report_and_card_show_the_judges_agreement_with_reviewers_and_flag_a_jud
 
     card = str(run_card(RunStore(keyword_run.path), feedback=load(folder).resolved()))
     assert "## Judge against reviewers" in card and "agreement 0.80" in card
-    assert "**yes: reviewers mostly say not a failure**" in card
+    assert "**yes: reviewers say the judge is wrong here (2 of 2 verdicts: not a failure)**" in card
 
 
 def test_the_judge_audit_is_stratified_over_pass_and_fail():

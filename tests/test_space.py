@@ -192,7 +192,7 @@ def test_run_text_reaches_only_text_components(hostile_run, tmp_path):
     status, *_rest = ui.on_submit(region, "fix", "", XSS, "all", region, None)
     texts = [status, *_rest[-1:], *ui.on_load("all", None)[:2]]
     assert all("<" not in str(text) for text in texts)  # the disagreement line, whoami and the status escape run text
-    progress, mine, *_ = ui._shared("local-user")
+    progress, mine, *_ = ui.shared("local-user")
     assert any(XSS in cell for row in mine.value["data"] for cell in row)  # the note, in a table cell
     for block in app.demo.blocks.values():
         if isinstance(block, (gr.HTML, gr.Markdown)):

@@ -34,7 +34,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 WAIT = 40
 SIZES = ((1280, 900), (390, 844))  # a laptop and a phone
-TABS = ("Review", "My verdicts", "All regions", "Mitigated variants")
+TABS = ("Review", "My verdicts", "All regions", "Check the judge", "Mitigated variants")
 ENTER = "\ue007"
 
 LAYOUT = """
@@ -242,6 +242,8 @@ def _layout_problems(browser, url: str, folder: Path, prefix: str, total: int) -
                     _wait(browser, lambda d: _has(d, "#variant-plot img"), "no before/after plot")
                 time.sleep(0.5)
                 browser.execute_script("window.scrollTo(0, 0)")
+                if tab == "Check the judge":
+                    _wait(browser, lambda d: _text(d, "#agreement"), "the judge's agreement did not show")
                 browser.save_screenshot(str(folder / f"{prefix}{tab.split()[-1].lower()}-{size}.png"))
                 check((size, tab))
     return problems
@@ -424,3 +426,74 @@ def test_html_in_outputs_and_notes_is_shown_as_text(browser, hostile_run, tmp_pa
                                        ".map(e => new URL(e.name).host))]")
         assert set(hosts) <= {url.split("/")[2]}, hosts  # the page asks no other host (fonts included)
     assert json.dumps(app.writer.read().records[0].note).count("onerror") == 1
+
+
+def test_the_judge_checked_against_reviewers_at_both_sizes(browser, planted_text_run, tmp_path, shots):
+    """The "Check the judge" tab with agreement figures and a judge-error region, the picked answers reviewed in the
+    page (the figures follow each verdict), the region flagged in the review card and the region table; the layout
+    checks at both sizes."""
+    from fade_hub.feedback.app import AppConfig, FeedbackApp
+    from fade_hub.judges.agreement import audit_sample
+    from fade_hub.store import RunStore
+
+    import pandas as pd
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(planted_text_run[0], run_dir)
+    store = RunStore(run_dir)
+    store.update_meta(judge_audit=audit_sample(pd.DataFrame(store.read_queries()), 6, seed=5))
+    folder = tmp_path / "fb"
+    problems = {}
+    for user in ("bob", "cy"):  # two reviewers before: region 1 is no failure, say they; they check two answers
+        other = FeedbackApp(AppConfig(failures=str(run_dir), feedback_dir=str(folder), find_adapters=False,
+                                      reviewer=user))
+        other.submit(other.view.region_ids[0], "not_a_failure")
+        for target in other.view.audit_ids[1:3]:
+            other.submit(target, "fix")
+        other.close()
+    config = AppConfig(failures=str(run_dir), feedback_dir=str(folder), find_adapters=False, reviewer="ada")
+    with served_app(config) as (app, url):
+        total, audit = len(app.view.region_ids), app.view.audit_ids
+        for width, height in SIZES:
+            size = f"{width}x{height}"
+            _size(browser, width, height)
+            _open_review(browser, url, total)
+            _wait(browser, lambda d: "Judge error: reviewers say the judge is wrong here (2 of 2 verdicts: not a "
+                                     "failure)" in _text(d, "#region-card"), "the review card did not flag region 1")
+            _scroll_to(browser, "#region-card")
+            browser.save_screenshot(str(shots / f"review-judge-error-{size}.png"))
+            found = browser.execute_script(LAYOUT)
+            if found:
+                problems[(size, "review")] = found
+            _tab(browser, "All regions")
+            _wait(browser, lambda d: "judge is wrong here" in _rows(d, "region-table")[0].text, "the table did not flag it")
+            browser.save_screenshot(str(shots / f"regions-judge-error-{size}.png"))
+            found = browser.execute_script(LAYOUT)
+            if found:
+                problems[(size, "regions")] = found
+            _tab(browser, "Check the judge")
+            _wait(browser, lambda d: _text(d, "#agreement").startswith("The judge agrees with reviewers on "),
+                  "no agreement figures")
+            first = _text(browser, "#agreement").split(":")[0]
+            shown = 1 if width == SIZES[0][0] else 2  # the first answer ada has not checked yet
+            _wait(browser, lambda d: _text(d, "#audit-card").startswith(f"Answer {shown} of {len(audit)}"),
+                  "no picked answer")
+            browser.execute_script("window.scrollTo(0, 0)")
+            browser.save_screenshot(str(shots / f"judge-{size}.png"))
+            found = browser.execute_script(LAYOUT)
+            if found:
+                problems[(size, "judge")] = found
+            _scroll_to(browser, "#audit-card")
+            browser.save_screenshot(str(shots / f"judge-answer-{size}.png"))
+            if width == SIZES[0][0]:  # a verdict in the page: stored, the next answer shown, the figures follow it
+                _css(browser, '#audit-verdict input[value="not_a_failure"]').click()
+                _css(browser, "#audit-submit").click()
+                _wait(browser, lambda d: _text(d, "#audit-status").startswith("Stored not a failure on answer 1"),
+                      "the verdict on a picked answer was not stored")
+                _wait(browser, lambda d: _text(d, "#audit-card").startswith(f"Answer 2 of {len(audit)}"),
+                      "no move to the next answer")
+                _wait(browser, lambda d: _text(d, "#agreement").split(":")[0] != first, "the figures did not follow")
+                assert _text(browser, "#audit-progress") == f"1 of {len(audit)} picked answers checked by you"
+                browser.save_screenshot(str(shots / f"judge-after-a-verdict-{size}.png"))
+                assert (audit[0], "example", "not_a_failure") in _records(app)
+    assert not problems, json.dumps({str(k): v for k, v in problems.items()}, indent=1)

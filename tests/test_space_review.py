@@ -152,7 +152,7 @@ def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, cap
     other = _app(run_dir, tmp_path / "fb", reviewer="bob")  # another reviewer of the same folder
     other.submit(regions[0], "fix")
     assert other.reviews.disagreements(other.view.region_ids) == [regions[0]]
-    *_, table, disagree = other.ui._shared("bob")
+    *_, table, disagree = other.ui.shared("bob")
     assert disagree.startswith("Reviewers disagree on region 1: 1 fix · 1 not a failure (disagree)")
     assert "(disagree)" in table.iloc[0]["verdicts"]
     assert "reviewers disagree on this region" in other.view.region_card(regions[0], other.reviews.votes()[regions[0]])

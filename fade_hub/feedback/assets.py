@@ -38,11 +38,11 @@ CSS = f"""
   #verdict {{padding: 4px 0 !important;}}
   #verdict .wrap {{gap: 6px; flex-wrap: nowrap;}}
   #verdict label {{padding: 4px 8px !important;}}
-  #steps {{flex-wrap: wrap;}}
-  #steps > .form {{flex: 1 1 100% !important;}}
+  #steps, #audit-steps {{flex-wrap: wrap;}}
+  #steps > .form, #audit-steps > .form {{flex: 1 1 100% !important;}}
   .fade-gallery .grid-container {{grid-template-columns: minmax(0, 1fr) !important;}}
 }}
-#steps {{align-items: end; gap: 8px;}}
+#steps, #audit-steps {{align-items: end; gap: 8px;}}
 #filter .wrap {{gap: 4px 10px;}}
 #region-card h3 {{margin: 0 0 0.2em 0;}}
 #region-card p {{margin: 0.2em 0 0.3em 0;}}

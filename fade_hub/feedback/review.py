@@ -83,6 +83,10 @@ class ReviewState:
         """The regions (targets) ``user`` has a standing verdict on."""
         return {r.target for r in self._mine(user) if r.target_type == "region"}
 
+    def targets(self, user: str | None) -> set[str]:
+        """Every target (region, cell or example) ``user`` has a standing verdict on."""
+        return {r.target for r in self._mine(user)}
+
     def votes(self) -> dict[str, Counter]:
         """Per target of this run (region, cell or example): how many reviewers gave each verdict."""
         counts: dict[str, Counter] = {}

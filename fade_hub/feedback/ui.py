@@ -17,6 +17,8 @@ import gradio as gr
 from ..run import target_type
 from .records import InvalidFeedback
 from .review import FILTER_CHOICES
+from .judging import JudgeCheckView
+from .ui_judge import JudgeTab
 from .ui_variants import variants_tab
 from .view import CELL_COLUMNS, REGION_COLUMNS, TABLE, column_widths, short, votes_text
 from .words import guide_markdown, plain
@@ -57,6 +59,8 @@ class ReviewUI:
     def __init__(self, app: Any) -> None:  # the FeedbackApp (its module imports this one)
         self.app = app
         self.view = app.view
+        self.judging = JudgeCheckView(app.view)
+        self.judge = JudgeTab(self, self.judging)
 
     # layout --------------------------------------------------------------------------------------
 
@@ -85,6 +89,8 @@ class ReviewUI:
                     self._mine_tab()
                 with gr.Tab("All regions", id="regions", elem_id="tab-regions"):
                     self._regions_tab()
+                with gr.Tab("Check the judge", id="judge", elem_id="tab-judge"):
+                    self.judge.build()
                 with gr.Tab("Mitigated variants", id="variants", elem_id="tab-variants"):
                     variants_tab(app)
             self._wire(demo)
@@ -183,14 +189,18 @@ class ReviewUI:
     def _regions_tab(self) -> None:
         self.disagree = gr.Markdown(elem_id="disagreements")
         self.region_table = gr.Dataframe(
-            value=self.view.region_table(self.app.reviews.votes()), **TABLE,
+            value=self.view.region_table(self.app.reviews.votes(), self._judge_errors()), **TABLE,
             column_widths=column_widths(REGION_COLUMNS), elem_id="region-table",
             label="Failure regions, worst first (click one to review it)")
 
     # events --------------------------------------------------------------------------------------
 
+    def shared_outputs(self) -> list:
+        """The components ``shared`` fills."""
+        return [self.progress, self.mine, self.edit_target, self.region_table, self.disagree]
+
     def _wire(self, demo: gr.Blocks) -> None:
-        shared = [self.progress, self.mine, self.edit_target, self.region_table, self.disagree]
+        shared = self.shared_outputs()
         demo.load(self.on_load, [self.filter], [self.whoami, self.submitting_as_mine, self.region, *shared], **PRIVATE)
         self.filter.change(self.on_filter, [self.filter, self.region], [self.region, self.progress, self.card],
                            **PRIVATE)
@@ -207,19 +217,21 @@ class ReviewUI:
         self.cells.select(self.on_pick_cell, self.region, target_view, **PRIVATE)
         self.whole.click(self.on_whole, self.region, target_view, **PRIVATE)
         form = [self.target, self.verdict, self.correction, self.note]
-        self.submit.click(self.on_submit, [*form, self.filter, self.region],
-                          [self.status, self.filter, self.region, self.verdict, self.note, *target_view, *shared],
-                          **PRIVATE).then(None, js=SCROLL_TO_REGION, **PRIVATE)
+        submitted = self.submit.click(self.on_submit, [*form, self.filter, self.region],
+                                      [self.status, self.filter, self.region, self.verdict, self.note, *target_view,
+                                       *shared], **PRIVATE)
+        submitted.then(None, js=SCROLL_TO_REGION, **PRIVATE)
         self.mine.select(self.on_pick_mine, None, self.edit_target, **PRIVATE)
         edited = [self.edit_status, self.edit_verdict, self.confirm_row, self.undo, *shared]
-        self.change.click(self.on_change, [self.edit_target, self.edit_verdict], edited, **PRIVATE)
+        changed = self.change.click(self.on_change, [self.edit_target, self.edit_verdict], edited, **PRIVATE)
         self.withdraw_button.click(self.on_ask_withdraw, [self.edit_target], [self.edit_status, self.confirm_row],
                                    **PRIVATE)
         self.withdraw_no.click(lambda: ["Kept.", gr.Row(visible=False)], None, [self.edit_status, self.confirm_row],
                                **PRIVATE)
-        self.withdraw_yes.click(self.on_withdraw, [self.edit_target], [*edited, self.withdrawn], **PRIVATE)
-        self.undo.click(self.on_undo, [self.withdrawn], [*edited, self.withdrawn], **PRIVATE)
+        withdrawn = self.withdraw_yes.click(self.on_withdraw, [self.edit_target], [*edited, self.withdrawn], **PRIVATE)
+        undone = self.undo.click(self.on_undo, [self.withdrawn], [*edited, self.withdrawn], **PRIVATE)
         self.region_table.select(self.on_pick_region, [self.filter], [self.tabs, self.filter, self.region], **PRIVATE)
+        self.judge.wire(demo, [submitted, changed, withdrawn, undone])
 
     def _region_outputs(self) -> list:
         shown = [self.gallery] if self.gallery is not None else [self.examples]
@@ -238,11 +250,16 @@ class ReviewUI:
         return value if value in queue else queue[0] if queue else None
 
     def _region_dropdown(self, user: str | None, which: str, value: str | None) -> dict:
-        queue = self._queue(user, which)
-        return gr.Dropdown(choices=[(self.view.region_label(region), region) for region in queue],
+        queue, errors = self._queue(user, which), self._judge_errors()
+        return gr.Dropdown(choices=[(self.view.region_label(region, region in errors), region) for region in queue],
                            value=self._shown(user, which, value))
 
-    def _shared(self, user: str | None) -> list:
+    def _judge_errors(self) -> dict[str, str]:
+        """The regions reviewers call judge errors, with their words (``JudgeCheck.error_words``)."""
+        check = self.judging.check(self.app.reviews.resolved())
+        return {region: check.error_words(region) for region in check.judge_errors}
+
+    def shared(self, user: str | None) -> list:
         """Progress, my verdicts, the verdict picker, the region table and the disagreement line."""
         reviews, view = self.app.reviews, self.view
         mine = reviews.my_verdicts(user)
@@ -257,7 +274,7 @@ class ReviewUI:
             reviews.progress(user, view.region_ids),
             gr.Dataframe(value=[[str(cell) for cell in row] for row in rows] or None, headers=MINE_COLUMNS),
             gr.Dropdown(choices=choices, value=None),
-            view.region_table(votes),
+            view.region_table(votes, self._judge_errors()),
             disagree,
         ]
 
@@ -266,7 +283,7 @@ class ReviewUI:
         self.app.reviews.refresh()
         user = self.app.user_of(profile)
         return [self.app.whoami_line(profile), self.app.whoami_line(profile, warn=False),
-                self._region_dropdown(user, which, None), *self._shared(user)]
+                self._region_dropdown(user, which, None), *self.shared(user)]
 
     def on_filter(self, which: str, region: str | None, profile: gr.OAuthProfile | None) -> list:
         """Show the regions of another filter, keeping the current region when it is among them."""
@@ -308,7 +325,8 @@ class ReviewUI:
         form = [*self._aim(region, region), None, ""]  # target, its line, "whole region", correction, verdict, note
         if target and view.region_of(target) == region:  # shown again (a verdict moved on to it): keep what is typed
             form = [gr.update()] * len(form)
-        return [view.region_card(region, reviews.votes().get(region)), view.region_details(region), region,
+        card = view.region_card(region, reviews.votes().get(region), self._judge_errors().get(region, ""))
+        return [card, view.region_details(region), region,
                 view.region_picture(region), *shown, view.cells_table(region),
                 gr.Dropdown(choices=self.pairs, value=pair), self._heatmap(pair, region), *form,
                 self._yours(user, region), gr.Button(interactive=True)]
@@ -378,14 +396,14 @@ class ReviewUI:
         user = app.user_of(profile)
         keep = [gr.update()] * 8  # the filter, region, verdict, note and the target stay as they are
         if not target:
-            return ["**Not stored:** pick a region first.", *keep, *self._shared(user)]
+            return ["**Not stored:** pick a region first.", *keep, *self.shared(user)]
         try:
             record = app.record_verdict(target, verdict or "", correction or "", note or "", profile)
         except InvalidFeedback as err:
             message = str(err)
             if message.startswith("choose a verdict first"):
                 message = "Choose a verdict first: press 1, 2 or 3, or click one."
-            return [f"**Not stored:** {plain(message)}", *keep, *self._shared(user)]
+            return [f"**Not stored:** {plain(message)}", *keep, *self.shared(user)]
         stored = f"Stored **{record.verdict.replace('_', ' ')}** on "
         following, done = region, False
         if record.target_type == "region":
@@ -402,7 +420,7 @@ class ReviewUI:
         shown = which if following in self._queue(record.user, which) else "all"  # the last one stays in view
         filter_ = gr.update() if shown == which else shown
         return [status, filter_, self._region_dropdown(record.user, shown, following), None, "",
-                *self._aim(following, following), *self._shared(record.user)]
+                *self._aim(following, following), *self.shared(record.user)]
 
     def on_pick_mine(self, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> dict:
         """Choose the clicked row of my verdicts for a change or a withdrawal."""
@@ -417,15 +435,15 @@ class ReviewUI:
         user = self.app.user_of(profile)
         hidden = [gr.Row(visible=False), gr.Button(visible=False)]
         if not target:
-            return ["Pick one of your verdicts first.", gr.Radio(), *hidden, *self._shared(user)]
+            return ["Pick one of your verdicts first.", gr.Radio(), *hidden, *self.shared(user)]
         old = self.app.reviews.my_verdict(user, target)
         try:
             record = self.app.record_verdict(target, verdict or "", old.correction if old else "",
                                              old.note if old else "", profile)
         except InvalidFeedback as err:
-            return [f"**Not changed:** {plain(err)}", gr.Radio(), *hidden, *self._shared(user)]
+            return [f"**Not changed:** {plain(err)}", gr.Radio(), *hidden, *self.shared(user)]
         return [f"Changed: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))}.",
-                None, *hidden, *self._shared(record.user)]
+                None, *hidden, *self.shared(record.user)]
 
     def on_ask_withdraw(self, target: str | None, profile: gr.OAuthProfile | None) -> list:
         """Ask once before a withdrawal."""
@@ -444,25 +462,25 @@ class ReviewUI:
             record = self.app.record_withdrawal(target or "", profile)
         except InvalidFeedback as err:
             return [f"**Not withdrawn:** {plain(err)}", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
-                    *self._shared(user), None]
+                    *self.shared(user), None]
         undo = old.to_dict() if old is not None else None
         return [f"Withdrawn: your verdict on {plain(self.view.describe(record.target))}.", None,
-                gr.Row(visible=False), gr.Button(visible=undo is not None), *self._shared(record.user), undo]
+                gr.Row(visible=False), gr.Button(visible=undo is not None), *self.shared(record.user), undo]
 
     def on_undo(self, withdrawn: dict | None, profile: gr.OAuthProfile | None) -> list:
         """Store the withdrawn verdict again (a new record with its verdict, correction and note)."""
         user = self.app.user_of(profile)
         if not withdrawn:
             return ["Nothing to undo.", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
-                    *self._shared(user), None]
+                    *self.shared(user), None]
         try:
             record = self.app.record_verdict(withdrawn["target"], withdrawn["verdict"], withdrawn["correction"],
                                              withdrawn["note"], profile)
         except InvalidFeedback as err:
             return [f"**Not restored:** {plain(err)}", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
-                    *self._shared(user), None]
+                    *self.shared(user), None]
         return [f"Restored: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))}.",
-                None, gr.Row(visible=False), gr.Button(visible=False), *self._shared(record.user), None]
+                None, gr.Row(visible=False), gr.Button(visible=False), *self.shared(record.user), None]
 
     def on_pick_region(self, which: str, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> list:
         """Open the clicked region of the table in the review tab (showing all regions when it is filtered out)."""

@@ -8,9 +8,10 @@ resolves targets); no UI objects here.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from .pictures import decode_image, open_image, side_by_side
 from .records import InvalidFeedback
 from .words import cell_words, interval, plain, region_details, region_facts, short_percent
 
+logger = logging.getLogger(__name__)
+
 IMAGE_CHOICES = ("accept", "reject")
 MAX_EXAMPLES = 12  # examples shown per region
 REGION_COLUMNS = ["#", "region", "fails (95% interval)", "verdicts"]
@@ -32,6 +35,7 @@ CELL_COLUMNS = ["cell", "failing seeds", "95% interval"]
 # every table of the app: text cells that wrap, shown whole (a page scrolls, never a box inside it)
 TABLE = {"datatype": "str", "interactive": False, "wrap": True, "max_height": 100_000, "elem_classes": "fade-table"}
 LABEL_CHARS = 32  # characters of a region's description in a dropdown (what a phone's dropdown holds)
+JUDGE_WRONG = "judge wrong? · "  # a dropdown label's flag for a region reviewers call a judge error
 
 
 # relative widths of table columns, so that every table fits its column (a phone included) and wraps its cells
@@ -164,22 +168,26 @@ class RunView:
         row = self.region_row(region_id)
         return int(row.rank) if row is not None else 0
 
-    def region_label(self, region_id: str) -> str:
-        """``2 · rotation ±30 and brightness 0.2 (any…`` for a dropdown (short enough for a phone)."""
-        row = self.region_row(region_id)
-        return f"{int(row.rank)} · {short(row.description, LABEL_CHARS)}" if row is not None else region_id
+    def region_label(self, region_id: str, judge_error: bool = False) -> str:
+        """``2 · rotation ±30 and brightness 0.2 (any…`` for a dropdown (short enough for a phone); a region
+        reviewers call a judge error says so first: ``2 · judge wrong? · rotation ±30…``."""
+        row, flag = self.region_row(region_id), JUDGE_WRONG if judge_error else ""
+        text = "" if row is None else short(row.description, LABEL_CHARS - len(flag))
+        return region_id if row is None else f"{int(row.rank)} · {flag}{text}"
 
-    def region_choices(self) -> list[tuple[str, str]]:
+    def region_choices(self, judge_errors: Collection[str] = ()) -> list[tuple[str, str]]:
         """Dropdown choices (label, region id), worst first."""
-        return [(self.region_label(region_id), region_id) for region_id in self.region_ids]
+        return [(self.region_label(region_id, region_id in judge_errors), region_id) for region_id in self.region_ids]
 
-    def region_card(self, region_id: str | None, votes: Counter | None = None) -> str:
+    def region_card(self, region_id: str | None, votes: Counter | None = None, judge_error: str = "") -> str:
         """A region in plain words (Markdown; run text escaped): what it is, how often it fails, whether that held on
-        seeds the search never saw, per seed class."""
+        seeds the search never saw, per seed class; ``judge_error`` (``JudgeCheck.error_words``) comes first."""
         row = self.region_row(region_id)
         if row is None:
             return ""
         facts = region_facts(row)
+        if judge_error:
+            facts.insert(0, f"**Judge error:** {plain(judge_error)}; this region is left out of mitigation.")
         cells = f"{int(row.num_cells)} cell{'s' if int(row.num_cells) != 1 else ''} of the {len(self.landscape)} tried"
         facts.append(f"**Where:** {cells}; its examples and cells are below.")
         if votes:
@@ -196,9 +204,11 @@ class RunView:
         cells = self.landscape[self.landscape["action_id"].isin([int(c) for c in row.cells])]
         return region_details(row, self.meta, list(cells.get("expectation", pd.Series(dtype=str)).astype(str)))
 
-    def region_table(self, votes: Mapping[str, Counter] | None = None) -> pd.DataFrame:
-        """The regions, worst first, as display strings with the verdicts given so far."""
-        votes = votes or {}
+    def region_table(self, votes: Mapping[str, Counter] | None = None,
+                     judge_errors: Mapping[str, str] | None = None) -> pd.DataFrame:
+        """The regions, worst first, as display strings with the verdicts given so far and, for a region reviewers
+        call a judge error, their words (``judge_errors``: region id -> ``JudgeCheck.error_words``)."""
+        votes, judge_errors = votes or {}, judge_errors or {}
         rows = []
         for row in self.regions.itertuples():
             low, high = (row.confirm_ci_low, row.confirm_ci_high) if _held_out(row) else (row.ci_low, row.ci_high)
@@ -207,7 +217,8 @@ class RunView:
                 "held-out seeds, not confirmed" if _held_out(row) else "search seeds, not confirmed")
             rows.append([str(int(row.rank)), str(row.description),
                          f"{short_percent(rate)} {interval(low, high)} of {where}",
-                         votes_text(votes.get(str(row.region_id)))])
+                         " · ".join(part for part in (votes_text(votes.get(str(row.region_id))),
+                                                      judge_errors.get(str(row.region_id), "")) if part)])
         return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
     def region_picture(self, region_id: str | None):
@@ -285,9 +296,28 @@ class RunView:
         return rows.loc[picked]
 
     def example(self, example_id: str) -> pd.Series | None:
-        """The failing query ``q123``, or None."""
-        rows = self.failures[self.failures["query_id"] == int(example_id[1:])]
-        return rows.iloc[0] if len(rows) else None
+        """The failing query ``q123`` or an answer picked to check the judge (``audited``), or None."""
+        found = [table[table["query_id"] == int(example_id[1:])] for table in (self.failures, self.audited)]
+        return next((rows.iloc[0] for rows in found if len(rows)), None)
+
+    @cached_property
+    def audited(self) -> pd.DataFrame:
+        """The answers ``explore --judge-audit N`` picked at random for reviewers to check the judge (passing ones
+        too), in query order; empty when the run marked none or its ``queries`` config cannot be read."""
+        wanted = {int(q) for q in self.meta.get("judge_audit") or []}
+        if not wanted:
+            return self.failures.iloc[:0]
+        try:
+            queries = self.run.queries
+        except FadeHubError as err:
+            logger.warning("the answers marked to check the judge are not shown: %s", str(err).splitlines()[0])
+            return self.failures.iloc[:0]
+        return queries[queries["query_id"].isin(wanted)].sort_values("query_id").reset_index(drop=True)
+
+    @property
+    def audit_ids(self) -> list[str]:
+        """The targets (``q123``) of the answers picked to check the judge, in query order."""
+        return [f"q{int(q)}" for q in self.audited["query_id"]]
 
     def example_ids(self, region_id: str | None) -> list[str]:
         """The ids (``q123``) of the examples ``examples`` shows, in order."""
@@ -443,7 +473,8 @@ class RunView:
                 raise InvalidFeedback(f"cell {target} is in no region of run {self.run_id}; give a verdict on a "
                                       "region or on one of its cells")
         elif self.example(target) is None:
-            raise InvalidFeedback(f"target {target!r} is not a failing example of run {self.run_id}")
+            raise InvalidFeedback(f"target {target!r} is not a failing example of run {self.run_id}, nor an answer "
+                                  "picked to check its judge")
         if not correction:
             return
         if kind != "example":

@@ -5,9 +5,12 @@ A reviewed example (a query, ``target_type="example"``) has the reviewers' major
 was wrong when it called it a failure); a tie is no verdict. The judge's verdict is the query's ``is_failure``
 (unjudged answers are left out: they have none). Agreement is the share of reviewed examples where both say the same,
 with Wilson's 95 % interval, and Cohen's kappa (agreement beyond chance) with its 95 % interval
-(``fade_hub.stats.cohen_kappa``); per region over the examples in its cells. A region whose reviewers mostly say
-``not_a_failure`` (region verdicts, else its reviewed examples) is a judge error: the card, ``report`` and the Space
-flag it, and mitigation leaves it out already.
+(``fade_hub.stats.cohen_kappa``; n/a where the judge or the reviewers gave one verdict only: chance agreement then
+explains all the agreement there is, kappa is 0 or 1 by construction and its interval says nothing); per region over
+the examples in its cells. A region whose reviewers mostly say
+``not_a_failure`` (its region verdicts, else the verdicts on the failing examples in its cells: a reviewer who agrees
+that a passing answer passes says nothing against the judge's failures) is a judge error: the card, ``report`` and
+the Space flag it in the same words (``JudgeCheck.error_words``), and mitigation leaves it out already.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Agreement:
         items, agreeing = int(table.sum()), int(np.trace(table))
         low, high = wilson_interval(agreeing, items) if items else (0.0, 1.0)
         kappa, k_low, k_high = cohen_kappa(table)
+        if table.sum(axis=0).min() == 0 or table.sum(axis=1).min() == 0:
+            kappa, k_low, k_high = float("nan"), -1.0, 1.0  # one side gave one verdict only: kappa is undefined
         return cls(items, agreeing, agreeing / items if items else float("nan"), float(low), float(high),
                    float(kappa), float(k_low), float(k_high))
 
@@ -61,11 +66,21 @@ class Agreement:
 
 @dataclass
 class JudgeCheck:
-    """The judge against its reviewers: overall, per region, and the regions flagged as judge errors."""
+    """The judge against its reviewers: overall, per region, and the regions flagged as judge errors; ``votes`` holds
+    per region with verdicts (not a failure, all) as the judge-error rule counts them."""
 
     overall: Agreement | None
     regions: dict[str, Agreement] = field(default_factory=dict)
     judge_errors: list[str] = field(default_factory=list)
+    votes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def error_words(self, region_id: str) -> str:
+        """``reviewers say the judge is wrong here (4 of 5 verdicts: not a failure)`` for a judge-error region, else
+        ``""``."""
+        if region_id not in self.judge_errors:
+            return ""
+        wrong, total = self.votes[region_id]
+        return f"reviewers say the judge is wrong here ({wrong} of {total} verdicts: not a failure)"
 
 
 def _majority(counts: Counter) -> str | None:
@@ -95,37 +110,38 @@ def check_judge(queries: pd.DataFrame, regions: pd.DataFrame, records: Sequence[
         if bool(query.get("unjudged", False)) or not bool(query.get("judged", True)):
             continue
         rows.append((int(query["action_id"]), bool(query["is_failure"]), decided == "fail", counts))
-    if not rows:
-        return JudgeCheck(None)
-    check = JudgeCheck(Agreement.of([r[1] for r in rows], [r[2] for r in rows]))
+    check = JudgeCheck(Agreement.of([r[1] for r in rows], [r[2] for r in rows]) if rows else None)
     for region in regions.itertuples() if regions is not None and len(regions) else ():
-        cells = set(cells_of(region.cells))
+        region_id, cells = str(region.region_id), set(cells_of(region.cells))
         inside = [r for r in rows if r[0] in cells]
         if inside:
-            check.regions[str(region.region_id)] = Agreement.of([r[1] for r in inside], [r[2] for r in inside])
-        votes = on_regions.get(str(region.region_id)) or sum((r[3] for r in inside), Counter())
-        if votes and votes[PASSES] * 2 > sum(votes.values()):
-            check.judge_errors.append(str(region.region_id))
+            check.regions[region_id] = Agreement.of([r[1] for r in inside], [r[2] for r in inside])
+        votes = on_regions.get(region_id) or sum((r[3] for r in inside if r[1]), Counter())
+        if votes:
+            check.votes[region_id] = (votes[PASSES], sum(votes.values()))
+            if votes[PASSES] * 2 > sum(votes.values()):
+                check.judge_errors.append(region_id)
     return check
 
 
 def agreement_lines(check: JudgeCheck | None) -> list[str]:
     """The card's and ``report``'s words on the judge's agreement with its reviewers."""
-    if check is None or check.overall is None:
+    if check is None or (check.overall is None and not check.judge_errors):
         return []
-    lines = ["## Judge against reviewers", "", f"Overall: {check.overall.text()}.", ""]
+    overall = check.overall.text() if check.overall else "no reviewed example (verdicts on regions only)"
+    lines = ["## Judge against reviewers", "", f"Overall: {overall}.", ""]
     if check.regions:
         lines += ["| region | reviewed | agreement (95% CI) | Cohen's kappa (95% CI) | judge error |", "|---|---|---|---|---|"]
         for region_id, figures in check.regions.items():
             kappa = "n/a" if np.isnan(figures.kappa) else \
                 f"{figures.kappa:.2f} ({figures.kappa_low:.2f} to {figures.kappa_high:.2f})"  # fmt: skip
-            flag = "**yes: reviewers mostly say not a failure**" if region_id in check.judge_errors else "no"
+            flag = f"**yes: {check.error_words(region_id)}**" if region_id in check.judge_errors else "no"
             lines.append(f"| {region_id} | {figures.items} | {figures.share:.2f} ({figures.share_low:.2f}-"
                          f"{figures.share_high:.2f}) | {kappa} | {flag} |")
         lines.append("")
     for region_id in check.judge_errors:
         if region_id not in check.regions:
-            lines.append(f"- Judge error: reviewers mostly call region {region_id} not a failure.")
+            lines.append(f"- Judge error in region {region_id}: {check.error_words(region_id)}.")
     return lines
 
 
