@@ -65,7 +65,7 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         env.space.shape, contexts, Path(folder), mode=env.mode, max_steps=env.max_steps, seed=config.seed
     )
     search = GRPOSearchConfig(
-        learning_rate=config.policy_learning_rate,
+        learning_rate=config.ppo.policy_learning_rate,
         num_generations=config.num_generations,
         queried_per_group=config.queried_per_group,
         num_iterations=config.num_iterations,
