@@ -64,4 +64,6 @@ def test_an_old_run_mitigates_from_its_old_feedback(old_run, monkeypatch):
                  "--batch-size", "8", "--no-progress"]) == 0
     figures = json.loads((old_run.parent / "adapter" / "fade_eval.json").read_text())
     assert figures["run_id"] == Run.open(old_run).run_id
-    assert REGION in json.dumps(figures)
+    feedback = figures["feedback"]  # every old record read: two reviewers, three fix verdicts, one correction
+    assert (feedback["records"], feedback["reviewers"], feedback["corrections"]) == (4, 2, 1)
+    assert feedback["verdicts"] == {"fix": 3, "acceptable": 1}
