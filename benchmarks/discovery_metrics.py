@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from discovery_fixtures import GroundTruth
+from fade_hub.options import recorded_options
 
 TOP_K = 5
 COVERAGE = 0.9
@@ -120,7 +121,7 @@ def queries_to_all_regions(run_dir: Path, truth: GroundTruth) -> int | None:
     explored = [r for r in records if r["phase"] == "explore"]
     held = set((meta.get("confirmation") or {}).get("held_out") or [])
     space = ConceptSpace.from_dict(meta["space"])
-    config = LandscapeConfig.from_options(meta.get("config") or {})
+    config = LandscapeConfig.from_options(recorded_options(meta))
     for end in [*range(PREFIX_STEP, len(explored), PREFIX_STEP), len(explored)]:
         regions = characterize(clean + explored[:end], space, config=config, held_out=held).regions
         match = match_regions(regions[regions["screened"].astype(bool)], truth, space)

@@ -81,7 +81,7 @@ def build_env(url: str, concurrency: int, batch_size: int) -> Any:
 
     remote = RemoteConfig(endpoint=url, concurrency=concurrency, labels=list(LABELS))
     target = load_remote_target("bench/fixed-classifier", remote, task="text-classification", batch_size=batch_size)
-    seeds = load_seeds(SeedConfig(source="builtin:sentences"), target.modality, target.id2label)
+    seeds = load_seeds(SeedConfig("builtin:sentences"), target.modality, target.id2label)
     return FailureEnv(target, make_judge(target.task, None, target), load_space("builtin:text-default"), seeds)
 
 

@@ -260,7 +260,7 @@ def build_bench(config: BenchConfig, tmp: Path) -> Bench:
         generation_kwargs={"max_new_tokens": throughput_lm.MAX_NEW_TOKENS} if lm else None,
     )  # fmt: skip
     space = load_space(space_name)
-    seeds = load_seeds(SeedConfig(source=seed_source, num_seeds=config.num_seeds), target.modality, target.id2label)
+    seeds = load_seeds(SeedConfig(seed_source, num_seeds=config.num_seeds), target.modality, target.id2label)
     if target.batch_pending:
         target.find_batch_size([s.input for s in seeds])
     batch = target.batch_size

@@ -33,7 +33,7 @@ CHILD = """
 import json, logging, resource, sys
 logging.disable(logging.CRITICAL)
 from fade_hub.seeds import SeedConfig, read_seeds
-seeds, _ = read_seeds(SeedConfig(source=sys.argv[1]), "image")
+seeds, _ = read_seeds(SeedConfig(sys.argv[1]), "image")
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"peak_mib": peak_kib / 1024, "seeds": {s.seed_id: list(s.input.size) for s in seeds}}))
 """

@@ -13,7 +13,6 @@ from typing import Any
 from .errors import BadConfig
 from .explore.config import ExploreConfig
 from .judges import JUDGES, JudgeConfig
-from .options import project
 from .perturb import ConceptSpace, load_space
 from .perturb.expect import unresolvable_factors
 from .run import Run
@@ -26,26 +25,14 @@ from .usercode import is_user_ref
 logger = logging.getLogger(__name__)
 
 
-def generation_kwargs(config: ExploreConfig) -> dict[str, Any] | None:
-    """The generation settings a config gives the target (None: the target's defaults); ``--sampling`` turns on
-    ``do_sample`` with its temperature and top-p."""
-    generation: dict[str, Any] = {
-        key: value
-        for key, value in (("max_new_tokens", config.max_new_tokens), ("num_inference_steps", config.num_inference_steps))
-        if value is not None
-    }
-    if config.sampling:
-        generation.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
-    return generation or None
-
-
 def target_options(config: ExploreConfig) -> dict[str, Any]:
     """The ``load_target`` options of a config besides the model id: how the run loads and prompts the model."""
+    options = config.target
     return {
-        "task": config.task, "revision": config.revision, "device": config.device,
-        "trust_remote_code": config.trust_remote_code, "dtype": config.dtype, "batch_size": config.batch_size,
-        "generation_kwargs": generation_kwargs(config), "seed": config.seed,
-        "system_prompt": config.system_prompt, "raw_prompts": config.raw_prompts,
+        "task": options.task, "revision": options.revision, "device": options.device,
+        "trust_remote_code": options.trust_remote_code, "dtype": options.dtype, "batch_size": options.batch_size,
+        "generation_kwargs": options.generation(), "seed": config.seed,
+        "system_prompt": options.system_prompt, "raw_prompts": options.raw_prompts,
     }
 
 
@@ -60,11 +47,7 @@ def load_model(config: ExploreConfig) -> Target:
     if ignored:
         logger.warning("%s: no effect on a model served elsewhere (the server applies its own chat template; "
                        "see --generation-route)", ", ".join(ignored))
-    remote = RemoteConfig(
-        endpoint=config.endpoint, provider=config.provider, concurrency=config.concurrency,
-        max_retries=config.max_retries, timeout=config.request_timeout, labels=list(config.labels),
-        generation_route=config.generation_route, token=config.endpoint_token,
-    )  # fmt: skip
+    remote = RemoteConfig(**dataclasses.asdict(config.remote))
     for name in ("trust_remote_code", "dtype", "system_prompt", "raw_prompts"):
         options.pop(name)
     return load_remote_target(config.model, remote, **options)
@@ -87,8 +70,8 @@ def load_parts(config: ExploreConfig) -> tuple[Target, ConceptSpace, list[Seed]]
 def seed_config(config: ExploreConfig, source: str, *, split: str | None = None,
                 num_seeds: int | None = None) -> SeedConfig:
     """How to read seeds from ``source`` with a config's columns and label map (another split or cap if given)."""
-    return project(SeedConfig, config, source=source, config_name=config.dataset_config, split=split or config.split,
-                   num_seeds=num_seeds if split else config.num_seeds, revision=None)  # --revision is the model's
+    return SeedConfig(**{**dataclasses.asdict(config.inputs), "seeds": source, "split": split or config.split,
+                         "num_seeds": num_seeds if split else config.num_seeds})
 
 
 def label_aliases(config: ExploreConfig) -> dict[str, list[str]] | None:
@@ -117,31 +100,35 @@ def concept_space(config: ExploreConfig, target: Target) -> ConceptSpace:
     return space
 
 def judge_config(config: ExploreConfig) -> JudgeConfig:
-    """The judge settings an explore config names: keywords or a regex, a judge kind, or a judge model id."""
+    """The judge settings an explore config names: keywords or a regex, a judge kind, or a judge model id; an LLM
+    judge served elsewhere is asked as hard as the model (``--concurrency``, ``--max-retries``,
+    ``--request-timeout``)."""
+    options = config.judging
     kind = None
-    if config.judge_keywords:
+    if options.judge_keywords:
         kind = "keywords"
-    elif config.judge_regex:
+    elif options.judge_regex:
         kind = "regex"
-    elif config.judge and config.judge not in JUDGES and not is_user_ref(config.judge):
+    elif options.judge and options.judge not in JUDGES and not is_user_ref(options.judge):
         kind = "classifier"
-    elif config.judge:
-        kind = config.judge
-    if config.judge_llm or config.judge_endpoint or config.judge_provider:
+    elif options.judge:
+        kind = options.judge
+    if options.judge_llm or options.judge_endpoint or options.judge_provider:
         kind = "llm"
     return JudgeConfig(
         kind=kind,
-        model_id=config.judge if kind == "classifier" else config.clip,
-        label=config.judge_label,
-        keywords=list(config.judge_keywords),
-        regex=config.judge_regex,
-        threshold=config.judge_threshold,
+        model_id=options.judge if kind == "classifier" else options.clip,
+        label=options.judge_label,
+        keywords=list(options.judge_keywords),
+        regex=options.judge_regex,
+        threshold=options.judge_threshold,
         trust_remote_code=config.trust_remote_code,
-        llm=config.judge_llm, endpoint=config.judge_endpoint, provider=config.judge_provider,
-        endpoint_token=config.judge_endpoint_token, rubric=config.judge_rubric,
-        device=config.judge_device or config.device, concurrency=config.concurrency, max_retries=config.max_retries,
-        timeout=config.request_timeout,
+        llm=options.judge_llm, endpoint=options.judge_endpoint, provider=options.judge_provider,
+        endpoint_token=options.judge_endpoint_token, rubric=options.judge_rubric,
+        device=options.judge_device or config.device, concurrency=config.concurrency,
+        max_retries=config.max_retries, request_timeout=config.request_timeout,
     )
+
 
 def quiet_library_bars() -> None:
     """Hide transformers' and datasets' per-file progress bars; the run shows its own."""
@@ -152,7 +139,6 @@ def quiet_library_bars() -> None:
     datasets.disable_progress_bars()
 
 def recorded_config(run: Run) -> ExploreConfig:
-    """The exploration settings a run recorded (options a newer fade-hub added take their defaults)."""
-    known = {field.name for field in dataclasses.fields(ExploreConfig)}
-    options = {key: value for key, value in (run.meta.get("config") or {}).items() if key in known}
-    return ExploreConfig(**{**options, "model": str(run.meta.get("model_id", ""))})
+    """The exploration settings a run recorded, as a tree or flat (runs written before the tree); options a newer
+    fade-hub added take their defaults."""
+    return ExploreConfig.from_recorded(run.meta.get("config") or {}, model=str(run.meta.get("model_id", "")))

@@ -26,6 +26,7 @@ from .region_text import class_text, excess_text, figures_text, percent, test_te
 from .run import read_table
 from .store import DATA_FILES, LANDSCAPE_FILE, REGIONS_FILE, RunStore
 from .tasks import TASKS
+from .options import recorded_options
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def _reading_section(landscape: pd.DataFrame, min_queries: int | None, meta: dic
         "- Every model fails some inputs anyway: the **clean rate** is "
         f"{_clean_text(meta)}. A region or cell must fail more often than that: its **excess** over the clean rate "
         "comes with Newcombe's 95% interval, and it is a failure mode only when the lower end of that interval is at "
-        f"least {md_escape((meta.get('config') or {}).get('min_excess', 0.05))}.",
+        f"least {md_escape(recorded_options(meta).get('min_excess', 0.05))}.",
         "- **Screening** (exploration): the search chose its cells adaptively, so its one-sided Fisher tests "
         "(Benjamini-Hochberg over the regions, and over the cells) only propose. **Confirmation** decides: each "
         "screened region is asked once per held-out seed the search never saw, one test per region, Holm-adjusted "

@@ -37,6 +37,7 @@ from .evidence import Evidence, cell_counts, whole
 from .landscape import LandscapeConfig, baseline_counts, cell_table, rank_cells
 from .perturb.concepts import ConceptSpace
 from .regions import Region, RegionGrid
+from .options import recorded_options
 from .stats import (
     benjamini_hochberg,
     fisher_greater,
@@ -134,7 +135,7 @@ def characterize_run(meta: dict, queries: pd.DataFrame | list[dict], policy: lis
     """A run's landscape and regions from its records, under the options and the confirmation it recorded."""
     space = ConceptSpace.from_dict(meta["space"])
     return characterize(queries, space, policy_probs=np.asarray(policy) if policy is not None else None,
-                        config=LandscapeConfig.from_options(meta.get("config") or {}),
+                        config=LandscapeConfig.from_options(recorded_options(meta)),
                         confirmation=Confirmation.from_meta(meta))
 
 

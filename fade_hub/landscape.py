@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadConfig
+from .config.regions import RegionOptions
 from .evidence import Evidence, cell_counts, whole
 from .perturb.expect import describe_cells
 from .stats import benjamini_hochberg, fisher_greater, newcombe_differences, wilson_intervals
@@ -53,8 +54,8 @@ LANDSCAPE_COLUMNS = [
 
 
 @dataclass
-class LandscapeConfig:
-    """How cells and regions are tested and reported.
+class LandscapeConfig(RegionOptions):
+    """How cells and regions are tested and reported: the ``RegionOptions`` and the tests' settings.
 
     ``min_queries``: fewer seeds than this at a cell and its rate is "uncertain". ``alpha``: the error rate of the
     tests (false discovery rate when screening, family-wise when confirming). ``min_excess``: a region or cell is a
@@ -67,14 +68,12 @@ class LandscapeConfig:
 
     min_queries: int = 5
     alpha: float = 0.05
-    min_excess: float = 0.05
-    max_regions: int = 5
     paired_above: float = 0.1
     simpler_within: float = 0.05
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> LandscapeConfig:
-        """The config of a run's recorded options (``--min-excess``, ``--max-regions``; defaults for runs made
+        """The config of a run's options by flat name (``--min-excess``, ``--max-regions``; defaults for runs made
         before they existed)."""
         defaults = cls()
         return cls(min_excess=float(options.get("min_excess", defaults.min_excess)),

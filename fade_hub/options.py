@@ -10,12 +10,19 @@ infinities and out-of-range numbers for every field, so that no option is checke
 ``transformers.HfArgumentParser`` does not fit here: it writes list options as ``nargs="+"`` where our
 users pass comma-separated values, names negated booleans ``--no_<field>`` where ours keep their
 established names (``--no-progress``), and cannot leave an option unset so that a YAML value shows through.
+
+A command's config is a tree (:class:`ConfigTree`): small option dataclasses, one per group (the target, the seeds,
+the judge, ...), each a :func:`section` of it, the way trl composes ``ScriptArguments``, ``GRPOConfig`` and
+``ModelConfig``. Each option is declared once, in its section, and the layer below takes that section. The tree
+still reads and takes its options by their flat names (``config.budget``, ``ExploreConfig(budget=...)``), its flags
+stay flat, and a YAML file may give them flat or by section.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -50,6 +57,7 @@ def option(
     many: bool = False,
     cli: bool = True,
     renamed_from: Sequence[str] = (),
+    secret: bool = False,
     default_factory: Callable[[], Any] | Any = _MISSING,
 ) -> Any:
     """A dataclass field with everything its flag and its checks need.
@@ -59,7 +67,7 @@ def option(
     allowed, the flag repeatable (``--adapters a b,c --adapters d``); ``flag`` overrides the flag name (a boolean whose
     default is True gets a store-false flag such as ``--no-progress``); ``cli=False`` keeps it out of the CLI;
     ``renamed_from`` lists the option's old flags (``--space``), still accepted, hidden from ``--help``, with one
-    deprecation line (their YAML keys too).
+    deprecation line (their YAML keys too); ``secret`` keeps the value out of the config's repr (a token).
     """
     metadata = {
         "help": help, "group": group, "flag": flag, "metavar": metavar, "choices": tuple(choices or ()),
@@ -67,8 +75,111 @@ def option(
         "renamed_from": tuple(renamed_from),
     }
     if default_factory is not _MISSING:
-        return dataclasses.field(default_factory=default_factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+        return dataclasses.field(default_factory=default_factory, metadata=metadata, repr=not secret)
+    return dataclasses.field(default=default, metadata=metadata, repr=not secret)
+
+
+def section(cls: type, **defaults: Any) -> Any:
+    """A field of a :class:`ConfigTree` holding one group of options (an instance of the option dataclass ``cls``,
+    with ``defaults`` where the tree's command wants others than the section's own)."""
+    return dataclasses.field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
+
+
+def is_section(field: dataclasses.Field) -> bool:
+    """Whether a field of a config holds a section (a group of options) rather than one option."""
+    return "section" in field.metadata
+
+
+def option_fields(cls: type) -> list[tuple[str | None, dataclasses.Field]]:
+    """Every option of a config, flattened: ``(section name, field)``, the section None for a top-level option."""
+    found: list[tuple[str | None, dataclasses.Field]] = []
+    for field in dataclasses.fields(cls):
+        if is_section(field):
+            found += [(field.name, leaf) for leaf in dataclasses.fields(field.metadata["section"])]
+        else:
+            found.append((None, field))
+    return found
+
+
+@functools.cache
+def _owners(cls: type) -> dict[str, str | None]:
+    """Flat option name -> the section declaring it (None: the tree itself); TypeError on a name declared twice."""
+    owners: dict[str, str | None] = {}
+    for owner, field in option_fields(cls):
+        if field.name in owners:
+            raise TypeError(f"{cls.__name__}: option {field.name!r} is declared in two sections")
+        owners[field.name] = owner
+    keys = set(owners) | {flag_name(field).removeprefix("--").replace("-", "_") for _, field in option_fields(cls)}
+    clash = {field.name for field in dataclasses.fields(cls) if is_section(field)} & keys
+    if clash:
+        raise TypeError(f"{cls.__name__}: section {sorted(clash)[0]!r} has the name of an option (a YAML key)")
+    return owners
+
+
+class ConfigTree:
+    """Base of a config composed of sections (``@dataclass(init=False)`` subclasses whose section fields come from
+    :func:`section`).
+
+    Built from sections (``ExploreConfig(search=SearchOptions(budget=5))``), from flat options
+    (``ExploreConfig(budget=5)``, each sent to the section declaring it), or both (flat options win); an option is
+    read and set by its flat name too (``config.budget``), so ``dataclasses.replace(config, budget=9)`` works.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        owners = _owners(type(self))
+        flat: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            if name in owners and owners[name] is not None:
+                flat.setdefault(str(owners[name]), {})[name] = value
+            elif name not in {field.name for field in dataclasses.fields(self)}:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
+        for field in dataclasses.fields(self):
+            if field.name in values and is_section(field):
+                value = values[field.name]
+                value = field.metadata["section"](**value) if isinstance(value, dict) else value
+            elif field.name in values:
+                value = values[field.name]
+            else:
+                value = _default_of(field)
+            if is_section(field) and field.name in flat:
+                value = dataclasses.replace(value, **flat[field.name])
+            object.__setattr__(self, field.name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        owner = _owners(type(self)).get(name) if not name.startswith("__") else None
+        if owner is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.__dict__[owner], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        owner = _owners(type(self)).get(name)
+        if owner is not None:
+            setattr(getattr(self, owner), name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_recorded(cls, options: dict[str, Any], **values: Any) -> Any:
+        """The config a run recorded, as a tree (by section) or flat (runs written before the tree); options this
+        version does not know are left out, options it added take their defaults; ``values`` win."""
+        owners = _owners(cls)
+        known = {name: value for name, value in flat_options(options).items() if name in owners}
+        return cls(**{**known, **values})
+
+    def flat(self) -> dict[str, Any]:
+        """Every option by its flat name."""
+        return flat_options(to_dict(self))
+
+
+def flat_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Recorded options by their flat names: a tree's sections (dict values) opened, a flat record as it is."""
+    flat: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
 
 
 def base_type(field: dataclasses.Field) -> str:
@@ -147,7 +258,7 @@ class _ManyValues(argparse.Action):
 def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = ()) -> None:
     """Add one flag per ``option`` field of ``cls`` (grouped as declared), leaving unset flags out of the namespace."""
     groups: dict[str | None, Any] = {None: parser}
-    for field in dataclasses.fields(cls):
+    for _, field in option_fields(cls):
         meta = field.metadata
         if not meta.get("cli", False) or field.name in skip:
             continue
@@ -206,8 +317,12 @@ def load_options(cls: type, path: str | Path) -> dict[str, Any]:
         raise BadConfig(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise BadConfig(f"config file {path} must be a mapping of option: value")
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    renamed = [field for field in dataclasses.fields(cls) if field.metadata.get("renamed_from")]
+    sections = {field.name for field in dataclasses.fields(cls) if is_section(field)}
+    data = {**{key: value for key, value in data.items() if str(key) not in sections},
+            **{name: value for key in sections & set(map(str, data)) for name, value in _section_items(path, key, data[key])}}
+    leaves = [field for _, field in option_fields(cls)]
+    fields = {field.name: field for field in leaves}
+    renamed = [field for field in leaves if field.metadata.get("renamed_from")]
     old_names = {old.removeprefix("--").replace("-", "_"): field.name for field in renamed
                  for old in field.metadata["renamed_from"]}
     new_names = {flag_name(field).removeprefix("--").replace("-", "_"): field.name for field in renamed}
@@ -223,6 +338,13 @@ def load_options(cls: type, path: str | Path) -> dict[str, Any]:
             raise BadConfig(f"config file {path}: unknown option {key!r}; see --help for the options")
         options[name] = _coerce(path, fields[name], value)
     return options
+
+
+def _section_items(path: str | Path, key: str, value: Any) -> list[tuple[str, Any]]:
+    """The options a YAML section gives (``search: {budget: 5}``)."""
+    if not isinstance(value, dict):
+        raise BadConfig(f"config file {path}: {key} is a section of options; give it as a mapping of option: value")
+    return list(value.items())
 
 
 def _coerce(path: str | Path, field: dataclasses.Field, value: Any) -> Any:
@@ -274,7 +396,7 @@ def type_problem(field: dataclasses.Field, value: Any) -> str | None:
 
 def build_config(cls: type, args: argparse.Namespace, config_file: str | Path | None = None, **fixed: Any) -> Any:
     """An instance of ``cls`` from a YAML file (when given), overridden by the flags set on the command line."""
-    names = {field.name for field in dataclasses.fields(cls)}
+    names = {field.name for _, field in option_fields(cls)}
     values = load_options(cls, config_file) if config_file else {}
     values.update({key: value for key, value in vars(args).items() if key in names})
     values.update(fixed)
@@ -284,11 +406,11 @@ def build_config(cls: type, args: argparse.Namespace, config_file: str | Path | 
 def check_ranges(config: Any) -> None:
     """BadConfig naming the flag of the first value of the wrong type (``type_problem``), or the first number that
     is NaN, infinite, larger than any count can be, or outside its field's range."""
-    for field in dataclasses.fields(config):
+    for owner, field in option_fields(type(config)):
         meta = field.metadata
         if "low" not in meta:
             continue
-        value = getattr(config, field.name)
+        value = getattr(getattr(config, owner) if owner else config, field.name)
         problem = type_problem(field, value)
         if problem:
             raise BadConfig(f"{flag_name(field)} {problem}")
@@ -324,8 +446,7 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def project(cls: type, config: Any, /, **values: Any) -> Any:
-    """An instance of ``cls`` taking each of its fields from the same-named field of ``config`` (``values`` win)."""
-    fields = {field.name for field in dataclasses.fields(cls)}
-    shared = {name: getattr(config, name) for name in fields if hasattr(config, name)}
-    return cls(**{**shared, **values})
+def recorded_options(meta: dict[str, Any]) -> dict[str, Any]:
+    """The options a run's ``run.json`` recorded, by their flat names (a tree by section, or flat as runs written
+    before the tree have them)."""
+    return flat_options(meta.get("config") or {})

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
 from .folderlock import LOCK_FILE, FolderLock
 from .jsonio import to_json
+from .options import recorded_options
 from .paths import (
     LOCAL_PATHS_FILE, check_folder_target, loadable_fields, local_paths, portable_fields, read_local_paths,
 )
@@ -180,7 +181,7 @@ class RunStore:
 
     def _check_resume(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Raise ResumeMismatch naming the first setting in which ``new`` differs from the run here."""
-        old_options, new_options = old.get("config") or {}, new.get("config") or {}
+        old_options, new_options = recorded_options(old), recorded_options(new)
         options = sorted((set(old_options) | set(new_options)) - RESUME_FREE_OPTIONS)
         pairs = [(key, old.get(key), new.get(key)) for key in RESUME_KEYS]
         pairs += [(key, old_options.get(key), new_options.get(key)) for key in options]

@@ -12,6 +12,7 @@ import pandas as pd
 from .card import write_card
 from .characterize import characterize_run
 from .landscape import failure_modes, is_mode
+from .options import recorded_options
 from .perturb import ConceptSpace
 from .store import DATA_FILES, FAILURES_FILE, LANDSCAPE_FILE, PLOTS_DIR, QUERIES_FILE, REGIONS_FILE, RunStore
 
@@ -137,7 +138,7 @@ def clean_seed_images(store: RunStore, meta: dict[str, Any], wanted: set[str]) -
     source = str((store.local_meta().get("seeds") or {}).get("source") or recorded.get("source") or "")
     if not wanted or not source:
         return {}
-    options = meta.get("config") or {}
+    options = recorded_options(meta)
     folder = Path(source)
     try:
         if folder.is_dir():
@@ -146,9 +147,9 @@ def clean_seed_images(store: RunStore, meta: dict[str, Any], wanted: set[str]) -
             paths = {seed_id: (root / seed_id).resolve() for seed_id in wanted}
             return {seed_id: opener(path) for seed_id, path in paths.items() if root in path.parents and path.is_file()}
         config = SeedConfig(
-            source=source, split=str(recorded.get("split") or options.get("split") or "train"),
+            source, split=str(recorded.get("split") or options.get("split") or "train"),
             num_seeds=recorded.get("num_seeds"), image_column=options.get("image_column"),
-            label_column=options.get("label_column"), config_name=options.get("dataset_config"),
+            label_column=options.get("label_column"), dataset_config=options.get("dataset_config"),
         )
         seeds, _ = read_seeds(config, "image")
     except (FadeHubError, OSError, ValueError, *NETWORK_ERRORS) as err:

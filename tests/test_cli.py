@@ -91,7 +91,7 @@ def test_config_file_with_flag_override(capsys, tmp_path, tiny_models, shape_see
     assert code == 0, capsys.readouterr().err
     meta = RunStore(output).read_meta()
     assert meta["budget"] == 7 and meta["algorithm"] == "random"  # flags win
-    assert meta["seed"] == 4 and meta["config"]["epsilon"] == 0.5 and meta["config"]["confirm_top"] == 0  # YAML kept
+    assert meta["seed"] == 4 and meta["config"]["search"]["epsilon"] == 0.5 and meta["config"]["confirm"]["confirm_top"] == 0  # YAML kept
     assert sum(r["phase"] == "explore" for r in RunStore(output).read_queries()) == 7
     assert "run:" in capsys.readouterr().out
 

@@ -90,12 +90,12 @@ def test_no_credential_over_plain_http_to_another_machine(monkeypatch):
     for url, token in (("http://192.0.2.7:8080", "t"), ("http://me:secret@192.0.2.7", None),
                        ("http://some-server.example/v1", "t")):  # fmt: skip
         with pytest.raises(BadConfig, match="plain http to another machine") as caught:
-            RemoteConfig(endpoint=url, token=token)
+            RemoteConfig(endpoint=url, endpoint_token=token)
         assert "secret" not in str(caught.value)
     assert RemoteConfig(endpoint="http://192.0.2.7:8080").credential is None  # no credential: fine
-    assert RemoteConfig(endpoint="https://192.0.2.7:8080", token="t").credential == "t"
-    assert RemoteConfig(endpoint="http://localhost:8080", token="t").credential == "t"  # this machine
-    assert RemoteConfig(endpoint="http://[::1]:8080", token="t").credential == "t"
+    assert RemoteConfig(endpoint="https://192.0.2.7:8080", endpoint_token="t").credential == "t"
+    assert RemoteConfig(endpoint="http://localhost:8080", endpoint_token="t").credential == "t"  # this machine
+    assert RemoteConfig(endpoint="http://[::1]:8080", endpoint_token="t").credential == "t"
 
 
 @pytest.mark.slow

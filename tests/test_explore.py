@@ -306,7 +306,7 @@ def test_ppo_reward_failures_is_the_reward_before_coverage(tiny_models, shape_se
         config = image_config(tiny_models, shape_seeds, tmp_path / name, algorithm="ppo", budget=48, seed=2,
                               ppo_reward=reward, confirm_top=0)
         run = explore(config)
-        assert run.meta["config"]["ppo_reward"] == reward
+        assert run.meta["config"]["ppo"]["ppo_reward"] == reward
         return signature([r for r in RunStore(run.path).read_queries() if r["phase"] == "explore"])
 
     failures, coverage = records("failures", "failures"), records("coverage", "coverage")

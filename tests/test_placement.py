@@ -142,7 +142,7 @@ def test_cli_device_auto_and_batch_size_auto(tiny_models, shape_seeds, small_spa
     assert main(flags) == 0, capsys.readouterr().err
     meta = json.loads((output / "run.json").read_text())
     assert meta["target"]["device"] == "cpu" and meta["target"]["batch_size"] == CPU_BATCH_LIMIT
-    assert meta["target"]["dtype"] == "float32" and meta["config"]["batch_size"] == "auto"
+    assert meta["target"]["dtype"] == "float32" and meta["config"]["target"]["batch_size"] == "auto"
     capsys.readouterr()
     assert main([*flags[:-3], "--device", "cuda:0", "--output", str(tmp_path / "gpu"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -73,7 +73,7 @@ def test_endpoint_run_equals_local_run(served, tiny_models, text_space, tmp_path
     _same_answers(remote, local)
     assert 1 < server.stats.max_in_flight <= 8 and sum(server.stats.faults.values()) >= 5
     meta = json.loads((tmp_path / "remote" / "run.json").read_text())
-    assert meta["endpoint"] == meta["target"]["endpoint"] == meta["config"]["endpoint"] == server.url + "/"
+    assert meta["endpoint"] == meta["target"]["endpoint"] == meta["config"]["remote"]["endpoint"] == server.url + "/"
     assert meta["model_commit_sha"] == "0123abcd" and meta["target"]["served_model"]["model_id"] == "tester/served-text-classification"
     assert meta["usage"]["requests"] == len(remote) and meta["usage"]["retries"] >= 1
     assert f"endpoint usage: {len(remote)} requests" in out

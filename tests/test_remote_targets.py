@@ -20,8 +20,8 @@ TEXTS = [f"the film number {i} was {'great' if i % 2 else 'boring and far too lo
 
 
 def _remote(model: str, url: str, task: str | None = None, **options) -> object:
-    settings = {key: options.pop(key) for key in ("concurrency", "max_retries", "timeout", "labels", "generation_route",
-                                                   "token") if key in options}  # fmt: skip
+    settings = {key: options.pop(key) for key in ("concurrency", "max_retries", "request_timeout", "labels",
+                                                   "generation_route", "endpoint_token") if key in options}  # fmt: skip
     return load_remote_target(model, RemoteConfig(endpoint=url, **settings), task=task, **options)
 
 
@@ -74,7 +74,7 @@ def test_retry_after_is_honoured(served):
 def test_timeouts_are_retried(served):
     """An answer slower than --request-timeout counts as a failure and is asked again."""
     server = served("text-classification", Faults(slow_every=3, slow_s=3.0))
-    target = _remote("someone/served", server.url, task="text-classification", concurrency=2, timeout=0.5,
+    target = _remote("someone/served", server.url, task="text-classification", concurrency=2, request_timeout=0.5,
                      labels=["NEGATIVE", "POSITIVE"])  # fmt: skip
     try:
         out = target.predict(TEXTS[:6])
@@ -148,7 +148,7 @@ def test_an_answer_that_is_not_one_says_what_the_server_sent(answer, task, said)
 def test_a_refused_token_stops_at_once_without_leaking_it(served):
     server = served("text-classification", token="the_right_one")
     target = _remote("someone/served", server.url, task="text-classification", labels=["NEGATIVE", "POSITIVE"],
-                     token="a_wrong_one")  # fmt: skip
+                     endpoint_token="a_wrong_one")  # fmt: skip
     try:
         with pytest.raises(EndpointFailed, match=r"^http://\S+ failed: HTTP 401: refused the credentials; pass "
                                                  r"--endpoint-token") as caught:  # fmt: skip

@@ -198,3 +198,95 @@ def test_the_cli_starts_without_the_model_stack():
             "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub.constants', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+# Config field names still declared in more than one config dataclass, each with the classes that may declare it: a
+# new copy (another class, or a new name) fails. The explore tree's own copies are gone (TargetConfig, RemoteConfig,
+# SeedConfig and LandscapeConfig take their section); what is left is other commands' options of the same name and
+# meaning (to become shared sections), homonyms, and runtime configs of the judge and the GRPO search.
+SHARED_FIELDS = {
+    "adapters": {"AppConfig", "DeployConfig"}, "allow_anonymous": {"AppConfig", "DeployConfig"},
+    "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "MitigateConfig"},
+    "batch_size": {"MitigateConfig", "TargetOptions"}, "beta": {"GRPOSearchConfig", "PPOOptions"},
+    "budget": {"DemoConfig", "SearchOptions"}, "clip_epsilon": {"GRPOSearchConfig", "PPOOptions"},
+    "concurrency": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"},
+    "device": {"JudgeConfig", "MitigateConfig", "TargetOptions"}, "endpoint": {"JudgeConfig", "RemoteOptions"},
+    "endpoint_token": {"JudgeConfig", "RemoteOptions"}, "entropy_coef": {"GRPOSearchConfig", "PPOOptions"},
+    "failures": {"AppConfig", "DeployConfig"}, "feedback": {"MitigateConfig", "ReportOptions"},
+    "feedback_dir": {"AppConfig", "ExcludeConfig"}, "feedback_repo": {"AppConfig", "DeployConfig", "ExcludeConfig"},
+    "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
+    "judge_device": {"JudgeOptions", "RejudgeConfig"}, "judge_endpoint": {"JudgeOptions", "RejudgeConfig"},
+    "judge_endpoint_token": {"JudgeOptions", "RejudgeConfig"}, "judge_llm": {"JudgeOptions", "RejudgeConfig"},
+    "judge_provider": {"JudgeOptions", "RejudgeConfig"}, "judge_rubric": {"JudgeOptions", "RejudgeConfig"},
+    "learning_rate": {"GRPOSearchConfig", "MitigateConfig", "PPOOptions"},
+    "max_retries": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"}, "min_excess": {"CompareConfig", "RegionOptions"},
+    "num_generations": {"GRPOSearchConfig", "PPOOptions"}, "num_iterations": {"GRPOSearchConfig", "PPOOptions"},
+    "output": {"DemoConfig", "MitigateConfig", "RejudgeConfig", "RunOptions"}, "port": {"AppConfig", "ServeOptions"},
+    "private": {"DeployConfig", "MitigateConfig", "RunOptions"}, "provider": {"JudgeConfig", "RemoteOptions"},
+    "push_to_hub": {"MitigateConfig", "RunOptions"}, "queried_per_group": {"GRPOSearchConfig", "PPOOptions"},
+    "request_timeout": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"},
+    "reviewer": {"AppConfig", "ExcludeConfig"}, "reviewers": {"AppConfig", "DeployConfig"},
+    "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "ExploreConfig", "MitigateConfig", "RejudgeConfig"},
+    "seed": {"DemoConfig", "MitigateConfig", "SearchOptions", "TargetConfig"},
+    "show_progress": {"DemoConfig", "MitigateConfig", "RunOptions"}, "space_id": {"AppConfig", "DeployConfig"},
+    "split": {"MitigateConfig", "SeedOptions"}, "temperature": {"GRPOSearchConfig", "TargetOptions"},
+    "token": {"AppConfig", "DeployConfig", "ExcludeConfig"},
+    "trust_remote_code": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
+}
+
+
+def config_fields(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Field name -> the config dataclasses (``*Config``/``*Options`` decorated with ``@dataclass``) declaring it in
+    their own body (inherited fields are the base's; ``ClassVar`` annotations are no fields)."""
+    declared: dict[str, set[str]] = {}
+    for source in sources.values():
+        for node in ast.walk(ast.parse(source)):
+            if not (isinstance(node, ast.ClassDef) and node.name.endswith(("Config", "Options"))):
+                continue
+            decorators = [ast.unparse(d) for d in node.decorator_list]
+            if not any(d.startswith(("dataclass", "dataclasses.dataclass")) for d in decorators):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
+                        and "ClassVar" not in ast.unparse(item.annotation):
+                    declared.setdefault(item.target.id, set()).add(node.name)
+    return declared
+
+
+def copied_fields(sources: dict[str, str]) -> dict[str, set[str]]:
+    """The field names declared in two config dataclasses beyond what ``SHARED_FIELDS`` still allows."""
+    return {name: owners for name, owners in config_fields(sources).items()
+            if len(owners) > 1 and not owners <= SHARED_FIELDS.get(name, set())}
+
+
+def test_no_config_field_is_declared_in_two_config_dataclasses():
+    sources = {module: path.read_text(encoding="utf-8") for module, path in _modules().items()
+               if not module.startswith("fade_hub.testing")}
+    assert copied_fields(sources) == {}
+
+
+def test_the_copied_field_check_finds_a_planted_copy():
+    planted = {"a": "@dataclass\nclass SeedOptions:\n    num_seeds: int = 1\n",
+               "b": "@dataclass\nclass SeedConfig(SeedOptions):\n    num_seeds: int = 2\n    token_env: ClassVar[str] = 'X'\n"}
+    assert copied_fields(planted) == {"num_seeds": {"SeedOptions", "SeedConfig"}}
+    inherited = {"a": planted["a"], "b": "@dataclass\nclass SeedConfig(SeedOptions):\n    shuffle: bool = False\n"}
+    assert copied_fields(inherited) == {}
+
+
+def test_a_config_tree_refuses_an_option_declared_in_two_sections():
+    from dataclasses import dataclass
+
+    from fade_hub.config.seeds import SeedOptions
+    from fade_hub.options import ConfigTree, section
+
+    @dataclass
+    class MoreSeeds:
+        split: str = "test"
+
+    @dataclass(init=False)
+    class Twice(ConfigTree):
+        inputs: SeedOptions = section(SeedOptions)
+        more: MoreSeeds = section(MoreSeeds)
+
+    with pytest.raises(TypeError, match="'split' is declared in two sections"):
+        Twice()

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..options import add_options, build_config, check_ranges, option
+from ..options import recorded_options
 
 _JUDGE = "LLM judge"
 
@@ -45,14 +46,13 @@ class RejudgeConfig:
     def validate(self) -> None:
         """Check ranges and that one LLM judge is named; BadConfig naming the flag."""
         from ..errors import BadConfig
-        from ..explore.config import ExploreConfig
+        from ..config.judge import JudgeOptions
 
         check_ranges(self)
         if not (self.judge_llm or self.judge_endpoint or self.judge_provider):
             raise BadConfig("rejudge needs an LLM judge: pass --judge-llm MODEL_ID or --judge-endpoint URL")
-        ExploreConfig(model="-", judge_llm=self.judge_llm, judge_endpoint=self.judge_endpoint,
-                      judge_provider=self.judge_provider, judge_endpoint_token=self.judge_endpoint_token,
-                      judge_rubric=self.judge_rubric).check_judge_llm()
+        JudgeOptions(judge_llm=self.judge_llm, judge_endpoint=self.judge_endpoint, judge_provider=self.judge_provider,
+                     judge_endpoint_token=self.judge_endpoint_token, judge_rubric=self.judge_rubric).check_llm()
 
     @property
     def run_dir(self) -> Path:
@@ -98,7 +98,7 @@ def rejudge(config: RejudgeConfig) -> Any:
     judge = LLMJudge(JudgeConfig(llm=config.judge_llm, endpoint=config.judge_endpoint, provider=config.judge_provider,
                                  endpoint_token=config.judge_endpoint_token, rubric=config.judge_rubric,
                                  device=config.judge_device, concurrency=config.concurrency,
-                                 max_retries=config.max_retries, timeout=config.request_timeout),
+                                 max_retries=config.max_retries, request_timeout=config.request_timeout),
                      source.meta["task"], probe=False)  # nothing is written before the judge has answered
     try:
         records = judged_again(source.meta, queries, judge)
@@ -146,7 +146,7 @@ def judged_again(meta: dict[str, Any], queries: Any, judge: Any) -> list[dict[st
     verdicts = judge.judge(seeds, [str(row.get("input") or "") for row in rows],
                            [Prediction(text=str(row.get("output") or "")) for row in rows],
                            [expectations[int(row["action_id"])] for row in rows])
-    weight = float((meta.get("config") or {}).get("severity_weight") or 0.0)
+    weight = float(recorded_options(meta).get("severity_weight") or 0.0)
     for row, verdict in zip(rows, verdicts, strict=True):
         row.update(expected=verdict.expected, expected_source=verdict.expected_source, judged=bool(verdict.judged),
                    unjudged=bool(verdict.unjudged), judge_reason=verdict.reason,

@@ -1,4 +1,6 @@
-"""ExploreConfig: every setting of an exploration run; its fields are the YAML keys and the ``explore`` flags."""
+"""ExploreConfig: every setting of an exploration run, a tree of option sections (the model, where it is served, the
+seed inputs, the concept space, the judge, the search, ppo, confirmation, the regions, the output) whose options are
+the YAML keys and the ``explore`` flags."""
 
 from __future__ import annotations
 
@@ -7,135 +9,35 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..options import MAX_SEED, build_config, check_ranges, load_options, option, to_dict
-from ..choices import DTYPE_CHOICES, GENERATION_ROUTES
+from ..config.judge import JUDGE_GROUP, JudgeOptions
+from ..config.regions import CONFIRM_GROUP, RegionOptions
+from ..options import MAX_SEED, ConfigTree, build_config, check_ranges, load_options, option, section, to_dict
 from ..paths import check_repo_id, looks_like_path
-from ..tasks import TASK_NAMES
+from ..config.seeds import SeedOptions
+from ..config.target import RemoteOptions, TargetOptions
 from .registry import EXPLORERS, MODES
 
 # grid runs above this many queries only with --force
 GRID_LIMIT = 20_000
 PPO_REWARDS = ("regions", "coverage", "failures")
-_MODEL, _SEEDS, _JUDGE = "model", "seed inputs", "concept space and judge"
-_SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", \
-    "confirmation on held-out seeds", "output"
-_REMOTE = "model served elsewhere (an endpoint URL or an Inference Provider; nothing is downloaded)"
+# the policy's learning rate when --learning-rate is not given, by --ppo-reward
+DEFAULT_LEARNING_RATE = {"regions": 3e-3, "coverage": 3e-3, "failures": 1e-3}
+_SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", CONFIRM_GROUP, \
+    "output"
 
 
 @dataclass
-class ExploreConfig:
-    """Settings of one exploration run (``fade-hub explore --help`` shows each with its default)."""
+class ConceptOptions:
+    """The concept space explored."""
 
-    model: str = option("", help="Hub model ID (user/name) or local model folder.", cli=False)
-    # the model
-    task: str | None = option(None, group=_MODEL, choices=TASK_NAMES,
-                              help="Override the task detected from the model's metadata.")
-    revision: str | None = option(None, group=_MODEL, help="Model branch, tag or commit sha (the resolved sha is recorded).")
-    device: str | None = option(None, group=_MODEL, help="auto, cpu, cuda, cuda:N or mps. auto (the default) picks the "
-                                "best device and, when the model does not fit that GPU, spreads it over the GPUs and "
-                                "CPU memory with accelerate (device_map='auto'); a named device is used as given.")
-    dtype: str | None = option(None, group=_MODEL, choices=DTYPE_CHOICES, help="Weights dtype: auto (the "
-                               "checkpoint's), float16, bfloat16 or float32 (default: float32).")
-    trust_remote_code: bool = option(False, group=_MODEL, help="Allow the model's own Python code to run (off by "
-                                     "default: only for models you trust). Also allows --allow-user-code.")
-    allow_user_code: bool = option(False, group=_MODEL, help="Import your own Python named by the concept space "
-                                   "(op: package.module:function) or by --judge package.module:Class.")
-    batch_size: int | str = option(16, group=_MODEL, low=1, auto=True, help="Inputs per model forward pass, or auto: "
-                                   "the largest batch that fits the device (halved on out-of-memory). With "
-                                   "--endpoint/--provider: queries handed to the endpoint at once; 4 x --concurrency "
-                                   "or more keeps the requests flowing.")
-    max_new_tokens: int | None = option(None, group=_MODEL, low=1,
-                                        help="Generation length for text-generation and summarization.")
-    num_inference_steps: int | None = option(None, group=_MODEL, low=1, help="Denoising steps for text-to-image.")
-    system_prompt: str | None = option(None, group=_MODEL, metavar="TEXT", help="Text generation: a system message "
-                                       "sent before every prompt through the model's chat template (prepended as "
-                                       "plain text when the model has none).")
-    raw_prompts: bool = option(False, group=_MODEL, help="Text generation: send prompts as plain text, not through "
-                               "the model's chat template (used by default when the tokenizer has one).")
-    # model served elsewhere
-    endpoint: str | None = option(None, group=_REMOTE, metavar="URL", help="Query MODEL at this URL instead of "
-                                  "loading it: a TGI, vLLM or TEI server, an Inference Endpoint, or an "
-                                  "OpenAI-compatible base URL ending in /v1. Recorded without user info or query.")
-    endpoint_token: str | None = option(None, group=_REMOTE, metavar="TOKEN", help="Bearer token sent to --endpoint "
-                                        "and nowhere else (default: $FADE_HUB_ENDPOINT_TOKEN, which keeps it out of "
-                                        "the process list); never recorded. Without it an endpoint gets HF_TOKEN "
-                                        "only if it is a Hugging Face host (the Hub at HF_ENDPOINT, "
-                                        "*.endpoints.huggingface.cloud, router.huggingface.co), else no token; "
-                                        "--provider uses HF_TOKEN. No token goes over plain http to another machine.")
-    provider: str | None = option(None, group=_REMOTE, metavar="NAME", help="Query MODEL through this Hugging Face "
-                                  "Inference Provider (e.g. together, fal-ai, hf-inference, or auto), with HF_TOKEN.")
-    concurrency: int = option(8, group=_REMOTE, low=1, help="Requests in flight at once.")
-    max_retries: int = option(5, group=_REMOTE, low=0, help="Retries of a request answered 429/5xx, timed out or "
-                              "dropped (after Retry-After, else an exponential back-off) before the run stops; "
-                              "answered queries are kept for --resume.")
-    request_timeout: float = option(120.0, group=_REMOTE, low=0.0, low_open=True, help="Seconds one answer may take, "
-                                    "body included (per attempt).")
-    labels: list[str] = option(group=_REMOTE, csv=True, default_factory=list, help="A remote classifier's class names "
-                               "in id order (default: the model's config on the Hub, the server's /info, else the "
-                               "names of a first probe answer in alphabetical order).")
-    generation_route: str = option("auto", group=_REMOTE, choices=GENERATION_ROUTES, help="Text generation: chat "
-                                   "(messages to chat_completion; the server applies the model's chat template), "
-                                   "text-generation (the raw prompt), or auto: chat for --provider or a URL ending "
-                                   "in /v1, else text-generation.")
-    # seeds
-    seeds: str | None = option(None, group=_SEEDS, help="Hub dataset ID, local path (image folder LABEL/file.png, "
-                               ".jsonl, .csv, .txt) or builtin:NAME (see --list-builtins). Default: a built-in set "
-                               "for text tasks.")
-    split: str = option("train", group=_SEEDS, help="Dataset split.")
-    dataset_config: str | None = option(None, group=_SEEDS, help="Dataset configuration (subset) name.")
-    num_seeds: int | None = option(None, group=_SEEDS, low=1, help="Use at most this many seed inputs.")
-    image_column: str | None = option(None, group=_SEEDS, help="Dataset column holding images.")
-    text_column: str | None = option(None, group=_SEEDS, help="Dataset column holding texts or prompts.")
-    label_column: str | None = option(None, group=_SEEDS, help="Dataset column holding labels.")
-    reference_column: str | None = option(None, group=_SEEDS,
-                                          help="Dataset column holding reference outputs (e.g. summaries).")
-    label_map: str | None = option(None, group=_SEEDS,
-                                   help="JSON/YAML file mapping dataset labels to the model's label names.")
-    # concept space and judge
-    space: str | None = option(None, group=_JUDGE, flag="--concepts", renamed_from=("--space",), metavar="CONCEPTS",
+    space: str | None = option(None, group=JUDGE_GROUP, flag="--concepts", renamed_from=("--space",), metavar="CONCEPTS",
                                help="Concept space: a YAML file or builtin:NAME (default: the task's built-in).")
-    judge: str | None = option(None, group=_JUDGE, help="A Hub model ID used as the judge: a text-classification "
-                               "model for generated text, an image classifier for text-to-image (the right label is "
-                               "the one the prompt names); a built-in judge by name (rouge, label, clip), or your "
-                               "own package.module:Class (with --allow-user-code).")
-    judge_label: str | None = option(None, group=_JUDGE,
-                                     help="The judge model's label that counts as a failure (e.g. toxic).")
-    judge_keywords: list[str] = option(group=_JUDGE, csv=True, default_factory=list,
-                                       help="Comma-separated words whose presence in the output is a failure.")
-    judge_regex: str | None = option(None, group=_JUDGE, help="A regular expression whose match in the output is a failure.")
-    judge_threshold: float | None = option(None, group=_JUDGE, low=0.0, high=1.0, help="Failure threshold: judge score "
-                                           "(classifier), share of ROUGE-L kept (summarization), CLIP cosine "
-                                           "(text-to-image) or, with an image-classifier judge, the least probability "
-                                           "of the label the prompt names (default: its top class must be it).")
-    clip: str | None = option(None, group=_JUDGE, help="Text-to-image: CLIP model ID scoring image-prompt similarity.")
-    judge_llm: str | None = option(None, group=_JUDGE, metavar="MODEL_ID", help="Judge text with a chat model and a "
-                                   "rubric (--judge-rubric): loaded here on --judge-device, or the model "
-                                   "--judge-endpoint / --judge-provider serves. It answers JSON verdicts with a "
-                                   "reason, greedily, cached by (rubric, judge, input, answer).")
-    judge_endpoint: str | None = option(None, group=_JUDGE, metavar="URL", help="The LLM judge is served at this URL "
-                                        "(a TGI, vLLM or OpenAI-compatible chat server); with the same retries and "
-                                        "--concurrency as --endpoint.")
-    judge_provider: str | None = option(None, group=_JUDGE, metavar="NAME", help="The LLM judge (--judge-llm) is "
-                                        "asked through this Inference Provider, with HF_TOKEN.")
-    judge_endpoint_token: str | None = option(None, group=_JUDGE, metavar="TOKEN", help="Bearer token sent to "
-                                              "--judge-endpoint and nowhere else (default: $FADE_HUB_JUDGE_TOKEN); "
-                                              "never recorded. HF_TOKEN goes to Hugging Face hosts only.")
-    judge_rubric: str | None = option(None, group=_JUDGE, metavar="NAME|FILE", help="What the LLM judge calls a "
-                                      "failure: a built-in rubric (harmful, refusal, off-task for text generation; "
-                                      "unfaithful, missing-key-point for summaries) or a YAML file with question, "
-                                      "fail, pass and optional examples (default: harmful, or unfaithful).")
-    judge_device: str | None = option(None, group=_JUDGE, help="Where a local LLM judge runs (default: as --device).")
-    judge_audit: int = option(0, group=_JUDGE, low=0, help="Mark this many judged answers, half failing and half "
-                              "passing, for reviewers to check (run.json judge_audit), so that the judge's agreement "
-                              "with them is measured on passes too.")
-    sampling: bool = option(False, group=_MODEL, help="Text generation: sample answers as deployed (--temperature, "
-                            "--top-p) instead of greedily; each (cell, seed) pair then stands for the share of its "
-                            "--samples-per-query answers that failed.")
-    temperature: float = option(1.0, group=_MODEL, low=0.0, low_open=True, help="With --sampling: temperature.")
-    top_p: float = option(1.0, group=_MODEL, low=0.0, high=1.0, low_open=True, help="With --sampling: nucleus top-p.")
-    samples_per_query: int = option(1, group=_MODEL, low=1, help="With --sampling: answers asked per (cell, seed) "
-                                    "pair; all of them count as one seed, failing on the share of them that fail.")
-    # exploration
+
+
+@dataclass
+class SearchOptions:
+    """How the space is searched: the algorithm, its episodes, its budget and its random seed."""
+
     algorithm: str = option("ppo", group=_SEARCH, choices=tuple(EXPLORERS), help="Search algorithm.")
     mode: str = option("single", group=_SEARCH, choices=MODES, flag="--episodes", renamed_from=("--mode",),
                        help="single: one cell per query (macroscopic); "
@@ -156,7 +58,30 @@ class ExploreConfig:
                                        "queries; the rest of the budget is not spent, and run.json says so.")
     convergence_window: int = option(200, group=_SEARCH, low=1, help="Explore queries over which the screened "
                                      "regions must stay the same for --stop-when-converged to stop.")
-    # ppo
+
+    def check(self) -> None:
+        """BadConfig on an unknown algorithm or episode kind, or one the algorithm cannot run."""
+        if self.algorithm not in EXPLORERS:
+            raise BadConfig(f"--algorithm {self.algorithm!r} is not one of {', '.join(EXPLORERS)}")
+        if self.mode not in MODES:
+            raise BadConfig(f"--episodes {self.mode!r} is not one of {', '.join(MODES)}")
+
+    def check_algorithm(self) -> None:
+        """BadConfig when the algorithm cannot run these episodes or stop early (checked before the run directory
+        exists, not only by the explorers)."""
+        if self.mode not in EXPLORERS[self.algorithm].modes:
+            raise BadConfig(f"--algorithm {self.algorithm} only runs in --episodes "
+                            f"{' or '.join(EXPLORERS[self.algorithm].modes)}")
+        if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
+            stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
+            raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole "
+                            "budget")
+
+
+@dataclass
+class PPOOptions:
+    """The ``ppo`` explorer: trl's GRPO hyper-parameters and the reward the policy learns from."""
+
     learning_rate: float | None = option(None, group=_PPO, low=0.0, low_open=True, help="Policy learning rate "
                                          "(default 3e-3 with --ppo-reward coverage, 1e-3 with failures).")
     num_generations: int = option(16, group=_PPO, low=2,
@@ -198,7 +123,17 @@ class ExploreConfig:
                                       "posterior mean + this x its posterior std (wide while the cell has few "
                                       "queries), fading linearly to the mean by the end of the budget; maps more "
                                       "cells and ranks them better at a lower hit rate (0 = the mean throughout).")
-    # confirmation
+
+    @property
+    def policy_learning_rate(self) -> float:
+        """The learning rate the policy trains with: ``--learning-rate``, else its ``--ppo-reward``'s default."""
+        return self.learning_rate or DEFAULT_LEARNING_RATE[self.ppo_reward]
+
+
+@dataclass
+class ConfirmOptions:
+    """How the regions found are confirmed on held-out seeds."""
+
     holdout: float = option(0.25, group=_CONFIRM, low=0.0, high=1.0, high_open=True,
                             help="Share of the seeds kept out of exploration to confirm regions (raised to "
                             "--confirm-seeds when the seeds allow).")
@@ -208,11 +143,12 @@ class ExploreConfig:
                                 "half), balanced across classes, to confirm regions: each is asked once per region. "
                                 "24 confirm a region failing 30%% of the time with probability about 0.99 against a "
                                 "clean rate near 0, 12 about 0.75; fewer draws a warning with the power.")
-    min_excess: float = option(0.05, group=_CONFIRM, low=0.0, high=1.0, high_open=True, help="A region or cell is a "
-                               "failure mode only when the lower 95%% bound of its failure rate above the clean rate "
-                               "is at least this.")
-    max_regions: int = option(5, group=_CONFIRM, low=1, help="Report at most this many disjoint failure regions.")
-    # output
+
+
+@dataclass
+class RunOptions:
+    """Where the run goes, whether it continues one, and who sees it once pushed."""
+
     output: str | None = option(None, group=_OUT, help="Run directory (default fade-runs/MODEL_NAME).")
     resume: bool = option(False, group=_OUT, help="Continue the run in --output where it stopped.")
     push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the finished run as a dataset repo.")
@@ -221,70 +157,48 @@ class ExploreConfig:
                           "gated on the Hub (such runs are pushed private otherwise).")
     show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bar.")
 
+
+
+@dataclass(init=False)
+class ExploreConfig(ConfigTree):
+    """Settings of one exploration run (``fade-hub explore --help`` shows each with its default): one section per
+    group of options; each option is also read, set and given by its flat name (``ExploreConfig(budget=9).budget``)."""
+
+    model: str = option("", help="Hub model ID (user/name) or local model folder.", cli=False)
+    target: TargetOptions = section(TargetOptions)
+    remote: RemoteOptions = section(RemoteOptions)
+    inputs: SeedOptions = section(SeedOptions)
+    concept_space: ConceptOptions = section(ConceptOptions)
+    judging: JudgeOptions = section(JudgeOptions)
+    search: SearchOptions = section(SearchOptions)
+    ppo: PPOOptions = section(PPOOptions)
+    confirm: ConfirmOptions = section(ConfirmOptions)
+    regions: RegionOptions = section(RegionOptions)
+    run: RunOptions = section(RunOptions)
+
     def validate(self) -> None:
         """Check ranges and choices; raise BadConfig naming the option."""
         if not self.model:
             raise BadConfig("no model given: pass a Hub model ID or a local folder as MODEL")
-        if self.algorithm not in EXPLORERS:
-            raise BadConfig(f"--algorithm {self.algorithm!r} is not one of {', '.join(EXPLORERS)}")
-        if self.mode not in MODES:
-            raise BadConfig(f"--episodes {self.mode!r} is not one of {', '.join(MODES)}")
+        self.search.check()
         check_ranges(self)
-        if self.endpoint and self.provider:
-            raise BadConfig("--endpoint and --provider exclude each other: an endpoint URL is called directly")
-        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
-            raise BadConfig("--endpoint must be an http:// or https:// URL")
-        if self.endpoint_token and not self.endpoint:
-            raise BadConfig("--endpoint-token is sent to --endpoint, and none is given (--provider uses HF_TOKEN)")
+        self.remote.check()
         if self.push_to_hub:
             check_repo_id(self.push_to_hub, "--push-to-hub")
-        self.check_judge_llm()
-        if self.samples_per_query > 1 and not self.sampling:
-            raise BadConfig(f"--samples-per-query {self.samples_per_query} asks a greedy model the same question "
-                            "again: pass --sampling")
-        if self.clip and self.judge not in (None, "clip"):
-            raise BadConfig(f"--clip names the CLIP judge and --judge {self.judge} another; pass one of them")
+        self.judging.check_llm()
+        self.target.check()
+        self.judging.check()
         if self.private and self.public:
             raise BadConfig("--private and --public contradict each other; pass one of them")
         for flag, value in (("--seeds", self.seeds), ("--concepts", self.space), ("--label-map", self.label_map)):
             if value and looks_like_path(value) and not Path(value).expanduser().exists():
                 raise BadConfig(f"{flag} {value}: no such file or folder; check the path")
-        # checked here too, not only by the explorers, so that a bad value fails before the run directory exists
-        if self.mode not in EXPLORERS[self.algorithm].modes:
-            raise BadConfig(f"--algorithm {self.algorithm} only runs in --episodes {' or '.join(EXPLORERS[self.algorithm].modes)}")
-        if self.stop_when_converged and not EXPLORERS[self.algorithm].stops_early:
-            stopping = " or ".join(name for name, spec in EXPLORERS.items() if spec.stops_early)
-            raise BadConfig(f"--stop-when-converged needs --algorithm {stopping}; {self.algorithm} spends the whole budget")
-
-    def check_judge_llm(self) -> None:
-        """The LLM judge's flags agree with each other and with the other judges; a rubric file reads."""
-        served = self.judge_endpoint or self.judge_provider
-        if not (self.judge_llm or served):
-            for flag, value in (("--judge-rubric", self.judge_rubric), ("--judge-endpoint-token", self.judge_endpoint_token)):
-                if value:
-                    raise BadConfig(f"{flag} is for the LLM judge: pass --judge-llm MODEL_ID or --judge-endpoint URL")
-            return
-        other = [flag for flag, value in (("--judge-keywords", self.judge_keywords), ("--judge-regex", self.judge_regex),
-                                          ("--judge", self.judge), ("--clip", self.clip)) if value]
-        if other:
-            raise BadConfig(f"--judge-llm/--judge-endpoint and {other[0]} name two judges; pass one of them")
-        if self.judge_endpoint and self.judge_provider:
-            raise BadConfig("--judge-endpoint and --judge-provider exclude each other")
-        if self.judge_provider and not self.judge_llm:
-            raise BadConfig("--judge-provider needs --judge-llm MODEL_ID: the model the provider serves")
-        if self.judge_endpoint and not self.judge_endpoint.startswith(("http://", "https://")):
-            raise BadConfig("--judge-endpoint must be an http:// or https:// URL")
-        if self.judge_endpoint_token and not self.judge_endpoint:
-            raise BadConfig("--judge-endpoint-token is sent to --judge-endpoint, and none is given")
-        if self.judge_rubric:
-            from ..judges.rubric import load_rubric
-
-            load_rubric(self.judge_rubric)
+        self.search.check_algorithm()
 
     @property
     def is_remote(self) -> bool:
         """Whether the model is queried over HTTP (--endpoint or --provider) rather than loaded."""
-        return bool(self.endpoint or self.provider)
+        return self.remote.is_remote
 
     @property
     def run_dir(self) -> Path:
@@ -296,11 +210,11 @@ class ExploreConfig:
     @property
     def user_code_allowed(self) -> bool:
         """Whether user Python named by the space or the judge may be imported."""
-        return self.allow_user_code or self.trust_remote_code
+        return self.target.user_code_allowed
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> ExploreConfig:
-        """Load a YAML config (keys = field names, dashes allowed), then apply overrides."""
+        """Load a YAML config (keys = option names, dashes allowed, flat or by section), then apply overrides."""
         return cls(**{**load_options(cls, path), **overrides})
 
     @classmethod
@@ -309,5 +223,5 @@ class ExploreConfig:
         return build_config(cls, args, args.config)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the settings."""
+        """The settings as a tree: the model and one dict per section."""
         return to_dict(self)

@@ -48,7 +48,7 @@ class Convergence:
         """The monitor an explore config asks for, or None without ``--stop-when-converged``."""
         if not getattr(config, "stop_when_converged", False):
             return None
-        return cls(space, config.convergence_window, LandscapeConfig.from_options(config.to_dict()))
+        return cls(space, config.convergence_window, LandscapeConfig.from_options(config.flat()))
 
     def add(self, records: Sequence[dict[str, Any]]) -> None:
         """Add a batch of query records (clean or explore, in query order) and check when one is due."""

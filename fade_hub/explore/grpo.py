@@ -47,6 +47,7 @@ from transformers import PrinterCallback, TrainerCallback
 
 from fade_hub.errors import BadConfig
 
+from .config import DEFAULT_LEARNING_RATE
 from .policy import Action, Policy, PolicyConfig
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,11 @@ Evaluate = Callable[[list, list], list[float]]
 class GRPOSearchConfig:
     """Hyper-parameters of the GRPO search (trl ``GRPOConfig`` names where they exist)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = DEFAULT_LEARNING_RATE["failures"]
     num_generations: int = 8  # completions per prompt: the group of the group-relative advantage
     prompts_per_step: int = 4  # groups per optimizer step: batch = num_generations * prompts_per_step
     num_iterations: int = 4  # optimizer steps per generated batch (PPO-style reuse, clipped surrogate)
-    epsilon: float = 0.2  # clipping range of the probability ratio
+    clip_epsilon: float = 0.2  # clipping range of the probability ratio (trl's ``epsilon``)
     beta: float = 0.0  # KL coefficient to the initial policy (0 = no reference model)
     entropy_coef: float = 0.05  # weight of the -log pi(a) reward bonus (0 disables)
     queried_per_group: int | None = None  # completions of each group asked of the model (None: all; needs imagine)
@@ -90,8 +91,8 @@ class GRPOSearchConfig:
             raise BadConfig("prompts_per_step and num_iterations must be >= 1")
         if self.learning_rate <= 0 or self.temperature <= 0:
             raise BadConfig("learning_rate and temperature must be > 0")
-        if self.entropy_coef < 0 or self.beta < 0 or self.epsilon <= 0:
-            raise BadConfig("entropy_coef and beta must be >= 0 and epsilon > 0")
+        if self.entropy_coef < 0 or self.beta < 0 or self.clip_epsilon <= 0:
+            raise BadConfig("entropy_coef and beta must be >= 0 and clip_epsilon > 0")
         if self.queried_per_group is not None and self.queried_per_group < 1:
             raise BadConfig(f"queried_per_group must be >= 1, got {self.queried_per_group}")
         if self.scale_rewards not in ("none", "group", "batch"):
@@ -236,7 +237,7 @@ def _train(
         gradient_accumulation_steps=1,
         num_generations=config.num_generations,
         num_iterations=config.num_iterations,
-        epsilon=config.epsilon,
+        epsilon=config.clip_epsilon,
         beta=config.beta,
         temperature=config.temperature,
         top_k=0,

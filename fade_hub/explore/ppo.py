@@ -28,7 +28,6 @@ from .sequential import walk
 MAX_CONTEXTS = 64
 # Up to this many, the coverage reward's failure model learns each context's modes too.
 MAX_MODEL_CONTEXTS = 8
-DEFAULT_LEARNING_RATE = {"regions": 3e-3, "coverage": 3e-3, "failures": 1e-3}
 
 
 class SeedAssigner:
@@ -66,11 +65,11 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         env.space.shape, contexts, Path(folder), mode=env.mode, max_steps=env.max_steps, seed=config.seed
     )
     search = GRPOSearchConfig(
-        learning_rate=config.learning_rate or DEFAULT_LEARNING_RATE[config.ppo_reward],
+        learning_rate=config.ppo.policy_learning_rate,
         num_generations=config.num_generations,
         queried_per_group=config.queried_per_group,
         num_iterations=config.num_iterations,
-        epsilon=config.clip_epsilon,
+        clip_epsilon=config.clip_epsilon,
         beta=config.beta,
         entropy_coef=config.entropy_coef,
     )

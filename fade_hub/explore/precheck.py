@@ -19,4 +19,4 @@ def check_inputs(config: ExploreConfig) -> None:
     if config.label_map:
         read_label_map(config.label_map)
     if config.seeds:
-        check_seed_source(SeedConfig(source=config.seeds, split=config.split, config_name=config.dataset_config))
+        check_seed_source(SeedConfig(config.seeds, split=config.split, dataset_config=config.dataset_config))

@@ -88,14 +88,16 @@ def run_meta(config: ExploreConfig, target: Target, space: ConceptSpace, budget:
 
 
 def recorded_options(config: ExploreConfig) -> dict:
-    """The options ``run.json`` records: all but where the output goes and the endpoint's token, the endpoint
-    without secrets."""
-    options = {k: v for k, v in config.to_dict().items()
-               if k not in ("output", "resume", "show_progress", "endpoint_token", "judge_endpoint_token")}  # fmt: skip
-    for key in ("endpoint", "judge_endpoint"):
-        if options.get(key):
-            options[key] = redact_url(options[key])
-    return options
+    """The options ``run.json`` records, as the config's tree: all but where the output goes and the tokens, the
+    endpoints without secrets."""
+    tree = config.to_dict()
+    for section, name in (("run", "output"), ("run", "resume"), ("run", "show_progress"),
+                          ("remote", "endpoint_token"), ("judging", "judge_endpoint_token")):
+        del tree[section][name]
+    for section, name in (("remote", "endpoint"), ("judging", "judge_endpoint")):
+        if tree[section][name]:
+            tree[section][name] = redact_url(tree[section][name])
+    return tree
 
 
 def served_by(target: Target) -> dict:
@@ -197,7 +199,7 @@ def explore_loaded(
         if converged:
             store.update_meta(converged=converged)
         confirmation = confirm_regions(querier, held_out, top=config.confirm_top,
-                                       config=LandscapeConfig.from_options(config.to_dict()), random_seed=config.seed,
+                                       config=LandscapeConfig.from_options(config.flat()), random_seed=config.seed,
                                        policy_probs=policy_probs)
     finally:
         add_usage(store, judge, "judge_usage")

@@ -51,7 +51,7 @@ class JudgeConfig:
     device: str | None = None  # where a local LLM judge runs
     concurrency: int = 8  # an LLM judge served elsewhere: requests in flight, retries, seconds per answer
     max_retries: int = 5
-    timeout: float = 120.0
+    request_timeout: float = 120.0
 
 
 class Judge:

@@ -77,7 +77,8 @@ class LLMJudge(Judge):
         if config.endpoint or config.provider:
             remote = JudgeRemoteConfig(endpoint=config.endpoint, provider=config.provider,
                                        concurrency=config.concurrency, max_retries=config.max_retries,
-                                       timeout=config.timeout, generation_route="chat", token=config.endpoint_token)
+                                       request_timeout=config.request_timeout, generation_route="chat",
+                                       endpoint_token=config.endpoint_token)
             self.backend: LocalChatJudge | RemoteChatJudge = RemoteChatJudge(remote, config.llm, probe=probe)
             self.identity = self.backend.identity
         else:

@@ -82,7 +82,7 @@ class RemoteChatJudge:
         self.client = make_client(model_id or "", remote)
         advice = JUDGE_AUTH_ADVICE if remote.endpoint and not is_hugging_face_url(remote.endpoint) else HF_AUTH_ADVICE
         self.dispatcher = Dispatcher(self._ask, where=f"judge {remote.where}", concurrency=remote.concurrency,
-                                     max_retries=remote.max_retries, timeout=remote.timeout, auth_advice=advice)
+                                     max_retries=remote.max_retries, timeout=remote.request_timeout, auth_advice=advice)
         if probe:
             self.complete([PROBE])
 

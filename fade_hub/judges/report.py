@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ..stats import pass_hat_k
+from ..options import recorded_options
 
 
 def samples_per_query(meta: dict[str, Any]) -> int:
     """How many answers the run asked per (cell, seed) pair."""
-    return int((meta.get("config") or {}).get("samples_per_query") or 1)
+    return int(recorded_options(meta).get("samples_per_query") or 1)
 
 
 def judge_lines(meta: dict[str, Any]) -> list[str]:
@@ -52,7 +53,7 @@ def sampling_lines(meta: dict[str, Any], regions: pd.DataFrame, queries: Sequenc
     k = samples_per_query(meta)
     if k < 2:
         return []
-    config = meta.get("config") or {}
+    config = recorded_options(meta)
     lines = ["## Sampling", "",
              f"The model was sampled (temperature {config.get('temperature')}, top-p {config.get('top_p')}), {k} answers "
              "per (cell, seed) pair. Each pair counts as one seed, failing on the share of its samples that failed.", ""]

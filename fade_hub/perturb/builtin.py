@@ -1,4 +1,4 @@
-"""Built-in concept spaces (``fade_hub/builtin/spaces/*.yaml``) and ``load_space`` for any spec."""
+"""Built-in concept spaces (``fade_hub/builtin/concepts/*.yaml``) and ``load_space`` for any spec."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .concepts import ConceptSpace
 
 
 def _builtin_dir():
-    return resources.files("fade_hub").joinpath("builtin", "spaces")
+    return resources.files("fade_hub").joinpath("builtin", "concepts")
 
 
 def _builtin_files() -> dict[str, Any]:

@@ -26,5 +26,5 @@ def load_seeds(config: SeedConfig, modality: str, id2label: dict[int, str] | Non
     """Load seeds for ``modality`` ("image" | "text" | "prompt"), labels aligned to ``id2label``."""
     seeds, names_declared = read_seeds(config, modality, token)
     seeds = apply_labels(seeds, id2label, config.label_map, names_declared)
-    logger.info("loaded %d seeds from %s", len(seeds), config.source)
+    logger.info("loaded %d seeds from %s", len(seeds), config.seeds)
     return seeds

@@ -22,6 +22,7 @@ from fade_hub.errors import NETWORK_ERRORS, BadConfig, BadSeeds, HubUnreachable
 from fade_hub.paths import NotUtf8, looks_like_path, read_utf8
 from fade_hub.perturb.image import MAX_DECODED_PIXELS, ImageTooLarge
 from fade_hub.seeds.images import hub_opener, local_opener
+from fade_hub.config.seeds import SeedOptions
 from fade_hub.tasks import MODALITIES, get_modality
 
 logger = logging.getLogger(__name__)
@@ -52,29 +53,25 @@ class Seed:
 
 
 @dataclass
-class SeedConfig:
-    """Where seeds come from and how many: a Hub dataset id, a local path, or ``builtin:NAME``.
+class SeedConfig(SeedOptions):
+    """How to read seeds: the ``SeedOptions`` (``seeds``: a Hub dataset id, a local path, or ``builtin:NAME``) and how
+    the reader goes about it.
 
     Images are shrunk as they are read: to ``image_side`` on their shorter side (the model's input size,
     when known) and at most 1024 pixels on their longer side; images decoding to more than ``max_pixels``
     pixels are skipped with a warning.
     """
 
-    source: str
-    split: str = "train"
-    num_seeds: int | None = None
-    image_column: str | None = None
-    text_column: str | None = None
-    label_column: str | None = None
-    reference_column: str | None = None
-    label_map: str | None = None
-    config_name: str | None = None
-    revision: str | None = None
+    dataset_revision: str | None = None
     streaming: bool = True
     shuffle: bool = False
     shuffle_seed: int = 0
     image_side: int | None = None
     max_pixels: int = MAX_DECODED_PIXELS
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise BadConfig("no seed source given: pass --seeds DATASET_ID|PATH")
 
 
 @dataclass
@@ -116,7 +113,7 @@ def read_seeds(config: SeedConfig, modality: str, token=None) -> tuple[list[Seed
         raise BadConfig(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
     if config.num_seeds is not None and config.num_seeds < 1:
         raise BadConfig(f"--num-seeds must be at least 1, got {config.num_seeds}")
-    source = config.source
+    source = config.seeds
     cap = config.num_seeds
     if source.startswith("builtin:"):
         table = _builtin_table(source.removeprefix("builtin:"), modality, config)
@@ -136,7 +133,7 @@ def read_seeds(config: SeedConfig, modality: str, token=None) -> tuple[list[Seed
 def check_seed_source(config: SeedConfig) -> None:
     """Read a local or built-in source's rows (images undecoded) before any model loads: BadSeeds when the
     source is missing, empty, not UTF-8 or malformed. Hub datasets are checked when they are read."""
-    source = config.source
+    source = config.seeds
     if source.startswith("builtin:"):
         name = source.removeprefix("builtin:")
         if not (BUILTIN_DIR / f"{name}.json").is_file():
@@ -407,18 +404,18 @@ def _hub_table(config: SeedConfig, cap: int, token) -> _Table:
     from datasets.exceptions import DatasetNotFoundError
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    source = config.source
+    source = config.seeds
     try:
         dataset = datasets.load_dataset(
             source,
-            config.config_name,
+            config.dataset_config,
             split=config.split,
             streaming=config.streaming,
-            revision=config.revision,
+            revision=config.dataset_revision,
             token=token,
         )
     except (DatasetNotFoundError, RepositoryNotFoundError, FileNotFoundError) as err:
-        where = f" at revision {config.revision!r}" if config.revision else ""
+        where = f" at revision {config.dataset_revision!r}" if config.dataset_revision else ""
         raise BadSeeds(
             f"dataset {source!r}{where} was not found on the Hub (or is private: log in or pass a token)"
         ) from err

@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from fade_hub.choices import AUTO, DTYPE_CHOICES
+from fade_hub.choices import AUTO
 from fade_hub.errors import BadConfig, ModelNotFound, RemoteCodeRequired
+from fade_hub.options import check_ranges
 from fade_hub.targets.batching import (
     PROVISIONAL_BATCH_SIZE,
     batch_limit,
@@ -24,6 +25,7 @@ from fade_hub.targets.batching import (
     probe_inputs,
     release_memory,
 )
+from fade_hub.config.target import TargetOptions
 from fade_hub.targets.placement import DTYPES, out_of_memory_error, plan_device_map, resolve_device
 from fade_hub.targets.source import ModelSource
 
@@ -44,23 +46,16 @@ class Prediction:
 
 
 @dataclass
-class TargetConfig:
-    """How to load and run a target (the options of ``load_target`` besides the model id)."""
+class TargetConfig(TargetOptions):
+    """How to load and run a target: its ``TargetOptions`` plus what the caller settles (the generation settings,
+    given outright, and the random seed of sampled answers)."""
 
-    device: str | None = None
-    dtype: str | None = None
-    trust_remote_code: bool = False
-    batch_size: int | str = 16
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    system_prompt: str | None = None  # text generation: the system message sent before every prompt
-    raw_prompts: bool = False  # text generation: plain prompts even when the tokenizer has a chat template
 
     def __post_init__(self) -> None:
-        if self.batch_size != AUTO and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise BadConfig(f"batch size must be a whole number >= 1 or 'auto', got {self.batch_size!r}")
-        if self.dtype is not None and self.dtype not in DTYPE_CHOICES:
-            raise BadConfig(f"dtype {self.dtype!r} not supported; use one of {', '.join(DTYPE_CHOICES)}")
+        check_ranges(self)
+        self.check()
 
     @property
     def torch_dtype(self) -> torch.dtype | str:

@@ -48,6 +48,6 @@ def make_client(model_id: str, remote: RemoteConfig) -> InferenceClient:
     model and provider."""
     if remote.endpoint:
         credential = remote.credential
-        return InferenceClient(base_url=remote.endpoint, timeout=remote.timeout, token=credential,
+        return InferenceClient(base_url=remote.endpoint, timeout=remote.request_timeout, token=credential,
                                drop_token=credential is None)  # fmt: skip
-    return InferenceClient(model=model_id, provider=remote.provider, timeout=remote.timeout)
+    return InferenceClient(model=model_id, provider=remote.provider, timeout=remote.request_timeout)

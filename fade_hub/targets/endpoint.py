@@ -23,12 +23,12 @@ import logging
 import os
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from fade_hub.choices import GENERATION_ROUTES
 from fade_hub.errors import BadConfig
+from fade_hub.config.target import RemoteOptions
 from fade_hub.redact import redact_url
 
 logger = logging.getLogger(__name__)
@@ -46,29 +46,17 @@ _RESPONSE: ContextVar[Any] = ContextVar("fade_hub_endpoint_response", default=No
 
 
 @dataclass
-class RemoteConfig:
-    """Where the model is served and how hard to push it: the options of a remote target besides the model id."""
+class RemoteConfig(RemoteOptions):
+    """A connection to a model served elsewhere: its ``RemoteOptions``, checked, with the token resolved
+    (``endpoint_token``, else the variable ``token_env`` names)."""
 
-    endpoint: str | None = None
-    provider: str | None = None
-    concurrency: int = 8
-    max_retries: int = 5
-    timeout: float = 120.0
-    labels: list[str] = field(default_factory=list)
-    generation_route: str = "auto"
-    token: str | None = field(default=None, repr=False)  # --endpoint-token, else FADE_HUB_ENDPOINT_TOKEN
     token_env: ClassVar[str] = ENDPOINT_TOKEN_ENV  # the variable a token defaults to (a judge's has its own)
 
     def __post_init__(self) -> None:
-        if bool(self.endpoint) == bool(self.provider):
+        if not (self.endpoint or self.provider):
             raise BadConfig("a remote model needs exactly one of --endpoint URL or --provider NAME")
-        if self.endpoint:
-            check_url(self.endpoint)
-        if self.concurrency < 1 or self.max_retries < 0 or not self.timeout > 0:
-            raise BadConfig("--concurrency must be >= 1, --max-retries >= 0 and --request-timeout > 0")
-        if self.generation_route not in GENERATION_ROUTES:
-            raise BadConfig(f"--generation-route must be one of {', '.join(GENERATION_ROUTES)}")
-        self.token = self.token or os.environ.get(self.token_env) or None
+        self.check()
+        self.endpoint_token = self.endpoint_token or os.environ.get(self.token_env) or None
         if self.endpoint:
             check_plain_http(self.endpoint, self.credential is not None)
 
@@ -79,10 +67,10 @@ class RemoteConfig:
 
     @property
     def credential(self) -> str | None:
-        """The bearer token the endpoint gets: ``token``, else the Hugging Face token for a Hugging Face host, else
+        """The bearer token the endpoint gets: ``endpoint_token``, else the Hugging Face token for a Hugging Face host, else
         none (a provider's requests carry what ``huggingface_hub`` gives them)."""
-        if self.token or not self.endpoint:
-            return self.token
+        if self.endpoint_token or not self.endpoint:
+            return self.endpoint_token
         if is_hugging_face_url(self.endpoint):
             from huggingface_hub import get_token
 
@@ -125,19 +113,6 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def check_url(endpoint: str) -> None:
-    """BadConfig when ``--endpoint`` is not an http(s) URL with a host and a valid port (checked before any request)."""
-    try:
-        parts = urlsplit(endpoint)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as err:
-        raise BadConfig(f"--endpoint is not a URL fade-hub can call ({err}); give scheme://host[:port]/path") from None
-    if parts.scheme not in ("http", "https"):
-        raise BadConfig(f"--endpoint {redact_url(endpoint)!r} is not an http(s) URL")
-    if not parts.hostname:
-        raise BadConfig("--endpoint names no host; give scheme://host[:port]/path")
 
 
 def check_plain_http(endpoint: str, with_token: bool) -> None:

@@ -86,7 +86,7 @@ class RemoteTarget(Target):
         self.client = make_client(model_id, remote)
         self.dispatcher = Dispatcher(
             lambda item: self._read(self._ask(item)), where=remote.where, concurrency=remote.concurrency,
-            max_retries=remote.max_retries, timeout=remote.timeout, auth_advice=remote.auth_advice,
+            max_retries=remote.max_retries, timeout=remote.request_timeout, auth_advice=remote.auth_advice,
         )  # fmt: skip
 
     def predict(self, inputs: list) -> list[Prediction]:
@@ -153,7 +153,7 @@ class RemoteTarget(Target):
             "hub_commit_sha": self.hub.commit_sha if self.hub else None,
             "concurrency": self.remote.concurrency,
             "max_retries": self.remote.max_retries,
-            "request_timeout_s": self.remote.timeout,
+            "request_timeout_s": self.remote.request_timeout,
             "batch_size": self.batch_size,
             "helper_device": self.device,
         }
