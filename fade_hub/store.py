@@ -53,10 +53,13 @@ DATA_FILES = {"queries": QUERIES_FILE, "failures": FAILURES_FILE, "landscape": L
 # schedule by the budget left, so another budget makes other decisions than the ones replayed from the log.
 RESUME_KEYS = ("model_id", "task", "space_fingerprint", "algorithm", "mode", "seed", "seeds", "budget")
 # Fields of ``run.json`` that may name a local path: each is recorded relative to the run directory (or by
-# its name alone; see ``fade_hub.paths.portable_path``), so that no absolute path reaches a pushed run.
+# its name alone; see ``fade_hub.paths.portable_path``), so that no absolute path reaches a pushed run. The
+# settings are recorded as ExploreConfig's tree (``config.inputs.seeds``); runs written before it hold them flat.
 PATH_FIELDS = (
     "model_id", "target.model_id", "judge.model_id", "seeds.source",
-    "config.model", "config.seeds", "config.space", "config.label_map", "config.judge", "config.clip",
+    "config.model", "config.inputs.seeds", "config.concept_space.space", "config.inputs.label_map",
+    "config.judging.judge", "config.judging.clip",
+    "config.seeds", "config.space", "config.label_map", "config.judge", "config.clip",
 )
 # Options of ``run.json``'s ``config`` that may change on --resume; any other change (a judge threshold, the
 # generation length, a reward weight, ...) would mix records made under two settings in one run.

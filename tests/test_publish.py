@@ -221,6 +221,21 @@ def test_licence_and_privacy_follow_the_model_and_the_seeds(tiny_models, hub, tm
     assert "already exists and is public" in capsys.readouterr().err
 
 
+def test_a_run_records_no_absolute_path(image_run):
+    """Every setting naming a local file (the model, the seeds, the concept space) is recorded relative to the run or
+    by name, in the settings tree too, so that no absolute path of this machine reaches a pushed run."""
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    meta = json.loads((Path(image_run) / "run.json").read_text())
+    assert isinstance(meta["config"]["inputs"], dict)  # the tree
+    assert [s for s in strings(meta) if s.startswith("/")] == []
+
+
 def test_report_shows_local_paths_from_the_current_folder(image_run, tmp_path, capsys, tiny_models, monkeypatch):
     import shutil
 
