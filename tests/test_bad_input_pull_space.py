@@ -1,9 +1,9 @@
 """The bad-input guard of ``pull``, ``space serve`` / ``space exclude``, ``localhub serve`` and the feedback that
-``mitigate`` reads (issue 25): the same contract as ``test_bad_input.py``, whose ``Case`` and ``snapshot`` it uses.
+``mitigate`` reads (issue 25): the same contract as ``test_bad_input.py`` (``tests/bad_input.py``).
 
-Each row runs ``python -m fade_hub.cli ARGV`` in a subprocess and asserts: exit status 2, at most three lines on
-stderr (the last one the error, holding the row's needle), no traceback, and a test bed whose every file and
-folder is byte-for-byte as it was. Besides the ``test_bad_input`` placeholders (``{root}``, ``{image}``,
+Each row runs ``fade-hub ARGV`` (in this process, or a fresh one where marked or where it sets the environment) and
+asserts: exit status 2, at most three lines on stderr (the last one the error, holding the row's needle), no
+traceback, and a test bed whose every file and folder is byte-for-byte as it was. Besides the ``test_bad_input`` placeholders (``{root}``, ``{image}``,
 ``{run}``, ``{out}``, ``{file}``, ``{seeds}``), the bed has ``{adapter}`` (an adapter folder), ``{feedback}``
 (alice's verdicts on the run), ``{dataset}`` (a dataset repo on the session LocalHub) and ``{hub_port}`` (the
 session LocalHub's port, in use).
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from conftest import HUB_PORT, free_port, unique_repo
-from test_bad_input import Case, fails_cleanly
+from bad_input import Case, fails_cleanly
 
-pytestmark = pytest.mark.slow  # about 40 CLI processes
+pytestmark = pytest.mark.slow  # about 40 rows
 
 DOWN = {"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # a Hub that is not there
 SERVE = ("space", "serve", "--failures", "{run}", "--no-find-adapters", "--reviewer", "ops")
@@ -48,7 +48,8 @@ CASES: dict[str, Case] = {
                                     "--base only matters with --merge"),
     "pull-dataset-repo": Case(("pull", "{dataset}", "--output", "{out}"), "is a dataset repo"),
     "pull-broken-link": Case(("pull", "{root}/adapter-broken-link", "--output", "{out}"), "is a broken link"),
-    "pull-a-run-folder": Case(("pull", "{run}", "--output", "{out}"), "pass a saved model or adapter folder"),
+    "pull-a-run-folder": Case(("pull", "{run}", "--output", "{out}"), "pass a saved model or adapter folder",
+                              process=True),
     "pull-hub-down": Case(("pull", "local-user/some-adapter", "--output", "{out}"), "could not be reached", env=DOWN),
     # who may review (item 8, smaller items)
     "reviewers-empty": Case(_serve("--reviewers", ""), "names nothing; write USER,org:ORG"),
@@ -78,7 +79,8 @@ CASES: dict[str, Case] = {
                              "could not reach the Hub", env=DOWN),
     # feedback that mitigate reads (items 7, 14)
     "mitigate-feedback-all-unusable": Case(_mitigate("{root}/feedback-unusable"), "holds no verdicts"),
-    "mitigate-feedback-unknown-example-only": Case(_mitigate("{root}/feedback-q99999"), "nothing to train on"),
+    "mitigate-feedback-unknown-example-only": Case(_mitigate("{root}/feedback-q99999"), "nothing to train on",
+                                                   process=True),
     "mitigate-feedback-is-a-file": Case(_mitigate("{file}"), "is a file; pass the folder"),
     # empty lists and LocalHub (smaller items)
     "explore-labels-empty": Case(("explore", "{image}", "--seeds", "{seeds}", "--labels", "", "--output", "{out}"),

@@ -202,8 +202,14 @@ def assert_no_wasted_queries(rows: list[dict], explore_seeds: int) -> None:
 # every algorithm on every task -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+# the fast tier runs each algorithm once and each task at least once (a diagonal); the rest of the matrix is slow
+DIAGONAL = set(zip(ALGORITHMS, TASKS + TASKS))
+MATRIX = [pytest.param(algorithm, task, id=f"{algorithm}-{task}",
+                       marks=() if (algorithm, task) in DIAGONAL else pytest.mark.slow)
+          for algorithm in ALGORITHMS for task in TASKS]
+
+
+@pytest.mark.parametrize(("algorithm", "task"), MATRIX)
 def test_every_algorithm_on_every_task(algorithm, task, tiny_models, shape_seeds, short_docs, spaces, tmp_path):
     budget = None if algorithm == "grid" else (16 if algorithm == "ppo" else 8)
     seeds = {"image": shape_seeds, "docs": short_docs}
@@ -487,8 +493,8 @@ STOP = ["--stop-when-converged", "--convergence-window", "24"]
     ("algorithm", "sig", "budget", "extra"),
     [
         ("random", signal.SIGKILL, 200, []),
-        ("random", signal.SIGINT, 200, []),
-        ("bo", signal.SIGKILL, 400, STOP),
+        pytest.param("random", signal.SIGINT, 200, [], marks=pytest.mark.slow),
+        pytest.param("bo", signal.SIGKILL, 400, STOP, marks=pytest.mark.slow),
         pytest.param("ppo", signal.SIGKILL, 160, [], marks=pytest.mark.slow),
     ],
     ids=["random-sigkill", "random-sigint", "bo-stop-sigkill", "ppo-sigkill"],
