@@ -53,6 +53,8 @@ TEST_ENV = {
     "OMP_NUM_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
+# the library cache folders set above; a test of what a user's process writes under HOME unsets them, as a user has none
+LIBRARY_DIRS = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_HOME", "HF_DATASETS_CACHE")
 
 import pytest  # noqa: E402
 
