@@ -274,7 +274,8 @@ def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seed
     assert records("bo-a", "bo", 5) == records("bo-b", "bo", 5) != records("bo-c", "bo", 6)
 
 
-@pytest.mark.parametrize("algorithm", ["ppo", "bo", "random"])
+@pytest.mark.parametrize("algorithm", [pytest.param("ppo", marks=pytest.mark.slow), "bo",
+                                       pytest.param("random", marks=pytest.mark.slow)])
 def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_model, block_space, tmp_path, capsys):
     """The demo model fails in one region of the 2x2 block space: once the screened regions have stayed the same for
     a window of queries, the search stops, says so, and the regions it would confirm are those of its log."""
@@ -379,17 +380,19 @@ def test_confirmation_asks_each_held_out_seed_once_per_screened_region(shapes_mo
     assert region["confirm_seeds"] == len(eligible)
 
 
-def test_every_explorer_spends_no_query_on_an_answered_pair(tiny_models, shape_seeds, tmp_path):
+@pytest.mark.parametrize("algorithm", [
+    pytest.param(algorithm, marks=() if algorithm == "covering" else pytest.mark.slow)
+    for algorithm in ("random", "epsilon-greedy", "bo", "covering", "ppo")])
+def test_every_explorer_spends_no_query_on_an_answered_pair(algorithm, tiny_models, shape_seeds, tmp_path):
     """With more budget than (cell, seed) pairs, each explorer's repeats wait until a cell's seeds are used up."""
-    for algorithm in ("random", "epsilon-greedy", "bo", "covering", "ppo"):
-        config = image_config(tiny_models, shape_seeds, tmp_path / algorithm, algorithm=algorithm, budget=96,
-                              confirm_top=0)
-        run = explore(config)
-        rows = RunStore(run.path).read_queries()
-        assert_no_wasted_queries(rows, run.meta["seeds"]["explore"])
-        pairs = {(r["action_id"], r["seed_id"]) for r in explore_rows(rows)}
-        repeats = 96 - len(pairs)
-        assert run.meta.get("repeated_pairs", 0) == repeats
+    config = image_config(tiny_models, shape_seeds, tmp_path / algorithm, algorithm=algorithm, budget=96,
+                          confirm_top=0)
+    run = explore(config)
+    rows = RunStore(run.path).read_queries()
+    assert_no_wasted_queries(rows, run.meta["seeds"]["explore"])
+    pairs = {(r["action_id"], r["seed_id"]) for r in explore_rows(rows)}
+    repeats = 96 - len(pairs)
+    assert run.meta.get("repeated_pairs", 0) == repeats
 
 
 # sequential (microscopic) mode --------------------------------------------------------------------
