@@ -308,6 +308,7 @@ def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_mo
     assert spent == 40 and "converged" not in whole.meta  # without the flag: the whole budget
 
 
+@pytest.mark.slow  # three PPO trainings; the fast tier trains PPO in the diagonal and the determinism test
 def test_ppo_reward_failures_is_the_reward_before_coverage(tiny_models, shape_seeds, tmp_path):
     def records(name: str, reward: str) -> list[tuple]:
         config = image_config(tiny_models, shape_seeds, tmp_path / name, algorithm="ppo", budget=48, seed=2,
@@ -398,7 +399,7 @@ def test_every_explorer_spends_no_query_on_an_answered_pair(algorithm, tiny_mode
 # sequential (microscopic) mode --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["random", "ppo"])
+@pytest.mark.parametrize("algorithm", ["random", pytest.param("ppo", marks=pytest.mark.slow)])
 def test_sequential_episodes_stop_at_first_failure(algorithm, tiny_models, shape_seeds, tmp_path):
     max_steps = 5
     config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm=algorithm, mode="sequential",
