@@ -88,7 +88,7 @@ CASES: dict[str, Case] = {
     "model-remote-code-without-flag": Case(_explore("{remote}"), "--trust-remote-code"),
     "model-config-not-json": Case(_explore("{root}/config-not-json"), "config.json"),
     "model-weights-truncated": Case(_explore("{root}/weights-truncated"), "model.safetensors"),
-    "model-weights-garbage": Case(_explore("{root}/weights-garbage"), "model.safetensors", process=True),
+    "model-weights-garbage": Case(_explore("{root}/weights-garbage"), "model.safetensors"),
     "model-tokenizer-damaged": Case(_explore("{root}/tokenizer-damaged", "--judge-keywords", "x", *TEXT,
                                              seeds="builtin:prompts"), "Tokenizer", process=True),
     "model-device-unknown": Case(_explore("{image}", "--device", "toaster"), "is not a device;"),
@@ -113,8 +113,7 @@ CASES: dict[str, Case] = {
     "resume-nothing-there": Case(_resume(out="{out}"), "no run to resume"),
     "resume-corrupt-log-line": Case(_resume(out="{root}/run-corrupt-log"), "queries.jsonl:3"),
     "resume-other-budget": Case(_resume("--budget", "9"), "budget is 6 but this run has 9"),
-    "resume-other-model": Case(_explore("{remote}", "--trust-remote-code", "--resume", out="{run}"), "model_id",
-                               process=True),
+    "resume-other-model": Case(_explore("{remote}", "--trust-remote-code", "--resume", out="{run}"), "model_id"),
     "resume-other-severity-weight": Case(_resume("--severity-weight", "2"), "severity_weight is 0.0 but"),
     "resume-other-space": Case(_resume("--concepts", "builtin:paper-image"), "space_fingerprint"),
     # push (items 2, 7)
@@ -199,8 +198,7 @@ CASES.update({
     # evaluation seeds are compared by content, not by path (item 6)
     "mitigate-eval-seeds-same-path": Case(_mitigate(eval_seeds="{seeds}"), "also a training or exploration"),
     "mitigate-eval-seeds-byte-copy": Case(_mitigate(eval_seeds="{root}/seeds-copy"),
-                                          "of the 6 seeds of --eval-seeds {root}/seeds-copy have the same content",
-                                          process=True),
+                                          "of the 6 seeds of --eval-seeds {root}/seeds-copy have the same content"),
     "mitigate-eval-seeds-renamed-copy": Case(_mitigate(eval_seeds="{root}/seeds-renamed"),
                                              "of the 6 seeds of --eval-seeds {root}/seeds-renamed have the same "
                                              "content"),

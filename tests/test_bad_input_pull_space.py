@@ -48,8 +48,7 @@ CASES: dict[str, Case] = {
                                     "--base only matters with --merge"),
     "pull-dataset-repo": Case(("pull", "{dataset}", "--output", "{out}"), "is a dataset repo"),
     "pull-broken-link": Case(("pull", "{root}/adapter-broken-link", "--output", "{out}"), "is a broken link"),
-    "pull-a-run-folder": Case(("pull", "{run}", "--output", "{out}"), "pass a saved model or adapter folder",
-                              process=True),
+    "pull-a-run-folder": Case(("pull", "{run}", "--output", "{out}"), "pass a saved model or adapter folder"),
     "pull-hub-down": Case(("pull", "local-user/some-adapter", "--output", "{out}"), "could not be reached", env=DOWN),
     # who may review (item 8, smaller items)
     "reviewers-empty": Case(_serve("--reviewers", ""), "names nothing; write USER,org:ORG"),
@@ -79,8 +78,7 @@ CASES: dict[str, Case] = {
                              "could not reach the Hub", env=DOWN),
     # feedback that mitigate reads (items 7, 14)
     "mitigate-feedback-all-unusable": Case(_mitigate("{root}/feedback-unusable"), "holds no verdicts"),
-    "mitigate-feedback-unknown-example-only": Case(_mitigate("{root}/feedback-q99999"), "nothing to train on",
-                                                   process=True),
+    "mitigate-feedback-unknown-example-only": Case(_mitigate("{root}/feedback-q99999"), "nothing to train on"),
     "mitigate-feedback-is-a-file": Case(_mitigate("{file}"), "is a file; pass the folder"),
     # empty lists and LocalHub (smaller items)
     "explore-labels-empty": Case(("explore", "{image}", "--seeds", "{seeds}", "--labels", "", "--output", "{out}"),
