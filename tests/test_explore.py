@@ -496,7 +496,8 @@ STOP = ["--stop-when-converged", "--convergence-window", "24"]
 @pytest.mark.parametrize(
     ("algorithm", "sig", "budget", "extra"),
     [
-        ("random", signal.SIGKILL, 200, []),
+        # the fast tier resumes a stopped run in tests/test_remote_explore.py; killing a process is slow
+        pytest.param("random", signal.SIGKILL, 200, [], marks=pytest.mark.slow),
         pytest.param("random", signal.SIGINT, 200, [], marks=pytest.mark.slow),
         pytest.param("bo", signal.SIGKILL, 400, STOP, marks=pytest.mark.slow),
         pytest.param("ppo", signal.SIGKILL, 160, [], marks=pytest.mark.slow),

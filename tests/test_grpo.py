@@ -94,6 +94,7 @@ def test_learns_the_planted_block_within_the_exact_budget(trained):
     assert probs[_cells(BLOCK_A)].sum() > 0.5
 
 
+@pytest.mark.slow  # 20,000 samples; the fast tier checks generation against cell_probs on 5,000 (test below)
 def test_cell_probs_are_the_sampling_distribution(trained):
     policy = trained[0]
     probs = policy.cell_probs("circle")
