@@ -53,6 +53,8 @@ TEST_ENV = {
     "OMP_NUM_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
+# the library cache folders set above; a test of what a user's process writes under HOME unsets them, as a user has none
+LIBRARY_DIRS = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_HOME", "HF_DATASETS_CACHE")
 
 import pytest  # noqa: E402
 
@@ -208,6 +210,60 @@ def sampling_model(session_dir) -> Path:
     from fade_hub.testing.generation import train_chat_model
 
     return train_chat_model(session_dir / "models" / "chat-typos-sampled", failure_rate=0.3)
+
+
+@pytest.fixture(scope="session")
+def summarizer_model(session_dir) -> Path:
+    """The tiny summarizer that fails on upper-case articles (``fade_hub.testing.summaries``), trained once."""
+    from fade_hub.testing.summaries import train_summarizer
+
+    return train_summarizer(session_dir / "models" / "summarizer-upper")
+
+
+@pytest.fixture(scope="session")
+def cased_sentiment_model(session_dir) -> Path:
+    """A cased sentiment classifier that never saw upper case (``fade_hub.testing.sentiment``), trained once."""
+    from fade_hub.testing.sentiment import train_sentiment_classifier
+
+    return train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
+
+
+@pytest.fixture(scope="session")
+def negation_sentiment(session_dir) -> dict[str, Path]:
+    """Two small sentiment classifiers, each trained once: one trained on negated sentences too (``reads``), one that
+    never saw negation (``ignores``); and 16 ``seeds``."""
+    from fade_hub.testing.sentiment import train_sentiment_classifier, write_seeds
+
+    models = session_dir / "models"
+    return {
+        "reads": train_sentiment_classifier(models / "sentiment-reads-negation", negation=True),
+        "ignores": train_sentiment_classifier(models / "sentiment-ignores-negation", negation=False),
+        "seeds": write_seeds(session_dir / "sentiment-seeds.jsonl", 16, seed=5),
+    }
+
+
+@pytest.fixture(scope="session")
+def drawing_model(session_dir) -> Path:
+    """The drawing pipeline whose ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``), trained once (a few
+    minutes on one core)."""
+    from fade_hub.testing.drawing import train_drawing_pipeline
+
+    return train_drawing_pipeline(session_dir / "models" / "drawing")
+
+
+@pytest.fixture(scope="session")
+def image_loop(hub, shapes_model, block_space, session_dir):
+    """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, reviewed
+    (``fade_hub.testing.loops.image_loop``), mitigated with seed 0 and ``--recheck``, the adapter pushed as
+    ``adapter``: built once for the mitigation and the re-check tests."""
+    from fade_hub.mitigate import MitigateConfig, mitigate
+    from fade_hub.testing import loops
+
+    loop = loops.image_loop(session_dir / "image-loop", shapes_model, block_space)
+    loop["adapter"] = unique_repo("shapes-faded", "local-user")
+    loop["result"] = mitigate(MitigateConfig(**loop["mitigation"], output=str(loop["root"] / "adapter"), seed=0,
+                                             recheck=True, push_to_hub=loop["adapter"]))
+    return loop
 
 
 # failure runs pushed to the session LocalHub, built once (tests/space_runs.py) ------------------------------

@@ -1,6 +1,7 @@
-"""The standing guard of bad input: every case is one CLI run in a subprocess that must fail cleanly.
+"""The standing guard of bad input: every case is one CLI run that must fail cleanly.
 
-Each row of ``CASES`` runs ``python -m fade_hub.cli ARGV`` and asserts: exit status 2, at most three
+Each row of ``CASES`` runs ``fade-hub ARGV`` (``tests/bad_input.py``: in this process, or in a fresh one for the
+rows marked ``process=True`` and those that set environment variables) and asserts: exit status 2, at most three
 lines on stderr (the last one the error, holding the row's needle), no traceback, and a test bed whose
 every file and folder is byte-for-byte as it was (nothing written, nothing changed, nothing half-made).
 A new bad-input case is a new row here, not a new test function.
@@ -12,30 +13,18 @@ Placeholders in ``argv`` name what the ``bed`` fixture prepares: ``{image}``/``{
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bad_input import Case, fails_cleanly
 from PIL import Image
 
 from conftest import free_port
 
-pytestmark = pytest.mark.slow  # about 60 CLI processes: a minute and a half on two cores
-
-
-@dataclass(frozen=True)
-class Case:
-    """One bad command: its argv (with placeholders), a needle its error line holds, extra environment."""
-
-    argv: tuple[str, ...]
-    needle: str | None
-    env: dict[str, str] = field(default_factory=dict)
+pytestmark = pytest.mark.slow  # about 100 rows, a dozen of them in their own process
 
 
 TEXT = ("--concepts", "builtin:text-default")  # later flags win: a text space for the text models
@@ -56,7 +45,8 @@ CASES: dict[str, Case] = {
     # numbers: every numeric option is finite and in range (issue 14, item 1)
     "explore-budget-zero": Case(_explore("{image}", "--budget", "0"), "--budget must be >= 1"),
     "explore-budget-negative": Case(_explore("{image}", "--budget", "-5"), "--budget"),
-    "explore-budget-not-a-number": Case(_explore("{image}", "--budget", "lots"), "'lots' is not an integer"),
+    "explore-budget-not-a-number": Case(_explore("{image}", "--budget", "lots"), "'lots' is not an integer",
+                                        process=True),
     "explore-threshold-nan": Case(_explore("{textgen}", "--judge", "{textcls}", "--judge-label", "POSITIVE",
                                            "--judge-threshold", "nan", *TEXT, seeds="builtin:prompts"), "finite"),
     "explore-threshold-inf": Case(_explore("{image}", "--judge-threshold", "inf"), "--judge-threshold"),
@@ -78,7 +68,7 @@ CASES: dict[str, Case] = {
     "config-missing": Case(("explore", "{image}", "--config", "{root}/nope.yaml"), "not found"),
     "config-unknown-key": Case(("explore", "{image}", "--config", "{root}/unknown-key.yaml"), "unknown option 'budgit'"),
     "config-not-a-mapping": Case(("explore", "{image}", "--config", "{root}/list.yaml"), "mapping"),
-    "config-bad-yaml": Case(("explore", "{image}", "--config", "{root}/broken.yaml"), "not valid YAML"),
+    "config-bad-yaml": Case(("explore", "{image}", "--config", "{root}/broken.yaml"), "not valid YAML", process=True),
     "config-not-utf8": Case(("explore", "{image}", "--config", "{root}/latin1.yaml"), "UTF-8"),
     "space-not-utf8": Case(_explore("{image}", "--concepts", "{root}/latin1-space.yaml"), "not UTF-8 text"),
     "label-map-not-utf8": Case(_explore("{image}", "--label-map", "{root}/latin1.yaml"), "label map file"),
@@ -100,14 +90,14 @@ CASES: dict[str, Case] = {
     "model-weights-truncated": Case(_explore("{root}/weights-truncated"), "model.safetensors"),
     "model-weights-garbage": Case(_explore("{root}/weights-garbage"), "model.safetensors"),
     "model-tokenizer-damaged": Case(_explore("{root}/tokenizer-damaged", "--judge-keywords", "x", *TEXT,
-                                             seeds="builtin:prompts"), "Tokenizer"),
+                                             seeds="builtin:prompts"), "Tokenizer", process=True),
     "model-device-unknown": Case(_explore("{image}", "--device", "toaster"), "is not a device;"),
     "model-device-absent": Case(_explore("{image}", "--device", "cuda:7"), "--device cuda:7"),
     "model-task-mismatch": Case(_explore("{image}", "--task", "text-generation", "--judge-keywords", "x"),
                                 "--task text-generation does not fit"),
     # seeds (item 4)
     "seeds-txt-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.txt"), "not UTF-8"),
-    "seeds-csv-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.csv"), "line 2"),
+    "seeds-csv-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.csv"), "line 2", process=True),
     "seeds-jsonl-not-utf8": Case(_explore("{textcls}", *TEXT, seeds="{root}/latin1.jsonl"), "not UTF-8"),
     "seeds-jsonl-no-rows": Case(_explore("{textcls}", *TEXT, seeds="{root}/empty.jsonl"), "no rows"),
     "seeds-folder-no-images": Case(_explore("{image}", seeds="{root}/no-images"), "no rows"),
@@ -140,7 +130,8 @@ CASES: dict[str, Case] = {
                                        "contradict"),
     # report (item 4)
     "report-path-escape": Case(("report", "x/../../y"), "not a run directory"),
-    "report-truncated-parquet": Case(("report", "{root}/run-truncated-parquet"), "landscape.parquet is damaged"),
+    "report-truncated-parquet": Case(("report", "{root}/run-truncated-parquet"), "landscape.parquet is damaged",
+                                     process=True),
     "report-damaged-run-json": Case(("report", "{root}/run-damaged-meta"), "run.json is damaged"),
     "report-unknown-repo": Case(("report", "local-user/no-such-run"), "neither a local run directory"),
     "report-top-zero": Case(("report", "{run}", "--top", "0"), "--top must be >= 1"),
@@ -158,10 +149,10 @@ CASES: dict[str, Case] = {
     "space-deploy-space-id-invalid": Case(("space", "deploy", "--failures", "local-user/x", "--feedback-repo",
                                            "local-user/fb", "--space-id", "x/y/z"), "--space-id"),
     "space-deploy-local-run": Case(("space", "deploy", "--failures", "{run}", "--feedback-repo", "local-user/fb",
-                                    "--space-id", "local-user/sp"), "push the run first"),
+                                    "--space-id", "local-user/sp"), "push the run first", process=True),
     "space-without-action": Case(("space",), None),
     # hub serve (item 8)
-    "hub-root-is-a-file": Case(("localhub", "serve", "--root", "{file}"), "is a file, not a folder"),
+    "hub-root-is-a-file": Case(("localhub", "serve", "--root", "{file}"), "is a file, not a folder", process=True),
     "hub-port-out-of-range": Case(("localhub", "serve", "--root", "{out}", "--port", "70000"), "--port"),
     "hub-port-negative": Case(("localhub", "serve", "--root", "{out}", "--port", "-1"), "--port"),
     "localhub-without-action": Case(("localhub",), None),
@@ -169,8 +160,9 @@ CASES: dict[str, Case] = {
     "demo-budget-zero": Case(("demo", "--budget", "0", "--output", "{out}"), "--budget"),
     "demo-seeds-per-class": Case(("demo", "--seeds-per-class", "1", "--output", "{out}"), "--seeds-per-class"),
     "demo-seed-negative": Case(("demo", "--random-seed", "-1", "--output", "{out}"), "--random-seed"),
-    "demo-output-not-a-run": Case(("demo", "--output", "{seeds}", "--cache-dir", "{out}"), "not an earlier demo"),
-    "no-command": Case((), None),
+    "demo-output-not-a-run": Case(("demo", "--output", "{seeds}", "--cache-dir", "{out}"), "not an earlier demo",
+                                  process=True),
+    "no-command": Case((), None, process=True),
 }
 
 
@@ -183,7 +175,7 @@ def _mitigate(*flags: str, out: str = "{out}", eval_seeds: str = "{root}/eval-se
 CASES.update({
     # mitigate (issue 25): each checked before the base model answers a single query
     "mitigate-target-modules-unknown": Case(_mitigate("--target-modules", "nonexistent"),
-                                            "--target-modules nonexistent"),
+                                            "--target-modules nonexistent", process=True),
     "mitigate-steps-overflow": Case(_mitigate("--steps", "99999999999999999999999"), "--steps must be in [1, 1000000]"),
     "mitigate-mix-zero": Case(_mitigate("--mix", "0"), "--mix 0 would train on no input of a targeted mode"),
     "mitigate-output-is-a-file": Case(_mitigate(out="{file}"), "is a file, not a folder"),
@@ -297,33 +289,6 @@ def bed(tmp_path_factory, tiny_models, small_space, hub) -> dict[str, str]:
         "seeds": str(seeds), "space": str(space), "run": str(run), "out": str(root / "out"),
         "file": str(root / "file.txt"), "feedback": str(root / "feedback"),
     }
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file (by its sha256) and folder under ``root``."""
-    return {
-        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-        for path in sorted(root.rglob("*"))
-    }
-
-
-def fails_cleanly(case: Case, bed: dict[str, str]) -> str:
-    """Run a case's command in a subprocess and assert it failed cleanly: exit 2, at most three stderr lines of at
-    most 1,000 characters, no traceback, the needle in the last (error) line, the test bed unchanged; its stderr."""
-    argv = [part.format(**bed) for part in case.argv]
-    before = snapshot(Path(bed["root"]))
-    done = subprocess.run(
-        [sys.executable, "-m", "fade_hub.cli", *argv], capture_output=True, text=True, timeout=300,
-        env={**os.environ, **case.env}, cwd=bed["root"],
-    )
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert len(lines) <= 3 and all(len(line) <= 1000 for line in lines), done.stderr[:3000]
-    if case.needle is not None:
-        assert "error:" in lines[-1] and case.needle.format(**bed) in lines[-1], lines
-    assert snapshot(Path(bed["root"])) == before, "a failed command changed the test bed"
-    return done.stderr
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -1,9 +1,9 @@
 """The bad-input guard of ``pull``, ``space serve`` / ``space exclude``, ``localhub serve`` and the feedback that
-``mitigate`` reads (issue 25): the same contract as ``test_bad_input.py``, whose ``Case`` and ``snapshot`` it uses.
+``mitigate`` reads (issue 25): the same contract as ``test_bad_input.py`` (``tests/bad_input.py``).
 
-Each row runs ``python -m fade_hub.cli ARGV`` in a subprocess and asserts: exit status 2, at most three lines on
-stderr (the last one the error, holding the row's needle), no traceback, and a test bed whose every file and
-folder is byte-for-byte as it was. Besides the ``test_bad_input`` placeholders (``{root}``, ``{image}``,
+Each row runs ``fade-hub ARGV`` (in this process, or a fresh one where marked or where it sets the environment) and
+asserts: exit status 2, at most three lines on stderr (the last one the error, holding the row's needle), no
+traceback, and a test bed whose every file and folder is byte-for-byte as it was. Besides the ``test_bad_input`` placeholders (``{root}``, ``{image}``,
 ``{run}``, ``{out}``, ``{file}``, ``{seeds}``), the bed has ``{adapter}`` (an adapter folder), ``{feedback}``
 (alice's verdicts on the run), ``{dataset}`` (a dataset repo on the session LocalHub) and ``{hub_port}`` (the
 session LocalHub's port, in use).
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from conftest import HUB_PORT, free_port, unique_repo
-from test_bad_input import Case, fails_cleanly
+from bad_input import Case, fails_cleanly
 
-pytestmark = pytest.mark.slow  # about 40 CLI processes
+pytestmark = pytest.mark.slow  # about 40 rows
 
 DOWN = {"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # a Hub that is not there
 SERVE = ("space", "serve", "--failures", "{run}", "--no-find-adapters", "--reviewer", "ops")

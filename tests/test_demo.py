@@ -1,4 +1,5 @@
-"""The README's main command: `fade-hub demo` end to end in a fresh process, the whole loop, on any thread count."""
+"""The README's main command: `fade-hub demo` end to end in a fresh process, the whole loop, on any thread count,
+writing nothing under HOME."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import LIBRARY_DIRS
 
 # The demo model never saw very dark shapes rotated past 10 degrees: its worst failures are brightness 0.2 at
 # rotation -30 and 30 (action ids 20-24 and 120-124 of the 5x5x5 space, any saturation). On the demo's seeds it also
@@ -20,15 +23,19 @@ TOP_REGION = "rotation ±30 and brightness 0.2 (any saturation)"
 
 
 def _demo(tmp_path, name: str, *flags: str, threads: int | None = None) -> str:
-    """Run the demo as a user does: no thread setting (the test session's OMP_NUM_THREADS is removed) unless given."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN", "OMP_NUM_THREADS")}
-    env["HF_HOME"] = str(tmp_path / "hf_home")
+    """Run the demo as a user does: an empty HOME of its own (``tmp_path/home``), no library cache folders, no Hub
+    settings, HF_HOME and FADE_HUB_CACHE in ``tmp_path``, and no thread setting (the test session's OMP_NUM_THREADS is
+    removed) unless given."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_ENDPOINT", "HF_TOKEN", "OMP_NUM_THREADS", *LIBRARY_DIRS) and not k.startswith("XDG_")}
+    env.update(HOME=str(home), HF_HOME=str(tmp_path / "hf_home"), FADE_HUB_CACHE=str(tmp_path / "fade_cache"))
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     done = subprocess.run(
-        [sys.executable, "-m", "fade_hub.cli", "demo", "--output", str(tmp_path / name),
-         "--cache-dir", str(tmp_path / "cache"), "--no-progress", *flags],
-        env=env, capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "fade_hub.cli", "demo", "--output", str(tmp_path / name), "--no-progress", *flags],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -40,8 +47,8 @@ def _regions(out: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_demo_closes_the_loop_offline_on_any_thread_count(tmp_path):
-    out = _demo(tmp_path, "demo")
+def test_demo_closes_the_loop_offline_on_any_thread_count_and_writes_nothing_under_home(tmp_path):
+    out = _demo(tmp_path, "demo", "--cache-dir", str(tmp_path / "cache"))
     regions = _regions(out)
     assert 1 <= len(regions) <= 3
     table = pd.read_parquet(tmp_path / "demo" / "run" / "data" / "regions.parquet").sort_values("rank")
@@ -80,17 +87,14 @@ def test_demo_closes_the_loop_offline_on_any_thread_count(tmp_path):
     assert (tmp_path / "demo" / "adapter" / "adapter_model.safetensors").is_file()
     assert "pushed dataset: http://127.0.0.1:" in out and "pushed variant: http://127.0.0.1:" in out
     assert (tmp_path / "cache" / "demo-hub").is_dir()
-    # the model ships with the package: one and two threads find and confirm the same regions
+    # the model ships with the package: one and two threads find and confirm the same regions; the second demo
+    # (into the first one's folder, its cache in FADE_HUB_CACHE) replaces the first
     for threads in (1, 2):
-        again = _demo(tmp_path, f"demo-{threads}", "--mitigation-steps", "5", threads=threads)
+        again = _demo(tmp_path, "again", "--mitigation-steps", "5", threads=threads)
         assert _regions(again) == regions, (threads, again)
         assert "simulated reviewer (not a person): marked the" in again
-
-
-@pytest.mark.slow
-def test_a_second_demo_replaces_the_first(tmp_path):
-    _demo(tmp_path, "demo", "--budget", "64", "--mitigation-steps", "5")
-    again = _demo(tmp_path, "demo", "--budget", "64", "--mitigation-steps", "5")
     queries = int(re.search(r"fade-hub demo: (\d+) queries", again).group(1))
     clean = 72  # every seed once, unperturbed (24 per class)
-    assert 64 + clean <= queries <= 64 + clean + 3 * 24, "64 explore + the clean seeds + at most 3 regions x 24 held out"
+    assert 600 + clean <= queries <= 600 + clean + 3 * 24, "600 explore + the clean seeds + at most 3 regions x 24"
+    assert (tmp_path / "fade_cache" / "demo-hub").is_dir() and list((tmp_path / "again" / "run" / "plots").glob("*.png"))
+    assert sorted(str(path.relative_to(tmp_path / "home")) for path in Path(tmp_path / "home").rglob("*")) == []

@@ -20,19 +20,6 @@ from fade_hub.testing.sentiment import flipped
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def sentiment(session_dir) -> dict[str, Path]:
-    """Two small sentiment classifiers: one trained on negated sentences too, one that never saw negation."""
-    from fade_hub.testing.sentiment import train_sentiment_classifier, write_seeds
-
-    models = session_dir / "models"
-    return {
-        "reads": train_sentiment_classifier(models / "sentiment-reads-negation", negation=True),
-        "ignores": train_sentiment_classifier(models / "sentiment-ignores-negation", negation=False),
-        "seeds": write_seeds(session_dir / "sentiment-seeds.jsonl", 16, seed=5),
-    }
-
-
 def grid_run(model: Path, seeds: Path, output: Path, **options) -> tuple[pd.DataFrame, dict]:
     """A grid over the default text space (typos x case x negate x punctuation); its landscape and metadata."""
     run = explore(ExploreConfig(model=str(model), seeds=str(seeds), algorithm="grid", output=str(output),
@@ -40,8 +27,8 @@ def grid_run(model: Path, seeds: Path, output: Path, **options) -> tuple[pd.Data
     return run.landscape, run.meta
 
 
-def test_a_model_that_reads_negation_is_not_reported_failing_under_it(sentiment, tmp_path):
-    landscape, meta = grid_run(sentiment["reads"], sentiment["seeds"], tmp_path / "run")
+def test_a_model_that_reads_negation_is_not_reported_failing_under_it(negation_sentiment, tmp_path):
+    landscape, meta = grid_run(negation_sentiment["reads"], negation_sentiment["seeds"], tmp_path / "run")
     assert set(landscape["negate"]) == {"false", "true"}  # the default space kept negation: the labels are polar
     clean_error = meta["clean"]["rate"]
     plain = landscape[landscape["typos"] == "0"]
@@ -53,14 +40,14 @@ def test_a_model_that_reads_negation_is_not_reported_failing_under_it(sentiment,
     assert not (negated["significant"] | negated["confirmed"]).any()
     assert set(negated["expectation"]) == {"directional (negate)"}
     labels = {f"sentiment-seeds.jsonl/{i:05d}": json.loads(line)["label"]
-              for i, line in enumerate(Path(sentiment["seeds"]).read_text().splitlines())}
+              for i, line in enumerate(Path(negation_sentiment["seeds"]).read_text().splitlines())}
     rows = [r for r in RunStore(tmp_path / "run").read_queries() if r["phase"] == "explore" and r["negate"] == "true"]
     assert all(r["expected"] == flipped(labels[r["seed_id"]]) for r in rows)  # the right answer flips with "not"
     assert {r["expected_source"] for r in rows} == {"seed label, flipped by negate"}
 
 
-def test_a_model_that_ignores_negation_fails_exactly_there(sentiment, tmp_path):
-    landscape, meta = grid_run(sentiment["ignores"], sentiment["seeds"], tmp_path / "run")
+def test_a_model_that_ignores_negation_fails_exactly_there(negation_sentiment, tmp_path):
+    landscape, meta = grid_run(negation_sentiment["ignores"], negation_sentiment["seeds"], tmp_path / "run")
     plain = landscape[landscape["typos"] == "0"]
     modes = plain[plain["significant"]]
     negated = plain[plain["negate"] == "true"]

@@ -202,8 +202,14 @@ def assert_no_wasted_queries(rows: list[dict], explore_seeds: int) -> None:
 # every algorithm on every task -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+# the fast tier runs each algorithm once and each task at least once (a diagonal); the rest of the matrix is slow
+DIAGONAL = set(zip(ALGORITHMS, TASKS + TASKS))
+MATRIX = [pytest.param(algorithm, task, id=f"{algorithm}-{task}",
+                       marks=() if (algorithm, task) in DIAGONAL else pytest.mark.slow)
+          for algorithm in ALGORITHMS for task in TASKS]
+
+
+@pytest.mark.parametrize(("algorithm", "task"), MATRIX)
 def test_every_algorithm_on_every_task(algorithm, task, tiny_models, shape_seeds, short_docs, spaces, tmp_path):
     budget = None if algorithm == "grid" else (16 if algorithm == "ppo" else 8)
     seeds = {"image": shape_seeds, "docs": short_docs}
@@ -268,7 +274,8 @@ def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seed
     assert records("bo-a", "bo", 5) == records("bo-b", "bo", 5) != records("bo-c", "bo", 6)
 
 
-@pytest.mark.parametrize("algorithm", ["ppo", "bo", "random"])
+@pytest.mark.parametrize("algorithm", [pytest.param("ppo", marks=pytest.mark.slow), "bo",
+                                       pytest.param("random", marks=pytest.mark.slow)])
 def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_model, block_space, tmp_path, capsys):
     """The demo model fails in one region of the 2x2 block space: once the screened regions have stayed the same for
     a window of queries, the search stops, says so, and the regions it would confirm are those of its log."""
@@ -301,6 +308,7 @@ def test_stop_when_converged_returns_the_rest_of_the_budget(algorithm, shapes_mo
     assert spent == 40 and "converged" not in whole.meta  # without the flag: the whole budget
 
 
+@pytest.mark.slow  # three PPO trainings; the fast tier trains PPO in the diagonal and the determinism test
 def test_ppo_reward_failures_is_the_reward_before_coverage(tiny_models, shape_seeds, tmp_path):
     def records(name: str, reward: str) -> list[tuple]:
         config = image_config(tiny_models, shape_seeds, tmp_path / name, algorithm="ppo", budget=48, seed=2,
@@ -373,23 +381,25 @@ def test_confirmation_asks_each_held_out_seed_once_per_screened_region(shapes_mo
     assert region["confirm_seeds"] == len(eligible)
 
 
-def test_every_explorer_spends_no_query_on_an_answered_pair(tiny_models, shape_seeds, tmp_path):
+@pytest.mark.parametrize("algorithm", [
+    pytest.param(algorithm, marks=() if algorithm == "covering" else pytest.mark.slow)
+    for algorithm in ("random", "epsilon-greedy", "bo", "covering", "ppo")])
+def test_every_explorer_spends_no_query_on_an_answered_pair(algorithm, tiny_models, shape_seeds, tmp_path):
     """With more budget than (cell, seed) pairs, each explorer's repeats wait until a cell's seeds are used up."""
-    for algorithm in ("random", "epsilon-greedy", "bo", "covering", "ppo"):
-        config = image_config(tiny_models, shape_seeds, tmp_path / algorithm, algorithm=algorithm, budget=96,
-                              confirm_top=0)
-        run = explore(config)
-        rows = RunStore(run.path).read_queries()
-        assert_no_wasted_queries(rows, run.meta["seeds"]["explore"])
-        pairs = {(r["action_id"], r["seed_id"]) for r in explore_rows(rows)}
-        repeats = 96 - len(pairs)
-        assert run.meta.get("repeated_pairs", 0) == repeats
+    config = image_config(tiny_models, shape_seeds, tmp_path / algorithm, algorithm=algorithm, budget=96,
+                          confirm_top=0)
+    run = explore(config)
+    rows = RunStore(run.path).read_queries()
+    assert_no_wasted_queries(rows, run.meta["seeds"]["explore"])
+    pairs = {(r["action_id"], r["seed_id"]) for r in explore_rows(rows)}
+    repeats = 96 - len(pairs)
+    assert run.meta.get("repeated_pairs", 0) == repeats
 
 
 # sequential (microscopic) mode --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["random", "ppo"])
+@pytest.mark.parametrize("algorithm", ["random", pytest.param("ppo", marks=pytest.mark.slow)])
 def test_sequential_episodes_stop_at_first_failure(algorithm, tiny_models, shape_seeds, tmp_path):
     max_steps = 5
     config = image_config(tiny_models, shape_seeds, tmp_path / "run", algorithm=algorithm, mode="sequential",
@@ -486,9 +496,10 @@ STOP = ["--stop-when-converged", "--convergence-window", "24"]
 @pytest.mark.parametrize(
     ("algorithm", "sig", "budget", "extra"),
     [
-        ("random", signal.SIGKILL, 200, []),
-        ("random", signal.SIGINT, 200, []),
-        ("bo", signal.SIGKILL, 400, STOP),
+        # the fast tier resumes a stopped run in tests/test_remote_explore.py; killing a process is slow
+        pytest.param("random", signal.SIGKILL, 200, [], marks=pytest.mark.slow),
+        pytest.param("random", signal.SIGINT, 200, [], marks=pytest.mark.slow),
+        pytest.param("bo", signal.SIGKILL, 400, STOP, marks=pytest.mark.slow),
         pytest.param("ppo", signal.SIGKILL, 160, [], marks=pytest.mark.slow),
     ],
     ids=["random-sigkill", "random-sigint", "bo-stop-sigkill", "ppo-sigkill"],

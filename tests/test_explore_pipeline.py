@@ -43,7 +43,10 @@ def _asked(run: Path) -> list[tuple]:
     return sorted((r["query_id"], r["phase"], r["action_id"], r["seed_id"]) for r in RunStore(run).read_queries())
 
 
-@pytest.mark.parametrize("algorithm", ["random", "epsilon-greedy", "bo", "covering", "ppo"])
+# the fast tier asks one explorer (each explorer runs in tests/test_explore.py's fast diagonal); the others are slow
+@pytest.mark.parametrize("algorithm", [
+    pytest.param(algorithm, marks=() if algorithm == "epsilon-greedy" else pytest.mark.slow)
+    for algorithm in ("random", "epsilon-greedy", "bo", "covering", "ppo")])
 def test_the_same_settings_ask_the_same_pairs_at_concurrency_1_and_8(algorithm, served, tiny_models, text_space,
                                                                        tmp_path):
     """Answers come back in another order at --concurrency 8, and explorers see them a batch late: the same settings

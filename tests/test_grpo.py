@@ -94,6 +94,7 @@ def test_learns_the_planted_block_within_the_exact_budget(trained):
     assert probs[_cells(BLOCK_A)].sum() > 0.5
 
 
+@pytest.mark.slow  # 20,000 samples; the fast tier checks generation against cell_probs on 5,000 (test below)
 def test_cell_probs_are_the_sampling_distribution(trained):
     policy = trained[0]
     probs = policy.cell_probs("circle")
@@ -163,6 +164,7 @@ def test_budget_below_one_batch_is_spent_by_sampling(tmp_path):
     assert len(landscape.queries) == 10 and spent == [10]
 
 
+@pytest.mark.slow  # trains a policy of its own on hundreds of queries
 def test_larger_entropy_coef_keeps_entropy_higher(tmp_path):
     greedy = _explore(tmp_path / "greedy", budget=400, entropy_coef=0.0)[0].cell_probs()
     soft = _explore(tmp_path / "soft", budget=400, entropy_coef=0.5)[0].cell_probs()
@@ -170,12 +172,14 @@ def test_larger_entropy_coef_keeps_entropy_higher(tmp_path):
     assert soft[_cells(BLOCK_A)].sum() > 2 * RANDOM_RATE  # still learns where the failures are
 
 
+@pytest.mark.slow  # trains a policy of its own on hundreds of queries
 def test_kl_to_the_initial_policy_trains(tmp_path):
     policy, landscape, _ = _explore(tmp_path, budget=400, beta=0.05, entropy_coef=0.0)
     assert len(landscape.queries) == 400
     assert policy.cell_probs()[_cells(BLOCK_A)].sum() > 0.5
 
 
+@pytest.mark.slow  # trains a policy of its own on hundreds of queries
 def test_context_conditioning(tmp_path):
     blocks = {"circle": BLOCK_A, "square": BLOCK_B}
     policy, landscape, _ = _explore(tmp_path, budget=1000, contexts=("circle", "square"), blocks=blocks)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_bad_input import Case, fails_cleanly
+from bad_input import Case, fails_cleanly
 
 from fade_hub.testing.generation import write_prompts
 from fade_hub.testing.inference_server import FixedBackend, serve
 
-pytestmark = pytest.mark.slow  # a model loads in each subprocess
+pytestmark = pytest.mark.slow  # a model loads in each row
 
 RUN = ("explore", "{model}", "--seeds", "{seeds}", "--output", "{root}/run", "--no-progress")
 CASES = {
@@ -22,7 +22,7 @@ CASES = {
     "samples of a greedy model": Case((*RUN, "--judge-keywords", "x", "--samples-per-query", "4"), "--sampling"),
     "two judges": Case((*RUN, "--judge-llm", "{model}", "--judge-keywords", "stupid"), "--judge-keywords"),
     "judge endpoint answers 401": Case((*RUN, "--judge-endpoint", "{judge}", "--judge-rubric", "{root}/ok.yaml"),
-                                       "401"),
+                                       "401", process=True),
     "rejudge without a judge": Case(("rejudge", "{root}", "--output", "{root}/again"), "--judge-llm"),
 }
 

@@ -21,18 +21,6 @@ from fade_hub.testing import loops
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture(scope="module")
-def image_loop(hub, shapes_model, block_space, tmp_path_factory):
-    """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, reviewed, mitigated."""
-    from fade_hub.mitigate import push_adapter
-
-    loop = loops.image_loop(tmp_path_factory.mktemp("image-loop"), shapes_model, block_space)
-    loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
-    loop["adapter"] = unique_repo("shapes-faded", "local-user")
-    push_adapter(loop["result"].path, loop["adapter"])
-    return loop
-
-
 def test_the_adapter_fades_the_targeted_region_without_breaking_the_rest(image_loop):
     """Thresholds from benchmarks/mitigation_seeds.py (results/mitigation.json ``seed_spread``): over training seeds
     0-4 the region's drop was 0.94 (threads=1), its failure rate before 0.85."""
@@ -143,13 +131,10 @@ def test_re_exploring_the_variant_records_its_lineage_and_feeds_a_second_round(i
 
 
 @pytest.fixture(scope="module")
-def text_loop(hub, session_dir, tmp_path_factory):
+def text_loop(hub, cased_sentiment_model, tmp_path_factory):
     """A sentiment model that fails under upper case (label-preserving: it never saw upper case), explored, reviewed
     and mitigated."""
-    from fade_hub.testing.sentiment import train_sentiment_classifier
-
-    model = train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
-    loop = loops.text_loop(tmp_path_factory.mktemp("text-loop"), model)
+    loop = loops.text_loop(tmp_path_factory.mktemp("text-loop"), cased_sentiment_model)
     loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
     return loop
 

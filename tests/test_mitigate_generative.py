@@ -29,12 +29,9 @@ def _mitigated(loop: dict, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def generation_loop(hub, session_dir, tmp_path_factory):
+def generation_loop(hub, chat_model, tmp_path_factory):
     """The chat fixture on the Hub, explored through its template, reviewed, mitigated with the default objective."""
-    from fade_hub.testing.generation import train_chat_model
-
-    model = train_chat_model(session_dir / "models" / "chat-typos")
-    return _mitigated(loops.generation_loop(tmp_path_factory.mktemp("generation-loop"), model), "chat")
+    return _mitigated(loops.generation_loop(tmp_path_factory.mktemp("generation-loop"), chat_model), "chat")
 
 
 @pytest.mark.slow
@@ -163,12 +160,10 @@ def test_kto_weights_bring_the_weighted_ratio_into_the_recommended_range(desirab
 
 
 @pytest.fixture(scope="module")
-def summarization_loop(hub, session_dir, tmp_path_factory):
+def summarization_loop(hub, summarizer_model, tmp_path_factory):
     """The summarizer fixture on the Hub, explored, reviewed with a preferred summary, mitigated."""
-    from fade_hub.testing.summaries import train_summarizer
-
-    model = train_summarizer(session_dir / "models" / "summarizer-upper")
-    return _mitigated(loops.summarization_loop(tmp_path_factory.mktemp("summarization-loop"), model), "summarizer")
+    return _mitigated(loops.summarization_loop(tmp_path_factory.mktemp("summarization-loop"), summarizer_model),
+                      "summarizer")
 
 
 @pytest.mark.slow

@@ -16,17 +16,11 @@ from PIL import Image
 
 from fade_hub.cli import main
 from fade_hub.testing import loops
-from fade_hub.testing.drawing import GENERATION, train_drawing_pipeline
+from fade_hub.testing.drawing import GENERATION
 
 pytestmark = pytest.mark.slow
 
 STEPS = GENERATION["num_inference_steps"]
-
-
-@pytest.fixture(scope="session")
-def drawing_model(session_dir):
-    """The drawing pipeline (trained once per session, a few minutes on one core)."""
-    return train_drawing_pipeline(session_dir / "models" / "drawing")
 
 
 @pytest.fixture(scope="module")

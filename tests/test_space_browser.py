@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import unique_repo
 from space_runs import served_app, XSS
-from test_space_variants import publish_variant, write_variant
+from variants import publish_variant, write_variant
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

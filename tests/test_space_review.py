@@ -581,7 +581,7 @@ BLOCK_MODEL_LIBRARIES = textwrap.dedent(
 @pytest.mark.slow
 def test_the_app_runs_without_model_libraries(review_run, tmp_path):
     """What the Space vendors imports no torch, transformers, datasets, ... even lazily while serving a run."""
-    from test_space_variants import write_variant
+    from variants import write_variant
 
     from fade_hub.feedback.vendor import app_modules
 

@@ -1,18 +1,19 @@
 """The restructure loops the mitigation tests run, shared with ``benchmarks/mitigation_seeds.py`` so that the
 benchmark measures the very figures the tests assert on.
 
-Each ``*_loop`` function explores a fixture model over a small space on the Hub that ``HF_ENDPOINT`` names (the
-tests' LocalHub), pushes the run, reviews it through the feedback app's API and returns a dict: the run and its
-repos, ``mitigation`` (the ``MitigateConfig`` settings the tests train with, every one but ``output`` and
-``seed``) and ``reexplore`` (the ``ExploreConfig`` settings that explore a variant as the tests do). ``mitigate_loop``
-then trains one adapter of the loop with a given seed.
+``closed_loop`` is the loop itself: it explores a fixture model over a small space on the Hub that ``HF_ENDPOINT``
+names (the tests' LocalHub), pushes the run, reviews it through the feedback app's API and returns a dict: the run
+and its repos, ``mitigation`` (the ``MitigateConfig`` settings the tests train with, every one but ``output`` and
+``seed``) and ``reexplore`` (the ``ExploreConfig`` settings that explore a variant as the tests do). Each ``*_loop``
+function is one task's model, space, seeds, review and settings given to it. ``mitigate_loop`` then trains one
+adapter of the loop with a given seed.
 """
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -74,83 +75,92 @@ def _space(root: Path, spec: dict) -> Path:
     return path
 
 
+Review = Callable[[Any], tuple[dict[str, str], tuple[tuple[str, str, str], ...]]]
+
+
+def closed_loop(root: Path, model: str | Path, name: str, space: Path, seeds: str | Path, review_as: Review,
+                explore_options: dict[str, Any], mitigation: dict[str, Any], *, upload_model: bool = True,
+                reexplore_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Explore → push → review, the part of the loop every loop shares: ``model`` (uploaded to the Hub as a new repo
+    unless ``upload_model`` is false) explored by a grid over ``space`` from ``seeds`` with ``explore_options``, the
+    run pushed, reviewed through the feedback app as ``review_as(run)`` says (verdicts, corrections).
+
+    Returns the loop: ``root``, ``model`` (what was explored), ``run``, ``run_repo``, ``feedback``, ``records`` (of the
+    corrections), ``modes``, ``space``, ``seeds``, ``mitigation`` (``MitigateConfig`` settings: ``mitigation`` on the
+    pushed run, or on the run's folder when the model is a local folder, whose name a pushed run keeps only relative
+    to that folder) and ``reexplore`` (the settings that explore a variant as the run was, or with
+    ``reexplore_options`` instead of ``explore_options``); ``mitigate_loop`` then trains the adapter."""
+    from fade_hub.explore import ExploreConfig
+    from fade_hub.explore.runner import explore
+    from fade_hub.hub import push_run
+
+    model_id = upload(Path(model), name) if upload_model else str(model)
+    grid = dict(seeds=str(seeds), space=str(space), algorithm="grid", show_progress=False)
+    run = explore(ExploreConfig(model=model_id, **grid, output=str(root / "run"), **explore_options))
+    run_repo, feedback_repo = unique_repo(f"{name}-failures"), unique_repo(f"{name}-fb")
+    push_run(run.path, run_repo)
+    records = review(run_repo, feedback_repo, *review_as(run))
+    return {"root": root, "model": model_id, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
+            "records": records, "modes": [int(cell) for cell in run.modes["action_id"]], "space": space,
+            "seeds": seeds,
+            "mitigation": dict(run=run_repo if upload_model else str(run.path), feedback=[feedback_repo],
+                               show_progress=False, **mitigation),
+            "reexplore": {**grid, **(explore_options if reexplore_options is None else reexplore_options)}}
+
+
+def _every_mode_fix(run: Any, *corrections: tuple[str, str, str]) -> tuple[dict[str, str], tuple]:
+    """Review: every failure mode of the run marked fix, and ``corrections``."""
+    return {str(int(cell)): "fix" for cell in run.modes["action_id"]}, corrections
+
+
+def _first_failure(run: Any) -> int:
+    """The query id of the first failing example of the run's top failure mode."""
+    top = run.failures["action_id"] == int(run.modes["action_id"].iloc[0])
+    return int(run.failures.loc[top, "query_id"].iloc[0])
+
+
 def image_loop(root: Path, shapes_model: Path, block_space: Path) -> dict[str, Any]:
     """The shapes classifier on the Hub, a grid run over the dark/rotated 2x2 space, pushed, its top region marked fix
     (one region verdict) and one failing example of its top mode corrected."""
     from fade_hub.demo.shapes import write_seed_folder
-    from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import explore
-    from fade_hub.hub import push_run
 
-    model_repo = upload(shapes_model, "shapes")
+    def review_as(run: Any) -> tuple[dict[str, str], tuple]:
+        example = _first_failure(run)
+        truth = run.failures.loc[run.failures["query_id"] == example, "expected"].iloc[0]
+        return {str(run.regions["region_id"].iloc[0]): "fix"}, ((f"q{example}", "fix", truth),)
+
     seeds = write_seed_folder(root / "seeds", per_class=6, seed=7)
-    run = explore(ExploreConfig(model=model_repo, seeds=str(seeds), space=str(block_space), algorithm="grid",
-                                output=str(root / "run"), show_progress=False))
-    mode = int(run.modes["action_id"].iloc[0])
-    run_repo, feedback_repo = unique_repo("shapes-failures"), unique_repo("shapes-fb")
-    push_run(run.path, run_repo)
-    example = int(run.failures.loc[run.failures["action_id"] == mode, "query_id"].iloc[0])
-    truth = run.failures.loc[run.failures["query_id"] == example, "expected"].iloc[0]
-    region = str(run.regions["region_id"].iloc[0])
-    review(run_repo, feedback_repo, {region: "fix"}, ((f"q{example}", "fix", truth),))
-    mitigation = dict(run=run_repo, feedback=[feedback_repo], steps=60, batch_size=32,
+    mitigation = dict(steps=60, batch_size=32,
                       train_seeds=[str(write_seed_folder(root / "train", per_class=10, seed=8))],
-                      eval_seeds=str(write_seed_folder(root / "eval", per_class=10, seed=9)), show_progress=False)
-    return {"root": root, "model": model_repo, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
-            "mode": mode, "modes": [mode], "region": region, "block_space": block_space, "seeds": seeds,
-            "mitigation": mitigation,
-            "reexplore": dict(seeds=str(seeds), algorithm="grid", space=str(block_space), show_progress=False,
-                              confirm_seeds=2)}
+                      eval_seeds=str(write_seed_folder(root / "eval", per_class=10, seed=9)))
+    loop = closed_loop(root, shapes_model, "shapes", block_space, seeds, review_as, {}, mitigation,
+                       reexplore_options=dict(confirm_seeds=2))
+    return {**loop, "mode": loop["modes"][0], "modes": loop["modes"][:1], "block_space": block_space,
+            "region": str(loop["run"].regions["region_id"].iloc[0])}
 
 
 def text_loop(root: Path, model: Path) -> dict[str, Any]:
     """A cased sentiment classifier that fails under upper case, explored from its folder, every mode marked fix."""
-    from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import explore
-    from fade_hub.hub import push_run
     from fade_hub.testing.sentiment import write_seeds
 
-    space = _space(root, TEXT_SPACE)
     seeds, train = write_seeds(root / "seeds.jsonl", 24, seed=1), write_seeds(root / "train.jsonl", 64, seed=2)
-    run = explore(ExploreConfig(model=str(model), seeds=str(seeds), space=str(space), algorithm="grid",
-                                output=str(root / "run"), show_progress=False, confirm_seeds=3))
-    run_repo, feedback_repo = unique_repo("sentiment-failures"), unique_repo("sent-fb")
-    push_run(run.path, run_repo)
-    modes = [int(cell) for cell in run.modes["action_id"]]
-    review(run_repo, feedback_repo, {str(cell): "fix" for cell in modes})
-    # the run's own folder: a pushed run names its local model only relative to that folder (no absolute paths)
-    mitigation = dict(run=str(run.path), feedback=[feedback_repo], steps=100, batch_size=32, learning_rate=3e-3,
-                      train_seeds=[str(train)], show_progress=False,
+    mitigation = dict(steps=100, batch_size=32, learning_rate=3e-3, train_seeds=[str(train)],
                       eval_seeds=str(write_seeds(root / "eval.jsonl", 40, seed=3, avoid=[seeds, train])))
-    return {"root": root, "model": model, "run": run, "modes": modes, "mitigation": mitigation,
-            "reexplore": dict(seeds=str(seeds), algorithm="grid", space=str(space), show_progress=False,
-                              confirm_seeds=3)}
+    return closed_loop(root, model, "sentiment", _space(root, TEXT_SPACE), seeds, _every_mode_fix,
+                       dict(confirm_seeds=3), mitigation, upload_model=False)
 
 
 def _generative_loop(root: Path, model: Path, name: str, space: dict, seeds: Path, preferred: str,
                      explore_options: dict, train_seeds: Path, eval_seeds: Path, **mitigation: Any) -> dict[str, Any]:
-    """Upload the model, explore it, push the run, review it (every mode fix, one failing example with a preferred
-    text)."""
-    from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import explore
-    from fade_hub.hub import push_run
+    """The model on the Hub, explored, pushed, reviewed: every mode fix, one failing example with a preferred text."""
+    def review_as(run: Any) -> tuple[dict[str, str], tuple]:
+        return _every_mode_fix(run, (f"q{_first_failure(run)}", "fix", preferred))
 
-    model_repo = upload(model, name)
-    space_file = _space(root, space)
-    run = explore(ExploreConfig(model=model_repo, seeds=str(seeds), space=str(space_file), algorithm="grid",
-                                output=str(root / "run"), show_progress=False, confirm_seeds=2, **explore_options))
-    run_repo, feedback_repo = unique_repo(f"{name}-failures"), unique_repo(f"{name}-fb")
-    push_run(run.path, run_repo)
-    first = run.failures["action_id"] == int(run.modes["action_id"].iloc[0])
-    example = f"q{int(run.failures.loc[first, 'query_id'].iloc[0])}"
-    modes = [int(cell) for cell in run.modes["action_id"]]
-    [record] = review(run_repo, feedback_repo, {str(cell): "fix" for cell in modes}, ((example, "fix", preferred),))
-    return {"root": root, "model": model_repo, "model_dir": model, "run": run, "run_repo": run_repo,
-            "feedback": feedback_repo, "example": example, "record": record, "modes": modes, "space": space_file,
-            "seeds": seeds, "mitigation": dict(run=run_repo, feedback=[feedback_repo], train_seeds=[str(train_seeds)],
-                                               eval_seeds=str(eval_seeds), show_progress=False, **mitigation),
-            "reexplore": dict(seeds=str(seeds), algorithm="grid", space=str(space_file), show_progress=False,
-                              confirm_seeds=2, **explore_options)}
+    loop = closed_loop(root, model, name, _space(root, space), seeds, review_as,
+                       dict(confirm_seeds=2, **explore_options),
+                       dict(train_seeds=[str(train_seeds)], eval_seeds=str(eval_seeds), **mitigation))
+    [record] = loop["records"]
+    return {**loop, "model_dir": model, "example": f"q{_first_failure(loop['run'])}", "record": record}
 
 
 def generation_loop(root: Path, model: Path) -> dict[str, Any]:
@@ -178,33 +188,23 @@ def summarization_loop(root: Path, model: Path) -> dict[str, Any]:
 def t2i_loop(root: Path, drawing_model: Path, shapes_model: Path) -> dict[str, Any]:
     """The drawing pipeline on the Hub, explored over descriptor x shape with the shapes classifier as judge, pushed;
     every mode marked fix, one generated image accepted and another rejected."""
-    from fade_hub.explore import ExploreConfig
-    from fade_hub.explore.runner import explore
-    from fade_hub.hub import push_run
     from fade_hub.testing.drawing import GENERATION, SPACE, templates, write_prompt_seeds
 
-    steps = GENERATION["num_inference_steps"]
-    model, judge = upload(drawing_model, "drawing"), upload(shapes_model, "shapes-judge")
+    def review_as(run: Any) -> tuple[dict[str, str], tuple]:
+        accepted, rejected = (f"q{int(q)}" for q in run.failures["query_id"].iloc[:2])
+        return _every_mode_fix(run, (accepted, "acceptable", "accept"), (rejected, "fix", "reject"))
+
+    judge = upload(shapes_model, "shapes-judge")
     pool = templates(seed=3)
-    space = _space(root, SPACE)
     # the explored templates on the Hub too, so that the pushed run's seeds load again for training
     seeds = upload(write_prompt_seeds(root / "seeds" / "train.jsonl", pool[:12]).parent, "drawing-seeds", "dataset")
-    run = explore(ExploreConfig(model=model, seeds=str(seeds), space=str(space), algorithm="grid", judge=judge,
-                                num_inference_steps=steps, output=str(root / "run"), confirm_seeds=3,
-                                show_progress=False))
-    run_repo, feedback_repo = unique_repo("drawing-failures"), unique_repo("drawing-fb")
-    push_run(run.path, run_repo)
-    modes = [int(cell) for cell in run.modes["action_id"]]
-    accepted, rejected = (f"q{int(q)}" for q in run.failures["query_id"].iloc[:2])
-    review(run_repo, feedback_repo, {str(cell): "fix" for cell in modes},
-           ((accepted, "acceptable", "accept"), (rejected, "fix", "reject")))
-    mitigation = dict(run=run_repo, feedback=[feedback_repo], steps=150, batch_size=16, learning_rate=2.5e-4,
+    mitigation = dict(steps=150, batch_size=16, learning_rate=2.5e-4,
                       train_seeds=[str(write_prompt_seeds(root / "train.jsonl", pool[12:20]))],
-                      eval_seeds=str(write_prompt_seeds(root / "eval.jsonl", pool[20:44])), show_progress=False)
-    return {"root": root, "model": model, "judge": judge, "run": run, "run_repo": run_repo, "feedback": feedback_repo,
-            "modes": modes, "space": space, "seeds": seeds, "mitigation": mitigation,
-            "reexplore": dict(seeds=str(seeds), space=str(space), algorithm="grid", judge=judge,
-                              num_inference_steps=steps, confirm_seeds=3, show_progress=False)}
+                      eval_seeds=str(write_prompt_seeds(root / "eval.jsonl", pool[20:44])))
+    loop = closed_loop(root, drawing_model, "drawing", _space(root, SPACE), seeds, review_as,
+                       dict(judge=judge, num_inference_steps=GENERATION["num_inference_steps"], confirm_seeds=3),
+                       mitigation)
+    return {**loop, "judge": judge}
 
 
 def mitigate_loop(loop: dict[str, Any], output: Path, seed: int = 0, **changes: Any):
