@@ -79,8 +79,6 @@ def test_demo_closes_the_loop_offline_on_any_thread_count_and_writes_nothing_und
     assert (tmp_path / "demo" / "adapter-recheck" / "run.json").is_file()
     same, total = map(int, re.search(r"stock peft \(PeftModel.from_pretrained\): (\d+) of (\d+)", out).groups())
     assert same == total > 0
-    seconds = int(re.search(r"total time:\s+(\d+) s", out).group(1))
-    assert seconds < 300
     assert (tmp_path / "demo" / "run" / "README.md").is_file()
     assert (tmp_path / "demo" / "run" / "data" / "regions.parquet").is_file()
     assert list((tmp_path / "demo" / "run" / "plots").glob("region_*.png"))

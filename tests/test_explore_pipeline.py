@@ -71,7 +71,7 @@ def test_the_next_batch_is_asked_while_the_last_is_answered(served, tiny_models,
     every batch's end, its next request arriving alone; one batch ahead, the next batch is queued behind the last
     one's requests, so that every request past the first ones arrives beside others until the budget runs out."""
     model = str(tiny_models("text-classification"))
-    server = served("text-classification", Faults(slow_every=2, slow_s=0.5))  # slow enough for a busy machine
+    server = served("text-classification", Faults(slow_every=2, slow_s=1.5))  # slower than choosing a batch on a busy machine
     flags = _flags(model, text_space, tmp_path / "run", "random", "--endpoint", server.url, "--concurrency", "4",
                    "--batch-size", "16", "--confirm-top", "0")
     assert main(flags) == 0
