@@ -12,10 +12,11 @@ best of that many choices passes by chance about 5 % of the time), and ``best`` 
 a constraint stays only when the data demand it, and a region a person would name in one sentence ("brightness
 0.2 and rotation ±30") wins over the same cells with a level subset that fits noise.
 
-Among the candidates whose penalized score is within ``tolerance * best`` of the top one, the simplest wins: the
-fewest axes constrained, then the fewest *pieces* (each choice states its own: an interval or a symmetric pair of
-tails such as "rotation ±30" is one piece, "rotation -30 or ≥ 15" two), then the higher score. A cell that fails a
-little more than the outside does not stretch a region into a shape nobody would name.
+The prices decide how many axes a region constrains. Among the candidates constraining as many axes as the top one
+whose penalized score is within ``tolerance * best`` of it, the one with the fewest *pieces* wins (each choice
+states its own: an interval or a symmetric pair of tails such as "rotation ±30" is one piece, "rotation -30 or
+≥ 15" two), then the higher score: a cell that fails a little more than the outside does not stretch a region into
+a shape nobody would name.
 
 Search: every candidate at once when their number is at most ``ENUMERATION_LIMIT`` (tensor contractions); else
 every candidate constraining at most two axes, then coordinate ascent from the best of those, one axis at a time,
@@ -107,15 +108,17 @@ class Scanner:
                                          for a, choices in enumerate(self.choices)])
         value = np.where(score > 0, score - penalty, -np.inf)
         constrained = self._over_candidates([[c is not None for c in choices] for choices in self.choices])
-        cost = np.where(value >= value.max() - self.tolerance * best,
-                        constrained * 1000 + self._over_candidates(self.pieces), np.inf)
+        top = np.unravel_index(int(np.argmax(value)), score.shape)
+        near = (value >= value[top] - self.tolerance * best) & (constrained == constrained[top])
+        cost = np.where(near, self._over_candidates(self.pieces), np.inf)
         index = np.unravel_index(int(np.argmax(np.where(cost == cost.min(), value, -np.inf))), score.shape)
         return [self.choices[a][i] for a, i in enumerate(index)], float(score[index])
 
-    def _simplicity(self, picks: list) -> tuple[int, int]:
-        """(axes constrained, pieces) of one candidate: smaller is simpler."""
-        return (sum(p is not None for p in picks),
-                sum(self.pieces[a][self.choices[a].index(p)] for a, p in enumerate(picks)))
+    def _constrained(self, picks: list) -> int:
+        return sum(p is not None for p in picks)
+
+    def _pieces(self, picks: list) -> int:
+        return sum(self.pieces[a][self.choices[a].index(p)] for a, p in enumerate(picks))
 
     def _pair_candidates(self) -> list[tuple[float, list]]:
         """Every candidate constraining at most two axes, scored raw: (score, picks), best first."""
@@ -169,7 +172,8 @@ class Scanner:
                 if not improved:
                     break
             ends.append((value, picks, score))
-        top = max(value for value, _, _ in ends)
-        near = [end for end in ends if end[0] >= top - self.tolerance * starts[0][0]]
-        value, picks, score = min(near, key=lambda end: (*self._simplicity(end[1]), -end[0]))
+        top = max(ends, key=lambda end: end[0])
+        near = [end for end in ends if end[0] >= top[0] - self.tolerance * starts[0][0]
+                and self._constrained(end[1]) == self._constrained(top[1])]
+        value, picks, score = min(near, key=lambda end: (self._pieces(end[1]), -end[0]))
         return picks, score
