@@ -31,7 +31,7 @@ def test_make_record_fills_the_schema():
     assert len(data["feedback_id"]) == 32 and int(data["feedback_id"], 16) >= 0
     stamp = datetime.fromisoformat(data["timestamp"].replace("Z", "+00:00"))
     assert stamp.utcoffset().total_seconds() == 0
-    assert make_record("run1", "42", "fix", "", "", "bob").target_type == "mode"
+    assert make_record("run1", "42", "fix", "", "", "bob").item_type == "mode"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_resolution_keeps_the_latest_verdict_per_run_user_and_target(tmp_path):
     path = tmp_path / "feedback-a.jsonl"
     path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows), encoding="utf-8")
     loaded = feedback.load(tmp_path)
-    latest = {(r.run_id, r.user, r.target): r for r in loaded.resolved()}
+    latest = {(r.run_id, r.user, r.item): r for r in loaded.resolved()}
     assert len(latest) == 4
     assert latest[("run1", "alice", "7")].verdict == "not_a_failure"
     assert latest[("run1", "bob", "7")].verdict == "fix"
@@ -134,7 +134,7 @@ def test_writer_pushes_to_localhub_and_a_restart_pushes_what_a_crash_left(hub, t
     restarted.close()
     loaded = feedback.load(repo)
     assert len(loaded) == 3 and len({r.feedback_id for r in loaded.records}) == 3
-    assert {r.verdict for r in loaded.resolved() if r.target == "3"} == {"acceptable"}
+    assert {r.verdict for r in loaded.resolved() if r.item == "3"} == {"acceptable"}
     pushed = sorted(Path(f).name for f in api.list_repo_files(repo, repo_type="dataset") if f.startswith("data/"))
     assert pushed == sorted([writer.path.name, restarted.path.name])
 
@@ -217,7 +217,7 @@ def test_records_written_by_older_versions_still_read(tmp_path):
     (tmp_path / "feedback-old.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     loaded = feedback.load(tmp_path)
     assert loaded.skipped_lines == 0
-    assert [(r.target, r.note) for r in loaded.resolved()] == [("21", ""), ("q7", "")]
+    assert [(r.item, r.note) for r in loaded.resolved()] == [("21", ""), ("q7", "")]
 
 
 def test_unusable_records_on_the_hub_are_skipped_and_do_not_decide_what_mitigate_fades(hub, tmp_path):
@@ -234,7 +234,7 @@ def test_unusable_records_on_the_hub_are_skipped_and_do_not_decide_what_mitigate
     HfApi().upload_file(path_or_fileobj=tmp_path / "feedback-x.jsonl", path_in_repo="data/feedback-x.jsonl",
                         repo_id=repo, repo_type="dataset")
     loaded = feedback.load(repo)
-    assert [(r.target, r.verdict) for r in loaded.resolved()] == [("7", "fix")] and loaded.skipped_lines == 3
+    assert [(r.item, r.verdict) for r in loaded.resolved()] == [("7", "fix")] and loaded.skipped_lines == 3
     selection = from_feedback(loaded.resolved(), ["run1"])
     assert selection.targeted == [7] and selection.verdicts == {"fix": 1}
 

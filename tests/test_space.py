@@ -85,8 +85,8 @@ def test_targets_are_stored_canonically_and_non_ascii_digits_refused(review_run,
                 submit(client, target, "fix")
     assert [r["target"] for r in padded] == [mode, mode, example]
     stored = feedback.load(tmp_path / "fb")
-    assert len(stored) == 3 and {r.target for r in stored.records} == {mode, example}
-    assert [(r.target, r.verdict) for r in stored.resolved() if r.target_type == "mode"] == [(mode, "acceptable")]
+    assert len(stored) == 3 and {r.item for r in stored.records} == {mode, example}
+    assert [(r.item, r.verdict) for r in stored.resolved() if r.item_type == "mode"] == [(mode, "acceptable")]
 
 
 def test_load_resolves_repeated_verdicts(image_run, tmp_path):
@@ -106,7 +106,7 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
         app.writer.flush()
     loaded = feedback.load(feedback_repo)
     assert len(loaded) == 5
-    latest = {r.target: r for r in loaded.resolved()}
+    latest = {r.item: r for r in loaded.resolved()}
     assert set(latest) == {mode, example}
     assert latest[mode].verdict == "not_a_failure"
     assert (latest[example].verdict, latest[example].correction) == ("fix", labels[-1])
