@@ -278,7 +278,7 @@ def test_load_of_a_file_or_an_unreachable_hub_is_one_line(tmp_path, monkeypatch)
         feedback.load("tester/feedback")
 
 
-def test_a_target_longer_than_any_id_is_refused_in_words():
+def test_an_item_longer_than_any_id_is_refused_in_words():
     with pytest.raises(InvalidFeedback, match=r"'1111.*\(5000 characters\) is a longer number than any action id"):
         make_record("run1", "1" * 5000, "fix", "", "", "bob")
-    assert make_record("run1", "0" * 5000 + "7", "fix", "", "", "bob").target == "7"  # leading zeros are no digits
+    assert make_record("run1", "0" * 5000 + "7", "fix", "", "", "bob").item == "7"  # leading zeros are no digits
