@@ -184,7 +184,7 @@ def test_region_verdicts_through_the_api(planted_image_run, tmp_path):
         region = app.view.region_ids[0]
         client = app_client(url)
         stored = submit(client, f"  {region} ", "fix", "", "whole region")
-        assert (stored["target"], stored["target_type"]) == (region, "region")
+        assert (stored["item"], stored["item_type"]) == (region, "region")
         for target, message in ((f"{region}&class=circle", "is not a region of run"),
                                 ("rotation=-30", "is not a region of run")):
             with pytest.raises(AppError, match=message):
@@ -215,7 +215,7 @@ def test_withdraw_through_the_api(review_run, tmp_path):
         for call in (lambda target: submit(client, target, "fix"), lambda target: withdraw(client, target)):
             with pytest.raises(AppError, match=r"\(5000 characters\) is a longer number than any action id"):
                 call("1" * 5000)  # refused in words, not a ValueError inside the server
-    assert (withdrawal["target"], withdrawal["verdict"]) == (mode, "withdrawn")
+    assert (withdrawal["item"], withdrawal["verdict"]) == (mode, "withdrawn")
     assert feedback.load(tmp_path / "fb").resolved() == [] and len(feedback.load(tmp_path / "fb")) == 2
 
 
