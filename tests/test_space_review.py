@@ -299,8 +299,8 @@ def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(re
     folder.mkdir()
     good = feedback.make_record(run_id, mode, "fix", "", "", "alice")
     bad = [{**good.to_dict(), "feedback_id": f"{i}" * 32, **change} for i, change in enumerate((
-        {"verdict": "banana", "timestamp": "2099-01-01T00:00:00Z"}, {"timestamp": "yesterday"}, {"target": None},
-        {"target": "abc"}, {"target_type": "cell"}), 1)]
+        {"verdict": "banana", "timestamp": "2099-01-01T00:00:00Z"}, {"timestamp": "yesterday"}, {"item": None},
+        {"item": "abc"}, {"item_type": "cell"}), 1)]
     (folder / "feedback-old.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [good.to_dict(), *bad]))
     (folder / "feedback-latin1.jsonl").write_bytes(json.dumps(good.to_dict()).replace("alice", "caf\xe9")
                                                    .encode("latin-1") + b"\n")
