@@ -1,7 +1,7 @@
 """Read a finished run: from its local directory or the dataset repo it was pushed to.
 
 ``Run.open(spec)`` gives the run's metadata, concept space, landscape, failures and queries, and
-resolves feedback targets by one rule (``canonical_target``): a region by its ``region_id``, a failure mode by its cell's
+resolves feedback items (what a verdict is about) by one rule (``canonical_item``): a region by its ``region_id``, a failure mode by its cell's
 ``action_id`` (``"42"``), a failing example by its query id (``"q123"``). Surrounding whitespace and
 leading zeros are accepted and dropped (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``); anything but
 ASCII digits is refused, full-width digits included. The feedback app, ``report`` and ``mitigate`` all
@@ -26,45 +26,45 @@ from .paths import looks_like_path
 from .perturb.concepts import ConceptSpace
 from .store import FAILURES_FILE, LANDSCAPE_FILE, META_FILE, QUERIES_FILE, REGIONS_FILE, RunStore
 
-_MODE_TARGET = re.compile(r"[0-9]+", re.ASCII)
-_EXAMPLE_TARGET = re.compile(r"q([0-9]+)", re.ASCII)
+_MODE_ITEM = re.compile(r"[0-9]+", re.ASCII)
+_EXAMPLE_ITEM = re.compile(r"q([0-9]+)", re.ASCII)
 # a region id (fade_hub.regions): factor=level[,level...] joined by &, or "all"; no whitespace around the parts
-_REGION_TARGET = re.compile(r"all|[^&=,\s][^&=]*=[^&=]+(&[^&=,\s][^&=]*=[^&=]+)*")
+_REGION_ITEM = re.compile(r"all|[^&=,\s][^&=]*=[^&=]+(&[^&=,\s][^&=]*=[^&=]+)*")
 _COMMIT = re.compile(r"[0-9a-f]{40}", re.ASCII)
-MAX_TARGET_DIGITS = 18  # ids are 64-bit integers; longer digit strings are no id (and int() refuses > 4300 digits)
+MAX_ITEM_DIGITS = 18  # ids are 64-bit integers; longer digit strings are no id (and int() refuses > 4300 digits)
 MAX_REGION_ID = 2000  # characters of a region id
-TARGET_TYPES = ("mode", "example", "region")
+ITEM_TYPES = ("mode", "example", "region")
 
 
-class BadTarget(ValueError):
-    """A feedback target that names neither a failure mode, nor an example, nor a region."""
+class BadItem(ValueError):
+    """A feedback item that names neither a failure mode, nor an example, nor a region."""
 
 
-def canonical_target(target: Any) -> str:
-    """The canonical spelling of a feedback target (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``; a region id as
+def canonical_item(item: Any) -> str:
+    """The canonical spelling of a feedback item (``" 021 "`` -> ``"21"``, ``"q007"`` -> ``"q7"``; a region id as
     the run's ``regions`` table spells it, surrounding whitespace dropped)."""
-    text = str(target).strip()
+    text = str(item).strip()
     shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
-    match = _MODE_TARGET.fullmatch(text) or _EXAMPLE_TARGET.fullmatch(text)
-    if match is None and len(text) <= MAX_REGION_ID and _REGION_TARGET.fullmatch(text):
+    match = _MODE_ITEM.fullmatch(text) or _EXAMPLE_ITEM.fullmatch(text)
+    if match is None and len(text) <= MAX_REGION_ID and _REGION_ITEM.fullmatch(text):
         return text
     if match is None:
-        raise BadTarget(f"target {shown} is neither a failure mode's action id (ASCII digits, e.g. '42'), nor an "
-                        "example id (e.g. 'q123'), nor a region id (e.g. 'rotation=-30,30&brightness=0.2')")
+        raise BadItem(f"item {shown} is neither a failure mode's action id (ASCII digits, e.g. '42'), nor an "
+                      "example id (e.g. 'q123'), nor a region id (e.g. 'rotation=-30,30&brightness=0.2')")
     number = match.group(match.re.groups).lstrip("0") or "0"
-    if len(number) > MAX_TARGET_DIGITS:
-        raise BadTarget(f"target {shown} is a longer number than any action id or query id can be "
-                        f"(at most {MAX_TARGET_DIGITS} digits)")
-    return f"{'q' if match.re is _EXAMPLE_TARGET else ''}{number}"
+    if len(number) > MAX_ITEM_DIGITS:
+        raise BadItem(f"item {shown} is a longer number than any action id or query id can be "
+                      f"(at most {MAX_ITEM_DIGITS} digits)")
+    return f"{'q' if match.re is _EXAMPLE_ITEM else ''}{number}"
 
 
-def target_type(target: str) -> str:
+def item_type(item: str) -> str:
     """``mode`` for a cell id such as ``"42"``, ``example`` for a query id such as ``"q123"``, ``region`` for a
     region id such as ``"brightness=0.2"``."""
-    text = canonical_target(target)
-    if _MODE_TARGET.fullmatch(text):
+    text = canonical_item(item)
+    if _MODE_ITEM.fullmatch(text):
         return "mode"
-    return "example" if _EXAMPLE_TARGET.fullmatch(text) else "region"
+    return "example" if _EXAMPLE_ITEM.fullmatch(text) else "region"
 
 
 def run_file(spec: str | Path, name: str, *, token: str | None = None) -> Path:
@@ -112,8 +112,8 @@ class Cell:
     row: pd.Series
 
     @property
-    def target(self) -> str:
-        """The cell's feedback target."""
+    def item(self) -> str:
+        """The cell's feedback item."""
         return str(self.action_id)
 
 
@@ -132,8 +132,8 @@ class Example:
     image: bytes | None = None
 
     @property
-    def target(self) -> str:
-        """The example's feedback target."""
+    def item(self) -> str:
+        """The example's feedback item."""
         return f"q{self.query_id}"
 
 
@@ -275,16 +275,16 @@ class Run:
         rows = self.regions[self.regions["region_id"] == str(region_id).strip()]
         return rows.iloc[0] if len(rows) else None
 
-    def resolve(self, target: Any) -> Cell | Example | pd.Series | None:
-        """The failure mode, failing example or region (its ``regions`` row) a feedback target names, or None when
+    def resolve(self, item: Any) -> Cell | Example | pd.Series | None:
+        """The failure mode, failing example or region (its ``regions`` row) a feedback item names, or None when
         the run has no such one."""
-        kind = target_type(target)
-        target = canonical_target(target)
+        kind = item_type(item)
+        item = canonical_item(item)
         if kind == "region":
-            return self.region(target)
+            return self.region(item)
         if kind == "example":
-            return self.example(int(target[1:]))
-        action_id = int(target)
+            return self.example(int(item[1:]))
+        action_id = int(item)
         if action_id not in set(self.modes["action_id"].astype(int)):
             return None
         return self.cell(action_id)

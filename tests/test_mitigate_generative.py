@@ -21,7 +21,7 @@ from fade_hub.testing import loops
 
 def _mitigated(loop: dict, name: str) -> dict:
     """The loop (its correction recorded as sent) mitigated with its settings, the adapter pushed."""
-    assert loop["record"]["correction"] and loop["record"]["target_type"] == "example"
+    assert loop["record"]["correction"] and loop["record"]["item_type"] == "example"
     loop["result"] = loops.mitigate_loop(loop, loop["root"] / "adapter")
     loop["adapter"] = unique_repo(f"{name}-faded", "local-user")
     push_adapter(loop["result"].path, loop["adapter"])

@@ -58,7 +58,7 @@ def test_a_cell_verdict_inside_a_region_overrides_its_reviewers_region_verdict_f
     [region] = selection.regions
     assert region.cells == (1, 3, 5) and region.votes == {"fix": 2, "acceptable": 1}
     assert selection.votes[3] == {"fix": 2, "acceptable": 1} and selection.votes[1] == {"fix": 2, "acceptable": 1}
-    assert {"run_id": RUN, "target": "brightness=0.2", "votes": {"fix": 2, "acceptable": 1}} in selection.disagreements
+    assert {"run_id": RUN, "item": "brightness=0.2", "votes": {"fix": 2, "acceptable": 1}} in selection.disagreements
 
 
 def test_a_region_most_call_not_a_failure_is_a_judge_error_and_a_cell_outside_regions_stands_alone():
@@ -74,7 +74,7 @@ def test_old_feedback_resolves_as_it_did_before_regions():
     assert selection.targeted == [3] and selection.regions == [] and selection.judge_errors == []
     assert selection.votes == {3: {"fix": 2, "acceptable": 1}}
     assert selection.corrections == [Correction("5e33c0acd7dd", 41, "square")]
-    assert selection.disagreements == [{"run_id": "5e33c0acd7dd", "target": "3", "votes": {"fix": 2, "acceptable": 1}}]
+    assert selection.disagreements == [{"run_id": "5e33c0acd7dd", "item": "3", "votes": {"fix": 2, "acceptable": 1}}]
     assert selection.summary()["regions"] == 0 and selection.reviewers == 3
 
 

@@ -52,9 +52,9 @@ def test_an_old_run_reports_its_region(old_run, capsys):
 
 def test_old_feedback_still_reads(old_run):
     records = load_feedback(str(old_run.parent / "feedback")).resolved()
-    assert {(r.target, r.target_type, r.verdict, r.user) for r in records} >= {
+    assert {(r.item, r.item_type, r.verdict, r.user) for r in records} >= {
         (REGION, "region", "fix", "alice"), (REGION, "region", "fix", "bob"), ("3", "mode", "acceptable", "bob")}
-    assert any(r.target_type == "example" and r.correction == "square" for r in records)
+    assert any(r.item_type == "example" and r.correction == "square" for r in records)
 
 
 @pytest.mark.slow

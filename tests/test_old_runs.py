@@ -62,6 +62,6 @@ def test_an_old_run_pushes_with_a_card_that_says_so(old_run, hub):
 def test_old_feedback_still_reads(tmp_path):
     folder = shutil.copytree(RELEASE / "feedback", tmp_path / "feedback")
     records = load_feedback(str(folder)).resolved()
-    assert {(r.target, r.target_type, r.verdict, r.user) for r in records} >= {
+    assert {(r.item, r.item_type, r.verdict, r.user) for r in records} >= {
         ("3", "mode", "fix", "alice"), ("3", "mode", "acceptable", "bob"), ("3", "mode", "fix", "carol")}
-    assert any(r.target_type == "example" and r.correction == "square" for r in records)
+    assert any(r.item_type == "example" and r.correction == "square" for r in records)

@@ -61,9 +61,9 @@ def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_pa
         assert list(record) == list(feedback.RECORD_FIELDS)
         assert record["run_id"] == run_id_of(run_dir) and record["user"] == "local-user"
         assert all(isinstance(value, str) for value in record.values())
-    assert (first["target"], first["target_type"], first["verdict"]) == (mode, "mode", "fix")
+    assert (first["item"], first["item_type"], first["verdict"]) == (mode, "mode", "fix")
     assert first["note"] == "dark + rotated must work"
-    assert (second["target"], second["target_type"], second["correction"]) == (example, "example", labels[0])
+    assert (second["item"], second["item_type"], second["correction"]) == (example, "example", labels[0])
 
 
 def test_targets_are_stored_canonically_and_non_ascii_digits_refused(review_run, tmp_path):
@@ -83,10 +83,10 @@ def test_targets_are_stored_canonically_and_non_ascii_digits_refused(review_run,
         for target in (wide, f"q{wide}", "٢١"):
             with pytest.raises(AppError, match="ASCII digits"):
                 submit(client, target, "fix")
-    assert [r["target"] for r in padded] == [mode, mode, example]
+    assert [r["item"] for r in padded] == [mode, mode, example]
     stored = feedback.load(tmp_path / "fb")
-    assert len(stored) == 3 and {r.target for r in stored.records} == {mode, example}
-    assert [(r.target, r.verdict) for r in stored.resolved() if r.target_type == "mode"] == [(mode, "acceptable")]
+    assert len(stored) == 3 and {r.item for r in stored.records} == {mode, example}
+    assert [(r.item, r.verdict) for r in stored.resolved() if r.item_type == "mode"] == [(mode, "acceptable")]
 
 
 def test_load_resolves_repeated_verdicts(image_run, tmp_path):
@@ -106,7 +106,7 @@ def test_load_resolves_repeated_verdicts(image_run, tmp_path):
         app.writer.flush()
     loaded = feedback.load(feedback_repo)
     assert len(loaded) == 5
-    latest = {r.target: r for r in loaded.resolved()}
+    latest = {r.item: r for r in loaded.resolved()}
     assert set(latest) == {mode, example}
     assert latest[mode].verdict == "not_a_failure"
     assert (latest[example].verdict, latest[example].correction) == ("fix", labels[-1])

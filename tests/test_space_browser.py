@@ -256,7 +256,7 @@ def _variant(run_dir: Path, repo: str, tmp_path: Path) -> str:
 
 def _records(app) -> list:
     app.writer.flush()
-    return [(r.target, r.target_type, r.verdict) for r in app.writer.read().records]
+    return [(r.item, r.item_type, r.verdict) for r in app.writer.read().records]
 
 
 def test_three_regions_reviewed_by_keyboard_at_both_sizes(browser, planted_image_run, tmp_path, shots):
@@ -330,7 +330,7 @@ def test_three_regions_reviewed_by_keyboard_at_both_sizes(browser, planted_image
                   "no withdrawal confirmed")
             _css(browser, "#undo-withdraw").click()
             _wait(browser, lambda d: _text(d, "#edit-status").startswith("Restored: fix on region 3"), "no undo")
-            assert {(r.target, r.verdict) for r in feedback.load(folder).resolved()} == {
+            assert {(r.item, r.verdict) for r in feedback.load(folder).resolved()} == {
                 (regions[0], "fix"), (regions[1], "not_a_failure"), (regions[2], "fix")}
             _wait(browser, lambda d: len(_rows(d, "my-verdicts")) == 3, "the restored verdict is not listed")
             row = next(i for i, r in enumerate(_rows(browser, "my-verdicts")) if r.text.startswith("region 3 "))
@@ -345,7 +345,7 @@ def test_three_regions_reviewed_by_keyboard_at_both_sizes(browser, planted_image
             assert [verdict for _, _, verdict in _records(app)] == [
                 "fix", "acceptable", "fix", "not_a_failure", "withdrawn", "fix", "withdrawn"]
         resolved = feedback.load(folder).resolved()
-        assert {(r.target, r.target_type, r.verdict) for r in resolved} == {
+        assert {(r.item, r.item_type, r.verdict) for r in resolved} == {
             (regions[0], "region", "fix"), (regions[1], "region", "not_a_failure")}
 
 

@@ -74,7 +74,7 @@ def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the
         if i + 1 < AUDIT:
             assert picked.value == audit[i + 1] and status.endswith(f"next: answer {i + 2}.")
     assert status.endswith("**You have checked every picked answer: thank you!**")
-    stored = {(r.target, r.verdict) for r in load(folder).resolved()}
+    stored = {(r.item, r.verdict) for r in load(folder).resolved()}
     assert stored == set(mine.items())  # passing answers are targets too, none was refused
 
     # the figures are the report's (the same check_judge on the same records), in the Space's words

@@ -40,14 +40,14 @@ def test_withdrawals_and_exclusions_are_records_and_resolve(tmp_path):
         writer.append(record)
     loaded = feedback.load(tmp_path)
     assert len(loaded) == 6  # nothing deleted
-    assert [(r.user, r.target, r.verdict) for r in loaded.resolved()] == [("alice", "21", "fix")]
+    assert [(r.user, r.item, r.verdict) for r in loaded.resolved()] == [("alice", "21", "fix")]
     assert set(loaded.exclusions()) == {"Bob"} and loaded.exclusions()["Bob"].user == "operator"
     exclusion = loaded.records[-1]
-    assert (exclusion.run_id, exclusion.target_type, exclusion.verdict, exclusion.note) == ("", "user", "exclude", "spam")
+    assert (exclusion.run_id, exclusion.item_type, exclusion.verdict, exclusion.note) == ("", "user", "exclude", "spam")
     writer.append(make_exclusion("bob", "operator", include=True))
     writer.append(make_record("r1", "7", "not_a_failure", "", "", "alice"))  # a later verdict counts again
     resolved = feedback.load(tmp_path).resolved()
-    assert [(r.user, r.target, r.verdict) for r in resolved] == [
+    assert [(r.user, r.item, r.verdict) for r in resolved] == [
         ("alice", "21", "fix"), ("bob", "21", "acceptable"), ("alice", "7", "not_a_failure"), ("bob", "q5", "fix")]
     assert list(feedback.load(tmp_path).to_frame().columns) == list(feedback.RECORD_FIELDS)
     with pytest.raises(InvalidFeedback, match="choose a verdict first"):
@@ -65,7 +65,7 @@ def test_old_records_with_unpadded_targets_are_read_and_merged(tmp_path):
     new = dict(old, feedback_id="b" * 32, target="21", verdict="acceptable", timestamp="2025-01-02T00:00:00.000000Z")
     (tmp_path / "feedback-old.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(new) + "\n")
     loaded = feedback.load(tmp_path)
-    assert len(loaded) == 2 and [(r.target, r.verdict) for r in loaded.resolved()] == [("21", "acceptable")]
+    assert len(loaded) == 2 and [(r.item, r.verdict) for r in loaded.resolved()] == [("21", "acceptable")]
 
 
 # the review flow ----------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, cap
     assert ui.on_region(None, "unreviewed", None, None)[-1].interactive is False  # Submit is off with nothing shown
 
     records = app.writer.read().records
-    assert [(r.target_type, r.verdict) for r in records] == [
+    assert [(r.item_type, r.verdict) for r in records] == [
         ("region", "fix"), ("example", "fix"), ("mode", "not_a_failure"), ("region", "acceptable"),
         ("region", "acceptable")]
     status, verdict, confirm, undo, progress, mine, edit, table, disagree = ui.on_change(
@@ -144,7 +144,7 @@ def test_review_flow_advances_resets_and_counts(planted_image_run, tmp_path, cap
     assert ui.on_withdraw(regions[2], None)[0].startswith("**Not withdrawn:** you have no verdict on")
     assert ui.on_ask_withdraw(regions[2], None)[0] == "Pick one of your verdicts first."
     assert ui.on_undo(withdrawn, None)[0].startswith("Restored: **acceptable** on region 3")
-    resolved = {(r.target, r.verdict) for r in feedback.load(tmp_path / "fb").resolved()}
+    resolved = {(r.item, r.verdict) for r in feedback.load(tmp_path / "fb").resolved()}
     assert resolved == {(regions[0], "not_a_failure"), (example, "fix"), (cell, "not_a_failure"),
                         (regions[1], "acceptable"), (regions[2], "acceptable")}
     assert len(feedback.load(tmp_path / "fb")) == 8  # every verdict, change, withdrawal and undo is kept
@@ -184,7 +184,7 @@ def test_region_verdicts_through_the_api(planted_image_run, tmp_path):
         region = app.view.region_ids[0]
         client = app_client(url)
         stored = submit(client, f"  {region} ", "fix", "", "whole region")
-        assert (stored["target"], stored["target_type"]) == (region, "region")
+        assert (stored["item"], stored["item_type"]) == (region, "region")
         for target, message in ((f"{region}&class=circle", "is not a region of run"),
                                 ("rotation=-30", "is not a region of run")):
             with pytest.raises(AppError, match=message):
@@ -193,7 +193,7 @@ def test_region_verdicts_through_the_api(planted_image_run, tmp_path):
             submit(client, region, "fix", "square")
         assert withdraw(client, region)["verdict"] == "withdrawn"
     records = feedback.load(tmp_path / "fb")
-    assert [(r.target, r.verdict) for r in records.records] == [(region, "fix"), (region, "withdrawn")]
+    assert [(r.item, r.verdict) for r in records.records] == [(region, "fix"), (region, "withdrawn")]
     assert records.resolved() == []
 
 
@@ -215,7 +215,7 @@ def test_withdraw_through_the_api(review_run, tmp_path):
         for call in (lambda target: submit(client, target, "fix"), lambda target: withdraw(client, target)):
             with pytest.raises(AppError, match=r"\(5000 characters\) is a longer number than any action id"):
                 call("1" * 5000)  # refused in words, not a ValueError inside the server
-    assert (withdrawal["target"], withdrawal["verdict"]) == (mode, "withdrawn")
+    assert (withdrawal["item"], withdrawal["verdict"]) == (mode, "withdrawn")
     assert feedback.load(tmp_path / "fb").resolved() == [] and len(feedback.load(tmp_path / "fb")) == 2
 
 
@@ -299,8 +299,8 @@ def test_the_app_starts_over_unusable_records_and_counts_only_the_usable_ones(re
     folder.mkdir()
     good = feedback.make_record(run_id, mode, "fix", "", "", "alice")
     bad = [{**good.to_dict(), "feedback_id": f"{i}" * 32, **change} for i, change in enumerate((
-        {"verdict": "banana", "timestamp": "2099-01-01T00:00:00Z"}, {"timestamp": "yesterday"}, {"target": None},
-        {"target": "abc"}, {"target_type": "cell"}), 1)]
+        {"verdict": "banana", "timestamp": "2099-01-01T00:00:00Z"}, {"timestamp": "yesterday"}, {"item": None},
+        {"item": "abc"}, {"item_type": "cell"}), 1)]
     (folder / "feedback-old.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [good.to_dict(), *bad]))
     (folder / "feedback-latin1.jsonl").write_bytes(json.dumps(good.to_dict()).replace("alice", "caf\xe9")
                                                    .encode("latin-1") + b"\n")

@@ -6,8 +6,9 @@ that comes from the run (model outputs, inputs, labels, even the model id) is sh
 (``Textbox``, ``Dataframe`` with ``str`` cells, dropdown labels, gallery captions) or escaped Markdown, never
 as HTML or Markdown of its own. This module and its imports load no torch or transformers.
 
-API: ``submit_feedback(target, verdict, correction="", note="")`` returns the stored record as a dict;
-``withdraw_feedback(target)`` takes back the caller's verdict on a target (also a stored record).
+API: ``submit_feedback(item, verdict, correction="", note="")`` returns the stored record as a dict;
+``withdraw_feedback(item)`` takes back the caller's verdict on an item (also a stored record). Clients written for
+fade-hub 0.1 name the item ``target``; both calls still take it under that name.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class FeedbackApp:
 
     # submissions -------------------------------------------------------------------------------------
 
-    def store(self, action: str, target: Any, profile: gr.OAuthProfile | None,
+    def store(self, action: str, item: Any, profile: gr.OAuthProfile | None,
               make: Callable[[str], FeedbackRecord]) -> FeedbackRecord:
         """Check who submits, build the record with ``make(user)``, store it durably; a refusal is one log line."""
         user = "?"
@@ -142,46 +143,48 @@ class FeedbackApp:
             self.reviewers.check(user, orgs)
             record = make(user)
         except InvalidFeedback as err:
-            logger.warning("refused %s by %s on %r: %s", action, user, str(target)[:40], err)
+            logger.warning("refused %s by %s on %r: %s", action, user, str(item)[:40], err)
             raise
         self.writer.append(record)
         self.reviews.add(record)
         return record
 
-    def record_verdict(self, target: str, verdict: str, correction: str = "", note: str = "",
+    def record_verdict(self, item: str, verdict: str, correction: str = "", note: str = "",
                        profile: gr.OAuthProfile | None = None) -> FeedbackRecord:
         """Validate and store one verdict; InvalidFeedback (nothing stored) when it is refused."""
 
         def make(user: str) -> FeedbackRecord:
-            record = make_record(self.view.run_id, target or "", verdict or "", correction or "", note or "", user)
-            self.view.check(record.target, record.correction)
+            record = make_record(self.view.run_id, item or "", verdict or "", correction or "", note or "", user)
+            self.view.check(record.item, record.correction)
             return record
 
-        return self.store("a verdict", target, profile, make)
+        return self.store("a verdict", item, profile, make)
 
-    def record_withdrawal(self, target: str, profile: gr.OAuthProfile | None = None) -> FeedbackRecord:
-        """Store the withdrawal of the visitor's verdict on ``target``; InvalidFeedback when there is none."""
+    def record_withdrawal(self, item: str, profile: gr.OAuthProfile | None = None) -> FeedbackRecord:
+        """Store the withdrawal of the visitor's verdict on ``item``; InvalidFeedback when there is none."""
 
         def make(user: str) -> FeedbackRecord:
-            record = make_withdrawal(self.view.run_id, target or "", user)
-            if self.reviews.my_verdict(user, record.target) is None:
-                raise InvalidFeedback(f"you have no verdict on {record.target} to withdraw")
+            record = make_withdrawal(self.view.run_id, item or "", user)
+            if self.reviews.my_verdict(user, record.item) is None:
+                raise InvalidFeedback(f"you have no verdict on {record.item} to withdraw")
             return record
 
-        return self.store("a withdrawal", target, profile, make)
+        return self.store("a withdrawal", item, profile, make)
 
-    def submit(self, target: str, verdict: str, correction: str = "", note: str = "",
+    def submit(self, item: str = "", verdict: str = "", correction: str = "", note: str = "", target: str = "",
                profile: gr.OAuthProfile | None = None) -> dict:
-        """Validate, store durably and return one feedback record; gr.Error (nothing stored) when invalid."""
+        """Validate, store durably and return one feedback record; gr.Error (nothing stored) when invalid.
+        ``target`` is ``item``'s name for fade-hub 0.1 clients (``item`` wins when both are given)."""
         try:
-            return self.record_verdict(target, verdict, correction, note, profile).to_dict()
+            return self.record_verdict(item or target, verdict, correction, note, profile).to_dict()
         except InvalidFeedback as err:
             raise gr.Error(str(err), print_exception=False) from None
 
-    def withdraw(self, target: str, profile: gr.OAuthProfile | None = None) -> dict:
-        """Take back the caller's verdict on ``target``; returns the stored withdrawal record."""
+    def withdraw(self, item: str = "", target: str = "", profile: gr.OAuthProfile | None = None) -> dict:
+        """Take back the caller's verdict on ``item`` (``target``: its name for fade-hub 0.1 clients); returns the
+        stored withdrawal record."""
         try:
-            return self.record_withdrawal(target, profile).to_dict()
+            return self.record_withdrawal(item or target, profile).to_dict()
         except InvalidFeedback as err:
             raise gr.Error(str(err), print_exception=False) from None
 

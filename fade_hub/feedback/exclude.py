@@ -76,9 +76,9 @@ def exclude_user(config: ExcludeConfig) -> Exclusion:
     if not config.undo and standing is not None:
         return Exclusion(None, f"{user}'s feedback is already left out of resolved() (by {standing.user} at "
                                f"{standing.timestamp}): nothing written")
-    if not config.undo and not any(r.user.casefold() == user.casefold() and r.target_type != USER
+    if not config.undo and not any(r.user.casefold() == user.casefold() and r.item_type != USER
                                    for r in current.records):
-        reviewers = sorted({r.user for r in current.records if r.target_type != USER})
+        reviewers = sorted({r.user for r in current.records if r.item_type != USER})
         raise BadConfig(f"{_where(config)} holds no feedback by {user!r} (reviewers there: "
                         f"{', '.join(reviewers[:10]) or 'none'}); check the user name and the feedback location")
     record = make_exclusion(user, operator, config.note, include=config.undo)

@@ -2,20 +2,21 @@
 
 A *feedback record* is one JSON object per line::
 
-    {"feedback_id": "3f0c...", "run_id": "c5b488fedaf3", "target": "42", "target_type": "mode",
+    {"feedback_id": "3f0c...", "run_id": "c5b488fedaf3", "item": "42", "item_type": "mode",
      "verdict": "fix", "correction": "", "note": "", "user": "alice", "timestamp": "2026-01-01T12:00:00.000000Z"}
 
-``target`` is a failure region's ``region_id`` (``"rotation=-30,30&brightness=0.2"``, ``target_type="region"``;
-a verdict on a region applies to its cells), a failure-mode cell's ``action_id`` (``"42"``, ``target_type="mode"``;
+``item`` (what the verdict is about) is a failure region's ``region_id`` (``"rotation=-30,30&brightness=0.2"``,
+``item_type="region"``; a verdict on a region applies to its cells), a failure-mode cell's ``action_id`` (``"42"``,
+``item_type="mode"``;
 inside a region it overrides the region's verdict for that cell) or a failing query's example id (``"q123"`` = query
-123, ``target_type="example"``). ``verdict`` is ``fix`` (must be fixed),
+123, ``item_type="example"``). ``verdict`` is ``fix`` (must be fixed),
 ``acceptable`` (a failure we live with) or ``not_a_failure`` (the judge was wrong). ``correction`` is the
 right label, a preferred text, or ``accept`` / ``reject`` for a generated image; ``""`` when none.
 
 Two more kinds of record share the schema, so that the files stay append-only and old readers still parse them:
 
-- a *withdrawal*: ``verdict="withdrawn"`` on a target takes back that user's verdict on it;
-- an *exclusion*: ``target_type="user"``, ``target`` the excluded user, ``verdict="exclude"`` (or ``"include"``
+- a *withdrawal*: ``verdict="withdrawn"`` on an item takes back that user's verdict on it;
+- an *exclusion*: ``item_type="user"``, ``item`` the excluded user, ``verdict="exclude"`` (or ``"include"``
   to undo it), ``user`` the operator who wrote it, ``run_id`` empty: it covers every run in the feedback set.
 
 Storage: every process appends to its own ``feedback-{uuid}.jsonl`` (flushed and fsync'ed before the
@@ -25,13 +26,15 @@ truth: after a crash, the next process for the same Hub endpoint and repo pushes
 and only those (``fade_hub.feedback.queue``: by default one folder per endpoint and repo under the cache
 root, and a sidecar per file naming its Hub). Files are append-only and named per process, so nothing
 is pushed twice. ``load`` reads every record back and ``resolved()`` keeps the latest verdict per
-(run, user, target), leaving out withdrawn verdicts and the records of excluded users (nothing is deleted).
+(run, user, item), leaving out withdrawn verdicts and the records of excluded users (nothing is deleted).
 
-Targets are stored in the run reader's canonical form (``fade_hub.run.canonical_target``): ``" 021 "`` is
+Items are stored in the run reader's canonical form (``fade_hub.run.canonical_item``): ``" 021 "`` is
 stored as ``"21"``, and anything but ASCII digits is refused. Reading is as strict as writing: a line that is no
-usable record (torn by a crash, not UTF-8, an unknown verdict or target type, a malformed target, a timestamp that
+usable record (torn by a crash, not UTF-8, an unknown verdict or item type, a malformed item, a timestamp that
 is not ISO 8601) is skipped wherever records are read (``load``, the app, ``mitigate``), all such lines of a read
-named in one warning; records written by older versions (targets such as ``" 021 "``) still read. This module
+named in one warning; records written by older versions still read: items such as ``" 021 "``, and the subject under its old keys
+``target`` / ``target_type`` (where a line has both forms, ``item`` / ``item_type`` win); new lines are written
+with ``item`` / ``item_type`` only. This module
 imports no UI and no model code.
 """
 
@@ -52,7 +55,7 @@ import pandas as pd
 from ..cache import note_legacy_roots
 from ..errors import NETWORK_ERRORS, BadConfig, FadeHubError, HubUnreachable
 from ..jsonio import to_json
-from ..run import TARGET_TYPES, BadTarget, canonical_target, target_type
+from ..run import ITEM_TYPES, BadItem, canonical_item, item_type
 from .queue import (
     PATH_IN_REPO,
     claim,
@@ -68,8 +71,8 @@ logger = logging.getLogger(__name__)
 
 VERDICTS = ("fix", "acceptable", "not_a_failure")
 WITHDRAWN = "withdrawn"  # the verdict of a withdrawal record
-EXCLUDE, INCLUDE = "exclude", "include"  # the verdicts of an exclusion record (target_type USER)
-USER = "user"  # target_type of an exclusion record
+EXCLUDE, INCLUDE = "exclude", "include"  # the verdicts of an exclusion record (item_type USER)
+USER = "user"  # item_type of an exclusion record
 MAX_TEXT = 4000  # characters of a correction or a note
 MAX_PROBLEMS_SHOWN = 3  # unusable lines named in the one warning of a read
 
@@ -85,27 +88,28 @@ configs:
 # Feedback on failure modes
 
 Verdicts people gave on the failure modes of a [fade-hub](https://huggingface.co/fade-hub) run, collected
-by its feedback Space. One JSON line per submission, appended; never rewritten.
+by its feedback Space. One JSON line per submission, appended; never rewritten. Lines written by fade-hub 0.1 name
+the subject `target` / `target_type`; readers take those as `item` / `item_type`.
 
 | field | meaning |
 |---|---|
 | `feedback_id` | unique id of the submission (uuid4 hex) |
 | `run_id` | the run whose failures were reviewed (empty for an exclusion: it covers every run) |
-| `target` | a region's `region_id` (`"brightness=0.2"`), a cell's `action_id` (`"42"`), a failing query (`"q123"`), or the excluded user |
-| `target_type` | `region`, `mode`, `example`, or `user` for an exclusion |
-| `verdict` | `fix`, `acceptable` or `not_a_failure`; `withdrawn` takes back the user's verdict on the target; `exclude` / `include` (by the operator) leave a user's records out of `resolved()` or bring them back |
+| `item` | what the verdict is about: a region's `region_id` (`"brightness=0.2"`), a cell's `action_id` (`"42"`), a failing query (`"q123"`), or the excluded user |
+| `item_type` | `region`, `mode`, `example`, or `user` for an exclusion |
+| `verdict` | `fix`, `acceptable` or `not_a_failure`; `withdrawn` takes back the user's verdict on the item; `exclude` / `include` (by the operator) leave a user's records out of `resolved()` or bring them back |
 | `correction` | the right label, a preferred text, or `accept` / `reject` for a generated image; may be empty |
 | `note` | free text; may be empty |
 | `user` | Hub username of the submitter (`anonymous` where the Space allows it) |
 | `timestamp` | ISO 8601, UTC |
 
-`fade_hub.feedback.load(REPO_ID).resolved()` keeps the latest verdict per run, user and target, without withdrawn
+`fade_hub.feedback.load(REPO_ID).resolved()` keeps the latest verdict per run, user and item, without withdrawn
 verdicts and without the records of excluded users. Nothing is ever deleted: a later record wins.
 """
 
 
 class InvalidFeedback(FadeHubError, ValueError):
-    """A submission that breaks the feedback schema (unknown verdict or target, text too long)."""
+    """A submission that breaks the feedback schema (unknown verdict or item, text too long)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,8 @@ class FeedbackRecord:
 
     feedback_id: str
     run_id: str
-    target: str
-    target_type: str
+    item: str
+    item_type: str
     verdict: str
     correction: str
     note: str
@@ -131,6 +135,7 @@ class FeedbackRecord:
         """Build a record from a stored dict; InvalidFeedback naming a missing or unusable field (see ``check``)."""
         if not isinstance(data, dict):
             raise InvalidFeedback(f"a {type(data).__name__}, not a JSON object")
+        data = {**{new: data[old] for old, new in OLD_KEYS.items() if old in data}, **data}  # item wins over target
         missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise InvalidFeedback(f"feedback record lacks field(s) {missing}")
@@ -142,33 +147,33 @@ class FeedbackRecord:
             values[name] = str(value)
         record = cls(**values)
         record.check()
-        if record.target_type in TARGET_TYPES:  # an old spelling (" 021 ") read as written today ("21")
-            record = replace(record, target=canonical_target(record.target))
+        if record.item_type in ITEM_TYPES:  # an old spelling (" 021 ") read as written today ("21")
+            record = replace(record, item=canonical_item(record.item))
         return record
 
     def check(self) -> None:
-        """InvalidFeedback naming what no reader can use: an unknown verdict or target type, a malformed target,
+        """InvalidFeedback naming what no reader can use: an unknown verdict or item type, a malformed item,
         an empty run id, user or feedback id, or a timestamp that is not ISO 8601."""
         for name in ("feedback_id", "user"):
             if not getattr(self, name).strip():
                 raise InvalidFeedback(f"{name} is empty")
-        if self.target_type == USER:
+        if self.item_type == USER:
             if self.verdict not in (EXCLUDE, INCLUDE):
                 raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)} of an exclusion, not {EXCLUDE} or "
                                       f"{INCLUDE}")
-            if not self.target.strip() or any(char.isspace() for char in self.target):
-                raise InvalidFeedback(f"the excluded user {_shown(self.target)} is not a user name")
-        elif self.target_type in TARGET_TYPES:
+            if not self.item.strip() or any(char.isspace() for char in self.item):
+                raise InvalidFeedback(f"the excluded user {_shown(self.item)} is not a user name")
+        elif self.item_type in ITEM_TYPES:
             if self.verdict not in (*VERDICTS, WITHDRAWN):
                 raise InvalidFeedback(f"unknown verdict {_shown(self.verdict)}, not {', '.join(VERDICTS)} or "
                                       f"{WITHDRAWN}")
-            kind = target_type(_canonical(self.target))
-            if kind != self.target_type:
-                raise InvalidFeedback(f"target {_shown(self.target)} names an {kind}, not a {self.target_type}")
+            kind = item_type(_canonical(self.item))
+            if kind != self.item_type:
+                raise InvalidFeedback(f"item {_shown(self.item)} names an {kind}, not a {self.item_type}")
             if not self.run_id.strip():
                 raise InvalidFeedback("run_id is empty")
         else:
-            raise InvalidFeedback(f"unknown target_type {_shown(self.target_type)}, not {', '.join(TARGET_TYPES)} "
+            raise InvalidFeedback(f"unknown item_type {_shown(self.item_type)}, not {', '.join(ITEM_TYPES)} "
                                   f"or {USER}")
         try:
             _parse_time(self.timestamp)
@@ -177,6 +182,7 @@ class FeedbackRecord:
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(FeedbackRecord))
+OLD_KEYS = {"target": "item", "target_type": "item_type"}  # the subject's keys in records of fade-hub 0.1
 _MAY_BE_NULL = ("correction", "note")  # read as "" when null; every other field must hold text
 
 
@@ -191,7 +197,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _new(run_id: str, target: str, kind: str, verdict: str, correction: Any, note: Any, user: str) -> FeedbackRecord:
+def _new(run_id: str, item: str, kind: str, verdict: str, correction: Any, note: Any, user: str) -> FeedbackRecord:
     """A record with a fresh id and timestamp, texts stripped and bounded; InvalidFeedback without a user."""
     correction, note = str(correction or "").strip(), str(note or "").strip()
     for name, text in (("correction", correction), ("note", note)):
@@ -202,8 +208,8 @@ def _new(run_id: str, target: str, kind: str, verdict: str, correction: Any, not
     return FeedbackRecord(
         feedback_id=uuid.uuid4().hex,
         run_id=str(run_id),
-        target=target,
-        target_type=kind,
+        item=item,
+        item_type=kind,
         verdict=verdict,
         correction=correction,
         note=note,
@@ -212,28 +218,28 @@ def _new(run_id: str, target: str, kind: str, verdict: str, correction: Any, not
     )
 
 
-def _canonical(target: Any) -> str:
+def _canonical(item: Any) -> str:
     try:
-        return canonical_target(target)
-    except BadTarget as err:
+        return canonical_item(item)
+    except BadItem as err:
         raise InvalidFeedback(str(err)) from None
 
 
-def make_record(run_id: str, target: str, verdict: str, correction: str, note: str, user: str) -> FeedbackRecord:
-    """A new record with a fresh id and timestamp; InvalidFeedback on an unknown verdict or a bad target."""
+def make_record(run_id: str, item: str, verdict: str, correction: str, note: str, user: str) -> FeedbackRecord:
+    """A new record with a fresh id and timestamp; InvalidFeedback on an unknown verdict or a bad item."""
     verdict = str(verdict or "").strip()
     if not verdict:
         raise InvalidFeedback(f"choose a verdict first: {', '.join(VERDICTS)}")
     if verdict not in VERDICTS:
         raise InvalidFeedback(f"unknown verdict {verdict!r}; use one of: {', '.join(VERDICTS)}")
-    target = _canonical(target)
-    return _new(run_id, target, target_type(target), verdict, correction, note, user)
+    item = _canonical(item)
+    return _new(run_id, item, item_type(item), verdict, correction, note, user)
 
 
-def make_withdrawal(run_id: str, target: str, user: str, note: str = "") -> FeedbackRecord:
-    """A record that takes back ``user``'s verdict on ``target`` (a later verdict counts again)."""
-    target = _canonical(target)
-    return _new(run_id, target, target_type(target), WITHDRAWN, "", note, user)
+def make_withdrawal(run_id: str, item: str, user: str, note: str = "") -> FeedbackRecord:
+    """A record that takes back ``user``'s verdict on ``item`` (a later verdict counts again)."""
+    item = _canonical(item)
+    return _new(run_id, item, item_type(item), WITHDRAWN, "", note, user)
 
 
 def make_exclusion(excluded: str, operator: str, note: str = "", *, include: bool = False) -> FeedbackRecord:
@@ -396,20 +402,20 @@ class FeedbackSet:
         """The users whose records are excluded now, each with the operator's latest exclusion record."""
         latest: dict[str, FeedbackRecord] = {}
         for record in self._in_order():
-            if record.target_type == USER:
-                latest[record.target.casefold()] = record
-        return {record.target: record for record in latest.values() if record.verdict == EXCLUDE}
+            if record.item_type == USER:
+                latest[record.item.casefold()] = record
+        return {record.item: record for record in latest.values() if record.verdict == EXCLUDE}
 
     def resolved(self) -> list[FeedbackRecord]:
-        """The latest verdict per (run, user, target), ties broken by file order; withdrawn verdicts and the
+        """The latest verdict per (run, user, item), ties broken by file order; withdrawn verdicts and the
         records of excluded users left out."""
         excluded = {user.casefold() for user in self.exclusions()}
         latest: dict[tuple[str, str, str], FeedbackRecord] = {}
         for record in self._in_order():
-            if record.target_type != USER and record.user.casefold() not in excluded:
-                latest[(record.run_id, record.user, record.target)] = record
+            if record.item_type != USER and record.user.casefold() not in excluded:
+                latest[(record.run_id, record.user, record.item)] = record
         kept = [record for record in latest.values() if record.verdict != WITHDRAWN]
-        return sorted(kept, key=lambda r: (r.run_id, r.target, r.user))
+        return sorted(kept, key=lambda r: (r.run_id, r.item, r.user))
 
     def to_frame(self, resolved: bool = True) -> pd.DataFrame:
         """The resolved (or all) records as a DataFrame with the schema's columns."""

@@ -2,7 +2,7 @@
 
 Records come from the feedback repo on the Hub (read at start and on ``refresh``), from the local files of this
 app's writer, and from this process's own submissions as they are stored. They are merged by ``feedback_id``
-and resolved as ``FeedbackSet.resolved()`` does (latest verdict per run, user and target; withdrawals and
+and resolved as ``FeedbackSet.resolved()`` does (latest verdict per run, user and item; withdrawals and
 excluded users left out), so that progress, "my verdicts" and disagreements agree with what ``load()`` gives.
 """
 
@@ -75,24 +75,24 @@ class ReviewState:
         """``user``'s standing verdicts on this run, newest first."""
         return sorted(self._mine(user), key=lambda r: r.timestamp, reverse=True)
 
-    def my_verdict(self, user: str | None, target: str) -> FeedbackRecord | None:
-        """``user``'s standing verdict on ``target``, or None."""
-        return next((r for r in self._mine(user) if r.target == target), None)
+    def my_verdict(self, user: str | None, item: str) -> FeedbackRecord | None:
+        """``user``'s standing verdict on ``item``, or None."""
+        return next((r for r in self._mine(user) if r.item == item), None)
 
     def reviewed(self, user: str | None) -> set[str]:
-        """The regions (targets) ``user`` has a standing verdict on."""
-        return {r.target for r in self._mine(user) if r.target_type == "region"}
+        """The regions (items) ``user`` has a standing verdict on."""
+        return {r.item for r in self._mine(user) if r.item_type == "region"}
 
-    def targets(self, user: str | None) -> set[str]:
-        """Every target (region, cell or example) ``user`` has a standing verdict on."""
-        return {r.target for r in self._mine(user)}
+    def items(self, user: str | None) -> set[str]:
+        """Every item (region, cell or example) ``user`` has a standing verdict on."""
+        return {r.item for r in self._mine(user)}
 
     def votes(self) -> dict[str, Counter]:
-        """Per target of this run (region, cell or example): how many reviewers gave each verdict."""
+        """Per item of this run (region, cell or example): how many reviewers gave each verdict."""
         counts: dict[str, Counter] = {}
         for record in self.resolved():
             if record.run_id == self.run_id:
-                counts.setdefault(record.target, Counter())[record.verdict] += 1
+                counts.setdefault(record.item, Counter())[record.verdict] += 1
         return counts
 
     def disagreements(self, regions: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..run import target_type
+from ..run import item_type
 from .records import InvalidFeedback
 from .review import FILTER_CHOICES
 from .judging import JudgeCheckView
@@ -114,7 +114,7 @@ class ReviewUI:
                 self.card = gr.Markdown(elem_id="region-card")
                 with gr.Accordion("Details: the statistics behind this region", open=False, elem_id="region-details"):
                     self.details = gr.Markdown(elem_id="region-stats")
-                    self.region_id = gr.Textbox(label="Region id (the target for the API)", interactive=False, lines=2,
+                    self.region_id = gr.Textbox(label="Region id (the item for the API)", interactive=False, lines=2,
                                                 elem_id="region-id", elem_classes="fade-mono")
             with gr.Column(elem_id="action-bar", min_width=0):
                 self.target = gr.State(None)
@@ -263,8 +263,8 @@ class ReviewUI:
         """Progress, my verdicts, the verdict picker, the region table and the disagreement line."""
         reviews, view = self.app.reviews, self.view
         mine = reviews.my_verdicts(user)
-        rows = [[view.describe(r.target), _verdict_and_note(r.verdict, r.note), _when(r.timestamp)] for r in mine]
-        choices = [(f"{short(view.describe(r.target), 34)} ({r.verdict.replace('_', ' ')})", r.target) for r in mine]
+        rows = [[view.describe(r.item), _verdict_and_note(r.verdict, r.note), _when(r.timestamp)] for r in mine]
+        choices = [(f"{short(view.describe(r.item), 34)} ({r.verdict.replace('_', ' ')})", r.item) for r in mine]
         disputed = reviews.disagreements(view.region_ids)
         votes = reviews.votes()
         disagree = ("Reviewers disagree on " + "; ".join(
@@ -306,7 +306,7 @@ class ReviewUI:
         """The previous region of the current filter."""
         return self._step(which, region, profile, -1)
 
-    def on_region(self, region: str | None, which: str, target: str | None, profile: gr.OAuthProfile | None) -> list:
+    def on_region(self, region: str | None, which: str, item: str | None, profile: gr.OAuthProfile | None) -> list:
         """Show a region: its card, details, picture, examples, cells and heatmap; reset the form to the whole
         region unless it is already aimed inside this region (Submit stays off while no region is shown)."""
         view, reviews = self.view, self.app.reviews
@@ -322,8 +322,8 @@ class ReviewUI:
             shown = [view.examples_table(region)]
         a, b = view.region_pair(region)
         pair = f"{a}|{b}"
-        form = [*self._aim(region, region), None, ""]  # target, its line, "whole region", correction, verdict, note
-        if target and view.region_of(target) == region:  # shown again (a verdict moved on to it): keep what is typed
+        form = [*self._aim(region, region), None, ""]  # item, its line, "whole region", correction, verdict, note
+        if item and view.region_of(item) == region:  # shown again (a verdict moved on to it): keep what is typed
             form = [gr.update()] * len(form)
         card = view.region_card(region, reviews.votes().get(region), self._judge_errors().get(region, ""))
         return [card, view.region_details(region), region,
@@ -331,18 +331,18 @@ class ReviewUI:
                 gr.Dropdown(choices=self.pairs, value=pair), self._heatmap(pair, region), *form,
                 self._yours(user, region), gr.Button(interactive=True)]
 
-    def _aim(self, target: str | None, region: str | None) -> list:
-        """The target state, the line that names it, the "whole region" button and the correction input."""
-        if not target:
+    def _aim(self, item: str | None, region: str | None) -> list:
+        """The item state, the line that names it, the "whole region" button and the correction input."""
+        if not item:
             return [None, "", gr.Button(visible=False), self._reset_correction()]
-        kind = target_type(target)
+        kind = item_type(item)
         if kind == "region":
-            line = f"Your verdict on **region {self.view.region_number(target)}** (all its cells)"
+            line = f"Your verdict on **region {self.view.region_number(item)}** (all its cells)"
         else:
-            line = (f"Your verdict on **{plain(self.view.describe(target))}** only, inside region "
+            line = (f"Your verdict on **{plain(self.view.describe(item))}** only, inside region "
                     f"{self.view.region_number(region or '')}")
         correction = self._reset_correction(example=kind == "example")
-        return [target, line, gr.Button(visible=kind != "region"), correction]
+        return [item, line, gr.Button(visible=kind != "region"), correction]
 
     def _yours(self, user: str | None, region: str | None) -> str:
         """The visitor's standing verdict on a region, in one line (``""`` when none)."""
@@ -389,16 +389,16 @@ class ReviewUI:
         """Aim the verdict at the whole region again."""
         return self._aim(region, region)
 
-    def on_submit(self, target: str | None, verdict: str | None, correction: Any, note: str | None, which: str,
+    def on_submit(self, item: str | None, verdict: str | None, correction: Any, note: str | None, which: str,
                   region: str | None, profile: gr.OAuthProfile | None) -> list:
         """Store the verdict, reset the form and, after a verdict on a region, move on to the next unreviewed one."""
         app, view = self.app, self.view
         user = app.user_of(profile)
-        keep = [gr.update()] * 8  # the filter, region, verdict, note and the target stay as they are
-        if not target:
+        keep = [gr.update()] * 8  # the filter, region, verdict, note and the item stay as they are
+        if not item:
             return ["**Not stored:** pick a region first.", *keep, *self.shared(user)]
         try:
-            record = app.record_verdict(target, verdict or "", correction or "", note or "", profile)
+            record = app.record_verdict(item, verdict or "", correction or "", note or "", profile)
         except InvalidFeedback as err:
             message = str(err)
             if message.startswith("choose a verdict first"):
@@ -406,14 +406,14 @@ class ReviewUI:
             return [f"**Not stored:** {plain(message)}", *keep, *self.shared(user)]
         stored = f"Stored **{record.verdict.replace('_', ' ')}** on "
         following, done = region, False
-        if record.target_type == "region":
-            stored += f"region {view.region_number(record.target)}"
+        if record.item_type == "region":
+            stored += f"region {view.region_number(record.item)}"
             following = app.reviews.next_region(record.user, self._queue(None, "all"), region)
             done = following is None
             stored += f" — next: region {view.region_number(following)}" if following else ""
             following = following or region
         else:
-            stored += plain(view.describe(record.target)) + f" (inside region {view.region_number(region or '')})"
+            stored += plain(view.describe(record.item)) + f" (inside region {view.region_number(region or '')})"
         status = f"{stored} (as **{plain(record.user)}**)."
         if done:
             status += " **You have reviewed every region: thank you!**"
@@ -428,43 +428,43 @@ class ReviewUI:
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         if not isinstance(index, int) or not 0 <= index < len(mine):
             return gr.Dropdown()
-        return gr.Dropdown(value=mine[index].target)
+        return gr.Dropdown(value=mine[index].item)
 
-    def on_change(self, target: str | None, verdict: str | None, profile: gr.OAuthProfile | None) -> list:
-        """Store a new verdict on one of the visitor's targets (keeping its correction and note)."""
+    def on_change(self, item: str | None, verdict: str | None, profile: gr.OAuthProfile | None) -> list:
+        """Store a new verdict on one of the visitor's items (keeping its correction and note)."""
         user = self.app.user_of(profile)
         hidden = [gr.Row(visible=False), gr.Button(visible=False)]
-        if not target:
+        if not item:
             return ["Pick one of your verdicts first.", gr.Radio(), *hidden, *self.shared(user)]
-        old = self.app.reviews.my_verdict(user, target)
+        old = self.app.reviews.my_verdict(user, item)
         try:
-            record = self.app.record_verdict(target, verdict or "", old.correction if old else "",
+            record = self.app.record_verdict(item, verdict or "", old.correction if old else "",
                                              old.note if old else "", profile)
         except InvalidFeedback as err:
             return [f"**Not changed:** {plain(err)}", gr.Radio(), *hidden, *self.shared(user)]
-        return [f"Changed: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))}.",
+        return [f"Changed: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.item))}.",
                 None, *hidden, *self.shared(record.user)]
 
-    def on_ask_withdraw(self, target: str | None, profile: gr.OAuthProfile | None) -> list:
+    def on_ask_withdraw(self, item: str | None, profile: gr.OAuthProfile | None) -> list:
         """Ask once before a withdrawal."""
         user = self.app.user_of(profile)
-        mine = self.app.reviews.my_verdict(user, target) if target else None
+        mine = self.app.reviews.my_verdict(user, item) if item else None
         if mine is None:
             return ["Pick one of your verdicts first.", gr.Row(visible=False)]
-        return [f"Withdraw your verdict **{mine.verdict.replace('_', ' ')}** on {plain(self.view.describe(target))}?",
+        return [f"Withdraw your verdict **{mine.verdict.replace('_', ' ')}** on {plain(self.view.describe(item))}?",
                 gr.Row(visible=True)]
 
-    def on_withdraw(self, target: str | None, profile: gr.OAuthProfile | None) -> list:
-        """Withdraw the visitor's verdict on a target; keep it for an undo."""
+    def on_withdraw(self, item: str | None, profile: gr.OAuthProfile | None) -> list:
+        """Withdraw the visitor's verdict on an item; keep it for an undo."""
         user = self.app.user_of(profile)
-        old = self.app.reviews.my_verdict(user, target) if target else None
+        old = self.app.reviews.my_verdict(user, item) if item else None
         try:
-            record = self.app.record_withdrawal(target or "", profile)
+            record = self.app.record_withdrawal(item or "", profile)
         except InvalidFeedback as err:
             return [f"**Not withdrawn:** {plain(err)}", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
                     *self.shared(user), None]
         undo = old.to_dict() if old is not None else None
-        return [f"Withdrawn: your verdict on {plain(self.view.describe(record.target))}.", None,
+        return [f"Withdrawn: your verdict on {plain(self.view.describe(record.item))}.", None,
                 gr.Row(visible=False), gr.Button(visible=undo is not None), *self.shared(record.user), undo]
 
     def on_undo(self, withdrawn: dict | None, profile: gr.OAuthProfile | None) -> list:
@@ -474,12 +474,12 @@ class ReviewUI:
             return ["Nothing to undo.", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
                     *self.shared(user), None]
         try:
-            record = self.app.record_verdict(withdrawn["target"], withdrawn["verdict"], withdrawn["correction"],
+            record = self.app.record_verdict(withdrawn["item"], withdrawn["verdict"], withdrawn["correction"],
                                              withdrawn["note"], profile)
         except InvalidFeedback as err:
             return [f"**Not restored:** {plain(err)}", gr.Radio(), gr.Row(visible=False), gr.Button(visible=False),
                     *self.shared(user), None]
-        return [f"Restored: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.target))}.",
+        return [f"Restored: **{record.verdict.replace('_', ' ')}** on {plain(self.view.describe(record.item))}.",
                 None, gr.Row(visible=False), gr.Button(visible=False), *self.shared(record.user), None]
 
     def on_pick_region(self, which: str, evt: gr.SelectData, profile: gr.OAuthProfile | None) -> list:

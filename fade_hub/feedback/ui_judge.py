@@ -90,12 +90,12 @@ class JudgeTab:
         out = [self.judging.agreement_markdown(check), self.judging.region_lines(check)]
         if self.pick is not None:
             user = self.app.user_of(profile)
-            out.append(self.judging.progress(user, self.app.reviews.targets(user)))
+            out.append(self.judging.progress(user, self.app.reviews.items(user)))
         return out
 
     def _unchecked(self, user: str | None, after: str | None = None) -> str | None:
         """The first picked answer after ``after`` (wrapping) that ``user`` has not checked, or None."""
-        ids, done = self.view.audit_ids, self.app.reviews.targets(user)
+        ids, done = self.view.audit_ids, self.app.reviews.items(user)
         start = ids.index(after) + 1 if after in ids else 0
         return next((t for t in [*ids[start:], *ids[:start]] if t not in done and t != after), None)
 

@@ -2,7 +2,7 @@
 
 Reviewers judge *regions* (``fade_hub.characterize``'s ``regions`` table, worst first); the cells of a region and
 its failing examples are a drill-down inside it. Presentation over ``fade_hub.run.Run`` (which reads the run and
-resolves targets); no UI objects here.
+resolves items); no UI objects here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import FadeHubError
 from ..evidence import Evidence, whole
-from ..run import BadTarget, Run, canonical_target, target_type
+from ..run import BadItem, Run, canonical_item, item_type
 from ..tasks import TASKS
 from .pictures import decode_image, open_image, side_by_side
 from .records import InvalidFeedback
@@ -146,7 +146,7 @@ class RunView:
 
     @property
     def region_ids(self) -> list[str]:
-        """The regions' targets, worst first."""
+        """The regions' items, worst first."""
         return [str(region_id) for region_id in self.regions["region_id"]]
 
     @property
@@ -240,15 +240,15 @@ class RunView:
         factors = json.loads(row.factors) if row.factors else {}
         return {name: {str(level) for level in levels} for name, levels in factors.items() if name in self.factor_names}
 
-    def region_of(self, target: str) -> str | None:
-        """The region a target belongs to: itself, the region holding a cell, or the one holding an example."""
-        kind = target_type(target)
+    def region_of(self, item: str) -> str | None:
+        """The region a item belongs to: itself, the region holding a cell, or the one holding an example."""
+        kind = item_type(item)
         if kind == "region":
-            return target if self.region_row(target) is not None else None
+            return item if self.region_row(item) is not None else None
         if kind == "mode":
-            cell, classes = int(target), None
+            cell, classes = int(item), None
         else:
-            example = self.example(target)
+            example = self.example(item)
             if example is None:
                 return None
             cell, classes = int(example["action_id"]), str(example.get("context", ""))
@@ -316,7 +316,7 @@ class RunView:
 
     @property
     def audit_ids(self) -> list[str]:
-        """The targets (``q123``) of the answers picked to check the judge, in query order."""
+        """The items (``q123``) of the answers picked to check the judge, in query order."""
         return [f"q{int(q)}" for q in self.audited["query_id"]]
 
     def example_ids(self, region_id: str | None) -> list[str]:
@@ -425,21 +425,21 @@ class RunView:
             rows.append([self.cell_text(levels), seeds, bounds])
         return pd.DataFrame(rows, columns=CELL_COLUMNS)
 
-    # targets --------------------------------------------------------------------------------------------
+    # items ----------------------------------------------------------------------------------------------
 
-    def describe(self, target: str) -> str:
-        """A short human description of a target: ``region 2 (rotation ±30 …)``, ``cell rotation 30, …``."""
-        kind = target_type(target)
+    def describe(self, item: str) -> str:
+        """A short human description of a item: ``region 2 (rotation ±30 …)``, ``cell rotation 30, …``."""
+        kind = item_type(item)
         if kind == "region":
-            row = self.region_row(target)
-            return f"region {int(row.rank)} ({short(row.description, 60)})" if row is not None else f"region {target}"
+            row = self.region_row(item)
+            return f"region {int(row.rank)} ({short(row.description, 60)})" if row is not None else f"region {item}"
         if kind == "mode":
-            levels = self.space.level_strings(self.space.action_from_id(int(target)))
+            levels = self.space.level_strings(self.space.action_from_id(int(item)))
             return f"cell {self.cell_text(levels)}"
-        example = self.example(target)
+        example = self.example(item)
         if example is None:
-            return f"example {target}"
-        return f"example {target} ({self.cell_text(example)})"
+            return f"example {item}"
+        return f"example {item} ({self.cell_text(example)})"
 
     def factor_pairs(self) -> list[tuple[str, str]]:
         """Factor pairs for the heatmap, in factor order (a one-factor space gives its factor twice)."""
@@ -454,26 +454,26 @@ class RunView:
         names = sorted(list(dict.fromkeys(constrained + self.factor_names))[:2], key=self.factor_names.index)
         return (names[0], names[0]) if len(names) == 1 else (names[0], names[1])
 
-    def check(self, target: str, correction: str) -> None:
-        """InvalidFeedback unless ``target`` is a region, a cell of a region or a failing example here and the
+    def check(self, item: str, correction: str) -> None:
+        """InvalidFeedback unless ``item`` is a region, a cell of a region or a failing example here and the
         correction fits."""
         correction = str(correction or "").strip()
         try:
-            kind = target_type(target)
-            target = canonical_target(target)
-        except BadTarget as err:
+            kind = item_type(item)
+            item = canonical_item(item)
+        except BadItem as err:
             raise InvalidFeedback(str(err)) from None
         if kind == "region":
-            if self.region_row(target) is None:
-                raise InvalidFeedback(f"{short(target, 60)!r} is not a region of run {self.run_id}; pick one of its "
+            if self.region_row(item) is None:
+                raise InvalidFeedback(f"{short(item, 60)!r} is not a region of run {self.run_id}; pick one of its "
                                       f"{len(self.regions)} regions (their ids are in the 'details' of each)")
         elif kind == "mode":
             cells = {int(c) for row in self.regions.itertuples() for c in row.cells}
-            if int(target) not in cells and self.run.resolve(target) is None:
-                raise InvalidFeedback(f"cell {target} is in no region of run {self.run_id}; give a verdict on a "
+            if int(item) not in cells and self.run.resolve(item) is None:
+                raise InvalidFeedback(f"cell {item} is in no region of run {self.run_id}; give a verdict on a "
                                       "region or on one of its cells")
-        elif self.example(target) is None:
-            raise InvalidFeedback(f"target {target!r} is not a failing example of run {self.run_id}, nor an answer "
+        elif self.example(item) is None:
+            raise InvalidFeedback(f"item {item!r} is not a failing example of run {self.run_id}, nor an answer "
                                   "picked to check its judge")
         if not correction:
             return

@@ -1,6 +1,6 @@
 """How often the judge agrees with the people who reviewed its verdicts, overall and per region.
 
-A reviewed example (a query, ``target_type="example"``) has the reviewers' majority verdict: ``fix`` or
+A reviewed example (a query, ``item_type="example"``) has the reviewers' majority verdict: ``fix`` or
 ``acceptable`` say the answer fails (a failure to fix or to live with), ``not_a_failure`` says it passes (the judge
 was wrong when it called it a failure); a tie is no verdict. The judge's verdict is the query's ``is_failure``
 (unjudged answers are left out: they have none). Agreement is the share of reviewed examples where both say the same,
@@ -96,10 +96,10 @@ def check_judge(queries: pd.DataFrame, regions: pd.DataFrame, records: Sequence[
     for record in records:
         if record.run_id != run_id:
             continue
-        if record.target_type == "example":
-            examples[int(record.target[1:])][record.verdict] += 1
-        elif record.target_type == "region":
-            on_regions[record.target][record.verdict] += 1
+        if record.item_type == "example":
+            examples[int(record.item[1:])][record.verdict] += 1
+        elif record.item_type == "region":
+            on_regions[record.item][record.verdict] += 1
     by_id = queries.set_index("query_id") if len(queries) else queries
     rows = []
     for query_id, counts in examples.items():

@@ -110,8 +110,9 @@ def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
     if feedback["judge_errors"]:
         lines.append(f"Left out as judge errors (reviewers said *not a failure*): cells "
                      f"{md_escape(', '.join(feedback['judge_errors']))}.")
+    # "target" in the fade_eval.json of adapters written by fade-hub 0.1
     for dispute in feedback["disagreements"]:
-        lines.append(f"Reviewers disagreed on {md_escape(dispute['target'])}: "
+        lines.append(f"Reviewers disagreed on {md_escape(dispute.get('item', dispute.get('target')))}: "
                      f"{md_escape(dispute.get('votes') or dispute.get('corrections'))}.")
     return lines
 

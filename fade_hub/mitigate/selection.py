@@ -1,8 +1,8 @@
 """What to fade: the regions and cells reviewers want fixed, the corrections they agree on, and what they disputed.
 
-Each reviewer's latest verdict counts (``FeedbackSet.resolved()``). Feedback names three kinds of target:
+Each reviewer's latest verdict counts (``FeedbackSet.resolved()``). Feedback names three kinds of item:
 
-- a **region** (``target_type: "region"``, its ``region_id`` in the run's ``regions`` table): the verdict applies to
+- a **region** (``item_type: "region"``, its ``region_id`` in the run's ``regions`` table): the verdict applies to
   every cell of the region, on the seed classes the region holds on;
 - a **cell** (``"mode"``, its action id): inside a region a reviewer gave a verdict on, the reviewer's cell verdict
   overrides their region verdict for that cell; elsewhere it stands alone, on every seed;
@@ -101,7 +101,7 @@ def _region_rows(records: list[FeedbackRecord], regions_of: RegionTables) -> dic
     """The ``regions`` row of every region the records name; BadConfig when a run has no regions or lacks one."""
     rows: dict[tuple[str, str], pd.Series] = {}
     for run_id in sorted({record.run_id for record in records}):
-        named = sorted({record.target for record in records if record.run_id == run_id})
+        named = sorted({record.item for record in records if record.run_id == run_id})
         table = regions_of(run_id)
         if table is None:  # a lineage run that cannot be read here: said by regions_of
             continue
@@ -134,8 +134,8 @@ def _regions(records: list[FeedbackRecord], cell_verdicts: dict[tuple[str, str, 
     rows = _region_rows(records, regions_of)
     by_region: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for record in records:
-        if (record.run_id, record.target) in rows:
-            by_region[(record.run_id, record.target)][record.user] = record.verdict
+        if (record.run_id, record.item) in rows:
+            by_region[(record.run_id, record.item)][record.user] = record.verdict
     regions, cell_votes, disputes = [], {}, []
     for (run_id, region_id), users in sorted(by_region.items()):
         row = rows[(run_id, region_id)]
@@ -148,7 +148,7 @@ def _regions(records: list[FeedbackRecord], cell_verdicts: dict[tuple[str, str, 
             (fixed if _majority(votes) == "fix" else overridden).append(cell)
         region_votes = Counter(users.values())
         if len(region_votes) > 1:
-            disputes.append({"run_id": run_id, "target": region_id, "votes": dict(region_votes)})
+            disputes.append({"run_id": run_id, "item": region_id, "votes": dict(region_votes)})
         if fixed:
             regions.append(TargetRegion(run_id, region_id, str(row.get("description", region_id)), tuple(fixed),
                                         _names(row.get("classes")), dict(region_votes),
@@ -167,17 +167,17 @@ def from_feedback(records: Sequence[FeedbackRecord], run_ids: Sequence[str],
             f"the feedback holds no verdicts on run {run_ids[0]} (it has runs {', '.join(found)}); pass the feedback "
             "collected for this run (fade-hub space serve --failures RUN)"
         )
-    cell_verdicts = {(record.run_id, record.user, int(record.target)): record.verdict
-                     for record in mine if record.target_type == "mode"}
-    region_records = [record for record in mine if record.target_type == "region"]
+    cell_verdicts = {(record.run_id, record.user, int(record.item)): record.verdict
+                     for record in mine if record.item_type == "mode"}
+    region_records = [record for record in mine if record.item_type == "region"]
     regions, region_cell_votes, disputes = _regions(region_records, cell_verdicts, regions_of or _no_regions)
     mode_votes: dict[tuple[str, int], Counter] = defaultdict(Counter)
     answers: dict[tuple[str, int], Counter] = defaultdict(Counter)
     for record in mine:
-        if record.target_type == "mode" and (record.run_id, int(record.target)) not in region_cell_votes:
-            mode_votes[(record.run_id, int(record.target))][record.verdict] += 1
-        elif record.target_type == "example" and record.correction and record.verdict != "not_a_failure":
-            answers[(record.run_id, int(record.target[1:]))][record.correction] += 1
+        if record.item_type == "mode" and (record.run_id, int(record.item)) not in region_cell_votes:
+            mode_votes[(record.run_id, int(record.item))][record.verdict] += 1
+        elif record.item_type == "example" and record.correction and record.verdict != "not_a_failure":
+            answers[(record.run_id, int(record.item[1:]))][record.correction] += 1
     votes: dict[int, Counter] = defaultdict(Counter)
     targeted, errors = [cell for region in regions for cell in region.cells], []
     for (run_id, cell), counts in sorted(region_cell_votes.items()):
@@ -192,13 +192,13 @@ def from_feedback(records: Sequence[FeedbackRecord], run_ids: Sequence[str],
         if decided == "not_a_failure" and cell not in errors:
             errors.append(cell)
         if len(counts) > 1:
-            disputes.append({"run_id": run_id, "target": str(cell), "votes": dict(counts)})
+            disputes.append({"run_id": run_id, "item": str(cell), "votes": dict(counts)})
     corrections = []
     for (run_id, query_id), counts in sorted(answers.items()):
         if len(counts) == 1:
             corrections.append(Correction(run_id, query_id, next(iter(counts))))
         else:
-            disputes.append({"run_id": run_id, "target": f"q{query_id}", "corrections": dict(counts)})
+            disputes.append({"run_id": run_id, "item": f"q{query_id}", "corrections": dict(counts)})
     targeted = list(dict.fromkeys(cell for cell in targeted if cell not in errors))
     regions = [_without(region, errors) for region in regions]
     if not targeted and not corrections:
