@@ -249,9 +249,14 @@ def paired_bootstrap(failures_before: np.ndarray, failures_after: np.ndarray, pa
     ``failures_*`` and ``pairs`` are per (group, seed) (a 1-D array is one group); ``weights`` comes from
     ``bootstrap_weights``. Returns arrays over groups: ``before``, ``after`` (pooled rates) and ``change``
     (``after - before``), each with ``*_low`` / ``*_high``, and ``drop`` (``1 - after / before``, NaN without
-    failures before; resamples without a failure before are left out of its interval). A seed set in which no
-    seed changed gives a zero-width interval: the bootstrap cannot see a change rarer than about one seed in the
-    number of seeds.
+    failures before; resamples without a failure before are left out of its interval), and ``unchanged`` (no
+    seed's failures changed).
+
+    A bootstrap cannot see what no seed showed: where no seed failed (or every seed did), or no seed changed, its
+    interval has zero width (and so has the change's where every seed changed alike). There the interval is
+    widened by the exact bound of what ``n`` seeds can miss:
+    Clopper-Pearson's one-sided 97.5 % bound on a share of seeds seen 0 times in ``n`` (``unseen_share``), so
+    that 0 changes in 36 seeds reads "+0.0 points [-9.7, +9.7]", not "[+0.0, +0.0]".
     """
     k0, k1 = np.atleast_2d(np.asarray(failures_before, float)), np.atleast_2d(np.asarray(failures_after, float))
     n = np.atleast_2d(np.asarray(pairs, dtype=float))
@@ -270,7 +275,34 @@ def paired_bootstrap(failures_before: np.ndarray, failures_after: np.ndarray, pa
         found[f"{name}_low"], found[f"{name}_high"] = percentile_intervals(draws, level)
     found["drop_low"] = np.where(np.isnan(drop), np.nan, found["drop_low"])
     found["drop_high"] = np.where(np.isnan(drop), np.nan, found["drop_high"])
+    _widen_unseen(found, k0, k1, n)
     return found
+
+
+def unseen_share(seeds: np.ndarray | int, level: float = 0.95) -> np.ndarray:
+    """Clopper-Pearson's one-sided upper bound (at ``1 - (1 - level) / 2``) on the share of seeds with some
+    property when 0 of ``seeds`` showed it (1 where there is no seed)."""
+    seeds = np.asarray(seeds, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(seeds > 0, 1.0 - ((1 - level) / 2) ** (1.0 / np.maximum(seeds, 1.0)), 1.0)
+
+
+def _widen_unseen(found: dict[str, np.ndarray], k0: np.ndarray, k1: np.ndarray, n: np.ndarray) -> None:
+    """Widen ``paired_bootstrap``'s zero-width intervals to what the seeds cannot rule out (see its doc)."""
+    seeds = (n > 0).sum(axis=1)
+    bound = unseen_share(seeds)
+    total = n.sum(axis=1)
+    for name, k in (("before", k0), ("after", k1)):
+        none, every = k.sum(axis=1) == 0, (k.sum(axis=1) == total) & (total > 0)
+        found[f"{name}_high"] = np.where(none, np.fmax(found[f"{name}_high"], bound), found[f"{name}_high"])
+        found[f"{name}_low"] = np.where(every, np.fmin(found[f"{name}_low"], 1.0 - bound), found[f"{name}_low"])
+    found["unchanged"] = ((k0 == k1) | (n == 0)).all(axis=1) & (seeds > 0)
+    flat = (found["change_high"] - found["change_low"] == 0) & (seeds > 0)  # every seed changed alike, or none did
+    found["change_low"] = np.where(flat, np.fmax(found["change_low"] - bound, -1.0), found["change_low"])
+    found["change_high"] = np.where(flat, np.fmin(found["change_high"] + bound, 1.0), found["change_high"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        floor = 1.0 - found["after_high"] / found["before"]
+    found["drop_low"] = np.where(np.isnan(found["drop"]), np.nan, np.fmin(found["drop_low"], floor))
 
 
 # -- two runs compared: the change of a failure rate, paired or independent (fade_hub.region_changes) ------------

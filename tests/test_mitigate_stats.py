@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fade_hub.stats import bootstrap_rates, bootstrap_weights, paired_bootstrap, percentile_intervals, wilson_interval
+from fade_hub.stats import (
+    bootstrap_rates, bootstrap_weights, paired_bootstrap, percentile_intervals, unseen_share, wilson_interval,
+)
 
 
 def test_the_weights_draw_as_many_seeds_as_there_are_and_are_seeded():
@@ -15,12 +17,21 @@ def test_the_weights_draw_as_many_seeds_as_there_are_and_are_seeded():
     assert bootstrap_weights(0, draws=5).shape == (5, 0)
 
 
-def test_unchanged_answers_give_no_change_and_a_zero_width_interval():
+def test_unchanged_answers_give_no_change_and_the_exact_bound_of_what_the_seeds_can_miss():
+    """No seed changed: the bootstrap sees no spread, so the change's interval is Clopper-Pearson's bound on a share
+    of seeds seen 0 times in 50 (7.1 points), not [0, 0]; the same for a rate nobody failed, and for a drop to 0."""
     rng = np.random.default_rng(0)
     failures = (rng.random((3, 50)) < 0.3).astype(float)
     found = paired_bootstrap(failures, failures, np.ones_like(failures), bootstrap_weights(50, seed=1))
-    assert np.allclose(found["change"], 0) and np.allclose(found["change_low"], 0)
-    assert np.allclose(found["change_high"], 0) and np.allclose(found["drop"], 0)
+    bound = 1 - 0.025 ** (1 / 50)
+    assert np.allclose(found["change"], 0) and found["unchanged"].all() and np.isclose(bound, 0.0711, atol=1e-4)
+    assert np.allclose(found["change_low"], -bound) and np.allclose(found["change_high"], bound)
+    assert np.allclose(found["drop"], 0)
+    none = paired_bootstrap(np.zeros(36), np.zeros(36), np.ones(36), bootstrap_weights(36))
+    assert none["before_high"][0] == none["after_high"][0] == unseen_share(36) and none["before_low"][0] == 0
+    fixed = paired_bootstrap(np.full(71, 8.0), np.zeros(71), np.full(71, 8.0), bootstrap_weights(71))
+    assert fixed["drop"][0] == 1 and np.isclose(fixed["drop_low"][0], 1 - unseen_share(71))  # 94.9 %, not 100 %
+    assert fixed["change_low"][0] == -1 and np.isclose(fixed["change_high"][0], -1 + unseen_share(71))
     assert (found["before_low"] < found["before"]).all() and (found["before"] < found["before_high"]).all()
 
 
@@ -59,7 +70,8 @@ def test_the_drop_is_missing_without_failures_before_and_bounded_by_one():
     before = np.zeros(30)
     before[:12] = 1
     faded = paired_bootstrap(before, np.zeros(30), np.ones(30), weights)
-    assert faded["drop"][0] == faded["drop_low"][0] == faded["drop_high"][0] == 1.0
+    assert faded["drop"][0] == faded["drop_high"][0] == 1.0  # no seed fails after: the bound is what 30 seeds can miss
+    assert np.isclose(faded["drop_low"][0], 1 - unseen_share(30) / 0.4)
 
 
 def test_intervals_cover_the_true_rate_about_as_often_as_they_say():

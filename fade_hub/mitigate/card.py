@@ -75,8 +75,9 @@ def _method_lines(figures: dict[str, Any]) -> list[str]:
              f"({md_escape(public_name(seeds['source']))}), over {figures['cells_evaluated']} cells, with the run's "
              "own concept space and judge. Each 95% interval is a percentile bootstrap over seeds "
              f"({statistics.get('resamples', '?')} resamples; the seed is the unit, and before and after share every "
-             "resample, so changes are paired); a zero-width interval means no seed changed, which the seeds cannot "
-             "tell from a change rarer than about one seed in their number."]
+             "resample, so changes are paired). Where no seed failed, or no seed changed, a bootstrap sees nothing: "
+             "the interval is then the exact bound of what that many seeds can miss (Clopper-Pearson, 0 seeds of n), "
+             "e.g. [-9.7, +9.7] points for no change on 36 seeds."]
     if collateral:
         lines.append(f"The {len(collateral.get('cells') or [])} collateral cells were drawn at random among the "
                      f"untargeted cells before training (share {training.get('collateral_share', '?')}) and never "

@@ -203,6 +203,7 @@ class BeforeAfter:
         for name in ("change", "drop"):
             figures.update({name: _number(found[name][0]), f"{name}_low": _number(found[f"{name}_low"][0]),
                             f"{name}_high": _number(found[f"{name}_high"][0])})
+        figures["unchanged"] = bool(found["unchanged"][0])
         return figures
 
     def _clean(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -47,7 +47,10 @@ def drop_text(part: dict[str, Any]) -> str:
 
 
 def _unchanged(part: dict[str, Any]) -> bool:
-    """Whether no seed's answers changed (the bootstrap then gives a zero-width interval)."""
+    """Whether no seed's answers changed (figures written before ``unchanged`` was recorded: a zero-width
+    interval)."""
+    if "unchanged" in part:
+        return bool(part["unchanged"])
     return part["before"]["failures"] == part["after"]["failures"] and part.get("change_low") == part.get(
         "change_high") == 0
 
