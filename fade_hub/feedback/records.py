@@ -136,8 +136,7 @@ class FeedbackRecord:
         if not isinstance(data, dict):
             raise InvalidFeedback(f"a {type(data).__name__}, not a JSON object")
         data = {**{new: data[old] for old, new in OLD_KEYS.items() if old in data}, **data}  # item wins over target
-        missing = [f.name for f in fields(cls) if f.name not in data]
-        if missing:
+        if missing := [f.name for f in fields(cls) if f.name not in data]:
             raise InvalidFeedback(f"feedback record lacks field(s) {missing}")
         values = {}
         for name in (f.name for f in fields(cls)):
