@@ -397,7 +397,7 @@ def run_card(store: RunStore, repo_id: str | None = None, token: str | None = No
 
     judged = judge_lines(meta) + (sampling_lines(meta, regions, store.read_queries()) if samples_per_query(meta) > 1 else [])
     if feedback is not None:
-        from .judges.agreement import agreement_lines, check_judge
+        from .agreement import agreement_lines, check_judge
 
         judged += agreement_lines(check_judge(pd.DataFrame(store.read_queries()), regions, feedback, meta["run_id"]))
     return build_dataset_card(meta, landscape, space, regions, examples=examples, images=assets.get("images"),

@@ -206,7 +206,7 @@ def write_feedback(folder, run_id, verdicts):
 
 
 def test_agreement_of_twenty_reviewed_examples_sixteen_agreeing():
-    from fade_hub.judges.agreement import Agreement
+    from fade_hub.agreement import Agreement
 
     judge = [True] * 12 + [False] * 8
     reviewers = [True] * 10 + [False] * 2 + [True] * 2 + [False] * 6
@@ -249,7 +249,7 @@ def test_report_and_card_show_the_judges_agreement_with_reviewers_and_flag_a_jud
 
 
 def test_the_judge_audit_is_stratified_over_pass_and_fail():
-    from fade_hub.judges.agreement import audit_sample
+    from fade_hub.agreement import audit_sample
 
     queries = pd.DataFrame({"query_id": range(100), "phase": ["explore"] * 90 + ["clean"] * 10,
                             "judged": [True] * 100, "is_failure": [q % 10 == 0 for q in range(100)],

@@ -433,7 +433,7 @@ def test_the_judge_checked_against_reviewers_at_both_sizes(browser, planted_text
     page (the figures follow each verdict), the region flagged in the review card and the region table; the layout
     checks at both sizes."""
     from fade_hub.feedback.app import AppConfig, FeedbackApp
-    from fade_hub.judges.agreement import audit_sample
+    from fade_hub.agreement import audit_sample
     from fade_hub.store import RunStore
 
     import pandas as pd

@@ -17,7 +17,7 @@ from fade_hub.commands.report import judge_check
 from fade_hub.feedback import load
 from fade_hub.feedback.judging import kappa_text, share_text
 from fade_hub.feedback.words import plain
-from fade_hub.judges.agreement import audit_sample, check_judge
+from fade_hub.agreement import audit_sample, check_judge
 from fade_hub.run import Run
 from fade_hub.store import RunStore
 
@@ -158,7 +158,7 @@ def test_judge_errors_come_from_region_verdicts_alone_and_not_from_agreeing_with
 
 
 def test_kappa_is_not_a_figure_where_one_side_gave_one_verdict_only():
-    from fade_hub.judges.agreement import Agreement
+    from fade_hub.agreement import Agreement
 
     for judge, reviewers in (([True], [True]), ([True, True], [True, False]), ([True, False], [False, False])):
         figures = Agreement.of(judge, reviewers)

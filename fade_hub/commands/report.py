@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n(--cells shows the cells behind the regions)")
     if options.feedback:
-        from ..judges.agreement import agreement_lines
+        from ..agreement import agreement_lines
 
         lines = agreement_lines(check)
         print("\n" + "\n".join(lines) if lines else "\nno reviewed example of this run in the feedback")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 def judge_check(run, feedback: str):
     """The run's judge checked against the resolved feedback at ``feedback`` (a folder or a repo id)."""
     from ..feedback.records import load
-    from ..judges.agreement import check_judge
+    from ..agreement import check_judge
 
     return check_judge(run.queries, run.regions, load(feedback).resolved(), run.meta["run_id"])
 

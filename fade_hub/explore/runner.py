@@ -212,7 +212,7 @@ def explore_loaded(
     if querier.repeated:
         store.update_meta(repeated_pairs=querier.repeated)
     if config.judge_audit:
-        from ..judges.agreement import audit_sample
+        from ..agreement import audit_sample
 
         store.update_meta(judge_audit=audit_sample(pd.DataFrame(store.read_queries()), config.judge_audit, config.seed))
     store.update_meta(

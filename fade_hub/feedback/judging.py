@@ -1,5 +1,5 @@
 """What the feedback app shows of the judge against its reviewers, as display strings: the agreement figures, overall
-and per region, and the regions reviewers call judge errors (all computed by ``fade_hub.judges.agreement.check_judge``,
+and per region, and the regions reviewers call judge errors (all computed by ``fade_hub.agreement.check_judge``,
 the code the card and ``report`` use), and the answers ``explore --judge-audit N`` picked at random for review.
 
 Run text (inputs, answers, the judge's reasons, region descriptions) goes into Markdown through ``plain()`` only.
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FadeHubError
-from ..judges.agreement import Agreement, JudgeCheck, check_judge
+from ..agreement import Agreement, JudgeCheck, check_judge
 from .pictures import decode_image, side_by_side
 from .view import RunView, short, votes_text
 from .words import interval, plain, short_percent

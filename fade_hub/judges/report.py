@@ -10,7 +10,6 @@ and averaged over the region's seeds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import pass_hat_k
+from ..agreement import cells_of
 from ..options import recorded_options
 
 
@@ -84,6 +84,3 @@ def region_pass_k(queries: pd.DataFrame, cells: Sequence[int], k: int) -> float:
     return float(np.nanmean(estimates)) if np.isfinite(estimates).any() else float("nan")
 
 
-def cells_of(value: Any) -> list[int]:
-    """A regions row's cells, as stored (a list, or its JSON)."""
-    return [int(c) for c in (json.loads(value) if isinstance(value, str) else value)]

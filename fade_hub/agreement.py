@@ -15,6 +15,7 @@ the Space flag it in the same words (``JudgeCheck.error_words``), and mitigation
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..stats import cohen_kappa, wilson_interval
-from .report import cells_of
+from .stats import cohen_kappa, wilson_interval
+
+
+def cells_of(value: Any) -> list[int]:
+    """A regions row's cells, as stored (a list, or its JSON)."""
+    return [int(c) for c in (json.loads(value) if isinstance(value, str) else value)]
 
 FAILS = ("fix", "acceptable")
 PASSES = "not_a_failure"
