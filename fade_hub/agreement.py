@@ -27,12 +27,13 @@ import pandas as pd
 from .stats import cohen_kappa, wilson_interval
 
 
+FAILS = ("fix", "acceptable")
+PASSES = "not_a_failure"
+
+
 def cells_of(value: Any) -> list[int]:
     """A regions row's cells, as stored (a list, or its JSON)."""
     return [int(c) for c in (json.loads(value) if isinstance(value, str) else value)]
-
-FAILS = ("fix", "acceptable")
-PASSES = "not_a_failure"
 
 
 @dataclass
@@ -62,11 +63,14 @@ class Agreement:
         return cls(items, agreeing, agreeing / items if items else float("nan"), float(low), float(high),
                    float(kappa), float(k_low), float(k_high))
 
+    def kappa_text(self) -> str:
+        """``0.52 (0.17 to 0.87)``, or ``n/a`` where kappa is undefined."""
+        return "n/a" if np.isnan(self.kappa) else f"{self.kappa:.2f} ({self.kappa_low:.2f} to {self.kappa_high:.2f})"
+
     def text(self) -> str:
-        """In words, e.g. ``agreement 0.80 (0.58-0.92), kappa 0.52 (0.17-0.87), 20 reviewed``."""
-        kappa = "n/a" if np.isnan(self.kappa) else f"{self.kappa:.2f} ({self.kappa_low:.2f} to {self.kappa_high:.2f})"
-        return (f"agreement {self.share:.2f} ({self.share_low:.2f}-{self.share_high:.2f}), Cohen's kappa {kappa}, "
-                f"{self.items} reviewed")
+        """In words, e.g. ``agreement 0.80 (0.58-0.92), kappa 0.52 (0.17 to 0.87), 20 reviewed``."""
+        return (f"agreement {self.share:.2f} ({self.share_low:.2f}-{self.share_high:.2f}), Cohen's kappa "
+                f"{self.kappa_text()}, {self.items} reviewed")
 
 
 @dataclass
@@ -138,11 +142,9 @@ def agreement_lines(check: JudgeCheck | None) -> list[str]:
     if check.regions:
         lines += ["| region | reviewed | agreement (95% CI) | Cohen's kappa (95% CI) | judge error |", "|---|---|---|---|---|"]
         for region_id, figures in check.regions.items():
-            kappa = "n/a" if np.isnan(figures.kappa) else \
-                f"{figures.kappa:.2f} ({figures.kappa_low:.2f} to {figures.kappa_high:.2f})"  # fmt: skip
             flag = f"**yes: {check.error_words(region_id)}**" if region_id in check.judge_errors else "no"
             lines.append(f"| {region_id} | {figures.items} | {figures.share:.2f} ({figures.share_low:.2f}-"
-                         f"{figures.share_high:.2f}) | {kappa} | {flag} |")
+                         f"{figures.share_high:.2f}) | {figures.kappa_text()} | {flag} |")
         lines.append("")
     for region_id in check.judge_errors:
         if region_id not in check.regions:

@@ -66,11 +66,9 @@ class Scanner:
     """The penalized scan of one counts tensor (see module doc)."""
 
     def __init__(self, choices: Sequence[Sequence], k: np.ndarray, n: np.ndarray, taken: np.ndarray,
-                 tolerance: float, pieces: Sequence[Sequence[int]] | None = None) -> None:
+                 tolerance: float, pieces: Sequence[Sequence[int]]) -> None:
         self.choices = [list(c) for c in choices]
-        # pieces of each choice's description (None: 0 pieces; 1 for every other choice unless given)
-        self.pieces = [list(p) for p in pieces] if pieces is not None else \
-            [[0 if c is None else 1 for c in axis] for axis in self.choices]
+        self.pieces = [list(p) for p in pieces]  # per axis and choice: the pieces of its words (see module doc)
         self.k, self.n, self.taken = k, n, taken.astype(float)
         self.k_all, self.n_all = float(k.sum()), float(n.sum())
         self.masks = [_masks(c, size) for c, size in zip(self.choices, k.shape)]

@@ -283,8 +283,7 @@ def unseen_share(seeds: np.ndarray | int, level: float = 0.95) -> np.ndarray:
     """Clopper-Pearson's one-sided upper bound (at ``1 - (1 - level) / 2``) on the share of seeds with some
     property when 0 of ``seeds`` showed it (1 where there is no seed)."""
     seeds = np.asarray(seeds, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(seeds > 0, 1.0 - ((1 - level) / 2) ** (1.0 / np.maximum(seeds, 1.0)), 1.0)
+    return np.where(seeds > 0, 1.0 - ((1 - level) / 2) ** (1.0 / np.maximum(seeds, 1.0)), 1.0)
 
 
 def _widen_unseen(found: dict[str, np.ndarray], k0: np.ndarray, k1: np.ndarray, n: np.ndarray) -> None:
