@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from fade_hub.cli import main
+from fade_hub.explore.querier import Querier
 from fade_hub.perturb import ConceptSpace
 from fade_hub.store import RunStore
+from fade_hub.targets.remote import RemoteTarget
 from fade_hub.testing.http_server import Faults
 
 TEXT_SPACE = {
@@ -182,3 +185,71 @@ def test_bad_remote_options_are_one_line_errors(flags, needle, capsys, tmp_path)
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("phase", "when"),
+    [
+        ("clean", "sending"),
+        pytest.param("explore", "sending", marks=pytest.mark.slow),
+        pytest.param("explore", "sent", marks=pytest.mark.slow),
+        ("confirm", "sent"),
+    ],
+)
+def test_a_ctrl_c_while_a_batch_is_in_flight_keeps_its_answers(phase, when, cased_sentiment_model, text_space, tmp_path,
+                                                               monkeypatch, capsys):  # fmt: skip
+    """The Ctrl-C lands while a batch's requests are in flight and nobody reads their answers yet: in the middle of
+    sending the batch (its requests out, the run's bookkeeping of them not done), or once it is sent (an explorer
+    still choosing, the step from the clean phase to exploring or from exploring to confirming). Those requests are
+    answered and logged all the same, so the server saw exactly the requests the log holds and --resume asks only
+    for the rest. The model fails under upper case, so the run confirms a region (a confirm phase to stop in)."""
+    from fade_hub.testing.inference_server import PipelineBackend, serve
+    from fade_hub.testing.sentiment import write_seeds
+
+    server = serve(PipelineBackend("text-classification", cased_sentiment_model), Faults(slow_every=1, slow_s=0.05))
+    seeds = str(write_seeds(tmp_path / "seeds.jsonl", 24, seed=1))
+    flags = ["explore", str(cased_sentiment_model), "--seeds", seeds, "--concepts", text_space, "--algorithm", "random",
+             "--budget", "40", "--random-seed", "3", "--batch-size", "8", "--confirm-top", "1", "--no-progress"]
+    owner, name = (RemoteTarget, "submit") if when == "sending" else (Querier, "submit")
+    phases, stopped = [], []
+    monkeypatch.setattr(Querier, "submit", _noting_phase(Querier.submit, phases))
+    real_submit = getattr(owner, name)
+
+    def submit_then_ctrl_c(self, *args, **kwargs):
+        handle = real_submit(self, *args, **kwargs)
+        if not stopped and phases[-1] == phase:
+            stopped.append(server.stats.requests)
+            deadline = time.monotonic() + 30
+            while server.stats.in_flight < 1 and time.monotonic() < deadline:  # the batch's requests are out
+                time.sleep(0.002)
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does, before anyone reads the answers
+        return handle
+
+    try:
+        monkeypatch.setattr(owner, name, submit_then_ctrl_c)
+        endpoint = ["--endpoint", server.url, "--concurrency", "4", "--task", "text-classification"]
+        assert main([*flags, *endpoint, "--output", str(tmp_path / "run")]) == 130
+        assert "interrupted" in capsys.readouterr().err
+        time.sleep(0.3)  # anything sent after the run stopped would reach the server now
+        logged = RunStore(tmp_path / "run").read_queries()
+        assert stopped and server.stats.requests > stopped[0]  # the batch's requests had left
+        assert server.stats.requests == len(logged)  # and every answer the server gave is in the log
+
+        monkeypatch.undo()
+        assert main([*flags, *endpoint, "--output", str(tmp_path / "run"), "--resume"]) == 0
+        resumed = RunStore(tmp_path / "run").read_queries()
+        assert server.stats.requests == len(resumed)  # the resumed run asked only what the log was missing
+    finally:
+        server.stop()
+    assert {row["phase"] for row in resumed} == {"clean", "explore", "confirm"}
+    assert main([*flags, "--output", str(tmp_path / "reference")]) == 0
+    _same_answers(resumed, RunStore(tmp_path / "reference").read_queries())
+
+
+def _noting_phase(submit, phases: list[str]):
+    """``Querier.submit`` that notes the phase of each batch before it is sent."""
+    def noting(self, actions, seed_ids, **kwargs):
+        phases.append(kwargs.get("phase", "explore"))
+        return submit(self, actions, seed_ids, **kwargs)
+
+    return noting

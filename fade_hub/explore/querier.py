@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ..env import CLEAN_ACTION_ID, Answered, FailureEnv, QueryResult
 from ..errors import BadConfig, EndpointFailed, ResumeMismatch, RunDamaged
+from ..interrupts import interrupt_deferred
 from ..seeds import Seed
 from ..store import RunStore
 from .convergence import Convergence
@@ -234,15 +235,16 @@ class Querier:
             self.bar.update(len(ticket.records))
             self.spent += count
         ticket.missing = [offset for offset in range(count * k) if offset not in ticket.records]
-        if ticket.missing:
-            if phase == "clean":
-                ticket.asked = self.env.submit_clean([ticket.seed_ids[i] for i in ticket.missing])
-            else:
-                ticket.asked = self.env.submit([cells[i // k] for i in ticket.missing],
-                                               [ticket.seed_ids[i] for i in ticket.missing])
-            self.flying[id(ticket.asked)] = ticket
-        self.next_id += count * k
-        self.open.append(ticket)
+        with interrupt_deferred():  # a Ctrl-C finds the requests started here registered, so their answers are kept
+            if ticket.missing:
+                if phase == "clean":
+                    ticket.asked = self.env.submit_clean([ticket.seed_ids[i] for i in ticket.missing])
+                else:
+                    ticket.asked = self.env.submit([cells[i // k] for i in ticket.missing],
+                                                   [ticket.seed_ids[i] for i in ticket.missing])
+                self.flying[id(ticket.asked)] = ticket
+            self.next_id += count * k
+            self.open.append(ticket)
         return ticket
 
     def collect(self, ticket: Ticket) -> list[Outcome]:

@@ -189,9 +189,6 @@ def explore_loaded(
                 querier.query_clean(clean)
             # explorers batch their queries by the batch size the target settled on (for ``auto``)
             policy_probs = run_algorithm(replace(config, batch_size=target.batch_size), querier, explore_seeds, store)
-        except KeyboardInterrupt:
-            querier.keep_in_flight()
-            raise
         finally:
             querier.close()
         explored = time.perf_counter()
@@ -201,6 +198,9 @@ def explore_loaded(
         confirmation = confirm_regions(querier, held_out, top=config.confirm_top,
                                        config=LandscapeConfig.from_options(config.flat()), random_seed=config.seed,
                                        policy_probs=policy_probs)
+    except KeyboardInterrupt:  # outside a batch's collection (an explorer choosing): keep what is in flight
+        querier.keep_in_flight()
+        raise
     finally:
         add_usage(store, judge, "judge_usage")
         judge.close()

@@ -24,7 +24,6 @@ import asyncio
 import email.utils
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fade_hub.errors import EndpointFailed, FadeHubError
+from fade_hub.interrupts import first_interrupt_stops
 from fade_hub.targets.endpoint import HF_AUTH_ADVICE
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class Dispatcher:
         call = self._start(items, ask, queue.SimpleQueue())
         loop = self._loop
         try:
-            with _first_interrupt_stops(lambda: loop.call_soon_threadsafe(call.halt)) as interrupted:
+            with first_interrupt_stops(lambda: loop.call_soon_threadsafe(call.halt)) as interrupted:
                 finished = False
                 while not finished:
                     entries = [call.arrivals.get()]
@@ -269,7 +269,7 @@ class Dispatcher:
     def interruptible(self) -> Iterator[list[bool]]:
         """While reading ``next_group`` in the block, a first Ctrl-C halts every submitted call (noted in the yielded
         flag) so that the answers in flight still come out; a second one raises ``KeyboardInterrupt`` at once."""
-        with _first_interrupt_stops(self.halt_all) as interrupted:
+        with first_interrupt_stops(self.halt_all) as interrupted:
             yield interrupted
 
     def _start(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None,
@@ -395,31 +395,6 @@ class Dispatcher:
         delay = self._paused_until - time.monotonic()
         if delay > 0:
             await call.sleep(delay)
-
-
-@contextmanager
-def _first_interrupt_stops(stop: Callable[[], None]) -> Iterator[list[bool]]:
-    """While in the block, a first SIGINT calls ``stop`` (and is noted in the yielded flag) instead of raising
-    ``KeyboardInterrupt``; a second raises it. Only in the main thread, over Python's default handler."""
-    interrupted: list[bool] = []
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # fmt: skip
-        yield interrupted
-        return
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted.append(True)
-        logger.warning("interrupted: waiting for the requests in flight to be answered and kept (Ctrl-C again to "
-                       "stop at once)")  # fmt: skip
-        stop()
-
-    signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _make(items: LazyItems, start: int, end: int) -> list[Any]:
