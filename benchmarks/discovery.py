@@ -13,7 +13,8 @@ covering arrays, the classical design of combinatorial interaction testing), and
 when stable-baselines3 is installed, ``pip install '.[paper]'``; otherwise its row is skipped with a note).
 Every algorithm explores every fixture at every budget with every run seed (each run holds out seeds to confirm its
 regions, as ``fade-hub explore`` does). The figures are described in ``benchmarks/discovery_metrics.py``: planted
-regions found (Jaccard >= 0.8) with the worst seed, false regions, queries until every planted region is found
+modes found (a region holding >= 80 % of a mode's planted (class, cell) pairs where the model fails at >= half the
+mode's strength) with the worst seed, false regions, queries until every planted mode is found
 with no false one (median and worst seed; a run's budget when it never gets there), hit rate and its ratio to
 random, Spearman of the predicted landscape against the grid, and wall time (true cells found, queries to 90 %
 coverage and top-5 precision stay in the JSON).

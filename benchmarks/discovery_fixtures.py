@@ -15,8 +15,10 @@ Each model is trained once per cache folder. The ground truth of a fixture is ``
 input (no held-out split), cached next to the model as JSON with the regions to find. A model trained to fail in a
 planted mode fails in a region that may be wider or narrower than planted (a factor it cannot see under another
 perturbation, e.g. saturation under heavy noise, spreads the mode over that factor's levels): the region to find
-for a mode is the screened region of the grid's own characterization that holds most of the mode's cells
-(``grid_regions``); the planted cells and the grid's region are both recorded.
+for a mode is judged on the grid's own failure rates: ``GroundTruth.planted_pairs`` are the (class, cell) pairs a
+mode was planted on (its cells, on the classes it holds for), and ``GroundTruth.excess`` the grid's rate over a set
+of pairs above the clean rate of their classes. A mode counts as one to find when the grid's own characterization
+screens a region holding some of its cells (``grid_regions``, recorded with the planted cells).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,6 +53,7 @@ class Fixture:
     modality: str
     description: str
     planted: dict[str, list[int]]
+    planted_classes: dict[str, list[str]] = field(default_factory=dict)  # a mode limited to some classes: its classes
 
 
 @dataclass
@@ -66,16 +69,32 @@ class GroundTruth:
     classes: list[str]  # the seed classes of the grid's pair rates (one empty name when the class is not a factor)
     pair_rates: np.ndarray  # (classes, cells): the failure rate of every class at every cell, over every seed
     clean_rates: np.ndarray  # (classes,): the failure rate of each class's unperturbed seeds
+    planted_classes: dict[str, list[str]] = field(default_factory=dict)  # a mode limited to some classes: its classes
 
-    def true_excess(self, region_id: str, space: Any) -> float:
-        """How much more often the model really fails inside a reported region (the grid's rate over the region's
-        (class, cell) pairs) than on the clean seeds of the region's classes: the truth a reported region is held to."""
+    def region_pairs(self, region_id: str, space: Any) -> np.ndarray:
+        """The (class, cell) pairs a reported region admits, as a boolean array over the grid's classes and cells."""
         from fade_hub.regions import RegionGrid
 
         grid = RegionGrid(space, self.classes)
-        region = grid.parse(region_id)
-        mask = region.pair_mask(grid.shape, grid.num_classes)
-        return float(self.pair_rates[mask].mean() - self.clean_rates[region.class_mask(grid.num_classes)].mean())
+        return grid.parse(region_id).pair_mask(grid.shape, grid.num_classes)
+
+    def planted_pairs(self, name: str) -> np.ndarray:
+        """The (class, cell) pairs a mode was planted on: its cells, on the classes it holds for (every class when
+        it is not limited, or when the grid has no classes)."""
+        mask = np.zeros(self.pair_rates.shape, dtype=bool)
+        limited = self.planted_classes.get(name)
+        rows = [i for i, c in enumerate(self.classes) if not limited or c in limited] or list(range(len(self.classes)))
+        mask[np.ix_(rows, self.planted[name])] = True
+        return mask
+
+    def excess(self, pairs: np.ndarray) -> float:
+        """How much more often the model really fails on these (class, cell) pairs (the grid's rate over them) than
+        on the clean seeds of their classes."""
+        return float(self.pair_rates[pairs].mean() - self.clean_rates[pairs.any(axis=1)].mean())
+
+    def true_excess(self, region_id: str, space: Any) -> float:
+        """A reported region's ``excess``: the truth a reported region is held to."""
+        return self.excess(self.region_pairs(region_id, space))
 
     def cells(self, strict_positive: bool = False) -> set[int]:
         """True failure cells: rate >= threshold, or rate > 0 with ``strict_positive``."""
@@ -127,6 +146,11 @@ def demo_region_cells() -> list[int]:
             and space.level_strings(space.action_from_id(a))["brightness"] == "0.2"]
 
 
+def planted_region_classes(spec: Any) -> dict[str, list[str]]:
+    """The planted modes of a fixture limited to some seed classes: name -> those classes."""
+    return {mode.name: list(mode.classes) for mode in spec.modes if mode.classes}
+
+
 def planted_region_cells(spec: Any) -> dict[str, list[int]]:
     """Each planted mode of a fixture as the cells it covers (for any class)."""
     names = spec.factor_names
@@ -157,7 +181,7 @@ def _planted(name: str) -> Callable[[Path, int, int, bool], Fixture]:
             write_seeds(seeds, seeds_per_class, seed=1000 * (2 + fixture_seed))
         space = spec.write_space(cache / f"{version}-space.yaml")
         return Fixture(name, model, seeds, str(space), spec.space["modality"], spec.description,
-                       planted_region_cells(spec))
+                       planted_region_cells(spec), planted_region_classes(spec))
 
     return build
 
@@ -217,7 +241,7 @@ def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_gr
         saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
     return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"],
                        data["regions"], fixture.planted, data["classes"], np.asarray(data["pair_rates"], dtype=float),
-                       np.asarray(data["clean_rates"], dtype=float))
+                       np.asarray(data["clean_rates"], dtype=float), fixture.planted_classes)
 
 
 def pair_truth(run_dir: Path) -> dict[str, Any]:

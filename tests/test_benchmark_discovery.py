@@ -9,6 +9,8 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "discovery.py"
@@ -69,3 +71,33 @@ def test_discovery_smoke(tmp_path):
     assert result["versions"]["trl"] and result["settings"]["quick"] is True
     assert (output / "discovery.png").stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "results"]
+
+
+def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(monkeypatch):
+    """The benchmark's yardstick on a grid truth: a mode planted on triangles at one cell, where the model in fact
+    fails on triangles at both saturations. The region drawn exactly there finds it (four times the planted cells:
+    Jaccard on cells would miss it); the same cells on every class, where circles and squares are fine, bury it and
+    are not false (the triangles fail); a region away from it is false."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from discovery_fixtures import GroundTruth
+    from discovery_metrics import match_regions
+
+    from fade_hub.perturb import ConceptSpace
+
+    space = ConceptSpace.from_dict({"modality": "image", "factors": [
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5]},
+        {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5]},
+    ]})  # fmt: skip
+    classes = ["circle", "square", "triangle"]
+    pair_rates = np.zeros((3, 4))
+    pair_rates[2, [2, 3]] = 0.9  # triangles fail at brightness 0.5, whatever the saturation
+    planted = {"dim-triangles": [2]}  # planted at brightness 0.5 and saturation 1.0 only
+    truth = GroundTruth(np.zeros(4), 4, 0.25, [""] * 4, {"dim-triangles": [2, 3]}, planted, classes, pair_rates,
+                        np.zeros(3), {"dim-triangles": ["triangle"]})
+
+    def scored(*region_ids: str) -> dict:
+        return match_regions(pd.DataFrame({"region_id": list(region_ids)}), truth, space)
+
+    assert scored("brightness=0.5&class=triangle") == {"found": ["dim-triangles"], "false": 0, "other": 0}
+    assert scored("brightness=0.5") == {"found": [], "false": 0, "other": 1}  # 0.3 excess: real, not the mode
+    assert scored("brightness=1.0&class=triangle") == {"found": [], "false": 1, "other": 0}
