@@ -14,6 +14,7 @@ from .redact import RedactUrls
 
 # what Ctrl-C prints; a command whose interruption leaves something else sets ``interrupted`` on its parser
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
+NOTHING_STARTED = "interrupted before the command started: nothing was written."
 
 # Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
 COMMAND_MODULES = ("explore", "rejudge", "report", "compare", "check", "push", "mitigate", "pull", "demo", "space",
@@ -68,8 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     """Parse the flags and run the command (errors as one line, exit status 2)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the commands load: nothing has started
+        print(NOTHING_STARTED, file=sys.stderr)
+        return 130
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -234,3 +234,25 @@ def test_a_large_plan_is_announced_with_a_warning_and_no_prompt(caplog):
                                "exploring + up to 20")
     assert "3 already in the log" in infos[0] and "up to 0 confirming" in infos[1]
     assert len(warnings) == 1 and "more than 100,000" in warnings[0]  # exactly at the limit: no warning
+
+
+def test_a_ctrl_c_while_the_commands_load_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """Ctrl-C lands while the CLI is still importing its commands (a slow start on a busy machine): exit 130 with
+    one line saying nothing started, not a KeyboardInterrupt traceback, and no output folder."""
+    import importlib
+    import signal
+
+    real_import = importlib.import_module
+
+    def import_then_ctrl_c(name, package=None):
+        module = real_import(name, package)
+        if name == ".commands.mitigate":
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does, while the next command module loads
+        return module
+
+    monkeypatch.setattr(importlib, "import_module", import_then_ctrl_c)
+    output = tmp_path / "adapter"
+    assert main(["mitigate", str(tmp_path / "run"), "--output", str(output)]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted before the command started: nothing was written.\n"
+    assert not output.exists()
