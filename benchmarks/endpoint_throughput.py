@@ -6,7 +6,7 @@ is fade-hub's side: the exploration as a run does it. Each measurement is the ``
 budget through the ``Querier`` into a fresh run folder: choosing cells in batches of ``max(16, 4 x concurrency)``
 (a run's ``--batch-size``), one batch ahead (``Pipeline``), perturbing the seeds in the dispatcher's worker thread
 while requests are in flight, ``AsyncInferenceClient`` requests through the ``Dispatcher`` (``--concurrency`` in
-flight), judging each answer and appending its record to the log (fsync) as it arrives; over a remote
+flight), judging each answer and appending its record to the log as it arrives (fsync in groups); over a remote
 text-classification target, the built-in sentences and text space.
 
 An endpoint taking ``delay`` seconds per request allows at most ``concurrency / delay`` queries per second;
@@ -15,7 +15,11 @@ Side by side, alternating
 with it, the same number of bare ``AsyncInferenceClient`` calls (same client, same server, nothing else):
 ``fade-hub/client`` is fade-hub's rate over that, its own overhead: the target is >= 0.95 up to concurrency 16 and
 >= 0.85 above (a serial bottleneck, e.g. waiting for a batch to drain before the next is perturbed, shows up as
-a falling ratio). Medians over repeats.
+a falling ratio). Medians over repeats. Where the endpoint is fast enough for the client's CPU to bound the rate
+(concurrency 64 here, two cores), the ratio follows the CPU each side spends per query, which other work on
+the machine does not change much: ``cpu_ms_per_query`` gives it for the fade-hub process (its main thread:
+the explorer, judging and logging; the rest: the requests' event loop and the perturbing worker) and for the
+bare client.
 
     python benchmarks/endpoint_throughput.py [--concurrency 1 4 16 64] [--delay 0.05] [--repeats 3] [--quick]
 """
@@ -85,8 +89,9 @@ def build_env(url: str, concurrency: int, batch_size: int) -> Any:
     return FailureEnv(target, make_judge(target.task, None, target), load_space("builtin:text-default"), seeds)
 
 
-def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> float:
-    """Queries per second of the ``random`` explorer spending ``count`` queries through a Querier into ``folder``."""
+def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> tuple[float, float, float]:
+    """Queries per second of the ``random`` explorer spending ``count`` queries through a Querier into ``folder``, and
+    the CPU milliseconds per query of the whole process and of its main thread (the explorer, judging, logging)."""
     import numpy as np
 
     from fade_hub.explore.baselines import run_random
@@ -97,15 +102,18 @@ def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> float:
     store.create({"run_id": f"bench-{seed}"})
     querier = Querier(env, store, run_id=f"bench-{seed}", budget=count, show_progress=False, pool=env.seeds,
                       random_seed=seed)
-    start = time.perf_counter()
+    start, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     run_random(querier, env.seeds, np.random.default_rng(seed), batch)
     elapsed = time.perf_counter() - start
+    cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
+    store.close()
     assert querier.spent == count and len(store.read_queries()) == count
-    return count / elapsed
+    return count / elapsed, 1000 * cpu / count, 1000 * main_cpu / count
 
 
-def client_qps(url: str, concurrency: int, count: int) -> float:
-    """Queries per second of bare ``AsyncInferenceClient.text_classification`` calls, ``concurrency`` in flight.
+def client_qps(url: str, concurrency: int, count: int) -> tuple[float, float]:
+    """Queries per second of bare ``AsyncInferenceClient.text_classification`` calls, ``concurrency`` in flight, and
+    the process's CPU milliseconds per query.
 
     The reference for fade-hub's own overhead: the same client and server, without perturbing, batching,
     retrying or judging.
@@ -114,7 +122,7 @@ def client_qps(url: str, concurrency: int, count: int) -> float:
 
     from huggingface_hub import AsyncInferenceClient
 
-    async def measure_client() -> float:
+    async def measure_client() -> tuple[float, float]:
         async with AsyncInferenceClient(base_url=url) as client:
             slots = asyncio.Semaphore(concurrency)
 
@@ -123,9 +131,9 @@ def client_qps(url: str, concurrency: int, count: int) -> float:
                     await client.text_classification("a fixed sentence", top_k=len(LABELS))
 
             await asyncio.gather(*(one() for _ in range(concurrency)))  # warm-up: connections
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(one() for _ in range(count)))
-            return count / (time.perf_counter() - start)
+            return count / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / count
 
     return asyncio.run(measure_client())
 
@@ -133,14 +141,17 @@ def client_qps(url: str, concurrency: int, count: int) -> float:
 def run_level(url: str, concurrency: int, config: BenchConfig, work: Path) -> dict[str, Any]:
     """Median queries per second at one concurrency (fade-hub and the bare client, alternating), after a warm-up."""
     env = build_env(url, concurrency, max(16, 4 * concurrency))
-    runs, client_runs = [], []
+    runs, client_runs, cpu, main_cpu, client_cpu = [], [], [], [], []
     try:
         batch = env.target.batch_size
         count = max(config.min_queries, round(config.seconds * concurrency / config.delay))
         measure(env, batch, batch, 99, work / f"warm-{concurrency}")  # warm-up: connections, imports, caches
         for rep in range(config.repeats):
-            runs.append(measure(env, count, batch, rep, work / f"run-{concurrency}-{rep}"))
-            client_runs.append(client_qps(url, concurrency, count))
+            qps, process_ms, main_ms = measure(env, count, batch, rep, work / f"run-{concurrency}-{rep}")
+            client, client_ms = client_qps(url, concurrency, count)
+            for values, value in zip((runs, cpu, main_cpu, client_runs, client_cpu),
+                                     (qps, process_ms, main_ms, client, client_ms)):
+                values.append(value)
         usage = env.target.take_usage()
     finally:
         env.target.close()
@@ -150,7 +161,10 @@ def run_level(url: str, concurrency: int, config: BenchConfig, work: Path) -> di
             "qps_runs": [round(q, 2) for q in runs], "ideal_qps": round(ideal, 2),
             "efficiency": round(qps / ideal, 3), "client_qps": round(client, 2),
             "client_qps_runs": [round(q, 2) for q in client_runs], "client_efficiency": round(client / ideal, 3),
-            "vs_client": round(qps / client, 3), "retries": usage["retries"]}  # fmt: skip
+            "vs_client": round(qps / client, 3), "retries": usage["retries"],
+            "cpu_ms_per_query": {"fade_hub": round(statistics.median(cpu), 3),
+                                 "fade_hub_main_thread": round(statistics.median(main_cpu), 3),
+                                 "client": round(statistics.median(client_cpu), 3)}}  # fmt: skip
 
 
 def machine_info() -> dict[str, Any]:
@@ -188,7 +202,7 @@ def run(config: BenchConfig, work: Path) -> dict[str, Any]:
             "measured": "the random explorer through the Querier into a run folder: batches of max(16, 4 x "
                         "concurrency) one ahead, perturbation in the dispatcher's worker thread, "
                         "AsyncInferenceClient.text_classification via the Dispatcher, label judge, record appended "
-                        "(fsync) as each answer arrives",
+                        "as each answer arrives (fsync in groups: see fade_hub.store)",
             "seeds": "builtin:sentences", "space": "builtin:text-default", "repeats": config.repeats,
             "statistic": "median over repeats, after one warm-up batch",
         },  # fmt: skip
@@ -201,9 +215,14 @@ def report(result: dict[str, Any]) -> str:
     """The figures as plain lines for stdout."""
     lines = ["concurrency   queries/s   ideal/s   efficiency   speed-up   bare client/s   client eff.   fade-hub/client"]
     for lvl in result["levels"]:
+        speedup = "-" if lvl["speedup"] is None else f"{lvl['speedup']:.2f}"  # none without concurrency 1
         lines.append(f"{lvl['concurrency']:>11}   {lvl['qps']:>9.1f}   {lvl['ideal_qps']:>7.0f}   {lvl['efficiency']:>10.2f}"
-                     f"   {lvl['speedup']:>8.2f}   {lvl['client_qps']:>13.1f}   {lvl['client_efficiency']:>11.2f}"
+                     f"   {speedup:>8}   {lvl['client_qps']:>13.1f}   {lvl['client_efficiency']:>11.2f}"
                      f"   {lvl['vs_client']:>15.2f}")  # fmt: skip
+    for lvl in result["levels"]:
+        cpu = lvl["cpu_ms_per_query"]
+        lines.append(f"concurrency {lvl['concurrency']}: CPU ms per query: fade-hub {cpu['fade_hub']:.3f} (main thread "
+                     f"{cpu['fade_hub_main_thread']:.3f}), bare client {cpu['client']:.3f}")
     lines.append(f"target: {result['target']}: {'met' if result['meets_target'] else 'NOT met'}; machine load average "
                  f"(1/5/15 min) {result['machine']['load_average_1_5_15min']} on {result['machine']['cpu_count']} CPUs")
     return "\n".join(lines)

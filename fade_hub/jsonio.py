@@ -32,5 +32,23 @@ def finite_or_none(value: Any, where: str = "value") -> Any:
 
 
 def to_json(value: Any, **kwargs: Any) -> str:
-    """``json.dumps`` of ``value`` as standard JSON: NaN written as null, infinities refused."""
-    return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
+    """``json.dumps`` of ``value`` as standard JSON: NaN written as null, infinities refused.
+
+    Most values hold no NaN: they are written in one pass, numpy scalars made Python ones as the encoder meets
+    them; only a value the encoder refuses (a NaN or an infinity in it) is walked by ``finite_or_none`` first.
+    """
+    default = kwargs.pop("default", None)
+
+    def plain(item: Any) -> Any:
+        if getattr(item, "shape", None) == () and hasattr(item, "item"):
+            return item.item()
+        if isinstance(item, numbers.Real) and not isinstance(item, numbers.Integral):
+            return float(item)
+        if default is None:
+            raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+        return default(item)
+
+    try:
+        return json.dumps(value, allow_nan=False, default=plain, **kwargs)
+    except ValueError:
+        return json.dumps(finite_or_none(value), allow_nan=False, default=plain, **kwargs)

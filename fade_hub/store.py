@@ -7,7 +7,7 @@ Layout::
       run.json                  run metadata (model, commit, task, space, judge, algorithm, ...)
       .local_paths.json         the absolute local paths run.json gives relative to the run (never pushed)
       .lock                     held by the process exploring the run, while it runs (never pushed)
-      logs/queries.jsonl        every query, one JSON line each, appended and fsync'ed as its answer comes
+      logs/queries.jsonl        every query, one JSON line each, appended as its answer comes (see "Durability")
       data/queries.parquet      the same queries as the ``queries`` config (written by ``summarize``)
       data/failures.parquet     failing queries with their media (written by ``summarize``)
       data/landscape.parquet    one row per cell (written by ``summarize``)
@@ -21,6 +21,13 @@ torn last line is cut off and the run resumes from the complete queries. Answers
 are logged in that order; readers see the queries in query-id order. Every config is parquet,
 because ``datasets`` reads all configs of a repo with one file format. ``run.json`` is standard JSON (no
 NaN), and the local paths it names (model folder, seeds, space file) are relative to the run directory.
+
+Durability of the query log (group commit): ``append`` writes its records and flushes them to the operating system
+before it returns, so a process that ends in any way (SIGKILL, Ctrl-C, an exception) loses none of the records
+appended. Forcing them onto the disk (fsync) is grouped: the first ``append`` at least ``SYNC_INTERVAL_S`` after
+the last fsync does one, as do ``sync`` (the querier calls it once a batch is settled, and when it stops on a
+Ctrl-C or an endpoint failure) and ``close`` (also called by ``release``). A power cut or a kernel crash thus
+loses at most the records appended since the last fsync: those of the batches still being answered.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -67,6 +75,7 @@ RESUME_FREE_OPTIONS = frozenset({
     "push_to_hub", "private", "public", "device", "batch_size", "budget", "force", "concurrency", "max_retries",
     "request_timeout",
 })  # fmt: skip
+SYNC_INTERVAL_S = 0.5  # an append this long after the query log's last fsync fsyncs it (group commit, see the module doc)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -92,6 +101,9 @@ class RunStore:
         self._lock = threading.Lock()
         self.folder_lock = FolderLock(self.root)
         self._writing = False  # set with ``status: running``: at creation, or at a resumed run's first new query
+        self._log: Any = None  # the query log, open for appending from the first ``append`` to ``close``
+        self._unsynced = False  # records written to the log since its last fsync
+        self._synced_at = 0.0  # time.monotonic() of the log's last fsync
 
     # metadata -----------------------------------------------------------------------------------
 
@@ -154,7 +166,8 @@ class RunStore:
         self.folder_lock.acquire(instead)
 
     def release(self) -> None:
-        """Let another process take the run folder."""
+        """Close the query log (``close``) and let another process take the run folder."""
+        self.close()
         self.folder_lock.release()
 
     def create(self, meta: dict[str, Any], *, resume: bool = False) -> dict[str, Any]:
@@ -216,17 +229,41 @@ class RunStore:
         return len(data) - keep
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append query records and make them durable before returning (the run is marked ``running`` first)."""
+        """Append query records, handed to the operating system before returning and fsync'ed in groups (see the
+        module doc, "Durability"); the run is marked ``running`` first."""
         lines = "".join(to_json(record, ensure_ascii=False, default=str) + "\n" for record in records)
         if not lines:
             return
         if not self._writing:
             self.update_meta(status="running")
             self._writing = True
-        with self._lock, self.queries_path.open("a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with self._lock:
+            if self._log is None:
+                self._log = self.queries_path.open("a", encoding="utf-8")
+            self._log.write(lines)
+            self._log.flush()
+            self._unsynced = True
+            if time.monotonic() - self._synced_at >= SYNC_INTERVAL_S:
+                self._sync()
+
+    def sync(self) -> None:
+        """Force the records appended so far onto the disk (fsync), if any are not yet."""
+        with self._lock:
+            self._sync()
+
+    def close(self) -> None:
+        """Sync and close the query log (the next ``append`` opens it again)."""
+        with self._lock:
+            if self._log is not None:
+                self._sync()
+                self._log.close()
+                self._log = None
+
+    def _sync(self) -> None:
+        """``sync`` with the lock held."""
+        if self._unsynced:
+            os.fsync(self._log.fileno())
+            self._unsynced, self._synced_at = False, time.monotonic()
 
     def read_queries(self) -> list[dict[str, Any]]:
         """All complete query records, in query-id order; RunDamaged naming a broken line.

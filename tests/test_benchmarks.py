@@ -69,6 +69,8 @@ def test_endpoint_throughput_smoke(tmp_path):
         assert level["ideal_qps"] == level["concurrency"] / 0.05
         assert level["efficiency"] == pytest.approx(level["qps"] / level["ideal_qps"], abs=1e-3)
         assert f"{level['qps']:.1f}" in done.stdout
+        cpu = level["cpu_ms_per_query"]  # where the time goes: the main thread is part of the process
+        assert 0 < cpu["fade_hub_main_thread"] <= cpu["fade_hub"] and cpu["client"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 

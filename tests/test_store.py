@@ -142,6 +142,27 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
     assert not (tmp_path / LOCK_FILE).exists()
 
 
+def test_appended_records_survive_a_kill_before_any_fsync(tmp_path):
+    """Group commit: fsyncs are grouped, but every record ``append`` returned from is in the log, even when the
+    process is killed (SIGKILL) right after, before any ``sync`` or ``close``; the log is then closed and reopened."""
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+    writer = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys; from fade_hub.store import RunStore; "
+         "from tests.test_store import records; store = RunStore(sys.argv[1]); "
+         "[store.append(records(i, i + 1)) for i in range(50)]; os.kill(os.getpid(), signal.SIGKILL)", str(tmp_path)],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert writer.returncode == -9, writer.stderr
+    assert store.read_queries() == records(0, 50)
+    store.append(records(50, 52))
+    store.close()
+    store.append(records(52, 53))  # a closed log opens again
+    store.release()
+    assert RunStore(tmp_path).read_queries() == records(0, 53)
+    assert store.queries_path.read_bytes().endswith(b"\n")
+
+
 def test_meta_round_trip_and_update(tmp_path):
     store = RunStore(tmp_path / "run")
     with pytest.raises(RunNotFound, match="not a fade-hub run directory"):
@@ -201,6 +222,9 @@ def test_everything_written_is_standard_json(tmp_path):
     assert meta["stats"] == {"failure_rate": None, "rates": [0.5, None], "n": 3}  # a missing number is null
     store.append([{"query_id": 0, "severity": float("nan"), "reward": 1.0}])
     assert strict_json(store.queries_path.read_text())["severity"] is None
+    store.append([{"query_id": 1, "score": np.float32(0.5), "n": np.int64(2), "ok": np.bool_(True)}])  # no NaN in it
+    assert strict_json(store.queries_path.read_text().splitlines()[1]) == {"query_id": 1, "score": 0.5, "n": 2,
+                                                                           "ok": True}
     store.write_policy([0.5, float("nan")])
     assert strict_json((tmp_path / "policy.json").read_text()) == {"cell_probs": [0.5, None]}
     with pytest.raises(ValueError, match=r"value.threshold is inf"):

@@ -1,8 +1,8 @@
 """Querier: the one door through which explorers query the model.
 
-It enforces the budget, turns every query into a record written to the run directory as its answer arrives,
-saves the media of failures, drives the progress bar, and — on ``--resume`` — serves the queries already on
-disk instead of asking the model again. Explorers are deterministic given ``--random-seed``, so a resumed run
+It enforces the budget, turns every query into a record written to the run directory as its answer arrives
+(fsync'ed in groups and once a batch is settled: see ``fade_hub.store``), saves the media of failures, drives the
+progress bar, and — on ``--resume`` — serves the queries already on disk instead of asking the model again. Explorers are deterministic given ``--random-seed``, so a resumed run
 replays the same decisions. Each query has its id (the order the explorer asked it), but a remote model's
 answers arrive, and are logged, in any order, so a log cut short holds some ids of its last batches and not
 others: the querier serves every id the log holds (checking it matches what the explorer asks now) and asks
@@ -267,6 +267,8 @@ class Querier:
                 f"{stop}; the {len(self.replay) + self.recorded} queries answered so far are kept in "
                 f"{self.store.root}: rerun with --resume to continue"
             ) from stop
+        finally:
+            self.store.sync()  # the batch's records (and those of later batches that came) are on the disk
         if interrupted:
             raise KeyboardInterrupt
         while self.open and self.open[0].first <= ticket.first:  # settled in the order submitted
@@ -280,6 +282,7 @@ class Querier:
         with self.env.target.interruptible():
             while groups := self.env.next_answers():
                 self._log(groups)
+        self.store.sync()
 
     def _log(self, groups: list[tuple[Any, Answered]]) -> None:
         """Append the answers that came to the log, each under its query id, and move the bar."""

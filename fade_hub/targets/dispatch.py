@@ -24,6 +24,7 @@ import asyncio
 import email.utils
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -368,7 +369,7 @@ class Dispatcher:
             if call.stopping:
                 raise _Halted
             try:
-                answer = await asyncio.wait_for(ask(item), self.timeout)  # a deadline for the whole answer
+                answer = await _within(ask(item), self.timeout)  # a deadline for the whole answer
             except Exception as err:  # noqa: BLE001 - classify() re-raises what it does not know
                 failure = classify(err, self.timeout, self.auth_advice)
             else:
@@ -395,6 +396,15 @@ class Dispatcher:
         delay = self._paused_until - time.monotonic()
         if delay > 0:
             await call.sleep(delay)
+
+
+async def _within(answer: Awaitable[Any], seconds: float) -> Any:
+    """``answer`` awaited, TimeoutError after ``seconds``: ``asyncio.timeout`` where there is one (Python 3.11+), which
+    spares ``wait_for``'s extra task per request."""
+    if sys.version_info < (3, 11):
+        return await asyncio.wait_for(answer, seconds)
+    async with asyncio.timeout(seconds):
+        return await answer
 
 
 def _make(items: LazyItems, start: int, end: int) -> list[Any]:
