@@ -216,9 +216,10 @@ def test_a_ctrl_c_while_a_batch_is_in_flight_keeps_its_answers(phase, when, case
     real_submit = getattr(owner, name)
 
     def submit_then_ctrl_c(self, *args, **kwargs):
+        asked_before = server.stats.requests
         handle = real_submit(self, *args, **kwargs)
         if not stopped and phases[-1] == phase:
-            stopped.append(server.stats.requests)
+            stopped.append(asked_before)
             deadline = time.monotonic() + 30
             while server.stats.in_flight < 1 and time.monotonic() < deadline:  # the batch's requests are out
                 time.sleep(0.002)
