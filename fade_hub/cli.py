@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import NoReturn, Sequence
 
@@ -100,5 +101,13 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
 
 
+def entry() -> NoReturn:
+    """The ``fade-hub`` program: run the CLI and exit with its status. Once the command is done a Ctrl-C is ignored,
+    so that one arriving while the interpreter shuts down (its finalizers run) prints no traceback."""
+    status = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

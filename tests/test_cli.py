@@ -256,3 +256,16 @@ def test_a_ctrl_c_while_the_commands_load_is_one_line_and_writes_nothing(tmp_pat
     err = capsys.readouterr().err
     assert err == "interrupted before the command started: nothing was written.\n"
     assert not output.exists()
+
+
+def test_a_ctrl_c_while_the_program_shuts_down_is_ignored(tmp_path):
+    """The command is done and the interpreter runs its exit hooks (torch's finalizers, say) when Ctrl-C lands: the
+    program still exits with the command's status and prints no traceback."""
+    program = ("import atexit, os, signal, sys, time\n"
+               "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))\n"
+               "sys.argv = ['fade-hub', 'explore', '--list-builtins']\n"
+               "from fade_hub.cli import entry\n"
+               "entry()\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "demo-shapes" in done.stdout
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr

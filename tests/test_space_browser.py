@@ -375,6 +375,9 @@ def test_layout_checks_pass_served_from_the_hub_and_from_a_folder(kind, browser,
                 _wait(browser, lambda d: _has(d, "#examples-gallery .thumbnail-item img"), "no examples")
                 captions = [e.text for e in browser.find_elements("css selector", "#examples-gallery .caption-label")]
                 assert captions and not any("clean seed not stored" in caption for caption in captions), captions
+                loaded = ("return [...document.querySelectorAll('#examples-gallery img')].every(i => i.complete "
+                          "&& i.naturalWidth > 0)")  # on a busy machine some are still loading: measure them loaded
+                _wait(browser, lambda d: d.execute_script(loaded), "the example pictures did not load")
                 sizes = browser.execute_script(
                     "return [...document.querySelectorAll('#examples-gallery img')].map(i => [i.naturalWidth, "
                     "i.naturalHeight])")
