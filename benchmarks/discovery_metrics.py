@@ -95,13 +95,14 @@ def match_regions(reported: pd.DataFrame, truth: GroundTruth, space: Any) -> dic
     """Which planted modes the reported regions (rows with ``region_id``) find, and how many of the others are false
     or real (see module doc)."""
     modes = {name: truth.planted_pairs(name) for name in truth.regions}
+    strength = {name: truth.excess(planted) for name, planted in modes.items()}
     found: set[str] = set()
     false = other = 0
     for region_id in reported["region_id"]:
         pairs = truth.region_pairs(str(region_id), space)
         excess = truth.excess(pairs)
         held = [name for name, planted in modes.items()
-                if (pairs & planted).sum() >= HOLDS * planted.sum() and excess >= STRENGTH * truth.excess(planted)]
+                if (pairs & planted).sum() >= HOLDS * planted.sum() and excess >= STRENGTH * strength[name]]
         found.update(held)
         if not held:
             false += excess < MIN_EXCESS
