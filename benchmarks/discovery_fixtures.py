@@ -1,7 +1,8 @@
 """The discovery benchmark's fixtures: real models with planted failures, their seeds and spaces, and their ground truth.
 
 * ``shapes``: the demo's shapes ResNet (``fade_hub.demo.shapes``) over ``builtin:demo-shapes`` (125 cells). It
-  fails where its training data never went: its planted region is rotation ±30 and brightness 0.2 (10 cells).
+  fails where its training data never went: its planted region is rotation ±30 and brightness 0.2 (10 cells), on
+  squares and triangles (a turned circle is the same circle).
 * ``shapes-hard``: a shapes ResNet over rotation x brightness x saturation x noise (1296 cells) with three small
   planted modes, one only where two factors meet (``fade_hub.testing.planted.HARD_IMAGE``).
 * ``shapes-mixed``: a shapes ResNet over the same space with three planted regions of different sizes and strengths:
@@ -133,7 +134,8 @@ def _shapes(cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool) -
         write_seed_folder(seeds, seeds_per_class, seed=1000 + fixture_seed)
     return Fixture("shapes", model, seeds, "builtin:demo-shapes", "image",
                    "the demo's shapes ResNet: very dark shapes rotated past 10 degrees were never in its training data "
-                   "(125 cells)", {"dark-and-tilted": demo_region_cells()})
+                   "(125 cells)", {"dark-and-tilted": demo_region_cells()},
+                   {"dark-and-tilted": ["square", "triangle"]})  # a turned circle is the same circle
 
 
 def demo_region_cells() -> list[int]:
