@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="The whole loop on a small demo model: explore, publish, review, mitigate, reload (offline).",
         description=(
-            "Train (once, cached) a small image classifier on generated shapes, publish it to an embedded "
-            "local Hub, explore it with ppo over rotation x brightness x saturation, push the run as a dataset, "
+            "Take the small image classifier that ships with fade-hub (a ResNet for generated shapes: the same "
+            "weights on every machine), publish it to an embedded local Hub, explore it with ppo over rotation x brightness x saturation, push the run as a dataset, "
             "let a simulated reviewer mark the confirmed failure regions fix through the feedback app, train a LoRA "
             "adapter on that feedback over every cell of the regions, publish it as a mitigated variant, reload it "
             "with stock peft and print the before/after table (the regions, the clean seeds and the collateral on "

@@ -30,8 +30,8 @@ class DemoConfig:
 
     output: str = option("fade-runs/demo", help="Folder for the run (OUTPUT/run) and the adapter (OUTPUT/adapter); "
                          "an earlier demo there is replaced.")
-    cache_dir: str | None = option(None, help="Where the demo model is cached (default: CACHE, that is "
-                                   "$FADE_HUB_CACHE or HF_HOME/fade-hub).")
+    cache_dir: str | None = option(None, help="Where the demo keeps its seed images and its embedded Hub "
+                                   "(default: CACHE, that is $FADE_HUB_CACHE or HF_HOME/fade-hub).")
     budget: int = option(600, low=1, help="Model queries for the exploration.")
     seed: int = option(0, low=0, high=MAX_SEED, flag="--random-seed", renamed_from=("--seed",),
                        help="Random seed (the same seed gives the same run).")
