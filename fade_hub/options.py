@@ -21,10 +21,12 @@ stay flat, and a YAML file may give them flat or by section.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import math
 import sys
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,10 +81,15 @@ def option(
     return dataclasses.field(default=default, metadata=metadata, repr=not secret)
 
 
-def section(cls: type, **defaults: Any) -> Any:
-    """A field of a :class:`ConfigTree` holding one group of options (an instance of the option dataclass ``cls``,
-    with ``defaults`` where the tree's command wants others than the section's own)."""
-    return dataclasses.field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
+def section(cls: type, *, only: Sequence[str] | None = None, group: str | None | Any = _MISSING,
+            helps: dict[str, str] | None = None, **defaults: Any) -> Any:
+    """A field of a :class:`ConfigTree` holding one group of options (an instance of the option dataclass ``cls``),
+    as the tree's command offers it: ``only`` the options it names (None: all; the others keep their defaults and
+    are neither flags nor YAML keys), under the flag ``group`` given (None: the command's own options; unset: each
+    option's own), with the ``helps`` texts given for some options and the ``defaults`` given for others."""
+    shown = {"only": tuple(only) if only is not None else None, "group": group, "helps": dict(helps or {}),
+             "defaults": dict(defaults)}
+    return dataclasses.field(default_factory=lambda: cls(**defaults), metadata={"section": cls, "shown": shown})
 
 
 def is_section(field: dataclasses.Field) -> bool:
@@ -90,12 +97,32 @@ def is_section(field: dataclasses.Field) -> bool:
     return "section" in field.metadata
 
 
+@functools.cache
+def section_options(field: dataclasses.Field) -> tuple[dataclasses.Field, ...]:
+    """The options a tree's section field offers, each as its command shows it (its group, help and default)."""
+    shown = field.metadata["shown"]
+    offered = []
+    for leaf in dataclasses.fields(field.metadata["section"]):
+        if shown["only"] is not None and leaf.name not in shown["only"]:
+            continue
+        changes = {"group": shown["group"]} if shown["group"] is not _MISSING else {}
+        if leaf.name in shown["helps"]:
+            changes["help"] = shown["helps"][leaf.name]
+        if changes or leaf.name in shown["defaults"]:
+            leaf = copy.copy(leaf)
+            leaf.metadata = types.MappingProxyType({**leaf.metadata, **changes})
+            if leaf.name in shown["defaults"]:
+                leaf.default, leaf.default_factory = shown["defaults"][leaf.name], _MISSING
+        offered.append(leaf)
+    return tuple(offered)
+
+
 def option_fields(cls: type) -> list[tuple[str | None, dataclasses.Field]]:
     """Every option of a config, flattened: ``(section name, field)``, the section None for a top-level option."""
     found: list[tuple[str | None, dataclasses.Field]] = []
     for field in dataclasses.fields(cls):
         if is_section(field):
-            found += [(field.name, leaf) for leaf in dataclasses.fields(field.metadata["section"])]
+            found += [(field.name, leaf) for leaf in section_options(field)]
         else:
             found.append((None, field))
     return found

@@ -209,30 +209,32 @@ SHARED_FIELDS = {
     "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "MitigateConfig"},
     "batch_size": {"MitigateConfig", "TargetOptions"}, "beta": {"GRPOSearchConfig", "PPOOptions"},
     "budget": {"DemoConfig", "SearchOptions"}, "clip_epsilon": {"GRPOSearchConfig", "PPOOptions"},
-    "concurrency": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"},
+    "concurrency": {"JudgeConfig", "RemoteOptions"},
     "device": {"JudgeConfig", "MitigateConfig", "TargetOptions"}, "endpoint": {"JudgeConfig", "RemoteOptions"},
     "endpoint_token": {"JudgeConfig", "RemoteOptions"}, "entropy_coef": {"GRPOSearchConfig", "PPOOptions"},
     "failures": {"AppConfig", "DeployConfig"}, "feedback": {"MitigateConfig", "ReportOptions"},
     "feedback_dir": {"AppConfig", "ExcludeConfig"}, "feedback_repo": {"AppConfig", "DeployConfig", "ExcludeConfig"},
     "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
-    "judge_device": {"JudgeOptions", "RejudgeConfig"}, "judge_endpoint": {"JudgeOptions", "RejudgeConfig"},
-    "judge_endpoint_token": {"JudgeOptions", "RejudgeConfig"}, "judge_llm": {"JudgeOptions", "RejudgeConfig"},
-    "judge_provider": {"JudgeOptions", "RejudgeConfig"}, "judge_rubric": {"JudgeOptions", "RejudgeConfig"},
     "learning_rate": {"GRPOSearchConfig", "MitigateConfig", "PPOOptions"},
-    "max_retries": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"}, "min_excess": {"CompareConfig", "RegionOptions"},
+    "max_retries": {"JudgeConfig", "RemoteOptions"}, "min_excess": {"CompareConfig", "RegionOptions"},
     "num_generations": {"GRPOSearchConfig", "PPOOptions"}, "num_iterations": {"GRPOSearchConfig", "PPOOptions"},
-    "output": {"DemoConfig", "MitigateConfig", "RejudgeConfig", "RunOptions"}, "port": {"AppConfig", "ServeOptions"},
-    "private": {"DeployConfig", "MitigateConfig", "RunOptions"}, "provider": {"JudgeConfig", "RemoteOptions"},
-    "push_to_hub": {"MitigateConfig", "RunOptions"}, "queried_per_group": {"GRPOSearchConfig", "PPOOptions"},
-    "request_timeout": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"},
+    "output": {"DemoConfig", "MitigateConfig", "OutputOptions"}, "port": {"AppConfig", "ServeOptions"},
+    "private": {"DeployConfig", "MitigateConfig", "OutputOptions"}, "provider": {"JudgeConfig", "RemoteOptions"},
+    "push_to_hub": {"MitigateConfig", "OutputOptions"}, "queried_per_group": {"GRPOSearchConfig", "PPOOptions"},
+    "request_timeout": {"JudgeConfig", "RemoteOptions"},
     "reviewer": {"AppConfig", "ExcludeConfig"}, "reviewers": {"AppConfig", "DeployConfig"},
-    "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "ExploreConfig", "MitigateConfig", "RejudgeConfig"},
+    "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "MitigateConfig", "RejudgeConfig"},
     "seed": {"DemoConfig", "MitigateConfig", "SearchOptions", "TargetConfig"},
-    "show_progress": {"DemoConfig", "MitigateConfig", "RunOptions"}, "space_id": {"AppConfig", "DeployConfig"},
+    "show_progress": {"DemoConfig", "MitigateConfig", "OutputOptions"}, "space_id": {"AppConfig", "DeployConfig"},
     "split": {"MitigateConfig", "SeedOptions"}, "temperature": {"GRPOSearchConfig", "TargetOptions"},
     "token": {"AppConfig", "DeployConfig", "ExcludeConfig"},
     "trust_remote_code": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
 }
+
+
+def _is_section(value: ast.expr | None) -> bool:
+    """Whether a field's value is ``section(...)``: a tree composing a section, not an option of its own."""
+    return isinstance(value, ast.Call) and ast.unparse(value.func) == "section"
 
 
 def config_fields(sources: dict[str, str]) -> dict[str, set[str]]:
@@ -248,7 +250,7 @@ def config_fields(sources: dict[str, str]) -> dict[str, set[str]]:
                 continue
             for item in node.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
-                        and "ClassVar" not in ast.unparse(item.annotation):
+                        and "ClassVar" not in ast.unparse(item.annotation) and not _is_section(item.value):
                     declared.setdefault(item.target.id, set()).add(node.name)
     return declared
 

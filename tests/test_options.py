@@ -1,0 +1,55 @@
+"""A config tree offers a shared section as its command words it: only some of its options, under the command's
+flag group, with the command's help texts and defaults; the flags, YAML keys and range checks follow."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from fade_hub.config.output import OutputOptions
+from fade_hub.config.target import RemoteOptions
+from fade_hub.errors import BadConfig
+from fade_hub.options import ConfigTree, add_options, build_config, check_ranges, load_options, option, section
+
+
+@dataclass(init=False)
+class Shared(ConfigTree):
+    run: str = option("", help="The run.", cli=False)
+    result: OutputOptions = section(OutputOptions, only=("output", "show_progress"), group=None,
+                                    helps={"output": "Where it goes."}, output="out")
+    served: RemoteOptions = section(RemoteOptions, only=("concurrency",), group="serving", concurrency=2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="x")
+    add_options(parser, Shared)
+    return parser
+
+
+def test_a_section_offers_only_the_options_named_with_the_commands_words():
+    text = _parser().format_help()
+    assert "--output OUTPUT Where it goes. (default: out)" in " ".join(text.split())
+    assert "serving:" in text and "(default: 2)" in text and "--no-progress" in text
+    assert "--push-to-hub" not in text and "--endpoint" not in text and "Run directory" not in text
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--push-to-hub", "a/b"])
+
+
+def test_the_tree_takes_offered_options_by_flag_yaml_and_flat_name(tmp_path):
+    config = build_config(Shared, _parser().parse_args(["--concurrency", "5", "--no-progress"]))
+    assert (config.output, config.concurrency, config.show_progress) == ("out", 5, False)
+    assert config.served.max_retries == 5 and config.result.push_to_hub is None  # the others keep their defaults
+    (tmp_path / "c.yaml").write_text("output: there\nserved:\n  concurrency: 7\n")
+    assert load_options(Shared, tmp_path / "c.yaml") == {"output": "there", "concurrency": 7}
+    (tmp_path / "bad.yaml").write_text("push_to_hub: a/b\n")
+    with pytest.raises(BadConfig, match="unknown option 'push_to_hub'"):
+        load_options(Shared, tmp_path / "bad.yaml")
+    with pytest.raises(TypeError, match="push_to_hub"):
+        Shared(push_to_hub="a/b")
+
+
+def test_an_offered_option_keeps_its_range():
+    with pytest.raises(BadConfig, match="--concurrency must be >= 1, got 0"):
+        check_ranges(Shared(concurrency=0))
