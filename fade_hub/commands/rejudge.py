@@ -85,7 +85,8 @@ def rejudge(config: RejudgeConfig) -> Any:
     """Judge the source run's answers with the configured LLM judge into a new run; the new ``Run``."""
     import pandas as pd
 
-    from ..judges.base import JudgeConfig
+    from ..assembly import judge_settings
+    from ..config.target import TargetOptions
     from ..judges.llm import LLMJudge
     from ..run import Run
     from ..store import RunStore
@@ -96,11 +97,8 @@ def rejudge(config: RejudgeConfig) -> Any:
     store = RunStore(config.run_dir)
     store.check_output(False)
     queries = pd.DataFrame(source.queries)
-    judge = LLMJudge(JudgeConfig(llm=config.judge_llm, endpoint=config.judge_endpoint, provider=config.judge_provider,
-                                 endpoint_token=config.judge_endpoint_token, rubric=config.judge_rubric,
-                                 device=config.judge_device, concurrency=config.concurrency,
-                                 max_retries=config.max_retries, request_timeout=config.request_timeout),
-                     source.meta["task"], probe=False)  # nothing is written before the judge has answered
+    judge = LLMJudge(judge_settings(config.judging, config.served, TargetOptions()), source.meta["task"],
+                     probe=False)  # nothing is written before the judge has answered
     try:
         records = judged_again(source.meta, queries, judge)
         usage = judge.take_usage()
