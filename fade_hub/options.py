@@ -29,7 +29,7 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -82,13 +82,16 @@ def option(
 
 
 def section(cls: type, *, only: Sequence[str] | None = None, group: str | None | Any = _MISSING,
-            helps: dict[str, str] | None = None, **defaults: Any) -> Any:
+            helps: dict[str, str] | None = None, meta: dict[str, dict[str, Any]] | None = None,
+            **defaults: Any) -> Any:
     """A field of a :class:`ConfigTree` holding one group of options (an instance of the option dataclass ``cls``),
-    as the tree's command offers it: ``only`` the options it names (None: all; the others keep their defaults and
-    are neither flags nor YAML keys), under the flag ``group`` given (None: the command's own options; unset: each
-    option's own), with the ``helps`` texts given for some options and the ``defaults`` given for others."""
+    as the tree's command offers it: ``only`` the options it names, in that order (None: all, as declared; the others
+    keep their defaults and are neither flags nor YAML keys), under the flag ``group`` given (None: the command's own
+    options; unset: each option's own), with the ``helps`` texts given for some options, other ``meta`` data of
+    :func:`option` for some (``{"space_id": {"cli": True, "metavar": "REPO_ID"}}``) and the ``defaults`` given for
+    others."""
     shown = {"only": tuple(only) if only is not None else None, "group": group, "helps": dict(helps or {}),
-             "defaults": dict(defaults)}
+             "meta": dict(meta or {}), "defaults": dict(defaults)}
     return dataclasses.field(default_factory=lambda: cls(**defaults), metadata={"section": cls, "shown": shown})
 
 
@@ -101,11 +104,11 @@ def is_section(field: dataclasses.Field) -> bool:
 def section_options(field: dataclasses.Field) -> tuple[dataclasses.Field, ...]:
     """The options a tree's section field offers, each as its command shows it (its group, help and default)."""
     shown = field.metadata["shown"]
+    leaves = {leaf.name: leaf for leaf in dataclasses.fields(field.metadata["section"])}
     offered = []
-    for leaf in dataclasses.fields(field.metadata["section"]):
-        if shown["only"] is not None and leaf.name not in shown["only"]:
-            continue
+    for leaf in [leaves[name] for name in shown["only"]] if shown["only"] is not None else leaves.values():
         changes = {"group": shown["group"]} if shown["group"] is not _MISSING else {}
+        changes.update(shown["meta"].get(leaf.name, {}))
         if leaf.name in shown["helps"]:
             changes["help"] = shown["helps"][leaf.name]
         if changes or leaf.name in shown["defaults"]:
@@ -125,7 +128,8 @@ def option_fields(cls: type) -> list[tuple[str | None, dataclasses.Field]]:
             found += [(field.name, leaf) for leaf in section_options(field)]
         else:
             found.append((None, field))
-    return found
+    order = getattr(cls, "flag_order", ())
+    return sorted(found, key=lambda item: order.index(item[1].name) if item[1].name in order else len(order))
 
 
 @functools.cache
@@ -150,7 +154,11 @@ class ConfigTree:
     Built from sections (``ExploreConfig(search=SearchOptions(budget=5))``), from flat options
     (``ExploreConfig(budget=5)``, each sent to the section declaring it), or both (flat options win); an option is
     read and set by its flat name too (``config.budget``), so ``dataclasses.replace(config, budget=9)`` works.
+    ``flag_order`` lists options whose flags come in that order before the others (a command keeps the order its
+    flags had before its options became sections).
     """
+
+    flag_order: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **values: Any) -> None:
         owners = _owners(type(self))

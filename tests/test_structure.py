@@ -205,25 +205,21 @@ def test_the_cli_starts_without_the_model_stack():
 # SeedConfig and LandscapeConfig take their section); what is left is other commands' options of the same name and
 # meaning (to become shared sections), homonyms, and runtime configs of the judge and the GRPO search.
 SHARED_FIELDS = {
-    "adapters": {"AppConfig", "DeployConfig"}, "allow_anonymous": {"AppConfig", "DeployConfig"},
     "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "MitigateConfig"},
     "batch_size": {"MitigateConfig", "TargetOptions"},
     "budget": {"DemoConfig", "SearchOptions"},
     "device": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
-    "failures": {"AppConfig", "DeployConfig"}, "feedback": {"MitigateConfig", "ReportOptions"},
-    "feedback_dir": {"AppConfig", "ExcludeConfig"}, "feedback_repo": {"AppConfig", "DeployConfig", "ExcludeConfig"},
+    "feedback": {"MitigateConfig", "ReportOptions"},
     "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
     "learning_rate": {"MitigateConfig", "PPOOptions"},
     "min_excess": {"CompareConfig", "RegionOptions"},
     "output": {"DemoConfig", "MitigateConfig", "OutputOptions"}, "port": {"AppConfig", "ServeOptions"},
-    "private": {"DeployConfig", "MitigateConfig", "OutputOptions"},
+    "private": {"MitigateConfig", "OutputOptions"},
     "push_to_hub": {"MitigateConfig", "OutputOptions"},
-    "reviewer": {"AppConfig", "ExcludeConfig"}, "reviewers": {"AppConfig", "DeployConfig"},
     "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "MitigateConfig", "RejudgeConfig"},
     "seed": {"DemoConfig", "MitigateConfig", "SearchOptions", "TargetConfig"},
-    "show_progress": {"DemoConfig", "MitigateConfig", "OutputOptions"}, "space_id": {"AppConfig", "DeployConfig"},
+    "show_progress": {"DemoConfig", "MitigateConfig", "OutputOptions"},
     "split": {"MitigateConfig", "SeedOptions"}, "temperature": {"GRPOSearchConfig", "TargetOptions"},
-    "token": {"AppConfig", "DeployConfig", "ExcludeConfig"},
     "trust_remote_code": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
 }
 
