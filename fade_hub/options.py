@@ -202,8 +202,8 @@ class ConfigTree:
         return cls(**{**known, **values})
 
     def flat(self) -> dict[str, Any]:
-        """Every option by its flat name."""
-        return flat_options(to_dict(self))
+        """Every option the tree offers, by its flat name."""
+        return {name: getattr(self, name) for name in _owners(type(self))}
 
 
 def flat_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import argparse
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from fade_hub.config.output import OutputOptions
 from fade_hub.config.target import RemoteOptions
@@ -53,3 +54,42 @@ def test_the_tree_takes_offered_options_by_flag_yaml_and_flat_name(tmp_path):
 def test_an_offered_option_keeps_its_range():
     with pytest.raises(BadConfig, match="--concurrency must be >= 1, got 0"):
         check_ranges(Shared(concurrency=0))
+
+
+MITIGATE_YAML = """\
+feedback: fb-a,fb-b
+modes: fix
+split: test
+rank: 4
+alpha: 8
+steps: 10
+batch_size: 4
+learning_rate: 3e-4
+random_seed: 2
+device: cpu
+trust_remote_code: true
+output: OUT
+push_to_hub: user/adapter
+recheck: true
+private: true
+show_progress: false
+"""
+
+
+def test_mitigate_reads_a_config_file_with_todays_flat_keys_into_its_sections(tmp_path):
+    from fade_hub.cli import build_parser
+    from fade_hub.mitigate.config import MitigateConfig
+
+    path = tmp_path / "mitigate.yaml"
+    path.write_text(MITIGATE_YAML.replace("OUT", str(tmp_path / "adapter")))
+    args = build_parser().parse_args(["mitigate", "RUN", "--config", str(path), "--steps", "12"])
+    config = MitigateConfig.from_args(args)
+    assert (config.data.feedback, config.inputs.split, config.lora.rank, config.lora_alpha) == (["fb-a", "fb-b"],
+                                                                                                "test", 4, 8)
+    assert (config.training.steps, config.training.learning_rate, config.training.seed) == (12, 3e-4, 2)  # flag wins
+    assert (config.model.device, config.model.trust_remote_code) == ("cpu", True)
+    assert (config.result.push_to_hub, config.result.private, config.result.show_progress, config.recheck) == (
+        "user/adapter", True, False, True)
+    again = tmp_path / "again.yaml"  # what --num-processes hands the relaunched processes
+    again.write_text(yaml.safe_dump(config.flat()))
+    assert MitigateConfig(**load_options(MitigateConfig, again)).flat() == config.flat()

@@ -205,22 +205,22 @@ def test_the_cli_starts_without_the_model_stack():
 # SeedConfig and LandscapeConfig take their section); what is left is other commands' options of the same name and
 # meaning (to become shared sections), homonyms, and runtime configs of the judge and the GRPO search.
 SHARED_FIELDS = {
-    "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "MitigateConfig"},
-    "batch_size": {"MitigateConfig", "TargetOptions"},
+    "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "LoraOptions"},
+    "batch_size": {"TargetOptions", "TrainingOptions"},
     "budget": {"DemoConfig", "SearchOptions"},
-    "device": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
-    "feedback": {"MitigateConfig", "ReportOptions"},
+    "device": {"JudgeConfig", "TargetOptions"},
+    "feedback": {"FadeDataOptions", "ReportOptions"},
     "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
-    "learning_rate": {"MitigateConfig", "PPOOptions"},
+    "learning_rate": {"PPOOptions", "TrainingOptions"},
     "min_excess": {"CompareConfig", "RegionOptions"},
-    "output": {"DemoConfig", "MitigateConfig", "OutputOptions"}, "port": {"AppConfig", "ServeOptions"},
-    "private": {"MitigateConfig", "OutputOptions"},
-    "push_to_hub": {"MitigateConfig", "OutputOptions"},
+    "output": {"DemoConfig", "OutputOptions"}, "port": {"AppConfig", "ServeOptions"},
+    
+    
     "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "MitigateConfig", "RejudgeConfig"},
-    "seed": {"DemoConfig", "MitigateConfig", "SearchOptions", "TargetConfig"},
-    "show_progress": {"DemoConfig", "MitigateConfig", "OutputOptions"},
-    "split": {"MitigateConfig", "SeedOptions"}, "temperature": {"GRPOSearchConfig", "TargetOptions"},
-    "trust_remote_code": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
+    "seed": {"DemoConfig", "SearchOptions", "TargetConfig", "TrainingOptions"},
+    "show_progress": {"DemoConfig", "OutputOptions"},
+    "temperature": {"GRPOSearchConfig", "TargetOptions"},
+    "trust_remote_code": {"JudgeConfig", "TargetOptions"},
 }
 
 
