@@ -207,18 +207,16 @@ def test_the_cli_starts_without_the_model_stack():
 SHARED_FIELDS = {
     "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "LoraOptions"},
     "batch_size": {"TargetOptions", "TrainingOptions"},
-    "budget": {"DemoConfig", "SearchOptions"},
     "device": {"JudgeConfig", "TargetOptions"},
     "feedback": {"FadeDataOptions", "ReportOptions"},
     "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
     "learning_rate": {"PPOOptions", "TrainingOptions"},
     "min_excess": {"CompareConfig", "RegionOptions"},
-    "output": {"DemoConfig", "OutputOptions"}, "port": {"AppConfig", "ServeOptions"},
+    "port": {"AppConfig", "ServeOptions"},
     
     
     "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "MitigateConfig", "RejudgeConfig"},
-    "seed": {"DemoConfig", "SearchOptions", "TargetConfig", "TrainingOptions"},
-    "show_progress": {"DemoConfig", "OutputOptions"},
+    "seed": {"SearchOptions", "TargetConfig", "TrainingOptions"},
     "temperature": {"GRPOSearchConfig", "TargetOptions"},
     "trust_remote_code": {"JudgeConfig", "TargetOptions"},
 }
