@@ -205,13 +205,12 @@ def test_the_cli_starts_without_the_model_stack():
 # SeedConfig and LandscapeConfig take their section); what is left is other commands' options of the same name and
 # meaning (to become shared sections), homonyms, and runtime configs of the judge and the GRPO search.
 SHARED_FIELDS = {
-    "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "LoraOptions"},
+    "alpha": {"ErrorRateOptions", "LoraOptions"},
     "batch_size": {"TargetOptions", "TrainingOptions"},
     "device": {"JudgeConfig", "TargetOptions"},
     "feedback": {"FadeDataOptions", "ReportOptions"},
     "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
     "learning_rate": {"PPOOptions", "TrainingOptions"},
-    "min_excess": {"CompareConfig", "RegionOptions"},
     "port": {"AppConfig", "ServeOptions"},
     
     
