@@ -16,6 +16,7 @@ from typing import Any
 
 from .comparison_text import change_text, rate_text
 from .junit import Case, write_junit
+from .config.output import SourceOptions
 from .config.regions import ErrorRateOptions
 from .options import ConfigTree, check_ranges, option, section
 from .paths import check_file_target
@@ -30,7 +31,7 @@ DEFAULT_MAX_EXCESS = 0.10
 class CheckConfig(ConfigTree):
     """Settings of ``fade-hub check`` (``fade-hub check --help`` shows each with its default)."""
 
-    run: str = option("", help="The run to check: a run directory or dataset repo.", cli=False)
+    source: SourceOptions = section(SourceOptions, helps={"run": "The run to check: a run directory or dataset repo."})
     max_excess: float | None = option(None, low=0.0, high=1.0, help="Fail when a failure region fails more often "
                                       "than clean inputs by more than this share of seeds (default 0.10; with "
                                       "--against, only when given).")

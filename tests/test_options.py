@@ -87,7 +87,7 @@ def test_mitigate_reads_a_config_file_with_todays_flat_keys_into_its_sections(tm
     assert (config.data.feedback, config.inputs.split, config.lora.rank, config.lora_alpha) == (["fb-a", "fb-b"],
                                                                                                 "test", 4, 8)
     assert (config.training.steps, config.training.learning_rate, config.training.seed) == (12, 3e-4, 2)  # flag wins
-    assert (config.model.device, config.model.trust_remote_code) == ("cpu", True)
+    assert (config.target.device, config.target.trust_remote_code) == ("cpu", True)
     assert (config.result.push_to_hub, config.result.private, config.result.show_progress, config.recheck) == (
         "user/adapter", True, False, True)
     again = tmp_path / "again.yaml"  # what --num-processes hands the relaunched processes

@@ -201,23 +201,17 @@ def test_the_cli_starts_without_the_model_stack():
 
 
 # Config field names still declared in more than one config dataclass, each with the classes that may declare it: a
-# new copy (another class, or a new name) fails. The explore tree's own copies are gone (TargetConfig, RemoteConfig,
-# SeedConfig and LandscapeConfig take their section); what is left is other commands' options of the same name and
-# meaning (to become shared sections), homonyms, and runtime configs of the judge and the GRPO search.
+# new copy (another class, or a new name) fails. Options of one meaning are declared once, in a section that each
+# command's tree composes (``section(...)`` fields are not counted); what is left are homonyms, one phrase each.
 SHARED_FIELDS = {
-    "alpha": {"ErrorRateOptions", "LoraOptions"},
-    "batch_size": {"TargetOptions", "TrainingOptions"},
-    "device": {"JudgeConfig", "TargetOptions"},
-    "feedback": {"FadeDataOptions", "ReportOptions"},
-    "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
-    "learning_rate": {"PPOOptions", "TrainingOptions"},
-    "port": {"AppConfig", "ServeOptions"},
-    
-    
-    "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "MitigateConfig", "RejudgeConfig"},
-    "seed": {"SearchOptions", "TargetConfig", "TrainingOptions"},
-    "temperature": {"GRPOSearchConfig", "TargetOptions"},
-    "trust_remote_code": {"JudgeConfig", "TargetOptions"},
+    "alpha": {"ErrorRateOptions", "LoraOptions"},  # the tests' error rate; LoRA's scaling factor
+    "batch_size": {"TargetOptions", "TrainingOptions"},  # inputs per forward pass (or auto); examples per optimizer step
+    "feedback": {"FadeDataOptions", "ReportOptions"},  # mitigate trains on a list of sources; report reads one
+    "json": {"CompareConfig", "ReportOptions"},  # a file to write the comparison to; a switch to print JSON
+    "learning_rate": {"PPOOptions", "TrainingOptions"},  # the search policy's; the LoRA adapter's
+    "seed": {"SearchOptions", "TargetConfig", "TrainingOptions"},  # the random seed of the search; of a target's
+    # sampling (runtime, set from the search's); of the adapter's training
+    "temperature": {"GRPOSearchConfig", "TargetOptions"},  # the search policy's sampling; the model under test's
 }
 
 

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..config.judge import JudgeOptions
-from ..config.output import OutputOptions
+from ..config.output import OutputOptions, SourceOptions
 from ..config.target import RemoteOptions
-from ..options import ConfigTree, add_options, build_config, check_ranges, option, recorded_options, section
+from ..options import ConfigTree, add_options, build_config, check_ranges, recorded_options, section
 
 _JUDGE = "LLM judge"
 
@@ -29,7 +29,8 @@ class RejudgeConfig(ConfigTree):
     """Settings of ``fade-hub rejudge``: the source run, where the new run goes, and the LLM judge (the sections
     ``explore`` names them with, offered with rejudge's wording)."""
 
-    run: str = option("", help="The finished run directory (or pushed dataset repo ID) to judge again.", cli=False)
+    source: SourceOptions = section(SourceOptions, helps={
+        "run": "The finished run directory (or pushed dataset repo ID) to judge again."})
     result: OutputOptions = section(OutputOptions, only=("output",), group=None, helps={
         "output": "The new run directory (default: RUN-rejudged next to RUN)."})
     judging: JudgeOptions = section(JudgeOptions, group=_JUDGE, only=(

@@ -1,6 +1,7 @@
-"""Where a command's result goes and who sees it once pushed (``OutputOptions``): one section shared by ``explore``
-(the run), ``rejudge`` (the new run), ``mitigate`` (the adapter) and ``demo``, each offering the options it has with
-its own wording."""
+"""The run a command reads (``SourceOptions``: ``check``, ``mitigate``, ``rejudge``), and where a command's result
+goes and who sees it once pushed (``OutputOptions``: ``explore``'s run, ``rejudge``'s new run, ``mitigate``'s adapter,
+``space deploy``'s Space, the ``demo``), each section shared by the commands named, each offering the options it has
+with its own wording."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from dataclasses import dataclass
 from fade_hub.options import option
 
 OUTPUT_GROUP = "output"
+
+
+@dataclass
+class SourceOptions:
+    """The run a command reads (its positional argument)."""
+
+    run: str = option("", help="The run: a run directory or the dataset repo it was pushed to.", cli=False)
 
 
 @dataclass

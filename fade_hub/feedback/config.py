@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config.server import ServeOptions
 from ..errors import BadConfig
 from ..options import ConfigTree, base_type, check_ranges, csv_list, option, option_fields, section
 from ..paths import check_folder_target, check_repo_id
@@ -78,9 +79,9 @@ class AppConfig(ConfigTree):
     where the app listens."""
 
     review: ReviewOptions = section(ReviewOptions)
-    host: str = option("127.0.0.1", group=_SERVER, help="Interface to listen on (0.0.0.0 for all).")
-    port: int | None = option(None, group=_SERVER, low=1, high=65535,
-                              help="Port (default: gradio's, 7860 or the next free one).")
+    server: ServeOptions = section(ServeOptions, group=_SERVER, meta={"port": {"low": 1}}, helps={
+        "host": "Interface to listen on (0.0.0.0 for all).", "port": "Port (default: gradio's, 7860 or the next free "
+                                                                       "one)."})
     on_space: bool = option(False, cli=False, help="Running on a Hub Space (sign-in with OAuth).")
 
     @classmethod

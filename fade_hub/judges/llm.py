@@ -79,8 +79,8 @@ class LLMJudge(Judge):
             self.backend: LocalChatJudge | RemoteChatJudge = RemoteChatJudge(remote, config.llm, probe=probe)
             self.identity = self.backend.identity
         else:
-            self.backend = LocalChatJudge(config.llm, revision=config.revision, device=config.device,
-                                          trust_remote_code=config.trust_remote_code)
+            self.backend = LocalChatJudge(config.llm, revision=config.loading.revision, device=config.loading.device,
+                                          trust_remote_code=config.loading.trust_remote_code)
             self.identity = str(self.backend.model_id)
         self.cache = cache or VerdictCache()
         self.counts: Counter = Counter()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..config.output import OutputOptions
+from ..config.output import OutputOptions, SourceOptions
 from ..config.seeds import SeedOptions
 from ..config.target import TargetOptions
 from ..options import MAX_SEED, ConfigTree, build_config, check_ranges, option, section, to_dict
@@ -90,13 +90,14 @@ class MitigateConfig(ConfigTree):
     """Settings of one mitigation (``fade-hub mitigate --help`` shows each with its default): what to fade, the
     adapter, its training, and where it goes; each option is also read, set and given by its flat name."""
 
-    run: str = option("", help="The run to mitigate: a run directory or the dataset repo it was pushed to.", cli=False)
+    source: SourceOptions = section(SourceOptions, helps={
+        "run": "The run to mitigate: a run directory or the dataset repo it was pushed to."})
     data: FadeDataOptions = section(FadeDataOptions)
     inputs: SeedOptions = section(SeedOptions, only=("split",), group=_DATA,
                                   helps={"split": "Dataset split of --train-seeds and --eval-seeds."})
     lora: LoraOptions = section(LoraOptions)
     training: TrainingOptions = section(TrainingOptions)
-    model: TargetOptions = section(TargetOptions, only=("device", "trust_remote_code"), group=_TRAIN, helps={
+    target: TargetOptions = section(TargetOptions, only=("device", "trust_remote_code"), group=_TRAIN, helps={
         "device": "cpu, cuda, cuda:1 or mps (default: picked by accelerate).",
         "trust_remote_code": "Allow the model's own Python code to run."})
     result: OutputOptions = section(OutputOptions, only=("output", "push_to_hub", "private", "show_progress"), helps={
