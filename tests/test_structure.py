@@ -256,6 +256,10 @@ def test_the_copied_field_check_finds_a_planted_copy():
     assert copied_fields(planted) == {"num_seeds": {"SeedOptions", "SeedConfig"}}
     inherited = {"a": planted["a"], "b": "@dataclass\nclass SeedConfig(SeedOptions):\n    shuffle: bool = False\n"}
     assert copied_fields(inherited) == {}
+    composed = {"a": planted["a"], **{name: f"@dataclass(init=False)\nclass {name}Config(ConfigTree):\n"
+                                       "    inputs: SeedOptions = section(SeedOptions, only=('num_seeds',))\n"
+                                       for name in ("Explore", "Mitigate")}}
+    assert copied_fields(composed) == {}  # two trees composing one section share its options, copying none
 
 
 def test_a_config_tree_refuses_an_option_declared_in_two_sections():
