@@ -15,7 +15,9 @@ A command's config is a tree (:class:`ConfigTree`): small option dataclasses, on
 the judge, ...), each a :func:`section` of it, the way trl composes ``ScriptArguments``, ``GRPOConfig`` and
 ``ModelConfig``. Each option is declared once, in its section, and the layer below takes that section. The tree
 still reads and takes its options by their flat names (``config.budget``, ``ExploreConfig(budget=...)``), its flags
-stay flat, and a YAML file may give them flat or by section.
+stay flat, and a YAML file may give them flat or by section. A section several commands share (where the result
+goes, the judge, the review) is declared once and offered by each command as it words it: some of its options,
+under the command's flag group, with the command's help texts and defaults (:func:`section`).
 """
 
 from __future__ import annotations
