@@ -93,3 +93,17 @@ def test_mitigate_reads_a_config_file_with_todays_flat_keys_into_its_sections(tm
     again = tmp_path / "again.yaml"  # what --num-processes hands the relaunched processes
     again.write_text(yaml.safe_dump(config.flat()))
     assert MitigateConfig(**load_options(MitigateConfig, again)).flat() == config.flat()
+
+
+def test_a_command_may_change_an_options_range_and_keep_its_flag_order():
+    from fade_hub.config.server import ServeOptions
+    from fade_hub.feedback.config import AppConfig
+    from fade_hub.feedback.exclude import ExcludeConfig
+
+    check_ranges(ServeOptions(port=0))  # the LocalHub takes any free port
+    with pytest.raises(BadConfig, match=r"--port must be in \[1, 65535\], got 0"):
+        check_ranges(AppConfig(failures="run", port=0))  # the review app's section says 1 and up
+    parser = argparse.ArgumentParser(prog="exclude")
+    add_options(parser, ExcludeConfig)
+    flags = [action.option_strings[0] for action in parser._actions if action.option_strings][1:]
+    assert flags == ["--feedback-repo", "--feedback-dir", "--note", "--undo", "--reviewer"]  # as before the tree
