@@ -10,6 +10,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from .config.judge import JudgeOptions
+from .config.target import RemoteOptions, TargetOptions
 from .errors import BadConfig
 from .explore.config import ExploreConfig
 from .judges import JUDGES, JudgeConfig
@@ -103,7 +105,12 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
     """The judge settings an explore config names: keywords or a regex, a judge kind, or a judge model id; an LLM
     judge served elsewhere is asked as hard as the model (``--concurrency``, ``--max-retries``,
     ``--request-timeout``)."""
-    options = config.judging
+    return judge_settings(config.judging, config.remote, config.target)
+
+
+def judge_settings(options: JudgeOptions, remote: RemoteOptions, target: TargetOptions) -> JudgeConfig:
+    """The judge settings ``options`` name, a served LLM judge asked as hard as ``remote`` says, a local one on
+    ``target``'s device unless ``--judge-device`` says otherwise."""
     kind = None
     if options.judge_keywords:
         kind = "keywords"
@@ -122,11 +129,11 @@ def judge_config(config: ExploreConfig) -> JudgeConfig:
         keywords=list(options.judge_keywords),
         regex=options.judge_regex,
         threshold=options.judge_threshold,
-        trust_remote_code=config.trust_remote_code,
-        llm=options.judge_llm, endpoint=options.judge_endpoint, provider=options.judge_provider,
-        endpoint_token=options.judge_endpoint_token, rubric=options.judge_rubric,
-        device=options.judge_device or config.device, concurrency=config.concurrency,
-        max_retries=config.max_retries, request_timeout=config.request_timeout,
+        llm=options.judge_llm, rubric=options.judge_rubric,
+        loading=TargetOptions(device=options.judge_device or target.device, trust_remote_code=target.trust_remote_code),
+        served=RemoteOptions(endpoint=options.judge_endpoint, provider=options.judge_provider,
+                             endpoint_token=options.judge_endpoint_token, concurrency=remote.concurrency,
+                             max_retries=remote.max_retries, request_timeout=remote.request_timeout),
     )
 
 

@@ -6,23 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import check_ranges, option
+from .config.regions import ErrorRateOptions, RegionOptions
+from .options import ConfigTree, check_ranges, option, section
 from .paths import check_file_target
 from .region_changes import Comparison, compare_runs, open_pair
 
 
-@dataclass
-class CompareConfig:
-    """Settings of ``fade-hub compare`` (``fade-hub compare --help`` shows each with its default)."""
+@dataclass(init=False)
+class CompareConfig(ConfigTree):
+    """Settings of ``fade-hub compare`` (``fade-hub compare --help`` shows each with its default): the two runs, the
+    tests' error rate and explore's ``--min-excess``, and what to write."""
 
     run_a: str = option("", help="The reference run (e.g. the base model's): a run directory or dataset repo.",
                         cli=False)
     run_b: str = option("", help="The run compared with it (e.g. the mitigated variant's).", cli=False)
-    alpha: float = option(0.05, low=0.0, high=1.0, low_open=True, high_open=True,
-                          help="Family-wise error rate of the tests across regions (Holm's adjustment).")
-    min_excess: float = option(0.05, low=0.0, high=1.0, high_open=True, help="A region still fails in B while the "
-                               "lower 95%% bound of B's failure rate there above its clean rate is at least this "
-                               "(explore's --min-excess).")
+    tests: ErrorRateOptions = section(ErrorRateOptions)
+    regions: RegionOptions = section(RegionOptions, only=("min_excess",), group=None, helps={
+        "min_excess": "A region still fails in B while the lower 95%% bound of B's failure rate there above its clean "
+                      "rate is at least this (explore's --min-excess)."})
     json: str | None = option(None, metavar="FILE", help="Also write the comparison as JSON to FILE.")
     plot: str | None = option(None, metavar="FILE", help="Also draw the per-cell change heatmaps (A, B, B - A) with "
                               "the failure regions outlined, as a PNG file.")

@@ -16,7 +16,9 @@ from typing import Any
 
 from .comparison_text import change_text, rate_text
 from .junit import Case, write_junit
-from .options import check_ranges, option
+from .config.output import SourceOptions
+from .config.regions import ErrorRateOptions
+from .options import ConfigTree, check_ranges, option, section
 from .paths import check_file_target
 from .region_changes import Comparison, RegionChange, compare_runs, open_pair
 from .region_text import excess_figures, excess_text, figures_text, percent
@@ -25,11 +27,11 @@ from .run import Run
 DEFAULT_MAX_EXCESS = 0.10
 
 
-@dataclass
-class CheckConfig:
+@dataclass(init=False)
+class CheckConfig(ConfigTree):
     """Settings of ``fade-hub check`` (``fade-hub check --help`` shows each with its default)."""
 
-    run: str = option("", help="The run to check: a run directory or dataset repo.", cli=False)
+    source: SourceOptions = section(SourceOptions, helps={"run": "The run to check: a run directory or dataset repo."})
     max_excess: float | None = option(None, low=0.0, high=1.0, help="Fail when a failure region fails more often "
                                       "than clean inputs by more than this share of seeds (default 0.10; with "
                                       "--against, only when given).")
@@ -40,8 +42,8 @@ class CheckConfig:
                                  "significantly more (the new regions of `fade-hub compare`).")
     junit: str | None = option(None, metavar="FILE", help="Also write a JUnit XML report: one test case per region "
                                "of RUN (and one for the clean rate with --max-clean).")
-    alpha: float = option(0.05, low=0.0, high=1.0, low_open=True, high_open=True,
-                          help="With --against: the family-wise error rate of compare's tests (Holm's adjustment).")
+    tests: ErrorRateOptions = section(ErrorRateOptions, helps={
+        "alpha": "With --against: the family-wise error rate of compare's tests (Holm's adjustment)."})
 
     def validate(self) -> None:
         """Check the options before any run is read; BadConfig names the option."""

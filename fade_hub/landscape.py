@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadConfig
-from .config.regions import RegionOptions
+from .config.regions import ErrorRateOptions, RegionOptions
 from .evidence import Evidence, cell_counts, whole
 from .perturb.expect import describe_cells
 from .stats import benjamini_hochberg, fisher_greater, newcombe_differences, wilson_intervals
@@ -54,8 +54,9 @@ LANDSCAPE_COLUMNS = [
 
 
 @dataclass
-class LandscapeConfig(RegionOptions):
-    """How cells and regions are tested and reported: the ``RegionOptions`` and the tests' settings.
+class LandscapeConfig(RegionOptions, ErrorRateOptions):
+    """How cells and regions are tested and reported: the ``RegionOptions``, the tests' ``ErrorRateOptions`` and
+    their other settings.
 
     ``min_queries``: fewer seeds than this at a cell and its rate is "uncertain". ``alpha``: the error rate of the
     tests (false discovery rate when screening, family-wise when confirming). ``min_excess``: a region or cell is a
@@ -67,7 +68,6 @@ class LandscapeConfig(RegionOptions):
     """
 
     min_queries: int = 5
-    alpha: float = 0.05
     paired_above: float = 0.1
     simpler_within: float = 0.05
 

@@ -15,19 +15,23 @@ A command's config is a tree (:class:`ConfigTree`): small option dataclasses, on
 the judge, ...), each a :func:`section` of it, the way trl composes ``ScriptArguments``, ``GRPOConfig`` and
 ``ModelConfig``. Each option is declared once, in its section, and the layer below takes that section. The tree
 still reads and takes its options by their flat names (``config.budget``, ``ExploreConfig(budget=...)``), its flags
-stay flat, and a YAML file may give them flat or by section.
+stay flat, and a YAML file may give them flat or by section. A section several commands share (where the result
+goes, the judge, the review) is declared once and offered by each command as it words it: some of its options,
+under the command's flag group, with the command's help texts and defaults (:func:`section`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import math
 import sys
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -79,10 +83,18 @@ def option(
     return dataclasses.field(default=default, metadata=metadata, repr=not secret)
 
 
-def section(cls: type, **defaults: Any) -> Any:
-    """A field of a :class:`ConfigTree` holding one group of options (an instance of the option dataclass ``cls``,
-    with ``defaults`` where the tree's command wants others than the section's own)."""
-    return dataclasses.field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
+def section(cls: type, *, only: Sequence[str] | None = None, group: str | None | Any = _MISSING,
+            helps: dict[str, str] | None = None, meta: dict[str, dict[str, Any]] | None = None,
+            **defaults: Any) -> Any:
+    """A field of a :class:`ConfigTree` holding one group of options (an instance of the option dataclass ``cls``),
+    as the tree's command offers it: ``only`` the options it names, in that order (None: all, as declared; the others
+    keep their defaults and are neither flags nor YAML keys), under the flag ``group`` given (None: the command's own
+    options; unset: each option's own), with the ``helps`` texts given for some options, other ``meta`` data of
+    :func:`option` for some (``{"space_id": {"cli": True, "metavar": "REPO_ID"}}``) and the ``defaults`` given for
+    others."""
+    shown = {"only": tuple(only) if only is not None else None, "group": group, "helps": dict(helps or {}),
+             "meta": dict(meta or {}), "defaults": dict(defaults)}
+    return dataclasses.field(default_factory=lambda: cls(**defaults), metadata={"section": cls, "shown": shown})
 
 
 def is_section(field: dataclasses.Field) -> bool:
@@ -90,15 +102,36 @@ def is_section(field: dataclasses.Field) -> bool:
     return "section" in field.metadata
 
 
+@functools.cache
+def section_options(field: dataclasses.Field) -> tuple[dataclasses.Field, ...]:
+    """The options a tree's section field offers, each as its command shows it (its group, help and default)."""
+    shown = field.metadata["shown"]
+    leaves = {leaf.name: leaf for leaf in dataclasses.fields(field.metadata["section"])}
+    offered = []
+    for leaf in [leaves[name] for name in shown["only"]] if shown["only"] is not None else leaves.values():
+        changes = {"group": shown["group"]} if shown["group"] is not _MISSING else {}
+        changes.update(shown["meta"].get(leaf.name, {}))
+        if leaf.name in shown["helps"]:
+            changes["help"] = shown["helps"][leaf.name]
+        if changes or leaf.name in shown["defaults"]:
+            leaf = copy.copy(leaf)
+            leaf.metadata = types.MappingProxyType({**leaf.metadata, **changes})
+            if leaf.name in shown["defaults"]:
+                leaf.default, leaf.default_factory = shown["defaults"][leaf.name], _MISSING
+        offered.append(leaf)
+    return tuple(offered)
+
+
 def option_fields(cls: type) -> list[tuple[str | None, dataclasses.Field]]:
     """Every option of a config, flattened: ``(section name, field)``, the section None for a top-level option."""
     found: list[tuple[str | None, dataclasses.Field]] = []
     for field in dataclasses.fields(cls):
         if is_section(field):
-            found += [(field.name, leaf) for leaf in dataclasses.fields(field.metadata["section"])]
+            found += [(field.name, leaf) for leaf in section_options(field)]
         else:
             found.append((None, field))
-    return found
+    order = getattr(cls, "flag_order", ())
+    return sorted(found, key=lambda item: order.index(item[1].name) if item[1].name in order else len(order))
 
 
 @functools.cache
@@ -123,7 +156,11 @@ class ConfigTree:
     Built from sections (``ExploreConfig(search=SearchOptions(budget=5))``), from flat options
     (``ExploreConfig(budget=5)``, each sent to the section declaring it), or both (flat options win); an option is
     read and set by its flat name too (``config.budget``), so ``dataclasses.replace(config, budget=9)`` works.
+    ``flag_order`` lists options whose flags come in that order before the others (a command keeps the order its
+    flags had before its options became sections).
     """
+
+    flag_order: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **values: Any) -> None:
         owners = _owners(type(self))
@@ -167,8 +204,8 @@ class ConfigTree:
         return cls(**{**known, **values})
 
     def flat(self) -> dict[str, Any]:
-        """Every option by its flat name."""
-        return flat_options(to_dict(self))
+        """Every option the tree offers, by its flat name."""
+        return {name: getattr(self, name) for name in _owners(type(self))}
 
 
 def flat_options(options: dict[str, Any]) -> dict[str, Any]:

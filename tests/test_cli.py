@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import re
@@ -194,9 +193,9 @@ def test_one_type_rule_for_every_option_from_its_declaration(tmp_path, yaml_text
         load_options(MitigateConfig, path)
     name, value = needle.split(" must ")[0], yaml.safe_load(yaml_text)[needle.split(" must ")[0]]
     config = MitigateConfig(run="r", output=str(tmp_path / "out"), modes="confirmed", **{name: value})
-    from fade_hub.options import flag_name
+    from fade_hub.options import flag_name, option_fields
 
-    field = next(field for field in dataclasses.fields(MitigateConfig) if field.name == name)
+    field = next(field for _, field in option_fields(MitigateConfig) if field.name == name)
     with pytest.raises(BadConfig, match=re.escape(f"{flag_name(field)} must")):  # seed's flag is --random-seed
         config.validate()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,12 @@ from transformers import GenerationConfig
 from fade_hub.errors import BadConfig
 from fade_hub.explore.grpo import GRPOSearchConfig, run_grpo
 from fade_hub.explore.policy import Policy, build_policy
+
+
+def search(**ppo) -> GRPOSearchConfig:
+    """The GRPO search's settings with some of its ppo options changed."""
+    return GRPOSearchConfig(ppo=replace(GRPOSearchConfig().ppo, **ppo))
+
 
 SHAPE = (5, 5, 5)
 BLOCK_A = {(a, b, c) for a in (1, 2) for b in range(5) for c in (2, 3)}  # 20 of 125 cells: random hit rate 16 %
@@ -69,7 +77,7 @@ def _explore(tmp_path, budget: int, seed: int = 0, contexts=("circle",), blocks=
         list(contexts),
         landscape.evaluate,
         landscape.budget_left,
-        GRPOSearchConfig(**config),
+        search(**config),
         seed,
         tmp_path / "trl",
         progress=spent.append,
@@ -202,7 +210,7 @@ def test_imagined_completions_teach_the_policy_for_a_few_queries(tmp_path):
         return [float(action in BLOCK_A) for action in actions]
 
     policy = build_policy(SHAPE, ["circle"], tmp_path / "policy", seed=0)
-    config = GRPOSearchConfig(queried_per_group=2)
+    config = search(queried_per_group=2)
     run_grpo(policy, ["circle"], landscape.evaluate, landscape.budget_left, config, 0, tmp_path / "trl",
              imagine=imagine)
     assert len(landscape.queries) == 301 and landscape.left == 0
@@ -217,7 +225,7 @@ def test_bad_config_is_rejected(tmp_path):
     policy = build_policy(SHAPE, ["circle"], tmp_path / "p")
     landscape = PlantedLandscape(64, {"circle": BLOCK_A})
     with pytest.raises(BadConfig):
-        bad = GRPOSearchConfig(num_generations=1)
+        bad = search(num_generations=1)
         run_grpo(policy, ["circle"], landscape.evaluate, landscape.budget_left, bad, 0, tmp_path)
     with pytest.raises(BadConfig):
         run_grpo(policy, ["dog"], landscape.evaluate, landscape.budget_left, GRPOSearchConfig(), 0, tmp_path)

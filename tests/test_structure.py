@@ -201,38 +201,23 @@ def test_the_cli_starts_without_the_model_stack():
 
 
 # Config field names still declared in more than one config dataclass, each with the classes that may declare it: a
-# new copy (another class, or a new name) fails. The explore tree's own copies are gone (TargetConfig, RemoteConfig,
-# SeedConfig and LandscapeConfig take their section); what is left is other commands' options of the same name and
-# meaning (to become shared sections), homonyms, and runtime configs of the judge and the GRPO search.
+# new copy (another class, or a new name) fails. Options of one meaning are declared once, in a section that each
+# command's tree composes (``section(...)`` fields are not counted); what is left are homonyms, one phrase each.
 SHARED_FIELDS = {
-    "adapters": {"AppConfig", "DeployConfig"}, "allow_anonymous": {"AppConfig", "DeployConfig"},
-    "alpha": {"CheckConfig", "CompareConfig", "LandscapeConfig", "MitigateConfig"},
-    "batch_size": {"MitigateConfig", "TargetOptions"}, "beta": {"GRPOSearchConfig", "PPOOptions"},
-    "budget": {"DemoConfig", "SearchOptions"}, "clip_epsilon": {"GRPOSearchConfig", "PPOOptions"},
-    "concurrency": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"},
-    "device": {"JudgeConfig", "MitigateConfig", "TargetOptions"}, "endpoint": {"JudgeConfig", "RemoteOptions"},
-    "endpoint_token": {"JudgeConfig", "RemoteOptions"}, "entropy_coef": {"GRPOSearchConfig", "PPOOptions"},
-    "failures": {"AppConfig", "DeployConfig"}, "feedback": {"MitigateConfig", "ReportOptions"},
-    "feedback_dir": {"AppConfig", "ExcludeConfig"}, "feedback_repo": {"AppConfig", "DeployConfig", "ExcludeConfig"},
-    "host": {"AppConfig", "ServeOptions"}, "json": {"CompareConfig", "ReportOptions"},
-    "judge_device": {"JudgeOptions", "RejudgeConfig"}, "judge_endpoint": {"JudgeOptions", "RejudgeConfig"},
-    "judge_endpoint_token": {"JudgeOptions", "RejudgeConfig"}, "judge_llm": {"JudgeOptions", "RejudgeConfig"},
-    "judge_provider": {"JudgeOptions", "RejudgeConfig"}, "judge_rubric": {"JudgeOptions", "RejudgeConfig"},
-    "learning_rate": {"GRPOSearchConfig", "MitigateConfig", "PPOOptions"},
-    "max_retries": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"}, "min_excess": {"CompareConfig", "RegionOptions"},
-    "num_generations": {"GRPOSearchConfig", "PPOOptions"}, "num_iterations": {"GRPOSearchConfig", "PPOOptions"},
-    "output": {"DemoConfig", "MitigateConfig", "RejudgeConfig", "RunOptions"}, "port": {"AppConfig", "ServeOptions"},
-    "private": {"DeployConfig", "MitigateConfig", "RunOptions"}, "provider": {"JudgeConfig", "RemoteOptions"},
-    "push_to_hub": {"MitigateConfig", "RunOptions"}, "queried_per_group": {"GRPOSearchConfig", "PPOOptions"},
-    "request_timeout": {"JudgeConfig", "RejudgeConfig", "RemoteOptions"},
-    "reviewer": {"AppConfig", "ExcludeConfig"}, "reviewers": {"AppConfig", "DeployConfig"},
-    "revision": {"JudgeConfig", "TargetOptions"}, "run": {"CheckConfig", "ExploreConfig", "MitigateConfig", "RejudgeConfig"},
-    "seed": {"DemoConfig", "MitigateConfig", "SearchOptions", "TargetConfig"},
-    "show_progress": {"DemoConfig", "MitigateConfig", "RunOptions"}, "space_id": {"AppConfig", "DeployConfig"},
-    "split": {"MitigateConfig", "SeedOptions"}, "temperature": {"GRPOSearchConfig", "TargetOptions"},
-    "token": {"AppConfig", "DeployConfig", "ExcludeConfig"},
-    "trust_remote_code": {"JudgeConfig", "MitigateConfig", "TargetOptions"},
+    "alpha": {"ErrorRateOptions", "LoraOptions"},  # the tests' error rate; LoRA's scaling factor
+    "batch_size": {"TargetOptions", "TrainingOptions"},  # inputs per forward pass (or auto); examples per optimizer step
+    "feedback": {"FadeDataOptions", "ReportOptions"},  # mitigate trains on a list of sources; report reads one
+    "json": {"CompareConfig", "ReportOptions"},  # a file to write the comparison to; a switch to print JSON
+    "learning_rate": {"PPOOptions", "TrainingOptions"},  # the search policy's; the LoRA adapter's
+    "seed": {"SearchOptions", "TargetConfig", "TrainingOptions"},  # the random seed of the search; of a target's
+    # sampling (runtime, set from the search's); of the adapter's training
+    "temperature": {"GRPOSearchConfig", "TargetOptions"},  # the search policy's sampling; the model under test's
 }
+
+
+def _is_section(value: ast.expr | None) -> bool:
+    """Whether a field's value is ``section(...)``: a tree composing a section, not an option of its own."""
+    return isinstance(value, ast.Call) and ast.unparse(value.func) == "section"
 
 
 def config_fields(sources: dict[str, str]) -> dict[str, set[str]]:
@@ -248,7 +233,7 @@ def config_fields(sources: dict[str, str]) -> dict[str, set[str]]:
                 continue
             for item in node.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
-                        and "ClassVar" not in ast.unparse(item.annotation):
+                        and "ClassVar" not in ast.unparse(item.annotation) and not _is_section(item.value):
                     declared.setdefault(item.target.id, set()).add(node.name)
     return declared
 
@@ -271,6 +256,10 @@ def test_the_copied_field_check_finds_a_planted_copy():
     assert copied_fields(planted) == {"num_seeds": {"SeedOptions", "SeedConfig"}}
     inherited = {"a": planted["a"], "b": "@dataclass\nclass SeedConfig(SeedOptions):\n    shuffle: bool = False\n"}
     assert copied_fields(inherited) == {}
+    composed = {"a": planted["a"], **{name: f"@dataclass(init=False)\nclass {name}Config(ConfigTree):\n"
+                                       "    inputs: SeedOptions = section(SeedOptions, only=('num_seeds',))\n"
+                                       for name in ("Explore", "Mitigate")}}
+    assert copied_fields(composed) == {}  # two trees composing one section share its options, copying none
 
 
 def test_a_config_tree_refuses_an_option_declared_in_two_sections():

@@ -7,22 +7,13 @@ import errno
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.server import ServeOptions
 from ..errors import BadConfig
-from ..options import add_options, build_config, check_ranges, option
+from ..options import add_options, build_config, check_ranges
 from ..paths import check_folder_target
 from . import help_and_fail, renamed
-
-
-@dataclass
-class ServeOptions:
-    """Where ``fade-hub localhub serve`` listens (the port is range-checked before anything starts)."""
-
-    host: str = option("127.0.0.1", help="Interface to listen on (this machine only by default).")
-    port: int | None = option(None, low=0, high=65535,
-                              help="TCP port to listen on (default: a free port, printed at start; 0 = any free port).")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

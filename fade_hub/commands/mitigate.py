@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
 def launch(config: MitigateConfig) -> int:
     """Run the same mitigation under ``accelerate launch`` with ``config.num_processes`` processes."""
-    import dataclasses
     import subprocess
     import sys
     import tempfile
@@ -60,7 +59,7 @@ def launch(config: MitigateConfig) -> int:
     import yaml
 
     config.validate()
-    options = {**dataclasses.asdict(config), "num_processes": 1}
+    options = {**config.flat(), "num_processes": 1}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(options, handle)
     cpu = config.device == "cpu" or not torch.cuda.is_available()

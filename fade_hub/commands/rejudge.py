@@ -16,43 +16,45 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ..options import add_options, build_config, check_ranges, option
-from ..options import recorded_options
+from ..config.judge import JudgeOptions
+from ..config.output import OutputOptions, SourceOptions
+from ..config.target import RemoteOptions
+from ..options import ConfigTree, add_options, build_config, check_ranges, recorded_options, section
 
 _JUDGE = "LLM judge"
 
 
-@dataclass
-class RejudgeConfig:
-    """Settings of ``fade-hub rejudge``: the source run, where the new run goes, and the LLM judge."""
+@dataclass(init=False)
+class RejudgeConfig(ConfigTree):
+    """Settings of ``fade-hub rejudge``: the source run, where the new run goes, and the LLM judge (the sections
+    ``explore`` names them with, offered with rejudge's wording)."""
 
-    run: str = option("", help="The finished run directory (or pushed dataset repo ID) to judge again.", cli=False)
-    output: str | None = option(None, help="The new run directory (default: RUN-rejudged next to RUN).")
-    judge_llm: str | None = option(None, group=_JUDGE, metavar="MODEL_ID", help="The judge chat model (local, or the "
-                                   "one --judge-endpoint / --judge-provider serves).")
-    judge_endpoint: str | None = option(None, group=_JUDGE, metavar="URL", help="The judge is served at this URL.")
-    judge_provider: str | None = option(None, group=_JUDGE, metavar="NAME",
-                                        help="The judge is asked through this Inference Provider, with HF_TOKEN.")
-    judge_endpoint_token: str | None = option(None, group=_JUDGE, metavar="TOKEN", help="Bearer token for "
-                                              "--judge-endpoint only (default: $FADE_HUB_JUDGE_TOKEN); never recorded.")
-    judge_rubric: str | None = option(None, group=_JUDGE, metavar="NAME|FILE", help="A built-in rubric or a YAML "
-                                      "file (default: the task's: harmful, or unfaithful for summaries).")
-    judge_device: str | None = option(None, group=_JUDGE, help="Where a local judge runs (default: auto).")
-    concurrency: int = option(8, group=_JUDGE, low=1, help="A served judge: requests in flight at once.")
-    max_retries: int = option(5, group=_JUDGE, low=0, help="A served judge: retries of a 429/5xx answer.")
-    request_timeout: float = option(120.0, group=_JUDGE, low=0.0, low_open=True,
-                                    help="A served judge: seconds one answer may take.")
+    source: SourceOptions = section(SourceOptions, helps={
+        "run": "The finished run directory (or pushed dataset repo ID) to judge again."})
+    result: OutputOptions = section(OutputOptions, only=("output",), group=None, helps={
+        "output": "The new run directory (default: RUN-rejudged next to RUN)."})
+    judging: JudgeOptions = section(JudgeOptions, group=_JUDGE, only=(
+        "judge_llm", "judge_endpoint", "judge_provider", "judge_endpoint_token", "judge_rubric", "judge_device"), helps={
+        "judge_llm": "The judge chat model (local, or the one --judge-endpoint / --judge-provider serves).",
+        "judge_endpoint": "The judge is served at this URL.",
+        "judge_provider": "The judge is asked through this Inference Provider, with HF_TOKEN.",
+        "judge_endpoint_token": "Bearer token for --judge-endpoint only (default: $FADE_HUB_JUDGE_TOKEN); never "
+                                "recorded.",
+        "judge_rubric": "A built-in rubric or a YAML file (default: the task's: harmful, or unfaithful for summaries).",
+        "judge_device": "Where a local judge runs (default: auto)."})
+    served: RemoteOptions = section(RemoteOptions, group=_JUDGE, only=("concurrency", "max_retries", "request_timeout"),
+                                    helps={"concurrency": "A served judge: requests in flight at once.",
+                                           "max_retries": "A served judge: retries of a 429/5xx answer.",
+                                           "request_timeout": "A served judge: seconds one answer may take."})
 
     def validate(self) -> None:
         """Check ranges and that one LLM judge is named; BadConfig naming the flag."""
         from ..errors import BadConfig
-        from ..config.judge import JudgeOptions
 
         check_ranges(self)
         if not (self.judge_llm or self.judge_endpoint or self.judge_provider):
             raise BadConfig("rejudge needs an LLM judge: pass --judge-llm MODEL_ID or --judge-endpoint URL")
-        JudgeOptions(judge_llm=self.judge_llm, judge_endpoint=self.judge_endpoint, judge_provider=self.judge_provider,
-                     judge_endpoint_token=self.judge_endpoint_token, judge_rubric=self.judge_rubric).check_llm()
+        self.judging.check_llm()
 
     @property
     def run_dir(self) -> Path:
@@ -84,7 +86,8 @@ def rejudge(config: RejudgeConfig) -> Any:
     """Judge the source run's answers with the configured LLM judge into a new run; the new ``Run``."""
     import pandas as pd
 
-    from ..judges.base import JudgeConfig
+    from ..assembly import judge_settings
+    from ..config.target import TargetOptions
     from ..judges.llm import LLMJudge
     from ..run import Run
     from ..store import RunStore
@@ -95,11 +98,8 @@ def rejudge(config: RejudgeConfig) -> Any:
     store = RunStore(config.run_dir)
     store.check_output(False)
     queries = pd.DataFrame(source.queries)
-    judge = LLMJudge(JudgeConfig(llm=config.judge_llm, endpoint=config.judge_endpoint, provider=config.judge_provider,
-                                 endpoint_token=config.judge_endpoint_token, rubric=config.judge_rubric,
-                                 device=config.judge_device, concurrency=config.concurrency,
-                                 max_retries=config.max_retries, request_timeout=config.request_timeout),
-                     source.meta["task"], probe=False)  # nothing is written before the judge has answered
+    judge = LLMJudge(judge_settings(config.judging, config.served, TargetOptions()), source.meta["task"],
+                     probe=False)  # nothing is written before the judge has answered
     try:
         records = judged_again(source.meta, queries, judge)
         usage = judge.take_usage()

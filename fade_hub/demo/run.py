@@ -19,29 +19,35 @@ from pathlib import Path
 
 from ..cache import cache_root, note_legacy_roots
 from ..errors import BadConfig
-from ..options import MAX_SEED, check_ranges, option
+from ..config.output import OutputOptions
+from ..explore.config import SearchOptions
+from ..options import ConfigTree, check_ranges, option, section
 
 DEMO_SPACE = "demo-shapes"
 
 
-@dataclass
-class DemoConfig:
-    """Settings of ``fade-hub demo``."""
+@dataclass(init=False)
+class DemoConfig(ConfigTree):
+    """Settings of ``fade-hub demo``: the exploration's budget and random seed (``SearchOptions``), where the run and
+    the adapter go (``OutputOptions``), and the demo's own options."""
 
-    output: str = option("fade-runs/demo", help="Folder for the run (OUTPUT/run) and the adapter (OUTPUT/adapter); "
-                         "an earlier demo there is replaced.")
+    search: SearchOptions = section(SearchOptions, only=("budget", "seed"), group=None, helps={
+        "budget": "Model queries for the exploration.",
+        "seed": "Random seed (the same seed gives the same run)."}, budget=600)
+    result: OutputOptions = section(OutputOptions, only=("output", "show_progress"), group=None, helps={
+        "output": "Folder for the run (OUTPUT/run) and the adapter (OUTPUT/adapter); an earlier demo there is "
+                  "replaced.",
+        "show_progress": "Hide the progress bars."}, output="fade-runs/demo")
     cache_dir: str | None = option(None, help="Where the demo keeps its seed images and its embedded Hub "
                                    "(default: CACHE, that is $FADE_HUB_CACHE or HF_HOME/fade-hub).")
-    budget: int = option(600, low=1, help="Model queries for the exploration.")
-    seed: int = option(0, low=0, high=MAX_SEED, flag="--random-seed", renamed_from=("--seed",),
-                       help="Random seed (the same seed gives the same run).")
     seeds_per_class: int = option(24, low=2, help="Seed images per class: a third of them are held out to confirm "
                                   "the regions the exploration finds.")
     mitigation_steps: int = option(150, low=1, help="Optimizer steps of the LoRA training.")
     hub_endpoint: str | None = option(None, help="Use this Hub instead of the embedded one, e.g. https://huggingface.co.")
     hub_root: str | None = option(None, help="Folder of the embedded Hub (default CACHE/demo-hub).")
     namespace: str | None = option(None, help="User or org for the demo repos (default: the token's user).")
-    show_progress: bool = option(True, flag="--no-progress", help="Hide the progress bars.")
+    flag_order = ("output", "cache_dir", "budget", "seed", "seeds_per_class", "mitigation_steps", "hub_endpoint",
+                  "hub_root", "namespace", "show_progress")
 
 
 @dataclass

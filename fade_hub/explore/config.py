@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import BadConfig
 from ..config.judge import JUDGE_GROUP, JudgeOptions
+from ..config.output import OutputOptions
 from ..config.regions import CONFIRM_GROUP, RegionOptions
 from ..options import MAX_SEED, ConfigTree, build_config, check_ranges, load_options, option, section, to_dict
 from ..paths import check_repo_id, looks_like_path
@@ -22,8 +23,7 @@ GRID_LIMIT = 20_000
 PPO_REWARDS = ("regions", "coverage", "failures")
 # the policy's learning rate when --learning-rate is not given, by --ppo-reward
 DEFAULT_LEARNING_RATE = {"regions": 3e-3, "coverage": 3e-3, "failures": 1e-3}
-_SEARCH, _PPO, _CONFIRM, _OUT = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", CONFIRM_GROUP, \
-    "output"
+_SEARCH, _PPO, _CONFIRM = "exploration", "ppo (trl GRPOTrainer with PPO's clipped surrogate)", CONFIRM_GROUP
 
 
 @dataclass
@@ -145,20 +145,6 @@ class ConfirmOptions:
                                 "clean rate near 0, 12 about 0.75; fewer draws a warning with the power.")
 
 
-@dataclass
-class RunOptions:
-    """Where the run goes, whether it continues one, and who sees it once pushed."""
-
-    output: str | None = option(None, group=_OUT, help="Run directory (default fade-runs/MODEL_NAME).")
-    resume: bool = option(False, group=_OUT, help="Continue the run in --output where it stopped.")
-    push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the finished run as a dataset repo.")
-    private: bool = option(False, group=_OUT, help="Create the pushed dataset repo as private.")
-    public: bool = option(False, group=_OUT, help="Push in public even when the model or the seeds are private or "
-                          "gated on the Hub (such runs are pushed private otherwise).")
-    show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bar.")
-
-
-
 @dataclass(init=False)
 class ExploreConfig(ConfigTree):
     """Settings of one exploration run (``fade-hub explore --help`` shows each with its default): one section per
@@ -174,7 +160,7 @@ class ExploreConfig(ConfigTree):
     ppo: PPOOptions = section(PPOOptions)
     confirm: ConfirmOptions = section(ConfirmOptions)
     regions: RegionOptions = section(RegionOptions)
-    run: RunOptions = section(RunOptions)
+    run: OutputOptions = section(OutputOptions)
 
     def validate(self) -> None:
         """Check ranges and choices; raise BadConfig naming the option."""

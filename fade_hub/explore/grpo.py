@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -47,7 +47,9 @@ from transformers import PrinterCallback, TrainerCallback
 
 from fade_hub.errors import BadConfig
 
-from .config import DEFAULT_LEARNING_RATE
+from fade_hub.options import check_ranges
+
+from .config import PPOOptions
 from .policy import Action, Policy, PolicyConfig
 
 logger = logging.getLogger(__name__)
@@ -55,19 +57,21 @@ logger = logging.getLogger(__name__)
 Evaluate = Callable[[list, list], list[float]]
 
 
+def _search_defaults() -> PPOOptions:
+    """The ``ppo`` options of a GRPO search given none: groups of 8, the ``failures`` reward's learning rate."""
+    return PPOOptions(num_generations=8, ppo_reward="failures")
+
+
 @dataclass
 class GRPOSearchConfig:
-    """Hyper-parameters of the GRPO search (trl ``GRPOConfig`` names where they exist)."""
+    """Hyper-parameters of the GRPO search: the ``ppo`` explorer's options (``PPOOptions``: the learning rate, the
+    group size ``num_generations``, ``num_iterations``, ``clip_epsilon`` (trl's ``epsilon``), ``beta``,
+    ``entropy_coef`` and ``queried_per_group``, asked of the model when a model of the failures scores the rest),
+    and what only the search sets."""
 
-    learning_rate: float = DEFAULT_LEARNING_RATE["failures"]
-    num_generations: int = 8  # completions per prompt: the group of the group-relative advantage
+    ppo: PPOOptions = field(default_factory=_search_defaults)
     prompts_per_step: int = 4  # groups per optimizer step: batch = num_generations * prompts_per_step
-    num_iterations: int = 4  # optimizer steps per generated batch (PPO-style reuse, clipped surrogate)
-    clip_epsilon: float = 0.2  # clipping range of the probability ratio (trl's ``epsilon``)
-    beta: float = 0.0  # KL coefficient to the initial policy (0 = no reference model)
-    entropy_coef: float = 0.05  # weight of the -log pi(a) reward bonus (0 disables)
-    queried_per_group: int | None = None  # completions of each group asked of the model (None: all; needs imagine)
-    temperature: float = 1.0  # sampling temperature
+    temperature: float = 1.0  # the policy's sampling temperature
     # trl's advantage scaling. "none": reward minus group mean, so the objective is exactly E[r] + c·H;
     # "group" divides by the group's std, which blows the entropy bonus up in groups without failures
     scale_rewards: str = "none"
@@ -76,25 +80,21 @@ class GRPOSearchConfig:
     @property
     def batch_size(self) -> int:
         """Completions per generated batch."""
-        return self.num_generations * self.prompts_per_step
+        return self.ppo.num_generations * self.prompts_per_step
 
-    @property
-    def queried(self) -> int:
-        """Completions of each group asked of the model."""
-        return min(self.queried_per_group or self.num_generations, self.num_generations)
+    def queried(self, model_based: bool) -> int:
+        """Completions of each group asked of the model: ``queried_per_group`` when a model of the failures scores
+        the others (``model_based``), else all of them."""
+        groups = self.ppo.num_generations
+        return min(self.ppo.queried_per_group, groups) if model_based else groups
 
     def validate(self) -> None:
-        """Raise BadConfig on out-of-range values."""
-        if self.num_generations < 2:
-            raise BadConfig(f"num_generations must be >= 2 for group-relative advantages, got {self.num_generations}")
-        if self.prompts_per_step < 1 or self.num_iterations < 1:
-            raise BadConfig("prompts_per_step and num_iterations must be >= 1")
-        if self.learning_rate <= 0 or self.temperature <= 0:
-            raise BadConfig("learning_rate and temperature must be > 0")
-        if self.entropy_coef < 0 or self.beta < 0 or self.clip_epsilon <= 0:
-            raise BadConfig("entropy_coef and beta must be >= 0 and clip_epsilon > 0")
-        if self.queried_per_group is not None and self.queried_per_group < 1:
-            raise BadConfig(f"queried_per_group must be >= 1, got {self.queried_per_group}")
+        """Raise BadConfig on out-of-range values (the ``ppo`` options' own ranges, flag named)."""
+        check_ranges(self.ppo)
+        if self.prompts_per_step < 1:
+            raise BadConfig("prompts_per_step must be >= 1")
+        if self.temperature <= 0:
+            raise BadConfig("temperature must be > 0")
         if self.scale_rewards not in ("none", "group", "batch"):
             raise BadConfig(f"scale_rewards must be 'none', 'group' or 'batch', got {self.scale_rewards!r}")
 
@@ -163,17 +163,15 @@ def run_grpo(
 
     ``contexts`` are cycled over the prompts (each must be one of ``policy.contexts``, or None).
     ``progress(n)`` is called after every evaluation with the number of queries it spent. With ``imagine``, only
-    ``config.queried_per_group`` completions of each group are asked of the model (see module doc).
+    ``config.ppo.queried_per_group`` completions of each group are asked of the model (see module doc).
     """
     config.validate()
-    if imagine is None:
-        config = replace(config, queried_per_group=None)
     if not contexts:
         raise BadConfig("run_grpo needs at least one context (use [None] for the no-context prompt)")
     contexts = list(contexts)
     prompt_texts = [policy.prompt(c) for c in contexts]
     spend = _Spender(evaluate, budget_left, progress)
-    batch_cost = config.queried * config.prompts_per_step * _trajectory_cost(policy)
+    batch_cost = config.queried(imagine is not None) * config.prompts_per_step * _trajectory_cost(policy)
     # sequential trajectories may stop early, so their batches may cost less: the callback decides when to stop
     generations = budget_left() // (batch_cost if policy.mode == "single" else config.batch_size)
     # the policy is tiny: one thread is fastest, and several spin-wait badly on a busy machine
@@ -201,18 +199,20 @@ def _train(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    ppo, queried = config.ppo, config.queried(imagine is not None)
+
     def reward(prompts, completions, completion_ids, context_id, **_) -> list[float]:
         actions = [policy.decode(ids) for ids in completion_ids]
         batch_contexts = [contexts[i] for i in context_id]
-        asked = [i for i in range(len(actions)) if i % config.num_generations < config.queried]
+        asked = [i for i in range(len(actions)) if i % ppo.num_generations < queried]
         rewards = np.zeros(len(actions))
         rewards[asked] = spend([actions[i] for i in asked], [batch_contexts[i] for i in asked])
-        rest = [i for i in range(len(actions)) if i % config.num_generations >= config.queried]
+        rest = [i for i in range(len(actions)) if i % ppo.num_generations >= queried]
         if rest:  # scored by the caller's failure model, after the queries above
             rewards[rest] = imagine([actions[i] for i in rest], [batch_contexts[i] for i in rest])
-        if config.entropy_coef > 0:
+        if ppo.entropy_coef > 0:
             log_pi = policy.log_probs(batch_contexts, completion_ids, config.temperature)
-            rewards = rewards - config.entropy_coef * log_pi
+            rewards = rewards - ppo.entropy_coef * log_pi
         return rewards.tolist()
 
     # contexts cycle so that every epoch of the (unshuffled) dataset visits each one prompts_per_step times
@@ -230,15 +230,15 @@ def _train(
         save_strategy="no",
         logging_strategy="no",
         disable_tqdm=True,
-        learning_rate=config.learning_rate,
+        learning_rate=ppo.policy_learning_rate,
         lr_scheduler_type="constant",
         warmup_steps=0,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=1,
-        num_generations=config.num_generations,
-        num_iterations=config.num_iterations,
-        epsilon=config.clip_epsilon,
-        beta=config.beta,
+        num_generations=ppo.num_generations,
+        num_iterations=ppo.num_iterations,
+        epsilon=ppo.clip_epsilon,
+        beta=ppo.beta,
         temperature=config.temperature,
         top_k=0,
         top_p=1.0,
@@ -248,7 +248,7 @@ def _train(
         generation_kwargs=policy.generation_kwargs(),
         shuffle_dataset=False,
         remove_unused_columns=False,
-        max_steps=generations * config.num_iterations,
+        max_steps=generations * ppo.num_iterations,
         dataloader_num_workers=0,
     )
     with warnings.catch_warnings():
@@ -260,7 +260,7 @@ def _train(
             args=args,
             train_dataset=dataset,
             processing_class=policy.tokenizer,
-            callbacks=[_StopWhenBudgetShort(spend.budget_left, batch_cost, config.num_iterations)],
+            callbacks=[_StopWhenBudgetShort(spend.budget_left, batch_cost, ppo.num_iterations)],
         )
         trainer.remove_callback(PrinterCallback)  # disable_tqdm swaps the bar for a printer of the train metrics
         trainer.train()

@@ -64,17 +64,9 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
     policy = build_policy(
         env.space.shape, contexts, Path(folder), mode=env.mode, max_steps=env.max_steps, seed=config.seed
     )
-    search = GRPOSearchConfig(
-        learning_rate=config.ppo.policy_learning_rate,
-        num_generations=config.num_generations,
-        queried_per_group=config.queried_per_group,
-        num_iterations=config.num_iterations,
-        clip_epsilon=config.clip_epsilon,
-        beta=config.beta,
-        entropy_coef=config.entropy_coef,
-    )
-    assigner = SeedAssigner(seeds, conditioned, search.queried if config.ppo_reward == "regions" and env.mode == "single"
-                            else config.num_generations)
+    search = GRPOSearchConfig(ppo=config.ppo)
+    model_based = config.ppo_reward == "regions" and env.mode == "single"
+    assigner = SeedAssigner(seeds, conditioned, search.queried(model_based))
     coverage = CoverageReward(env.space.shape, config.novelty_bonus, config.coverage_power, config.entropy_coef,
                               progress=lambda: querier.spent / querier.budget,
                               contexts=len(contexts) if len(contexts) <= MAX_MODEL_CONTEXTS else 1,
@@ -105,7 +97,6 @@ def run_ppo(querier: Querier, seeds: Sequence[Seed], config: ExploreConfig, fold
         cells = [env.space.action_id(action) for action in actions]
         return regions.imagined(cells, batch_contexts, querier.exhausted())
 
-    model_based = config.ppo_reward == "regions" and env.mode == "single"
     run_grpo(policy, contexts or [None], evaluate, querier.left, search, config.seed, Path(folder) / "trainer",
              imagine=imagine if model_based else None)
     if env.mode != "single":

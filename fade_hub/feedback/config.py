@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config.server import ServeOptions
 from ..errors import BadConfig
-from ..options import base_type, check_ranges, csv_list, option
+from ..options import ConfigTree, base_type, check_ranges, csv_list, option, option_fields, section
 from ..paths import check_folder_target, check_repo_id
 from .identity import Reviewers
 from .records import default_staging_dir
@@ -40,8 +41,9 @@ def _truthy(value: str | None) -> bool:
 
 
 @dataclass
-class AppConfig:
-    """Settings of the feedback app (``fade-hub space serve --help`` shows each with its default)."""
+class ReviewOptions:
+    """The review of a run: the run, where feedback goes, who may review, which variants to show, and the Space it
+    runs on (the help texts are ``space serve``'s; ``space deploy`` and ``space exclude`` give theirs)."""
 
     failures: str = option("", metavar="RUN_DIR|REPO_ID", help="A run directory or the dataset repo it was pushed to.")
     feedback_repo: str | None = option(None, group=_WHERE, metavar="REPO_ID",
@@ -67,18 +69,26 @@ class AppConfig:
     find_adapters: bool = option(True, group="mitigated variants", flag="--no-find-adapters", help=(
         "Do not look for adapters on the Hub whose model card names this run (fade_hub.run_id); they are looked for "
         "only when the run or --feedback-repo is on the Hub."))
-    host: str = option("127.0.0.1", group=_SERVER, help="Interface to listen on (0.0.0.0 for all).")
-    port: int | None = option(None, group=_SERVER, low=1, high=65535,
-                              help="Port (default: gradio's, 7860 or the next free one).")
-    on_space: bool = option(False, cli=False, help="Running on a Hub Space (sign-in with OAuth).")
     space_id: str | None = option(None, cli=False, help="The Space's repo id (SPACE_ID), for its settings link.")
     token: str | None = option(None, cli=False, help="Hub token (HF_TOKEN); None: the stored login.")
+
+
+@dataclass(init=False)
+class AppConfig(ConfigTree):
+    """Settings of the feedback app (``fade-hub space serve --help`` shows each with its default): the review, and
+    where the app listens."""
+
+    review: ReviewOptions = section(ReviewOptions)
+    server: ServeOptions = section(ServeOptions, group=_SERVER, meta={"port": {"low": 1}}, helps={
+        "host": "Interface to listen on (0.0.0.0 for all).", "port": "Port (default: gradio's, 7860 or the next free "
+                                                                       "one)."})
+    on_space: bool = option(False, cli=False, help="Running on a Hub Space (sign-in with OAuth).")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
         """Read the Space variables of ``ENV``, SPACE_ID and HF_TOKEN; BadConfig when FADE_FAILURES is missing."""
         env = os.environ if environ is None else environ
-        fields = {field.name: field for field in dataclasses.fields(cls)}
+        fields = {field.name: field for _, field in option_fields(cls)}
         values: dict[str, Any] = {}
         for name, key in ENV.items():
             text = str(env.get(key) or "").strip()

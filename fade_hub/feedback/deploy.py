@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable
-from ..options import option
+from ..config.output import OutputOptions
+from ..options import ConfigTree, section
 from ..paths import check_repo_id
-from .config import ENV
+from .config import ENV, ReviewOptions
 from .identity import Reviewers
 from .vendor import PACKAGE_DIR, app_modules
 
@@ -31,20 +32,26 @@ SPACE_FILES = ("app.py", "README.md", "requirements.txt")
 OPTIONAL_VARIABLES = ("reviewers", "adapters", "allow_anonymous")  # set when given, removed when not
 
 
-@dataclass
-class DeployConfig:
-    """What ``fade-hub space deploy`` publishes and where (``fade-hub space deploy --help``)."""
+@dataclass(init=False)
+class DeployConfig(ConfigTree):
+    """What ``fade-hub space deploy`` publishes and where (``fade-hub space deploy --help``): the review the Space
+    runs, and whether its repos are private."""
 
-    failures: str = option("", metavar="REPO_ID", help="The pushed run (a dataset repo id).")
-    feedback_repo: str = option("", metavar="REPO_ID", help="Dataset repo feedback is pushed to (created if missing).")
-    space_id: str = option("", metavar="REPO_ID", help="The Space, e.g. user/model-feedback.")
-    private: bool = option(False, help="Create the Space and the feedback repo as private.")
-    reviewers: list[str] = option(csv=True, default_factory=list, metavar="USER,org:ORG,...", help=(
-        "Only these users and members of these organisations may submit (the Space variable FADE_REVIEWERS)."))
-    adapters: list[str] = option(many=True, default_factory=list, metavar="REPO", help=(
-        "Mitigated variants to show beside the base model, in addition to those whose card names the run."))
-    allow_anonymous: bool = option(False, help="Accept feedback without signing in (recorded as 'anonymous').")
-    token: str | None = option(None, cli=False, help="Hub token (default: HF_TOKEN or the stored login).")
+    review: ReviewOptions = section(ReviewOptions, group=None, only=(
+        "failures", "feedback_repo", "space_id", "reviewers", "adapters", "allow_anonymous", "token"), helps={
+        "failures": "The pushed run (a dataset repo id).",
+        "feedback_repo": "Dataset repo feedback is pushed to (created if missing).",
+        "space_id": "The Space, e.g. user/model-feedback.",
+        "reviewers": "Only these users and members of these organisations may submit (the Space variable "
+                     "FADE_REVIEWERS).",
+        "adapters": "Mitigated variants to show beside the base model, in addition to those whose card names the run.",
+        "allow_anonymous": "Accept feedback without signing in (recorded as 'anonymous').",
+        "token": "Hub token (default: HF_TOKEN or the stored login)."},
+        meta={"failures": {"metavar": "REPO_ID"}, "space_id": {"metavar": "REPO_ID", "cli": True},
+              "adapters": {"metavar": "REPO"}})
+    result: OutputOptions = section(OutputOptions, group=None, only=("private",),
+                                    helps={"private": "Create the Space and the feedback repo as private."})
+    flag_order = ("failures", "feedback_repo", "space_id", "private")
 
     def validate(self) -> None:
         """BadConfig naming the missing or contradictory option."""

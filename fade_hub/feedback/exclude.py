@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NETWORK_ERRORS, BadConfig, HubUnreachable
-from ..options import option
+from ..options import ConfigTree, option, section
 from ..paths import check_folder_target
+from .config import ReviewOptions
 from .identity import check_hub_name, local_identity
 from .records import (
     USER,
@@ -27,19 +28,21 @@ from .records import (
 )
 
 
-@dataclass
-class ExcludeConfig:
+@dataclass(init=False)
+class ExcludeConfig(ConfigTree):
     """Whose records to leave out, where the feedback lives, and who decides (``fade-hub space exclude --help``)."""
 
     user: str = option("", cli=False, help="The Hub username whose records to exclude.")
-    feedback_repo: str | None = option(None, metavar="REPO_ID", help="The feedback dataset repo (never created here).")
-    feedback_dir: str | None = option(None, metavar="DIR", help=(
-        "The local feedback folder (with --feedback-repo: where the record waits to be pushed)."))
+    review: ReviewOptions = section(ReviewOptions, group=None, only=("feedback_repo", "feedback_dir", "reviewer", "token"),
+                                    helps={"feedback_repo": "The feedback dataset repo (never created here).",
+                                           "feedback_dir": "The local feedback folder (with --feedback-repo: where the "
+                                                           "record waits to be pushed).",
+                                           "reviewer": "Your name as the operator (default: the user of your Hub "
+                                                       "token).",
+                                           "token": "Hub token (default: HF_TOKEN or the stored login)."})
     note: str = option("", help="Why (kept in the record).")
     undo: bool = option(False, help="Bring the user's records back instead (appends an 'include' record).")
-    reviewer: str | None = option(None, metavar="NAME", help=(
-        "Your name as the operator (default: the user of your Hub token)."))
-    token: str | None = option(None, cli=False, help="Hub token (default: HF_TOKEN or the stored login).")
+    flag_order = ("user", "feedback_repo", "feedback_dir", "note", "undo")
 
     def validate(self) -> None:
         """BadConfig unless a possible user name and a usable destination are given."""

@@ -35,7 +35,7 @@ _MODEL_JUDGE_FOR_IMAGES = "image-classifier"
 def _default_kind(task: str, config: JudgeConfig) -> str:
     """The judge kind for a task when the config names none."""
     spec = get_task(task)
-    if config.llm or config.endpoint or config.provider:
+    if config.llm or config.served.is_remote:
         return "llm"
     if spec.default_judge is not None:
         return spec.default_judge

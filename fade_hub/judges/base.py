@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fade_hub.config.target import RemoteOptions, TargetOptions
 from fade_hub.errors import BadConfig
 from fade_hub.perturb.expect import CLEAN, Expectation, FactorExpectation
 from fade_hub.targets import Prediction, Target
@@ -41,17 +42,14 @@ class JudgeConfig:
     keywords: list[str] = field(default_factory=list)
     regex: str | None = None
     threshold: float | None = None
-    revision: str | None = None
-    trust_remote_code: bool = False
     llm: str | None = None  # LLM judge: a chat model id (local, or the model a provider or endpoint serves)
-    endpoint: str | None = None  # LLM judge served at this URL
-    provider: str | None = None  # LLM judge through this Inference Provider
-    endpoint_token: str | None = field(default=None, repr=False)  # sent to ``endpoint`` only
     rubric: str | None = None  # a built-in rubric name or a YAML file (None: the task's default)
-    device: str | None = None  # where a local LLM judge runs
-    concurrency: int = 8  # an LLM judge served elsewhere: requests in flight, retries, seconds per answer
-    max_retries: int = 5
-    request_timeout: float = 120.0
+    # how a judge model of its own is loaded, as a model under test is: its revision, its device (a local LLM
+    # judge's), whether its own code may run
+    loading: TargetOptions = field(default_factory=TargetOptions)
+    # an LLM judge served elsewhere: its endpoint URL or Inference Provider, the token sent to the endpoint only,
+    # requests in flight, retries and seconds per answer (the options a served model has)
+    served: RemoteOptions = field(default_factory=RemoteOptions)
 
 
 class Judge:

@@ -13,8 +13,8 @@ DEFAULT_THRESHOLD = 0.5
 
 def load_judge_model(config: JudgeConfig, target: Target, task: str) -> Target:
     """The judge model ``config.model_id`` as a ``task`` classifier, on the judged target's device and batch size."""
-    return load_target(config.model_id, task=task, revision=config.revision, device=target.device,
-                       trust_remote_code=config.trust_remote_code, batch_size=target.batch_size)
+    return load_target(config.model_id, task=task, revision=config.loading.revision, device=target.device,
+                       trust_remote_code=config.loading.trust_remote_code, batch_size=target.batch_size)
 
 
 class ClassifierJudge(Judge):

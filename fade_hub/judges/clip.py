@@ -26,7 +26,7 @@ class ClipJudge(Judge):
             )
         from transformers import CLIPModel, CLIPProcessor
 
-        source = resolve_source(config.model_id, config.revision)
+        source = resolve_source(config.model_id, config.loading.revision)
         folder = source.fetch()
         self.model_id, self.commit_sha = source.model_id, source.commit_sha
         self.device, self.batch_size = target.device, target.batch_size

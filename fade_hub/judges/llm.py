@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import BadConfig
@@ -71,19 +71,16 @@ class LLMJudge(Judge):
         return cls(config, target.task)
 
     def __init__(self, config: JudgeConfig, task: str, *, probe: bool = True, cache: VerdictCache | None = None) -> None:
-        if not (config.llm or config.endpoint or config.provider):
+        if not (config.llm or config.served.is_remote):
             raise BadConfig("the LLM judge needs --judge-llm MODEL_ID, --judge-endpoint URL or --judge-provider NAME")
         self.rubric = rubric_for(config, task)
-        if config.endpoint or config.provider:
-            remote = JudgeRemoteConfig(endpoint=config.endpoint, provider=config.provider,
-                                       concurrency=config.concurrency, max_retries=config.max_retries,
-                                       request_timeout=config.request_timeout, generation_route="chat",
-                                       endpoint_token=config.endpoint_token)
+        if config.served.is_remote:
+            remote = JudgeRemoteConfig(**{**asdict(config.served), "generation_route": "chat"})
             self.backend: LocalChatJudge | RemoteChatJudge = RemoteChatJudge(remote, config.llm, probe=probe)
             self.identity = self.backend.identity
         else:
-            self.backend = LocalChatJudge(config.llm, revision=config.revision, device=config.device,
-                                          trust_remote_code=config.trust_remote_code)
+            self.backend = LocalChatJudge(config.llm, revision=config.loading.revision, device=config.loading.device,
+                                          trust_remote_code=config.loading.trust_remote_code)
             self.identity = str(self.backend.model_id)
         self.cache = cache or VerdictCache()
         self.counts: Counter = Counter()

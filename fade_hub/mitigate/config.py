@@ -1,7 +1,9 @@
 """MitigateConfig: every setting of one mitigation; its fields are the YAML keys and the ``mitigate`` flags.
 
-It wraps what peft's ``LoraConfig`` needs (rank, alpha, dropout, target modules) and the training settings,
-in the way trl pairs an ``XConfig`` with an ``XTrainer``.
+A tree of sections: what to fade (``FadeDataOptions``, with the seed inputs' split), what peft's ``LoraConfig``
+needs (``LoraOptions``), the training settings (``TrainingOptions``, with the model's device and code trust), and
+where the adapter goes (``OutputOptions``), in the way trl pairs an ``XConfig`` with an ``XTrainer``; its flags and
+YAML keys stay flat (a YAML file may also give them by section).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadConfig
-from ..options import MAX_SEED, build_config, check_ranges, option, to_dict
+from ..config.output import OutputOptions, SourceOptions
+from ..config.seeds import SeedOptions
+from ..config.target import TargetOptions
+from ..options import MAX_SEED, ConfigTree, build_config, check_ranges, option, section, to_dict
 from ..paths import check_folder_target, check_repo_id, looks_like_path
 
 _DATA, _LORA, _TRAIN, _OUT = "what to fade", "LoRA (peft)", "training", "output"
@@ -22,10 +27,9 @@ MAX_STEPS, MAX_BATCH, MAX_RANK, MAX_SAMPLES = 1_000_000, 65_536, 4_096, 1_024
 
 
 @dataclass
-class MitigateConfig:
-    """Settings of one mitigation (``fade-hub mitigate --help`` shows each with its default)."""
+class FadeDataOptions:
+    """What to fade and what to measure the adapter on: the feedback, the modes, the training and evaluation seeds."""
 
-    run: str = option("", help="The run to mitigate: a run directory or the dataset repo it was pushed to.", cli=False)
     feedback: list[str] = option(group=_DATA, csv=True, default_factory=list, metavar="DIR|REPO[,...]",
                                  help="Feedback folders or dataset repos (comma-separated); runs of the same base "
                                       "model's lineage are read together.")
@@ -36,7 +40,6 @@ class MitigateConfig:
                                          "besides the run's exploration seeds.")
     eval_seeds: str | None = option(None, group=_DATA, metavar="SRC", help="Seeds to measure the shift on (never "
                                     "trained on). Default: the run's held-out seeds that confirmation did not use.")
-    split: str = option("train", group=_DATA, help="Dataset split of --train-seeds and --eval-seeds.")
     num_eval_seeds: int | None = option(None, group=_DATA, low=1, help="Use at most this many evaluation seeds.")
     collateral_share: float = option(0.3, group=_DATA, low=0.0, low_open=True, high=1.0, high_open=True,
                                      help="Share of the untargeted cells held out of training (at least 20 cells "
@@ -44,11 +47,23 @@ class MitigateConfig:
                                           "measured there, as collateral on unseen perturbations.")
     eval_cells: int = option(20_000, group=_DATA, low=1, help="Evaluation queries per model before the untargeted "
                              "cells are sampled instead of gridded.")
+
+
+@dataclass
+class LoraOptions:
+    """The adapter peft's ``LoraConfig`` is given: rank, alpha, dropout, target modules."""
+
     rank: int = option(8, group=_LORA, low=1, high=MAX_RANK, help="LoRA rank r.")
     alpha: float | None = option(None, group=_LORA, low=0.0, low_open=True, help="LoRA alpha (default 2 x rank).")
     dropout: float = option(0.0, group=_LORA, low=0.0, high=1.0, high_open=True, help="LoRA dropout.")
     target_modules: list[str] = option(group=_LORA, csv=True, default_factory=list, metavar="NAME[,...]",
                                        help="Module names to adapt (default: chosen per architecture).")
+
+
+@dataclass
+class TrainingOptions:
+    """How the adapter is trained: the objective, the steps, the batches, the learning rate, the mix, the processes."""
+
     objective: str = option("auto", group=_TRAIN, choices=OBJECTIVES,
                             help="Text generation: dpo, kto or sft (auto: the measured default).")
     samples: int = option(8, group=_TRAIN, low=1, high=MAX_SAMPLES, help="Text generation: answers sampled per "
@@ -66,18 +81,38 @@ class MitigateConfig:
                         "0.5).")
     seed: int = option(0, group=_TRAIN, low=0, high=MAX_SEED, flag="--random-seed", renamed_from=("--seed",),
                        help="Random seed: the same seed gives the same adapter on CPU.")
-    device: str | None = option(None, group=_TRAIN, help="cpu, cuda, cuda:1 or mps (default: picked by accelerate).")
     num_processes: int = option(1, group=_TRAIN, low=1, help="Train on this many processes or GPUs (relaunches "
                                 "itself with `accelerate launch`; only the main process writes and pushes).")
-    trust_remote_code: bool = option(False, group=_TRAIN, help="Allow the model's own Python code to run.")
-    output: str = option("", group=_OUT, help="Folder of the adapter (a Hub model repo on disk).")
-    push_to_hub: str | None = option(None, group=_OUT, metavar="REPO_ID", help="Push the adapter as a model repo.")
+
+
+@dataclass(init=False)
+class MitigateConfig(ConfigTree):
+    """Settings of one mitigation (``fade-hub mitigate --help`` shows each with its default): what to fade, the
+    adapter, its training, and where it goes; each option is also read, set and given by its flat name."""
+
+    source: SourceOptions = section(SourceOptions, helps={
+        "run": "The run to mitigate: a run directory or the dataset repo it was pushed to."})
+    data: FadeDataOptions = section(FadeDataOptions)
+    inputs: SeedOptions = section(SeedOptions, only=("split",), group=_DATA,
+                                  helps={"split": "Dataset split of --train-seeds and --eval-seeds."})
+    lora: LoraOptions = section(LoraOptions)
+    training: TrainingOptions = section(TrainingOptions)
+    target: TargetOptions = section(TargetOptions, only=("device", "trust_remote_code"), group=_TRAIN, helps={
+        "device": "cpu, cuda, cuda:1 or mps (default: picked by accelerate).",
+        "trust_remote_code": "Allow the model's own Python code to run."})
+    result: OutputOptions = section(OutputOptions, only=("output", "push_to_hub", "private", "show_progress"), helps={
+        "output": "Folder of the adapter (a Hub model repo on disk).",
+        "push_to_hub": "Push the adapter as a model repo.",
+        "private": "Create the pushed repo as private.",
+        "show_progress": "Hide the progress bars."}, output="")
     recheck: bool = option(False, group=_OUT, help="After training, explore the variant afresh (the run's space, "
                            "judge, algorithm and budget, a new random seed, the evaluation seeds) into OUTPUT-recheck "
                            "and compare it with the run: its fixed, persisting and new regions go into fade_eval.json "
                            "and the card (with --push-to-hub, the run is pushed as REPO_ID-failures).")
-    private: bool = option(False, group=_OUT, help="Create the pushed repo as private.")
-    show_progress: bool = option(True, group=_OUT, flag="--no-progress", help="Hide the progress bars.")
+    flag_order = ("feedback", "modes", "train_seeds", "eval_seeds", "split", "num_eval_seeds", "collateral_share",
+                  "eval_cells", "rank", "alpha", "dropout", "target_modules", "objective", "samples", "steps", "epochs",
+                  "batch_size", "learning_rate", "mix", "seed", "device", "num_processes", "trust_remote_code",
+                  "output", "push_to_hub", "recheck", "private", "show_progress")
 
     def validate(self) -> None:
         """Check what can be checked before anything is loaded; BadConfig names the option."""
@@ -119,7 +154,7 @@ class MitigateConfig:
         return build_config(cls, args, args.config)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the settings."""
+        """The settings as a tree: the run and one dict per section."""
         return to_dict(self)
 
     @property
