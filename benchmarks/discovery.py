@@ -55,8 +55,8 @@ logger = logging.getLogger("discovery")
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results"
 # the model batch of a ground-truth grid run (every cell on every seed, thousands of queries): per-batch overhead
-# dominates at 32 on CPU; at 256 the quick grids took 92 s instead of 236 s (shapes-hard) and 55 s instead of 81 s
-# (text), their ground-truth JSON byte-identical
+# grows with the machine's load at 32 on CPU; the quick shapes-hard grid took 92 s at 256 against 236 s at 32 at
+# load 9, 40 s against 44 s at load 3 (text: 55 s against 81 s at load 9); the ground-truth JSON is byte-identical
 GRID_BATCH_SIZE = 256
 ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "covering", paper_dqn.NAME)
 
