@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .landscape import factor_levels
-from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure
+from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure, wrap_text
 from .region_changes import Comparison
-from .region_plots import outline_cells, pooled_counts
+from .region_plots import SUPTITLE_CHARS, outline_cells, pooled_counts
 from .run import Run
 
 A_COLOUR, B_COLOUR = "#1f4e9c", "#e76f51"
@@ -46,7 +46,7 @@ def change_png(comparison: Comparison, path: Path) -> Path:
         frame = cells.rename(columns={f"{prefix}_failures": "failures", f"{prefix}_seeds": "seeds"})
         k, n = pooled_counts(frame, rows, cols, levels)
         panels.append((k, n, np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)))
-    fig = Figure(figsize=(WIDTH_IN * 1.5, 3.8), layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN * 1.5, 3.8))
     axes = fig.subplots(1, 3)
     change = panels[1][2] - panels[0][2]
     titles = ("A: failure rate of seeds", "B: failure rate of seeds", "change, B - A")
@@ -57,7 +57,7 @@ def change_png(comparison: Comparison, path: Path) -> Path:
         for i, j in itertools.product(range(values.shape[0]), range(values.shape[1])):
             if np.isfinite(values[i, j]):
                 ax.text(j, i, f"{values[i, j]:+.2f}" if low < 0 else f"{values[i, j]:.2f}", ha="center", va="center",
-                        fontsize=8, color="white" if abs(values[i, j]) > 0.6 else "black")
+                        fontsize=8, color="white" if abs(values[i, j]) > 0.6 else "black", in_layout=False)
         for region in comparison.regions:
             run = comparison.a if region.side == "a" else comparison.b
             admitted = _admitted(run, region.region_id, names, levels)
@@ -73,7 +73,7 @@ def change_png(comparison: Comparison, path: Path) -> Path:
         ax.set_title(title, fontsize=10)
         fig.colorbar(image, ax=ax, shrink=0.8)
     pooled = [name for name in names if name not in factors]
-    fig.suptitle(plot_text(f"A = run {comparison.a.run_id} (regions solid), B = run {comparison.b.run_id} (regions "
-                           f"dashed)" + (f"; {', '.join(pooled)} pooled" if pooled else "")), parse_math=False,
-                 fontsize=11)
-    return save_figure(fig, path)
+    fig.suptitle(wrap_text(plot_text(f"A = run {comparison.a.run_id} (regions solid), B = run {comparison.b.run_id} "
+                                     f"(regions dashed)" + (f"; {', '.join(pooled)} pooled" if pooled else "")),
+                           int(1.5 * SUPTITLE_CHARS), 3), parse_math=False, fontsize=11)
+    return save_figure(fig, path, fit=True)

@@ -26,7 +26,9 @@ from .cache import keep_library_caches_in_root
 keep_library_caches_in_root()  # before matplotlib reads its config folder: no writes under HOME when isolated
 
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import TightLayoutEngine
 from matplotlib.patches import Rectangle
 
 from .landscape import factor_levels, marginal_effects, pair_table, seed_counts, wilson_intervals
@@ -67,15 +69,22 @@ def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any
     return fig, fig.subplots(1, ncols)
 
 
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Save a figure as PNG (white background, tight box), creating its folder."""
+def save_figure(fig: Figure, path: Path, *, fit: bool = False) -> Path:
+    """Save a figure as PNG (white background), creating its folder. ``fit``: its margins are fitted to its labels
+    once and it is drawn once, at its own size; else it is cropped to what it draws (which draws it twice)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    if not fit:
+        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+        return path
+    FigureCanvasAgg(fig)  # measured with the renderer that draws it
+    TightLayoutEngine(pad=0.8, w_pad=0.4).execute(fig)
+    fig.savefig(path, dpi=DPI, facecolor="white")
     return path
 
 
 MAX_ANNOTATED_CELLS = 150
+TITLE_CHARS = 95  # characters of a 12 pt title line that fit across a heatmap's axes
 
 
 def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[str, str], path: Path) -> Path:
@@ -86,23 +95,26 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     cmap = colormaps[CMAP].with_extremes(bad=UNVISITED)
 
     height = max(4.0, min(9.0, 1.8 + 0.6 * len(rows)))
-    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN, height))
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     fontsize = 10 if len(cols) <= 6 else 8
     # past about 12 x 12 cells, per-cell labels and hatches are unreadable and slow to draw: colour only
     annotate = len(rows) * len(cols) <= MAX_ANNOTATED_CELLS
+    visited = counts.to_numpy()[counts.to_numpy() > 0]
+    same_n = len(visited) > 0 and bool((visited == visited[0]).all())  # then n is said once, in the title
     for i, j in itertools.product(range(len(rows)), range(len(cols))):
         if not annotate:
             break
         n = int(counts.iat[i, j])
         if n == 0:
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#9e9e9e", linewidth=0))
-            ax.text(j, i, "not\nvisited", ha="center", va="center", fontsize=fontsize - 2, color="#555555")
+            ax.text(j, i, "not\nvisited", ha="center", va="center", fontsize=fontsize - 2, color="#555555",
+                    in_layout=False)
             continue
         rate = float(rates.iat[i, j])
-        ax.text(j, i, f"{rate:.2f}\nn={n}", ha="center", va="center", fontsize=fontsize,
-                color="white" if rate > 0.6 else "black")
+        ax.text(j, i, f"{rate:.2f}" if same_n else f"{rate:.2f}\nn={n}", ha="center", va="center",
+                fontsize=fontsize, color="white" if rate > 0.6 else "black", in_layout=False)
     cols, rows = [plot_text(col) for col in cols], [plot_text(row) for row in rows]
     ax.set_xticks(range(len(cols)), cols, parse_math=False)
     if _too_long(cols, room=90):
@@ -112,10 +124,11 @@ def heatmap_png(queries: pd.DataFrame | list[dict], space: Any, factors: tuple[s
     ax.set_xlabel(x_name, parse_math=False)
     ax.set_ylabel(y_name, parse_math=False)
     total = int(counts.to_numpy().sum())
-    ax.set_title(f"Failure rate by {y_name} × {x_name}  ({total} (cell, seed) pairs, other factors pooled)",
-                 parse_math=False)
+    per_cell = f", n={int(visited[0])} per cell" if same_n and annotate else ""
+    title = f"Failure rate by {y_name} × {x_name}\n({total} (cell, seed) pairs{per_cell}, other factors pooled)"
+    ax.set_title(wrap_text(title, TITLE_CHARS, 4), parse_math=False)  # wrapped: the figure keeps its width
     fig.colorbar(image, ax=ax, label="failure rate")
-    return save_figure(fig, path)
+    return save_figure(fig, path, fit=True)
 
 
 def _too_long(labels: list[str], room: int) -> bool:
@@ -146,7 +159,7 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
     most_levels = max(len(table) for table in effects.values())
     ncols = min(len(effects), 3 if most_levels <= 4 else 2 if most_levels <= 8 else 1)
     nrows = math.ceil(len(effects) / ncols)
-    fig = Figure(figsize=(WIDTH_IN, 3.0 * nrows + 0.4), layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN, 3.0 * nrows + 0.4))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     cmap = colormaps[CMAP]
     for ax, (name, table) in zip(axes.flat, effects.items()):
@@ -159,7 +172,8 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
                edgecolor="#444444", linewidth=0.5)
         ax.errorbar(x[visited], rate[visited], yerr=err[:, visited], fmt="none", ecolor="black", capsize=3, linewidth=1)
         for i in x[~visited]:
-            ax.text(i, 0.03, "not visited", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555")
+            ax.text(i, 0.03, "not visited", rotation=90, ha="center", va="bottom", fontsize=8, color="#555555",
+                    in_layout=False)
         levels = [plot_text(level) for level in table["level"]]
         tilt = _too_long(levels, room=int(110 / ncols))
         labels = [f"{level} (n={n})" if tilt else f"{level}\nn={n}" for level, n in zip(levels, table["seeds"])]
@@ -174,7 +188,7 @@ def marginals_png(queries: pd.DataFrame | list[dict], space: Any, path: Path) ->
     for ax in list(axes.flat)[len(effects):]:
         ax.set_visible(False)
     fig.suptitle("Failure rate of seeds by factor level (95% Wilson intervals, other factors pooled)")
-    return save_figure(fig, path)
+    return save_figure(fig, path, fit=True)
 
 
 def _pool_to(landscape: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -270,7 +284,7 @@ def landscape_figure(landscape: pd.DataFrame, space: Any) -> "go.Figure":
     return fig
 
 
-def _wrap(text: str, width: int, max_lines: int) -> str:
+def wrap_text(text: str, width: int, max_lines: int) -> str:
     """Wrap each line of ``text`` to ``width`` characters, keeping at most ``max_lines`` lines."""
     lines = [wrapped for line in str(text).splitlines() for wrapped in textwrap.wrap(" ".join(line.split()), width=width)]
     lines = lines or [""]
@@ -293,7 +307,7 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
     cell_w = WIDTH_IN / ncols
     has_text = any("image" not in example for example in examples)
     cell_h = (max(cell_w, 2.6) if has_text else cell_w) + 0.5
-    fig = Figure(figsize=(WIDTH_IN, cell_h * nrows + (0.4 if title else 0.0)), layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN, cell_h * nrows + (0.4 if title else 0.0)))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     caption_chars = max(10, int(0.9 * cell_w * 72 / (9 * 0.52)))
     text_chars = max(10, int(0.85 * cell_w * 72 / (8 * 0.6)))
@@ -305,11 +319,11 @@ def examples_grid_png(examples: list[dict], path: Path, title: str | None = None
         else:
             ax.set_facecolor("#f6f6f6")
             text = plot_text(example.get("text", ""), "monospace")
-            ax.text(0.04, 0.96, _wrap(text, text_chars, 14), ha="left", va="top", fontsize=8,
-                    family="monospace", parse_math=False, transform=ax.transAxes, clip_on=True)
-        ax.set_title(_wrap(plot_text(example.get("caption", "")), caption_chars, 3), fontsize=9, parse_math=False)
+            ax.text(0.04, 0.96, wrap_text(text, text_chars, 14), ha="left", va="top", fontsize=8,
+                    family="monospace", parse_math=False, transform=ax.transAxes, clip_on=True, in_layout=False)
+        ax.set_title(wrap_text(plot_text(example.get("caption", "")), caption_chars, 3), fontsize=9, parse_math=False)
     for ax in list(axes.flat)[len(examples):]:
         ax.set_visible(False)
     if title:
         fig.suptitle(plot_text(title), parse_math=False)
-    return save_figure(fig, path)
+    return save_figure(fig, path, fit=True)

@@ -18,9 +18,11 @@ import pandas as pd
 
 from .characterize import Characterization
 from .landscape import factor_levels
-from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure
+from .plots import CMAP, UNVISITED, WIDTH_IN, Figure, colormaps, plot_text, save_figure, wrap_text
 from .regions import Region
 from .stats import wilson_intervals
+
+SUPTITLE_CHARS = 110  # characters of an 11 pt line across the figure
 
 
 def shown_factors(region: Region, names: list[str]) -> list[str]:
@@ -65,7 +67,7 @@ def region_png(landscape: pd.DataFrame, row: Any, found: Characterization, path:
     levels = factor_levels(space)
     names = list(levels)
     factors = shown_factors(region, names)
-    fig = Figure(figsize=(WIDTH_IN, 3.6), layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN, 3.6))
     heat_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
 
     rows, cols = factors[0], factors[1] if len(factors) > 1 else None
@@ -76,7 +78,7 @@ def region_png(landscape: pd.DataFrame, row: Any, found: Characterization, path:
         if n[i, j]:
             rate = float(rates[i, j])
             heat_ax.text(j, i, f"{rate:.2f}\nn={int(n[i, j])}", ha="center", va="center", fontsize=8,
-                         color="white" if rate > 0.6 else "black")
+                         color="white" if rate > 0.6 else "black", in_layout=False)
     admitted = {name: set(range(len(levels[name]))) if lv is None else set(lv) for name, lv in zip(names, region.levels)}
     outline_cells(heat_ax, admitted[rows], admitted[cols] if cols else {0}, n.shape)
     heat_ax.set_yticks(range(len(levels[rows])), [plot_text(v) for v in levels[rows]], parse_math=False)
@@ -108,5 +110,6 @@ def region_png(landscape: pd.DataFrame, row: Any, found: Characterization, path:
     bar_ax.set_ylim(0, 1.05)
     bar_ax.set_ylabel("failure rate in the region")
     bar_ax.set_title("by seed class (exploration)", fontsize=10)
-    fig.suptitle(plot_text(f"Region {int(row.rank)}: {row.description}"), parse_math=False, fontsize=11)
-    return save_figure(fig, path)
+    fig.suptitle(wrap_text(plot_text(f"Region {int(row.rank)}: {row.description}"), SUPTITLE_CHARS, 3),
+                 parse_math=False, fontsize=11)  # wrapped: the figure keeps its width
+    return save_figure(fig, path, fit=True)
