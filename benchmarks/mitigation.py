@@ -23,8 +23,8 @@ on, compared by content; at least 400 of them for the classifiers, so that one p
 measurable; for text-to-image every one of the fixture's 224 prompt templates that is neither explored nor trained
 on, up to half as many as the seeds (200 at ``--eval-seeds 420``), each at the three targeted and the six clean
 cells, so that 2 points of the clean pass rate are; for the chat fixture the 71 prompts of its 150 that are neither
-explored nor trained on: rows measured before fade-hub compared seeds by content held repeated prompts, some of them trained on)
-over the targeted regions, the clean inputs, the collateral cells and the untargeted cells trained on. Printed with
+explored nor trained on: rows measured before fade-hub compared seeds by content held repeated prompts, some of them
+trained on) over the targeted regions, the clean inputs, the collateral cells and the untargeted cells trained on. Printed with
 their 95 % intervals, and written to ``benchmarks/results/mitigation.json`` after each fixture (the rows of fixtures
 not run this time are kept, each row with its settings). Targets, read from interval bounds (issue 22): for the
 classifiers, targeted failures down >= 90 % with the interval's lower bound >= 80 %, the upper bound of the clean
