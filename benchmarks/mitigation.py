@@ -26,9 +26,9 @@ cells, so that 2 points of the clean pass rate are; for the chat fixture the 71 
 explored nor trained on: rows measured before fade-hub compared seeds by content held repeated prompts, some of them
 trained on) over the targeted regions, the clean inputs, the collateral cells and the untargeted cells trained on.
 Printed with their 95 % intervals, and written to ``benchmarks/results/mitigation.json`` after each fixture (the
-rows of fixtures not run this time are kept, each row with its settings). Targets, read from interval bounds (issue 22): for the
-classifiers, targeted failures down >= 90 % with the interval's lower bound >= 80 %, the upper bound of the clean
-accuracy loss <= 1 point and of the collateral rise on unseen perturbations <= 2 points; for the generative
+rows of fixtures not run this time are kept, each row with its settings). Targets, read from interval bounds (issue
+22): for the classifiers, targeted failures down >= 90 % with the interval's lower bound >= 80 %, the upper bound of
+the clean accuracy loss <= 1 point and of the collateral rise on unseen perturbations <= 2 points; for the generative
 fixtures, the drop's lower bound >= 70 % and the upper bounds of the clean quality loss (the pass rate on clean
 prompts; ROUGE-L on clean articles) and of the collateral rise <= 2 points.
 
