@@ -20,14 +20,15 @@ figure with a 95 % interval from a paired bootstrap over seeds. Five fixtures:
 
 For each, the base and the mitigated model answer the same held-out seeds (never explored, confirmed or trained
 on, compared by content; at least 400 of them for the classifiers, so that one point of clean accuracy is
-measurable; for text-to-image a quarter as many generated prompt templates, each at the six clean cells, so that 2
-points of the clean pass rate are; for the chat fixture the 71 prompts of its 150 that are neither explored nor
-trained on: rows measured before fade-hub compared seeds by content held repeated prompts, some of them trained on)
-over the targeted regions, the clean inputs, the collateral cells and the untargeted cells trained on. Printed with
-their 95 % intervals, and written to ``benchmarks/results/mitigation.json`` after each fixture (the rows of fixtures
-not run this time are kept, each row with its settings). Targets, read from interval bounds (issue 22): for the
-classifiers, targeted failures down >= 90 % with the interval's lower bound >= 80 %, the upper bound of the clean
-accuracy loss <= 1 point and of the collateral rise on unseen perturbations <= 2 points; for the generative
+measurable; for text-to-image every one of the fixture's 224 prompt templates that is neither explored nor trained
+on, up to half as many as the seeds (200 at ``--eval-seeds 420``), each at the three targeted and the six clean
+cells, so that 2 points of the clean pass rate are; for the chat fixture the 71 prompts of its 150 that are neither
+explored nor trained on: rows measured before fade-hub compared seeds by content held repeated prompts, some of them
+trained on) over the targeted regions, the clean inputs, the collateral cells and the untargeted cells trained on.
+Printed with their 95 % intervals, and written to ``benchmarks/results/mitigation.json`` after each fixture (the
+rows of fixtures not run this time are kept, each row with its settings). Targets, read from interval bounds (issue
+22): for the classifiers, targeted failures down >= 90 % with the interval's lower bound >= 80 %, the upper bound of
+the clean accuracy loss <= 1 point and of the collateral rise on unseen perturbations <= 2 points; for the generative
 fixtures, the drop's lower bound >= 70 % and the upper bounds of the clean quality loss (the pass rate on clean
 prompts; ROUGE-L on clean articles) and of the collateral rise <= 2 points.
 
@@ -51,6 +52,7 @@ import yaml
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mitigation.json"
 GENERATION_HELD_OUT = 71  # distinct prompts of the chat fixture that its run neither explores nor trains on
+DRAWING_TRAINED = 24  # prompt templates of the drawing fixture explored (16) or added for training (8)
 TEXT_SPACE = {"modality": "text", "factors": [
     {"name": "typos", "op": "typos", "levels": [0, 0.05, 0.1]},
     {"name": "case", "op": "case", "levels": ["none", "upper", "toggle"]},
@@ -192,7 +194,8 @@ def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
 
     model = train_drawing_pipeline(work / "drawing-model", steps=150 if quick else 500)
     judge = shipped_model_dir()
-    pool, held_out = templates(seed=11), max(eval_seeds // 4, 2)
+    pool = templates(seed=11)  # 16 explored, 8 more trained on, the rest held out
+    held_out = pool[DRAWING_TRAINED:][: max(eval_seeds // 2, 2)]
     space = work / "drawing-space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
     run = explore(ExploreConfig(model=str(model), seeds=str(write_prompt_seeds(work / "drawing-seeds.jsonl", pool[:16])),
@@ -201,8 +204,8 @@ def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
     result = mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(_review(run, work / "drawing-feedback"))],
         output=str(work / "drawing-adapter"), steps=20 if quick else 150, batch_size=16, learning_rate=2.5e-4,
-        train_seeds=[str(write_prompt_seeds(work / "drawing-train.jsonl", pool[16:24]))],
-        eval_seeds=str(write_prompt_seeds(work / "drawing-eval.jsonl", pool[24 : 24 + held_out])), show_progress=False,
+        train_seeds=[str(write_prompt_seeds(work / "drawing-train.jsonl", pool[16:DRAWING_TRAINED]))],
+        eval_seeds=str(write_prompt_seeds(work / "drawing-eval.jsonl", held_out)), show_progress=False,
     ))
     return result.figures
 
