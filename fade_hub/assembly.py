@@ -137,13 +137,18 @@ def judge_settings(options: JudgeOptions, remote: RemoteOptions, target: TargetO
     )
 
 
-def quiet_library_bars() -> None:
-    """Hide transformers' and datasets' per-file progress bars; the run shows its own."""
+def quiet_library_bars(show_progress: bool = True) -> None:
+    """Hide transformers' and datasets' per-file progress bars (the run shows its own), and huggingface_hub's
+    download and upload bars too unless ``show_progress``."""
     import datasets
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
+    if not show_progress:
+        disable_progress_bars()
+
 
 def recorded_config(run: Run) -> ExploreConfig:
     """The exploration settings a run recorded, as a tree or flat (runs written before the tree); options a newer

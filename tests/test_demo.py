@@ -43,6 +43,8 @@ def _demo(tmp_path, name: str, *flags: str, threads: int | None = None) -> str:
         env=_user_env(tmp_path, threads), cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # with --no-progress, stderr holds fade-hub's own warnings only: no library notice, no progress bar
+    assert all(line.startswith("WARNING fade_hub.") for line in done.stderr.splitlines() if line.strip()), done.stderr
     return done.stdout
 
 

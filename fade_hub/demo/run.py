@@ -12,15 +12,19 @@ variant, and the variant is loaded back with stock peft to check that it gives t
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache import cache_root, note_legacy_roots
-from ..errors import BadConfig
 from ..config.output import OutputOptions
+from ..errors import BadConfig
 from ..explore.config import SearchOptions
+from ..notices import library_notices_hidden
 from ..options import ConfigTree, check_ranges, option, section
 
 DEMO_SPACE = "demo-shapes"
@@ -127,6 +131,7 @@ def _clear_previous_demo(output: Path, model_repo: str) -> None:
 def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
     from huggingface_hub import HfApi, constants
 
+    from ..assembly import quiet_library_bars
     from ..explore.config import ExploreConfig
     from ..explore.runner import explore
     from ..hub import push_run
@@ -140,7 +145,9 @@ def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
     model_repo = f"{namespace}/fade-hub-demo-shapes"
     dataset_repo = f"{namespace}/fade-hub-demo-shapes-failures"
     api.create_repo(model_repo, exist_ok=True)
-    api.upload_folder(repo_id=model_repo, folder_path=model_dir, commit_message="fade-hub demo: shapes classifier")
+    quiet_library_bars(config.show_progress)
+    with _hub_warnings_hidden():  # an earlier demo's upload makes this one a no-op, which huggingface_hub warns of
+        api.upload_folder(repo_id=model_repo, folder_path=model_dir, commit_message="fade-hub demo: shapes classifier")
     _clear_previous_demo(Path(config.output), model_repo)
     run = explore(
         ExploreConfig(
@@ -154,6 +161,18 @@ def _explore_and_push(config: DemoConfig, cache: Path, hub) -> DemoResult:
         run_dir=run.path, model_repo=model_repo, dataset_repo=dataset_repo, dataset_url=url,
         endpoint=constants.ENDPOINT, hub_root=hub.root if hub is not None else None, meta=run.meta,
     )
+
+
+@contextmanager
+def _hub_warnings_hidden() -> Iterator[None]:
+    """Keep huggingface_hub's warnings (e.g. "No files have been modified since last commit") out of the block."""
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
 
 
 def _review_and_mitigate(config: DemoConfig, cache: Path, result: DemoResult) -> DemoResult:
@@ -202,7 +221,8 @@ def reload_with_peft(model_repo: str, adapter_repo: str) -> tuple[int, int]:
 
     examples = pd.read_parquet(hf_hub_download(adapter_repo, "eval/examples.parquet"))
     images = [Image.open(io.BytesIO(cell["bytes"])).convert("RGB") for cell in examples["image"]]
-    model = PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained(model_repo), adapter_repo)
+    with library_notices_hidden():  # peft reads transformers' deprecated `is_gradient_checkpointing`
+        model = PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained(model_repo), adapter_repo)
     processor = AutoImageProcessor.from_pretrained(model_repo)
     with torch.inference_mode():
         labels = model.eval()(**processor(images=images, return_tensors="pt")).logits.argmax(-1).tolist()

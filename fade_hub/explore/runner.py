@@ -136,7 +136,7 @@ def explore(config: ExploreConfig) -> Run:
     try:
         if config.resume:
             store.hold()
-        quiet_library_bars()
+        quiet_library_bars(config.show_progress)
         target, space, seeds = load_parts(config)
         try:
             return explore_loaded(config, store, target, space, seeds, started)

@@ -219,11 +219,7 @@ def mitigate(config: MitigateConfig) -> Mitigation:
     cells."""
     config.validate()
     started = time.perf_counter()
-    quiet_library_bars()  # loading and writing bars of transformers and datasets: mitigate shows its own
-    if not config.show_progress:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()  # the upload's bars too
+    quiet_library_bars(config.show_progress)  # mitigate shows its own bars; the Hub's too unless --no-progress
     main = PartialState().is_main_process  # under `accelerate launch`, the other processes only train
     with OutputClaim(config.output_dir, "mitigate") if main else nullcontext() as claim:
         if main:
