@@ -7,6 +7,7 @@ huggingface_hub and datasets read ``HF_ENDPOINT`` and ``HF_HUB_DISABLE_XET`` at 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import uuid
@@ -53,6 +54,11 @@ TEST_ENV = {
     "OMP_NUM_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
+# A suite started in the background by a non-interactive shell (`cmd &`, as some CI runners do) inherits SIGINT
+# ignored (POSIX), and so would every CLI it starts: Ctrl-C could reach no process as it reaches a user's in a
+# terminal. The Ctrl-C tests need what a user has, Python's own handler (its children then start with the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # the library cache folders set above; a test of what a user's process writes under HOME unsets them, as a user has none
 LIBRARY_DIRS = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_HOME", "HF_DATASETS_CACHE")
 
