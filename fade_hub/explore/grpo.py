@@ -46,7 +46,6 @@ import torch
 from transformers import PrinterCallback, TrainerCallback
 
 from fade_hub.errors import BadConfig
-
 from fade_hub.options import check_ranges
 
 from .config import PPOOptions
