@@ -11,13 +11,15 @@ from typing import NoReturn, Sequence
 
 from . import __version__
 from .errors import EXIT_USER_ERROR, FadeHubError
+from .interrupts import import_torch_whole
 from .redact import RedactUrls
 
 # what Ctrl-C prints; a command whose interruption leaves something else sets ``interrupted`` on its parser
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
 NOTHING_STARTED = "interrupted before the command started: nothing was written."
 
-# Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser.
+# Each command module exposes ``register(subparsers)``; it sets ``func`` on its parser, and ``loads_models=False``
+# where the command never imports the model stack (torch is then not imported before it runs).
 COMMAND_MODULES = ("explore", "rejudge", "report", "compare", "check", "push", "mitigate", "pull", "demo", "space",
                    "localhub")
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="Show full tracebacks and debug logs instead of one-line errors."
     )
+    parser.set_defaults(loads_models=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from importlib import import_module
 
@@ -89,6 +92,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    try:  # torch imported whole first: a Ctrl-C during its native start-up would abort the process
+        if args.loads_models:
+            import_torch_whole()
+    except KeyboardInterrupt:
+        print(NOTHING_STARTED, file=sys.stderr)
+        return 130
     try:
         return int(args.func(args) or 0)
     except FadeHubError as err:

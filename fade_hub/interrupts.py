@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,3 +59,13 @@ def interrupt_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if arrived:
         raise KeyboardInterrupt
+
+
+def import_torch_whole() -> None:
+    """Import torch with Ctrl-C held until its native start-up is done, then raise it: a ``KeyboardInterrupt``
+    raised inside that start-up cannot pass through pybind11's C++ frames and aborts the process (SIGABRT, a C++
+    message on stderr) instead of stopping it."""
+    if "torch" in sys.modules:
+        return
+    with interrupt_deferred():
+        import torch  # noqa: F401

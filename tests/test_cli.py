@@ -268,3 +268,24 @@ def test_a_ctrl_c_while_the_program_shuts_down_is_ignored(tmp_path):
     done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "demo-shapes" in done.stdout
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
+def test_a_ctrl_c_during_torchs_start_up_waits_for_it_and_then_stops_in_one_line(tmp_path):
+    """Ctrl-C lands while torch's native start-up imports ``torch.cuda`` (from inside C++: a KeyboardInterrupt
+    raised there can abort the process with a C++ message, as a CI run's ``pull`` did): the CLI finishes importing
+    torch, then stops with one line, exit 130, and writes nothing."""
+    output = tmp_path / "pulled"
+    program = ("import os, signal, sys\n"
+               "class CtrlCAtTorchCuda:\n"
+               "    def find_spec(self, name, path, target=None):\n"
+               "        if name == 'torch.cuda':\n"
+               "            os.kill(os.getpid(), signal.SIGINT)\n"
+               "sys.meta_path.insert(0, CtrlCAtTorchCuda())\n"
+               "from fade_hub.cli import main\n"
+               f"status = main(['pull', 'someone/variant', '--output', {str(output)!r}])\n"
+               "print('torch whole:', hasattr(sys.modules.get('torch'), 'nn'))\n"
+               "sys.exit(status)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "interrupted before the command started: nothing was written.\n"
+    assert done.stdout == "torch whole: True\n" and not output.exists()

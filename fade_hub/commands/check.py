@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", metavar="RUN", help="Run directory or dataset repo ID.")
     add_options(p, CheckConfig)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, loads_models=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_a", metavar="RUN_A", help="The reference run (e.g. the base model's).")
     p.add_argument("run_b", metavar="RUN_B", help="The run compared with it (e.g. the mitigated variant's).")
     add_options(p, CompareConfig)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, loads_models=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def _add(subparsers: argparse._SubParsersAction, name: str, renamed_to: str | No
             "once HF_ENDPOINT points at it and HF_HUB_DISABLE_XET=1 is set."
         ),
     )
-    parser.set_defaults(func=lambda args: help_and_fail(parser))
+    parser.set_defaults(func=lambda args: help_and_fail(parser), loads_models=False)
     actions = parser.add_subparsers(dest="hub_command", metavar="ACTION")
     serve = actions.add_parser(
         "serve",
@@ -45,7 +45,7 @@ def _add(subparsers: argparse._SubParsersAction, name: str, renamed_to: str | No
     )
     serve.add_argument("--root", type=Path, required=True, help="Folder holding the repos (created if missing).")
     add_options(serve, ServeOptions)
-    serve.set_defaults(func=renamed(run_serve, name, renamed_to) if renamed_to else run_serve)
+    serve.set_defaults(func=renamed(run_serve, name, renamed_to) if renamed_to else run_serve, loads_models=False)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", help="Run directory or dataset repo ID.")
     add_options(p, ReportOptions)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, loads_models=False)
 
 
 def run(args: argparse.Namespace) -> int:
