@@ -12,7 +12,7 @@ from typing import NoReturn, Sequence
 from . import __version__
 from .errors import EXIT_USER_ERROR, FadeHubError
 from .interrupts import import_torch_whole
-from .redact import RedactUrls
+from .redact import redact_every_log_record
 
 # what Ctrl-C prints; a command whose interruption leaves something else sets ``interrupted`` on its parser
 INTERRUPTED = "interrupted: what was produced so far is kept; rerun with --resume to continue."
@@ -83,9 +83,9 @@ def _main(argv: Sequence[str] | None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for handler in logging.getLogger().handlers:  # no user info or query string of a URL in any line (--debug)
-        if not any(isinstance(f, RedactUrls) for f in handler.filters):
-            handler.addFilter(RedactUrls())
+    redact_every_log_record()  # no user info or query string of a URL in any line (--debug included)
+    # huggingface_hub prints its warnings through its own handler: passed on to ours too, each would show twice
+    logging.getLogger("huggingface_hub").propagate = False
     if not args.debug:
         # library advice (e.g. transformers' "requires torchvision") must not turn a one-line error into two
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

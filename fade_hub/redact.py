@@ -1,4 +1,5 @@
-"""Secrets out of URLs: ``redact_url`` for what is recorded, ``RedactUrls`` for every log line the CLI prints.
+"""Secrets out of URLs: ``redact_url`` for what is recorded, ``redact_every_log_record`` for every log line the CLI
+prints.
 
 An endpoint URL may carry a secret in its user info (``https://user:password@host``) or its query string
 (``?api_key=...``): what fade-hub records or logs keeps ``scheme://host[:port]/path`` only.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -40,18 +42,29 @@ def redact_urls(text: str) -> str:
     return _URL.sub(redact, text)
 
 
-class RedactUrls(logging.Filter):
-    """A logging filter that redacts URLs in every record (message and traceback): the CLI installs it on its
-    handlers, so that ``--debug`` never shows an endpoint's user info or query string (e.g. ``?api_key=``)."""
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` with the URLs in its message and traceback redacted (``redact_urls``), in place."""
+    message = record.getMessage()
+    redacted = redact_urls(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact_urls(record.exc_text)
+    return record
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Redact the record in place; always keep it."""
-        message = record.getMessage()
-        redacted = redact_urls(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact_urls(record.exc_text)
-        return True
+
+def redact_every_log_record() -> None:
+    """Redact URLs in every log record as it is made (``logging.setLogRecordFactory``), so that no handler, the
+    CLI's or a library's own (huggingface_hub, transformers and datasets print through theirs), shows an endpoint's
+    user info or query string (e.g. ``?api_key=``), ``--debug`` included. Installing it twice changes nothing."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacts_urls", False):
+        return
+
+    def make_redacted(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(make(*args, **kwargs))
+
+    make_redacted.redacts_urls = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_redacted)

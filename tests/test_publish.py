@@ -106,6 +106,19 @@ def test_push_is_idempotent(image_run, hub):
     assert api.repo_info("local-user/idempotent-failures", repo_type="dataset").sha == first
 
 
+@pytest.mark.slow
+def test_pushing_unchanged_content_again_says_so_once(image_run, hub):
+    """The second ``fade-hub push`` of an unchanged run is a no-op, and huggingface_hub's warning that says so shows
+    once: through its own handler only, not again through the CLI's."""
+    command = [sys.executable, "-m", "fade_hub.cli", "push", str(image_run), "local-user/pushed-twice"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert again.stderr.splitlines() == ["No files have been modified since last commit. Skipping to prevent empty "
+                                         "commit."], again.stderr
+
+
 def test_report_same_modes_local_and_pushed(image_run, hub, capsys):
     from fade_hub.hub import push_run
 
