@@ -257,6 +257,7 @@ def test_a_ctrl_c_while_the_commands_load_is_one_line_and_writes_nothing(tmp_pat
     assert not output.exists()
 
 
+@pytest.mark.slow  # a subprocess that imports the model stack: the slow tier
 def test_a_ctrl_c_while_the_program_shuts_down_is_ignored(tmp_path):
     """The command is done and the interpreter runs its exit hooks (torch's finalizers, say) when Ctrl-C lands: the
     program still exits with the command's status and prints no traceback."""
@@ -270,6 +271,7 @@ def test_a_ctrl_c_while_the_program_shuts_down_is_ignored(tmp_path):
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
 
 
+@pytest.mark.slow  # a subprocess that imports the model stack: the slow tier
 def test_a_ctrl_c_during_torchs_start_up_waits_for_it_and_then_stops_in_one_line(tmp_path):
     """Ctrl-C lands while torch's native start-up imports ``torch.cuda`` (from inside C++: a KeyboardInterrupt
     raised there can abort the process with a C++ message, as a CI run's ``pull`` did): the CLI finishes importing

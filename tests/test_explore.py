@@ -262,6 +262,7 @@ def test_budget_is_spent_exactly(algorithm, mode, tiny_models, shape_seeds, tmp_
     assert {r["phase"] for r in rows} == {"clean", "explore"}  # confirmation off
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_same_seed_same_records_other_seed_other_records(tiny_models, shape_seeds, tmp_path):
     def records(name: str, algorithm: str, seed: int) -> list[tuple]:
         config = image_config(tiny_models, shape_seeds, tmp_path / name, algorithm=algorithm, budget=24, seed=seed)

@@ -65,6 +65,7 @@ def test_the_same_settings_ask_the_same_pairs_at_concurrency_1_and_8(algorithm, 
     assert sum(phase == "explore" for _, phase, _, _ in _asked(runs[8])) == 40
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_the_next_batch_is_asked_while_the_last_is_answered(served, tiny_models, text_space, tmp_path):
     """Batches of 16 at --concurrency 4 (the 4 x concurrency the endpoint target asks for), every other request slow:
     a run that waited for each batch to drain before choosing and sending the next would leave the server idle at

@@ -199,6 +199,7 @@ def test_context_conditioning(tmp_path):
     np.testing.assert_allclose(policy.cell_probs(), (circle + square) / 2)
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_imagined_completions_teach_the_policy_for_a_few_queries(tmp_path):
     """With a model of the failures (``imagine``), only 2 of each group of 8 completions are asked: the budget
     buys four times the completions, and the policy learns from all of them."""

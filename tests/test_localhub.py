@@ -153,6 +153,7 @@ def test_typed_errors(api):
         api.upload_file(path_or_fileobj=b"---\nlicense: [mit\n---\n", path_in_repo="README.md", repo_id=repo)
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_dataset_push_then_load_in_fresh_process(api, hub, tmp_path):
     import datasets
     from PIL import Image

@@ -165,6 +165,7 @@ def test_push_while_hub_is_down_keeps_run_and_retry_succeeds(image_run, hub, cap
     assert {"run.json", *DATA_FILES.values()} <= set(files)
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_explore_push_to_hub_flag_publishes_a_private_dataset(tiny_models, hub, tmp_path, capsys):
     from huggingface_hub import HfApi
 

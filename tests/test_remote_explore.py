@@ -86,6 +86,7 @@ def test_endpoint_run_equals_local_run(served, tiny_models, text_space, tmp_path
     assert TOKEN not in everything and "SECRET" not in everything and "pa55word" not in everything
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_image_classifier_endpoint_run_equals_local_run(served, tiny_models, shape_seeds, small_space, tmp_path):
     model = str(tiny_models("image-classification"))
     server = served("image-classification", Faults(unavailable_every=5, retry_after=0))
@@ -112,6 +113,7 @@ def test_chat_run_records_the_route(served, tiny_models, tmp_path, capsys):
     assert all("messages" in body for body in server.stats.bodies) and len(server.stats.bodies) == queries
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_an_endpoint_that_goes_down_stops_cleanly_and_resume_finishes(served, tiny_models, text_space, tmp_path, capsys):
     """The endpoint dies after 20 answers: one error line, those 20 queries kept; once it is back, --resume finishes
     the run with nothing lost or asked twice, the same records as a run that never stopped."""
@@ -187,12 +189,13 @@ def test_bad_remote_options_are_one_line_errors(flags, needle, capsys, tmp_path)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 @pytest.mark.parametrize(
     ("phase", "when"),
     [
         ("clean", "sending"),
-        pytest.param("explore", "sending", marks=pytest.mark.slow),
-        pytest.param("explore", "sent", marks=pytest.mark.slow),
+        ("explore", "sending"),
+        ("explore", "sent"),
         ("confirm", "sent"),
     ],
 )

@@ -21,6 +21,7 @@ from space_runs import app_client, BOOTSTRAP, CHECKOUT, run_id_of, served_app, s
 # gradio_client against the in-process app -----------------------------------------------------------
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_submissions_land_in_the_feedback_repo_with_the_schema(image_run, tmp_path):
     from gradio_client.exceptions import AppError
     from huggingface_hub import HfApi, hf_hub_download

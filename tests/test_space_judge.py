@@ -41,6 +41,7 @@ def _app(run_dir, folder, reviewer):
                                  reviewer=reviewer))
 
 
+@pytest.mark.slow  # end to end (a served app, a subprocess or timed requests): the slow tier
 def test_the_space_shows_the_reports_agreement_flags_judge_errors_and_offers_the_audit(audited_run, tmp_path):
     folder = tmp_path / "fb"
     app = _app(audited_run, folder, "ada")
