@@ -17,9 +17,11 @@ with it, the same number of bare ``AsyncInferenceClient`` calls (same client, sa
 >= 0.85 above (a serial bottleneck, e.g. waiting for a batch to drain before the next is perturbed, shows up as
 a falling ratio). Medians over repeats. Where the endpoint is fast enough for the client's CPU to bound the rate
 (concurrency 64 here, two cores), the ratio follows the CPU each side spends per query, which other work on
-the machine does not change much: ``cpu_ms_per_query`` gives it for the fade-hub process (its main thread:
-the explorer, judging and logging; the rest: the requests' event loop and the perturbing worker) and for the
-bare client.
+the machine does not change much: ``cpu_ms_per_query`` gives it for the fade-hub process, per thread (its main
+thread: the explorer, judging and logging; the requests' event loop; the perturbing worker), and for the bare
+client, and ``cpu_vs_client`` the bare client's CPU per query over fade-hub's: the ratio the rates tend to where
+the client's CPU bounds them on an idle machine. On a busy machine (a load average above the CPU count) each
+process gets a share of the cores instead, and the measured ratio says less than ``cpu_vs_client``.
 
     python benchmarks/endpoint_throughput.py [--concurrency 1 4 16 64] [--delay 0.05] [--repeats 3] [--quick]
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -47,6 +50,7 @@ TARGET_VS_CLIENT = 0.95  # fade-hub's rate over the bare client's, up to TARGET_
 TARGET_VS_CLIENT_ABOVE = 0.85  # and above it
 TARGET_UP_TO = 16
 LABELS = ["NEGATIVE", "POSITIVE"]
+LOOP_THREAD, WORKER_THREAD = "fade-hub-endpoint", "fade-hub-inputs"  # fade_hub.targets.dispatch's thread names
 
 
 @dataclass
@@ -89,9 +93,21 @@ def build_env(url: str, concurrency: int, batch_size: int) -> Any:
     return FailureEnv(target, make_judge(target.task, None, target), load_space("builtin:text-default"), seeds)
 
 
-def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> tuple[float, float, float]:
+def thread_cpu(prefix: str) -> float:
+    """CPU seconds spent so far by this process's live threads whose name starts with ``prefix`` (NaN where the
+    platform has no per-thread CPU clock, e.g. macOS)."""
+    import threading
+
+    if not hasattr(time, "pthread_getcpuclockid"):
+        return math.nan
+    return sum(time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) for thread in threading.enumerate()
+               if thread.name.startswith(prefix) and thread.ident is not None)  # fmt: skip
+
+
+def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> tuple[float, float, float, float, float]:
     """Queries per second of the ``random`` explorer spending ``count`` queries through a Querier into ``folder``, and
-    the CPU milliseconds per query of the whole process and of its main thread (the explorer, judging, logging)."""
+    the CPU milliseconds per query of the whole process, of its main thread (the explorer, judging, logging), of the
+    requests' event loop and of the perturbing worker."""
     import numpy as np
 
     from fade_hub.explore.baselines import run_random
@@ -103,12 +119,14 @@ def measure(env: Any, count: int, batch: int, seed: int, folder: Path) -> tuple[
     querier = Querier(env, store, run_id=f"bench-{seed}", budget=count, show_progress=False, pool=env.seeds,
                       random_seed=seed)
     start, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
+    loop_cpu, worker_cpu = thread_cpu(LOOP_THREAD), thread_cpu(WORKER_THREAD)
     run_random(querier, env.seeds, np.random.default_rng(seed), batch)
     elapsed = time.perf_counter() - start
     cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
+    loop_cpu, worker_cpu = thread_cpu(LOOP_THREAD) - loop_cpu, thread_cpu(WORKER_THREAD) - worker_cpu
     store.close()
     assert querier.spent == count and len(store.read_queries()) == count
-    return count / elapsed, 1000 * cpu / count, 1000 * main_cpu / count
+    return count / elapsed, *(1000 * seconds / count for seconds in (cpu, main_cpu, loop_cpu, worker_cpu))
 
 
 def client_qps(url: str, concurrency: int, count: int) -> tuple[float, float]:
@@ -141,16 +159,16 @@ def client_qps(url: str, concurrency: int, count: int) -> tuple[float, float]:
 def run_level(url: str, concurrency: int, config: BenchConfig, work: Path) -> dict[str, Any]:
     """Median queries per second at one concurrency (fade-hub and the bare client, alternating), after a warm-up."""
     env = build_env(url, concurrency, max(16, 4 * concurrency))
-    runs, client_runs, cpu, main_cpu, client_cpu = [], [], [], [], []
+    runs, client_runs, cpu, main_cpu, loop_cpu, worker_cpu, client_cpu = [], [], [], [], [], [], []
     try:
         batch = env.target.batch_size
         count = max(config.min_queries, round(config.seconds * concurrency / config.delay))
         measure(env, batch, batch, 99, work / f"warm-{concurrency}")  # warm-up: connections, imports, caches
         for rep in range(config.repeats):
-            qps, process_ms, main_ms = measure(env, count, batch, rep, work / f"run-{concurrency}-{rep}")
+            qps, *process_ms = measure(env, count, batch, rep, work / f"run-{concurrency}-{rep}")
             client, client_ms = client_qps(url, concurrency, count)
-            for values, value in zip((runs, cpu, main_cpu, client_runs, client_cpu),
-                                     (qps, process_ms, main_ms, client, client_ms)):
+            for values, value in zip((runs, cpu, main_cpu, loop_cpu, worker_cpu, client_runs, client_cpu),
+                                     (qps, *process_ms, client, client_ms)):
                 values.append(value)
         usage = env.target.take_usage()
     finally:
@@ -164,7 +182,16 @@ def run_level(url: str, concurrency: int, config: BenchConfig, work: Path) -> di
             "vs_client": round(qps / client, 3), "retries": usage["retries"],
             "cpu_ms_per_query": {"fade_hub": round(statistics.median(cpu), 3),
                                  "fade_hub_main_thread": round(statistics.median(main_cpu), 3),
-                                 "client": round(statistics.median(client_cpu), 3)}}  # fmt: skip
+                                 "fade_hub_requests_loop": per_query(loop_cpu),
+                                 "fade_hub_inputs_worker": per_query(worker_cpu),
+                                 "client": round(statistics.median(client_cpu), 3)},
+            "cpu_vs_client": round(statistics.median(client_cpu) / statistics.median(cpu), 3)}  # fmt: skip
+
+
+def per_query(values: list[float]) -> float | None:
+    """The median of per-query CPU figures, rounded; None where the platform cannot measure them (NaN)."""
+    median = statistics.median(values)
+    return None if math.isnan(median) else round(median, 3)
 
 
 def machine_info() -> dict[str, Any]:
@@ -222,7 +249,9 @@ def report(result: dict[str, Any]) -> str:
     for lvl in result["levels"]:
         cpu = lvl["cpu_ms_per_query"]
         lines.append(f"concurrency {lvl['concurrency']}: CPU ms per query: fade-hub {cpu['fade_hub']:.3f} (main thread "
-                     f"{cpu['fade_hub_main_thread']:.3f}), bare client {cpu['client']:.3f}")
+                     f"{cpu['fade_hub_main_thread']:.3f}, requests' loop {cpu['fade_hub_requests_loop']}, inputs "
+                     f"worker {cpu['fade_hub_inputs_worker']}), bare client {cpu['client']:.3f}: client/fade-hub "
+                     f"{lvl['cpu_vs_client']:.2f}")  # fmt: skip
     lines.append(f"target: {result['target']}: {'met' if result['meets_target'] else 'NOT met'}; machine load average "
                  f"(1/5/15 min) {result['machine']['load_average_1_5_15min']} on {result['machine']['cpu_count']} CPUs")
     return "\n".join(lines)

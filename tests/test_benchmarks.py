@@ -69,8 +69,11 @@ def test_endpoint_throughput_smoke(tmp_path):
         assert level["ideal_qps"] == level["concurrency"] / 0.05
         assert level["efficiency"] == pytest.approx(level["qps"] / level["ideal_qps"], abs=1e-3)
         assert f"{level['qps']:.1f}" in done.stdout
-        cpu = level["cpu_ms_per_query"]  # where the time goes: the main thread is part of the process
-        assert 0 < cpu["fade_hub_main_thread"] <= cpu["fade_hub"] and cpu["client"] > 0
+        cpu = level["cpu_ms_per_query"]  # where the time goes: the process's threads are part of it
+        threads = cpu["fade_hub_main_thread"] + cpu["fade_hub_requests_loop"] + cpu["fade_hub_inputs_worker"]
+        assert min(cpu["fade_hub_main_thread"], cpu["fade_hub_requests_loop"], cpu["fade_hub_inputs_worker"]) > 0
+        assert threads <= cpu["fade_hub"] + 0.005 and cpu["client"] > 0  # rounding
+        assert level["cpu_vs_client"] == pytest.approx(cpu["client"] / cpu["fade_hub"], rel=0.01)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 

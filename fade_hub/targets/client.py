@@ -1,10 +1,12 @@
 """InferenceClient: ``huggingface_hub``'s ``AsyncInferenceClient`` with two request hooks fade-hub needs.
 
 It keeps each request's response (``fade_hub.targets.endpoint.last_response``), so that an answer the client
-cannot read becomes one line saying what the server sent; and with ``drop_token`` it removes the
-``Authorization`` header ``huggingface_hub`` adds (the Hugging Face token) from every request, so that an
-endpoint that is not a Hugging Face host never receives it (user info in the URL stays the server's own
-Basic credential). Imported only when a remote target is built: ``huggingface_hub.inference`` takes time.
+cannot read becomes one line saying what the server sent; and with ``drop_token`` it sends no token: the client
+holds a placeholder in place of one, so that ``huggingface_hub`` never reads the machine's Hugging Face token
+(it would, for every request, given none), and the ``Authorization`` header it makes of it is removed from
+every request, so that an endpoint that is not a Hugging Face host receives no token (user info in the URL
+stays the server's own Basic credential). Imported only when a remote target is built:
+``huggingface_hub.inference`` takes time.
 ``make_client`` builds the client of a remote target.
 """
 
@@ -17,10 +19,15 @@ from huggingface_hub import AsyncInferenceClient
 from fade_hub.targets.endpoint import RemoteConfig, keep_response
 
 
+NO_TOKEN = "fade-hub-sends-no-token"  # what a client that sends no token holds (removed from every request)
+
+
 class InferenceClient(AsyncInferenceClient):
     """``AsyncInferenceClient`` that keeps each response and, with ``drop_token``, sends no Hugging Face token."""
 
     def __init__(self, *args: Any, drop_token: bool = False, **kwargs: Any) -> None:
+        if drop_token:
+            kwargs["token"] = NO_TOKEN
         super().__init__(*args, **kwargs)
         self.drop_token = drop_token
 
@@ -34,7 +41,7 @@ class InferenceClient(AsyncInferenceClient):
 
 
 async def _drop_token(request: Any) -> None:
-    """Remove the ``Authorization`` huggingface_hub adds, unless the URL's user info set it."""
+    """Remove the ``Authorization`` huggingface_hub adds (of ``NO_TOKEN``), unless the URL's user info set it."""
     if not request.url.userinfo:
         request.headers.pop("authorization", None)
 

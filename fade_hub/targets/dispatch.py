@@ -145,12 +145,40 @@ class LazyItems(Sequence):
         return self._items[index]
 
 
-class _Call:
-    """One call: where its answers go (a thread-safe queue of ``(call, index, answer)``) and whether it is
-    stopping."""
+class _Outbox:
+    """Where answers go: a thread-safe queue of lists of ``(call, index, answer)``. The loop hands over the answers
+    that came in one turn as one list, so that the reading thread wakes (and takes the GIL) once per group, not once
+    per answer."""
 
-    def __init__(self, arrivals: queue.SimpleQueue) -> None:
-        self.arrivals = arrivals
+    def __init__(self) -> None:
+        self.arrivals: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: list[tuple[Any, Any, Any]] = []
+
+    def put(self, entry: tuple[Any, Any, Any]) -> None:
+        """Queue one answer for the end of this turn of the loop (called on the loop)."""
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(entry)
+
+    def flush(self) -> None:
+        """Hand the queued answers over now (called on the loop)."""
+        if self.pending:
+            entries, self.pending = self.pending, []
+            self.arrivals.put(entries)
+
+    def take(self) -> list[tuple[Any, Any, Any]]:
+        """Every entry handed over so far, at least one (waits for it)."""
+        entries = self.arrivals.get()
+        while not self.arrivals.empty():
+            entries = entries + self.arrivals.get()
+        return entries
+
+
+class _Call:
+    """One call: where its answers go (an ``_Outbox``) and whether it is stopping."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self.outbox = outbox
         self.future: Any = None  # the call's coroutine on the loop (concurrent.futures.Future)
         self.stopping = False  # no new request, no retry: set on the loop, or by Ctrl-C in the caller's thread
         self.halted: asyncio.Event | None = None  # set with ``stopping``, wakes the waits between attempts
@@ -187,7 +215,7 @@ class Dispatcher:
         self._workers: ThreadPoolExecutor | None = None  # makes LazyItems
         self._slots: asyncio.Semaphore | None = None  # ``concurrency`` requests in flight over all calls
         self._paused_until = 0.0
-        self._shared: queue.SimpleQueue = queue.SimpleQueue()  # arrivals of submitted calls
+        self._shared = _Outbox()  # answers of submitted calls
         self._active: list[_Call] = []  # submitted calls not finished, in submission order
         self._error: BaseException | None = None  # why a submitted call stopped, raised once all are answered
 
@@ -209,15 +237,13 @@ class Dispatcher:
         """
         if not len(items):
             return
-        call = self._start(items, ask, queue.SimpleQueue())
+        call = self._start(items, ask, _Outbox())
         loop = self._loop
         try:
             with first_interrupt_stops(lambda: loop.call_soon_threadsafe(call.halt)) as interrupted:
                 finished = False
                 while not finished:
-                    entries = [call.arrivals.get()]
-                    while not call.arrivals.empty():
-                        entries.append(call.arrivals.get())
+                    entries = call.outbox.take()
                     finished = any(index is _DONE for _, index, _ in entries)
                     group = [(index, answer) for _, index, answer in entries if index is not _DONE]
                     if group:
@@ -240,9 +266,7 @@ class Dispatcher:
         once no call is left. When a request stops its call, the other calls send nothing new either, and its
         EndpointFailed is raised once every request in flight has been answered and handed over."""
         while self._active:
-            entries = [self._shared.get()]
-            while not self._shared.empty():
-                entries.append(self._shared.get())
+            entries = self._shared.take()
             group = []
             for call, index, answer in entries:
                 if index is not _DONE:
@@ -273,13 +297,12 @@ class Dispatcher:
         with first_interrupt_stops(self.halt_all) as interrupted:
             yield interrupted
 
-    def _start(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None,
-               arrivals: queue.SimpleQueue) -> _Call:
-        """Schedule a call on the loop; its answers, then ``(call, _DONE, future)``, go to ``arrivals``."""
-        call, loop = _Call(arrivals), self._ensure_loop()
+    def _start(self, items: Sequence[Any], ask: Callable[[Any], Awaitable[Any]] | None, outbox: _Outbox) -> _Call:
+        """Schedule a call on the loop; its answers, then ``(call, _DONE, future)``, go to ``outbox``."""
+        call, loop = _Call(outbox), self._ensure_loop()
         items = items if isinstance(items, LazyItems) else list(items)
         call.future = asyncio.run_coroutine_threadsafe(self._run_all(items, ask or self.ask, call), loop)
-        call.future.add_done_callback(lambda future: arrivals.put((call, _DONE, future)))
+        call.future.add_done_callback(lambda future: outbox.arrivals.put([(call, _DONE, future)]))
         return call
 
     def call(self, coroutine: Awaitable[Any]) -> Any:
@@ -346,7 +369,7 @@ class Dispatcher:
                     stops.append(stop)
                     call.halt()  # the requests in flight are still answered and handed over
                     return
-            call.arrivals.put((call, index, answer))
+            call.outbox.put((call, index, answer))
 
         tasks = [asyncio.ensure_future(make())] + [asyncio.ensure_future(one(i)) for i in range(len(items))]
         try:
@@ -354,6 +377,8 @@ class Dispatcher:
         except BaseException:
             await _cancel(tasks)
             raise
+        finally:
+            call.outbox.flush()  # every answer is handed over before the call's end is
         if stops:
             raise EndpointFailed(str(stops[0]))
 
