@@ -203,7 +203,7 @@ def text_to_image(work: Path, eval_seeds: int, quick: bool) -> dict:
                                 num_inference_steps=GENERATION["num_inference_steps"], show_progress=False))
     result = mitigate(MitigateConfig(
         run=str(run.path), feedback=[str(_review(run, work / "drawing-feedback"))],
-        output=str(work / "drawing-adapter"), steps=20 if quick else 150, batch_size=16, learning_rate=2.5e-4,
+        output=str(work / "drawing-adapter"), **({"steps": 20} if quick else {}),  # mitigate's defaults otherwise
         train_seeds=[str(write_prompt_seeds(work / "drawing-train.jsonl", pool[16:DRAWING_TRAINED]))],
         eval_seeds=str(write_prompt_seeds(work / "drawing-eval.jsonl", held_out)), show_progress=False,
     ))

@@ -117,12 +117,12 @@ CHECKS = {
     ],
     "t2i": [
         ("targeted before rate", lambda lp, f, a, w: _rate(f, "targeted", "before"), 0.8, "min"),
-        ("targeted drop", lambda lp, f, a, w: f["targeted"]["drop"], 0.4, "min"),
+        ("targeted drop", lambda lp, f, a, w: f["targeted"]["drop"], 0.75, "min"),
         ("clean rate after - before", lambda lp, f, a, w: _rate(f, "clean", "after") - _rate(f, "clean", "before"),
          0.03, "max"),
         ("examples base - mitigated failure share", lambda lp, f, a, w:
             float(_examples(a)["base_failure"].mean() - _examples(a)["mitigated_failure"].mean()), 0.0, "min>"),
-        ("re-explored modes after / before (pooled)", lambda lp, f, a, w: _reexplored_ratio(lp, a, w, True), 0.65,
+        ("re-explored modes after / before (pooled)", lambda lp, f, a, w: _reexplored_ratio(lp, a, w, True), 0.3,
          "max"),
     ],
 }

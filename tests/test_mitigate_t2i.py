@@ -47,9 +47,10 @@ def test_the_lora_fades_the_fancy_shapes_and_keeps_the_clean_ones(loop):
     print(f"\nt2i loop: targeted {figures['targeted']['before']['rate']:.2f} -> {figures['targeted']['after']['rate']:.2f}"
           f", clean {figures['clean']['before']['rate']:.3f} -> {figures['clean']['after']['rate']:.3f}")
     assert sorted(mode["action_id"] for mode in figures["modes"]) == sorted(loop["modes"])
-    # thresholds with room beyond the spread over training seeds, 1 and 2 threads (benchmarks/mitigation_seeds.py,
-    # benchmarks/results/mitigation.json seed_spread): targeted drop 0.58 to 0.78, clean rate up 0 to 0.7 points
-    assert figures["targeted"]["before"]["rate"] >= 0.8 and figures["targeted"]["drop"] >= 0.4
+    # mitigate's defaults; thresholds with room beyond the spread over training seeds 0-4 at 1 thread
+    # (benchmarks/mitigation_seeds.py, benchmarks/results/mitigation.json seed_spread): targeted drop 0.94 to 1.0,
+    # clean rate up 0 to 0.7 points
+    assert figures["targeted"]["before"]["rate"] >= 0.8 and figures["targeted"]["drop"] >= 0.75
     assert figures["clean"]["before"]["queries"] == 24 * 6  # held-out prompts x the six plain/bold cells
     assert figures["clean"]["after"]["rate"] <= figures["clean"]["before"]["rate"] + 0.03
     assert "descriptor=plain, shape=square" in figures["clean"]["inputs"]
@@ -139,9 +140,9 @@ def test_re_exploring_the_variant_records_its_lineage(loop):
     assert lineage["run_ids"] == [loop["run"].run_id]
     before = loop["run"].landscape.set_index("action_id").loc[loop["modes"], "failure_rate"]
     after = again.landscape.set_index("action_id").loc[loop["modes"], "failure_rate"]
-    # anyone can check: the variant draws the fancy shapes right more often (0.19 to 0.44 of the base's failure
-    # rate over training seeds, 1 and 2 threads; see the test above)
-    assert after.mean() <= 0.65 * before.mean()
+    # anyone can check: the variant draws the fancy shapes right (0 of the base's failure rate over training seeds
+    # 0-4; see the test above)
+    assert after.mean() <= 0.3 * before.mean()
 
 
 # bad input: one line, exit 2, nothing already produced is lost ----------------------------------------------------

@@ -74,8 +74,9 @@ class TrainingOptions:
                                   help="Train for this many passes over the training examples instead of --steps.")
     batch_size: int = option(32, group=_TRAIN, low=1, high=MAX_BATCH, help="Examples per optimizer step.")
     learning_rate: float | None = option(None, group=_TRAIN, low=0.0, low_open=True, help="Learning rate (default: "
-                                         "the task's: 1e-3 for classifiers and language models, 1e-4 for a "
-                                         "diffusion UNet, as in diffusers' LoRA recipe).")
+                                         "the task's: 1e-3 for classifiers and language models, 5e-4 for a "
+                                         "diffusion UNet: diffusers' 1e-4 faded 7.6 per cent of a test pipeline's "
+                                         "failures in 150 steps, 5e-4 98 to 99 per cent).")
     mix: float = option(0.5, group=_TRAIN, low=0.0, low_open=True, high=1.0, help="Share of training examples "
                         "perturbed by a targeted mode; the rest are clean or from untargeted cells (the paper uses "
                         "0.5).")

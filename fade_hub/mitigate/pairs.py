@@ -7,7 +7,9 @@ judge passes its image both for its own prompt and for the fix prompt (so that i
 for: ``a plain square`` stands in for ``a fancy square``, ``a fancy circle`` does not). The images reviewers
 accepted in the Space join as they are. The *preservation pairs* are the training templates at every clean cell
 (the untargeted cells one level from a targeted one, as the evaluation defines them) with their own images that the
-judge passes, so that the adapter learns what must not change next to what must.
+judge passes, so that the adapter learns what must not change next to what must. Each pair names its *teacher*, the
+prompt whose base prediction the UNet learns for it (``diffusion.py``): a fix pair's clean version, a preservation
+pair's own prompt; an accepted image has none.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ImagePairs:
 
     prompts: list[str] = field(default_factory=list)
     images: list[Any] = field(default_factory=list)
+    teachers: list[str | None] = field(default_factory=list)  # the prompt whose base prediction is the target
     targeted: int = 0
     accepted: int = 0
     tried: int = 0
@@ -107,11 +110,13 @@ def build_pairs(plan: TrainingPlan) -> ImagePairs:
             if not result.verdict.is_failure and verdict.judged and not verdict.is_failure:
                 pairs.prompts.append(prompt)
                 pairs.images.append(result.prediction.image)
+                pairs.teachers.append(str(result.input))
                 del pending[key]
     for example in plan.corrections:
         if example.image is not None:
             pairs.prompts.append(str(example.input))
             pairs.images.append(example.image)
+            pairs.teachers.append(None)
             pairs.accepted += 1
     pairs.targeted, pairs.tried = len(pairs), len(made)
     if not pairs.targeted:
@@ -129,6 +134,7 @@ def build_pairs(plan: TrainingPlan) -> ImagePairs:
         if not made[key].verdict.is_failure and made[key].verdict.judged:
             pairs.prompts.append(str(made[key].input))
             pairs.images.append(made[key].prediction.image)
+            pairs.teachers.append(str(made[key].input))
     logger.info("trained on %d fix, %d accepted and %d preservation pairs (%d clean versions tried, %d fix prompts "
                 "without one)", pairs.targeted - pairs.accepted, pairs.accepted, len(pairs) - pairs.targeted,
                 pairs.tried, len(pending))

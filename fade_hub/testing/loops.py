@@ -198,8 +198,7 @@ def t2i_loop(root: Path, drawing_model: Path, shapes_model: Path) -> dict[str, A
     pool = templates(seed=3)
     # the explored templates on the Hub too, so that the pushed run's seeds load again for training
     seeds = upload(write_prompt_seeds(root / "seeds" / "train.jsonl", pool[:12]).parent, "drawing-seeds", "dataset")
-    mitigation = dict(steps=150, batch_size=16, learning_rate=2.5e-4,
-                      train_seeds=[str(write_prompt_seeds(root / "train.jsonl", pool[12:20]))],
+    mitigation = dict(train_seeds=[str(write_prompt_seeds(root / "train.jsonl", pool[12:20]))],  # mitigate's defaults
                       eval_seeds=str(write_prompt_seeds(root / "eval.jsonl", pool[20:44])))
     loop = closed_loop(root, drawing_model, "drawing", _space(root, SPACE), seeds, review_as,
                        dict(judge=judge, num_inference_steps=GENERATION["num_inference_steps"], confirm_seeds=3),
