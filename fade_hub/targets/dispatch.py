@@ -168,9 +168,9 @@ class _Outbox:
 
     def take(self) -> list[tuple[Any, Any, Any]]:
         """Every entry handed over so far, at least one (waits for it)."""
-        entries = self.arrivals.get()
+        entries = self.arrivals.get()  # a fresh list from ``flush``: ours to extend
         while not self.arrivals.empty():
-            entries = entries + self.arrivals.get()
+            entries.extend(self.arrivals.get())
         return entries
 
 
