@@ -6,7 +6,9 @@ huggingface_hub and datasets read ``HF_ENDPOINT`` and ``HF_HUB_DISABLE_XET`` at 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -14,6 +16,9 @@ import uuid
 from pathlib import Path
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="fade-hub-tests-"))
+# everything a session writes (hub, models, caches: about 200 MB) goes when its process ends; each pytest-xdist worker
+# imports this module, so each has a folder (and a LocalHub port) of its own
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 
 
 def free_port() -> int:
