@@ -26,7 +26,8 @@ def test_quickstart_has_exactly_two_commands():
 def test_the_test_command_runs_the_fast_tier_then_the_slow_tier_each_with_its_slowest_tests():
     """A failure in the fast tier is seen in minutes: the slow end-to-end tests run only after it passed."""
     runs = [part.strip() for part in quickstart_commands()[1].split("&&") if "pytest" in part]
-    assert runs == ['python -m pytest -q -m "not slow" --durations=25', "python -m pytest -q -m slow --durations=25"]
+    assert runs == ['python -m pytest -q -m "not slow" -n 2 --dist loadfile --durations=25',
+                    "python -m pytest -q -m slow -n 2 --dist loadfile --durations=25"]
 
 
 def test_ci_runs_the_readme_test_command():
