@@ -236,9 +236,11 @@ class RegionGrid:
             choices = self._axes_choices(k_left, n_left)
             pieces = [[0 if c is None else 1 for c in choices[0]]] + [
                 [axis.pieces(c) for c in axis_choices] for axis, axis_choices in zip(self.axes, choices[1:])]
-            best = Scanner(choices, k_left, n_left, taken, tolerance, pieces).best()
+            scanner = Scanner(choices, k_left, n_left, taken, tolerance, pieces)
+            best = scanner.best()
             if best is None:
                 break
+            best = scanner.refine(best[0])
             region = self._region(best[0])
             found.append((region, best[1]))
             taken |= region.pair_mask(self.shape, self.num_classes).reshape(shape)

@@ -36,6 +36,8 @@ from .stats import bernoulli_scan_llr
 ENUMERATION_LIMIT = 2_000_000  # candidates enumerated at once; larger grids go through the ascent
 ASCENT_STARTS = 8  # best two-axis candidates the ascent starts from
 SWEEPS = 20  # at most this many passes over the axes per ascent
+SPLITS = 3  # at most this many splits of a region into its strongest part (``Scanner.refine``)
+SPLIT_RATIO = 0.5  # a part is split off when the rest of the region fails at most this share as often
 
 
 def constraint_price(choices: int, alpha: float = 0.05) -> float:
@@ -102,8 +104,8 @@ class Scanner:
         if best <= 0:
             return None
         price = self._price(best)
-        penalty = self._over_candidates([[0.0 if c is None else price[a] for c in choices]
-                                         for a, choices in enumerate(self.choices)])
+        penalty = self._over_candidates([[price[a] * pieces for pieces in self.pieces[a]]
+                                         for a in range(len(self.choices))])
         value = np.where(score > 0, score - penalty, -np.inf)
         constrained = self._over_candidates([[c is not None for c in choices] for choices in self.choices])
         top = np.unravel_index(int(np.argmax(value)), score.shape)
@@ -111,6 +113,81 @@ class Scanner:
         cost = np.where(near, self._over_candidates(self.pieces), np.inf)
         index = np.unravel_index(int(np.argmax(np.where(cost == cost.min(), value, -np.inf))), score.shape)
         return [self.choices[a][i] for a, i in enumerate(index)], float(score[index])
+
+    def refine(self, picks: list) -> tuple[list, float]:
+        """Split a region whose inside is not one failure rate: its strongest part, grown while it stays alike.
+
+        The best region may glue a small region that fails almost always to a wide one that fails a little (the
+        likelihood ratio of the union beats each part's). Within the region, the scan looks for the part (the
+        region with some of its axes narrowed) whose rate differs from the rest's by more than the price of the
+        axes it narrows, and fails at least ``1 / SPLIT_RATIO`` times as often as the rest; when there is one, it is
+        taken instead, then widened one axis at a time to the level set with the best score among those whose
+        added pairs fail alike (their difference from the part is below the axis's price), and split again, at most
+        ``SPLITS`` times. Returns the picks and their raw score.
+        """
+        for _ in range(SPLITS):
+            inside = self._mask(picks)
+            narrower = [list(c) if p is None else [None] + [x for x in c if x is not None and set(x) < set(p)]
+                        for c, p in zip(self.choices, picks)]
+            pieces = [[self.pieces[a][self.choices[a].index(x)] if x is not None else 0 for x in c]
+                      for a, c in enumerate(narrower)]
+            sub = Scanner(narrower, self.k * inside, self.n * inside, np.zeros(self.k.shape), self.tolerance, pieces)
+            found = sub.best()
+            if found is None:
+                break
+            narrowed, within = found
+            part = [p if x is None else x for x, p in zip(narrowed, picks)]
+            price = sub._price(within)
+            k_p, n_p, _ = self._counts(part)
+            k_r, n_r, _ = self._counts(picks)
+            if (within - sum(price[a] for a, x in enumerate(narrowed) if x is not None) <= 0 or n_p >= n_r
+                    or (k_r - k_p) / (n_r - n_p) > SPLIT_RATIO * k_p / n_p):
+                break
+            picks = self._grow(part)
+        k_in, n_in, _ = self._counts(picks)
+        return picks, float(self._score(np.array(k_in), np.array(n_in), np.array(0.0)))
+
+    def _grow(self, picks: list) -> list:
+        """Widen ``picks`` one axis at a time while the pairs it adds fail like the region (see ``refine``)."""
+        picks = list(picks)
+        for _ in range(SWEEPS):
+            changed = False
+            for axis in range(len(picks)):
+                k_r, n_r, _ = self._counts(picks)
+                now = set(range(self.k.shape[axis])) if picks[axis] is None else set(picks[axis])
+                best, best_score = picks[axis], -np.inf
+                for choice in self.choices[axis]:
+                    admitted = set(range(self.k.shape[axis])) if choice is None else set(choice)
+                    if not admitted >= now:
+                        continue
+                    wider = picks[:axis] + [choice] + picks[axis + 1 :]
+                    k_w, n_w, overlap = self._counts(wider)
+                    if overlap > 0:
+                        continue
+                    differ = bernoulli_scan_llr(np.array(k_r), np.array(n_r), k_w, n_w) if n_w > n_r else 0.0
+                    if float(differ) >= self.prices[axis]:
+                        continue
+                    score = float(self._score(np.array(k_w), np.array(n_w), np.array(0.0)))
+                    if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and choice is None):
+                        best, best_score = choice, score
+                if best != picks[axis]:
+                    picks[axis], changed = best, True
+            if not changed:
+                break
+        return picks
+
+    def _mask(self, picks: list) -> np.ndarray:
+        """0/1 tensor of the entries a candidate admits."""
+        out = np.ones(self.k.shape)
+        for a, p in enumerate(picks):
+            vector = self.masks[a][self.choices[a].index(p)]
+            out = out * vector.reshape([-1 if i == a else 1 for i in range(self.k.ndim)])
+        return out
+
+    def _counts(self, picks: list) -> tuple[float, float, float]:
+        """Failures, seeds and taken entries inside a candidate."""
+        mask = self._mask(picks)
+        return float((self.k * mask).sum()), float((self.n * mask).sum()), float((self.taken * mask).sum())
 
     def _constrained(self, picks: list) -> int:
         return sum(p is not None for p in picks)
@@ -147,7 +224,7 @@ class Scanner:
         return self._score(*sums)
 
     def _penalized(self, picks: list, score: float, price: np.ndarray) -> float:
-        return score - sum(price[a] for a, p in enumerate(picks) if p is not None)
+        return score - sum(price[a] * self.pieces[a][self.choices[a].index(p)] for a, p in enumerate(picks))
 
     def _ascend(self) -> tuple[list, float] | None:
         starts = self._pair_candidates()

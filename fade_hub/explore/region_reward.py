@@ -62,9 +62,12 @@ class RegionReward:
 
     def values(self, exhausted: set[int] = frozenset()) -> np.ndarray:
         """The value ``v`` of every (class, cell) pair now, shaped (classes, cells)."""
-        mean, spread = self.belief.model.all_rates(), self.belief.model.all_spread()
-        discovery = np.minimum(mean + self.kappa * spread, 1.0) * (1.0 - mean)
-        boundary = mean * (1.0 - mean) * (self.belief.inside | self.belief.boundary)
+        model = self.belief.model
+        mean, spread = model.all_rates(), model.all_spread()
+        seeds = model.queries.reshape(mean.shape)
+        unknown = (model.strength + 1.0) / (model.strength + 1.0 + seeds)
+        discovery = np.minimum(mean + self.kappa * spread, 1.0) * (1.0 - mean) * unknown
+        boundary = mean * (1.0 - mean) * unknown * (self.belief.inside | self.belief.boundary)
         w = self.weight()
         value = (1.0 - w) * discovery + w * boundary
         if exhausted:
