@@ -6,7 +6,8 @@ earlier region (a candidate touching them is invalid: regions are disjoint). Eac
 level) or a tuple of admitted level indices.
 
 A candidate scores Kulldorff's Bernoulli log-likelihood ratio of failing inside versus outside, minus a price for
-each axis it constrains: ``max(0.5 * z**2, tolerance * best)``, with ``z`` the normal quantile of a two-sided
+each *piece* of each axis it constrains (see below: two tails that are not symmetric, "brightness ≤ 0.4 or 1.0",
+say two things and cost twice): ``max(0.5 * z**2, tolerance * best)``, with ``z`` the normal quantile of a two-sided
 test at 5 % Bonferroni-corrected over the axis's choices (a likelihood-ratio test of the constraint, which the
 best of that many choices passes by chance about 5 % of the time), and ``best`` the best unpenalized score. So
 a constraint stays only when the data demand it, and a region a person would name in one sentence ("brightness
@@ -17,6 +18,13 @@ whose penalized score is within ``tolerance * best`` of it, the one with the few
 states its own: an interval or a symmetric pair of tails such as "rotation ±30" is one piece, "rotation -30 or
 ≥ 15" two), then the higher score: a cell that fails a little more than the outside does not stretch a region into
 a shape nobody would name.
+
+The likelihood ratio of a union can beat each of its parts': a small region failing almost always glued to a wide
+one failing a little scores more than either alone, and the second can then no longer be found whole (the union took
+its pairs). So the best candidate is *refined* (``Scanner.refine``): when a part of it (some axes narrowed) fails
+significantly more than its rest (by more than the price of the axes it narrows) and at least twice as often, the
+part is taken instead, widened again on each axis where the pairs it adds fail alike, and the rest is left to the
+next regions.
 
 Search: every candidate at once when their number is at most ``ENUMERATION_LIMIT`` (tensor contractions); else
 every candidate constraining at most two axes, then coordinate ascent from the best of those, one axis at a time,

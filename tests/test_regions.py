@@ -158,3 +158,15 @@ def test_ordered_is_declared_or_follows_the_levels():
     with pytest.raises(BadSpace, match="must be true or false"):
         ConceptSpace.from_dict({"modality": "text", "factors": [
             {"name": "case", "op": "case", "levels": ["none", "upper"], "ordered": "yes"}]})
+
+
+def test_scan_splits_a_sharp_region_off_a_mild_wide_one(demo_space):
+    """Squares at brightness 1.0 and saturation 1.0 fail 90 %, everything at brightness <= 0.4 fails 15 %. Their union
+    ("brightness <= 0.4 or 1.0") scores more than either part, but a person names two regions: the scan splits the
+    union into its sharp part, and finds the wide one next, whole."""
+    grid = RegionGrid(demo_space, classes=["circle", "square", "triangle"])
+    k, n = counts(demo_space, lambda c, a: 0.9 if c == 1 and a[1] == 0 and a[2] == 0 else 0.15 if a[1] >= 3 else 0.01,
+                  classes=3)
+    words = [grid.describe(region) for region, _ in grid.scan(k, n, max_regions=2)]
+    assert words == ["brightness 1.0 and saturation 1.0 (any rotation), on square seeds",
+                     "brightness ≤ 0.4 (any rotation or saturation)"]
