@@ -170,3 +170,13 @@ def test_scan_splits_a_sharp_region_off_a_mild_wide_one(demo_space):
     words = [grid.describe(region) for region, _ in grid.scan(k, n, max_regions=2)]
     assert words == ["brightness 1.0 and saturation 1.0 (any rotation), on square seeds",
                      "brightness ≤ 0.4 (any rotation or saturation)"]
+
+
+def test_scan_keeps_a_region_whole_when_its_parts_fail_unevenly(demo_space):
+    """±30 at brightness 0.2 fails 60 % on squares and 20 % on triangles (the demo's mode, unevenly): one region on
+    both classes, not its stronger half."""
+    grid = RegionGrid(demo_space, classes=["circle", "square", "triangle"])
+    rate = {1: 0.6, 2: 0.2}
+    k, n = counts(demo_space, lambda c, a: rate.get(c, 0.01) if a[1] == 4 and a[0] in (0, 4) else 0.01, classes=3)
+    region, _ = grid.scan(k, n, max_regions=1)[0]
+    assert grid.describe(region) == "rotation ±30 and brightness 0.2 (any saturation), on square and triangle seeds"
