@@ -12,7 +12,8 @@ The scan (``fade_hub.scan``) scores a candidate by Kulldorff's Bernoulli log-lik
 versus outside, over seed-deduplicated (class, cell) counts of the exploration, less a price for every factor it
 constrains, so that a constraint stays only when the data demand it and the region is the simplest that explains
 them ("brightness 0.2 and rotation ±30" wins over the same cells with a saturation subset that fits noise). The
-best region is taken, its (class, cell) pairs are removed, and the scan repeats, so regions are disjoint. An
+best region is refined (a part of it failing far more often than its rest is split off, ``Scanner.refine``) and
+taken, its (class, cell) pairs are removed, and the scan repeats, so regions are disjoint. An
 unordered factor with many levels offers its levels sorted by failure rate (the linear-time subset scanning
 property of such scores).
 
@@ -222,7 +223,7 @@ class RegionGrid:
 
         ``failures`` and ``seeds`` are (classes, cells) arrays of seed-deduplicated counts. Each region is the best
         candidate under the penalized score of ``fade_hub.scan`` (a constraint costs at least ``tolerance`` times
-        the best score); the scan stops when no candidate has excess failures.
+        the best score), refined; the scan stops when no candidate has excess failures.
         """
         if max_regions < 1:
             raise BadConfig(f"max_regions must be >= 1, got {max_regions}")
@@ -236,9 +237,11 @@ class RegionGrid:
             choices = self._axes_choices(k_left, n_left)
             pieces = [[0 if c is None else 1 for c in choices[0]]] + [
                 [axis.pieces(c) for c in axis_choices] for axis, axis_choices in zip(self.axes, choices[1:])]
-            best = Scanner(choices, k_left, n_left, taken, tolerance, pieces).best()
+            scanner = Scanner(choices, k_left, n_left, taken, tolerance, pieces)
+            best = scanner.best()
             if best is None:
                 break
+            best = scanner.refine(best[0])
             region = self._region(best[0])
             found.append((region, best[1]))
             taken |= region.pair_mask(self.shape, self.num_classes).reshape(shape)

@@ -223,6 +223,20 @@ def test_regions_reward_values_a_region_and_its_boundary_more_as_the_budget_goes
     assert (exhausted[:, cells[0]] == 0).all()  # a cell with no seed left is worth nothing
 
 
+def test_regions_reward_of_a_pair_falls_with_its_own_seeds():
+    """Two cells that fail half the time: the one asked on 20 seeds teaches less than the one asked on 2, however
+    uncertain its outcome stays (a query's outcome variance does not fall with data; what it teaches does)."""
+    reward = RegionReward(Belief(SPACE, SEEDS), power=1.0, entropy_coef=1.0, progress=lambda: 0.5)
+    many, few = SPACE.action_id((3, 3, 2)), SPACE.action_id((3, 3, 1))
+    squares = [seed.seed_id for seed in SEEDS if seed.context == "square"]
+    reward([Outcome(squares[i], many, i % 2 == 0, 0.0, float(i % 2 == 0)) for i in range(20)]
+           + [Outcome(squares[i], few, i % 2 == 0, 0.0, float(i % 2 == 0)) for i in range(2)])
+    rates = reward.belief.model.all_rates()
+    assert rates[1, many] == pytest.approx(rates[1, few], abs=0.1)
+    values = reward.values()
+    assert values[1, many] < 0.5 * values[1, few]
+
+
 @pytest.mark.parametrize("shape", [(6, 6, 6, 6), (5, 5, 5), (2, 7), (3, 3, 3, 3, 3)])
 def test_covering_array_meets_every_pair_of_levels(shape):
     rows = covering_array(shape, np.random.default_rng(0))

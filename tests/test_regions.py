@@ -158,3 +158,25 @@ def test_ordered_is_declared_or_follows_the_levels():
     with pytest.raises(BadSpace, match="must be true or false"):
         ConceptSpace.from_dict({"modality": "text", "factors": [
             {"name": "case", "op": "case", "levels": ["none", "upper"], "ordered": "yes"}]})
+
+
+def test_scan_splits_a_sharp_region_off_a_mild_wide_one(demo_space):
+    """Squares at brightness 1.0 and saturation 1.0 fail 90 %, everything at brightness <= 0.4 fails 15 %. Their union
+    ("brightness <= 0.4 or 1.0") scores more than either part, but a person names two regions: the scan splits the
+    union into its sharp part, and finds the wide one next, whole."""
+    grid = RegionGrid(demo_space, classes=["circle", "square", "triangle"])
+    k, n = counts(demo_space, lambda c, a: 0.9 if c == 1 and a[1] == 0 and a[2] == 0 else 0.15 if a[1] >= 3 else 0.01,
+                  classes=3)
+    words = [grid.describe(region) for region, _ in grid.scan(k, n, max_regions=2)]
+    assert words == ["brightness 1.0 and saturation 1.0 (any rotation), on square seeds",
+                     "brightness ≤ 0.4 (any rotation or saturation)"]
+
+
+def test_scan_keeps_a_region_whole_when_its_parts_fail_unevenly(demo_space):
+    """±30 at brightness 0.2 fails 60 % on squares and 20 % on triangles (the demo's mode, unevenly): one region on
+    both classes, not its stronger half."""
+    grid = RegionGrid(demo_space, classes=["circle", "square", "triangle"])
+    rate = {1: 0.6, 2: 0.2}
+    k, n = counts(demo_space, lambda c, a: rate.get(c, 0.01) if a[1] == 4 and a[0] in (0, 4) else 0.01, classes=3)
+    region, _ = grid.scan(k, n, max_regions=1)[0]
+    assert grid.describe(region) == "rotation ±30 and brightness 0.2 (any saturation), on square and triangle seeds"
