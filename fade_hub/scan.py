@@ -162,21 +162,19 @@ class Scanner:
         for _ in range(SWEEPS):
             changed = False
             for axis in range(len(picks)):
-                k_r, n_r, _ = self._counts(picks)
+                k_w, n_w, overlap = self._axis_sums(picks, axis)  # every choice of the axis at once
+                now_index = self.choices[axis].index(picks[axis])
+                k_r, n_r = k_w[now_index], n_w[now_index]
                 now = set(range(self.k.shape[axis])) if picks[axis] is None else set(picks[axis])
                 best, best_score = picks[axis], -np.inf
-                for choice in self.choices[axis]:
+                for i, choice in enumerate(self.choices[axis]):
                     admitted = set(range(self.k.shape[axis])) if choice is None else set(choice)
-                    if not admitted >= now:
+                    if not admitted >= now or overlap[i] > 0:
                         continue
-                    wider = picks[:axis] + [choice] + picks[axis + 1 :]
-                    k_w, n_w, overlap = self._counts(wider)
-                    if overlap > 0:
-                        continue
-                    differ = bernoulli_scan_llr(np.array(k_r), np.array(n_r), k_w, n_w) if n_w > n_r else 0.0
+                    differ = bernoulli_scan_llr(np.array(k_r), np.array(n_r), k_w[i], n_w[i]) if n_w[i] > n_r else 0.0
                     if float(differ) >= self.prices[axis]:
                         continue
-                    score = float(self._score(np.array(k_w), np.array(n_w), np.array(0.0)))
+                    score = float(self._score(np.array(k_w[i]), np.array(n_w[i]), np.array(0.0)))
                     if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and choice is None):
                         best, best_score = choice, score
                 if best != picks[axis]:
@@ -195,8 +193,9 @@ class Scanner:
 
     def _counts(self, picks: list) -> tuple[float, float, float]:
         """Failures, seeds and taken entries inside a candidate."""
-        mask = self._mask(picks)
-        return float((self.k * mask).sum()), float((self.n * mask).sum()), float((self.taken * mask).sum())
+        sums = self._axis_sums(picks, 0)
+        index = self.choices[0].index(picks[0])
+        return tuple(float(column[index]) for column in sums)  # type: ignore[return-value]
 
     def _constrained(self, picks: list) -> int:
         return sum(p is not None for p in picks)
@@ -220,8 +219,8 @@ class Scanner:
         found.sort(key=lambda item: -item[0])
         return found
 
-    def _axis_options(self, picks: list, axis: int) -> np.ndarray:
-        """Raw scores of every choice of one axis, the other axes held at ``picks``."""
+    def _axis_sums(self, picks: list, axis: int) -> list[np.ndarray]:
+        """Failures, seeds and taken entries of every choice of one axis, the other axes held at ``picks``."""
         vectors = [self.masks[a][self.choices[a].index(p)] if a != axis else None for a, p in enumerate(picks)]
         sums = []
         for tensor in (self.k, self.n, self.taken):
@@ -230,7 +229,11 @@ class Scanner:
                 if a != axis:
                     out = np.tensordot(out, vectors[a], axes=([a], [0]))
             sums.append(self.masks[axis] @ out)
-        return self._score(*sums)
+        return sums
+
+    def _axis_options(self, picks: list, axis: int) -> np.ndarray:
+        """Raw scores of every choice of one axis, the other axes held at ``picks``."""
+        return self._score(*self._axis_sums(picks, axis))
 
     def _penalized(self, picks: list, score: float, price: np.ndarray) -> float:
         return score - sum(price[a] * self.pieces[a][self.choices[a].index(p)] for a, p in enumerate(picks))
