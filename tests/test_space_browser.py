@@ -69,6 +69,18 @@ for (const el of root.querySelectorAll('*')) {
   if (cs.overflowY !== 'visible' && el.clientHeight > 0 && el.scrollHeight > el.clientHeight + 1)
     add(`${name(el)} clips or scrolls its content: ${el.scrollHeight} > ${el.clientHeight} (${cs.overflowY})`);
 }
+const bar = document.querySelector('#action-bar');
+if (bar && shown(bar)) {  // nothing may draw over the action bar (a phone's bar is fixed over the page)
+  const r = bar.getBoundingClientRect();
+  for (let fx = 0.05; fx < 1; fx += 0.1) {
+    for (let fy = 0.1; fy < 1; fy += 0.2) {
+      const x = r.left + fx * r.width, y = r.top + fy * r.height;
+      if (x < 0 || y < 0 || x >= window.innerWidth || y >= window.innerHeight) continue;
+      const hit = document.elementFromPoint(x, y);
+      if (hit && !bar.contains(hit)) add(`${name(hit)} draws over the action bar`);
+    }
+  }
+}
 const page = document.documentElement;
 if (page.scrollWidth > page.clientWidth) add(`page wider than the screen: ${page.scrollWidth} > ${page.clientWidth}`);
 const WORD = 15;

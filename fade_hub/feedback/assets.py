@@ -21,7 +21,8 @@ CSS = f"""
   align-items: start;}}
 #review-summary {{grid-area: summary;}}
 #review-evidence {{grid-area: evidence;}}
-#action-bar {{grid-area: action; position: sticky; top: 8px; align-self: start; z-index: 30; gap: 8px;
+/* above gradio's block titles (z-index 40) and icon rows (50), which a phone's fixed bar passes over */
+#action-bar {{grid-area: action; position: sticky; top: 8px; align-self: start; z-index: 60; gap: 8px;
   background: var(--background-fill-primary); border: 2px solid var(--color-accent); border-radius: 10px;
   padding: 10px 12px;}}
 #action-bar > * {{margin: 0;}}
