@@ -14,11 +14,20 @@ import socket
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Callable
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="fade-hub-tests-"))
 # everything a session writes (hub, models, caches: about 200 MB) goes when its process ends; each pytest-xdist worker
 # imports this module, so each has a folder (and a LocalHub port) of its own
 atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
+# one folder for the whole test run, shared by its pytest-xdist workers: the first process to import this module (the
+# controller) makes it, names it in the environment its workers inherit, and removes it when it ends; the fixture
+# models trained in the run go there, once for all workers
+_SHARED_VARIABLE = "FADE_HUB_TESTS_SHARED_DIR"
+if _SHARED_VARIABLE not in os.environ:
+    os.environ[_SHARED_VARIABLE] = tempfile.mkdtemp(prefix="fade-hub-tests-shared-")
+    atexit.register(shutil.rmtree, os.environ[_SHARED_VARIABLE], ignore_errors=True)
+SHARED_DIR = Path(os.environ[_SHARED_VARIABLE])
 
 
 def free_port() -> int:
@@ -72,9 +81,54 @@ import pytest  # noqa: E402
 from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
 
 
+# The longest test files of each tier, longest first (seconds of a whole file, 2 cores). With `--dist loadfile` a
+# worker takes the next file when it is nearly done with its own: starting the longest files first leaves short ones
+# for the end, so that neither worker runs a long file alone while the other has finished (pytest-xdist's own order,
+# by number of tests, started the one-test demo and discovery smoke last).
+LONGEST_FILES = {
+    "fast": ("test_space_review.py", "test_explore.py", "test_space.py", "test_remote_targets.py", "test_env.py",
+             "test_localhub.py", "test_space_variants.py", "test_grpo.py"),
+    "slow": ("test_demo.py", "test_mitigate.py", "test_mitigate_t2i.py", "test_benchmark_discovery.py",
+             "test_mitigate_generative.py", "test_explore.py", "test_explore_kill.py", "test_pull.py",
+             "test_bad_input.py", "test_remote_explore.py", "test_expectations.py", "test_feedback_queue.py",
+             "test_bad_input_pull_space.py", "test_space.py", "test_characterize.py", "test_space_review.py"),
+}
+
+
+def pytest_configure(config) -> None:
+    """Workers take test files in the order ``pytest_collection_modifyitems`` leaves them (not by number of tests)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def _run_order(item) -> tuple[bool, int]:
+    """The fast tier first, then the slow end-to-end tests; in each, the longest files first."""
+    slow = item.get_closest_marker("slow") is not None
+    longest = LONGEST_FILES["slow" if slow else "fast"]
+    name = item.path.name
+    return slow, longest.index(name) if name in longest else len(longest)
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """The fast tier first, then the slow end-to-end tests: a failure in the fast tier is seen in minutes."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    """The fast tier first, then the slow end-to-end tests (a failure in the fast tier is seen in minutes); in each
+    tier the longest files first, the others in their order."""
+    items.sort(key=_run_order)
+
+
+def built_once(name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(SHARED_DIR / "models" / name)`` once for the whole run: each worker waits on a file lock, and takes the
+    folder as the first built it (the fixture builders are deterministic)."""
+    import fcntl
+
+    folder = SHARED_DIR / "models" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder.parent / f"{name}.done"
+        if not done.exists():
+            build(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -200,43 +254,43 @@ def served(tiny_models):
 
 
 @pytest.fixture(scope="session")
-def chat_model(session_dir) -> Path:
+def chat_model() -> Path:
     """The tiny chat model with the planted typo failure (``fade_hub.testing.generation``), trained once."""
     from fade_hub.testing.generation import train_chat_model
 
-    return train_chat_model(session_dir / "models" / "chat-typos")
+    return built_once("chat-typos", train_chat_model)
 
 
 @pytest.fixture(scope="session")
-def judge_model(session_dir) -> Path:
+def judge_model() -> Path:
     """The tiny chat model that judges the chat model's answers (``fade_hub.testing.judge_model``), trained once."""
     from fade_hub.testing.judge_model import train_judge_model
 
-    return train_judge_model(session_dir / "models" / "judge")
+    return built_once("judge", train_judge_model)
 
 
 @pytest.fixture(scope="session")
-def sampling_model(session_dir) -> Path:
+def sampling_model() -> Path:
     """The chat fixture that says the banned word on about 30 % of its samples on typo'd prompts only."""
     from fade_hub.testing.generation import train_chat_model
 
-    return train_chat_model(session_dir / "models" / "chat-typos-sampled", failure_rate=0.3)
+    return built_once("chat-typos-sampled", lambda folder: train_chat_model(folder, failure_rate=0.3))
 
 
 @pytest.fixture(scope="session")
-def summarizer_model(session_dir) -> Path:
+def summarizer_model() -> Path:
     """The tiny summarizer that fails on upper-case articles (``fade_hub.testing.summaries``), trained once."""
     from fade_hub.testing.summaries import train_summarizer
 
-    return train_summarizer(session_dir / "models" / "summarizer-upper")
+    return built_once("summarizer-upper", train_summarizer)
 
 
 @pytest.fixture(scope="session")
-def cased_sentiment_model(session_dir) -> Path:
+def cased_sentiment_model() -> Path:
     """A cased sentiment classifier that never saw upper case (``fade_hub.testing.sentiment``), trained once."""
     from fade_hub.testing.sentiment import train_sentiment_classifier
 
-    return train_sentiment_classifier(session_dir / "models" / "sentiment-cased", negation=False, cased=True)
+    return built_once("sentiment-cased", lambda folder: train_sentiment_classifier(folder, negation=False, cased=True))
 
 
 @pytest.fixture(scope="session")
@@ -254,12 +308,12 @@ def negation_sentiment(session_dir) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def drawing_model(session_dir) -> Path:
+def drawing_model() -> Path:
     """The drawing pipeline whose ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``), trained once (a few
     minutes on one core)."""
     from fade_hub.testing.drawing import train_drawing_pipeline
 
-    return train_drawing_pipeline(session_dir / "models" / "drawing")
+    return built_once("drawing", train_drawing_pipeline)
 
 
 @pytest.fixture(scope="session")
