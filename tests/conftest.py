@@ -81,17 +81,20 @@ import pytest  # noqa: E402
 from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
 
 
-# The longest test files of each tier, longest first (seconds of a whole file, 2 cores). With `--dist loadfile` a
-# worker takes the next file when it is nearly done with its own: starting the longest files first leaves short ones
-# for the end, so that neither worker runs a long file alone while the other has finished (pytest-xdist's own order,
-# by number of tests, started the one-test demo and discovery smoke last).
-LONGEST_FILES = {
-    "fast": ("test_space_review.py", "test_explore.py", "test_space.py", "test_remote_targets.py", "test_env.py",
-             "test_localhub.py", "test_space_variants.py", "test_grpo.py"),
-    "slow": ("test_demo.py", "test_mitigate.py", "test_mitigate_t2i.py", "test_benchmark_discovery.py",
-             "test_mitigate_generative.py", "test_explore.py", "test_explore_kill.py", "test_pull.py",
-             "test_bad_input.py", "test_remote_explore.py", "test_expectations.py", "test_feedback_queue.py",
-             "test_bad_input_pull_space.py", "test_space.py", "test_characterize.py", "test_space_review.py"),
+# The longest test files of each tier and their seconds (a whole file on one of 2 busy cores, --durations). With
+# `--dist loadfile` a worker takes the next file when it is nearly done with its own: starting the longest files first
+# leaves the short ones for the end, so that neither worker runs a long file alone while the other has finished
+# (pytest-xdist's own order, by number of tests, started the one-test demo and discovery smoke last).
+FILE_SECONDS = {
+    "fast": {"test_space_review.py": 20, "test_space.py": 13, "test_explore.py": 10, "test_remote_targets.py": 8,
+             "test_space_variants.py": 6, "test_localhub.py": 5, "test_structure.py": 4, "test_grpo.py": 4,
+             "test_compare.py": 3, "test_space_judge.py": 3},
+    "slow": {"test_mitigate_t2i.py": 119, "test_mitigate_generative.py": 83, "test_demo.py": 80,
+             "test_mitigate.py": 78, "test_benchmark_discovery.py": 54, "test_pull.py": 45, "test_space.py": 44,
+             "test_explore_kill.py": 42, "test_feedback_queue.py": 42, "test_space_review.py": 39,
+             "test_explore.py": 35, "test_characterize.py": 32, "test_explore_pipeline.py": 28,
+             "test_remote_explore.py": 25, "test_benchmarks.py": 21, "test_bad_input.py": 18, "test_judges_llm.py": 17,
+             "test_cli.py": 15, "test_expectations.py": 15, "test_grpo.py": 14, "test_publish.py": 12},
 }
 
 
@@ -104,9 +107,7 @@ def pytest_configure(config) -> None:
 def _run_order(item) -> tuple[bool, int]:
     """The fast tier first, then the slow end-to-end tests; in each, the longest files first."""
     slow = item.get_closest_marker("slow") is not None
-    longest = LONGEST_FILES["slow" if slow else "fast"]
-    name = item.path.name
-    return slow, longest.index(name) if name in longest else len(longest)
+    return slow, -FILE_SECONDS["slow" if slow else "fast"].get(item.path.name, 0)
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
