@@ -24,10 +24,13 @@ NaN), and the local paths it names (model folder, seeds, space file) are relativ
 
 Durability of the query log (group commit): ``append`` writes its records and flushes them to the operating system
 before it returns, so a process that ends in any way (SIGKILL, Ctrl-C, an exception) loses none of the records
-appended. Forcing them onto the disk (fsync) is grouped: the first ``append`` at least ``SYNC_INTERVAL_S`` after
-the last fsync does one, as do ``sync`` (the querier calls it once a batch is settled, and when it stops on a
-Ctrl-C or an endpoint failure) and ``close`` (also called by ``release``). A power cut or a kernel crash thus
-loses at most the records appended since the last fsync: those of the batches still being answered.
+appended. Forcing them onto the disk (fsync) is grouped and happens beside the caller: the first ``append`` at least
+``SYNC_INTERVAL_S`` after the last fsync started, and ``sync_soon`` (the querier calls it once a batch is settled),
+start one in a background thread and return at once, so that a disk slow to sync (another process writing) never
+holds up the explorer choosing its next batch while the endpoint waits for it. ``sync`` (the querier calls it when it
+stops on a Ctrl-C or an endpoint failure) and ``close`` (also called by ``release``) fsync before returning. A power
+cut or a kernel crash thus loses at most the records appended since the last fsync that completed: those of the
+batches still being answered and of the batch settled last.
 """
 
 from __future__ import annotations
@@ -102,8 +105,10 @@ class RunStore:
         self.folder_lock = FolderLock(self.root)
         self._writing = False  # set with ``status: running``: at creation, or at a resumed run's first new query
         self._log: Any = None  # the query log, open for appending from the first ``append`` to ``close``
-        self._unsynced = False  # records written to the log since its last fsync
-        self._synced_at = 0.0  # time.monotonic() of the log's last fsync
+        self._unsynced = False  # records written to the log since its last fsync started
+        self._synced_at = 0.0  # time.monotonic() when the log's last fsync started
+        self._syncer: threading.Thread | None = None  # the background fsync running, if any
+        self._sync_again = False  # records were written while the background fsync ran: it runs once more
 
     # metadata -----------------------------------------------------------------------------------
 
@@ -243,27 +248,64 @@ class RunStore:
             self._log.write(lines)
             self._log.flush()
             self._unsynced = True
-            if time.monotonic() - self._synced_at >= SYNC_INTERVAL_S:
-                self._sync()
+            due = time.monotonic() - self._synced_at >= SYNC_INTERVAL_S
+        if due:
+            self.sync_soon()
 
     def sync(self) -> None:
-        """Force the records appended so far onto the disk (fsync), if any are not yet."""
+        """Force the records appended so far onto the disk (fsync) before returning, if any are not yet (waiting for a
+        background fsync that holds some of them)."""
+        self._fsync(self._take_unsynced())
         with self._lock:
-            self._sync()
+            running = self._syncer
+        if running is not None:
+            running.join()
+
+    def sync_soon(self) -> None:
+        """Force the records appended so far onto the disk in a background thread; return at once."""
+        with self._lock:
+            if self._syncer is not None:  # running: it syncs again when done, covering what came meanwhile
+                self._sync_again = True
+                return
+            self._syncer = threading.Thread(target=self._sync_in_background, name="fade-hub-fsync", daemon=True)
+            self._syncer.start()
 
     def close(self) -> None:
         """Sync and close the query log (the next ``append`` opens it again)."""
+        self.sync()
         with self._lock:
             if self._log is not None:
-                self._sync()
                 self._log.close()
                 self._log = None
 
-    def _sync(self) -> None:
-        """``sync`` with the lock held."""
-        if self._unsynced:
-            os.fsync(self._log.fileno())
+    def _sync_in_background(self) -> None:
+        """The background fsync of ``sync_soon``: once, and again while records came during the last one."""
+        while True:
+            self._fsync(self._take_unsynced())
+            with self._lock:
+                if not self._sync_again:
+                    self._syncer = None
+                    return
+                self._sync_again = False
+
+    def _take_unsynced(self) -> int | None:
+        """A duplicate of the log's descriptor to fsync, if records were written since the last fsync started (the
+        duplicate keeps the file open for the fsync even if ``close`` closes the log meanwhile); None otherwise."""
+        with self._lock:
+            if self._log is None or not self._unsynced:
+                return None
             self._unsynced, self._synced_at = False, time.monotonic()
+            return os.dup(self._log.fileno())
+
+    @staticmethod
+    def _fsync(descriptor: int | None) -> None:
+        """fsync and close a descriptor from ``_take_unsynced`` (nothing for None)."""
+        if descriptor is None:
+            return
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def read_queries(self) -> list[dict[str, Any]]:
         """All complete query records, in query-id order; RunDamaged naming a broken line.

@@ -163,6 +163,45 @@ def test_appended_records_survive_a_kill_before_any_fsync(tmp_path):
     assert store.queries_path.read_bytes().endswith(b"\n")
 
 
+def test_a_disk_slow_to_sync_never_holds_up_appends_and_sync_waits_for_it(tmp_path, monkeypatch):
+    """The group commit's fsyncs run beside the caller: while the disk takes its time to sync (here it waits for the
+    test's word), ``append`` and ``sync_soon`` return at once, so that the explorer keeps choosing and the endpoint
+    keeps answering; ``sync`` and ``close`` return only once every record appended is on the disk."""
+    import threading
+    import time as clock
+
+    from fade_hub import store as store_module
+
+    disk_ready, synced, real_fsync = threading.Event(), [], os.fsync
+
+    def slow_fsync(descriptor: int) -> None:
+        assert disk_ready.wait(60), "the disk never synced"
+        real_fsync(descriptor)
+        synced.append(os.fstat(descriptor).st_size)
+
+    monkeypatch.setattr(store_module.os, "fsync", slow_fsync)
+    monkeypatch.setattr(store_module, "SYNC_INTERVAL_S", 0.0)  # every append starts a sync
+    store = RunStore(tmp_path)
+    store.create(dict(META))
+
+    def in_thread(call) -> threading.Thread:
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        return thread
+
+    appends = in_thread(lambda: [store.append(records(i, i + 1)) or store.sync_soon() for i in range(20)])
+    appends.join(30)
+    assert not appends.is_alive() and synced == []  # 20 appends returned while the first fsync still waits
+    syncing = in_thread(store.sync)
+    clock.sleep(0.2)
+    assert syncing.is_alive()  # sync waits for the disk
+    disk_ready.set()
+    syncing.join(30)
+    assert not syncing.is_alive() and synced and max(synced) == store.queries_path.stat().st_size
+    store.release()
+    assert RunStore(tmp_path).read_queries() == records(0, 20)
+
+
 def test_meta_round_trip_and_update(tmp_path):
     store = RunStore(tmp_path / "run")
     with pytest.raises(RunNotFound, match="not a fade-hub run directory"):
