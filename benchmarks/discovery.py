@@ -247,14 +247,15 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
 
 def _parse_options(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
     from fade_hub.explore.config import ExploreConfig
+    from fade_hub.options import option_fields
 
-    known = set(ExploreConfig.__dataclass_fields__)
+    known = {field.name for _, field in option_fields(ExploreConfig)}  # flat option names, as the CLI's flags
     options = {}
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or name not in known:
-            parser.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of ExploreConfig's fields")
+            parser.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of ExploreConfig's options")
         options[name] = _parse_value(value)
     return options
 

@@ -101,3 +101,18 @@ def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(mo
     assert scored("brightness=0.5&class=triangle") == {"found": ["dim-triangles"], "false": 0, "other": 0}
     assert scored("brightness=0.5") == {"found": [], "false": 0, "other": 1}  # 0.3 excess: real, not the mode
     assert scored("brightness=1.0&class=triangle") == {"found": [], "false": 1, "other": 0}
+
+
+def test_set_takes_any_option_by_its_flat_name_and_refuses_others(monkeypatch, capsys):
+    """``--set`` names an option as the CLI's flags do (``entropy_coef`` lives in the ppo section), and an unknown
+    name is refused in one line (exit 2)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import argparse
+
+    from discovery import _parse_options
+
+    assert _parse_options(argparse.ArgumentParser(), ["entropy_coef=0.15", "num-iterations=8", "budget=5"]) == {
+        "entropy_coef": 0.15, "num_iterations": 8, "budget": 5}
+    with pytest.raises(SystemExit) as stop:
+        _parse_options(argparse.ArgumentParser(), ["no_such_option=1"])
+    assert stop.value.code == 2 and "one of ExploreConfig's options" in capsys.readouterr().err
