@@ -108,7 +108,6 @@ class RunStore:
         self._unsynced = False  # records written to the log since its last fsync started
         self._synced_at = 0.0  # time.monotonic() when the log's last fsync started
         self._syncer: threading.Thread | None = None  # the background fsync running, if any
-        self._sync_again = False  # records were written while the background fsync ran: it runs once more
 
     # metadata -----------------------------------------------------------------------------------
 
@@ -255,20 +254,18 @@ class RunStore:
     def sync(self) -> None:
         """Force the records appended so far onto the disk (fsync) before returning, if any are not yet (waiting for a
         background fsync that holds some of them)."""
-        self._fsync(self._take_unsynced())
         with self._lock:
-            running = self._syncer
+            descriptor, running = self._take_unsynced(), self._syncer
+        self._fsync(descriptor)
         if running is not None:
             running.join()
 
     def sync_soon(self) -> None:
         """Force the records appended so far onto the disk in a background thread; return at once."""
         with self._lock:
-            if self._syncer is not None:  # running: it syncs again when done, covering what came meanwhile
-                self._sync_again = True
-                return
-            self._syncer = threading.Thread(target=self._sync_in_background, name="fade-hub-fsync", daemon=True)
-            self._syncer.start()
+            if self._syncer is None:  # a running one takes what came meanwhile before it ends
+                self._syncer = threading.Thread(target=self._sync_in_background, name="fade-hub-fsync", daemon=True)
+                self._syncer.start()
 
     def close(self) -> None:
         """Sync and close the query log (the next ``append`` opens it again)."""
@@ -279,23 +276,23 @@ class RunStore:
                 self._log = None
 
     def _sync_in_background(self) -> None:
-        """The background fsync of ``sync_soon``: once, and again while records came during the last one."""
+        """The background fsync of ``sync_soon``: again and again while records came during the last one."""
         while True:
-            self._fsync(self._take_unsynced())
             with self._lock:
-                if not self._sync_again:
+                descriptor = self._take_unsynced()
+                if descriptor is None:
                     self._syncer = None
                     return
-                self._sync_again = False
+            self._fsync(descriptor)
 
     def _take_unsynced(self) -> int | None:
-        """A duplicate of the log's descriptor to fsync, if records were written since the last fsync started (the
-        duplicate keeps the file open for the fsync even if ``close`` closes the log meanwhile); None otherwise."""
-        with self._lock:
-            if self._log is None or not self._unsynced:
-                return None
-            self._unsynced, self._synced_at = False, time.monotonic()
-            return os.dup(self._log.fileno())
+        """With the lock held: a duplicate of the log's descriptor to fsync, if records were written since the last
+        fsync started (the duplicate keeps the file open for the fsync even if ``close`` closes the log meanwhile);
+        None otherwise."""
+        if self._log is None or not self._unsynced:
+            return None
+        self._unsynced, self._synced_at = False, time.monotonic()
+        return os.dup(self._log.fileno())
 
     @staticmethod
     def _fsync(descriptor: int | None) -> None:

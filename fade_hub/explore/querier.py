@@ -1,8 +1,8 @@
 """Querier: the one door through which explorers query the model.
 
 It enforces the budget, turns every query into a record written to the run directory as its answer arrives
-(fsync'ed in groups, and in the background once a batch is settled: see ``fade_hub.store``), saves the media of failures, drives the
-progress bar, and — on ``--resume`` — serves the queries already on disk instead of asking the model again. Explorers are deterministic given ``--random-seed``, so a resumed run
+(fsync'ed in groups, and in the background once a batch is settled: see ``fade_hub.store``), saves the media of
+failures, drives the progress bar, and — on ``--resume`` — serves the queries already on disk instead of asking the model again. Explorers are deterministic given ``--random-seed``, so a resumed run
 replays the same decisions. Each query has its id (the order the explorer asked it), but a remote model's
 answers arrive, and are logged, in any order, so a log cut short holds some ids of its last batches and not
 others: the querier serves every id the log holds (checking it matches what the explorer asks now) and asks
@@ -251,6 +251,7 @@ class Querier:
         """The outcomes of a submitted batch, in the order asked, once all its answers are in the log; the answers of
         other batches that arrive meanwhile are logged too."""
         waiting = [t for t in self.open if t.first <= ticket.first]  # earlier batches are settled first
+        stopping = True  # until every answer awaited came: the records go to the disk before the run stops
         try:
             with self.env.target.interruptible() as interrupted:
                 while not interrupted and any(len(t.records) < len(t.action_ids) for t in waiting):
@@ -262,19 +263,19 @@ class Querier:
                     self._log(groups)
                 while interrupted and (groups := self.env.next_answers()):  # what is in flight is answered and logged
                     self._log(groups)
+            stopping = bool(interrupted)
         except EndpointFailed as stop:  # every answer that came is in the log already
-            self.store.sync()
             raise EndpointFailed(
                 f"{stop}; the {len(self.replay) + self.recorded} queries answered so far are kept in "
                 f"{self.store.root}: rerun with --resume to continue"
             ) from stop
-        except BaseException:
-            self.store.sync()  # stopping: the records of every answer that came are on the disk first
-            raise
+        finally:
+            if stopping:
+                self.store.sync()
+            else:  # settled: the batch's records (and those of later batches that came) go to the disk meanwhile
+                self.store.sync_soon()
         if interrupted:
-            self.store.sync()  # the records of every answer that came are on the disk before the run stops
             raise KeyboardInterrupt
-        self.store.sync_soon()  # the batch's records (and those of later batches that came) go to the disk meanwhile
         while self.open and self.open[0].first <= ticket.first:  # settled in the order submitted
             self._settle(self.open.popleft())
         return ticket.outcomes
