@@ -88,6 +88,15 @@ class GroundTruth:
         mask[np.ix_(rows, self.planted[name])] = True
         return mask
 
+    def grid_pairs(self, name: str) -> np.ndarray:
+        """The (class, cell) pairs of the grid's own region for a mode (``regions``): its cells, on the classes the
+        mode was planted on (every class when it is not limited)."""
+        mask = np.zeros(self.pair_rates.shape, dtype=bool)
+        limited = self.planted_classes.get(name)
+        rows = [i for i, c in enumerate(self.classes) if not limited or c in limited] or list(range(len(self.classes)))
+        mask[np.ix_(rows, self.regions.get(name, []))] = True
+        return mask
+
     def excess(self, pairs: np.ndarray) -> float:
         """How much more often the model really fails on these (class, cell) pairs (the grid's rate over them) than
         on the clean seeds of their classes."""

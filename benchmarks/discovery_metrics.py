@@ -21,7 +21,11 @@ triangles is held by a region on triangle seeds), and the model really fails acr
 rate (``GroundTruth.excess``) at least ``STRENGTH`` of the planted pairs' own. So a region a person would name for
 the mode counts however the model spread the mode over neighbouring levels, and one that buries the mode in a wide
 region where the model mostly works does not. (Jaccard >= 0.8 with the planted cells, the first yardstick, ignored
-classes and failed a region drawn exactly where the model fails when the model failed wider than planted.) The modes
+classes and failed a region drawn exactly where the model fails when the model failed wider than planted.) A region
+also finds the mode when it is the grid's own region for it (``GroundTruth.grid_pairs``: Jaccard >= ``JACCARD`` over
+(class, cell) pairs): a model that learned a mode narrower than planted (the text fixture fails
+``wordy-triple-positive`` only under the lightest typos, 18 of its 36 cells) is found by the region the grid itself
+reports, which holds only half the planted pairs. The modes
 to find are those the grid's own characterization screens a region for (``GroundTruth.regions``). A reported region
 that holds no mode is held to the truth: it is *false* when the model does not really fail there, that is when its
 excess is below ``MIN_EXCESS``, and *other real* otherwise (a failure the model has that was not planted, or a
@@ -51,6 +55,7 @@ TOP_K = 5
 COVERAGE = 0.9
 HOLDS = 0.8  # a reported region finds a planted mode when it holds this share of the mode's (class, cell) pairs
 STRENGTH = 0.5  # and its excess over the clean rate is at least this share of the planted pairs' own
+JACCARD = 0.8  # or it is the grid's own region for the mode: Jaccard >= this over (class, cell) pairs
 MIN_EXCESS = 0.05  # a reported region is real when the grid's rate there exceeds the clean rate by this much
 PREFIX_STEP = 50  # explore queries between the checks of queries-to-all-regions
 BASELINE = "random"
@@ -91,18 +96,26 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard index of two boolean masks (0 when both are empty)."""
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
+
+
 def match_regions(reported: pd.DataFrame, truth: GroundTruth, space: Any) -> dict[str, Any]:
     """Which planted modes the reported regions (rows with ``region_id``) find, and how many of the others are false
     or real (see module doc)."""
     modes = {name: truth.planted_pairs(name) for name in truth.regions}
     strength = {name: truth.excess(planted) for name, planted in modes.items()}
+    grid = {name: truth.grid_pairs(name) for name in truth.regions}
     found: set[str] = set()
     false = other = 0
     for region_id in reported["region_id"]:
         pairs = truth.region_pairs(str(region_id), space)
         excess = truth.excess(pairs)
         held = [name for name, planted in modes.items()
-                if (pairs & planted).sum() >= HOLDS * planted.sum() and excess >= STRENGTH * strength[name]]
+                if (pairs & planted).sum() >= HOLDS * planted.sum() and excess >= STRENGTH * strength[name]
+                or jaccard(pairs, grid[name]) >= JACCARD]
         found.update(held)
         if not held:
             false += excess < MIN_EXCESS

@@ -103,6 +103,35 @@ def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(mo
     assert scored("brightness=1.0&class=triangle") == {"found": [], "false": 1, "other": 0}
 
 
+def test_a_mode_learned_narrower_than_planted_is_found_by_the_grids_own_region(monkeypatch):
+    """Planted on triangles at brightness 0.5 (both saturations), the model fails only at saturation 1.0: the
+    region the grid reports there holds half the planted pairs, and still finds the mode; the planted cells on
+    every class do not (Jaccard 1/6 with the grid's region, and an excess a third of the planted pairs')."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from discovery_fixtures import GroundTruth
+    from discovery_metrics import match_regions
+
+    from fade_hub.perturb import ConceptSpace
+
+    space = ConceptSpace.from_dict({"modality": "image", "factors": [
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5]},
+        {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5]},
+    ]})  # fmt: skip
+    classes = ["circle", "square", "triangle"]
+    pair_rates = np.zeros((3, 4))
+    pair_rates[2, 2] = 0.9  # triangles fail at brightness 0.5 and saturation 1.0 only
+    truth = GroundTruth(np.zeros(4), 4, 0.25, [""] * 4, {"dim-triangles": [2]}, {"dim-triangles": [2, 3]}, classes,
+                        pair_rates, np.zeros(3), {"dim-triangles": ["triangle"]})
+
+    def scored(*region_ids: str) -> dict:
+        return match_regions(pd.DataFrame({"region_id": list(region_ids)}), truth, space)
+
+    assert scored("brightness=0.5&saturation=1.0&class=triangle") == {"found": ["dim-triangles"], "false": 0,
+                                                                       "other": 0}
+    assert scored("brightness=0.5")["found"] == []
+    assert scored("saturation=1.0&class=triangle")["found"] == []  # half the grid's region's pairs are not its own
+
+
 def test_set_takes_any_option_by_its_flat_name_and_refuses_others(monkeypatch, capsys):
     """``--set`` names an option as the CLI's flags do (``entropy_coef`` lives in the ppo section), and an unknown
     name is refused in one line (exit 2)."""
