@@ -5,7 +5,9 @@ Fixtures (``benchmarks/discovery_fixtures.py``): ``shapes``, the demo's shapes R
 modes, one only where two factors meet; ``shapes-mixed``, the same space with three regions of different sizes and
 strengths (216 cells failing on about 30 % of the seeds, a 36-cell two-factor interaction, 72 cells on squares
 only); ``text``, a small BERT sentiment classifier over 4 text factors x 6 levels (1296 cells) with three planted
-modes. ``grid`` (every cell on every seed input) measures each fixture's ground truth.
+modes. The planted fixtures' trained weights ship in ``benchmarks/fixtures`` (the same model on every machine;
+``--train-fixtures`` trains them here instead). ``grid`` (every cell on every seed input) measures each fixture's
+ground truth.
 
 Algorithms: the package's ``ppo``, ``random``, ``epsilon-greedy``, ``bo`` and ``covering`` (rounds of pairwise
 covering arrays, the classical design of combinatorial interaction testing), and the paper's own agent,
@@ -72,6 +74,7 @@ class BenchConfig:
     threshold: float = 0.25
     seeds_per_class: int = 16
     fixture_seed: int = 0
+    train_fixtures: bool = False  # train the planted fixtures here instead of using the shipped weights
     batch_size: int = 32
     options: dict[str, Any] = field(default_factory=dict)
     cache_dir: Path | None = None
@@ -167,7 +170,8 @@ def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], dict[str, Ground
         notes: dict[str, dict[str, str]] = {}
         table: list[dict[str, Any]] = []
         for name in config.fixtures:
-            fixture = prepare_fixture(name, cache, config.seeds_per_class, config.fixture_seed, config.quick)
+            fixture = prepare_fixture(name, cache, config.seeds_per_class, config.fixture_seed, config.quick,
+                                      config.train_fixtures)
             grid = explore_config(fixture, "grid", None, 0, runs / f"{name}-grid", config)
             truth = truths[name] = measure_ground_truth(fixture, cache, config.threshold, lambda: explore(grid).path)
             logger.info("%s ground truth: %d true failure cells of %d", name, len(truth.cells()), len(truth.rates))
@@ -227,6 +231,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                         help="folder for discovery.json and discovery.png (default: benchmarks/results)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: budget 64, seed 0, 2 seed inputs per class, fixtures trained for a few steps")
+    parser.add_argument("--train-fixtures", action="store_true",
+                        help="train the planted fixtures on this machine instead of using the weights shipped in "
+                        "benchmarks/fixtures (other CPUs train other weights, whose modes to find may differ)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -234,7 +241,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         fixtures=args.fixtures, algorithms=args.algorithms, budgets=args.budgets, seeds=args.seeds,
         threshold=args.threshold, seeds_per_class=args.seeds_per_class, batch_size=args.batch_size,
         options=_parse_options(parser, args.options), cache_dir=args.cache_dir, runs_dir=args.runs_dir,
-        output=args.output, quick=args.quick,
+        output=args.output, quick=args.quick, train_fixtures=args.train_fixtures,
     )  # fmt: skip
     if args.quick:
         config.budgets, config.seeds, config.seeds_per_class = [64], [0], 2

@@ -145,3 +145,22 @@ def test_set_takes_any_option_by_its_flat_name_and_refuses_others(monkeypatch, c
     with pytest.raises(SystemExit) as stop:
         _parse_options(argparse.ArgumentParser(), ["no_such_option=1"])
     assert stop.value.code == 2 and "one of ExploreConfig's options" in capsys.readouterr().err
+
+
+def test_the_planted_fixtures_are_the_shipped_weights_unless_asked_to_train(monkeypatch, tmp_path):
+    """Every machine benchmarks the same planted models: the shipped safetensors are copied into the cache, byte for
+    byte, and load as the fixture's classifier; the text fixture's seeds and space are written beside them."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from discovery_fixtures import PLANTED_VERSIONS, SHIPPED, prepare_fixture
+
+    fixture = prepare_fixture("text", tmp_path, 4, 0, False)
+    shipped = SHIPPED / f"sentiment-modes-{PLANTED_VERSIONS['text']}"
+    assert fixture.model == tmp_path / f"{shipped.name}-shipped"
+    assert (fixture.model / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()
+    assert len(fixture.seeds.read_text().splitlines()) == 8 and Path(fixture.space).is_file()
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(fixture.model)
+    assert model.config.num_labels == 2
+    for name in ("shapes-hard", "shapes-mixed"):  # every planted fixture ships, at the version the benchmark uses
+        assert (SHIPPED / f"{name}-{PLANTED_VERSIONS[name]}" / "model.safetensors").is_file()
