@@ -314,10 +314,20 @@ def test_provider_reaches_the_client_without_network(monkeypatch):
     mapping = InferenceProviderMapping(provider="together", providerId="Some/Chat-Model", hf_model_id="tester/some-chat-model",
                                        task="conversational", status="live")  # fmt: skip
     monkeypatch.setitem(_common.HARDCODED_MODEL_INFERENCE_MAPPING, "together", {"tester/some-chat-model": mapping})
-    request = get_provider_helper(target.client.provider, "conversational", target.client.model).prepare_request(
-        inputs=prompt_messages("hi"), parameters={}, headers={}, model=target.client.model, api_key="hf_x"
-    )
-    assert request.url.startswith("https://router.huggingface.co/together/") and request.json["model"] == "Some/Chat-Model"
+    helper = get_provider_helper(target.client.provider, "conversational", target.client.model)
+
+    def request(api_key: str):
+        return helper.prepare_request(inputs=prompt_messages("hi"), parameters={}, headers={},
+                                      model=target.client.model, api_key=api_key)
+
+    # with a Hub token, through Hugging Face's router: on the provider's own route (huggingface_hub 2.4), or on the
+    # router's OpenAI-compatible route with the provider named after the model id (2.5)
+    routed = request("hf_x")
+    assert (routed.url.startswith("https://router.huggingface.co/together/") and routed.json["model"] == "Some/Chat-Model"
+            or routed.url == "https://router.huggingface.co/v1/chat/completions"
+            and routed.json["model"] == "tester/some-chat-model:together"), (routed.url, routed.json)
+    direct = request("sk_x")  # with the provider's own key, straight to it, with its id of the model
+    assert direct.url.startswith("https://api.together.xyz/") and direct.json["model"] == "Some/Chat-Model"
     with pytest.raises(BadConfig, match="--provider not-a-provider"):
         load_remote_target("tester/x", RemoteConfig(provider="not-a-provider"), task="text-generation")
     with pytest.raises(BadConfig, match="--provider groq"):  # groq serves chat only
