@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "discovery.py"
+IDEAL = SCRIPT.with_name("discovery_ideal.py")
 ALGORITHMS = ("ppo", "random", "epsilon-greedy", "bo", "covering", "paper-dqn")
 CELLS = {"shapes": 125, "shapes-hard": 1296, "shapes-mixed": 1296, "text": 1296}
 
@@ -71,6 +73,18 @@ def test_discovery_smoke(tmp_path):
     assert result["versions"]["trl"] and result["settings"]["quick"] is True
     assert (output / "discovery.png").stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "results"]
+    # the ideal-policy replay reads the same cache: each fixture's modes, per seed, from its grid truth
+    ideal = subprocess.run(
+        [sys.executable, str(IDEAL), "--quick", "--cache-dir", str(tmp_path / "cache"), "--fixtures", "shapes-hard",
+         "text", "--seeds", "0", "1", "--budget", "64"],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert ideal.returncode == 0, ideal.stderr[-3000:]
+    for fixture in ("shapes-hard", "text"):
+        lines = [line for line in ideal.stdout.splitlines() if line.startswith(f"{fixture} seed ")]
+        assert len(lines) == 2 and all(re.search(r"seed \d: \d+ of \d+ modes \[.*\], \d+ false \(unscreened\), "
+                                                 r"hit rate [01]\.\d{3}$", line) for line in lines), ideal.stdout
+        assert f"{fixture}: modes found per seed [" in ideal.stdout
 
 
 def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(monkeypatch):
@@ -164,3 +178,13 @@ def test_the_planted_fixtures_are_the_shipped_weights_unless_asked_to_train(monk
     assert model.config.num_labels == 2
     for name in ("shapes-hard", "shapes-mixed"):  # every planted fixture ships, at the version the benchmark uses
         assert (SHIPPED / f"{name}-{PLANTED_VERSIONS[name]}" / "model.safetensors").is_file()
+
+
+def test_the_ideal_replay_refuses_a_cache_without_the_grid_truth(tmp_path):
+    """Run before discovery.py filled the cache, the replay says in one line what to run first (exit 2)."""
+    done = subprocess.run([sys.executable, str(IDEAL), "--cache-dir", str(tmp_path), "--fixtures", "shapes"],
+                          cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (f"error: {tmp_path} holds no grid ground truth for shapes; run "
+                                                    f"benchmarks/discovery.py --fixtures shapes --cache-dir {tmp_path} "
+                                                    "first")
