@@ -42,7 +42,8 @@ class MissingTruth(Exception):
 
 
 def replay(truth: GroundTruth, space: Any, config: Any, seed: int) -> dict[str, Any]:
-    """One replay of ``config.budget`` queries drawn from the reward's optimum; the regions found and the hit rate."""
+    """One replay of ``config.budget`` queries drawn from the reward's optimum: the planted modes its regions find,
+    its false regions and its hit rate."""
     from fade_hub.explore.belief import Belief
     from fade_hub.explore.confirm import split_holdout
     from fade_hub.explore.grpo import GRPOSearchConfig
@@ -77,7 +78,7 @@ def replay(truth: GroundTruth, space: Any, config: Any, seed: int) -> dict[str, 
             for cell in rng.choice(belief.num_cells, size=group, p=weights / weights.sum()):
                 if used[c, cell] >= len(pools[c]) or spent + len(batch) >= config.budget:
                     continue
-                failed = bool(rng.random() < truth.pair_rates[min(c, len(truth.pair_rates) - 1), cell])
+                failed = bool(rng.random() < truth.pair_rates[c, cell])
                 batch.append(Outcome(pools[c][used[c, cell]], int(cell), failed, 0.0, float(failed)))
                 used[c, cell] += 1
                 failures += failed
@@ -91,8 +92,7 @@ def replay(truth: GroundTruth, space: Any, config: Any, seed: int) -> dict[str, 
     found = belief.grid.scan(k, n, max_regions=scan.max_regions, tolerance=scan.simpler_within)
     ids = [belief.grid.region_id(region) for region, _ in found]
     match = match_regions(pd.DataFrame({"region_id": ids}), truth, space)
-    return {"found": match["found"], "false": match["false"], "hit_rate": failures / max(spent, 1),
-            "regions": [belief.grid.describe(region) for region, _ in found]}
+    return {"found": match["found"], "false": match["false"], "hit_rate": failures / max(spent, 1)}
 
 
 def fixture_truth(name: str, cache: Path, quick: bool, trained: bool) -> tuple[GroundTruth, Any]:
