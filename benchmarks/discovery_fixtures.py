@@ -14,15 +14,16 @@
 
 The planted fixtures' models are shipped trained (``benchmarks/fixtures``, fixture seed 0): trained anew on another
 CPU they get other weights, and the modes the grid screens may change with them (the text model trained on one
-machine failed ``wordy-triple-positive`` on 18 cells at 0.35, on another at 0.19, below the screen). ``--train-fixtures``
-trains them on this machine instead, once per cache folder. The ground truth of a fixture is ``grid``: every cell on every seed
-input (no held-out split), cached next to the model as JSON with the regions to find. A model trained to fail in a
-planted mode fails in a region that may be wider or narrower than planted (a factor it cannot see under another
-perturbation, e.g. saturation under heavy noise, spreads the mode over that factor's levels): the region to find
-for a mode is judged on the grid's own failure rates: ``GroundTruth.planted_pairs`` are the (class, cell) pairs a
-mode was planted on (its cells, on the classes it holds for), and ``GroundTruth.excess`` the grid's rate over a set
-of pairs above the clean rate of their classes. A mode counts as one to find when the grid's own characterization
-screens a region holding some of its cells (``grid_regions``, recorded with the planted cells).
+machine failed ``wordy-triple-positive`` on 18 cells at 0.35, on another at 0.19, below the screen).
+``--train-fixtures`` trains them on this machine instead, once per cache folder. The ground truth of a fixture is
+``grid``: every cell on every seed input (no held-out split), cached next to the model as JSON with the regions to
+find. A model trained to fail in a planted mode fails in a region that may be wider or narrower than planted (a
+factor it cannot see under another perturbation, e.g. saturation under heavy noise, spreads the mode over that
+factor's levels): the region to find for a mode is judged on the grid's own failure rates:
+``GroundTruth.planted_pairs`` are the (class, cell) pairs a mode was planted on (its cells, on the classes it holds
+for), and ``GroundTruth.excess`` the grid's rate over a set of pairs above the clean rate of their classes. A mode
+counts as one to find when the grid's own characterization screens a region holding some of its cells
+(``grid_regions``, recorded with the planted cells).
 """
 
 from __future__ import annotations
@@ -89,19 +90,19 @@ class GroundTruth:
     def planted_pairs(self, name: str) -> np.ndarray:
         """The (class, cell) pairs a mode was planted on: its cells, on the classes it holds for (every class when
         it is not limited, or when the grid has no classes)."""
-        mask = np.zeros(self.pair_rates.shape, dtype=bool)
-        limited = self.planted_classes.get(name)
-        rows = [i for i, c in enumerate(self.classes) if not limited or c in limited] or list(range(len(self.classes)))
-        mask[np.ix_(rows, self.planted[name])] = True
-        return mask
+        return self._on_mode_classes(name, self.planted[name])
 
     def grid_pairs(self, name: str) -> np.ndarray:
         """The (class, cell) pairs of the grid's own region for a mode (``regions``): its cells, on the classes the
         mode was planted on (every class when it is not limited)."""
+        return self._on_mode_classes(name, self.regions.get(name, []))
+
+    def _on_mode_classes(self, name: str, cells: list[int]) -> np.ndarray:
+        """``cells`` on the classes mode ``name`` holds for, as a boolean array over the grid's classes and cells."""
         mask = np.zeros(self.pair_rates.shape, dtype=bool)
         limited = self.planted_classes.get(name)
         rows = [i for i, c in enumerate(self.classes) if not limited or c in limited] or list(range(len(self.classes)))
-        mask[np.ix_(rows, self.regions.get(name, []))] = True
+        mask[np.ix_(rows, cells)] = True
         return mask
 
     def excess(self, pairs: np.ndarray) -> float:
@@ -217,8 +218,8 @@ _BUILDERS: dict[str, Callable[..., Fixture]] = {
 
 def prepare_fixture(name: str, cache: Path, seeds_per_class: int, fixture_seed: int, quick: bool,
                     trained: bool = False) -> Fixture:
-    """Copy the shipped weights of a fixture's model into ``cache`` (or train them there: ``trained``, ``quick``, another
-    ``fixture_seed``, or none shipped; reused once there) and write (or reuse) its seeds and space."""
+    """Copy the shipped weights of a fixture's model into ``cache`` (or train them there: ``trained``, ``quick``,
+    another ``fixture_seed``, or none shipped; reused once there) and write (or reuse) its seeds and space."""
     started = time.perf_counter()
     fixture = _BUILDERS[name](cache, seeds_per_class, fixture_seed, quick, trained)
     logger.info("fixture %s ready in %.0f s: %s", name, time.perf_counter() - started, fixture.model)

@@ -87,11 +87,10 @@ def test_discovery_smoke(tmp_path):
         assert f"{fixture}: modes found per seed [" in ideal.stdout
 
 
-def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(monkeypatch):
-    """The benchmark's yardstick on a grid truth: a mode planted on triangles at one cell, where the model in fact
-    fails on triangles at both saturations. The region drawn exactly there finds it (four times the planted cells:
-    Jaccard on cells would miss it); the same cells on every class, where circles and squares are fine, bury it and
-    are not false (the triangles fail); a region away from it is false."""
+def _yardstick(monkeypatch, pair_rates: np.ndarray, grid_region: list[int], planted: list[int]):
+    """``match_regions`` on a grid truth over brightness x saturation (2 levels each) and three classes, with one mode
+    ``dim-triangles`` planted on triangles at ``planted`` cells, the grid's own region for it at ``grid_region``: a
+    function of region ids."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     from discovery_fixtures import GroundTruth
     from discovery_metrics import match_regions
@@ -102,15 +101,23 @@ def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(mo
         {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5]},
         {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5]},
     ]})  # fmt: skip
-    classes = ["circle", "square", "triangle"]
-    pair_rates = np.zeros((3, 4))
-    pair_rates[2, [2, 3]] = 0.9  # triangles fail at brightness 0.5, whatever the saturation
-    planted = {"dim-triangles": [2]}  # planted at brightness 0.5 and saturation 1.0 only
-    truth = GroundTruth(np.zeros(4), 4, 0.25, [""] * 4, {"dim-triangles": [2, 3]}, planted, classes, pair_rates,
-                        np.zeros(3), {"dim-triangles": ["triangle"]})
+    truth = GroundTruth(np.zeros(4), 4, 0.25, [""] * 4, {"dim-triangles": grid_region}, {"dim-triangles": planted},
+                        ["circle", "square", "triangle"], pair_rates, np.zeros(3), {"dim-triangles": ["triangle"]})
 
     def scored(*region_ids: str) -> dict:
         return match_regions(pd.DataFrame({"region_id": list(region_ids)}), truth, space)
+
+    return scored
+
+
+def test_a_region_finds_a_planted_mode_when_it_holds_it_where_the_model_fails(monkeypatch):
+    """The benchmark's yardstick on a grid truth: a mode planted on triangles at one cell, where the model in fact
+    fails on triangles at both saturations. The region drawn exactly there finds it (four times the planted cells:
+    Jaccard on cells would miss it); the same cells on every class, where circles and squares are fine, bury it and
+    are not false (the triangles fail); a region away from it is false."""
+    pair_rates = np.zeros((3, 4))
+    pair_rates[2, [2, 3]] = 0.9  # triangles fail at brightness 0.5, whatever the saturation
+    scored = _yardstick(monkeypatch, pair_rates, grid_region=[2, 3], planted=[2])  # planted at saturation 1.0 only
 
     assert scored("brightness=0.5&class=triangle") == {"found": ["dim-triangles"], "false": 0, "other": 0}
     assert scored("brightness=0.5") == {"found": [], "false": 0, "other": 1}  # 0.3 excess: real, not the mode
@@ -121,24 +128,9 @@ def test_a_mode_learned_narrower_than_planted_is_found_by_the_grids_own_region(m
     """Planted on triangles at brightness 0.5 (both saturations), the model fails only at saturation 1.0: the
     region the grid reports there holds half the planted pairs, and still finds the mode; the planted cells on
     every class do not (Jaccard 1/6 with the grid's region, and an excess a third of the planted pairs')."""
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    from discovery_fixtures import GroundTruth
-    from discovery_metrics import match_regions
-
-    from fade_hub.perturb import ConceptSpace
-
-    space = ConceptSpace.from_dict({"modality": "image", "factors": [
-        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.5]},
-        {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5]},
-    ]})  # fmt: skip
-    classes = ["circle", "square", "triangle"]
     pair_rates = np.zeros((3, 4))
     pair_rates[2, 2] = 0.9  # triangles fail at brightness 0.5 and saturation 1.0 only
-    truth = GroundTruth(np.zeros(4), 4, 0.25, [""] * 4, {"dim-triangles": [2]}, {"dim-triangles": [2, 3]}, classes,
-                        pair_rates, np.zeros(3), {"dim-triangles": ["triangle"]})
-
-    def scored(*region_ids: str) -> dict:
-        return match_regions(pd.DataFrame({"region_id": list(region_ids)}), truth, space)
+    scored = _yardstick(monkeypatch, pair_rates, grid_region=[2], planted=[2, 3])
 
     assert scored("brightness=0.5&saturation=1.0&class=triangle") == {"found": ["dim-triangles"], "false": 0,
                                                                        "other": 0}

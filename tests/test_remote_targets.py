@@ -323,9 +323,11 @@ def test_provider_reaches_the_client_without_network(monkeypatch):
     # with a Hub token, through Hugging Face's router: on the provider's own route (huggingface_hub 2.4), or on the
     # router's OpenAI-compatible route with the provider named after the model id (2.5)
     routed = request("hf_x")
-    assert (routed.url.startswith("https://router.huggingface.co/together/") and routed.json["model"] == "Some/Chat-Model"
-            or routed.url == "https://router.huggingface.co/v1/chat/completions"
-            and routed.json["model"] == "tester/some-chat-model:together"), (routed.url, routed.json)
+    provider_route = (routed.url.startswith("https://router.huggingface.co/together/")
+                      and routed.json["model"] == "Some/Chat-Model")
+    openai_route = (routed.url == "https://router.huggingface.co/v1/chat/completions"
+                    and routed.json["model"] == "tester/some-chat-model:together")
+    assert provider_route or openai_route, (routed.url, routed.json)
     direct = request("sk_x")  # with the provider's own key, straight to it, with its id of the model
     assert direct.url.startswith("https://api.together.xyz/") and direct.json["model"] == "Some/Chat-Model"
     with pytest.raises(BadConfig, match="--provider not-a-provider"):
