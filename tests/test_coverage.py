@@ -15,7 +15,7 @@ from fade_hub.explore.coverage import FLOOR, CoverageReward
 from fade_hub.explore.covering import covering_array
 from fade_hub.explore.failure_model import FailureModel
 from fade_hub.explore.querier import Outcome
-from fade_hub.explore.region_reward import RegionReward
+from fade_hub.explore.region_reward import KAPPA, UNASKED, RegionReward
 from fade_hub.perturb import ConceptSpace
 from fade_hub.seeds import Seed
 
@@ -235,6 +235,31 @@ def test_regions_reward_of_a_pair_falls_with_its_own_seeds():
     assert rates[1, many] == pytest.approx(rates[1, few], abs=0.1)
     values = reward.values()
     assert values[1, many] < 0.5 * values[1, few]
+
+
+def test_regions_reward_asks_what_a_candidate_claims_and_no_seed_has_asked():
+    """Squares fail at rotation 30, brightness 0.2 and noise 0.1 or 0.2; every other pair is asked on three seeds,
+    that region's noise-0 cell on none. The scan leaves noise open (the same counts either way), so the candidate
+    claims the unasked pair: it is worth the largest outcome variance, whatever the model expects there, and it is
+    the square class's most valuable pair."""
+    reward = RegionReward(Belief(SPACE, SEEDS), power=1.0, entropy_coef=1.0, progress=lambda: 0.5)
+    unasked = SPACE.action_id((3, 3, 0))
+    seeds = {label: [s.seed_id for s in SEEDS if s.context == label] for label in ("circle", "square")}
+    batch = [Outcome(seed, cell, failed, 0.0, float(failed))
+             for label, row in seeds.items() for cell in range(SPACE.num_cells) if (label, cell) != ("square", unasked)
+             for seed in row[:3]
+             for failed in [label == "square" and SPACE.action_from_id(cell)[:2] == (3, 3)]]
+    reward(batch)
+    belief = reward.belief
+    assert belief.grid.region_id(belief.candidates[0]) == "rotation=30&brightness=0.2&class=square"
+    assert belief.inside[1, unasked] and belief.model.queries.reshape(2, -1)[1, unasked] == 0
+    mean, spread = belief.model.all_rates()[1, unasked], belief.model.all_spread()[1, unasked]
+    discovery = min(mean + KAPPA * spread, 1.0) * (1.0 - mean)
+    w = reward.weight()
+    values = reward.values()
+    assert values[1, unasked] == pytest.approx((1 - w) * discovery + w * UNASKED)
+    assert values[1, unasked] > (1 - w) * discovery + w * mean * (1 - mean)  # the model's own variance is less
+    assert values[1].argmax() == unasked
 
 
 @pytest.mark.parametrize("shape", [(6, 6, 6, 6), (5, 5, 5), (2, 7), (3, 3, 3, 3, 3)])
