@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -74,6 +75,30 @@ def test_yaml_round_trip(tmp_path):
     assert again.factors[0].params == {"slot": "r"}
     assert again.fingerprint() == space.fingerprint()
     assert load_space(str(path)).to_dict() == space.to_dict()
+
+
+def _rewrite_space(path: str, times: int) -> None:
+    space = ConceptSpace.from_yaml(path)
+    for _ in range(times):
+        space.to_yaml(path)
+
+
+def test_yaml_written_while_other_processes_write_it_is_never_seen_half_written(tmp_path):
+    """Two benchmark processes sharing a cache folder both write a fixture's space: a reader meanwhile always finds
+    a whole space (a plain truncate-and-write let it read an empty file), and no partial file is left behind."""
+    path = tmp_path / "space.yaml"
+    ConceptSpace.from_dict({"modality": "text", "factors": [{"name": "typo", "op": "typos", "levels": [0, 0.1]}]
+                            }).to_yaml(path)
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_rewrite_space, args=(str(path), 300)) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    reads = 0
+    while any(writer.is_alive() for writer in writers):
+        assert ConceptSpace.from_yaml(path).factors[0].name == "typo"
+        reads += 1
+    assert all(writer.exitcode == 0 for writer in writers) and reads > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["space.yaml"]
 
 
 def test_fingerprint_tracks_levels_not_name():

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import operator
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,11 +319,15 @@ class ConceptSpace:
         return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def to_yaml(self, path: str | Path | None = None) -> str:
-        """The space as YAML text; also written to ``path`` when given."""
+        """The space as YAML text; also written to ``path`` when given (whole: a reader, or another process
+        writing the same file, never sees it half written)."""
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True,
                               width=1000)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            path = Path(path)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, path)
         return text
 
     @classmethod
