@@ -44,7 +44,7 @@ FIXTURES = ("shapes", "shapes-hard", "shapes-mixed", "text")
 # bump a planted fixture's version when its definition or training changes (its cache is keyed by it)
 PLANTED_VERSIONS = {"shapes-hard": "v2", "shapes-mixed": "v3", "text": "v5"}
 QUICK_STEPS = 20  # training steps of the planted fixtures in --quick mode (a smoke run, not a real fixture)
-GRID_VERSION = "v4"  # bump when what the cached ground truth holds changes
+GRID_VERSION = "v5"  # bump when what the cached ground truth holds changes (v5: each seed's answers)
 # the planted fixtures' trained weights (fixture seed 0), the same bytes on every machine: training them anew on
 # another CPU gives other weights, and the modes the grid screens (the modes to find) may change with them
 SHIPPED = Path(__file__).parent / "fixtures"
@@ -79,6 +79,8 @@ class GroundTruth:
     pair_rates: np.ndarray  # (classes, cells): the failure rate of every class at every cell, over every seed
     clean_rates: np.ndarray  # (classes,): the failure rate of each class's unperturbed seeds
     planted_classes: dict[str, list[str]] = field(default_factory=dict)  # a mode limited to some classes: its classes
+    seed_failures: dict[str, np.ndarray] = field(default_factory=dict)  # seed id -> whether it failed, per cell
+    seed_classes: dict[str, str] = field(default_factory=dict)  # seed id -> its class ("" when none)
 
     def region_pairs(self, region_id: str, space: Any) -> np.ndarray:
         """The (class, cell) pairs a reported region admits, as a boolean array over the grid's classes and cells."""
@@ -265,14 +267,17 @@ def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_gr
             **pair_truth(run),
         }
         saved.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    cells = len(data["rates"])
     return GroundTruth(np.asarray(data["rates"], dtype=float), data["queries_per_cell"], threshold, data["labels"],
                        data["regions"], fixture.planted, data["classes"], np.asarray(data["pair_rates"], dtype=float),
-                       np.asarray(data["clean_rates"], dtype=float), fixture.planted_classes)
+                       np.asarray(data["clean_rates"], dtype=float), fixture.planted_classes,
+                       {seed: _unpack(bits, cells) for seed, (_, bits) in data["seeds"].items()},
+                       {seed: label for seed, (label, _) in data["seeds"].items()})
 
 
 def pair_truth(run_dir: Path) -> dict[str, Any]:
     """The grid run's failure rate per (class, cell) and per class on clean seeds, as the scan of regions sees
-    classes (``fade_hub.regions.RegionGrid``)."""
+    classes (``fade_hub.regions.RegionGrid``), and each seed's answers: its class and whether it failed, per cell."""
     from fade_hub.evidence import Evidence, cell_counts
     from fade_hub.perturb import ConceptSpace
     from fade_hub.regions import RegionGrid
@@ -288,5 +293,19 @@ def pair_truth(run_dir: Path) -> dict[str, Any]:
     clean_class = grid.class_index(clean["context"].tolist())
     clean_rates = [float(clean.loc[clean_class == c, "failure"].mean()) if (clean_class == c).any() else 0.0
                    for c in range(grid.num_classes)]
+    seeds = dict(zip(explore["seed_id"], explore["context"]))
+    failed = {seed: np.zeros(space.num_cells, dtype=bool) for seed in seeds}
+    for seed, cell, share in zip(explore["seed_id"], explore["action_id"], explore["failure"]):
+        failed[seed][int(cell)] = share >= 0.5  # a deterministic target answers each (seed, cell) once: 0 or 1
     return {"classes": list(grid.classes) or [""], "pair_rates": (k / np.maximum(n, 1)).tolist(),
-            "clean_rates": clean_rates}
+            "clean_rates": clean_rates, "seeds": {seed: [label, _pack(failed[seed])] for seed, label in seeds.items()}}
+
+
+def _pack(failed: np.ndarray) -> str:
+    """A seed's failures over the cells as a hex string (one bit per cell)."""
+    return np.packbits(failed).tobytes().hex()
+
+
+def _unpack(bits: str, cells: int) -> np.ndarray:
+    """The failures per cell that ``_pack`` wrote."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(bits), dtype=np.uint8))[:cells].astype(bool)

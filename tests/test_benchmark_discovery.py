@@ -172,6 +172,31 @@ def test_the_planted_fixtures_are_the_shipped_weights_unless_asked_to_train(monk
         assert (SHIPPED / f"{name}-{PLANTED_VERSIONS[name]}" / "model.safetensors").is_file()
 
 
+def test_the_ideal_replay_answers_with_each_seeds_own_answer(monkeypatch):
+    """Every triangle seed fails at brightness 0.2, whatever the saturation, and nothing else fails: the replay asks
+    the seeds themselves (the grid's rates, all zero here, are not what answers) and its scan finds the mode."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from discovery_fixtures import GroundTruth
+    from discovery_ideal import replay
+
+    from fade_hub.explore.config import ExploreConfig
+    from fade_hub.perturb import ConceptSpace
+
+    space = ConceptSpace.from_dict({"modality": "image", "factors": [
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.6, 0.2]},
+        {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5, 0.0]},
+    ]})  # fmt: skip
+    dim = [space.action_id((2, s)) for s in range(3)]
+    classes = {f"{label}/{i}": label for label in ("circle", "square", "triangle") for i in range(6)}
+    failures = {seed: np.isin(np.arange(9), dim) & (label == "triangle") for seed, label in classes.items()}
+    truth = GroundTruth(np.zeros(9), 18, 0.25, [""] * 9, {"dim-triangles": dim}, {"dim-triangles": dim},
+                        ["circle", "square", "triangle"], np.zeros((3, 9)), np.zeros(3),
+                        {"dim-triangles": ["triangle"]}, failures, classes)
+    result = replay(truth, space, ExploreConfig(budget=60), seed=0)
+    assert result["found"] == ["dim-triangles"] and result["false"] == 0
+    assert 0 < result["hit_rate"] <= 9 / 60  # the three explore seeds of each triangle cell at most
+
+
 def test_the_ideal_replay_refuses_a_cache_without_the_grid_truth(tmp_path):
     """Run before discovery.py filled the cache, the replay says in one line what to run first (exit 2)."""
     done = subprocess.run([sys.executable, str(IDEAL), "--cache-dir", str(tmp_path), "--fixtures", "shapes"],

@@ -21,8 +21,8 @@ wins), and the failure model, whose main effects and pairwise interactions canno
 and a class, often expects such a pair to pass: valued by ``m_a * (1 - m_a)`` it was never asked, and the region
 stayed as wide as its unasked cells (shapes-hard's ``bright-vivid-noisy-triangles`` reported at any noise level).
 Only asking decides whether the region reaches the pair. (Through the replay of ``benchmarks/discovery_ideal.py``,
-seeds 0-23: every mode found on 13 of 24 seeds of shapes-hard against 3 with the model's mean, 5 against 3 on text,
-7 against 3 on shapes-mixed.)
+seeds 0-23: every mode found on 11 of 24 seeds of shapes-hard against 4 with the model's mean, on 10 against 4 of
+text; on shapes-mixed, whose weak mode no replay finds, ``tilted-and-dark`` on 18 against 9.)
 
 Both are what one more seed of the pair would *teach*, so both are scaled by ``u_a = (strength + 1) / (strength + 1
 + n_a)``, the share of the pair's posterior variance left after its own ``n_a`` seeds (``strength``: the failure
@@ -60,7 +60,7 @@ from .querier import Outcome
 
 FLOOR = 1e-3  # values are floored here before the log: no pair is ever worth nothing to the policy
 KAPPA = 1.0  # posterior standard deviations of optimism in the discovery value
-UNASKED = 0.25  # the boundary value of a pair a candidate region claims and no seed has asked (the largest outcome variance)
+UNASKED = 0.25  # the boundary value of a claimed pair no seed has asked: the largest outcome variance
 
 
 class RegionReward:
