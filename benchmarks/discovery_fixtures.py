@@ -278,6 +278,8 @@ def measure_ground_truth(fixture: Fixture, cache: Path, threshold: float, run_gr
 def pair_truth(run_dir: Path) -> dict[str, Any]:
     """The grid run's failure rate per (class, cell) and per class on clean seeds, as the scan of regions sees
     classes (``fade_hub.regions.RegionGrid``), and each seed's answers: its class and whether it failed, per cell."""
+    import pandas as pd
+
     from fade_hub.evidence import Evidence, cell_counts
     from fade_hub.perturb import ConceptSpace
     from fade_hub.regions import RegionGrid
@@ -294,11 +296,13 @@ def pair_truth(run_dir: Path) -> dict[str, Any]:
     clean_rates = [float(clean.loc[clean_class == c, "failure"].mean()) if (clean_class == c).any() else 0.0
                    for c in range(grid.num_classes)]
     seeds = dict(zip(explore["seed_id"], explore["context"]))
-    failed = {seed: np.zeros(space.num_cells, dtype=bool) for seed in seeds}
-    for seed, cell, share in zip(explore["seed_id"], explore["action_id"], explore["failure"]):
-        failed[seed][int(cell)] = share >= 0.5  # a deterministic target answers each (seed, cell) once: 0 or 1
+    rows = pd.Index(list(seeds)).get_indexer(explore["seed_id"])
+    failed = np.zeros((len(seeds), space.num_cells), dtype=bool)
+    # a deterministic target answers each (seed, cell) once: a share of 0 or 1
+    failed[rows, explore["action_id"].to_numpy(dtype=int)] = explore["failure"].to_numpy() >= 0.5
     return {"classes": list(grid.classes) or [""], "pair_rates": (k / np.maximum(n, 1)).tolist(),
-            "clean_rates": clean_rates, "seeds": {seed: [label, _pack(failed[seed])] for seed, label in seeds.items()}}
+            "clean_rates": clean_rates,
+            "seeds": {seed: [label, _pack(row)] for (seed, label), row in zip(seeds.items(), failed)}}
 
 
 def _pack(failed: np.ndarray) -> str:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import BadConfig, ResumeMismatch, RunDamaged, RunNotFound
+from .files import write_atomic
 from .folderlock import LOCK_FILE, FolderLock
 from .jsonio import to_json
 from .options import recorded_options
@@ -79,12 +80,6 @@ RESUME_FREE_OPTIONS = frozenset({
     "request_timeout",
 })  # fmt: skip
 SYNC_INTERVAL_S = 0.5  # an append this long after the query log's last fsync fsyncs it (group commit, see the module doc)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _reason(err: Exception) -> str:
@@ -135,7 +130,7 @@ class RunStore:
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Replace ``run.json`` atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.meta_path, to_json(meta, indent=2, sort_keys=True, default=str) + "\n")
+        write_atomic(self.meta_path, to_json(meta, indent=2, sort_keys=True, default=str) + "\n")
 
     def update_meta(self, **fields: Any) -> dict[str, Any]:
         """Merge fields into ``run.json`` and return the result."""
@@ -189,7 +184,7 @@ class RunStore:
             self.repair()
             return self.read_meta()
         self.queries_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.root / LOCAL_PATHS_FILE, to_json(local_paths(original, PATH_FIELDS), indent=2) + "\n")
+        write_atomic(self.root / LOCAL_PATHS_FILE, to_json(local_paths(original, PATH_FIELDS), indent=2) + "\n")
         self.write_meta(dict(meta, status="running"))
         self._writing = True
         self.queries_path.touch()
@@ -354,7 +349,7 @@ class RunStore:
 
     def write_policy(self, probs: list[float]) -> None:
         """Store the policy's probability of every cell."""
-        _write_atomic(self.root / POLICY_FILE, to_json({"cell_probs": probs}) + "\n")
+        write_atomic(self.root / POLICY_FILE, to_json({"cell_probs": probs}) + "\n")
 
     def read_policy(self) -> list[float] | None:
         """The policy's cell probabilities, if the run has a policy."""

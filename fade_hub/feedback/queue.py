@@ -21,13 +21,13 @@ import logging
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..cache import cache_root, legacy_roots
 from ..errors import NETWORK_ERRORS
+from ..files import write_atomic
 from ..jsonio import to_json
 
 logger = logging.getLogger(__name__)
@@ -88,10 +88,7 @@ class QueuedFile:
 def write_meta(path: Path, endpoint: str, repo_id: str, pushed_bytes: int = 0) -> None:
     """Write (atomically) the sidecar of ``path``: the Hub and repo it is for, and the bytes the Hub holds."""
     meta = {"endpoint": normalize_endpoint(endpoint), "repo_id": repo_id, "pushed_bytes": pushed_bytes}
-    target = meta_path(path)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    partial.write_text(to_json(meta) + "\n", encoding="utf-8")
-    os.replace(partial, target)
+    write_atomic(meta_path(path), to_json(meta) + "\n")
 
 
 def read_queue(folder: Path) -> list[QueuedFile]:

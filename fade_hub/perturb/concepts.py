@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import operator
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import yaml
 
 from ..errors import BadSpace
+from ..files import write_atomic
 from ..paths import NotUtf8, read_utf8
 from ..tasks import MODALITIES, ModalitySpec, get_modality
 from ..usercode import import_user_object, is_user_ref
@@ -324,10 +324,7 @@ class ConceptSpace:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True,
                               width=1000)
         if path is not None:
-            path = Path(path)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, path)
+            write_atomic(path, text)
         return text
 
     @classmethod
