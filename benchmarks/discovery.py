@@ -187,7 +187,7 @@ def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], dict[str, Ground
                 for budget in config.budgets for seed in config.seeds for algorithm in algorithms
             ]  # fmt: skip
             results += mine
-            table += summarize_runs(mine, name, algorithms, config.budgets)
+            table += summarize_runs(mine, name, algorithms, config.budgets, len(truth.regions))
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
         settings.update(top_k=TOP_K, coverage=COVERAGE, baseline=BASELINE)
         result = {
@@ -296,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      else "the grid finds no region there (left out)")
             print(f"  planted region {region}: {len(planted['cells'])} cells, mean grid rate {planted['mean_rate']:.2f}; "
                   f"{found}")
-        print(format_table([row for row in result["table"] if row["fixture"] == name], len(gt["planted_regions"])))
+        to_find = sum(bool(planted["grid_region"]) for planted in gt["planted_regions"].values())
+        print(format_table([row for row in result["table"] if row["fixture"] == name], to_find))
         for algorithm, reason in result["skipped"].get(name, {}).items():
             print(f"  {algorithm}: skipped, {reason}")
     print("\nacceptance (issue 26):")

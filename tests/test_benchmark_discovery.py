@@ -49,7 +49,7 @@ def test_discovery_smoke(tmp_path):
     table = out[out.index("[shapes] ground truth"):]
     header = next(line for line in table.splitlines() if line.startswith("algorithm"))
     for column in ("regions found", "false regions", "queries to all regions: median (worst seed)", "hit rate",
-                   "x random", "spearman", "wall s"):
+                   "found all reachable: seeds", "x random", "spearman", "wall s"):
         assert column in header
     for run in result["runs"]:
         truth = result["ground_truth"][run["fixture"]]
@@ -63,10 +63,12 @@ def test_discovery_smoke(tmp_path):
         assert run["seconds"] > 0
         assert run["queries_to_all_regions"] is None or 0 < run["queries_to_all_regions"] <= 64
         assert run["spearman"] is None or -1 <= run["spearman"] <= 1
+        assert set(run["reachable"]) <= set(result["ground_truth"][run["fixture"]]["planted_regions"])
     for row in result["table"]:
         to_all = [r["queries_to_all_regions"] or r["queries"] for r in result["runs"]
                   if (r["fixture"], r["algorithm"]) == (row["fixture"], row["algorithm"])]
         assert row["queries_to_all_regions_worst"] == max(to_all)
+        assert 0 <= row["found_all_reachable"] <= len(row["seeds"]) and 0 <= row["seeds_all_reachable"] <= len(row["seeds"])
     checks = {(c["fixture"], c["check"]) for c in result["acceptance"]}
     assert any("hit rate" in check for _, check in checks) and any("covering" in check for _, check in checks)
     assert "acceptance (issue 26):" in out
@@ -205,3 +207,36 @@ def test_the_ideal_replay_refuses_a_cache_without_the_grid_truth(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (f"error: {tmp_path} holds no grid ground truth for shapes; run "
                                                     f"benchmarks/discovery.py --fixtures shapes --cache-dir {tmp_path} "
                                                     "first")
+
+
+@pytest.mark.parametrize("failing", ["explored", "held out"])
+def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it(monkeypatch, tmp_path, failing):
+    """``reachable_regions`` frames the grid's answers at every cell of the seeds a run explored: a mode on which only
+    held-out seeds fail is not reachable (no search on the explored seeds can find it); one on which the explored
+    seeds fail is."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from discovery_fixtures import GroundTruth
+    from discovery_metrics import reachable_regions
+
+    from fade_hub.perturb import ConceptSpace
+    from fade_hub.store import RunStore
+
+    space = ConceptSpace.from_dict({"modality": "image", "factors": [
+        {"name": "brightness", "op": "brightness", "levels": [1.0, 0.8, 0.6, 0.4]},
+        {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5]},
+    ]})  # fmt: skip
+    seeds = [f"s{i:02d}" for i in range(40)]
+    held = seeds[20:] if failing == "explored" else seeds[:20]
+    dark = np.array([False] * 6 + [True] * 2)  # brightness 0.4, either saturation
+    answers = {seed: dark if seed < "s20" else np.zeros(8, dtype=bool) for seed in seeds}  # s00-s19 fail there
+    pair_rates = np.mean([answers[seed] for seed in seeds], axis=0, keepdims=True)
+    truth = GroundTruth(pair_rates[0], 40, 0.25, [""] * 8, {"dark": [6, 7]}, {"dark": [6, 7]}, [""], pair_rates,
+                        np.zeros(1), {}, answers, dict.fromkeys(seeds, ""))
+    store = RunStore(tmp_path / "run")
+    store.queries_path.parent.mkdir(parents=True)
+    store.write_meta({"space": space.to_dict(), "config": {}, "confirmation": {"held_out": held}})
+    store.append({"query_id": i, "phase": "clean", "seed_id": seed, "context": "", "action_id": -1,
+                  "is_failure": False, "severity": 0.0} for i, seed in enumerate(seeds))
+    store.close()
+
+    assert reachable_regions(tmp_path / "run", truth) == (["dark"] if failing == "explored" else [])
