@@ -84,7 +84,7 @@ def acceptance(rows: list[dict[str, Any]], fixtures: Sequence[str], planted: dic
                              f"regions {ppo['worst_seed_false_regions']} ({seeds} seeds); every region reachable "
                              f"from the explored seeds on {ppo['seeds_all_reachable']} of {seeds}"))
         checks.append(_check(fixture, f"ppo finds every region its explored seeds hold (reachable), with no false one, "
-                                      f"on every seed at budget {top} (not the issue's bar: its ceiling)",
+                                      f"on every seed at budget {top} (not the issue's bar: what its seeds hold)",
                              ppo["found_all_reachable"] == seeds, f"{ppo['found_all_reachable']} of {seeds} seeds"))
         median = ppo["queries_to_all_regions_median"]
         if base is not None:

@@ -212,7 +212,7 @@ def test_the_ideal_replay_refuses_a_cache_without_the_grid_truth(tmp_path):
 @pytest.mark.parametrize("failing", ["explored", "held out"])
 def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it(monkeypatch, tmp_path, failing):
     """``reachable_regions`` frames the grid's answers at every cell of the seeds a run explored: a mode on which only
-    held-out seeds fail is not reachable (no search on the explored seeds can find it); one on which the explored
+    held-out seeds fail is not reachable (the explored seeds do not hold it); one on which the explored
     seeds fail is."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     from discovery_fixtures import GroundTruth
