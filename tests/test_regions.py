@@ -172,6 +172,24 @@ def test_scan_splits_a_sharp_region_off_a_mild_wide_one(demo_space):
                      "brightness ≤ 0.4 (any rotation or saturation)"]
 
 
+def test_scan_ungroups_two_tails_that_only_fail_alike_on_one_class(demo_space):
+    """Every class fails at rotation 30 and brightness 0.2; squares fail at rotation <= -15 too. With squares asked
+    twice as often, and circles and triangles asked most where they pass (rotation <= -15), the best single region is
+    "rotation <= -15 or 30 on squares", and what is left of the first mode is "on circles and triangles": two
+    regions that cut the first mode in two. The tail at 30, alone, widens to every class, so the scan takes it whole
+    and leaves the squares' tail to the next region."""
+    grid = RegionGrid(demo_space, classes=["circle", "square", "triangle"])
+    rng = np.random.default_rng(0)
+    cells = [demo_space.action_from_id(a) for a in range(demo_space.num_cells)]
+    n = np.array([[40.0 if c == 1 else 60.0 if a[0] <= 1 else 20.0 for a in cells] for c in range(3)])
+    p = np.array([[0.95 if a[1] == 4 and (a[0] == 4 or (c == 1 and a[0] <= 1)) else 0.01 for a in cells]
+                  for c in range(3)])
+    k = rng.binomial(n.astype(int), p).astype(float)
+    words = [grid.describe(region) for region, _ in grid.scan(k, n, max_regions=2)]
+    assert words == ["rotation 30 and brightness 0.2 (any saturation)",
+                     "rotation ≤ -15 and brightness 0.2 (any saturation), on square seeds"]
+
+
 def test_scan_keeps_a_region_whole_when_its_parts_fail_unevenly(demo_space):
     """±30 at brightness 0.2 fails 60 % on squares and 20 % on triangles (the demo's mode, unevenly): one region on
     both classes, not its stronger half."""
