@@ -30,8 +30,10 @@ often the discovery benchmark's shapes fixture lost its region on 2 of 5 seeds.)
 Two pieces of one choice ("rotation ≤ 9 or 45") say that the pieces fail alike; they may instead be two regions
 that the conjunction cut down to what they share. When no part fails far more than the rest, each piece of such a
 choice is taken alone and widened on the other axes (the piece held) to one-piece choices whose added pairs fail like
-it (``Scanner.refine``, ``_unglue``): when a piece widens to pairs that were asked, the pieces were unlike, and the
-widened piece with the best score is taken instead, the other left to the next regions. (The discovery benchmark's
+it (``Scanner.refine``, ``_unglue``): when a piece widens to pairs that were asked, or holds alone a part failing
+far more than its rest (a part the other piece hid: "rotation 0 or ≥ 36 and noise 0.25" where the upright tail fails
+at every brightness and the tilted one only dark), the pieces were unlike, and the (widened) piece with the best
+score is taken instead, the other left to the next regions. (The discovery benchmark's
 shapes-mixed: squares fail dark at rotation ≤ 9 and 45, circles and triangles at 45 only. Asked most on squares, the
 scan reported "rotation ≤ 9 or 45 and brightness 0.25, on square seeds" and then "rotation 45 and brightness 0.25,
 on circle and triangle seeds": the tilted mode cut in two by class. Taken alone, the tail at 45 widens to every
@@ -182,8 +184,9 @@ class Scanner:
 
         A choice of two pieces ("rotation ≤ 9 or 45") says that the pieces fail alike. When one piece, alone, widens
         on another axis to asked pairs that fail like it (``_grow`` with the piece held), the pieces are two regions
-        that the conjunction cut down to what they share: the widened piece with the best score is taken, and the
-        other is left to the next regions.
+        that the conjunction cut down to what they share; when one piece, alone, holds a part failing far more than
+        its rest (``_strongest_part``), which the other piece hid, they are two regions glued. Either way the piece
+        with the best score (widened) is taken, and the other is left to the next regions.
         """
         best, best_score = None, 0.0
         for axis, pick in enumerate(picks):
@@ -193,7 +196,7 @@ class Scanner:
                 part = picks[:axis] + [piece] + picks[axis + 1 :]
                 grown = self._grow(part, held=axis, whole=True)
                 k_g, n_g, _ = self._counts(grown)
-                if n_g > self._counts(part)[1]:
+                if n_g > self._counts(part)[1] or self._strongest_part(part) is not None:
                     score = float(self._score(np.array(k_g), np.array(n_g), np.array(0.0)))
                     if score > best_score:
                         best, best_score = grown, score

@@ -190,6 +190,22 @@ def test_scan_ungroups_two_tails_that_only_fail_alike_on_one_class(demo_space):
                      "rotation ≤ -15 and brightness 0.2 (any saturation), on square seeds"]
 
 
+def test_scan_ungroups_two_tails_when_one_holds_a_sharp_part_and_the_other_does_not(demo_space):
+    """At saturation 0.0, rotation -30 fails 80 % at every brightness and rotation >= 15 fails 95 % at brightness 0.2
+    only (asked twice as often there). Glued, "rotation -30 or >= 15 and saturation 0.0 (any brightness)" scores
+    best, and no part of it fails four times its rest. But the tails are unlike: the one at >= 15 fails only at
+    brightness 0.2, the other everywhere. The scan takes them apart, each the region a person would name."""
+    grid = RegionGrid(demo_space)
+    cells = [demo_space.action_from_id(a) for a in range(demo_space.num_cells)]
+    sharp = [a[2] == 4 and a[0] >= 3 and a[1] == 4 for a in cells]
+    p = np.array([[0.8 if a[2] == 4 and a[0] == 0 else 0.95 if hit else 0.01 for a, hit in zip(cells, sharp)]])
+    n = np.array([[40.0 if hit else 20.0 for hit in sharp]])
+    k = np.random.default_rng(0).binomial(n.astype(int), p).astype(float)
+    words = [grid.describe(region) for region, _ in grid.scan(k, n, max_regions=2)]
+    assert sorted(words) == ["rotation -30 and saturation 0.0 (any brightness)",
+                             "rotation ≥ 15 and brightness 0.2 and saturation 0.0"]
+
+
 def test_scan_keeps_a_region_whole_when_its_parts_fail_unevenly(demo_space):
     """±30 at brightness 0.2 fails 60 % on squares and 20 % on triangles (the demo's mode, unevenly): one region on
     both classes, not its stronger half."""
