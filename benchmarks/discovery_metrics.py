@@ -56,6 +56,7 @@ was reachable and the run found every reachable one with no false region.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -137,43 +138,56 @@ def match_regions(reported: pd.DataFrame, truth: GroundTruth, space: Any) -> dic
     return {"found": sorted(found), "false": false, "other": other}
 
 
-def queries_to_all_regions(run_dir: Path, truth: GroundTruth) -> int | None:
+@dataclass
+class LoggedRun:
+    """What the region figures read from a run directory, read once: its record, query records, held-out seeds,
+    concept space and the landscape options it recorded."""
+
+    meta: dict[str, Any]
+    records: list[dict[str, Any]]
+    held: set[str]
+    space: Any
+    config: Any
+
+    @classmethod
+    def read(cls, run_dir: Path) -> LoggedRun:
+        """Read a finished run directory."""
+        from fade_hub.landscape import LandscapeConfig
+        from fade_hub.perturb import ConceptSpace
+        from fade_hub.store import RunStore
+
+        store = RunStore(run_dir)
+        meta = store.read_meta()
+        return cls(meta, store.read_queries(), set((meta.get("confirmation") or {}).get("held_out") or []),
+                   ConceptSpace.from_dict(meta["space"]), LandscapeConfig.from_options(recorded_options(meta)))
+
+    def phase(self, name: str) -> list[dict[str, Any]]:
+        """The query records of one phase, in log order."""
+        return [r for r in self.records if r["phase"] == name]
+
+    def screened_match(self, records: list[dict[str, Any]] | pd.DataFrame, truth: GroundTruth) -> dict[str, Any]:
+        """``match_regions`` of the screened regions that the run's characterization finds in ``records``."""
+        from fade_hub.characterize import characterize
+
+        regions = characterize(records, self.space, config=self.config, held_out=self.held).regions
+        return match_regions(regions[regions["screened"].astype(bool)], truth, self.space)
+
+
+def queries_to_all_regions(run: LoggedRun, truth: GroundTruth) -> int | None:
     """Explore queries after which the screened regions of the log so far find every planted region and none of
     them is false, or None."""
-    from fade_hub.characterize import characterize
-    from fade_hub.landscape import LandscapeConfig
-    from fade_hub.perturb import ConceptSpace
-    from fade_hub.store import RunStore
-
-    store = RunStore(run_dir)
-    meta = store.read_meta()
-    records = store.read_queries()
-    clean = [r for r in records if r["phase"] == "clean"]
-    explored = [r for r in records if r["phase"] == "explore"]
-    held = set((meta.get("confirmation") or {}).get("held_out") or [])
-    space = ConceptSpace.from_dict(meta["space"])
-    config = LandscapeConfig.from_options(recorded_options(meta))
+    clean, explored = run.phase("clean"), run.phase("explore")
     for end in [*range(PREFIX_STEP, len(explored), PREFIX_STEP), len(explored)]:
-        regions = characterize(clean + explored[:end], space, config=config, held_out=held).regions
-        match = match_regions(regions[regions["screened"].astype(bool)], truth, space)
+        match = run.screened_match(clean + explored[:end], truth)
         if len(match["found"]) == len(truth.regions) and not match["false"]:
             return end
     return None
 
 
-def reachable_regions(run_dir: Path, truth: GroundTruth) -> list[str]:
+def reachable_regions(run: LoggedRun, truth: GroundTruth) -> list[str]:
     """The planted modes a run could have found at most: those its characterization screens given the grid's answer
     at every cell of the seeds it explored (see module doc)."""
-    from fade_hub.characterize import characterize
-    from fade_hub.landscape import LandscapeConfig
-    from fade_hub.perturb import ConceptSpace
-    from fade_hub.store import RunStore
-
-    store = RunStore(run_dir)
-    meta = store.read_meta()
-    records = store.read_queries()
-    held = set((meta.get("confirmation") or {}).get("held_out") or [])
-    explored = sorted({r["seed_id"] for r in records if r["phase"] in ("clean", "explore")} - held)
+    explored = sorted({r["seed_id"] for r in run.records if r["phase"] in ("clean", "explore")} - run.held)
     cells = np.arange(len(truth.rates))
     every = pd.DataFrame({
         "action_id": np.tile(cells, len(explored)),
@@ -182,11 +196,8 @@ def reachable_regions(run_dir: Path, truth: GroundTruth) -> list[str]:
         "context": np.repeat([truth.seed_classes[seed] for seed in explored], len(cells)),
         "is_failure": np.concatenate([truth.seed_failures[seed] for seed in explored]),
     })  # fmt: skip
-    clean = pd.DataFrame([r for r in records if r["phase"] == "clean"])[list(every.columns)]
-    space = ConceptSpace.from_dict(meta["space"])
-    config = LandscapeConfig.from_options(recorded_options(meta))
-    regions = characterize(pd.concat([clean, every], ignore_index=True), space, config=config, held_out=held).regions
-    return match_regions(regions[regions["screened"].astype(bool)], truth, space)["found"]
+    clean = pd.DataFrame(run.phase("clean"))[list(every.columns)]
+    return run.screened_match(pd.concat([clean, every], ignore_index=True), truth)["found"]
 
 
 def predicted_landscape(queries: pd.DataFrame, space: Any) -> np.ndarray:
@@ -206,11 +217,11 @@ def predicted_landscape(queries: pd.DataFrame, space: Any) -> np.ndarray:
 
 def region_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
     """A run's regions against the planted ones and the grid's truth (see module doc)."""
-    from fade_hub.perturb import ConceptSpace
     from fade_hub.run import Run
 
     run = Run.open(run_dir)
-    space = ConceptSpace.from_dict(run.meta["space"])
+    logged = LoggedRun.read(run_dir)
+    space = logged.space
     regions = run.regions
     reported = regions[regions["is_mode"].astype(bool)]
     match = match_regions(reported, truth, space)
@@ -224,8 +235,8 @@ def region_metrics(run_dir: Path, truth: GroundTruth) -> dict[str, Any]:
         "false_regions": match["false"],
         "other_real_regions": match["other"],
         "false_confirmed": confirmed["false"],
-        "queries_to_all_regions": queries_to_all_regions(run_dir, truth),
-        "reachable": reachable_regions(run_dir, truth),
+        "queries_to_all_regions": queries_to_all_regions(logged, truth),
+        "reachable": reachable_regions(logged, truth),
     }
 
 

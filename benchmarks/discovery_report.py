@@ -134,9 +134,9 @@ def plot(runs: list[dict[str, Any]], truths: dict[str, GroundTruth], budgets: Se
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     seeds = max(len({r["seed"] for r in runs}), 1)
-    title = (f"Coverage of the true failure cells (grid rate ≥ {next(iter(truths.values())).threshold:g}),"
-             f"{' ' if len(truths) > 1 else chr(10)}budget {top}, mean ± std over {seeds} seeds")
-    fig.suptitle(title)  # on two lines when one panel is too narrow for it
+    gap = " " if len(truths) > 1 else "\n"  # on two lines when one panel is too narrow for the title
+    fig.suptitle(f"Coverage of the true failure cells (grid rate ≥ {next(iter(truths.values())).threshold:g}),"
+                 f"{gap}budget {top}, mean ± std over {seeds} seeds")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

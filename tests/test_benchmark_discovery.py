@@ -216,7 +216,7 @@ def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it(monkeypatch, t
     seeds fail is."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     from discovery_fixtures import GroundTruth
-    from discovery_metrics import reachable_regions
+    from discovery_metrics import LoggedRun, reachable_regions
 
     from fade_hub.perturb import ConceptSpace
     from fade_hub.store import RunStore
@@ -239,4 +239,4 @@ def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it(monkeypatch, t
                   "is_failure": False, "severity": 0.0} for i, seed in enumerate(seeds))
     store.close()
 
-    assert reachable_regions(tmp_path / "run", truth) == (["dark"] if failing == "explored" else [])
+    assert reachable_regions(LoggedRun.read(tmp_path / "run"), truth) == (["dark"] if failing == "explored" else [])
