@@ -35,17 +35,20 @@ queries after which the screened regions of the log so far find every mode with 
 ``PREFIX_STEP`` queries and at the end; None when never).
 
 Reachable: a run explores only the seeds it does not hold out to confirm (24 of the 48 image seeds, 16 of the 32
-text seeds), and a planted mode is a region of the model over every seed: on the seeds a run explores it may be
-framed otherwise or not be a region at all (``noisy-small-shapes`` fails on the smallest shapes only, a third of the
-seeds; ``wordy-triple-positive`` fails 90 / 72 / 45 % at its three lightest typo levels, and the third is in the
-region or not as the seeds go). So each run is also measured against what its explored seeds hold: the modes its
-characterization screens given the grid's answer at every cell of those seeds (``reachable_regions``; 20 000 to
-31 000 answers, 20 to 30 times the budget). It is not a strict ceiling: a partial sample may frame a mode the full
-answers do not, by chance (``random`` on shapes-mixed's seed 1 screened all three at 700 queries; its regions at
-1000 hold two); but a search that would find a mode its seeds do not hold on every seed cannot be
-built. The split depends on the run seed only, so every algorithm has the same reachable modes on a seed. Over
-splits 0-39 of the shipped fixtures, every mode is reachable on 40 (shapes-hard), 19 (shapes-mixed) and 26 (text)
-of them.
+text seeds), and confirms on the others, while a planted mode is a region of the model over every seed: on the seeds
+a run explores it may be framed otherwise or not be a region at all, and the held-out seeds may not fail on it often
+enough to confirm it (``noisy-small-shapes`` fails on the smallest shapes only, a third of the seeds, and the more of
+them the explored half holds, the fewer the held-out half does; ``wordy-triple-positive`` fails 90 / 72 / 45 % at its
+three lightest typo levels, and the third is in the region or not as the seeds go). So each run is also measured
+against what its seeds allow: the modes it would report had it asked every cell of its explored seeds
+(``reachable_regions``): the regions its characterization screens given the grid's answers there (20 000 to 31 000
+answers, 20 to 30 times the budget), confirmed as the run confirms (the same regions, plan, test and seed, the grid
+answering the held-out queries). It is not a strict ceiling: a partial sample may frame a mode the full answers do
+not, by chance (on shapes-mixed, ``covering``'s seed 1 and ``paper-dqn``'s seed 2 confirm ``noisy-small-shapes``,
+which their seeds' full answers do not); but a search that would find
+on every seed a mode its seeds do not allow cannot be built. The split depends on the run seed only, so every
+algorithm has the same reachable modes on a seed. Over splits 0-39 of the shipped fixtures, every mode is reachable
+on 40 (shapes-hard), 9 (shapes-mixed: ``noisy-small-shapes`` is screened on 19, confirmed on 9) and 26 (text).
 
 Per algorithm x budget: mean and std over run seeds, the ratio of the mean hit rate to ``random``'s, the queries
 to 90 % with a run that never got there counted as its whole budget (``reached`` says how many did), and the
@@ -185,8 +188,12 @@ def queries_to_all_regions(run: LoggedRun, truth: GroundTruth) -> int | None:
 
 
 def reachable_regions(run: LoggedRun, truth: GroundTruth) -> list[str]:
-    """The planted modes a run could have found at most: those its characterization screens given the grid's answer
-    at every cell of the seeds it explored (see module doc)."""
+    """The planted modes a run would report had it asked every cell of the seeds it explored: the regions its
+    characterization screens given the grid's answers there, confirmed as the run confirms (see module doc)."""
+    from fade_hub.characterize import characterize
+    from fade_hub.explore.confirm import plan_confirmation
+    from fade_hub.seeds import Seed
+
     explored = sorted({r["seed_id"] for r in run.records if r["phase"] in ("clean", "explore")} - run.held)
     cells = np.arange(len(truth.rates))
     every = pd.DataFrame({
@@ -196,8 +203,23 @@ def reachable_regions(run: LoggedRun, truth: GroundTruth) -> list[str]:
         "context": np.repeat([truth.seed_classes[seed] for seed in explored], len(cells)),
         "is_failure": np.concatenate([truth.seed_failures[seed] for seed in explored]),
     })  # fmt: skip
-    clean = pd.DataFrame(run.phase("clean"))[list(every.columns)]
-    return run.screened_match(pd.concat([clean, every], ignore_index=True), truth)["found"]
+    ideal = pd.concat([pd.DataFrame(run.phase("clean"))[list(every.columns)], every], ignore_index=True)
+    top = int(recorded_options(run.meta).get("confirm_top", 0))
+    if not run.held or top <= 0:
+        return run.screened_match(ideal, truth)["found"]
+    held = [Seed(seed, None, context=truth.seed_classes[seed] or None) for seed in run.meta["confirmation"]["held_out"]]
+    confirmation, pairs = plan_confirmation(ideal, run.space, held, top=top, config=run.config,
+                                            random_seed=int(run.meta["seed"]))
+    answers = pd.DataFrame({
+        "action_id": [cell for cell, _ in pairs],
+        "phase": "confirm",
+        "seed_id": [seed for _, seed in pairs],
+        "context": [truth.seed_classes[seed] for _, seed in pairs],
+        "is_failure": [bool(truth.seed_failures[seed][cell]) for cell, seed in pairs],
+    }, columns=every.columns)  # fmt: skip
+    regions = characterize(pd.concat([ideal, answers], ignore_index=True), run.space, config=run.config,
+                           confirmation=confirmation).regions
+    return match_regions(regions[regions["confirmed"].astype(bool)], truth, run.space)["found"]
 
 
 def predicted_landscape(queries: pd.DataFrame, space: Any) -> np.ndarray:

@@ -209,11 +209,12 @@ def test_the_ideal_replay_refuses_a_cache_without_the_grid_truth(tmp_path):
                                                     "first")
 
 
-@pytest.mark.parametrize("failing", ["explored", "held out"])
-def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it(monkeypatch, tmp_path, failing):
-    """``reachable_regions`` frames the grid's answers at every cell of the seeds a run explored: a mode on which only
-    held-out seeds fail is not reachable (the explored seeds do not hold it); one on which the explored
-    seeds fail is."""
+@pytest.mark.parametrize("failing", ["every seed", "explored", "held out"])
+def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it_and_the_held_out_seeds_confirm_it(
+        monkeypatch, tmp_path, failing):
+    """``reachable_regions`` is what the run would report had it asked every cell of the seeds it explored: the grid's
+    answers there screen the mode only when the explored seeds fail on it, and the run's own confirmation (answered
+    by the grid) confirms it only when the held-out seeds fail on it too."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     from discovery_fixtures import GroundTruth
     from discovery_metrics import LoggedRun, reachable_regions
@@ -226,17 +227,19 @@ def test_a_mode_is_reachable_only_when_the_explored_seeds_hold_it(monkeypatch, t
         {"name": "saturation", "op": "saturation", "levels": [1.0, 0.5]},
     ]})  # fmt: skip
     seeds = [f"s{i:02d}" for i in range(40)]
-    held = seeds[20:] if failing == "explored" else seeds[:20]
+    held = seeds[20:]
     dark = np.array([False] * 6 + [True] * 2)  # brightness 0.4, either saturation
-    answers = {seed: dark if seed < "s20" else np.zeros(8, dtype=bool) for seed in seeds}  # s00-s19 fail there
+    fails = {"every seed": seeds, "explored": seeds[:20], "held out": held}[failing]
+    answers = {seed: dark if seed in fails else np.zeros(8, dtype=bool) for seed in seeds}
     pair_rates = np.mean([answers[seed] for seed in seeds], axis=0, keepdims=True)
     truth = GroundTruth(pair_rates[0], 40, 0.25, [""] * 8, {"dark": [6, 7]}, {"dark": [6, 7]}, [""], pair_rates,
                         np.zeros(1), {}, answers, dict.fromkeys(seeds, ""))
     store = RunStore(tmp_path / "run")
     store.queries_path.parent.mkdir(parents=True)
-    store.write_meta({"space": space.to_dict(), "config": {}, "confirmation": {"held_out": held}})
+    store.write_meta({"space": space.to_dict(), "config": {"confirm": {"confirm_top": 5}}, "seed": 0,
+                      "confirmation": {"held_out": held}})
     store.append({"query_id": i, "phase": "clean", "seed_id": seed, "context": "", "action_id": -1,
                   "is_failure": False, "severity": 0.0} for i, seed in enumerate(seeds))
     store.close()
 
-    assert reachable_regions(LoggedRun.read(tmp_path / "run"), truth) == (["dark"] if failing == "explored" else [])
+    assert reachable_regions(LoggedRun.read(tmp_path / "run"), truth) == (["dark"] if failing == "every seed" else [])

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..characterize import Confirmation, characterize, choose_test
 from ..evidence import Evidence
 from ..landscape import LandscapeConfig
+from ..perturb import ConceptSpace
 from ..regions import Region, RegionGrid
 from ..seeds import Seed
 from ..stats import fisher_power
@@ -71,7 +73,23 @@ def confirm_regions(querier: Querier, held_out: Sequence[Seed], *, top: int, con
         logger.warning("no held-out seeds (need at least 2 seeds): the regions found are screened, not confirmed")
         return None
     space = querier.env.space
-    records = querier.store.read_queries()
+    confirmation, pairs = plan_confirmation(querier.store.read_queries(), space, held_out, top=top, config=config,
+                                            random_seed=random_seed, policy_probs=policy_probs)
+    batch = querier.env.target.batch_size
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        querier.query([space.action_from_id(cell) for cell, _ in chunk], [seed_id for _, seed_id in chunk],
+                      episode=-1, phase="confirm")
+    if confirmation.regions:
+        logger.info("confirming %d region(s) on %d held-out seeds (%s test): %d queries", len(confirmation.regions),
+                    len(held_out), confirmation.test, len(pairs))
+    return confirmation
+
+
+def plan_confirmation(records: list[dict[str, Any]] | pd.DataFrame, space: ConceptSpace, held_out: Sequence[Seed], *, top: int, config: LandscapeConfig,
+                      random_seed: int, policy_probs=None) -> tuple[Confirmation, list[tuple[int, str]]]:
+    """What a run confirms after the exploration ``records``: the test and its (at most ``top``) screened regions,
+    and the (cell, seed id) pairs to ask the held-out seeds (``plan_queries``, in the run's seeded order)."""
     held_ids = {seed.seed_id for seed in held_out}
     found = characterize(records, space, policy_probs=policy_probs, config=config, held_out=held_ids)
     test, clean_rate = choose_test(Evidence.from_queries(records, held_ids), config)
@@ -80,16 +98,8 @@ def confirm_regions(querier: Querier, held_out: Sequence[Seed], *, top: int, con
     confirmation = Confirmation(test, list(screened["region_id"]), [s.seed_id for s in held_out], clean_rate)
     regions = [found.grid.parse(region_id) for region_id in confirmation.regions]
     judged = found.landscape["judged"].to_numpy(dtype=bool)
-    pairs = plan_queries(regions, found.grid, judged, held_out, test, np.random.default_rng([random_seed, 11]))
-    batch = querier.env.target.batch_size
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        querier.query([space.action_from_id(cell) for cell, _ in chunk], [seed_id for _, seed_id in chunk],
-                      episode=-1, phase="confirm")
-    if regions:
-        logger.info("confirming %d region(s) on %d held-out seeds (%s test): %d queries", len(regions), len(held_out),
-                    test, len(pairs))
-    return confirmation
+    return confirmation, plan_queries(regions, found.grid, judged, held_out, test,
+                                      np.random.default_rng([random_seed, 11]))
 
 
 def plan_queries(regions: Sequence[Region], grid: RegionGrid, judged: np.ndarray, held_out: Sequence[Seed],
