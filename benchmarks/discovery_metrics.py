@@ -45,10 +45,10 @@ against what its seeds allow: the modes it would report had it asked every cell 
 answers, 20 to 30 times the budget), confirmed as the run confirms (the same regions, plan, test and seed, the grid
 answering the held-out queries). It is not a strict ceiling: a partial sample may frame a mode the full answers do
 not, by chance (on shapes-mixed, ``covering``'s seed 1 and ``paper-dqn``'s seed 2 confirm ``noisy-small-shapes``,
-which their seeds' full answers do not); but a search that would find
-on every seed a mode its seeds do not allow cannot be built. The split depends on the run seed only, so every
-algorithm has the same reachable modes on a seed. Over splits 0-39 of the shipped fixtures, every mode is reachable
-on 40 (shapes-hard), 9 (shapes-mixed: ``noisy-small-shapes`` is screened on 19, confirmed on 9) and 26 (text).
+which their seeds' full answers do not); but a search that would find on every seed a mode its seeds do not allow
+cannot be built. The split depends on the run seed only, so every algorithm has the same reachable modes on a seed.
+Over splits 0-39 of the shipped fixtures, every mode is reachable on 40 (shapes-hard), 9 (shapes-mixed:
+``noisy-small-shapes`` is screened on 19, confirmed on 9) and 26 (text).
 
 Per algorithm x budget: mean and std over run seeds, the ratio of the mean hit rate to ``random``'s, the queries
 to 90 % with a run that never got there counted as its whole budget (``reached`` says how many did), and the

@@ -86,8 +86,9 @@ def confirm_regions(querier: Querier, held_out: Sequence[Seed], *, top: int, con
     return confirmation
 
 
-def plan_confirmation(records: list[dict[str, Any]] | pd.DataFrame, space: ConceptSpace, held_out: Sequence[Seed], *, top: int, config: LandscapeConfig,
-                      random_seed: int, policy_probs=None) -> tuple[Confirmation, list[tuple[int, str]]]:
+def plan_confirmation(records: list[dict[str, Any]] | pd.DataFrame, space: ConceptSpace, held_out: Sequence[Seed],
+                      *, top: int, config: LandscapeConfig, random_seed: int,
+                      policy_probs=None) -> tuple[Confirmation, list[tuple[int, str]]]:
     """What a run confirms after the exploration ``records``: the test and its (at most ``top``) screened regions,
     and the (cell, seed id) pairs to ask the held-out seeds (``plan_queries``, in the run's seeded order)."""
     held_ids = {seed.seed_id for seed in held_out}
