@@ -92,3 +92,20 @@ def test_seed_image_memory_smoke(tmp_path):
     assert result["seeds_kept"]["jpeg"]["circle/photo.jpg"] == [1024, 768]
     assert result["folder_bytes"]["bomb"] < 64_000
     assert re.search(r"bomb .* peak RSS +\d+\.\d MiB", done.stdout), done.stdout
+
+
+@pytest.mark.slow
+def test_policy_fit_learns_a_block_target_and_refuses_a_budget_below_one_batch(tmp_path):
+    """policy_fit.py trains the policy on a block target and prints its fit per class: the policy puts most of its
+    mass on the block; a budget below one generated batch is one error line (exit 2)."""
+    script = str(BENCHMARKS / "policy_fit.py")
+    done = subprocess.run([sys.executable, script, "--targets", "block"], cwd=tmp_path, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    masses = [float(m) for m in re.findall(r"valuable pairs: policy (\d\.\d+), target 0\.99", done.stdout)]
+    assert len(masses) == 2 and min(masses) >= 0.9, done.stdout
+    refused = subprocess.run([sys.executable, script, "--budget", "10"], cwd=tmp_path, env=dict(os.environ),
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].endswith("error: --budget must be at least 64 (one generated batch)")
+    assert list(tmp_path.iterdir()) == []
