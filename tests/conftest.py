@@ -14,7 +14,6 @@ import socket
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Callable
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="fade-hub-tests-"))
 # everything a session writes (hub, models, caches: about 200 MB) goes when its process ends; each pytest-xdist worker
@@ -81,7 +80,7 @@ import pytest  # noqa: E402
 from fade_hub.testing.loops import BLOCK_2X2  # noqa: E402
 
 
-# The longest test files of each tier and their seconds (a whole file on one of 2 busy cores, --durations). With
+# The longest test files of each tier and their seconds (a whole file on one of 2 busy cores, --durations, s13). With
 # `--dist loadfile` a worker takes the next file when it is nearly done with its own: starting the longest files first
 # leaves the short ones for the end, so that neither worker runs a long file alone while the other has finished
 # (pytest-xdist's own order, by number of tests, started the one-test demo and discovery smoke last).
@@ -89,12 +88,12 @@ FILE_SECONDS = {
     "fast": {"test_space_review.py": 20, "test_space.py": 13, "test_explore.py": 10, "test_remote_targets.py": 8,
              "test_space_variants.py": 6, "test_localhub.py": 5, "test_structure.py": 4, "test_grpo.py": 4,
              "test_compare.py": 3, "test_space_judge.py": 3},
-    "slow": {"test_mitigate_t2i.py": 119, "test_mitigate_generative.py": 83, "test_demo.py": 80,
-             "test_mitigate.py": 78, "test_benchmark_discovery.py": 54, "test_pull.py": 45, "test_space.py": 44,
-             "test_explore_kill.py": 42, "test_feedback_queue.py": 42, "test_space_review.py": 39,
-             "test_explore.py": 35, "test_characterize.py": 32, "test_explore_pipeline.py": 28,
-             "test_remote_explore.py": 25, "test_benchmarks.py": 21, "test_bad_input.py": 18, "test_judges_llm.py": 17,
-             "test_cli.py": 15, "test_expectations.py": 15, "test_grpo.py": 14, "test_publish.py": 12},
+    "slow": {"test_benchmark_discovery.py": 110, "test_mitigate.py": 110, "test_demo.py": 100,
+             "test_mitigate_t2i.py": 90, "test_space_browser.py": 80, "test_explore_kill.py": 58, "test_pull.py": 57,
+             "test_explore.py": 53, "test_feedback_queue.py": 53, "test_mitigate_generative.py": 50,
+             "test_characterize.py": 45, "test_space.py": 44, "test_remote_explore.py": 31, "test_space_review.py": 30,
+             "test_benchmarks.py": 28, "test_bad_input.py": 27, "test_explore_pipeline.py": 26,
+             "test_judges_llm.py": 20, "test_publish.py": 15},
 }
 
 
@@ -116,10 +115,13 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     items.sort(key=_run_order)
 
 
-def built_once(name: str, build: Callable[[Path], Path]) -> Path:
-    """``build(SHARED_DIR / "models" / name)`` once for the whole run: each worker waits on a file lock, and takes the
-    folder as the first built it (the fixture builders are deterministic)."""
+def built_once(name: str) -> Path:
+    """Fixture model ``name`` (``shipped_models.RECIPES``) in ``SHARED_DIR / "models"``, once for the whole run: each
+    worker waits on a file lock, and takes the folder as the first placed it (the shipped bytes, or trained when they
+    are stale)."""
     import fcntl
+
+    from shipped_models import place
 
     folder = SHARED_DIR / "models" / name
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,7 @@ def built_once(name: str, build: Callable[[Path], Path]) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = folder.parent / f"{name}.done"
         if not done.exists():
-            build(folder)
+            place(name, folder)
             done.touch()
     return folder
 
@@ -256,65 +258,51 @@ def served(tiny_models):
 
 @pytest.fixture(scope="session")
 def chat_model() -> Path:
-    """The tiny chat model with the planted typo failure (``fade_hub.testing.generation``), trained once."""
-    from fade_hub.testing.generation import train_chat_model
-
-    return built_once("chat-typos", train_chat_model)
+    """The tiny chat model with the planted typo failure (``fade_hub.testing.generation``)."""
+    return built_once("chat-typos")
 
 
 @pytest.fixture(scope="session")
 def judge_model() -> Path:
-    """The tiny chat model that judges the chat model's answers (``fade_hub.testing.judge_model``), trained once."""
-    from fade_hub.testing.judge_model import train_judge_model
-
-    return built_once("judge", train_judge_model)
+    """The tiny chat model that judges the chat model's answers (``fade_hub.testing.judge_model``)."""
+    return built_once("judge")
 
 
 @pytest.fixture(scope="session")
 def sampling_model() -> Path:
     """The chat fixture that says the banned word on about 30 % of its samples on typo'd prompts only."""
-    from fade_hub.testing.generation import train_chat_model
-
-    return built_once("chat-typos-sampled", lambda folder: train_chat_model(folder, failure_rate=0.3))
+    return built_once("chat-typos-sampled")
 
 
 @pytest.fixture(scope="session")
 def summarizer_model() -> Path:
-    """The tiny summarizer that fails on upper-case articles (``fade_hub.testing.summaries``), trained once."""
-    from fade_hub.testing.summaries import train_summarizer
-
-    return built_once("summarizer-upper", train_summarizer)
+    """The tiny summarizer that fails on upper-case articles (``fade_hub.testing.summaries``)."""
+    return built_once("summarizer-upper")
 
 
 @pytest.fixture(scope="session")
 def cased_sentiment_model() -> Path:
-    """A cased sentiment classifier that never saw upper case (``fade_hub.testing.sentiment``), trained once."""
-    from fade_hub.testing.sentiment import train_sentiment_classifier
-
-    return built_once("sentiment-cased", lambda folder: train_sentiment_classifier(folder, negation=False, cased=True))
+    """A cased sentiment classifier that never saw upper case (``fade_hub.testing.sentiment``)."""
+    return built_once("sentiment-cased")
 
 
 @pytest.fixture(scope="session")
 def negation_sentiment(session_dir) -> dict[str, Path]:
-    """Two small sentiment classifiers, each trained once: one trained on negated sentences too (``reads``), one that
-    never saw negation (``ignores``); and 16 ``seeds``."""
-    from fade_hub.testing.sentiment import train_sentiment_classifier, write_seeds
+    """Two small sentiment classifiers: one trained on negated sentences too (``reads``), one that never saw negation
+    (``ignores``); and 16 ``seeds``."""
+    from fade_hub.testing.sentiment import write_seeds
 
-    models = session_dir / "models"
     return {
-        "reads": train_sentiment_classifier(models / "sentiment-reads-negation", negation=True),
-        "ignores": train_sentiment_classifier(models / "sentiment-ignores-negation", negation=False),
+        "reads": built_once("sentiment-reads-negation"),
+        "ignores": built_once("sentiment-ignores-negation"),
         "seeds": write_seeds(session_dir / "sentiment-seeds.jsonl", 16, seed=5),
     }
 
 
 @pytest.fixture(scope="session")
 def drawing_model() -> Path:
-    """The drawing pipeline whose ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``), trained once (a few
-    minutes on one core)."""
-    from fade_hub.testing.drawing import train_drawing_pipeline
-
-    return built_once("drawing", train_drawing_pipeline)
+    """The drawing pipeline whose ``fancy`` shapes come out wrong (``fade_hub.testing.drawing``)."""
+    return built_once("drawing")
 
 
 @pytest.fixture(scope="session")
